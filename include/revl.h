@@ -1,0 +1,372 @@
+/* revl.h: the one public header of revl, exact hypergradients by reversing training.
+ *
+ * revl trains with momentum SGD in exact fixed-point arithmetic, keeping the bits that
+ * multiplication by the momentum throws away in a compact information buffer, so that the
+ * training can later be undone bit for bit. Undoing it while accumulating derivatives gives the
+ * gradient of a validation objective with respect to every hyperparameter of the run
+ * (Maclaurin, Duvenaud & Adams, ICML 2015) without storing the trajectory.
+ *
+ * Conventions (see docs/conventions.md):
+ *  - every exported name starts with revl_ / REVL_;
+ *  - handles are opaque; revl_X_create(&out, ...) makes one, revl_X_free(h) ends it,
+ *    revl_X_free(NULL) does nothing;
+ *  - every fallible call returns REVL_OK (0) or a negative revl_status; the handle involved keeps
+ *    a one-line message for its last failure (revl_X_last_error); a failed call leaves the
+ *    handle usable (at worst it needs the call that sets its state up again, e.g. train);
+ *  - structs that cross the ABI start with size_t struct_size (set it to sizeof, or call the
+ *    matching *_init, which fills the documented defaults);
+ *  - arrays are caller-owned double * with explicit lengths; the library copies what it keeps;
+ *  - callbacks get the caller's void *user last, return 0 to go on or nonzero to stop, run
+ *    synchronously on the calling thread and never after the call that ran them returned.
+ *
+ * Thread safety: the library has no global mutable state. A handle must be used by one thread
+ * at a time; distinct handles may be used from different threads at once, and give the same
+ * bits as when used one after another. A trainer uses its model: two trainers sharing one model
+ * must not run at the same time. revl_strerror and the version functions may be called from any
+ * thread at any time.
+ */
+#ifndef REVL_H
+#define REVL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(REVL_BUILDING) && defined(__GNUC__)
+#define REVL_API __attribute__((visibility("default")))
+#else
+#define REVL_API
+#endif
+
+/* ------------------------------------------------------------------ versions */
+/* The single source of the version: the Makefile and meson.build read these three lines. */
+#define REVL_VERSION_MAJOR 0
+#define REVL_VERSION_MINOR 1
+#define REVL_VERSION_PATCH 0
+#define REVL_VERSION_NUMBER \
+    (REVL_VERSION_MAJOR * 10000 + REVL_VERSION_MINOR * 100 + REVL_VERSION_PATCH)
+
+/* MAJOR*10000 + MINOR*100 + PATCH of the library actually linked. */
+REVL_API unsigned revl_version_number(void);
+/* "MAJOR.MINOR.PATCH" of the library actually linked; static storage. */
+REVL_API const char *revl_version_string(void);
+
+/* ------------------------------------------------------------------ status */
+typedef enum revl_status {
+    REVL_OK = 0,
+    REVL_ERR_INVALID = -1,  /* bad argument: NULL, size 0, gamma outside [2^-16, 1], alpha not finite, ... */
+    REVL_ERR_NOMEM = -2,    /* an allocation failed; nothing leaked, the handle is still usable */
+    REVL_ERR_CALLBACK = -3, /* a user callback returned nonzero */
+    REVL_ERR_RANGE = -4,    /* NaN/Inf, or a value outside the fixed-point range */
+    REVL_ERR_STATE = -5,    /* wrong order of calls, e.g. hypergradient before training */
+    REVL_ERR_INEXACT = -6,  /* the reverse pass did not reproduce w_0 and v_0 bit for bit */
+    REVL_ERR_IO = -7        /* a file could not be read or written, or is malformed */
+} revl_status;
+
+/* A short constant name for a status ("invalid argument", ...); never NULL. */
+REVL_API const char *revl_strerror(int status);
+
+/* ------------------------------------------------------------------ memory */
+/* Where a handle gets its memory. Every handle created with an allocator uses it for all of
+ * its memory, for its whole life (handles created from it, e.g. a trainer from a model, use
+ * their own allocator argument). alloc returns NULL on failure; free is never passed NULL.
+ * Both may be called from whichever thread uses the handle. */
+typedef struct revl_allocator {
+    size_t struct_size;
+    void *(*alloc)(size_t size, void *user); /* default: malloc */
+    void (*free)(void *ptr, void *user);     /* default: free */
+    void *user;                              /* default: NULL */
+} revl_allocator;
+REVL_API void revl_allocator_init(revl_allocator *a);
+
+/* ------------------------------------------------------------------ model */
+/* A training loss L(w, meta, step) given as callbacks, or a built-in model (revl_mlp_create).
+ * n_params parameters w, n_meta model hyperparameters meta (e.g. log L2 penalties). */
+typedef struct revl_model revl_model;
+
+/* Training-loss gradient at step `step` (which picks the minibatch). Must be deterministic in
+ * (step, w, meta): the reverse pass calls it again and needs the same bits.
+ * Writes grad[n_params]; writes *loss when loss != NULL. Returns 0, or nonzero to stop. */
+typedef int (*revl_grad_fn)(size_t step, const double *w, const double *meta, double *grad,
+                            double *loss, void *user);
+
+/* At the same point and for a vector v[n_params]:
+ *   hv_w[n_params]  = (d^2 L / dw^2) v
+ *   hv_meta[n_meta] = d/dmeta (grad_w L . v)    (hv_meta is NULL when n_meta == 0)
+ *   grad            = the gradient, bit-identical to grad_fn's, when grad != NULL
+ *                     (lets a model share one forward pass; the library passes NULL unless
+ *                     the model sets hvp_gives_grad). */
+typedef int (*revl_hvp_fn)(size_t step, const double *w, const double *meta, const double *v,
+                           double *grad, double *hv_w, double *hv_meta, void *user);
+
+typedef struct revl_model_def {
+    size_t struct_size;
+    size_t n_params, n_meta;
+    revl_grad_fn grad;          /* required */
+    revl_hvp_fn hvp;            /* optional: NULL = central finite differences of grad:
+                                   h = 1e-5 * max(1, |w|_inf) / |v|_inf along v (2 gradient
+                                   calls) and along each meta coordinate (2 * n_meta calls);
+                                   relative error about 1e-8 on smooth losses */
+    int hvp_gives_grad;         /* nonzero: hvp fills grad when asked */
+    void *user;
+    void (*user_free)(void *user); /* optional; called by revl_model_free */
+    const revl_allocator *allocator; /* optional; NULL = malloc/free; copied */
+} revl_model_def;
+REVL_API void revl_model_def_init(revl_model_def *def);
+REVL_API int revl_model_create(revl_model **out, const revl_model_def *def);
+REVL_API void revl_model_free(revl_model *m);
+REVL_API size_t revl_model_n_params(const revl_model *m);
+REVL_API size_t revl_model_n_meta(const revl_model *m);
+REVL_API const char *revl_model_last_error(const revl_model *m);
+
+/* Call the model directly (built-in or not). hv_meta may be NULL. */
+REVL_API int revl_model_grad(revl_model *m, size_t step, const double *w, const double *meta,
+                             double *grad, double *loss);
+REVL_API int revl_model_hvp(revl_model *m, size_t step, const double *w, const double *meta,
+                            const double *v, double *hv_w, double *hv_meta);
+
+/* Parameter groups: contiguous ranges of w that share alpha and gamma in a schedule.
+ * A callback model has one group [0, n_params) until revl_model_set_groups; a built-in model
+ * has its own layout (MLP: per layer, its weights then its biases). offsets has n_groups+1
+ * entries, offsets[0] = 0, strictly increasing, last = n_params. */
+REVL_API size_t revl_model_n_groups(const revl_model *m);
+REVL_API int revl_model_group_offsets(const revl_model *m, size_t *offsets);
+REVL_API int revl_model_set_groups(revl_model *m, size_t n_groups, const size_t *offsets);
+
+/* Initial weights from one log scale per group: w0[i] = exp(log_scales[g]) * z_i with z_i
+ * standard normal from `seed` (same seed, same z, on every platform). */
+REVL_API int revl_model_init_weights(revl_model *m, const double *log_scales, uint64_t seed,
+                                     double *w0);
+/* Chain rule from d f / d w0 (as from revl_trainer_hypergrad) to d f / d log_scales[g]
+ * for weights made by revl_model_init_weights with the same w0:  sum_{i in g} d_w0[i] * w0[i]. */
+REVL_API int revl_model_init_scales_grad(revl_model *m, const double *w0, const double *d_w0,
+                                         double *d_log_scales);
+
+/* ------------------------------------------------------------------ schedule */
+/* alpha and gamma per step and per parameter group. gamma is applied as the nearest n/2^16
+ * (n in 1..65536), exactly gamma when gamma is a multiple of 2^-16; hypergradients are taken
+ * at the applied value (revl_schedule_get_all returns what is stored, revl_gamma_applied
+ * what is applied). */
+typedef struct revl_schedule revl_schedule;
+/* group g covers parameters [offsets[g], offsets[g+1]); offsets has n_groups+1 entries,
+ * offsets[0] = 0, strictly increasing; the last one must equal the model's n_params.
+ * Starts filled with alpha = 0.1, gamma = 0.9. */
+REVL_API int revl_schedule_create(revl_schedule **out, size_t n_steps, size_t n_groups,
+                                  const size_t *offsets);
+/* The same with an allocator (NULL = malloc/free). */
+REVL_API int revl_schedule_create_with(revl_schedule **out, size_t n_steps, size_t n_groups,
+                                       const size_t *offsets, const revl_allocator *allocator);
+REVL_API void revl_schedule_free(revl_schedule *s);
+REVL_API int revl_schedule_fill(revl_schedule *s, double alpha, double gamma);
+REVL_API int revl_schedule_set(revl_schedule *s, size_t step, size_t group, double alpha,
+                               double gamma);
+/* step-major arrays of n_steps*n_groups: element [step*n_groups + group]; either may be NULL.
+ * alpha must be finite, gamma in [2^-16, 1]; on error nothing is changed. */
+REVL_API int revl_schedule_set_all(revl_schedule *s, const double *alpha, const double *gamma);
+REVL_API int revl_schedule_get_all(const revl_schedule *s, double *alpha, double *gamma);
+REVL_API size_t revl_schedule_n_steps(const revl_schedule *s);
+REVL_API size_t revl_schedule_n_groups(const revl_schedule *s);
+REVL_API int revl_schedule_offsets(const revl_schedule *s, size_t *offsets);
+REVL_API const char *revl_schedule_last_error(const revl_schedule *s);
+/* The momentum actually applied for a requested gamma: round(gamma * 2^16) / 2^16, or NaN
+ * when gamma is outside [2^-16, 1]. */
+REVL_API double revl_gamma_applied(double gamma);
+
+/* ------------------------------------------------------------------ trainer */
+typedef struct revl_trainer revl_trainer;
+typedef struct revl_trainer_options {
+    size_t struct_size;
+    unsigned frac_bits; /* fixed-point fractional bits of w and v (int64), 1..62; default 52,
+                           so |w|, |v| < 2^(63-52) = 2048 */
+    size_t truncate;    /* 0: reverse all steps; K: hypergradient of the last K steps only
+                           (the bits of earlier steps are not kept) */
+    int threads;        /* 0 = library default (all cores); results are bit-identical for any value */
+    const revl_allocator *allocator; /* optional; NULL = malloc/free; copied */
+} revl_trainer_options;
+REVL_API void revl_trainer_options_init(revl_trainer_options *o);
+/* The trainer keeps pointers to model and sched: both must outlive it. */
+REVL_API int revl_trainer_create(revl_trainer **out, revl_model *model, const revl_schedule *sched,
+                                 const revl_trainer_options *opts /* NULL = defaults */);
+REVL_API void revl_trainer_free(revl_trainer *t);
+
+/* T exact steps from w0 (v0 = 0) with the model's meta-parameters meta (NULL if n_meta == 0).
+ * The schedule is read at this call. w0 must be in the fixed-point range. */
+REVL_API int revl_trainer_train(revl_trainer *t, const double *w0, const double *meta);
+REVL_API int revl_trainer_weights(const revl_trainer *t, double *w); /* w as it stands now */
+
+/* From dfdw = grad f(w_T) (and dfdmeta = df/dmeta, or NULL for 0), reverse the training
+ * exactly and write d_w0[n_params], d_alpha[n_steps*n_groups], d_gamma[n_steps*n_groups],
+ * d_meta[n_meta] (each may be NULL when not wanted). With truncate = K, d_w0 is the gradient
+ * with respect to w_{T-K} and the entries of d_alpha, d_gamma of earlier steps are 0.
+ * Returns REVL_ERR_INEXACT if the walk back did not end on w0 and v0 = 0 bit for bit.
+ * Afterwards the trainer holds w0 again (w_{T-K} when truncated). */
+REVL_API int revl_trainer_hypergrad(revl_trainer *t, const double *dfdw, const double *dfdmeta,
+                                    double *d_w0, double *d_alpha, double *d_gamma,
+                                    double *d_meta);
+
+typedef struct revl_trainer_stats {
+    size_t struct_size;
+    size_t steps_done;   /* steps of the trajectory the trainer now stands at */
+    double buffer_bits;  /* information held in the buffer now, in bits */
+    size_t buffer_bytes; /* memory the buffer occupies now */
+    size_t peak_bytes;   /* peak memory of the trainer, buffer included */
+    double last_loss;    /* training loss of the last step run */
+} revl_trainer_stats;
+REVL_API int revl_trainer_get_stats(const revl_trainer *t, revl_trainer_stats *out);
+REVL_API const char *revl_trainer_last_error(const revl_trainer *t);
+
+/* ------------------------------------------------------------------ data */
+/* A labelled data set: n examples of dim features (double), labels in [0, n_classes). */
+typedef struct revl_dataset revl_dataset;
+REVL_API int revl_dataset_create(revl_dataset **out, const revl_allocator *allocator /* NULL ok */);
+REVL_API void revl_dataset_free(revl_dataset *d);
+/* Replace the contents with copies of x[n*dim] (row-major) and labels[n]. */
+REVL_API int revl_dataset_set(revl_dataset *d, size_t n, size_t dim, size_t n_classes,
+                              const double *x, const int32_t *labels);
+/* Load an IDX image file and its IDX label file (MNIST / Fashion-MNIST format, gzip or plain),
+ * at most max_n examples (0 = all); pixels scaled to [0, 1]; n_classes = max label + 1.
+ * Checks magic numbers, sizes, agreement of the two files and truncation: REVL_ERR_IO with a
+ * message naming the file and what is wrong. */
+REVL_API int revl_dataset_load_idx(revl_dataset *d, const char *images_path,
+                                   const char *labels_path, size_t max_n);
+/* Copy examples [first, first+count) of src into dst (replacing dst's contents). */
+REVL_API int revl_dataset_subset(revl_dataset *dst, const revl_dataset *src, size_t first,
+                                 size_t count);
+/* Standardise features with the mean and standard deviation per feature of `reference`
+ * (d itself when reference is NULL or d); constant features get sd 1. */
+REVL_API int revl_dataset_standardize(revl_dataset *d, const revl_dataset *reference);
+REVL_API size_t revl_dataset_n(const revl_dataset *d);
+REVL_API size_t revl_dataset_dim(const revl_dataset *d);
+REVL_API size_t revl_dataset_n_classes(const revl_dataset *d);
+REVL_API const double *revl_dataset_x(const revl_dataset *d);      /* n*dim, row-major */
+REVL_API const int32_t *revl_dataset_labels(const revl_dataset *d); /* n */
+REVL_API const char *revl_dataset_last_error(const revl_dataset *d);
+
+/* ------------------------------------------------------------------ built-in models */
+typedef enum revl_activation {
+    REVL_ACT_TANH = 0,
+    REVL_ACT_RELU = 1,
+    REVL_ACT_LOGISTIC = 2
+} revl_activation;
+
+typedef enum revl_penalty {
+    REVL_PENALTY_NONE = 0,      /* n_meta = 0 */
+    REVL_PENALTY_PER_LAYER = 1, /* n_meta = layers; adds exp(meta[l])/2 * |w of layer l|^2 (weights and biases) */
+    REVL_PENALTY_PER_WEIGHT = 2 /* n_meta = n_params; adds sum_i exp(meta[i])/2 * w_i^2 */
+} revl_penalty;
+
+typedef struct revl_mlp_options {
+    size_t struct_size;
+    revl_activation activation; /* hidden activation; default REVL_ACT_TANH */
+    revl_penalty penalty;       /* default REVL_PENALTY_NONE */
+    size_t batch_size;          /* examples per step; default 200; 0 or >= n = full batch */
+    uint64_t seed;              /* minibatch order: a fixed permutation per epoch; default 0 */
+    int threads;                /* 0 = library default; gradients reproducible for a fixed value */
+    const revl_allocator *allocator; /* optional; NULL = malloc/free; copied */
+} revl_mlp_options;
+REVL_API void revl_mlp_options_init(revl_mlp_options *o);
+
+/* A multilayer perceptron with n_widths-1 dense layers widths[0] -> ... -> widths[n_widths-1],
+ * the chosen hidden activation and a softmax cross-entropy output; n_widths = 2 is
+ * multinomial logistic regression. Training loss at step t: mean cross-entropy over the
+ * minibatch of step t, plus the penalty. Parameters per layer l: weights W_l
+ * [widths[l]][widths[l+1]] row-major, then biases b_l [widths[l+1]]; group 2l = W_l,
+ * group 2l+1 = b_l. Exact gradient and Hessian-vector products (R-operator) in one fused
+ * pass (hvp_gives_grad). `train` must outlive the model and not change while it is used. */
+REVL_API int revl_mlp_create(revl_model **out, size_t n_widths, const size_t *widths,
+                             const revl_dataset *train, const revl_mlp_options *opts);
+
+/* For a built-in model: mean cross-entropy on data (no penalty) at w, and optionally its
+ * gradient with respect to w (grad_w[n_params], may be NULL) and the accuracy (may be NULL).
+ * REVL_ERR_INVALID for a callback model or a data set of the wrong dimensions. */
+REVL_API int revl_model_evaluate(revl_model *m, const revl_dataset *data, const double *w,
+                                 double *loss, double *grad_w, double *accuracy);
+
+/* ------------------------------------------------------------------ hyper-optimiser */
+/* Meta-iterations of: train -> validation objective f(w_T) -> hypergradient -> update, over a
+ * chosen subset of log alpha (T x G), logit gamma (T x G), log init scales (G) and the model's
+ * meta-parameters. */
+typedef struct revl_hyperopt revl_hyperopt;
+
+enum {
+    REVL_LEARN_ALPHA = 1,      /* log alpha per step and group */
+    REVL_LEARN_GAMMA = 2,      /* logit gamma per step and group */
+    REVL_LEARN_INIT_SCALE = 4, /* log init scale per group */
+    REVL_LEARN_META = 8        /* the model's meta-parameters, as they are (e.g. log L2) */
+};
+typedef enum revl_meta_method { REVL_META_ADAM = 0, REVL_META_SGD = 1 } revl_meta_method;
+typedef enum revl_chaos_action { REVL_CHAOS_SHRINK = 0, REVL_CHAOS_STOP = 1 } revl_chaos_action;
+
+typedef struct revl_hyperopt_report {
+    size_t struct_size;
+    size_t iteration;      /* 0-based meta-iteration just done */
+    double train_loss;     /* training loss of the last inner step */
+    double valid_loss;     /* f(w_T) */
+    double valid_accuracy; /* NaN when the objective is a user callback */
+    double hypergrad_norm; /* 2-norm of the hypergradient over the learned coordinates */
+    double step_size;      /* meta step size in force (after any chaos shrink) */
+    double seconds;        /* wall time of this meta-iteration */
+    int chaos;             /* nonzero when the chaos guard fired this iteration */
+} revl_hyperopt_report;
+typedef int (*revl_report_fn)(const revl_hyperopt_report *r, void *user);
+
+/* The validation objective f at w (and its gradients). dfdmeta may be NULL (then 0). */
+typedef int (*revl_objective_fn)(const double *w, const double *meta, double *f, double *dfdw,
+                                 double *dfdmeta, void *user);
+
+typedef struct revl_hyperopt_options {
+    size_t struct_size;
+    unsigned learn;             /* REVL_LEARN_* bits; default ALPHA|GAMMA|INIT_SCALE */
+    revl_meta_method method;    /* default REVL_META_ADAM */
+    double step_size;           /* meta step; default 0.04 */
+    double momentum;            /* REVL_META_SGD momentum; default 0.9 */
+    double adam_beta1, adam_beta2, adam_eps; /* defaults 0.9, 0.999, 1e-8 */
+    size_t iterations;          /* revl_hyperopt_run's meta-iterations; default 50 */
+    int fresh_seed;             /* nonzero: new init noise and minibatch seed per iteration; default 0 */
+    uint64_t seed;              /* init noise seed; default 0 */
+    double chaos_factor;        /* guard: hypergradient norm > chaos_factor * running minimum; default 10; 0 = off */
+    revl_chaos_action chaos_action; /* default REVL_CHAOS_SHRINK (halve the meta step) */
+    revl_report_fn report;      /* optional; nonzero return stops run() with REVL_OK */
+    void *report_user;
+    revl_objective_fn objective; /* optional when a validation set is given */
+    void *objective_user;
+    unsigned frac_bits;         /* trainer options; defaults as revl_trainer_options */
+    int threads;
+    const revl_allocator *allocator;
+} revl_hyperopt_options;
+REVL_API void revl_hyperopt_options_init(revl_hyperopt_options *o);
+
+/* n_steps inner steps; groups are the model's groups. valid may be NULL when
+ * opts->objective is set; otherwise f = revl_model_evaluate(model, valid, w_T).
+ * Starts at alpha = e^-1, gamma = 0.5, log init scale -3, meta 0. model and valid must
+ * outlive the hyper-optimiser. */
+REVL_API int revl_hyperopt_create(revl_hyperopt **out, revl_model *model,
+                                  const revl_dataset *valid, size_t n_steps,
+                                  const revl_hyperopt_options *opts);
+REVL_API void revl_hyperopt_free(revl_hyperopt *h);
+/* Set the current hyperparameters in natural units; any pointer may be NULL (unchanged).
+ * alpha, gamma: n_steps*n_groups step-major; log_init_scales: n_groups; meta: n_meta. */
+REVL_API int revl_hyperopt_set(revl_hyperopt *h, const double *alpha, const double *gamma,
+                               const double *log_init_scales, const double *meta);
+/* Read the current (best = 0) or best-so-far (best = 1: lowest validation loss) values. */
+REVL_API int revl_hyperopt_get(const revl_hyperopt *h, int best, double *alpha, double *gamma,
+                               double *log_init_scales, double *meta);
+/* One meta-iteration; fills *report when not NULL. */
+REVL_API int revl_hyperopt_step(revl_hyperopt *h, revl_hyperopt_report *report);
+/* opts.iterations meta-iterations (or until report returns nonzero or the chaos guard stops). */
+REVL_API int revl_hyperopt_run(revl_hyperopt *h);
+REVL_API size_t revl_hyperopt_n_steps(const revl_hyperopt *h);
+REVL_API size_t revl_hyperopt_n_groups(const revl_hyperopt *h);
+/* Plain text, readable by other tools (docs/file-formats.md): the best (best = 1) or current
+ * hyperparameters. load checks sizes against this hyper-optimiser: REVL_ERR_IO when malformed. */
+REVL_API int revl_hyperopt_save(const revl_hyperopt *h, int best, const char *path);
+REVL_API int revl_hyperopt_load(revl_hyperopt *h, const char *path);
+REVL_API const char *revl_hyperopt_last_error(const revl_hyperopt *h);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* REVL_H */

@@ -1,0 +1,73 @@
+/* alloc.c: the allocator hooks. Every handle copies the caller's revl_allocator (or the malloc
+ * default) and routes all its memory through it, so an embedding program controls memory and
+ * tests can fail any single allocation. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void *default_alloc(size_t size, void *user)
+{
+    (void)user;
+    return malloc(size);
+}
+
+static void default_free(void *ptr, void *user)
+{
+    (void)user;
+    free(ptr);
+}
+
+void revl_allocator_init(revl_allocator *a)
+{
+    if (!a)
+        return;
+    a->struct_size = sizeof *a;
+    a->alloc = default_alloc;
+    a->free = default_free;
+    a->user = NULL;
+}
+
+void rv_allocator_copy(revl_allocator *dst, const revl_allocator *src)
+{
+    revl_allocator_init(dst);
+    /* an allocator missing either hook, or from an older/garbled caller, falls back to malloc */
+    if (src && src->struct_size >= sizeof *src && src->alloc && src->free) {
+        dst->alloc = src->alloc;
+        dst->free = src->free;
+        dst->user = src->user;
+    }
+}
+
+size_t rv_mul_size(size_t n, size_t size, int *ok)
+{
+    size_t r;
+    if (__builtin_mul_overflow(n, size, &r)) {
+        *ok = 0;
+        return 0;
+    }
+    return r;
+}
+
+void *rv_alloc(const revl_allocator *a, size_t size)
+{
+    return a->alloc(size ? size : 1, a->user);
+}
+
+void *rv_calloc(const revl_allocator *a, size_t n, size_t size)
+{
+    int ok = 1;
+    size_t bytes = rv_mul_size(n, size, &ok);
+    if (!ok)
+        return NULL;
+    void *p = rv_alloc(a, bytes);
+    if (p)
+        memset(p, 0, bytes);
+    return p;
+}
+
+void rv_free(const revl_allocator *a, void *p)
+{
+    if (p)
+        a->free(p, a->user);
+}

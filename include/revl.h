@@ -193,14 +193,18 @@ REVL_API int revl_trainer_create(revl_trainer **out, revl_model *model, const re
 REVL_API void revl_trainer_free(revl_trainer *t);
 
 /* T exact steps from w0 (v0 = 0) with the model's meta-parameters meta (NULL if n_meta == 0).
- * The schedule is read at this call. w0 must be in the fixed-point range. */
+ * The schedule is read at this call. w0 must be in the fixed-point range; it is rounded to the
+ * nearest multiple of 2^-frac_bits (that rounded w0 is where the reverse pass returns to).
+ * Callbacks get meta = NULL when n_meta == 0. On failure the trainer must be trained again. */
 REVL_API int revl_trainer_train(revl_trainer *t, const double *w0, const double *meta);
 REVL_API int revl_trainer_weights(const revl_trainer *t, double *w); /* w as it stands now */
 
 /* From dfdw = grad f(w_T) (and dfdmeta = df/dmeta, or NULL for 0), reverse the training
  * exactly and write d_w0[n_params], d_alpha[n_steps*n_groups], d_gamma[n_steps*n_groups],
  * d_meta[n_meta] (each may be NULL when not wanted). With truncate = K, d_w0 is the gradient
- * with respect to w_{T-K} and the entries of d_alpha, d_gamma of earlier steps are 0.
+ * with respect to w_{T-K}, d_meta counts meta's effect through the last K steps only, and the
+ * entries of d_alpha, d_gamma of earlier steps are 0 (their steps rounded the momentum product
+ * to nearest instead of keeping its bits).
  * Returns REVL_ERR_INEXACT if the walk back did not end on w0 and v0 = 0 bit for bit.
  * Afterwards the trainer holds w0 again (w_{T-K} when truncated). */
 REVL_API int revl_trainer_hypergrad(revl_trainer *t, const double *dfdw, const double *dfdmeta,

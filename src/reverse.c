@@ -157,7 +157,8 @@ int revl_trainer_hypergrad(revl_trainer *t, const double *dfdw, const double *df
             return reverse_fail(t, rc);
         if (d_alpha)
             reduce_partials(t, d_alpha + step * ng);
-        rc = rv_model_hvp_grad(t->model, step, t->wd, t->meta, t->u, t->grad, t->hv, t->hv_meta);
+        rc = rv_model_hvp_grad(t->model, step, t->wd, t->n_meta ? t->meta : NULL, t->u, t->grad,
+                               t->hv, t->hv_meta);
         if (rc)
             return reverse_fail(t, rv_fail(t->err, rc, "%s (reverse)", revl_model_last_error(t->model)));
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)

@@ -369,7 +369,7 @@ int revl_trainer_train(revl_trainer *t, const double *w0, const double *meta)
             memcpy(t->v_start, t->v, t->n_params * sizeof *t->v);
         }
         double loss = NAN;
-        rc = revl_model_grad(t->model, step, t->wd, t->meta, t->grad, &loss);
+        rc = revl_model_grad(t->model, step, t->wd, t->n_meta ? t->meta : NULL, t->grad, &loss);
         if (rc)
             return rv_fail(t->err, rc, "%s (forward)", revl_model_last_error(t->model));
         int keep = step >= t->first_kept;

@@ -21,8 +21,14 @@ SAN ?=
 BLAS ?= auto
 ifeq ($(BLAS),reference)
 BLAS_PC :=
+# <cblas.h> from -I/usr/include/x86_64-linux-gnu (Debian's alternatives link) declares the same
+# cblas_* prototypes whichever BLAS provides it, so sources just include <cblas.h>.
+# libblas.so.3's SONAME is also served by /usr/lib/x86_64-linux-gnu/libblas.so.3, an
+# alternatives link that usually points at OpenBLAS: the runpath makes the reference library
+# the one actually loaded (check-blas-reference verifies it with ldd).
+BLAS_REF_DIR ?= /usr/lib/x86_64-linux-gnu/blas
 BLAS_CFLAGS := -DRV_CBLAS_NETLIB -I/usr/include/x86_64-linux-gnu
-BLAS_LIBS := /usr/lib/x86_64-linux-gnu/blas/libblas.so.3
+BLAS_LIBS := $(BLAS_REF_DIR)/libblas.so.3 -Wl,-rpath,$(BLAS_REF_DIR)
 else
 BLAS_PC := $(shell pkg-config --exists openblas 2>/dev/null && echo openblas || (pkg-config --exists blas 2>/dev/null && echo blas))
 BLAS_CFLAGS := $(if $(BLAS_PC),$(shell pkg-config --cflags $(BLAS_PC)))
@@ -35,7 +41,8 @@ WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unu
 CFLAGS ?= $(OPT) -g
 ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(CFLAGS) $(SAN) -fopenmp -fno-math-errno \
 	-Iinclude -Isrc $(BLAS_CFLAGS)
-LIB_CFLAGS := $(ALL_CFLAGS) -fPIC -fvisibility=hidden -DREVL_BUILDING
+LIB_WERROR ?=
+LIB_CFLAGS := $(ALL_CFLAGS) $(LIB_WERROR) -fPIC -fvisibility=hidden -DREVL_BUILDING
 LDLIBS := $(BLAS_LIBS) -lm -fopenmp
 
 LIB_SRC := $(sort $(wildcard src/*.c src/models/*.c))
@@ -48,8 +55,12 @@ EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-SHLIB := lib/librevl.so.$(VERSION)
-STLIB := lib/librevl.a
+# Where the libraries go: lib/ for the main build; the sanitizer, reference-BLAS, clang and fuzz
+# builds pass LIBOUT=build-<x>/lib so they never overwrite the main build's libraries.
+LIBOUT ?= lib
+SHLIB := $(LIBOUT)/librevl.so.$(VERSION)
+STLIB := $(LIBOUT)/librevl.a
+PCFILE := $(LIBOUT)/revl.pc
 
 .PHONY: all lib tests examples bench check check-c check-python deps demo install clean \
 	need-blas asan valgrind
@@ -60,23 +71,26 @@ need-blas:
 	  echo "revl: no BLAS found through pkg-config (tried openblas, blas)."; \
 	  echo "      install libopenblas-dev or libblas-dev (or run 'make deps' as root)."; exit 1; fi
 
-lib: need-blas $(SHLIB) $(STLIB) lib/revl.pc
+lib: need-blas $(SHLIB) $(STLIB) $(PCFILE)
 
 $(BUILD)/%.o: %.c include/revl.h src/internal.h $(wildcard src/*.h src/models/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(LIB_CFLAGS) -c $< -o $@
 
 $(SHLIB): $(LIB_OBJ) lib/revl.map
+	@mkdir -p $(LIBOUT)
 	$(CC) -shared $(SAN) -Wl,-soname,$(SONAME) -Wl,--version-script=lib/revl.map -Wl,-z,defs \
 		-o $@ $(LIB_OBJ) $(LDLIBS)
-	ln -sf librevl.so.$(VERSION) lib/$(SONAME)
-	ln -sf $(SONAME) lib/librevl.so
+	ln -sf librevl.so.$(VERSION) $(LIBOUT)/$(SONAME)
+	ln -sf $(SONAME) $(LIBOUT)/librevl.so
 
 $(STLIB): $(LIB_OBJ)
+	@mkdir -p $(LIBOUT)
 	rm -f $@
 	ar rcs $@ $(LIB_OBJ)
 
-lib/revl.pc: lib/revl.pc.in include/revl.h
+$(PCFILE): lib/revl.pc.in include/revl.h
+	@mkdir -p $(LIBOUT)
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@BLAS_PC@|$(BLAS_PC)|' $< > $@
 
 # Tests and programs link the static library so they run from the tree without LD_LIBRARY_PATH.
@@ -97,6 +111,7 @@ examples: $(EXAMPLE_BIN)
 
 # ---- Debian packages the build, the tests and the demo need
 DEB_PKGS := build-essential pkg-config libopenblas-dev libblas-dev check meson ninja-build \
+	clang libclang-rt-14-dev libomp-dev g++ abigail-tools \
 	python3 python3-numpy python3-pytest gnuplot-nox dataset-fashion-mnist valgrind
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
@@ -147,3 +162,138 @@ install: lib
 
 clean:
 	rm -rf $(BUILD) build-* lib/librevl.* lib/revl.pc
+
+# =============================================================================================
+# Reliability and ABI checks (docs/building.md). Each builds into its own build-<x> directory
+# (objects and libraries), so none of them touches the main build in build/ and lib/.
+.PHONY: check-blas-reference check-clang check-header check-abi check-symbols abi-update fuzz \
+	fuzz-build check-install
+
+SUB_MAKE = $(MAKE) --no-print-directory
+
+# ---- AddressSanitizer + UBSan over every Check suite. CK_FORK=no runs each suite in one
+# process, so a leak or an error anywhere ends that process with a nonzero status.
+ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+ASAN_ENV := CK_FORK=no \
+	ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1:strict_string_checks=1:detect_stack_use_after_return=1 \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+asan:
+	@$(SUB_MAKE) BUILD=build-asan LIBOUT=build-asan/lib SAN="$(ASAN_FLAGS)" OPT=-O1 lib tests
+	@fail=0; for t in $(TEST_BIN:$(BUILD)/%=build-asan/%); do \
+	  echo "== asan $$t"; $(ASAN_ENV) $(TEST_ENV) $$t || { echo "revl: asan FAILED: $$t"; fail=1; }; \
+	done; exit $$fail
+
+# ---- valgrind memcheck over a representative subset (those of the list that exist).
+VALGRIND_SUITES ?= check_infobuf check_fixed check_model check_schedule check_trainer \
+	check_reverse check_dataset check_idx check_mlp check_hyperopt
+VALGRIND_BIN = $(filter $(addprefix $(BUILD)/tests/,$(VALGRIND_SUITES)),$(TEST_BIN))
+VALGRIND_OPTS ?= --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,possible \
+	--suppressions=$(CURDIR)/tests/valgrind.supp --quiet
+valgrind: tests
+	@fail=0; for t in $(VALGRIND_BIN); do \
+	  echo "== valgrind $$t"; \
+	  CK_FORK=no OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(TEST_ENV) \
+	    valgrind $(VALGRIND_OPTS) $$t || { echo "revl: valgrind FAILED: $$t"; fail=1; }; \
+	done; exit $$fail
+
+# ---- the C tests against Debian's reference BLAS (gcc, library built with -Werror)
+check-blas-reference:
+	@$(SUB_MAKE) BUILD=build-ref LIBOUT=build-ref/lib BLAS=reference LIB_WERROR=-Werror lib tests
+	@for t in $(TEST_BIN:$(BUILD)/%=build-ref/%); do \
+	  ldd $$t | grep -q 'libblas.so.3 => $(BLAS_REF_DIR)/libblas.so.3' || \
+	    { echo "revl: $$t does not load the reference BLAS:"; ldd $$t | grep -i blas; exit 1; }; \
+	done
+	@$(SUB_MAKE) BUILD=build-ref LIBOUT=build-ref/lib BLAS=reference check-c
+
+# ---- clang builds the library warning-free and the tests pass
+check-clang:
+	@$(SUB_MAKE) BUILD=build-clang LIBOUT=build-clang/lib CC=clang LIB_WERROR=-Werror lib tests
+	@$(SUB_MAKE) BUILD=build-clang LIBOUT=build-clang/lib CC=clang check-c
+
+# ---- revl.h compiles alone as C11 and as C++11, pedantic and warning-free, with gcc and clang
+HEADER_WARN := -Wall -Wextra -Werror -pedantic
+check-header:
+	@mkdir -p build-header
+	gcc -std=c11 $(HEADER_WARN) -Wstrict-prototypes -Iinclude -c tests/header/only_header.c -o build-header/c_gcc.o
+	clang -std=c11 $(HEADER_WARN) -Wstrict-prototypes -Iinclude -c tests/header/only_header.c -o build-header/c_clang.o
+	g++ -std=c++11 $(HEADER_WARN) -Iinclude -c tests/header/only_header.cpp -o build-header/cpp_gxx.o
+	clang++ -std=c++11 $(HEADER_WARN) -Iinclude -c tests/header/only_header.cpp -o build-header/cpp_clang.o
+	@echo "revl: revl.h compiles alone as C11 and C++11 (gcc, g++, clang, clang++)"
+
+# ---- exported symbols and ABI against the committed baseline (docs/api-stability.md)
+# The symbol list: every dynamic symbol the library defines, with its version node.
+LIST_SYMBOLS = nm -D --defined-only $(1) | awk '{print $$3}' | LC_ALL=C sort
+check-symbols: lib
+	@$(call LIST_SYMBOLS,$(LIBOUT)/$(SONAME)) > build-symbols.txt
+	@bad=$$(grep -v -E '^(revl_[A-Za-z0-9_]+@@REVL_[0-9_]+|REVL_[0-9_]+)$$' build-symbols.txt || true); \
+	if [ -n "$$bad" ]; then echo "revl: exported symbols outside revl_*:"; echo "$$bad"; exit 1; fi
+	@readelf -d $(LIBOUT)/$(SONAME) | grep -q 'Library soname: \[$(SONAME)\]' || \
+	  { echo "revl: SONAME is not $(SONAME)"; exit 1; }
+	@missing=$$(sed -n 's/^REVL_API [^(]*[ *]\(revl_[a-z0-9_]*\)(.*/\1/p' include/revl.h | LC_ALL=C sort -u | \
+	  while read f; do grep -q "^$$f@@" build-symbols.txt || echo $$f; done); \
+	if [ -n "$$missing" ]; then echo "revl: note: declared in revl.h but not (yet) exported:" $$missing; fi
+	@if ! diff -u abi/symbols.txt build-symbols.txt; then \
+	  echo "revl: the exported symbols differ from abi/symbols.txt ('-' removed, '+' added)."; \
+	  echo "      If the change is intended, run 'make abi-update' and commit abi/ (docs/api-stability.md)."; \
+	  exit 1; fi
+	@echo "revl: $$(wc -l < build-symbols.txt) exported symbols, all revl_*, match abi/symbols.txt"
+	@rm -f build-symbols.txt
+
+# abidiff exit status is a bit field: 4 = some ABI change (e.g. a function added), 8 = an
+# incompatible change. Only 8 (or a tool error, 1/2) fails; additions are reported.
+ABIDW := abidw --headers-dir include --drop-private-types --no-comp-dir-path --no-corpus-path
+check-abi: lib
+	@set +e; abidiff --headers-dir2 include --drop-private-types abi/librevl.abi $(LIBOUT)/$(SONAME); rc=$$?; set -e; \
+	if [ $$rc -eq 0 ]; then echo "revl: ABI identical to abi/librevl.abi"; \
+	elif [ $$((rc & 8)) -ne 0 ] || [ $$((rc & 3)) -ne 0 ]; then \
+	  echo "revl: INCOMPATIBLE ABI change against abi/librevl.abi (abidiff status $$rc)."; \
+	  echo "      Before 1.0 such a change may be made on purpose: 'make abi-update' (docs/api-stability.md)."; \
+	  exit 1; \
+	else echo "revl: compatible ABI additions against abi/librevl.abi (abidiff status $$rc)"; fi
+
+abi-update: lib
+	@mkdir -p abi
+	$(ABIDW) --out-file abi/librevl.abi $(LIBOUT)/$(SONAME)
+	$(call LIST_SYMBOLS,$(LIBOUT)/$(SONAME)) > abi/symbols.txt
+	@echo "revl: abi/librevl.abi and abi/symbols.txt regenerated: review 'git diff abi/' and commit"
+
+# ---- libFuzzer targets tests/fuzz/fuzz_*.c, each run for FUZZ_SECONDS from its committed
+# corpus tests/fuzz/corpus/<target>/ (seeds and regression inputs; new inputs go to
+# build-fuzz/corpus/<target>/, never into the tree). A crash, leak, UB or timeout fails.
+# A target whose library entry point (FUZZ_NEEDS line in its source) is not linked yet is
+# skipped with a message, unless FUZZ_STRICT=1.
+FUZZ_SECONDS ?= 30
+FUZZ_STRICT ?= 0
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_FLAGS = -max_total_time=$(FUZZ_SECONDS) -timeout=20 -rss_limit_mb=2048 -print_final_stats=1
+fuzz-build:
+	@$(SUB_MAKE) BUILD=build-fuzz LIBOUT=build-fuzz/lib CC=clang \
+	  SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" OPT=-O1 build-fuzz/lib/librevl.a
+	@mkdir -p build-fuzz/bin
+	@for src in $(FUZZ_SRC); do t=$$(basename $$src .c); \
+	  need=$$(sed -n 's/^.*FUZZ_NEEDS: *\([a-z0-9_]*\).*/\1/p' $$src); \
+	  if [ -n "$$need" ] && ! nm build-fuzz/lib/librevl.a 2>/dev/null | grep -q " T $$need$$"; then \
+	    if [ "$(FUZZ_STRICT)" = 1 ]; then echo "revl: $$t needs $$need, not in the library"; exit 1; fi; \
+	    echo "revl: SKIP $$t: $$need is not in the library yet"; rm -f build-fuzz/bin/$$t; continue; fi; \
+	  echo "clang ... -o build-fuzz/bin/$$t $$src"; \
+	  clang -std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer -fopenmp \
+	    -Iinclude -Isrc -o build-fuzz/bin/$$t $$src build-fuzz/lib/librevl.a $(LDLIBS) || exit 1; \
+	done
+fuzz: fuzz-build
+	@fail=0; for src in $(FUZZ_SRC); do t=$$(basename $$src .c); \
+	  [ -x build-fuzz/bin/$$t ] || continue; \
+	  mkdir -p build-fuzz/corpus/$$t build-fuzz/artifacts tests/fuzz/corpus/$$t; \
+	  echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 OMP_NUM_THREADS=1 \
+	  build-fuzz/bin/$$t $(FUZZ_FLAGS) -artifact_prefix=build-fuzz/artifacts/$$t- \
+	    build-fuzz/corpus/$$t tests/fuzz/corpus/$$t > build-fuzz/$$t.log 2>&1; rc=$$?; \
+	  grep -E '^(#[0-9]+ +DONE|Done [0-9]+ runs|stat::number_of_executed_units|stat::new_units_added)' build-fuzz/$$t.log; \
+	  if [ $$rc -ne 0 ]; then tail -n 60 build-fuzz/$$t.log; \
+	    echo "revl: fuzz FAILED: $$t (reproducer in build-fuzz/artifacts/; keep it under tests/fuzz/corpus/$$t/ once fixed)"; fail=1; fi; \
+	done; exit $$fail
+
+# ---- install into a temporary prefix and build a consumer with pkg-config only
+check-install: lib
+	@bash tests/check_install.sh

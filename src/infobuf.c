@@ -26,6 +26,9 @@ void rv_gamma_code_make(rv_gamma_code *c, uint32_t n)
     c->boundary = (uint32_t)((uint64_t)c->k * (c->f + 1ULL));
     c->rcp_wide = UINT64_MAX / (c->f + 1ULL) + 1;
     c->rcp_f = UINT64_MAX / c->f + 1;
+    c->inv_n = UINT64_MAX / n;
+    c->inv_wide = UINT64_MAX / (c->f + 1ULL);
+    c->inv_f = UINT64_MAX / c->f;
 }
 
 int rv_infobuf_init(rv_infobuf *b, const revl_allocator *alloc, size_t n)

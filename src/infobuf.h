@@ -35,7 +35,8 @@ typedef struct rv_infobuf {
 typedef struct rv_gamma_code {
     uint32_t n, f, k;
     uint32_t boundary;        /* k*(f+1): slots below belong to the wide symbols */
-    uint64_t rcp_wide, rcp_f; /* floor(2^64/(f+1))+1, floor(2^64/f)+1 */
+    uint64_t rcp_wide, rcp_f; /* floor(2^64/(f+1))+1, floor(2^64/f)+1: exact for slots < 2^31 */
+    uint64_t inv_n, inv_wide, inv_f; /* floor((2^64-1)/d) for d = n, f+1, f: see rv_divmod */
 } rv_gamma_code;
 
 RV_HIDDEN void rv_gamma_code_make(rv_gamma_code *c, uint32_t n);
@@ -117,34 +118,54 @@ static inline void rv_symbol_range(const rv_gamma_code *c, uint32_t sym, uint64_
     }
 }
 
+/* y / d and y % d for any 64-bit y by a precomputed inv = floor((2^64-1)/d): the estimate
+ * mulhi(y, inv) is at most 2 below the quotient, so two corrections make it exact. Hardware
+ * division costs several times more and this runs P x T times in the reverse pass. */
+static inline uint64_t rv_divmod(uint64_t y, uint64_t d, uint64_t inv, uint64_t *rem)
+{
+    uint64_t q = rv_mulhi64(y, inv), r = y - q * d;
+    if (r >= d) {
+        q++;
+        r -= d;
+    }
+    if (r >= d) {
+        q++;
+        r -= d;
+    }
+    *rem = r;
+    return q;
+}
+
 /* Encode a base-n digit r < n. */
 static inline uint64_t rv_push_base_n(const revl_allocator *a, rv_stack *s, uint64_t st,
                                       const rv_gamma_code *c, uint32_t r)
 {
-    uint64_t start, freq;
+    uint64_t start, freq, rem;
     rv_symbol_range(c, r, &start, &freq);
     if (st >= (freq << 32)) {
         rv_push_word(a, s, (uint32_t)st);
         st >>= 32;
     }
-    return ((st / freq) << RV_SCALE_BITS) + (st % freq) + start;
+    uint64_t q = rv_divmod(st, freq, r < c->k ? c->inv_wide : c->inv_f, &rem);
+    return (q << RV_SCALE_BITS) + rem + start;
 }
 
 /* Decode a base-n digit. */
 static inline uint64_t rv_pop_base_n(rv_stack *s, uint64_t st, const rv_gamma_code *c, uint32_t *r)
 {
     uint64_t slot = st & ((1ULL << RV_SCALE_BITS) - 1);
-    uint32_t sym;
-    if (slot < c->boundary)
-        sym = (uint32_t)rv_mulhi64(slot, c->rcp_wide);
-    else
-        sym = c->k + (uint32_t)rv_mulhi64(slot - c->boundary, c->rcp_f);
-    uint64_t start, freq;
-    rv_symbol_range(c, sym, &start, &freq);
+    /* both candidates computed and one selected: the comparison is data-random, a branch on it
+     * would be mispredicted often */
+    uint64_t sym_wide = rv_mulhi64(slot, c->rcp_wide);
+    uint64_t sym_narrow = c->k + rv_mulhi64(slot - c->boundary, c->rcp_f);
+    uint64_t wide = -(uint64_t)(slot < c->boundary); /* all ones or zero: selects by masks */
+    uint64_t sym = (sym_wide & wide) | (sym_narrow & ~wide);
+    uint64_t freq = c->f + (wide & 1);
+    uint64_t start = (sym * freq & wide) | ((c->boundary + (sym - c->k) * c->f) & ~wide);
     st = freq * (st >> RV_SCALE_BITS) + slot - start;
     if (st < RV_STATE_LOW)
         st = (st << 32) | rv_pop_word(s);
-    *r = sym;
+    *r = (uint32_t)sym;
     return st;
 }
 
@@ -165,14 +186,14 @@ static inline int64_t rv_exact_mul(const revl_allocator *a, rv_stack *s, uint64_
 static inline int64_t rv_exact_div(const revl_allocator *a, rv_stack *s, uint64_t *st,
                                    const rv_gamma_code *c, int64_t x)
 {
-    int64_t n = c->n;
-    int64_t q = x / n, r = x % n;
-    if (r < 0) { /* floor semantics, as in the forward direction */
-        r += n;
-        q -= 1;
-    }
+    /* floor division by n, as in the forward direction, without a branch on the sign:
+     * for x < 0, y = -x-1 >= 0 and floor(x/n) = -(y/n)-1, x mod n = n-1-(y mod n) */
+    uint64_t sign = (uint64_t)(x >> 63), y = (uint64_t)x ^ sign, ry;
+    uint64_t qy = rv_divmod(y, c->n, c->inv_n, &ry);
+    int64_t q = (int64_t)(qy ^ sign);
+    uint32_t r = (uint32_t)((ry ^ sign) + (sign & c->n));
     uint32_t digit;
-    uint64_t t = rv_push_base_n(a, s, *st, c, (uint32_t)r);
+    uint64_t t = rv_push_base_n(a, s, *st, c, r);
     *st = rv_pop_base_d(s, t, &digit);
     return (int64_t)(((uint64_t)q << 16) + digit);
 }

@@ -40,39 +40,55 @@ static void undo_weights_block(revl_trainer *t, size_t step, rv_block *blk)
 }
 
 /* Undo v <- gamma v - (1-gamma) g, gather d gamma, and apply the Hessian terms. Parameters are
- * visited in the opposite order of the forward pass: the block's stack unwinds last in, first out. */
+ * visited in the opposite order of the forward pass: the block's stack unwinds last in, first
+ * out. Chunked into short loops and with a local stack, as in the forward pass (trainer.c). */
+#define RV_CHUNK 256
 static void undo_velocity_block(revl_trainer *t, size_t step, rv_block *blk)
 {
     const rv_fixed fx = t->fx;
-    rv_stack *stack = &t->buf.stacks[blk - t->blocks];
+    rv_stack *stack_home = &t->buf.stacks[blk - t->blocks];
+    rv_stack stack = *stack_home;
+    const revl_allocator *a = &t->alloc;
+    int64_t *restrict v = t->v;
+    const double *restrict grad = t->grad, *restrict hv = t->hv;
+    double *restrict dw = t->dw, *restrict dv = t->dv;
+    uint64_t *restrict state = t->buf.state;
     blk->err = RV_OK;
     for (size_t g = blk->g_last + 1; g-- > blk->g_first;) {
-        const rv_step_group *sg = &t->steps[step * t->n_groups + g];
+        const rv_step_group sg = t->steps[step * t->n_groups + g];
         size_t i0 = t->offsets[g] > blk->lo ? t->offsets[g] : blk->lo;
         size_t i1 = t->offsets[g + 1] < blk->hi ? t->offsets[g + 1] : blk->hi;
         double part = 0;
-        for (size_t i = i1; i-- > i0;) {
-            int64_t step_g, vi;
-            if (!rv_to_fixed(fx, sg->one_minus_gamma * t->grad[i], &step_g) ||
-                __builtin_add_overflow(t->v[i], step_g, &vi)) {
-                if (!blk->err) {
-                    blk->err = isfinite(t->grad[i]) ? RV_V_RANGE : RV_GRAD_NOT_FINITE;
-                    blk->err_index = i;
-                    blk->err_value = t->grad[i];
+        for (size_t c1 = i1; c1 > i0;) {
+            size_t c0 = c1 - i0 > RV_CHUNK ? c1 - RV_CHUNK : i0;
+            for (size_t i = c0; i < c1; i++) {
+                int64_t step_g;
+                if (!rv_to_fixed(fx, sg.one_minus_gamma * grad[i], &step_g) ||
+                    __builtin_add_overflow(v[i], step_g, &v[i])) {
+                    if (!blk->err) {
+                        blk->err = isfinite(grad[i]) ? RV_V_RANGE : RV_GRAD_NOT_FINITE;
+                        blk->err_index = i;
+                        blk->err_value = grad[i];
+                    }
+                    goto done;
                 }
-                continue;
             }
-            vi = rv_exact_div(&t->alloc, stack, &t->buf.state[i], &sg->code, vi);
-            t->v[i] = vi;
-            part += t->dv[i] * (rv_to_double(fx, vi) + t->grad[i]);
-            t->dw[i] -= t->hv[i];
-            t->dv[i] *= sg->gamma;
+            for (size_t i = c1; i-- > c0;)
+                v[i] = rv_exact_div(a, &stack, &state[i], &sg.code, v[i]);
+            for (size_t i = c0; i < c1; i++) {
+                part += dv[i] * (rv_to_double(fx, v[i]) + grad[i]);
+                dw[i] -= hv[i];
+                dv[i] *= sg.gamma;
+            }
+            c1 = c0;
         }
         t->partial[blk->part + (g - blk->g_first)] = part;
-        if (stack->nomem && !blk->err) {
-            blk->err = RV_NOMEM;
-            blk->err_index = blk->lo;
-        }
+    }
+done:
+    *stack_home = stack;
+    if (stack.nomem && !blk->err) {
+        blk->err = RV_NOMEM;
+        blk->err_index = blk->lo;
     }
 }
 

@@ -246,44 +246,58 @@ static inline int64_t rounded_mul(int64_t x, uint32_t n)
     return (int64_t)((uint64_t)q * n + ((r * n + 0x8000) >> 16));
 }
 
-/* One forward step on one block: v <- gamma v - (1-gamma) g exactly, w <- w + alpha v. */
+/* One forward step on one block: v <- gamma v - (1-gamma) g exactly, w <- w + alpha v.
+ * Done in chunks of two short loops (the coder, then the rest) rather than one long one: each
+ * parameter's work is a long dependency chain, and short loop bodies let the processor overlap
+ * many parameters. The stack lives in a local copy so stores to the arrays cannot alias it. */
+#define RV_CHUNK 256
 static void forward_block(revl_trainer *t, size_t step, rv_block *blk, int keep_bits)
 {
     const rv_fixed fx = t->fx;
-    rv_stack *stack = &t->buf.stacks[blk - t->blocks];
+    rv_stack *stack_home = &t->buf.stacks[blk - t->blocks];
+    rv_stack stack = *stack_home;
     const revl_allocator *a = &t->alloc;
-    int64_t *w = t->w, *v = t->v;
-    const double *grad = t->grad;
-    double *wd = t->wd;
-    uint64_t *state = t->buf.state;
+    int64_t *restrict w = t->w, *restrict v = t->v;
+    const double *restrict grad = t->grad;
+    double *restrict wd = t->wd;
+    uint64_t *restrict state = t->buf.state;
     blk->err = RV_OK;
     for (size_t g = blk->g_first; g <= blk->g_last; g++) {
-        const rv_step_group *sg = &t->steps[step * t->n_groups + g];
+        const rv_step_group sg = t->steps[step * t->n_groups + g];
         size_t i0 = t->offsets[g] > blk->lo ? t->offsets[g] : blk->lo;
         size_t i1 = t->offsets[g + 1] < blk->hi ? t->offsets[g + 1] : blk->hi;
-        for (size_t i = i0; i < i1; i++) {
-            int64_t vi = keep_bits ? rv_exact_mul(a, stack, &state[i], &sg->code, v[i])
-                                   : rounded_mul(v[i], sg->code.n);
-            int64_t step_g, step_w;
-            if (!rv_to_fixed(fx, sg->one_minus_gamma * grad[i], &step_g)) {
-                block_fail(blk, isfinite(grad[i]) ? RV_GRAD_RANGE : RV_GRAD_NOT_FINITE, i,
-                           isfinite(grad[i]) ? sg->one_minus_gamma * grad[i] : grad[i]);
-                return;
+        for (size_t c0 = i0; c0 < i1; c0 += RV_CHUNK) {
+            size_t c1 = c0 + RV_CHUNK < i1 ? c0 + RV_CHUNK : i1;
+            if (keep_bits)
+                for (size_t i = c0; i < c1; i++)
+                    v[i] = rv_exact_mul(a, &stack, &state[i], &sg.code, v[i]);
+            else
+                for (size_t i = c0; i < c1; i++)
+                    v[i] = rounded_mul(v[i], sg.code.n);
+            for (size_t i = c0; i < c1; i++) {
+                int64_t step_g, step_w, vi;
+                if (!rv_to_fixed(fx, sg.one_minus_gamma * grad[i], &step_g)) {
+                    block_fail(blk, isfinite(grad[i]) ? RV_GRAD_RANGE : RV_GRAD_NOT_FINITE, i,
+                               isfinite(grad[i]) ? sg.one_minus_gamma * grad[i] : grad[i]);
+                    goto done;
+                }
+                if (__builtin_sub_overflow(v[i], step_g, &vi)) {
+                    block_fail(blk, RV_V_RANGE, i, 0);
+                    goto done;
+                }
+                v[i] = vi;
+                if (!rv_to_fixed(fx, sg.alpha * rv_to_double(fx, vi), &step_w) ||
+                    __builtin_add_overflow(w[i], step_w, &w[i])) {
+                    block_fail(blk, RV_W_RANGE, i, 0);
+                    goto done;
+                }
+                wd[i] = rv_to_double(fx, w[i]);
             }
-            if (__builtin_sub_overflow(vi, step_g, &vi)) {
-                block_fail(blk, RV_V_RANGE, i, 0);
-                return;
-            }
-            v[i] = vi;
-            if (!rv_to_fixed(fx, sg->alpha * rv_to_double(fx, vi), &step_w) ||
-                __builtin_add_overflow(w[i], step_w, &w[i])) {
-                block_fail(blk, RV_W_RANGE, i, 0);
-                return;
-            }
-            wd[i] = rv_to_double(fx, w[i]);
         }
     }
-    if (stack->nomem)
+done:
+    *stack_home = stack;
+    if (stack.nomem)
         block_fail(blk, RV_NOMEM, blk->lo, 0);
 }
 

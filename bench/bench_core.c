@@ -1,0 +1,190 @@
+/* bench_core.c: throughput of the exact core against the plain floating-point momentum step and
+ * against the machine's memory bandwidth, all measured side by side in one run; and the memory
+ * of the information buffer against the information it holds.
+ * Usage: bench_core [max_P] [threads]   (defaults 10^7 and 1; prints tables) */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "revl.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The trivial model: L = 0.005 |w|^2, so g = 0.01 w and H v = 0.01 v. */
+static int triv_grad(size_t step, const double *w, const double *meta, double *g, double *loss,
+                     void *user)
+{
+    size_t p = *(size_t *)user;
+    for (size_t i = 0; i < p; i++)
+        g[i] = 0.01 * w[i];
+    if (loss)
+        *loss = 0;
+    return 0;
+}
+
+static int triv_hvp(size_t step, const double *w, const double *meta, const double *v,
+                    double *g, double *hv, double *hm, void *user)
+{
+    size_t p = *(size_t *)user;
+    for (size_t i = 0; i < p; i++) {
+        g[i] = 0.01 * w[i];
+        hv[i] = 0.01 * v[i];
+    }
+    return 0;
+}
+
+/* The plain double momentum-SGD loop over the same model: what revl is compared with. */
+static double plain_sgd(size_t p, size_t steps, double *w, double *v, double *g)
+{
+    double t0 = now();
+    memset(v, 0, p * sizeof *v);
+    for (size_t t = 0; t < steps; t++) {
+        triv_grad(t, w, NULL, g, NULL, &p);
+        for (size_t i = 0; i < p; i++) {
+            v[i] = 0.9 * v[i] - 0.1 * g[i];
+            w[i] += 0.05 * v[i];
+        }
+    }
+    return now() - t0;
+}
+
+/* Best of a few memcpy runs over a buffer of `bytes`: bytes read + written per second. */
+static double copy_bandwidth(size_t bytes)
+{
+    char *a = malloc(bytes), *b = malloc(bytes);
+    memset(a, 1, bytes);
+    memset(b, 2, bytes);
+    double best = 1e30;
+    for (int k = 0; k < 5; k++) {
+        double t0 = now();
+        memcpy(b, a, bytes);
+        double dt = now() - t0;
+        if (dt < best)
+            best = dt;
+        a[k] = b[bytes - 1 - k];
+    }
+    free(a);
+    free(b);
+    return 2.0 * (double)bytes / best;
+}
+
+typedef struct run {
+    double fwd, rev, bits, peak;
+    size_t bytes;
+} run;
+
+static int exact_run(size_t p, size_t steps, double gamma, int threads, run *r)
+{
+    revl_model_def d;
+    revl_model_def_init(&d);
+    d.n_params = p;
+    d.grad = triv_grad;
+    d.hvp = triv_hvp;
+    d.hvp_gives_grad = 1;
+    d.user = &p;
+    revl_model *m = NULL;
+    revl_schedule *s = NULL;
+    revl_trainer *t = NULL;
+    size_t off[2] = {0, p};
+    revl_trainer_options o;
+    revl_trainer_options_init(&o);
+    o.threads = threads;
+    int rc = revl_model_create(&m, &d);
+    if (!rc)
+        rc = revl_schedule_create(&s, steps, 1, off);
+    if (!rc)
+        rc = revl_schedule_fill(s, 0.05, gamma);
+    if (!rc)
+        rc = revl_trainer_create(&t, m, s, &o);
+    double *w0 = malloc(p * 8), *g = malloc(p * 8);
+    for (size_t i = 0; i < p; i++) {
+        w0[i] = sin((double)i);
+        g[i] = 1e-3;
+    }
+    double t0 = now();
+    if (!rc)
+        rc = revl_trainer_train(t, w0, NULL);
+    r->fwd = now() - t0;
+    revl_trainer_stats st = {.struct_size = sizeof st};
+    if (!rc)
+        rc = revl_trainer_get_stats(t, &st);
+    r->bits = st.buffer_bits;
+    r->bytes = st.buffer_bytes;
+    t0 = now();
+    if (!rc)
+        rc = revl_trainer_hypergrad(t, g, NULL, NULL, NULL, NULL, NULL);
+    r->rev = now() - t0;
+    if (!rc)
+        rc = revl_trainer_get_stats(t, &st);
+    r->peak = (double)st.peak_bytes;
+    if (rc)
+        fprintf(stderr, "bench_core: %s: %s\n", revl_strerror(rc), t ? revl_trainer_last_error(t) : "");
+    free(w0);
+    free(g);
+    revl_trainer_free(t);
+    revl_schedule_free(s);
+    revl_model_free(m);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    size_t max_p = argc > 1 ? (size_t)atof(argv[1]) : 10000000;
+    int threads = argc > 2 ? atoi(argv[2]) : 1;
+    printf("revl %s, exact core, %d thread(s), trivial gradient g = 0.01 w, gamma = 0.9\n",
+           revl_version_string(), threads);
+    double bw = copy_bandwidth((size_t)1 << 28);
+    printf("memory copy bandwidth (read + write): %.2f GB/s\n\n", bw / 1e9);
+    /* Bytes each parameter-step moves through memory: forward reads w, v, g, state and writes
+     * w, v, w-as-double, state (the model call reads w and writes g: 16 more); reverse moves
+     * about twice that (two passes, plus dw, dv, u, hv). */
+    const double fwd_bytes = 80, rev_bytes = 176;
+    printf("%10s %6s | %12s %12s %12s | %8s %8s | %9s %9s\n", "P", "T", "plain Mps/s",
+           "fwd Mps/s", "rev Mps/s", "fwd/plain", "rev/plain", "fwd %bw", "rev %bw");
+    for (size_t p = 1000; p <= max_p; p *= 10) {
+        size_t steps = (size_t)(2e8 / (double)p);
+        if (steps > 2000)
+            steps = 2000;
+        if (steps < 20)
+            steps = 20;
+        double *w = malloc(p * 8), *v = malloc(p * 8), *g = malloc(p * 8);
+        for (size_t i = 0; i < p; i++)
+            w[i] = sin((double)i);
+        double plain = plain_sgd(p, steps, w, v, g);
+        free(w);
+        free(v);
+        free(g);
+        run r;
+        if (exact_run(p, steps, 0.9, threads, &r))
+            return 1;
+        double ps = (double)p * (double)steps;
+        double fwd_rate = ps / r.fwd, rev_rate = ps / r.rev, plain_rate = ps / plain;
+        printf("%10zu %6zu | %12.1f %12.1f %12.1f | %8.2f %8.2f | %8.0f%% %8.0f%%\n", p, steps,
+               plain_rate / 1e6, fwd_rate / 1e6, rev_rate / 1e6, r.fwd / plain, r.rev / plain,
+               100 * fwd_rate * fwd_bytes / bw, 100 * rev_rate * rev_bytes / bw);
+    }
+    printf("\nbuffer memory against the information it holds (P = 10^5, T = 1000)\n");
+    printf("%8s | %14s %14s %14s | %9s %14s %9s\n", "gamma", "log2(d/n) b/ps", "held b/ps",
+           "bytes/param", "held/info", "mem-8B/P /info", "vs P*T*8");
+    double gammas[] = {0.5, 0.9, 0.98, 0.999};
+    for (int k = 0; k < 4; k++) {
+        size_t p = 100000, steps = 1000;
+        run r;
+        if (exact_run(p, steps, gammas[k], threads, &r))
+            return 1;
+        double n = nearbyint(gammas[k] * 65536);
+        double info = (double)p * (double)steps * (16 - log2(n));
+        printf("%8.3f | %14.4f %14.4f %14.2f | %9.4f %14.4f %8.4f%%\n", gammas[k], 16 - log2(n),
+               r.bits / ((double)p * (double)steps), (double)r.bytes / (double)p, r.bits / info,
+               ((double)r.bytes - 8.0 * (double)p) * 8 / info,
+               100 * r.peak / (8.0 * (double)p * (double)steps));
+    }
+    return 0;
+}

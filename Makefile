@@ -19,6 +19,7 @@ SAN ?=
 # BLAS through pkg-config: OpenBLAS first, then the generic blas (Debian ships no cblas.pc).
 # BLAS=reference selects Debian's reference BLAS (libblas3, which carries the CBLAS symbols).
 BLAS ?= auto
+BLAS_REF_DIR ?= /usr/lib/x86_64-linux-gnu/blas
 ifeq ($(BLAS),reference)
 BLAS_PC :=
 # <cblas.h> from -I/usr/include/x86_64-linux-gnu (Debian's alternatives link) declares the same
@@ -26,7 +27,6 @@ BLAS_PC :=
 # libblas.so.3's SONAME is also served by /usr/lib/x86_64-linux-gnu/libblas.so.3, an
 # alternatives link that usually points at OpenBLAS: the runpath makes the reference library
 # the one actually loaded (check-blas-reference verifies it with ldd).
-BLAS_REF_DIR ?= /usr/lib/x86_64-linux-gnu/blas
 BLAS_CFLAGS := -DRV_CBLAS_NETLIB -I/usr/include/x86_64-linux-gnu
 BLAS_LIBS := $(BLAS_REF_DIR)/libblas.so.3 -Wl,-rpath,$(BLAS_REF_DIR)
 else
@@ -200,10 +200,13 @@ valgrind: tests
 # ---- the C tests against Debian's reference BLAS (gcc, library built with -Werror)
 check-blas-reference:
 	@$(SUB_MAKE) BUILD=build-ref LIBOUT=build-ref/lib BLAS=reference LIB_WERROR=-Werror lib tests
-	@for t in $(TEST_BIN:$(BUILD)/%=build-ref/%); do \
-	  ldd $$t | grep -q 'libblas.so.3 => $(BLAS_REF_DIR)/libblas.so.3' || \
-	    { echo "revl: $$t does not load the reference BLAS:"; ldd $$t | grep -i blas; exit 1; }; \
+	@ldd build-ref/lib/$(SONAME) | grep -q 'libblas.so.3 => $(BLAS_REF_DIR)/libblas.so.3' || \
+	  { echo "revl: build-ref/lib/$(SONAME) does not load the reference BLAS"; exit 1; }
+	@for t in build-ref/lib/$(SONAME) $(TEST_BIN:$(BUILD)/%=build-ref/%); do \
+	  if ldd $$t | grep -E 'libopenblas|libblas.so' | grep -v -q '$(BLAS_REF_DIR)/libblas.so.3'; then \
+	    echo "revl: $$t loads a BLAS other than the reference one:"; ldd $$t | grep -i blas; exit 1; fi; \
 	done
+	@echo "revl: library and tests load $(BLAS_REF_DIR)/libblas.so.3 (reference BLAS) only"
 	@$(SUB_MAKE) BUILD=build-ref LIBOUT=build-ref/lib BLAS=reference check-c
 
 # ---- clang builds the library warning-free and the tests pass

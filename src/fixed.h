@@ -34,4 +34,15 @@ static inline int rv_to_fixed(rv_fixed f, double x, int64_t *out)
     return 1;
 }
 
+/* Round y (already in units of 2^-frac_bits) to the nearest int64, or return 0 when it is
+ * NaN/Inf or does not fit. Products are scaled by folding 2^frac_bits into a constant factor:
+ * scaling by a power of two commutes with rounding, so c * x and (c' * x) * 2^F agree. */
+static inline int rv_round_fixed(double y, int64_t *out)
+{
+    if (!(fabs(y) < 0x1p63))
+        return 0;
+    *out = (int64_t)llrint(y);
+    return 1;
+}
+
 #endif

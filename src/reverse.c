@@ -23,7 +23,7 @@ static void undo_weights_block(revl_trainer *t, size_t step, rv_block *blk)
             int64_t step_w;
             part += t->dw[i] * vd;
             /* the same double product the forward pass rounded, so the same integer */
-            if (!rv_to_fixed(fx, sg->alpha * vd, &step_w) ||
+            if (!rv_round_fixed(sg->alpha * (double)t->v[i], &step_w) ||
                 __builtin_sub_overflow(t->w[i], step_w, &t->w[i])) {
                 if (!blk->err) {
                     blk->err = RV_W_RANGE;
@@ -63,7 +63,7 @@ static void undo_velocity_block(revl_trainer *t, size_t step, rv_block *blk)
             size_t c0 = c1 - i0 > RV_CHUNK ? c1 - RV_CHUNK : i0;
             for (size_t i = c0; i < c1; i++) {
                 int64_t step_g;
-                if (!rv_to_fixed(fx, sg.one_minus_gamma * grad[i], &step_g) ||
+                if (!rv_round_fixed(sg.omg_fixed * grad[i], &step_g) ||
                     __builtin_add_overflow(v[i], step_g, &v[i])) {
                     if (!blk->err) {
                         blk->err = isfinite(grad[i]) ? RV_V_RANGE : RV_GRAD_NOT_FINITE;

@@ -276,7 +276,7 @@ static void forward_block(revl_trainer *t, size_t step, rv_block *blk, int keep_
                     v[i] = rounded_mul(v[i], sg.code.n);
             for (size_t i = c0; i < c1; i++) {
                 int64_t step_g, step_w, vi;
-                if (!rv_to_fixed(fx, sg.one_minus_gamma * grad[i], &step_g)) {
+                if (!rv_round_fixed(sg.omg_fixed * grad[i], &step_g)) {
                     block_fail(blk, isfinite(grad[i]) ? RV_GRAD_RANGE : RV_GRAD_NOT_FINITE, i,
                                isfinite(grad[i]) ? sg.one_minus_gamma * grad[i] : grad[i]);
                     goto done;
@@ -286,7 +286,8 @@ static void forward_block(revl_trainer *t, size_t step, rv_block *blk, int keep_
                     goto done;
                 }
                 v[i] = vi;
-                if (!rv_to_fixed(fx, sg.alpha * rv_to_double(fx, vi), &step_w) ||
+                /* alpha * v in units of 2^-frac_bits is alpha times v's integer */
+                if (!rv_round_fixed(sg.alpha * (double)vi, &step_w) ||
                     __builtin_add_overflow(w[i], step_w, &w[i])) {
                     block_fail(blk, RV_W_RANGE, i, 0);
                     goto done;
@@ -319,6 +320,7 @@ static int prepare_steps(revl_trainer *t)
         sg->alpha = alpha[k];
         sg->gamma = num / 65536.0;
         sg->one_minus_gamma = (65536 - num) / 65536.0;
+        sg->omg_fixed = sg->one_minus_gamma * t->fx.scale;
         rv_gamma_code_make(&sg->code, num);
         size_t step = k / t->n_groups, g = k % t->n_groups;
         if (step < t->first_kept)

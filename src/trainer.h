@@ -12,6 +12,7 @@ typedef struct rv_step_group {
     double alpha;
     double gamma;          /* applied: n / 2^16 */
     double one_minus_gamma; /* exact: 1 - n / 2^16 */
+    double omg_fixed;       /* (1 - gamma) * 2^frac_bits: gradient to velocity units */
     rv_gamma_code code;
 } rv_step_group;
 

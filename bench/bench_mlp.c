@@ -1,0 +1,127 @@
+/* bench_mlp.c: end to end on the paper's network, MLP 784-50-50-50-10 on 10,000 Fashion-MNIST
+ * examples, batch 200: plain floating-point momentum SGD calling the same model, revl's exact
+ * forward, and exact forward + hypergradient, measured side by side in one run, as ratios.
+ * Usage: bench_mlp [T ...]   (default: 100 1000). Threads: OMP_NUM_THREADS and
+ * OPENBLAS_NUM_THREADS as set in the environment (make bench runs 1 and 2). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "revl.h"
+
+#define FMNIST "/usr/share/datasets/fashion-mnist/"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void die(const char *what, int rc, const char *msg)
+{
+    fprintf(stderr, "bench_mlp: %s: %s (%s)\n", what, revl_strerror(rc), msg);
+    exit(1);
+}
+
+/* The loop revl replaces: momentum SGD in doubles with the same schedule and model. */
+static double plain_training(revl_model *m, size_t steps, const double *w0, double *w)
+{
+    size_t p = revl_model_n_params(m);
+    double *v = calloc(p, sizeof *v), *g = malloc(p * sizeof *g);
+    memcpy(w, w0, p * sizeof *w);
+    double t0 = now();
+    for (size_t t = 0; t < steps; t++) {
+        int rc = revl_model_grad(m, t, w, NULL, g, NULL);
+        if (rc)
+            die("plain gradient", rc, revl_model_last_error(m));
+        for (size_t i = 0; i < p; i++) {
+            v[i] = 0.9 * v[i] - 0.1 * g[i];
+            w[i] += 0.3 * v[i];
+        }
+    }
+    double dt = now() - t0;
+    free(v);
+    free(g);
+    return dt;
+}
+
+int main(int argc, char **argv)
+{
+    revl_dataset *all = NULL, *train = NULL;
+    int rc = revl_dataset_create(&all, NULL);
+    if (!rc)
+        rc = revl_dataset_load_idx(all, FMNIST "train-images-idx3-ubyte.gz",
+                                   FMNIST "train-labels-idx1-ubyte.gz", 10000);
+    if (rc) {
+        printf("bench_mlp: Fashion-MNIST not available (%s); install dataset-fashion-mnist\n",
+               all ? revl_dataset_last_error(all) : "");
+        return 1;
+    }
+    revl_dataset_create(&train, NULL);
+    revl_dataset_subset(train, all, 0, 10000);
+    size_t widths[5] = {784, 50, 50, 50, 10};
+    revl_mlp_options mo;
+    revl_mlp_options_init(&mo);
+    mo.batch_size = 200;
+    revl_model *m = NULL;
+    if ((rc = revl_mlp_create(&m, 5, widths, train, &mo)))
+        die("revl_mlp_create", rc, "");
+    size_t p = revl_model_n_params(m), ng = revl_model_n_groups(m);
+    size_t *off = malloc((ng + 1) * sizeof *off);
+    revl_model_group_offsets(m, off);
+    double *log_scales = malloc(ng * sizeof *log_scales), *w0 = malloc(p * 8), *w = malloc(p * 8);
+    double *dfdw = malloc(p * 8), *d_w0 = malloc(p * 8);
+    for (size_t g = 0; g < ng; g++)
+        log_scales[g] = -3;
+    revl_model_init_weights(m, log_scales, 1, w0);
+    const char *omp = getenv("OMP_NUM_THREADS"), *ob = getenv("OPENBLAS_NUM_THREADS");
+    printf("MLP 784-50-50-50-10, %zu parameters, 10,000 examples, batch 200; "
+           "OMP_NUM_THREADS=%s OPENBLAS_NUM_THREADS=%s\n",
+           p, omp ? omp : "(unset)", ob ? ob : "(unset)");
+    printf("%6s | %10s %10s %12s | %9s %12s | %12s\n", "T", "plain s", "exact s", "fwd+hyper s",
+           "exact/pl", "fwd+hyp/pl", "buffer bytes");
+    int nt = argc > 1 ? argc - 1 : 2;
+    for (int k = 0; k < nt; k++) {
+        size_t steps = argc > 1 ? (size_t)atol(argv[k + 1]) : (k ? 1000 : 100);
+        revl_schedule *s = NULL;
+        if ((rc = revl_schedule_create(&s, steps, ng, off)))
+            die("schedule", rc, "");
+        revl_schedule_fill(s, 0.3, 0.9);
+        revl_trainer *t = NULL;
+        if ((rc = revl_trainer_create(&t, m, s, NULL)))
+            die("trainer", rc, "");
+        /* warm up caches and the batch permutation once, then time each side */
+        plain_training(m, 2, w0, w);
+        double plain = plain_training(m, steps, w0, w);
+        double t0 = now();
+        if ((rc = revl_trainer_train(t, w0, NULL)))
+            die("train", rc, revl_trainer_last_error(t));
+        double exact = now() - t0;
+        revl_trainer_weights(t, w);
+        double loss;
+        revl_model_evaluate(m, train, w, &loss, dfdw, NULL);
+        revl_trainer_stats st = {.struct_size = sizeof st};
+        revl_trainer_get_stats(t, &st);
+        double t1 = now();
+        if ((rc = revl_trainer_hypergrad(t, dfdw, NULL, d_w0, NULL, NULL, NULL)))
+            die("hypergrad", rc, revl_trainer_last_error(t));
+        double both = exact + (now() - t1);
+        printf("%6zu | %10.3f %10.3f %12.3f | %9.2f %12.2f | %12zu\n", steps, plain, exact, both,
+               exact / plain, both / plain, st.buffer_bytes);
+        revl_trainer_free(t);
+        revl_schedule_free(s);
+    }
+    free(off);
+    free(log_scales);
+    free(w0);
+    free(w);
+    free(dfdw);
+    free(d_w0);
+    revl_model_free(m);
+    revl_dataset_free(train);
+    revl_dataset_free(all);
+    return 0;
+}

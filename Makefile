@@ -228,20 +228,20 @@ check-header:
 # The symbol list: every dynamic symbol the library defines, with its version node.
 LIST_SYMBOLS = nm -D --defined-only $(1) | awk '{print $$3}' | LC_ALL=C sort
 check-symbols: lib
-	@$(call LIST_SYMBOLS,$(LIBOUT)/$(SONAME)) > build-symbols.txt
-	@bad=$$(grep -v -E '^(revl_[A-Za-z0-9_]+@@REVL_[0-9_]+|REVL_[0-9_]+)$$' build-symbols.txt || true); \
+	@mkdir -p build-abi; $(call LIST_SYMBOLS,$(LIBOUT)/$(SONAME)) > build-abi/symbols.txt
+	@bad=$$(grep -v -E '^(revl_[A-Za-z0-9_]+@@REVL_[0-9_]+|REVL_[0-9_]+)$$' build-abi/symbols.txt || true); \
 	if [ -n "$$bad" ]; then echo "revl: exported symbols outside revl_*:"; echo "$$bad"; exit 1; fi
 	@readelf -d $(LIBOUT)/$(SONAME) | grep -q 'Library soname: \[$(SONAME)\]' || \
 	  { echo "revl: SONAME is not $(SONAME)"; exit 1; }
 	@missing=$$(sed -n 's/^REVL_API [^(]*[ *]\(revl_[a-z0-9_]*\)(.*/\1/p' include/revl.h | LC_ALL=C sort -u | \
-	  while read f; do grep -q "^$$f@@" build-symbols.txt || echo $$f; done); \
+	  while read f; do grep -q "^$$f@@" build-abi/symbols.txt || echo $$f; done); \
 	if [ -n "$$missing" ]; then echo "revl: note: declared in revl.h but not (yet) exported:" $$missing; fi
-	@if ! diff -u abi/symbols.txt build-symbols.txt; then \
+	@if ! diff -u abi/symbols.txt build-abi/symbols.txt; then \
 	  echo "revl: the exported symbols differ from abi/symbols.txt ('-' removed, '+' added)."; \
 	  echo "      If the change is intended, run 'make abi-update' and commit abi/ (docs/api-stability.md)."; \
 	  exit 1; fi
-	@echo "revl: $$(wc -l < build-symbols.txt) exported symbols, all revl_*, match abi/symbols.txt"
-	@rm -f build-symbols.txt
+	@echo "revl: $$(wc -l < build-abi/symbols.txt) exported symbols, all revl_*, match abi/symbols.txt"
+	@rm -rf build-abi
 
 # abidiff exit status is a bit field: 4 = some ABI change (e.g. a function added), 8 = an
 # incompatible change. Only 8 (or a tool error, 1/2) fails; additions are reported.

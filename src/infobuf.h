@@ -106,16 +106,14 @@ static inline uint64_t rv_pop_base_d(rv_stack *s, uint64_t st, uint32_t *r)
     return st;
 }
 
-static inline void rv_symbol_range(const rv_gamma_code *c, uint32_t sym, uint64_t *start,
+/* Symbol layout: the first k symbols have frequency f+1, the others f, so symbol s starts at
+ * s*f + min(s, k) and has frequency f + (s < k). */
+static inline void rv_symbol_range(const rv_gamma_code *c, uint64_t sym, uint64_t *start,
                                    uint64_t *freq)
 {
-    if (sym < c->k) {
-        *freq = (uint64_t)c->f + 1;
-        *start = (uint64_t)sym * *freq;
-    } else {
-        *freq = c->f;
-        *start = c->boundary + (uint64_t)(sym - c->k) * c->f;
-    }
+    uint64_t wide = sym < c->k;
+    *freq = c->f + wide;
+    *start = sym * c->f + (wide ? sym : c->k);
 }
 
 /* y / d and y % d for any 64-bit y by a precomputed inv = floor((2^64-1)/d): the estimate
@@ -158,10 +156,9 @@ static inline uint64_t rv_pop_base_n(rv_stack *s, uint64_t st, const rv_gamma_co
      * would be mispredicted often */
     uint64_t sym_wide = rv_mulhi64(slot, c->rcp_wide);
     uint64_t sym_narrow = c->k + rv_mulhi64(slot - c->boundary, c->rcp_f);
-    uint64_t wide = -(uint64_t)(slot < c->boundary); /* all ones or zero: selects by masks */
-    uint64_t sym = (sym_wide & wide) | (sym_narrow & ~wide);
-    uint64_t freq = c->f + (wide & 1);
-    uint64_t start = (sym * freq & wide) | ((c->boundary + (sym - c->k) * c->f) & ~wide);
+    uint64_t sym = slot < c->boundary ? sym_wide : sym_narrow;
+    uint64_t start, freq;
+    rv_symbol_range(c, sym, &start, &freq);
     st = freq * (st >> RV_SCALE_BITS) + slot - start;
     if (st < RV_STATE_LOW)
         st = (st << 32) | rv_pop_word(s);

@@ -51,7 +51,9 @@ TEST_SRC := $(sort $(wildcard tests/check_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_HELPERS := $(sort $(wildcard tests/testutil*.c))
 EXAMPLE_SRC := $(sort $(wildcard examples/*.c))
-EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
+EXAMPLE_CXX_SRC := $(sort $(wildcard examples/*.cpp))
+EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%) \
+	$(EXAMPLE_CXX_SRC:examples/%.cpp=$(BUILD)/examples/%)
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
@@ -101,6 +103,12 @@ $(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) $(wildcard tests/*.h) $(STLIB)
 $(BUILD)/examples/%: examples/%.c $(STLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(STLIB) $(LDLIBS)
+
+# C++ examples (C++11, the header's promise): the C warnings without the C-only ones.
+$(BUILD)/examples/%: examples/%.cpp $(STLIB)
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++11 -Wall -Wextra -Wshadow -Wno-unused-parameter $(CFLAGS) $(SAN) -Iinclude \
+		-o $@ $< $(STLIB) $(LDLIBS)
 
 $(BUILD)/bench/%: bench/%.c $(wildcard bench/*.h) $(STLIB)
 	@mkdir -p $(dir $@)

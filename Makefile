@@ -182,7 +182,8 @@ SUB_MAKE = $(MAKE) --no-print-directory
 # ---- AddressSanitizer + UBSan over every Check suite. CK_FORK=no runs each suite in one
 # process, so a leak or an error anywhere ends that process with a nonzero status.
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-ASAN_ENV := CK_FORK=no \
+ASAN_CK_FORK ?= no
+ASAN_ENV := CK_FORK=$(ASAN_CK_FORK) \
 	ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1:strict_string_checks=1:detect_stack_use_after_return=1 \
 	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1

@@ -1,0 +1,795 @@
+# Revl.jl: a thin Julia wrapper of librevl (exact hypergradients by reversing momentum SGD).
+#
+# UNTESTED: Julia is not installable on the project's machines, so this file has never been
+# run. What CI does check (python/tests/test_julia_signatures.py) is that every ccall below
+# names a function of include/revl.h with the same number and types of arguments and the same
+# return type, that every @cfunction matches its C callback typedef, and that the structs
+# mirror the header's field by field. See docs/julia.md.
+#
+#   include("julia/Revl.jl"); using .Revl
+#   m = Revl.Model(P; grad = (step, w, meta) -> (loss, g), hvp = (step, w, meta, v) -> (hv, nothing))
+#   s = Revl.Schedule(T, [0, P]); Revl.setalpha!(s, 0.1); Revl.setgamma!(s, 0.9)
+#   t = Revl.Trainer(m, s); Revl.train!(t, w0); hg = Revl.hypergrad(t, dfdw)
+#
+# Library lookup: ENV["REVL_LIBRARY"], else <checkout>/lib/librevl.so.0 (this file is
+# <checkout>/julia/Revl.jl), else "librevl.so.0" through the system loader.
+module Revl
+
+using Libdl
+
+export RevlError, Model, Schedule, Trainer, Dataset, MLP, HyperOpt,
+       train!, weights, hypergrad, stats, setalpha!, setgamma!, alpha, gamma, evaluate,
+       init_weights, init_scales_grad, step!, run!, hyperparams, sethyperparams!, save, load!
+
+function _find_library()
+    env = get(ENV, "REVL_LIBRARY", "")
+    isempty(env) || return env
+    local_build = normpath(joinpath(@__DIR__, "..", "lib", "librevl.so.0"))
+    isfile(local_build) && return local_build
+    return "librevl.so.0"
+end
+
+const librevl = _find_library()
+
+# ------------------------------------------------------------------ status and errors
+const OK = 0
+const ERR_INVALID = -1
+const ERR_NOMEM = -2
+const ERR_CALLBACK = -3
+const ERR_RANGE = -4
+const ERR_STATE = -5
+const ERR_INEXACT = -6
+const ERR_IO = -7
+
+"""A failed revl call: `status` (negative revl_status), `message` (the handle's last error),
+`func` (the C function)."""
+struct RevlError <: Exception
+    status::Int
+    message::String
+    func::String
+end
+
+Base.showerror(io::IO, e::RevlError) =
+    print(io, "RevlError: ", e.func, ": ", e.message, " [", strerror(e.status), ", status ",
+          e.status, "]")
+
+strerror(status::Integer) =
+    unsafe_string(ccall((:revl_strerror, librevl), Cstring, (Cint,), status))
+
+version() = unsafe_string(ccall((:revl_version_string, librevl), Cstring, ()))
+version_number() = Int(ccall((:revl_version_number, librevl), Cuint, ()))
+gamma_applied(g::Real) = ccall((:revl_gamma_applied, librevl), Cdouble, (Cdouble,), g)
+
+# ------------------------------------------------------------------ structs (as in revl.h)
+mutable struct ModelDef
+    struct_size::Csize_t
+    n_params::Csize_t
+    n_meta::Csize_t
+    grad::Ptr{Cvoid}
+    hvp::Ptr{Cvoid}
+    hvp_gives_grad::Cint
+    user::Ptr{Cvoid}
+    user_free::Ptr{Cvoid}
+    allocator::Ptr{Cvoid}
+end
+ModelDef() = ModelDef(sizeof(ModelDef), 0, 0, C_NULL, C_NULL, 0, C_NULL, C_NULL, C_NULL)
+
+mutable struct TrainerOptions
+    struct_size::Csize_t
+    frac_bits::Cuint
+    truncate::Csize_t
+    threads::Cint
+    allocator::Ptr{Cvoid}
+end
+TrainerOptions() = TrainerOptions(sizeof(TrainerOptions), 52, 0, 0, C_NULL)
+
+struct TrainerStats
+    struct_size::Csize_t
+    steps_done::Csize_t
+    buffer_bits::Cdouble
+    buffer_bytes::Csize_t
+    peak_bytes::Csize_t
+    last_loss::Cdouble
+end
+TrainerStats() = TrainerStats(sizeof(TrainerStats), 0, 0, 0, 0, NaN)
+
+mutable struct MlpOptions
+    struct_size::Csize_t
+    activation::Cint
+    penalty::Cint
+    batch_size::Csize_t
+    seed::UInt64
+    threads::Cint
+    allocator::Ptr{Cvoid}
+end
+MlpOptions() = MlpOptions(sizeof(MlpOptions), 0, 0, 200, 0, 0, C_NULL)
+
+struct HyperoptReport
+    struct_size::Csize_t
+    iteration::Csize_t
+    train_loss::Cdouble
+    valid_loss::Cdouble
+    valid_accuracy::Cdouble
+    hypergrad_norm::Cdouble
+    step_size::Cdouble
+    seconds::Cdouble
+    chaos::Cint
+end
+HyperoptReport() = HyperoptReport(sizeof(HyperoptReport), 0, NaN, NaN, NaN, NaN, NaN, 0, 0)
+
+mutable struct HyperoptOptions
+    struct_size::Csize_t
+    learn::Cuint
+    method::Cint
+    step_size::Cdouble
+    momentum::Cdouble
+    adam_beta1::Cdouble
+    adam_beta2::Cdouble
+    adam_eps::Cdouble
+    iterations::Csize_t
+    fresh_seed::Cint
+    seed::UInt64
+    chaos_factor::Cdouble
+    chaos_action::Cint
+    report::Ptr{Cvoid}
+    report_user::Ptr{Cvoid}
+    objective::Ptr{Cvoid}
+    objective_user::Ptr{Cvoid}
+    frac_bits::Cuint
+    threads::Cint
+    allocator::Ptr{Cvoid}
+end
+HyperoptOptions() = HyperoptOptions(sizeof(HyperoptOptions), 7, 0, 0.04, 0.9, 0.9, 0.999, 1e-8,
+                                    50, 0, 0, 10.0, 0, C_NULL, C_NULL, C_NULL, C_NULL, 52, 0,
+                                    C_NULL)
+
+# The library's own defaults, filled by its *_init functions.
+function _init(::Type{TrainerOptions})
+    o = TrainerOptions()
+    ccall((:revl_trainer_options_init, librevl), Cvoid, (Ref{TrainerOptions},), o)
+    o.struct_size = sizeof(TrainerOptions)
+    return o
+end
+function _init(::Type{MlpOptions})
+    o = MlpOptions()
+    ccall((:revl_mlp_options_init, librevl), Cvoid, (Ref{MlpOptions},), o)
+    o.struct_size = sizeof(MlpOptions)
+    return o
+end
+function _init(::Type{HyperoptOptions})
+    o = HyperoptOptions()
+    ccall((:revl_hyperopt_options_init, librevl), Cvoid, (Ref{HyperoptOptions},), o)
+    o.struct_size = sizeof(HyperoptOptions)
+    return o
+end
+function _init(::Type{ModelDef})
+    d = ModelDef()
+    ccall((:revl_model_def_init, librevl), Cvoid, (Ref{ModelDef},), d)
+    d.struct_size = sizeof(ModelDef)
+    return d
+end
+
+# ------------------------------------------------------------------ callbacks
+# The C side gets `user` = pointer_from_objref(state); the trampolines find the Julia
+# functions there. An exception inside a callback is caught (with its backtrace), the callback
+# returns 1 so the C run stops, and _check rethrows it from the caller.
+mutable struct CallbackState
+    n::Int
+    nm::Int
+    grad::Any        # (step, w, meta) -> (loss, g)
+    hvp::Any         # (step, w, meta, v) -> (hv_w, hv_meta or nothing)
+    report::Any      # (report::HyperoptReport) -> Bool (true stops)
+    objective::Any   # (w, meta) -> (f, dfdw, dfdmeta or nothing)
+    err::Any         # nothing or a CapturedException
+end
+CallbackState(n, nm) = CallbackState(n, nm, nothing, nothing, nothing, nothing, nothing)
+
+_state(user::Ptr{Cvoid}) = unsafe_pointer_to_objref(user)::CallbackState
+
+# Views of C memory: valid only during the callback (copy to keep).
+_view(p::Ptr{Cdouble}, n::Int) = (p == C_NULL || n == 0) ? Float64[] : unsafe_wrap(Array, p, n)
+
+function _put!(p::Ptr{Cdouble}, n::Int, x, what::String)
+    length(x) == n || throw(DimensionMismatch("callback returned $what of length $(length(x)), expected $n"))
+    copyto!(unsafe_wrap(Array, p, n), x)
+    return nothing
+end
+
+function _grad_trampoline(step::Csize_t, w::Ptr{Cdouble}, meta::Ptr{Cdouble}, g::Ptr{Cdouble},
+                          loss::Ptr{Cdouble}, user::Ptr{Cvoid})::Cint
+    st = _state(user)
+    st.err === nothing || return Cint(1)
+    try
+        l, gv = st.grad(Int(step), _view(w, st.n), _view(meta, st.nm))
+        _put!(g, st.n, gv, "g")
+        loss == C_NULL || unsafe_store!(loss, Float64(l))
+        return Cint(0)
+    catch e
+        st.err = CapturedException(e, catch_backtrace())
+        return Cint(1)
+    end
+end
+
+function _hvp_trampoline(step::Csize_t, w::Ptr{Cdouble}, meta::Ptr{Cdouble}, v::Ptr{Cdouble},
+                         g::Ptr{Cdouble}, hv_w::Ptr{Cdouble}, hv_meta::Ptr{Cdouble},
+                         user::Ptr{Cvoid})::Cint
+    st = _state(user)
+    st.err === nothing || return Cint(1)
+    try
+        hv, hm = st.hvp(Int(step), _view(w, st.n), _view(meta, st.nm), _view(v, st.n))
+        _put!(hv_w, st.n, hv, "hv_w")
+        if hv_meta != C_NULL && st.nm > 0
+            hm === nothing ? fill!(unsafe_wrap(Array, hv_meta, st.nm), 0.0) :
+                             _put!(hv_meta, st.nm, hm, "hv_meta")
+        end
+        return Cint(0)
+    catch e
+        st.err = CapturedException(e, catch_backtrace())
+        return Cint(1)
+    end
+end
+
+function _report_trampoline(r::Ptr{HyperoptReport}, user::Ptr{Cvoid})::Cint
+    st = _state(user)
+    st.err === nothing || return Cint(1)
+    try
+        return st.report(unsafe_load(r)) === true ? Cint(1) : Cint(0)
+    catch e
+        st.err = CapturedException(e, catch_backtrace())
+        return Cint(1)
+    end
+end
+
+function _objective_trampoline(w::Ptr{Cdouble}, meta::Ptr{Cdouble}, f::Ptr{Cdouble},
+                               dfdw::Ptr{Cdouble}, dfdmeta::Ptr{Cdouble}, user::Ptr{Cvoid})::Cint
+    st = _state(user)
+    st.err === nothing || return Cint(1)
+    try
+        fv, gw, gm = st.objective(_view(w, st.n), _view(meta, st.nm))
+        _put!(dfdw, st.n, gw, "dfdw")
+        if dfdmeta != C_NULL && st.nm > 0
+            gm === nothing ? fill!(unsafe_wrap(Array, dfdmeta, st.nm), 0.0) :
+                             _put!(dfdmeta, st.nm, gm, "dfdmeta")
+        end
+        unsafe_store!(f, Float64(fv))
+        return Cint(0)
+    catch e
+        st.err = CapturedException(e, catch_backtrace())
+        return Cint(1)
+    end
+end
+
+# C function pointers are made at load time (they cannot be precompiled).
+const GRAD_FN = Ref{Ptr{Cvoid}}(C_NULL)
+const HVP_FN = Ref{Ptr{Cvoid}}(C_NULL)
+const REPORT_FN = Ref{Ptr{Cvoid}}(C_NULL)
+const OBJECTIVE_FN = Ref{Ptr{Cvoid}}(C_NULL)
+
+function __init__()
+    GRAD_FN[] = @cfunction(_grad_trampoline, Cint,
+                           (Csize_t, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cvoid}))
+    HVP_FN[] = @cfunction(_hvp_trampoline, Cint,
+                          (Csize_t, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cvoid}))
+    REPORT_FN[] = @cfunction(_report_trampoline, Cint, (Ptr{HyperoptReport}, Ptr{Cvoid}))
+    OBJECTIVE_FN[] = @cfunction(_objective_trampoline, Cint,
+                                (Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cvoid}))
+    return nothing
+end
+
+# Rethrow a callback's exception, else turn a status into a RevlError with the handle's message.
+function _check(rc::Cint, func::String, msg::Function, states...)
+    for st in states
+        st === nothing && continue
+        if st.err !== nothing
+            e = st.err
+            st.err = nothing
+            throw(e)
+        end
+    end
+    rc == 0 && return nothing
+    throw(RevlError(rc, msg(), func))
+end
+_nomsg() = ""
+
+# ------------------------------------------------------------------ model
+mutable struct Model
+    ptr::Ptr{Cvoid}
+    n_params::Int
+    n_meta::Int
+    state::Union{CallbackState,Nothing}
+    deps::Vector{Any}            # objects the C side points into (an MLP's data set)
+end
+
+function _free!(m::Model)
+    m.ptr == C_NULL || ccall((:revl_model_free, librevl), Cvoid, (Ptr{Cvoid},), m.ptr)
+    m.ptr = C_NULL
+    return nothing
+end
+
+_lasterr(m::Model) = () -> unsafe_string(ccall((:revl_model_last_error, librevl), Cstring,
+                                              (Ptr{Cvoid},), m.ptr))
+
+"""Model(n_params; n_meta=0, grad, hvp=nothing): the training loss as Julia functions
+`grad(step, w, meta) -> (loss, g)` and `hvp(step, w, meta, v) -> (hv_w, hv_meta or nothing)`
+(nothing: finite differences of grad). w, meta, v are views of C memory, valid during the call."""
+function Model(n_params::Integer; n_meta::Integer=0, grad, hvp=nothing)
+    st = CallbackState(n_params, n_meta)
+    st.grad = grad
+    st.hvp = hvp
+    d = _init(ModelDef)
+    d.n_params = n_params
+    d.n_meta = n_meta
+    d.grad = GRAD_FN[]
+    d.hvp = hvp === nothing ? C_NULL : HVP_FN[]
+    d.user = pointer_from_objref(st)
+    out = Ref{Ptr{Cvoid}}(C_NULL)
+    rc = ccall((:revl_model_create, librevl), Cint, (Ref{Ptr{Cvoid}}, Ref{ModelDef}), out, d)
+    _check(rc, "revl_model_create", _nomsg)
+    m = Model(out[], n_params, n_meta, st, Any[])
+    finalizer(_free!, m)
+    return m
+end
+
+Base.close(m::Model) = _free!(m)
+
+_live(x) = x.ptr == C_NULL ? throw(RevlError(ERR_STATE, "the object is closed", "Revl")) : x.ptr
+
+n_groups(m::Model) = Int(ccall((:revl_model_n_groups, librevl), Csize_t, (Ptr{Cvoid},), _live(m)))
+
+function offsets(m::Model)
+    out = Vector{Csize_t}(undef, n_groups(m) + 1)
+    rc = ccall((:revl_model_group_offsets, librevl), Cint, (Ptr{Cvoid}, Ptr{Csize_t}), _live(m), out)
+    _check(rc, "revl_model_group_offsets", _lasterr(m))
+    return Int.(out)
+end
+
+function set_groups!(m::Model, offs::AbstractVector{<:Integer})
+    o = Csize_t.(offs)
+    rc = ccall((:revl_model_set_groups, librevl), Cint, (Ptr{Cvoid}, Csize_t, Ptr{Csize_t}),
+               _live(m), length(o) - 1, o)
+    _check(rc, "revl_model_set_groups", _lasterr(m))
+    return m
+end
+
+function _meta(m, meta)
+    m.n_meta == 0 && return C_NULL
+    length(meta) == m.n_meta || throw(DimensionMismatch("meta has length $(length(meta)), expected $(m.n_meta)"))
+    return Vector{Float64}(meta)
+end
+
+function _vec(x, n, what)
+    length(x) == n || throw(DimensionMismatch("$what has length $(length(x)), expected $n"))
+    return Vector{Float64}(x)
+end
+
+"""(loss, gradient) of the model at step `step`."""
+function grad(m::Model, step::Integer, w::AbstractVector, meta=Float64[])
+    wv = _vec(w, m.n_params, "w")
+    mv = _meta(m, meta)
+    g = Vector{Float64}(undef, m.n_params)
+    loss = Ref{Cdouble}(NaN)
+    rc = ccall((:revl_model_grad, librevl), Cint,
+               (Ptr{Cvoid}, Csize_t, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ref{Cdouble}),
+               _live(m), step, wv, mv, g, loss)
+    _check(rc, "revl_model_grad", _lasterr(m), m.state)
+    return loss[], g
+end
+
+"""(hv_w, hv_meta) of the model at step `step` along v."""
+function hvp(m::Model, step::Integer, w::AbstractVector, meta, v::AbstractVector)
+    wv = _vec(w, m.n_params, "w")
+    vv = _vec(v, m.n_params, "v")
+    mv = _meta(m, meta)
+    hv = Vector{Float64}(undef, m.n_params)
+    hm = Vector{Float64}(undef, m.n_meta)
+    rc = ccall((:revl_model_hvp, librevl), Cint,
+               (Ptr{Cvoid}, Csize_t, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}),
+               _live(m), step, wv, mv, vv, hv, m.n_meta == 0 ? C_NULL : hm)
+    _check(rc, "revl_model_hvp", _lasterr(m), m.state)
+    return hv, hm
+end
+
+"""w0 = exp(log_scales[g]) * standard normal noise from `seed`, per parameter group."""
+function init_weights(m::Model, log_scales::AbstractVector; seed::Integer=0)
+    ls = _vec(log_scales, n_groups(m), "log_scales")
+    w0 = Vector{Float64}(undef, m.n_params)
+    rc = ccall((:revl_model_init_weights, librevl), Cint,
+               (Ptr{Cvoid}, Ptr{Cdouble}, UInt64, Ptr{Cdouble}), _live(m), ls, seed, w0)
+    _check(rc, "revl_model_init_weights", _lasterr(m))
+    return w0
+end
+
+function init_scales_grad(m::Model, w0::AbstractVector, d_w0::AbstractVector)
+    out = Vector{Float64}(undef, n_groups(m))
+    rc = ccall((:revl_model_init_scales_grad, librevl), Cint,
+               (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}),
+               _live(m), _vec(w0, m.n_params, "w0"), _vec(d_w0, m.n_params, "d_w0"), out)
+    _check(rc, "revl_model_init_scales_grad", _lasterr(m))
+    return out
+end
+
+# ------------------------------------------------------------------ schedule
+mutable struct Schedule
+    ptr::Ptr{Cvoid}
+    n_steps::Int
+    n_groups::Int
+end
+
+function _free!(s::Schedule)
+    s.ptr == C_NULL || ccall((:revl_schedule_free, librevl), Cvoid, (Ptr{Cvoid},), s.ptr)
+    s.ptr = C_NULL
+    return nothing
+end
+Base.close(s::Schedule) = _free!(s)
+_lasterr(s::Schedule) = () -> unsafe_string(ccall((:revl_schedule_last_error, librevl), Cstring,
+                                                 (Ptr{Cvoid},), s.ptr))
+
+"""Schedule(n_steps, offsets): alpha = 0.1, gamma = 0.9 per (step, group) to start."""
+function Schedule(n_steps::Integer, offs::AbstractVector{<:Integer})
+    o = Csize_t.(offs)
+    out = Ref{Ptr{Cvoid}}(C_NULL)
+    rc = ccall((:revl_schedule_create, librevl), Cint,
+               (Ref{Ptr{Cvoid}}, Csize_t, Csize_t, Ptr{Csize_t}), out, n_steps, length(o) - 1, o)
+    _check(rc, "revl_schedule_create", _nomsg)
+    s = Schedule(out[], n_steps, length(o) - 1)
+    finalizer(_free!, s)
+    return s
+end
+
+# C arrays are step-major ([step * G + g]); Julia matrices here are (n_steps, n_groups).
+_to_c(s::Schedule, x::Real) = fill(Float64(x), s.n_steps * s.n_groups)
+function _to_c(s::Schedule, x::AbstractMatrix)
+    size(x) == (s.n_steps, s.n_groups) || throw(DimensionMismatch("expected a $(s.n_steps)x$(s.n_groups) matrix, got $(size(x))"))
+    return vec(permutedims(Matrix{Float64}(x)))
+end
+_from_c(s::Schedule, v::Vector{Float64}) = permutedims(reshape(v, s.n_groups, s.n_steps))
+
+function _set!(s::Schedule, a, g)
+    rc = ccall((:revl_schedule_set_all, librevl), Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}),
+               _live(s), a === nothing ? C_NULL : _to_c(s, a), g === nothing ? C_NULL : _to_c(s, g))
+    _check(rc, "revl_schedule_set_all", _lasterr(s))
+    return s
+end
+setalpha!(s::Schedule, a) = _set!(s, a, nothing)
+setgamma!(s::Schedule, g) = _set!(s, nothing, g)
+
+function _get(s::Schedule)
+    a = Vector{Float64}(undef, s.n_steps * s.n_groups)
+    g = similar(a)
+    rc = ccall((:revl_schedule_get_all, librevl), Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}),
+               _live(s), a, g)
+    _check(rc, "revl_schedule_get_all", _lasterr(s))
+    return _from_c(s, a), _from_c(s, g)
+end
+alpha(s::Schedule) = _get(s)[1]
+gamma(s::Schedule) = _get(s)[2]
+
+"""Set alpha and gamma of one (step, group); step and group are 0-based as in C."""
+function setstep!(s::Schedule, step::Integer, group::Integer, a::Real, g::Real)
+    rc = ccall((:revl_schedule_set, librevl), Cint, (Ptr{Cvoid}, Csize_t, Csize_t, Cdouble, Cdouble),
+               _live(s), step, group, a, g)
+    _check(rc, "revl_schedule_set", _lasterr(s))
+    return s
+end
+
+n_steps(s::Schedule) = Int(ccall((:revl_schedule_n_steps, librevl), Csize_t, (Ptr{Cvoid},), _live(s)))
+n_groups(s::Schedule) = Int(ccall((:revl_schedule_n_groups, librevl), Csize_t, (Ptr{Cvoid},), _live(s)))
+
+function offsets(s::Schedule)
+    out = Vector{Csize_t}(undef, s.n_groups + 1)
+    rc = ccall((:revl_schedule_offsets, librevl), Cint, (Ptr{Cvoid}, Ptr{Csize_t}), _live(s), out)
+    _check(rc, "revl_schedule_offsets", _lasterr(s))
+    return Int.(out)
+end
+
+function Base.fill!(s::Schedule, a::Real, g::Real)
+    rc = ccall((:revl_schedule_fill, librevl), Cint, (Ptr{Cvoid}, Cdouble, Cdouble), _live(s), a, g)
+    _check(rc, "revl_schedule_fill", _lasterr(s))
+    return s
+end
+
+# ------------------------------------------------------------------ trainer
+mutable struct Trainer
+    ptr::Ptr{Cvoid}
+    model::Model          # kept alive: the C trainer points at it
+    schedule::Schedule
+end
+
+function _free!(t::Trainer)
+    t.ptr == C_NULL || ccall((:revl_trainer_free, librevl), Cvoid, (Ptr{Cvoid},), t.ptr)
+    t.ptr = C_NULL
+    return nothing
+end
+Base.close(t::Trainer) = _free!(t)
+_lasterr(t::Trainer) = () -> unsafe_string(ccall((:revl_trainer_last_error, librevl), Cstring,
+                                                (Ptr{Cvoid},), t.ptr))
+
+function Trainer(m::Model, s::Schedule; frac_bits::Integer=52, truncate::Integer=0,
+                 threads::Integer=0)
+    o = _init(TrainerOptions)
+    o.frac_bits = frac_bits
+    o.truncate = truncate
+    o.threads = threads
+    out = Ref{Ptr{Cvoid}}(C_NULL)
+    rc = ccall((:revl_trainer_create, librevl), Cint,
+               (Ref{Ptr{Cvoid}}, Ptr{Cvoid}, Ptr{Cvoid}, Ref{TrainerOptions}),
+               out, _live(m), _live(s), o)
+    _check(rc, "revl_trainer_create", _nomsg)
+    t = Trainer(out[], m, s)
+    finalizer(_free!, t)
+    return t
+end
+
+function train!(t::Trainer, w0::AbstractVector, meta=Float64[])
+    m = t.model
+    rc = ccall((:revl_trainer_train, librevl), Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}),
+               _live(t), _vec(w0, m.n_params, "w0"), _meta(m, meta))
+    _check(rc, "revl_trainer_train", _lasterr(t), m.state)
+    return t
+end
+
+function weights(t::Trainer)
+    w = Vector{Float64}(undef, t.model.n_params)
+    rc = ccall((:revl_trainer_weights, librevl), Cint, (Ptr{Cvoid}, Ptr{Cdouble}), _live(t), w)
+    _check(rc, "revl_trainer_weights", _lasterr(t))
+    return w
+end
+
+"""Hypergradient: a NamedTuple (w0, alpha, gamma, meta); alpha and gamma (n_steps, n_groups)."""
+function hypergrad(t::Trainer, dfdw::AbstractVector, dfdmeta=nothing)
+    m, s = t.model, t.schedule
+    dw0 = Vector{Float64}(undef, m.n_params)
+    da = Vector{Float64}(undef, s.n_steps * s.n_groups)
+    dg = similar(da)
+    dm = zeros(m.n_meta)
+    dfm = dfdmeta === nothing || m.n_meta == 0 ? C_NULL : _vec(dfdmeta, m.n_meta, "dfdmeta")
+    rc = ccall((:revl_trainer_hypergrad, librevl), Cint,
+               (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}),
+               _live(t), _vec(dfdw, m.n_params, "dfdw"), dfm, dw0, da, dg,
+               m.n_meta == 0 ? C_NULL : dm)
+    _check(rc, "revl_trainer_hypergrad", _lasterr(t), m.state)
+    return (w0=dw0, alpha=_from_c(s, da), gamma=_from_c(s, dg), meta=dm)
+end
+
+function stats(t::Trainer)
+    ref = Ref(TrainerStats())
+    rc = ccall((:revl_trainer_get_stats, librevl), Cint, (Ptr{Cvoid}, Ref{TrainerStats}), _live(t), ref)
+    _check(rc, "revl_trainer_get_stats", _lasterr(t))
+    st = ref[]
+    return (steps_done=Int(st.steps_done), buffer_bits=st.buffer_bits,
+            buffer_bytes=Int(st.buffer_bytes), peak_bytes=Int(st.peak_bytes),
+            last_loss=st.last_loss)
+end
+
+# ------------------------------------------------------------------ data
+mutable struct Dataset
+    ptr::Ptr{Cvoid}
+end
+
+function _free!(d::Dataset)
+    d.ptr == C_NULL || ccall((:revl_dataset_free, librevl), Cvoid, (Ptr{Cvoid},), d.ptr)
+    d.ptr = C_NULL
+    return nothing
+end
+Base.close(d::Dataset) = _free!(d)
+_lasterr(d::Dataset) = () -> unsafe_string(ccall((:revl_dataset_last_error, librevl), Cstring,
+                                                (Ptr{Cvoid},), d.ptr))
+
+function Dataset()
+    out = Ref{Ptr{Cvoid}}(C_NULL)
+    rc = ccall((:revl_dataset_create, librevl), Cint, (Ref{Ptr{Cvoid}}, Ptr{Cvoid}), out, C_NULL)
+    _check(rc, "revl_dataset_create", _nomsg)
+    d = Dataset(out[])
+    finalizer(_free!, d)
+    return d
+end
+
+"""Dataset(x, labels; n_classes): x is (n, dim) with one example per row."""
+function Dataset(x::AbstractMatrix, labels::AbstractVector{<:Integer}; n_classes=maximum(labels) + 1)
+    d = Dataset()
+    n, dim = size(x)
+    xr = vec(permutedims(Matrix{Float64}(x)))        # row-major for C
+    rc = ccall((:revl_dataset_set, librevl), Cint,
+               (Ptr{Cvoid}, Csize_t, Csize_t, Csize_t, Ptr{Cdouble}, Ptr{Int32}),
+               d.ptr, n, dim, n_classes, xr, Int32.(labels))
+    _check(rc, "revl_dataset_set", _lasterr(d))
+    return d
+end
+
+function load_idx(images::AbstractString, labels::AbstractString; max_n::Integer=0)
+    d = Dataset()
+    rc = ccall((:revl_dataset_load_idx, librevl), Cint, (Ptr{Cvoid}, Cstring, Cstring, Csize_t),
+               d.ptr, images, labels, max_n)
+    _check(rc, "revl_dataset_load_idx", _lasterr(d))
+    return d
+end
+
+function subset(src::Dataset, first::Integer, count::Integer)
+    d = Dataset()
+    rc = ccall((:revl_dataset_subset, librevl), Cint, (Ptr{Cvoid}, Ptr{Cvoid}, Csize_t, Csize_t),
+               d.ptr, _live(src), first, count)
+    _check(rc, "revl_dataset_subset", _lasterr(d))
+    return d
+end
+
+function standardize!(d::Dataset, reference::Union{Dataset,Nothing}=nothing)
+    rc = ccall((:revl_dataset_standardize, librevl), Cint, (Ptr{Cvoid}, Ptr{Cvoid}),
+               _live(d), reference === nothing ? C_NULL : _live(reference))
+    _check(rc, "revl_dataset_standardize", _lasterr(d))
+    return d
+end
+
+Base.length(d::Dataset) = Int(ccall((:revl_dataset_n, librevl), Csize_t, (Ptr{Cvoid},), _live(d)))
+dim(d::Dataset) = Int(ccall((:revl_dataset_dim, librevl), Csize_t, (Ptr{Cvoid},), _live(d)))
+n_classes(d::Dataset) = Int(ccall((:revl_dataset_n_classes, librevl), Csize_t, (Ptr{Cvoid},), _live(d)))
+
+"""The features as an (n, dim) matrix (a copy)."""
+function features(d::Dataset)
+    n, k = length(d), dim(d)
+    p = ccall((:revl_dataset_x, librevl), Ptr{Cdouble}, (Ptr{Cvoid},), _live(d))
+    return permutedims(copy(unsafe_wrap(Array, p, (k, n))))
+end
+
+function labels(d::Dataset)
+    p = ccall((:revl_dataset_labels, librevl), Ptr{Int32}, (Ptr{Cvoid},), _live(d))
+    return copy(unsafe_wrap(Array, p, length(d)))
+end
+
+# ------------------------------------------------------------------ built-in MLP
+const ACTIVATIONS = Dict(:tanh => 0, :relu => 1, :logistic => 2)
+const PENALTIES = Dict(:none => 0, :per_layer => 1, :per_weight => 2)
+
+"""MLP(widths, train; activation=:tanh, penalty=:none, batch_size=200, seed=0, threads=0):
+a Model computed in C; `train` is kept alive by the model."""
+function MLP(widths::AbstractVector{<:Integer}, train::Dataset; activation::Symbol=:tanh,
+             penalty::Symbol=:none, batch_size=nothing, seed=nothing, threads=nothing)
+    o = _init(MlpOptions)
+    o.activation = ACTIVATIONS[activation]
+    o.penalty = PENALTIES[penalty]
+    batch_size === nothing || (o.batch_size = batch_size)
+    seed === nothing || (o.seed = seed)
+    threads === nothing || (o.threads = threads)
+    w = Csize_t.(widths)
+    out = Ref{Ptr{Cvoid}}(C_NULL)
+    rc = ccall((:revl_mlp_create, librevl), Cint,
+               (Ref{Ptr{Cvoid}}, Csize_t, Ptr{Csize_t}, Ptr{Cvoid}, Ref{MlpOptions}),
+               out, length(w), w, _live(train), o)
+    _check(rc, "revl_mlp_create", _nomsg)
+    np = Int(ccall((:revl_model_n_params, librevl), Csize_t, (Ptr{Cvoid},), out[]))
+    nm = Int(ccall((:revl_model_n_meta, librevl), Csize_t, (Ptr{Cvoid},), out[]))
+    m = Model(out[], np, nm, nothing, Any[train])
+    finalizer(_free!, m)
+    return m
+end
+
+"""(loss, accuracy, grad or nothing) of a built-in model on `data` at w."""
+function evaluate(m::Model, data::Dataset, w::AbstractVector; withgrad::Bool=false)
+    loss, acc = Ref{Cdouble}(NaN), Ref{Cdouble}(NaN)
+    g = withgrad ? Vector{Float64}(undef, m.n_params) : nothing
+    rc = ccall((:revl_model_evaluate, librevl), Cint,
+               (Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cdouble}, Ref{Cdouble}, Ptr{Cdouble}, Ref{Cdouble}),
+               _live(m), _live(data), _vec(w, m.n_params, "w"), loss,
+               g === nothing ? C_NULL : g, acc)
+    _check(rc, "revl_model_evaluate", _lasterr(m))
+    return (loss=loss[], accuracy=acc[], grad=g)
+end
+
+# ------------------------------------------------------------------ hyper-optimiser
+mutable struct HyperOpt
+    ptr::Ptr{Cvoid}
+    model::Model
+    valid::Union{Dataset,Nothing}
+    state::CallbackState
+    n_steps::Int
+    n_groups::Int
+end
+
+function _free!(h::HyperOpt)
+    h.ptr == C_NULL || ccall((:revl_hyperopt_free, librevl), Cvoid, (Ptr{Cvoid},), h.ptr)
+    h.ptr = C_NULL
+    return nothing
+end
+Base.close(h::HyperOpt) = _free!(h)
+_lasterr(h::HyperOpt) = () -> unsafe_string(ccall((:revl_hyperopt_last_error, librevl), Cstring,
+                                                 (Ptr{Cvoid},), h.ptr))
+
+const LEARN = Dict(:alpha => 1, :gamma => 2, :init_scale => 4, :meta => 8)
+
+"""HyperOpt(model, valid, n_steps; learn=[:alpha, :gamma, :init_scale], method=:adam,
+step_size, iterations, seed, report=(r -> stop::Bool), objective=((w, meta) -> (f, dfdw,
+dfdmeta or nothing)), ...): options left out keep the library's defaults."""
+function HyperOpt(m::Model, valid::Union{Dataset,Nothing}, n_steps::Integer;
+                  learn=nothing, method=nothing, step_size=nothing, momentum=nothing,
+                  iterations=nothing, fresh_seed=nothing, seed=nothing, chaos_factor=nothing,
+                  chaos_action=nothing, report=nothing, objective=nothing, frac_bits=nothing,
+                  threads=nothing)
+    o = _init(HyperoptOptions)
+    learn === nothing || (o.learn = reduce(|, (LEARN[k] for k in learn); init=0))
+    method === nothing || (o.method = method === :sgd ? 1 : 0)
+    step_size === nothing || (o.step_size = step_size)
+    momentum === nothing || (o.momentum = momentum)
+    iterations === nothing || (o.iterations = iterations)
+    fresh_seed === nothing || (o.fresh_seed = fresh_seed ? 1 : 0)
+    seed === nothing || (o.seed = seed)
+    chaos_factor === nothing || (o.chaos_factor = chaos_factor)
+    chaos_action === nothing || (o.chaos_action = chaos_action === :stop ? 1 : 0)
+    frac_bits === nothing || (o.frac_bits = frac_bits)
+    threads === nothing || (o.threads = threads)
+    st = CallbackState(m.n_params, m.n_meta)
+    st.report = report
+    st.objective = objective
+    if report !== nothing
+        o.report = REPORT_FN[]
+        o.report_user = pointer_from_objref(st)
+    end
+    if objective !== nothing
+        o.objective = OBJECTIVE_FN[]
+        o.objective_user = pointer_from_objref(st)
+    end
+    out = Ref{Ptr{Cvoid}}(C_NULL)
+    rc = ccall((:revl_hyperopt_create, librevl), Cint,
+               (Ref{Ptr{Cvoid}}, Ptr{Cvoid}, Ptr{Cvoid}, Csize_t, Ref{HyperoptOptions}),
+               out, _live(m), valid === nothing ? C_NULL : _live(valid), n_steps, o)
+    _check(rc, "revl_hyperopt_create", _nomsg, st, m.state)
+    ns = Int(ccall((:revl_hyperopt_n_steps, librevl), Csize_t, (Ptr{Cvoid},), out[]))
+    ng = Int(ccall((:revl_hyperopt_n_groups, librevl), Csize_t, (Ptr{Cvoid},), out[]))
+    h = HyperOpt(out[], m, valid, st, ns, ng)
+    finalizer(_free!, h)
+    return h
+end
+
+function step!(h::HyperOpt)
+    r = Ref(HyperoptReport())
+    rc = ccall((:revl_hyperopt_step, librevl), Cint, (Ptr{Cvoid}, Ref{HyperoptReport}), _live(h), r)
+    _check(rc, "revl_hyperopt_step", _lasterr(h), h.state, h.model.state)
+    return r[]
+end
+
+function run!(h::HyperOpt)
+    rc = ccall((:revl_hyperopt_run, librevl), Cint, (Ptr{Cvoid},), _live(h))
+    _check(rc, "revl_hyperopt_run", _lasterr(h), h.state, h.model.state)
+    return h
+end
+
+_hshape(h::HyperOpt, v::Vector{Float64}) = permutedims(reshape(v, h.n_groups, h.n_steps))
+
+"""Current (best=false) or best-so-far hyperparameters: (alpha, gamma, log_init_scales, meta)."""
+function hyperparams(h::HyperOpt; best::Bool=false)
+    a = Vector{Float64}(undef, h.n_steps * h.n_groups)
+    g = similar(a)
+    ls = Vector{Float64}(undef, h.n_groups)
+    nm = h.model.n_meta
+    mt = Vector{Float64}(undef, nm)
+    rc = ccall((:revl_hyperopt_get, librevl), Cint,
+               (Ptr{Cvoid}, Cint, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}),
+               _live(h), best ? 1 : 0, a, g, ls, nm == 0 ? C_NULL : mt)
+    _check(rc, "revl_hyperopt_get", _lasterr(h))
+    return (alpha=_hshape(h, a), gamma=_hshape(h, g), log_init_scales=ls, meta=mt)
+end
+
+function sethyperparams!(h::HyperOpt; alpha=nothing, gamma=nothing, log_init_scales=nothing,
+                         meta=nothing)
+    tc(x) = x === nothing ? C_NULL : vec(permutedims(Matrix{Float64}(x)))
+    rc = ccall((:revl_hyperopt_set, librevl), Cint,
+               (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}),
+               _live(h), tc(alpha), tc(gamma),
+               log_init_scales === nothing ? C_NULL : Vector{Float64}(log_init_scales),
+               meta === nothing ? C_NULL : Vector{Float64}(meta))
+    _check(rc, "revl_hyperopt_set", _lasterr(h))
+    return h
+end
+
+function save(h::HyperOpt, path::AbstractString; best::Bool=true)
+    rc = ccall((:revl_hyperopt_save, librevl), Cint, (Ptr{Cvoid}, Cint, Cstring), _live(h),
+               best ? 1 : 0, path)
+    _check(rc, "revl_hyperopt_save", _lasterr(h))
+    return path
+end
+
+function load!(h::HyperOpt, path::AbstractString)
+    rc = ccall((:revl_hyperopt_load, librevl), Cint, (Ptr{Cvoid}, Cstring), _live(h), path)
+    _check(rc, "revl_hyperopt_load", _lasterr(h))
+    return h
+end
+
+end # module

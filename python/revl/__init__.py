@@ -1,0 +1,43 @@
+"""revl: exact hypergradients by reversing momentum-SGD training (ctypes wrapper of librevl).
+
+    import numpy as np, revl
+    m = revl.Model(n_params, grad=grad_fn, hvp=hvp_fn)   # grad_fn(step, w, meta) -> (loss, g)
+    s = revl.Schedule(n_steps, [0, n_params])            # s.alpha, s.gamma: (n_steps, n_groups)
+    t = revl.Trainer(m, s)
+    t.train(w0)
+    hg = t.hypergrad(dfdw)                               # hg.w0, hg.alpha, hg.gamma, hg.meta
+
+See docs/python.md.  The shared library is found through REVL_LIBRARY, then the checkout's
+lib/ directory, then the system loader (revl.library_path says which one was loaded).
+"""
+
+from ._base import gamma_applied, version, version_number
+from ._errors import (CallbackError, Error, FileError, InexactError, InvalidError,
+                      NoMemoryError, RangeError, StateError, Unavailable)
+from ._lib import lib as _the_lib
+from .core import Hypergrad, Model, Schedule, Trainer
+from .data import Dataset
+from .hyperopt import HyperOpt, Hyperparams, Report
+from .mlp import MLP, Block, Evaluation
+
+library_path = _the_lib.path
+__version__ = "0.1.0"
+
+
+def available(name):
+    """Whether the loaded library exports revl_<name> (e.g. available('mlp_create'))."""
+    return _the_lib.has(name)
+
+
+def strerror(status):
+    """The library's name for a status code."""
+    return _the_lib.strerror(int(status)).decode()
+
+
+__all__ = [
+    "version", "version_number", "gamma_applied", "available", "strerror", "library_path",
+    "Model", "Schedule", "Trainer", "Hypergrad", "Dataset", "MLP", "Block", "Evaluation",
+    "HyperOpt", "Hyperparams", "Report",
+    "Error", "InvalidError", "NoMemoryError", "CallbackError", "RangeError", "StateError",
+    "InexactError", "FileError", "Unavailable",
+]

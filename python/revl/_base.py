@@ -1,0 +1,233 @@
+"""Handle ownership, error checking and array conversion shared by the wrapper classes.
+
+Ownership.  Each C object is owned by a private ``_CHandle``.  The public object (Model,
+Trainer, ...) holds its handle; an object the C side keeps a pointer to (a trainer's model and
+schedule, an MLP's data set, a hyper-optimiser's model and data) is kept alive by the dependent
+handle holding the dependency's handle.  ``close()`` drops the public object's claim: the C
+object is freed at once when nothing else uses it, and otherwise as soon as the last dependent is
+freed.  A ``weakref.finalize`` on each handle frees it when it becomes garbage (not at
+interpreter exit, when the process's memory goes back to the system anyway and the order of
+finalizers is no longer ours).
+"""
+
+import threading
+import weakref
+
+import numpy as np
+
+from . import _errors
+from ._errors import InvalidError, StateError, error_for
+from ._lib import lib, strerror
+
+
+def _release(free, ptr, user_counts):
+    free(ptr)
+    for c in user_counts:
+        c[0] -= 1
+
+
+class _CHandle:
+    """Owns one C object. ``deps``: handles this one needs alive; ``keep``: Python objects the C
+    side points into (callback function objects); ``states``: callback states whose pending
+    exceptions must be checked after calls on this handle (its own and its dependencies')."""
+
+    __slots__ = ("ptr", "kind", "deps", "keep", "states", "users", "lock", "_fin",
+                 "__weakref__")
+
+    def __init__(self, ptr, free, kind, deps=(), keep=(), states=()):
+        self.ptr = ptr
+        self.kind = kind
+        self.deps = tuple(deps)
+        self.keep = tuple(keep)
+        st = list(states)
+        for d in self.deps:
+            st.extend(s for s in d.states if s not in st)
+        self.states = tuple(st)
+        self.users = [0]          # handles that depend on this one and are not freed yet
+        for d in self.deps:
+            d.users[0] += 1
+        self.lock = threading.Lock()
+        # The finalizer's arguments must not reference this handle (or it would never die):
+        # the free function, an int and the dependencies' counters only.
+        self._fin = weakref.finalize(self, _release, free, ptr,
+                                     tuple(d.users for d in self.deps))
+        self._fin.atexit = False
+
+
+class _Busy:
+    """Non-blocking locks on the handles a call uses: a callback re-entering a handle that is
+    running, or a second thread using it, get StateError instead of corrupting it."""
+
+    __slots__ = ("handles", "taken")
+
+    def __init__(self, handles):
+        self.handles = handles
+        self.taken = []
+
+    def __enter__(self):
+        for h in self.handles:
+            if not h.lock.acquire(False):
+                for t in self.taken:
+                    t.lock.release()
+                self.taken = []
+                raise StateError(_errors.ERR_STATE,
+                                 f"the {h.kind} is in use by another call (a callback calling "
+                                 f"back into it, or another thread: a handle is for one thread "
+                                 f"at a time)")
+            self.taken.append(h)
+        return self
+
+    def __exit__(self, *exc):
+        for t in self.taken:
+            t.lock.release()
+        self.taken = []
+        return False
+
+
+class CallbackState:
+    """What a callback trampoline shares with the caller: the exception it caught."""
+
+    __slots__ = ("pending", "where")
+
+    def __init__(self):
+        self.pending = None
+        self.where = None
+
+    def fail(self, exc, where):
+        if self.pending is None:
+            self.pending = exc
+            self.where = where
+        return 1
+
+
+def raise_pending(states, function):
+    """Re-raise the first exception a callback caught during the C call, with its traceback."""
+    exc = None
+    for s in states:
+        if s.pending is not None:
+            if exc is None:
+                exc, where = s.pending, s.where
+            s.pending = None
+    if exc is not None:
+        if hasattr(exc, "add_note"):
+            exc.add_note(f"(raised in the revl {where} callback, during {function})")
+        raise exc.with_traceback(exc.__traceback__)
+
+
+def check(rc, function, handle=None, last_error=None, states=()):
+    """Raise for a failed C call: first any exception a Python callback raised, then the status
+    with the handle's last_error message."""
+    raise_pending(states, function)
+    if rc:
+        msg = None
+        if handle is not None and last_error is not None:
+            raw = last_error(handle)
+            msg = raw.decode("utf-8", "replace") if raw else None
+        raise error_for(rc, msg or strerror(rc), function)
+
+
+class Wrapper:
+    """Base of the public classes: holds the handle, context manager, close()."""
+
+    _kind = "object"
+
+    def _init_handle(self, h):
+        self._h = h
+
+    @property
+    def closed(self):
+        return getattr(self, "_h", None) is None
+
+    def _handle(self):
+        h = getattr(self, "_h", None)
+        if h is None:
+            raise StateError(_errors.ERR_STATE, f"the {self._kind} is closed")
+        return h
+
+    def close(self):
+        """Release this object's C handle.  Freed at once unless another revl object still
+        uses it (e.g. a trainer using this model), then when that one goes.  Idempotent."""
+        self._h = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __repr__(self):
+        state = "closed" if self.closed else f"at 0x{self._h.ptr:x}"
+        return f"<revl.{type(self).__name__} {self._describe()} {state}>"
+
+    def _describe(self):
+        return ""
+
+
+# ------------------------------------------------------------------ arrays
+F64 = np.dtype(np.float64)
+_NUMERIC = "biuf"
+
+
+def as_f64(x, shape, name, function):
+    """x as a C-contiguous float64 array of exactly this shape (no copy when it already is)."""
+    a = np.asarray(x)
+    if a.dtype.kind not in _NUMERIC:
+        raise InvalidError(_errors.ERR_INVALID,
+                           f"{name} must be a real numeric array, got dtype {a.dtype}", function)
+    if a.shape != tuple(shape):
+        raise InvalidError(_errors.ERR_INVALID,
+                           f"{name} has shape {a.shape}, expected {tuple(shape)}", function)
+    return np.ascontiguousarray(a, dtype=F64)
+
+
+def as_f64_broadcast(x, shape, name, function):
+    """Like as_f64 but a scalar or any array broadcastable to shape is accepted."""
+    a = np.asarray(x)
+    if a.dtype.kind not in _NUMERIC:
+        raise InvalidError(_errors.ERR_INVALID,
+                           f"{name} must be a real numeric array, got dtype {a.dtype}", function)
+    try:
+        a = np.broadcast_to(a, tuple(shape))
+    except ValueError:
+        raise InvalidError(_errors.ERR_INVALID,
+                           f"{name} has shape {a.shape}, expected {tuple(shape)} (or a shape "
+                           f"that broadcasts to it)", function) from None
+    return np.ascontiguousarray(a, dtype=F64)
+
+
+def as_offsets(offsets, name, function):
+    a = np.asarray(offsets)
+    if a.ndim != 1 or a.size < 2 or a.dtype.kind not in "iu":
+        raise InvalidError(_errors.ERR_INVALID,
+                           f"{name} must be a 1-D sequence of at least 2 integers (n_groups+1 "
+                           f"group boundaries), got {offsets!r}", function)
+    if a[0] != 0 or np.any(np.diff(a) <= 0):
+        raise InvalidError(_errors.ERR_INVALID,
+                           f"{name} must start at 0 and increase strictly, got {a.tolist()}",
+                           function)
+    return np.ascontiguousarray(a, dtype=np.uintp)
+
+
+def ptr(a):
+    """Address of an array's data, or None for None."""
+    return None if a is None else a.ctypes.data
+
+
+def version():
+    """The linked library's version string, e.g. '0.1.0'."""
+    return lib.version_string().decode()
+
+
+def version_number():
+    """MAJOR*10000 + MINOR*100 + PATCH of the linked library."""
+    return int(lib.version_number())
+
+
+def gamma_applied(gamma):
+    """The momentum the library applies for a requested gamma: the nearest n/2^16 (NaN outside
+    [2^-16, 1]).  Works elementwise on arrays."""
+    g = np.asarray(gamma, dtype=F64)
+    if g.ndim == 0:
+        return float(lib.gamma_applied(float(g)))
+    return np.vectorize(lambda x: lib.gamma_applied(float(x)), otypes=[F64])(g)

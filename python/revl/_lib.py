@@ -1,0 +1,382 @@
+"""Finding and binding librevl.
+
+Lookup order (the first that loads wins):
+
+1. the environment variable ``REVL_LIBRARY`` (a path to the shared library).  When it is set,
+   nothing else is tried: an explicit choice that fails is an error, not a reason to load some
+   other copy;
+2. the build directory of the checkout this package sits in: ``<checkout>/lib/librevl.so.0``
+   (the package is ``<checkout>/python/revl``), as ``make lib`` leaves it;
+3. the system loader: ``ctypes.util.find_library("revl")``, then ``librevl.so.0`` (which honours
+   ``LD_LIBRARY_PATH`` and the ldconfig cache).
+
+On failure :class:`ImportError` names every place tried and why each failed.
+
+Every C function is declared below (``PROTOTYPES``) in the header's own spelling; the test
+``tests/test_prototypes.py`` checks the table against ``include/revl.h``.  A function the loaded
+library does not export raises :class:`revl.Unavailable` when used, so the package still imports
+against an older or partial build.
+"""
+
+import ctypes
+import ctypes.util
+import os
+import pathlib
+
+from ._errors import Unavailable
+
+EXPECTED_MAJOR = 0
+
+# ------------------------------------------------------------------ structs (must match revl.h)
+c_size_t = ctypes.c_size_t
+
+
+class Allocator(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("alloc", ctypes.c_void_p),
+        ("free", ctypes.c_void_p),
+        ("user", ctypes.c_void_p),
+    ]
+
+
+class ModelDef(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("n_params", c_size_t),
+        ("n_meta", c_size_t),
+        ("grad", ctypes.c_void_p),      # revl_grad_fn
+        ("hvp", ctypes.c_void_p),       # revl_hvp_fn
+        ("hvp_gives_grad", ctypes.c_int),
+        ("user", ctypes.c_void_p),
+        ("user_free", ctypes.c_void_p),
+        ("allocator", ctypes.c_void_p),  # const revl_allocator *
+    ]
+
+
+class TrainerOptions(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("frac_bits", ctypes.c_uint),
+        ("truncate", c_size_t),
+        ("threads", ctypes.c_int),
+        ("allocator", ctypes.c_void_p),
+    ]
+
+
+class TrainerStats(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("steps_done", c_size_t),
+        ("buffer_bits", ctypes.c_double),
+        ("buffer_bytes", c_size_t),
+        ("peak_bytes", c_size_t),
+        ("last_loss", ctypes.c_double),
+    ]
+
+
+class MlpOptions(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("activation", ctypes.c_int),  # revl_activation
+        ("penalty", ctypes.c_int),     # revl_penalty
+        ("batch_size", c_size_t),
+        ("seed", ctypes.c_uint64),
+        ("threads", ctypes.c_int),
+        ("allocator", ctypes.c_void_p),
+    ]
+
+
+class HyperoptReport(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("iteration", c_size_t),
+        ("train_loss", ctypes.c_double),
+        ("valid_loss", ctypes.c_double),
+        ("valid_accuracy", ctypes.c_double),
+        ("hypergrad_norm", ctypes.c_double),
+        ("step_size", ctypes.c_double),
+        ("seconds", ctypes.c_double),
+        ("chaos", ctypes.c_int),
+    ]
+
+
+class HyperoptOptions(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("learn", ctypes.c_uint),
+        ("method", ctypes.c_int),        # revl_meta_method
+        ("step_size", ctypes.c_double),
+        ("momentum", ctypes.c_double),
+        ("adam_beta1", ctypes.c_double),
+        ("adam_beta2", ctypes.c_double),
+        ("adam_eps", ctypes.c_double),
+        ("iterations", c_size_t),
+        ("fresh_seed", ctypes.c_int),
+        ("seed", ctypes.c_uint64),
+        ("chaos_factor", ctypes.c_double),
+        ("chaos_action", ctypes.c_int),  # revl_chaos_action
+        ("report", ctypes.c_void_p),     # revl_report_fn
+        ("report_user", ctypes.c_void_p),
+        ("objective", ctypes.c_void_p),  # revl_objective_fn
+        ("objective_user", ctypes.c_void_p),
+        ("frac_bits", ctypes.c_uint),
+        ("threads", ctypes.c_int),
+        ("allocator", ctypes.c_void_p),
+    ]
+
+
+# C struct name -> ctypes class (tests/test_abi.py compares sizes and offsets with the C compiler)
+STRUCTS = {
+    "revl_allocator": Allocator,
+    "revl_model_def": ModelDef,
+    "revl_trainer_options": TrainerOptions,
+    "revl_trainer_stats": TrainerStats,
+    "revl_mlp_options": MlpOptions,
+    "revl_hyperopt_report": HyperoptReport,
+    "revl_hyperopt_options": HyperoptOptions,
+}
+
+# ------------------------------------------------------------------ callback types
+# Pointers arrive as plain integers (c_void_p), which is the cheapest way to make numpy views.
+GRAD_FN = ctypes.CFUNCTYPE(ctypes.c_int, c_size_t, ctypes.c_void_p, ctypes.c_void_p,
+                           ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+HVP_FN = ctypes.CFUNCTYPE(ctypes.c_int, c_size_t, ctypes.c_void_p, ctypes.c_void_p,
+                          ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                          ctypes.c_void_p)
+REPORT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(HyperoptReport), ctypes.c_void_p)
+OBJECTIVE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                                ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+
+# C typedef name -> (return type, argument types) of the callback, in the header's spelling
+CALLBACK_TYPES = {
+    "revl_grad_fn": ("int", ("size_t", "const double *", "const double *", "double *",
+                             "double *", "void *")),
+    "revl_hvp_fn": ("int", ("size_t", "const double *", "const double *", "const double *",
+                            "double *", "double *", "double *", "void *")),
+    "revl_report_fn": ("int", ("const revl_hyperopt_report *", "void *")),
+    "revl_objective_fn": ("int", ("const double *", "const double *", "double *", "double *",
+                                  "double *", "void *")),
+}
+
+# ------------------------------------------------------------------ prototypes
+# (name, return type, argument types) exactly as in include/revl.h.
+PROTOTYPES = [
+    ("revl_version_number", "unsigned", ()),
+    ("revl_version_string", "const char *", ()),
+    ("revl_strerror", "const char *", ("int",)),
+    ("revl_allocator_init", "void", ("revl_allocator *",)),
+    # model
+    ("revl_model_def_init", "void", ("revl_model_def *",)),
+    ("revl_model_create", "int", ("revl_model **", "const revl_model_def *")),
+    ("revl_model_free", "void", ("revl_model *",)),
+    ("revl_model_n_params", "size_t", ("const revl_model *",)),
+    ("revl_model_n_meta", "size_t", ("const revl_model *",)),
+    ("revl_model_last_error", "const char *", ("const revl_model *",)),
+    ("revl_model_grad", "int", ("revl_model *", "size_t", "const double *", "const double *",
+                                "double *", "double *")),
+    ("revl_model_hvp", "int", ("revl_model *", "size_t", "const double *", "const double *",
+                               "const double *", "double *", "double *")),
+    ("revl_model_n_groups", "size_t", ("const revl_model *",)),
+    ("revl_model_group_offsets", "int", ("const revl_model *", "size_t *")),
+    ("revl_model_set_groups", "int", ("revl_model *", "size_t", "const size_t *")),
+    ("revl_model_init_weights", "int", ("revl_model *", "const double *", "uint64_t",
+                                        "double *")),
+    ("revl_model_init_scales_grad", "int", ("revl_model *", "const double *", "const double *",
+                                            "double *")),
+    # schedule
+    ("revl_schedule_create", "int", ("revl_schedule **", "size_t", "size_t", "const size_t *")),
+    ("revl_schedule_create_with", "int", ("revl_schedule **", "size_t", "size_t",
+                                          "const size_t *", "const revl_allocator *")),
+    ("revl_schedule_free", "void", ("revl_schedule *",)),
+    ("revl_schedule_fill", "int", ("revl_schedule *", "double", "double")),
+    ("revl_schedule_set", "int", ("revl_schedule *", "size_t", "size_t", "double", "double")),
+    ("revl_schedule_set_all", "int", ("revl_schedule *", "const double *", "const double *")),
+    ("revl_schedule_get_all", "int", ("const revl_schedule *", "double *", "double *")),
+    ("revl_schedule_n_steps", "size_t", ("const revl_schedule *",)),
+    ("revl_schedule_n_groups", "size_t", ("const revl_schedule *",)),
+    ("revl_schedule_offsets", "int", ("const revl_schedule *", "size_t *")),
+    ("revl_schedule_last_error", "const char *", ("const revl_schedule *",)),
+    ("revl_gamma_applied", "double", ("double",)),
+    # trainer
+    ("revl_trainer_options_init", "void", ("revl_trainer_options *",)),
+    ("revl_trainer_create", "int", ("revl_trainer **", "revl_model *", "const revl_schedule *",
+                                    "const revl_trainer_options *")),
+    ("revl_trainer_free", "void", ("revl_trainer *",)),
+    ("revl_trainer_train", "int", ("revl_trainer *", "const double *", "const double *")),
+    ("revl_trainer_weights", "int", ("const revl_trainer *", "double *")),
+    ("revl_trainer_hypergrad", "int", ("revl_trainer *", "const double *", "const double *",
+                                       "double *", "double *", "double *", "double *")),
+    ("revl_trainer_get_stats", "int", ("const revl_trainer *", "revl_trainer_stats *")),
+    ("revl_trainer_last_error", "const char *", ("const revl_trainer *",)),
+    # data
+    ("revl_dataset_create", "int", ("revl_dataset **", "const revl_allocator *")),
+    ("revl_dataset_free", "void", ("revl_dataset *",)),
+    ("revl_dataset_set", "int", ("revl_dataset *", "size_t", "size_t", "size_t",
+                                 "const double *", "const int32_t *")),
+    ("revl_dataset_load_idx", "int", ("revl_dataset *", "const char *", "const char *",
+                                      "size_t")),
+    ("revl_dataset_subset", "int", ("revl_dataset *", "const revl_dataset *", "size_t",
+                                    "size_t")),
+    ("revl_dataset_standardize", "int", ("revl_dataset *", "const revl_dataset *")),
+    ("revl_dataset_n", "size_t", ("const revl_dataset *",)),
+    ("revl_dataset_dim", "size_t", ("const revl_dataset *",)),
+    ("revl_dataset_n_classes", "size_t", ("const revl_dataset *",)),
+    ("revl_dataset_x", "const double *", ("const revl_dataset *",)),
+    ("revl_dataset_labels", "const int32_t *", ("const revl_dataset *",)),
+    ("revl_dataset_last_error", "const char *", ("const revl_dataset *",)),
+    # built-in models
+    ("revl_mlp_options_init", "void", ("revl_mlp_options *",)),
+    ("revl_mlp_create", "int", ("revl_model **", "size_t", "const size_t *",
+                                "const revl_dataset *", "const revl_mlp_options *")),
+    ("revl_model_evaluate", "int", ("revl_model *", "const revl_dataset *", "const double *",
+                                    "double *", "double *", "double *")),
+    # hyper-optimiser
+    ("revl_hyperopt_options_init", "void", ("revl_hyperopt_options *",)),
+    ("revl_hyperopt_create", "int", ("revl_hyperopt **", "revl_model *", "const revl_dataset *",
+                                     "size_t", "const revl_hyperopt_options *")),
+    ("revl_hyperopt_free", "void", ("revl_hyperopt *",)),
+    ("revl_hyperopt_set", "int", ("revl_hyperopt *", "const double *", "const double *",
+                                  "const double *", "const double *")),
+    ("revl_hyperopt_get", "int", ("const revl_hyperopt *", "int", "double *", "double *",
+                                  "double *", "double *")),
+    ("revl_hyperopt_step", "int", ("revl_hyperopt *", "revl_hyperopt_report *")),
+    ("revl_hyperopt_run", "int", ("revl_hyperopt *",)),
+    ("revl_hyperopt_n_steps", "size_t", ("const revl_hyperopt *",)),
+    ("revl_hyperopt_n_groups", "size_t", ("const revl_hyperopt *",)),
+    ("revl_hyperopt_save", "int", ("const revl_hyperopt *", "int", "const char *")),
+    ("revl_hyperopt_load", "int", ("revl_hyperopt *", "const char *")),
+    ("revl_hyperopt_last_error", "const char *", ("const revl_hyperopt *",)),
+]
+
+_SCALARS = {
+    "void": None,
+    "int": ctypes.c_int,
+    "unsigned": ctypes.c_uint,
+    "size_t": ctypes.c_size_t,
+    "double": ctypes.c_double,
+    "uint64_t": ctypes.c_uint64,
+    "int32_t": ctypes.c_int32,
+}
+
+
+def norm_type(t):
+    """'const  double*' -> 'const double *' (one spelling for comparisons)."""
+    t = " ".join(t.replace("*", " * ").split())
+    return t.replace("* *", "**")
+
+
+def ctype_of(t):
+    """The ctypes type used for a C type in the header's spelling."""
+    t = norm_type(t)
+    base = t.replace("const ", "").replace(" ", "")
+    if base in _SCALARS:
+        return _SCALARS[base]
+    if base == "char*":
+        return ctypes.c_char_p
+    if base.endswith("**"):
+        return ctypes.POINTER(ctypes.c_void_p)          # revl_X **out
+    if base.endswith("*") and base[:-1] in STRUCTS and base[:-1] != "revl_allocator":
+        return ctypes.POINTER(STRUCTS[base[:-1]])
+    if base.endswith("*"):
+        return ctypes.c_void_p                          # handles, arrays: addresses as ints
+    raise TypeError(f"no ctypes mapping for C type {t!r}")
+
+
+def _checkout_library():
+    """<checkout>/lib/librevl.so.0 when this package is <checkout>/python/revl, else None."""
+    root = pathlib.Path(__file__).resolve().parent.parent.parent
+    if not (root / "include" / "revl.h").exists():
+        return None
+    return root / "lib" / f"librevl.so.{EXPECTED_MAJOR}"
+
+
+def _load():
+    tried = []
+    env = os.environ.get("REVL_LIBRARY")
+    if env:
+        try:
+            return ctypes.CDLL(env), env
+        except OSError as e:
+            raise ImportError(
+                f"revl: cannot load the library named by REVL_LIBRARY={env!r}: {e}. "
+                f"(REVL_LIBRARY was set, so no other place was tried; unset it to search "
+                f"the checkout's lib/ and the system loader.)") from None
+    tried.append("REVL_LIBRARY: not set")
+    path = _checkout_library()
+    if path is None:
+        tried.append(f"checkout build directory: {pathlib.Path(__file__).resolve().parent} is "
+                     f"not inside a revl checkout")
+    elif path.exists():
+        try:
+            return ctypes.CDLL(str(path)), str(path)
+        except OSError as e:
+            tried.append(f"{path}: {e}")
+    else:
+        tried.append(f"{path}: no such file (run 'make lib' in the checkout)")
+    found = ctypes.util.find_library("revl")
+    names = ([found] if found else []) + [f"librevl.so.{EXPECTED_MAJOR}"]
+    if not found:
+        tried.append("ctypes.util.find_library('revl'): found nothing")
+    for name in names:
+        try:
+            return ctypes.CDLL(name), name
+        except OSError as e:
+            tried.append(f"system loader, {name}: {e}")
+    raise ImportError("revl: cannot find librevl. Tried, in order:\n  " + "\n  ".join(tried)
+                      + "\nSet REVL_LIBRARY to the path of librevl.so.0, or build the checkout "
+                      "with 'make lib', or install the library where the system loader finds it.")
+
+
+class _Lib:
+    """The loaded library with every known function bound (missing ones raise Unavailable)."""
+
+    def __init__(self):
+        self.dll, self.path = _load()
+        self.missing = set()
+        for name, res, args in PROTOTYPES:
+            try:
+                f = getattr(self.dll, name)
+            except AttributeError:
+                self.missing.add(name)
+                continue
+            f.restype = ctype_of(res)
+            f.argtypes = [ctype_of(a) for a in args]
+            setattr(self, name[5:], f)          # lib.trainer_train, ...
+        ver = self.version_number()
+        if ver // 10000 != EXPECTED_MAJOR:
+            raise ImportError(f"revl: {self.path} is version {ver // 10000}.{ver // 100 % 100}."
+                              f"{ver % 100}; this package needs major version {EXPECTED_MAJOR}")
+
+    def has(self, name):
+        """Whether the library exports revl_<name> (name without the prefix, or with it)."""
+        if not name.startswith("revl_"):
+            name = "revl_" + name
+        return name not in self.missing and any(p[0] == name for p in PROTOTYPES)
+
+    def __getattr__(self, short):
+        # only reached for names not bound above
+        name = "revl_" + short
+        if name in self.missing:
+            raise Unavailable(name, self.path)
+        raise AttributeError(short)
+
+
+lib = _Lib()
+
+
+def strerror(status):
+    return lib.strerror(int(status)).decode("utf-8", "replace")
+
+
+def init_struct(cls, init_fn):
+    """A ctypes struct filled by the library's *_init function.  The init runs on a buffer with
+    room to spare, so a library whose struct grew cannot write past ours; the struct_size we hand
+    back is ours (the library accepts an older caller's smaller struct, or rejects it with
+    REVL_ERR_INVALID)."""
+    size = ctypes.sizeof(cls)
+    buf = (ctypes.c_char * (size + 1024))()
+    init_fn(ctypes.cast(buf, ctypes.POINTER(cls)))
+    s = cls.from_buffer_copy(buf)
+    s.struct_size = size
+    return s

@@ -1,0 +1,262 @@
+"""HyperOpt: meta-iterations of train -> validation objective -> hypergradient -> update."""
+
+import ctypes
+import dataclasses
+import os
+
+import numpy as np
+
+from . import _errors
+from ._base import CallbackState, Wrapper, _Busy, _CHandle, as_f64_broadcast, check, ptr
+from ._errors import InvalidError
+from ._lib import (OBJECTIVE_FN, REPORT_FN, HyperoptOptions, HyperoptReport, init_struct, lib)
+from .core import Model, _view, _store, _EMPTY
+from .data import Dataset
+
+LEARN = {"alpha": 1, "gamma": 2, "init_scale": 4, "meta": 8}
+METHODS = {"adam": 0, "sgd": 1}
+CHAOS_ACTIONS = {"shrink": 0, "stop": 1}
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+    """One meta-iteration (revl_hyperopt_report)."""
+    iteration: int
+    train_loss: float
+    valid_loss: float
+    valid_accuracy: float
+    hypergrad_norm: float
+    step_size: float
+    seconds: float
+    chaos: bool
+
+    @classmethod
+    def _from_c(cls, r):
+        return cls(int(r.iteration), r.train_loss, r.valid_loss, r.valid_accuracy,
+                   r.hypergrad_norm, r.step_size, r.seconds, bool(r.chaos))
+
+    def as_dict(self):
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class Hyperparams:
+    """Hyperparameters in natural units: alpha, gamma (n_steps, n_groups), log_init_scales
+    (n_groups,), meta (n_meta,)."""
+    alpha: np.ndarray
+    gamma: np.ndarray
+    log_init_scales: np.ndarray
+    meta: np.ndarray
+
+
+def _learn_bits(learn):
+    if isinstance(learn, (int, np.integer)):
+        if learn < 0 or learn & ~15:
+            raise InvalidError(_errors.ERR_INVALID, f"learn bits must be within 0..15, got "
+                               f"{learn}", "HyperOpt")
+        return int(learn)
+    if isinstance(learn, str):
+        learn = [x for x in learn.replace("|", ",").replace("+", ",").split(",") if x.strip()]
+    bits = 0
+    for name in learn:
+        key = str(name).strip().lower().replace("-", "_")
+        if key not in LEARN:
+            raise InvalidError(_errors.ERR_INVALID, f"learn: unknown {name!r}; choose from "
+                               f"{sorted(LEARN)}", "HyperOpt")
+        bits |= LEARN[key]
+    return bits
+
+
+def _choice(value, table, name):
+    key = str(value).lower()
+    if key not in table:
+        raise InvalidError(_errors.ERR_INVALID, f"{name} must be one of {sorted(table)}, got "
+                           f"{value!r}", "HyperOpt")
+    return table[key]
+
+
+def _make_report_trampoline(fn, state):
+    def report_trampoline(r_p, user):
+        if state.pending is not None:
+            return 1
+        try:
+            return 1 if fn(Report._from_c(r_p.contents)) else 0
+        except BaseException as e:  # noqa: B902
+            return state.fail(e, "report")
+    return REPORT_FN(report_trampoline)
+
+
+def _make_objective_trampoline(fn, n, nm, state):
+    vec_n = ctypes.c_double * n
+    vec_m = ctypes.c_double * nm if nm else None
+
+    def objective_trampoline(w_p, meta_p, f_p, dfdw_p, dfdmeta_p, user):
+        if state.pending is not None:
+            return 1
+        try:
+            w = _view(vec_n, w_p, False)
+            meta = _view(vec_m, meta_p, False) if (nm and meta_p) else _EMPTY
+            res = fn(w, meta)
+            try:
+                f, dfdw, dfdmeta = res
+            except (TypeError, ValueError):
+                raise InvalidError(_errors.ERR_INVALID, "the objective callback must return "
+                                   "(f, dfdw, dfdmeta or None)", "objective") from None
+            _store(_view(vec_n, dfdw_p, True), dfdw, "dfdw", "objective")
+            if dfdmeta_p and nm:
+                out = _view(vec_m, dfdmeta_p, True)
+                if dfdmeta is None:
+                    out[...] = 0.0
+                else:
+                    _store(out, dfdmeta, "dfdmeta", "objective")
+            ctypes.c_double.from_address(f_p).value = float(f)
+            return 0
+        except BaseException as e:  # noqa: B902
+            return state.fail(e, "objective")
+    return OBJECTIVE_FN(objective_trampoline)
+
+
+class HyperOpt(Wrapper):
+    """Learns alpha, gamma (per step and group), log init scales (per group) and the model's
+    meta-parameters by gradient steps on the hypergradient of the validation loss.
+
+    ``HyperOpt(model, valid, n_steps, **options)``: the objective is the model's mean
+    cross-entropy on ``valid`` (a built-in model), or ``objective(w, meta) -> (f, dfdw,
+    dfdmeta or None)`` (then valid may be None).  Options, default = the library's:
+    learn ('alpha', 'gamma', 'init_scale', 'meta' as a list, a comma-separated string or bits),
+    method ('adam' | 'sgd'), step_size, momentum, adam_beta1, adam_beta2, adam_eps, iterations,
+    fresh_seed, seed, chaos_factor, chaos_action ('shrink' | 'stop'), frac_bits, threads.
+    ``report(r: Report)`` is called after each meta-iteration of run(); a true return value stops
+    run().  Exceptions in report or objective stop the run and are re-raised by step()/run().
+    """
+
+    _kind = "hyper-optimiser"
+
+    def __init__(self, model, valid=None, n_steps=100, *, learn=None, method=None,
+                 step_size=None, momentum=None, adam_beta1=None, adam_beta2=None, adam_eps=None,
+                 iterations=None, fresh_seed=None, seed=None, chaos_factor=None,
+                 chaos_action=None, report=None, objective=None, frac_bits=None, threads=None):
+        if not isinstance(model, Model):
+            raise InvalidError(_errors.ERR_INVALID, f"model must be a revl.Model, got "
+                               f"{type(model).__name__}", "HyperOpt")
+        if valid is not None and not isinstance(valid, Dataset):
+            raise InvalidError(_errors.ERR_INVALID, f"valid must be a revl.Dataset or None, got "
+                               f"{type(valid).__name__}", "HyperOpt")
+        if valid is None and objective is None:
+            raise InvalidError(_errors.ERR_INVALID, "give a validation data set or an objective "
+                               "callable", "HyperOpt")
+        if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
+            raise InvalidError(_errors.ERR_INVALID, f"n_steps must be an integer >= 1, got "
+                               f"{n_steps!r}", "HyperOpt")
+        mh = model._handle()
+        vh = None if valid is None else valid._handle()
+        o = init_struct(HyperoptOptions, lib.hyperopt_options_init)
+        if learn is not None:
+            o.learn = _learn_bits(learn)
+        if method is not None:
+            o.method = _choice(method, METHODS, "method")
+        if chaos_action is not None:
+            o.chaos_action = _choice(chaos_action, CHAOS_ACTIONS, "chaos_action")
+        for name, value in (("step_size", step_size), ("momentum", momentum),
+                            ("adam_beta1", adam_beta1), ("adam_beta2", adam_beta2),
+                            ("adam_eps", adam_eps), ("chaos_factor", chaos_factor)):
+            if value is not None:
+                setattr(o, name, float(value))
+        for name, value in (("iterations", iterations), ("frac_bits", frac_bits),
+                            ("threads", threads)):
+            if value is not None:
+                setattr(o, name, int(value))
+        if fresh_seed is not None:
+            o.fresh_seed = 1 if fresh_seed else 0
+        if seed is not None:
+            o.seed = int(seed) & (2**64 - 1)
+        state = CallbackState()
+        keep = [state]
+        if report is not None:
+            if not callable(report):
+                raise InvalidError(_errors.ERR_INVALID, "report must be callable", "HyperOpt")
+            keep.append(_make_report_trampoline(report, state))
+            o.report = ctypes.cast(keep[-1], ctypes.c_void_p).value
+        if objective is not None:
+            if not callable(objective):
+                raise InvalidError(_errors.ERR_INVALID, "objective must be callable",
+                                   "HyperOpt")
+            keep.append(_make_objective_trampoline(objective, model.n_params, model.n_meta,
+                                                   state))
+            o.objective = ctypes.cast(keep[-1], ctypes.c_void_p).value
+        out = ctypes.c_void_p()
+        with _Busy((mh,)):
+            rc = lib.hyperopt_create(ctypes.byref(out), mh.ptr, None if vh is None else vh.ptr,
+                                     int(n_steps), ctypes.byref(o))
+        check(rc, "revl_hyperopt_create", states=(state,) + mh.states)
+        deps = (mh,) if vh is None else (mh, vh)
+        self._init_handle(_CHandle(out.value, lib.hyperopt_free, "hyper-optimiser", deps=deps,
+                                   keep=keep, states=(state,)))
+        self.model, self.valid = model, valid
+        self.n_steps = int(lib.hyperopt_n_steps(out.value))
+        self.n_groups = int(lib.hyperopt_n_groups(out.value))
+        self.n_meta = model.n_meta
+        self.options = {name: getattr(o, name) for name, _ in HyperoptOptions._fields_
+                        if name not in ("struct_size", "report", "report_user", "objective",
+                                        "objective_user", "allocator")}
+
+    def _describe(self):
+        return f"n_steps={self.n_steps} n_groups={self.n_groups}"
+
+    def _check(self, rc, function, h):
+        check(rc, function, h.ptr, lib.hyperopt_last_error, h.states)
+
+    def step(self):
+        """One meta-iteration; returns its Report (the report callback is not called)."""
+        h = self._handle()
+        r = HyperoptReport()
+        r.struct_size = ctypes.sizeof(r)
+        with _Busy((h,) + h.deps):
+            rc = lib.hyperopt_step(h.ptr, ctypes.byref(r))
+        self._check(rc, "revl_hyperopt_step", h)
+        return Report._from_c(r)
+
+    def run(self):
+        """``iterations`` meta-iterations, or until report returns true or the chaos guard
+        stops."""
+        h = self._handle()
+        with _Busy((h,) + h.deps):
+            rc = lib.hyperopt_run(h.ptr)
+        self._check(rc, "revl_hyperopt_run", h)
+
+    def get(self, best=False):
+        """Current hyperparameters (best=True: those of the lowest validation loss so far)."""
+        h = self._handle()
+        shape = (self.n_steps, self.n_groups)
+        p = Hyperparams(np.empty(shape), np.empty(shape), np.empty(self.n_groups),
+                        np.empty(self.n_meta))
+        self._check(lib.hyperopt_get(h.ptr, 1 if best else 0, ptr(p.alpha), ptr(p.gamma),
+                                     ptr(p.log_init_scales),
+                                     ptr(p.meta) if self.n_meta else None),
+                    "revl_hyperopt_get", h)
+        return p
+
+    def set(self, alpha=None, gamma=None, log_init_scales=None, meta=None):
+        """Set hyperparameters in natural units (None = unchanged; scalars broadcast)."""
+        h = self._handle()
+        shape = (self.n_steps, self.n_groups)
+        a = None if alpha is None else as_f64_broadcast(alpha, shape, "alpha", "HyperOpt.set")
+        g = None if gamma is None else as_f64_broadcast(gamma, shape, "gamma", "HyperOpt.set")
+        s = None if log_init_scales is None else as_f64_broadcast(
+            log_init_scales, (self.n_groups,), "log_init_scales", "HyperOpt.set")
+        m = None
+        if meta is not None:
+            m = as_f64_broadcast(meta, (self.n_meta,), "meta", "HyperOpt.set")
+        self._check(lib.hyperopt_set(h.ptr, ptr(a), ptr(g), ptr(s),
+                                     ptr(m) if self.n_meta else None), "revl_hyperopt_set", h)
+
+    def save(self, path, best=True):
+        """Write the best (or current) hyperparameters as plain text."""
+        h = self._handle()
+        self._check(lib.hyperopt_save(h.ptr, 1 if best else 0, os.fsencode(path)),
+                    "revl_hyperopt_save", h)
+
+    def load(self, path):
+        """Read hyperparameters written by save (sizes must match)."""
+        h = self._handle()
+        self._check(lib.hyperopt_load(h.ptr, os.fsencode(path)), "revl_hyperopt_load", h)

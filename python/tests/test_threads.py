@@ -1,0 +1,64 @@
+"""Threads: distinct handles run concurrently (ctypes releases the GIL around C calls; callbacks
+take it back) and give the same bits as run one after another; a handle in use by one thread is
+refused to another."""
+import threading
+
+import numpy as np
+import pytest
+
+import revl
+from tanh_model import TanhNet
+
+
+def run_one(seed):
+    net = TanhNet(seed=seed)
+    m = revl.Model(net.n_params, 1, grad=net.grad, hvp=net.hvp, groups=net.groups)
+    t = revl.Trainer(m, revl.Schedule.for_model(m, 40, alpha=0.1, gamma=0.875))
+    t.train(net.init(), [-2.0])
+    hg = t.hypergrad(net.valid(t.weights)[1])
+    return hg.w0.tobytes() + hg.alpha.tobytes() + hg.gamma.tobytes() + hg.meta.tobytes()
+
+
+def test_distinct_handles_in_threads_match_sequential():
+    seeds = [0, 1, 2, 3]
+    sequential = [run_one(s) for s in seeds]
+    out = [None] * len(seeds)
+    errors = []
+
+    def work(i):
+        try:
+            out[i] = run_one(seeds[i])
+        except BaseException as e:   # noqa: B902
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(seeds))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors
+    assert out == sequential
+
+
+def test_a_busy_trainer_is_refused_to_another_thread():
+    entered, release = threading.Event(), threading.Event()
+
+    def grad(k, w, m):
+        if k == 1:
+            entered.set()
+            release.wait(10)
+        return 0.0, 0.5 * w
+
+    t = revl.Trainer(revl.Model(3, grad=grad), revl.Schedule(3, [0, 3]))
+    th = threading.Thread(target=t.train, args=(np.ones(3),))
+    th.start()
+    try:
+        assert entered.wait(10)
+        with pytest.raises(revl.StateError, match="in use"):
+            t.train(np.ones(3))
+        with pytest.raises(revl.StateError, match="in use"):   # its model too
+            t.model.grad(0, np.ones(3))
+    finally:
+        release.set()
+        th.join()
+    assert t.stats["steps_done"] == 3

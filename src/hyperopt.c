@@ -1,0 +1,562 @@
+/* hyperopt.c: the hyper-optimiser: meta-iterations of train -> validation objective ->
+ * exact hypergradient -> Adam or momentum-SGD update in unconstrained coordinates (log alpha,
+ * logit gamma, log init scale, meta), with a guard against the chaotic hypergradients of long
+ * horizons and large learning rates, and the best hyperparameters seen so far. */
+#include "hyperopt.h"
+
+#include <float.h>
+#include <math.h>
+#include <string.h>
+#include <time.h>
+
+/* Bounds that keep updated values usable: alpha = exp(log alpha) stays a positive, finite
+ * normal number, and gamma = sigmoid(logit gamma) stays within [2^-16, 1 - 2^-16], where the
+ * trainer's n/2^16 momentum is neither 0 nor exactly 1 (logit(1 - 2^-16) = log 65535). */
+#define LOG_ALPHA_MAX 700.0
+#define GAMMA_MIN 0x1p-16
+#define GAMMA_MAX (1.0 - 0x1p-16)
+
+void revl_hyperopt_options_init(revl_hyperopt_options *o)
+{
+    if (!o)
+        return;
+    memset(o, 0, sizeof *o);
+    o->struct_size = sizeof *o;
+    o->learn = REVL_LEARN_ALPHA | REVL_LEARN_GAMMA | REVL_LEARN_INIT_SCALE;
+    o->method = REVL_META_ADAM;
+    o->step_size = 0.04;
+    o->momentum = 0.9;
+    o->adam_beta1 = 0.9;
+    o->adam_beta2 = 0.999;
+    o->adam_eps = 1e-8;
+    o->iterations = 50;
+    o->chaos_factor = 10.0;
+    o->chaos_action = REVL_CHAOS_SHRINK;
+    o->frac_bits = 52;
+}
+
+/* Options that make no sense are refused at create rather than producing NaN later. */
+static int check_options(const revl_hyperopt_options *o)
+{
+    const unsigned all = REVL_LEARN_ALPHA | REVL_LEARN_GAMMA | REVL_LEARN_INIT_SCALE |
+                         REVL_LEARN_META;
+    if (o->learn & ~all)
+        return REVL_ERR_INVALID;
+    if (o->method != REVL_META_ADAM && o->method != REVL_META_SGD)
+        return REVL_ERR_INVALID;
+    if (!(isfinite(o->step_size) && o->step_size > 0))
+        return REVL_ERR_INVALID;
+    if (!(o->momentum >= 0 && o->momentum < 1))
+        return REVL_ERR_INVALID;
+    if (!(o->adam_beta1 >= 0 && o->adam_beta1 < 1) || !(o->adam_beta2 >= 0 && o->adam_beta2 < 1))
+        return REVL_ERR_INVALID;
+    /* eps > 0: a coordinate whose gradient is exactly 0 would otherwise step by 0/0 */
+    if (!(isfinite(o->adam_eps) && o->adam_eps > 0))
+        return REVL_ERR_INVALID;
+    if (!(isfinite(o->chaos_factor) && o->chaos_factor >= 0))
+        return REVL_ERR_INVALID;
+    if (o->chaos_action != REVL_CHAOS_SHRINK && o->chaos_action != REVL_CHAOS_STOP)
+        return REVL_ERR_INVALID;
+    return REVL_OK;
+}
+
+static void free_arrays(revl_hyperopt *h)
+{
+    const revl_allocator *a = &h->alloc;
+    double *arrays[] = {h->cur,  h->best,      h->m1,      h->m2,        h->prev,
+                        h->prev_m1, h->prev_m2, h->prev_grad, h->grad, h->w0,
+                        h->wT,   h->dfdw,      h->d_w0,    h->dfdmeta};
+    for (size_t k = 0; k < sizeof arrays / sizeof arrays[0]; k++)
+        rv_free(a, arrays[k]);
+}
+
+void revl_hyperopt_free(revl_hyperopt *h)
+{
+    if (!h)
+        return;
+    revl_allocator a = h->alloc;
+    revl_trainer_free(h->trainer);
+    revl_schedule_free(h->sched);
+    free_arrays(h);
+    rv_free(&a, h);
+}
+
+/* The schedule and trainer the hyper-optimiser owns, over the model's groups. */
+static int create_trainer(revl_hyperopt *h)
+{
+    size_t *offsets = rv_calloc(&h->alloc, h->n_groups + 1, sizeof *offsets);
+    if (!offsets)
+        return REVL_ERR_NOMEM;
+    revl_model_group_offsets(h->model, offsets);
+    int rc = revl_schedule_create_with(&h->sched, h->n_steps, h->n_groups, offsets, &h->alloc);
+    rv_free(&h->alloc, offsets);
+    if (rc)
+        return rc;
+    revl_trainer_options to;
+    revl_trainer_options_init(&to);
+    to.frac_bits = h->opts.frac_bits;
+    to.threads = h->opts.threads;
+    to.allocator = &h->alloc;
+    return revl_trainer_create(&h->trainer, h->model, h->sched, &to);
+}
+
+int revl_hyperopt_create(revl_hyperopt **out, revl_model *model, const revl_dataset *valid,
+                         size_t n_steps, const revl_hyperopt_options *opts)
+{
+    if (!out)
+        return REVL_ERR_INVALID;
+    *out = NULL;
+    if (!model || n_steps == 0)
+        return REVL_ERR_INVALID;
+    revl_hyperopt_options o;
+    revl_hyperopt_options_init(&o);
+    if (opts) {
+        if (opts->struct_size < sizeof o)
+            return REVL_ERR_INVALID;
+        o = *opts;
+    }
+    if (check_options(&o))
+        return REVL_ERR_INVALID;
+    /* f comes from the user's objective, or from a built-in model evaluating `valid` */
+    if (!o.objective && (!valid || !model->builtin.evaluate))
+        return REVL_ERR_INVALID;
+    size_t g = revl_model_n_groups(model), p = revl_model_n_params(model);
+    size_t nm = revl_model_n_meta(model);
+    int ok = 1;
+    size_t n_sg = rv_mul_size(n_steps, g, &ok);
+    size_t n_theta = 0;
+    if (ok && (__builtin_mul_overflow(n_sg, 2, &n_theta) ||
+               __builtin_add_overflow(n_theta, g, &n_theta) ||
+               __builtin_add_overflow(n_theta, nm, &n_theta)))
+        ok = 0;
+    if (!ok)
+        return REVL_ERR_INVALID;
+
+    revl_allocator alloc;
+    rv_allocator_copy(&alloc, o.allocator);
+    revl_hyperopt *h = rv_calloc(&alloc, 1, sizeof *h);
+    if (!h)
+        return REVL_ERR_NOMEM;
+    h->alloc = alloc;
+    h->opts = o;
+    h->opts.allocator = NULL;
+    h->model = model;
+    h->valid = valid;
+    h->n_steps = n_steps;
+    h->n_groups = g;
+    h->n_params = p;
+    h->n_meta = nm;
+    h->n_sg = n_sg;
+    h->n_theta = n_theta;
+    h->best_loss = INFINITY;
+    h->min_norm = INFINITY;
+    h->step_size = o.step_size;
+
+    int rc = create_trainer(h);
+    if (rc) {
+        revl_hyperopt_free(h);
+        return rc;
+    }
+    const revl_allocator *a = &h->alloc;
+    double **theta_arrays[] = {&h->cur,     &h->best,    &h->m1,        &h->m2,  &h->prev,
+                               &h->prev_m1, &h->prev_m2, &h->prev_grad, &h->grad};
+    double **param_arrays[] = {&h->w0, &h->wT, &h->dfdw, &h->d_w0};
+    for (size_t k = 0; k < sizeof theta_arrays / sizeof theta_arrays[0]; k++)
+        if (!(*theta_arrays[k] = rv_calloc(a, n_theta, sizeof(double))))
+            rc = REVL_ERR_NOMEM;
+    for (size_t k = 0; k < sizeof param_arrays / sizeof param_arrays[0]; k++)
+        if (!(*param_arrays[k] = rv_calloc(a, p, sizeof(double))))
+            rc = REVL_ERR_NOMEM;
+    if (nm && !(h->dfdmeta = rv_calloc(a, nm, sizeof(double))))
+        rc = REVL_ERR_NOMEM;
+    if (rc) {
+        revl_hyperopt_free(h);
+        return rc;
+    }
+    /* the paper's starting point; meta stays 0 from calloc */
+    for (size_t k = 0; k < n_sg; k++) {
+        h->cur[k] = exp(-1.0);
+        h->cur[n_sg + k] = 0.5;
+    }
+    for (size_t k = 0; k < g; k++)
+        h->cur[2 * n_sg + k] = -3.0;
+    *out = h;
+    return REVL_OK;
+}
+
+size_t revl_hyperopt_n_steps(const revl_hyperopt *h) { return h ? h->n_steps : 0; }
+size_t revl_hyperopt_n_groups(const revl_hyperopt *h) { return h ? h->n_groups : 0; }
+const char *revl_hyperopt_last_error(const revl_hyperopt *h)
+{
+    return h ? h->err : "hyper-optimiser is NULL";
+}
+
+int rv_hyperopt_check_values(revl_hyperopt *h, const double *alpha, const double *gamma,
+                             const double *log_init_scales, const double *meta)
+{
+    size_t g = h->n_groups;
+    for (size_t k = 0; alpha && k < h->n_sg; k++)
+        if (!isfinite(alpha[k]))
+            return rv_fail(h->err, REVL_ERR_INVALID, "alpha is not finite at step %zu, group %zu",
+                           k / g, k % g);
+    for (size_t k = 0; gamma && k < h->n_sg; k++)
+        if (!(gamma[k] >= 0x1p-16 && gamma[k] <= 1.0))
+            return rv_fail(h->err, REVL_ERR_INVALID,
+                           "gamma = %g outside [2^-16, 1] at step %zu, group %zu", gamma[k],
+                           k / g, k % g);
+    for (size_t k = 0; log_init_scales && k < g; k++)
+        if (!isfinite(log_init_scales[k]))
+            return rv_fail(h->err, REVL_ERR_INVALID, "log init scale of group %zu is not finite",
+                           k);
+    for (size_t k = 0; meta && k < h->n_meta; k++)
+        if (!isfinite(meta[k]))
+            return rv_fail(h->err, REVL_ERR_INVALID, "meta[%zu] is not finite", k);
+    return REVL_OK;
+}
+
+void rv_hyperopt_values_replaced(revl_hyperopt *h)
+{
+    h->have_prev = 0;
+}
+
+int revl_hyperopt_set(revl_hyperopt *h, const double *alpha, const double *gamma,
+                      const double *log_init_scales, const double *meta)
+{
+    if (!h)
+        return REVL_ERR_INVALID;
+    int rc = rv_hyperopt_check_values(h, alpha, gamma, log_init_scales, meta);
+    if (rc)
+        return rc;
+    size_t n = h->n_sg, g = h->n_groups;
+    if (alpha)
+        memcpy(h->cur, alpha, n * sizeof *alpha);
+    if (gamma)
+        memcpy(h->cur + n, gamma, n * sizeof *gamma);
+    if (log_init_scales)
+        memcpy(h->cur + 2 * n, log_init_scales, g * sizeof *log_init_scales);
+    if (meta && h->n_meta)
+        memcpy(h->cur + 2 * n + g, meta, h->n_meta * sizeof *meta);
+    rv_hyperopt_values_replaced(h);
+    rv_clear(h->err);
+    return REVL_OK;
+}
+
+int revl_hyperopt_get(const revl_hyperopt *h, int best, double *alpha, double *gamma,
+                      double *log_init_scales, double *meta)
+{
+    if (!h)
+        return REVL_ERR_INVALID;
+    /* before any meta-iteration there is no best yet: the current values stand in for it */
+    const double *src = best && h->have_best ? h->best : h->cur;
+    size_t n = h->n_sg, g = h->n_groups;
+    if (alpha)
+        memcpy(alpha, src, n * sizeof *alpha);
+    if (gamma)
+        memcpy(gamma, src + n, n * sizeof *gamma);
+    if (log_init_scales)
+        memcpy(log_init_scales, src + 2 * n, g * sizeof *log_init_scales);
+    if (meta && h->n_meta)
+        memcpy(meta, src + 2 * n + g, h->n_meta * sizeof *meta);
+    return REVL_OK;
+}
+
+/* ------------------------------------------------------------------ one meta-iteration */
+
+/* The four blocks of the layout (hyperopt.h) and the learn bit of each. */
+typedef struct block {
+    size_t lo, hi;
+    unsigned bit;
+} block;
+
+static void blocks_of(const revl_hyperopt *h, block b[4])
+{
+    size_t n = h->n_sg, g = h->n_groups;
+    b[0] = (block){0, n, REVL_LEARN_ALPHA};
+    b[1] = (block){n, 2 * n, REVL_LEARN_GAMMA};
+    b[2] = (block){2 * n, 2 * n + g, REVL_LEARN_INIT_SCALE};
+    b[3] = (block){2 * n + g, h->n_theta, REVL_LEARN_META};
+}
+
+static double to_unconstrained(unsigned bit, double x)
+{
+    if (bit == REVL_LEARN_ALPHA)
+        return log(x);
+    if (bit == REVL_LEARN_GAMMA) {
+        /* logit, clamped so that gamma = 1 (allowed when set by hand) has a finite coordinate */
+        const double lim = log(65535.0);
+        double z = log(x) - log1p(-x);
+        return z > lim ? lim : z < -lim ? -lim : z;
+    }
+    return x;
+}
+
+static double from_unconstrained(unsigned bit, double z)
+{
+    if (bit == REVL_LEARN_ALPHA)
+        return exp(fmin(fmax(z, -LOG_ALPHA_MAX), LOG_ALPHA_MAX));
+    if (bit == REVL_LEARN_GAMMA) {
+        double x = 1.0 / (1.0 + exp(-z));
+        return fmin(fmax(x, GAMMA_MIN), GAMMA_MAX);
+    }
+    /* log init scales and meta are used as they are; only keep them finite */
+    return isfinite(z) ? z : copysign(DBL_MAX, z);
+}
+
+/* One Adam or momentum-SGD update of the learned coordinates from gradient g (unconstrained
+ * coordinates), at the step size in force. */
+static void apply_update(revl_hyperopt *h, const double *g)
+{
+    const revl_hyperopt_options *o = &h->opts;
+    block b[4];
+    blocks_of(h, b);
+    h->adam_t++;
+    double s = h->step_size;
+    double c1 = 1.0 - pow(o->adam_beta1, (double)h->adam_t);
+    double c2 = 1.0 - pow(o->adam_beta2, (double)h->adam_t);
+    for (int j = 0; j < 4; j++) {
+        if (!(o->learn & b[j].bit))
+            continue;
+        for (size_t k = b[j].lo; k < b[j].hi; k++) {
+            double z = to_unconstrained(b[j].bit, h->cur[k]);
+            if (o->method == REVL_META_ADAM) {
+                h->m1[k] = o->adam_beta1 * h->m1[k] + (1.0 - o->adam_beta1) * g[k];
+                h->m2[k] = o->adam_beta2 * h->m2[k] + (1.0 - o->adam_beta2) * g[k] * g[k];
+                z -= s * (h->m1[k] / c1) / (sqrt(h->m2[k] / c2) + o->adam_eps);
+            } else {
+                h->m1[k] = o->momentum * h->m1[k] + g[k];
+                z -= s * h->m1[k];
+            }
+            h->cur[k] = from_unconstrained(b[j].bit, z);
+        }
+    }
+}
+
+/* f(w_T) and its gradients, from the user's objective or the built-in model on `valid`. */
+static int objective(revl_hyperopt *h, const double *meta, double *f, double *acc)
+{
+    *f = NAN;
+    *acc = NAN;
+    if (h->n_meta)
+        memset(h->dfdmeta, 0, h->n_meta * sizeof *h->dfdmeta);
+    if (h->opts.objective) {
+        int rc = h->opts.objective(h->wT, meta, f, h->dfdw, h->dfdmeta, h->opts.objective_user);
+        if (rc)
+            return rv_fail(h->err, REVL_ERR_CALLBACK,
+                           "objective callback returned %d at meta-iteration %zu", rc,
+                           h->iteration);
+    } else {
+        int rc = revl_model_evaluate(h->model, h->valid, h->wT, f, h->dfdw, acc);
+        if (rc)
+            return rv_fail(h->err, rc, "validation objective at meta-iteration %zu: %s",
+                           h->iteration, revl_model_last_error(h->model));
+    }
+    if (!isfinite(*f))
+        return rv_fail(h->err, REVL_ERR_RANGE,
+                       "validation objective is %g at meta-iteration %zu", *f, h->iteration);
+    for (size_t i = 0; i < h->n_params; i++)
+        if (!isfinite(h->dfdw[i]))
+            return rv_fail(h->err, REVL_ERR_RANGE,
+                           "gradient of the validation objective is %g at parameter %zu "
+                           "(meta-iteration %zu)", h->dfdw[i], i, h->iteration);
+    for (size_t j = 0; j < h->n_meta; j++)
+        if (!isfinite(h->dfdmeta[j]))
+            return rv_fail(h->err, REVL_ERR_RANGE,
+                           "meta-gradient of the validation objective is %g at meta[%zu] "
+                           "(meta-iteration %zu)", h->dfdmeta[j], j, h->iteration);
+    return REVL_OK;
+}
+
+/* Train at the current hyperparameters, evaluate f and take the hypergradient into h->grad in
+ * unconstrained coordinates; *norm over the learned ones. Changes no hyperparameter. */
+static int hypergradient(revl_hyperopt *h, double *f, double *acc, double *train_loss,
+                         double *norm)
+{
+    size_t n = h->n_sg, g = h->n_groups;
+    double *alpha = h->cur, *gamma = h->cur + n, *scales = h->cur + 2 * n;
+    double *meta = h->n_meta ? h->cur + 2 * n + g : NULL;
+    if (revl_model_n_groups(h->model) != g)
+        return rv_fail(h->err, REVL_ERR_STATE,
+                       "the model's groups changed since the hyper-optimiser was made (%zu, now %zu)",
+                       g, revl_model_n_groups(h->model));
+    if (h->opts.learn & REVL_LEARN_ALPHA)
+        for (size_t k = 0; k < n; k++)
+            if (!(alpha[k] > 0))
+                return rv_fail(h->err, REVL_ERR_INVALID,
+                               "alpha = %g at step %zu, group %zu: log alpha is learned, so alpha "
+                               "must be positive", alpha[k], k / g, k % g);
+    int rc = revl_schedule_set_all(h->sched, alpha, gamma);
+    if (rc)
+        return rv_fail(h->err, rc, "schedule: %s", revl_schedule_last_error(h->sched));
+    /* fresh_seed changes the init noise only: a built-in model's minibatch order is fixed at
+     * its creation and a callback model sees only the step index */
+    uint64_t seed = h->opts.seed + (h->opts.fresh_seed ? (uint64_t)h->iteration : 0);
+    rc = revl_model_init_weights(h->model, scales, seed, h->w0);
+    if (rc)
+        return rv_fail(h->err, rc, "initial weights at meta-iteration %zu: %s", h->iteration,
+                       revl_model_last_error(h->model));
+    rc = revl_trainer_train(h->trainer, h->w0, meta);
+    if (rc)
+        return rv_fail(h->err, rc, "training at meta-iteration %zu: %s", h->iteration,
+                       revl_trainer_last_error(h->trainer));
+    revl_trainer_weights(h->trainer, h->wT);
+    revl_trainer_stats st;
+    memset(&st, 0, sizeof st);
+    st.struct_size = sizeof st;
+    revl_trainer_get_stats(h->trainer, &st);
+    *train_loss = st.last_loss;
+    rc = objective(h, meta, f, acc);
+    if (rc)
+        return rc;
+    double *d_alpha = h->grad, *d_gamma = h->grad + n, *d_scales = h->grad + 2 * n;
+    double *d_meta = h->n_meta ? h->grad + 2 * n + g : NULL;
+    rc = revl_trainer_hypergrad(h->trainer, h->dfdw, meta ? h->dfdmeta : NULL, h->d_w0, d_alpha,
+                                d_gamma, d_meta);
+    if (rc)
+        return rv_fail(h->err, rc, "hypergradient at meta-iteration %zu: %s", h->iteration,
+                       revl_trainer_last_error(h->trainer));
+    rc = revl_model_init_scales_grad(h->model, h->w0, h->d_w0, d_scales);
+    if (rc)
+        return rv_fail(h->err, rc, "init scale gradient: %s", revl_model_last_error(h->model));
+    /* chain rule to the unconstrained coordinates; gamma as the trainer applied it */
+    for (size_t k = 0; k < n; k++) {
+        double ga = revl_gamma_applied(gamma[k]);
+        d_alpha[k] *= alpha[k];
+        d_gamma[k] *= ga * (1.0 - ga);
+    }
+    block b[4];
+    blocks_of(h, b);
+    double sq = 0;
+    for (int j = 0; j < 4; j++) {
+        if (!(h->opts.learn & b[j].bit))
+            continue;
+        for (size_t k = b[j].lo; k < b[j].hi; k++) {
+            if (!isfinite(h->grad[k]))
+                return rv_fail(h->err, REVL_ERR_RANGE,
+                               "hypergradient is %g at coordinate %zu of the %s block "
+                               "(meta-iteration %zu)", h->grad[k], k - b[j].lo,
+                               j == 0 ? "log alpha" : j == 1 ? "logit gamma"
+                               : j == 2 ? "log init scale" : "meta", h->iteration);
+            sq += h->grad[k] * h->grad[k];
+        }
+    }
+    *norm = sqrt(sq);
+    if (!isfinite(*norm))
+        return rv_fail(h->err, REVL_ERR_RANGE,
+                       "hypergradient norm overflows at meta-iteration %zu", h->iteration);
+    return REVL_OK;
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0->tv_nsec);
+}
+
+/* The chaos guard fired: do not apply this update. SHRINK halves the step and, when it can,
+ * returns to the point before the previous update and takes that update again at the new
+ * step: the previous step is what led here, and with a fixed seed the same hyperparameters
+ * would give the same exploding gradient on every later iteration. */
+static void chaos(revl_hyperopt *h, double norm)
+{
+    double lim = h->opts.chaos_factor;
+    if (h->opts.chaos_action == REVL_CHAOS_STOP) {
+        rv_fail(h->err, REVL_OK,
+                "chaos guard: hypergradient norm %.6g > %g x running minimum %.6g at iteration "
+                "%zu; stopped without applying this update", norm, lim, h->min_norm,
+                h->iteration);
+        return;
+    }
+    h->step_size *= 0.5;
+    if (h->have_prev) {
+        memcpy(h->cur, h->prev, h->n_theta * sizeof *h->cur);
+        memcpy(h->m1, h->prev_m1, h->n_theta * sizeof *h->m1);
+        memcpy(h->m2, h->prev_m2, h->n_theta * sizeof *h->m2);
+        h->adam_t = h->prev_adam_t;
+        apply_update(h, h->prev_grad);
+    }
+    rv_fail(h->err, REVL_OK,
+            "chaos guard: hypergradient norm %.6g > %g x running minimum %.6g at iteration %zu; "
+            "step halved to %g%s", norm, lim, h->min_norm, h->iteration, h->step_size,
+            h->have_prev ? "; update discarded, previous update retaken at the new step"
+                         : "; update discarded");
+}
+
+int revl_hyperopt_step(revl_hyperopt *h, revl_hyperopt_report *report)
+{
+    if (!h)
+        return REVL_ERR_INVALID;
+    if (report && report->struct_size < sizeof *report)
+        return rv_fail(h->err, REVL_ERR_INVALID,
+                       "revl_hyperopt_step: report->struct_size is %zu, expected at least %zu",
+                       report->struct_size, sizeof *report);
+    rv_clear(h->err);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double f = NAN, acc = NAN, train_loss = NAN, norm = 0;
+    int rc = hypergradient(h, &f, &acc, &train_loss, &norm);
+    if (rc)
+        return rc;
+    /* the loss belongs to the hyperparameters that produced it, i.e. those before the update */
+    if (f < h->best_loss) {
+        h->best_loss = f;
+        h->have_best = 1;
+        memcpy(h->best, h->cur, h->n_theta * sizeof *h->best);
+    }
+    /* a running minimum of exactly 0 (nothing learned, or a stationary point) gives no scale */
+    int fired = h->opts.chaos_factor > 0 && h->min_norm > 0 && isfinite(h->min_norm) &&
+                norm > h->opts.chaos_factor * h->min_norm;
+    if (fired) {
+        chaos(h, norm);
+    } else {
+        h->min_norm = fmin(h->min_norm, norm);
+        size_t bytes = h->n_theta * sizeof(double);
+        memcpy(h->prev, h->cur, bytes);
+        memcpy(h->prev_m1, h->m1, bytes);
+        memcpy(h->prev_m2, h->m2, bytes);
+        memcpy(h->prev_grad, h->grad, bytes);
+        h->prev_adam_t = h->adam_t;
+        h->have_prev = 1;
+        apply_update(h, h->grad);
+    }
+    if (report) {
+        report->iteration = h->iteration;
+        report->train_loss = train_loss;
+        report->valid_loss = f;
+        report->valid_accuracy = h->opts.objective ? NAN : acc;
+        report->hypergrad_norm = norm;
+        report->step_size = h->step_size;
+        report->chaos = fired;
+        report->seconds = seconds_since(&t0);
+    }
+    h->iteration++;
+    return REVL_OK;
+}
+
+int revl_hyperopt_run(revl_hyperopt *h)
+{
+    if (!h)
+        return REVL_ERR_INVALID;
+    rv_clear(h->err);
+    /* each step clears the message; keep the last chaos note so that it survives the run */
+    char note[RV_ERRLEN] = "";
+    for (size_t i = 0; i < h->opts.iterations; i++) {
+        revl_hyperopt_report r;
+        memset(&r, 0, sizeof r);
+        r.struct_size = sizeof r;
+        int rc = revl_hyperopt_step(h, &r);
+        if (rc)
+            return rc;
+        if (r.chaos)
+            memcpy(note, h->err, sizeof note);
+        if (h->opts.report && h->opts.report(&r, h->opts.report_user)) {
+            rv_fail(h->err, REVL_OK, "run stopped by the report callback after meta-iteration %zu",
+                    r.iteration);
+            return REVL_OK;
+        }
+        if (r.chaos && h->opts.chaos_action == REVL_CHAOS_STOP)
+            return REVL_OK;
+    }
+    memcpy(h->err, note, sizeof note);
+    return REVL_OK;
+}

@@ -1,0 +1,58 @@
+/* hyperopt.h: the hyper-optimiser handle, shared by the meta-iteration loop (hyperopt.c) and the
+ * plain-text save/load of its hyperparameters (hyperopt_io.c). */
+#ifndef REVL_HYPEROPT_H
+#define REVL_HYPEROPT_H
+
+#include "internal.h"
+
+/* Every hyperparameter vector (current, best, previous, gradients, optimiser moments) has the
+ * same layout of n_theta numbers, in natural units for the values and in the unconstrained
+ * coordinates for gradients and moments:
+ *   [0, n_sg)                     alpha, step-major (n_sg = n_steps * n_groups)
+ *   [n_sg, 2 n_sg)                gamma, step-major
+ *   [2 n_sg, 2 n_sg + G)          log init scale per group
+ *   [2 n_sg + G, n_theta)         meta */
+struct revl_hyperopt {
+    revl_allocator alloc;
+    revl_hyperopt_options opts; /* validated copy; opts.allocator cleared */
+    revl_model *model;
+    const revl_dataset *valid;
+    revl_schedule *sched;
+    revl_trainer *trainer;
+    size_t n_steps, n_groups, n_params, n_meta, n_sg, n_theta;
+
+    double *cur;       /* current hyperparameters, natural units */
+    double *best;      /* those that gave the lowest validation loss so far */
+    double best_loss;  /* +inf until a meta-iteration has run */
+    int have_best;
+
+    /* The optimiser: first/second moments for Adam, velocity (m1) for SGD, in unconstrained
+     * coordinates; adam_t counts the updates applied (bias correction). */
+    double *m1, *m2;
+    size_t adam_t;
+    double step_size;  /* in force: opts.step_size halved by each chaos shrink */
+    double min_norm;   /* running minimum of the hypergradient norm; +inf before the first */
+
+    /* The point before the last applied update, its moments and the gradient that moved it,
+     * so that the chaos guard can step back and take that update again at half the size. */
+    double *prev, *prev_m1, *prev_m2, *prev_grad;
+    size_t prev_adam_t;
+    int have_prev;
+
+    double *grad;      /* this meta-iteration's hypergradient, unconstrained coordinates */
+    double *w0, *wT, *dfdw, *d_w0; /* n_params each */
+    double *dfdmeta;   /* n_meta (NULL when 0) */
+    size_t iteration;  /* meta-iterations done */
+    char err[RV_ERRLEN];
+};
+
+/* Check natural-unit values before they replace the current ones: alpha finite, gamma in
+ * [2^-16, 1], log init scales and meta finite; any pointer may be NULL (not checked). */
+RV_HIDDEN int rv_hyperopt_check_values(revl_hyperopt *h, const double *alpha,
+                                       const double *gamma, const double *log_init_scales,
+                                       const double *meta);
+/* The current values were replaced from outside (set, load): the optimiser's step-back point
+ * no longer describes where they came from. */
+RV_HIDDEN void rv_hyperopt_values_replaced(revl_hyperopt *h);
+
+#endif

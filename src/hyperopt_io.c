@@ -1,0 +1,349 @@
+/* hyperopt_io.c: the hyperparameters as plain text (docs/file-formats.md, "Hyperparameter
+ * files"): sections gnuplot reads with `index` and numpy with loadtxt, numbers written with 17
+ * significant digits so that loading gives back the same bits. Loading is strict and
+ * all-or-nothing: a file that does not match this hyper-optimiser exactly changes nothing. */
+#include "hyperopt.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Long paths are shown by their tail so that the reason still fits in the message. */
+#define PATH_FMT "%s%s"
+#define PATH_ARG(p) (strlen(p) > 96 ? "..." : ""), (strlen(p) > 96 ? (p) + strlen(p) - 96 : (p))
+
+static void errno_text(int errnum, char *buf, size_t size)
+{
+    /* strerror_r (XSI) rather than strerror, which may use a static buffer */
+    if (strerror_r(errnum, buf, size) != 0)
+        snprintf(buf, size, "error %d", errnum);
+}
+
+/* ------------------------------------------------------------------ save */
+
+static void write_table(FILE *f, const char *title, const double *x, size_t rows, size_t cols)
+{
+    fprintf(f, "# %s\n", title);
+    for (size_t r = 0; r < rows; r++) {
+        fprintf(f, "%zu", r);
+        for (size_t c = 0; c < cols; c++)
+            fprintf(f, " %.17g", x[r * cols + c]);
+        fputc('\n', f);
+    }
+}
+
+int revl_hyperopt_save(const revl_hyperopt *hc, int best, const char *path)
+{
+    if (!hc)
+        return REVL_ERR_INVALID;
+    /* the message buffer is not part of the values that const protects */
+    revl_hyperopt *h = (revl_hyperopt *)hc;
+    if (!path)
+        return rv_fail(h->err, REVL_ERR_INVALID, "revl_hyperopt_save: path is NULL");
+    const double *src = best && h->have_best ? h->best : h->cur;
+    size_t n = h->n_sg, g = h->n_groups;
+    char why[128];
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        errno_text(errno, why, sizeof why);
+        return rv_fail(h->err, REVL_ERR_IO, PATH_FMT ": cannot open for writing: %s",
+                       PATH_ARG(path), why);
+    }
+    fprintf(f, "# revl hyperparameters 1\n# n_steps %zu\n# n_groups %zu\n# n_meta %zu\n",
+            h->n_steps, g, h->n_meta);
+    /* sections are separated by two blank lines: gnuplot's `index` counts them */
+    write_table(f, "alpha", src, h->n_steps, g);
+    fputs("\n\n", f);
+    write_table(f, "gamma", src + n, h->n_steps, g);
+    fputs("\n\n", f);
+    write_table(f, "log_init_scale", src + 2 * n, g, 1);
+    fputs("\n\n", f);
+    write_table(f, "meta", src + 2 * n + g, h->n_meta, 1);
+    int bad = ferror(f);
+    int eno = errno;
+    if (fclose(f) != 0 && !bad) {
+        bad = 1;
+        eno = errno;
+    }
+    if (bad) {
+        errno_text(eno, why, sizeof why);
+        return rv_fail(h->err, REVL_ERR_IO, PATH_FMT ": write error: %s", PATH_ARG(path), why);
+    }
+    rv_clear(h->err);
+    return REVL_OK;
+}
+
+/* ------------------------------------------------------------------ load */
+
+/* Tokens of a line, read a character at a time so that no line length limit or line buffer
+ * is needed whatever the number of groups. */
+typedef struct lexer {
+    FILE *f;
+    const char *path;
+    size_t line; /* 1-based number of the line being read */
+    char *err;
+} lexer;
+
+#define TOKEN_MAX 64 /* a %.17g number takes at most 24 characters */
+
+/* "file:line: what is wrong" */
+static int lx_fail(lexer *lx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int lx_fail(lexer *lx, const char *fmt, ...)
+{
+    char msg[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return rv_fail(lx->err, REVL_ERR_IO, PATH_FMT ":%zu: %s", PATH_ARG(lx->path), lx->line, msg);
+}
+
+/* The next token of the current line into tok: 1, or 0 at the end of the line or file (the
+ * newline is left for lx_end_line), or REVL_ERR_IO for a token too long to be a number. */
+static int lx_token(lexer *lx, char tok[TOKEN_MAX])
+{
+    int c;
+    do
+        c = getc(lx->f);
+    while (c == ' ' || c == '\t' || c == '\r');
+    if (c == '\n' || c == EOF) {
+        if (c == '\n')
+            ungetc(c, lx->f);
+        return 0;
+    }
+    size_t len = 0;
+    while (c != EOF && c != ' ' && c != '\t' && c != '\r' && c != '\n') {
+        if (len + 1 >= TOKEN_MAX) {
+            tok[len] = '\0';
+            return lx_fail(lx, "token '%.20s...' is too long", tok);
+        }
+        tok[len++] = (char)c;
+        c = getc(lx->f);
+    }
+    if (c != EOF)
+        ungetc(c, lx->f);
+    tok[len] = '\0';
+    /* a NUL byte inside a token would hide the rest of it from the parsers: refuse it here */
+    if (strlen(tok) != len)
+        return lx_fail(lx, "token contains a NUL byte");
+    return 1;
+}
+
+/* Nothing more on this line; step to the next one. */
+static int lx_end_line(lexer *lx)
+{
+    char tok[TOKEN_MAX];
+    int rc = lx_token(lx, tok);
+    if (rc < 0)
+        return rc;
+    if (rc > 0)
+        return lx_fail(lx, "unexpected '%s' at the end of the line", tok);
+    if (getc(lx->f) == '\n')
+        lx->line++;
+    return REVL_OK;
+}
+
+static int lx_at_eof(lexer *lx)
+{
+    int c = getc(lx->f);
+    if (c == EOF)
+        return 1;
+    ungetc(c, lx->f);
+    return 0;
+}
+
+/* A line that must read exactly `words` (tokens separated by single spaces). */
+static int expect_line(lexer *lx, const char *words)
+{
+    if (lx_at_eof(lx))
+        return lx_fail(lx, "unexpected end of file (truncated?): expected '%s'", words);
+    const char *w = words;
+    char tok[TOKEN_MAX];
+    while (*w) {
+        size_t len = strcspn(w, " ");
+        int rc = lx_token(lx, tok);
+        if (rc < 0)
+            return rc;
+        if (rc == 0 || strlen(tok) != len || memcmp(tok, w, len) != 0)
+            return lx_fail(lx, "expected '%s'", words);
+        w += len;
+        while (*w == ' ')
+            w++;
+    }
+    return lx_end_line(lx);
+}
+
+static int expect_blank(lexer *lx, const char *before)
+{
+    if (lx_at_eof(lx))
+        return lx_fail(lx, "unexpected end of file (truncated?): expected a blank line before "
+                           "'# %s'", before);
+    char tok[TOKEN_MAX];
+    int rc = lx_token(lx, tok);
+    if (rc < 0)
+        return rc;
+    if (rc > 0)
+        return lx_fail(lx, "expected a blank line before '# %s', found '%s'", before, tok);
+    return lx_end_line(lx);
+}
+
+/* A non-negative decimal integer, all of the token. */
+static int parse_index(const char *tok, size_t *out)
+{
+    size_t x = 0;
+    if (!*tok)
+        return 0;
+    for (const char *c = tok; *c; c++) {
+        if (*c < '0' || *c > '9')
+            return 0;
+        if (__builtin_mul_overflow(x, 10, &x) || __builtin_add_overflow(x, (size_t)(*c - '0'), &x))
+            return 0;
+    }
+    *out = x;
+    return 1;
+}
+
+/* A finite number, all of the token. strtod accepts what %.17g writes (subnormals included,
+ * whatever errno says about them). */
+static int read_number(lexer *lx, const char *what, double *out)
+{
+    char tok[TOKEN_MAX];
+    int rc = lx_token(lx, tok);
+    if (rc < 0)
+        return rc;
+    if (rc == 0)
+        return lx_fail(lx, "%s: missing value (line too short)", what);
+    char *end;
+    double x = strtod(tok, &end);
+    if (end == tok || *end)
+        return lx_fail(lx, "%s: '%s' is not a number", what, tok);
+    if (!isfinite(x))
+        return lx_fail(lx, "%s: '%s' is not finite", what, tok);
+    *out = x;
+    return REVL_OK;
+}
+
+/* "# <name> <value>" with value equal to `want`. */
+static int expect_size(lexer *lx, const char *name, size_t want)
+{
+    char tok[TOKEN_MAX];
+    if (lx_at_eof(lx))
+        return lx_fail(lx, "unexpected end of file (truncated?): expected '# %s'", name);
+    int rc;
+    if ((rc = lx_token(lx, tok)) < 0)
+        return rc;
+    if (rc == 0 || strcmp(tok, "#"))
+        return lx_fail(lx, "expected '# %s N'", name);
+    if ((rc = lx_token(lx, tok)) < 0)
+        return rc;
+    if (rc == 0 || strcmp(tok, name))
+        return lx_fail(lx, "expected '# %s N'", name);
+    if ((rc = lx_token(lx, tok)) < 0)
+        return rc;
+    size_t got;
+    if (rc == 0 || !parse_index(tok, &got))
+        return lx_fail(lx, "%s: '%s' is not a count", name, rc ? tok : "");
+    if (got != want)
+        return lx_fail(lx, "%s is %zu in the file, this hyper-optimiser has %zu", name, got, want);
+    return lx_end_line(lx);
+}
+
+/* A section: "# title", then `rows` lines "r x_0 ... x_{cols-1}" with r = 0, 1, ... */
+static int read_table(lexer *lx, const char *title, double *x, size_t rows, size_t cols,
+                      int is_gamma)
+{
+    char head[32];
+    snprintf(head, sizeof head, "# %s", title);
+    int rc = expect_line(lx, head);
+    if (rc)
+        return rc;
+    char tok[TOKEN_MAX], what[80];
+    for (size_t r = 0; r < rows; r++) {
+        if (lx_at_eof(lx))
+            return lx_fail(lx, "unexpected end of file (truncated?): %s has %zu of %zu lines",
+                           title, r, rows);
+        size_t idx;
+        if ((rc = lx_token(lx, tok)) < 0)
+            return rc;
+        if (rc == 0)
+            return lx_fail(lx, "%s: empty line, expected line %zu of %zu", title, r, rows);
+        if (!parse_index(tok, &idx) || idx != r)
+            return lx_fail(lx, "%s: expected index %zu, found '%s'", title, r, tok);
+        for (size_t c = 0; c < cols; c++) {
+            double *v = &x[r * cols + c];
+            snprintf(what, sizeof what, "%s line %zu, column %zu", title, r, c + 1);
+            if ((rc = read_number(lx, what, v)))
+                return rc;
+            if (is_gamma && !(*v >= 0x1p-16 && *v <= 1.0))
+                return lx_fail(lx, "%s: gamma = %.17g outside [2^-16, 1]", what, *v);
+        }
+        if ((rc = lx_end_line(lx)))
+            return rc;
+    }
+    return REVL_OK;
+}
+
+static int parse_file(revl_hyperopt *h, lexer *lx, double *x)
+{
+    size_t n = h->n_sg, g = h->n_groups;
+    int rc;
+    if ((rc = expect_line(lx, "# revl hyperparameters 1")) ||
+        (rc = expect_size(lx, "n_steps", h->n_steps)) ||
+        (rc = expect_size(lx, "n_groups", g)) || (rc = expect_size(lx, "n_meta", h->n_meta)) ||
+        (rc = read_table(lx, "alpha", x, h->n_steps, g, 0)) ||
+        (rc = expect_blank(lx, "gamma")) || (rc = expect_blank(lx, "gamma")) ||
+        (rc = read_table(lx, "gamma", x + n, h->n_steps, g, 1)) ||
+        (rc = expect_blank(lx, "log_init_scale")) || (rc = expect_blank(lx, "log_init_scale")) ||
+        (rc = read_table(lx, "log_init_scale", x + 2 * n, g, 1, 0)) ||
+        (rc = expect_blank(lx, "meta")) || (rc = expect_blank(lx, "meta")) ||
+        (rc = read_table(lx, "meta", x + 2 * n + g, h->n_meta, 1, 0)))
+        return rc;
+    /* blank lines may follow; anything else is garbage */
+    char tok[TOKEN_MAX];
+    while (!lx_at_eof(lx)) {
+        if ((rc = lx_token(lx, tok)) < 0)
+            return rc;
+        if (rc > 0)
+            return lx_fail(lx, "trailing garbage '%s' after the last section", tok);
+        if ((rc = lx_end_line(lx)))
+            return rc;
+    }
+    if (ferror(lx->f)) {
+        char why[128];
+        errno_text(errno, why, sizeof why);
+        return rv_fail(h->err, REVL_ERR_IO, PATH_FMT ": read error: %s", PATH_ARG(lx->path), why);
+    }
+    return REVL_OK;
+}
+
+int revl_hyperopt_load(revl_hyperopt *h, const char *path)
+{
+    if (!h)
+        return REVL_ERR_INVALID;
+    if (!path)
+        return rv_fail(h->err, REVL_ERR_INVALID, "revl_hyperopt_load: path is NULL");
+    /* parse into a scratch copy, so that a bad file changes nothing */
+    double *x = rv_calloc(&h->alloc, h->n_theta, sizeof *x);
+    if (!x)
+        return rv_fail(h->err, REVL_ERR_NOMEM, "no memory to load " PATH_FMT, PATH_ARG(path));
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        char why[128];
+        errno_text(errno, why, sizeof why);
+        rv_free(&h->alloc, x);
+        return rv_fail(h->err, REVL_ERR_IO, PATH_FMT ": cannot open: %s", PATH_ARG(path), why);
+    }
+    lexer lx = {f, path, 1, h->err};
+    int rc = parse_file(h, &lx, x);
+    fclose(f);
+    if (rc == REVL_OK) {
+        memcpy(h->cur, x, h->n_theta * sizeof *x);
+        rv_hyperopt_values_replaced(h);
+        rv_clear(h->err);
+    }
+    rv_free(&h->alloc, x);
+    return rc;
+}

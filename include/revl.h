@@ -329,7 +329,8 @@ typedef struct revl_hyperopt_options {
     double momentum;            /* REVL_META_SGD momentum; default 0.9 */
     double adam_beta1, adam_beta2, adam_eps; /* defaults 0.9, 0.999, 1e-8 */
     size_t iterations;          /* revl_hyperopt_run's meta-iterations; default 50 */
-    int fresh_seed;             /* nonzero: new init noise and minibatch seed per iteration; default 0 */
+    int fresh_seed;             /* nonzero: new init noise (seed + iteration) per iteration; the
+                                   minibatch order is the model's own; default 0 */
     uint64_t seed;              /* init noise seed; default 0 */
     double chaos_factor;        /* guard: hypergradient norm > chaos_factor * running minimum; default 10; 0 = off */
     revl_chaos_action chaos_action; /* default REVL_CHAOS_SHRINK (halve the meta step) */

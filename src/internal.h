@@ -55,6 +55,10 @@ RV_HIDDEN int rv_check_offsets(char *err, size_t n_groups, const size_t *offsets
 RV_HIDDEN int rv_model_hvp_grad(revl_model *m, size_t step, const double *w, const double *meta,
                                 const double *v, double *grad, double *hv_w, double *hv_meta);
 
+/* The schedule's own step-major arrays (read-only), without a copy. */
+RV_HIDDEN void rv_schedule_arrays(const revl_schedule *s, const double **alpha,
+                                  const double **gamma);
+
 /* Deterministic random numbers (splitmix64), the same on every platform. */
 RV_HIDDEN uint64_t rv_rand_u64(uint64_t *state);
 RV_HIDDEN double rv_rand_uniform(uint64_t *state);  /* in (0, 1) */

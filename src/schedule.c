@@ -149,6 +149,12 @@ int revl_schedule_offsets(const revl_schedule *s, size_t *offsets)
     return REVL_OK;
 }
 
+void rv_schedule_arrays(const revl_schedule *s, const double **alpha, const double **gamma)
+{
+    *alpha = s->alpha;
+    *gamma = s->gamma;
+}
+
 size_t revl_schedule_n_steps(const revl_schedule *s) { return s ? s->n_steps : 0; }
 size_t revl_schedule_n_groups(const revl_schedule *s) { return s ? s->n_groups : 0; }
 const char *revl_schedule_last_error(const revl_schedule *s) { return s ? s->err : "schedule is NULL"; }

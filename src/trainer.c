@@ -308,12 +308,8 @@ static int prepare_steps(revl_trainer *t)
     size_t n = t->n_steps * t->n_groups;
     int rc = REVL_OK;
     memset(t->bits_per_block, 0, t->n_blocks * sizeof *t->bits_per_block);
-    /* The schedule API copies whole arrays; read it through a temporary of the trainer's own. */
-    double *tmp = rv_calloc(&t->alloc, 2 * n, sizeof *tmp);
-    if (!tmp)
-        return rv_fail(t->err, REVL_ERR_NOMEM, "no memory to read the schedule (%zu entries)", n);
-    double *alpha = tmp, *gamma = tmp + n;
-    revl_schedule_get_all(t->sched, alpha, gamma);
+    const double *alpha, *gamma;
+    rv_schedule_arrays(t->sched, &alpha, &gamma);
     for (size_t k = 0; k < n; k++) {
         rv_step_group *sg = &t->steps[k];
         uint32_t num = rv_gamma_numerator(gamma[k]);
@@ -335,7 +331,6 @@ static int prepare_steps(revl_trainer *t)
             t->bits_per_block[b] += bits * (double)(i1 - i0);
         }
     }
-    rv_free(&t->alloc, tmp);
     if (rv_infobuf_reset(&t->buf, t->bits_per_block) != REVL_OK)
         rc = rv_fail(t->err, REVL_ERR_NOMEM, "no memory to reserve the information buffer");
     return rc;

@@ -82,10 +82,10 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* The learned log penalties of the weights into class j, one 28 x 28 block per class, and a
- * 2 x 5 grid of heatmaps on one diverging colour scale centred on the starting value: white =
- * unchanged, blue = weaker, red = stronger, saturated beyond the 98th percentile of the change.
- * The script stays next to the data for redrawing. */
+/* The learned log penalties of the weights into class j as 28 x 28 matrices one under the
+ * other (280 rows), and a 2 x 5 grid of heatmaps on one diverging colour scale centred on the
+ * starting value: white = unchanged, blue = weaker, red = stronger, saturated beyond the 98th
+ * percentile of the change. The script stays next to the data for redrawing. */
 static void plot(const char *dir, const double *meta)
 {
     double *dev = malloc(D * K * sizeof *dev), span = 1e-3;
@@ -105,13 +105,13 @@ static void plot(const char *dir, const double *meta)
         for (int r = 0; r < 28; r++)
             for (int c = 0; c < 28; c++)
                 fprintf(fp, "%.5g%c", meta[(r * 28 + c) * K + j], c == 27 ? '\n' : ' ');
-        fprintf(fp, "\n\n");
     }
     fclose(fp);
     snprintf(path, sizeof path, "%s/l2_per_weight.gp", dir);
     if (!(fp = fopen(path, "w")))
         return;
-    fprintf(fp, "set terminal pngcairo size 960,440\nset output 'l2_per_weight.png'\n"
+    fprintf(fp, "term = (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) ? 'pngcairo' : 'png'\n"
+                "set terminal @term size 960,440\nset output 'l2_per_weight.png'\n"
                 "set multiplot layout 2,5 title \"learned log L2 penalty per weight, per class: "
                 "blue weaker, red stronger than at the start (%g; saturated at +-%.1f)\"\n"
                 "set palette defined (-1 '#2166ac', 0 'white', 1 '#b2182b')\n"
@@ -120,8 +120,9 @@ static void plot(const char *dir, const double *meta)
                 "set lmargin 0.5\nset rmargin 0.5\n",
             LOG_L2_START, span, LOG_L2_START - span, LOG_L2_START + span);
     for (int j = 0; j < K; j++)
-        fprintf(fp, "set title '%s'\nplot 'l2_per_weight.dat' index %d matrix with image "
-                    "notitle\n", class_names[j], j);
+        fprintf(fp, "set title '%s'\nplot 'l2_per_weight.dat' matrix every :::%d::%d using "
+                    "1:($2 - %d):3 with image notitle\n",
+                class_names[j], 28 * j, 28 * j + 27, 28 * j);
     fprintf(fp, "unset multiplot\n");
     fclose(fp);
     if (system("command -v gnuplot >/dev/null 2>&1") != 0) {

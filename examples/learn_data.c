@@ -49,7 +49,8 @@ static double now(void)
  *     r_n = R{z_n} = x_n V + vb,   R{delta_n} = (p_n * r_n - p_n (p_n . r_n)) / K,
  *     H v = (sum_n x_n^T R{delta_n} + lambda V,  sum_n R{delta_n}).
  * Mixed term hv_meta = d/dmeta (grad_w L . v). Writing the dot product out,
- *     grad_w L . v = sum_n delta_n . (x_n V + vb) + lambda <W, V> = sum_n delta_n . r_n + lambda <W, V>.
+ *     grad_w L . v = sum_n delta_n . (x_n V + vb) + lambda <W, V>
+ *                  = sum_n delta_n . r_n + lambda <W, V>.
  * Only term n depends on image x_n, in two places: r_n is linear in x_n (d r_n / d x_n = V^T),
  * and delta_n depends on x_n through z_n (d z_n / d x_n = W^T, d delta_n / d z_n = (diag p_n -
  * p_n p_n^T) / K, symmetric, so its product with r_n is exactly R{delta_n}). Hence
@@ -282,7 +283,7 @@ static int make_dirs(const char *path)
     return 0;
 }
 
-/* The 10 images as 28 x 28 matrices (one gnuplot data block each) and a 2 x 5 grid of
+/* The 10 images as 28 x 28 matrices one under the other (280 rows) and a 2 x 5 grid of
  * grey-scale heatmaps; the script stays next to the data (learn_data.gp) for redrawing. */
 static void plot(const char *dir, const char *stem, const char *title, const double *X)
 {
@@ -295,19 +296,19 @@ static void plot(const char *dir, const char *stem, const char *title, const dou
         for (int r = 0; r < 28; r++)
             for (int c = 0; c < 28; c++)
                 fprintf(fp, "%.5g%c", X[n * D + r * 28 + c], c == 27 ? '\n' : ' ');
-        fprintf(fp, "\n\n");
     }
     fclose(fp);
     snprintf(path, sizeof path, "%s/%s.gp", dir, stem);
     if (!(fp = fopen(path, "w")))
         return;
-    fprintf(fp, "set terminal pngcairo size 900,440\nset output '%s.png'\n"
+    fprintf(fp, "term = (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) ? 'pngcairo' : 'png'\n"
+                "set terminal @term size 900,440\nset output '%s.png'\n"
                 "set multiplot layout 2,5 title '%s'\nset palette gray\nunset colorbox\n"
                 "unset xtics\nunset ytics\nset size ratio -1\nset yrange [27.5:-0.5]\n"
                 "set xrange [-0.5:27.5]\nset lmargin 0.5\nset rmargin 0.5\n", stem, title);
     for (int n = 0; n < K; n++)
-        fprintf(fp, "set title '%s'\nplot '%s.dat' index %d matrix with image notitle\n",
-                class_names[n], stem, n);
+        fprintf(fp, "set title '%s'\nplot '%s.dat' matrix every :::%d::%d using 1:($2 - %d):3 "
+                    "with image notitle\n", class_names[n], stem, 28 * n, 28 * n + 27, 28 * n);
     fprintf(fp, "unset multiplot\n");
     fclose(fp);
     if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
@@ -506,8 +507,8 @@ int main(int argc, char **argv)
            "test loss", "test acc");
     printf("%-30s %10.4f %8.1f%% %10.4f %8.1f%%\n", from_means ? "start (class means)"
            : "start (noise)", r0[0], 100 * r0[1], r0[2], 100 * r0[3]);
-    printf("%-30s %10.4f %8.1f%% %10.4f %8.1f%%\n", "learned (best meta-iteration)", r1[0], 100 * r1[1], r1[2],
-           100 * r1[3]);
+    printf("%-30s %10.4f %8.1f%% %10.4f %8.1f%%\n", "learned (best meta-iteration)", r1[0],
+           100 * r1[1], r1[2], 100 * r1[3]);
     printf("%-30s %10.4f %8.1f%% %10.4f %8.1f%%\n", "class means (baseline)", rm[0],
            100 * rm[1], rm[2], 100 * rm[3]);
     printf("learned L2 strength exp(%.3f) = %.4g\n", learned[NM - 1], exp(learned[NM - 1]));

@@ -756,7 +756,8 @@ START_TEST(test_error_null_and_sizes)
     ck_assert_int_eq(revl_schedule_create(&s, 3, 2, NULL), REVL_ERR_INVALID);
     ck_assert_int_eq(revl_schedule_create(&s, 3, 2, bad1), REVL_ERR_INVALID);
     ck_assert_int_eq(revl_schedule_create(&s, 3, 2, bad2), REVL_ERR_INVALID);
-    ck_assert_int_eq(revl_schedule_create(&s, (size_t)1 << 62, 8, good), REVL_ERR_INVALID);
+    size_t nine[9] = {0, 1, 2, 3, 4, 5, 6, 7, 8}; /* n_steps * n_groups overflows size_t */
+    ck_assert_int_eq(revl_schedule_create(&s, (size_t)1 << 62, 8, nine), REVL_ERR_INVALID);
     ck_assert_int_eq(revl_schedule_create(&s, 3, 2, good), REVL_OK);
     ck_assert_int_eq(revl_schedule_set(s, 0, 0, 0.1, 0.0), REVL_ERR_INVALID);
     ck_assert_ptr_nonnull(strstr(revl_schedule_last_error(s), "gamma"));

@@ -101,6 +101,7 @@ int revl_trainer_create(revl_trainer **out, revl_model *model, const revl_schedu
     t->truncate = o.truncate;
     t->threads = o.threads;
     t->fx = rv_fixed_make(o.frac_bits);
+    t->update = rv_update_select();
     t->n_params = n_params;
     t->n_meta = revl_model_n_meta(model);
     t->n_steps = revl_schedule_n_steps(sched);
@@ -238,6 +239,20 @@ static inline void block_fail(rv_block *blk, int kind, size_t i, double x)
     }
 }
 
+/* Why the update of parameter i failed (update.h stops before it, leaving it unchanged). */
+static void update_fail(rv_block *blk, const rv_step_group *sg, size_t i, double g, int64_t v)
+{
+    int64_t step_g, vi;
+    if (!isfinite(g))
+        block_fail(blk, RV_GRAD_NOT_FINITE, i, g);
+    else if (!rv_round_fixed(sg->omg_fixed * g, &step_g))
+        block_fail(blk, RV_GRAD_RANGE, i, sg->one_minus_gamma * g);
+    else if (__builtin_sub_overflow(v, step_g, &vi))
+        block_fail(blk, RV_V_RANGE, i, 0);
+    else
+        block_fail(blk, RV_W_RANGE, i, 0);
+}
+
 /* Multiply by n/2^16 rounding to nearest, for steps whose bits are not kept (truncation). */
 static inline int64_t rounded_mul(int64_t x, uint32_t n)
 {
@@ -274,25 +289,11 @@ static void forward_block(revl_trainer *t, size_t step, rv_block *blk, int keep_
             else
                 for (size_t i = c0; i < c1; i++)
                     v[i] = rounded_mul(v[i], sg.code.n);
-            for (size_t i = c0; i < c1; i++) {
-                int64_t step_g, step_w, vi;
-                if (!rv_round_fixed(sg.omg_fixed * grad[i], &step_g)) {
-                    block_fail(blk, isfinite(grad[i]) ? RV_GRAD_RANGE : RV_GRAD_NOT_FINITE, i,
-                               isfinite(grad[i]) ? sg.one_minus_gamma * grad[i] : grad[i]);
-                    goto done;
-                }
-                if (__builtin_sub_overflow(v[i], step_g, &vi)) {
-                    block_fail(blk, RV_V_RANGE, i, 0);
-                    goto done;
-                }
-                v[i] = vi;
-                /* alpha * v in units of 2^-frac_bits is alpha times v's integer */
-                if (!rv_round_fixed(sg.alpha * (double)vi, &step_w) ||
-                    __builtin_add_overflow(w[i], step_w, &w[i])) {
-                    block_fail(blk, RV_W_RANGE, i, 0);
-                    goto done;
-                }
-                wd[i] = rv_to_double(fx, w[i]);
+            size_t k = t->update(c1 - c0, grad + c0, v + c0, w + c0, wd + c0, sg.omg_fixed,
+                                 sg.alpha, fx.inv_scale);
+            if (k < c1 - c0) {
+                update_fail(blk, &sg, c0 + k, grad[c0 + k], v[c0 + k]);
+                goto done;
             }
         }
     }

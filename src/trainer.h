@@ -6,6 +6,7 @@
 #include "fixed.h"
 #include "infobuf.h"
 #include "internal.h"
+#include "update.h"
 
 /* alpha and gamma of one (step, group), prepared once per train() call. */
 typedef struct rv_step_group {
@@ -61,6 +62,7 @@ struct revl_trainer {
     rv_block *blocks;
     size_t n_blocks, n_parts;
     rv_infobuf buf;
+    rv_update_fn update; /* the forward update, plain or vectorised (same bits) */
 
     int state;
     size_t steps_done;

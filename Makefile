@@ -64,7 +64,7 @@ SHLIB := $(LIBOUT)/librevl.so.$(VERSION)
 STLIB := $(LIBOUT)/librevl.a
 PCFILE := $(LIBOUT)/revl.pc
 
-.PHONY: all lib tests examples bench check check-c check-python deps demo install clean \
+.PHONY: all lib tests examples bench check check-c check-python deps demo examples-quick install clean \
 	need-blas asan valgrind
 all: lib tests examples
 
@@ -148,12 +148,17 @@ check:
 	@$(MAKE) --no-print-directory check-c
 	@$(MAKE) --no-print-directory check-python
 
-# The main job (see README): until the examples land this runs the quickstart.
+# The main job (README, examples/README.md): install what is missing, build the library and
+# examples/lr_schedule, learn a learning-rate and momentum schedule on Fashion-MNIST and plot it
+# into out/lr_schedule/ (a few minutes on 2 cores).
 demo:
 	@$(MAKE) --no-print-directory deps
-	@$(MAKE) --no-print-directory all
-	@if [ -x $(BUILD)/examples/lr_schedule ]; then $(BUILD)/examples/lr_schedule; \
-	else echo "revl: placeholder demo (lr_schedule example not built yet)"; $(BUILD)/examples/quickstart; fi
+	@$(MAKE) --no-print-directory lib $(BUILD)/examples/lr_schedule
+	$(BUILD)/examples/lr_schedule --out out/lr_schedule
+
+# Every example in quick mode, each checked on its output (examples/check_quick.sh).
+examples-quick: lib examples
+	@bash examples/check_quick.sh $(BUILD)
 
 bench: $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done

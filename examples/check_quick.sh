@@ -1,0 +1,143 @@
+#!/bin/bash
+# check_quick.sh [BUILD]: what `make examples-quick` runs. Every example runs in quick mode and
+# is checked on what it printed and wrote (the conventions in examples/README.md): exit status 0
+# and a last line "RESULT: ok ..." (quickstart: its exactness line), every .dat file parses as a
+# table of finite numbers, a saved hyperparameter file has the documented layout and sizes
+# (docs/file-formats.md), and, when gnuplot is installed, the PNGs are there and are PNGs.
+set -u
+build=${1:-build}
+out=$build/examples-quick
+rm -rf "$out"
+mkdir -p "$out"
+have_gnuplot=0
+command -v gnuplot >/dev/null 2>&1 && have_gnuplot=1
+[ $have_gnuplot = 1 ] || echo "examples-quick: gnuplot not installed, PNG checks skipped"
+
+num_re='^[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$'
+
+# A .dat file: '#' comments, then lines of finite numbers, the same count on each; at least one.
+check_dat() {
+    awk -v re="$num_re" '
+        function fail(msg) { print FILENAME ": " msg; bad = 1; exit }
+        /^#/ || NF == 0 { next }
+        {
+            rows++
+            if (nf == 0) nf = NF
+            else if (NF != nf) fail("line " NR ": " NF " fields, the first data line has " nf)
+            for (i = 1; i <= NF; i++)
+                if ($i !~ re) fail("line " NR ": field " i " (" $i ") is not a finite number")
+        }
+        END { if (!bad && rows == 0) { print FILENAME ": no data lines"; bad = 1 } exit bad }' "$1"
+}
+
+# revl_hyperopt_save's format: header, then alpha (T lines of G+1), gamma (T lines of G+1,
+# in (0, 1]), log_init_scale (G lines of 2), meta (M lines of 2).
+check_hyperparams() {
+    awk -v re="$num_re" '
+        function fail(msg) { print FILENAME ": " msg; bad = 1; exit }
+        NR == 1 { if ($0 != "# revl hyperparameters 1") fail("header is not \"# revl hyperparameters 1\""); next }
+        /^# n_steps / { T = $3; next }
+        /^# n_groups / { G = $3; next }
+        /^# n_meta / { M = $3; next }
+        /^#/ { sec++; next }
+        NF == 0 { next }
+        {
+            for (i = 1; i <= NF; i++)
+                if ($i !~ re) fail("line " NR ": " $i " is not a finite number")
+            want = (sec == 1 || sec == 2) ? G + 1 : 2
+            if (NF != want) fail("line " NR ": " NF " fields, expected " want)
+            for (i = 2; i <= NF; i++) {
+                if (sec == 1 && !($i > 0)) fail("line " NR ": alpha " $i " is not positive")
+                if (sec == 2 && !($i > 0 && $i <= 1)) fail("line " NR ": gamma " $i " outside (0, 1]")
+            }
+            n[sec]++
+        }
+        END {
+            if (bad) exit 1
+            if (sec != 4 || T < 1 || G < 1 || n[1] != T || n[2] != T || n[3] != G || n[4] + 0 != M) {
+                print FILENAME ": expected 4 sections of " T ", " T ", " G ", " M " lines; found " \
+                    sec " sections of " n[1] + 0 ", " n[2] + 0 ", " n[3] + 0 ", " n[4] + 0
+                exit 1
+            }
+        }' "$1"
+}
+
+check_png() {
+    [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] ||
+        { echo "$1: not a PNG file"; return 1; }
+}
+
+# The files an example wrote into its output directory.
+check_outputs() {
+    local dir=$1 ok=0 f n_png=0
+    [ -d "$dir" ] || { echo "$dir: the example wrote no output directory"; return 1; }
+    for f in "$dir"/*.dat; do
+        [ -e "$f" ] || continue
+        check_dat "$f" || ok=1
+    done
+    for f in "$dir"/hyperparams*.txt; do
+        [ -e "$f" ] || continue
+        check_hyperparams "$f" || ok=1
+    done
+    if [ $have_gnuplot = 1 ]; then
+        for f in "$dir"/*.png; do
+            [ -e "$f" ] || continue
+            n_png=$((n_png + 1))
+            check_png "$f" || ok=1
+        done
+        [ $n_png -gt 0 ] || { echo "$dir: gnuplot is installed but no PNG was drawn"; ok=1; }
+    fi
+    return $ok
+}
+
+failed=()
+n=0
+t_all=$(date +%s%N)
+for src in examples/*.c examples/*.cpp; do
+    [ -e "$src" ] || continue
+    name=$(basename "${src%.*}")
+    bin=$build/examples/$name
+    log=$out/$name.log
+    n=$((n + 1))
+    if [ ! -x "$bin" ]; then
+        echo "FAIL  $name: $bin not built"
+        failed+=("$name")
+        continue
+    fi
+    args=()
+    # C examples other than quickstart take --quick and --out; quickstart and C++ run as they are
+    if [ "${src##*.}" = c ] && [ "$name" != quickstart ]; then
+        args=(--quick --out "$out/$name")
+    fi
+    t0=$(date +%s%N)
+    "$bin" "${args[@]}" >"$log" 2>&1
+    rc=$?
+    secs=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
+    why=""
+    if [ $rc -ne 0 ]; then
+        why="exit status $rc"
+    elif [ "$name" = quickstart ]; then
+        grep -q "reversed exactly to w0" "$log" || why="no 'reversed exactly to w0' line"
+    elif ! tail -n 1 "$log" | grep -q '^RESULT: ok'; then
+        why="last line is not 'RESULT: ok ...'"
+    fi
+    if [ -z "$why" ] && [ ${#args[@]} -gt 0 ]; then
+        files=$(check_outputs "$out/$name") || why="output files: $files"
+    fi
+    if [ -z "$why" ]; then
+        last=$(tail -n 1 "$log")
+        [ "$name" = quickstart ] && last="reversed exactly to w0"
+        printf 'ok    %-14s %6ss  %s\n' "$name" "$secs" "${last#RESULT: ok }"
+    else
+        printf 'FAIL  %-14s %6ss  %s\n' "$name" "$secs" "$why"
+        echo "---- last lines of $log:"
+        tail -n 15 "$log" | sed 's/^/    /'
+        failed+=("$name")
+    fi
+done
+secs=$(awk -v a="$t_all" -v b="$(date +%s%N)" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "examples-quick: FAILED ${failed[*]} (${#failed[@]} of $n examples; logs and outputs in $out)"
+    exit 1
+fi
+echo "examples-quick: all $n examples ok in ${secs} s (logs and outputs in $out)"

@@ -1,6 +1,6 @@
 /* bench_core.c: throughput of the exact core against the plain floating-point momentum step and
- * against the machine's memory bandwidth, all measured side by side in one run; and the memory
- * of the information buffer against the information it holds.
+ * against the machine's memory bandwidth, all measured side by side in one run; the speed-up
+ * on 2 threads; and the memory of the information buffer against the information it holds.
  * Usage: bench_core [max_P] [threads]   (defaults 10^7 and 1; prints tables) */
 #include <math.h>
 #include <stdio.h>
@@ -8,51 +8,21 @@
 #include <string.h>
 #include <time.h>
 
-#include "revl.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* The trivial model: L = 0.005 |w|^2, so g = 0.01 w and H v = 0.01 v. */
-static int triv_grad(size_t step, const double *w, const double *meta, double *g, double *loss,
-                     void *user)
-{
-    size_t p = *(size_t *)user;
-    for (size_t i = 0; i < p; i++)
-        g[i] = 0.01 * w[i];
-    if (loss)
-        *loss = 0;
-    return 0;
-}
-
-static int triv_hvp(size_t step, const double *w, const double *meta, const double *v,
-                    double *g, double *hv, double *hm, void *user)
-{
-    size_t p = *(size_t *)user;
-    for (size_t i = 0; i < p; i++) {
-        g[i] = 0.01 * w[i];
-        hv[i] = 0.01 * v[i];
-    }
-    return 0;
-}
+#include "bench_util.h"
 
 /* The plain double momentum-SGD loop over the same model: what revl is compared with. */
 static double plain_sgd(size_t p, size_t steps, double *w, double *v, double *g)
 {
-    double t0 = now();
+    double t0 = bench_now();
     memset(v, 0, p * sizeof *v);
     for (size_t t = 0; t < steps; t++) {
-        triv_grad(t, w, NULL, g, NULL, &p);
+        trivial_grad(t, w, NULL, g, NULL, &p);
         for (size_t i = 0; i < p; i++) {
             v[i] = 0.9 * v[i] - 0.1 * g[i];
             w[i] += 0.05 * v[i];
         }
     }
-    return now() - t0;
+    return bench_now() - t0;
 }
 
 /* Best of a few memcpy runs over a buffer of `bytes`: bytes read + written per second. */
@@ -63,9 +33,9 @@ static double copy_bandwidth(size_t bytes)
     memset(b, 2, bytes);
     double best = 1e30;
     for (int k = 0; k < 5; k++) {
-        double t0 = now();
+        double t0 = bench_now();
         memcpy(b, a, bytes);
-        double dt = now() - t0;
+        double dt = bench_now() - t0;
         if (dt < best)
             best = dt;
         a[k] = b[bytes - 1 - k];
@@ -82,23 +52,14 @@ typedef struct run {
 
 static int exact_run(size_t p, size_t steps, double gamma, int threads, run *r)
 {
-    revl_model_def d;
-    revl_model_def_init(&d);
-    d.n_params = p;
-    d.grad = triv_grad;
-    d.hvp = triv_hvp;
-    d.hvp_gives_grad = 1;
-    d.user = &p;
-    revl_model *m = NULL;
+    revl_model *m = trivial_model(&p);
     revl_schedule *s = NULL;
     revl_trainer *t = NULL;
     size_t off[2] = {0, p};
     revl_trainer_options o;
     revl_trainer_options_init(&o);
     o.threads = threads;
-    int rc = revl_model_create(&m, &d);
-    if (!rc)
-        rc = revl_schedule_create(&s, steps, 1, off);
+    int rc = revl_schedule_create(&s, steps, 1, off);
     if (!rc)
         rc = revl_schedule_fill(s, 0.05, gamma);
     if (!rc)
@@ -108,19 +69,19 @@ static int exact_run(size_t p, size_t steps, double gamma, int threads, run *r)
         w0[i] = sin((double)i);
         g[i] = 1e-3;
     }
-    double t0 = now();
+    double t0 = bench_now();
     if (!rc)
         rc = revl_trainer_train(t, w0, NULL);
-    r->fwd = now() - t0;
+    r->fwd = bench_now() - t0;
     revl_trainer_stats st = {.struct_size = sizeof st};
     if (!rc)
         rc = revl_trainer_get_stats(t, &st);
     r->bits = st.buffer_bits;
     r->bytes = st.buffer_bytes;
-    t0 = now();
+    t0 = bench_now();
     if (!rc)
         rc = revl_trainer_hypergrad(t, g, NULL, NULL, NULL, NULL, NULL);
-    r->rev = now() - t0;
+    r->rev = bench_now() - t0;
     if (!rc)
         rc = revl_trainer_get_stats(t, &st);
     r->peak = (double)st.peak_bytes;
@@ -169,6 +130,17 @@ int main(int argc, char **argv)
         printf("%10zu %6zu | %12.1f %12.1f %12.1f | %8.2f %8.2f | %8.0f%% %8.0f%%\n", p, steps,
                plain_rate / 1e6, fwd_rate / 1e6, rev_rate / 1e6, r.fwd / plain, r.rev / plain,
                100 * fwd_rate * fwd_bytes / bw, 100 * rev_rate * rev_bytes / bw);
+    }
+    printf("\nthreads: the same runs with 1 and 2 threads (bits identical by construction)\n");
+    printf("%10s %6s | %12s %12s | %12s %12s | %9s %9s\n", "P", "T", "fwd 1t s", "rev 1t s",
+           "fwd 2t s", "rev 2t s", "fwd x", "rev x");
+    for (size_t p = 1000000; p <= max_p && p <= 10000000; p *= 10) {
+        size_t steps = p >= 10000000 ? 20 : 100;
+        run r1, r2;
+        if (exact_run(p, steps, 0.9, 1, &r1) || exact_run(p, steps, 0.9, 2, &r2))
+            return 1;
+        printf("%10zu %6zu | %12.3f %12.3f | %12.3f %12.3f | %9.2f %9.2f\n", p, steps, r1.fwd,
+               r1.rev, r2.fwd, r2.rev, r1.fwd / r2.fwd, r1.rev / r2.rev);
     }
     printf("\nbuffer memory against the information it holds (P = 10^5, T = 1000)\n");
     printf("%8s | %14s %14s %14s | %9s %14s %9s\n", "gamma", "log2(d/n) b/ps", "held b/ps",

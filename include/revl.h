@@ -183,7 +183,9 @@ typedef struct revl_trainer_options {
                            so |w|, |v| < 2^(63-52) = 2048 */
     size_t truncate;    /* 0: reverse all steps; K: hypergradient of the last K steps only
                            (the bits of earlier steps are not kept) */
-    int threads;        /* 0 = library default (all cores); results are bit-identical for any value */
+    int threads;        /* threads for the exact core (OpenMP); 0 = library default: all cores
+                           (omp_get_max_threads) for models of 2^18 parameters or more, else 1;
+                           results are bit-identical for any value */
     const revl_allocator *allocator; /* optional; NULL = malloc/free; copied */
 } revl_trainer_options;
 REVL_API void revl_trainer_options_init(revl_trainer_options *o);

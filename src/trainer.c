@@ -18,12 +18,18 @@ void revl_trainer_options_init(revl_trainer_options *o)
     o->frac_bits = 52;
 }
 
+#define RV_THREADS_MIN_PARAMS 262144
+
 int rv_trainer_threads(const revl_trainer *t)
 {
     int nt = t->threads;
 #ifdef _OPENMP
+    /* By default only runs big enough to pay for it use threads: below a few hundred thousand
+     * parameters a step takes well under a millisecond, and the threads' barriers would cost
+     * more than they save (far more on a loaded machine, where a waiting thread spins on the
+     * core the working one needs). */
     if (nt <= 0)
-        nt = omp_get_max_threads();
+        nt = t->n_params >= RV_THREADS_MIN_PARAMS ? omp_get_max_threads() : 1;
 #endif
     if (nt < 1)
         nt = 1;

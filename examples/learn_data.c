@@ -376,7 +376,8 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
             quick = 1;
-        else if (!strcmp(argv[i], "--init") && i + 1 < argc)
+        else if (!strcmp(argv[i], "--init") && i + 1 < argc &&
+                 (!strcmp(argv[i + 1], "means") || !strcmp(argv[i + 1], "noise")))
             from_means = !strcmp(argv[++i], "means");
         else if (!strcmp(argv[i], "--iterations") && i + 1 < argc)
             iterations = strtoul(argv[++i], NULL, 10);

@@ -70,7 +70,8 @@ static int load(revl_dataset **d, const char *dir, const char *set, size_t first
     if (!rc)
         rc = revl_dataset_subset(*d, all, first, n);
     if (rc) /* the loader's message names the file */
-        fprintf(stderr, "l2_per_weight: %s\n", all ? revl_dataset_last_error(all) : revl_strerror(rc));
+        fprintf(stderr, "l2_per_weight: %s\n",
+                all ? revl_dataset_last_error(all) : revl_strerror(rc));
     revl_dataset_free(all);
     return rc != REVL_OK;
 }

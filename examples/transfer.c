@@ -1,8 +1,9 @@
 /* transfer.c: do hyperparameters learned on a small network help a larger one? Learns (or
  * loads, --schedule FILE) a per-step, per-layer-and-kind learning rate and momentum schedule and
  * the 8 initial scales on a tanh MLP 784-50-50-50-10, applies them unchanged to 784-200-200-200-10
- * (the groups match by layer and kind), and compares with the best constant schedule of a small
- * grid on each network, on validation and on test data. Reports whatever comes out; it checks
+ * (the groups match by layer and kind; the init scales also rescaled by sqrt(50/fan-in)), and
+ * compares with the best constant schedule of a small grid on each network, on validation and
+ * on test data. Reports whatever comes out; it checks
  * only that the learned schedule beats the starting one on the network it was learned on.
  *
  *   transfer [--quick] [--out DIR] [--data DIR] [--schedule FILE] [--iterations N] [--threads N]
@@ -23,13 +24,14 @@
 #define N_GROUPS (2 * N_LAYERS)
 #define N_NETS 2
 
-enum { START, GRID, GRID_LEARNED_INIT, LEARNED_SCHEDULE, LEARNED_ALL, N_ROWS };
+enum { START, GRID, GRID_LEARNED_INIT, LEARNED_SCHEDULE, LEARNED_ALL, LEARNED_RESCALED, N_ROWS };
 static const char *row_name[N_ROWS] = {
     "start: alpha e^-1, gamma 0.5, init e^-3",
     "best constant alpha, gamma (grid), init e^-3",
     "best constant alpha, gamma (grid), learned init",
     "learned schedule, init e^-3",
     "learned schedule and learned init",
+    "learned schedule, learned init x sqrt(50/fan-in)",
 };
 
 typedef struct result {
@@ -143,12 +145,17 @@ static const char *plot_script =
     "set style fill solid 0.8 border -1\n"
     "set boxwidth 0.9\n"
     "set ylabel 'test cross-entropy'\n"
-    "set yrange [0:*]\n"
+    "set logscale y\n"
+    "set yrange [0.3:*]\n"
+    "set ytics (0.3, 0.4, 0.5, 0.6, 0.8, 1, 2, 5, 10, 20, 50, 100)\n"
+    "set xrange [-0.6:1.6]\n"
+    "set arrow from graph 0, first log(10) to graph 1, first log(10) nohead dt 2\n"
+    "set label 'uniform guess (ln 10)' at graph 0.01, first log(10) offset 0,0.6\n"
     "set grid ytics\n"
     "set key outside bottom center horizontal\n"
     "set xtics ('learned on (50 wide)' 0, 'transferred to the wide network' 1)\n"
-    "plot for [c=1:5] 'transfer_test.dat' u (column(c+1)) t word('start grid grid+init "
-    "schedule schedule+init', c)\n";
+    "plot for [c=1:6] 'transfer_test.dat' u (column(c+1)) t word('start grid grid+init "
+    "schedule schedule+init schedule+rescaled-init', c)\n";
 
 int main(int argc, char **argv)
 {
@@ -182,7 +189,7 @@ int main(int argc, char **argv)
     size_t widths[N_NETS][N_LAYERS + 1] = {{784, 50, 50, 50, 10}, {784, wide, wide, wide, 10}};
     char wide_name[64];
     snprintf(wide_name, sizeof wide_name, "784-%zu-%zu-%zu-10", wide, wide, wide);
-    const double grid_log_alpha[] = {-3, -2, -1, 0}, grid_gamma[] = {0.5, 0.9};
+    const double grid_log_alpha[] = {-3, -2, -1, 0, 1}, grid_gamma[] = {0.5, 0.9};
     int ok = 0;
 
     revl_dataset *all = NULL, *train = NULL, *valid = NULL, *test = NULL;
@@ -288,6 +295,15 @@ int main(int argc, char **argv)
                 &res[k][LEARNED_SCHEDULE]) ||
             run(model[k], T, threads, alpha, gamma, scales, valid, test, &res[k][LEARNED_ALL]))
             goto done;
+        /* init scales carried over as scale * sqrt(fan-in), the quantity 1/sqrt(fan-in) keeps
+         * constant across widths; biases and the first layer (784 inputs in both) unchanged */
+        double rescaled[N_GROUPS];
+        for (int g = 0; g < N_GROUPS; g++)
+            rescaled[g] = scales[g] + (g % 2 ? 0 : 0.5 * log((double)widths[0][g / 2] /
+                                                              (double)widths[k][g / 2]));
+        if (run(model[k], T, threads, alpha, gamma, rescaled, valid, test,
+                &res[k][LEARNED_RESCALED]))
+            goto done;
     }
 
     printf("\n%-49s %-24s %-24s\n", "", "784-50-50-50-10 (source)", wide_name);
@@ -299,26 +315,26 @@ int main(int argc, char **argv)
             if (r->diverged)
                 printf(" %-24s", "diverged");
             else
-                printf(" %.4f  %.4f  %.3f  ", r->valid, r->test, r->acc);
+                printf(" %.4f  %.4f  %.3f%s ", r->valid, r->test, r->acc,
+                       r->valid > log(10.0) ? "!" : " ");
         }
         printf("\n");
     }
+    printf("(!: worse than a uniform guess, ln 10 = 2.30: the training blew up without leaving "
+           "the fixed-point range)\n");
     for (int k = 0; k < N_NETS; k++)
         printf("best constant on %s: alpha = e^%.0f, gamma = %.1f\n", k ? "the wide net" :
                "the source net", best_a[k], best_g[k]);
     /* the fair baseline: whichever grid row (init e^-3 or the learned init) validates better */
-    const result *tl = &res[1][LEARNED_ALL], *tg = &res[1][GRID];
+    const result *tg = &res[1][GRID];
     if (loss_or_inf(&res[1][GRID_LEARNED_INIT]) < loss_or_inf(tg))
         tg = &res[1][GRID_LEARNED_INIT];
-    if (tl->diverged || tg->diverged)
-        printf("transfer: %s diverged on the wide network\n",
-               tl->diverged ? "the learned schedule" : "the best constant schedule");
-    else
-        printf("transfer: on the wide network the learned hyperparameters reach test loss %.4f "
-               "(validation %.4f), the best constant schedule of the grid %.4f (validation "
-               "%.4f): %s\n", tl->test, tl->valid, tg->test, tg->valid,
-               tl->test < tg->test ? "the learned schedule transfers and does better"
-                                   : "the learned schedule does NOT beat the tuned constant one");
+    const result *tl = &res[1][LEARNED_ALL], *tr = &res[1][LEARNED_RESCALED];
+    printf("transfer to the wide network, test loss: best constant schedule of the grid %.4f; "
+           "learned schedule and init as they are %.4f (%s), with the init rescaled %.4f (%s)\n",
+           tg->diverged ? NAN : tg->test, tl->diverged ? NAN : tl->test,
+           loss_or_inf(tl) < loss_or_inf(tg) ? "better" : "worse",
+           tr->diverged ? NAN : tr->test, loss_or_inf(tr) < loss_or_inf(tg) ? "better" : "worse");
 
     if (make_dirs(out) != 0) {
         fprintf(stderr, "transfer: cannot create %s\n", out);
@@ -330,7 +346,8 @@ int main(int argc, char **argv)
     if (!f)
         goto done;
     fprintf(f, "# network(0 = 784-50-50-50-10, 1 = %s) condition(0 start, 1 grid, "
-               "2 grid + learned init, 3 learned schedule, 4 learned schedule + init) "
+               "2 grid + learned init, 3 learned schedule, 4 learned schedule + init, "
+               "5 learned schedule + init rescaled by sqrt(50/fan-in)) "
                "valid_loss test_loss test_accuracy diverged\n", wide_name);
     for (int k = 0; k < N_NETS; k++)
         for (int row = 0; row < N_ROWS; row++) {
@@ -344,8 +361,8 @@ int main(int argc, char **argv)
     f = fopen(path, "w");
     if (!f)
         goto done;
-    fprintf(f, "# test loss (0 when diverged); rows: network 0, 1; columns: network, then the 5 "
-               "conditions of transfer.dat\n");
+    fprintf(f, "# test loss (0 when diverged); rows: network 0, 1; columns: network, then the "
+               "%d conditions of transfer.dat\n", N_ROWS);
     for (int k = 0; k < N_NETS; k++) {
         fprintf(f, "%d", k);
         for (int row = 0; row < N_ROWS; row++)
@@ -375,8 +392,8 @@ int main(int argc, char **argv)
     ok = !res[0][LEARNED_ALL].diverged && res[0][LEARNED_ALL].valid < res[0][START].valid;
     if (ok)
         printf("RESULT: ok transfer source-net validation loss %.4f -> %.4f; wide net test loss "
-               "learned %.4f vs best constant %.4f\n", res[0][START].valid,
-               res[0][LEARNED_ALL].valid, tl->test, tg->test);
+               "learned %.4f, rescaled init %.4f, best constant %.4f\n", res[0][START].valid,
+               res[0][LEARNED_ALL].valid, tl->test, tr->test, tg->test);
     else
         printf("RESULT: FAIL transfer: the learned schedule does not beat its start on the "
                "source network\n");

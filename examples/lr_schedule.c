@@ -34,7 +34,8 @@ typedef struct config {
 /* What the progress callback keeps: the meta-learning curve. */
 typedef struct progress {
     size_t iterations, done;
-    double *train_loss, *valid_loss, *norm, *seconds;
+    double *train_loss, *valid_loss, *norm, *seconds, *step_size;
+    int *chaos;
     double total_seconds;
     double best_valid; /* the lowest validation loss reported: that of the best values */
 } progress;
@@ -129,6 +130,8 @@ static int report(const revl_hyperopt_report *r, void *user)
         p->valid_loss[i] = r->valid_loss;
         p->norm[i] = r->hypergrad_norm;
         p->seconds[i] = r->seconds;
+        p->step_size[i] = r->step_size;
+        p->chaos[i] = r->chaos;
     }
     p->done = i + 1;
     if (i == 0 || r->valid_loss < p->best_valid)
@@ -136,9 +139,12 @@ static int report(const revl_hyperopt_report *r, void *user)
     p->total_seconds += r->seconds;
     double left = p->total_seconds / (double)(i + 1) * (double)(p->iterations - i - 1);
     printf("meta %3zu/%zu  train %.4f  valid %.4f (acc %.3f)  |hypergrad| %.3e  %5.2f s  "
-           "~%.0f s left%s\n",
+           "~%.0f s left",
            i + 1, p->iterations, r->train_loss, r->valid_loss, r->valid_accuracy,
-           r->hypergrad_norm, r->seconds, left, r->chaos ? "  (chaos guard: meta step halved)" : "");
+           r->hypergrad_norm, r->seconds, left);
+    if (r->chaos) /* the norm jumped: the update was discarded and the meta step halved */
+        printf("  (chaos guard: meta step now %g)", r->step_size);
+    printf("\n");
     fflush(stdout);
     return 0;
 }
@@ -210,10 +216,11 @@ static int write_curve(const char *path, const progress *p, size_t done)
     FILE *f = fopen(path, "w");
     if (!f)
         return -1;
-    fprintf(f, "# meta-iteration train_loss valid_loss hypergrad_norm seconds\n");
+    fprintf(f, "# meta-iteration train_loss valid_loss hypergrad_norm seconds meta_step "
+               "chaos_guard_fired\n");
     for (size_t i = 0; i < done; i++)
-        fprintf(f, "%zu %.8g %.8g %.8g %.4f\n", i + 1, p->train_loss[i], p->valid_loss[i],
-                p->norm[i], p->seconds[i]);
+        fprintf(f, "%zu %.8g %.8g %.8g %.4f %g %d\n", i + 1, p->train_loss[i], p->valid_loss[i],
+                p->norm[i], p->seconds[i], p->step_size[i], p->chaos[i]);
     return fclose(f);
 }
 
@@ -286,9 +293,11 @@ int main(int argc, char **argv)
     revl_dataset *all = NULL, *train = NULL, *valid = NULL, *test = NULL;
     revl_model *model = NULL;
     revl_hyperopt *h = NULL, *h2 = NULL;
-    double *buf = calloc(6 * TG + 4 * c.iterations + 4 * G, sizeof(double));
-    progress p = {.iterations = c.iterations};
-    if (!buf) {
+    double *buf = calloc(6 * TG + 5 * c.iterations + 4 * G, sizeof(double));
+    progress p = {.iterations = c.iterations, .chaos = calloc(c.iterations, sizeof(int))};
+    if (!buf || !p.chaos) {
+        free(buf);
+        free(p.chaos);
         fprintf(stderr, "lr_schedule: out of memory\n");
         return 1;
     }
@@ -298,7 +307,8 @@ int main(int argc, char **argv)
     p.valid_loss = p.train_loss + c.iterations;
     p.norm = p.valid_loss + c.iterations;
     p.seconds = p.norm + c.iterations;
-    double *scales0 = p.seconds + c.iterations, *scales = scales0 + G;
+    p.step_size = p.seconds + c.iterations;
+    double *scales0 = p.step_size + c.iterations, *scales = scales0 + G;
     double *scales_back = scales + G;
 
     revl_dataset_create(&all, NULL);
@@ -461,5 +471,6 @@ done:
     revl_dataset_free(train);
     revl_dataset_free(all);
     free(buf);
+    free(p.chaos);
     return ok ? 0 : 1;
 }

@@ -201,7 +201,7 @@ int main(int argc, char **argv)
     double *gamma = alpha + TG, *ca = gamma + TG, *cg = ca + TG;
     double scales[N_GROUPS], start_scales[N_GROUPS];
     result res[N_NETS][N_ROWS];
-    double best_a[N_NETS] = {0}, best_g[N_NETS] = {0};
+    double best_a[N_NETS][2] = {{0}}, best_g[N_NETS][2] = {{0}}; /* [net][init e^-3, learned] */
 
     revl_dataset_create(&all, NULL);
     revl_dataset_create(&train, NULL);
@@ -284,10 +284,8 @@ int main(int argc, char **argv)
                         goto done;
                     if (loss_or_inf(&r) < loss_or_inf(best)) {
                         *best = r;
-                        if (!init) {
-                            best_a[k] = grid_log_alpha[a];
-                            best_g[k] = grid_gamma[g];
-                        }
+                        best_a[k][init] = grid_log_alpha[a];
+                        best_g[k][init] = grid_gamma[g];
                     }
                 }
         }
@@ -323,8 +321,9 @@ int main(int argc, char **argv)
     printf("(!: worse than a uniform guess, ln 10 = 2.30: the training blew up without leaving "
            "the fixed-point range)\n");
     for (int k = 0; k < N_NETS; k++)
-        printf("best constant on %s: alpha = e^%.0f, gamma = %.1f\n", k ? "the wide net" :
-               "the source net", best_a[k], best_g[k]);
+        printf("best constant on %s: alpha = e^%.0f, gamma = %.1f (init e^-3); alpha = e^%.0f, "
+               "gamma = %.1f (learned init)\n", k ? "the wide net" : "the source net",
+               best_a[k][0], best_g[k][0], best_a[k][1], best_g[k][1]);
     /* the fair baseline: whichever grid row (init e^-3 or the learned init) validates better */
     const result *tg = &res[1][GRID];
     if (loss_or_inf(&res[1][GRID_LEARNED_INIT]) < loss_or_inf(tg))

@@ -82,11 +82,14 @@ static const char *plot_script =
     "set grid\n"
     "set key outside bottom center horizontal maxrows 3\n"
     "set xrange [0.5:4.5]\n"
-    "set xtics ('layer 1 (784 in)' 1, 'layer 2 (50 in)' 2, 'layer 3 (50 in)' 3, 'layer 4 (50 in)' 4)\n"
+    "set xtics ('layer 1 (784 in)' 1, 'layer 2 (50 in)' 2, 'layer 3 (50 in)' 3, "
+    "'layer 4 (50 in)' 4)\n"
     "plot 'init_scales.dat' u 1:3 w lp lw 2 pt 7 t '1/sqrt(fan-in)', "
     "'' every ::0::0 u 1:8 w p pt 13 ps 2 t '1/sqrt(E|x|^2)', "
-    "'' u 1:4 w lp lw 2 pt 5 t 'weights, from e^{-4}', '' u 1:6 w lp lw 2 pt 4 t 'weights, from e^{-2}', "
-    "'' u 1:5 w lp lw 1 pt 9 dt 2 t 'biases, from e^{-4}', '' u 1:7 w lp lw 1 pt 8 dt 2 t 'biases, from e^{-2}'\n";
+    "'' u 1:4 w lp lw 2 pt 5 t 'weights, from e^{-4}', "
+    "'' u 1:6 w lp lw 2 pt 4 t 'weights, from e^{-2}', "
+    "'' u 1:5 w lp lw 1 pt 9 dt 2 t 'biases, from e^{-4}', "
+    "'' u 1:7 w lp lw 1 pt 8 dt 2 t 'biases, from e^{-2}'\n";
 
 int main(int argc, char **argv)
 {
@@ -176,8 +179,9 @@ int main(int argc, char **argv)
         sq += x[i] * x[i];
     double input_rule = 1 / sqrt(sq / (double)n);
     printf("\nlayer  fan-in  1/sqrt(fan-in)   learned weight scale      learned bias scale\n");
-    printf("                               from e^%.0f   from e^%.0f     from e^%.0f   from e^%.0f\n",
-           start_log_scale[0], start_log_scale[1], start_log_scale[0], start_log_scale[1]);
+    printf("                               from e^%.0f   from e^%.0f     from e^%.0f   "
+           "from e^%.0f\n", start_log_scale[0], start_log_scale[1], start_log_scale[0],
+           start_log_scale[1]);
     for (int l = 0; l < N_LAYERS; l++)
         printf("%5d  %6zu  %14.4f   %9.4f   %9.4f     %9.4f   %9.4f\n", l + 1, widths[l],
                1 / sqrt((double)widths[l]), exp(learned[0][2 * l]), exp(learned[1][2 * l]),
@@ -197,8 +201,8 @@ int main(int argc, char **argv)
     if (!f)
         goto done;
     fprintf(f, "# layer fan_in 1/sqrt(fan_in) weights_from_start1 biases_from_start1 "
-               "weights_from_start2 biases_from_start2 1/sqrt(E|x|^2) (layer 1; else 1/sqrt(fan_in)); "
-               "starts e^%.0f, e^%.0f\n", start_log_scale[0], start_log_scale[1]);
+               "weights_from_start2 biases_from_start2 1/sqrt(E|x|^2) (layer 1; else "
+               "1/sqrt(fan_in)); starts e^%.0f, e^%.0f\n", start_log_scale[0], start_log_scale[1]);
     for (int l = 0; l < N_LAYERS; l++)
         fprintf(f, "%d %zu %.6f %.6f %.6f %.6f %.6f %.6f\n", l + 1, widths[l],
                 1 / sqrt((double)widths[l]), exp(learned[0][2 * l]), exp(learned[0][2 * l + 1]),

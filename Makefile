@@ -64,7 +64,7 @@ SHLIB := $(LIBOUT)/librevl.so.$(VERSION)
 STLIB := $(LIBOUT)/librevl.a
 PCFILE := $(LIBOUT)/revl.pc
 
-.PHONY: all lib tests examples bench check check-c check-python deps demo examples-quick install clean \
+.PHONY: all lib tests examples bench bench-scale check check-c check-python deps demo examples-quick install clean \
 	need-blas asan valgrind
 all: lib tests examples
 
@@ -160,8 +160,19 @@ demo:
 examples-quick: lib examples
 	@bash examples/check_quick.sh $(BUILD)
 
+# Benchmarks print tables of ratios measured side by side in one run (docs/performance.md).
+# Run them on a quiet machine: a loaded one makes threads wait on each other.
 bench: $(BENCH_BIN)
-	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
+	@echo "== exact core: throughput, threads, buffer memory"; $(BUILD)/bench/bench_core
+	@echo "== truncated hypergradients"; $(BUILD)/bench/bench_truncate
+	@for n in 1 2; do echo "== MLP end to end, $$n thread(s)"; \
+	  OMP_NUM_THREADS=$$n OPENBLAS_NUM_THREADS=$$n $(BUILD)/bench/bench_mlp 100 1000 || exit 1; done
+	@if [ -f bench/python_callback_overhead.py ]; then echo "== Python callback overhead"; \
+	  REVL_LIBRARY=$(CURDIR)/$(SHLIB) $(PYTHON) bench/python_callback_overhead.py; fi
+
+# The scale run: P = 10^6 for T = 10^4 (several minutes).
+bench-scale: $(BUILD)/bench/bench_scale
+	$(BUILD)/bench/bench_scale 1000000 10000
 
 install: lib
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig

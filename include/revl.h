@@ -13,6 +13,8 @@
  *  - every fallible call returns REVL_OK (0) or a negative revl_status; the handle involved keeps
  *    a one-line message for its last failure (revl_X_last_error); a failed call leaves the
  *    handle usable (at worst it needs the call that sets its state up again, e.g. train);
+ *    a failed *_create has no handle to keep a message: its status says the kind, and
+ *    docs/errors.md lists the causes of each;
  *  - structs that cross the ABI start with size_t struct_size (set it to sizeof, or call the
  *    matching *_init, which fills the documented defaults);
  *  - arrays are caller-owned double * with explicit lengths; the library copies what it keeps;
@@ -73,7 +75,8 @@ REVL_API const char *revl_strerror(int status);
 /* Where a handle gets its memory. Every handle created with an allocator uses it for all of
  * its memory, for its whole life (handles created from it, e.g. a trainer from a model, use
  * their own allocator argument). alloc returns NULL on failure; free is never passed NULL.
- * Both may be called from whichever thread uses the handle. */
+ * Both may be called from whichever thread uses the handle. An allocator whose struct_size is
+ * too small or whose alloc or free is NULL is ignored: the handle uses malloc and free. */
 typedef struct revl_allocator {
     size_t struct_size;
     void *(*alloc)(size_t size, void *user); /* default: malloc */

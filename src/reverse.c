@@ -134,6 +134,37 @@ static int reverse_fail(revl_trainer *t, int rc)
     return rc;
 }
 
+/* A block failure of the walk back. The forward pass took every step with the values the walk
+ * back recomputes, so a value out of range here means the gradient changed: not exact. */
+static int reverse_block_error(revl_trainer *t, size_t step)
+{
+    int rc = rv_trainer_block_error(t, step, "reverse");
+    if (rc == REVL_ERR_RANGE) {
+        char why[RV_ERRLEN];
+        memcpy(why, t->err, sizeof why);
+        rc = rv_fail(t->err, REVL_ERR_INEXACT, "%.150s: the gradient differs from the "
+                     "forward pass, so it is not deterministic", why);
+    }
+    return rc;
+}
+
+/* A Hessian-vector product with NaN or Inf would poison every hypergradient silently. */
+static int check_hvp_finite(revl_trainer *t, size_t step)
+{
+    for (size_t i = 0; i < t->n_params; i++)
+        if (!isfinite(t->hv[i]))
+            return rv_fail(t->err, REVL_ERR_RANGE,
+                           "Hessian-vector product is %s at step %zu, parameter %zu (reverse)",
+                           isnan(t->hv[i]) ? "NaN" : "infinite", step, i);
+    for (size_t j = 0; j < t->n_meta; j++)
+        if (!isfinite(t->hv_meta[j]))
+            return rv_fail(t->err, REVL_ERR_RANGE,
+                           "mixed Hessian-vector product (meta) is %s at step %zu, meta %zu "
+                           "(reverse)",
+                           isnan(t->hv_meta[j]) ? "NaN" : "infinite", step, j);
+    return REVL_OK;
+}
+
 int revl_trainer_hypergrad(revl_trainer *t, const double *dfdw, const double *dfdmeta,
                            double *d_w0, double *d_alpha, double *d_gamma, double *d_meta)
 {
@@ -168,7 +199,7 @@ int revl_trainer_hypergrad(revl_trainer *t, const double *dfdw, const double *df
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
         for (long b = 0; b < nb; b++)
             undo_weights_block(t, step, &t->blocks[b]);
-        int rc = rv_trainer_block_error(t, step, "reverse");
+        int rc = reverse_block_error(t, step);
         if (rc)
             return reverse_fail(t, rc);
         if (d_alpha)
@@ -177,19 +208,14 @@ int revl_trainer_hypergrad(revl_trainer *t, const double *dfdw, const double *df
                                t->hv, t->hv_meta);
         if (rc)
             return reverse_fail(t, rv_fail(t->err, rc, "%s (reverse)", revl_model_last_error(t->model)));
+        if ((rc = check_hvp_finite(t, step)))
+            return reverse_fail(t, rc);
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
         for (long b = 0; b < nb; b++)
             undo_velocity_block(t, step, &t->blocks[b]);
-        rc = rv_trainer_block_error(t, step, "reverse");
-        if (rc) {
-            if (rc == REVL_ERR_RANGE) { /* forward passed the same values: the gradient changed */
-                char why[RV_ERRLEN];
-                memcpy(why, t->err, sizeof why);
-                rc = rv_fail(t->err, REVL_ERR_INEXACT, "%.150s: the gradient differs from the "
-                             "forward pass, so it is not deterministic", why);
-            }
+        rc = reverse_block_error(t, step);
+        if (rc)
             return reverse_fail(t, rc);
-        }
         if (d_gamma)
             reduce_partials(t, d_gamma + step * ng);
         for (size_t j = 0; j < nm; j++)

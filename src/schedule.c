@@ -85,9 +85,11 @@ int revl_schedule_fill(revl_schedule *s, double alpha, double gamma)
 {
     if (!s)
         return REVL_ERR_INVALID;
-    int rc = check_pair(s->err, 0, 0, alpha, gamma);
-    if (rc)
-        return rc;
+    if (!isfinite(alpha))
+        return rv_fail(s->err, REVL_ERR_INVALID, "revl_schedule_fill: alpha is not finite");
+    if (!(gamma >= 0x1p-16 && gamma <= 1.0))
+        return rv_fail(s->err, REVL_ERR_INVALID,
+                       "revl_schedule_fill: gamma = %g outside [2^-16, 1]", gamma);
     for (size_t k = 0; k < s->n_steps * s->n_groups; k++) {
         s->alpha[k] = alpha;
         s->gamma[k] = gamma;

@@ -1265,22 +1265,18 @@ END_TEST
 START_TEST(test_nondeterministic_large_difference)
 {
     /* A gradient that differs by a lot in the walk back drives the reconstructed v, then w,
-     * out of the fixed-point range before the walk ends. Never a silent answer; the status
-     * depends on where the garbage first shows:
-     *  - alpha 1: it reaches step 0 and the final check: REVL_ERR_INEXACT;
-     *  - alpha 5: undoing w <- w + alpha v overflows at an earlier step. The library reports
-     *    REVL_ERR_RANGE "weight left the fixed-point range ... (reverse)" there, although the
-     *    forward pass took that step without trouble, so the cause is a non-deterministic
-     *    gradient and the documented status is REVL_ERR_INEXACT (reported to the trainer's
-     *    owner; src/reverse.c converts a range failure of the velocity undo to INEXACT but not
-     *    one of the weight undo). This test pins the current behaviour: when it is fixed,
-     *    expect REVL_ERR_INEXACT here as well. */
+     * out of the fixed-point range before the walk ends. Never a silent answer, and always
+     * REVL_ERR_INEXACT, wherever the garbage first shows:
+     *  - alpha 1: it reaches step 0 and the final check;
+     *  - alpha 5: undoing w <- w + alpha v overflows at an earlier step; the forward pass took
+     *    that step without trouble, so the message names the overflow and the cause. */
     const double alphas[] = {1.0, 5.0};
-    const int status[] = {REVL_ERR_INEXACT, REVL_ERR_RANGE};
+    const int status[] = {REVL_ERR_INEXACT, REVL_ERR_INEXACT};
     const char *says[] = {"reverse pass did not reproduce w at step 0: first difference at "
                           "parameter 2 ",
                           "weight left the fixed-point range (|w| < 2^11) at step 2, parameter 2 "
-                          "(reverse)"};
+                          "(reverse): the gradient differs from the forward pass, so it is not "
+                          "deterministic"};
     for (size_t c = 0; c < 2; c++) {
         env e = env_make(6, 0, 8, HVP_PLAIN, 0);
         ck_assert_int_eq(revl_schedule_fill(e.s, alphas[c], 0.5), REVL_OK);
@@ -1304,19 +1300,18 @@ END_TEST
 
 START_TEST(test_hvp_not_finite)
 {
-    /* A Hessian-vector product with NaN or Inf in it. The library does not check hv_w: the walk
-     * back completes, the reversal is exact (hv does not enter w or v), and the NaN reaches the
-     * outputs through dw: REVL_OK with d_w0[1] NaN, no message. Reported to the trainer's owner
-     * as a gap (a REVL_ERR_RANGE naming the step and parameter would match the gradient
-     * checks); this test pins the current behaviour. */
+    /* A Hessian-vector product with NaN in it would poison every hypergradient: the walk back
+     * stops with REVL_ERR_RANGE naming the step and parameter, and writes no output. */
     env e = env_make(6, 0, 6, HVP_PLAIN, 0);
     ck_assert_int_eq(env_train(&e), REVL_OK);
     e.q->hv_bad_step = 3;
     e.q->hv_bad_value = NAN;
-    double d_w0[6];
-    ck_assert_int_eq(env_hypergrad(&e, d_w0), REVL_OK);
-    ck_assert(isnan(d_w0[1]));
-    ck_assert(isfinite(d_w0[0]));
+    double d_w0[6] = {-7, -7, -7, -7, -7, -7};
+    ck_assert_int_eq(env_hypergrad(&e, d_w0), REVL_ERR_RANGE);
+    expect_msg(revl_trainer_last_error(e.t), "Hessian-vector product is NaN at step 3, parameter 1 (reverse)");
+    ck_assert_double_eq(d_w0[1], -7);
+    ck_assert_int_eq(env_hypergrad(&e, NULL), REVL_ERR_STATE);
+    e.q->hv_bad_step = -1;
     env_usable(&e);
     env_free(&e);
 }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "revl.h"
+#include "testutil.h"
 
 /* ------------------------------------------------------------------ helpers */
 
@@ -24,36 +25,6 @@
         ck_assert_msg(m_ != NULL && strstr(m_, (want)) != NULL, "message '%s' lacks '%s'",     \
                       m_ ? m_ : "(null)", (want));                                             \
     } while (0)
-
-/* An allocator that fails the fail_at-th call (0-based; -1 never) and counts live blocks. */
-typedef struct failing {
-    long calls, fail_at, live;
-} failing;
-
-static void *failing_alloc(size_t size, void *user)
-{
-    failing *f = user;
-    if (f->calls++ == f->fail_at)
-        return NULL;
-    f->live++;
-    return malloc(size);
-}
-
-static void failing_free(void *p, void *user)
-{
-    ((failing *)user)->live--;
-    free(p);
-}
-
-static revl_allocator failing_allocator(failing *f)
-{
-    revl_allocator a;
-    revl_allocator_init(&a);
-    a.alloc = failing_alloc;
-    a.free = failing_free;
-    a.user = f;
-    return a;
-}
 
 /* ------------------------------------------------------------------ the toy model */
 

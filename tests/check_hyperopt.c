@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "revl.h"
+#include "testutil.h"
 
 /* ------------------------------------------------------------------ linear regression */
 
@@ -1239,25 +1240,6 @@ END_TEST
 
 /* ------------------------------------------------------------------ allocation failure */
 
-typedef struct failing {
-    long n_alloc, fail_at, live;
-} failing;
-
-static void *failing_alloc(size_t size, void *user)
-{
-    failing *f = user;
-    if (f->n_alloc++ == f->fail_at)
-        return NULL;
-    f->live++;
-    return malloc(size);
-}
-
-static void failing_free(void *p, void *user)
-{
-    ((failing *)user)->live--;
-    free(p);
-}
-
 START_TEST(test_allocation_failure_every_point)
 {
     /* Fail the k-th allocation for every k along model and hyper-optimiser creation, two
@@ -1267,11 +1249,7 @@ START_TEST(test_allocation_failure_every_point)
     long k;
     for (k = 0;; k++) {
         failing f = {0, k, 0};
-        revl_allocator a;
-        revl_allocator_init(&a);
-        a.alloc = failing_alloc;
-        a.free = failing_free;
-        a.user = &f;
+        revl_allocator a = failing_allocator(&f);
         linreg *r = linreg_new(1);
         int rc;
         revl_model *m = linreg_model_with(r, &a, &rc);
@@ -1290,7 +1268,7 @@ START_TEST(test_allocation_failure_every_point)
             rc = revl_hyperopt_save(h, 1, path);
         if (rc == REVL_OK)
             rc = revl_hyperopt_load(h, path);
-        int done = f.n_alloc <= k;
+        int done = f.calls <= k;
         if (done)
             ck_assert_int_eq(rc, REVL_OK);
         else

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "revl.h"
+#include "testutil.h"
 
 /* ------------------------------------------------------------------ models as callbacks */
 
@@ -953,24 +954,6 @@ START_TEST(test_error_nondeterministic_gradient)
 }
 END_TEST
 
-/* An allocator that fails the k-th allocation and counts what is live. */
-typedef struct failing {
-    long n_alloc, fail_at, live;
-} failing;
-static void *failing_alloc(size_t size, void *user)
-{
-    failing *f = user;
-    if (f->n_alloc++ == f->fail_at)
-        return NULL;
-    f->live++;
-    return malloc(size);
-}
-static void failing_free(void *p, void *user)
-{
-    ((failing *)user)->live--;
-    free(p);
-}
-
 START_TEST(test_allocation_failure_every_point)
 {
     /* Fail the k-th allocation for every k along model, schedule and trainer creation, train and
@@ -980,11 +963,7 @@ START_TEST(test_allocation_failure_every_point)
     long k;
     for (k = 0;; k++) {
         failing f = {0, k, 0};
-        revl_allocator a;
-        revl_allocator_init(&a);
-        a.alloc = failing_alloc;
-        a.free = failing_free;
-        a.user = &f;
+        revl_allocator a = failing_allocator(&f);
         wavy *q = wavy_new(p, 1);
         revl_model_def d;
         revl_model_def_init(&d);
@@ -1012,7 +991,7 @@ START_TEST(test_allocation_failure_every_point)
             rc = revl_trainer_train(t, w0, NULL);
         if (rc == REVL_OK)
             rc = revl_trainer_hypergrad(t, g, NULL, NULL, NULL, NULL, NULL);
-        int done = f.n_alloc <= k; /* nothing failed: we are past the last allocation */
+        int done = f.calls <= k; /* nothing failed: we are past the last allocation */
         if (done)
             ck_assert_int_eq(rc, REVL_OK);
         else

@@ -61,7 +61,7 @@ void rv_infobuf_destroy(rv_infobuf *b)
 
 static int stack_resize(const revl_allocator *a, rv_stack *s, size_t cap)
 {
-    uint32_t *w = rv_calloc(a, cap, sizeof *w);
+    rv_word *w = rv_calloc(a, cap, sizeof *w);
     if (!w)
         return 0;
     if (s->len)
@@ -93,9 +93,9 @@ int rv_infobuf_reset(rv_infobuf *b, const double *bits_per_block)
         s->broken = s->nomem = 0;
         if (!bits_per_block)
             continue;
-        /* The coder spends the information plus at most ~2^-15 bits per operation, and each
-         * state absorbs up to 32 bits before spilling: 0.1% and a few words of slack suffice. */
-        size_t want = (size_t)(bits_per_block[k] * 1.001 / 32.0) + 16;
+        /* The coder spends the information plus ~2^-16 bits per operation, and each state
+         * holds up to 16 bits that have not spilled: 0.1% and a few words of slack suffice. */
+        size_t want = (size_t)(bits_per_block[k] * 1.001 / RV_WORD_BITS) + 16;
         /* keep a larger stack unless it is more than twice what this run needs */
         if (s->cap >= want && s->cap <= 2 * want + 64)
             continue;
@@ -109,9 +109,9 @@ double rv_infobuf_bits(const rv_infobuf *b)
 {
     double bits = 0;
     for (size_t i = 0; i < b->n; i++)
-        bits += log2((double)b->state[i]) - RV_SCALE_BITS;
+        bits += log2((double)b->state[i]) - 47.0; /* log2(RV_STATE_LOW) */
     for (size_t k = 0; k < b->n_blocks; k++)
-        bits += 32.0 * ((double)b->stacks[k].len - (double)b->stacks[k].deficit);
+        bits += RV_WORD_BITS * ((double)b->stacks[k].len - (double)b->stacks[k].deficit);
     return bits;
 }
 
@@ -119,7 +119,7 @@ size_t rv_infobuf_bytes(const rv_infobuf *b)
 {
     size_t bytes = b->n * sizeof *b->state + b->n_blocks * sizeof *b->stacks;
     for (size_t k = 0; k < b->n_blocks; k++)
-        bytes += b->stacks[k].cap * sizeof(uint32_t);
+        bytes += b->stacks[k].cap * sizeof(rv_word);
     return bytes;
 }
 

@@ -1,6 +1,6 @@
 /* infobuf.h: the information buffer. Per parameter, the bits that exact multiplication by the
  * momentum discards are kept as a mixed-radix number, stored as an rANS coder: a 64-bit state per
- * parameter plus 32-bit words spilled to one LIFO stack per block of RV_BLOCK parameters.
+ * parameter plus 16-bit words spilled to one LIFO stack per block of RV_BLOCK parameters.
  * Pushing a digit is encoding a symbol, popping one is decoding; both are exact bijections, so
  * the reverse pass returns the buffer to its initial state bit for bit. */
 #ifndef REVL_INFOBUF_H
@@ -11,11 +11,17 @@
 #include <stdint.h>
 
 #define RV_BLOCK 4096            /* parameters per stack: fixed, so bits never depend on threads */
-#define RV_SCALE_BITS 31         /* symbol frequencies sum to 2^31 */
-#define RV_STATE_LOW (1ULL << 31) /* the coder state lives in [2^31, 2^63) */
+#define RV_SCALE_BITS 31          /* symbol frequencies sum to 2^31 */
+#define RV_STATE_LOW (1ULL << 47) /* the coder state lives in [2^47, 2^63) */
+#define RV_WORD_BITS 16           /* bits per spilled word */
+/* Why these numbers: a coder loses precision when its state's lower bound is not far above the
+ * sum of the frequencies (2^47 / 2^31 = 2^16 here, so the loss is ~2^-16 per operation); with a
+ * 64-bit state that leaves 16-bit words. With 32-bit words the bound would be 2^31 = the sum and
+ * the buffer would hold 1-2% more than the information. */
+typedef uint16_t rv_word;
 
 typedef struct rv_stack {
-    uint32_t *words;
+    rv_word *words;
     size_t len, cap;
     size_t deficit;  /* words read from the empty stack (as zeros), owed back by later pushes */
     int broken;      /* a push repaid a deficit with a nonzero word: the run was not exact */
@@ -62,7 +68,7 @@ static inline uint64_t rv_mulhi64(uint64_t a, uint64_t b)
     return (uint64_t)(((unsigned __int128)a * b) >> 64);
 }
 
-static inline void rv_push_word(const revl_allocator *a, rv_stack *s, uint32_t w)
+static inline void rv_push_word(const revl_allocator *a, rv_stack *s, rv_word w)
 {
     if (s->deficit) {
         /* the word was borrowed as a zero from the empty stack: it must come back as zero */
@@ -76,7 +82,7 @@ static inline void rv_push_word(const revl_allocator *a, rv_stack *s, uint32_t w
     s->words[s->len++] = w;
 }
 
-static inline uint32_t rv_pop_word(rv_stack *s)
+static inline rv_word rv_pop_word(rv_stack *s)
 {
     if (s->len == 0) {
         s->deficit++;
@@ -85,25 +91,22 @@ static inline uint32_t rv_pop_word(rv_stack *s)
     return s->words[--s->len];
 }
 
-/* Encode a base-2^16 digit r (frequency 2^15 each). */
+/* Encode a base-2^16 digit r (frequency 2^15 each). The state always exceeds 2^32 * 2^15, so
+ * a word always spills first. */
 static inline uint64_t rv_push_base_d(const revl_allocator *a, rv_stack *s, uint64_t st, uint32_t r)
 {
-    if (st >= (1ULL << 47)) { /* 2^32 * frequency */
-        rv_push_word(a, s, (uint32_t)st);
-        st >>= 32;
-    }
+    rv_push_word(a, s, (rv_word)st);
+    st >>= RV_WORD_BITS;
     return ((st >> 15) << RV_SCALE_BITS) + (st & 0x7fff) + ((uint64_t)r << 15);
 }
 
-/* Decode a base-2^16 digit. */
+/* Decode a base-2^16 digit; the state always falls below 2^47, so a word is always read. */
 static inline uint64_t rv_pop_base_d(rv_stack *s, uint64_t st, uint32_t *r)
 {
     uint64_t slot = st & ((1ULL << RV_SCALE_BITS) - 1);
     *r = (uint32_t)(slot >> 15);
     st = ((st >> RV_SCALE_BITS) << 15) + (slot & 0x7fff);
-    if (st < RV_STATE_LOW)
-        st = (st << 32) | rv_pop_word(s);
-    return st;
+    return (st << RV_WORD_BITS) | rv_pop_word(s);
 }
 
 /* Symbol layout: the first k symbols have frequency f+1, the others f, so symbol s starts at
@@ -140,9 +143,9 @@ static inline uint64_t rv_push_base_n(const revl_allocator *a, rv_stack *s, uint
 {
     uint64_t start, freq, rem;
     rv_symbol_range(c, r, &start, &freq);
-    if (st >= (freq << 32)) {
-        rv_push_word(a, s, (uint32_t)st);
-        st >>= 32;
+    if (st >= (freq << 32)) { /* ((RV_STATE_LOW >> RV_SCALE_BITS) << RV_WORD_BITS) * freq */
+        rv_push_word(a, s, (rv_word)st);
+        st >>= RV_WORD_BITS;
     }
     uint64_t q = rv_divmod(st, freq, r < c->k ? c->inv_wide : c->inv_f, &rem);
     return (q << RV_SCALE_BITS) + rem + start;
@@ -161,7 +164,7 @@ static inline uint64_t rv_pop_base_n(rv_stack *s, uint64_t st, const rv_gamma_co
     rv_symbol_range(c, sym, &start, &freq);
     st = freq * (st >> RV_SCALE_BITS) + slot - start;
     if (st < RV_STATE_LOW)
-        st = (st << 32) | rv_pop_word(s);
+        st = (st << RV_WORD_BITS) | rv_pop_word(s);
     *r = (uint32_t)sym;
     return st;
 }

@@ -90,7 +90,7 @@ typedef struct snapshot {
     int64_t *x;
     uint64_t *state;
     size_t *len, *deficit;
-    uint32_t **words;
+    rv_word **words;
 } snapshot;
 
 static void snap_take(snapshot *s, const machine *m)
@@ -109,11 +109,11 @@ static void snap_take(snapshot *s, const machine *m)
         const rv_stack *st = &m->buf.stacks[k];
         s->len[k] = st->len;
         s->deficit[k] = st->deficit;
-        s->words[k] = malloc((st->len + 1) * sizeof(uint32_t));
+        s->words[k] = malloc((st->len + 1) * sizeof(rv_word));
         if (!s->words[k])
             abort();
         if (st->len)
-            memcpy(s->words[k], st->words, st->len * sizeof(uint32_t));
+            memcpy(s->words[k], st->words, st->len * sizeof(rv_word));
     }
 }
 
@@ -127,7 +127,7 @@ static void snap_check(const snapshot *s, const machine *m)
         const rv_stack *st = &m->buf.stacks[k];
         if (st->len != s->len[k] || st->deficit != s->deficit[k] || st->broken || st->nomem)
             __builtin_trap();
-        if (st->len && memcmp(st->words, s->words[k], st->len * sizeof(uint32_t)) != 0)
+        if (st->len && memcmp(st->words, s->words[k], st->len * sizeof(rv_word)) != 0)
             __builtin_trap();
     }
 }

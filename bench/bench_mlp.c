@@ -1,6 +1,8 @@
-/* bench_mlp.c: end to end on the paper's network, MLP 784-50-50-50-10 on 10,000 Fashion-MNIST
- * examples, batch 200: plain floating-point momentum SGD calling the same model, revl's exact
- * forward, and exact forward + hypergradient, measured side by side in one run, as ratios.
+/* bench_mlp.c: end to end on the paper's network, MLP 784-50-50-50-10 with a log L2 penalty per
+ * layer on 10,000 Fashion-MNIST examples, batch 200: plain floating-point momentum SGD calling
+ * the same model, revl's exact forward, and exact forward + hypergradient (all 800 alpha, 800
+ * gamma at T = 100, 8 init scales and the 4 L2 meta in one reverse pass, reversal verified),
+ * measured side by side in one run, as ratios.
  * Usage: bench_mlp [T ...]   (default: 100 1000). Threads: OMP_NUM_THREADS and
  * OPENBLAS_NUM_THREADS as set in the environment (make bench runs 1 and 2). */
 #include <math.h>
@@ -27,14 +29,15 @@ static void die(const char *what, int rc, const char *msg)
 }
 
 /* The loop revl replaces: momentum SGD in doubles with the same schedule and model. */
-static double plain_training(revl_model *m, size_t steps, const double *w0, double *w)
+static double plain_training(revl_model *m, size_t steps, const double *w0, const double *meta,
+                             double *w)
 {
     size_t p = revl_model_n_params(m);
     double *v = calloc(p, sizeof *v), *g = malloc(p * sizeof *g);
     memcpy(w, w0, p * sizeof *w);
     double t0 = now();
     for (size_t t = 0; t < steps; t++) {
-        int rc = revl_model_grad(m, t, w, NULL, g, NULL);
+        int rc = revl_model_grad(m, t, w, meta, g, NULL);
         if (rc)
             die("plain gradient", rc, revl_model_last_error(m));
         for (size_t i = 0; i < p; i++) {
@@ -66,6 +69,7 @@ int main(int argc, char **argv)
     revl_mlp_options mo;
     revl_mlp_options_init(&mo);
     mo.batch_size = 200;
+    mo.penalty = REVL_PENALTY_PER_LAYER;
     revl_model *m = NULL;
     if ((rc = revl_mlp_create(&m, 5, widths, train, &mo)))
         die("revl_mlp_create", rc, "");
@@ -73,14 +77,17 @@ int main(int argc, char **argv)
     size_t *off = malloc((ng + 1) * sizeof *off);
     revl_model_group_offsets(m, off);
     double *log_scales = malloc(ng * sizeof *log_scales), *w0 = malloc(p * 8), *w = malloc(p * 8);
-    double *dfdw = malloc(p * 8), *d_w0 = malloc(p * 8);
+    double *dfdw = malloc(p * 8), *d_w0 = malloc(p * 8), meta[4] = {-6, -6, -6, -6}, d_meta[4];
+    double *d_scales = malloc(ng * sizeof *d_scales);
     for (size_t g = 0; g < ng; g++)
         log_scales[g] = -3;
     revl_model_init_weights(m, log_scales, 1, w0);
     const char *omp = getenv("OMP_NUM_THREADS"), *ob = getenv("OPENBLAS_NUM_THREADS");
-    printf("MLP 784-50-50-50-10, %zu parameters, 10,000 examples, batch 200; "
+    printf("MLP 784-50-50-50-10 + L2 per layer, %zu parameters, 10,000 examples, batch 200; "
            "OMP_NUM_THREADS=%s OPENBLAS_NUM_THREADS=%s\n",
            p, omp ? omp : "(unset)", ob ? ob : "(unset)");
+    printf("each reverse pass: d alpha and d gamma (T x %zu groups), %zu init scales, 4 L2 meta, "
+           "exact reversal verified\n", ng, ng);
     printf("%6s | %10s %10s %12s | %9s %12s | %12s\n", "T", "plain s", "exact s", "fwd+hyper s",
            "exact/pl", "fwd+hyp/pl", "buffer bytes");
     int nt = argc > 1 ? argc - 1 : 2;
@@ -94,10 +101,10 @@ int main(int argc, char **argv)
         if ((rc = revl_trainer_create(&t, m, s, NULL)))
             die("trainer", rc, "");
         /* warm up caches and the batch permutation once, then time each side */
-        plain_training(m, 2, w0, w);
-        double plain = plain_training(m, steps, w0, w);
+        plain_training(m, 2, w0, meta, w);
+        double plain = plain_training(m, steps, w0, meta, w);
         double t0 = now();
-        if ((rc = revl_trainer_train(t, w0, NULL)))
+        if ((rc = revl_trainer_train(t, w0, meta)))
             die("train", rc, revl_trainer_last_error(t));
         double exact = now() - t0;
         revl_trainer_weights(t, w);
@@ -106,9 +113,13 @@ int main(int argc, char **argv)
         revl_trainer_stats st = {.struct_size = sizeof st};
         revl_trainer_get_stats(t, &st);
         double t1 = now();
-        if ((rc = revl_trainer_hypergrad(t, dfdw, NULL, d_w0, NULL, NULL, NULL)))
-            die("hypergrad", rc, revl_trainer_last_error(t));
+        double *d_alpha = malloc(steps * ng * 8), *d_gamma = malloc(steps * ng * 8);
+        if ((rc = revl_trainer_hypergrad(t, dfdw, NULL, d_w0, d_alpha, d_gamma, d_meta)))
+            die("hypergrad", rc, revl_trainer_last_error(t)); /* REVL_OK: reversal verified */
+        revl_model_init_scales_grad(m, w0, d_w0, d_scales);
         double both = exact + (now() - t1);
+        free(d_alpha);
+        free(d_gamma);
         printf("%6zu | %10.3f %10.3f %12.3f | %9.2f %12.2f | %12zu\n", steps, plain, exact, both,
                exact / plain, both / plain, st.buffer_bytes);
         revl_trainer_free(t);
@@ -120,6 +131,7 @@ int main(int argc, char **argv)
     free(w);
     free(dfdw);
     free(d_w0);
+    free(d_scales);
     revl_model_free(m);
     revl_dataset_free(train);
     revl_dataset_free(all);

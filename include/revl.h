@@ -273,7 +273,9 @@ typedef struct revl_mlp_options {
     revl_penalty penalty;       /* default REVL_PENALTY_NONE */
     size_t batch_size;          /* examples per step; default 200; 0 or >= n = full batch */
     uint64_t seed;              /* minibatch order: a fixed permutation per epoch; default 0 */
-    int threads;                /* 0 = library default; gradients reproducible for a fixed value */
+    int threads;                /* reserved, must be >= 0: the dense products run on the BLAS
+                                   library's threads (OPENBLAS_NUM_THREADS), and the gradients
+                                   are reproducible for a fixed BLAS thread count */
     const revl_allocator *allocator; /* optional; NULL = malloc/free; copied */
 } revl_mlp_options;
 REVL_API void revl_mlp_options_init(revl_mlp_options *o);

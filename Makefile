@@ -100,7 +100,7 @@ $(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) $(wildcard tests/*.h) $(STLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Itests -o $@ $< $(TEST_HELPERS) $(STLIB) $(CHECK_LIBS) $(LDLIBS)
 
-$(BUILD)/examples/%: examples/%.c $(STLIB)
+$(BUILD)/examples/%: examples/%.c $(wildcard examples/*.h) $(STLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(STLIB) $(LDLIBS)
 

@@ -3,38 +3,20 @@
  * the training, and measure |d f / d log alpha| (f = validation loss): it grows with T and alpha
  * until it explodes, the limit Maclaurin et al. report. Prints the table, plots it (gnuplot).
  * Usage: chaos [--quick] [--out DIR (default out/chaos)] [--data DIR] */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 
-#include "revl.h"
+#include "example_util.h"
 
 #define MAX_A 11
 #define MAX_T 8
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
 static int load(revl_dataset **d, const char *dir, const char *set, size_t n)
 {
-    char img[1024], lab[1024];
-    snprintf(img, sizeof img, "%s/%s-images-idx3-ubyte.gz", dir, set);
-    snprintf(lab, sizeof lab, "%s/%s-labels-idx1-ubyte.gz", dir, set);
-    if (revl_dataset_create(d, NULL) != REVL_OK)
-        return 1;
-    if (revl_dataset_load_idx(*d, img, lab, n) != REVL_OK) {
-        fprintf(stderr, "chaos: %s\n", revl_dataset_last_error(*d));
-        return 1;
-    }
-    return 0;
+    return revl_dataset_create(d, NULL) != REVL_OK ||
+           load_fashion(*d, "chaos", dir, set, n) != REVL_OK;
 }
 
 /* One cell of the grid: train T steps at alpha, f = validation loss at w_T, and
@@ -85,31 +67,12 @@ static int cell(revl_model *m, const revl_dataset *valid, const double *w0, doub
     return rc == REVL_ERR_RANGE ? REVL_OK : rc;
 }
 
-/* mkdir -p */
-static int make_dirs(const char *path)
-{
-    char buf[4096];
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof buf)
-        return -1;
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i <= n; i++)
-        if (buf[i] == '/' || buf[i] == '\0') {
-            char saved = buf[i];
-            buf[i] = '\0';
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return -1;
-            buf[i] = saved;
-        }
-    return 0;
-}
-
 /* Two panels from chaos.dat (one curve per T): the validation loss, smooth in alpha, and the
  * hypergradient of that same loss, which explodes at long horizons and large alpha. The script
  * stays next to the data (chaos.gp) so the plot can be redrawn. */
 static void plot(const char *dir, size_t nT, const size_t *Ts)
 {
-    char path[4096], cmd[4200];
+    char path[4096];
     snprintf(path, sizeof path, "%s/chaos.gp", dir);
     FILE *fp = fopen(path, "w");
     if (!fp)
@@ -129,12 +92,10 @@ static void plot(const char *dir, size_t nT, const size_t *Ts)
     }
     fprintf(fp, "unset multiplot\n");
     fclose(fp);
-    if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
+    int plotted = run_gnuplot(dir, "chaos.gp");
+    if (plotted == 1)
         printf("chaos: gnuplot not found, skipping the plot (data and script in %s)\n", dir);
-        return;
-    }
-    snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot chaos.gp", dir);
-    if (strchr(dir, '\'') || system(cmd) != 0)
+    else if (plotted != 0)
         printf("chaos: gnuplot failed, no plot (data and script in %s)\n", dir);
     else
         printf("chaos: wrote %s/chaos.png\n", dir);
@@ -143,7 +104,7 @@ static void plot(const char *dir, size_t nT, const size_t *Ts)
 int main(int argc, char **argv)
 {
     int quick = 0;
-    const char *out = "out/chaos", *data = "/usr/share/datasets/fashion-mnist";
+    const char *out = "out/chaos", *data = EXAMPLE_FASHION_DIR;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
             quick = 1;

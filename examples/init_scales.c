@@ -6,50 +6,18 @@
  * next to 1/sqrt(E|x|^2) (raw pixels are not unit-variance inputs), and plots them (gnuplot).
  *
  *   init_scales [--quick] [--out DIR] [--data DIR] [--iterations N] [--threads N] */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
-#include "revl.h"
+#include "example_util.h"
 
 #define N_LAYERS 4
 #define N_GROUPS (2 * N_LAYERS)
 #define N_STARTS 2
 
 static const double start_log_scale[N_STARTS] = {-4, -2};
-
-static int make_dirs(const char *path) /* mkdir -p */
-{
-    char buf[4096];
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof buf)
-        return -1;
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i <= n; i++)
-        if (buf[i] == '/' || buf[i] == '\0') {
-            char saved = buf[i];
-            buf[i] = '\0';
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return -1;
-            buf[i] = saved;
-        }
-    return 0;
-}
-
-static int load(revl_dataset *d, const char *dir, size_t n)
-{
-    char img[4096], lab[4096];
-    snprintf(img, sizeof img, "%s/train-images-idx3-ubyte.gz", dir);
-    snprintf(lab, sizeof lab, "%s/train-labels-idx1-ubyte.gz", dir);
-    int rc = revl_dataset_load_idx(d, img, lab, n);
-    if (rc != REVL_OK)
-        fprintf(stderr, "init_scales: %s\n(Fashion-MNIST: Debian package dataset-fashion-mnist, "
-                        "or --data DIR)\n", revl_dataset_last_error(d));
-    return rc;
-}
 
 /* The validation loss of the start (iteration 0) and the lowest seen: the loss of the best
  * values, which revl_hyperopt_get(h, 1, ...) returns. */
@@ -94,7 +62,7 @@ static const char *plot_script =
 int main(int argc, char **argv)
 {
     int quick = 0, threads = 0;
-    const char *out = "out/init_scales", *data = "/usr/share/datasets/fashion-mnist";
+    const char *out = "out/init_scales", *data = EXAMPLE_FASHION_DIR;
     long iters_arg = -1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
@@ -123,7 +91,7 @@ int main(int argc, char **argv)
     revl_dataset_create(&all, NULL);
     revl_dataset_create(&train, NULL);
     revl_dataset_create(&valid, NULL);
-    if (!all || !train || !valid || load(all, data, 2 * n) != REVL_OK ||
+    if (!all || !train || !valid || load_fashion(all, "init_scales", data, "train", 2 * n) != REVL_OK ||
         revl_dataset_subset(train, all, 0, n) != REVL_OK ||
         revl_dataset_subset(valid, all, n, n) != REVL_OK)
         goto done;
@@ -215,15 +183,12 @@ int main(int argc, char **argv)
     if (!f || fputs(plot_script, f) < 0 || fclose(f) != 0)
         goto done;
     int plotted = 0;
-    if (system("command -v gnuplot >/dev/null 2>&1") != 0)
+    int drew = run_gnuplot(out, "init_scales.gp");
+    if (drew == 1)
         printf("gnuplot not found: skipping the plot\n");
-    else if (strchr(out, '\'') == NULL) {
-        char cmd[8300];
-        snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot init_scales.gp", out);
-        plotted = system(cmd) == 0;
-        if (!plotted)
-            printf("warning: gnuplot failed\n");
-    }
+    else if (drew != 0 && strchr(out, '\'') == NULL)
+        printf("warning: gnuplot failed\n");
+    plotted = drew == 0;
     printf("files written in %s/: init_scales.dat init_scales.gp%s\n", out,
            plotted ? " init_scales.png" : "");
 

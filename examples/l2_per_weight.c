@@ -8,15 +8,12 @@
  *   l2_per_weight [--quick] [--iterations N] [--step S] [--alpha A] [--out DIR] [--data DIR]
  *
  * --quick: 1,000 + 1,000 images, T = 20, 8 meta-iterations (seconds; for CI). */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 
-#include "revl.h"
+#include "example_util.h"
 
 #define D 784
 #define K 10
@@ -30,48 +27,19 @@
 static const char *class_names[K] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                                      "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-/* mkdir -p */
-static int make_dirs(const char *path)
-{
-    char buf[4096];
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof buf)
-        return -1;
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i <= n; i++)
-        if (buf[i] == '/' || buf[i] == '\0') {
-            char saved = buf[i];
-            buf[i] = '\0';
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return -1;
-            buf[i] = saved;
-        }
-    return 0;
-}
-
 static int load(revl_dataset **d, const char *dir, const char *set, size_t first, size_t n)
 {
-    char img[1024], lab[1024];
-    snprintf(img, sizeof img, "%s/%s-images-idx3-ubyte.gz", dir, set);
-    snprintf(lab, sizeof lab, "%s/%s-labels-idx1-ubyte.gz", dir, set);
     revl_dataset *all = NULL;
     int rc = revl_dataset_create(&all, NULL);
+    int loaded = 0; /* load_fashion reports its own failure */
     if (!rc)
-        rc = revl_dataset_load_idx(all, img, lab, first + n);
+        loaded = (rc = load_fashion(all, "l2_per_weight", dir, set, first + n)) == REVL_OK;
     if (!rc)
         rc = revl_dataset_create(d, NULL);
     if (!rc)
         rc = revl_dataset_subset(*d, all, first, n);
-    if (rc) /* the loader's message names the file */
-        fprintf(stderr, "l2_per_weight: %s\n",
-                all ? revl_dataset_last_error(all) : revl_strerror(rc));
+    if (rc && (!all || loaded))
+        fprintf(stderr, "l2_per_weight: %s\n", revl_strerror(rc));
     revl_dataset_free(all);
     return rc != REVL_OK;
 }
@@ -96,7 +64,7 @@ static void plot(const char *dir, const double *meta)
     qsort(dev, D * K, sizeof *dev, cmp_double);
     span = fmax(span, dev[D * K * 98 / 100]);
     free(dev);
-    char path[4096], cmd[4200];
+    char path[4096];
     snprintf(path, sizeof path, "%s/l2_per_weight.dat", dir);
     FILE *fp = fopen(path, "w");
     if (!fp)
@@ -125,13 +93,11 @@ static void plot(const char *dir, const double *meta)
                 class_names[j], 28 * j, 28 * j + 27, 28 * j);
     fprintf(fp, "unset multiplot\n");
     fclose(fp);
-    if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
+    int plotted = run_gnuplot(dir, "l2_per_weight.gp");
+    if (plotted == 1)
         printf("l2_per_weight: gnuplot not found, skipping the plot (data and script in %s)\n",
                dir);
-        return;
-    }
-    snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot l2_per_weight.gp", dir);
-    if (strchr(dir, '\'') || system(cmd) != 0)
+    else if (plotted != 0)
         printf("l2_per_weight: gnuplot failed (data and script in %s)\n", dir);
     else
         printf("l2_per_weight: wrote %s/l2_per_weight.png\n", dir);
@@ -172,7 +138,7 @@ int main(int argc, char **argv)
     int quick = 0;
     size_t iterations = 0;
     double step = STEP_DEFAULT, alpha = 1.0;
-    const char *out = "out/l2_per_weight", *data = "/usr/share/datasets/fashion-mnist";
+    const char *out = "out/l2_per_weight", *data = EXAMPLE_FASHION_DIR;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
             quick = 1;

@@ -10,15 +10,12 @@
  *
  * --quick: 1,000 validation images, 8 meta-iterations, and a finite-difference check of the
  * hand-written Hessian-vector products (seconds; for CI). */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 
-#include "revl.h"
+#include "example_util.h"
 
 #define D 784 /* pixels per image */
 #define K 10  /* classes = learned images */
@@ -31,13 +28,6 @@
 
 static const char *class_names[K] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                                      "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 /* ---------------------------------------------------------------- the model, by hand
  * Image n (n = 0..9) has label n. With z_n = x_n W + b (K logits), p_n = softmax(z_n) and
@@ -264,30 +254,11 @@ static double check_hvp(revl_model *m, const double *meta)
     return worst;
 }
 
-/* mkdir -p */
-static int make_dirs(const char *path)
-{
-    char buf[4096];
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof buf)
-        return -1;
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i <= n; i++)
-        if (buf[i] == '/' || buf[i] == '\0') {
-            char saved = buf[i];
-            buf[i] = '\0';
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return -1;
-            buf[i] = saved;
-        }
-    return 0;
-}
-
 /* The 10 images as 28 x 28 matrices one under the other (280 rows) and a 2 x 5 grid of
  * grey-scale heatmaps; the script stays next to the data (learn_data.gp) for redrawing. */
 static void plot(const char *dir, const char *stem, const char *title, const double *X)
 {
-    char path[4096], cmd[4300];
+    char path[4096];
     snprintf(path, sizeof path, "%s/%s.dat", dir, stem);
     FILE *fp = fopen(path, "w");
     if (!fp)
@@ -311,12 +282,11 @@ static void plot(const char *dir, const char *stem, const char *title, const dou
                     "with image notitle\n", class_names[n], stem, 28 * n, 28 * n + 27, 28 * n);
     fprintf(fp, "unset multiplot\n");
     fclose(fp);
-    if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
+    snprintf(path, sizeof path, "%s.gp", stem);
+    int plotted = run_gnuplot(dir, path);
+    if (plotted == 1)
         printf("learn_data: gnuplot not found, skipping the plot (data and script in %s)\n", dir);
-        return;
-    }
-    snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot %s.gp", dir, stem);
-    if (strchr(dir, '\'') || system(cmd) != 0)
+    else if (plotted != 0)
         printf("learn_data: gnuplot failed for %s (data and script in %s)\n", stem, dir);
     else
         printf("learn_data: wrote %s/%s.png\n", dir, stem);
@@ -348,13 +318,11 @@ static int train_eval(revl_trainer *tr, const double *w0, const double *meta,
 
 static int load(revl_dataset **d, const char *dir, const char *set, size_t n)
 {
-    char img[1024], lab[1024];
-    snprintf(img, sizeof img, "%s/%s-images-idx3-ubyte.gz", dir, set);
-    snprintf(lab, sizeof lab, "%s/%s-labels-idx1-ubyte.gz", dir, set);
-    if (revl_dataset_create(d, NULL) != REVL_OK)
+    if (revl_dataset_create(d, NULL) != REVL_OK || load_fashion(*d, "learn_data", dir, set, n))
         return 1;
-    if (revl_dataset_load_idx(*d, img, lab, n) != REVL_OK || revl_dataset_dim(*d) != D) {
-        fprintf(stderr, "learn_data: %s\n", revl_dataset_last_error(*d));
+    if (revl_dataset_dim(*d) != D) {
+        fprintf(stderr, "learn_data: %s has %zu pixels per image, not %d\n", set,
+                revl_dataset_dim(*d), D);
         return 1;
     }
     return 0;
@@ -372,7 +340,7 @@ int main(int argc, char **argv)
     int quick = 0, from_means = 0;
     size_t iterations = 0;
     double step = 0;
-    const char *out = "out/learn_data", *data = "/usr/share/datasets/fashion-mnist";
+    const char *out = "out/learn_data", *data = EXAMPLE_FASHION_DIR;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
             quick = 1;

@@ -15,10 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 
-#include "revl.h"
+#include "example_util.h"
 
 #define N_LAYERS 4
 #define N_GROUPS (2 * N_LAYERS) /* group 2l = weights of layer l, 2l+1 = its biases */
@@ -40,16 +38,9 @@ typedef struct progress {
     double best_valid; /* the lowest validation loss reported: that of the best values */
 } progress;
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int parse_args(int argc, char **argv, config *c)
 {
-    *c = (config){.out = "out/lr_schedule", .data = "/usr/share/datasets/fashion-mnist",
+    *c = (config){.out = "out/lr_schedule", .data = EXAMPLE_FASHION_DIR,
                   .n_train = 10000, .n_valid = 10000, .n_test = 10000, .n_steps = 100,
                   .iterations = 50};
     long iterations = -1;
@@ -81,26 +72,6 @@ static int parse_args(int argc, char **argv, config *c)
     return 0;
 }
 
-/* mkdir -p */
-static int make_dirs(const char *path)
-{
-    char buf[4096];
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof buf)
-        return -1;
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (buf[i] == '/' || buf[i] == '\0') {
-            char saved = buf[i];
-            buf[i] = '\0';
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return -1;
-            buf[i] = saved;
-        }
-    }
-    return 0;
-}
-
 static void path_join(char *dst, size_t size, const char *dir, const char *name)
 {
     snprintf(dst, size, "%s/%s", dir, name);
@@ -109,16 +80,7 @@ static void path_join(char *dst, size_t size, const char *dir, const char *name)
 /* Training images [first, first + count) of the Fashion-MNIST training file (or the test file). */
 static int load(revl_dataset *all, const config *c, int test, size_t count)
 {
-    char img[4096], lab[4096];
-    snprintf(img, sizeof img, "%s/%s-images-idx3-ubyte.gz", c->data, test ? "t10k" : "train");
-    snprintf(lab, sizeof lab, "%s/%s-labels-idx1-ubyte.gz", c->data, test ? "t10k" : "train");
-    int rc = revl_dataset_load_idx(all, img, lab, count);
-    if (rc != REVL_OK) {
-        fprintf(stderr, "lr_schedule: %s\n", revl_dataset_last_error(all));
-        fprintf(stderr, "lr_schedule: Fashion-MNIST is in Debian's dataset-fashion-mnist package "
-                        "(make deps), or pass --data DIR\n");
-    }
-    return rc;
+    return load_fashion(all, "lr_schedule", c->data, test ? "t10k" : "train", count);
 }
 
 static int report(const revl_hyperopt_report *r, void *user)
@@ -268,17 +230,12 @@ static const char *plot_script =
 /* Runs gnuplot in dir on script; 1 when gnuplot is not installed, -1 when it failed. */
 static int plot(const char *dir, const char *script_name, const char *script)
 {
-    char path[4096], cmd[8300];
+    char path[4096];
     path_join(path, sizeof path, dir, script_name);
     FILE *f = fopen(path, "w");
     if (!f || fputs(script, f) < 0 || fclose(f) != 0)
         return -1;
-    if (system("command -v gnuplot >/dev/null 2>&1") != 0)
-        return 1;
-    if (strchr(dir, '\'')) /* the directory goes into a shell command inside single quotes */
-        return -1;
-    snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot '%s'", dir, script_name);
-    return system(cmd) == 0 ? 0 : -1;
+    return run_gnuplot(dir, script_name);
 }
 
 int main(int argc, char **argv)

@@ -11,14 +11,12 @@
  * Without --schedule it uses out/lr_schedule/hyperparams.txt when that file exists and fits
  * (T = 100), else it learns one (25 meta-iterations). --quick: 1,000 images, T = 20, 5
  * meta-iterations, and 784-100-100-100-10 as the wide network. */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
-#include "revl.h"
+#include "example_util.h"
 
 #define N_LAYERS 4
 #define N_GROUPS (2 * N_LAYERS)
@@ -38,36 +36,6 @@ typedef struct result {
     double valid, test, acc;
     int diverged;
 } result;
-
-static int make_dirs(const char *path) /* mkdir -p */
-{
-    char buf[4096];
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof buf)
-        return -1;
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i <= n; i++)
-        if (buf[i] == '/' || buf[i] == '\0') {
-            char saved = buf[i];
-            buf[i] = '\0';
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return -1;
-            buf[i] = saved;
-        }
-    return 0;
-}
-
-static int load(revl_dataset *d, const char *dir, const char *set, size_t n)
-{
-    char img[4096], lab[4096];
-    snprintf(img, sizeof img, "%s/%s-images-idx3-ubyte.gz", dir, set);
-    snprintf(lab, sizeof lab, "%s/%s-labels-idx1-ubyte.gz", dir, set);
-    int rc = revl_dataset_load_idx(d, img, lab, n);
-    if (rc != REVL_OK)
-        fprintf(stderr, "transfer: %s\n(Fashion-MNIST: Debian package dataset-fashion-mnist, "
-                        "or --data DIR)\n", revl_dataset_last_error(d));
-    return rc;
-}
 
 /* Train T steps with these hyperparameters (same init noise and minibatches for every
  * condition) and evaluate. A run that leaves the fixed-point range or turns NaN counts as
@@ -160,7 +128,7 @@ static const char *plot_script =
 int main(int argc, char **argv)
 {
     int quick = 0, threads = 0;
-    const char *out = "out/transfer", *data = "/usr/share/datasets/fashion-mnist";
+    const char *out = "out/transfer", *data = EXAMPLE_FASHION_DIR;
     const char *schedule = NULL;
     long iters_arg = -1;
     for (int i = 1; i < argc; i++) {
@@ -207,9 +175,9 @@ int main(int argc, char **argv)
     revl_dataset_create(&train, NULL);
     revl_dataset_create(&valid, NULL);
     revl_dataset_create(&test, NULL);
-    if (!all || !train || !valid || !test || load(all, data, "train", 2 * n) != REVL_OK ||
+    if (!all || !train || !valid || !test || load_fashion(all, "transfer", data, "train", 2 * n) != REVL_OK ||
         revl_dataset_subset(train, all, 0, n) != REVL_OK ||
-        revl_dataset_subset(valid, all, n, n) != REVL_OK || load(test, data, "t10k", n) != REVL_OK)
+        revl_dataset_subset(valid, all, n, n) != REVL_OK || load_fashion(test, "transfer", data, "t10k", n) != REVL_OK)
         goto done;
     revl_mlp_options mo;
     revl_mlp_options_init(&mo);
@@ -375,15 +343,12 @@ int main(int argc, char **argv)
     if (!f || fputs(plot_script, f) < 0 || fclose(f) != 0)
         goto done;
     int plotted = 0;
-    if (system("command -v gnuplot >/dev/null 2>&1") != 0)
+    int drew = run_gnuplot(out, "transfer.gp");
+    if (drew == 1)
         printf("gnuplot not found: skipping the plot\n");
-    else if (strchr(out, '\'') == NULL) {
-        char cmd[8300];
-        snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot transfer.gp", out);
-        plotted = system(cmd) == 0;
-        if (!plotted)
-            printf("warning: gnuplot failed\n");
-    }
+    else if (drew != 0 && strchr(out, '\'') == NULL)
+        printf("warning: gnuplot failed\n");
+    plotted = drew == 0;
     printf("files written in %s/: transfer.dat transfer_test.dat transfer.gp%s\n", out,
            plotted ? " transfer.png" : "");
 

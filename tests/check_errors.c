@@ -1498,7 +1498,7 @@ START_TEST(test_nomem_trainer_messages)
         long k;
         int saw_error = 0;
         for (k = 0;; k++) {
-            failing f = {0, -1, 0};
+            failing f = {.fail_at = -1};
             revl_allocator a = failing_allocator(&f);
             toy *q = calloc(1, sizeof *q);
             q->p = p;
@@ -1566,7 +1566,7 @@ START_TEST(test_nomem_hyperopt_messages)
     long k;
     int saw_error = 0;
     for (k = 0;; k++) {
-        failing f = {0, -1, 0};
+        failing f = {.fail_at = -1};
         revl_allocator a = failing_allocator(&f);
         toy *q;
         revl_model *m = toy_model(5000, 0, HVP_NONE, &q);
@@ -1602,7 +1602,7 @@ START_TEST(test_nomem_hyperopt_messages)
     ck_assert(saw_error);
 
     /* loading a hyperparameter file parses into a scratch copy first */
-    failing f = {0, -1, 0};
+    failing f = {.fail_at = -1};
     revl_allocator a = failing_allocator(&f);
     toy *q;
     revl_model *m = toy_model(6, 0, HVP_PLAIN, &q);
@@ -1644,7 +1644,7 @@ START_TEST(test_nomem_create)
     for (int which = 0; which < 5; which++) {
         long k;
         for (k = 0;; k++) {
-            failing f = {0, k, 0};
+            failing f = {.fail_at = k};
             revl_allocator a = failing_allocator(&f);
             toy *q = calloc(1, sizeof *q);
             q->p = 4;
@@ -1705,7 +1705,7 @@ START_TEST(test_nomem_create)
     revl_dataset_free(data);
 
     /* a model's new group layout: the old one stays */
-    failing f = {0, -1, 0};
+    failing f = {.fail_at = -1};
     revl_allocator a = failing_allocator(&f);
     toy *q = calloc(1, sizeof *q);
     q->p = 8;

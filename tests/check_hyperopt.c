@@ -1248,7 +1248,7 @@ START_TEST(test_allocation_failure_every_point)
     char *path = tmp_path("alloc");
     long k;
     for (k = 0;; k++) {
-        failing f = {0, k, 0};
+        failing f = {.fail_at = k};
         revl_allocator a = failing_allocator(&f);
         linreg *r = linreg_new(1);
         int rc;

@@ -962,7 +962,7 @@ START_TEST(test_allocation_failure_every_point)
     size_t p = 9000, steps = 6; /* three blocks: several stacks to reserve */
     long k;
     for (k = 0;; k++) {
-        failing f = {0, k, 0};
+        failing f = {.fail_at = k};
         revl_allocator a = failing_allocator(&f);
         wavy *q = wavy_new(p, 1);
         revl_model_def d;

@@ -8,6 +8,8 @@ static void *failing_alloc(size_t size, void *user)
     failing *f = user;
     if (f->calls++ == f->fail_at)
         return NULL;
+    if (size > f->biggest)
+        f->biggest = size;
     f->live++;
     return malloc(size);
 }

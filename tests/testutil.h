@@ -5,9 +5,12 @@
 
 #include "revl.h"
 
-/* Fails call number fail_at (0-based; -1 never); live counts allocations not yet freed. */
+/* Fails call number fail_at (0-based; -1 never); live counts allocations not yet freed and
+ * biggest is the largest size asked for. Initialize with designated fields, e.g.
+ * failing f = {.fail_at = -1}. */
 typedef struct failing {
     long calls, fail_at, live;
+    size_t biggest;
 } failing;
 
 /* An allocator routing to malloc/free through f. */

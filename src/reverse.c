@@ -42,7 +42,6 @@ static void undo_weights_block(revl_trainer *t, size_t step, rv_block *blk)
 /* Undo v <- gamma v - (1-gamma) g, gather d gamma, and apply the Hessian terms. Parameters are
  * visited in the opposite order of the forward pass: the block's stack unwinds last in, first
  * out. Chunked into short loops and with a local stack, as in the forward pass (trainer.c). */
-#define RV_CHUNK 256
 static void undo_velocity_block(revl_trainer *t, size_t step, rv_block *blk)
 {
     const rv_fixed fx = t->fx;
@@ -75,10 +74,21 @@ static void undo_velocity_block(revl_trainer *t, size_t step, rv_block *blk)
             }
             for (size_t i = c1; i-- > c0;)
                 v[i] = rv_exact_div(a, &stack, &state[i], &sg.code, v[i]);
+            int hv_finite = 1; /* checked here, where hv is read anyway, not in a pass of its own */
             for (size_t i = c0; i < c1; i++) {
                 part += dv[i] * (rv_to_double(fx, v[i]) + grad[i]);
+                hv_finite &= isfinite(hv[i]) != 0;
                 dw[i] -= hv[i];
                 dv[i] *= sg.gamma;
+            }
+            if (!hv_finite) {
+                size_t i = c0;
+                while (isfinite(hv[i]))
+                    i++;
+                blk->err = RV_HV_NOT_FINITE;
+                blk->err_index = i;
+                blk->err_value = hv[i];
+                goto done;
             }
             c1 = c0;
         }
@@ -135,11 +145,15 @@ static int reverse_fail(revl_trainer *t, int rc)
 }
 
 /* A block failure of the walk back. The forward pass took every step with the values the walk
- * back recomputes, so a value out of range here means the gradient changed: not exact. */
+ * back recomputes, so a value out of range here means the gradient changed: not exact. A
+ * Hessian-vector product that is not finite is the model's fault and stays a range error. */
 static int reverse_block_error(revl_trainer *t, size_t step)
 {
+    int kind = RV_OK;
+    for (size_t b = 0; b < t->n_blocks && !kind; b++)
+        kind = t->blocks[b].err;
     int rc = rv_trainer_block_error(t, step, "reverse");
-    if (rc == REVL_ERR_RANGE) {
+    if (rc == REVL_ERR_RANGE && kind != RV_HV_NOT_FINITE) {
         char why[RV_ERRLEN];
         memcpy(why, t->err, sizeof why);
         rc = rv_fail(t->err, REVL_ERR_INEXACT, "%.150s: the gradient differs from the "
@@ -148,14 +162,9 @@ static int reverse_block_error(revl_trainer *t, size_t step)
     return rc;
 }
 
-/* A Hessian-vector product with NaN or Inf would poison every hypergradient silently. */
-static int check_hvp_finite(revl_trainer *t, size_t step)
+/* The mixed product with NaN or Inf would poison d_meta silently (hv_w is checked per block). */
+static int check_hv_meta_finite(revl_trainer *t, size_t step)
 {
-    for (size_t i = 0; i < t->n_params; i++)
-        if (!isfinite(t->hv[i]))
-            return rv_fail(t->err, REVL_ERR_RANGE,
-                           "Hessian-vector product is %s at step %zu, parameter %zu (reverse)",
-                           isnan(t->hv[i]) ? "NaN" : "infinite", step, i);
     for (size_t j = 0; j < t->n_meta; j++)
         if (!isfinite(t->hv_meta[j]))
             return rv_fail(t->err, REVL_ERR_RANGE,
@@ -208,7 +217,7 @@ int revl_trainer_hypergrad(revl_trainer *t, const double *dfdw, const double *df
                                t->hv, t->hv_meta);
         if (rc)
             return reverse_fail(t, rv_fail(t->err, rc, "%s (reverse)", revl_model_last_error(t->model)));
-        if ((rc = check_hvp_finite(t, step)))
+        if ((rc = check_hv_meta_finite(t, step)))
             return reverse_fail(t, rc);
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
         for (long b = 0; b < nb; b++)

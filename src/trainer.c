@@ -228,6 +228,10 @@ int rv_trainer_block_error(revl_trainer *t, size_t step, const char *pass)
                            "weight left the fixed-point range (|w| < 2^%u) at step %zu, "
                            "parameter %zu (%s)",
                            63 - t->frac_bits, step, i, pass);
+        case RV_HV_NOT_FINITE:
+            return rv_fail(t->err, REVL_ERR_RANGE,
+                           "Hessian-vector product is %s at step %zu, parameter %zu (%s)",
+                           isnan(x) ? "NaN" : "infinite", step, i, pass);
         case RV_NOMEM:
             return rv_fail(t->err, REVL_ERR_NOMEM,
                            "no memory to grow the information buffer at step %zu (%s)", step, pass);
@@ -268,10 +272,8 @@ static inline int64_t rounded_mul(int64_t x, uint32_t n)
 }
 
 /* One forward step on one block: v <- gamma v - (1-gamma) g exactly, w <- w + alpha v.
- * Done in chunks of two short loops (the coder, then the rest) rather than one long one: each
- * parameter's work is a long dependency chain, and short loop bodies let the processor overlap
- * many parameters. The stack lives in a local copy so stores to the arrays cannot alias it. */
-#define RV_CHUNK 256
+ * Done in chunks (RV_CHUNK) of two short loops, the coder then the rest, rather than one long
+ * one. The stack lives in a local copy so stores to the arrays cannot alias it. */
 static void forward_block(revl_trainer *t, size_t step, rv_block *blk, int keep_bits)
 {
     const rv_fixed fx = t->fx;

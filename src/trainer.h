@@ -35,8 +35,13 @@ enum rv_fail_kind {
     RV_GRAD_RANGE,
     RV_V_RANGE,
     RV_W_RANGE,
+    RV_HV_NOT_FINITE,
     RV_NOMEM
 };
+
+/* Parameters per run of the short loops each pass is split into: each parameter's work is a
+ * long dependency chain, and short loop bodies let the processor overlap many parameters. */
+#define RV_CHUNK 256
 
 struct revl_trainer {
     revl_allocator alloc;

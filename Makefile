@@ -45,7 +45,7 @@ LIB_WERROR ?=
 LIB_CFLAGS := $(ALL_CFLAGS) $(LIB_WERROR) -fPIC -fvisibility=hidden -DREVL_BUILDING
 LDLIBS := $(BLAS_LIBS) -lm -fopenmp
 
-LIB_SRC := $(sort $(wildcard src/*.c src/models/*.c))
+LIB_SRC := $(sort $(wildcard src/*/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(sort $(wildcard tests/check_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -75,7 +75,7 @@ need-blas:
 
 lib: need-blas $(SHLIB) $(STLIB) $(PCFILE)
 
-$(BUILD)/%.o: %.c include/revl.h src/internal.h $(wildcard src/*.h src/models/*.h)
+$(BUILD)/%.o: %.c include/revl.h $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(LIB_CFLAGS) -c $< -o $@
 

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "inflate.h" /* the decoder is also tested on its own, with hand-made streams */
+#include "data/inflate.h" /* the decoder is also tested on its own, with hand-made streams */
 #include "revl.h"
 #include "testutil.h"
 

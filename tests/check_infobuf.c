@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "infobuf.h"
+#include "exact/infobuf.h"
 
 static uint64_t rng = 12345;
 static uint64_t next_u64(void)

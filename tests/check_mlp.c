@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "testutil.h"
-#include "internal.h" /* rv_model_hvp_grad (the fused call the trainer makes), rv_rand_* */
+#include "core/model.h" /* rv_model_hvp_grad (the fused call the trainer makes), rv_rand_* */
 
 /* ---------------------------------------------------------------- helpers */
 

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "update.h"
+#include "optim/update.h"
 
 #define N 1000
 

@@ -1,7 +1,7 @@
 /* mlp.c: the built-in multilayer perceptron (and, with two widths, multinomial logistic
  * regression) as a model handle: argument checks, the preallocated per-step workspace, and the
  * gradient and fused gradient + Hessian-vector callbacks the trainer calls every step. */
-#include "mlp.h"
+#include "models/mlp.h"
 
 #include <limits.h>
 #include <string.h>

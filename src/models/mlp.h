@@ -5,7 +5,7 @@
 #ifndef REVL_MLP_H
 #define REVL_MLP_H
 
-#include "internal.h"
+#include "core/model.h"
 
 /* Buffers of one pass over up to `rows` examples. Layer l maps widths[l] -> widths[l+1];
  * index k below names the k-th layer of units (k = 0 is the input, k = L the logits). */

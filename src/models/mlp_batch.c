@@ -2,7 +2,7 @@
  * batches per epoch) uses a fixed permutation of the examples drawn from (seed, e); step t takes
  * the (t mod B_e)-th run of `batch` consecutive entries. Forward and reverse calls of a step
  * therefore see the same examples in the same order, whatever ran in between. */
-#include "mlp.h"
+#include "models/mlp.h"
 
 #include <string.h>
 

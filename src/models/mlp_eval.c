@@ -1,7 +1,7 @@
 /* mlp_eval.c: revl_model_evaluate for the MLP: mean cross-entropy over a whole data set (no
  * penalty), its gradient and the accuracy, in blocks of examples so that the workspace stays
  * small whatever the data set's size. Not on the per-step path, so it allocates per call. */
-#include "mlp.h"
+#include "models/mlp.h"
 
 #include <string.h>
 

@@ -1,7 +1,7 @@
 /* mlp_pass.c: the MLP's passes over a block of examples: forward with softmax cross-entropy,
  * backward for the gradient, and Pearlmutter's R-operator (forward then backward) for an exact
  * Hessian-vector product. Every dense product is one cblas_dgemm over the whole block. */
-#include "mlp.h"
+#include "models/mlp.h"
 
 #include <cblas.h>
 #include <math.h>

@@ -1,6 +1,6 @@
 /* mlp_penalty.c: the MLP's L2 penalties with log-scale strengths meta (one per layer or one per
  * parameter), their gradient, their Hessian-vector product and the mixed meta term, all exact. */
-#include "mlp.h"
+#include "models/mlp.h"
 
 #include <math.h>
 #include <string.h>

@@ -5,7 +5,7 @@
  * forward, partly undone and redone (the redo must give the same values, states and stacks),
  * then undone completely: every value must come back bit for bit and the buffer must be empty.
  * Anything else is a bug and traps. Links the static library: rv_* are internal. */
-#include "infobuf.h"
+#include "exact/infobuf.h"
 
 #include <stdint.h>
 #include <stdlib.h>

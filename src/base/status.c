@@ -1,5 +1,5 @@
 /* status.c: status names, per-handle error messages and the version of the linked library. */
-#include "internal.h"
+#include "base/internal.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -3,10 +3,10 @@
 #ifndef REVL_TRAINER_H
 #define REVL_TRAINER_H
 
-#include "fixed.h"
-#include "infobuf.h"
-#include "internal.h"
-#include "update.h"
+#include "exact/fixed.h"
+#include "exact/infobuf.h"
+#include "core/model.h"
+#include "optim/update.h"
 
 /* alpha and gamma of one (step, group), prepared once per train() call. */
 typedef struct rv_step_group {

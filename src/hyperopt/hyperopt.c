@@ -2,7 +2,7 @@
  * exact hypergradient -> Adam or momentum-SGD update in unconstrained coordinates (log alpha,
  * logit gamma, log init scale, meta), with a guard against the chaotic hypergradients of long
  * horizons and large learning rates, and the best hyperparameters seen so far. */
-#include "hyperopt.h"
+#include "hyperopt/hyperopt.h"
 
 #include <float.h>
 #include <math.h>

@@ -3,7 +3,7 @@
 #ifndef REVL_IDX_H
 #define REVL_IDX_H
 
-#include "internal.h"
+#include "base/internal.h"
 
 #include <stddef.h>
 #include <stdint.h>

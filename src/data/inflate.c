@@ -1,7 +1,7 @@
 /* inflate.c: a small gzip/DEFLATE decoder written from RFC 1951 and RFC 1952, after the canonical
  * Huffman scheme of Mark Adler's puff. Input is treated as hostile: every read is bounds-checked,
  * every malformation ends the decode with an error (sticky, so loops stop), output is capped. */
-#include "inflate.h"
+#include "data/inflate.h"
 
 #include <string.h>
 

@@ -2,7 +2,7 @@
  * operations themselves are inline in infobuf.h). Stacks are reserved up front from the
  * schedule, so the per-step loop normally never allocates; a stack that still runs out grows
  * by a quarter. */
-#include "infobuf.h"
+#include "exact/infobuf.h"
 
 #include <math.h>
 #include <string.h>

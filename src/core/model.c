@@ -1,7 +1,7 @@
 /* model.c: the model handle: the caller's loss as callbacks (or a built-in model behind the
  * same callbacks), its parameter groups, and the finite-difference Hessian-vector fallback for
  * models that give only a gradient. */
-#include "internal.h"
+#include "core/model.h"
 
 #include <math.h>
 #include <string.h>

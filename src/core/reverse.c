@@ -2,7 +2,7 @@
  * exactly (the momentum multiply through the information buffer), and accumulates the
  * hypergradients with one fused gradient + Hessian-vector product per step. Ends by checking
  * that it arrived on w0 and v0 bit for bit with an empty buffer. */
-#include "trainer.h"
+#include "core/trainer.h"
 
 #include <math.h>
 #include <string.h>

@@ -6,7 +6,7 @@
 #ifndef REVL_INFOBUF_H
 #define REVL_INFOBUF_H
 
-#include "internal.h"
+#include "base/internal.h"
 
 #include <stdint.h>
 

@@ -3,9 +3,9 @@
  * conversions (vcvtpd2qq and vcvtqq2pd round as cvtsd2si and cvtsi2sd do), so its bits equal
  * the plain loop's; a group of eight with any failure is redone by the plain loop, which finds
  * the first failing parameter. */
-#include "update.h"
+#include "optim/update.h"
 
-#include "fixed.h"
+#include "exact/fixed.h"
 
 #include <math.h>
 

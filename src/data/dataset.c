@@ -1,8 +1,8 @@
 /* dataset.c: the labelled data set handle: n examples of dim doubles (row-major) and int32 labels.
  * Every operation builds its result in new memory and swaps it in only on success, so a failed
  * call leaves the previous contents untouched. */
-#include "idx.h"
-#include "internal.h"
+#include "data/idx.h"
+#include "base/internal.h"
 
 #include <math.h>
 #include <string.h>

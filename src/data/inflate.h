@@ -3,7 +3,7 @@
 #ifndef REVL_INFLATE_H
 #define REVL_INFLATE_H
 
-#include "internal.h"
+#include "base/internal.h"
 
 #include <stddef.h>
 #include <stdint.h>

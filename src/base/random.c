@@ -1,6 +1,6 @@
 /* random.c: a small deterministic generator (splitmix64) so that init noise and minibatch
  * orders are the same bits on every platform and for every thread count. */
-#include "internal.h"
+#include "base/internal.h"
 
 #include <math.h>
 

@@ -1,6 +1,6 @@
 /* schedule.c: alpha and gamma per (step, group), validated when set, so that the trainer can
  * trust every value it reads. */
-#include "internal.h"
+#include "core/model.h"
 
 #include <math.h>
 #include <string.h>

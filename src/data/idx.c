@@ -1,8 +1,8 @@
 /* idx.c: MNIST-style IDX files (images and labels, gzip or plain) into doubles in [0, 1] and
  * int32 labels. Every malformation is REVL_ERR_IO naming the file and the fault: a silently
  * misread data set would spoil every experiment downstream of it. */
-#include "idx.h"
-#include "inflate.h"
+#include "data/idx.h"
+#include "data/inflate.h"
 
 #include <errno.h>
 #include <stdio.h>

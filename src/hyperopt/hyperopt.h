@@ -3,7 +3,7 @@
 #ifndef REVL_HYPEROPT_H
 #define REVL_HYPEROPT_H
 
-#include "internal.h"
+#include "core/model.h"
 
 /* Every hyperparameter vector (current, best, previous, gradients, optimiser moments) has the
  * same layout of n_theta numbers, in natural units for the values and in the unconstrained

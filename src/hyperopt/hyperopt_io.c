@@ -2,7 +2,7 @@
  * files"): sections gnuplot reads with `index` and numpy with loadtxt, numbers written with 17
  * significant digits so that loading gives back the same bits. Loading is strict and
  * all-or-nothing: a file that does not match this hyper-optimiser exactly changes nothing. */
-#include "hyperopt.h"
+#include "hyperopt/hyperopt.h"
 
 #include <errno.h>
 #include <math.h>

@@ -1,7 +1,7 @@
 /* trainer.c: the trainer handle and the exact forward pass: momentum SGD on int64 fixed-point
  * w and v, with multiplication by the momentum done exactly (infobuf.h) so that the reverse pass
  * (reverse.c) can undo every step bit for bit. */
-#include "trainer.h"
+#include "core/trainer.h"
 
 #include <math.h>
 #include <string.h>

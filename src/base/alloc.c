@@ -1,7 +1,7 @@
 /* alloc.c: the allocator hooks. Every handle copies the caller's revl_allocator (or the malloc
  * default) and routes all its memory through it, so an embedding program controls memory and
  * tests can fail any single allocation. */
-#include "internal.h"
+#include "base/internal.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -5,7 +5,7 @@
 #ifndef REVL_UPDATE_H
 #define REVL_UPDATE_H
 
-#include "internal.h"
+#include "base/internal.h"
 
 #include <stdint.h>
 

@@ -1,0 +1,34 @@
+/* internal.h: the bottom layer that every file of the library shares and users never see: the
+ * allocator wrappers, the per-handle error message and deterministic random numbers. Nothing
+ * here is exported. */
+#ifndef REVL_INTERNAL_H
+#define REVL_INTERNAL_H
+
+#define REVL_BUILDING 1
+#include "revl.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#define RV_HIDDEN __attribute__((visibility("hidden")))
+#define RV_ERRLEN 256
+
+/* ---- memory: every allocation of a handle goes through its allocator */
+RV_HIDDEN void rv_allocator_copy(revl_allocator *dst, const revl_allocator *src /* NULL ok */);
+RV_HIDDEN void *rv_alloc(const revl_allocator *a, size_t size);  /* NULL on failure or overflow */
+RV_HIDDEN void *rv_calloc(const revl_allocator *a, size_t n, size_t size); /* zeroed */
+RV_HIDDEN void rv_free(const revl_allocator *a, void *p);                 /* NULL ok */
+/* n*size without overflow, or 0 with *ok = 0 */
+RV_HIDDEN size_t rv_mul_size(size_t n, size_t size, int *ok);
+
+/* ---- error messages: every handle has char err[RV_ERRLEN]; returns status for tail calls */
+RV_HIDDEN int rv_fail(char *err, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+RV_HIDDEN void rv_clear(char *err);
+
+/* Deterministic random numbers (splitmix64), the same on every platform. */
+RV_HIDDEN uint64_t rv_rand_u64(uint64_t *state);
+RV_HIDDEN double rv_rand_uniform(uint64_t *state);  /* in (0, 1) */
+RV_HIDDEN double rv_rand_normal(uint64_t *state);   /* standard normal, Box-Muller */
+
+#endif

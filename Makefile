@@ -39,7 +39,7 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 CFLAGS ?= $(OPT) -g
-ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(CFLAGS) $(SAN) -fopenmp -fno-math-errno \
+ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(CFLAGS) $(SAN) -fopenmp -fno-math-errno -ffp-contract=off \
 	-Iinclude -Isrc $(BLAS_CFLAGS)
 LIB_WERROR ?=
 LIB_CFLAGS := $(ALL_CFLAGS) $(LIB_WERROR) -fPIC -fvisibility=hidden -DREVL_BUILDING

@@ -131,6 +131,22 @@ REVL_API int revl_model_grad(revl_model *m, size_t step, const double *w, const 
 REVL_API int revl_model_hvp(revl_model *m, size_t step, const double *w, const double *meta,
                             const double *v, double *hv_w, double *hv_meta);
 
+/* Optional, for optimisers whose Hessian direction depends on the gradient at the same point
+ * (Adam, RMSprop): at (step, w, meta) compute
+ *   grad[n_params]  = the gradient, bit-identical to grad_fn's,
+ *   v               = a + b * grad elementwise, each v[i] computed as the double a[i] + b[i] * grad[i]
+ *                     (no fused multiply-add: the library computes the same v when it falls back),
+ *   hv_w[n_params]  = (d^2 L / dw^2) v,  hv_meta[n_meta] = d/dmeta (grad_w L . v) (NULL when
+ *                     n_meta == 0),
+ * in one pass over the model. Without it the library calls grad and then hvp (two passes, the
+ * same bits). The model's own user pointer is passed. Returns 0, or nonzero to stop. */
+typedef int (*revl_hvp_affine_fn)(size_t step, const double *w, const double *meta,
+                                  const double *a, const double *b, double *grad, double *hv_w,
+                                  double *hv_meta, void *user);
+/* Register (fn) or remove (NULL) the model's fused gradient + affine-direction HVP. The built-in
+ * MLP has its own. */
+REVL_API int revl_model_set_hvp_affine(revl_model *m, revl_hvp_affine_fn fn);
+
 /* Parameter groups: contiguous ranges of w that share alpha and gamma in a schedule.
  * A callback model has one group [0, n_params) until revl_model_set_groups; a built-in model
  * has its own layout (MLP: per layer, its weights then its biases). offsets has n_groups+1

@@ -82,6 +82,7 @@ void revl_model_free(revl_model *m)
         m->def.user_free(m->def.user);
     revl_allocator a = m->alloc;
     rv_free(&a, m->fd_work);
+    rv_free(&a, m->affine_work);
     rv_free(&a, m->offsets);
     rv_free(&a, m);
 }
@@ -213,6 +214,39 @@ int rv_model_hvp_grad(revl_model *m, size_t step, const double *w, const double 
             return rc;
     }
     return fd_hvp(m, step, w, meta, v, hv_w, hv_meta);
+}
+
+int rv_model_hvp_affine(revl_model *m, size_t step, const double *w, const double *meta,
+                        const double *a, const double *b, double *grad, double *hv_w,
+                        double *hv_meta)
+{
+    if (m->hvp_affine) {
+        int rc = m->hvp_affine(step, w, meta, a, b, grad, hv_w, m->def.n_meta ? hv_meta : NULL,
+                               m->def.user);
+        if (rc)
+            return rv_fail(m->err, REVL_ERR_CALLBACK,
+                           "fused gradient and Hessian-vector callback returned %d at step %zu",
+                           rc, step);
+        return REVL_OK;
+    }
+    size_t p = m->def.n_params;
+    if (!m->affine_work && !(m->affine_work = rv_calloc(&m->alloc, p, sizeof(double))))
+        return rv_fail(m->err, REVL_ERR_NOMEM, "no memory for the Hessian direction at step %zu",
+                       step);
+    int rc = revl_model_grad(m, step, w, meta, grad, NULL);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < p; i++)
+        m->affine_work[i] = rv_affine_dir(a[i], b[i], grad[i]);
+    return rv_model_hvp_grad(m, step, w, meta, m->affine_work, NULL, hv_w, hv_meta);
+}
+
+int revl_model_set_hvp_affine(revl_model *m, revl_hvp_affine_fn fn)
+{
+    if (!m)
+        return REVL_ERR_INVALID;
+    m->hvp_affine = fn;
+    return REVL_OK;
 }
 
 int revl_model_hvp(revl_model *m, size_t step, const double *w, const double *meta,

@@ -20,6 +20,8 @@ struct revl_model {
     size_t *offsets;          /* n_groups + 1 */
     double *fd_work;          /* finite-difference HVP fallback: 3*n_params + n_meta, lazily */
     rv_model_builtin builtin; /* evaluate == NULL for callback models */
+    revl_hvp_affine_fn hvp_affine; /* optional fused gradient + H (a + b g) */
+    double *affine_work;      /* n_params: v = a + b g for models without hvp_affine, lazily */
     char err[RV_ERRLEN];
 };
 
@@ -33,6 +35,18 @@ RV_HIDDEN int rv_check_offsets(char *err, size_t n_groups, const size_t *offsets
  * rv_model_hvp_grad fills grad too (fused when the model can, else one more grad call). */
 RV_HIDDEN int rv_model_hvp_grad(revl_model *m, size_t step, const double *w, const double *meta,
                                 const double *v, double *grad, double *hv_w, double *hv_meta);
+
+/* The gradient g at (step, w, meta), then the Hessian-vector products along v = a + b g
+ * (rv_affine_dir), fused when the model has hvp_affine, else a gradient call and an hvp call. */
+RV_HIDDEN int rv_model_hvp_affine(revl_model *m, size_t step, const double *w, const double *meta,
+                                  const double *a, const double *b, double *grad, double *hv_w,
+                                  double *hv_meta);
+/* The direction's one formula, shared by the library and the built-in models so both give the
+ * same bits (the library is built without floating-point contraction). */
+static inline double rv_affine_dir(double a, double b, double g)
+{
+    return a + b * g;
+}
 
 /* The schedule's own step-major arrays (read-only), without a copy. */
 RV_HIDDEN void rv_schedule_arrays(const revl_schedule *s, const double **alpha,

@@ -194,6 +194,55 @@ REVL_API const char *revl_schedule_last_error(const revl_schedule *s);
  * when gamma is outside [2^-16, 1]. */
 REVL_API double revl_gamma_applied(double gamma);
 
+/* ---- optimisers (docs/method.md, "Optimisers"). The optimiser is chosen by the schedule,
+ * because it decides which hyperparameters exist per (step, group). A schedule made by
+ * revl_schedule_create is momentum SGD with alpha and gamma, as always. */
+typedef enum revl_optimizer {
+    REVL_OPTIM_MOMENTUM = 0, /* v <- gamma v - (1-gamma) g;  w <- w + alpha v */
+    REVL_OPTIM_ADAM = 1,     /* torch.optim.Adam: m, s with beta1, beta2, bias correction, eps */
+    REVL_OPTIM_RMSPROP = 2   /* torch.optim.RMSprop with momentum: s <- beta2 s + (1-beta2) g^2,
+                                b <- gamma b + g / (sqrt(s) + eps),  w <- w - alpha b */
+} revl_optimizer;
+#define REVL_OPTIM_COUNT 3
+
+/* Hyperparameter kinds; each schedule has a subset (revl_schedule_kinds). Ranges: alpha finite;
+ * gamma in [2^-16, 1], applied as round(gamma 2^16) / 2^16; beta1, beta2 in [2^-24, 1 - 2^-24],
+ * applied as round(beta 2^24) / 2^24 (1 - beta within 0.03% of the request at 0.9999); eps
+ * finite and > 0. Hypergradients are taken at the applied values. */
+typedef enum revl_hyper {
+    REVL_HYPER_ALPHA = 0,
+    REVL_HYPER_GAMMA = 1,
+    REVL_HYPER_BETA1 = 2,
+    REVL_HYPER_BETA2 = 3,
+    REVL_HYPER_EPS = 4
+} revl_hyper;
+#define REVL_HYPER_COUNT 5
+
+/* "momentum", "adam", "rmsprop" / "alpha", "gamma", "beta1", "beta2", "eps"; NULL when unknown. */
+REVL_API const char *revl_optimizer_name(revl_optimizer opt);
+REVL_API const char *revl_hyper_name(revl_hyper kind);
+/* The value actually applied for a requested one (the grid of gamma and the betas; alpha and
+ * eps as they are), or NaN when the value is outside the kind's range. */
+REVL_API double revl_hyper_applied(revl_hyper kind, double value);
+
+/* A schedule for an optimiser, each kind filled with its default (momentum: alpha 0.1,
+ * gamma 0.9; Adam: alpha 1e-3, beta1 0.9, beta2 0.999, eps 1e-8; RMSprop: alpha 1e-2, gamma
+ * 0.9, beta2 0.99, eps 1e-8). allocator may be NULL. */
+REVL_API int revl_schedule_create_for(revl_schedule **out, revl_optimizer opt, size_t n_steps,
+                                      size_t n_groups, const size_t *offsets,
+                                      const revl_allocator *allocator);
+/* The schedule's optimiser (REVL_OPTIM_MOMENTUM for a NULL schedule). */
+REVL_API revl_optimizer revl_schedule_optimizer(const revl_schedule *s);
+/* The number of kinds the schedule has; writes them to kinds (when not NULL) in the order of
+ * the optimiser (momentum: alpha, gamma; Adam: alpha, beta1, beta2, eps; RMSprop: alpha, gamma,
+ * beta2, eps). */
+REVL_API size_t revl_schedule_kinds(const revl_schedule *s, revl_hyper *kinds);
+/* One kind's step-major n_steps*n_groups array. set checks every value first and changes
+ * nothing on error; a kind the schedule does not have is REVL_ERR_INVALID. */
+REVL_API int revl_schedule_set_kind(revl_schedule *s, revl_hyper kind, const double *values);
+REVL_API int revl_schedule_get_kind(const revl_schedule *s, revl_hyper kind, double *values);
+REVL_API int revl_schedule_fill_kind(revl_schedule *s, revl_hyper kind, double value);
+
 /* ------------------------------------------------------------------ trainer */
 typedef struct revl_trainer revl_trainer;
 typedef struct revl_trainer_options {
@@ -231,6 +280,15 @@ REVL_API int revl_trainer_weights(const revl_trainer *t, double *w); /* w as it 
 REVL_API int revl_trainer_hypergrad(revl_trainer *t, const double *dfdw, const double *dfdmeta,
                                     double *d_w0, double *d_alpha, double *d_gamma,
                                     double *d_meta);
+
+/* The same for any optimiser: d_kinds[k] receives the n_steps*n_groups hypergradient of kind k
+ * (indexed by revl_hyper; an entry may be NULL when not wanted, and must be NULL for kinds the
+ * schedule does not have). Truncation, verification and d_w0, d_meta as above.
+ * revl_trainer_hypergrad is this call with only alpha and gamma, for schedules that have both. */
+REVL_API int revl_trainer_hypergrad_kinds(revl_trainer *t, const double *dfdw,
+                                          const double *dfdmeta, double *d_w0,
+                                          double *const d_kinds[REVL_HYPER_COUNT],
+                                          double *d_meta);
 
 typedef struct revl_trainer_stats {
     size_t struct_size;

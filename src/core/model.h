@@ -48,8 +48,4 @@ static inline double rv_affine_dir(double a, double b, double g)
     return a + b * g;
 }
 
-/* The schedule's own step-major arrays (read-only), without a copy. */
-RV_HIDDEN void rv_schedule_arrays(const revl_schedule *s, const double **alpha,
-                                  const double **gamma);
-
 #endif

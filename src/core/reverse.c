@@ -1,134 +1,59 @@
-/* reverse.c: the reverse pass. Walks the training back one step at a time, undoing w and v
- * exactly (the momentum multiply through the information buffer), and accumulates the
- * hypergradients with one fused gradient + Hessian-vector product per step. Ends by checking
- * that it arrived on w0 and v0 bit for bit with an empty buffer. */
+/* reverse.c: the reverse pass of the driver. Walks the training back one step at a time: the
+ * optimiser undoes w exactly, the model gives the gradient at the undone w_t and one
+ * Hessian-vector product along -d f / d g_t, the optimiser undoes its states (its exact
+ * multiplies through the information buffer) and moves the adjoints back; per-group partial
+ * sums become hypergradients in block order. Ends by checking that it arrived on the start
+ * (w and every state) bit for bit with an empty buffer. */
 #include "core/trainer.h"
+#include "exact/wide.h"
 
 #include <math.h>
 #include <string.h>
 
-/* Undo w <- w + alpha v, gather d alpha, and push dw into dv; u = (1-gamma) dv is the vector
- * the model's Hessian is applied to (gamma differs per group, so it goes inside the product). */
-static void undo_weights_block(revl_trainer *t, size_t step, rv_block *blk)
+/* Sum the blocks' partial sums per group and slot, in block order: the same bits for any
+ * thread count. */
+static void reduce_partials(const revl_trainer *t)
 {
-    const rv_fixed fx = t->fx;
-    blk->err = RV_OK;
-    for (size_t g = blk->g_first; g <= blk->g_last; g++) {
-        const rv_step_group *sg = &t->steps[step * t->n_groups + g];
-        size_t i0 = t->offsets[g] > blk->lo ? t->offsets[g] : blk->lo;
-        size_t i1 = t->offsets[g + 1] < blk->hi ? t->offsets[g + 1] : blk->hi;
-        double part = 0;
-        for (size_t i = i0; i < i1; i++) {
-            double vd = rv_to_double(fx, t->v[i]);
-            int64_t step_w;
-            part += t->dw[i] * vd;
-            /* the same double product the forward pass rounded, so the same integer */
-            if (!rv_round_fixed(sg->alpha * (double)t->v[i], &step_w) ||
-                __builtin_sub_overflow(t->w[i], step_w, &t->w[i])) {
-                if (!blk->err) {
-                    blk->err = RV_W_RANGE;
-                    blk->err_index = i;
-                }
-                continue;
-            }
-            t->wd[i] = rv_to_double(fx, t->w[i]);
-            t->dv[i] += sg->alpha * t->dw[i];
-            t->u[i] = sg->one_minus_gamma * t->dv[i];
-        }
-        t->partial[blk->part + (g - blk->g_first)] = part;
-    }
-}
-
-/* Undo v <- gamma v - (1-gamma) g, gather d gamma, and apply the Hessian terms. Parameters are
- * visited in the opposite order of the forward pass: the block's stack unwinds last in, first
- * out. Chunked into short loops and with a local stack, as in the forward pass (trainer.c). */
-static void undo_velocity_block(revl_trainer *t, size_t step, rv_block *blk)
-{
-    const rv_fixed fx = t->fx;
-    rv_stack *stack_home = &t->buf.stacks[blk - t->blocks];
-    rv_stack stack = *stack_home;
-    const revl_allocator *a = &t->alloc;
-    int64_t *restrict v = t->v;
-    const double *restrict grad = t->grad, *restrict hv = t->hv;
-    double *restrict dw = t->dw, *restrict dv = t->dv;
-    uint64_t *restrict state = t->buf.state;
-    blk->err = RV_OK;
-    for (size_t g = blk->g_last + 1; g-- > blk->g_first;) {
-        const rv_step_group sg = t->steps[step * t->n_groups + g];
-        size_t i0 = t->offsets[g] > blk->lo ? t->offsets[g] : blk->lo;
-        size_t i1 = t->offsets[g + 1] < blk->hi ? t->offsets[g + 1] : blk->hi;
-        double part = 0;
-        for (size_t c1 = i1; c1 > i0;) {
-            size_t c0 = c1 - i0 > RV_CHUNK ? c1 - RV_CHUNK : i0;
-            for (size_t i = c0; i < c1; i++) {
-                int64_t step_g;
-                if (!rv_round_fixed(sg.omg_fixed * grad[i], &step_g) ||
-                    __builtin_add_overflow(v[i], step_g, &v[i])) {
-                    if (!blk->err) {
-                        blk->err = isfinite(grad[i]) ? RV_V_RANGE : RV_GRAD_NOT_FINITE;
-                        blk->err_index = i;
-                        blk->err_value = grad[i];
-                    }
-                    goto done;
-                }
-            }
-            for (size_t i = c1; i-- > c0;)
-                v[i] = rv_exact_div(a, &stack, &state[i], &sg.code, v[i]);
-            int hv_finite = 1; /* checked here, where hv is read anyway, not in a pass of its own */
-            for (size_t i = c0; i < c1; i++) {
-                part += dv[i] * (rv_to_double(fx, v[i]) + grad[i]);
-                hv_finite &= isfinite(hv[i]) != 0;
-                dw[i] -= hv[i];
-                dv[i] *= sg.gamma;
-            }
-            if (!hv_finite) {
-                size_t i = c0;
-                while (isfinite(hv[i]))
-                    i++;
-                blk->err = RV_HV_NOT_FINITE;
-                blk->err_index = i;
-                blk->err_value = hv[i];
-                goto done;
-            }
-            c1 = c0;
-        }
-        t->partial[blk->part + (g - blk->g_first)] = part;
-    }
-done:
-    *stack_home = stack;
-    if (stack.nomem && !blk->err) {
-        blk->err = RV_NOMEM;
-        blk->err_index = blk->lo;
-    }
-}
-
-/* Sum the blocks' partial sums per group, in block order: the same bits for any thread count. */
-static void reduce_partials(const revl_trainer *t, double *out /* n_groups */)
-{
-    memset(out, 0, t->n_groups * sizeof *out);
+    size_t ns = t->opt->n_slots;
+    memset(t->sums, 0, t->n_groups * ns * sizeof *t->sums);
     for (size_t b = 0; b < t->n_blocks; b++) {
         const rv_block *blk = &t->blocks[b];
         for (size_t g = blk->g_first; g <= blk->g_last; g++)
-            out[g] += t->partial[blk->part + (g - blk->g_first)];
+            for (size_t k = 0; k < ns; k++)
+                t->sums[g * ns + k] += t->partial[(blk->part + (g - blk->g_first)) * ns + k];
     }
 }
 
-/* After the walk back: w and v where training started, the buffer empty. */
+static double state_value(const rv_state_vec *sv, size_t i)
+{
+    if (sv->elem == sizeof(int64_t))
+        return (double)((const int64_t *)sv->data)[i] * sv->inv_scale;
+    return (double)((const rv_wide *)sv->data)[i] * sv->inv_scale;
+}
+
+/* After the walk back: w and every state where training started, the buffer empty. */
 static int verify_start(revl_trainer *t)
 {
-    for (size_t i = 0; i < t->n_params; i++) {
+    for (size_t i = 0; i < t->n_params; i++)
         if (t->w[i] != t->w_start[i])
             return rv_fail(t->err, REVL_ERR_INEXACT,
                            "reverse pass did not reproduce w at step %zu: first difference at "
                            "parameter %zu (%.17g, reversed %.17g); is the gradient deterministic?",
                            t->first_kept, i, rv_to_double(t->fx, t->w_start[i]),
                            rv_to_double(t->fx, t->w[i]));
-        if (t->v[i] != t->v_start[i])
-            return rv_fail(t->err, REVL_ERR_INEXACT,
-                           "reverse pass did not reproduce v at step %zu: first difference at "
-                           "parameter %zu (%.17g, reversed %.17g); is the gradient deterministic?",
-                           t->first_kept, i, rv_to_double(t->fx, t->v_start[i]),
-                           rv_to_double(t->fx, t->v[i]));
+    for (size_t k = 0; k < t->opt->n_state; k++) {
+        rv_state_vec sv = t->opt->state(t->opt_self, k);
+        rv_state_vec start = sv;
+        start.data = t->state_start[k];
+        for (size_t i = 0; i < t->n_params; i++)
+            if (memcmp((const char *)sv.data + i * sv.elem,
+                       (const char *)start.data + i * sv.elem, sv.elem) != 0)
+                return rv_fail(t->err, REVL_ERR_INEXACT,
+                               "reverse pass did not reproduce %s at step %zu: first difference at "
+                               "parameter %zu (%.17g, reversed %.17g); is the gradient "
+                               "deterministic?",
+                               sv.name, t->first_kept, i, state_value(&start, i),
+                               state_value(&sv, i));
     }
     if (!rv_infobuf_is_empty(&t->buf))
         return rv_fail(t->err, REVL_ERR_INEXACT,
@@ -174,8 +99,48 @@ static int check_hv_meta_finite(revl_trainer *t, size_t step)
     return REVL_OK;
 }
 
-int revl_trainer_hypergrad(revl_trainer *t, const double *dfdw, const double *dfdmeta,
-                           double *d_w0, double *d_alpha, double *d_gamma, double *d_meta)
+typedef void (*rv_block_fn)(void *self, rv_pass *p, size_t step, rv_block *blk);
+
+/* One of the optimiser's per-block functions over every block, then the first failure. */
+static int over_blocks(revl_trainer *t, rv_block_fn fn, size_t step, int nt)
+{
+    long nb = (long)t->n_blocks;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (long b = 0; b < nb; b++)
+        fn(t->opt_self, &t->pass, step, &t->blocks[b]);
+    return reverse_block_error(t, step);
+}
+
+/* The gradient at the undone w_t and the Hessian-vector products along the direction. */
+static int model_step(revl_trainer *t, size_t step, int nt)
+{
+    const double *meta = t->n_meta ? t->meta : NULL;
+    int rc;
+    switch (t->opt->dir_mode) {
+    case RV_DIR_FIXED:
+        rc = rv_model_hvp_grad(t->model, step, t->wd, meta, t->dir_a, t->grad, t->hv, t->hv_meta);
+        break;
+    case RV_DIR_AFFINE:
+        rc = rv_model_hvp_affine(t->model, step, t->wd, meta, t->dir_a, t->dir_b, t->grad, t->hv,
+                                 t->hv_meta);
+        break;
+    default:
+        rc = revl_model_grad(t->model, step, t->wd, meta, t->grad, NULL);
+        if (!rc) {
+            int brc = over_blocks(t, t->opt->direction, step, nt);
+            if (brc)
+                return brc;
+            rc = rv_model_hvp_grad(t->model, step, t->wd, meta, t->dir_a, NULL, t->hv, t->hv_meta);
+        }
+    }
+    if (rc)
+        return rv_fail(t->err, rc, "%s (reverse)", revl_model_last_error(t->model));
+    return check_hv_meta_finite(t, step);
+}
+
+int revl_trainer_hypergrad_kinds(revl_trainer *t, const double *dfdw, const double *dfdmeta,
+                                 double *d_w0, double *const d_kinds[REVL_HYPER_COUNT],
+                                 double *d_meta)
 {
     if (!t)
         return REVL_ERR_INVALID;
@@ -186,6 +151,19 @@ int revl_trainer_hypergrad(revl_trainer *t, const double *dfdw, const double *df
                            : "revl_trainer_hypergrad: no completed training; call revl_trainer_train first");
     if (!dfdw)
         return rv_fail(t->err, REVL_ERR_INVALID, "revl_trainer_hypergrad: dfdw is NULL");
+    const rv_optim *opt = t->opt;
+    double *out[REVL_HYPER_COUNT] = {0}; /* in the optimiser's kind order */
+    for (int k = 0; d_kinds && k < REVL_HYPER_COUNT; k++) {
+        if (!d_kinds[k])
+            continue;
+        int j = rv_optim_kind_index(opt, (revl_hyper)k);
+        if (j < 0)
+            return rv_fail(t->err, REVL_ERR_INVALID,
+                           "revl_trainer_hypergrad: this %s schedule has no %s (its entry must be "
+                           "NULL)",
+                           opt->name, revl_hyper_name((revl_hyper)k));
+        out[j] = d_kinds[k];
+    }
     for (size_t i = 0; i < t->n_params; i++)
         if (!isfinite(dfdw[i]))
             return rv_fail(t->err, REVL_ERR_RANGE, "dfdw[%zu] is not finite", i);
@@ -195,38 +173,23 @@ int revl_trainer_hypergrad(revl_trainer *t, const double *dfdw, const double *df
     rv_clear(t->err);
     size_t ng = t->n_groups, nm = t->n_meta;
     memcpy(t->dw, dfdw, t->n_params * sizeof *t->dw);
-    memset(t->dv, 0, t->n_params * sizeof *t->dv);
+    opt->reverse_begin(t->opt_self);
     for (size_t j = 0; j < nm; j++)
         t->dmeta[j] = dfdmeta ? dfdmeta[j] : 0.0;
-    if (d_alpha)
-        memset(d_alpha, 0, t->n_steps * ng * sizeof *d_alpha);
-    if (d_gamma)
-        memset(d_gamma, 0, t->n_steps * ng * sizeof *d_gamma);
+    for (size_t k = 0; k < opt->n_kinds; k++)
+        if (out[k])
+            memset(out[k], 0, t->n_steps * ng * sizeof *out[k]);
     int nt = rv_trainer_threads(t);
-    long nb = (long)t->n_blocks;
     for (size_t step = t->n_steps; step-- > t->first_kept;) {
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-        for (long b = 0; b < nb; b++)
-            undo_weights_block(t, step, &t->blocks[b]);
-        int rc = reverse_block_error(t, step);
+        int rc = over_blocks(t, opt->undo_position, step, nt);
+        if (!rc)
+            rc = model_step(t, step, nt);
+        if (!rc)
+            rc = over_blocks(t, opt->undo_state, step, nt);
         if (rc)
             return reverse_fail(t, rc);
-        if (d_alpha)
-            reduce_partials(t, d_alpha + step * ng);
-        rc = rv_model_hvp_grad(t->model, step, t->wd, t->n_meta ? t->meta : NULL, t->u, t->grad,
-                               t->hv, t->hv_meta);
-        if (rc)
-            return reverse_fail(t, rv_fail(t->err, rc, "%s (reverse)", revl_model_last_error(t->model)));
-        if ((rc = check_hv_meta_finite(t, step)))
-            return reverse_fail(t, rc);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-        for (long b = 0; b < nb; b++)
-            undo_velocity_block(t, step, &t->blocks[b]);
-        rc = reverse_block_error(t, step);
-        if (rc)
-            return reverse_fail(t, rc);
-        if (d_gamma)
-            reduce_partials(t, d_gamma + step * ng);
+        reduce_partials(t);
+        opt->step_hypergrad(t->opt_self, step, ng, t->sums, out);
         for (size_t j = 0; j < nm; j++)
             t->dmeta[j] -= t->hv_meta[j];
         t->steps_done = step;
@@ -240,4 +203,15 @@ int revl_trainer_hypergrad(revl_trainer *t, const double *dfdw, const double *df
         memcpy(d_meta, t->dmeta, nm * sizeof *d_meta);
     t->state = RV_REVERSED;
     return REVL_OK;
+}
+
+int revl_trainer_hypergrad(revl_trainer *t, const double *dfdw, const double *dfdmeta,
+                           double *d_w0, double *d_alpha, double *d_gamma, double *d_meta)
+{
+    if (!t)
+        return REVL_ERR_INVALID;
+    double *d_kinds[REVL_HYPER_COUNT] = {0};
+    d_kinds[REVL_HYPER_ALPHA] = d_alpha;
+    d_kinds[REVL_HYPER_GAMMA] = d_gamma;
+    return revl_trainer_hypergrad_kinds(t, dfdw, dfdmeta, d_w0, d_kinds, d_meta);
 }

@@ -1,6 +1,7 @@
-/* trainer.c: the trainer handle and the exact forward pass: momentum SGD on int64 fixed-point
- * w and v, with multiplication by the momentum done exactly (infobuf.h) so that the reverse pass
- * (reverse.c) can undo every step bit for bit. */
+/* trainer.c: the trainer handle and the exact forward pass of the driver: per step one model
+ * gradient, then the optimiser's step on every block (in threads), with the bits its exact
+ * multiplies discard kept in the information buffer so that the reverse pass (reverse.c) can
+ * undo every step bit for bit. */
 #include "core/trainer.h"
 
 #include <math.h>
@@ -48,11 +49,17 @@ void rv_trainer_note_peak(revl_trainer *t)
 static void trainer_free_arrays(revl_trainer *t)
 {
     const revl_allocator *a = &t->alloc;
-    void *arrays[] = {t->offsets, t->w, t->v, t->w_start, t->v_start, t->wd, t->grad, t->meta, t->dw, t->dv,
-                      t->u, t->hv, t->hv_meta, t->dmeta, t->steps, t->partial,
-                      t->bits_per_block, t->blocks};
+    void *arrays[] = {t->offsets, t->w, t->w_start, t->wd, t->grad, t->meta, t->dw,
+                      t->dir_a, t->dir_b, t->hv, t->hv_meta, t->dmeta, t->hyper_values,
+                      t->partial, t->sums, t->bits_per_block, t->blocks};
     for (size_t k = 0; k < sizeof arrays / sizeof arrays[0]; k++)
         rv_free(a, arrays[k]);
+    if (t->state_start)
+        for (size_t k = 0; k < t->opt->n_state; k++)
+            rv_free(a, t->state_start[k]);
+    rv_free(a, t->state_start);
+    if (t->opt_self)
+        t->opt->destroy(t->opt_self, a);
     rv_infobuf_destroy(&t->buf);
 }
 
@@ -103,11 +110,11 @@ int revl_trainer_create(revl_trainer **out, revl_model *model, const revl_schedu
     t->alloc = alloc;
     t->model = model;
     t->sched = sched;
+    t->opt = rv_schedule_optim(sched);
     t->frac_bits = o.frac_bits;
     t->truncate = o.truncate;
     t->threads = o.threads;
     t->fx = rv_fixed_make(o.frac_bits);
-    t->update = rv_update_select();
     t->n_params = n_params;
     t->n_meta = revl_model_n_meta(model);
     t->n_steps = revl_schedule_n_steps(sched);
@@ -116,6 +123,7 @@ int revl_trainer_create(revl_trainer **out, revl_model *model, const revl_schedu
     t->n_blocks = (n_params + RV_BLOCK - 1) / RV_BLOCK;
 
     const revl_allocator *a = &t->alloc;
+    const rv_optim *opt = t->opt;
     size_t p = n_params, nm = t->n_meta ? t->n_meta : 1;
     int ok = 1;
     rv_mul_size(t->n_steps, n_groups, &ok);
@@ -129,27 +137,40 @@ int revl_trainer_create(revl_trainer **out, revl_model *model, const revl_schedu
         revl_trainer_free(t);
         return REVL_ERR_INVALID; /* the schedule's groups do not cover the model */
     }
+    int opt_rc = opt->create(&t->opt_self, a, p, t->n_steps, n_groups, t->frac_bits), rc = opt_rc;
     t->w = rv_calloc(a, p, sizeof *t->w);
-    t->v = rv_calloc(a, p, sizeof *t->v);
     t->w_start = rv_calloc(a, p, sizeof *t->w_start);
-    t->v_start = rv_calloc(a, p, sizeof *t->v_start);
+    t->state_start = rv_calloc(a, opt->n_state, sizeof *t->state_start);
     t->wd = rv_calloc(a, p, sizeof *t->wd);
     t->grad = rv_calloc(a, p, sizeof *t->grad);
     t->meta = rv_calloc(a, nm, sizeof *t->meta);
     t->dw = rv_calloc(a, p, sizeof *t->dw);
-    t->dv = rv_calloc(a, p, sizeof *t->dv);
-    t->u = rv_calloc(a, p, sizeof *t->u);
+    t->dir_a = rv_calloc(a, p, sizeof *t->dir_a);
+    if (opt->dir_mode == RV_DIR_AFFINE)
+        t->dir_b = rv_calloc(a, p, sizeof *t->dir_b);
     t->hv = rv_calloc(a, p, sizeof *t->hv);
     t->hv_meta = rv_calloc(a, nm, sizeof *t->hv_meta);
     t->dmeta = rv_calloc(a, nm, sizeof *t->dmeta);
-    t->steps = rv_calloc(a, t->n_steps * n_groups, sizeof *t->steps);
+    t->hyper_values = rv_calloc(a, opt->n_kinds, sizeof *t->hyper_values);
+    t->sums = rv_calloc(a, n_groups * opt->n_slots, sizeof *t->sums);
     t->blocks = rv_calloc(a, t->n_blocks, sizeof *t->blocks);
     t->bits_per_block = rv_calloc(a, t->n_blocks, sizeof *t->bits_per_block);
-    int rc = REVL_ERR_NOMEM;
-    if (t->w && t->v && t->w_start && t->v_start && t->wd && t->grad && t->meta && t->dw && t->dv && t->u &&
-        t->hv && t->hv_meta && t->dmeta && t->steps && t->blocks && t->bits_per_block) {
+    size_t state_bytes = 0;
+    if (!rc && t->state_start)
+        for (size_t k = 0; k < opt->n_state; k++) {
+            size_t elem = opt->state(t->opt_self, k).elem;
+            state_bytes += p * elem;
+            if (!(t->state_start[k] = rv_calloc(a, p, elem)))
+                rc = REVL_ERR_NOMEM;
+        }
+    if (!rc)
+        rc = REVL_ERR_NOMEM;
+    if (!opt_rc && t->w && t->w_start && t->state_start && t->wd && t->grad && t->meta &&
+        t->dw && t->dir_a && (t->dir_b || opt->dir_mode != RV_DIR_AFFINE) && t->hv &&
+        t->hv_meta && t->dmeta && t->hyper_values && t->sums && t->blocks && t->bits_per_block &&
+        (opt->n_state == 0 || t->state_start[opt->n_state - 1])) {
         trainer_layout_blocks(t);
-        t->partial = rv_calloc(a, t->n_parts, sizeof *t->partial);
+        t->partial = rv_calloc(a, t->n_parts * opt->n_slots, sizeof *t->partial);
         if (t->partial)
             rc = rv_infobuf_init(&t->buf, a, p);
     }
@@ -157,10 +178,15 @@ int revl_trainer_create(revl_trainer **out, revl_model *model, const revl_schedu
         revl_trainer_free(t);
         return rc;
     }
-    t->fixed_bytes = sizeof *t + p * (4 * sizeof(int64_t) + 7 * sizeof(double)) +
-                     3 * nm * sizeof(double) + t->n_steps * n_groups * sizeof *t->steps +
-                     t->n_blocks * (sizeof *t->blocks + sizeof(double)) +
-                     t->n_parts * sizeof(double);
+    t->pass = (rv_pass){.alloc = a, .fx = t->fx, .frac_bits = t->frac_bits,
+                        .n_groups = n_groups, .offsets = t->offsets, .w = t->w, .wd = t->wd,
+                        .grad = t->grad, .dw = t->dw, .hv = t->hv, .dir_a = t->dir_a,
+                        .dir_b = t->dir_b, .buf = &t->buf, .partial = t->partial,
+                        .n_slots = opt->n_slots};
+    t->fixed_bytes = sizeof *t + opt->bytes(t->opt_self) + state_bytes +
+                     p * (2 * sizeof(int64_t) + (t->dir_b ? 6 : 5) * sizeof(double)) +
+                     3 * nm * sizeof(double) + t->n_blocks * (sizeof *t->blocks + sizeof(double)) +
+                     (t->n_parts + n_groups) * opt->n_slots * sizeof(double);
     rv_trainer_note_peak(t);
     *out = t;
     return REVL_OK;
@@ -215,14 +241,14 @@ int rv_trainer_block_error(revl_trainer *t, size_t step, const char *pass)
                            isnan(x) ? "NaN" : "infinite", step, i, pass);
         case RV_GRAD_RANGE:
             return rv_fail(t->err, REVL_ERR_RANGE,
-                           "(1-gamma)*gradient = %g outside the fixed-point range (|x| < 2^%u) "
+                           "%s = %g outside the fixed-point range (|x| < 2^%d) "
                            "at step %zu, parameter %zu (%s)",
-                           x, 63 - t->frac_bits, step, i, pass);
-        case RV_V_RANGE:
+                           blk->err_what, x, blk->err_bound, step, i, pass);
+        case RV_STATE_RANGE:
             return rv_fail(t->err, REVL_ERR_RANGE,
-                           "velocity left the fixed-point range (|v| < 2^%u) at step %zu, "
+                           "%s left the fixed-point range (|%s| < 2^%d) at step %zu, "
                            "parameter %zu (%s)",
-                           63 - t->frac_bits, step, i, pass);
+                           blk->err_what, blk->err_sym, blk->err_bound, step, i, pass);
         case RV_W_RANGE:
             return rv_fail(t->err, REVL_ERR_RANGE,
                            "weight left the fixed-point range (|w| < 2^%u) at step %zu, "
@@ -232,6 +258,11 @@ int rv_trainer_block_error(revl_trainer *t, size_t step, const char *pass)
             return rv_fail(t->err, REVL_ERR_RANGE,
                            "Hessian-vector product is %s at step %zu, parameter %zu (%s)",
                            isnan(x) ? "NaN" : "infinite", step, i, pass);
+        case RV_SINGULAR:
+            return rv_fail(t->err, REVL_ERR_RANGE,
+                           "second moment s is 0 while m = %g is not at step %zu, parameter %zu "
+                           "(%s): the update's derivative in s is infinite there",
+                           x, step, i, pass);
         case RV_NOMEM:
             return rv_fail(t->err, REVL_ERR_NOMEM,
                            "no memory to grow the information buffer at step %zu (%s)", step, pass);
@@ -240,109 +271,45 @@ int rv_trainer_block_error(revl_trainer *t, size_t step, const char *pass)
     return REVL_OK;
 }
 
-static inline void block_fail(rv_block *blk, int kind, size_t i, double x)
-{
-    if (!blk->err) {
-        blk->err = kind;
-        blk->err_index = i;
-        blk->err_value = x;
-    }
-}
-
-/* Why the update of parameter i failed (update.h stops before it, leaving it unchanged). */
-static void update_fail(rv_block *blk, const rv_step_group *sg, size_t i, double g, int64_t v)
-{
-    int64_t step_g, vi;
-    if (!isfinite(g))
-        block_fail(blk, RV_GRAD_NOT_FINITE, i, g);
-    else if (!rv_round_fixed(sg->omg_fixed * g, &step_g))
-        block_fail(blk, RV_GRAD_RANGE, i, sg->one_minus_gamma * g);
-    else if (__builtin_sub_overflow(v, step_g, &vi))
-        block_fail(blk, RV_V_RANGE, i, 0);
-    else
-        block_fail(blk, RV_W_RANGE, i, 0);
-}
-
-/* Multiply by n/2^16 rounding to nearest, for steps whose bits are not kept (truncation). */
-static inline int64_t rounded_mul(int64_t x, uint32_t n)
-{
-    int64_t q = x >> 16;
-    uint64_t r = (uint64_t)x & 0xffff;
-    return (int64_t)((uint64_t)q * n + ((r * n + 0x8000) >> 16));
-}
-
-/* One forward step on one block: v <- gamma v - (1-gamma) g exactly, w <- w + alpha v.
- * Done in chunks (RV_CHUNK) of two short loops, the coder then the rest, rather than one long
- * one. The stack lives in a local copy so stores to the arrays cannot alias it. */
-static void forward_block(revl_trainer *t, size_t step, rv_block *blk, int keep_bits)
-{
-    const rv_fixed fx = t->fx;
-    rv_stack *stack_home = &t->buf.stacks[blk - t->blocks];
-    rv_stack stack = *stack_home;
-    const revl_allocator *a = &t->alloc;
-    int64_t *restrict w = t->w, *restrict v = t->v;
-    const double *restrict grad = t->grad;
-    double *restrict wd = t->wd;
-    uint64_t *restrict state = t->buf.state;
-    blk->err = RV_OK;
-    for (size_t g = blk->g_first; g <= blk->g_last; g++) {
-        const rv_step_group sg = t->steps[step * t->n_groups + g];
-        size_t i0 = t->offsets[g] > blk->lo ? t->offsets[g] : blk->lo;
-        size_t i1 = t->offsets[g + 1] < blk->hi ? t->offsets[g + 1] : blk->hi;
-        for (size_t c0 = i0; c0 < i1; c0 += RV_CHUNK) {
-            size_t c1 = c0 + RV_CHUNK < i1 ? c0 + RV_CHUNK : i1;
-            if (keep_bits)
-                for (size_t i = c0; i < c1; i++)
-                    v[i] = rv_exact_mul(a, &stack, &state[i], &sg.code, v[i]);
-            else
-                for (size_t i = c0; i < c1; i++)
-                    v[i] = rounded_mul(v[i], sg.code.n);
-            size_t k = t->update(c1 - c0, grad + c0, v + c0, w + c0, wd + c0, sg.omg_fixed,
-                                 sg.alpha, fx.inv_scale);
-            if (k < c1 - c0) {
-                update_fail(blk, &sg, c0 + k, grad[c0 + k], v[c0 + k]);
-                goto done;
-            }
-        }
-    }
-done:
-    *stack_home = stack;
-    if (stack.nomem)
-        block_fail(blk, RV_NOMEM, blk->lo, 0);
-}
-
-/* Read the schedule into per-(step, group) tables and reserve the buffer for the kept steps. */
+/* Read the schedule into the optimiser's per-(step, group) constants and reserve the buffer for
+ * the kept steps. */
 static int prepare_steps(revl_trainer *t)
 {
-    size_t n = t->n_steps * t->n_groups;
-    int rc = REVL_OK;
+    const rv_optim *opt = t->opt;
+    const double *values[REVL_HYPER_COUNT];
+    for (size_t k = 0; k < opt->n_kinds; k++)
+        values[k] = rv_schedule_values(t->sched, opt->kinds[k]);
     memset(t->bits_per_block, 0, t->n_blocks * sizeof *t->bits_per_block);
-    const double *alpha, *gamma;
-    rv_schedule_arrays(t->sched, &alpha, &gamma);
-    for (size_t k = 0; k < n; k++) {
-        rv_step_group *sg = &t->steps[k];
-        uint32_t num = rv_gamma_numerator(gamma[k]);
-        sg->alpha = alpha[k];
-        sg->gamma = num / 65536.0;
-        sg->one_minus_gamma = (65536 - num) / 65536.0;
-        sg->omg_fixed = sg->one_minus_gamma * t->fx.scale;
-        rv_gamma_code_make(&sg->code, num);
-        size_t step = k / t->n_groups, g = k % t->n_groups;
-        if (step < t->first_kept)
-            continue;
-        double bits = 16.0 - log2((double)num);
-        for (size_t b = 0; b < t->n_blocks; b++) {
-            const rv_block *blk = &t->blocks[b];
-            if (g < blk->g_first || g > blk->g_last)
+    for (size_t step = 0; step < t->n_steps; step++)
+        for (size_t g = 0; g < t->n_groups; g++) {
+            size_t k = step * t->n_groups + g;
+            for (size_t j = 0; j < opt->n_kinds; j++)
+                t->hyper_values[j] = values[j][k];
+            double bits = opt->prepare(t->opt_self, step, g, t->hyper_values);
+            if (step < t->first_kept)
                 continue;
-            size_t i0 = t->offsets[g] > blk->lo ? t->offsets[g] : blk->lo;
-            size_t i1 = t->offsets[g + 1] < blk->hi ? t->offsets[g + 1] : blk->hi;
-            t->bits_per_block[b] += bits * (double)(i1 - i0);
+            for (size_t b = 0; b < t->n_blocks; b++) {
+                const rv_block *blk = &t->blocks[b];
+                if (g < blk->g_first || g > blk->g_last)
+                    continue;
+                size_t i0, i1;
+                rv_block_range(blk, t->offsets, g, &i0, &i1);
+                t->bits_per_block[b] += bits * (double)(i1 - i0);
+            }
         }
-    }
     if (rv_infobuf_reset(&t->buf, t->bits_per_block) != REVL_OK)
-        rc = rv_fail(t->err, REVL_ERR_NOMEM, "no memory to reserve the information buffer");
-    return rc;
+        return rv_fail(t->err, REVL_ERR_NOMEM, "no memory to reserve the information buffer");
+    return REVL_OK;
+}
+
+/* Copy w and the optimiser's states to where the reverse pass must end. */
+static void save_start(revl_trainer *t)
+{
+    memcpy(t->w_start, t->w, t->n_params * sizeof *t->w);
+    for (size_t k = 0; k < t->opt->n_state; k++) {
+        rv_state_vec sv = t->opt->state(t->opt_self, k);
+        memcpy(t->state_start[k], sv.data, t->n_params * sv.elem);
+    }
 }
 
 int revl_trainer_train(revl_trainer *t, const double *w0, const double *meta)
@@ -374,20 +341,19 @@ int revl_trainer_train(revl_trainer *t, const double *w0, const double *meta)
                            63 - t->frac_bits);
         t->wd[i] = rv_to_double(t->fx, t->w[i]);
     }
-    memset(t->v, 0, t->n_params * sizeof *t->v);
+    for (size_t k = 0; k < t->opt->n_state; k++) {
+        rv_state_vec sv = t->opt->state(t->opt_self, k);
+        memset(sv.data, 0, t->n_params * sv.elem);
+    }
     int rc = prepare_steps(t);
     if (rc)
         return rc;
-    if (t->first_kept == 0) {
-        memcpy(t->w_start, t->w, t->n_params * sizeof *t->w);
-        memset(t->v_start, 0, t->n_params * sizeof *t->v_start);
-    }
+    if (t->first_kept == 0)
+        save_start(t);
     int nt = rv_trainer_threads(t);
     for (size_t step = 0; step < t->n_steps; step++) {
-        if (step == t->first_kept && step > 0) {
-            memcpy(t->w_start, t->w, t->n_params * sizeof *t->w);
-            memcpy(t->v_start, t->v, t->n_params * sizeof *t->v);
-        }
+        if (step == t->first_kept && step > 0)
+            save_start(t);
         double loss = NAN;
         rc = revl_model_grad(t->model, step, t->wd, t->n_meta ? t->meta : NULL, t->grad, &loss);
         if (rc)
@@ -396,7 +362,7 @@ int revl_trainer_train(revl_trainer *t, const double *w0, const double *meta)
         long nb = (long)t->n_blocks;
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
         for (long b = 0; b < nb; b++)
-            forward_block(t, step, &t->blocks[b], keep);
+            t->opt->forward_block(t->opt_self, &t->pass, step, &t->blocks[b], keep);
         rc = rv_trainer_block_error(t, step, "forward");
         if (rc)
             return rc;

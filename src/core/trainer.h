@@ -1,52 +1,21 @@
 /* trainer.h: the trainer handle, shared by the forward pass (trainer.c) and the reverse pass
- * (reverse.c). */
+ * (reverse.c) of the driver; the optimiser's own state lives behind t->opt (optim/optim.h). */
 #ifndef REVL_TRAINER_H
 #define REVL_TRAINER_H
 
+#include "core/model.h"
 #include "exact/fixed.h"
 #include "exact/infobuf.h"
-#include "core/model.h"
-#include "optim/update.h"
-
-/* alpha and gamma of one (step, group), prepared once per train() call. */
-typedef struct rv_step_group {
-    double alpha;
-    double gamma;          /* applied: n / 2^16 */
-    double one_minus_gamma; /* exact: 1 - n / 2^16 */
-    double omg_fixed;       /* (1 - gamma) * 2^frac_bits: gradient to velocity units */
-    rv_gamma_code code;
-} rv_step_group;
-
-/* A block of RV_BLOCK parameters: its groups, its slot for partial sums, its first error. */
-typedef struct rv_block {
-    size_t lo, hi;           /* parameters [lo, hi) */
-    size_t g_first, g_last;  /* groups it touches */
-    size_t part;             /* index of its first partial sum */
-    int err;                 /* first failure in this block during the current pass */
-    size_t err_index;
-    double err_value;
-} rv_block;
+#include "optim/optim.h"
 
 enum rv_trainer_state { RV_FRESH = 0, RV_TRAINED = 1, RV_REVERSED = 2 };
-
-enum rv_fail_kind {
-    RV_OK = 0,
-    RV_GRAD_NOT_FINITE,
-    RV_GRAD_RANGE,
-    RV_V_RANGE,
-    RV_W_RANGE,
-    RV_HV_NOT_FINITE,
-    RV_NOMEM
-};
-
-/* Parameters per run of the short loops each pass is split into: each parameter's work is a
- * long dependency chain, and short loop bodies let the processor overlap many parameters. */
-#define RV_CHUNK 256
 
 struct revl_trainer {
     revl_allocator alloc;
     revl_model *model;
     const revl_schedule *sched;
+    const rv_optim *opt;
+    void *opt_self;      /* the optimiser's state, adjoints and per-(step, group) constants */
     unsigned frac_bits;
     size_t truncate;
     int threads;
@@ -55,19 +24,19 @@ struct revl_trainer {
     size_t first_kept; /* first step whose bits are kept: n_steps - truncate, or 0 */
     size_t *offsets;   /* n_groups + 1 */
 
-    int64_t *w, *v;
-    int64_t *w_start, *v_start; /* where the reverse pass must end: w0 and 0, or w_{T-K} and
-                                   v_{T-K} when truncated */
-    double *wd;        /* w as doubles, the point the model sees */
+    int64_t *w, *w_start; /* w_start: where the reverse pass must end (w0, or w_{T-K}) */
+    void **state_start;   /* the optimiser's state vectors there (opt->n_state) */
+    double *wd;           /* w as doubles, the point the model sees */
     double *grad, *meta;
-    double *dw, *dv, *u, *hv, *hv_meta, *dmeta;
-    rv_step_group *steps; /* n_steps * n_groups */
-    double *partial;      /* per-(block, group) partial sums */
+    double *dw, *dir_a, *dir_b, *hv, *hv_meta, *dmeta;
+    double *hyper_values; /* one (step, group)'s requested values, opt->n_kinds */
+    double *partial;      /* per-(block, group) partial sums, opt->n_slots each */
+    double *sums;         /* their per-group totals for one step */
     double *bits_per_block;
     rv_block *blocks;
     size_t n_blocks, n_parts;
     rv_infobuf buf;
-    rv_update_fn update; /* the forward update, plain or vectorised (same bits) */
+    rv_pass pass;
 
     int state;
     size_t steps_done;
@@ -81,5 +50,9 @@ RV_HIDDEN int rv_trainer_threads(const revl_trainer *t);
 /* Report the first block failure of a pass as a status with a message; REVL_OK if none. */
 RV_HIDDEN int rv_trainer_block_error(revl_trainer *t, size_t step, const char *pass);
 RV_HIDDEN void rv_trainer_note_peak(revl_trainer *t);
+
+/* The schedule's own arrays (read-only, NULL for kinds it lacks) and optimiser. */
+RV_HIDDEN const double *rv_schedule_values(const revl_schedule *s, revl_hyper kind);
+RV_HIDDEN const rv_optim *rv_schedule_optim(const revl_schedule *s);
 
 #endif

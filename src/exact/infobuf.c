@@ -4,17 +4,14 @@
  * by a quarter. */
 #include "exact/infobuf.h"
 
+#include "exact/rate.h"
+
 #include <math.h>
 #include <string.h>
 
 uint32_t rv_gamma_numerator(double gamma)
 {
-    double n = nearbyint(gamma * 65536.0);
-    if (n < 1)
-        n = 1;
-    if (n > 65536)
-        n = 65536;
-    return (uint32_t)n;
+    return rv_rate_numerator(RV_GRID_GAMMA, gamma);
 }
 
 void rv_gamma_code_make(rv_gamma_code *c, uint32_t n)

@@ -1,0 +1,285 @@
+/* momentum.c: heavy-ball momentum SGD, the paper's optimiser, exactly reversible:
+ *   v <- gamma v - (1-gamma) g   (gamma = n/2^16, the multiply exact through the buffer)
+ *   w <- w + alpha v
+ * on int64 fixed-point w and v. The forward update after the multiply is update.h's (plain or
+ * AVX-512, the same bits). */
+#include "optim/optim.h"
+#include "optim/update.h"
+
+#include <math.h>
+#include <string.h>
+
+/* alpha and gamma of one (step, group), prepared once per train() call. */
+typedef struct mom_sg {
+    double alpha;
+    double gamma;           /* applied: n / 2^16 */
+    double one_minus_gamma; /* exact: 1 - n / 2^16 */
+    double omg_fixed;       /* (1 - gamma) * 2^frac_bits: gradient to velocity units */
+    rv_gamma_code code;
+} mom_sg;
+
+typedef struct momentum {
+    size_t n_params, n_groups;
+    int64_t *v;
+    double *dv;
+    mom_sg *sg; /* n_steps * n_groups */
+    size_t n_sg;
+    double scale, inv_scale;
+    int bound; /* |v| < 2^bound */
+    rv_update_fn update;
+} momentum;
+
+enum { SLOT_ALPHA, SLOT_GAMMA, N_SLOTS };
+
+static int mom_create(void **self, const revl_allocator *a, size_t n_params, size_t n_steps,
+                      size_t n_groups, unsigned frac_bits)
+{
+    momentum *o = rv_calloc(a, 1, sizeof *o);
+    if (!o)
+        return REVL_ERR_NOMEM;
+    o->n_params = n_params;
+    o->n_groups = n_groups;
+    o->n_sg = n_steps * n_groups;
+    o->v = rv_calloc(a, n_params, sizeof *o->v);
+    o->dv = rv_calloc(a, n_params, sizeof *o->dv);
+    o->sg = rv_calloc(a, o->n_sg, sizeof *o->sg);
+    rv_fixed fx = rv_fixed_make(frac_bits);
+    o->scale = fx.scale;
+    o->inv_scale = fx.inv_scale;
+    o->bound = 63 - (int)frac_bits;
+    o->update = rv_update_select();
+    *self = o;
+    return o->v && o->dv && o->sg ? REVL_OK : REVL_ERR_NOMEM;
+}
+
+static void mom_destroy(void *self, const revl_allocator *a)
+{
+    momentum *o = self;
+    if (!o)
+        return;
+    rv_free(a, o->v);
+    rv_free(a, o->dv);
+    rv_free(a, o->sg);
+    rv_free(a, o);
+}
+
+static size_t mom_bytes(const void *self)
+{
+    const momentum *o = self;
+    return sizeof *o + o->n_params * (sizeof *o->v + sizeof *o->dv) + o->n_sg * sizeof *o->sg;
+}
+
+static rv_state_vec mom_state(void *self, size_t k)
+{
+    momentum *o = self;
+    return (rv_state_vec){o->v, sizeof *o->v, o->inv_scale, "v"};
+}
+
+static double mom_prepare(void *self, size_t step, size_t group, const double *values)
+{
+    momentum *o = self;
+    mom_sg *sg = &o->sg[step * o->n_groups + group];
+    uint32_t num = rv_gamma_numerator(values[1]);
+    sg->alpha = values[0];
+    sg->gamma = num / 65536.0;
+    sg->one_minus_gamma = (65536 - num) / 65536.0;
+    sg->omg_fixed = sg->one_minus_gamma * o->scale;
+    rv_gamma_code_make(&sg->code, num);
+    return 16.0 - log2((double)num);
+}
+
+/* Why the update of parameter i failed (update.h stops before it, leaving it unchanged). */
+static void update_fail(const momentum *o, rv_block *blk, const mom_sg *sg, size_t i, double g,
+                        int64_t v)
+{
+    int64_t step_g, vi;
+    if (!isfinite(g))
+        rv_block_fail(blk, RV_GRAD_NOT_FINITE, i, g);
+    else if (!rv_round_fixed(sg->omg_fixed * g, &step_g))
+        rv_block_fail_named(blk, RV_GRAD_RANGE, i, sg->one_minus_gamma * g,
+                            "(1-gamma)*gradient", "x", o->bound);
+    else if (__builtin_sub_overflow(v, step_g, &vi))
+        rv_block_fail_named(blk, RV_STATE_RANGE, i, 0, "velocity", "v", o->bound);
+    else
+        rv_block_fail(blk, RV_W_RANGE, i, 0);
+}
+
+/* Multiply by n/2^16 rounding to nearest, for steps whose bits are not kept (truncation). */
+static inline int64_t rounded_mul(int64_t x, uint32_t n)
+{
+    int64_t q = x >> 16;
+    uint64_t r = (uint64_t)x & 0xffff;
+    return (int64_t)((uint64_t)q * n + ((r * n + 0x8000) >> 16));
+}
+
+/* One forward step on one block: v <- gamma v - (1-gamma) g exactly, w <- w + alpha v.
+ * Done in chunks (RV_CHUNK) of two short loops, the coder then the rest, rather than one long
+ * one. The stack lives in a local copy so stores to the arrays cannot alias it. */
+static void mom_forward_block(void *self, rv_pass *p, size_t step, rv_block *blk, int keep_bits)
+{
+    momentum *o = self;
+    rv_stack *stack_home = &p->buf->stacks[blk->lo / RV_BLOCK];
+    rv_stack stack = *stack_home;
+    const revl_allocator *a = p->alloc;
+    int64_t *restrict w = p->w, *restrict v = o->v;
+    const double *restrict grad = p->grad;
+    double *restrict wd = p->wd;
+    uint64_t *restrict state = p->buf->state;
+    blk->err = RV_OK;
+    for (size_t g = blk->g_first; g <= blk->g_last; g++) {
+        const mom_sg sg = o->sg[step * o->n_groups + g];
+        size_t i0, i1;
+        rv_block_range(blk, p->offsets, g, &i0, &i1);
+        for (size_t c0 = i0; c0 < i1; c0 += RV_CHUNK) {
+            size_t c1 = c0 + RV_CHUNK < i1 ? c0 + RV_CHUNK : i1;
+            if (keep_bits)
+                for (size_t i = c0; i < c1; i++)
+                    v[i] = rv_exact_mul(a, &stack, &state[i], &sg.code, v[i]);
+            else
+                for (size_t i = c0; i < c1; i++)
+                    v[i] = rounded_mul(v[i], sg.code.n);
+            size_t k = o->update(c1 - c0, grad + c0, v + c0, w + c0, wd + c0, sg.omg_fixed,
+                                 sg.alpha, p->fx.inv_scale);
+            if (k < c1 - c0) {
+                update_fail(o, blk, &sg, c0 + k, grad[c0 + k], v[c0 + k]);
+                goto done;
+            }
+        }
+    }
+done:
+    *stack_home = stack;
+    if (stack.nomem)
+        rv_block_fail(blk, RV_NOMEM, blk->lo, 0);
+}
+
+static void mom_reverse_begin(void *self)
+{
+    momentum *o = self;
+    memset(o->dv, 0, o->n_params * sizeof *o->dv);
+}
+
+/* Undo w <- w + alpha v, gather d alpha, and push dw into dv; u = (1-gamma) dv is the vector
+ * the model's Hessian is applied to (gamma differs per group, so it goes inside the product). */
+static void mom_undo_position(void *self, rv_pass *p, size_t step, rv_block *blk)
+{
+    momentum *o = self;
+    const rv_fixed fx = p->fx;
+    double *u = p->dir_a;
+    blk->err = RV_OK;
+    for (size_t g = blk->g_first; g <= blk->g_last; g++) {
+        const mom_sg *sg = &o->sg[step * o->n_groups + g];
+        size_t i0, i1;
+        rv_block_range(blk, p->offsets, g, &i0, &i1);
+        double part = 0;
+        for (size_t i = i0; i < i1; i++) {
+            double vd = rv_to_double(fx, o->v[i]);
+            int64_t step_w;
+            part += p->dw[i] * vd;
+            /* the same double product the forward pass rounded, so the same integer */
+            if (!rv_round_fixed(sg->alpha * (double)o->v[i], &step_w) ||
+                __builtin_sub_overflow(p->w[i], step_w, &p->w[i])) {
+                rv_block_fail(blk, RV_W_RANGE, i, 0);
+                continue;
+            }
+            p->wd[i] = rv_to_double(fx, p->w[i]);
+            o->dv[i] += sg->alpha * p->dw[i];
+            u[i] = sg->one_minus_gamma * o->dv[i];
+        }
+        p->partial[(blk->part + (g - blk->g_first)) * N_SLOTS + SLOT_ALPHA] = part;
+    }
+}
+
+/* Undo v <- gamma v - (1-gamma) g, gather d gamma, and apply the Hessian terms. Parameters are
+ * visited in the opposite order of the forward pass: the block's stack unwinds last in, first
+ * out. Chunked into short loops and with a local stack, as in the forward pass. */
+static void mom_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
+{
+    momentum *o = self;
+    const rv_fixed fx = p->fx;
+    rv_stack *stack_home = &p->buf->stacks[blk->lo / RV_BLOCK];
+    rv_stack stack = *stack_home;
+    const revl_allocator *a = p->alloc;
+    int64_t *restrict v = o->v;
+    const double *restrict grad = p->grad, *restrict hv = p->hv;
+    double *restrict dw = p->dw, *restrict dv = o->dv;
+    uint64_t *restrict state = p->buf->state;
+    blk->err = RV_OK;
+    for (size_t g = blk->g_last + 1; g-- > blk->g_first;) {
+        const mom_sg sg = o->sg[step * o->n_groups + g];
+        size_t i0, i1;
+        rv_block_range(blk, p->offsets, g, &i0, &i1);
+        double part = 0;
+        for (size_t c1 = i1; c1 > i0;) {
+            size_t c0 = c1 - i0 > RV_CHUNK ? c1 - RV_CHUNK : i0;
+            for (size_t i = c0; i < c1; i++) {
+                int64_t step_g;
+                if (!rv_round_fixed(sg.omg_fixed * grad[i], &step_g) ||
+                    __builtin_add_overflow(v[i], step_g, &v[i])) {
+                    if (isfinite(grad[i]))
+                        rv_block_fail_named(blk, RV_STATE_RANGE, i, grad[i], "velocity", "v",
+                                            o->bound);
+                    else
+                        rv_block_fail(blk, RV_GRAD_NOT_FINITE, i, grad[i]);
+                    goto done;
+                }
+            }
+            for (size_t i = c1; i-- > c0;)
+                v[i] = rv_exact_div(a, &stack, &state[i], &sg.code, v[i]);
+            int hv_finite = 1; /* checked here, where hv is read anyway, not in a pass of its own */
+            for (size_t i = c0; i < c1; i++) {
+                part += dv[i] * (rv_to_double(fx, v[i]) + grad[i]);
+                hv_finite &= isfinite(hv[i]) != 0;
+                dw[i] -= hv[i];
+                dv[i] *= sg.gamma;
+            }
+            if (!hv_finite) {
+                size_t i = c0;
+                while (isfinite(hv[i]))
+                    i++;
+                rv_block_fail(blk, RV_HV_NOT_FINITE, i, hv[i]);
+                goto done;
+            }
+            c1 = c0;
+        }
+        p->partial[(blk->part + (g - blk->g_first)) * N_SLOTS + SLOT_GAMMA] = part;
+    }
+done:
+    *stack_home = stack;
+    if (stack.nomem)
+        rv_block_fail(blk, RV_NOMEM, blk->lo, 0);
+}
+
+static void mom_step_hypergrad(void *self, size_t step, size_t n_groups, const double *sums,
+                               double *const *d_kinds)
+{
+    for (size_t g = 0; g < n_groups; g++) {
+        if (d_kinds[0])
+            d_kinds[0][step * n_groups + g] = sums[g * N_SLOTS + SLOT_ALPHA];
+        if (d_kinds[1])
+            d_kinds[1][step * n_groups + g] = sums[g * N_SLOTS + SLOT_GAMMA];
+    }
+}
+
+static const revl_hyper mom_kinds[] = {REVL_HYPER_ALPHA, REVL_HYPER_GAMMA};
+static const double mom_defaults[] = {0.1, 0.9};
+
+const rv_optim rv_optim_momentum = {
+    .id = REVL_OPTIM_MOMENTUM,
+    .name = "momentum",
+    .n_kinds = 2,
+    .kinds = mom_kinds,
+    .defaults = mom_defaults,
+    .dir_mode = RV_DIR_FIXED,
+    .n_slots = N_SLOTS,
+    .n_state = 1,
+    .create = mom_create,
+    .destroy = mom_destroy,
+    .bytes = mom_bytes,
+    .state = mom_state,
+    .prepare = mom_prepare,
+    .forward_block = mom_forward_block,
+    .reverse_begin = mom_reverse_begin,
+    .undo_position = mom_undo_position,
+    .undo_state = mom_undo_state,
+    .step_hypergrad = mom_step_hypergrad,
+};

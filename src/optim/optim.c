@@ -1,0 +1,82 @@
+/* optim.c: the table of registered optimisers, and the hyperparameter kinds they share: names,
+ * ranges and applied values (the one place that knows them; schedule and hyper-optimiser ask
+ * here). */
+#include "optim/optim.h"
+
+#include "exact/rate.h"
+
+#include <math.h>
+#include <stdio.h>
+
+static const rv_optim *const registered[REVL_OPTIM_COUNT] = {
+    [REVL_OPTIM_MOMENTUM] = &rv_optim_momentum,
+    /*ADAM*/
+    /*RMS*/
+};
+
+const rv_optim *rv_optim_get(revl_optimizer id)
+{
+    return (unsigned)id < REVL_OPTIM_COUNT ? registered[id] : NULL;
+}
+
+const char *revl_optimizer_name(revl_optimizer opt)
+{
+    const rv_optim *o = rv_optim_get(opt);
+    return o ? o->name : NULL;
+}
+
+static const char *const hyper_names[REVL_HYPER_COUNT] = {"alpha", "gamma", "beta1", "beta2",
+                                                          "eps"};
+
+const char *revl_hyper_name(revl_hyper kind)
+{
+    return (unsigned)kind < REVL_HYPER_COUNT ? hyper_names[kind] : NULL;
+}
+
+double revl_hyper_applied(revl_hyper kind, double value)
+{
+    switch (kind) {
+    case REVL_HYPER_ALPHA:
+        return isfinite(value) ? value : NAN;
+    case REVL_HYPER_GAMMA:
+        return rv_rate_applied(RV_GRID_GAMMA, value);
+    case REVL_HYPER_BETA1:
+    case REVL_HYPER_BETA2:
+        return rv_rate_applied(RV_GRID_BETA, value);
+    case REVL_HYPER_EPS:
+        return isfinite(value) && value > 0 ? value : NAN;
+    }
+    return NAN;
+}
+
+const char *rv_hyper_problem(revl_hyper kind, double value, char *buf, size_t len)
+{
+    if (!isnan(revl_hyper_applied(kind, value)))
+        return NULL;
+    switch (kind) {
+    case REVL_HYPER_ALPHA:
+        snprintf(buf, len, "alpha is not finite");
+        break;
+    case REVL_HYPER_GAMMA:
+        snprintf(buf, len, "gamma = %g outside [2^-16, 1]", value);
+        break;
+    case REVL_HYPER_BETA1:
+    case REVL_HYPER_BETA2:
+        snprintf(buf, len, "%s = %g outside [2^-24, 1-2^-24]", hyper_names[kind], value);
+        break;
+    case REVL_HYPER_EPS:
+        snprintf(buf, len, "eps = %g must be finite and > 0", value);
+        break;
+    default:
+        snprintf(buf, len, "unknown hyperparameter kind %d", (int)kind);
+    }
+    return buf;
+}
+
+int rv_optim_kind_index(const rv_optim *o, revl_hyper kind)
+{
+    for (size_t k = 0; k < o->n_kinds; k++)
+        if (o->kinds[k] == kind)
+            return (int)k;
+    return -1;
+}

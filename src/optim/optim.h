@@ -1,0 +1,153 @@
+/* optim.h: the interface between the trainer driver (core/) and one exactly reversible
+ * optimiser (one file each in optim/, registered in optim.c). The driver owns blocks, threads,
+ * the coder's stacks, the model calls, the block-ordered reduction of partial sums, truncation,
+ * verification and error messages; an optimiser owns its state vectors, their adjoints, its
+ * per-(step, group) constants, and the per-block arithmetic of one step forward and back.
+ * Layers: optim/ uses exact/ and base/ only. */
+#ifndef REVL_OPTIM_H
+#define REVL_OPTIM_H
+
+#include "base/internal.h"
+#include "exact/fixed.h"
+#include "exact/infobuf.h"
+
+#include <stdint.h>
+
+/* Parameters per run of the short loops each pass is split into: each parameter's work is a
+ * long dependency chain, and short loop bodies let the processor overlap many parameters. */
+#define RV_CHUNK 256
+
+enum rv_fail_kind {
+    RV_OK = 0,
+    RV_GRAD_NOT_FINITE, /* value: the gradient */
+    RV_GRAD_RANGE,      /* value: the product named by what */
+    RV_STATE_RANGE,     /* a state (what, sym) left its range 2^bound */
+    RV_W_RANGE,
+    RV_HV_NOT_FINITE,
+    RV_SINGULAR,        /* Adam-like: s = 0 while m != 0 (value: m) */
+    RV_NOMEM
+};
+
+/* A block of RV_BLOCK parameters: its groups, its slot for partial sums, its first error. */
+typedef struct rv_block {
+    size_t lo, hi;          /* parameters [lo, hi) */
+    size_t g_first, g_last; /* groups it touches */
+    size_t part;            /* index of its first (block, group) partial-sum record */
+    int err;                /* first failure in this block during the current pass */
+    size_t err_index;
+    double err_value;
+    const char *err_what, *err_sym; /* names for RV_GRAD_RANGE / RV_STATE_RANGE messages */
+    int err_bound;                  /* log2 of the range that was left */
+} rv_block;
+
+/* Record the block's first failure (later ones are dropped). */
+static inline void rv_block_fail(rv_block *blk, int kind, size_t i, double x)
+{
+    if (!blk->err) {
+        blk->err = kind;
+        blk->err_index = i;
+        blk->err_value = x;
+    }
+}
+static inline void rv_block_fail_named(rv_block *blk, int kind, size_t i, double x,
+                                       const char *what, const char *sym, int bound)
+{
+    if (!blk->err) {
+        rv_block_fail(blk, kind, i, x);
+        blk->err_what = what;
+        blk->err_sym = sym;
+        blk->err_bound = bound;
+    }
+}
+
+/* The parameters [*i0, *i1) of group g inside the block. */
+static inline void rv_block_range(const rv_block *blk, const size_t *offsets, size_t g,
+                                  size_t *i0, size_t *i1)
+{
+    *i0 = offsets[g] > blk->lo ? offsets[g] : blk->lo;
+    *i1 = offsets[g + 1] < blk->hi ? offsets[g + 1] : blk->hi;
+}
+
+/* What the driver lends an optimiser during a pass. */
+typedef struct rv_pass {
+    const revl_allocator *alloc;
+    rv_fixed fx;          /* w's fixed point */
+    unsigned frac_bits;
+    size_t n_groups;
+    const size_t *offsets; /* n_groups + 1 */
+    int64_t *w;
+    double *wd;           /* w as doubles: the point the model sees */
+    double *grad;         /* the gradient at w_t (reverse: recomputed at the undone w_t) */
+    double *dw;           /* reverse: d f / d w */
+    const double *hv;     /* reverse: H times the direction */
+    double *dir_a, *dir_b; /* reverse: the Hessian direction (RV_DIR_FIXED, RV_DIR_AFTER_GRAD:
+                              dir_a) or its affine coefficients (RV_DIR_AFFINE: a + b g) */
+    rv_infobuf *buf;
+    double *partial;      /* reverse: [(blk->part + g - blk->g_first) * n_slots + slot] */
+    size_t n_slots;
+} rv_pass;
+
+/* How the reverse pass gets the Hessian-vector product's direction, which is always
+ * -d f / d g_t (the driver then does dw -= H dir, dmeta -= d/dmeta (g . dir)). */
+typedef enum rv_dir_mode {
+    RV_DIR_FIXED,     /* known before the model call (momentum) */
+    RV_DIR_AFFINE,    /* a + b g_t (Adam): one fused model call where the model has it */
+    RV_DIR_AFTER_GRAD /* any function of g_t: gradient call, direction(), then the product */
+} rv_dir_mode;
+
+/* A state vector, for the driver's start copy and end-of-reverse verification. */
+typedef struct rv_state_vec {
+    void *data;
+    size_t elem;        /* 8 (int64) or 16 (rv_wide) bytes */
+    double inv_scale;   /* to print a value as a double */
+    const char *name;
+} rv_state_vec;
+
+typedef struct rv_optim {
+    revl_optimizer id;
+    const char *name;
+    size_t n_kinds;
+    const revl_hyper *kinds; /* the schedule's arrays, in this order */
+    const double *defaults;  /* a new schedule's value per kind */
+    rv_dir_mode dir_mode;
+    size_t n_slots;          /* reverse partial sums per (block, group) */
+    size_t n_state;          /* state vectors besides w */
+
+    int (*create)(void **self, const revl_allocator *a, size_t n_params, size_t n_steps,
+                  size_t n_groups, unsigned frac_bits);
+    void (*destroy)(void *self, const revl_allocator *a);
+    size_t (*bytes)(const void *self); /* memory it holds */
+    rv_state_vec (*state)(void *self, size_t k);
+    /* Constants of (step, group) from its requested values (n_kinds, in kinds order); called
+     * in step-major order from step 0 at every train. Returns the buffer bits per parameter
+     * the step keeps. */
+    double (*prepare)(void *self, size_t step, size_t group, const double *values);
+    void (*forward_block)(void *self, rv_pass *p, size_t step, rv_block *blk, int keep_bits);
+    void (*reverse_begin)(void *self); /* adjoints of the states to 0 */
+    /* undo w (w_{t+1} -> w_t, wd too); partial sums that need only the new state; the
+     * direction (FIXED) or its coefficients (AFFINE) */
+    void (*undo_position)(void *self, rv_pass *p, size_t step, rv_block *blk);
+    void (*direction)(void *self, rv_pass *p, size_t step, rv_block *blk); /* AFTER_GRAD */
+    /* with the recomputed gradient and hv: undo the states, their partial sums, dw -= hv,
+     * the states' adjoints one step back */
+    void (*undo_state)(void *self, rv_pass *p, size_t step, rv_block *blk);
+    /* the step's per-group sums (sums[g * n_slots + slot], added in block order) into
+     * d_kinds[k][step * n_groups + g] (entries NULL when not wanted); called for the kept
+     * steps from the last one down */
+    void (*step_hypergrad)(void *self, size_t step, size_t n_groups, const double *sums,
+                           double *const *d_kinds);
+} rv_optim;
+
+/* The registered optimisers (optim.c); NULL for an unknown id. */
+RV_HIDDEN const rv_optim *rv_optim_get(revl_optimizer id);
+
+/* NULL when value is in the kind's range, else a message ("gamma = 2 outside [2^-16, 1]") in buf. */
+RV_HIDDEN const char *rv_hyper_problem(revl_hyper kind, double value, char *buf, size_t len);
+/* Position of kind in o->kinds, or -1. */
+RV_HIDDEN int rv_optim_kind_index(const rv_optim *o, revl_hyper kind);
+
+extern RV_HIDDEN const rv_optim rv_optim_momentum;
+extern RV_HIDDEN const rv_optim rv_optim_adam;
+extern RV_HIDDEN const rv_optim rv_optim_rmsprop;
+
+#endif

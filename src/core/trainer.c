@@ -260,9 +260,9 @@ int rv_trainer_block_error(revl_trainer *t, size_t step, const char *pass)
                            isnan(x) ? "NaN" : "infinite", step, i, pass);
         case RV_SINGULAR:
             return rv_fail(t->err, REVL_ERR_RANGE,
-                           "second moment s is 0 while m = %g is not at step %zu, parameter %zu "
+                           "second moment s is 0 while %s = %g is not at step %zu, parameter %zu "
                            "(%s): the update's derivative in s is infinite there",
-                           x, step, i, pass);
+                           blk->err_what, x, step, i, pass);
         case RV_NOMEM:
             return rv_fail(t->err, REVL_ERR_NOMEM,
                            "no memory to grow the information buffer at step %zu (%s)", step, pass);

@@ -143,7 +143,9 @@ static inline uint64_t rv_push_base_n(const revl_allocator *a, rv_stack *s, uint
 {
     uint64_t start, freq, rem;
     rv_symbol_range(c, r, &start, &freq);
-    if (st >= (freq << 32)) { /* ((RV_STATE_LOW >> RV_SCALE_BITS) << RV_WORD_BITS) * freq */
+    /* ((RV_STATE_LOW >> RV_SCALE_BITS) << RV_WORD_BITS) * freq; a symbol of frequency below
+     * 2^15 (n > 2^16, the beta grid) can need two words */
+    while (st >= (freq << 32)) {
         rv_push_word(a, s, (rv_word)st);
         st >>= RV_WORD_BITS;
     }
@@ -163,7 +165,7 @@ static inline uint64_t rv_pop_base_n(rv_stack *s, uint64_t st, const rv_gamma_co
     uint64_t start, freq;
     rv_symbol_range(c, sym, &start, &freq);
     st = freq * (st >> RV_SCALE_BITS) + slot - start;
-    if (st < RV_STATE_LOW)
+    while (st < RV_STATE_LOW)
         st = (st << RV_WORD_BITS) | rv_pop_word(s);
     *r = (uint32_t)sym;
     return st;

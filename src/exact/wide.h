@@ -1,5 +1,5 @@
-/* wide.h: 128-bit fixed-point states and their exact multiplication by a rate n / 2^24
- * (rate.h's beta grid), for optimiser states that span many decades (Adam's moments). The
+/* wide.h: 128-bit fixed-point states and their exact multiplication by a rate n / 2^bits
+ * (rate.h's grids: bits = 16 for gamma, 24 for the betas), for optimiser states that span many decades (Adam's moments). The
  * discarded digit is pushed to the same coder as the 64-bit multiply uses (infobuf.h), so the
  * reverse pass undoes it bit for bit. */
 #ifndef REVL_EXACT_WIDE_H
@@ -12,8 +12,6 @@
 
 typedef __int128 rv_wide;
 typedef unsigned __int128 rv_uwide;
-
-#define RV_WIDE_RATE_BITS 24
 
 /* Round y (already in units of the state's quantum) to the nearest rv_wide, or return 0 when y
  * is NaN/Inf or |y| >= 2^126 (headroom so that a sum of two in-range values cannot overflow). */
@@ -60,24 +58,34 @@ static inline uint64_t rv_pop_bits(rv_stack *s, uint64_t st, unsigned k, uint32_
     return st;
 }
 
-/* x <- x * n / 2^24 exactly: push x mod 2^24 (16 then 8 bits), x <- floor(x / 2^24) n + pop(base n). */
+/* x <- x * n / 2^bits exactly (bits 16 or 24): push x mod 2^bits (16 bits, then the rest),
+ * x <- floor(x / 2^bits) n + pop(base n). */
 static inline rv_wide rv_wide_mul(const revl_allocator *a, rv_stack *s, uint64_t *st,
-                                  const rv_gamma_code *c, rv_wide x)
+                                  const rv_gamma_code *c, unsigned bits, rv_wide x)
 {
-    uint32_t r = (uint32_t)((rv_uwide)x & 0xffffff);
-    rv_wide q = x >> RV_WIDE_RATE_BITS; /* arithmetic shift: floor division */
+    uint32_t r = (uint32_t)((rv_uwide)x & ((1u << bits) - 1));
+    rv_wide q = x >> bits; /* arithmetic shift: floor division */
     uint64_t t = rv_push_bits(a, s, *st, r & 0xffff, 16);
-    t = rv_push_bits(a, s, t, r >> 16, 8);
+    if (bits > 16)
+        t = rv_push_bits(a, s, t, r >> 16, bits - 16);
     uint32_t digit;
     *st = rv_pop_base_n(s, t, c, &digit);
     return (rv_wide)((rv_uwide)q * c->n + digit);
 }
 
+/* x * n / 2^bits rounded to nearest, for steps whose bits are not kept (truncation). */
+static inline rv_wide rv_wide_mul_rounded(rv_wide x, uint32_t n, unsigned bits)
+{
+    rv_wide q = x >> bits;
+    uint64_t r = (uint64_t)((rv_uwide)x & ((1u << bits) - 1));
+    return (rv_wide)((rv_uwide)q * n + ((r * n + (1ull << (bits - 1))) >> bits));
+}
+
 /* The exact inverse of rv_wide_mul. */
 static inline rv_wide rv_wide_div(const revl_allocator *a, rv_stack *s, uint64_t *st,
-                                  const rv_gamma_code *c, rv_wide x)
+                                  const rv_gamma_code *c, unsigned bits, rv_wide x)
 {
-    /* floor division by n < 2^24 without a branch on the sign (as rv_exact_div), in three
+    /* floor division by n <= 2^24 without a branch on the sign (as rv_exact_div), in three
      * 64-bit steps: each partial remainder is below n, so each dividend fits 56 bits */
     uint64_t sign = (uint64_t)(x >> 127);
     rv_uwide y = (rv_uwide)x ^ (((rv_uwide)sign << 64) | sign);
@@ -89,10 +97,11 @@ static inline rv_wide rv_wide_div(const revl_allocator *a, rv_stack *s, uint64_t
     rv_uwide q = qy ^ (((rv_uwide)sign << 64) | sign);
     uint32_t rem = (uint32_t)((r ^ sign) + (sign & c->n));
     uint64_t t = rv_push_base_n(a, s, *st, c, rem);
-    uint32_t d_hi, d_lo;
-    t = rv_pop_bits(s, t, 8, &d_hi);
+    uint32_t d_hi = 0, d_lo;
+    if (bits > 16)
+        t = rv_pop_bits(s, t, bits - 16, &d_hi);
     *st = rv_pop_bits(s, t, 16, &d_lo);
-    return (rv_wide)((q << RV_WIDE_RATE_BITS) + ((d_hi << 16) | d_lo));
+    return (rv_wide)((q << bits) + ((d_hi << 16) | d_lo));
 }
 
 #endif

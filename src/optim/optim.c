@@ -10,8 +10,8 @@
 
 static const rv_optim *const registered[REVL_OPTIM_COUNT] = {
     [REVL_OPTIM_MOMENTUM] = &rv_optim_momentum,
-    /*ADAM*/
-    /*RMS*/
+    [REVL_OPTIM_ADAM] = &rv_optim_adam,
+    [REVL_OPTIM_RMSPROP] = &rv_optim_rmsprop,
 };
 
 const rv_optim *rv_optim_get(revl_optimizer id)

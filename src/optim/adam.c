@@ -1,0 +1,380 @@
+/* adam.c: Adam (torch.optim.Adam's formula), exactly reversible, with alpha, beta1, beta2 and
+ * eps per step and group:
+ *   m <- beta1 m + (1-beta1) g,   s <- beta2 s + (1-beta2) g^2      (betas = n / 2^24, exact)
+ *   u = (m / c1) / (sqrt(s / c2) + eps),  c1 = 1 - prod beta1, c2 = 1 - prod beta2 (per group)
+ *   w <- w - alpha u
+ * m and s are 128-bit fixed point with ADAM_FRAC fractional bits (s spans many decades; m's
+ * relative precision reaches w because Adam divides the gradient's scale out); w is int64.
+ * u is a double computed from the fixed-point m and s, so the reverse pass recomputes it bit for
+ * bit and w_t = w_{t+1} + round(alpha u) exactly. Adjoint: docs/method.md, "Adam". */
+#include "optim/optim.h"
+
+#include "exact/rate.h"
+#include "exact/wide.h"
+
+#include <math.h>
+#include <string.h>
+
+#define ADAM_FRAC 100 /* m, s in units of 2^-100: |m|, |s| < 2^26 */
+#define ADAM_BOUND (126 - ADAM_FRAC)
+
+typedef struct adam_sg {
+    double alpha, alpha_fixed; /* alpha and alpha 2^frac_bits (u to w units) */
+    double eps;
+    double beta1, beta2;       /* applied: n / 2^24 */
+    double omb1_fixed, omb2_fixed; /* (1 - beta) 2^ADAM_FRAC: g, g^2 to state units */
+    double omb1, omb2;         /* exact: 1 - n / 2^24 */
+    double p1, p2;             /* prod of the applied betas up to this step (this group) */
+    double c1, c2;             /* 1 - p1, 1 - p2 */
+    rv_gamma_code code1, code2;
+} adam_sg;
+
+typedef struct adam {
+    size_t n_params, n_groups, n_sg;
+    rv_wide *m, *s;
+    double *dm, *ds;
+    double *r1, *r2; /* per group: running sums of dc_t * prod beta (bias-correction path) */
+    adam_sg *sg;
+    int w_bound;
+} adam;
+
+enum { SLOT_ALPHA, SLOT_EPS, SLOT_C1, SLOT_C2, SLOT_B1, SLOT_B2, N_SLOTS };
+enum { K_ALPHA, K_BETA1, K_BETA2, K_EPS };
+
+static const double wide_unit = 0x1p-100; /* 2^-ADAM_FRAC */
+
+static int adam_create(void **self, const revl_allocator *a, size_t n_params, size_t n_steps,
+                       size_t n_groups, unsigned frac_bits)
+{
+    adam *o = rv_calloc(a, 1, sizeof *o);
+    if (!o)
+        return REVL_ERR_NOMEM;
+    *self = o;
+    o->n_params = n_params;
+    o->n_groups = n_groups;
+    o->n_sg = n_steps * n_groups;
+    o->w_bound = 63 - (int)frac_bits;
+    o->m = rv_calloc(a, n_params, sizeof *o->m);
+    o->s = rv_calloc(a, n_params, sizeof *o->s);
+    o->dm = rv_calloc(a, n_params, sizeof *o->dm);
+    o->ds = rv_calloc(a, n_params, sizeof *o->ds);
+    o->r1 = rv_calloc(a, n_groups, sizeof *o->r1);
+    o->r2 = rv_calloc(a, n_groups, sizeof *o->r2);
+    o->sg = rv_calloc(a, o->n_sg, sizeof *o->sg);
+    return o->m && o->s && o->dm && o->ds && o->r1 && o->r2 && o->sg ? REVL_OK : REVL_ERR_NOMEM;
+}
+
+static void adam_destroy(void *self, const revl_allocator *a)
+{
+    adam *o = self;
+    if (!o)
+        return;
+    void *arrays[] = {o->m, o->s, o->dm, o->ds, o->r1, o->r2, o->sg};
+    for (size_t k = 0; k < sizeof arrays / sizeof arrays[0]; k++)
+        rv_free(a, arrays[k]);
+    rv_free(a, o);
+}
+
+static size_t adam_bytes(const void *self)
+{
+    const adam *o = self;
+    return sizeof *o + o->n_params * (2 * sizeof(rv_wide) + 2 * sizeof(double)) +
+           2 * o->n_groups * sizeof(double) + o->n_sg * sizeof *o->sg;
+}
+
+static rv_state_vec adam_state(void *self, size_t k)
+{
+    adam *o = self;
+    return k == 0 ? (rv_state_vec){o->m, sizeof(rv_wide), wide_unit, "m"}
+                  : (rv_state_vec){o->s, sizeof(rv_wide), wide_unit, "s"};
+}
+
+static double adam_prepare(void *self, size_t step, size_t group, const double *values)
+{
+    adam *o = self;
+    adam_sg *sg = &o->sg[step * o->n_groups + group];
+    const adam_sg *prev = step ? &o->sg[(step - 1) * o->n_groups + group] : NULL;
+    uint32_t n1 = rv_rate_numerator(RV_GRID_BETA, values[K_BETA1]);
+    uint32_t n2 = rv_rate_numerator(RV_GRID_BETA, values[K_BETA2]);
+    sg->alpha = values[K_ALPHA];
+    sg->alpha_fixed = ldexp(sg->alpha, 63 - o->w_bound);
+    sg->eps = values[K_EPS];
+    sg->beta1 = ldexp((double)n1, -24);
+    sg->beta2 = ldexp((double)n2, -24);
+    sg->omb1 = ldexp((double)((1u << 24) - n1), -24);
+    sg->omb2 = ldexp((double)((1u << 24) - n2), -24);
+    sg->omb1_fixed = ldexp(sg->omb1, ADAM_FRAC);
+    sg->omb2_fixed = ldexp(sg->omb2, ADAM_FRAC);
+    sg->p1 = (prev ? prev->p1 : 1.0) * sg->beta1;
+    sg->p2 = (prev ? prev->p2 : 1.0) * sg->beta2;
+    sg->c1 = 1.0 - sg->p1;
+    sg->c2 = 1.0 - sg->p2;
+    rv_gamma_code_make(&sg->code1, n1);
+    rv_gamma_code_make(&sg->code2, n2);
+    return (24.0 - log2((double)n1)) + (24.0 - log2((double)n2));
+}
+
+/* Adam's direction u from the fixed-point moments, the same double operations forward and back. */
+typedef struct adam_u {
+    double mhat, a, d, u;
+} adam_u;
+
+static inline adam_u adam_direction(const adam_sg *sg, rv_wide m, rv_wide s)
+{
+    adam_u r;
+    r.mhat = (double)m * wide_unit / sg->c1;
+    r.a = sqrt((double)s * wide_unit / sg->c2);
+    r.d = r.a + sg->eps;
+    r.u = r.mhat / r.d;
+    return r;
+}
+
+/* (1-beta1) g and (1-beta2) g^2 in state units, or a failure recorded in blk. */
+static inline int moment_terms(const adam_sg *sg, rv_block *blk, size_t i, double g, rv_wide *gm,
+                               rv_wide *gs)
+{
+    if (!isfinite(g)) {
+        rv_block_fail(blk, RV_GRAD_NOT_FINITE, i, g);
+        return 0;
+    }
+    if (!rv_wide_round(sg->omb1_fixed * g, gm)) {
+        rv_block_fail_named(blk, RV_GRAD_RANGE, i, sg->omb1 * g, "(1-beta1)*gradient", "x",
+                            ADAM_BOUND);
+        return 0;
+    }
+    if (!rv_wide_round(sg->omb2_fixed * (g * g), gs)) {
+        rv_block_fail_named(blk, RV_GRAD_RANGE, i, sg->omb2 * (g * g), "(1-beta2)*gradient^2",
+                            "x", ADAM_BOUND);
+        return 0;
+    }
+    return 1;
+}
+
+static void adam_forward_block(void *self, rv_pass *p, size_t step, rv_block *blk, int keep_bits)
+{
+    adam *o = self;
+    rv_stack *stack_home = &p->buf->stacks[blk->lo / RV_BLOCK];
+    rv_stack stack = *stack_home;
+    const revl_allocator *a = p->alloc;
+    rv_wide *restrict m = o->m, *restrict s = o->s;
+    uint64_t *restrict state = p->buf->state;
+    blk->err = RV_OK;
+    for (size_t g = blk->g_first; g <= blk->g_last; g++) {
+        const adam_sg sg = o->sg[step * o->n_groups + g];
+        size_t i0, i1;
+        rv_block_range(blk, p->offsets, g, &i0, &i1);
+        for (size_t c0 = i0; c0 < i1; c0 += RV_CHUNK) {
+            size_t c1 = c0 + RV_CHUNK < i1 ? c0 + RV_CHUNK : i1;
+            if (keep_bits)
+                for (size_t i = c0; i < c1; i++) {
+                    m[i] = rv_wide_mul(a, &stack, &state[i], &sg.code1, 24, m[i]);
+                    s[i] = rv_wide_mul(a, &stack, &state[i], &sg.code2, 24, s[i]);
+                }
+            else
+                for (size_t i = c0; i < c1; i++) {
+                    m[i] = rv_wide_mul_rounded(m[i], sg.code1.n, 24);
+                    s[i] = rv_wide_mul_rounded(s[i], sg.code2.n, 24);
+                }
+            for (size_t i = c0; i < c1; i++) {
+                rv_wide gm, gs;
+                int64_t step_w;
+                if (!moment_terms(&sg, blk, i, p->grad[i], &gm, &gs))
+                    goto done;
+                if (!rv_wide_add(m[i], gm, &m[i])) {
+                    rv_block_fail_named(blk, RV_STATE_RANGE, i, 0, "first moment", "m", ADAM_BOUND);
+                    goto done;
+                }
+                if (!rv_wide_add(s[i], gs, &s[i])) {
+                    rv_block_fail_named(blk, RV_STATE_RANGE, i, 0, "second moment", "s",
+                                        ADAM_BOUND);
+                    goto done;
+                }
+                if (s[i] == 0 && m[i] != 0) {
+                    rv_block_fail_named(blk, RV_SINGULAR, i, (double)m[i] * wide_unit, "m", "m",
+                                        0);
+                    goto done;
+                }
+                adam_u u = adam_direction(&sg, m[i], s[i]);
+                if (!rv_round_fixed(sg.alpha_fixed * u.u, &step_w) ||
+                    __builtin_sub_overflow(p->w[i], step_w, &p->w[i])) {
+                    rv_block_fail(blk, RV_W_RANGE, i, 0);
+                    goto done;
+                }
+                p->wd[i] = rv_to_double(p->fx, p->w[i]);
+            }
+        }
+    }
+done:
+    *stack_home = stack;
+    if (stack.nomem)
+        rv_block_fail(blk, RV_NOMEM, blk->lo, 0);
+}
+
+static void adam_reverse_begin(void *self)
+{
+    adam *o = self;
+    memset(o->dm, 0, o->n_params * sizeof *o->dm);
+    memset(o->ds, 0, o->n_params * sizeof *o->ds);
+    memset(o->r1, 0, o->n_groups * sizeof *o->r1);
+    memset(o->r2, 0, o->n_groups * sizeof *o->r2);
+}
+
+/* Undo w <- w - alpha u; the partial sums of u's dependence on alpha, eps, c1, c2; dw into dm
+ * and ds; the Hessian direction -d f/d g = a + b g with a = -(1-beta1) dm, b = -2 (1-beta2) ds. */
+static void adam_undo_position(void *self, rv_pass *p, size_t step, rv_block *blk)
+{
+    adam *o = self;
+    blk->err = RV_OK;
+    for (size_t g = blk->g_first; g <= blk->g_last; g++) {
+        const adam_sg *sg = &o->sg[step * o->n_groups + g];
+        size_t i0, i1;
+        rv_block_range(blk, p->offsets, g, &i0, &i1);
+        double s_alpha = 0, s_eps = 0, s_c1 = 0, s_c2 = 0;
+        for (size_t i = i0; i < i1; i++) {
+            adam_u u = adam_direction(sg, o->m[i], o->s[i]);
+            int64_t step_w;
+            if (!rv_round_fixed(sg->alpha_fixed * u.u, &step_w) ||
+                __builtin_add_overflow(p->w[i], step_w, &p->w[i])) {
+                rv_block_fail(blk, RV_W_RANGE, i, 0);
+                continue;
+            }
+            if (u.a == 0 && o->m[i] != 0) { /* the forward pass refused this */
+                rv_block_fail_named(blk, RV_SINGULAR, i, u.mhat, "m", "m", 0);
+                continue;
+            }
+            p->wd[i] = rv_to_double(p->fx, p->w[i]);
+            double dw = p->dw[i], d2 = u.d * u.d;
+            /* partial derivatives of u; at m = s = 0 (a weight whose gradient was always 0)
+             * u is 0 along s, so du/ds = 0 there, not 0/0 */
+            double du_dm = 1.0 / (sg->c1 * u.d);
+            double du_ds = u.a > 0 ? -u.mhat / (2.0 * u.a * sg->c2 * d2) : 0.0;
+            double du_deps = -u.mhat / d2;
+            double du_dc1 = -u.u / sg->c1;
+            double du_dc2 = u.a > 0 ? u.mhat * u.a / (2.0 * sg->c2 * d2) : 0.0;
+            s_alpha += dw * u.u;
+            s_eps += dw * du_deps;
+            s_c1 += dw * du_dc1;
+            s_c2 += dw * du_dc2;
+            o->dm[i] -= sg->alpha * dw * du_dm;
+            o->ds[i] -= sg->alpha * dw * du_ds;
+            p->dir_a[i] = -sg->omb1 * o->dm[i];
+            p->dir_b[i] = -2.0 * sg->omb2 * o->ds[i];
+        }
+        double *part = &p->partial[(blk->part + (g - blk->g_first)) * N_SLOTS];
+        part[SLOT_ALPHA] = s_alpha;
+        part[SLOT_EPS] = s_eps;
+        part[SLOT_C1] = s_c1;
+        part[SLOT_C2] = s_c2;
+    }
+}
+
+/* Undo the moments with the recomputed gradient (in the reverse order of the forward pass's
+ * coder operations), the betas' partial sums, dw -= hv, and the moments' adjoints one step back. */
+static void adam_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
+{
+    adam *o = self;
+    rv_stack *stack_home = &p->buf->stacks[blk->lo / RV_BLOCK];
+    rv_stack stack = *stack_home;
+    const revl_allocator *a = p->alloc;
+    rv_wide *restrict m = o->m, *restrict s = o->s;
+    const double *restrict grad = p->grad, *restrict hv = p->hv;
+    double *restrict dm = o->dm, *restrict ds = o->ds, *restrict dw = p->dw;
+    uint64_t *restrict state = p->buf->state;
+    blk->err = RV_OK;
+    for (size_t g = blk->g_last + 1; g-- > blk->g_first;) {
+        const adam_sg sg = o->sg[step * o->n_groups + g];
+        size_t i0, i1;
+        rv_block_range(blk, p->offsets, g, &i0, &i1);
+        double s_b1 = 0, s_b2 = 0;
+        for (size_t c1 = i1; c1 > i0;) {
+            size_t c0 = c1 - i0 > RV_CHUNK ? c1 - RV_CHUNK : i0;
+            for (size_t i = c0; i < c1; i++) {
+                rv_wide gm, gs;
+                if (!moment_terms(&sg, blk, i, grad[i], &gm, &gs))
+                    goto done;
+                if (!rv_wide_add(m[i], -gm, &m[i]) || !rv_wide_add(s[i], -gs, &s[i])) {
+                    rv_block_fail_named(blk, RV_STATE_RANGE, i, grad[i], "a moment", "m|s",
+                                        ADAM_BOUND);
+                    goto done;
+                }
+            }
+            for (size_t i = c1; i-- > c0;) {
+                s[i] = rv_wide_div(a, &stack, &state[i], &sg.code2, 24, s[i]);
+                m[i] = rv_wide_div(a, &stack, &state[i], &sg.code1, 24, m[i]);
+            }
+            int hv_finite = 1;
+            for (size_t i = c0; i < c1; i++) {
+                double gi = grad[i];
+                s_b1 += dm[i] * ((double)m[i] * wide_unit - gi);
+                s_b2 += ds[i] * ((double)s[i] * wide_unit - gi * gi);
+                hv_finite &= isfinite(hv[i]) != 0;
+                dw[i] -= hv[i];
+                dm[i] *= sg.beta1;
+                ds[i] *= sg.beta2;
+            }
+            if (!hv_finite) {
+                size_t i = c0;
+                while (isfinite(hv[i]))
+                    i++;
+                rv_block_fail(blk, RV_HV_NOT_FINITE, i, hv[i]);
+                goto done;
+            }
+            c1 = c0;
+        }
+        double *part = &p->partial[(blk->part + (g - blk->g_first)) * N_SLOTS];
+        part[SLOT_B1] = s_b1;
+        part[SLOT_B2] = s_b2;
+    }
+done:
+    *stack_home = stack;
+    if (stack.nomem)
+        rv_block_fail(blk, RV_NOMEM, blk->lo, 0);
+}
+
+/* Per group: d alpha, d eps directly; d beta through the moments plus the bias corrections of
+ * this and every later step: c_t = 1 - prod_{j<=t} beta_j, d c_t / d beta_k = -prod_t / beta_k. */
+static void adam_step_hypergrad(void *self, size_t step, size_t n_groups, const double *sums,
+                                double *const *d_kinds)
+{
+    adam *o = self;
+    for (size_t g = 0; g < n_groups; g++) {
+        const adam_sg *sg = &o->sg[step * n_groups + g];
+        const double *sum = &sums[g * N_SLOTS];
+        size_t k = step * n_groups + g;
+        o->r1[g] += -sg->alpha * sum[SLOT_C1] * sg->p1;
+        o->r2[g] += -sg->alpha * sum[SLOT_C2] * sg->p2;
+        if (d_kinds[K_ALPHA])
+            d_kinds[K_ALPHA][k] = -sum[SLOT_ALPHA];
+        if (d_kinds[K_BETA1])
+            d_kinds[K_BETA1][k] = sum[SLOT_B1] - o->r1[g] / sg->beta1;
+        if (d_kinds[K_BETA2])
+            d_kinds[K_BETA2][k] = sum[SLOT_B2] - o->r2[g] / sg->beta2;
+        if (d_kinds[K_EPS])
+            d_kinds[K_EPS][k] = -sg->alpha * sum[SLOT_EPS];
+    }
+}
+
+static const revl_hyper adam_kinds[] = {REVL_HYPER_ALPHA, REVL_HYPER_BETA1, REVL_HYPER_BETA2,
+                                        REVL_HYPER_EPS};
+static const double adam_defaults[] = {1e-3, 0.9, 0.999, 1e-8};
+
+const rv_optim rv_optim_adam = {
+    .id = REVL_OPTIM_ADAM,
+    .name = "adam",
+    .n_kinds = 4,
+    .kinds = adam_kinds,
+    .defaults = adam_defaults,
+    .dir_mode = RV_DIR_AFFINE,
+    .n_slots = N_SLOTS,
+    .n_state = 2,
+    .create = adam_create,
+    .destroy = adam_destroy,
+    .bytes = adam_bytes,
+    .state = adam_state,
+    .prepare = adam_prepare,
+    .forward_block = adam_forward_block,
+    .reverse_begin = adam_reverse_begin,
+    .undo_position = adam_undo_position,
+    .undo_state = adam_undo_state,
+    .step_hypergrad = adam_step_hypergrad,
+};

@@ -1,0 +1,345 @@
+/* rmsprop.c: RMSprop with momentum (torch.optim.RMSprop, momentum > 0), exactly reversible:
+ *   s <- beta2 s + (1-beta2) g^2        (beta2 = n / 2^24: torch's alpha)
+ *   b <- gamma b + g / (sqrt(s) + eps)  (gamma = n / 2^16: torch's momentum)
+ *   w <- w - alpha b
+ * s and b are 128-bit fixed point with RMS_FRAC fractional bits, w is int64. The position update
+ * uses only the new b, so w_t is recovered first; the Hessian direction -d f/d g_t is not affine
+ * in g_t (b's term divides by sqrt(s_{t+1}), which holds g_t^2), so the driver asks for the
+ * gradient first (RV_DIR_AFTER_GRAD). */
+#include "optim/optim.h"
+
+#include "exact/rate.h"
+#include "exact/wide.h"
+
+#include <math.h>
+#include <string.h>
+
+#define RMS_FRAC 100
+#define RMS_BOUND (126 - RMS_FRAC)
+
+typedef struct rms_sg {
+    double alpha, alpha_fixed, eps;
+    double gamma, beta2, omb2, omb2_fixed;
+    rv_gamma_code code_gamma, code_beta2;
+} rms_sg;
+
+typedef struct rmsprop {
+    size_t n_params, n_groups, n_sg;
+    rv_wide *s, *b;
+    double *ds, *db;
+    rms_sg *sg;
+    int w_bound;
+} rmsprop;
+
+enum { SLOT_ALPHA, SLOT_EPS, SLOT_GAMMA, SLOT_B2, N_SLOTS };
+enum { K_ALPHA, K_GAMMA, K_BETA2, K_EPS };
+
+static const double wide_unit = 0x1p-100;
+
+static int rms_create(void **self, const revl_allocator *a, size_t n_params, size_t n_steps,
+                      size_t n_groups, unsigned frac_bits)
+{
+    rmsprop *o = rv_calloc(a, 1, sizeof *o);
+    if (!o)
+        return REVL_ERR_NOMEM;
+    *self = o;
+    o->n_params = n_params;
+    o->n_groups = n_groups;
+    o->n_sg = n_steps * n_groups;
+    o->w_bound = 63 - (int)frac_bits;
+    o->s = rv_calloc(a, n_params, sizeof *o->s);
+    o->b = rv_calloc(a, n_params, sizeof *o->b);
+    o->ds = rv_calloc(a, n_params, sizeof *o->ds);
+    o->db = rv_calloc(a, n_params, sizeof *o->db);
+    o->sg = rv_calloc(a, o->n_sg, sizeof *o->sg);
+    return o->s && o->b && o->ds && o->db && o->sg ? REVL_OK : REVL_ERR_NOMEM;
+}
+
+static void rms_destroy(void *self, const revl_allocator *a)
+{
+    rmsprop *o = self;
+    if (!o)
+        return;
+    void *arrays[] = {o->s, o->b, o->ds, o->db, o->sg};
+    for (size_t k = 0; k < sizeof arrays / sizeof arrays[0]; k++)
+        rv_free(a, arrays[k]);
+    rv_free(a, o);
+}
+
+static size_t rms_bytes(const void *self)
+{
+    const rmsprop *o = self;
+    return sizeof *o + o->n_params * (2 * sizeof(rv_wide) + 2 * sizeof(double)) +
+           o->n_sg * sizeof *o->sg;
+}
+
+static rv_state_vec rms_state(void *self, size_t k)
+{
+    rmsprop *o = self;
+    return k == 0 ? (rv_state_vec){o->s, sizeof(rv_wide), wide_unit, "s"}
+                  : (rv_state_vec){o->b, sizeof(rv_wide), wide_unit, "b"};
+}
+
+static double rms_prepare(void *self, size_t step, size_t group, const double *values)
+{
+    rmsprop *o = self;
+    rms_sg *sg = &o->sg[step * o->n_groups + group];
+    uint32_t ng = rv_rate_numerator(RV_GRID_GAMMA, values[K_GAMMA]);
+    uint32_t n2 = rv_rate_numerator(RV_GRID_BETA, values[K_BETA2]);
+    sg->alpha = values[K_ALPHA];
+    sg->alpha_fixed = ldexp(sg->alpha, 63 - o->w_bound);
+    sg->eps = values[K_EPS];
+    sg->gamma = ldexp((double)ng, -16);
+    sg->beta2 = ldexp((double)n2, -24);
+    sg->omb2 = ldexp((double)((1u << 24) - n2), -24);
+    sg->omb2_fixed = ldexp(sg->omb2, RMS_FRAC);
+    rv_gamma_code_make(&sg->code_gamma, ng);
+    rv_gamma_code_make(&sg->code_beta2, n2);
+    return (16.0 - log2((double)ng)) + (24.0 - log2((double)n2));
+}
+
+/* sqrt(s) + eps for the new s, the same double operations forward and back */
+static inline double rms_denominator(const rms_sg *sg, rv_wide s, double *a)
+{
+    *a = sqrt((double)s * wide_unit);
+    return *a + sg->eps;
+}
+
+static void rms_forward_block(void *self, rv_pass *p, size_t step, rv_block *blk, int keep_bits)
+{
+    rmsprop *o = self;
+    rv_stack *stack_home = &p->buf->stacks[blk->lo / RV_BLOCK];
+    rv_stack stack = *stack_home;
+    const revl_allocator *a = p->alloc;
+    rv_wide *restrict s = o->s, *restrict b = o->b;
+    uint64_t *restrict state = p->buf->state;
+    blk->err = RV_OK;
+    for (size_t g = blk->g_first; g <= blk->g_last; g++) {
+        const rms_sg sg = o->sg[step * o->n_groups + g];
+        size_t i0, i1;
+        rv_block_range(blk, p->offsets, g, &i0, &i1);
+        for (size_t c0 = i0; c0 < i1; c0 += RV_CHUNK) {
+            size_t c1 = c0 + RV_CHUNK < i1 ? c0 + RV_CHUNK : i1;
+            if (keep_bits)
+                for (size_t i = c0; i < c1; i++) {
+                    s[i] = rv_wide_mul(a, &stack, &state[i], &sg.code_beta2, 24, s[i]);
+                    b[i] = rv_wide_mul(a, &stack, &state[i], &sg.code_gamma, 16, b[i]);
+                }
+            else
+                for (size_t i = c0; i < c1; i++) {
+                    s[i] = rv_wide_mul_rounded(s[i], sg.code_beta2.n, 24);
+                    b[i] = rv_wide_mul_rounded(b[i], sg.code_gamma.n, 16);
+                }
+            for (size_t i = c0; i < c1; i++) {
+                double gi = p->grad[i], sa;
+                rv_wide gs, gb;
+                int64_t step_w;
+                if (!isfinite(gi)) {
+                    rv_block_fail(blk, RV_GRAD_NOT_FINITE, i, gi);
+                    goto done;
+                }
+                if (!rv_wide_round(sg.omb2_fixed * (gi * gi), &gs)) {
+                    rv_block_fail_named(blk, RV_GRAD_RANGE, i, sg.omb2 * (gi * gi),
+                                        "(1-beta2)*gradient^2", "x", RMS_BOUND);
+                    goto done;
+                }
+                if (!rv_wide_add(s[i], gs, &s[i])) {
+                    rv_block_fail_named(blk, RV_STATE_RANGE, i, 0, "second moment", "s", RMS_BOUND);
+                    goto done;
+                }
+                double d = rms_denominator(&sg, s[i], &sa);
+                if (sa == 0 && gi != 0) {
+                    rv_block_fail_named(blk, RV_SINGULAR, i, gi, "the gradient", "g", 0);
+                    goto done;
+                }
+                if (!rv_wide_round(ldexp(gi / d, RMS_FRAC), &gb) || !rv_wide_add(b[i], gb, &b[i])) {
+                    rv_block_fail_named(blk, RV_STATE_RANGE, i, 0, "momentum buffer", "b",
+                                        RMS_BOUND);
+                    goto done;
+                }
+                if (!rv_round_fixed(sg.alpha_fixed * ((double)b[i] * wide_unit), &step_w) ||
+                    __builtin_sub_overflow(p->w[i], step_w, &p->w[i])) {
+                    rv_block_fail(blk, RV_W_RANGE, i, 0);
+                    goto done;
+                }
+                p->wd[i] = rv_to_double(p->fx, p->w[i]);
+            }
+        }
+    }
+done:
+    *stack_home = stack;
+    if (stack.nomem)
+        rv_block_fail(blk, RV_NOMEM, blk->lo, 0);
+}
+
+static void rms_reverse_begin(void *self)
+{
+    rmsprop *o = self;
+    memset(o->ds, 0, o->n_params * sizeof *o->ds);
+    memset(o->db, 0, o->n_params * sizeof *o->db);
+}
+
+/* Undo w <- w - alpha b; d alpha; dw into db. */
+static void rms_undo_position(void *self, rv_pass *p, size_t step, rv_block *blk)
+{
+    rmsprop *o = self;
+    blk->err = RV_OK;
+    for (size_t g = blk->g_first; g <= blk->g_last; g++) {
+        const rms_sg *sg = &o->sg[step * o->n_groups + g];
+        size_t i0, i1;
+        rv_block_range(blk, p->offsets, g, &i0, &i1);
+        double s_alpha = 0;
+        for (size_t i = i0; i < i1; i++) {
+            double bd = (double)o->b[i] * wide_unit;
+            int64_t step_w;
+            if (!rv_round_fixed(sg->alpha_fixed * bd, &step_w) ||
+                __builtin_add_overflow(p->w[i], step_w, &p->w[i])) {
+                rv_block_fail(blk, RV_W_RANGE, i, 0);
+                continue;
+            }
+            p->wd[i] = rv_to_double(p->fx, p->w[i]);
+            s_alpha += p->dw[i] * bd;
+            o->db[i] -= sg->alpha * p->dw[i];
+        }
+        p->partial[(blk->part + (g - blk->g_first)) * N_SLOTS + SLOT_ALPHA] = s_alpha;
+    }
+}
+
+/* With g_t known: b's dependence on s_{t+1} and eps, and the direction
+ * -d f/d g = -(db / D + 2 (1-beta2) g ds). */
+static void rms_direction(void *self, rv_pass *p, size_t step, rv_block *blk)
+{
+    rmsprop *o = self;
+    blk->err = RV_OK;
+    for (size_t g = blk->g_first; g <= blk->g_last; g++) {
+        const rms_sg *sg = &o->sg[step * o->n_groups + g];
+        size_t i0, i1;
+        rv_block_range(blk, p->offsets, g, &i0, &i1);
+        double s_eps = 0;
+        for (size_t i = i0; i < i1; i++) {
+            double gi = p->grad[i], sa, d = rms_denominator(sg, o->s[i], &sa), d2 = d * d;
+            if (!isfinite(gi)) {
+                rv_block_fail(blk, RV_GRAD_NOT_FINITE, i, gi);
+                continue;
+            }
+            if (sa == 0 && gi != 0) {
+                rv_block_fail_named(blk, RV_SINGULAR, i, gi, "the gradient", "g", 0);
+                continue;
+            }
+            /* at s = 0 the gradient is 0 and b does not depend on s */
+            double db_ds = sa > 0 ? -gi / (2.0 * sa * d2) : 0.0;
+            s_eps += o->db[i] * (-gi / d2);
+            o->ds[i] += o->db[i] * db_ds;
+            p->dir_a[i] = -(o->db[i] / d + 2.0 * sg->omb2 * gi * o->ds[i]);
+        }
+        p->partial[(blk->part + (g - blk->g_first)) * N_SLOTS + SLOT_EPS] = s_eps;
+    }
+}
+
+/* Undo b then s (the reverse of the forward's coder order), their rates' partial sums,
+ * dw -= hv, and the adjoints one step back. */
+static void rms_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
+{
+    rmsprop *o = self;
+    rv_stack *stack_home = &p->buf->stacks[blk->lo / RV_BLOCK];
+    rv_stack stack = *stack_home;
+    const revl_allocator *a = p->alloc;
+    rv_wide *restrict s = o->s, *restrict b = o->b;
+    const double *restrict grad = p->grad, *restrict hv = p->hv;
+    double *restrict ds = o->ds, *restrict db = o->db, *restrict dw = p->dw;
+    uint64_t *restrict state = p->buf->state;
+    blk->err = RV_OK;
+    for (size_t g = blk->g_last + 1; g-- > blk->g_first;) {
+        const rms_sg sg = o->sg[step * o->n_groups + g];
+        size_t i0, i1;
+        rv_block_range(blk, p->offsets, g, &i0, &i1);
+        double s_gamma = 0, s_b2 = 0;
+        for (size_t c1 = i1; c1 > i0;) {
+            size_t c0 = c1 - i0 > RV_CHUNK ? c1 - RV_CHUNK : i0;
+            for (size_t i = c0; i < c1; i++) {
+                double gi = grad[i], sa, d = rms_denominator(&sg, s[i], &sa);
+                rv_wide gs, gb;
+                if (!rv_wide_round(ldexp(gi / d, RMS_FRAC), &gb) ||
+                    !rv_wide_round(sg.omb2_fixed * (gi * gi), &gs) ||
+                    !rv_wide_add(b[i], -gb, &b[i]) || !rv_wide_add(s[i], -gs, &s[i])) {
+                    rv_block_fail_named(blk, RV_STATE_RANGE, i, gi, "a state", "s|b", RMS_BOUND);
+                    goto done;
+                }
+            }
+            for (size_t i = c1; i-- > c0;) {
+                b[i] = rv_wide_div(a, &stack, &state[i], &sg.code_gamma, 16, b[i]);
+                s[i] = rv_wide_div(a, &stack, &state[i], &sg.code_beta2, 24, s[i]);
+            }
+            int hv_finite = 1;
+            for (size_t i = c0; i < c1; i++) {
+                double gi = grad[i];
+                s_gamma += db[i] * ((double)b[i] * wide_unit);
+                s_b2 += ds[i] * ((double)s[i] * wide_unit - gi * gi);
+                hv_finite &= isfinite(hv[i]) != 0;
+                dw[i] -= hv[i];
+                db[i] *= sg.gamma;
+                ds[i] *= sg.beta2;
+            }
+            if (!hv_finite) {
+                size_t i = c0;
+                while (isfinite(hv[i]))
+                    i++;
+                rv_block_fail(blk, RV_HV_NOT_FINITE, i, hv[i]);
+                goto done;
+            }
+            c1 = c0;
+        }
+        double *part = &p->partial[(blk->part + (g - blk->g_first)) * N_SLOTS];
+        part[SLOT_GAMMA] = s_gamma;
+        part[SLOT_B2] = s_b2;
+    }
+done:
+    *stack_home = stack;
+    if (stack.nomem)
+        rv_block_fail(blk, RV_NOMEM, blk->lo, 0);
+}
+
+static void rms_step_hypergrad(void *self, size_t step, size_t n_groups, const double *sums,
+                               double *const *d_kinds)
+{
+    rmsprop *o = self;
+    for (size_t g = 0; g < n_groups; g++) {
+        const double *sum = &sums[g * N_SLOTS];
+        size_t k = step * n_groups + g;
+        if (d_kinds[K_ALPHA])
+            d_kinds[K_ALPHA][k] = -sum[SLOT_ALPHA];
+        if (d_kinds[K_GAMMA])
+            d_kinds[K_GAMMA][k] = sum[SLOT_GAMMA];
+        if (d_kinds[K_BETA2])
+            d_kinds[K_BETA2][k] = sum[SLOT_B2];
+        if (d_kinds[K_EPS])
+            d_kinds[K_EPS][k] = sum[SLOT_EPS];
+    }
+    (void)o;
+}
+
+static const revl_hyper rms_kinds[] = {REVL_HYPER_ALPHA, REVL_HYPER_GAMMA, REVL_HYPER_BETA2,
+                                       REVL_HYPER_EPS};
+static const double rms_defaults[] = {1e-2, 0.9, 0.99, 1e-8};
+
+const rv_optim rv_optim_rmsprop = {
+    .id = REVL_OPTIM_RMSPROP,
+    .name = "rmsprop",
+    .n_kinds = 4,
+    .kinds = rms_kinds,
+    .defaults = rms_defaults,
+    .dir_mode = RV_DIR_AFTER_GRAD,
+    .n_slots = N_SLOTS,
+    .n_state = 2,
+    .create = rms_create,
+    .destroy = rms_destroy,
+    .bytes = rms_bytes,
+    .state = rms_state,
+    .prepare = rms_prepare,
+    .forward_block = rms_forward_block,
+    .reverse_begin = rms_reverse_begin,
+    .undo_position = rms_undo_position,
+    .direction = rms_direction,
+    .undo_state = rms_undo_state,
+    .step_hypergrad = rms_step_hypergrad,
+};

@@ -1,0 +1,712 @@
+/* check_optim.c: every registered optimiser through the public API, parameterised: exact
+ * reversal bit for bit (random schedules, many P and T, 1-4 threads, frac_bits 40 and 52, the
+ * buffer holding the information to 1e-3 and ending empty); every hypergradient kind, d_w0 and
+ * d_meta against central finite differences of the whole training run on a model whose
+ * gradients span five decades (truncated d_w0 and d_meta too); the forward trajectory against a
+ * plain double-precision loop of the same optimiser; Adam's zero-gradient weights and its
+ * singular case; and the optimiser-specific error rows with status and message. */
+#include <check.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "revl.h"
+
+#define expect_msg(msg, want)                                                                  \
+    do {                                                                                       \
+        const char *m_ = (msg);                                                                \
+        ck_assert_msg(m_ != NULL && strstr(m_, (want)) != NULL, "message '%s' lacks '%s'",     \
+                      m_ ? m_ : "(null)", (want));                                             \
+    } while (0)
+
+/* ------------------------------------------------------------------ the model */
+
+/* L_t = sum_i sc_i [a_i/2 (w_i - c_i - s_t)^2 + b sin(w_i) + exp(meta0)/2 w_i^2] for steps
+ * t >= active_from (0 before): smooth, not quadratic, step-dependent, with one meta-parameter;
+ * sc_i spans 1e-3 .. 1e2 (gradients over five decades) and is 0 for the "dead" weights (their
+ * gradient and Hessian are exactly 0). */
+typedef struct model {
+    size_t p;
+    double *a, *c, *sc;
+    double b;
+    size_t active_from, active_until; /* the loss is 0 outside [from, until) (until 0: none) */
+    long nan_at, huge_at; /* step with a NaN / huge gradient (-1 never) */
+} model;
+
+static double shift(size_t step) { return 0.05 * (double)(step % 3); }
+
+static int active(const model *q, size_t step)
+{
+    return step >= q->active_from && (q->active_until == 0 || step < q->active_until);
+}
+
+static int m_grad(size_t step, const double *w, const double *meta, double *g, double *loss,
+                  void *user)
+{
+    model *q = user;
+    double lam = exp(meta[0]), l = 0;
+    for (size_t i = 0; i < q->p; i++) {
+        double d = w[i] - q->c[i] - shift(step), sc = active(q, step) ? q->sc[i] : 0.0;
+        g[i] = sc * (q->a[i] * d + q->b * cos(w[i]) + lam * w[i]);
+        l += sc * (0.5 * q->a[i] * d * d + q->b * sin(w[i]) + 0.5 * lam * w[i] * w[i]);
+    }
+    if ((long)step == q->nan_at)
+        g[q->p / 2] = NAN;
+    if ((long)step == q->huge_at)
+        g[q->p - 1] = 1e12;
+    if (loss)
+        *loss = l;
+    return 0;
+}
+
+static int m_hvp(size_t step, const double *w, const double *meta, const double *v, double *g,
+                 double *hv, double *hm, void *user)
+{
+    model *q = user;
+    double lam = exp(meta[0]), wv = 0;
+    for (size_t i = 0; i < q->p; i++) {
+        double sc = active(q, step) ? q->sc[i] : 0.0;
+        hv[i] = sc * (q->a[i] - q->b * sin(w[i]) + lam) * v[i];
+        wv += sc * w[i] * v[i];
+    }
+    hm[0] = lam * wv;
+    return 0;
+}
+
+static void m_free(void *u)
+{
+    model *q = u;
+    free(q->a);
+    free(q->c);
+    free(q->sc);
+    free(q);
+}
+
+/* dead: every dead-th weight has sc = 0 (0: none) */
+static revl_model *make_model(size_t p, size_t dead, model **out)
+{
+    model *q = calloc(1, sizeof *q);
+    q->p = p;
+    q->a = malloc(p * sizeof *q->a);
+    q->c = malloc(p * sizeof *q->c);
+    q->sc = malloc(p * sizeof *q->sc);
+    q->b = 0.3;
+    q->nan_at = q->huge_at = -1;
+    for (size_t i = 0; i < p; i++) {
+        q->a[i] = 0.5 + 1.5 * (double)((i * 7 + 3) % 11) / 10.0;
+        q->c[i] = (double)((i * 3 + 1) % 5) - 2.0;
+        q->sc[i] = pow(10.0, -3.0 + (double)(i % 6));
+        if (dead && i % dead == dead - 1)
+            q->sc[i] = 0.0;
+    }
+    revl_model_def d;
+    revl_model_def_init(&d);
+    d.n_params = p;
+    d.n_meta = 1;
+    d.grad = m_grad;
+    d.hvp = m_hvp;
+    d.user = q;
+    d.user_free = m_free;
+    revl_model *m = NULL;
+    ck_assert_int_eq(revl_model_create(&m, &d), REVL_OK);
+    if (out)
+        *out = q;
+    return m;
+}
+
+/* ------------------------------------------------------------------ schedules */
+
+static uint64_t rng = 7;
+static double uniform(void)
+{
+    rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (double)(rng >> 11) * 0x1p-53;
+}
+
+/* A random value of a kind in a range each optimiser trains well with. */
+static double random_value(revl_optimizer opt, revl_hyper kind)
+{
+    double u = uniform();
+    switch (kind) {
+    case REVL_HYPER_ALPHA:
+        return opt == REVL_OPTIM_MOMENTUM ? 0.001 + 0.003 * u : 0.003 + 0.01 * u;
+    case REVL_HYPER_GAMMA:
+        return 0.5 + 0.45 * u;
+    case REVL_HYPER_BETA1:
+        return 0.7 + 0.25 * u;
+    case REVL_HYPER_BETA2:
+        return 0.9 + 0.099 * u;
+    case REVL_HYPER_EPS:
+        return 1e-3 + 1e-2 * u;
+    }
+    return 0;
+}
+
+static revl_schedule *random_schedule(revl_optimizer opt, size_t steps, size_t ng, size_t p)
+{
+    size_t *off = malloc((ng + 1) * sizeof *off);
+    for (size_t g = 0; g <= ng; g++)
+        off[g] = g * p / ng;
+    revl_schedule *s = NULL;
+    ck_assert_int_eq(revl_schedule_create_for(&s, opt, steps, ng, off, NULL), REVL_OK);
+    free(off);
+    revl_hyper kinds[REVL_HYPER_COUNT];
+    size_t nk = revl_schedule_kinds(s, kinds);
+    double *v = malloc(steps * ng * sizeof *v);
+    for (size_t k = 0; k < nk; k++) {
+        for (size_t j = 0; j < steps * ng; j++)
+            v[j] = random_value(opt, kinds[k]);
+        ck_assert_int_eq(revl_schedule_set_kind(s, kinds[k], v), REVL_OK);
+    }
+    free(v);
+    return s;
+}
+
+/* f(w) = sum_i (w_i^2/2 + w_i k_i), k_i = 0.1 (i mod 7) - 0.3 */
+static double objective(const double *w, size_t p, double *grad)
+{
+    double f = 0;
+    for (size_t i = 0; i < p; i++) {
+        double k = 0.1 * (double)(i % 7) - 0.3;
+        f += 0.5 * w[i] * w[i] + w[i] * k;
+        if (grad)
+            grad[i] = w[i] + k;
+    }
+    return f;
+}
+
+static void init_w0(double *w0, size_t p)
+{
+    for (size_t i = 0; i < p; i++)
+        w0[i] = 0.3 * sin(1.0 + (double)i);
+}
+
+static double train_f(revl_trainer *t, const double *w0, const double *meta, size_t p)
+{
+    double *w = malloc(p * sizeof *w);
+    ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
+    ck_assert_int_eq(revl_trainer_weights(t, w), REVL_OK);
+    double f = objective(w, p, NULL);
+    free(w);
+    return f;
+}
+
+/* Hypergradients of every kind the schedule has (NULL entries for the others). */
+typedef struct hg {
+    double *w0, *meta, *kind[REVL_HYPER_COUNT];
+} hg;
+
+static int run_hypergrad(revl_trainer *t, const revl_schedule *s, const double *w0,
+                         const double *meta, size_t p, hg *h)
+{
+    size_t n = revl_schedule_n_steps(s) * revl_schedule_n_groups(s);
+    revl_hyper kinds[REVL_HYPER_COUNT];
+    size_t nk = revl_schedule_kinds(s, kinds);
+    memset(h, 0, sizeof *h);
+    h->w0 = malloc(p * sizeof *h->w0);
+    h->meta = malloc(sizeof *h->meta);
+    for (size_t k = 0; k < nk; k++)
+        h->kind[kinds[k]] = malloc(n * sizeof(double));
+    double *w = malloc(p * sizeof *w), *dfdw = malloc(p * sizeof *dfdw);
+    int rc = revl_trainer_train(t, w0, meta);
+    if (!rc) {
+        revl_trainer_weights(t, w);
+        objective(w, p, dfdw);
+        rc = revl_trainer_hypergrad_kinds(t, dfdw, NULL, h->w0, h->kind, h->meta);
+        if (rc)
+            fprintf(stderr, "hypergrad: %s\n", revl_trainer_last_error(t));
+    }
+    free(w);
+    free(dfdw);
+    return rc;
+}
+
+static void hg_free(hg *h)
+{
+    free(h->w0);
+    free(h->meta);
+    for (int k = 0; k < REVL_HYPER_COUNT; k++)
+        free(h->kind[k]);
+}
+
+static const revl_optimizer optimizers[] = {REVL_OPTIM_MOMENTUM, REVL_OPTIM_ADAM,
+                                            REVL_OPTIM_RMSPROP};
+#define N_OPT (sizeof optimizers / sizeof optimizers[0])
+
+/* ------------------------------------------------------------------ exact reversal */
+
+/* The information the schedule's kept steps put in the buffer, in bits. */
+static double expected_bits(const revl_schedule *s, size_t p)
+{
+    size_t steps = revl_schedule_n_steps(s), ng = revl_schedule_n_groups(s);
+    size_t *off = malloc((ng + 1) * sizeof *off);
+    revl_schedule_offsets(s, off);
+    revl_hyper kinds[REVL_HYPER_COUNT];
+    size_t nk = revl_schedule_kinds(s, kinds);
+    double *v = malloc(steps * ng * sizeof *v), bits = 0;
+    for (size_t k = 0; k < nk; k++) {
+        revl_hyper kind = kinds[k];
+        if (kind != REVL_HYPER_GAMMA && kind != REVL_HYPER_BETA1 && kind != REVL_HYPER_BETA2)
+            continue;
+        revl_schedule_get_kind(s, kind, v);
+        for (size_t j = 0; j < steps * ng; j++)
+            bits -= log2(revl_hyper_applied(kind, v[j])) * (double)(off[j % ng + 1] - off[j % ng]);
+    }
+    free(v);
+    free(off);
+    return bits;
+}
+
+static void reverse_case(revl_optimizer opt, size_t p, size_t steps, size_t ng, unsigned frac_bits)
+{
+    revl_model *m = make_model(p, 5, NULL);
+    revl_schedule *s = random_schedule(opt, steps, ng, p);
+    double *w0 = malloc(p * sizeof *w0), meta[1] = {-1.0};
+    init_w0(w0, p);
+    double *ref_w = NULL, *ref_dw0 = NULL;
+    for (int threads = 1; threads <= 4; threads++) {
+        revl_trainer_options o;
+        revl_trainer_options_init(&o);
+        o.threads = threads;
+        o.frac_bits = frac_bits;
+        revl_trainer *t = NULL;
+        ck_assert_int_eq(revl_trainer_create(&t, m, s, &o), REVL_OK);
+        ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
+        double *w = malloc(p * sizeof *w), *dfdw = malloc(p * sizeof *dfdw);
+        revl_trainer_weights(t, w);
+        revl_trainer_stats st = {.struct_size = sizeof st};
+        revl_trainer_get_stats(t, &st);
+        double want = expected_bits(s, p);
+        /* plus a constant under half a bit per parameter that does not grow with T (each coder
+         * state starts at its lower bound; measured 0.03-0.4 bits) */
+        ck_assert_msg(fabs(st.buffer_bits - want) <= 1e-3 * want + 0.5 * (double)p,
+                      "%s: buffer holds %.1f bits, information %.1f", revl_optimizer_name(opt),
+                      st.buffer_bits, want);
+        objective(w, p, dfdw);
+        hg h;
+        ck_assert_int_eq(run_hypergrad(t, s, w0, meta, p, &h), REVL_OK);
+        revl_trainer_get_stats(t, &st);
+        ck_assert_msg(st.buffer_bits < 1e-6, "buffer not empty after reverse: %g", st.buffer_bits);
+        /* the trainer stands on w0 rounded to the grid */
+        double *back = malloc(p * sizeof *back);
+        revl_trainer_weights(t, back);
+        for (size_t i = 0; i < p; i++)
+            ck_assert(fabs(back[i] - w0[i]) <= ldexp(1.0, -(int)frac_bits));
+        if (!ref_w) {
+            ref_w = w;
+            ref_dw0 = h.w0;
+            h.w0 = NULL;
+        } else {
+            ck_assert_msg(memcmp(ref_w, w, p * sizeof *w) == 0, "w_T differs with %d threads",
+                          threads);
+            ck_assert_msg(memcmp(ref_dw0, h.w0, p * sizeof *w) == 0,
+                          "d_w0 differs with %d threads", threads);
+            free(w);
+        }
+        free(dfdw);
+        free(back);
+        hg_free(&h);
+        revl_trainer_free(t);
+    }
+    free(ref_w);
+    free(ref_dw0);
+    free(w0);
+    revl_schedule_free(s);
+    revl_model_free(m);
+}
+
+START_TEST(test_reverse_exact)
+{
+    revl_optimizer opt = optimizers[_i];
+    reverse_case(opt, 1, 40, 1, 52);
+    reverse_case(opt, 37, 200, 3, 52);
+    reverse_case(opt, 37, 200, 3, 40);
+    reverse_case(opt, 9000, 12, 5, 52); /* three coder blocks, groups across their edges */
+    reverse_case(opt, 9000, 12, 5, 40);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ finite differences */
+
+#define FD_REL 2e-5
+#define FD_ABS 1e-8
+static void assert_close(double fd, double rev, const char *what, size_t idx)
+{
+    ck_assert_msg(fabs(fd - rev) <= FD_REL * fmax(fabs(fd), fabs(rev)) + FD_ABS,
+                  "%s[%zu]: finite difference %.12g, reverse %.12g", what, idx, fd, rev);
+}
+
+/* The step for a kind's central difference: rates move by whole grid units around the
+ * applied value (the hypergradient is taken there). */
+static double fd_step(revl_hyper kind, double v)
+{
+    switch (kind) {
+    case REVL_HYPER_GAMMA:
+        return 8 * 0x1p-16;
+    case REVL_HYPER_BETA1:
+    case REVL_HYPER_BETA2:
+        return 64 * 0x1p-24;
+    case REVL_HYPER_EPS:
+        return 1e-3 * v;
+    default:
+        return 1e-6;
+    }
+}
+
+static void fd_case(revl_optimizer opt, size_t truncate, size_t active_from, size_t dead)
+{
+    const size_t p = 24, steps = 16, ng = 2;
+    model *q;
+    revl_model *m = make_model(p, dead, &q);
+    q->active_from = active_from;
+    revl_schedule *s = random_schedule(opt, steps, ng, p);
+    double w0[24], wp[24], meta[1] = {-1.0};
+    init_w0(w0, p);
+    revl_trainer_options o;
+    revl_trainer_options_init(&o);
+    o.truncate = truncate;
+    revl_trainer *t = NULL;
+    ck_assert_int_eq(revl_trainer_create(&t, m, s, &o), REVL_OK);
+    hg h;
+    ck_assert_int_eq(run_hypergrad(t, s, w0, meta, p, &h), REVL_OK);
+    /* a trainer without truncation for the differences of the whole run */
+    revl_trainer *full = NULL;
+    ck_assert_int_eq(revl_trainer_create(&full, m, s, NULL), REVL_OK);
+    for (size_t i = 0; i < p; i++) {
+        double hh = 1e-5;
+        memcpy(wp, w0, sizeof wp);
+        wp[i] = w0[i] + hh;
+        double fp = train_f(full, wp, meta, p);
+        wp[i] = w0[i] - hh;
+        double fm = train_f(full, wp, meta, p);
+        assert_close((fp - fm) / (2 * hh), h.w0[i], "d_w0", i);
+    }
+    {
+        double m0 = meta[0], hh = 1e-5;
+        meta[0] = m0 + hh;
+        double fp = train_f(full, w0, meta, p);
+        meta[0] = m0 - hh;
+        double fm = train_f(full, w0, meta, p);
+        meta[0] = m0;
+        assert_close((fp - fm) / (2 * hh), h.meta[0], "d_meta", 0);
+    }
+    revl_hyper kinds[REVL_HYPER_COUNT];
+    size_t nk = revl_schedule_kinds(s, kinds);
+    double *v = malloc(steps * ng * sizeof *v);
+    size_t first = truncate ? steps - truncate : 0;
+    for (size_t k = 0; k < nk; k++) {
+        revl_hyper kind = kinds[k];
+        revl_schedule_get_kind(s, kind, v);
+        for (size_t j = 0; j < steps * ng; j++) {
+            if (j / ng < first) {
+                ck_assert_msg(h.kind[kind][j] == 0.0, "truncated step %zu has a %s gradient",
+                              j / ng, revl_hyper_name(kind));
+                continue;
+            }
+            if (j / ng < active_from)
+                continue; /* the model does not depend on w there: see the truncation case */
+            double v0 = revl_hyper_applied(kind, v[j]), hh = fd_step(kind, v0);
+            v[j] = v0 + hh;
+            ck_assert_int_eq(revl_schedule_set_kind(s, kind, v), REVL_OK);
+            double fp = train_f(full, w0, meta, p);
+            v[j] = v0 - hh;
+            ck_assert_int_eq(revl_schedule_set_kind(s, kind, v), REVL_OK);
+            double fm = train_f(full, w0, meta, p);
+            v[j] = v0;
+            ck_assert_int_eq(revl_schedule_set_kind(s, kind, v), REVL_OK);
+            /* rate steps are larger, so the O(h^2) truncation term is too */
+            double fd = (fp - fm) / (2 * hh), rev = h.kind[kind][j];
+            double tol = (kind == REVL_HYPER_ALPHA || kind == REVL_HYPER_EPS) ? FD_REL : 2e-4;
+            ck_assert_msg(fabs(fd - rev) <= tol * fmax(fabs(fd), fabs(rev)) + 1e-7,
+                          "%s: d_%s at step %zu group %zu: finite difference %.12g, reverse %.12g",
+                          revl_optimizer_name(opt), revl_hyper_name(kind), j / ng, j % ng, fd, rev);
+        }
+    }
+    free(v);
+    hg_free(&h);
+    revl_trainer_free(full);
+    revl_trainer_free(t);
+    revl_schedule_free(s);
+    revl_model_free(m);
+}
+
+START_TEST(test_fd_every_kind) { fd_case(optimizers[_i], 0, 0, 0); }
+END_TEST
+
+/* Weights whose gradient is exactly 0 at every step (Adam: m = s = 0): finite, correct. */
+START_TEST(test_fd_dead_weights) { fd_case(optimizers[_i], 0, 0, 4); }
+END_TEST
+
+/* Truncated to the last K steps of a run whose loss does not depend on w before step T - K:
+ * there w_{T-K} = w0 and the states are 0, so the truncated d_w0 and d_meta are the whole
+ * run's (checked by finite differences), and earlier steps' entries are 0. */
+START_TEST(test_fd_truncated) { fd_case(optimizers[_i], 6, 10, 0); }
+END_TEST
+
+/* ------------------------------------------------------------------ the plain double loop */
+
+/* The optimiser's update in plain double precision, with the applied rates. */
+static void double_loop(revl_optimizer opt, revl_model *mdl, const revl_schedule *s,
+                        const double *w0, const double *meta, double *w)
+{
+    size_t p = revl_model_n_params(mdl), steps = revl_schedule_n_steps(s);
+    size_t ng = revl_schedule_n_groups(s);
+    size_t off[8];
+    revl_schedule_offsets(s, off);
+    double *g = malloc(p * 8), *st1 = calloc(p, 8), *st2 = calloc(p, 8);
+    double *val[REVL_HYPER_COUNT] = {0};
+    revl_hyper kinds[REVL_HYPER_COUNT];
+    size_t nk = revl_schedule_kinds(s, kinds);
+    for (size_t k = 0; k < nk; k++) {
+        val[kinds[k]] = malloc(steps * ng * 8);
+        revl_schedule_get_kind(s, kinds[k], val[kinds[k]]);
+        for (size_t j = 0; j < steps * ng; j++)
+            val[kinds[k]][j] = revl_hyper_applied(kinds[k], val[kinds[k]][j]);
+    }
+    double p1[8], p2[8];
+    for (size_t gr = 0; gr < ng; gr++)
+        p1[gr] = p2[gr] = 1.0;
+    memcpy(w, w0, p * 8);
+    for (size_t t = 0; t < steps; t++) {
+        ck_assert_int_eq(revl_model_grad(mdl, t, w, meta, g, NULL), REVL_OK);
+        for (size_t gr = 0; gr < ng; gr++) {
+            size_t k = t * ng + gr;
+            double al = val[REVL_HYPER_ALPHA][k];
+            if (opt == REVL_OPTIM_ADAM) {
+                double b1 = val[REVL_HYPER_BETA1][k], b2 = val[REVL_HYPER_BETA2][k];
+                double eps = val[REVL_HYPER_EPS][k];
+                p1[gr] *= b1;
+                p2[gr] *= b2;
+                for (size_t i = off[gr]; i < off[gr + 1]; i++) {
+                    st1[i] = b1 * st1[i] + (1 - b1) * g[i];
+                    st2[i] = b2 * st2[i] + (1 - b2) * g[i] * g[i];
+                    double mh = st1[i] / (1 - p1[gr]), sh = st2[i] / (1 - p2[gr]);
+                    w[i] -= al * mh / (sqrt(sh) + eps);
+                }
+            } else if (opt == REVL_OPTIM_RMSPROP) {
+                double mu = val[REVL_HYPER_GAMMA][k], b2 = val[REVL_HYPER_BETA2][k];
+                double eps = val[REVL_HYPER_EPS][k];
+                for (size_t i = off[gr]; i < off[gr + 1]; i++) {
+                    st2[i] = b2 * st2[i] + (1 - b2) * g[i] * g[i];
+                    st1[i] = mu * st1[i] + g[i] / (sqrt(st2[i]) + eps);
+                    w[i] -= al * st1[i];
+                }
+            } else {
+                double ga = val[REVL_HYPER_GAMMA][k];
+                for (size_t i = off[gr]; i < off[gr + 1]; i++) {
+                    st1[i] = ga * st1[i] - (1 - ga) * g[i];
+                    w[i] += al * st1[i];
+                }
+            }
+        }
+    }
+    for (int k = 0; k < REVL_HYPER_COUNT; k++)
+        free(val[k]);
+    free(g);
+    free(st1);
+    free(st2);
+}
+
+START_TEST(test_against_double_loop)
+{
+    revl_optimizer opt = optimizers[_i];
+    const size_t p = 60, steps = 100, ng = 3;
+    revl_model *m = make_model(p, 0, NULL); /* gradients from about 1e-5 to 1e2 */
+    revl_schedule *s = random_schedule(opt, steps, ng, p);
+    double w0[60], w[60], wd[60], meta[1] = {-1.0};
+    init_w0(w0, p);
+    for (size_t i = 0; i < p; i++) /* w0 on the fixed-point grid, so both loops start equal */
+        w0[i] = ldexp(nearbyint(ldexp(w0[i], 52)), -52);
+    revl_trainer *t = NULL;
+    ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+    ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
+    revl_trainer_weights(t, w);
+    double_loop(opt, m, s, w0, meta, wd);
+    double gmin = INFINITY, gmax = 0, worst = 0;
+    double g0[60];
+    revl_model_grad(m, 0, w0, meta, g0, NULL);
+    for (size_t i = 0; i < p; i++) {
+        gmin = fmin(gmin, fabs(g0[i]));
+        gmax = fmax(gmax, fabs(g0[i]));
+        worst = fmax(worst, fabs(w[i] - wd[i]) / fmax(fabs(wd[i]), 1e-3));
+    }
+    ck_assert_msg(gmin < 1e-4 && gmax > 1e1, "gradients span %g .. %g only", gmin, gmax);
+    double tol = opt == REVL_OPTIM_ADAM ? 1e-9 : 1e-9;
+    ck_assert_msg(worst <= tol, "%s: w_T differs from the double loop by %g relative",
+                  revl_optimizer_name(opt), worst);
+    revl_trainer_free(t);
+    revl_schedule_free(s);
+    revl_model_free(m);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ errors */
+
+START_TEST(test_schedule_errors)
+{
+    size_t off[2] = {0, 4};
+    revl_schedule *s = NULL;
+    ck_assert_int_eq(revl_schedule_create_for(&s, (revl_optimizer)9, 3, 1, off, NULL),
+                     REVL_ERR_INVALID);
+    ck_assert_ptr_null(s);
+    ck_assert_int_eq(revl_schedule_create_for(&s, REVL_OPTIM_ADAM, 3, 1, off, NULL), REVL_OK);
+    ck_assert_int_eq(revl_schedule_optimizer(s), REVL_OPTIM_ADAM);
+    double v[3] = {0.9, 0.9, 0.9}, got[3];
+    /* defaults */
+    ck_assert_int_eq(revl_schedule_get_kind(s, REVL_HYPER_BETA2, got), REVL_OK);
+    ck_assert(got[0] == 0.999);
+    ck_assert_int_eq(revl_schedule_get_kind(s, REVL_HYPER_EPS, got), REVL_OK);
+    ck_assert(got[2] == 1e-8);
+    const double bad_beta[] = {0.0, 1.0, NAN, 1.5, -0.1};
+    for (size_t k = 0; k < sizeof bad_beta / sizeof bad_beta[0]; k++) {
+        v[1] = bad_beta[k];
+        ck_assert_int_eq(revl_schedule_set_kind(s, REVL_HYPER_BETA1, v), REVL_ERR_INVALID);
+        expect_msg(revl_schedule_last_error(s), "beta1 = ");
+        expect_msg(revl_schedule_last_error(s), "outside [2^-24, 1-2^-24] at step 1, group 0");
+        ck_assert_int_eq(revl_schedule_get_kind(s, REVL_HYPER_BETA1, got), REVL_OK);
+        ck_assert(got[1] == 0.9); /* nothing changed */
+    }
+    v[1] = 0.9;
+    const double bad_eps[] = {0.0, -1e-8, INFINITY, NAN};
+    for (size_t k = 0; k < sizeof bad_eps / sizeof bad_eps[0]; k++) {
+        v[2] = bad_eps[k];
+        ck_assert_int_eq(revl_schedule_set_kind(s, REVL_HYPER_EPS, v), REVL_ERR_INVALID);
+        expect_msg(revl_schedule_last_error(s), "must be finite and > 0 at step 2, group 0");
+        ck_assert_int_eq(revl_schedule_fill_kind(s, REVL_HYPER_EPS, bad_eps[k]), REVL_ERR_INVALID);
+        expect_msg(revl_schedule_last_error(s), "revl_schedule_fill_kind: eps = ");
+    }
+    ck_assert_int_eq(revl_schedule_set_kind(s, REVL_HYPER_GAMMA, v), REVL_ERR_INVALID);
+    expect_msg(revl_schedule_last_error(s), "this adam schedule has no gamma");
+    ck_assert_int_eq(revl_schedule_set(s, 0, 0, 0.1, 0.9), REVL_ERR_INVALID);
+    expect_msg(revl_schedule_last_error(s), "revl_schedule_set: this adam schedule has no gamma");
+    ck_assert_int_eq(revl_schedule_set_kind(s, (revl_hyper)17, v), REVL_ERR_INVALID);
+    expect_msg(revl_schedule_last_error(s), "unknown hyperparameter kind 17");
+    ck_assert_int_eq(revl_schedule_set_kind(s, REVL_HYPER_BETA1, NULL), REVL_ERR_INVALID);
+    /* the grid: 1 - beta within 1% of the request for the betas users type */
+    const double typed[] = {0.9, 0.99, 0.999, 0.9999};
+    for (size_t k = 0; k < 4; k++) {
+        double ap = revl_hyper_applied(REVL_HYPER_BETA2, typed[k]);
+        ck_assert_msg(fabs((1 - ap) - (1 - typed[k])) <= 0.01 * (1 - typed[k]),
+                      "beta %g applied as %.10g", typed[k], ap);
+    }
+    ck_assert(isnan(revl_hyper_applied(REVL_HYPER_BETA1, 1.0)));
+    ck_assert(revl_hyper_applied(REVL_HYPER_GAMMA, 1.0) == 1.0);
+    ck_assert(isnan(revl_hyper_applied(REVL_HYPER_EPS, 0.0)));
+    ck_assert_str_eq(revl_optimizer_name(REVL_OPTIM_RMSPROP), "rmsprop");
+    ck_assert_ptr_null(revl_optimizer_name((revl_optimizer)5));
+    ck_assert_str_eq(revl_hyper_name(REVL_HYPER_BETA2), "beta2");
+    ck_assert_ptr_null(revl_hyper_name((revl_hyper)-1));
+    revl_schedule_free(s);
+}
+END_TEST
+
+START_TEST(test_hypergrad_wrong_kind)
+{
+    revl_model *m = make_model(4, 0, NULL);
+    size_t off[2] = {0, 4};
+    revl_schedule *s = NULL;
+    ck_assert_int_eq(revl_schedule_create_for(&s, REVL_OPTIM_ADAM, 3, 1, off, NULL), REVL_OK);
+    revl_trainer *t = NULL;
+    ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+    double w0[4] = {0.1, 0.2, 0.3, 0.4}, meta[1] = {0}, dfdw[4] = {1, 1, 1, 1}, da[3], dg[3];
+    ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
+    ck_assert_int_eq(revl_trainer_hypergrad(t, dfdw, NULL, NULL, da, dg, NULL), REVL_ERR_INVALID);
+    expect_msg(revl_trainer_last_error(t), "this adam schedule has no gamma");
+    /* still trained: the right call works */
+    ck_assert_int_eq(revl_trainer_hypergrad(t, dfdw, NULL, NULL, da, NULL, NULL), REVL_OK);
+    revl_trainer_free(t);
+    revl_schedule_free(s);
+    revl_model_free(m);
+}
+END_TEST
+
+/* NaN and out-of-range gradients name the step and parameter for every optimiser. */
+START_TEST(test_gradient_errors)
+{
+    revl_optimizer opt = optimizers[_i];
+    model *q;
+    revl_model *m = make_model(10, 0, &q);
+    revl_schedule *s = random_schedule(opt, 6, 2, 10);
+    revl_trainer *t = NULL;
+    ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+    double w0[10], meta[1] = {0};
+    init_w0(w0, 10);
+    q->nan_at = 3;
+    ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_ERR_RANGE);
+    expect_msg(revl_trainer_last_error(t), "gradient is NaN at step 3, parameter 5 (forward)");
+    q->nan_at = -1;
+    q->huge_at = 4;
+    ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_ERR_RANGE);
+    expect_msg(revl_trainer_last_error(t), "outside the fixed-point range");
+    expect_msg(revl_trainer_last_error(t), "at step 4, parameter 9 (forward)");
+    if (opt == REVL_OPTIM_ADAM || opt == REVL_OPTIM_RMSPROP)
+        expect_msg(revl_trainer_last_error(t), "(1-beta");
+    q->huge_at = -1;
+    ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK); /* usable again */
+    revl_trainer_free(t);
+    revl_schedule_free(s);
+    revl_model_free(m);
+}
+END_TEST
+
+/* s = 0 while m != 0: a gradient that stops being 0, with beta2 at its smallest (s loses 24
+ * bits a step) and beta1 near 1 (m keeps its value). */
+START_TEST(test_adam_singular)
+{
+    model *q;
+    revl_model *m = make_model(6, 0, &q);
+    q->active_until = 1; /* gradients at step 0 only */
+    size_t off[2] = {0, 6};
+    revl_schedule *s = NULL;
+    ck_assert_int_eq(revl_schedule_create_for(&s, REVL_OPTIM_ADAM, 12, 1, off, NULL), REVL_OK);
+    ck_assert_int_eq(revl_schedule_fill_kind(s, REVL_HYPER_BETA2, 0x1p-24), REVL_OK);
+    ck_assert_int_eq(revl_schedule_fill_kind(s, REVL_HYPER_BETA1, 0.9999), REVL_OK);
+    ck_assert_int_eq(revl_schedule_fill_kind(s, REVL_HYPER_EPS, 1.0), REVL_OK); /* w stays in range */
+    revl_trainer *t = NULL;
+    ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+    double w0[6] = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6}, meta[1] = {0};
+    ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_ERR_RANGE);
+    expect_msg(revl_trainer_last_error(t), "second moment s is 0 while m = ");
+    expect_msg(revl_trainer_last_error(t), ", parameter 0 (forward)");
+    /* usable again, with a beta2 that keeps s */
+    ck_assert_int_eq(revl_schedule_fill_kind(s, REVL_HYPER_BETA2, 0.999), REVL_OK);
+    ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
+    revl_trainer_free(t);
+    revl_schedule_free(s);
+    revl_model_free(m);
+}
+END_TEST
+
+static Suite *optim_suite(void)
+{
+    Suite *s = suite_create("optim");
+    TCase *tc = tcase_create("reverse");
+    tcase_set_timeout(tc, 300);
+    tcase_add_loop_test(tc, test_reverse_exact, 0, N_OPT);
+    tcase_add_loop_test(tc, test_against_double_loop, 0, N_OPT);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("fd");
+    tcase_set_timeout(tc, 300);
+    tcase_add_loop_test(tc, test_fd_every_kind, 0, N_OPT);
+    tcase_add_loop_test(tc, test_fd_dead_weights, 0, N_OPT);
+    tcase_add_loop_test(tc, test_fd_truncated, 0, N_OPT);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("errors");
+    tcase_add_test(tc, test_schedule_errors);
+    tcase_add_test(tc, test_hypergrad_wrong_kind);
+    tcase_add_loop_test(tc, test_gradient_errors, 0, N_OPT);
+    tcase_add_test(tc, test_adam_singular);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *r = srunner_create(optim_suite());
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed ? 1 : 0;
+}

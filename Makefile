@@ -210,7 +210,7 @@ asan:
 	done; exit $$fail
 
 # ---- valgrind memcheck over a representative subset (those of the list that exist).
-VALGRIND_SUITES ?= check_infobuf check_fixed check_model check_schedule check_trainer check_errors check_update \
+VALGRIND_SUITES ?= check_infobuf check_fixed check_model check_schedule check_trainer check_errors check_update check_optim check_pinned \
 	check_reverse check_dataset check_idx check_mlp check_hyperopt
 VALGRIND_BIN = $(filter $(addprefix $(BUILD)/tests/,$(VALGRIND_SUITES)),$(TEST_BIN))
 VALGRIND_OPTS ?= --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,possible \

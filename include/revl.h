@@ -380,8 +380,12 @@ enum {
     REVL_LEARN_ALPHA = 1,      /* log alpha per step and group */
     REVL_LEARN_GAMMA = 2,      /* logit gamma per step and group */
     REVL_LEARN_INIT_SCALE = 4, /* log init scale per group */
-    REVL_LEARN_META = 8        /* the model's meta-parameters, as they are (e.g. log L2) */
+    REVL_LEARN_META = 8,       /* the model's meta-parameters, as they are (e.g. log L2) */
+    REVL_LEARN_BETA1 = 16,     /* logit beta1 per step and group (Adam) */
+    REVL_LEARN_BETA2 = 32,     /* logit beta2 per step and group (Adam, RMSprop) */
+    REVL_LEARN_EPS = 64        /* log eps per step and group (Adam, RMSprop) */
 };
+/* Bits of kinds the hyper-optimiser's optimiser does not have are ignored. */
 typedef enum revl_meta_method { REVL_META_ADAM = 0, REVL_META_SGD = 1 } revl_meta_method;
 typedef enum revl_chaos_action { REVL_CHAOS_SHRINK = 0, REVL_CHAOS_STOP = 1 } revl_chaos_action;
 
@@ -432,6 +436,13 @@ REVL_API void revl_hyperopt_options_init(revl_hyperopt_options *o);
 REVL_API int revl_hyperopt_create(revl_hyperopt **out, revl_model *model,
                                   const revl_dataset *valid, size_t n_steps,
                                   const revl_hyperopt_options *opts);
+/* The same for any optimiser (revl_hyperopt_create is this with REVL_OPTIM_MOMENTUM). Starts at
+ * the optimiser's schedule defaults (momentum: alpha = e^-1, gamma = 0.5, as above), log init
+ * scale -3, meta 0. */
+REVL_API int revl_hyperopt_create_for(revl_hyperopt **out, revl_model *model,
+                                      const revl_dataset *valid, size_t n_steps,
+                                      revl_optimizer optimizer,
+                                      const revl_hyperopt_options *opts);
 REVL_API void revl_hyperopt_free(revl_hyperopt *h);
 /* Set the current hyperparameters in natural units; any pointer may be NULL (unchanged).
  * alpha, gamma: n_steps*n_groups step-major; log_init_scales: n_groups; meta: n_meta. */
@@ -440,6 +451,13 @@ REVL_API int revl_hyperopt_set(revl_hyperopt *h, const double *alpha, const doub
 /* Read the current (best = 0) or best-so-far (best = 1: lowest validation loss) values. */
 REVL_API int revl_hyperopt_get(const revl_hyperopt *h, int best, double *alpha, double *gamma,
                                double *log_init_scales, double *meta);
+/* One kind's current values (n_steps*n_groups, natural units), checked as the schedule checks
+ * them; get reads the current (best = 0) or best-so-far values. A kind the optimiser does not
+ * have is REVL_ERR_INVALID. revl_hyperopt_set/get's gamma likewise needs a schedule with gamma. */
+REVL_API int revl_hyperopt_set_kind(revl_hyperopt *h, revl_hyper kind, const double *values);
+REVL_API int revl_hyperopt_get_kind(const revl_hyperopt *h, int best, revl_hyper kind,
+                                    double *values);
+REVL_API revl_optimizer revl_hyperopt_optimizer(const revl_hyperopt *h);
 /* One meta-iteration; fills *report when not NULL. */
 REVL_API int revl_hyperopt_step(revl_hyperopt *h, revl_hyperopt_report *report);
 /* opts.iterations meta-iterations (or until report returns nonzero or the chaos guard stops). */

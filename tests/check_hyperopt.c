@@ -889,6 +889,175 @@ static char *read_text(const char *path)
     return buf;
 }
 
+/* Adam and RMSprop: every rate kind learned in its coordinate (log alpha, logit beta, logit
+ * gamma, log eps); one SGD step without momentum moves each coordinate by -s times the
+ * trainer's hypergradient (itself checked against finite differences in check_optim) chained
+ * at the applied value. */
+START_TEST(test_other_optimizers_chain_rule)
+{
+    revl_optimizer opt = _i ? REVL_OPTIM_RMSPROP : REVL_OPTIM_ADAM;
+    size_t steps = 10, n = steps * 2;
+    linreg *r = linreg_new(0);
+    revl_model *m = linreg_model(r);
+    revl_hyperopt_options o;
+    revl_hyperopt_options_init(&o);
+    o.method = REVL_META_SGD;
+    o.momentum = 0;
+    o.step_size = 1e-4;
+    o.seed = 3;
+    o.learn = REVL_LEARN_ALPHA | REVL_LEARN_GAMMA | REVL_LEARN_BETA1 | REVL_LEARN_BETA2 |
+              REVL_LEARN_EPS | REVL_LEARN_INIT_SCALE;
+    o.objective = linreg_objective;
+    o.objective_user = r;
+    revl_hyperopt *h = NULL;
+    ck_assert_int_eq(revl_hyperopt_create_for(&h, m, NULL, steps, opt, &o), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_optimizer(h), opt);
+    size_t off[3] = {0, 2, 6};
+    revl_schedule *sch = NULL;
+    ck_assert_int_eq(revl_schedule_create_for(&sch, opt, steps, 2, off, NULL), REVL_OK);
+    revl_hyper kinds[REVL_HYPER_COUNT];
+    size_t nk = revl_schedule_kinds(sch, kinds);
+    double vals[REVL_HYPER_COUNT][20], after[REVL_HYPER_COUNT][20], dk[REVL_HYPER_COUNT][20];
+    for (size_t j = 0; j < nk; j++)
+        for (size_t k = 0; k < n; k++) {
+            double u = (double)((k * 7 + j * 3) % 10) / 10.0;
+            switch (kinds[j]) {
+            case REVL_HYPER_ALPHA: vals[j][k] = 0.02 + 0.02 * u; break;
+            case REVL_HYPER_GAMMA: vals[j][k] = 0.5 + 0.4 * u; break;
+            case REVL_HYPER_BETA1: vals[j][k] = 0.8 + 0.15 * u; break;
+            case REVL_HYPER_BETA2: vals[j][k] = 0.9 + 0.09 * u; break;
+            default: vals[j][k] = 1e-3 * (1 + u); break;
+            }
+            vals[j][k] = revl_hyper_applied(kinds[j], vals[j][k]);
+        }
+    double scales[2] = {-2.0, -2.5};
+    for (size_t j = 0; j < nk; j++) {
+        ck_assert_int_eq(revl_hyperopt_set_kind(h, kinds[j], vals[j]), REVL_OK);
+        ck_assert_int_eq(revl_schedule_set_kind(sch, kinds[j], vals[j]), REVL_OK);
+    }
+    ck_assert_int_eq(revl_hyperopt_set(h, NULL, NULL, scales, NULL), REVL_OK);
+    /* the trainer's hypergradient at the same point, by hand */
+    revl_trainer *t = NULL;
+    ck_assert_int_eq(revl_trainer_create(&t, m, sch, NULL), REVL_OK);
+    double w0[6], wT[6], dfdw[6], f;
+    ck_assert_int_eq(revl_model_init_weights(m, scales, o.seed, w0), REVL_OK);
+    ck_assert_int_eq(revl_trainer_train(t, w0, NULL), REVL_OK);
+    revl_trainer_weights(t, wT);
+    linreg_objective(wT, NULL, &f, dfdw, NULL, r);
+    double *dptr[REVL_HYPER_COUNT] = {0};
+    for (size_t j = 0; j < nk; j++)
+        dptr[kinds[j]] = dk[j];
+    ck_assert_int_eq(revl_trainer_hypergrad_kinds(t, dfdw, NULL, NULL, dptr, NULL), REVL_OK);
+    revl_hyperopt_report rep = {.struct_size = sizeof rep};
+    ck_assert_int_eq(revl_hyperopt_step(h, &rep), REVL_OK);
+    ck_assert(rep.valid_loss == f);
+    for (size_t j = 0; j < nk; j++) {
+        ck_assert_int_eq(revl_hyperopt_get_kind(h, 0, kinds[j], after[j]), REVL_OK);
+        int is_log = kinds[j] == REVL_HYPER_ALPHA || kinds[j] == REVL_HYPER_EPS;
+        for (size_t k = 0; k < n; k++) {
+            double x = vals[j][k], y = after[j][k];
+            double moved = is_log ? log(y) - log(x) : logit(y) - logit(x);
+            double want = -o.step_size * dk[j][k] * (is_log ? x : x * (1 - x));
+            assert_close(moved, want, 1e-6, 1e-14, revl_hyper_name(kinds[j]), k);
+        }
+    }
+    /* the best-so-far reads back as what was set */
+    ck_assert_int_eq(revl_hyperopt_get_kind(h, 1, kinds[1], after[1]), REVL_OK);
+    ck_assert(memcmp(after[1], vals[1], n * sizeof(double)) == 0);
+    revl_trainer_free(t);
+    revl_schedule_free(sch);
+    revl_hyperopt_free(h);
+    revl_model_free(m);
+}
+END_TEST
+
+/* Kinds the optimiser lacks, bad values, and the file format's optimiser line. */
+START_TEST(test_other_optimizers_errors_and_files)
+{
+    linreg *r = linreg_new(0);
+    revl_model *m = linreg_model(r);
+    revl_hyperopt_options o;
+    revl_hyperopt_options_init(&o);
+    o.objective = linreg_objective;
+    o.objective_user = r;
+    revl_hyperopt *ha = NULL, *hm = NULL;
+    ck_assert_int_eq(revl_hyperopt_create_for(&ha, m, NULL, 3, (revl_optimizer)7, &o),
+                     REVL_ERR_INVALID);
+    ck_assert_ptr_null(ha);
+    ck_assert_int_eq(revl_hyperopt_create_for(&ha, m, NULL, 3, REVL_OPTIM_ADAM, &o), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_create(&hm, m, NULL, 3, &o), REVL_OK);
+    double v[6] = {0.9, 0.9, 0.9, 0.9, 0.9, 0.9}, got[6];
+    ck_assert_int_eq(revl_hyperopt_get_kind(ha, 0, REVL_HYPER_BETA2, got), REVL_OK);
+    ck_assert(got[5] == 0.999); /* Adam's defaults */
+    ck_assert_int_eq(revl_hyperopt_set_kind(ha, REVL_HYPER_GAMMA, v), REVL_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(revl_hyperopt_last_error(ha), "this adam hyper-optimiser has no gamma"));
+    ck_assert_int_eq(revl_hyperopt_set(ha, NULL, v, NULL, NULL), REVL_ERR_INVALID);
+    ck_assert_int_eq(revl_hyperopt_get(ha, 0, NULL, got, NULL, NULL), REVL_ERR_INVALID);
+    v[4] = 1.0;
+    ck_assert_int_eq(revl_hyperopt_set_kind(ha, REVL_HYPER_BETA1, v), REVL_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(revl_hyperopt_last_error(ha),
+                                 "beta1 = 1 outside [2^-24, 1-2^-24] at step 2, group 0"));
+    v[4] = 0.9;
+    ck_assert_int_eq(revl_hyperopt_get_kind(ha, 0, REVL_HYPER_BETA1, got), REVL_OK);
+    ck_assert(got[4] == 0.9); /* unchanged by the refused call */
+    /* an Adam file: version 2 with a section per kind, read back bit for bit */
+    char *pa = tmp_path("adam"), *pm = tmp_path("mom");
+    v[0] = 0.123456789;
+    ck_assert_int_eq(revl_hyperopt_set_kind(ha, REVL_HYPER_BETA1, v), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_save(ha, 0, pa), REVL_OK);
+    char *text = read_text(pa);
+    ck_assert_ptr_nonnull(strstr(text, "# revl hyperparameters 2\n# optimizer adam\n"));
+    ck_assert_ptr_nonnull(strstr(text, "\n\n\n# beta1\n0 0.123456789 "));
+    ck_assert_ptr_nonnull(strstr(text, "\n\n\n# eps\n"));
+    free(text);
+    revl_hyperopt *hb = NULL;
+    ck_assert_int_eq(revl_hyperopt_create_for(&hb, m, NULL, 3, REVL_OPTIM_ADAM, &o), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_load(hb, pa), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_get_kind(hb, 0, REVL_HYPER_BETA1, got), REVL_OK);
+    ck_assert(got[0] == 0.123456789);
+    /* the wrong optimiser either way is an IO error naming both */
+    ck_assert_int_eq(revl_hyperopt_load(hm, pa), REVL_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(revl_hyperopt_last_error(hm),
+                                 ":2: optimizer is 'adam' in the file, this hyper-optimiser is momentum"));
+    ck_assert_int_eq(revl_hyperopt_save(hm, 0, pm), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_load(ha, pm), REVL_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(revl_hyperopt_last_error(ha), ":1: a version 1 file holds "
+                                                               "momentum's alpha and gamma"));
+    /* a bad beta in the file */
+    text = read_text(pa);
+    char *at = strstr(text, "0 0.123456789 ");
+    ck_assert_ptr_nonnull(at);
+    memcpy(at, "0 1.123456789 ", 14);
+    write_text(pa, text);
+    free(text);
+    ck_assert_int_eq(revl_hyperopt_load(hb, pa), REVL_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(revl_hyperopt_last_error(hb), "beta1 = 1.12346 outside"));
+    /* a beta at the top of its grid keeps its coordinate: a tiny step leaves it there */
+    revl_hyperopt_options o2 = o;
+    o2.method = REVL_META_SGD;
+    o2.step_size = 1e-12;
+    o2.learn = REVL_LEARN_BETA1;
+    revl_hyperopt *hc = NULL;
+    ck_assert_int_eq(revl_hyperopt_create_for(&hc, m, NULL, 3, REVL_OPTIM_ADAM, &o2), REVL_OK);
+    for (size_t k = 0; k < 6; k++)
+        v[k] = 1.0 - 0x1p-24;
+    ck_assert_int_eq(revl_hyperopt_set_kind(hc, REVL_HYPER_BETA1, v), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_step(hc, NULL), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_get_kind(hc, 0, REVL_HYPER_BETA1, got), REVL_OK);
+    for (size_t k = 0; k < 6; k++)
+        ck_assert_msg(fabs(got[k] - v[k]) < 1e-9, "beta1 moved from %.17g to %.17g", v[k], got[k]);
+    revl_hyperopt_free(hc);
+    remove(pa);
+    remove(pm);
+    free(pa);
+    free(pm);
+    revl_hyperopt_free(ha);
+    revl_hyperopt_free(hb);
+    revl_hyperopt_free(hm);
+    revl_model_free(m);
+}
+END_TEST
+
 START_TEST(test_save_load_round_trip)
 {
     linreg *r = linreg_new(1);
@@ -998,7 +1167,7 @@ START_TEST(test_load_errors)
         int line;              /* where the message must point */
         const char *says;
     } cases[] = {
-        {"# revl hyperparameters 1", "# revl hyperparameters 2", 1, "expected '# revl hyperparameters 1'"},
+        {"# revl hyperparameters 1", "# revl hyperparameters 3", 1, "expected '# revl hyperparameters 1', found version '3'"},
         {"# revl hyperparameters 1", "revl hyperparameters 1", 1, "expected"},
         {"# n_steps 2", "# n_steps 3", 2, "n_steps is 3 in the file, this hyper-optimiser has 2"},
         {"# n_groups 2", "# n_groups 1", 3, "n_groups is 1"},
@@ -1119,7 +1288,7 @@ START_TEST(test_bad_arguments)
         revl_hyperopt_options b = o;
         switch (bad[c].field) {
         case 0: b.struct_size = sizeof b - 1; break;
-        case 1: b.learn = 16; break;
+        case 1: b.learn = 128; break;
         case 2: b.method = (revl_meta_method)2; break;
         case 3: b.step_size = bad[c].value; break;
         case 4: b.momentum = bad[c].value; break;
@@ -1349,6 +1518,8 @@ static Suite *hyperopt_suite(void)
     tcase_add_test(op, test_lowers_objective_sgd);
     tcase_add_test(op, test_learn_mask);
     tcase_add_test(op, test_chain_rule_against_trainer_and_fd);
+    tcase_add_loop_test(op, test_other_optimizers_chain_rule, 0, 2);
+    tcase_add_test(op, test_other_optimizers_errors_and_files);
     tcase_add_test(op, test_norm_counts_learned_only);
     tcase_add_test(op, test_gamma_clamped_alpha_finite);
     tcase_add_test(op, test_fresh_seed);

@@ -679,6 +679,31 @@ START_TEST(test_adam_singular)
 }
 END_TEST
 
+/* A gradient so small that (1-beta2) g^2 rounds to 0 in s while g (and so m) is not 0: the
+ * update's derivative in s is infinite there, a range error naming step and parameter. */
+START_TEST(test_tiny_gradient_singular)
+{
+    revl_optimizer opt = _i ? REVL_OPTIM_RMSPROP : REVL_OPTIM_ADAM;
+    model *q;
+    revl_model *m = make_model(6, 0, &q);
+    for (size_t i = 0; i < 6; i++)
+        q->sc[i] = 1.0;
+    q->sc[4] = 1e-18;
+    revl_schedule *s = random_schedule(opt, 5, 1, 6);
+    revl_trainer *t = NULL;
+    ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+    double w0[6] = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6}, meta[1] = {0};
+    ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_ERR_RANGE);
+    expect_msg(revl_trainer_last_error(t), "second moment s is 0 while ");
+    expect_msg(revl_trainer_last_error(t), "at step 0, parameter 4 (forward)");
+    q->sc[4] = 1.0;
+    ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
+    revl_trainer_free(t);
+    revl_schedule_free(s);
+    revl_model_free(m);
+}
+END_TEST
+
 static Suite *optim_suite(void)
 {
     Suite *s = suite_create("optim");
@@ -698,6 +723,7 @@ static Suite *optim_suite(void)
     tcase_add_test(tc, test_hypergrad_wrong_kind);
     tcase_add_loop_test(tc, test_gradient_errors, 0, N_OPT);
     tcase_add_test(tc, test_adam_singular);
+    tcase_add_loop_test(tc, test_tiny_gradient_singular, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }

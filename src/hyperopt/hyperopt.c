@@ -1,6 +1,6 @@
 /* hyperopt.c: the hyper-optimiser: meta-iterations of train -> validation objective ->
  * exact hypergradient -> Adam or momentum-SGD update in unconstrained coordinates (log alpha,
- * logit gamma, log init scale, meta), with a guard against the chaotic hypergradients of long
+ * logit gamma, logit beta1/beta2, log eps, log init scale, meta) for any optimiser, with a guard against the chaotic hypergradients of long
  * horizons and large learning rates, and the best hyperparameters seen so far. */
 #include "hyperopt/hyperopt.h"
 
@@ -9,12 +9,10 @@
 #include <string.h>
 #include <time.h>
 
-/* Bounds that keep updated values usable: alpha = exp(log alpha) stays a positive, finite
- * normal number, and gamma = sigmoid(logit gamma) stays within [2^-16, 1 - 2^-16], where the
- * trainer's n/2^16 momentum is neither 0 nor exactly 1 (logit(1 - 2^-16) = log 65535). */
+/* Bounds that keep updated values usable: alpha = exp(log alpha) (and eps) stays a positive,
+ * finite normal number, and a rate = sigmoid(logit) stays within [2^-b, 1 - 2^-b] of its grid
+ * (b = 16 for gamma, 24 for the betas), where the trainer's n/2^b is neither 0 nor exactly 1. */
 #define LOG_ALPHA_MAX 700.0
-#define GAMMA_MIN 0x1p-16
-#define GAMMA_MAX (1.0 - 0x1p-16)
 
 void revl_hyperopt_options_init(revl_hyperopt_options *o)
 {
@@ -39,7 +37,7 @@ void revl_hyperopt_options_init(revl_hyperopt_options *o)
 static int check_options(const revl_hyperopt_options *o)
 {
     const unsigned all = REVL_LEARN_ALPHA | REVL_LEARN_GAMMA | REVL_LEARN_INIT_SCALE |
-                         REVL_LEARN_META;
+                         REVL_LEARN_META | REVL_LEARN_BETA1 | REVL_LEARN_BETA2 | REVL_LEARN_EPS;
     if (o->learn & ~all)
         return REVL_ERR_INVALID;
     if (o->method != REVL_META_ADAM && o->method != REVL_META_SGD)
@@ -88,7 +86,8 @@ static int create_trainer(revl_hyperopt *h)
     if (!offsets)
         return REVL_ERR_NOMEM;
     revl_model_group_offsets(h->model, offsets);
-    int rc = revl_schedule_create_with(&h->sched, h->n_steps, h->n_groups, offsets, &h->alloc);
+    int rc = revl_schedule_create_for(&h->sched, h->opt->id, h->n_steps, h->n_groups, offsets,
+                                      &h->alloc);
     rv_free(&h->alloc, offsets);
     if (rc)
         return rc;
@@ -103,10 +102,18 @@ static int create_trainer(revl_hyperopt *h)
 int revl_hyperopt_create(revl_hyperopt **out, revl_model *model, const revl_dataset *valid,
                          size_t n_steps, const revl_hyperopt_options *opts)
 {
+    return revl_hyperopt_create_for(out, model, valid, n_steps, REVL_OPTIM_MOMENTUM, opts);
+}
+
+int revl_hyperopt_create_for(revl_hyperopt **out, revl_model *model, const revl_dataset *valid,
+                             size_t n_steps, revl_optimizer optimizer,
+                             const revl_hyperopt_options *opts)
+{
     if (!out)
         return REVL_ERR_INVALID;
     *out = NULL;
-    if (!model || n_steps == 0)
+    const rv_optim *opt = rv_optim_get(optimizer);
+    if (!model || n_steps == 0 || !opt)
         return REVL_ERR_INVALID;
     revl_hyperopt_options o;
     revl_hyperopt_options_init(&o);
@@ -125,7 +132,7 @@ int revl_hyperopt_create(revl_hyperopt **out, revl_model *model, const revl_data
     int ok = 1;
     size_t n_sg = rv_mul_size(n_steps, g, &ok);
     size_t n_theta = 0;
-    if (ok && (__builtin_mul_overflow(n_sg, 2, &n_theta) ||
+    if (ok && (__builtin_mul_overflow(n_sg, opt->n_kinds, &n_theta) ||
                __builtin_add_overflow(n_theta, g, &n_theta) ||
                __builtin_add_overflow(n_theta, nm, &n_theta)))
         ok = 0;
@@ -142,6 +149,8 @@ int revl_hyperopt_create(revl_hyperopt **out, revl_model *model, const revl_data
     h->opts.allocator = NULL;
     h->model = model;
     h->valid = valid;
+    h->opt = opt;
+    h->n_kinds = opt->n_kinds;
     h->n_steps = n_steps;
     h->n_groups = g;
     h->n_params = p;
@@ -173,13 +182,17 @@ int revl_hyperopt_create(revl_hyperopt **out, revl_model *model, const revl_data
         revl_hyperopt_free(h);
         return rc;
     }
-    /* the paper's starting point; meta stays 0 from calloc */
-    for (size_t k = 0; k < n_sg; k++) {
-        h->cur[k] = exp(-1.0);
-        h->cur[n_sg + k] = 0.5;
-    }
+    /* momentum: the paper's starting point; other optimisers: their schedule defaults; meta
+     * stays 0 from calloc */
+    for (size_t j = 0; j < opt->n_kinds; j++)
+        revl_schedule_get_kind(h->sched, opt->kinds[j], h->cur + j * n_sg);
+    if (opt->id == REVL_OPTIM_MOMENTUM)
+        for (size_t k = 0; k < n_sg; k++) {
+            h->cur[k] = exp(-1.0);
+            h->cur[n_sg + k] = 0.5;
+        }
     for (size_t k = 0; k < g; k++)
-        h->cur[2 * n_sg + k] = -3.0;
+        h->cur[opt->n_kinds * n_sg + k] = -3.0;
     *out = h;
     return REVL_OK;
 }
@@ -191,20 +204,26 @@ const char *revl_hyperopt_last_error(const revl_hyperopt *h)
     return h ? h->err : "hyper-optimiser is NULL";
 }
 
-int rv_hyperopt_check_values(revl_hyperopt *h, const double *alpha, const double *gamma,
-                             const double *log_init_scales, const double *meta)
+size_t rv_hyperopt_kind_offset(const revl_hyperopt *h, revl_hyper kind)
 {
-    size_t g = h->n_groups;
-    for (size_t k = 0; alpha && k < h->n_sg; k++)
-        if (!isfinite(alpha[k]))
-            return rv_fail(h->err, REVL_ERR_INVALID, "alpha is not finite at step %zu, group %zu",
-                           k / g, k % g);
-    for (size_t k = 0; gamma && k < h->n_sg; k++)
-        if (!(gamma[k] >= 0x1p-16 && gamma[k] <= 1.0))
-            return rv_fail(h->err, REVL_ERR_INVALID,
-                           "gamma = %g outside [2^-16, 1] at step %zu, group %zu", gamma[k],
-                           k / g, k % g);
-    for (size_t k = 0; log_init_scales && k < g; k++)
+    int j = rv_optim_kind_index(h->opt, kind);
+    return j < 0 ? SIZE_MAX : (size_t)j * h->n_sg;
+}
+
+/* One kind's n_sg values in its range. */
+static int check_kind(revl_hyperopt *h, revl_hyper kind, const double *v)
+{
+    char why[128];
+    for (size_t k = 0; k < h->n_sg; k++)
+        if (rv_hyper_problem(kind, v[k], why, sizeof why))
+            return rv_fail(h->err, REVL_ERR_INVALID, "%s at step %zu, group %zu", why,
+                           k / h->n_groups, k % h->n_groups);
+    return REVL_OK;
+}
+
+static int check_scales_meta(revl_hyperopt *h, const double *log_init_scales, const double *meta)
+{
+    for (size_t k = 0; log_init_scales && k < h->n_groups; k++)
         if (!isfinite(log_init_scales[k]))
             return rv_fail(h->err, REVL_ERR_INVALID, "log init scale of group %zu is not finite",
                            k);
@@ -214,9 +233,35 @@ int rv_hyperopt_check_values(revl_hyperopt *h, const double *alpha, const double
     return REVL_OK;
 }
 
+int rv_hyperopt_check_theta(revl_hyperopt *h, const double *x)
+{
+    for (size_t j = 0; j < h->n_kinds; j++) {
+        int rc = check_kind(h, h->opt->kinds[j], x + j * h->n_sg);
+        if (rc)
+            return rc;
+    }
+    size_t off = h->n_kinds * h->n_sg;
+    return check_scales_meta(h, x + off, x + off + h->n_groups);
+}
+
 void rv_hyperopt_values_replaced(revl_hyperopt *h)
 {
     h->have_prev = 0;
+}
+
+/* The block of kind in theta, or NULL with a message naming the function. */
+static double *kind_block(revl_hyperopt *h, double *theta, revl_hyper kind, const char *fn)
+{
+    size_t off = rv_hyperopt_kind_offset(h, kind);
+    if (off != SIZE_MAX)
+        return theta + off;
+    const char *name = revl_hyper_name(kind);
+    if (name)
+        rv_fail(h->err, REVL_ERR_INVALID, "%s: this %s hyper-optimiser has no %s", fn,
+                h->opt->name, name);
+    else
+        rv_fail(h->err, REVL_ERR_INVALID, "%s: unknown hyperparameter kind %d", fn, (int)kind);
+    return NULL;
 }
 
 int revl_hyperopt_set(revl_hyperopt *h, const double *alpha, const double *gamma,
@@ -224,79 +269,155 @@ int revl_hyperopt_set(revl_hyperopt *h, const double *alpha, const double *gamma
 {
     if (!h)
         return REVL_ERR_INVALID;
-    int rc = rv_hyperopt_check_values(h, alpha, gamma, log_init_scales, meta);
+    double *ca = kind_block(h, h->cur, REVL_HYPER_ALPHA, "revl_hyperopt_set");
+    double *cg = gamma ? kind_block(h, h->cur, REVL_HYPER_GAMMA, "revl_hyperopt_set") : NULL;
+    if (gamma && !cg)
+        return REVL_ERR_INVALID;
+    int rc = alpha ? check_kind(h, REVL_HYPER_ALPHA, alpha) : REVL_OK;
+    if (!rc && gamma)
+        rc = check_kind(h, REVL_HYPER_GAMMA, gamma);
+    if (!rc)
+        rc = check_scales_meta(h, log_init_scales, meta);
     if (rc)
         return rc;
-    size_t n = h->n_sg, g = h->n_groups;
+    size_t n = h->n_sg, g = h->n_groups, off = h->n_kinds * n;
     if (alpha)
-        memcpy(h->cur, alpha, n * sizeof *alpha);
+        memcpy(ca, alpha, n * sizeof *alpha);
     if (gamma)
-        memcpy(h->cur + n, gamma, n * sizeof *gamma);
+        memcpy(cg, gamma, n * sizeof *gamma);
     if (log_init_scales)
-        memcpy(h->cur + 2 * n, log_init_scales, g * sizeof *log_init_scales);
+        memcpy(h->cur + off, log_init_scales, g * sizeof *log_init_scales);
     if (meta && h->n_meta)
-        memcpy(h->cur + 2 * n + g, meta, h->n_meta * sizeof *meta);
+        memcpy(h->cur + off + g, meta, h->n_meta * sizeof *meta);
     rv_hyperopt_values_replaced(h);
     rv_clear(h->err);
     return REVL_OK;
 }
 
-int revl_hyperopt_get(const revl_hyperopt *h, int best, double *alpha, double *gamma,
+/* before any meta-iteration there is no best yet: the current values stand in for it */
+static const double *values_of(const revl_hyperopt *h, int best)
+{
+    return best && h->have_best ? h->best : h->cur;
+}
+
+int revl_hyperopt_get(const revl_hyperopt *hc, int best, double *alpha, double *gamma,
                       double *log_init_scales, double *meta)
+{
+    if (!hc)
+        return REVL_ERR_INVALID;
+    revl_hyperopt *h = (revl_hyperopt *)hc; /* the message is not what const protects */
+    double *src = (double *)values_of(h, best);
+    size_t n = h->n_sg, g = h->n_groups, off = h->n_kinds * n;
+    const double *sa = kind_block(h, src, REVL_HYPER_ALPHA, "revl_hyperopt_get");
+    const double *sg = gamma ? kind_block(h, src, REVL_HYPER_GAMMA, "revl_hyperopt_get") : NULL;
+    if (gamma && !sg)
+        return REVL_ERR_INVALID;
+    if (alpha)
+        memcpy(alpha, sa, n * sizeof *alpha);
+    if (gamma)
+        memcpy(gamma, sg, n * sizeof *gamma);
+    if (log_init_scales)
+        memcpy(log_init_scales, src + off, g * sizeof *log_init_scales);
+    if (meta && h->n_meta)
+        memcpy(meta, src + off + g, h->n_meta * sizeof *meta);
+    return REVL_OK;
+}
+
+int revl_hyperopt_set_kind(revl_hyperopt *h, revl_hyper kind, const double *values)
 {
     if (!h)
         return REVL_ERR_INVALID;
-    /* before any meta-iteration there is no best yet: the current values stand in for it */
-    const double *src = best && h->have_best ? h->best : h->cur;
-    size_t n = h->n_sg, g = h->n_groups;
-    if (alpha)
-        memcpy(alpha, src, n * sizeof *alpha);
-    if (gamma)
-        memcpy(gamma, src + n, n * sizeof *gamma);
-    if (log_init_scales)
-        memcpy(log_init_scales, src + 2 * n, g * sizeof *log_init_scales);
-    if (meta && h->n_meta)
-        memcpy(meta, src + 2 * n + g, h->n_meta * sizeof *meta);
+    double *dst = kind_block(h, h->cur, kind, "revl_hyperopt_set_kind");
+    if (!dst)
+        return REVL_ERR_INVALID;
+    if (!values)
+        return rv_fail(h->err, REVL_ERR_INVALID, "revl_hyperopt_set_kind: values is NULL");
+    int rc = check_kind(h, kind, values);
+    if (rc)
+        return rc;
+    memcpy(dst, values, h->n_sg * sizeof *values);
+    rv_hyperopt_values_replaced(h);
+    rv_clear(h->err);
     return REVL_OK;
+}
+
+int revl_hyperopt_get_kind(const revl_hyperopt *hc, int best, revl_hyper kind, double *values)
+{
+    if (!hc || !values)
+        return REVL_ERR_INVALID;
+    revl_hyperopt *h = (revl_hyperopt *)hc;
+    const double *src = kind_block(h, (double *)values_of(h, best), kind, "revl_hyperopt_get_kind");
+    if (!src)
+        return REVL_ERR_INVALID;
+    memcpy(values, src, h->n_sg * sizeof *values);
+    return REVL_OK;
+}
+
+revl_optimizer revl_hyperopt_optimizer(const revl_hyperopt *h)
+{
+    return h ? h->opt->id : REVL_OPTIM_MOMENTUM;
 }
 
 /* ------------------------------------------------------------------ one meta-iteration */
 
-/* The four blocks of the layout (hyperopt.h) and the learn bit of each. */
+/* The blocks of the layout (hyperopt.h): one per kind, then init scales and meta; the learn
+ * bit of each and the coordinate it is learned in. */
+enum coord { COORD_LOG, COORD_LOGIT16, COORD_LOGIT24, COORD_AS_IS };
 typedef struct block {
     size_t lo, hi;
     unsigned bit;
+    enum coord coord;
+    const char *name; /* of the coordinate, for messages */
 } block;
+#define MAX_BLOCKS (REVL_HYPER_COUNT + 2)
 
-static void blocks_of(const revl_hyperopt *h, block b[4])
+static size_t blocks_of(const revl_hyperopt *h, block b[MAX_BLOCKS])
 {
-    size_t n = h->n_sg, g = h->n_groups;
-    b[0] = (block){0, n, REVL_LEARN_ALPHA};
-    b[1] = (block){n, 2 * n, REVL_LEARN_GAMMA};
-    b[2] = (block){2 * n, 2 * n + g, REVL_LEARN_INIT_SCALE};
-    b[3] = (block){2 * n + g, h->n_theta, REVL_LEARN_META};
+    static const unsigned bits[REVL_HYPER_COUNT] = {
+        [REVL_HYPER_ALPHA] = REVL_LEARN_ALPHA, [REVL_HYPER_GAMMA] = REVL_LEARN_GAMMA,
+        [REVL_HYPER_BETA1] = REVL_LEARN_BETA1, [REVL_HYPER_BETA2] = REVL_LEARN_BETA2,
+        [REVL_HYPER_EPS] = REVL_LEARN_EPS};
+    static const enum coord coords[REVL_HYPER_COUNT] = {
+        [REVL_HYPER_ALPHA] = COORD_LOG, [REVL_HYPER_GAMMA] = COORD_LOGIT16,
+        [REVL_HYPER_BETA1] = COORD_LOGIT24, [REVL_HYPER_BETA2] = COORD_LOGIT24,
+        [REVL_HYPER_EPS] = COORD_LOG};
+    static const char *const names[REVL_HYPER_COUNT] = {
+        [REVL_HYPER_ALPHA] = "log alpha", [REVL_HYPER_GAMMA] = "logit gamma",
+        [REVL_HYPER_BETA1] = "logit beta1", [REVL_HYPER_BETA2] = "logit beta2",
+        [REVL_HYPER_EPS] = "log eps"};
+    size_t n = h->n_sg, g = h->n_groups, nb = 0;
+    for (size_t j = 0; j < h->n_kinds; j++) {
+        revl_hyper kind = h->opt->kinds[j];
+        b[nb++] = (block){j * n, (j + 1) * n, bits[kind], coords[kind], names[kind]};
+    }
+    size_t off = h->n_kinds * n;
+    b[nb++] = (block){off, off + g, REVL_LEARN_INIT_SCALE, COORD_AS_IS, "log init scale"};
+    b[nb++] = (block){off + g, h->n_theta, REVL_LEARN_META, COORD_AS_IS, "meta"};
+    return nb;
 }
 
-static double to_unconstrained(unsigned bit, double x)
+static double to_unconstrained(enum coord c, double x)
 {
-    if (bit == REVL_LEARN_ALPHA)
+    if (c == COORD_LOG)
         return log(x);
-    if (bit == REVL_LEARN_GAMMA) {
-        /* logit, clamped so that gamma = 1 (allowed when set by hand) has a finite coordinate */
-        const double lim = log(65535.0);
+    if (c == COORD_LOGIT16 || c == COORD_LOGIT24) {
+        /* logit, clamped so that a rate of 1 (gamma, allowed when set by hand) has a finite
+         * coordinate: logit(1 - 2^-b) = log(2^b - 1) */
+        const double lim = log(c == COORD_LOGIT16 ? 65535.0 : 16777215.0);
         double z = log(x) - log1p(-x);
         return z > lim ? lim : z < -lim ? -lim : z;
     }
     return x;
 }
 
-static double from_unconstrained(unsigned bit, double z)
+static double from_unconstrained(enum coord c, double z)
 {
-    if (bit == REVL_LEARN_ALPHA)
+    if (c == COORD_LOG)
         return exp(fmin(fmax(z, -LOG_ALPHA_MAX), LOG_ALPHA_MAX));
-    if (bit == REVL_LEARN_GAMMA) {
+    if (c == COORD_LOGIT16 || c == COORD_LOGIT24) {
+        double lo = c == COORD_LOGIT16 ? 0x1p-16 : 0x1p-24;
         double x = 1.0 / (1.0 + exp(-z));
-        return fmin(fmax(x, GAMMA_MIN), GAMMA_MAX);
+        return fmin(fmax(x, lo), 1.0 - lo);
     }
     /* log init scales and meta are used as they are; only keep them finite */
     return isfinite(z) ? z : copysign(DBL_MAX, z);
@@ -307,17 +428,17 @@ static double from_unconstrained(unsigned bit, double z)
 static void apply_update(revl_hyperopt *h, const double *g)
 {
     const revl_hyperopt_options *o = &h->opts;
-    block b[4];
-    blocks_of(h, b);
+    block b[MAX_BLOCKS];
+    size_t nb = blocks_of(h, b);
     h->adam_t++;
     double s = h->step_size;
     double c1 = 1.0 - pow(o->adam_beta1, (double)h->adam_t);
     double c2 = 1.0 - pow(o->adam_beta2, (double)h->adam_t);
-    for (int j = 0; j < 4; j++) {
+    for (size_t j = 0; j < nb; j++) {
         if (!(o->learn & b[j].bit))
             continue;
         for (size_t k = b[j].lo; k < b[j].hi; k++) {
-            double z = to_unconstrained(b[j].bit, h->cur[k]);
+            double z = to_unconstrained(b[j].coord, h->cur[k]);
             if (o->method == REVL_META_ADAM) {
                 h->m1[k] = o->adam_beta1 * h->m1[k] + (1.0 - o->adam_beta1) * g[k];
                 h->m2[k] = o->adam_beta2 * h->m2[k] + (1.0 - o->adam_beta2) * g[k] * g[k];
@@ -326,7 +447,7 @@ static void apply_update(revl_hyperopt *h, const double *g)
                 h->m1[k] = o->momentum * h->m1[k] + g[k];
                 z -= s * h->m1[k];
             }
-            h->cur[k] = from_unconstrained(b[j].bit, z);
+            h->cur[k] = from_unconstrained(b[j].coord, z);
         }
     }
 }
@@ -371,9 +492,9 @@ static int objective(revl_hyperopt *h, const double *meta, double *f, double *ac
 static int hypergradient(revl_hyperopt *h, double *f, double *acc, double *train_loss,
                          double *norm)
 {
-    size_t n = h->n_sg, g = h->n_groups;
-    double *alpha = h->cur, *gamma = h->cur + n, *scales = h->cur + 2 * n;
-    double *meta = h->n_meta ? h->cur + 2 * n + g : NULL;
+    size_t n = h->n_sg, g = h->n_groups, off = h->n_kinds * n;
+    double *alpha = h->cur, *scales = h->cur + off; /* alpha is every optimiser's first kind */
+    double *meta = h->n_meta ? h->cur + off + g : NULL;
     if (revl_model_n_groups(h->model) != g)
         return rv_fail(h->err, REVL_ERR_STATE,
                        "the model's groups changed since the hyper-optimiser was made (%zu, now %zu)",
@@ -384,7 +505,9 @@ static int hypergradient(revl_hyperopt *h, double *f, double *acc, double *train
                 return rv_fail(h->err, REVL_ERR_INVALID,
                                "alpha = %g at step %zu, group %zu: log alpha is learned, so alpha "
                                "must be positive", alpha[k], k / g, k % g);
-    int rc = revl_schedule_set_all(h->sched, alpha, gamma);
+    int rc = REVL_OK;
+    for (size_t j = 0; j < h->n_kinds && !rc; j++)
+        rc = revl_schedule_set_kind(h->sched, h->opt->kinds[j], h->cur + j * n);
     if (rc)
         return rv_fail(h->err, rc, "schedule: %s", revl_schedule_last_error(h->sched));
     /* fresh_seed changes the init noise only: a built-in model's minibatch order is fixed at
@@ -407,35 +530,39 @@ static int hypergradient(revl_hyperopt *h, double *f, double *acc, double *train
     rc = objective(h, meta, f, acc);
     if (rc)
         return rc;
-    double *d_alpha = h->grad, *d_gamma = h->grad + n, *d_scales = h->grad + 2 * n;
-    double *d_meta = h->n_meta ? h->grad + 2 * n + g : NULL;
-    rc = revl_trainer_hypergrad(h->trainer, h->dfdw, meta ? h->dfdmeta : NULL, h->d_w0, d_alpha,
-                                d_gamma, d_meta);
+    double *d_kinds[REVL_HYPER_COUNT] = {0}, *d_scales = h->grad + off;
+    double *d_meta = h->n_meta ? h->grad + off + g : NULL;
+    for (size_t j = 0; j < h->n_kinds; j++)
+        d_kinds[h->opt->kinds[j]] = h->grad + j * n;
+    rc = revl_trainer_hypergrad_kinds(h->trainer, h->dfdw, meta ? h->dfdmeta : NULL, h->d_w0,
+                                      d_kinds, d_meta);
     if (rc)
         return rv_fail(h->err, rc, "hypergradient at meta-iteration %zu: %s", h->iteration,
                        revl_trainer_last_error(h->trainer));
     rc = revl_model_init_scales_grad(h->model, h->w0, h->d_w0, d_scales);
     if (rc)
         return rv_fail(h->err, rc, "init scale gradient: %s", revl_model_last_error(h->model));
-    /* chain rule to the unconstrained coordinates; gamma as the trainer applied it */
-    for (size_t k = 0; k < n; k++) {
-        double ga = revl_gamma_applied(gamma[k]);
-        d_alpha[k] *= alpha[k];
-        d_gamma[k] *= ga * (1.0 - ga);
+    /* chain rule to the unconstrained coordinates (log: x; logit: x (1 - x)), rates as the
+     * trainer applied them */
+    block b[MAX_BLOCKS];
+    size_t nb = blocks_of(h, b);
+    for (size_t j = 0; j < h->n_kinds; j++) {
+        revl_hyper kind = h->opt->kinds[j];
+        for (size_t k = b[j].lo; k < b[j].hi; k++) {
+            double x = revl_hyper_applied(kind, h->cur[k]);
+            h->grad[k] *= b[j].coord == COORD_LOG ? x : x * (1.0 - x);
+        }
     }
-    block b[4];
-    blocks_of(h, b);
     double sq = 0;
-    for (int j = 0; j < 4; j++) {
+    for (size_t j = 0; j < nb; j++) {
         if (!(h->opts.learn & b[j].bit))
             continue;
         for (size_t k = b[j].lo; k < b[j].hi; k++) {
             if (!isfinite(h->grad[k]))
                 return rv_fail(h->err, REVL_ERR_RANGE,
                                "hypergradient is %g at coordinate %zu of the %s block "
-                               "(meta-iteration %zu)", h->grad[k], k - b[j].lo,
-                               j == 0 ? "log alpha" : j == 1 ? "logit gamma"
-                               : j == 2 ? "log init scale" : "meta", h->iteration);
+                               "(meta-iteration %zu)", h->grad[k], k - b[j].lo, b[j].name,
+                               h->iteration);
             sq += h->grad[k] * h->grad[k];
         }
     }

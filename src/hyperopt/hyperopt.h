@@ -4,14 +4,15 @@
 #define REVL_HYPEROPT_H
 
 #include "core/model.h"
+#include "optim/optim.h"
 
 /* Every hyperparameter vector (current, best, previous, gradients, optimiser moments) has the
  * same layout of n_theta numbers, in natural units for the values and in the unconstrained
- * coordinates for gradients and moments:
- *   [0, n_sg)                     alpha, step-major (n_sg = n_steps * n_groups)
- *   [n_sg, 2 n_sg)                gamma, step-major
- *   [2 n_sg, 2 n_sg + G)          log init scale per group
- *   [2 n_sg + G, n_theta)         meta */
+ * coordinates for gradients and moments: one step-major block of n_sg = n_steps * n_groups per
+ * kind of the optimiser, in its order (momentum: alpha, gamma; Adam: alpha, beta1, beta2, eps),
+ * then
+ *   [n_kinds n_sg, n_kinds n_sg + G)   log init scale per group
+ *   [n_kinds n_sg + G, n_theta)        meta */
 struct revl_hyperopt {
     revl_allocator alloc;
     revl_hyperopt_options opts; /* validated copy; opts.allocator cleared */
@@ -19,6 +20,8 @@ struct revl_hyperopt {
     const revl_dataset *valid;
     revl_schedule *sched;
     revl_trainer *trainer;
+    const rv_optim *opt;   /* its kinds give the layout */
+    size_t n_kinds;
     size_t n_steps, n_groups, n_params, n_meta, n_sg, n_theta;
 
     double *cur;       /* current hyperparameters, natural units */
@@ -46,11 +49,11 @@ struct revl_hyperopt {
     char err[RV_ERRLEN];
 };
 
-/* Check natural-unit values before they replace the current ones: alpha finite, gamma in
- * [2^-16, 1], log init scales and meta finite; any pointer may be NULL (not checked). */
-RV_HIDDEN int rv_hyperopt_check_values(revl_hyperopt *h, const double *alpha,
-                                       const double *gamma, const double *log_init_scales,
-                                       const double *meta);
+/* Check natural-unit values before they replace the current ones: every kind's block in its
+ * range (optim.c), log init scales and meta finite; x is a whole n_theta vector. */
+RV_HIDDEN int rv_hyperopt_check_theta(revl_hyperopt *h, const double *x);
+/* Where kind's block starts in a theta vector, or SIZE_MAX when the optimiser lacks the kind. */
+RV_HIDDEN size_t rv_hyperopt_kind_offset(const revl_hyperopt *h, revl_hyper kind);
 /* The current values were replaced from outside (set, load): the optimiser's step-back point
  * no longer describes where they came from. */
 RV_HIDDEN void rv_hyperopt_values_replaced(revl_hyperopt *h);

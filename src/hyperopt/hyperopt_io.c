@@ -44,7 +44,7 @@ int revl_hyperopt_save(const revl_hyperopt *hc, int best, const char *path)
     if (!path)
         return rv_fail(h->err, REVL_ERR_INVALID, "revl_hyperopt_save: path is NULL");
     const double *src = best && h->have_best ? h->best : h->cur;
-    size_t n = h->n_sg, g = h->n_groups;
+    size_t n = h->n_sg, g = h->n_groups, off = h->n_kinds * n;
     char why[128];
     FILE *f = fopen(path, "w");
     if (!f) {
@@ -52,16 +52,21 @@ int revl_hyperopt_save(const revl_hyperopt *hc, int best, const char *path)
         return rv_fail(h->err, REVL_ERR_IO, PATH_FMT ": cannot open for writing: %s",
                        PATH_ARG(path), why);
     }
-    fprintf(f, "# revl hyperparameters 1\n# n_steps %zu\n# n_groups %zu\n# n_meta %zu\n",
-            h->n_steps, g, h->n_meta);
-    /* sections are separated by two blank lines: gnuplot's `index` counts them */
-    write_table(f, "alpha", src, h->n_steps, g);
+    /* momentum keeps version 1, byte for byte what revl 0.1 wrote and reads */
+    if (h->opt->id == REVL_OPTIM_MOMENTUM)
+        fputs("# revl hyperparameters 1\n", f);
+    else
+        fprintf(f, "# revl hyperparameters 2\n# optimizer %s\n", h->opt->name);
+    fprintf(f, "# n_steps %zu\n# n_groups %zu\n# n_meta %zu\n", h->n_steps, g, h->n_meta);
+    /* a section per kind; sections are separated by two blank lines: gnuplot's `index`
+     * counts them */
+    for (size_t j = 0; j < h->n_kinds; j++) {
+        write_table(f, revl_hyper_name(h->opt->kinds[j]), src + j * n, h->n_steps, g);
+        fputs("\n\n", f);
+    }
+    write_table(f, "log_init_scale", src + off, g, 1);
     fputs("\n\n", f);
-    write_table(f, "gamma", src + n, h->n_steps, g);
-    fputs("\n\n", f);
-    write_table(f, "log_init_scale", src + 2 * n, g, 1);
-    fputs("\n\n", f);
-    write_table(f, "meta", src + 2 * n + g, h->n_meta, 1);
+    write_table(f, "meta", src + off + g, h->n_meta, 1);
     int bad = ferror(f);
     int eno = errno;
     if (fclose(f) != 0 && !bad) {
@@ -176,6 +181,20 @@ static int expect_line(lexer *lx, const char *words)
     return lx_end_line(lx);
 }
 
+/* The next token of the line must be `word`. */
+static int expect_token(lexer *lx, const char *word)
+{
+    if (lx_at_eof(lx))
+        return lx_fail(lx, "unexpected end of file (truncated?): expected '%s'", word);
+    char tok[TOKEN_MAX];
+    int rc = lx_token(lx, tok);
+    if (rc < 0)
+        return rc;
+    if (rc == 0 || strcmp(tok, word) != 0)
+        return lx_fail(lx, "expected '%s', found '%s'", word, rc ? tok : "");
+    return REVL_OK;
+}
+
 static int expect_blank(lexer *lx, const char *before)
 {
     if (lx_at_eof(lx))
@@ -253,7 +272,7 @@ static int expect_size(lexer *lx, const char *name, size_t want)
 
 /* A section: "# title", then `rows` lines "r x_0 ... x_{cols-1}" with r = 0, 1, ... */
 static int read_table(lexer *lx, const char *title, double *x, size_t rows, size_t cols,
-                      int is_gamma)
+                      int kind /* revl_hyper to check the values against, or -1 */)
 {
     char head[32];
     snprintf(head, sizeof head, "# %s", title);
@@ -277,8 +296,9 @@ static int read_table(lexer *lx, const char *title, double *x, size_t rows, size
             snprintf(what, sizeof what, "%s line %zu, column %zu", title, r, c + 1);
             if ((rc = read_number(lx, what, v)))
                 return rc;
-            if (is_gamma && !(*v >= 0x1p-16 && *v <= 1.0))
-                return lx_fail(lx, "%s: gamma = %.17g outside [2^-16, 1]", what, *v);
+            char why[128];
+            if (kind >= 0 && rv_hyper_problem((revl_hyper)kind, *v, why, sizeof why))
+                return lx_fail(lx, "%s: %s", what, why);
         }
         if ((rc = lx_end_line(lx)))
             return rc;
@@ -286,20 +306,60 @@ static int read_table(lexer *lx, const char *title, double *x, size_t rows, size
     return REVL_OK;
 }
 
+/* Version 2 names the optimiser and has a section per kind; version 1 (revl 0.1) is momentum's
+ * alpha and gamma. */
+static int parse_header(revl_hyperopt *h, lexer *lx)
+{
+    char tok[TOKEN_MAX];
+    int rc = expect_token(lx, "#");
+    if (!rc)
+        rc = expect_token(lx, "revl");
+    if (!rc)
+        rc = expect_token(lx, "hyperparameters");
+    if (rc)
+        return lx_fail(lx, "expected '# revl hyperparameters %s'",
+                       h->opt->id == REVL_OPTIM_MOMENTUM ? "1" : "2");
+    if ((rc = lx_token(lx, tok)) < 0)
+        return rc;
+    if (strcmp(tok, "1") == 0) {
+        if (h->opt->id != REVL_OPTIM_MOMENTUM)
+            return lx_fail(lx, "a version 1 file holds momentum's alpha and gamma; this "
+                               "hyper-optimiser is %s", h->opt->name);
+        return lx_end_line(lx);
+    }
+    if (strcmp(tok, "2") != 0)
+        return lx_fail(lx, "expected '# revl hyperparameters %s', found version '%s'",
+                       h->opt->id == REVL_OPTIM_MOMENTUM ? "1" : "2", tok);
+    if ((rc = lx_end_line(lx)) || (rc = expect_token(lx, "#")) ||
+        (rc = expect_token(lx, "optimizer")))
+        return rc;
+    if ((rc = lx_token(lx, tok)) < 0)
+        return rc;
+    if (strcmp(tok, h->opt->name) != 0)
+        return lx_fail(lx, "optimizer is '%s' in the file, this hyper-optimiser is %s", tok,
+                       h->opt->name);
+    return lx_end_line(lx);
+}
+
 static int parse_file(revl_hyperopt *h, lexer *lx, double *x)
 {
-    size_t n = h->n_sg, g = h->n_groups;
+    size_t n = h->n_sg, g = h->n_groups, off = h->n_kinds * n;
     int rc;
-    if ((rc = expect_line(lx, "# revl hyperparameters 1")) ||
-        (rc = expect_size(lx, "n_steps", h->n_steps)) ||
-        (rc = expect_size(lx, "n_groups", g)) || (rc = expect_size(lx, "n_meta", h->n_meta)) ||
-        (rc = read_table(lx, "alpha", x, h->n_steps, g, 0)) ||
-        (rc = expect_blank(lx, "gamma")) || (rc = expect_blank(lx, "gamma")) ||
-        (rc = read_table(lx, "gamma", x + n, h->n_steps, g, 1)) ||
-        (rc = expect_blank(lx, "log_init_scale")) || (rc = expect_blank(lx, "log_init_scale")) ||
-        (rc = read_table(lx, "log_init_scale", x + 2 * n, g, 1, 0)) ||
+    if ((rc = parse_header(h, lx)) || (rc = expect_size(lx, "n_steps", h->n_steps)) ||
+        (rc = expect_size(lx, "n_groups", g)) || (rc = expect_size(lx, "n_meta", h->n_meta)))
+        return rc;
+    for (size_t j = 0; j < h->n_kinds; j++) {
+        revl_hyper kind = h->opt->kinds[j];
+        const char *name = revl_hyper_name(kind);
+        if (j > 0 && ((rc = expect_blank(lx, name)) || (rc = expect_blank(lx, name))))
+            return rc;
+        if ((rc = read_table(lx, name, x + j * n, h->n_steps, g, (int)kind)))
+            return rc;
+    }
+    if ((rc = expect_blank(lx, "log_init_scale")) || (rc = expect_blank(lx, "log_init_scale")) ||
+        (rc = read_table(lx, "log_init_scale", x + off, g, 1, -1)) ||
         (rc = expect_blank(lx, "meta")) || (rc = expect_blank(lx, "meta")) ||
-        (rc = read_table(lx, "meta", x + 2 * n + g, h->n_meta, 1, 0)))
+        (rc = read_table(lx, "meta", x + off + g, h->n_meta, 1, -1)))
         return rc;
     /* blank lines may follow; anything else is garbage */
     char tok[TOKEN_MAX];

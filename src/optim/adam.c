@@ -238,13 +238,9 @@ static void adam_undo_position(void *self, rv_pass *p, size_t step, rv_block *bl
                 rv_block_fail(blk, RV_W_RANGE, i, 0);
                 continue;
             }
-            if (u.a == 0 && o->m[i] != 0) { /* the forward pass refused this */
-                rv_block_fail_named(blk, RV_SINGULAR, i, u.mhat, "m", "m", 0);
-                continue;
-            }
             p->wd[i] = rv_to_double(p->fx, p->w[i]);
             double dw = p->dw[i], d2 = u.d * u.d;
-            /* partial derivatives of u; at m = s = 0 (a weight whose gradient was always 0)
+            /* partial derivatives of u (the forward pass refused s = 0 with m != 0); at m = s = 0 (a weight whose gradient was always 0)
              * u is 0 along s, so du/ds = 0 there, not 0/0 */
             double du_dm = 1.0 / (sg->c1 * u.d);
             double du_ds = u.a > 0 ? -u.mhat / (2.0 * u.a * sg->c2 * d2) : 0.0;

@@ -218,15 +218,9 @@ static void rms_direction(void *self, rv_pass *p, size_t step, rv_block *blk)
         double s_eps = 0;
         for (size_t i = i0; i < i1; i++) {
             double gi = p->grad[i], sa, d = rms_denominator(sg, o->s[i], &sa), d2 = d * d;
-            if (!isfinite(gi)) {
-                rv_block_fail(blk, RV_GRAD_NOT_FINITE, i, gi);
-                continue;
-            }
-            if (sa == 0 && gi != 0) {
-                rv_block_fail_named(blk, RV_SINGULAR, i, gi, "the gradient", "g", 0);
-                continue;
-            }
-            /* at s = 0 the gradient is 0 and b does not depend on s */
+            /* at s = 0 the gradient is 0 (the forward pass refused anything else) and b does not
+             * depend on s; a gradient that differs from the forward's (NaN included) fails in
+             * undo_state */
             double db_ds = sa > 0 ? -gi / (2.0 * sa * d2) : 0.0;
             s_eps += o->db[i] * (-gi / d2);
             o->ds[i] += o->db[i] * db_ds;

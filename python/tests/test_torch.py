@@ -78,7 +78,7 @@ def test_hypergradients_equal_unrolled_pytorch(make, shape):
     valid = data(shape, 30, 2)
     T = 12
     s, w0, f, hg = revl_run(tm, T, meta, valid)
-    revl_run(tm, T, meta, valid)
+    revl_run(tm, T, meta + 0.5, valid)
     assert len(tm._seen) == T          # the fingerprints of one run only, not of every run
     ref = rt.unrolled_hypergrad(tm, s.alpha, s.gamma_applied, w0, meta,
                                 lambda w: tm.loss_on(w, *valid))

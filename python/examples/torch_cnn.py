@@ -50,8 +50,10 @@ def parse():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="out/torch_cnn")
     a = ap.parse_args()
-    if a.quick:
-        a.n_train, a.n_valid, a.n_test, a.steps, a.iterations = 500, 500, 1000, 20, 3
+    quick = dict(n_train=500, n_valid=500, n_test=1000, steps=20, iterations=3)
+    for k, v in quick.items():         # --quick changes the sizes not given explicitly
+        if a.quick and getattr(a, k) == ap.get_default(k):
+            setattr(a, k, v)
     return a
 
 

@@ -240,3 +240,17 @@ def test_import_revl_does_not_load_torch():
                        cwd=str(revl.__file__).rsplit("/revl/", 1)[0])
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False"
+
+
+def test_cnn_example_quick(tmp_path):
+    root = revl.__file__.rsplit("/python/revl/", 1)[0]
+    r = subprocess.run([sys.executable, f"{root}/python/examples/torch_cnn.py", "--quick",
+                        "--iterations", "2", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=300,
+                       env={"REVL_LIBRARY": revl.library_path, "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.splitlines()[-1].startswith("RESULT: ok"), r.stdout
+    assert "test loss" in r.stdout
+    rows = np.loadtxt(tmp_path / "schedule.dat")
+    assert rows.shape == (20, 7) and np.all(rows[:, 1:] > 0)
+    assert np.loadtxt(tmp_path / "meta.dat").shape == (3, 6)

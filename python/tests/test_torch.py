@@ -221,6 +221,10 @@ def test_refused_with_the_reason():
         rt.TorchModel(mlp(), lambda out, y: out, d)
     with pytest.raises(revl.InvalidError, match="not consecutive"):
         rt.TorchModel(mlp(), F.cross_entropy, d, groups=["0.weight", "2.weight", ""])
+    def no_batch(step):
+        raise KeyError(step)
+    with pytest.raises(revl.InvalidError, match="failed on the batch of step 0.*KeyError"):
+        rt.TorchModel(mlp(), F.cross_entropy, batch=no_batch)
     with pytest.raises(revl.InvalidError, match="either data"):
         rt.TorchModel(mlp(), F.cross_entropy)
 

@@ -239,6 +239,7 @@ class TorchModel:
     def _trial(self):
         """Run step 0 once now, so a wrong data shape or loss fails at construction with the
         reason instead of in the middle of training."""
+        x = y = None
         try:
             x, y = self.batch(0)
             flat = torch.tensor(self.read_params())

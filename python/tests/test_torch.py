@@ -148,6 +148,17 @@ def test_nondeterminism_caught_at_its_step():
         revl_run(tm, 9, None, data((5,), 30, 2))
 
 
+def test_thread_count_is_kept():
+    tm = bridge(mlp(), (5,))
+    assert torch.get_num_threads() == 1
+    torch.set_num_threads(2)                           # user code changes it between calls
+    try:
+        tm.grad(0, tm.read_params(), np.zeros(tm.n_meta))
+        assert torch.get_num_threads() == 1            # the bridge put its count back
+    finally:
+        torch.set_num_threads(1)
+
+
 def fd_check(tm, step, w, meta, a, b):
     g, hv, hm = tm.hvp_affine(step, w, meta, a, b)
     loss, g_ref = tm.grad(step, w, meta)

@@ -64,7 +64,7 @@ SHLIB := $(LIBOUT)/librevl.so.$(VERSION)
 STLIB := $(LIBOUT)/librevl.a
 PCFILE := $(LIBOUT)/revl.pc
 
-.PHONY: all lib tests examples bench bench-scale check check-c check-python deps demo examples-quick install clean \
+.PHONY: all lib tests examples bench bench-scale check check-c check-python deps demo examples-quick bench-torch install clean \
 	need-blas asan valgrind
 all: lib tests examples
 
@@ -120,7 +120,7 @@ examples: $(EXAMPLE_BIN)
 # ---- Debian packages the build, the tests and the demo need
 DEB_PKGS := build-essential pkg-config libopenblas-dev libblas-dev check meson ninja-build \
 	clang libclang-rt-14-dev libomp-dev g++ abigail-tools \
-	python3 python3-numpy python3-pytest gnuplot-nox dataset-fashion-mnist valgrind
+	python3 python3-numpy python3-pytest python3-torch gnuplot-nox dataset-fashion-mnist valgrind
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
@@ -169,6 +169,14 @@ bench: $(BENCH_BIN)
 	  OMP_NUM_THREADS=$$n OPENBLAS_NUM_THREADS=$$n $(BUILD)/bench/bench_mlp 100 1000 || exit 1; done
 	@if [ -f bench/python_callback_overhead.py ]; then echo "== Python callback overhead"; \
 	  REVL_LIBRARY=$(CURDIR)/$(SHLIB) $(PYTHON) bench/python_callback_overhead.py; fi
+	@$(MAKE) --no-print-directory bench-torch
+
+# PyTorch: the built-in MLP and the revl.torch bridge against unrolled reverse mode (docs/torch.md).
+bench-torch: lib
+	@echo "== built-in MLP against PyTorch unrolled"; \
+	  REVL_LIBRARY=$(CURDIR)/$(SHLIB) $(PYTHON) bench/torch_unrolled.py
+	@echo "== PyTorch CNN through revl.torch against PyTorch unrolled"; \
+	  REVL_LIBRARY=$(CURDIR)/$(SHLIB) $(PYTHON) bench/torch_bridge.py
 
 # The scale run: P = 10^6 for T = 10^4 (several minutes).
 bench-scale: $(BUILD)/bench/bench_scale

@@ -1,0 +1,96 @@
+"""What the PyTorch benchmarks share: revl importable from the checkout, and the time and peak
+extra memory of one call measured in this process (side by side in one run)."""
+import pathlib
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "python"))
+
+
+def _status_kib(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def measure(fn):
+    """(result, seconds, peak extra MiB): the resident-set high-water mark during fn() above
+    the resident set before it (Linux: writing 5 to clear_refs resets VmHWM to VmRSS)."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    base = _status_kib("VmRSS")
+    t0 = time.perf_counter()
+    out = fn()
+    secs = time.perf_counter() - t0
+    return out, secs, max(0, _status_kib("VmHWM") - base) / 1024.0
+
+
+def rel_diff(a, b):
+    """max |a - b| / max |b|"""
+    import numpy as np
+    a, b = np.asarray(a), np.asarray(b)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
+
+
+def run_isolated(script, argv, method, steps):
+    """Run ``script argv --one method steps`` in a fresh process (so that one measurement's
+    freed memory cannot hide the next one's peak) and return what it saved with save_one."""
+    import os
+    import subprocess
+    import tempfile
+    import numpy as np
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "one.npz")
+        r = subprocess.run([sys.executable, str(script)] + list(argv) +
+                           ["--one", method, str(steps), path], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"{method} at T = {steps} failed:\n{r.stdout}{r.stderr}")
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+
+
+def save_one(path, fn):
+    """In the child: measure fn() -> hypergradient namespace and save it with the figures."""
+    import numpy as np
+    hg, secs, mib = measure(fn)
+    np.savez(path, secs=secs, mib=mib, w0=hg.w0, alpha=hg.alpha, gamma=hg.gamma, meta=hg.meta)
+
+
+def table(script, argv, steps, methods, max_torch_gib, tolerance):
+    """Measure each revl method (key, label) and PyTorch's unrolled run ("torch") at every T,
+    each in its own process, and print time, peak extra memory, the ratios of the first method
+    to torch and every method's largest relative hypergradient difference from torch's.
+    The unrolled run is skipped where its memory, projected from the last T, passes
+    max_torch_gib.  Returns 0 when every difference is within tolerance."""
+    kinds = ("w0", "alpha", "gamma", "meta")
+    head = " | ".join(f"{lab + ' s':>11} {'MiB':>7}" for _, lab in methods)
+    hdr = (f"{'T':>5} | {head} | {'torch s':>9} {'MiB':>7} | {'time ratio':>10} "
+           f"{'memory':>8} | max rel diff to torch")
+    print(hdr)
+    print("-" * len(hdr))
+    per_step, worst = None, 0.0
+    for T in steps:
+        r = {k: run_isolated(script, argv, k, T) for k, _ in methods}
+        row = f"{T:5d} | " + " | ".join(f"{float(r[k]['secs']):11.2f} {float(r[k]['mib']):7.1f}"
+                                        for k, _ in methods)
+        projected = None if per_step is None else per_step * T
+        if projected is not None and projected > max_torch_gib * 1024:
+            print(row + f" | {'skipped':>9} {projected:7.0f} | (unrolled projected "
+                  f"{projected / 1024:.1f} GiB > {max_torch_gib} GiB)", flush=True)
+            continue
+        ref = run_isolated(script, argv, "torch", T)
+        secs, mib = float(ref["secs"]), float(ref["mib"])
+        per_step = mib / T
+        diffs = [max(rel_diff(r[k][x], ref[x]) for x in kinds) for k, _ in methods]
+        worst = max([worst] + diffs)
+        first = r[methods[0][0]]
+        print(row + f" | {secs:9.2f} {mib:7.1f} | {float(first['secs']) / secs:9.2f}x "
+              f"{float(first['mib']) / max(mib, 1e-9):7.4f}x | "
+              + " ".join(f"{d:.2g}" for d in diffs), flush=True)
+    ok = worst <= tolerance
+    print(f"hypergradients agree with unrolled PyTorch: largest relative difference "
+          f"{worst:.2g} ({'<=' if ok else '>'} tolerance {tolerance:g})")
+    return 0 if ok else 1

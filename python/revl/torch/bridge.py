@@ -1,0 +1,354 @@
+"""TorchModel: a torch.nn.Module, a loss and training data seen by revl as a training loss
+L(w, meta, step) with its gradient and Hessian-vector products, each by autograd.
+
+Why each piece is here:
+- w is revl's float64 vector: the module's parameters flattened in named_parameters() order.
+  The module is never mutated by the callbacks: torch's functional_call runs it on tensors cut
+  from w (cast to the module's dtype, a deterministic rounding), so the same (step, w, meta)
+  always gives the same bits.
+- The reverse pass calls the model again at every step and must see exactly what the forward
+  pass saw: the minibatch of step t is a function of (seed, t), torch's random generator is
+  seeded from (seed, t) around every call (dropout), the thread count is fixed and
+  torch.use_deterministic_algorithms(True) is on.  What this cannot rule out (a module with its
+  own generator, state kept between calls) is caught: the forward gradient of each step is
+  fingerprinted, and a reverse call at the same (step, w, meta) that gives other bits raises
+  revl.InexactError naming the step.
+"""
+
+import hashlib
+
+import numpy as np
+import torch
+from torch.nn.utils import stateless
+
+from .. import _errors
+from .._errors import InexactError, InvalidError
+from ..core import Model
+
+_FLOATS = (torch.float32, torch.float64)
+_EVAL_STEP = 2**62    # the generator key of evaluations (no training step has it)
+
+
+def _invalid(msg, function="TorchModel"):
+    return InvalidError(_errors.ERR_INVALID, msg, function)
+
+
+def _digest(*arrays):
+    h = hashlib.blake2b(digest_size=16)
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.digest()
+
+
+def _tensor(x, name, function):
+    if isinstance(x, torch.Tensor):
+        return x.detach()
+    try:
+        return torch.as_tensor(np.asarray(x))
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise _invalid(f"{name} must be a tensor or an array: {e}", function) from None
+
+
+def _group_offsets(names, sizes, prefixes):
+    """Group boundaries: one group per tensor, or tensors merged by name prefix (each tensor
+    goes to the first prefix it starts with; a group's tensors must be consecutive)."""
+    ends = np.cumsum([0] + sizes)
+    if prefixes is None:
+        return [int(e) for e in ends], list(names)
+    prefixes = [str(p) for p in prefixes]
+    owner = []
+    for n in names:
+        hit = [p for p in prefixes if n == p or n.startswith(p)]
+        if not hit:
+            raise _invalid(f"parameter {n!r} matches none of the group prefixes {prefixes}")
+        owner.append(hit[0])
+    offsets, gnames = [0], []
+    for i, p in enumerate(owner):
+        if i + 1 == len(owner) or owner[i + 1] != p:
+            if p in gnames:
+                raise _invalid(f"the parameters of group {p!r} are not consecutive in "
+                               f"named_parameters() order: {names}")
+            gnames.append(p)
+            offsets.append(int(ends[i + 1]))
+    unused = [p for p in prefixes if p not in gnames]
+    if unused:
+        raise _invalid(f"the group prefixes {unused} match no parameter (names: {names})")
+    return offsets, gnames
+
+
+class TorchModel:
+    """A revl training loss from a torch module.
+
+    ``module``: a torch.nn.Module whose parameters (all float32 or all float64, all requiring
+    grad, no buffers) are w.  ``loss(output, target)`` (or ``loss(output, target, meta)`` with
+    ``loss_uses_meta=True``): the scalar training loss of a minibatch.  ``data = (x, y)``
+    with ``batch_size``: step t trains on a batch chosen from (seed, t) (an epoch is a
+    permutation); or ``batch(step) -> (x, y)``, which must be a function of step only.
+    ``n_meta`` meta-parameters enter through ``penalty(params, meta)`` (params: a dict name ->
+    tensor) and/or the loss.  ``groups``: None (one group per tensor, ``names``) or name
+    prefixes to merge tensors.  ``threads``: torch's intra-op thread count, set now and kept.
+    ``seed_rng``: seed torch's generator from (seed, step) around each call (dropout); with
+    False a random module is caught as InexactError.
+    """
+
+    def __init__(self, module, loss, data=None, *, batch_size=None, batch=None, seed=0,
+                 n_meta=0, penalty=None, loss_uses_meta=False, groups=None, threads=1,
+                 seed_rng=True):
+        if not isinstance(module, torch.nn.Module):
+            raise _invalid(f"module must be a torch.nn.Module, got {type(module).__name__}")
+        if not callable(loss):
+            raise _invalid("loss must be a callable loss(output, target) -> scalar tensor")
+        if penalty is not None and not callable(penalty):
+            raise _invalid("penalty must be None or a callable penalty(params, meta)")
+        params = list(module.named_parameters())
+        if not params:
+            raise _invalid("the module has no parameters")
+        frozen = [n for n, p in params if not p.requires_grad]
+        if frozen:
+            raise _invalid(f"parameters {frozen} do not require grad: revl trains every "
+                           f"parameter of the module (freeze one with a zero learning rate in "
+                           f"the schedule instead)")
+        buffers = [n for n, _ in module.named_buffers()]
+        if buffers:
+            raise _invalid(f"the module has buffers {buffers}: state changed by forward calls "
+                           f"(batch-norm running statistics) would make the loss depend on the "
+                           f"call history; use e.g. BatchNorm(track_running_stats=False)")
+        dtypes = {p.dtype for _, p in params}
+        if len(dtypes) != 1 or not dtypes <= set(_FLOATS):
+            raise _invalid(f"the parameters must be all float32 or all float64, got "
+                           f"{sorted(str(d) for d in dtypes)}")
+        self.module, self.loss_fn, self.penalty = module, loss, penalty
+        self.loss_uses_meta = bool(loss_uses_meta)
+        self.dtype = dtypes.pop()
+        self.names = [n for n, _ in params]
+        self.shapes = [tuple(p.shape) for _, p in params]
+        self.sizes = [int(p.numel()) for _, p in params]
+        self.n_params = int(sum(self.sizes))
+        if isinstance(n_meta, bool) or not isinstance(n_meta, (int, np.integer)) or n_meta < 0:
+            raise _invalid(f"n_meta must be an integer >= 0, got {n_meta!r}")
+        self.n_meta = int(n_meta)
+        if self.loss_uses_meta and self.n_meta == 0:
+            raise _invalid("loss_uses_meta=True needs n_meta > 0")
+        self.offsets, self.group_names = _group_offsets(self.names, self.sizes, groups)
+        self.seed, self.seed_rng = int(seed), bool(seed_rng)
+        self._set_data(data, batch_size, batch)
+        self.threads = int(threads)
+        if self.threads < 1:
+            raise _invalid(f"threads must be >= 1, got {threads!r}")
+        torch.set_num_threads(self.threads)
+        torch.use_deterministic_algorithms(True)
+        self._perm_epoch, self._perm = None, None
+        self._seen = {}          # (step, digest of w and meta) -> digest of the gradient
+        self._model = None
+        self._trial()
+
+    # ---- data
+    def _set_data(self, data, batch_size, batch):
+        if (data is None) == (batch is None):
+            raise _invalid("give either data=(x, y) with batch_size, or batch(step) -> (x, y)")
+        if batch is not None:
+            if not callable(batch):
+                raise _invalid("batch must be a callable batch(step) -> (x, y)")
+            self._user_batch, self.x, self.y = batch, None, None
+            return
+        try:
+            x, y = data
+        except (TypeError, ValueError):
+            raise _invalid("data must be a pair (x, y)") from None
+        x, y = _tensor(x, "x", "TorchModel"), _tensor(y, "y", "TorchModel")
+        if x.ndim < 1 or y.ndim < 1 or x.shape[0] != y.shape[0] or x.shape[0] == 0:
+            raise _invalid(f"x and y must hold the same number (> 0) of examples along their "
+                           f"first axis, got shapes {tuple(x.shape)} and {tuple(y.shape)}")
+        if x.is_floating_point():
+            x = x.to(self.dtype)
+        if y.is_floating_point():
+            y = y.to(self.dtype)
+        n = int(x.shape[0])
+        if batch_size is None:
+            batch_size = n
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+                or not 1 <= batch_size <= n:
+            raise _invalid(f"batch_size must be an integer in 1..{n} (the number of examples), "
+                           f"got {batch_size!r}")
+        self._user_batch, self.x, self.y = None, x.contiguous(), y.contiguous()
+        self.batch_size = int(batch_size)
+        self.n_batches = n // self.batch_size
+
+    def batch(self, step):
+        """(x, y) of step ``step``: the same tensors whenever asked."""
+        if self._user_batch is not None:
+            return self._user_batch(step)
+        if self.batch_size == self.x.shape[0]:
+            return self.x, self.y
+        epoch, k = divmod(int(step), self.n_batches)
+        if self._perm_epoch != epoch:
+            rng = np.random.default_rng([self.seed, epoch])
+            self._perm = torch.from_numpy(rng.permutation(self.x.shape[0]))
+            self._perm_epoch = epoch
+        idx = self._perm[k * self.batch_size:(k + 1) * self.batch_size]
+        return self.x[idx], self.y[idx]
+
+    # ---- the loss as a torch function of the flat vector
+    def params_of(self, flat):
+        """The module's parameters cut from the flat float64 tensor ``flat`` (dict name ->
+        tensor in the module's dtype; differentiable with respect to flat)."""
+        out, o = {}, 0
+        for name, shape, n in zip(self.names, self.shapes, self.sizes):
+            out[name] = flat[o:o + n].view(shape).to(self.dtype)
+            o += n
+        return out
+
+    def _step_seed(self, step):
+        return int(np.random.SeedSequence([self.seed, int(step), 0x7e57]).generate_state(1)[0])
+
+    def loss_at(self, step, flat, meta):
+        """The training loss of step ``step`` at the flat float64 tensor ``flat`` with the meta
+        tensor ``meta`` (a differentiable torch scalar: the function the callbacks and
+        revl.torch.unrolled_hypergrad use)."""
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)      # someone changed it: the bits would change
+        x, y = self.batch(step)
+        params = self.params_of(flat)
+        m = meta.to(self.dtype)
+        with torch.random.fork_rng(devices=[], enabled=self.seed_rng):
+            if self.seed_rng:
+                torch.manual_seed(self._step_seed(step))
+            out = stateless.functional_call(self.module, params, (x,))
+            loss = self.loss_fn(out, y, m) if self.loss_uses_meta else self.loss_fn(out, y)
+            if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+                raise _invalid(f"the loss must return a scalar tensor, got "
+                               f"{type(loss).__name__} of shape {getattr(loss, 'shape', None)}",
+                               "TorchModel.loss")
+            if self.penalty is not None:
+                loss = loss + self.penalty(params, m)
+        return loss.reshape(()).to(torch.float64)
+
+    def loss_on(self, flat, x, y):
+        """The loss (no penalty; a loss that uses meta gets None) of the module at ``flat`` on
+        data (x, y), e.g. a validation objective; differentiable with respect to flat."""
+        if x.is_floating_point():
+            x = x.to(self.dtype)
+        params = self.params_of(flat)
+        with torch.random.fork_rng(devices=[], enabled=self.seed_rng):
+            if self.seed_rng:
+                torch.manual_seed(self._step_seed(_EVAL_STEP))
+            out = stateless.functional_call(self.module, params, (x,))
+            loss = self.loss_fn(out, y, None) if self.loss_uses_meta else self.loss_fn(out, y)
+        return loss.reshape(()).to(torch.float64)
+
+    def _trial(self):
+        """Run step 0 once now, so a wrong data shape or loss fails at construction with the
+        reason instead of in the middle of training."""
+        x = y = None
+        try:
+            x, y = self.batch(0)
+            flat = torch.tensor(self.read_params())
+            self.loss_at(0, flat, torch.zeros(self.n_meta, dtype=torch.float64))
+        except InvalidError:
+            raise
+        except Exception as e:
+            raise _invalid(f"the module and loss failed on the batch of step 0 (x of shape "
+                           f"{tuple(getattr(x, 'shape', ()))}, y of shape "
+                           f"{tuple(getattr(y, 'shape', ()))}): {type(e).__name__}: {e}") \
+                from e
+
+    # ---- numpy in, numpy out: what revl calls
+    def _inputs(self, w, meta, meta_grad):
+        flat = torch.tensor(np.asarray(w, dtype=np.float64)).requires_grad_(True)
+        m = torch.tensor(np.asarray(meta, dtype=np.float64).reshape(self.n_meta))
+        if meta_grad and self.n_meta:
+            m.requires_grad_(True)
+        return flat, m
+
+    def grad(self, step, w, meta=()):
+        """(loss, gradient) of step ``step`` at w (the forward pass's callback)."""
+        flat, m = self._inputs(w, meta, False)
+        loss = self.loss_at(step, flat, m)
+        (g,) = torch.autograd.grad(loss, flat)
+        g = g.numpy()
+        if int(step) == 0:
+            self._seen.clear()        # a new training run starts
+        self._seen[(int(step), _digest(w, meta))] = _digest(g)
+        return float(loss), g
+
+    def hvp_affine(self, step, w, meta, a, b):
+        """(g, hv_w, hv_meta): the gradient g at step ``step``, then the Hessian-vector
+        products along v = a + b * g (g held constant): hv_w = d2L/dw2 v and hv_meta =
+        d/dmeta (grad_w L . v); one forward and one double backward."""
+        flat, m = self._inputs(w, meta, True)
+        loss = self.loss_at(step, flat, m)
+        (g,) = torch.autograd.grad(loss, flat, create_graph=True)
+        gd = g.detach()
+        self._check_same(step, w, meta, gd.numpy())
+        v = torch.tensor(np.asarray(a, dtype=np.float64))
+        if b is not None:
+            v = v + torch.tensor(np.asarray(b, dtype=np.float64)) * gd
+        dot = torch.dot(g, v)
+        inputs = [flat] + ([m] if self.n_meta else [])
+        if dot.requires_grad:
+            parts = torch.autograd.grad(dot, inputs, allow_unused=True)
+        else:                          # the gradient does not depend on w or meta: H = 0
+            parts = [None] * len(inputs)
+        hv = np.zeros(self.n_params) if parts[0] is None else parts[0].numpy()
+        hm = np.zeros(self.n_meta)
+        if self.n_meta and parts[1] is not None:
+            hm = parts[1].numpy()
+        return gd.numpy().copy(), hv, hm
+
+    def hvp(self, step, w, meta, v):
+        """(hv_w, hv_meta, g) at step ``step``: revl's hvp callback with hvp_gives_grad."""
+        g, hv, hm = self.hvp_affine(step, w, meta, v, None)
+        return hv, hm, g
+
+    def _check_same(self, step, w, meta, g):
+        seen = self._seen.get((int(step), _digest(w, meta)))
+        if seen is not None and seen != _digest(g):
+            raise InexactError(
+                _errors.ERR_INEXACT,
+                f"the torch model's gradient at step {int(step)} differs from the forward "
+                f"pass's at the same weights: the module is not deterministic (random numbers "
+                f"from its own generator, state kept between calls, or a changed thread count)",
+                "TorchModel")
+
+    # ---- revl side
+    def model(self):
+        """The revl.Model (made once): grad and fused hvp callbacks, one group per tensor (or
+        per prefix)."""
+        if self._model is None:
+            self._model = Model(self.n_params, self.n_meta, self.grad, self.hvp,
+                                hvp_gives_grad=True, groups=self.offsets)
+        return self._model
+
+    def read_params(self):
+        """The module's parameters as one float64 vector (w0)."""
+        return np.concatenate([p.detach().to(torch.float64).reshape(-1).numpy()
+                               for p in self.module.parameters()])
+
+    def write_params(self, w):
+        """Copy the float64 vector w into the module's parameters (cast to their dtype)."""
+        w = np.asarray(w)
+        if w.shape != (self.n_params,) or w.dtype.kind not in "biuf":
+            raise _invalid(f"w must be {self.n_params} real numbers (shape ({self.n_params},)), "
+                           f"got shape {w.shape} dtype {w.dtype}", "TorchModel.write_params")
+        with torch.no_grad():
+            for p, o, n in zip(self.module.parameters(), self.offsets_of_tensors(), self.sizes):
+                p.copy_(torch.as_tensor(w[o:o + n].astype(np.float64)).view(p.shape))
+
+    def offsets_of_tensors(self):
+        """Start of each tensor in w, in named_parameters() order."""
+        return [int(o) for o in np.cumsum([0] + self.sizes[:-1])]
+
+    def unpack(self, w):
+        """dict name -> numpy view of w shaped like the tensor."""
+        w = np.asarray(w)
+        return {n: w[o:o + k].reshape(s) for n, o, k, s in
+                zip(self.names, self.offsets_of_tensors(), self.sizes, self.shapes)}
+
+    def evaluate(self, w, x, y):
+        """(loss, gradient) without penalty on data (x, y) at w: a validation objective f(w)
+        and the df/dw that Trainer.hypergrad takes."""
+        x, y = _tensor(x, "x", "TorchModel.evaluate"), _tensor(y, "y", "TorchModel.evaluate")
+        flat = torch.tensor(np.asarray(w, dtype=np.float64)).requires_grad_(True)
+        loss = self.loss_on(flat, x, y)
+        (g,) = torch.autograd.grad(loss, flat)
+        return float(loss), g.numpy()

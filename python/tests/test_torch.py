@@ -1,0 +1,272 @@
+"""revl.torch: a torch module through the bridge gives PyTorch's own unrolled hypergradients,
+the reversal stays exact in float32, non-determinism is caught at its step, and bad modules and
+data are refused with the reason."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import revl
+import revl.torch as rt
+
+F = torch.nn.functional
+
+
+def mlp(dtype=torch.float64, seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(),
+                               torch.nn.Linear(7, 3)).to(dtype)
+
+
+def cnn(dtype=torch.float64, seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Tanh(), torch.nn.MaxPool2d(2),
+                               torch.nn.Conv2d(2, 3, 2), torch.nn.Tanh(), torch.nn.Flatten(),
+                               torch.nn.Linear(3, 3)).to(dtype)
+
+
+def data(shape, n, seed):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn((n,) + shape, generator=g, dtype=torch.float64), \
+        torch.randint(0, 3, (n,), generator=g)
+
+
+def l2_penalty(names):
+    """exp(meta[i])/2 |W_i|^2 over the named weight tensors: per-layer log weight decay."""
+    def penalty(p, m):
+        return sum(0.5 * torch.exp(m[i]) * (p[n] ** 2).sum() for i, n in enumerate(names))
+    return penalty
+
+
+def bridge(net, shape, **kw):
+    weights = [n for n, _ in net.named_parameters() if n.endswith("weight")]
+    kw.setdefault("penalty", l2_penalty(weights))
+    kw.setdefault("n_meta", len(weights))
+    return rt.TorchModel(net, F.cross_entropy, data(shape, 40, 1), batch_size=10, **kw)
+
+
+def revl_run(tm, T, meta, valid, alpha=0.25, gamma=0.875):
+    m = tm.model()
+    s = revl.Schedule.for_model(m, T)
+    rng = np.random.default_rng(3)
+    s.alpha = alpha * (0.5 + rng.random(s.shape))      # every (step, group) its own value
+    s.gamma = gamma
+    t = revl.Trainer(m, s)
+    w0 = tm.read_params()
+    t.train(w0, meta)
+    f, dfdw = tm.evaluate(t.weights, *valid)
+    hg = t.hypergrad(dfdw)
+    assert np.array_equal(t.weights, w0)               # the walk back ended on w0 exactly
+    return s, w0, f, hg
+
+
+def close(a, b, tol, floor=1.0):
+    """max |a - b| <= tol * max(floor, max |b|)"""
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape
+    scale = max(floor, float(np.max(np.abs(b))))
+    err = float(np.max(np.abs(a - b)))
+    assert err <= tol * scale, f"max difference {err:.3g} > {tol:g} x {scale:.3g}"
+
+
+@pytest.mark.parametrize("make,shape", [(mlp, (5,)), (cnn, (1, 7, 7))], ids=["mlp", "cnn"])
+def test_hypergradients_equal_unrolled_pytorch(make, shape):
+    tm = bridge(make(), shape)
+    meta = np.linspace(-3.0, -2.0, tm.n_meta)
+    valid = data(shape, 30, 2)
+    T = 12
+    s, w0, f, hg = revl_run(tm, T, meta, valid)
+    revl_run(tm, T, meta + 0.5, valid)
+    assert len(tm._seen) == T          # the fingerprints of one run only, not of every run
+    ref = rt.unrolled_hypergrad(tm, s.alpha, s.gamma_applied, w0, meta,
+                                lambda w: tm.loss_on(w, *valid))
+    assert f == pytest.approx(ref.f, rel=1e-12)
+    assert hg.alpha.shape == (T, len(tm.names))
+    for kind in ("w0", "alpha", "gamma", "meta"):
+        close(getattr(hg, kind), getattr(ref, kind), 1e-8)
+    assert np.all(np.abs(hg.alpha).max(axis=0) > 0)    # every group's alpha is compared
+    assert np.all(np.abs(hg.meta) > 0)
+
+
+def test_float32_module_reverses_exactly_close_to_float64():
+    valid = data((5,), 30, 2)
+    meta = np.array([-3.0, -2.5])
+    hgs = []
+    for dtype in (torch.float64, torch.float32):
+        tm = bridge(mlp(dtype), (5,))
+        assert tm.dtype == dtype
+        hgs.append(revl_run(tm, 10, meta, valid)[3])   # asserts the exact walk back to w0
+    h64, h32 = hgs
+    # float32 forward/backward: relative rounding 6e-8 per operation, accumulated along the run
+    # (measured: 2e-7 to 5e-7 of the largest entry); bound 1e-5 of the largest entry
+    for kind in ("w0", "alpha", "gamma", "meta"):
+        close(getattr(h32, kind), getattr(h64, kind), 1e-5, floor=0.0)
+
+
+def test_dropout_is_seeded_per_step_and_exact():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(), torch.nn.Dropout(0.3),
+                              torch.nn.Linear(7, 3)).double()
+    tm = bridge(net, (5,))
+    valid = data((5,), 30, 2)
+    before = torch.random.get_rng_state()
+    s, w0, f, hg = revl_run(tm, 8, np.array([-3.0, -3.0]), valid)
+    assert torch.equal(torch.random.get_rng_state(), before)   # the user's generator untouched
+    ref = rt.unrolled_hypergrad(tm, s.alpha, s.gamma_applied, w0, np.array([-3.0, -3.0]),
+                                lambda w: tm.loss_on(w, *valid))
+    close(hg.alpha, ref.alpha, 1e-8)
+    full = rt.TorchModel(net, F.cross_entropy, data((5,), 40, 1))     # the same batch each step
+    flat, m = torch.tensor(w0), torch.zeros(0)
+    assert full.loss_at(1, flat, m) == full.loss_at(1, flat, m)
+    assert full.loss_at(1, flat, m) != full.loss_at(2, flat, m)       # a new mask each step
+
+
+def test_unseeded_dropout_is_inexact_at_the_last_step():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Dropout(0.3),
+                              torch.nn.Linear(7, 3)).double()
+    tm = bridge(net, (5,), seed_rng=False)
+    with pytest.raises(revl.InexactError, match="at step 7 differs"):
+        revl_run(tm, 8, np.array([-3.0, -3.0]), data((5,), 30, 2))
+
+
+def test_nondeterminism_caught_at_its_step():
+    x, y = data((5,), 40, 1)
+    calls = {}
+
+    def batch(step):
+        calls[step] = calls.get(step, 0) + 1
+        xb = x[step % 4 * 10:(step % 4 + 1) * 10]
+        if step == 5 and calls[step] > 1:                  # step 5 differs when called again
+            xb = xb + 1e-9
+        return xb, y[step % 4 * 10:(step % 4 + 1) * 10]
+
+    tm = rt.TorchModel(mlp(), F.cross_entropy, batch=batch)
+    with pytest.raises(revl.InexactError, match="at step 5 differs"):
+        revl_run(tm, 9, None, data((5,), 30, 2))
+
+
+def test_thread_count_is_kept():
+    tm = bridge(mlp(), (5,))
+    assert torch.get_num_threads() == 1
+    torch.set_num_threads(2)                           # user code changes it between calls
+    try:
+        tm.grad(0, tm.read_params(), np.zeros(tm.n_meta))
+        assert torch.get_num_threads() == 1            # the bridge put its count back
+    finally:
+        torch.set_num_threads(1)
+
+
+def fd_check(tm, step, w, meta, a, b):
+    g, hv, hm = tm.hvp_affine(step, w, meta, a, b)
+    loss, g_ref = tm.grad(step, w, meta)
+    assert np.array_equal(g, g_ref)                    # the same bits as grad's: one pass
+    v = a + b * g
+    eps = 1e-5
+    fd = (tm.grad(step, w + eps * v, meta)[1] - tm.grad(step, w - eps * v, meta)[1]) / (2 * eps)
+    close(hv, fd, 1e-7)
+    for i in range(tm.n_meta):
+        e = np.zeros(tm.n_meta)
+        e[i] = eps
+        d = (tm.grad(step, w, meta + e)[1] @ v - tm.grad(step, w, meta - e)[1] @ v) / (2 * eps)
+        assert hm[i] == pytest.approx(d, rel=1e-6, abs=1e-9)
+    return g, hv, hm
+
+
+def test_hvp_affine_against_finite_differences():
+    tm = bridge(cnn(), (1, 7, 7))
+    rng = np.random.default_rng(5)
+    w = tm.read_params()
+    meta = np.array([-1.0, -1.5, -0.5])
+    a, b = rng.normal(size=tm.n_params), rng.normal(size=tm.n_params)
+    fd_check(tm, 2, w, meta, a, b)
+    g, hv_a, _ = fd_check(tm, 2, w, meta, a, np.zeros(tm.n_params))
+    _, hv_ab, _ = tm.hvp_affine(2, w, meta, a, b)
+    _, hv_b, _ = tm.hvp_affine(2, w, meta, np.zeros(tm.n_params), b)
+    close(hv_ab, hv_a + hv_b, 1e-12)                   # b is multiplied by g, not by w
+    hv, hm, g2 = tm.hvp(2, w, meta, a)
+    assert np.array_equal(hv, hv_a) and np.array_equal(g2, g)
+
+
+def test_layout_round_trip_and_groups():
+    net = cnn()
+    tm = bridge(net, (1, 7, 7))
+    assert tm.names == [n for n, _ in net.named_parameters()]
+    assert tm.offsets[-1] == tm.n_params == sum(p.numel() for p in net.parameters())
+    assert tm.model().n_groups == len(tm.names) and list(tm.model().offsets) == tm.offsets
+    w = np.random.default_rng(0).normal(size=tm.n_params)
+    tm.write_params(w)
+    assert np.array_equal(tm.read_params(), w)
+    for (n, p), (n2, view) in zip(net.named_parameters(), tm.unpack(w).items()):
+        assert n == n2 and np.array_equal(p.detach().numpy(), view)
+    merged = rt.TorchModel(cnn(), F.cross_entropy, data((1, 7, 7), 40, 1), batch_size=10,
+                           groups=["0.", "3.", "6."])
+    assert merged.group_names == ["0.", "3.", "6."]
+    assert merged.offsets == [0, tm.offsets[2], tm.offsets[4], tm.n_params]
+    with pytest.raises(revl.InvalidError, match="shape"):
+        tm.write_params(w[:-1])
+
+
+def test_refused_with_the_reason():
+    d = data((5,), 40, 1)
+    frozen = mlp()
+    frozen[0].bias.requires_grad_(False)
+    with pytest.raises(revl.InvalidError, match=r"\['0.bias'\] do not require grad"):
+        rt.TorchModel(frozen, F.cross_entropy, d)
+    bn = torch.nn.Sequential(torch.nn.Linear(5, 3), torch.nn.BatchNorm1d(3)).double()
+    with pytest.raises(revl.InvalidError, match="buffers.*running_mean"):
+        rt.TorchModel(bn, F.cross_entropy, d)
+    mixed = mlp()
+    mixed[2].float()
+    with pytest.raises(revl.InvalidError, match="all float32 or all float64"):
+        rt.TorchModel(mixed, F.cross_entropy, d)
+    with pytest.raises(revl.InvalidError, match="same number"):
+        rt.TorchModel(mlp(), F.cross_entropy, (d[0], d[1][:-1]))
+    with pytest.raises(revl.InvalidError, match="failed on the batch of step 0.*shape \\(10, 4\\)"):
+        rt.TorchModel(mlp(), F.cross_entropy, (d[0][:, :4], d[1]), batch_size=10)
+    with pytest.raises(revl.InvalidError, match="batch_size must be"):
+        rt.TorchModel(mlp(), F.cross_entropy, d, batch_size=41)
+    with pytest.raises(revl.InvalidError, match="scalar"):
+        rt.TorchModel(mlp(), lambda out, y: out, d)
+    with pytest.raises(revl.InvalidError, match="not consecutive"):
+        rt.TorchModel(mlp(), F.cross_entropy, d, groups=["0.weight", "2.weight", ""])
+    def no_batch(step):
+        raise KeyError(step)
+    with pytest.raises(revl.InvalidError, match="failed on the batch of step 0.*KeyError"):
+        rt.TorchModel(mlp(), F.cross_entropy, batch=no_batch)
+    with pytest.raises(revl.InvalidError, match="either data"):
+        rt.TorchModel(mlp(), F.cross_entropy)
+
+
+def test_batches_are_a_function_of_the_step():
+    tm = bridge(mlp(), (5,))
+    x3, _ = tm.batch(3)
+    tm.batch(0)
+    assert torch.equal(tm.batch(3)[0], x3)
+    seen = torch.cat([tm.batch(t)[0] for t in range(4)])   # one epoch: every example once
+    assert torch.equal(seen.sort(dim=0).values, tm.x.sort(dim=0).values)
+
+
+def test_import_revl_does_not_load_torch():
+    code = "import sys, revl; print('torch' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       cwd=str(revl.__file__).rsplit("/revl/", 1)[0])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "False"
+
+
+def test_cnn_example_quick(tmp_path):
+    root = revl.__file__.rsplit("/python/revl/", 1)[0]
+    r = subprocess.run([sys.executable, f"{root}/python/examples/torch_cnn.py", "--quick",
+                        "--iterations", "1", "--steps", "10", "--n-train", "200",
+                        "--n-valid", "200", "--n-test", "200", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=300,
+                       env={"REVL_LIBRARY": revl.library_path, "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.splitlines()[-1].startswith("RESULT: ok"), r.stdout
+    assert "test loss" in r.stdout
+    rows = np.loadtxt(tmp_path / "schedule.dat")
+    assert rows.shape == (10, 7) and np.all(rows[:, 1:] > 0)
+    assert np.loadtxt(tmp_path / "meta.dat").shape == (2, 6)

@@ -30,38 +30,58 @@ check_dat() {
         END { if (!bad && rows == 0) { print FILENAME ": no data lines"; bad = 1 } exit bad }' "$1"
 }
 
-# revl_hyperopt_save's format: header, then alpha (T lines of G+1), gamma (T lines of G+1,
-# in (0, 1]), log_init_scale (G lines of 2), meta (M lines of 2).
+# revl_hyperopt_save's format: header (version 1: momentum; version 2: "# optimizer NAME"),
+# then a section per kind of T lines of G+1 (alpha and eps > 0, rates in (0, 1]),
+# log_init_scale (G lines of 2) and meta (M lines of 2).
 check_hyperparams() {
     awk -v re="$num_re" '
         function fail(msg) { print FILENAME ": " msg; bad = 1; exit }
-        NR == 1 { if ($0 != "# revl hyperparameters 1") fail("header is not \"# revl hyperparameters 1\""); next }
+        NR == 1 {
+            if ($0 == "# revl hyperparameters 1") { want_kinds = "alpha gamma"; next }
+            if ($0 == "# revl hyperparameters 2") next
+            fail("header is not \"# revl hyperparameters 1\" or 2")
+        }
+        NR == 2 && /^# optimizer / {
+            o = $3
+            want_kinds = o == "momentum" ? "alpha gamma" : o == "adam" ? "alpha beta1 beta2 eps" \
+                : o == "rmsprop" ? "alpha gamma beta2 eps" : ""
+            if (want_kinds == "") fail("unknown optimizer " o)
+            next
+        }
         /^# n_steps / { T = $3; next }
         /^# n_groups / { G = $3; next }
         /^# n_meta / { M = $3; next }
-        /^#/ { sec++; next }
+        /^# / { sec++; title[sec] = $2; next }
         NF == 0 { next }
         {
             for (i = 1; i <= NF; i++)
                 if ($i !~ re) fail("line " NR ": " $i " is not a finite number")
-            want = (sec == 1 || sec == 2) ? G + 1 : 2
+            t = title[sec]
+            per_step = t != "log_init_scale" && t != "meta"
+            want = per_step ? G + 1 : 2
             if (NF != want) fail("line " NR ": " NF " fields, expected " want)
             for (i = 2; i <= NF; i++) {
-                if (sec == 1 && !($i > 0)) fail("line " NR ": alpha " $i " is not positive")
-                if (sec == 2 && !($i > 0 && $i <= 1)) fail("line " NR ": gamma " $i " outside (0, 1]")
+                if ((t == "alpha" || t == "eps") && !($i > 0)) fail("line " NR ": " t " " $i " is not positive")
+                if ((t == "gamma" || t == "beta1" || t == "beta2") && !($i > 0 && $i <= 1)) fail("line " NR ": " t " " $i " outside (0, 1]")
             }
             n[sec]++
         }
         END {
             if (bad) exit 1
-            if (sec != 4 || T < 1 || G < 1 || n[1] != T || n[2] != T || n[3] != G || n[4] + 0 != M) {
-                print FILENAME ": expected 4 sections of " T ", " T ", " G ", " M " lines; found " \
-                    sec " sections of " n[1] + 0 ", " n[2] + 0 ", " n[3] + 0 ", " n[4] + 0
+            nk = split(want_kinds, k, " ")
+            got = ""
+            for (s = 1; s <= sec; s++) got = got (s > 1 ? " " : "") title[s]
+            if (got != want_kinds " log_init_scale meta") {
+                print FILENAME ": sections " got ", expected " want_kinds " log_init_scale meta"; exit 1
+            }
+            for (s = 1; s <= nk; s++)
+                if (n[s] != T) { print FILENAME ": " title[s] " has " n[s] + 0 " lines, expected " T; exit 1 }
+            if (T < 1 || G < 1 || n[nk + 1] != G || n[nk + 2] + 0 != M) {
+                print FILENAME ": log_init_scale/meta have " n[nk + 1] + 0 ", " n[nk + 2] + 0 " lines, expected " G ", " M
                 exit 1
             }
         }' "$1"
 }
-
 check_png() {
     [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] ||
         { echo "$1: not a PNG file"; return 1; }

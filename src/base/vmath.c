@@ -11,7 +11,9 @@
 #include <string.h>
 
 typedef double v2d __attribute__((vector_size(16)));
-typedef long long v2i __attribute__((vector_size(16)));
+typedef long long v2i __attribute__((vector_size(16)));          /* comparison masks */
+typedef unsigned long long v2u __attribute__((vector_size(16))); /* integer arithmetic: it
+                                                                    wraps (NaN lanes) */
 
 #define LANES 2
 
@@ -45,8 +47,8 @@ static inline v2d with_sign(v2d m, v2d s)
     return (v2d)(((v2i)m & ~sign) | ((v2i)s & sign));
 }
 
-/* 2^k for integer k in [-1022, 1023] */
-static inline v2d pow2(v2i k) { return (v2d)((k + 1023) << 52); }
+/* 2^k for integer k in [-1022, 1023] (two's complement in k) */
+static inline v2d pow2(v2u k) { return (v2d)((k + 1023) << 52); }
 
 /* x in [EXP_LO, EXP_HI] (or NaN) as 2^k1 * 2^k2 * (1 + p), k1 + k2 = k, with k = round(y)
  * (r in [-ln2/2, ln2/2]: exp's best) or, when down, k = floor(y) (r in [0, ln 2), so that
@@ -56,13 +58,13 @@ static inline v2d exp_parts(v2d x, int floor_k, v2d *s1, v2d *s2)
     v2d y = x * splat(LOG2E);
     v2d t = y + splat(SHIFT);
     v2d kd = t - splat(SHIFT);
-    v2i k = (v2i)t - (v2i)splat(SHIFT);
+    v2u k = (v2u)t - (v2u)splat(SHIFT);
     v2i down = (kd > y) & (v2i){-floor_k, -floor_k};
     kd = sel(down, kd - splat(1.0), kd);
-    k = k + down; /* down is -1 where true */
+    k = k + (v2u)down; /* down is all ones (-1) where true */
     v2d r = (x - kd * splat(LN2_HI)) - kd * splat(LN2_LO);
     /* k1 = floor(k / 2) by a logical shift of k + 2048 > 0 (SSE2 has no 64-bit arithmetic one) */
-    v2i k1 = (v2i)((unsigned long long __attribute__((vector_size(16))))(k + 2048) >> 1) - 1024;
+    v2u k1 = ((k + 2048) >> 1) - 1024;
     *s1 = pow2(k1);
     *s2 = pow2(k - k1);
     /* expm1(r) = r + r^2 (1/2! + r (1/3! + ... + r / n!)): n = 16 on [0, ln 2), 13 on

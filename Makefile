@@ -165,6 +165,8 @@ examples-quick: lib examples
 bench: $(BENCH_BIN)
 	@echo "== exact core: throughput, threads, buffer memory"; $(BUILD)/bench/bench_core
 	@echo "== truncated hypergradients"; $(BUILD)/bench/bench_truncate
+	@echo "== MLP against its floor (its dense products alone), one thread"; \
+	  OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BUILD)/bench/bench_mlp_floor
 	@for n in 1 2; do echo "== MLP end to end, $$n thread(s)"; \
 	  OMP_NUM_THREADS=$$n OPENBLAS_NUM_THREADS=$$n $(BUILD)/bench/bench_mlp 100 1000 || exit 1; done
 	@if [ -f bench/python_callback_overhead.py ]; then echo "== Python callback overhead"; \

@@ -2,7 +2,9 @@
  * layer on 10,000 Fashion-MNIST examples, batch 200: plain floating-point momentum SGD calling
  * the same model, revl's exact forward, and exact forward + hypergradient (all 800 alpha, 800
  * gamma at T = 100, 8 init scales and the 4 L2 meta in one reverse pass, reversal verified),
- * measured side by side in one run, as ratios.
+ * measured side by side in one run, as ratios; and against the floor of that work (mlp_floor.h):
+ * T gradients' dense products for the forward, T fused gradient + HVP products for the reverse
+ * pass, and the validation gradient's (10 blocks of 1,000 examples), timed in the same run.
  * Usage: bench_mlp [T ...]   (default: 100 1000). Threads: OMP_NUM_THREADS and
  * OPENBLAS_NUM_THREADS as set in the environment (make bench runs 1 and 2). */
 #include <math.h>
@@ -11,16 +13,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "revl.h"
+#include "mlp_floor.h"
 
 #define FMNIST "/usr/share/datasets/fashion-mnist/"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void die(const char *what, int rc, const char *msg)
 {
@@ -35,7 +30,7 @@ static double plain_training(revl_model *m, size_t steps, const double *w0, cons
     size_t p = revl_model_n_params(m);
     double *v = calloc(p, sizeof *v), *g = malloc(p * sizeof *g);
     memcpy(w, w0, p * sizeof *w);
-    double t0 = now();
+    double t0 = bench_now();
     for (size_t t = 0; t < steps; t++) {
         int rc = revl_model_grad(m, t, w, meta, g, NULL);
         if (rc)
@@ -45,10 +40,19 @@ static double plain_training(revl_model *m, size_t steps, const double *w0, cons
             w[i] += 0.3 * v[i];
         }
     }
-    double dt = now() - t0;
+    double dt = bench_now() - t0;
     free(v);
     free(g);
     return dt;
+}
+
+/* seconds for `reps` calls of fn(f) in a row: the floor run the way the model runs */
+static double run_floor(void (*fn)(mlp_floor *), mlp_floor *f, size_t reps)
+{
+    double t0 = bench_now();
+    for (size_t r = 0; r < reps; r++)
+        fn(f);
+    return bench_now() - t0;
 }
 
 int main(int argc, char **argv)
@@ -88,8 +92,11 @@ int main(int argc, char **argv)
            p, omp ? omp : "(unset)", ob ? ob : "(unset)");
     printf("each reverse pass: d alpha and d gamma (T x %zu groups), %zu init scales, 4 L2 meta, "
            "exact reversal verified\n", ng, ng);
-    printf("%6s | %10s %10s %12s | %9s %12s | %12s\n", "T", "plain s", "exact s", "fwd+hyper s",
-           "exact/pl", "fwd+hyp/pl", "buffer bytes");
+    mlp_floor fb, fe;
+    mlp_floor_init(&fb, 5, widths, 200);
+    mlp_floor_init(&fe, 5, widths, 1000);
+    printf("%6s | %10s %10s %12s | %9s %12s | %9s %12s | %12s\n", "T", "plain s", "exact s",
+           "fwd+hyper s", "exact/pl", "fwd+hyp/pl", "exact/fl", "fwd+hyp/fl", "buffer bytes");
     int nt = argc > 1 ? argc - 1 : 2;
     for (int k = 0; k < nt; k++) {
         size_t steps = argc > 1 ? (size_t)atol(argv[k + 1]) : (k ? 1000 : 100);
@@ -103,28 +110,35 @@ int main(int argc, char **argv)
         /* warm up caches and the batch permutation once, then time each side */
         plain_training(m, 2, w0, meta, w);
         double plain = plain_training(m, steps, w0, meta, w);
-        double t0 = now();
+        double t0 = bench_now();
         if ((rc = revl_trainer_train(t, w0, meta)))
             die("train", rc, revl_trainer_last_error(t));
-        double exact = now() - t0;
+        double exact = bench_now() - t0;
         revl_trainer_weights(t, w);
         double loss;
         revl_model_evaluate(m, train, w, &loss, dfdw, NULL);
         revl_trainer_stats st = {.struct_size = sizeof st};
         revl_trainer_get_stats(t, &st);
-        double t1 = now();
+        double t1 = bench_now();
         double *d_alpha = malloc(steps * ng * 8), *d_gamma = malloc(steps * ng * 8);
         if ((rc = revl_trainer_hypergrad(t, dfdw, NULL, d_w0, d_alpha, d_gamma, d_meta)))
             die("hypergrad", rc, revl_trainer_last_error(t)); /* REVL_OK: reversal verified */
         revl_model_init_scales_grad(m, w0, d_w0, d_scales);
-        double both = exact + (now() - t1);
+        double both = exact + (bench_now() - t1);
         free(d_alpha);
         free(d_gamma);
-        printf("%6zu | %10.3f %10.3f %12.3f | %9.2f %12.2f | %12zu\n", steps, plain, exact, both,
-               exact / plain, both / plain, st.buffer_bytes);
+        /* the floor: forward T gradients, reverse T fused products, the validation gradient */
+        double fl_fwd = run_floor(mlp_floor_grad, &fb, steps);
+        double fl_both = fl_fwd + run_floor(mlp_floor_fused, &fb, steps) +
+                         run_floor(mlp_floor_grad, &fe, 10);
+        printf("%6zu | %10.3f %10.3f %12.3f | %9.2f %12.2f | %9.2f %12.2f | %12zu\n", steps, plain,
+               exact, both, exact / plain, both / plain, exact / fl_fwd, both / fl_both,
+               st.buffer_bytes);
         revl_trainer_free(t);
         revl_schedule_free(s);
     }
+    mlp_floor_free(&fb);
+    mlp_floor_free(&fe);
     free(off);
     free(log_scales);
     free(w0);

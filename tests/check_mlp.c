@@ -4,6 +4,7 @@
 #include <check.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -277,25 +278,14 @@ START_TEST(test_grad_fd)
 }
 END_TEST
 
-START_TEST(test_hvp_fd)
+/* hv = H v and hm = d/dmeta (g . v) at (step, w, meta) against central differences of the
+ * gradient: along v for H v, along each meta coordinate for hm. */
+static void check_hvp_fd(revl_model *m, size_t step, const double *w, double *meta,
+                         const double *v, const double *hv, const double *hm, const char *what)
 {
-    size_t nw;
-    const size_t *widths;
-    revl_activation act;
-    revl_penalty pen;
-    decode(_i, &nw, &widths, &act, &pen);
-    revl_dataset *d = make_data(40, 5, 3, 30 + (uint64_t)_i);
-    revl_model *m = make_mlp(nw, widths, d, act, pen, 16, 8);
     size_t p = revl_model_n_params(m), nm = revl_model_n_meta(m);
-    double *w = random_vec(p, 0.5, 0, 40), *meta = random_vec(nm, 0.5, -2, 41);
-    double *v = random_vec(p, 1, 0, 42);
-    double *hv = malloc(p * sizeof *hv), *hm = malloc((nm ? nm : 1) * sizeof *hm);
     double *gp = malloc(p * sizeof *gp), *gm = malloc(p * sizeof *gm);
     double *wp = malloc(p * sizeof *wp), *fd = malloc(p * sizeof *fd);
-    size_t step = 3;
-    ck_assert_int_eq(revl_model_hvp(m, step, w, meta, v, hv, nm ? hm : NULL), REVL_OK);
-
-    /* H v against (g(w + h v) - g(w - h v)) / 2h */
     for (size_t i = 0; i < p; i++)
         wp[i] = w[i] + FD_H * v[i];
     loss_at(m, step, wp, meta, gp);
@@ -306,11 +296,9 @@ START_TEST(test_hvp_fd)
         fd[i] = (gp[i] - gm[i]) / (2 * FD_H);
     double tol = FD_TOL * fmax(1, max_abs(fd, p));
     for (size_t i = 0; i < p; i++)
-        ck_assert_msg(fabs(hv[i] - fd[i]) <= tol, "%s %s %zu layers: hv[%zu] = %.12g, fd %.12g",
-                      act_name[act], pen_name[pen], nw - 1, i, hv[i], fd[i]);
+        ck_assert_msg(fabs(hv[i] - fd[i]) <= tol, "%s: hv[%zu] = %.12g, fd %.12g", what, i, hv[i],
+                      fd[i]);
     ck_assert(max_abs(hv, p) > 1e-3); /* not trivially zero */
-
-    /* d/dmeta_j (g . v) against central differences in meta_j */
     for (size_t j = 0; j < nm; j++) {
         double mj = meta[j], dp = 0, dm = 0;
         meta[j] = mj + FD_H;
@@ -324,23 +312,111 @@ START_TEST(test_hvp_fd)
         }
         double f = (dp - dm) / (2 * FD_H);
         ck_assert_msg(fabs(hm[j] - f) <= FD_TOL * fmax(1, fabs(f)),
-                      "%s %s %zu layers: hv_meta[%zu] = %.12g, fd %.12g", act_name[act],
-                      pen_name[pen], nw - 1, j, hm[j], f);
+                      "%s: hv_meta[%zu] = %.12g, fd %.12g", what, j, hm[j], f);
     }
+    free(gp);
+    free(gm);
+    free(wp);
+    free(fd);
+}
+
+START_TEST(test_hvp_fd)
+{
+    size_t nw;
+    const size_t *widths;
+    revl_activation act;
+    revl_penalty pen;
+    decode(_i, &nw, &widths, &act, &pen);
+    revl_dataset *d = make_data(40, 5, 3, 30 + (uint64_t)_i);
+    revl_model *m = make_mlp(nw, widths, d, act, pen, 16, 8);
+    size_t p = revl_model_n_params(m), nm = revl_model_n_meta(m);
+    double *w = random_vec(p, 0.5, 0, 40), *meta = random_vec(nm, 0.5, -2, 41);
+    double *v = random_vec(p, 1, 0, 42);
+    double *hv = malloc(p * sizeof *hv), *hm = calloc(nm ? nm : 1, sizeof *hm);
+    double *h2 = malloc(p * sizeof *h2);
+    size_t step = 3;
+    ck_assert_int_eq(revl_model_hvp(m, step, w, meta, v, hv, nm ? hm : NULL), REVL_OK);
+    char what[64];
+    snprintf(what, sizeof what, "%s %s %zu layers", act_name[act], pen_name[pen], nw - 1);
+    check_hvp_fd(m, step, w, meta, v, hv, hm, what);
     /* hv_meta may be NULL when not wanted, and H v is the same bits then */
     if (nm) {
-        ck_assert_int_eq(revl_model_hvp(m, step, w, meta, v, fd, NULL), REVL_OK);
-        ck_assert_mem_eq(fd, hv, p * sizeof *hv);
+        ck_assert_int_eq(revl_model_hvp(m, step, w, meta, v, h2, NULL), REVL_OK);
+        ck_assert_mem_eq(h2, hv, p * sizeof *hv);
     }
     free(w);
     free(meta);
     free(v);
     free(hv);
     free(hm);
-    free(gp);
-    free(gm);
-    free(wp);
-    free(fd);
+    free(h2);
+    revl_model_free(m);
+    revl_dataset_free(d);
+}
+END_TEST
+
+/* The MLP's fused gradient + H (a + b g): its gradient is the plain call's bit for bit, its
+ * H v and meta part are those of revl_model_hvp along v = a + b g bit for bit, and equal the
+ * library's fallback (the hook cleared) bit for bit; H v matches finite differences of the
+ * gradient. Calls at other steps in between change nothing. */
+START_TEST(test_hvp_affine)
+{
+    size_t nw;
+    const size_t *widths;
+    revl_activation act;
+    revl_penalty pen;
+    decode(_i, &nw, &widths, &act, &pen);
+    revl_dataset *d = make_data(50, 5, 3, 80 + (uint64_t)_i);
+    revl_model *m = make_mlp(nw, widths, d, act, pen, 20, 10);
+    ck_assert_ptr_nonnull(m->hvp_affine); /* the MLP registers its own */
+    size_t p = revl_model_n_params(m), nm = revl_model_n_meta(m), k = nm ? nm : 1;
+    double *w = random_vec(p, 0.5, 0, 90), *meta = random_vec(nm, 0.5, -2, 91);
+    double *a = random_vec(p, 1, 0, 92), *b = random_vec(p, 3, 0, 93);
+    double *v = malloc(p * sizeof *v), *g[3], *h[3], *hm[3];
+    for (int c = 0; c < 3; c++) {
+        g[c] = malloc(p * sizeof *g[c]);
+        h[c] = malloc(p * sizeof *h[c]);
+        hm[c] = calloc(k, sizeof *hm[c]);
+    }
+    revl_hvp_affine_fn hook = m->hvp_affine;
+    for (size_t step = 0; step < 4; step++) {
+        ck_assert_int_eq(revl_model_grad(m, step + 5, w, meta, g[1], NULL), REVL_OK);
+        m->hvp_affine = hook;
+        ck_assert_int_eq(rv_model_hvp_affine(m, step, w, meta, a, b, g[0], h[0], hm[0]), REVL_OK);
+        /* by hand: grad, then hvp along v */
+        ck_assert_int_eq(revl_model_grad(m, step, w, meta, g[1], NULL), REVL_OK);
+        for (size_t i = 0; i < p; i++)
+            v[i] = rv_affine_dir(a[i], b[i], g[1][i]);
+        ck_assert_int_eq(revl_model_hvp(m, step + 2, w, meta, a, h[1], nm ? hm[1] : NULL),
+                         REVL_OK);
+        ck_assert_int_eq(revl_model_hvp(m, step, w, meta, v, h[1], nm ? hm[1] : NULL), REVL_OK);
+        /* the library's fallback */
+        m->hvp_affine = NULL;
+        ck_assert_int_eq(rv_model_hvp_affine(m, step, w, meta, a, b, g[2], h[2], hm[2]), REVL_OK);
+        for (int c = 1; c < 3; c++) {
+            ck_assert_mem_eq(g[0], g[c], p * sizeof *g[0]);
+            ck_assert_mem_eq(h[0], h[c], p * sizeof *h[0]);
+            if (nm)
+                ck_assert_mem_eq(hm[0], hm[c], nm * sizeof *hm[0]);
+        }
+    }
+    m->hvp_affine = hook;
+    ck_assert_int_eq(rv_model_hvp_affine(m, 2, w, meta, a, b, g[0], h[0], hm[0]), REVL_OK);
+    for (size_t i = 0; i < p; i++)
+        v[i] = rv_affine_dir(a[i], b[i], g[0][i]);
+    char what[64];
+    snprintf(what, sizeof what, "affine %s %s %zu layers", act_name[act], pen_name[pen], nw - 1);
+    check_hvp_fd(m, 2, w, meta, v, h[0], hm[0], what);
+    free(w);
+    free(meta);
+    free(a);
+    free(b);
+    free(v);
+    for (int c = 0; c < 3; c++) {
+        free(g[c]);
+        free(h[c]);
+        free(hm[c]);
+    }
     revl_model_free(m);
     revl_dataset_free(d);
 }
@@ -423,6 +499,137 @@ START_TEST(test_two_handles_same_bits)
     revl_model_free(a);
     revl_model_free(b);
     revl_dataset_free(d);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- the fused call, callback models */
+
+/* L = sum_i (lam w_i^2 / 2 + w_i^4 / 12) with lam = exp(meta_0): g_i = lam w_i + w_i^3 / 3,
+ * H = diag(lam + w_i^2), d/dmeta (g . v) = lam sum_i w_i v_i. */
+enum { Q_P = 6 };
+typedef struct quartic {
+    int fail_grad, fail_affine;
+    long affine_calls;
+} quartic;
+
+static int quartic_grad(size_t step, const double *w, const double *meta, double *grad,
+                        double *loss, void *user)
+{
+    (void)step;
+    if (((quartic *)user)->fail_grad)
+        return 5;
+    double lam = exp(meta[0]), l = 0;
+    for (size_t i = 0; i < Q_P; i++) {
+        grad[i] = lam * w[i] + w[i] * w[i] * w[i] / 3;
+        l += lam * w[i] * w[i] / 2 + w[i] * w[i] * w[i] * w[i] / 12;
+    }
+    if (loss)
+        *loss = l;
+    return 0;
+}
+
+static void quartic_hv(const double *w, const double *meta, const double *v, double *hv,
+                       double *hm)
+{
+    double lam = exp(meta[0]), wv = 0;
+    for (size_t i = 0; i < Q_P; i++) {
+        hv[i] = (lam + w[i] * w[i]) * v[i];
+        wv += w[i] * v[i];
+    }
+    if (hm)
+        hm[0] = lam * wv;
+}
+
+static int quartic_hvp(size_t step, const double *w, const double *meta, const double *v,
+                       double *grad, double *hv, double *hm, void *user)
+{
+    (void)grad;
+    (void)step;
+    (void)user;
+    quartic_hv(w, meta, v, hv, hm);
+    return 0;
+}
+
+/* A model's own hook: counts its calls, and fails on request. */
+static int quartic_affine(size_t step, const double *w, const double *meta, const double *a,
+                          const double *b, double *grad, double *hv, double *hm, void *user)
+{
+    quartic *q = user;
+    q->affine_calls++;
+    if (q->fail_affine)
+        return 6;
+    quartic_grad(step, w, meta, grad, NULL, user);
+    double v[Q_P];
+    for (size_t i = 0; i < Q_P; i++)
+        v[i] = rv_affine_dir(a[i], b[i], grad[i]);
+    quartic_hv(w, meta, v, hv, hm);
+    return 0;
+}
+
+static revl_model *make_quartic(quartic *q, int with_hvp)
+{
+    revl_model_def def;
+    revl_model_def_init(&def);
+    def.n_params = Q_P;
+    def.n_meta = 1;
+    def.grad = quartic_grad;
+    def.hvp = with_hvp ? quartic_hvp : NULL;
+    def.user = q;
+    revl_model *m = NULL;
+    ck_assert_int_eq(revl_model_create(&m, &def), REVL_OK);
+    return m;
+}
+
+/* Without a hook the library gives grad_fn's gradient and H (a + b g) through the model's hvp
+ * (bit for bit) or finite differences (to their accuracy); a registered hook is called with
+ * the model's user pointer, its failure is reported, and removing it restores the fallback. */
+START_TEST(test_hvp_affine_callback_model)
+{
+    quartic q = {0};
+    double w[Q_P], a[Q_P], b[Q_P], v[Q_P], g[Q_P], g0[Q_P], hv[Q_P], want[Q_P], meta[1] = {-0.3};
+    double hm[1], want_m[1];
+    uint64_t s = 7;
+    for (size_t i = 0; i < Q_P; i++) {
+        w[i] = rv_rand_normal(&s);
+        a[i] = rv_rand_normal(&s);
+        b[i] = rv_rand_normal(&s);
+    }
+    for (int with_hvp = 1; with_hvp >= 0; with_hvp--) {
+        revl_model *m = make_quartic(&q, with_hvp);
+        ck_assert_int_eq(rv_model_hvp_affine(m, 3, w, meta, a, b, g, hv, hm), REVL_OK);
+        ck_assert_int_eq(revl_model_grad(m, 3, w, meta, g0, NULL), REVL_OK);
+        ck_assert_mem_eq(g, g0, sizeof g);
+        for (size_t i = 0; i < Q_P; i++)
+            v[i] = rv_affine_dir(a[i], b[i], g0[i]);
+        quartic_hv(w, meta, v, want, want_m);
+        if (with_hvp) {
+            ck_assert_mem_eq(hv, want, sizeof hv);
+            ck_assert_mem_eq(hm, want_m, sizeof hm);
+        } else {
+            for (size_t i = 0; i < Q_P; i++)
+                ck_assert_double_eq_tol(hv[i], want[i], 1e-7 * fmax(1, fabs(want[i])));
+            ck_assert_double_eq_tol(hm[0], want_m[0], 1e-7 * fmax(1, fabs(want_m[0])));
+        }
+        /* a failing gradient stops the fallback with the callback status */
+        q.fail_grad = 1;
+        ck_assert_int_eq(rv_model_hvp_affine(m, 3, w, meta, a, b, g, hv, hm), REVL_ERR_CALLBACK);
+        q.fail_grad = 0;
+        revl_model_free(m);
+    }
+    revl_model *m = make_quartic(&q, 0); /* no hvp: the hook's exact bits tell it ran */
+    ck_assert_int_eq(revl_model_set_hvp_affine(m, quartic_affine), REVL_OK);
+    ck_assert_int_eq(rv_model_hvp_affine(m, 3, w, meta, a, b, g, hv, hm), REVL_OK);
+    ck_assert_int_eq(q.affine_calls, 1);
+    ck_assert_mem_eq(hv, want, sizeof hv);
+    ck_assert_mem_eq(hm, want_m, sizeof hm);
+    q.fail_affine = 1;
+    ck_assert_int_eq(rv_model_hvp_affine(m, 4, w, meta, a, b, g, hv, hm), REVL_ERR_CALLBACK);
+    ck_assert_ptr_nonnull(strstr(revl_model_last_error(m), "returned 6 at step 4"));
+    ck_assert_int_eq(revl_model_set_hvp_affine(m, NULL), REVL_OK);
+    ck_assert_int_eq(rv_model_hvp_affine(m, 3, w, meta, a, b, g, hv, hm), REVL_OK);
+    ck_assert_int_eq(q.affine_calls, 2); /* removed: not called again */
+    ck_assert_int_eq(revl_model_set_hvp_affine(NULL, quartic_affine), REVL_ERR_INVALID);
+    revl_model_free(m);
 }
 END_TEST
 
@@ -799,6 +1006,7 @@ START_TEST(test_no_alloc_per_step)
         ck_assert_int_eq(revl_model_grad(m, step, w, meta, g, NULL), REVL_OK);
         ck_assert_int_eq(revl_model_hvp(m, step, w, meta, v, h, hm), REVL_OK);
         ck_assert_int_eq(rv_model_hvp_grad(m, step, w, meta, v, g, h, hm), REVL_OK);
+        ck_assert_int_eq(rv_model_hvp_affine(m, step, w, meta, v, w, g, h, hm), REVL_OK);
     }
     ck_assert_int_eq(cnt.calls, calls);
     revl_model_free(m);
@@ -946,6 +1154,8 @@ static Suite *mlp_suite(void)
     tcase_add_loop_test(tc, test_grad_fd, 0, 18);
     tcase_add_loop_test(tc, test_hvp_fd, 0, 18);
     tcase_add_loop_test(tc, test_fused_bit_identical, 0, 18);
+    tcase_add_loop_test(tc, test_hvp_affine, 0, 18);
+    tcase_add_test(tc, test_hvp_affine_callback_model);
     tcase_add_test(tc, test_two_handles_same_bits);
     tcase_add_test(tc, test_minibatch_rule);
     tcase_add_test(tc, test_minibatch_seed_and_full_batch);

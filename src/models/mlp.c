@@ -1,6 +1,7 @@
 /* mlp.c: the built-in multilayer perceptron (and, with two widths, multinomial logistic
  * regression) as a model handle: argument checks, the preallocated per-step workspace, and the
- * gradient and fused gradient + Hessian-vector callbacks the trainer calls every step. */
+ * gradient, fused gradient + Hessian-vector and fused gradient + H (a + b g) callbacks the
+ * trainer calls every step. */
 #include "models/mlp.h"
 
 #include <limits.h>
@@ -37,7 +38,7 @@ static void mlp_free(void *user)
     rv_free(&a, m->yb);
     rv_free(&a, m->meta_seen);
     rv_free(&a, m->lambda);
-    rv_free(&a, m->g_scratch);
+    rv_free(&a, m->scratch);
     rv_free(&a, m);
 }
 
@@ -85,7 +86,27 @@ static int mlp_hvp(size_t step, const double *w, const double *meta, const doubl
         return 1;
     const double *x;
     /* the R-pass needs the forward activations and the backward dz of this very point */
-    gradient(m, step, w, meta, grad ? grad : m->g_scratch, NULL, &x);
+    gradient(m, step, w, meta, grad ? grad : m->scratch, NULL, &x);
+    rv_mlp_r_pass(m, w, v, x, m->batch, 1.0 / (double)m->batch, &m->work, hv_w);
+    rv_mlp_penalty_hvp(m, w, v, hv_w, hv_meta);
+    return 0;
+}
+
+/* The gradient, then H v along v = a + b g from the same forward activations and backward dz:
+ * one forward pass where grad followed by hvp would make two. v uses the library's formula
+ * (rv_affine_dir), so the bits equal the library's gradient-then-hvp fallback. */
+static int mlp_hvp_affine(size_t step, const double *w, const double *meta, const double *a,
+                          const double *b, double *grad, double *hv_w, double *hv_meta,
+                          void *user)
+{
+    rv_mlp *m = user;
+    if (train_changed(m))
+        return 1;
+    const double *x;
+    gradient(m, step, w, meta, grad, NULL, &x);
+    double *v = m->scratch;
+    for (size_t i = 0; i < m->n_params; i++)
+        v[i] = rv_affine_dir(a[i], b[i], grad[i]);
     rv_mlp_r_pass(m, w, v, x, m->batch, 1.0 / (double)m->batch, &m->work, hv_w);
     rv_mlp_penalty_hvp(m, w, v, hv_w, hv_meta);
     return 0;
@@ -176,9 +197,9 @@ int revl_mlp_create(revl_model **out, size_t n_widths, const size_t *widths,
     m->yb = full ? NULL : rv_calloc(&a, m->batch, sizeof *m->yb);
     m->meta_seen = m->n_meta ? rv_calloc(&a, m->n_meta, sizeof *m->meta_seen) : NULL;
     m->lambda = m->n_meta ? rv_calloc(&a, m->n_meta, sizeof *m->lambda) : NULL;
-    m->g_scratch = rv_calloc(&a, n_params, sizeof *m->g_scratch);
+    m->scratch = rv_calloc(&a, n_params, sizeof *m->scratch);
     if (!m->widths || !m->offsets || (!full && (!m->perm || !m->xb || !m->yb)) ||
-        (m->n_meta && (!m->meta_seen || !m->lambda)) || !m->g_scratch) {
+        (m->n_meta && (!m->meta_seen || !m->lambda)) || !m->scratch) {
         mlp_free(m);
         return REVL_ERR_NOMEM;
     }
@@ -209,5 +230,5 @@ int revl_mlp_create(revl_model **out, size_t n_widths, const size_t *widths,
         mlp_free(m); /* the handle was not made, so it will not call user_free */
         return rc;
     }
-    return REVL_OK;
+    return revl_model_set_hvp_affine(*out, mlp_hvp_affine);
 }

@@ -43,7 +43,9 @@ typedef struct rv_mlp {
      * penalty would otherwise cost n_params exp() per call */
     double *meta_seen, *lambda; /* n_meta each; NULL when n_meta == 0 */
     int lambda_valid;
-    double *g_scratch; /* n_params: the gradient an unfused hvp call computes and drops */
+    /* n_params: the gradient an unfused hvp call computes and drops, or the direction
+     * v = a + b g of the fused affine call (which returns its gradient) */
+    double *scratch;
     rv_mlp_work work;  /* sized for the batch, with R buffers */
 } rv_mlp;
 

@@ -3,6 +3,8 @@
  * Hessian-vector product. Every dense product is one cblas_dgemm over the whole block. */
 #include "models/mlp.h"
 
+#include "base/vmath.h"
+
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
@@ -82,39 +84,40 @@ static void column_sums(const double *d, size_t rows, size_t n, double *out, int
     }
 }
 
+/* tanh and logistic from vmath.h: vectorised, and the same bits on every call */
 static void activate(revl_activation act, double *z, size_t count)
 {
     switch (act) {
     case REVL_ACT_TANH:
-        for (size_t i = 0; i < count; i++)
-            z[i] = tanh(z[i]);
+        rv_vtanh(z, count);
         break;
     case REVL_ACT_RELU:
         for (size_t i = 0; i < count; i++)
             z[i] = z[i] > 0 ? z[i] : 0.0;
         break;
     case REVL_ACT_LOGISTIC:
-        for (size_t i = 0; i < count; i++)
-            z[i] = 1.0 / (1.0 + exp(-z[i]));
+        rv_vlogistic(z, count);
         break;
     }
 }
 
-/* d[i] *= act'(z_i), written through the activation h_i = act(z_i), which is what is kept. */
-static void times_slope(revl_activation act, const double *h, double *d, size_t count)
+/* out[i] = d[i] * act'(z_i), written through the activation h_i = act(z_i), which is what is
+ * kept; out may be d. One pass, so the R-pass needs no copy before it. */
+static void times_slope(revl_activation act, const double *h, const double *d, double *out,
+                        size_t count)
 {
     switch (act) {
     case REVL_ACT_TANH:
         for (size_t i = 0; i < count; i++)
-            d[i] *= 1.0 - h[i] * h[i];
+            out[i] = d[i] * (1.0 - h[i] * h[i]);
         break;
     case REVL_ACT_RELU:
         for (size_t i = 0; i < count; i++)
-            d[i] = h[i] > 0 ? d[i] : 0.0;
+            out[i] = h[i] > 0 ? d[i] : 0.0;
         break;
     case REVL_ACT_LOGISTIC:
         for (size_t i = 0; i < count; i++)
-            d[i] *= h[i] * (1.0 - h[i]);
+            out[i] = d[i] * (h[i] * (1.0 - h[i]));
         break;
     }
 }
@@ -136,7 +139,7 @@ double rv_mlp_forward(const rv_mlp *m, const double *w, const double *x, const i
         in = out;
     }
     /* softmax in place; the loss is log-sum-exp minus the label's logit, shifted by the row's
-     * maximum so that neither overflows */
+     * maximum so that neither overflows; one vectorised exp over the whole block */
     size_t K = m->widths[L];
     double total = 0;
     for (size_t r = 0; r < rows; r++) {
@@ -144,14 +147,18 @@ double rv_mlp_forward(const rv_mlp *m, const double *w, const double *x, const i
         double zmax = z[0];
         for (size_t j = 1; j < K; j++)
             zmax = z[j] > zmax ? z[j] : zmax;
-        double zy = z[y[r]] - zmax, s = 0;
-        for (size_t j = 0; j < K; j++) {
-            z[j] = exp(z[j] - zmax);
+        for (size_t j = 0; j < K; j++)
+            z[j] -= zmax;
+        total -= z[y[r]];
+    }
+    rv_vexp(ws->p, rows * K);
+    for (size_t r = 0; r < rows; r++) {
+        double *z = ws->p + r * K, s = 0;
+        for (size_t j = 0; j < K; j++)
             s += z[j];
-        }
         for (size_t j = 0; j < K; j++)
             z[j] /= s;
-        total += log(s) - zy;
+        total += log(s);
     }
     return total;
 }
@@ -179,7 +186,7 @@ void rv_mlp_backward(const rv_mlp *m, const double *w, const double *x, const in
             break;
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)n_in, (int)n_out,
                     1.0, ws->dz[l + 1], (int)n_out, W, (int)n_out, 0.0, ws->dz[l], (int)n_in);
-        times_slope(m->act, ws->h[l], ws->dz[l], rows * n_in);
+        times_slope(m->act, ws->h[l], ws->dz[l], ws->dz[l], rows * n_in);
     }
 }
 
@@ -223,10 +230,8 @@ void rv_mlp_r_pass(const rv_mlp *m, const double *w, const double *v, const doub
             cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)n_out,
                         (int)n_in, 1.0, ws->rh[l], (int)n_in, W, (int)n_out, 1.0, out,
                         (int)n_out);
-        if (l + 1 < L) {
-            memcpy(ws->rh[l + 1], out, rows * n_out * sizeof *out);
-            times_slope(m->act, ws->h[l + 1], ws->rh[l + 1], rows * n_out);
-        }
+        if (l + 1 < L)
+            times_slope(m->act, ws->h[l + 1], out, ws->rh[l + 1], rows * n_out);
     }
     /* softmax: R{p} = p * (R{z} - p . R{z}); R{dz_L} = scale * R{p} */
     for (size_t r = 0; r < rows; r++) {

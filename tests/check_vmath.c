@@ -1,0 +1,194 @@
+/* check_vmath.c: the vectorised exp, tanh and logistic (base/vmath.h) against long-double libm
+ * on dense grids over their whole range (so that a wrong coefficient, a wrong split of ln 2 or
+ * a wrong reduction shows as errors of many ulp), their special values, and the promise that a
+ * value's bits depend only on the value: not on its lane, the array length or the call. */
+#include <check.h>
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/vmath.h"
+
+/* The error of got against the true value ref, in units of the last place of ref as a double
+ * (subnormals: of the smallest subnormal). */
+static double ulp_error(double got, long double ref)
+{
+    double r = (double)ref;
+    if (isinf(r) || isinf(got))
+        return got == r ? 0 : INFINITY;
+    int e = fabs(r) < DBL_MIN ? -1074 : ilogb(r) - 52;
+    return (double)(fabsl((long double)got - ref) / ldexpl(1.0L, e));
+}
+
+typedef void (*vfun)(double *, size_t);
+typedef long double (*ref_fun)(long double);
+
+static long double ref_exp(long double x) { return expl(x); }
+static long double ref_tanh(long double x) { return tanhl(x); }
+static long double ref_logistic(long double x) { return 1.0L / (1.0L + expl(-x)); }
+
+/* largest error over n points evenly spaced on [lo, hi] and n log-spaced magnitudes in
+ * [tiny, 1] (both signs when both_signs); vf runs on the whole array at once */
+static double max_error(vfun vf, ref_fun rf, double lo, double hi, double tiny, int both_signs,
+                        size_t n, double *worst_x)
+{
+    size_t total = 2 * n;
+    double *x = malloc(total * sizeof *x), *y = malloc(total * sizeof *y);
+    for (size_t i = 0; i < n; i++)
+        x[i] = lo + (hi - lo) * (double)i / (double)(n - 1);
+    for (size_t i = 0; i < n; i++) {
+        double mag = exp(log(tiny) * (1.0 - (double)i / (double)(n - 1)));
+        x[n + i] = both_signs && (i & 1) ? -mag : mag;
+    }
+    memcpy(y, x, total * sizeof *x);
+    vf(y, total);
+    double worst = 0;
+    for (size_t i = 0; i < total; i++) {
+        double err = ulp_error(y[i], rf(x[i]));
+        if (!(err <= worst)) {
+            worst = err;
+            *worst_x = x[i];
+        }
+    }
+    free(x);
+    free(y);
+    return worst;
+}
+
+/* Points where the reduction's k changes: x = (k + 1/2) ln 2, where |r| is largest. */
+static double max_error_at_half_steps(vfun vf, ref_fun rf, double scale, int kmin, int kmax)
+{
+    double worst = 0;
+    for (int k = kmin; k <= kmax; k++)
+        for (int d = -2; d <= 2; d++) {
+            double x = (k + 0.5) * 0.69314718055994530942 / scale * (1 + d * 1e-13);
+            double y = x;
+            vf(&y, 1);
+            double err = ulp_error(y, rf(x));
+            worst = err > worst ? err : worst;
+        }
+    return worst;
+}
+
+START_TEST(test_exp_accuracy)
+{
+    double wx = 0;
+    double err = max_error(rv_vexp, ref_exp, -708.3, 709.7, 1e-300, 1, 400000, &wx);
+    ck_assert_msg(err <= 1.0, "exp: %.3f ulp at %.17g", err, wx);
+    double half = max_error_at_half_steps(rv_vexp, ref_exp, 1.0, -1021, 1022);
+    ck_assert_msg(half <= 1.0, "exp at (k + 1/2) ln 2: %.3f ulp", half);
+    /* subnormal results: within one smallest subnormal */
+    err = max_error(rv_vexp, ref_exp, -745.0, -708.4, 1, 0, 20000, &wx);
+    ck_assert_msg(err <= 1.0, "exp subnormal: %.3f units at %.17g", err, wx);
+}
+END_TEST
+
+START_TEST(test_tanh_accuracy)
+{
+    double wx = 0;
+    double err = max_error(rv_vtanh, ref_tanh, -25, 25, 1e-300, 1, 400000, &wx);
+    ck_assert_msg(err <= 2.5, "tanh: %.3f ulp at %.17g", err, wx);
+    err = max_error(rv_vtanh, ref_tanh, -1.5, 1.5, 1e-12, 1, 400000, &wx);
+    ck_assert_msg(err <= 2.5, "tanh near 0: %.3f ulp at %.17g", err, wx);
+    /* tanh reduces 2|x|: its steps sit at (k + 1/2) ln 2 / 2 */
+    double half = max_error_at_half_steps(rv_vtanh, ref_tanh, 2.0, 0, 57);
+    ck_assert_msg(half <= 2.5, "tanh at reduction steps: %.3f ulp", half);
+}
+END_TEST
+
+START_TEST(test_logistic_accuracy)
+{
+    double wx = 0;
+    double err = max_error(rv_vlogistic, ref_logistic, -708, 40, 1e-300, 1, 400000, &wx);
+    ck_assert_msg(err <= 2.5, "logistic: %.3f ulp at %.17g", err, wx);
+    err = max_error(rv_vlogistic, ref_logistic, -745, -708, 1, 0, 20000, &wx);
+    ck_assert_msg(err <= 2.0, "logistic subnormal: %.3f units at %.17g", err, wx);
+}
+END_TEST
+
+START_TEST(test_special_values)
+{
+    double e[] = {0.0, -0.0, INFINITY, -INFINITY, NAN, 710, -746, 1e300, -1e300, 5e-324};
+    double t[10], l[10];
+    size_t n = sizeof e / sizeof *e;
+    memcpy(t, e, sizeof e);
+    memcpy(l, e, sizeof e);
+    rv_vexp(e, n);
+    rv_vtanh(t, n);
+    rv_vlogistic(l, n);
+    double want_e[] = {1, 1, INFINITY, 0, NAN, INFINITY, 0, INFINITY, 0, 1};
+    double want_t[] = {0, -0.0, 1, -1, NAN, 1, -1, 1, -1, 5e-324};
+    double want_l[] = {0.5, 0.5, 1, 0, NAN, 1, 0, 1, 0, 0.5};
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(want_e[i])) {
+            ck_assert(isnan(e[i]) && isnan(t[i]) && isnan(l[i]));
+            continue;
+        }
+        ck_assert_msg(e[i] == want_e[i], "exp case %zu: %g", i, e[i]);
+        ck_assert_msg(t[i] == want_t[i] && signbit(t[i]) == signbit(want_t[i]),
+                      "tanh case %zu: %g", i, t[i]);
+        ck_assert_msg(l[i] == want_l[i], "logistic case %zu: %g", i, l[i]);
+    }
+}
+END_TEST
+
+/* Each value alone, in bulk at even and odd positions, and in a second call: the same bits. */
+START_TEST(test_same_bits_everywhere)
+{
+    vfun fs[3] = {rv_vexp, rv_vtanh, rv_vlogistic};
+    enum { N = 101 };
+    uint64_t s = 12345;
+    double x[N + 1];
+    for (size_t i = 0; i <= N; i++) {
+        s = s * 6364136223846793005u + 1442695040888963407u;
+        x[i] = ((double)(s >> 11) * 0x1p-53 - 0.5) * 40;
+    }
+    for (int f = 0; f < 3; f++) {
+        double bulk[N + 1], shifted[N + 1], again[N + 1];
+        memcpy(bulk, x, sizeof x);
+        memcpy(shifted, x, sizeof x);
+        fs[f](bulk, N);
+        fs[f](shifted + 1, N); /* x[i] now in the other lane */
+        memcpy(again, x, sizeof x);
+        fs[f](again, N);
+        for (size_t i = 0; i < N; i++) {
+            double alone = x[i];
+            fs[f](&alone, 1);
+            ck_assert_mem_eq(&alone, &bulk[i], sizeof alone);
+            ck_assert_mem_eq(&again[i], &bulk[i], sizeof alone);
+        }
+        for (size_t i = 1; i <= N; i++) {
+            double alone = x[i];
+            fs[f](&alone, 1);
+            ck_assert_mem_eq(&alone, &shifted[i], sizeof alone);
+        }
+        ck_assert_mem_eq(&bulk[N], &x[N], sizeof *x); /* past the end untouched */
+    }
+}
+END_TEST
+
+static Suite *vmath_suite(void)
+{
+    Suite *s = suite_create("vmath");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_exp_accuracy);
+    tcase_add_test(tc, test_tanh_accuracy);
+    tcase_add_test(tc, test_logistic_accuracy);
+    tcase_add_test(tc, test_special_values);
+    tcase_add_test(tc, test_same_bits_everywhere);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(vmath_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -33,6 +33,7 @@ typedef struct model {
     double b;
     size_t active_from, active_until; /* the loss is 0 outside [from, until) (until 0: none) */
     long nan_at, huge_at; /* step with a NaN / huge gradient (-1 never) */
+    long fail_affine_at;  /* step whose fused callback fails (-1 never) */
 } model;
 
 static double shift(size_t step) { return 0.05 * (double)(step % 3); }
@@ -75,6 +76,23 @@ static int m_hvp(size_t step, const double *w, const double *meta, const double 
     return 0;
 }
 
+/* The fused gradient + H (a + b g), with the library's formula for the direction; fails at
+ * step fail_affine_at. */
+static int m_hvp_affine(size_t step, const double *w, const double *meta, const double *a,
+                        const double *b, double *g, double *hv, double *hm, void *user)
+{
+    model *q = user;
+    if ((long)step == q->fail_affine_at)
+        return 3;
+    double *v = malloc(q->p * sizeof *v);
+    m_grad(step, w, meta, g, NULL, user);
+    for (size_t i = 0; i < q->p; i++)
+        v[i] = a[i] + b[i] * g[i];
+    m_hvp(step, w, meta, v, NULL, hv, hm, user);
+    free(v);
+    return 0;
+}
+
 static void m_free(void *u)
 {
     model *q = u;
@@ -93,7 +111,7 @@ static revl_model *make_model(size_t p, size_t dead, model **out)
     q->c = malloc(p * sizeof *q->c);
     q->sc = malloc(p * sizeof *q->sc);
     q->b = 0.3;
-    q->nan_at = q->huge_at = -1;
+    q->nan_at = q->huge_at = q->fail_affine_at = -1;
     for (size_t i = 0; i < p; i++) {
         q->a[i] = 0.5 + 1.5 * (double)((i * 7 + 3) % 11) / 10.0;
         q->c[i] = (double)((i * 3 + 1) % 5) - 2.0;
@@ -704,6 +722,49 @@ START_TEST(test_tiny_gradient_singular)
 }
 END_TEST
 
+/* A model's fused gradient + H (a + b g) gives the bits of the gradient-then-hvp fallback, for
+ * every optimiser (momentum and RMSprop never call it); a failing one names its step. */
+START_TEST(test_fused_callback_same_bits)
+{
+    revl_optimizer opt = optimizers[_i];
+    const size_t p = 30, steps = 20;
+    model *q;
+    revl_model *m = make_model(p, 4, &q);
+    revl_schedule *s = random_schedule(opt, steps, 3, p);
+    double w0[30], meta[1] = {-1.0};
+    init_w0(w0, p);
+    hg h[2];
+    for (int fused = 0; fused < 2; fused++) {
+        ck_assert_int_eq(revl_model_set_hvp_affine(m, fused ? m_hvp_affine : NULL), REVL_OK);
+        revl_trainer *t = NULL;
+        ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+        ck_assert_int_eq(run_hypergrad(t, s, w0, meta, p, &h[fused]), REVL_OK);
+        revl_trainer_free(t);
+    }
+    ck_assert(memcmp(h[0].w0, h[1].w0, p * sizeof(double)) == 0);
+    ck_assert(memcmp(h[0].meta, h[1].meta, sizeof(double)) == 0);
+    for (int k = 0; k < REVL_HYPER_COUNT; k++)
+        if (h[0].kind[k])
+            ck_assert(memcmp(h[0].kind[k], h[1].kind[k], steps * 3 * sizeof(double)) == 0);
+    hg_free(&h[0]);
+    hg_free(&h[1]);
+    if (opt == REVL_OPTIM_ADAM) {
+        q->fail_affine_at = 9;
+        revl_trainer *t = NULL;
+        ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+        hg hf;
+        ck_assert_int_eq(run_hypergrad(t, s, w0, meta, p, &hf), REVL_ERR_CALLBACK);
+        expect_msg(revl_trainer_last_error(t),
+                   "fused gradient and Hessian-vector callback returned 3 at step 9 (reverse)");
+        hg_free(&hf);
+        revl_trainer_free(t);
+    }
+    ck_assert_int_eq(revl_model_set_hvp_affine(NULL, NULL), REVL_ERR_INVALID);
+    revl_schedule_free(s);
+    revl_model_free(m);
+}
+END_TEST
+
 static Suite *optim_suite(void)
 {
     Suite *s = suite_create("optim");
@@ -724,6 +785,7 @@ static Suite *optim_suite(void)
     tcase_add_loop_test(tc, test_gradient_errors, 0, N_OPT);
     tcase_add_test(tc, test_adam_singular);
     tcase_add_loop_test(tc, test_tiny_gradient_singular, 0, 2);
+    tcase_add_loop_test(tc, test_fused_callback_same_bits, 0, N_OPT);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "revl.h"
+#include "core/trainer.h" /* the corruption tests reach into the trainer */
+#include "exact/wide.h"
 
 #define expect_msg(msg, want)                                                                  \
     do {                                                                                       \
@@ -34,6 +36,8 @@ typedef struct model {
     size_t active_from, active_until; /* the loss is 0 outside [from, until) (until 0: none) */
     long nan_at, huge_at; /* step with a NaN / huge gradient (-1 never) */
     long fail_affine_at;  /* step whose fused callback fails (-1 never) */
+    long drift_at;        /* step whose gradient changes by 1 ulp after `armed` (-1 never) */
+    int armed;
 } model;
 
 static double shift(size_t step) { return 0.05 * (double)(step % 3); }
@@ -57,6 +61,8 @@ static int m_grad(size_t step, const double *w, const double *meta, double *g, d
         g[q->p / 2] = NAN;
     if ((long)step == q->huge_at)
         g[q->p - 1] = 1e12;
+    if ((long)step == q->drift_at && q->armed)
+        g[1] = nextafter(g[1], INFINITY);
     if (loss)
         *loss = l;
     return 0;
@@ -111,7 +117,7 @@ static revl_model *make_model(size_t p, size_t dead, model **out)
     q->c = malloc(p * sizeof *q->c);
     q->sc = malloc(p * sizeof *q->sc);
     q->b = 0.3;
-    q->nan_at = q->huge_at = q->fail_affine_at = -1;
+    q->nan_at = q->huge_at = q->fail_affine_at = q->drift_at = -1;
     for (size_t i = 0; i < p; i++) {
         q->a[i] = 0.5 + 1.5 * (double)((i * 7 + 3) % 11) / 10.0;
         q->c[i] = (double)((i * 3 + 1) % 5) - 2.0;
@@ -765,6 +771,96 @@ START_TEST(test_fused_callback_same_bits)
 }
 END_TEST
 
+/* A gradient that differs in the reverse pass by one ulp at one step is caught there, by its
+ * fingerprint, for every optimiser, also where no state would show it (momentum with gamma = 1
+ * keeps no bits); the caller's outputs are untouched by the failed call. */
+START_TEST(test_fingerprint_and_outputs_untouched)
+{
+    revl_optimizer opt = optimizers[_i];
+    const size_t p = 12, steps = 10, ng = 2;
+    model *q;
+    revl_model *m = make_model(p, 0, &q);
+    revl_schedule *s = random_schedule(opt, steps, ng, p);
+    if (opt != REVL_OPTIM_ADAM)
+        ck_assert_int_eq(revl_schedule_fill_kind(s, REVL_HYPER_GAMMA, 1.0), REVL_OK);
+    revl_trainer *t = NULL;
+    ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+    double w0[12], meta[1] = {-1}, dfdw[12], out[5][20], dw0[12], dmeta[1] = {-7};
+    init_w0(w0, p);
+    revl_hyper kinds[REVL_HYPER_COUNT];
+    size_t nk = revl_schedule_kinds(s, kinds);
+    for (size_t step = 0; step < steps; step += 3) {
+        q->drift_at = (long)step;
+        q->armed = 0;
+        ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
+        revl_trainer_weights(t, dfdw);
+        q->armed = 1;
+        double *d[REVL_HYPER_COUNT] = {0};
+        for (size_t k = 0; k < nk; k++) {
+            d[kinds[k]] = out[k];
+            for (size_t j = 0; j < steps * ng; j++)
+                out[k][j] = -7;
+        }
+        for (size_t i = 0; i < p; i++)
+            dw0[i] = -7;
+        ck_assert_int_eq(revl_trainer_hypergrad_kinds(t, dfdw, NULL, dw0, d, dmeta),
+                         REVL_ERR_INEXACT);
+        char want[96];
+        snprintf(want, sizeof want, "the gradient at step %zu differs from the forward pass's",
+                 step);
+        expect_msg(revl_trainer_last_error(t), want);
+        for (size_t k = 0; k < nk; k++)
+            for (size_t j = 0; j < steps * ng; j++)
+                ck_assert_msg(out[k][j] == -7, "%s[%zu] written by a failed call",
+                              revl_hyper_name(kinds[k]), j);
+        for (size_t i = 0; i < p; i++)
+            ck_assert(dw0[i] == -7);
+        ck_assert(dmeta[0] == -7);
+    }
+    q->drift_at = -1;
+    revl_trainer_free(t);
+    revl_schedule_free(s);
+    revl_model_free(m);
+}
+END_TEST
+
+/* The end-of-run checks, reached by corrupting what the gradient cannot see: a dead weight's w
+ * or (Adam) s, and the buffer's integrity flag. */
+START_TEST(test_verify_catches_corruption)
+{
+    revl_optimizer opt = optimizers[_i];
+    const size_t p = 8;
+    revl_model *m = make_model(p, 4, NULL); /* weights 3 and 7 are dead */
+    revl_schedule *s = random_schedule(opt, 6, 1, p);
+    revl_trainer *t = NULL;
+    ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+    double w0[8], meta[1] = {-1}, dfdw[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+    init_w0(w0, p);
+    for (int what = 0; what < 3; what++) {
+        if (what == 1 && opt != REVL_OPTIM_ADAM)
+            continue;
+        ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
+        if (what == 0)
+            t->w[3] += 1;
+        else if (what == 1)
+            ((rv_wide *)t->opt->state(t->opt_self, 1).data)[7] += 1; /* Adam's s */
+        else
+            t->buf.stacks[0].broken = 1;
+        ck_assert_int_eq(revl_trainer_hypergrad_kinds(t, dfdw, NULL, NULL, NULL, NULL),
+                         REVL_ERR_INEXACT);
+        const char *want[] = {"reverse pass did not reproduce w at step 0: first difference at "
+                              "parameter 3 ",
+                              /* s shares its coder state with m: either may show it */
+                              "at step 0: first difference at parameter 7 ",
+                              "reverse pass ended with a non-empty information buffer"};
+        expect_msg(revl_trainer_last_error(t), want[what]);
+    }
+    revl_trainer_free(t);
+    revl_schedule_free(s);
+    revl_model_free(m);
+}
+END_TEST
+
 static Suite *optim_suite(void)
 {
     Suite *s = suite_create("optim");
@@ -786,6 +882,8 @@ static Suite *optim_suite(void)
     tcase_add_test(tc, test_adam_singular);
     tcase_add_loop_test(tc, test_tiny_gradient_singular, 0, 2);
     tcase_add_loop_test(tc, test_fused_callback_same_bits, 0, N_OPT);
+    tcase_add_loop_test(tc, test_fingerprint_and_outputs_untouched, 0, N_OPT);
+    tcase_add_loop_test(tc, test_verify_catches_corruption, 0, N_OPT);
     suite_add_tcase(s, tc);
     return s;
 }

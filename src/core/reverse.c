@@ -135,6 +135,14 @@ static int model_step(revl_trainer *t, size_t step, int nt)
     }
     if (rc)
         return rv_fail(t->err, rc, "%s (reverse)", revl_model_last_error(t->model));
+    /* the recomputed gradient must be the forward's, bit for bit: a difference would go unseen
+     * by the end-of-run check wherever it changes no state (gamma = 1, say) */
+    uint64_t fp = rv_fingerprint(t->grad, t->n_params);
+    if (fp != t->fingerprint[step])
+        return rv_fail(t->err, REVL_ERR_INEXACT,
+                       "the gradient at step %zu differs from the forward pass's (fingerprint "
+                       "%016llx, forward %016llx): the model is not deterministic", step,
+                       (unsigned long long)fp, (unsigned long long)t->fingerprint[step]);
     return check_hv_meta_finite(t, step);
 }
 
@@ -152,7 +160,7 @@ int revl_trainer_hypergrad_kinds(revl_trainer *t, const double *dfdw, const doub
     if (!dfdw)
         return rv_fail(t->err, REVL_ERR_INVALID, "revl_trainer_hypergrad: dfdw is NULL");
     const rv_optim *opt = t->opt;
-    double *out[REVL_HYPER_COUNT] = {0}; /* in the optimiser's kind order */
+    double *user_out[REVL_HYPER_COUNT] = {0}; /* in the optimiser's kind order */
     for (int k = 0; d_kinds && k < REVL_HYPER_COUNT; k++) {
         if (!d_kinds[k])
             continue;
@@ -162,7 +170,7 @@ int revl_trainer_hypergrad_kinds(revl_trainer *t, const double *dfdw, const doub
                            "revl_trainer_hypergrad: this %s schedule has no %s (its entry must be "
                            "NULL)",
                            opt->name, revl_hyper_name((revl_hyper)k));
-        out[j] = d_kinds[k];
+        user_out[j] = d_kinds[k];
     }
     for (size_t i = 0; i < t->n_params; i++)
         if (!isfinite(dfdw[i]))
@@ -176,9 +184,14 @@ int revl_trainer_hypergrad_kinds(revl_trainer *t, const double *dfdw, const doub
     opt->reverse_begin(t->opt_self);
     for (size_t j = 0; j < nm; j++)
         t->dmeta[j] = dfdmeta ? dfdmeta[j] : 0.0;
+    /* the hypergradients go to the trainer's own arrays, the caller's only on success */
+    size_t n_sg = t->n_steps * ng;
+    double *out[REVL_HYPER_COUNT] = {0};
     for (size_t k = 0; k < opt->n_kinds; k++)
-        if (out[k])
-            memset(out[k], 0, t->n_steps * ng * sizeof *out[k]);
+        if (user_out[k]) {
+            out[k] = t->d_kinds + k * n_sg;
+            memset(out[k], 0, n_sg * sizeof *out[k]);
+        }
     int nt = rv_trainer_threads(t);
     for (size_t step = t->n_steps; step-- > t->first_kept;) {
         int rc = over_blocks(t, opt->undo_position, step, nt);
@@ -197,6 +210,9 @@ int revl_trainer_hypergrad_kinds(revl_trainer *t, const double *dfdw, const doub
     int rc = verify_start(t);
     if (rc)
         return reverse_fail(t, rc);
+    for (size_t k = 0; k < opt->n_kinds; k++)
+        if (user_out[k])
+            memcpy(user_out[k], out[k], n_sg * sizeof *out[k]);
     if (d_w0)
         memcpy(d_w0, t->dw, t->n_params * sizeof *d_w0);
     if (d_meta)

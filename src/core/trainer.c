@@ -19,6 +19,29 @@ void revl_trainer_options_init(revl_trainer_options *o)
     o->frac_bits = 52;
 }
 
+uint64_t rv_fingerprint(const double *x, size_t n)
+{
+    const uint64_t prime = 0x100000001b3ULL;
+    uint64_t h[4] = {0xcbf29ce484222325ULL, 0x84222325cbf29ce4ULL, 0x9e3779b97f4a7c15ULL,
+                     0xc2b2ae3d27d4eb4fULL};
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (int k = 0; k < 4; k++) {
+            uint64_t b;
+            memcpy(&b, &x[i + k], sizeof b);
+            h[k] = (h[k] ^ b) * prime;
+        }
+    for (; i < n; i++) {
+        uint64_t b;
+        memcpy(&b, &x[i], sizeof b);
+        h[0] = (h[0] ^ b) * prime;
+    }
+    uint64_t r = h[0];
+    for (int k = 1; k < 4; k++)
+        r = (r ^ (h[k] >> 29) ^ h[k]) * prime;
+    return r ^ (r >> 32);
+}
+
 #define RV_THREADS_MIN_PARAMS 262144
 
 int rv_trainer_threads(const revl_trainer *t)
@@ -51,7 +74,8 @@ static void trainer_free_arrays(revl_trainer *t)
     const revl_allocator *a = &t->alloc;
     void *arrays[] = {t->offsets, t->w, t->w_start, t->wd, t->grad, t->meta, t->dw,
                       t->dir_a, t->dir_b, t->hv, t->hv_meta, t->dmeta, t->hyper_values,
-                      t->partial, t->sums, t->bits_per_block, t->blocks};
+                      t->partial, t->sums, t->bits_per_block, t->blocks, t->d_kinds,
+                      t->fingerprint};
     for (size_t k = 0; k < sizeof arrays / sizeof arrays[0]; k++)
         rv_free(a, arrays[k]);
     if (t->state_start)
@@ -154,6 +178,12 @@ int revl_trainer_create(revl_trainer **out, revl_model *model, const revl_schedu
     t->hyper_values = rv_calloc(a, opt->n_kinds, sizeof *t->hyper_values);
     t->sums = rv_calloc(a, n_groups * opt->n_slots, sizeof *t->sums);
     t->blocks = rv_calloc(a, t->n_blocks, sizeof *t->blocks);
+    t->fingerprint = rv_calloc(a, t->n_steps, sizeof *t->fingerprint);
+    int ok_kinds = 1;
+    size_t n_kind_values = rv_mul_size(opt->n_kinds, rv_mul_size(t->n_steps, n_groups, &ok_kinds),
+                                       &ok_kinds);
+    if (ok_kinds)
+        t->d_kinds = rv_calloc(a, n_kind_values, sizeof *t->d_kinds);
     t->bits_per_block = rv_calloc(a, t->n_blocks, sizeof *t->bits_per_block);
     size_t state_bytes = 0;
     if (!rc && t->state_start)
@@ -168,6 +198,7 @@ int revl_trainer_create(revl_trainer **out, revl_model *model, const revl_schedu
     if (!opt_rc && t->w && t->w_start && t->state_start && t->wd && t->grad && t->meta &&
         t->dw && t->dir_a && (t->dir_b || opt->dir_mode != RV_DIR_AFFINE) && t->hv &&
         t->hv_meta && t->dmeta && t->hyper_values && t->sums && t->blocks && t->bits_per_block &&
+        t->fingerprint && t->d_kinds &&
         (opt->n_state == 0 || t->state_start[opt->n_state - 1])) {
         trainer_layout_blocks(t);
         t->partial = rv_calloc(a, t->n_parts * opt->n_slots, sizeof *t->partial);
@@ -186,7 +217,8 @@ int revl_trainer_create(revl_trainer **out, revl_model *model, const revl_schedu
     t->fixed_bytes = sizeof *t + opt->bytes(t->opt_self) + state_bytes +
                      p * (2 * sizeof(int64_t) + (t->dir_b ? 6 : 5) * sizeof(double)) +
                      3 * nm * sizeof(double) + t->n_blocks * (sizeof *t->blocks + sizeof(double)) +
-                     (t->n_parts + n_groups) * opt->n_slots * sizeof(double);
+                     (t->n_parts + n_groups) * opt->n_slots * sizeof(double) +
+                     n_kind_values * sizeof(double) + t->n_steps * sizeof(uint64_t);
     rv_trainer_note_peak(t);
     *out = t;
     return REVL_OK;
@@ -358,6 +390,7 @@ int revl_trainer_train(revl_trainer *t, const double *w0, const double *meta)
         rc = revl_model_grad(t->model, step, t->wd, t->n_meta ? t->meta : NULL, t->grad, &loss);
         if (rc)
             return rv_fail(t->err, rc, "%s (forward)", revl_model_last_error(t->model));
+        t->fingerprint[step] = rv_fingerprint(t->grad, t->n_params);
         int keep = step >= t->first_kept;
         long nb = (long)t->n_blocks;
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)

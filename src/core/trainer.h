@@ -31,6 +31,10 @@ struct revl_trainer {
     double *dw, *dir_a, *dir_b, *hv, *hv_meta, *dmeta;
     double *hyper_values; /* one (step, group)'s requested values, opt->n_kinds */
     double *partial;      /* per-(block, group) partial sums, opt->n_slots each */
+    double *d_kinds;      /* the reverse pass's hypergradients, opt->n_kinds * n_steps * n_groups:
+                             copied to the caller's arrays only when the pass succeeded */
+    uint64_t *fingerprint; /* n_steps: a hash of each step's gradient bits in the forward pass,
+                              compared when the reverse pass recomputes it */
     double *sums;         /* their per-group totals for one step */
     double *bits_per_block;
     rv_block *blocks;
@@ -44,6 +48,10 @@ struct revl_trainer {
     size_t fixed_bytes, peak_bytes;
     char err[RV_ERRLEN];
 };
+
+/* A 64-bit hash of the bits of n doubles (four interleaved FNV-style lanes, so it runs at
+ * memory speed rather than at one multiply's latency per element). */
+RV_HIDDEN uint64_t rv_fingerprint(const double *x, size_t n);
 
 /* Thread count for a pass over the blocks. */
 RV_HIDDEN int rv_trainer_threads(const revl_trainer *t);

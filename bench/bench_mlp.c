@@ -5,6 +5,8 @@
  * measured side by side in one run, as ratios; and against the floor of that work (mlp_floor.h):
  * T gradients' dense products for the forward, T fused gradient + HVP products for the reverse
  * pass, and the validation gradient's (10 blocks of 1,000 examples), timed in the same run.
+ * Then the same for Adam: its exact forward against plain double-precision Adam, forward +
+ * hypergradient against momentum's, and the buffer's bits per parameter-step.
  * Usage: bench_mlp [T ...]   (default: 100 1000). Threads: OMP_NUM_THREADS and
  * OPENBLAS_NUM_THREADS as set in the environment (make bench runs 1 and 2). */
 #include <math.h>
@@ -42,6 +44,38 @@ static double plain_training(revl_model *m, size_t steps, const double *w0, cons
     }
     double dt = bench_now() - t0;
     free(v);
+    free(g);
+    return dt;
+}
+
+/* The loop revl's Adam replaces: torch.optim.Adam's update in doubles, same model. */
+#define ADAM_ALPHA 0.003
+#define ADAM_BETA1 0.9
+#define ADAM_BETA2 0.999
+#define ADAM_EPS 1e-8
+static double plain_adam(revl_model *m, size_t steps, const double *w0, const double *meta,
+                         double *w)
+{
+    size_t p = revl_model_n_params(m);
+    double *mo = calloc(p, sizeof *mo), *so = calloc(p, sizeof *so), *g = malloc(p * sizeof *g);
+    memcpy(w, w0, p * sizeof *w);
+    double p1 = 1, p2 = 1, t0 = bench_now();
+    for (size_t t = 0; t < steps; t++) {
+        int rc = revl_model_grad(m, t, w, meta, g, NULL);
+        if (rc)
+            die("plain gradient", rc, revl_model_last_error(m));
+        p1 *= ADAM_BETA1;
+        p2 *= ADAM_BETA2;
+        double c1 = 1 - p1, c2 = 1 - p2;
+        for (size_t i = 0; i < p; i++) {
+            mo[i] = ADAM_BETA1 * mo[i] + (1 - ADAM_BETA1) * g[i];
+            so[i] = ADAM_BETA2 * so[i] + (1 - ADAM_BETA2) * g[i] * g[i];
+            w[i] -= ADAM_ALPHA * (mo[i] / c1) / (sqrt(so[i] / c2) + ADAM_EPS);
+        }
+    }
+    double dt = bench_now() - t0;
+    free(mo);
+    free(so);
     free(g);
     return dt;
 }
@@ -98,7 +132,8 @@ int main(int argc, char **argv)
     printf("%6s | %10s %10s %12s | %9s %12s | %9s %12s | %12s\n", "T", "plain s", "exact s",
            "fwd+hyper s", "exact/pl", "fwd+hyp/pl", "exact/fl", "fwd+hyp/fl", "buffer bytes");
     int nt = argc > 1 ? argc - 1 : 2;
-    for (int k = 0; k < nt; k++) {
+    double mom_both[16] = {0};
+    for (int k = 0; k < nt && k < 16; k++) {
         size_t steps = argc > 1 ? (size_t)atol(argv[k + 1]) : (k ? 1000 : 100);
         revl_schedule *s = NULL;
         if ((rc = revl_schedule_create(&s, steps, ng, off)))
@@ -134,6 +169,57 @@ int main(int argc, char **argv)
         printf("%6zu | %10.3f %10.3f %12.3f | %9.2f %12.2f | %9.2f %12.2f | %12zu\n", steps, plain,
                exact, both, exact / plain, both / plain, exact / fl_fwd, both / fl_both,
                st.buffer_bytes);
+        mom_both[k] = both;
+        revl_trainer_free(t);
+        revl_schedule_free(s);
+    }
+
+    /* Adam: the exact forward against plain Adam, forward + every hypergradient (alpha, beta1,
+     * beta2, eps, init scales, meta) against momentum's on the same model, buffer bits */
+    printf("\nAdam (alpha %g, beta1 %g, beta2 %g, eps %g); each reverse pass: d alpha, d beta1, "
+           "d beta2, d eps (T x %zu), init scales, 4 L2 meta, reversal verified\n",
+           ADAM_ALPHA, ADAM_BETA1, ADAM_BETA2, ADAM_EPS, ng);
+    printf("%6s | %10s %10s %12s | %9s %14s | %13s %13s\n", "T", "plain s", "exact s",
+           "fwd+hyper s", "exact/pl", "fwd+hyp/mom's", "bits/par-step", "log2(1/b1b2)");
+    for (int k = 0; k < nt && k < 16; k++) {
+        size_t steps = argc > 1 ? (size_t)atol(argv[k + 1]) : (k ? 1000 : 100);
+        revl_schedule *s = NULL;
+        if ((rc = revl_schedule_create_for(&s, REVL_OPTIM_ADAM, steps, ng, off, NULL)))
+            die("schedule", rc, "");
+        revl_schedule_fill_kind(s, REVL_HYPER_ALPHA, ADAM_ALPHA);
+        revl_schedule_fill_kind(s, REVL_HYPER_BETA1, ADAM_BETA1);
+        revl_schedule_fill_kind(s, REVL_HYPER_BETA2, ADAM_BETA2);
+        revl_schedule_fill_kind(s, REVL_HYPER_EPS, ADAM_EPS);
+        revl_trainer *t = NULL;
+        if ((rc = revl_trainer_create(&t, m, s, NULL)))
+            die("trainer", rc, "");
+        plain_adam(m, 2, w0, meta, w);
+        double plain = plain_adam(m, steps, w0, meta, w);
+        double t0 = bench_now();
+        if ((rc = revl_trainer_train(t, w0, meta)))
+            die("train", rc, revl_trainer_last_error(t));
+        double exact = bench_now() - t0;
+        revl_trainer_weights(t, w);
+        double loss;
+        revl_model_evaluate(m, train, w, &loss, dfdw, NULL);
+        revl_trainer_stats st = {.struct_size = sizeof st};
+        revl_trainer_get_stats(t, &st);
+        double *d = malloc(4 * steps * ng * 8), *dk[REVL_HYPER_COUNT] = {0};
+        dk[REVL_HYPER_ALPHA] = d;
+        dk[REVL_HYPER_BETA1] = d + steps * ng;
+        dk[REVL_HYPER_BETA2] = d + 2 * steps * ng;
+        dk[REVL_HYPER_EPS] = d + 3 * steps * ng;
+        double t1 = bench_now();
+        if ((rc = revl_trainer_hypergrad_kinds(t, dfdw, NULL, d_w0, dk, d_meta)))
+            die("hypergrad", rc, revl_trainer_last_error(t));
+        revl_model_init_scales_grad(m, w0, d_w0, d_scales);
+        double both = exact + (bench_now() - t1);
+        free(d);
+        double info = -log2(revl_hyper_applied(REVL_HYPER_BETA1, ADAM_BETA1)) -
+                      log2(revl_hyper_applied(REVL_HYPER_BETA2, ADAM_BETA2));
+        printf("%6zu | %10.3f %10.3f %12.3f | %9.2f %14.2f | %13.5f %13.5f\n", steps, plain,
+               exact, both, exact / plain, both / mom_both[k],
+               st.buffer_bits / ((double)p * (double)steps), info);
         revl_trainer_free(t);
         revl_schedule_free(s);
     }

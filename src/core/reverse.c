@@ -28,7 +28,7 @@ static double state_value(const rv_state_vec *sv, size_t i)
 {
     if (sv->elem == sizeof(int64_t))
         return (double)((const int64_t *)sv->data)[i] * sv->inv_scale;
-    return (double)((const rv_wide *)sv->data)[i] * sv->inv_scale;
+    return rv_wide_to_double(((const rv_wide *)sv->data)[i]) * sv->inv_scale;
 }
 
 /* After the walk back: w and every state where training started, the buffer empty. */

@@ -13,14 +13,26 @@
 typedef __int128 rv_wide;
 typedef unsigned __int128 rv_uwide;
 
-/* Round y (already in units of the state's quantum) to the nearest rv_wide, or return 0 when y
- * is NaN/Inf or |y| >= 2^126 (headroom so that a sum of two in-range values cannot overflow). */
+/* Round y (already in units of the state's quantum) to the nearest rv_wide (ties to even), or
+ * return 0 when y is NaN/Inf or |y| >= 2^126 (headroom so that a sum of two in-range values
+ * cannot overflow). Done in double arithmetic that is exact (the 2^52 trick rounds, the split
+ * at 2^64 is exact), rather than through libgcc's slow 128-bit conversion. */
 static inline int rv_wide_round(double y, rv_wide *out)
 {
     if (!(fabs(y) < 0x1p126))
         return 0;
-    *out = (rv_wide)nearbyint(y);
+    if (fabs(y) < 0x1p52) /* below 2^52, adding and removing 1.5 * 2^52 rounds to an integer */
+        y = y >= 0 ? (y + 0x1.8p52) - 0x1.8p52 : (y - 0x1.8p52) + 0x1.8p52;
+    double hi = floor(y * 0x1p-64), lo = y - hi * 0x1p64; /* lo in [0, 2^64), both exact */
+    *out = (rv_wide)(((rv_uwide)(uint64_t)(int64_t)hi << 64) | (uint64_t)lo);
     return 1;
+}
+
+/* x as a double: deterministic (two correctly rounded conversions and one rounded sum, the
+ * same on every machine), within 2^-52 relative; libgcc's conversion is several times slower. */
+static inline double rv_wide_to_double(rv_wide x)
+{
+    return (double)(int64_t)(x >> 64) * 0x1p64 + (double)(uint64_t)x;
 }
 
 /* Add, or return 0 when the sum leaves (-2^126, 2^126). */
@@ -58,19 +70,47 @@ static inline uint64_t rv_pop_bits(rv_stack *s, uint64_t st, unsigned k, uint32_
     return st;
 }
 
-/* x <- x * n / 2^bits exactly (bits 16 or 24): push x mod 2^bits (16 bits, then the rest),
- * x <- floor(x / 2^bits) n + pop(base n). */
+/* The multiply below works on the magnitude minus one, x = sign (1 + y), y >= 0, so that it maps
+ * 0 to 0 without touching the buffer and every other value to one of the same sign, never 0:
+ * a state that is 0 (a weight whose gradient has always been 0) stays exactly 0 and costs no
+ * bits, and one that is not never becomes 0 by the digit the multiply injects. */
+static inline rv_uwide rv_wide_mul_mag(const revl_allocator *a, rv_stack *s, uint64_t *st,
+                                       const rv_gamma_code *c, unsigned bits, rv_uwide y);
+static inline rv_uwide rv_wide_div_mag(const revl_allocator *a, rv_stack *s, uint64_t *st,
+                                       const rv_gamma_code *c, unsigned bits, rv_uwide y);
+
+/* x <- x * n / 2^bits exactly (bits 16 or 24), as sign(x) (1 + (|x| - 1) n / 2^bits). */
 static inline rv_wide rv_wide_mul(const revl_allocator *a, rv_stack *s, uint64_t *st,
                                   const rv_gamma_code *c, unsigned bits, rv_wide x)
 {
-    uint32_t r = (uint32_t)((rv_uwide)x & ((1u << bits) - 1));
-    rv_wide q = x >> bits; /* arithmetic shift: floor division */
+    if (x == 0)
+        return 0;
+    rv_uwide y = rv_wide_mul_mag(a, s, st, c, bits, (rv_uwide)(x < 0 ? -x : x) - 1);
+    return x < 0 ? -(rv_wide)(y + 1) : (rv_wide)(y + 1);
+}
+
+/* The exact inverse of rv_wide_mul. */
+static inline rv_wide rv_wide_div(const revl_allocator *a, rv_stack *s, uint64_t *st,
+                                  const rv_gamma_code *c, unsigned bits, rv_wide x)
+{
+    if (x == 0)
+        return 0;
+    rv_uwide y = rv_wide_div_mag(a, s, st, c, bits, (rv_uwide)(x < 0 ? -x : x) - 1);
+    return x < 0 ? -(rv_wide)(y + 1) : (rv_wide)(y + 1);
+}
+
+/* y <- floor(y / 2^bits) n + pop(base n), pushing y mod 2^bits (16 bits, then the rest). */
+static inline rv_uwide rv_wide_mul_mag(const revl_allocator *a, rv_stack *s, uint64_t *st,
+                                       const rv_gamma_code *c, unsigned bits, rv_uwide x)
+{
+    uint32_t r = (uint32_t)(x & ((1u << bits) - 1));
+    rv_uwide q = x >> bits;
     uint64_t t = rv_push_bits(a, s, *st, r & 0xffff, 16);
     if (bits > 16)
         t = rv_push_bits(a, s, t, r >> 16, bits - 16);
     uint32_t digit;
     *st = rv_pop_base_n(s, t, c, &digit);
-    return (rv_wide)((rv_uwide)q * c->n + digit);
+    return q * c->n + digit;
 }
 
 /* x * n / 2^bits rounded to nearest, for steps whose bits are not kept (truncation). */
@@ -81,27 +121,23 @@ static inline rv_wide rv_wide_mul_rounded(rv_wide x, uint32_t n, unsigned bits)
     return (rv_wide)((rv_uwide)q * n + ((r * n + (1ull << (bits - 1))) >> bits));
 }
 
-/* The exact inverse of rv_wide_mul. */
-static inline rv_wide rv_wide_div(const revl_allocator *a, rv_stack *s, uint64_t *st,
-                                  const rv_gamma_code *c, unsigned bits, rv_wide x)
+/* The inverse of rv_wide_mul_mag: q = y div n, push y mod n, pop the low bits back. */
+static inline rv_uwide rv_wide_div_mag(const revl_allocator *a, rv_stack *s, uint64_t *st,
+                                       const rv_gamma_code *c, unsigned bits, rv_uwide y)
 {
-    /* floor division by n <= 2^24 without a branch on the sign (as rv_exact_div), in three
-     * 64-bit steps: each partial remainder is below n, so each dividend fits 56 bits */
-    uint64_t sign = (uint64_t)(x >> 127);
-    rv_uwide y = (rv_uwide)x ^ (((rv_uwide)sign << 64) | sign);
+    /* division by n <= 2^24 in three 64-bit steps: each partial remainder is below n, so each
+     * dividend fits 56 bits */
     uint64_t hi = (uint64_t)(y >> 64), lo = (uint64_t)y, r;
     uint64_t qh = rv_divmod(hi, c->n, c->inv_n, &r);
     uint64_t qm = rv_divmod((r << 32) | (lo >> 32), c->n, c->inv_n, &r);
     uint64_t ql = rv_divmod((r << 32) | (lo & 0xffffffffu), c->n, c->inv_n, &r);
-    rv_uwide qy = ((rv_uwide)qh << 64) | (qm << 32 | ql);
-    rv_uwide q = qy ^ (((rv_uwide)sign << 64) | sign);
-    uint32_t rem = (uint32_t)((r ^ sign) + (sign & c->n));
-    uint64_t t = rv_push_base_n(a, s, *st, c, rem);
+    rv_uwide q = ((rv_uwide)qh << 64) | (qm << 32 | ql);
+    uint64_t t = rv_push_base_n(a, s, *st, c, (uint32_t)r);
     uint32_t d_hi = 0, d_lo;
     if (bits > 16)
         t = rv_pop_bits(s, t, bits - 16, &d_hi);
     *st = rv_pop_bits(s, t, 16, &d_lo);
-    return (rv_wide)((q << bits) + ((d_hi << 16) | d_lo));
+    return (q << bits) + ((d_hi << 16) | d_lo);
 }
 
 #endif

@@ -26,6 +26,8 @@ typedef struct adam_sg {
     double omb1, omb2;         /* exact: 1 - n / 2^24 */
     double p1, p2;             /* prod of the applied betas up to this step (this group) */
     double c1, c2;             /* 1 - p1, 1 - p2 */
+    double m_scale, s_scale;   /* 2^-ADAM_FRAC / c1, 2^-ADAM_FRAC / c2: two multiplies instead
+                                  of two divisions per parameter-step */
     rv_gamma_code code1, code2;
 } adam_sg;
 
@@ -109,6 +111,8 @@ static double adam_prepare(void *self, size_t step, size_t group, const double *
     sg->p2 = (prev ? prev->p2 : 1.0) * sg->beta2;
     sg->c1 = 1.0 - sg->p1;
     sg->c2 = 1.0 - sg->p2;
+    sg->m_scale = wide_unit / sg->c1;
+    sg->s_scale = wide_unit / sg->c2;
     rv_gamma_code_make(&sg->code1, n1);
     rv_gamma_code_make(&sg->code2, n2);
     return (24.0 - log2((double)n1)) + (24.0 - log2((double)n2));
@@ -122,8 +126,8 @@ typedef struct adam_u {
 static inline adam_u adam_direction(const adam_sg *sg, rv_wide m, rv_wide s)
 {
     adam_u r;
-    r.mhat = (double)m * wide_unit / sg->c1;
-    r.a = sqrt((double)s * wide_unit / sg->c2);
+    r.mhat = rv_wide_to_double(m) * sg->m_scale;
+    r.a = sqrt(rv_wide_to_double(s) * sg->s_scale);
     r.d = r.a + sg->eps;
     r.u = r.mhat / r.d;
     return r;
@@ -190,7 +194,7 @@ static void adam_forward_block(void *self, rv_pass *p, size_t step, rv_block *bl
                     goto done;
                 }
                 if (s[i] == 0 && m[i] != 0) {
-                    rv_block_fail_named(blk, RV_SINGULAR, i, (double)m[i] * wide_unit, "m", "m",
+                    rv_block_fail_named(blk, RV_SINGULAR, i, rv_wide_to_double(m[i]) * wide_unit, "m", "m",
                                         0);
                     goto done;
                 }
@@ -301,8 +305,8 @@ static void adam_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
             int hv_finite = 1;
             for (size_t i = c0; i < c1; i++) {
                 double gi = grad[i];
-                s_b1 += dm[i] * ((double)m[i] * wide_unit - gi);
-                s_b2 += ds[i] * ((double)s[i] * wide_unit - gi * gi);
+                s_b1 += dm[i] * (rv_wide_to_double(m[i]) * wide_unit - gi);
+                s_b2 += ds[i] * (rv_wide_to_double(s[i]) * wide_unit - gi * gi);
                 hv_finite &= isfinite(hv[i]) != 0;
                 dw[i] -= hv[i];
                 dm[i] *= sg.beta1;

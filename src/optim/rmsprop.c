@@ -101,7 +101,7 @@ static double rms_prepare(void *self, size_t step, size_t group, const double *v
 /* sqrt(s) + eps for the new s, the same double operations forward and back */
 static inline double rms_denominator(const rms_sg *sg, rv_wide s, double *a)
 {
-    *a = sqrt((double)s * wide_unit);
+    *a = sqrt(rv_wide_to_double(s) * wide_unit);
     return *a + sg->eps;
 }
 
@@ -152,12 +152,12 @@ static void rms_forward_block(void *self, rv_pass *p, size_t step, rv_block *blk
                     rv_block_fail_named(blk, RV_SINGULAR, i, gi, "the gradient", "g", 0);
                     goto done;
                 }
-                if (!rv_wide_round(ldexp(gi / d, RMS_FRAC), &gb) || !rv_wide_add(b[i], gb, &b[i])) {
+                if (!rv_wide_round(gi / d * 0x1p100 /* 2^RMS_FRAC */, &gb) || !rv_wide_add(b[i], gb, &b[i])) {
                     rv_block_fail_named(blk, RV_STATE_RANGE, i, 0, "momentum buffer", "b",
                                         RMS_BOUND);
                     goto done;
                 }
-                if (!rv_round_fixed(sg.alpha_fixed * ((double)b[i] * wide_unit), &step_w) ||
+                if (!rv_round_fixed(sg.alpha_fixed * (rv_wide_to_double(b[i]) * wide_unit), &step_w) ||
                     __builtin_sub_overflow(p->w[i], step_w, &p->w[i])) {
                     rv_block_fail(blk, RV_W_RANGE, i, 0);
                     goto done;
@@ -190,7 +190,7 @@ static void rms_undo_position(void *self, rv_pass *p, size_t step, rv_block *blk
         rv_block_range(blk, p->offsets, g, &i0, &i1);
         double s_alpha = 0;
         for (size_t i = i0; i < i1; i++) {
-            double bd = (double)o->b[i] * wide_unit;
+            double bd = rv_wide_to_double(o->b[i]) * wide_unit;
             int64_t step_w;
             if (!rv_round_fixed(sg->alpha_fixed * bd, &step_w) ||
                 __builtin_add_overflow(p->w[i], step_w, &p->w[i])) {
@@ -253,7 +253,7 @@ static void rms_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
             for (size_t i = c0; i < c1; i++) {
                 double gi = grad[i], sa, d = rms_denominator(&sg, s[i], &sa);
                 rv_wide gs, gb;
-                if (!rv_wide_round(ldexp(gi / d, RMS_FRAC), &gb) ||
+                if (!rv_wide_round(gi / d * 0x1p100 /* 2^RMS_FRAC */, &gb) ||
                     !rv_wide_round(sg.omb2_fixed * (gi * gi), &gs) ||
                     !rv_wide_add(b[i], -gb, &b[i]) || !rv_wide_add(s[i], -gs, &s[i])) {
                     rv_block_fail_named(blk, RV_STATE_RANGE, i, gi, "a state", "s|b", RMS_BOUND);
@@ -267,8 +267,8 @@ static void rms_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
             int hv_finite = 1;
             for (size_t i = c0; i < c1; i++) {
                 double gi = grad[i];
-                s_gamma += db[i] * ((double)b[i] * wide_unit);
-                s_b2 += ds[i] * ((double)s[i] * wide_unit - gi * gi);
+                s_gamma += db[i] * (rv_wide_to_double(b[i]) * wide_unit);
+                s_b2 += ds[i] * (rv_wide_to_double(s[i]) * wide_unit - gi * gi);
                 hv_finite &= isfinite(hv[i]) != 0;
                 dw[i] -= hv[i];
                 db[i] *= sg.gamma;

@@ -34,16 +34,19 @@ BLAS_PC := $(shell pkg-config --exists openblas 2>/dev/null && echo openblas || 
 BLAS_CFLAGS := $(if $(BLAS_PC),$(shell pkg-config --cflags $(BLAS_PC)))
 BLAS_LIBS := $(if $(BLAS_PC),$(shell pkg-config --libs $(BLAS_PC)))
 endif
+# zlib decompresses gzip data files (src/data/source.c).
+ZLIB_CFLAGS := $(shell pkg-config --cflags zlib 2>/dev/null)
+ZLIB_LIBS := $(shell pkg-config --libs zlib 2>/dev/null)
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 CFLAGS ?= $(OPT) -g
 ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(CFLAGS) $(SAN) -fopenmp -fno-math-errno \
-	-Iinclude -Isrc $(BLAS_CFLAGS)
+	-Iinclude -Isrc $(BLAS_CFLAGS) $(ZLIB_CFLAGS)
 LIB_WERROR ?=
 LIB_CFLAGS := $(ALL_CFLAGS) $(LIB_WERROR) -fPIC -fvisibility=hidden -DREVL_BUILDING
-LDLIBS := $(BLAS_LIBS) -lm -fopenmp
+LDLIBS := $(BLAS_LIBS) $(ZLIB_LIBS) -lm -fopenmp
 
 LIB_SRC := $(sort $(wildcard src/*/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -72,6 +75,9 @@ need-blas:
 	@if [ "$(BLAS)" != reference ] && [ -z "$(BLAS_PC)" ]; then \
 	  echo "revl: no BLAS found through pkg-config (tried openblas, blas)."; \
 	  echo "      install libopenblas-dev or libblas-dev (or run 'make deps' as root)."; exit 1; fi
+	@if ! pkg-config --exists zlib 2>/dev/null; then \
+	  echo "revl: zlib not found through pkg-config: install zlib1g-dev (or run 'make deps' as root)."; \
+	  exit 1; fi
 
 lib: need-blas $(SHLIB) $(STLIB) $(PCFILE)
 
@@ -91,9 +97,12 @@ $(STLIB): $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $(LIB_OBJ)
 
+# revl.pc: zlib in Requires.private (zlib1g-dev ships zlib.pc); BLAS only in Libs.private, so
+# `pkg-config --cflags revl` does not hand consumers BLAS include paths they never need.
+PC_SUBST = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@BLAS_LIBS@|$(BLAS_LIBS)|'
 $(PCFILE): lib/revl.pc.in include/revl.h
 	@mkdir -p $(LIBOUT)
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@BLAS_PC@|$(BLAS_PC)|' $< > $@
+	$(PC_SUBST) $< > $@
 
 # Tests and programs link the static library so they run from the tree without LD_LIBRARY_PATH.
 $(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) $(wildcard tests/*.h) $(STLIB)
@@ -118,7 +127,7 @@ tests: $(TEST_BIN)
 examples: $(EXAMPLE_BIN)
 
 # ---- Debian packages the build, the tests and the demo need
-DEB_PKGS := build-essential pkg-config libopenblas-dev libblas-dev check meson ninja-build \
+DEB_PKGS := build-essential pkg-config libopenblas-dev libblas-dev zlib1g-dev check meson ninja-build \
 	clang libclang-rt-14-dev libomp-dev g++ abigail-tools \
 	python3 python3-numpy python3-pytest gnuplot-nox dataset-fashion-mnist valgrind
 deps:
@@ -181,8 +190,7 @@ install: lib
 	ln -sf librevl.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/librevl.so
 	install -m 644 $(STLIB) $(DESTDIR)$(PREFIX)/lib/
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@BLAS_PC@|$(BLAS_PC)|' \
-		lib/revl.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/revl.pc
+	$(PC_SUBST) lib/revl.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/revl.pc
 
 clean:
 	rm -rf $(BUILD) build-* lib/librevl.* lib/revl.pc

@@ -129,7 +129,7 @@ examples: $(EXAMPLE_BIN)
 # ---- Debian packages the build, the tests and the demo need
 DEB_PKGS := build-essential pkg-config libopenblas-dev libblas-dev zlib1g-dev check meson ninja-build \
 	clang libclang-rt-14-dev libomp-dev g++ abigail-tools \
-	python3 python3-numpy python3-pytest gnuplot-nox dataset-fashion-mnist valgrind
+	python3 python3-numpy python3-pytest python3-pip python3-venv python3-setuptools python3-wheel gnuplot-nox dataset-fashion-mnist valgrind
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \

@@ -328,11 +328,32 @@ def _load():
                       "with 'make lib', or install the library where the system loader finds it.")
 
 
+class _DlInfo(ctypes.Structure):
+    _fields_ = [("dli_fname", ctypes.c_char_p), ("dli_fbase", ctypes.c_void_p),
+                ("dli_sname", ctypes.c_char_p), ("dli_saddr", ctypes.c_void_p)]
+
+
+def _loaded_file(dll, fallback):
+    """The path of the file the loader actually mapped for dll (dladdr on one of its functions),
+    so that revl.library_path is a file even when the system loader chose it by soname."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.dladdr.argtypes = [ctypes.c_void_p, ctypes.POINTER(_DlInfo)]
+        info = _DlInfo()
+        addr = ctypes.cast(dll.revl_version_string, ctypes.c_void_p)
+        if libc.dladdr(addr, ctypes.byref(info)) and info.dli_fname:
+            return os.path.abspath(os.fsdecode(info.dli_fname))
+    except (AttributeError, OSError):
+        pass
+    return fallback
+
+
 class _Lib:
     """The loaded library with every known function bound (missing ones raise Unavailable)."""
 
     def __init__(self):
-        self.dll, self.path = _load()
+        self.dll, name = _load()
+        self.path = _loaded_file(self.dll, name)
         self.missing = set()
         for name, res, args in PROTOTYPES:
             try:

@@ -67,6 +67,15 @@ SHLIB := $(LIBOUT)/librevl.so.$(VERSION)
 STLIB := $(LIBOUT)/librevl.a
 PCFILE := $(LIBOUT)/revl.pc
 
+# Compiler lines are quiet (one "CC target" line each) unless V=1.
+ifeq ($(V),1)
+Q :=
+SAY = :
+else
+Q := @
+SAY = echo "  $(1) $@"
+endif
+
 .PHONY: all lib tests examples bench bench-scale check check-c check-python deps demo examples-quick install clean \
 	need-blas asan valgrind
 all: lib tests examples
@@ -83,45 +92,53 @@ lib: need-blas $(SHLIB) $(STLIB) $(PCFILE)
 
 $(BUILD)/%.o: %.c include/revl.h $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(LIB_CFLAGS) -c $< -o $@
+	@$(call SAY,CC)
+	$(Q)$(CC) $(LIB_CFLAGS) -c $< -o $@
 
 $(SHLIB): $(LIB_OBJ) lib/revl.map
 	@mkdir -p $(LIBOUT)
-	$(CC) -shared $(SAN) -Wl,-soname,$(SONAME) -Wl,--version-script=lib/revl.map -Wl,-z,defs \
+	@$(call SAY,LD)
+	$(Q)$(CC) -shared $(SAN) -Wl,-soname,$(SONAME) -Wl,--version-script=lib/revl.map -Wl,-z,defs \
 		-o $@ $(LIB_OBJ) $(LDLIBS)
-	ln -sf librevl.so.$(VERSION) $(LIBOUT)/$(SONAME)
-	ln -sf $(SONAME) $(LIBOUT)/librevl.so
+	$(Q)ln -sf librevl.so.$(VERSION) $(LIBOUT)/$(SONAME)
+	$(Q)ln -sf $(SONAME) $(LIBOUT)/librevl.so
 
 $(STLIB): $(LIB_OBJ)
 	@mkdir -p $(LIBOUT)
-	rm -f $@
-	ar rcs $@ $(LIB_OBJ)
+	@rm -f $@
+	@$(call SAY,AR)
+	$(Q)ar rcs $@ $(LIB_OBJ)
 
 # revl.pc: zlib in Requires.private (zlib1g-dev ships zlib.pc); BLAS only in Libs.private, so
 # `pkg-config --cflags revl` does not hand consumers BLAS include paths they never need.
 PC_SUBST = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@BLAS_LIBS@|$(BLAS_LIBS)|'
 $(PCFILE): lib/revl.pc.in include/revl.h
 	@mkdir -p $(LIBOUT)
-	$(PC_SUBST) $< > $@
+	@$(call SAY,GEN)
+	$(Q)$(PC_SUBST) $< > $@
 
 # Tests and programs link the static library so they run from the tree without LD_LIBRARY_PATH.
 $(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) $(wildcard tests/*.h) $(STLIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Itests -o $@ $< $(TEST_HELPERS) $(STLIB) $(CHECK_LIBS) $(LDLIBS)
+	@$(call SAY,CC)
+	$(Q)$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Itests -o $@ $< $(TEST_HELPERS) $(STLIB) $(CHECK_LIBS) $(LDLIBS)
 
 $(BUILD)/examples/%: examples/%.c $(wildcard examples/*.h) $(STLIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(STLIB) $(LDLIBS)
+	@$(call SAY,CC)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(STLIB) $(LDLIBS)
 
 # C++ examples (C++11, the header's promise): the C warnings without the C-only ones.
 $(BUILD)/examples/%: examples/%.cpp $(STLIB)
 	@mkdir -p $(dir $@)
-	$(CXX) -std=c++11 -Wall -Wextra -Wshadow -Wno-unused-parameter $(CFLAGS) $(SAN) -Iinclude \
+	@$(call SAY,CXX)
+	$(Q)$(CXX) -std=c++11 -Wall -Wextra -Wshadow -Wno-unused-parameter $(CFLAGS) $(SAN) -Iinclude \
 		-o $@ $< $(STLIB) $(LDLIBS)
 
 $(BUILD)/bench/%: bench/%.c $(wildcard bench/*.h) $(STLIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -O3 -march=native -Ibench -o $@ $< $(STLIB) $(LDLIBS)
+	@$(call SAY,CC)
+	$(Q)$(CC) $(ALL_CFLAGS) -O3 -march=native -Ibench -o $@ $< $(STLIB) $(LDLIBS)
 
 tests: $(TEST_BIN)
 examples: $(EXAMPLE_BIN)
@@ -151,11 +168,17 @@ check-c: tests
 check-python: lib
 	@if [ -d python/tests ]; then cd python && REVL_LIBRARY=$(CURDIR)/$(SHLIB) $(PYTHON) -m pytest -q tests; fi
 
+# Both halves run even when the first fails; the last line is one summary of them
+# (tests/check_summary.sh): suites, checks, pytest counts, PASS or FAIL.
 check:
 	@$(MAKE) --no-print-directory deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory check-c
-	@$(MAKE) --no-print-directory check-python
+	@mkdir -p $(BUILD); rc=0; \
+	$(MAKE) --no-print-directory check-c 2>&1 | tee $(BUILD)/check-c.log; \
+	[ $${PIPESTATUS[0]} -eq 0 ] || rc=1; \
+	$(MAKE) --no-print-directory check-python 2>&1 | tee $(BUILD)/check-python.log; \
+	[ $${PIPESTATUS[0]} -eq 0 ] || rc=1; \
+	bash tests/check_summary.sh $(BUILD)/check-c.log $(BUILD)/check-python.log $$rc
 
 # The main job (README, examples/README.md): install what is missing, build the library and
 # examples/lr_schedule, learn a learning-rate and momentum schedule on Fashion-MNIST and plot it

@@ -267,6 +267,10 @@ typedef enum revl_penalty {
     REVL_PENALTY_PER_WEIGHT = 2 /* n_meta = n_params; adds sum_i exp(meta[i])/2 * w_i^2 */
 } revl_penalty;
 
+/* Where revl_hyperopt starts the MLP's meta-parameters (log L2 strengths): log(1e-4), a
+ * penalty that barely touches a fresh network. (0 would be lambda = 1, which flattens it.) */
+#define REVL_MLP_LOG_L2_START (-9.210340371976182)
+
 typedef struct revl_mlp_options {
     size_t struct_size;
     revl_activation activation; /* hidden activation; default REVL_ACT_TANH */
@@ -353,8 +357,12 @@ REVL_API void revl_hyperopt_options_init(revl_hyperopt_options *o);
 
 /* n_steps inner steps; groups are the model's groups. valid may be NULL when
  * opts->objective is set; otherwise f = revl_model_evaluate(model, valid, w_T).
- * Starts at alpha = e^-1, gamma = 0.5, log init scale -3, meta 0. model and valid must
- * outlive the hyper-optimiser. */
+ * Starts at alpha = e^-1, gamma = 0.5, log init scale -3, and meta = REVL_MLP_LOG_L2_START
+ * for the built-in MLP's penalties (0 for a callback model's meta-parameters; revl_hyperopt_set
+ * changes any of them). model and valid must outlive the hyper-optimiser.
+ * When the first meta-iteration's training loss is no better than chance (log n_classes, for
+ * a built-in model), revl_hyperopt_step and revl_hyperopt_run return REVL_OK with a message
+ * "warning: ... no better than chance ..." in revl_hyperopt_last_error. */
 REVL_API int revl_hyperopt_create(revl_hyperopt **out, revl_model *model,
                                   const revl_dataset *valid, size_t n_steps,
                                   const revl_hyperopt_options *opts);

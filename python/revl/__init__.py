@@ -20,7 +20,8 @@ from .data import Dataset
 from .hyperopt import HyperOpt, Hyperparams, Report
 from .mlp import MLP, Block, Evaluation
 
-library_path = _the_lib.path
+library_path = _the_lib.path   # the file actually loaded
+MLP_LOG_L2_START = -9.210340371976182   # REVL_MLP_LOG_L2_START = log(1e-4): HyperOpt's start for MLP penalties
 __version__ = "0.1.0"
 
 
@@ -36,6 +37,7 @@ def strerror(status):
 
 __all__ = [
     "version", "version_number", "gamma_applied", "available", "strerror", "library_path",
+    "MLP_LOG_L2_START",
     "Model", "Schedule", "Trainer", "Hypergrad", "Dataset", "MLP", "Block", "Evaluation",
     "HyperOpt", "Hyperparams", "Report",
     "Error", "InvalidError", "NoMemoryError", "CallbackError", "RangeError", "StateError",

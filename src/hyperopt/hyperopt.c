@@ -173,13 +173,16 @@ int revl_hyperopt_create(revl_hyperopt **out, revl_model *model, const revl_data
         revl_hyperopt_free(h);
         return rc;
     }
-    /* the paper's starting point; meta stays 0 from calloc */
+    /* the paper's starting point; meta where the model says (0 for callback models, log 1e-4
+     * for the MLP's log L2 penalties: 0 there would be lambda = 1, a flattened network) */
     for (size_t k = 0; k < n_sg; k++) {
         h->cur[k] = exp(-1.0);
         h->cur[n_sg + k] = 0.5;
     }
     for (size_t k = 0; k < g; k++)
         h->cur[2 * n_sg + k] = -3.0;
+    for (size_t k = 0; k < nm; k++)
+        h->cur[2 * n_sg + g + k] = model->builtin.meta_start;
     *out = h;
     return REVL_OK;
 }
@@ -497,6 +500,14 @@ int revl_hyperopt_step(revl_hyperopt *h, revl_hyperopt_report *report)
     int rc = hypergradient(h, &f, &acc, &train_loss, &norm);
     if (rc)
         return rc;
+    /* a first run that learned nothing usually means a starting point that cannot learn: say
+     * so instead of letting the meta-optimiser wander from there */
+    double chance = h->model->builtin.chance_loss;
+    if (h->iteration == 0 && chance > 0 && !(train_loss < chance))
+        rv_fail(h->err, REVL_OK,
+                "warning: training loss %.4g after meta-iteration 0 is no better than chance "
+                "(%.4g, the log of the number of classes): check the starting hyperparameters "
+                "(alpha, init scales, and meta: a log L2 of 0 is lambda = 1)", train_loss, chance);
     /* the loss belongs to the hyperparameters that produced it, i.e. those before the update */
     if (f < h->best_loss) {
         h->best_loss = f;
@@ -547,7 +558,7 @@ int revl_hyperopt_run(revl_hyperopt *h)
         int rc = revl_hyperopt_step(h, &r);
         if (rc)
             return rc;
-        if (r.chaos)
+        if (r.chaos || (r.iteration == 0 && !strncmp(h->err, "warning:", 8)))
             memcpy(note, h->err, sizeof note);
         if (h->opts.report && h->opts.report(&r, h->opts.report_user)) {
             rv_fail(h->err, REVL_OK, "run stopped by the report callback after meta-iteration %zu",

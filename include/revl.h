@@ -224,6 +224,8 @@ typedef struct revl_trainer_stats {
     size_t peak_bytes;   /* peak memory of the trainer, buffer included */
     double last_loss;    /* training loss of the last step run */
 } revl_trainer_stats;
+/* Zero *s and set s->struct_size: call it before revl_trainer_get_stats (NULL ok). */
+REVL_API void revl_trainer_stats_init(revl_trainer_stats *s);
 REVL_API int revl_trainer_get_stats(const revl_trainer *t, revl_trainer_stats *out);
 REVL_API const char *revl_trainer_last_error(const revl_trainer *t);
 
@@ -326,6 +328,8 @@ typedef struct revl_hyperopt_report {
     double seconds;        /* wall time of this meta-iteration */
     int chaos;             /* nonzero when the chaos guard fired this iteration */
 } revl_hyperopt_report;
+/* Zero *r and set r->struct_size: call it before revl_hyperopt_step (NULL ok). */
+REVL_API void revl_hyperopt_report_init(revl_hyperopt_report *r);
 typedef int (*revl_report_fn)(const revl_hyperopt_report *r, void *user);
 
 /* The validation objective f at w (and its gradients). dfdmeta may be NULL (then 0). */

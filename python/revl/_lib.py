@@ -207,6 +207,7 @@ PROTOTYPES = [
     ("revl_trainer_weights", "int", ("const revl_trainer *", "double *")),
     ("revl_trainer_hypergrad", "int", ("revl_trainer *", "const double *", "const double *",
                                        "double *", "double *", "double *", "double *")),
+    ("revl_trainer_stats_init", "void", ("revl_trainer_stats *",)),
     ("revl_trainer_get_stats", "int", ("const revl_trainer *", "revl_trainer_stats *")),
     ("revl_trainer_last_error", "const char *", ("const revl_trainer *",)),
     # data
@@ -233,6 +234,7 @@ PROTOTYPES = [
                                     "double *", "double *", "double *")),
     # hyper-optimiser
     ("revl_hyperopt_options_init", "void", ("revl_hyperopt_options *",)),
+    ("revl_hyperopt_report_init", "void", ("revl_hyperopt_report *",)),
     ("revl_hyperopt_create", "int", ("revl_hyperopt **", "revl_model *", "const revl_dataset *",
                                      "size_t", "const revl_hyperopt_options *")),
     ("revl_hyperopt_free", "void", ("revl_hyperopt *",)),

@@ -16,6 +16,14 @@
 #define GAMMA_MIN 0x1p-16
 #define GAMMA_MAX (1.0 - 0x1p-16)
 
+void revl_hyperopt_report_init(revl_hyperopt_report *r)
+{
+    if (!r)
+        return;
+    memset(r, 0, sizeof *r);
+    r->struct_size = sizeof *r;
+}
+
 void revl_hyperopt_options_init(revl_hyperopt_options *o)
 {
     if (!o)

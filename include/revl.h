@@ -203,6 +203,12 @@ REVL_API void revl_trainer_free(revl_trainer *t);
  * Callbacks get meta = NULL when n_meta == 0. On failure the trainer must be trained again. */
 REVL_API int revl_trainer_train(revl_trainer *t, const double *w0, const double *meta);
 REVL_API int revl_trainer_weights(const revl_trainer *t, double *w); /* w as it stands now */
+/* Round x[0..n) in place to the fixed-point grid of frac_bits fractional bits (1..62): the w0
+ * that training with that many bits really starts from, and that the reverse pass returns to
+ * bit for bit. For finite-difference checks (docs/checking.md): perturb and compare on this grid.
+ * REVL_ERR_RANGE (x unchanged) if a value is not finite or |x| >= 2^(63 - frac_bits);
+ * REVL_ERR_INVALID for frac_bits outside 1..62 or x NULL with n > 0. */
+REVL_API int revl_fixed_round(unsigned int frac_bits, double *x, size_t n);
 
 /* From dfdw = grad f(w_T) (and dfdmeta = df/dmeta, or NULL for 0), reverse the training
  * exactly and write d_w0[n_params], d_alpha[n_steps*n_groups], d_gamma[n_steps*n_groups],

@@ -208,6 +208,7 @@ PROTOTYPES = [
     ("revl_trainer_hypergrad", "int", ("revl_trainer *", "const double *", "const double *",
                                        "double *", "double *", "double *", "double *")),
     ("revl_trainer_stats_init", "void", ("revl_trainer_stats *",)),
+    ("revl_fixed_round", "int", ("unsigned int", "double *", "size_t")),
     ("revl_trainer_get_stats", "int", ("const revl_trainer *", "revl_trainer_stats *")),
     ("revl_trainer_last_error", "const char *", ("const revl_trainer *",)),
     # data
@@ -255,6 +256,7 @@ _SCALARS = {
     "void": None,
     "int": ctypes.c_int,
     "unsigned": ctypes.c_uint,
+    "unsignedint": ctypes.c_uint,  # "unsigned int" with the spaces removed
     "size_t": ctypes.c_size_t,
     "double": ctypes.c_double,
     "uint64_t": ctypes.c_uint64,

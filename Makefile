@@ -197,6 +197,7 @@ examples-quick: lib examples
 bench: $(BENCH_BIN)
 	@echo "== exact core: throughput, threads, buffer memory"; $(BUILD)/bench/bench_core
 	@echo "== truncated hypergradients"; $(BUILD)/bench/bench_truncate
+	@echo "== loading Fashion-MNIST (60,000 training images, gzip)"; $(BUILD)/bench/bench_load
 	@for n in 1 2; do echo "== MLP end to end, $$n thread(s)"; \
 	  OMP_NUM_THREADS=$$n OPENBLAS_NUM_THREADS=$$n $(BUILD)/bench/bench_mlp 100 1000 || exit 1; done
 	@if [ -f bench/python_callback_overhead.py ]; then echo "== Python callback overhead"; \
@@ -241,7 +242,7 @@ asan:
 	done; exit $$fail
 
 # ---- valgrind memcheck over a representative subset (those of the list that exist).
-VALGRIND_SUITES ?= check_infobuf check_fixed check_model check_schedule check_trainer check_errors check_update \
+VALGRIND_SUITES ?= check_infobuf check_fixed check_model check_schedule check_trainer check_errors check_update check_grid \
 	check_reverse check_dataset check_idx check_mlp check_hyperopt
 VALGRIND_BIN = $(filter $(addprefix $(BUILD)/tests/,$(VALGRIND_SUITES)),$(TEST_BIN))
 VALGRIND_OPTS ?= --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,possible \

@@ -34,16 +34,19 @@ BLAS_PC := $(shell pkg-config --exists openblas 2>/dev/null && echo openblas || 
 BLAS_CFLAGS := $(if $(BLAS_PC),$(shell pkg-config --cflags $(BLAS_PC)))
 BLAS_LIBS := $(if $(BLAS_PC),$(shell pkg-config --libs $(BLAS_PC)))
 endif
+# zlib decompresses gzip data files (src/data/source.c).
+ZLIB_CFLAGS := $(shell pkg-config --cflags zlib 2>/dev/null)
+ZLIB_LIBS := $(shell pkg-config --libs zlib 2>/dev/null)
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 CFLAGS ?= $(OPT) -g
 ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(CFLAGS) $(SAN) -fopenmp -fno-math-errno -ffp-contract=off \
-	-Iinclude -Isrc $(BLAS_CFLAGS)
+	-Iinclude -Isrc $(BLAS_CFLAGS) $(ZLIB_CFLAGS)
 LIB_WERROR ?=
 LIB_CFLAGS := $(ALL_CFLAGS) $(LIB_WERROR) -fPIC -fvisibility=hidden -DREVL_BUILDING
-LDLIBS := $(BLAS_LIBS) -lm -fopenmp
+LDLIBS := $(BLAS_LIBS) $(ZLIB_LIBS) -lm -fopenmp
 
 LIB_SRC := $(sort $(wildcard src/*/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -64,6 +67,15 @@ SHLIB := $(LIBOUT)/librevl.so.$(VERSION)
 STLIB := $(LIBOUT)/librevl.a
 PCFILE := $(LIBOUT)/revl.pc
 
+# Compiler lines are quiet (one "CC target" line each) unless V=1.
+ifeq ($(V),1)
+Q :=
+SAY = :
+else
+Q := @
+SAY = echo "  $(1) $@"
+endif
+
 .PHONY: all lib tests examples bench bench-scale check check-c check-python deps demo examples-quick bench-torch install clean \
 	need-blas asan valgrind
 all: lib tests examples
@@ -72,55 +84,69 @@ need-blas:
 	@if [ "$(BLAS)" != reference ] && [ -z "$(BLAS_PC)" ]; then \
 	  echo "revl: no BLAS found through pkg-config (tried openblas, blas)."; \
 	  echo "      install libopenblas-dev or libblas-dev (or run 'make deps' as root)."; exit 1; fi
+	@if ! pkg-config --exists zlib 2>/dev/null; then \
+	  echo "revl: zlib not found through pkg-config: install zlib1g-dev (or run 'make deps' as root)."; \
+	  exit 1; fi
 
 lib: need-blas $(SHLIB) $(STLIB) $(PCFILE)
 
 $(BUILD)/%.o: %.c include/revl.h $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(LIB_CFLAGS) -c $< -o $@
+	@$(call SAY,CC)
+	$(Q)$(CC) $(LIB_CFLAGS) -c $< -o $@
 
 $(SHLIB): $(LIB_OBJ) lib/revl.map
 	@mkdir -p $(LIBOUT)
-	$(CC) -shared $(SAN) -Wl,-soname,$(SONAME) -Wl,--version-script=lib/revl.map -Wl,-z,defs \
+	@$(call SAY,LD)
+	$(Q)$(CC) -shared $(SAN) -Wl,-soname,$(SONAME) -Wl,--version-script=lib/revl.map -Wl,-z,defs \
 		-o $@ $(LIB_OBJ) $(LDLIBS)
-	ln -sf librevl.so.$(VERSION) $(LIBOUT)/$(SONAME)
-	ln -sf $(SONAME) $(LIBOUT)/librevl.so
+	$(Q)ln -sf librevl.so.$(VERSION) $(LIBOUT)/$(SONAME)
+	$(Q)ln -sf $(SONAME) $(LIBOUT)/librevl.so
 
 $(STLIB): $(LIB_OBJ)
 	@mkdir -p $(LIBOUT)
-	rm -f $@
-	ar rcs $@ $(LIB_OBJ)
+	@rm -f $@
+	@$(call SAY,AR)
+	$(Q)ar rcs $@ $(LIB_OBJ)
 
+# revl.pc: zlib in Requires.private (zlib1g-dev ships zlib.pc); BLAS only in Libs.private, so
+# `pkg-config --cflags revl` does not hand consumers BLAS include paths they never need.
+PC_SUBST = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@BLAS_LIBS@|$(BLAS_LIBS)|'
 $(PCFILE): lib/revl.pc.in include/revl.h
 	@mkdir -p $(LIBOUT)
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@BLAS_PC@|$(BLAS_PC)|' $< > $@
+	@$(call SAY,GEN)
+	$(Q)$(PC_SUBST) $< > $@
 
 # Tests and programs link the static library so they run from the tree without LD_LIBRARY_PATH.
 $(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) $(wildcard tests/*.h) $(STLIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Itests -o $@ $< $(TEST_HELPERS) $(STLIB) $(CHECK_LIBS) $(LDLIBS)
+	@$(call SAY,CC)
+	$(Q)$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Itests -o $@ $< $(TEST_HELPERS) $(STLIB) $(CHECK_LIBS) $(LDLIBS)
 
 $(BUILD)/examples/%: examples/%.c $(wildcard examples/*.h) $(STLIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(STLIB) $(LDLIBS)
+	@$(call SAY,CC)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(STLIB) $(LDLIBS)
 
 # C++ examples (C++11, the header's promise): the C warnings without the C-only ones.
 $(BUILD)/examples/%: examples/%.cpp $(STLIB)
 	@mkdir -p $(dir $@)
-	$(CXX) -std=c++11 -Wall -Wextra -Wshadow -Wno-unused-parameter $(CFLAGS) $(SAN) -Iinclude \
+	@$(call SAY,CXX)
+	$(Q)$(CXX) -std=c++11 -Wall -Wextra -Wshadow -Wno-unused-parameter $(CFLAGS) $(SAN) -Iinclude \
 		-o $@ $< $(STLIB) $(LDLIBS)
 
 $(BUILD)/bench/%: bench/%.c $(wildcard bench/*.h) $(STLIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -O3 -march=native -Ibench -o $@ $< $(STLIB) $(LDLIBS)
+	@$(call SAY,CC)
+	$(Q)$(CC) $(ALL_CFLAGS) -O3 -march=native -Ibench -o $@ $< $(STLIB) $(LDLIBS)
 
 tests: $(TEST_BIN)
 examples: $(EXAMPLE_BIN)
 
 # ---- Debian packages the build, the tests and the demo need
-DEB_PKGS := build-essential pkg-config libopenblas-dev libblas-dev check meson ninja-build \
+DEB_PKGS := build-essential pkg-config libopenblas-dev libblas-dev zlib1g-dev check meson ninja-build \
 	clang libclang-rt-14-dev libomp-dev g++ abigail-tools \
-	python3 python3-numpy python3-pytest python3-torch gnuplot-nox dataset-fashion-mnist valgrind
+	python3 python3-numpy python3-pytest python3-torch python3-pip python3-venv python3-setuptools python3-wheel gnuplot-nox dataset-fashion-mnist valgrind
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
@@ -142,11 +168,17 @@ check-c: tests
 check-python: lib
 	@if [ -d python/tests ]; then cd python && REVL_LIBRARY=$(CURDIR)/$(SHLIB) $(PYTHON) -m pytest -q tests; fi
 
+# Both halves run even when the first fails; the last line is one summary of them
+# (tests/check_summary.sh): suites, checks, pytest counts, PASS or FAIL.
 check:
 	@$(MAKE) --no-print-directory deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory check-c
-	@$(MAKE) --no-print-directory check-python
+	@mkdir -p $(BUILD); rc=0; \
+	$(MAKE) --no-print-directory check-c 2>&1 | tee $(BUILD)/check-c.log; \
+	[ $${PIPESTATUS[0]} -eq 0 ] || rc=1; \
+	$(MAKE) --no-print-directory check-python 2>&1 | tee $(BUILD)/check-python.log; \
+	[ $${PIPESTATUS[0]} -eq 0 ] || rc=1; \
+	bash tests/check_summary.sh $(BUILD)/check-c.log $(BUILD)/check-python.log $$rc
 
 # The main job (README, examples/README.md): install what is missing, build the library and
 # examples/lr_schedule, learn a learning-rate and momentum schedule on Fashion-MNIST and plot it
@@ -167,6 +199,7 @@ bench: $(BENCH_BIN)
 	@echo "== truncated hypergradients"; $(BUILD)/bench/bench_truncate
 	@echo "== MLP against its floor (its dense products alone), one thread"; \
 	  OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BUILD)/bench/bench_mlp_floor
+	@echo "== loading Fashion-MNIST (60,000 training images, gzip)"; $(BUILD)/bench/bench_load
 	@for n in 1 2; do echo "== MLP end to end, $$n thread(s)"; \
 	  OMP_NUM_THREADS=$$n OPENBLAS_NUM_THREADS=$$n $(BUILD)/bench/bench_mlp 100 1000 || exit 1; done
 	@if [ -f bench/python_callback_overhead.py ]; then echo "== Python callback overhead"; \
@@ -191,8 +224,7 @@ install: lib
 	ln -sf librevl.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/librevl.so
 	install -m 644 $(STLIB) $(DESTDIR)$(PREFIX)/lib/
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@BLAS_PC@|$(BLAS_PC)|' \
-		lib/revl.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/revl.pc
+	$(PC_SUBST) lib/revl.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/revl.pc
 
 clean:
 	rm -rf $(BUILD) build-* lib/librevl.* lib/revl.pc
@@ -220,7 +252,7 @@ asan:
 	done; exit $$fail
 
 # ---- valgrind memcheck over a representative subset (those of the list that exist).
-VALGRIND_SUITES ?= check_infobuf check_fixed check_model check_schedule check_trainer check_errors check_update check_optim check_pinned \
+VALGRIND_SUITES ?= check_infobuf check_fixed check_model check_schedule check_trainer check_errors check_update check_optim check_pinned check_grid \
 	check_reverse check_dataset check_idx check_mlp check_hyperopt
 VALGRIND_BIN = $(filter $(addprefix $(BUILD)/tests/,$(VALGRIND_SUITES)),$(TEST_BIN))
 VALGRIND_OPTS ?= --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,possible \

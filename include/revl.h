@@ -268,6 +268,12 @@ REVL_API void revl_trainer_free(revl_trainer *t);
  * Callbacks get meta = NULL when n_meta == 0. On failure the trainer must be trained again. */
 REVL_API int revl_trainer_train(revl_trainer *t, const double *w0, const double *meta);
 REVL_API int revl_trainer_weights(const revl_trainer *t, double *w); /* w as it stands now */
+/* Round x[0..n) in place to the fixed-point grid of frac_bits fractional bits (1..62): the w0
+ * that training with that many bits really starts from, and that the reverse pass returns to
+ * bit for bit. For finite-difference checks (docs/checking.md): perturb and compare on this grid.
+ * REVL_ERR_RANGE (x unchanged) if a value is not finite or |x| >= 2^(63 - frac_bits);
+ * REVL_ERR_INVALID for frac_bits outside 1..62 or x NULL with n > 0. */
+REVL_API int revl_fixed_round(unsigned int frac_bits, double *x, size_t n);
 
 /* From dfdw = grad f(w_T) (and dfdmeta = df/dmeta, or NULL for 0), reverse the training
  * exactly and write d_w0[n_params], d_alpha[n_steps*n_groups], d_gamma[n_steps*n_groups],
@@ -298,6 +304,8 @@ typedef struct revl_trainer_stats {
     size_t peak_bytes;   /* peak memory of the trainer, buffer included */
     double last_loss;    /* training loss of the last step run */
 } revl_trainer_stats;
+/* Zero *s and set s->struct_size: call it before revl_trainer_get_stats (NULL ok). */
+REVL_API void revl_trainer_stats_init(revl_trainer_stats *s);
 REVL_API int revl_trainer_get_stats(const revl_trainer *t, revl_trainer_stats *out);
 REVL_API const char *revl_trainer_last_error(const revl_trainer *t);
 
@@ -340,6 +348,10 @@ typedef enum revl_penalty {
     REVL_PENALTY_PER_LAYER = 1, /* n_meta = layers; adds exp(meta[l])/2 * |w of layer l|^2 (weights and biases) */
     REVL_PENALTY_PER_WEIGHT = 2 /* n_meta = n_params; adds sum_i exp(meta[i])/2 * w_i^2 */
 } revl_penalty;
+
+/* Where revl_hyperopt starts the MLP's meta-parameters (log L2 strengths): log(1e-4), a
+ * penalty that barely touches a fresh network. (0 would be lambda = 1, which flattens it.) */
+#define REVL_MLP_LOG_L2_START (-9.210340371976182)
 
 typedef struct revl_mlp_options {
     size_t struct_size;
@@ -400,6 +412,8 @@ typedef struct revl_hyperopt_report {
     double seconds;        /* wall time of this meta-iteration */
     int chaos;             /* nonzero when the chaos guard fired this iteration */
 } revl_hyperopt_report;
+/* Zero *r and set r->struct_size: call it before revl_hyperopt_step (NULL ok). */
+REVL_API void revl_hyperopt_report_init(revl_hyperopt_report *r);
 typedef int (*revl_report_fn)(const revl_hyperopt_report *r, void *user);
 
 /* The validation objective f at w (and its gradients). dfdmeta may be NULL (then 0). */
@@ -431,8 +445,12 @@ REVL_API void revl_hyperopt_options_init(revl_hyperopt_options *o);
 
 /* n_steps inner steps; groups are the model's groups. valid may be NULL when
  * opts->objective is set; otherwise f = revl_model_evaluate(model, valid, w_T).
- * Starts at alpha = e^-1, gamma = 0.5, log init scale -3, meta 0. model and valid must
- * outlive the hyper-optimiser. */
+ * Starts at alpha = e^-1, gamma = 0.5, log init scale -3, and meta = REVL_MLP_LOG_L2_START
+ * for the built-in MLP's penalties (0 for a callback model's meta-parameters; revl_hyperopt_set
+ * changes any of them). model and valid must outlive the hyper-optimiser.
+ * When the first meta-iteration's training loss is no better than chance (log n_classes, for
+ * a built-in model), revl_hyperopt_step and revl_hyperopt_run return REVL_OK with a message
+ * "warning: ... no better than chance ..." in revl_hyperopt_last_error. */
 REVL_API int revl_hyperopt_create(revl_hyperopt **out, revl_model *model,
                                   const revl_dataset *valid, size_t n_steps,
                                   const revl_hyperopt_options *opts);

@@ -17,7 +17,7 @@ module Revl
 
 using Libdl
 
-export RevlError, Model, Schedule, Trainer, Dataset, MLP, HyperOpt,
+export RevlError, Model, Schedule, Trainer, Dataset, MLP, HyperOpt, fixed_round,
        train!, weights, hypergrad, stats, setalpha!, setgamma!, alpha, gamma, evaluate,
        init_weights, init_scales_grad, step!, run!, hyperparams, sethyperparams!, save, load!
 
@@ -59,6 +59,17 @@ strerror(status::Integer) =
 version() = unsafe_string(ccall((:revl_version_string, librevl), Cstring, ()))
 version_number() = Int(ccall((:revl_version_number, librevl), Cuint, ()))
 gamma_applied(g::Real) = ccall((:revl_gamma_applied, librevl), Cdouble, (Cdouble,), g)
+
+"""fixed_round(w; frac_bits=52): a copy of w on the fixed-point grid training starts from and
+the reverse pass returns to (docs/checking.md)."""
+function fixed_round(w::AbstractVector{<:Real}; frac_bits::Integer=52)
+    x = Vector{Cdouble}(w)
+    rc = ccall((:revl_fixed_round, librevl), Cint, (Cuint, Ptr{Cdouble}, Csize_t), frac_bits, x,
+               length(x))
+    rc == 0 || throw(RevlError(rc, "frac_bits outside 1..62, or a value not finite or out of range",
+                               "revl_fixed_round"))
+    return x
+end
 
 # ------------------------------------------------------------------ structs (as in revl.h)
 mutable struct ModelDef
@@ -553,6 +564,7 @@ end
 
 function stats(t::Trainer)
     ref = Ref(TrainerStats())
+    ccall((:revl_trainer_stats_init, librevl), Cvoid, (Ref{TrainerStats},), ref)
     rc = ccall((:revl_trainer_get_stats, librevl), Cint, (Ptr{Cvoid}, Ref{TrainerStats}), _live(t), ref)
     _check(rc, "revl_trainer_get_stats", _lasterr(t))
     st = ref[]
@@ -740,6 +752,7 @@ end
 
 function step!(h::HyperOpt)
     r = Ref(HyperoptReport())
+    ccall((:revl_hyperopt_report_init, librevl), Cvoid, (Ref{HyperoptReport},), r)
     rc = ccall((:revl_hyperopt_step, librevl), Cint, (Ptr{Cvoid}, Ref{HyperoptReport}), _live(h), r)
     _check(rc, "revl_hyperopt_step", _lasterr(h), h.state, h.model.state)
     return r[]

@@ -1405,6 +1405,14 @@ START_TEST(test_struct_size)
     ck_assert_int_eq(revl_trainer_get_stats(t, &st), REVL_ERR_INVALID);
     st.struct_size = sizeof st;
     ck_assert_int_eq(revl_trainer_get_stats(t, &st), REVL_OK);
+    /* the _init functions size the out-structs: garbage in, a struct the calls accept out */
+    memset(&st, 0xa5, sizeof st);
+    revl_trainer_stats_init(&st);
+    ck_assert_uint_eq(st.struct_size, sizeof st);
+    ck_assert(st.steps_done == 0 && st.buffer_bytes == 0 && st.peak_bytes == 0);
+    ck_assert(st.buffer_bits == 0 && st.last_loss == 0);
+    ck_assert_int_eq(revl_trainer_get_stats(t, &st), REVL_OK);
+    revl_trainer_stats_init(NULL);
     revl_hyperopt_options ho;
     revl_hyperopt_options_init(&ho);
     ho.objective = half_norm;
@@ -1419,6 +1427,13 @@ START_TEST(test_struct_size)
     ck_assert_str_eq(revl_hyperopt_last_error(h), want);
     rep.struct_size = sizeof rep;
     ck_assert_int_eq(revl_hyperopt_step(h, &rep), REVL_OK);
+    memset(&rep, 0xa5, sizeof rep);
+    revl_hyperopt_report_init(&rep);
+    ck_assert_uint_eq(rep.struct_size, sizeof rep);
+    ck_assert(rep.iteration == 0 && rep.chaos == 0 && rep.train_loss == 0 && rep.seconds == 0);
+    ck_assert_int_eq(revl_hyperopt_step(h, &rep), REVL_OK);
+    ck_assert_uint_eq(rep.iteration, 1);
+    revl_hyperopt_report_init(NULL);
     revl_hyperopt_free(h);
 
     /* an allocator with a short struct_size (or a missing hook) is not used: malloc/free are */

@@ -1462,10 +1462,9 @@ END_TEST
 
 /* ------------------------------------------------------------------ validation-set path */
 
-START_TEST(test_builtin_model_valid_set)
+/* Separable points in 2-D: train (20) and valid (20) for logistic regression 2 -> 2. */
+static void separable_sets(revl_dataset **train, revl_dataset **valid)
 {
-    /* The one test that uses the built-in MLP: f = revl_model_evaluate on a validation set,
-     * with its accuracy in the report. Logistic regression 2 -> 2 on separable points. */
     double x[40 * 2];
     int32_t y[40];
     uint64_t s = 3;
@@ -1474,11 +1473,18 @@ START_TEST(test_builtin_model_valid_set)
         x[2 * e + 1] = lcg_uniform(&s);
         y[e] = x[2 * e] + 0.5 * x[2 * e + 1] > 0;
     }
+    ck_assert_int_eq(revl_dataset_create(train, NULL), REVL_OK);
+    ck_assert_int_eq(revl_dataset_create(valid, NULL), REVL_OK);
+    ck_assert_int_eq(revl_dataset_set(*train, 20, 2, 2, x, y), REVL_OK);
+    ck_assert_int_eq(revl_dataset_set(*valid, 20, 2, 2, x + 40, y + 20), REVL_OK);
+}
+
+START_TEST(test_builtin_model_valid_set)
+{
+    /* The one test that uses the built-in MLP: f = revl_model_evaluate on a validation set,
+     * with its accuracy in the report. Logistic regression 2 -> 2 on separable points. */
     revl_dataset *train = NULL, *valid = NULL;
-    ck_assert_int_eq(revl_dataset_create(&train, NULL), REVL_OK);
-    ck_assert_int_eq(revl_dataset_create(&valid, NULL), REVL_OK);
-    ck_assert_int_eq(revl_dataset_set(train, 20, 2, 2, x, y), REVL_OK);
-    ck_assert_int_eq(revl_dataset_set(valid, 20, 2, 2, x + 40, y + 20), REVL_OK);
+    separable_sets(&train, &valid);
     size_t widths[2] = {2, 2};
     revl_mlp_options mo;
     revl_mlp_options_init(&mo);
@@ -1502,6 +1508,63 @@ START_TEST(test_builtin_model_valid_set)
         ck_assert_msg(t.acc[i] >= 0 && t.acc[i] <= 1, "accuracy %g", t.acc[i]);
     ck_assert_msg(t.loss[9] < t.loss[0], "valid loss %g -> %g", t.loss[0], t.loss[9]);
     revl_hyperopt_free(h);
+    revl_model_free(m);
+    revl_dataset_free(train);
+    revl_dataset_free(valid);
+}
+END_TEST
+
+/* The MLP's log L2 meta-parameters start at log 1e-4 (0 would be lambda = 1); a first
+ * meta-iteration that trains no better than chance leaves a warning (status still OK). */
+START_TEST(test_builtin_meta_start_and_chance_warning)
+{
+    revl_dataset *train = NULL, *valid = NULL;
+    separable_sets(&train, &valid);
+    size_t widths[2] = {2, 2};
+    revl_mlp_options mo;
+    revl_mlp_options_init(&mo);
+    mo.batch_size = 0;
+    mo.penalty = REVL_PENALTY_PER_LAYER;
+    revl_model *m = NULL;
+    ck_assert_int_eq(revl_mlp_create(&m, 2, widths, train, &mo), REVL_OK);
+    revl_hyperopt_options o;
+    revl_hyperopt_options_init(&o);
+    o.learn |= REVL_LEARN_META;
+    o.iterations = 2;
+    o.step_size = 0.1;
+    revl_hyperopt *h = NULL;
+    ck_assert_int_eq(revl_hyperopt_create(&h, m, valid, 10, &o), REVL_OK);
+    ck_assert(REVL_MLP_LOG_L2_START == log(1e-4));
+    values v = values_get(h, 0, 1);
+    ck_assert(v.m[0] == REVL_MLP_LOG_L2_START);
+    values_free(&v);
+    /* from the documented start it learns: no warning */
+    revl_hyperopt_report r = {.struct_size = sizeof r};
+    ck_assert_int_eq(revl_hyperopt_step(h, &r), REVL_OK);
+    ck_assert_msg(r.train_loss < log(2.0), "train loss %g", r.train_loss);
+    ck_assert_str_eq(revl_hyperopt_last_error(h), "");
+    revl_hyperopt_free(h);
+
+    /* lambda = e^5 and a tiny step: training cannot beat guessing, and the message says so,
+     * from step and from run, on the first meta-iteration only */
+    double meta = 5, alpha[10 * 2]; /* steps x groups (W, b) */
+    for (int k = 0; k < 20; k++)
+        alpha[k] = 1e-9;
+    for (int via_run = 0; via_run < 2; via_run++) {
+        ck_assert_int_eq(revl_hyperopt_create(&h, m, valid, 10, &o), REVL_OK);
+        ck_assert_int_eq(revl_hyperopt_set(h, alpha, NULL, NULL, &meta), REVL_OK);
+        int rc = via_run ? revl_hyperopt_run(h) : revl_hyperopt_step(h, &r);
+        ck_assert_msg(rc == REVL_OK, "%d: %s", rc, revl_hyperopt_last_error(h));
+        const char *msg = revl_hyperopt_last_error(h);
+        ck_assert_msg(strstr(msg, "warning: training loss") == msg, "'%s'", msg);
+        ck_assert_msg(strstr(msg, "no better than chance (0.6931") != NULL, "'%s'", msg);
+        if (!via_run) {
+            ck_assert(!(r.train_loss < log(2.0)));
+            ck_assert_int_eq(revl_hyperopt_step(h, &r), REVL_OK); /* iteration 1: silent */
+            ck_assert_str_eq(revl_hyperopt_last_error(h), "");
+        }
+        revl_hyperopt_free(h);
+    }
     revl_model_free(m);
     revl_dataset_free(train);
     revl_dataset_free(valid);
@@ -1547,6 +1610,7 @@ static Suite *hyperopt_suite(void)
     TCase *bi = tcase_create("builtin");
     tcase_set_timeout(bi, 300);
     tcase_add_test(bi, test_builtin_model_valid_set);
+    tcase_add_test(bi, test_builtin_meta_start_and_chance_warning);
     suite_add_tcase(s, bi);
     return s;
 }

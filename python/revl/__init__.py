@@ -11,7 +11,7 @@ See docs/python.md.  The shared library is found through REVL_LIBRARY, then the 
 lib/ directory, then the system loader (revl.library_path says which one was loaded).
 """
 
-from ._base import gamma_applied, version, version_number
+from ._base import GAMMA_GRID, fixed_round, gamma_applied, version, version_number
 from ._errors import (CallbackError, Error, FileError, InexactError, InvalidError,
                       NoMemoryError, RangeError, StateError, Unavailable)
 from ._lib import lib as _the_lib
@@ -20,7 +20,8 @@ from .data import Dataset
 from .hyperopt import HyperOpt, Hyperparams, Report
 from .mlp import MLP, Block, Evaluation
 
-library_path = _the_lib.path
+library_path = _the_lib.path   # the file actually loaded
+MLP_LOG_L2_START = -9.210340371976182   # REVL_MLP_LOG_L2_START = log(1e-4): HyperOpt's start for MLP penalties
 __version__ = "0.1.0"
 
 
@@ -36,6 +37,7 @@ def strerror(status):
 
 __all__ = [
     "version", "version_number", "gamma_applied", "available", "strerror", "library_path",
+    "MLP_LOG_L2_START", "fixed_round", "GAMMA_GRID",
     "Model", "Schedule", "Trainer", "Hypergrad", "Dataset", "MLP", "Block", "Evaluation",
     "HyperOpt", "Hyperparams", "Report",
     "Error", "InvalidError", "NoMemoryError", "CallbackError", "RangeError", "StateError",

@@ -224,6 +224,29 @@ def version_number():
     return int(lib.version_number())
 
 
+GAMMA_GRID = 2.0 ** -16   # gamma is applied as the nearest multiple of this
+
+
+def fixed_round(w, frac_bits=52):
+    """A copy of w rounded to the fixed-point grid of frac_bits fractional bits: the w0 that
+    Trainer(frac_bits=...) really starts from and returns to after hypergrad (so
+    ``t.weights == fixed_round(w0)`` holds bit for bit, and ``== w0`` only when w0 is on the
+    grid).  Start finite differences from it (docs/checking.md).  RangeError for a value that
+    is not finite or too large for the grid."""
+    x = np.array(w, dtype=F64, order="C", copy=True)
+    if not 1 <= int(frac_bits) <= 62:
+        raise InvalidError(_errors.ERR_INVALID, f"frac_bits must be within 1..62, got {frac_bits}",
+                           "revl_fixed_round")
+    rc = lib.fixed_round(int(frac_bits), ptr(x), x.size)
+    if rc:
+        limit = 2.0 ** (63 - int(frac_bits))
+        bad = np.flatnonzero(~(np.abs(x.ravel()) < limit))
+        where = f"w[{bad[0]}] = {x.ravel()[bad[0]]!r}" if bad.size else "a value"
+        raise error_for(rc, f"{where} is not finite or outside the fixed-point range "
+                            f"|w| < 2^{63 - int(frac_bits)}", "revl_fixed_round")
+    return x
+
+
 def gamma_applied(gamma):
     """The momentum the library applies for a requested gamma: the nearest n/2^16 (NaN outside
     [2^-16, 1]).  Works elementwise on arrays."""

@@ -207,6 +207,8 @@ PROTOTYPES = [
     ("revl_trainer_weights", "int", ("const revl_trainer *", "double *")),
     ("revl_trainer_hypergrad", "int", ("revl_trainer *", "const double *", "const double *",
                                        "double *", "double *", "double *", "double *")),
+    ("revl_trainer_stats_init", "void", ("revl_trainer_stats *",)),
+    ("revl_fixed_round", "int", ("unsigned int", "double *", "size_t")),
     ("revl_trainer_get_stats", "int", ("const revl_trainer *", "revl_trainer_stats *")),
     ("revl_trainer_last_error", "const char *", ("const revl_trainer *",)),
     # data
@@ -233,6 +235,7 @@ PROTOTYPES = [
                                     "double *", "double *", "double *")),
     # hyper-optimiser
     ("revl_hyperopt_options_init", "void", ("revl_hyperopt_options *",)),
+    ("revl_hyperopt_report_init", "void", ("revl_hyperopt_report *",)),
     ("revl_hyperopt_create", "int", ("revl_hyperopt **", "revl_model *", "const revl_dataset *",
                                      "size_t", "const revl_hyperopt_options *")),
     ("revl_hyperopt_free", "void", ("revl_hyperopt *",)),
@@ -253,6 +256,7 @@ _SCALARS = {
     "void": None,
     "int": ctypes.c_int,
     "unsigned": ctypes.c_uint,
+    "unsignedint": ctypes.c_uint,  # "unsigned int" with the spaces removed
     "size_t": ctypes.c_size_t,
     "double": ctypes.c_double,
     "uint64_t": ctypes.c_uint64,
@@ -328,11 +332,32 @@ def _load():
                       "with 'make lib', or install the library where the system loader finds it.")
 
 
+class _DlInfo(ctypes.Structure):
+    _fields_ = [("dli_fname", ctypes.c_char_p), ("dli_fbase", ctypes.c_void_p),
+                ("dli_sname", ctypes.c_char_p), ("dli_saddr", ctypes.c_void_p)]
+
+
+def _loaded_file(dll, fallback):
+    """The path of the file the loader actually mapped for dll (dladdr on one of its functions),
+    so that revl.library_path is a file even when the system loader chose it by soname."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.dladdr.argtypes = [ctypes.c_void_p, ctypes.POINTER(_DlInfo)]
+        info = _DlInfo()
+        addr = ctypes.cast(dll.revl_version_string, ctypes.c_void_p)
+        if libc.dladdr(addr, ctypes.byref(info)) and info.dli_fname:
+            return os.path.abspath(os.fsdecode(info.dli_fname))
+    except (AttributeError, OSError):
+        pass
+    return fallback
+
+
 class _Lib:
     """The loaded library with every known function bound (missing ones raise Unavailable)."""
 
     def __init__(self):
-        self.dll, self.path = _load()
+        self.dll, name = _load()
+        self.path = _loaded_file(self.dll, name)
         self.missing = set()
         for name, res, args in PROTOTYPES:
             try:

@@ -3,6 +3,7 @@
 import ctypes
 import dataclasses
 import os
+import warnings
 
 import numpy as np
 
@@ -47,6 +48,18 @@ class Hyperparams:
     gamma: np.ndarray
     log_init_scales: np.ndarray
     meta: np.ndarray
+
+
+def _option_names(opts):
+    """The options with the enumerations as the names the constructor takes: method "adam",
+    chaos_action "shrink", learn a list such as ["alpha", "gamma", "init_scale"]."""
+    by_value = lambda table: {v: k for k, v in table.items()}  # noqa: E731
+    opts["method"] = by_value(METHODS).get(opts["method"], opts["method"])
+    opts["chaos_action"] = by_value(CHAOS_ACTIONS).get(opts["chaos_action"],
+                                                         opts["chaos_action"])
+    opts["learn"] = [name for name, bit in LEARN.items() if opts["learn"] & bit]
+    opts["fresh_seed"] = bool(opts["fresh_seed"])
+    return opts
 
 
 def _learn_bits(learn):
@@ -196,15 +209,24 @@ class HyperOpt(Wrapper):
         self.n_steps = int(lib.hyperopt_n_steps(out.value))
         self.n_groups = int(lib.hyperopt_n_groups(out.value))
         self.n_meta = model.n_meta
-        self.options = {name: getattr(o, name) for name, _ in HyperoptOptions._fields_
-                        if name not in ("struct_size", "report", "report_user", "objective",
-                                        "objective_user", "allocator")}
+        self.options = _option_names({name: getattr(o, name) for name, _ in HyperoptOptions._fields_
+                                      if name not in ("struct_size", "report", "report_user",
+                                                      "objective", "objective_user",
+                                                      "allocator")})
 
     def _describe(self):
         return f"n_steps={self.n_steps} n_groups={self.n_groups}"
 
     def _check(self, rc, function, h):
         check(rc, function, h.ptr, lib.hyperopt_last_error, h.states)
+
+    def _warn(self, h):
+        """The library's "warning: ..." notes (e.g. a first run no better than chance) as a
+        RuntimeWarning; other notes (chaos guard, stopped by report) stay in last_error."""
+        msg = lib.hyperopt_last_error(h.ptr).decode(errors="replace")
+        if msg.startswith("warning:"):
+            warnings.warn(f"revl.HyperOpt: {msg[len('warning:'):].strip()}", RuntimeWarning,
+                          stacklevel=3)
 
     def step(self):
         """One meta-iteration; returns its Report (the report callback is not called)."""
@@ -214,6 +236,7 @@ class HyperOpt(Wrapper):
         with _Busy((h,) + h.deps):
             rc = lib.hyperopt_step(h.ptr, ctypes.byref(r))
         self._check(rc, "revl_hyperopt_step", h)
+        self._warn(h)
         return Report._from_c(r)
 
     def run(self):
@@ -223,6 +246,7 @@ class HyperOpt(Wrapper):
         with _Busy((h,) + h.deps):
             rc = lib.hyperopt_run(h.ptr)
         self._check(rc, "revl_hyperopt_run", h)
+        self._warn(h)
 
     def get(self, best=False):
         """Current hyperparameters (best=True: those of the lowest validation loss so far)."""

@@ -53,7 +53,14 @@ def test_run_calls_report_each_iteration():
     reports = []
     h = make(iterations=3, report=reports.append)
     assert h.n_steps == 10 and h.n_groups == 4
-    assert h.options["iterations"] == 3 and h.options["learn"] == 1 | 2 | 4
+    assert h.options["iterations"] == 3
+    # options read back as the names the constructor takes, not the C enumeration values
+    assert h.options["learn"] == ["alpha", "gamma", "init_scale"]
+    assert h.options["method"] == "adam" and h.options["chaos_action"] == "shrink"
+    assert h.options["fresh_seed"] is False
+    h2 = make(iterations=1, method="sgd", chaos_action="stop", learn="alpha,meta")
+    assert h2.options["method"] == "sgd" and h2.options["chaos_action"] == "stop"
+    assert h2.options["learn"] == ["alpha", "meta"]
     h.run()
     assert [r.iteration for r in reports] == [0, 1, 2]
     for r in reports:
@@ -183,3 +190,19 @@ def test_python_meta_loop_reproduces_the_library():
     for p, c in zip(got, ref):
         np.testing.assert_allclose(p.valid_loss, c.valid_loss, rtol=1e-9)
         np.testing.assert_allclose(p.hypergrad_norm, c.hypergrad_norm, rtol=1e-6)
+
+
+def test_log_penalty_starts_small_and_chance_warns():
+    """The MLP's log L2 meta-parameters start at log 1e-4 (revl.MLP_LOG_L2_START), and a first
+    meta-iteration no better than chance gives a RuntimeWarning."""
+    m = revl.MLP(W, blobs(), batch_size=20, penalty="per_layer")
+    h = revl.HyperOpt(m, blobs(seed=1), 10, learn="alpha,meta")
+    assert np.all(h.get().meta == np.log(1e-4)) and revl.MLP_LOG_L2_START == np.log(1e-4)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # from the documented start: no warning
+        h.step()
+    h = revl.HyperOpt(m, blobs(seed=1), 10, learn="alpha,meta")
+    h.set(alpha=1e-9, meta=5.0)
+    with pytest.warns(RuntimeWarning, match="no better than chance"):
+        h.step()

@@ -23,7 +23,8 @@ JL_STRUCTS = {
     "revl_hyperopt_options": "HyperoptOptions",
 }
 ENUMS = {"revl_activation", "revl_penalty", "revl_meta_method", "revl_chaos_action"}
-SCALARS = {"int": "Cint", "unsigned": "Cuint", "size_t": "Csize_t", "double": "Cdouble",
+SCALARS = {"int": "Cint", "unsigned": "Cuint", "unsignedint": "Cuint", "size_t": "Csize_t",
+           "double": "Cdouble",
            "uint64_t": "UInt64", "int32_t": "Int32", "void": "Cvoid"}
 TRAMPOLINES = {"_grad_trampoline": "revl_grad_fn", "_hvp_trampoline": "revl_hvp_fn",
                "_report_trampoline": "revl_report_fn",

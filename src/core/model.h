@@ -11,6 +11,11 @@ typedef struct rv_model_builtin {
     /* mean loss on data without penalty, optional grad w.r.t. w, optional accuracy */
     int (*evaluate)(void *impl, const revl_dataset *data, const double *w, double *loss,
                     double *grad_w, double *accuracy, char *err);
+    /* where a hyper-optimiser starts the meta-parameters (the MLP's are log L2 strengths:
+     * 0 would be lambda = 1, which flattens the network) */
+    double meta_start;
+    /* the training loss of guessing (log n_classes for cross-entropy); 0 = not known */
+    double chance_loss;
 } rv_model_builtin;
 
 struct revl_model {

@@ -8,7 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Uncompressed IDX files larger than this are refused (as is a compressed file this large). */
+/* A header announcing this many bytes of data (2 GiB) or more is refused before the data is
+ * read. */
 #define RV_IDX_MAX_BYTES ((size_t)1 << 31)
 
 typedef struct rv_idx_data {

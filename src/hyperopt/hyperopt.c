@@ -14,6 +14,14 @@
  * (b = 16 for gamma, 24 for the betas), where the trainer's n/2^b is neither 0 nor exactly 1. */
 #define LOG_ALPHA_MAX 700.0
 
+void revl_hyperopt_report_init(revl_hyperopt_report *r)
+{
+    if (!r)
+        return;
+    memset(r, 0, sizeof *r);
+    r->struct_size = sizeof *r;
+}
+
 void revl_hyperopt_options_init(revl_hyperopt_options *o)
 {
     if (!o)
@@ -193,6 +201,8 @@ int revl_hyperopt_create_for(revl_hyperopt **out, revl_model *model, const revl_
         }
     for (size_t k = 0; k < g; k++)
         h->cur[opt->n_kinds * n_sg + k] = -3.0;
+    for (size_t k = 0; k < nm; k++)
+        h->cur[opt->n_kinds * n_sg + g + k] = model->builtin.meta_start;
     *out = h;
     return REVL_OK;
 }
@@ -624,6 +634,14 @@ int revl_hyperopt_step(revl_hyperopt *h, revl_hyperopt_report *report)
     int rc = hypergradient(h, &f, &acc, &train_loss, &norm);
     if (rc)
         return rc;
+    /* a first run that learned nothing usually means a starting point that cannot learn: say
+     * so instead of letting the meta-optimiser wander from there */
+    double chance = h->model->builtin.chance_loss;
+    if (h->iteration == 0 && chance > 0 && !(train_loss < chance))
+        rv_fail(h->err, REVL_OK,
+                "warning: training loss %.4g after meta-iteration 0 is no better than chance "
+                "(%.4g, the log of the number of classes): check the starting hyperparameters "
+                "(alpha, init scales, and meta: a log L2 of 0 is lambda = 1)", train_loss, chance);
     /* the loss belongs to the hyperparameters that produced it, i.e. those before the update */
     if (f < h->best_loss) {
         h->best_loss = f;
@@ -674,7 +692,7 @@ int revl_hyperopt_run(revl_hyperopt *h)
         int rc = revl_hyperopt_step(h, &r);
         if (rc)
             return rc;
-        if (r.chaos)
+        if (r.chaos || (r.iteration == 0 && !strncmp(h->err, "warning:", 8)))
             memcpy(note, h->err, sizeof note);
         if (h->opts.report && h->opts.report(&r, h->opts.report_user)) {
             rv_fail(h->err, REVL_OK, "run stopped by the report callback after meta-iteration %zu",

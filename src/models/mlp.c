@@ -5,6 +5,7 @@
 #include "models/mlp.h"
 
 #include <limits.h>
+#include <math.h>
 #include <string.h>
 
 /* BLAS takes int dimensions: widths and the batch must fit. */
@@ -224,7 +225,10 @@ int revl_mlp_create(revl_model **out, size_t n_widths, const size_t *widths,
     def.user = m;
     def.user_free = mlp_free;
     def.allocator = &a;
-    rv_model_builtin builtin = {.evaluate = rv_mlp_evaluate};
+    size_t k = revl_dataset_n_classes(train);
+    rv_model_builtin builtin = {.evaluate = rv_mlp_evaluate,
+                                .meta_start = REVL_MLP_LOG_L2_START,
+                                .chance_loss = k > 1 ? log((double)k) : 0};
     rc = rv_model_create(out, &def, 2 * L, m->offsets, &builtin);
     if (rc) {
         mlp_free(m); /* the handle was not made, so it will not call user_free */

@@ -1,5 +1,5 @@
-/* fuzz_idx.c: libFuzzer target for revl_dataset_load_idx (IDX parsing and the library's own
- * gzip decoder). FUZZ_NEEDS: revl_dataset_load_idx
+/* fuzz_idx.c: libFuzzer target for revl_dataset_load_idx (IDX parsing, and gzip files read
+ * through zlib). FUZZ_NEEDS: revl_dataset_load_idx
  * Input: byte 0 picks the mode, byte 1 is max_n (0 = all), the rest is file content:
  *   mode 0: the rest is split into an image file and a label file at the offset in bytes 2-3;
  *   mode 1: the rest is the image file, with a well-formed label file of matching count;

@@ -118,12 +118,34 @@ static int check(const char *name, revl_model *m, double *x, size_t n, const dou
     return 0;
 }
 
-int main(void)
+/* Load a gzip IDX pair (argv[1], argv[2]): decompression through the library's zlib works from
+ * an install, and for a static link the pkg-config file has brought zlib along. */
+static int load_data(const char *images, const char *labels)
+{
+    revl_dataset *d = NULL;
+    int rc = revl_dataset_create(&d, NULL);
+    if (rc == REVL_OK)
+        rc = revl_dataset_load_idx(d, images, labels, 100);
+    if (rc != REVL_OK) {
+        fprintf(stderr, "consumer: loading %s: %s\n", images, d ? revl_dataset_last_error(d) : "");
+        revl_dataset_free(d);
+        return 1;
+    }
+    printf("consumer: loaded %zu examples of %zu features from %s\n", revl_dataset_n(d),
+           revl_dataset_dim(d), images);
+    rc = revl_dataset_n(d) == 100 && revl_dataset_dim(d) > 0 ? 0 : 1;
+    revl_dataset_free(d);
+    return rc;
+}
+
+int main(int argc, char **argv)
 {
     printf("consumer: revl %s (built against %d.%d.%d)\n", revl_version_string(),
            REVL_VERSION_MAJOR, REVL_VERSION_MINOR, REVL_VERSION_PATCH);
     if (revl_version_number() / 10000 != REVL_VERSION_MAJOR)
         return fail("major version check", REVL_ERR_STATE);
+    if (argc == 3 && load_data(argv[1], argv[2]) != 0)
+        return 1;
 
     revl_model_def def;
     revl_model_def_init(&def);

@@ -77,9 +77,14 @@ def test_learning_adam_kinds_lowers_the_validation_loss(learn):
     h.run()
     assert min(r.valid_loss for r in reports[1:]) < reports[0].valid_loss - 1e-3
     p = h.get()
+    best = h.get(best=True)
     for k in h.kinds:             # exactly the learned kinds moved
         moved = not np.array_equal(getattr(p, k), start[k])
         assert moved == (k in learn.split(",")), k
+        # the best-so-far values were evaluated; the current ones are the update after the last
+        # evaluation, so they differ where something is learned
+        assert (not np.array_equal(getattr(best, k), getattr(p, k))) == moved, k
+        np.testing.assert_array_equal(h.get_kind(k, best=True), getattr(best, k))
 
 
 def test_file_round_trip(tmp_path):

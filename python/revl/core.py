@@ -551,7 +551,8 @@ class Hypergrad:
 
 
 class Trainer(Wrapper):
-    """Exact training of ``model`` by the schedule's optimiser under ``schedule`` and its exact reversal.
+    """Exact training of ``model`` with the optimiser and hyperparameters of ``schedule``, and
+    its exact reversal.
 
     ``frac_bits``: fixed-point fractional bits (|w|, |v| < 2^(63-frac_bits)); ``truncate``: 0,
     or K to keep only the last K steps' bits; ``threads``: 0 = library default (results are

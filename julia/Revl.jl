@@ -1,4 +1,5 @@
-# Revl.jl: a thin Julia wrapper of librevl (exact hypergradients by reversing momentum SGD).
+# Revl.jl: a thin Julia wrapper of librevl (exact hypergradients by reversing training with
+# momentum SGD, Adam or RMSprop with momentum).
 #
 # UNTESTED: Julia is not installable on the project's machines, so this file has never been
 # run. What CI does check (python/tests/test_julia_signatures.py) is that every ccall below
@@ -10,6 +11,8 @@
 #   m = Revl.Model(P; grad = (step, w, meta) -> (loss, g), hvp = (step, w, meta, v) -> (hv, nothing))
 #   s = Revl.Schedule(T, [0, P]); Revl.setalpha!(s, 0.1); Revl.setgamma!(s, 0.9)
 #   t = Revl.Trainer(m, s); Revl.train!(t, w0); hg = Revl.hypergrad(t, dfdw)
+#   a = Revl.Schedule(T, [0, P]; optimizer=:adam); Revl.setkind!(a, :beta2, 0.99)
+#   hg = Revl.hypergrad(Revl.Trainer(m, a), dfdw)   # hg.alpha, hg.beta1, hg.beta2, hg.eps
 #
 # Library lookup: ENV["REVL_LIBRARY"], else <checkout>/lib/librevl.so.0 (this file is
 # <checkout>/julia/Revl.jl), else "librevl.so.0" through the system loader.
@@ -19,7 +22,8 @@ using Libdl
 
 export RevlError, Model, Schedule, Trainer, Dataset, MLP, HyperOpt, fixed_round,
        train!, weights, hypergrad, stats, setalpha!, setgamma!, alpha, gamma, evaluate,
-       init_weights, init_scales_grad, step!, run!, hyperparams, sethyperparams!, save, load!
+       init_weights, init_scales_grad, step!, run!, hyperparams, sethyperparams!, save, load!,
+       optimizer, kinds, getkind, setkind!, fillkind!, hyper_applied, beta_applied
 
 function _find_library()
     env = get(ENV, "REVL_LIBRARY", "")
@@ -70,6 +74,25 @@ function fixed_round(w::AbstractVector{<:Real}; frac_bits::Integer=52)
                                "revl_fixed_round"))
     return x
 end
+
+# ------------------------------------------------------------------ optimisers and kinds
+const OPTIMIZERS = Dict(:momentum => 0, :adam => 1, :rmsprop => 2)          # revl_optimizer
+const KINDS = Dict(:alpha => 0, :gamma => 1, :beta1 => 2, :beta2 => 3, :eps => 4)  # revl_hyper
+const HYPER_COUNT = 5
+
+optimizer_name(o::Integer) = Symbol(unsafe_string(ccall((:revl_optimizer_name, librevl), Cstring, (Cint,), o)))
+hyper_name(k::Integer) = Symbol(unsafe_string(ccall((:revl_hyper_name, librevl), Cstring, (Cint,), k)))
+
+function _code(table::Dict{Symbol,Int}, x::Symbol, what::String)
+    haskey(table, x) || throw(RevlError(ERR_INVALID, "unknown $what $x; choose from $(sort(collect(keys(table))))", "Revl"))
+    return table[x]
+end
+
+"""The value the library applies for a requested one of a kind (:gamma on the 2^-16 grid,
+:beta1 and :beta2 on the 2^-24 grid, :alpha and :eps as they are); NaN outside the range."""
+hyper_applied(kind::Symbol, v::Real) =
+    ccall((:revl_hyper_applied, librevl), Cdouble, (Cint, Cdouble), _code(KINDS, kind, "kind"), v)
+beta_applied(b::Real) = hyper_applied(:beta1, b)
 
 # ------------------------------------------------------------------ structs (as in revl.h)
 mutable struct ModelDef
@@ -191,9 +214,10 @@ mutable struct CallbackState
     hvp::Any         # (step, w, meta, v) -> (hv_w, hv_meta or nothing)
     report::Any      # (report::HyperoptReport) -> Bool (true stops)
     objective::Any   # (w, meta) -> (f, dfdw, dfdmeta or nothing)
+    hvp_affine::Any  # (step, w, meta, a, b) -> (hv_w, hv_meta or nothing, g)
     err::Any         # nothing or a CapturedException
 end
-CallbackState(n, nm) = CallbackState(n, nm, nothing, nothing, nothing, nothing, nothing)
+CallbackState(n, nm) = CallbackState(n, nm, nothing, nothing, nothing, nothing, nothing, nothing)
 
 _state(user::Ptr{Cvoid}) = unsafe_pointer_to_objref(user)::CallbackState
 
@@ -240,6 +264,27 @@ function _hvp_trampoline(step::Csize_t, w::Ptr{Cdouble}, meta::Ptr{Cdouble}, v::
     end
 end
 
+function _hvp_affine_trampoline(step::Csize_t, w::Ptr{Cdouble}, meta::Ptr{Cdouble}, a::Ptr{Cdouble},
+                                b::Ptr{Cdouble}, g::Ptr{Cdouble}, hv_w::Ptr{Cdouble},
+                                hv_meta::Ptr{Cdouble}, user::Ptr{Cvoid})::Cint
+    st = _state(user)
+    st.err === nothing || return Cint(1)
+    try
+        hv, hm, gv = st.hvp_affine(Int(step), _view(w, st.n), _view(meta, st.nm), _view(a, st.n),
+                                   _view(b, st.n))
+        _put!(g, st.n, gv, "g")
+        _put!(hv_w, st.n, hv, "hv_w")
+        if hv_meta != C_NULL && st.nm > 0
+            hm === nothing ? fill!(unsafe_wrap(Array, hv_meta, st.nm), 0.0) :
+                             _put!(hv_meta, st.nm, hm, "hv_meta")
+        end
+        return Cint(0)
+    catch e
+        st.err = CapturedException(e, catch_backtrace())
+        return Cint(1)
+    end
+end
+
 function _report_trampoline(r::Ptr{HyperoptReport}, user::Ptr{Cvoid})::Cint
     st = _state(user)
     st.err === nothing || return Cint(1)
@@ -273,6 +318,7 @@ end
 # C function pointers are made at load time (they cannot be precompiled).
 const GRAD_FN = Ref{Ptr{Cvoid}}(C_NULL)
 const HVP_FN = Ref{Ptr{Cvoid}}(C_NULL)
+const HVP_AFFINE_FN = Ref{Ptr{Cvoid}}(C_NULL)
 const REPORT_FN = Ref{Ptr{Cvoid}}(C_NULL)
 const OBJECTIVE_FN = Ref{Ptr{Cvoid}}(C_NULL)
 
@@ -281,6 +327,8 @@ function __init__()
                            (Csize_t, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cvoid}))
     HVP_FN[] = @cfunction(_hvp_trampoline, Cint,
                           (Csize_t, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cvoid}))
+    HVP_AFFINE_FN[] = @cfunction(_hvp_affine_trampoline, Cint,
+                                 (Csize_t, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cvoid}))
     REPORT_FN[] = @cfunction(_report_trampoline, Cint, (Ptr{HyperoptReport}, Ptr{Cvoid}))
     OBJECTIVE_FN[] = @cfunction(_objective_trampoline, Cint,
                                 (Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cvoid}))
@@ -320,13 +368,17 @@ end
 _lasterr(m::Model) = () -> unsafe_string(ccall((:revl_model_last_error, librevl), Cstring,
                                               (Ptr{Cvoid},), m.ptr))
 
-"""Model(n_params; n_meta=0, grad, hvp=nothing): the training loss as Julia functions
-`grad(step, w, meta) -> (loss, g)` and `hvp(step, w, meta, v) -> (hv_w, hv_meta or nothing)`
-(nothing: finite differences of grad). w, meta, v are views of C memory, valid during the call."""
-function Model(n_params::Integer; n_meta::Integer=0, grad, hvp=nothing)
+"""Model(n_params; n_meta=0, grad, hvp=nothing, hvp_affine=nothing): the training loss as
+Julia functions `grad(step, w, meta) -> (loss, g)` and `hvp(step, w, meta, v) -> (hv_w, hv_meta
+or nothing)` (nothing: finite differences of grad). w, meta, v are views of C memory, valid
+during the call. Optional `hvp_affine(step, w, meta, a, b) -> (hv_w, hv_meta or nothing, g)`:
+the gradient g at w and the Hessian products along v = a .+ b .* g in one pass (Adam uses it:
+one callback per reverse step instead of two, the same bits)."""
+function Model(n_params::Integer; n_meta::Integer=0, grad, hvp=nothing, hvp_affine=nothing)
     st = CallbackState(n_params, n_meta)
     st.grad = grad
     st.hvp = hvp
+    st.hvp_affine = hvp_affine
     d = _init(ModelDef)
     d.n_params = n_params
     d.n_meta = n_meta
@@ -338,6 +390,15 @@ function Model(n_params::Integer; n_meta::Integer=0, grad, hvp=nothing)
     _check(rc, "revl_model_create", _nomsg)
     m = Model(out[], n_params, n_meta, st, Any[])
     finalizer(_free!, m)
+    hvp_affine === nothing || set_hvp_affine!(m, HVP_AFFINE_FN[])
+    return m
+end
+
+"""Register (a C function pointer of the revl_hvp_affine_fn type) or remove (C_NULL) the model's
+fused gradient + affine-direction HVP; Model(...; hvp_affine=f) does this for a Julia f."""
+function set_hvp_affine!(m::Model, fn::Ptr{Cvoid})
+    rc = ccall((:revl_model_set_hvp_affine, librevl), Cint, (Ptr{Cvoid}, Ptr{Cvoid}), _live(m), fn)
+    _check(rc, "revl_model_set_hvp_affine", _lasterr(m))
     return m
 end
 
@@ -424,6 +485,8 @@ mutable struct Schedule
     ptr::Ptr{Cvoid}
     n_steps::Int
     n_groups::Int
+    optimizer::Symbol
+    kinds::Vector{Symbol}      # in the library's order (momentum: alpha, gamma; ...)
 end
 
 function _free!(s::Schedule)
@@ -435,17 +498,33 @@ Base.close(s::Schedule) = _free!(s)
 _lasterr(s::Schedule) = () -> unsafe_string(ccall((:revl_schedule_last_error, librevl), Cstring,
                                                  (Ptr{Cvoid},), s.ptr))
 
-"""Schedule(n_steps, offsets): alpha = 0.1, gamma = 0.9 per (step, group) to start."""
-function Schedule(n_steps::Integer, offs::AbstractVector{<:Integer})
+"""Schedule(n_steps, offsets; optimizer=:momentum): the optimiser's hyperparameters per
+(step, group), starting at its defaults (momentum: alpha 0.1, gamma 0.9; :adam: alpha 1e-3,
+beta1 0.9, beta2 0.999, eps 1e-8; :rmsprop: alpha 1e-2, gamma 0.9, beta2 0.99, eps 1e-8)."""
+function Schedule(n_steps::Integer, offs::AbstractVector{<:Integer}; optimizer::Symbol=:momentum)
     o = Csize_t.(offs)
+    opt = _code(OPTIMIZERS, optimizer, "optimizer")
     out = Ref{Ptr{Cvoid}}(C_NULL)
-    rc = ccall((:revl_schedule_create, librevl), Cint,
-               (Ref{Ptr{Cvoid}}, Csize_t, Csize_t, Ptr{Csize_t}), out, n_steps, length(o) - 1, o)
-    _check(rc, "revl_schedule_create", _nomsg)
-    s = Schedule(out[], n_steps, length(o) - 1)
+    if opt == 0
+        rc = ccall((:revl_schedule_create, librevl), Cint,
+                   (Ref{Ptr{Cvoid}}, Csize_t, Csize_t, Ptr{Csize_t}), out, n_steps, length(o) - 1, o)
+        _check(rc, "revl_schedule_create", _nomsg)
+    else
+        rc = ccall((:revl_schedule_create_for, librevl), Cint,
+                   (Ref{Ptr{Cvoid}}, Cint, Csize_t, Csize_t, Ptr{Csize_t}, Ptr{Cvoid}),
+                   out, opt, n_steps, length(o) - 1, o, C_NULL)
+        _check(rc, "revl_schedule_create_for", _nomsg)
+    end
+    n = Int(ccall((:revl_schedule_kinds, librevl), Csize_t, (Ptr{Cvoid}, Ptr{Cint}), out[], C_NULL))
+    codes = Vector{Cint}(undef, n)
+    ccall((:revl_schedule_kinds, librevl), Csize_t, (Ptr{Cvoid}, Ptr{Cint}), out[], codes)
+    optc = ccall((:revl_schedule_optimizer, librevl), Cint, (Ptr{Cvoid},), out[])
+    s = Schedule(out[], n_steps, length(o) - 1, optimizer_name(optc), [hyper_name(c) for c in codes])
     finalizer(_free!, s)
     return s
 end
+optimizer(s::Schedule) = s.optimizer
+kinds(s::Schedule) = copy(s.kinds)
 
 # C arrays are step-major ([step * G + g]); Julia matrices here are (n_steps, n_groups).
 _to_c(s::Schedule, x::Real) = fill(Float64(x), s.n_steps * s.n_groups)
@@ -461,7 +540,7 @@ function _set!(s::Schedule, a, g)
     _check(rc, "revl_schedule_set_all", _lasterr(s))
     return s
 end
-setalpha!(s::Schedule, a) = _set!(s, a, nothing)
+setalpha!(s::Schedule, a) = :gamma in s.kinds ? _set!(s, a, nothing) : setkind!(s, :alpha, a)
 setgamma!(s::Schedule, g) = _set!(s, nothing, g)
 
 function _get(s::Schedule)
@@ -472,8 +551,40 @@ function _get(s::Schedule)
     _check(rc, "revl_schedule_get_all", _lasterr(s))
     return _from_c(s, a), _from_c(s, g)
 end
-alpha(s::Schedule) = _get(s)[1]
-gamma(s::Schedule) = _get(s)[2]
+# alpha and gamma of a schedule that has both in one call (momentum, RMSprop), else per kind
+alpha(s::Schedule) = :gamma in s.kinds ? _get(s)[1] : getkind(s, :alpha)
+gamma(s::Schedule) = :gamma in s.kinds ? _get(s)[2] : getkind(s, :gamma)
+
+function _need_kind(kinds::Vector{Symbol}, what::String, kind::Symbol, func::String)
+    code = _code(KINDS, kind, "kind")
+    kind in kinds || throw(RevlError(ERR_INVALID, "this $what has no $kind (its kinds: $(join(kinds, ", ")))", func))
+    return code
+end
+
+"""One kind's values as an (n_steps, n_groups) matrix (a copy)."""
+function getkind(s::Schedule, kind::Symbol)
+    code = _need_kind(s.kinds, "$(s.optimizer) schedule", kind, "revl_schedule_get_kind")
+    v = Vector{Float64}(undef, s.n_steps * s.n_groups)
+    rc = ccall((:revl_schedule_get_kind, librevl), Cint, (Ptr{Cvoid}, Cint, Ptr{Cdouble}),
+               _live(s), code, v)
+    _check(rc, "revl_schedule_get_kind", _lasterr(s))
+    return _from_c(s, v)
+end
+
+"""Set one kind to a scalar or an (n_steps, n_groups) matrix; on error nothing changes."""
+function setkind!(s::Schedule, kind::Symbol, x)
+    rc = ccall((:revl_schedule_set_kind, librevl), Cint, (Ptr{Cvoid}, Cint, Ptr{Cdouble}),
+               _live(s), _code(KINDS, kind, "kind"), _to_c(s, x))
+    _check(rc, "revl_schedule_set_kind", _lasterr(s))
+    return s
+end
+
+function fillkind!(s::Schedule, kind::Symbol, x::Real)
+    rc = ccall((:revl_schedule_fill_kind, librevl), Cint, (Ptr{Cvoid}, Cint, Cdouble),
+               _live(s), _code(KINDS, kind, "kind"), x)
+    _check(rc, "revl_schedule_fill_kind", _lasterr(s))
+    return s
+end
 
 """Set alpha and gamma of one (step, group); step and group are 0-based as in C."""
 function setstep!(s::Schedule, step::Integer, group::Integer, a::Real, g::Real)
@@ -546,9 +657,11 @@ function weights(t::Trainer)
     return w
 end
 
-"""Hypergradient: a NamedTuple (w0, alpha, gamma, meta); alpha and gamma (n_steps, n_groups)."""
+"""Hypergradient: a NamedTuple (w0, one (n_steps, n_groups) matrix per kind of the schedule,
+meta): momentum (w0, alpha, gamma, meta); Adam (w0, alpha, beta1, beta2, eps, meta)."""
 function hypergrad(t::Trainer, dfdw::AbstractVector, dfdmeta=nothing)
     m, s = t.model, t.schedule
+    s.kinds == [:alpha, :gamma] || return _hypergrad_kinds(t, dfdw, dfdmeta)
     dw0 = Vector{Float64}(undef, m.n_params)
     da = Vector{Float64}(undef, s.n_steps * s.n_groups)
     dg = similar(da)
@@ -560,6 +673,25 @@ function hypergrad(t::Trainer, dfdw::AbstractVector, dfdmeta=nothing)
                m.n_meta == 0 ? C_NULL : dm)
     _check(rc, "revl_trainer_hypergrad", _lasterr(t), m.state)
     return (w0=dw0, alpha=_from_c(s, da), gamma=_from_c(s, dg), meta=dm)
+end
+
+function _hypergrad_kinds(t::Trainer, dfdw::AbstractVector, dfdmeta)
+    m, s = t.model, t.schedule
+    dw0 = Vector{Float64}(undef, m.n_params)
+    dm = zeros(m.n_meta)
+    dfm = dfdmeta === nothing || m.n_meta == 0 ? C_NULL : _vec(dfdmeta, m.n_meta, "dfdmeta")
+    out = Dict(k => Vector{Float64}(undef, s.n_steps * s.n_groups) for k in s.kinds)
+    table = fill(Ptr{Cdouble}(C_NULL), HYPER_COUNT)     # indexed by revl_hyper, NULL = absent
+    for k in s.kinds
+        table[KINDS[k] + 1] = pointer(out[k])
+    end
+    rc = GC.@preserve out ccall((:revl_trainer_hypergrad_kinds, librevl), Cint,
+               (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Ptr{Cdouble}}, Ptr{Cdouble}),
+               _live(t), _vec(dfdw, m.n_params, "dfdw"), dfm, dw0, table,
+               m.n_meta == 0 ? C_NULL : dm)
+    _check(rc, "revl_trainer_hypergrad_kinds", _lasterr(t), m.state)
+    names = (:w0, s.kinds..., :meta)
+    return NamedTuple{names}((dw0, (_from_c(s, out[k]) for k in s.kinds)..., dm))
 end
 
 function stats(t::Trainer)
@@ -694,7 +826,13 @@ mutable struct HyperOpt
     state::CallbackState
     n_steps::Int
     n_groups::Int
+    optimizer::Symbol
+    kinds::Vector{Symbol}
 end
+optimizer(h::HyperOpt) = h.optimizer
+kinds(h::HyperOpt) = copy(h.kinds)
+const OPT_KINDS = Dict(:momentum => [:alpha, :gamma], :adam => [:alpha, :beta1, :beta2, :eps],
+                       :rmsprop => [:alpha, :gamma, :beta2, :eps])
 
 function _free!(h::HyperOpt)
     h.ptr == C_NULL || ccall((:revl_hyperopt_free, librevl), Cvoid, (Ptr{Cvoid},), h.ptr)
@@ -705,18 +843,22 @@ Base.close(h::HyperOpt) = _free!(h)
 _lasterr(h::HyperOpt) = () -> unsafe_string(ccall((:revl_hyperopt_last_error, librevl), Cstring,
                                                  (Ptr{Cvoid},), h.ptr))
 
-const LEARN = Dict(:alpha => 1, :gamma => 2, :init_scale => 4, :meta => 8)
+const LEARN = Dict(:alpha => 1, :gamma => 2, :init_scale => 4, :meta => 8, :beta1 => 16,
+                   :beta2 => 32, :eps => 64)
 
-"""HyperOpt(model, valid, n_steps; learn=[:alpha, :gamma, :init_scale], method=:adam,
+"""HyperOpt(model, valid, n_steps; optimizer=:momentum (or :adam, :rmsprop: the inner
+optimiser, starting at its schedule defaults), learn=[:alpha, :gamma, :init_scale] (any of
+LEARN's keys), method=:adam,
 step_size, iterations, seed, report=(r -> stop::Bool), objective=((w, meta) -> (f, dfdw,
 dfdmeta or nothing)), ...): options left out keep the library's defaults."""
 function HyperOpt(m::Model, valid::Union{Dataset,Nothing}, n_steps::Integer;
-                  learn=nothing, method=nothing, step_size=nothing, momentum=nothing,
+                  optimizer::Symbol=:momentum, learn=nothing, method=nothing, step_size=nothing, momentum=nothing,
                   iterations=nothing, fresh_seed=nothing, seed=nothing, chaos_factor=nothing,
                   chaos_action=nothing, report=nothing, objective=nothing, frac_bits=nothing,
                   threads=nothing)
     o = _init(HyperoptOptions)
-    learn === nothing || (o.learn = reduce(|, (LEARN[k] for k in learn); init=0))
+    opt = _code(OPTIMIZERS, optimizer, "optimizer")
+    learn === nothing || (o.learn = reduce(|, (_code(LEARN, k, "learn") for k in learn); init=0))
     method === nothing || (o.method = method === :sgd ? 1 : 0)
     step_size === nothing || (o.step_size = step_size)
     momentum === nothing || (o.momentum = momentum)
@@ -739,13 +881,21 @@ function HyperOpt(m::Model, valid::Union{Dataset,Nothing}, n_steps::Integer;
         o.objective_user = pointer_from_objref(st)
     end
     out = Ref{Ptr{Cvoid}}(C_NULL)
-    rc = ccall((:revl_hyperopt_create, librevl), Cint,
-               (Ref{Ptr{Cvoid}}, Ptr{Cvoid}, Ptr{Cvoid}, Csize_t, Ref{HyperoptOptions}),
-               out, _live(m), valid === nothing ? C_NULL : _live(valid), n_steps, o)
-    _check(rc, "revl_hyperopt_create", _nomsg, st, m.state)
+    if opt == 0
+        rc = ccall((:revl_hyperopt_create, librevl), Cint,
+                   (Ref{Ptr{Cvoid}}, Ptr{Cvoid}, Ptr{Cvoid}, Csize_t, Ref{HyperoptOptions}),
+                   out, _live(m), valid === nothing ? C_NULL : _live(valid), n_steps, o)
+        _check(rc, "revl_hyperopt_create", _nomsg, st, m.state)
+    else
+        rc = ccall((:revl_hyperopt_create_for, librevl), Cint,
+                   (Ref{Ptr{Cvoid}}, Ptr{Cvoid}, Ptr{Cvoid}, Csize_t, Cint, Ref{HyperoptOptions}),
+                   out, _live(m), valid === nothing ? C_NULL : _live(valid), n_steps, opt, o)
+        _check(rc, "revl_hyperopt_create_for", _nomsg, st, m.state)
+    end
     ns = Int(ccall((:revl_hyperopt_n_steps, librevl), Csize_t, (Ptr{Cvoid},), out[]))
     ng = Int(ccall((:revl_hyperopt_n_groups, librevl), Csize_t, (Ptr{Cvoid},), out[]))
-    h = HyperOpt(out[], m, valid, st, ns, ng)
+    optn = optimizer_name(ccall((:revl_hyperopt_optimizer, librevl), Cint, (Ptr{Cvoid},), out[]))
+    h = HyperOpt(out[], m, valid, st, ns, ng, optn, OPT_KINDS[optn])
     finalizer(_free!, h)
     return h
 end
@@ -766,26 +916,47 @@ end
 
 _hshape(h::HyperOpt, v::Vector{Float64}) = permutedims(reshape(v, h.n_groups, h.n_steps))
 
-"""Current (best=false) or best-so-far hyperparameters: (alpha, gamma, log_init_scales, meta)."""
+"""Current (best=false) or best-so-far hyperparameters: a NamedTuple of the optimiser's kinds
+((n_steps, n_groups) each), log_init_scales and meta."""
 function hyperparams(h::HyperOpt; best::Bool=false)
-    a = Vector{Float64}(undef, h.n_steps * h.n_groups)
-    g = similar(a)
     ls = Vector{Float64}(undef, h.n_groups)
     nm = h.model.n_meta
     mt = Vector{Float64}(undef, nm)
     rc = ccall((:revl_hyperopt_get, librevl), Cint,
                (Ptr{Cvoid}, Cint, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}),
-               _live(h), best ? 1 : 0, a, g, ls, nm == 0 ? C_NULL : mt)
+               _live(h), best ? 1 : 0, C_NULL, C_NULL, ls, nm == 0 ? C_NULL : mt)
     _check(rc, "revl_hyperopt_get", _lasterr(h))
-    return (alpha=_hshape(h, a), gamma=_hshape(h, g), log_init_scales=ls, meta=mt)
+    names = (h.kinds..., :log_init_scales, :meta)
+    return NamedTuple{names}(((getkind(h, k; best=best) for k in h.kinds)..., ls, mt))
 end
 
-function sethyperparams!(h::HyperOpt; alpha=nothing, gamma=nothing, log_init_scales=nothing,
-                         meta=nothing)
-    tc(x) = x === nothing ? C_NULL : vec(permutedims(Matrix{Float64}(x)))
+function getkind(h::HyperOpt, kind::Symbol; best::Bool=false)
+    code = _need_kind(h.kinds, "$(h.optimizer) hyper-optimiser", kind, "revl_hyperopt_get_kind")
+    v = Vector{Float64}(undef, h.n_steps * h.n_groups)
+    rc = ccall((:revl_hyperopt_get_kind, librevl), Cint, (Ptr{Cvoid}, Cint, Cint, Ptr{Cdouble}),
+               _live(h), best ? 1 : 0, code, v)
+    _check(rc, "revl_hyperopt_get_kind", _lasterr(h))
+    return _hshape(h, v)
+end
+
+function setkind!(h::HyperOpt, kind::Symbol, x)
+    v = x isa Real ? fill(Float64(x), h.n_steps * h.n_groups) : vec(permutedims(Matrix{Float64}(x)))
+    rc = ccall((:revl_hyperopt_set_kind, librevl), Cint, (Ptr{Cvoid}, Cint, Ptr{Cdouble}),
+               _live(h), _code(KINDS, kind, "kind"), v)
+    _check(rc, "revl_hyperopt_set_kind", _lasterr(h))
+    return h
+end
+
+"""Set any of the kinds (scalars or (n_steps, n_groups) matrices), log_init_scales, meta;
+nothing = unchanged. Each kind is checked and set on its own."""
+function sethyperparams!(h::HyperOpt; alpha=nothing, gamma=nothing, beta1=nothing,
+                         beta2=nothing, eps=nothing, log_init_scales=nothing, meta=nothing)
+    for (k, x) in ((:alpha, alpha), (:gamma, gamma), (:beta1, beta1), (:beta2, beta2), (:eps, eps))
+        x === nothing || setkind!(h, k, x)
+    end
     rc = ccall((:revl_hyperopt_set, librevl), Cint,
                (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}),
-               _live(h), tc(alpha), tc(gamma),
+               _live(h), C_NULL, C_NULL,
                log_init_scales === nothing ? C_NULL : Vector{Float64}(log_init_scales),
                meta === nothing ? C_NULL : Vector{Float64}(meta))
     _check(rc, "revl_hyperopt_set", _lasterr(h))

@@ -1,4 +1,5 @@
-"""revl: exact hypergradients by reversing momentum-SGD training (ctypes wrapper of librevl).
+"""revl: exact hypergradients by reversing training (momentum SGD, Adam, RMSprop with momentum;
+ctypes wrapper of librevl).
 
     import numpy as np, revl
     m = revl.Model(n_params, grad=grad_fn, hvp=hvp_fn)   # grad_fn(step, w, meta) -> (loss, g)
@@ -6,12 +7,15 @@
     t = revl.Trainer(m, s)
     t.train(w0)
     hg = t.hypergrad(dfdw)                               # hg.w0, hg.alpha, hg.gamma, hg.meta
+    s = revl.Schedule(n_steps, [0, n_params], optimizer="adam")  # s.alpha, s.beta1, s.beta2,
+                                                                 # s.eps; hg.beta1, ... likewise
 
 See docs/python.md.  The shared library is found through REVL_LIBRARY, then the checkout's
 lib/ directory, then the system loader (revl.library_path says which one was loaded).
 """
 
-from ._base import GAMMA_GRID, fixed_round, gamma_applied, version, version_number
+from ._base import (GAMMA_GRID, beta_applied, fixed_round, gamma_applied, hyper_applied,
+                    version, version_number)
 from ._errors import (CallbackError, Error, FileError, InexactError, InvalidError,
                       NoMemoryError, RangeError, StateError, Unavailable)
 from ._lib import lib as _the_lib
@@ -36,8 +40,8 @@ def strerror(status):
 
 
 __all__ = [
-    "version", "version_number", "gamma_applied", "available", "strerror", "library_path",
-    "MLP_LOG_L2_START", "fixed_round", "GAMMA_GRID",
+    "version", "version_number", "gamma_applied", "beta_applied", "hyper_applied", "available",
+    "strerror", "library_path", "MLP_LOG_L2_START", "fixed_round", "GAMMA_GRID",
     "Model", "Schedule", "Trainer", "Hypergrad", "Dataset", "MLP", "Block", "Evaluation",
     "HyperOpt", "Hyperparams", "Report",
     "Error", "InvalidError", "NoMemoryError", "CallbackError", "RangeError", "StateError",

@@ -247,6 +247,47 @@ def fixed_round(w, frac_bits=52):
     return x
 
 
+OPTIMIZERS = {"momentum": 0, "adam": 1, "rmsprop": 2}      # revl_optimizer
+KINDS = {"alpha": 0, "gamma": 1, "beta1": 2, "beta2": 3, "eps": 4}  # revl_hyper
+OPTIMIZER_NAMES = {v: k for k, v in OPTIMIZERS.items()}
+KIND_NAMES = {v: k for k, v in KINDS.items()}
+
+
+def optimizer_code(optimizer, function):
+    """revl_optimizer of a name ('momentum', 'adam', 'rmsprop'), or InvalidError."""
+    key = str(optimizer).lower()
+    if key not in OPTIMIZERS:
+        raise InvalidError(_errors.ERR_INVALID, f"optimizer must be one of "
+                           f"{sorted(OPTIMIZERS)}, got {optimizer!r}", function)
+    return OPTIMIZERS[key]
+
+
+def kind_code(kind, function):
+    """revl_hyper of a name ('alpha', 'gamma', 'beta1', 'beta2', 'eps'), or InvalidError."""
+    key = str(kind).lower()
+    if key not in KINDS:
+        raise InvalidError(_errors.ERR_INVALID, f"unknown hyperparameter kind {kind!r}; choose "
+                           f"from {list(KINDS)}", function)
+    return KINDS[key]
+
+
+def hyper_applied(kind, value):
+    """The value the library applies for a requested one of a kind: gamma on the 2^-16 grid,
+    beta1 and beta2 on the 2^-24 grid, alpha and eps as they are; NaN outside the kind's range.
+    Works elementwise on arrays."""
+    k = kind_code(kind, "hyper_applied")
+    x = np.asarray(value, dtype=F64)
+    if x.ndim == 0:
+        return float(lib.hyper_applied(k, float(x)))
+    return np.vectorize(lambda v: lib.hyper_applied(k, float(v)), otypes=[F64])(x)
+
+
+def beta_applied(beta):
+    """The beta (Adam's beta1 or beta2, RMSprop's beta2) the library applies for a requested
+    one: round(beta * 2^24) / 2^24 (NaN outside [2^-24, 1 - 2^-24]).  Elementwise on arrays."""
+    return hyper_applied("beta1", beta)
+
+
 def gamma_applied(gamma):
     """The momentum the library applies for a requested gamma: the nearest n/2^16 (NaN outside
     [2^-16, 1]).  Works elementwise on arrays."""

@@ -144,6 +144,9 @@ GRAD_FN = ctypes.CFUNCTYPE(ctypes.c_int, c_size_t, ctypes.c_void_p, ctypes.c_voi
 HVP_FN = ctypes.CFUNCTYPE(ctypes.c_int, c_size_t, ctypes.c_void_p, ctypes.c_void_p,
                           ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
                           ctypes.c_void_p)
+HVP_AFFINE_FN = ctypes.CFUNCTYPE(ctypes.c_int, c_size_t, ctypes.c_void_p, ctypes.c_void_p,
+                                 ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                                 ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
 REPORT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(HyperoptReport), ctypes.c_void_p)
 OBJECTIVE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
                                 ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
@@ -154,6 +157,9 @@ CALLBACK_TYPES = {
                              "double *", "void *")),
     "revl_hvp_fn": ("int", ("size_t", "const double *", "const double *", "const double *",
                             "double *", "double *", "double *", "void *")),
+    "revl_hvp_affine_fn": ("int", ("size_t", "const double *", "const double *",
+                                   "const double *", "const double *", "double *", "double *",
+                                   "double *", "void *")),
     "revl_report_fn": ("int", ("const revl_hyperopt_report *", "void *")),
     "revl_objective_fn": ("int", ("const double *", "const double *", "double *", "double *",
                                   "double *", "void *")),
@@ -177,6 +183,7 @@ PROTOTYPES = [
                                 "double *", "double *")),
     ("revl_model_hvp", "int", ("revl_model *", "size_t", "const double *", "const double *",
                                "const double *", "double *", "double *")),
+    ("revl_model_set_hvp_affine", "int", ("revl_model *", "revl_hvp_affine_fn")),
     ("revl_model_n_groups", "size_t", ("const revl_model *",)),
     ("revl_model_group_offsets", "int", ("const revl_model *", "size_t *")),
     ("revl_model_set_groups", "int", ("revl_model *", "size_t", "const size_t *")),
@@ -198,6 +205,17 @@ PROTOTYPES = [
     ("revl_schedule_offsets", "int", ("const revl_schedule *", "size_t *")),
     ("revl_schedule_last_error", "const char *", ("const revl_schedule *",)),
     ("revl_gamma_applied", "double", ("double",)),
+    # optimisers and hyperparameter kinds
+    ("revl_optimizer_name", "const char *", ("revl_optimizer",)),
+    ("revl_hyper_name", "const char *", ("revl_hyper",)),
+    ("revl_hyper_applied", "double", ("revl_hyper", "double")),
+    ("revl_schedule_create_for", "int", ("revl_schedule **", "revl_optimizer", "size_t",
+                                         "size_t", "const size_t *", "const revl_allocator *")),
+    ("revl_schedule_optimizer", "revl_optimizer", ("const revl_schedule *",)),
+    ("revl_schedule_kinds", "size_t", ("const revl_schedule *", "revl_hyper *")),
+    ("revl_schedule_set_kind", "int", ("revl_schedule *", "revl_hyper", "const double *")),
+    ("revl_schedule_get_kind", "int", ("const revl_schedule *", "revl_hyper", "double *")),
+    ("revl_schedule_fill_kind", "int", ("revl_schedule *", "revl_hyper", "double")),
     # trainer
     ("revl_trainer_options_init", "void", ("revl_trainer_options *",)),
     ("revl_trainer_create", "int", ("revl_trainer **", "revl_model *", "const revl_schedule *",
@@ -209,6 +227,9 @@ PROTOTYPES = [
                                        "double *", "double *", "double *", "double *")),
     ("revl_trainer_stats_init", "void", ("revl_trainer_stats *",)),
     ("revl_fixed_round", "int", ("unsigned int", "double *", "size_t")),
+    ("revl_trainer_hypergrad_kinds", "int", ("revl_trainer *", "const double *",
+                                             "const double *", "double *",
+                                             "double * const *", "double *")),
     ("revl_trainer_get_stats", "int", ("const revl_trainer *", "revl_trainer_stats *")),
     ("revl_trainer_last_error", "const char *", ("const revl_trainer *",)),
     # data
@@ -238,6 +259,13 @@ PROTOTYPES = [
     ("revl_hyperopt_report_init", "void", ("revl_hyperopt_report *",)),
     ("revl_hyperopt_create", "int", ("revl_hyperopt **", "revl_model *", "const revl_dataset *",
                                      "size_t", "const revl_hyperopt_options *")),
+    ("revl_hyperopt_create_for", "int", ("revl_hyperopt **", "revl_model *",
+                                         "const revl_dataset *", "size_t", "revl_optimizer",
+                                         "const revl_hyperopt_options *")),
+    ("revl_hyperopt_set_kind", "int", ("revl_hyperopt *", "revl_hyper", "const double *")),
+    ("revl_hyperopt_get_kind", "int", ("const revl_hyperopt *", "int", "revl_hyper",
+                                       "double *")),
+    ("revl_hyperopt_optimizer", "revl_optimizer", ("const revl_hyperopt *",)),
     ("revl_hyperopt_free", "void", ("revl_hyperopt *",)),
     ("revl_hyperopt_set", "int", ("revl_hyperopt *", "const double *", "const double *",
                                   "const double *", "const double *")),
@@ -261,7 +289,11 @@ _SCALARS = {
     "double": ctypes.c_double,
     "uint64_t": ctypes.c_uint64,
     "int32_t": ctypes.c_int32,
+    "revl_optimizer": ctypes.c_int,     # enums are int-sized in C
+    "revl_hyper": ctypes.c_int,
 }
+# typedefs of callbacks passed as arguments (addresses)
+_FN_TYPEDEFS = {"revl_hvp_affine_fn"}
 
 
 def norm_type(t):
@@ -276,6 +308,8 @@ def ctype_of(t):
     base = t.replace("const ", "").replace(" ", "")
     if base in _SCALARS:
         return _SCALARS[base]
+    if base in _FN_TYPEDEFS:
+        return ctypes.c_void_p
     if base == "char*":
         return ctypes.c_char_p
     if base.endswith("**"):

@@ -5,10 +5,11 @@ import ctypes
 import numpy as np
 
 from . import _errors
-from ._base import (F64, CallbackState, Wrapper, _Busy, _CHandle, as_f64, as_f64_broadcast,
-                    as_offsets, check, ptr)
+from ._base import (F64, KIND_NAMES, KINDS, OPTIMIZER_NAMES, CallbackState, Wrapper, _Busy,
+                    _CHandle, as_f64, as_f64_broadcast, as_offsets, check, hyper_applied,
+                    kind_code, optimizer_code, ptr)
 from ._errors import InvalidError
-from ._lib import GRAD_FN, HVP_FN, ModelDef, TrainerOptions, TrainerStats, init_struct, lib
+from ._lib import GRAD_FN, HVP_AFFINE_FN, HVP_FN, ModelDef, TrainerOptions, TrainerStats, init_struct, lib
 
 _EMPTY = np.empty(0, dtype=F64)
 _EMPTY.flags.writeable = False
@@ -129,6 +130,46 @@ def _make_hvp_trampoline(fn, n, nm, state, copy_inputs, gives_grad):
     return HVP_FN(hvp_trampoline)
 
 
+def _make_hvp_affine_trampoline(fn, n, nm, state, copy_inputs):
+    """revl_hvp_affine_fn around fn(step, w, meta, a, b) -> (hv_w, hv_meta, g): the gradient g
+    at w and the Hessian products along v = a + b * g, in one Python call."""
+    in_view, out_view = _Views(n, False), _Views(n, True)
+    m_view = _Views(nm, False) if nm else None
+    m_out = _Views(nm, True) if nm else None
+
+    def hvp_affine_trampoline(step, w_p, meta_p, a_p, b_p, grad_p, hv_w_p, hv_meta_p, user):
+        if state.pending is not None:
+            return 1
+        try:
+            w = in_view(w_p)
+            meta = m_view(meta_p) if (nm and meta_p) else _EMPTY
+            a, b = in_view(a_p), in_view(b_p)
+            if copy_inputs:
+                w, meta, a, b = w.copy(), meta.copy(), a.copy(), b.copy()
+            res = fn(step, w, meta, a, b)
+            try:
+                parts = tuple(res)
+            except TypeError:
+                parts = ()
+            if len(parts) != 3:
+                raise InvalidError(_errors.ERR_INVALID, f"the hvp_affine callback must return "
+                                   f"(hv_w, hv_meta, g), got {type(res).__name__}",
+                                   "hvp_affine")
+            _store(out_view(grad_p), parts[2], "g", "hvp_affine")
+            _store(out_view(hv_w_p), parts[0], "hv_w", "hvp_affine")
+            if hv_meta_p and nm:
+                out = m_out(hv_meta_p)
+                if parts[1] is None:
+                    out[...] = 0.0
+                else:
+                    _store(out, parts[1], "hv_meta", "hvp_affine")
+            return 0
+        except BaseException as e:  # noqa: B902
+            return state.fail(e, "hvp_affine")
+
+    return HVP_AFFINE_FN(hvp_affine_trampoline)
+
+
 def _address(x):
     """An address from None, an int, a ctypes function pointer, c_void_p or a ctypes object."""
     if x is None or isinstance(x, int):
@@ -172,6 +213,13 @@ class Model(Wrapper):
     grad.  With ``hvp_gives_grad=True`` hvp returns (hv_w, hv_meta, g), g bit-identical to
     grad's, saving one callback per reverse step.
 
+    ``hvp_affine(step, w, meta, a, b) -> (hv_w, hv_meta, g)`` (optional, for Adam and RMSprop,
+    whose Hessian direction depends on the gradient at the same point): g is the gradient at w
+    (bit-identical to grad's), v = a + b * g elementwise (numpy's ``a + b * g`` computes exactly
+    the library's v), hv_w = d2L/dw2 v and hv_meta = d/dmeta (grad_w L . v) (or None for zeros),
+    all from one pass over the model.  Without it the library calls grad, then hvp: the same
+    bits, one more callback per reverse step.
+
     The arrays w, meta and v handed to the callbacks are read-only views of the library's memory,
     valid only during the call: copy them (or pass ``copy_inputs=True``) to keep them.  Results
     are copied into the library's buffers.  Callbacks must be deterministic in (step, w, meta):
@@ -182,7 +230,7 @@ class Model(Wrapper):
     _kind = "model"
 
     def __init__(self, n_params, n_meta=0, grad=None, hvp=None, *, hvp_gives_grad=False,
-                 groups=None, copy_inputs=False):
+                 groups=None, copy_inputs=False, hvp_affine=None):
         n_params = _check_count(n_params, "n_params", 1)
         n_meta = _check_count(n_meta, "n_meta", 0)
         if not callable(grad):
@@ -194,6 +242,9 @@ class Model(Wrapper):
         if hvp_gives_grad and hvp is None:
             raise InvalidError(_errors.ERR_INVALID, "hvp_gives_grad needs an hvp callable",
                                "Model")
+        if hvp_affine is not None and not callable(hvp_affine):
+            raise InvalidError(_errors.ERR_INVALID, "hvp_affine must be None or a callable "
+                               "hvp_affine(step, w, meta, a, b) -> (hv_w, hv_meta, g)", "Model")
         state = CallbackState()
         keep = [state, _make_grad_trampoline(grad, n_params, n_meta, state, copy_inputs)]
         if hvp is not None:
@@ -204,17 +255,24 @@ class Model(Wrapper):
         d.grad = ctypes.cast(keep[1], ctypes.c_void_p).value
         d.hvp = ctypes.cast(keep[2], ctypes.c_void_p).value if hvp is not None else None
         d.hvp_gives_grad = 1 if hvp_gives_grad else 0
+        affine = None
+        if hvp_affine is not None:
+            affine = _make_hvp_affine_trampoline(hvp_affine, n_params, n_meta, state,
+                                                 copy_inputs)
+            keep.append(affine)
         self._create(d, keep, (state,))
-        self.grad_fn, self.hvp_fn = grad, hvp
+        self.grad_fn, self.hvp_fn, self.hvp_affine_fn = grad, hvp, hvp_affine
+        if affine is not None:
+            self._set_hvp_affine(ctypes.cast(affine, ctypes.c_void_p).value)
         if groups is not None:
             self.set_groups(groups)
 
     @classmethod
     def from_c(cls, n_params, n_meta, grad, hvp=None, user=None, *, hvp_gives_grad=False,
-               keepalive=None, groups=None):
-        """A model whose callbacks are C functions: ``grad`` and ``hvp`` are addresses (ints, or
-        ctypes function pointers) of functions with the revl_grad_fn / revl_hvp_fn signatures,
-        ``user`` the void * they get.  ``keepalive``: any object (a loaded ctypes.CDLL, a buffer
+               keepalive=None, groups=None, hvp_affine=None):
+        """A model whose callbacks are C functions: ``grad``, ``hvp`` and ``hvp_affine`` are
+        addresses (ints, or ctypes function pointers) of functions with the revl_grad_fn /
+        revl_hvp_fn / revl_hvp_affine_fn signatures, ``user`` the void * they get.  ``keepalive``: any object (a loaded ctypes.CDLL, a buffer
         behind ``user``) that must live as long as the model.  No Python runs per step."""
         self = cls.__new__(cls)
         n_params = _check_count(n_params, "n_params", 1)
@@ -227,8 +285,10 @@ class Model(Wrapper):
             raise InvalidError(_errors.ERR_INVALID, "grad must be a C function address",
                                "Model.from_c")
         d.hvp_gives_grad = 1 if hvp_gives_grad else 0
-        self._create(d, (keepalive, grad, hvp, user), ())
-        self.grad_fn = self.hvp_fn = None
+        self._create(d, (keepalive, grad, hvp, user, hvp_affine), ())
+        self.grad_fn = self.hvp_fn = self.hvp_affine_fn = None
+        if hvp_affine is not None:
+            self._set_hvp_affine(_address(hvp_affine))
         if groups is not None:
             self.set_groups(groups)
         return self
@@ -247,6 +307,10 @@ class Model(Wrapper):
 
     def _check(self, rc, function, h):
         check(rc, function, h.ptr, lib.model_last_error, h.states)
+
+    def _set_hvp_affine(self, address):
+        h = self._handle()
+        self._check(lib.model_set_hvp_affine(h.ptr, address), "revl_model_set_hvp_affine", h)
 
     # ---- groups
     @property
@@ -321,38 +385,71 @@ class Model(Wrapper):
         return out
 
 
-class Schedule(Wrapper):
-    """alpha and gamma per step and per parameter group.
+def _kind_property(kind):
+    def get(self):
+        return self.get_kind(kind)
 
-    ``offsets``: n_groups+1 group boundaries as in C.  ``alpha`` and ``gamma`` read as
-    read-only (n_steps, n_groups) float64 copies and are set by assignment (a scalar, or anything
-    that broadcasts to (n_steps, n_groups)); in-place element assignment is refused because it
-    would change only the copy.  gamma must lie in [2^-16, 1] and is applied as the nearest
-    n/2^16 (``gamma_applied``).  A new schedule holds alpha = 0.1, gamma = 0.9.
+    def set_(self, value):
+        self.set(**{kind: value})
+
+    return property(get, set_, doc=f"{kind} per (step, group): a read-only (n_steps, n_groups) "
+                                   f"copy; assign to set it (InvalidError for a schedule "
+                                   f"without {kind}).")
+
+
+def _applied_property(kind):
+    return property(lambda self: hyper_applied(kind, self.get_kind(kind)),
+                    doc=f"The {kind} values actually applied (revl.hyper_applied).")
+
+
+class Schedule(Wrapper):
+    """The hyperparameters of an optimiser per step and per parameter group.
+
+    ``optimizer``: 'momentum' (default; alpha, gamma), 'adam' (alpha, beta1, beta2, eps) or
+    'rmsprop' (alpha, gamma, beta2, eps); ``kinds`` lists the schedule's hyperparameters.
+    ``offsets``: n_groups+1 group boundaries as in C.  Each kind reads as a read-only
+    (n_steps, n_groups) float64 copy (``s.alpha``, ``s.beta1``, ...) and is set by assignment (a
+    scalar, or anything that broadcasts to (n_steps, n_groups)); in-place element assignment is
+    refused because it would change only the copy.  A kind the optimiser does not have raises
+    InvalidError.  Ranges: alpha finite; gamma in [2^-16, 1], applied as the nearest n/2^16;
+    beta1, beta2 in [2^-24, 1 - 2^-24], applied as the nearest n/2^24; eps finite and > 0
+    (``s.gamma_applied``, ``s.beta1_applied``, ... give the applied values).  A new schedule holds
+    the optimiser's defaults: momentum alpha 0.1, gamma 0.9; Adam alpha 1e-3, beta1 0.9,
+    beta2 0.999, eps 1e-8; RMSprop alpha 1e-2, gamma 0.9, beta2 0.99, eps 1e-8.
     """
 
     _kind = "schedule"
 
-    def __init__(self, n_steps, offsets, alpha=None, gamma=None):
+    def __init__(self, n_steps, offsets, alpha=None, gamma=None, *, optimizer="momentum",
+                 beta1=None, beta2=None, eps=None):
         n_steps = _check_count(n_steps, "n_steps", 1)
         off = as_offsets(offsets, "offsets", "Schedule")
+        opt = optimizer_code(optimizer, "Schedule")
         out = ctypes.c_void_p()
-        rc = lib.schedule_create(ctypes.byref(out), n_steps, off.size - 1, ptr(off))
-        check(rc, "revl_schedule_create")
+        rc = lib.schedule_create_for(ctypes.byref(out), opt, n_steps, off.size - 1, ptr(off),
+                                     None)
+        check(rc, "revl_schedule_create_for")
         self._init_handle(_CHandle(out.value, lib.schedule_free, "schedule"))
         self.n_steps = n_steps
         self.n_groups = off.size - 1
         self.shape = (self.n_steps, self.n_groups)
-        if alpha is not None or gamma is not None:
-            self.set(alpha, gamma)
+        n = lib.schedule_kinds(out.value, None)
+        codes = (ctypes.c_int * n)()
+        lib.schedule_kinds(out.value, ctypes.addressof(codes))
+        self.kinds = tuple(KIND_NAMES[c] for c in codes)
+        self.optimizer = OPTIMIZER_NAMES[lib.schedule_optimizer(out.value)]
+        given = {k: v for k, v in (("alpha", alpha), ("gamma", gamma), ("beta1", beta1),
+                                   ("beta2", beta2), ("eps", eps)) if v is not None}
+        if given:
+            self.set(**given)
 
     @classmethod
-    def for_model(cls, model, n_steps, alpha=None, gamma=None):
-        """A schedule over the model's parameter groups."""
-        return cls(n_steps, model.offsets, alpha, gamma)
+    def for_model(cls, model, n_steps, alpha=None, gamma=None, **kw):
+        """A schedule over the model's parameter groups (keywords as the constructor's)."""
+        return cls(n_steps, model.offsets, alpha, gamma, **kw)
 
     def _describe(self):
-        return f"n_steps={self.n_steps} n_groups={self.n_groups}"
+        return f"{self.optimizer} n_steps={self.n_steps} n_groups={self.n_groups}"
 
     def _check(self, rc, function, h):
         check(rc, function, h.ptr, lib.schedule_last_error)
@@ -364,65 +461,98 @@ class Schedule(Wrapper):
         self._check(lib.schedule_offsets(h.ptr, ptr(out)), "revl_schedule_offsets", h)
         return out.astype(np.int64)
 
-    def _get(self):
+    def get_kind(self, kind):
+        """One kind's values, a read-only (n_steps, n_groups) copy."""
         h = self._handle()
-        a = np.empty(self.shape)
-        g = np.empty(self.shape)
-        self._check(lib.schedule_get_all(h.ptr, ptr(a), ptr(g)), "revl_schedule_get_all", h)
-        a.flags.writeable = False
-        g.flags.writeable = False
-        return a, g
+        code = kind_code(kind, "Schedule")
+        if KIND_NAMES[code] not in self.kinds:
+            # the C getter takes a const handle and so cannot keep a message: say it here
+            raise InvalidError(_errors.ERR_INVALID, f"this {self.optimizer} schedule has no "
+                               f"{KIND_NAMES[code]} (its kinds: {', '.join(self.kinds)})",
+                               "revl_schedule_get_kind")
+        out = np.empty(self.shape)
+        self._check(lib.schedule_get_kind(h.ptr, code, ptr(out)),
+                    "revl_schedule_get_kind", h)
+        out.flags.writeable = False
+        return out
 
-    def set(self, alpha=None, gamma=None):
-        """Set alpha and/or gamma together (None = unchanged); on error nothing changes."""
+    def set(self, alpha=None, gamma=None, *, beta1=None, beta2=None, eps=None):
+        """Set any of the schedule's kinds together (None = unchanged); on error nothing
+        changes."""
         h = self._handle()
-        a = None if alpha is None else as_f64_broadcast(alpha, self.shape, "alpha", "Schedule")
-        g = None if gamma is None else as_f64_broadcast(gamma, self.shape, "gamma", "Schedule")
-        self._check(lib.schedule_set_all(h.ptr, ptr(a), ptr(g)), "revl_schedule_set_all", h)
+        given = [(k, v) for k, v in (("alpha", alpha), ("gamma", gamma), ("beta1", beta1),
+                                     ("beta2", beta2), ("eps", eps)) if v is not None]
+        arrays = [(k, as_f64_broadcast(v, self.shape, k, "Schedule")) for k, v in given]
+        if "gamma" in self.kinds and all(k in ("alpha", "gamma") for k, _ in given):
+            d = dict(arrays)                    # one C call checks both before changing any
+            self._check(lib.schedule_set_all(h.ptr, ptr(d.get("alpha")), ptr(d.get("gamma"))),
+                        "revl_schedule_set_all", h)
+            return
+        self._set_kinds(h, arrays, lambda k, a: lib.schedule_set_kind(h.ptr, KINDS[k], ptr(a)),
+                        "revl_schedule_set_kind")
 
-    def fill(self, alpha, gamma):
+    def _set_kinds(self, h, arrays, set_one, function):
+        # each C call is all-or-nothing for its kind; put back the kinds already set when a
+        # later one fails, so the whole call changes nothing
+        old = [(k, self.get_kind(k) if k in self.kinds else None) for k, _ in arrays]
+        for i, (k, a) in enumerate(arrays):
+            rc = set_one(k, a)
+            if rc != 0:
+                for kk, prev in old[:i]:
+                    set_one(kk, np.ascontiguousarray(prev))
+                self._check(rc, function, h)
+
+    def fill(self, alpha=None, gamma=None, *, beta1=None, beta2=None, eps=None):
+        """Every step and group of the given kinds to one value each (None = unchanged)."""
         h = self._handle()
-        self._check(lib.schedule_fill(h.ptr, float(alpha), float(gamma)), "revl_schedule_fill", h)
+        given = [(k, v) for k, v in (("alpha", alpha), ("gamma", gamma), ("beta1", beta1),
+                                     ("beta2", beta2), ("eps", eps)) if v is not None]
+        if [k for k, _ in given] == ["alpha", "gamma"] and "gamma" in self.kinds:
+            self._check(lib.schedule_fill(h.ptr, float(alpha), float(gamma)),
+                        "revl_schedule_fill", h)
+            return
+        self.set(**{k: np.full(self.shape, float(v)) for k, v in given})
 
-    @property
-    def alpha(self):
-        return self._get()[0]
-
-    @alpha.setter
-    def alpha(self, value):
-        self.set(alpha=value)
-
-    @property
-    def gamma(self):
-        return self._get()[1]
-
-    @gamma.setter
-    def gamma(self, value):
-        self.set(gamma=value)
-
-    @property
-    def gamma_applied(self):
-        """The momenta actually applied: round(gamma * 2^16) / 2^16."""
-        return np.round(self._get()[1] * 65536.0) / 65536.0
+    alpha = _kind_property("alpha")
+    gamma = _kind_property("gamma")
+    beta1 = _kind_property("beta1")
+    beta2 = _kind_property("beta2")
+    eps = _kind_property("eps")
+    alpha_applied = _applied_property("alpha")
+    gamma_applied = _applied_property("gamma")
+    beta1_applied = _applied_property("beta1")
+    beta2_applied = _applied_property("beta2")
+    eps_applied = _applied_property("eps")
 
 
 class Hypergrad:
-    """Gradients of the objective f(w_T) with respect to the run's hyperparameters:
-    ``w0`` (n_params,), ``alpha`` and ``gamma`` (n_steps, n_groups, gamma at its applied value),
-    ``meta`` (n_meta,)."""
+    """Gradients of the objective f(w_T) with respect to the run's hyperparameters: ``w0``
+    (n_params,), ``meta`` (n_meta,) and one (n_steps, n_groups) array per kind of the schedule
+    (momentum: ``alpha``, ``gamma``; Adam: ``alpha``, ``beta1``, ``beta2``, ``eps``; RMSprop:
+    ``alpha``, ``gamma``, ``beta2``, ``eps``), gamma and the betas at their applied values.
+    ``kinds`` names them; asking for a kind the schedule lacks raises AttributeError."""
 
-    __slots__ = ("w0", "alpha", "gamma", "meta")
+    def __init__(self, w0, alpha=None, gamma=None, meta=None, **others):
+        self.w0, self.meta = w0, meta
+        kinds = {"alpha": alpha, "gamma": gamma, **others}
+        self.kinds = tuple(k for k in KINDS if kinds.get(k) is not None)
+        for k in self.kinds:
+            setattr(self, k, kinds[k])
 
-    def __init__(self, w0, alpha, gamma, meta):
-        self.w0, self.alpha, self.gamma, self.meta = w0, alpha, gamma, meta
+    def __getattr__(self, name):            # only reached for attributes not set
+        if name in KINDS:
+            raise AttributeError(f"this hypergradient has no {name}: the schedule's kinds are "
+                                 f"{', '.join(self.kinds)}")
+        raise AttributeError(name)
 
     def __repr__(self):
-        return (f"<revl.Hypergrad w0{self.w0.shape} alpha{self.alpha.shape} "
-                f"gamma{self.gamma.shape} meta{self.meta.shape}>")
+        parts = " ".join(f"{k}{getattr(self, k).shape}" for k in ("w0",) + self.kinds + ("meta",))
+        return f"<revl.Hypergrad {parts}>"
 
 
 class Trainer(Wrapper):
-    """Exact momentum-SGD training of ``model`` under ``schedule`` and its exact reversal.
+    """Exact training of ``model`` with the optimiser and hyperparameters of ``schedule``, and
+    its exact reversal.
 
     ``frac_bits``: fixed-point fractional bits (|w|, |v| < 2^(63-frac_bits)); ``truncate``: 0,
     or K to keep only the last K steps' bits; ``threads``: 0 = library default (results are
@@ -488,7 +618,8 @@ class Trainer(Wrapper):
 
     def hypergrad(self, dfdw, dfdmeta=None):
         """Reverse the training exactly from dfdw = grad f(w_T) (and df/dmeta, default 0);
-        returns a Hypergrad with .w0, .alpha, .gamma, .meta.  Afterwards the trainer holds w0
+        returns a Hypergrad with .w0, .meta and one array per kind of the schedule (.alpha,
+        .gamma for momentum; .alpha, .beta1, .beta2, .eps for Adam).  Afterwards the trainer holds w0
         again (w_{T-K} with truncate = K)."""
         h = self._handle()
         dfdw = as_f64(dfdw, (self.n_params,), "dfdw", "Trainer.hypergrad")
@@ -496,13 +627,24 @@ class Trainer(Wrapper):
         if dfdmeta is not None:
             dm = as_f64(dfdmeta, (self.n_meta,), "dfdmeta", "Trainer.hypergrad")
         shape = (self.n_steps, self.n_groups)
-        r = Hypergrad(np.empty(self.n_params), np.empty(shape), np.empty(shape),
-                      np.zeros(self.n_meta))
+        kinds = self.schedule.kinds
+        arrays = {k: np.empty(shape) for k in kinds}
+        r = Hypergrad(np.empty(self.n_params), meta=np.zeros(self.n_meta), **arrays)
+        dmeta = ptr(r.meta) if self.n_meta else None
         with _Busy((h,) + h.deps):
-            rc = lib.trainer_hypergrad(h.ptr, ptr(dfdw), ptr(dm) if self.n_meta else None,
-                                       ptr(r.w0), ptr(r.alpha), ptr(r.gamma),
-                                       ptr(r.meta) if self.n_meta else None)
-        self._check(rc, "revl_trainer_hypergrad", h)
+            if kinds == ("alpha", "gamma"):     # momentum: the original call, as always
+                rc = lib.trainer_hypergrad(h.ptr, ptr(dfdw), ptr(dm) if self.n_meta else None,
+                                           ptr(r.w0), ptr(r.alpha), ptr(r.gamma), dmeta)
+                function = "revl_trainer_hypergrad"
+            else:
+                table = (ctypes.c_void_p * len(KINDS))(*[ptr(arrays[KIND_NAMES[c]])
+                                                          if KIND_NAMES[c] in arrays else None
+                                                          for c in range(len(KINDS))])
+                rc = lib.trainer_hypergrad_kinds(h.ptr, ptr(dfdw),
+                                                 ptr(dm) if self.n_meta else None, ptr(r.w0),
+                                                 table, dmeta)
+                function = "revl_trainer_hypergrad_kinds"
+        self._check(rc, function, h)
         return r
 
     @property

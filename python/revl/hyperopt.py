@@ -8,13 +8,18 @@ import warnings
 import numpy as np
 
 from . import _errors
-from ._base import CallbackState, Wrapper, _Busy, _CHandle, as_f64_broadcast, check, ptr
+from ._base import (KINDS, OPTIMIZER_NAMES, CallbackState, Wrapper, _Busy, _CHandle,
+                    as_f64_broadcast, check, optimizer_code, ptr)
 from ._errors import InvalidError
 from ._lib import (OBJECTIVE_FN, REPORT_FN, HyperoptOptions, HyperoptReport, init_struct, lib)
 from .core import Model, _view, _store, _EMPTY
 from .data import Dataset
 
-LEARN = {"alpha": 1, "gamma": 2, "init_scale": 4, "meta": 8}
+LEARN = {"alpha": 1, "gamma": 2, "init_scale": 4, "meta": 8, "beta1": 16, "beta2": 32, "eps": 64}
+_ALL_LEARN = 127
+# the kinds of each optimiser, in the library's order (revl_schedule_kinds)
+_OPT_KINDS = {"momentum": ("alpha", "gamma"), "adam": ("alpha", "beta1", "beta2", "eps"),
+              "rmsprop": ("alpha", "gamma", "beta2", "eps")}
 METHODS = {"adam": 0, "sgd": 1}
 CHAOS_ACTIONS = {"shrink": 0, "stop": 1}
 
@@ -42,12 +47,16 @@ class Report:
 
 @dataclasses.dataclass
 class Hyperparams:
-    """Hyperparameters in natural units: alpha, gamma (n_steps, n_groups), log_init_scales
-    (n_groups,), meta (n_meta,)."""
+    """Hyperparameters in natural units: alpha, gamma, beta1, beta2, eps (n_steps, n_groups;
+    None for a kind the optimiser does not have), log_init_scales (n_groups,), meta
+    (n_meta,)."""
     alpha: np.ndarray
     gamma: np.ndarray
     log_init_scales: np.ndarray
     meta: np.ndarray
+    beta1: np.ndarray = None
+    beta2: np.ndarray = None
+    eps: np.ndarray = None
 
 
 def _option_names(opts):
@@ -64,8 +73,8 @@ def _option_names(opts):
 
 def _learn_bits(learn):
     if isinstance(learn, (int, np.integer)):
-        if learn < 0 or learn & ~15:
-            raise InvalidError(_errors.ERR_INVALID, f"learn bits must be within 0..15, got "
+        if learn < 0 or learn & ~_ALL_LEARN:
+            raise InvalidError(_errors.ERR_INVALID, f"learn bits must be within 0..{_ALL_LEARN}, got "
                                f"{learn}", "HyperOpt")
         return int(learn)
     if isinstance(learn, str):
@@ -130,13 +139,19 @@ def _make_objective_trampoline(fn, n, nm, state):
 
 
 class HyperOpt(Wrapper):
-    """Learns alpha, gamma (per step and group), log init scales (per group) and the model's
-    meta-parameters by gradient steps on the hypergradient of the validation loss.
+    """Learns the inner optimiser's hyperparameters (per step and group), log init scales (per
+    group) and the model's meta-parameters by gradient steps on the hypergradient of the
+    validation loss.
+
+    ``optimizer``: the inner optimiser, 'momentum' (default; alpha, gamma), 'adam' (alpha,
+    beta1, beta2, eps) or 'rmsprop' (alpha, gamma, beta2, eps); it starts at that optimiser's
+    schedule defaults (momentum: alpha = e^-1, gamma = 0.5).  Learned coordinates: log alpha,
+    logit gamma / beta1 / beta2, log eps.
 
     ``HyperOpt(model, valid, n_steps, **options)``: the objective is the model's mean
     cross-entropy on ``valid`` (a built-in model), or ``objective(w, meta) -> (f, dfdw,
     dfdmeta or None)`` (then valid may be None).  Options, default = the library's:
-    learn ('alpha', 'gamma', 'init_scale', 'meta' as a list, a comma-separated string or bits),
+    learn ('alpha', 'gamma', 'beta1', 'beta2', 'eps', 'init_scale', 'meta' as a list, a comma-separated string or bits),
     method ('adam' | 'sgd'), step_size, momentum, adam_beta1, adam_beta2, adam_eps, iterations,
     fresh_seed, seed, chaos_factor, chaos_action ('shrink' | 'stop'), frac_bits, threads.
     ``report(r: Report)`` is called after each meta-iteration of run(); a true return value stops
@@ -145,7 +160,8 @@ class HyperOpt(Wrapper):
 
     _kind = "hyper-optimiser"
 
-    def __init__(self, model, valid=None, n_steps=100, *, learn=None, method=None,
+    def __init__(self, model, valid=None, n_steps=100, *, optimizer="momentum", learn=None,
+                 method=None,
                  step_size=None, momentum=None, adam_beta1=None, adam_beta2=None, adam_eps=None,
                  iterations=None, fresh_seed=None, seed=None, chaos_factor=None,
                  chaos_action=None, report=None, objective=None, frac_bits=None, threads=None):
@@ -161,6 +177,7 @@ class HyperOpt(Wrapper):
         if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
             raise InvalidError(_errors.ERR_INVALID, f"n_steps must be an integer >= 1, got "
                                f"{n_steps!r}", "HyperOpt")
+        opt = optimizer_code(optimizer, "HyperOpt")
         mh = model._handle()
         vh = None if valid is None else valid._handle()
         o = init_struct(HyperoptOptions, lib.hyperopt_options_init)
@@ -199,9 +216,10 @@ class HyperOpt(Wrapper):
             o.objective = ctypes.cast(keep[-1], ctypes.c_void_p).value
         out = ctypes.c_void_p()
         with _Busy((mh,)):
-            rc = lib.hyperopt_create(ctypes.byref(out), mh.ptr, None if vh is None else vh.ptr,
-                                     int(n_steps), ctypes.byref(o))
-        check(rc, "revl_hyperopt_create", states=(state,) + mh.states)
+            rc = lib.hyperopt_create_for(ctypes.byref(out), mh.ptr,
+                                         None if vh is None else vh.ptr, int(n_steps), opt,
+                                         ctypes.byref(o))
+        check(rc, "revl_hyperopt_create_for", states=(state,) + mh.states)
         deps = (mh,) if vh is None else (mh, vh)
         self._init_handle(_CHandle(out.value, lib.hyperopt_free, "hyper-optimiser", deps=deps,
                                    keep=keep, states=(state,)))
@@ -209,6 +227,8 @@ class HyperOpt(Wrapper):
         self.n_steps = int(lib.hyperopt_n_steps(out.value))
         self.n_groups = int(lib.hyperopt_n_groups(out.value))
         self.n_meta = model.n_meta
+        self.optimizer = OPTIMIZER_NAMES[lib.hyperopt_optimizer(out.value)]
+        self.kinds = _OPT_KINDS[self.optimizer]
         self.options = _option_names({name: getattr(o, name) for name, _ in HyperoptOptions._fields_
                                       if name not in ("struct_size", "report", "report_user",
                                                       "objective", "objective_user",
@@ -248,31 +268,69 @@ class HyperOpt(Wrapper):
         self._check(rc, "revl_hyperopt_run", h)
         self._warn(h)
 
-    def get(self, best=False):
-        """Current hyperparameters (best=True: those of the lowest validation loss so far)."""
+    def get_kind(self, kind, best=False):
+        """One kind's current (or best-so-far) values, (n_steps, n_groups)."""
         h = self._handle()
-        shape = (self.n_steps, self.n_groups)
-        p = Hyperparams(np.empty(shape), np.empty(shape), np.empty(self.n_groups),
-                        np.empty(self.n_meta))
-        self._check(lib.hyperopt_get(h.ptr, 1 if best else 0, ptr(p.alpha), ptr(p.gamma),
+        self._need_kind(kind, "revl_hyperopt_get_kind")
+        out = np.empty((self.n_steps, self.n_groups))
+        self._check(lib.hyperopt_get_kind(h.ptr, 1 if best else 0, KINDS[kind], ptr(out)),
+                    "revl_hyperopt_get_kind", h)
+        return out
+
+    def _need_kind(self, kind, function):
+        if kind not in KINDS:
+            raise InvalidError(_errors.ERR_INVALID, f"unknown hyperparameter kind {kind!r}; "
+                               f"choose from {list(KINDS)}", function)
+        if kind not in self.kinds:
+            # the C getter takes a const handle and so cannot keep a message: say it here
+            raise InvalidError(_errors.ERR_INVALID, f"this {self.optimizer} hyper-optimiser has "
+                               f"no {kind} (its kinds: {', '.join(self.kinds)})", function)
+
+    def get(self, best=False):
+        """Current hyperparameters (best=True: those of the lowest validation loss so far);
+        the kinds the optimiser lacks are None."""
+        h = self._handle()
+        p = Hyperparams(None, None, np.empty(self.n_groups), np.empty(self.n_meta))
+        self._check(lib.hyperopt_get(h.ptr, 1 if best else 0, None, None,
                                      ptr(p.log_init_scales),
                                      ptr(p.meta) if self.n_meta else None),
                     "revl_hyperopt_get", h)
+        for k in self.kinds:
+            setattr(p, k, self.get_kind(k, best))
         return p
 
-    def set(self, alpha=None, gamma=None, log_init_scales=None, meta=None):
-        """Set hyperparameters in natural units (None = unchanged; scalars broadcast)."""
+    def set(self, alpha=None, gamma=None, log_init_scales=None, meta=None, *, beta1=None,
+            beta2=None, eps=None):
+        """Set hyperparameters in natural units (None = unchanged; scalars broadcast).  On error
+        nothing changes."""
         h = self._handle()
         shape = (self.n_steps, self.n_groups)
-        a = None if alpha is None else as_f64_broadcast(alpha, shape, "alpha", "HyperOpt.set")
-        g = None if gamma is None else as_f64_broadcast(gamma, shape, "gamma", "HyperOpt.set")
+        kinds = [(k, as_f64_broadcast(v, shape, k, "HyperOpt.set"))
+                 for k, v in (("alpha", alpha), ("gamma", gamma), ("beta1", beta1),
+                              ("beta2", beta2), ("eps", eps)) if v is not None]
         s = None if log_init_scales is None else as_f64_broadcast(
             log_init_scales, (self.n_groups,), "log_init_scales", "HyperOpt.set")
         m = None
         if meta is not None:
             m = as_f64_broadcast(meta, (self.n_meta,), "meta", "HyperOpt.set")
-        self._check(lib.hyperopt_set(h.ptr, ptr(a), ptr(g), ptr(s),
-                                     ptr(m) if self.n_meta else None), "revl_hyperopt_set", h)
+        for k, _ in kinds:
+            self._need_kind(k, "revl_hyperopt_set_kind")
+        # each C call is all-or-nothing: put back what was set when a later call fails
+        old = [(k, self.get_kind(k)) for k, _ in kinds]
+        done = 0
+        try:
+            for k, a in kinds:
+                self._check(lib.hyperopt_set_kind(h.ptr, KINDS[k], ptr(a)),
+                            "revl_hyperopt_set_kind", h)
+                done += 1
+            if s is not None or m is not None:
+                self._check(lib.hyperopt_set(h.ptr, None, None, ptr(s),
+                                             ptr(m) if self.n_meta else None),
+                            "revl_hyperopt_set", h)
+        except Exception:
+            for k, prev in old[:done]:
+                lib.hyperopt_set_kind(h.ptr, KINDS[k], ptr(prev))
+            raise
 
     def save(self, path, best=True):
         """Write the best (or current) hyperparameters as plain text."""

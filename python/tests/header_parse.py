@@ -21,8 +21,12 @@ def norm(t):
 
 
 def split_param(p):
-    """'const double *w' -> 'const double *'; 'size_t n' -> 'size_t'."""
+    """'const double *w' -> 'const double *'; 'size_t n' -> 'size_t'; an array parameter
+    'double *const d[N]' -> 'double * const *' (what it decays to)."""
     p = norm(p)
+    arr = re.match(r"^(.*\w)\s*\[[^\]]*\]$", p)
+    if arr:
+        return norm(split_param(arr.group(1)) + " *")
     if p == "void":
         return None
     m = re.match(r"^(.*?)\s*\b([A-Za-z_]\w*)$", p)

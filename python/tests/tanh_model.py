@@ -77,3 +77,34 @@ class TanhNet:
 
     def init(self, seed=1, scale=0.5):
         return scale * np.random.default_rng(seed).normal(size=self.n_params)
+
+    def hvp_affine(self, step, w, meta, a, b):
+        """The fused callback: the gradient g at w, then the Hessian products along
+        v = a + b * g, as (hv_w, hv_meta, g)."""
+        self.calls["hvp_affine"] = self.calls.get("hvp_affine", 0) + 1
+        x, y = self.batch_of(step)
+        g = self.loss_grad_on(w, x, y, self._lam(meta))[1]
+        hv, hm = self.hvp(step, w, meta, a + b * g)
+        self.calls["hvp"] -= 1
+        return hv, hm, g
+
+
+class SpreadModel:
+    """Gradients spanning seven decades: L(w) = sum_i c_i log cosh(w_i - t_i) with
+    c_i = 10^-5 ... 10^2, so an optimiser that divides out the gradient's scale (Adam) shows
+    any lost relative precision of its small states in w."""
+
+    def __init__(self, n=16, seed=0):
+        rng = np.random.default_rng(seed)
+        self.n_params = n
+        self.c = np.logspace(-5, 2, n)
+        self.t = rng.normal(size=n)
+        self.groups = [0, n // 2, n]
+
+    def grad(self, step, w, meta):
+        z = w - self.t + 0.01 * np.sin(step)       # a step-dependent target: gradients vary
+        return float(self.c @ np.log(np.cosh(z))), self.c * np.tanh(z)
+
+    def hvp(self, step, w, meta, v):
+        z = w - self.t + 0.01 * np.sin(step)
+        return self.c * (1 - np.tanh(z) ** 2) * v, None

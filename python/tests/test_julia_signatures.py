@@ -22,11 +22,14 @@ JL_STRUCTS = {
     "revl_hyperopt_report": "HyperoptReport",
     "revl_hyperopt_options": "HyperoptOptions",
 }
-ENUMS = {"revl_activation", "revl_penalty", "revl_meta_method", "revl_chaos_action"}
+ENUMS = {"revl_activation", "revl_penalty", "revl_meta_method", "revl_chaos_action",
+         "revl_optimizer", "revl_hyper"}
+FN_TYPEDEFS = {"revl_hvp_affine_fn"}      # callback types passed as arguments
 SCALARS = {"int": "Cint", "unsigned": "Cuint", "unsignedint": "Cuint", "size_t": "Csize_t",
            "double": "Cdouble",
            "uint64_t": "UInt64", "int32_t": "Int32", "void": "Cvoid"}
 TRAMPOLINES = {"_grad_trampoline": "revl_grad_fn", "_hvp_trampoline": "revl_hvp_fn",
+               "_hvp_affine_trampoline": "revl_hvp_affine_fn",
                "_report_trampoline": "revl_report_fn",
                "_objective_trampoline": "revl_objective_fn"}
 
@@ -39,6 +42,12 @@ def allowed(ctype):
         return {SCALARS[base]}
     if base in ENUMS:
         return {"Cint"}
+    if base in FN_TYPEDEFS:
+        return {"Ptr{Cvoid}"}
+    if base.endswith("*") and base[:-1] in ENUMS:
+        return {"Ptr{Cint}", "Ref{Cint}"}
+    if base == "double**":                  # double *const d_kinds[N]: an array of pointers
+        return {"Ptr{Ptr{Cdouble}}"}
     if base == "char*":
         return {"Cstring", "Ptr{UInt8}", "Ptr{Cchar}"}
     if base.endswith("**") and base[:-2] in HANDLES:

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 import revl
-from revl import _errors, _lib, hyperopt, mlp
+from revl import _base, _errors, _lib, hyperopt, mlp
 import header_parse as hp
 
 if not hp.HEADER.exists():
@@ -59,6 +59,14 @@ def test_enum_values_match():
         assert e["REVL_META_" + name.upper()] == v
     for name, v in hyperopt.CHAOS_ACTIONS.items():
         assert e["REVL_CHAOS_" + name.upper()] == v
+    assert {k[len("REVL_OPTIM_"):].lower(): v for k, v in e.items()
+            if k.startswith("REVL_OPTIM_")} == _base.OPTIMIZERS
+    assert {k[len("REVL_HYPER_"):].lower(): v for k, v in e.items()
+            if k.startswith("REVL_HYPER_")} == _base.KINDS
+    for name, code in _base.OPTIMIZERS.items():
+        assert _lib.lib.optimizer_name(code).decode() == name
+    for name, code in _base.KINDS.items():
+        assert _lib.lib.hyper_name(code).decode() == name
 
 
 def test_struct_layout_matches_the_c_compiler(tmp_path):

@@ -157,7 +157,7 @@ static inline int moment_terms(const adam_sg *sg, rv_block *blk, size_t i, doubl
 static void adam_forward_block(void *self, rv_pass *p, size_t step, rv_block *blk, int keep_bits)
 {
     adam *o = self;
-    rv_stack *stack_home = &p->buf->stacks[blk->lo / RV_BLOCK];
+    rv_stack *stack_home = rv_block_stack(p->buf, blk);
     rv_stack stack = *stack_home;
     const revl_allocator *a = p->alloc;
     rv_wide *restrict m = o->m, *restrict s = o->s;
@@ -181,7 +181,6 @@ static void adam_forward_block(void *self, rv_pass *p, size_t step, rv_block *bl
                 }
             for (size_t i = c0; i < c1; i++) {
                 rv_wide gm, gs;
-                int64_t step_w;
                 if (!moment_terms(&sg, blk, i, p->grad[i], &gm, &gs))
                     goto done;
                 if (!rv_wide_add(m[i], gm, &m[i])) {
@@ -198,20 +197,13 @@ static void adam_forward_block(void *self, rv_pass *p, size_t step, rv_block *bl
                                         0);
                     goto done;
                 }
-                adam_u u = adam_direction(&sg, m[i], s[i]);
-                if (!rv_round_fixed(sg.alpha_fixed * u.u, &step_w) ||
-                    __builtin_sub_overflow(p->w[i], step_w, &p->w[i])) {
-                    rv_block_fail(blk, RV_W_RANGE, i, 0);
+                if (!rv_pass_move_w(p, blk, i, sg.alpha_fixed * adam_direction(&sg, m[i], s[i]).u, -1))
                     goto done;
-                }
-                p->wd[i] = rv_to_double(p->fx, p->w[i]);
             }
         }
     }
 done:
-    *stack_home = stack;
-    if (stack.nomem)
-        rv_block_fail(blk, RV_NOMEM, blk->lo, 0);
+    rv_block_stack_put(stack_home, stack, blk);
 }
 
 static void adam_reverse_begin(void *self)
@@ -236,13 +228,8 @@ static void adam_undo_position(void *self, rv_pass *p, size_t step, rv_block *bl
         double s_alpha = 0, s_eps = 0, s_c1 = 0, s_c2 = 0;
         for (size_t i = i0; i < i1; i++) {
             adam_u u = adam_direction(sg, o->m[i], o->s[i]);
-            int64_t step_w;
-            if (!rv_round_fixed(sg->alpha_fixed * u.u, &step_w) ||
-                __builtin_add_overflow(p->w[i], step_w, &p->w[i])) {
-                rv_block_fail(blk, RV_W_RANGE, i, 0);
+            if (!rv_pass_move_w(p, blk, i, sg->alpha_fixed * u.u, +1))
                 continue;
-            }
-            p->wd[i] = rv_to_double(p->fx, p->w[i]);
             double dw = p->dw[i], d2 = u.d * u.d;
             /* partial derivatives of u (the forward pass refused s = 0 with m != 0); at m = s = 0 (a weight whose gradient was always 0)
              * u is 0 along s, so du/ds = 0 there, not 0/0 */
@@ -273,7 +260,7 @@ static void adam_undo_position(void *self, rv_pass *p, size_t step, rv_block *bl
 static void adam_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
 {
     adam *o = self;
-    rv_stack *stack_home = &p->buf->stacks[blk->lo / RV_BLOCK];
+    rv_stack *stack_home = rv_block_stack(p->buf, blk);
     rv_stack stack = *stack_home;
     const revl_allocator *a = p->alloc;
     rv_wide *restrict m = o->m, *restrict s = o->s;
@@ -313,10 +300,7 @@ static void adam_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
                 ds[i] *= sg.beta2;
             }
             if (!hv_finite) {
-                size_t i = c0;
-                while (isfinite(hv[i]))
-                    i++;
-                rv_block_fail(blk, RV_HV_NOT_FINITE, i, hv[i]);
+                rv_block_fail_hv(blk, hv, c0);
                 goto done;
             }
             c1 = c0;
@@ -326,9 +310,7 @@ static void adam_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
         part[SLOT_B2] = s_b2;
     }
 done:
-    *stack_home = stack;
-    if (stack.nomem)
-        rv_block_fail(blk, RV_NOMEM, blk->lo, 0);
+    rv_block_stack_put(stack_home, stack, blk);
 }
 
 /* Per group: d alpha, d eps directly; d beta through the moments plus the bias corrections of

@@ -118,7 +118,7 @@ static inline int64_t rounded_mul(int64_t x, uint32_t n)
 static void mom_forward_block(void *self, rv_pass *p, size_t step, rv_block *blk, int keep_bits)
 {
     momentum *o = self;
-    rv_stack *stack_home = &p->buf->stacks[blk->lo / RV_BLOCK];
+    rv_stack *stack_home = rv_block_stack(p->buf, blk);
     rv_stack stack = *stack_home;
     const revl_allocator *a = p->alloc;
     int64_t *restrict w = p->w, *restrict v = o->v;
@@ -147,9 +147,7 @@ static void mom_forward_block(void *self, rv_pass *p, size_t step, rv_block *blk
         }
     }
 done:
-    *stack_home = stack;
-    if (stack.nomem)
-        rv_block_fail(blk, RV_NOMEM, blk->lo, 0);
+    rv_block_stack_put(stack_home, stack, blk);
 }
 
 static void mom_reverse_begin(void *self)
@@ -173,15 +171,10 @@ static void mom_undo_position(void *self, rv_pass *p, size_t step, rv_block *blk
         double part = 0;
         for (size_t i = i0; i < i1; i++) {
             double vd = rv_to_double(fx, o->v[i]);
-            int64_t step_w;
             part += p->dw[i] * vd;
-            /* the same double product the forward pass rounded, so the same integer */
-            if (!rv_round_fixed(sg->alpha * (double)o->v[i], &step_w) ||
-                __builtin_sub_overflow(p->w[i], step_w, &p->w[i])) {
-                rv_block_fail(blk, RV_W_RANGE, i, 0);
+            /* alpha * v in units of 2^-frac_bits is alpha times v's integer (update.h) */
+            if (!rv_pass_move_w(p, blk, i, sg->alpha * (double)o->v[i], -1))
                 continue;
-            }
-            p->wd[i] = rv_to_double(fx, p->w[i]);
             o->dv[i] += sg->alpha * p->dw[i];
             u[i] = sg->one_minus_gamma * o->dv[i];
         }
@@ -196,7 +189,7 @@ static void mom_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
 {
     momentum *o = self;
     const rv_fixed fx = p->fx;
-    rv_stack *stack_home = &p->buf->stacks[blk->lo / RV_BLOCK];
+    rv_stack *stack_home = rv_block_stack(p->buf, blk);
     rv_stack stack = *stack_home;
     const revl_allocator *a = p->alloc;
     int64_t *restrict v = o->v;
@@ -233,10 +226,7 @@ static void mom_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
                 dv[i] *= sg.gamma;
             }
             if (!hv_finite) {
-                size_t i = c0;
-                while (isfinite(hv[i]))
-                    i++;
-                rv_block_fail(blk, RV_HV_NOT_FINITE, i, hv[i]);
+                rv_block_fail_hv(blk, hv, c0);
                 goto done;
             }
             c1 = c0;
@@ -244,9 +234,7 @@ static void mom_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
         p->partial[(blk->part + (g - blk->g_first)) * N_SLOTS + SLOT_GAMMA] = part;
     }
 done:
-    *stack_home = stack;
-    if (stack.nomem)
-        rv_block_fail(blk, RV_NOMEM, blk->lo, 0);
+    rv_block_stack_put(stack_home, stack, blk);
 }
 
 static void mom_step_hypergrad(void *self, size_t step, size_t n_groups, const double *sums,

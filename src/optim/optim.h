@@ -11,6 +11,7 @@
 #include "exact/fixed.h"
 #include "exact/infobuf.h"
 
+#include <math.h>
 #include <stdint.h>
 
 /* Parameters per run of the short loops each pass is split into: each parameter's work is a
@@ -66,6 +67,28 @@ static inline void rv_block_range(const rv_block *blk, const size_t *offsets, si
 {
     *i0 = offsets[g] > blk->lo ? offsets[g] : blk->lo;
     *i1 = offsets[g + 1] < blk->hi ? offsets[g + 1] : blk->hi;
+}
+
+/* The block's coder stack: optimisers work on a local copy (stores to their arrays cannot alias
+ * it) and put it back, recording a failed growth. */
+static inline rv_stack *rv_block_stack(rv_infobuf *buf, const rv_block *blk)
+{
+    return &buf->stacks[blk->lo / RV_BLOCK];
+}
+static inline void rv_block_stack_put(rv_stack *home, rv_stack stack, rv_block *blk)
+{
+    *home = stack;
+    if (stack.nomem)
+        rv_block_fail(blk, RV_NOMEM, blk->lo, 0);
+}
+
+/* After a chunk [c0, ...) whose Hessian-vector products were not all finite: record the first. */
+static inline void rv_block_fail_hv(rv_block *blk, const double *hv, size_t c0)
+{
+    size_t i = c0;
+    while (isfinite(hv[i]))
+        i++;
+    rv_block_fail(blk, RV_HV_NOT_FINITE, i, hv[i]);
 }
 
 /* What the driver lends an optimiser during a pass. */
@@ -145,6 +168,22 @@ RV_HIDDEN const rv_optim *rv_optim_get(revl_optimizer id);
 RV_HIDDEN const char *rv_hyper_problem(revl_hyper kind, double value, char *buf, size_t len);
 /* Position of kind in o->kinds, or -1. */
 RV_HIDDEN int rv_optim_kind_index(const rv_optim *o, revl_hyper kind);
+
+/* w[i] moved by sign * round(y) (y in w's units: the same double product forward and back, so
+ * the same integer), wd[i] with it; 0 with RV_W_RANGE recorded when w would leave int64. */
+static inline int rv_pass_move_w(rv_pass *p, rv_block *blk, size_t i, double y, int sign)
+{
+    int64_t step;
+    int bad = !rv_round_fixed(y, &step) ||
+              (sign > 0 ? __builtin_add_overflow(p->w[i], step, &p->w[i])
+                        : __builtin_sub_overflow(p->w[i], step, &p->w[i]));
+    if (bad) {
+        rv_block_fail(blk, RV_W_RANGE, i, 0);
+        return 0;
+    }
+    p->wd[i] = rv_to_double(p->fx, p->w[i]);
+    return 1;
+}
 
 extern RV_HIDDEN const rv_optim rv_optim_momentum;
 extern RV_HIDDEN const rv_optim rv_optim_adam;

@@ -108,7 +108,7 @@ static inline double rms_denominator(const rms_sg *sg, rv_wide s, double *a)
 static void rms_forward_block(void *self, rv_pass *p, size_t step, rv_block *blk, int keep_bits)
 {
     rmsprop *o = self;
-    rv_stack *stack_home = &p->buf->stacks[blk->lo / RV_BLOCK];
+    rv_stack *stack_home = rv_block_stack(p->buf, blk);
     rv_stack stack = *stack_home;
     const revl_allocator *a = p->alloc;
     rv_wide *restrict s = o->s, *restrict b = o->b;
@@ -133,7 +133,6 @@ static void rms_forward_block(void *self, rv_pass *p, size_t step, rv_block *blk
             for (size_t i = c0; i < c1; i++) {
                 double gi = p->grad[i], sa;
                 rv_wide gs, gb;
-                int64_t step_w;
                 if (!isfinite(gi)) {
                     rv_block_fail(blk, RV_GRAD_NOT_FINITE, i, gi);
                     goto done;
@@ -157,19 +156,14 @@ static void rms_forward_block(void *self, rv_pass *p, size_t step, rv_block *blk
                                         RMS_BOUND);
                     goto done;
                 }
-                if (!rv_round_fixed(sg.alpha_fixed * (rv_wide_to_double(b[i]) * wide_unit), &step_w) ||
-                    __builtin_sub_overflow(p->w[i], step_w, &p->w[i])) {
-                    rv_block_fail(blk, RV_W_RANGE, i, 0);
+                if (!rv_pass_move_w(p, blk, i, sg.alpha_fixed * (rv_wide_to_double(b[i]) * wide_unit),
+                                    -1))
                     goto done;
-                }
-                p->wd[i] = rv_to_double(p->fx, p->w[i]);
             }
         }
     }
 done:
-    *stack_home = stack;
-    if (stack.nomem)
-        rv_block_fail(blk, RV_NOMEM, blk->lo, 0);
+    rv_block_stack_put(stack_home, stack, blk);
 }
 
 static void rms_reverse_begin(void *self)
@@ -191,13 +185,8 @@ static void rms_undo_position(void *self, rv_pass *p, size_t step, rv_block *blk
         double s_alpha = 0;
         for (size_t i = i0; i < i1; i++) {
             double bd = rv_wide_to_double(o->b[i]) * wide_unit;
-            int64_t step_w;
-            if (!rv_round_fixed(sg->alpha_fixed * bd, &step_w) ||
-                __builtin_add_overflow(p->w[i], step_w, &p->w[i])) {
-                rv_block_fail(blk, RV_W_RANGE, i, 0);
+            if (!rv_pass_move_w(p, blk, i, sg->alpha_fixed * bd, +1))
                 continue;
-            }
-            p->wd[i] = rv_to_double(p->fx, p->w[i]);
             s_alpha += p->dw[i] * bd;
             o->db[i] -= sg->alpha * p->dw[i];
         }
@@ -235,7 +224,7 @@ static void rms_direction(void *self, rv_pass *p, size_t step, rv_block *blk)
 static void rms_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
 {
     rmsprop *o = self;
-    rv_stack *stack_home = &p->buf->stacks[blk->lo / RV_BLOCK];
+    rv_stack *stack_home = rv_block_stack(p->buf, blk);
     rv_stack stack = *stack_home;
     const revl_allocator *a = p->alloc;
     rv_wide *restrict s = o->s, *restrict b = o->b;
@@ -275,10 +264,7 @@ static void rms_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
                 ds[i] *= sg.beta2;
             }
             if (!hv_finite) {
-                size_t i = c0;
-                while (isfinite(hv[i]))
-                    i++;
-                rv_block_fail(blk, RV_HV_NOT_FINITE, i, hv[i]);
+                rv_block_fail_hv(blk, hv, c0);
                 goto done;
             }
             c1 = c0;
@@ -288,9 +274,7 @@ static void rms_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
         part[SLOT_B2] = s_b2;
     }
 done:
-    *stack_home = stack;
-    if (stack.nomem)
-        rv_block_fail(blk, RV_NOMEM, blk->lo, 0);
+    rv_block_stack_put(stack_home, stack, blk);
 }
 
 static void rms_step_hypergrad(void *self, size_t step, size_t n_groups, const double *sums,

@@ -17,5 +17,7 @@
 RV_HIDDEN void rv_vexp(double *x, size_t n);
 RV_HIDDEN void rv_vtanh(double *x, size_t n);
 RV_HIDDEN void rv_vlogistic(double *x, size_t n);
+/* Tests only (not thread-safe): nonzero = use the two-lane code even where AVX2 is there. */
+RV_HIDDEN void rv_vmath_narrow(int on);
 
 #endif

@@ -1,11 +1,13 @@
 /* vmath.c: exp, tanh and logistic over arrays (vmath.h), written with the compiler's generic
- * vector types so that two lanes run per instruction on any target (SSE2 on x86-64) and every
- * lane does the same IEEE operations in the same order as every other: the bits do not depend
- * on the lane, the array length or the instruction set.
+ * vector types (lane code in vmath_lanes.h): two lanes per instruction on any target (SSE2 on
+ * x86-64), four where the processor has AVX2, and every lane does the same IEEE operations in
+ * the same order as every other: the bits do not depend on the lane, the array length or the
+ * instruction set.
  *
  * exp(x) = 2^k (1 + p(r)) with integer k near x / ln 2, r = x - k ln 2 in [-ln 2, ln 2) (ln 2
- * split in two so that k * LN2_HI is exact) and p(r) = expm1(r) by its Taylor series. 2^k is applied
- * as two halves so that k from -1076 to 1024 needs no branch: overflow gives inf, underflow 0. */
+ * split in two so that k * LN2_HI is exact) and p(r) = expm1(r) by its Taylor series. 2^k is
+ * applied as two halves so that k from -1076 to 1024 needs no branch: overflow gives inf,
+ * underflow 0. */
 #include "base/vmath.h"
 
 #include <string.h>

@@ -528,7 +528,7 @@ START_TEST(test_train_changed_fails)
 }
 END_TEST
 
-/* ---------------------------------------------------------------- the fused call, callback models */
+/* ---------------------------------------------------------------- fused call, callback models */
 
 /* L = sum_i (lam w_i^2 / 2 + w_i^4 / 12) with lam = exp(meta_0): g_i = lam w_i + w_i^3 / 3,
  * H = diag(lam + w_i^2), d/dmeta (g . v) = lam sum_i w_i v_i. */

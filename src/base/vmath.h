@@ -1,6 +1,6 @@
 /* vmath.h: exp, tanh and the logistic function over arrays, in place, four lanes at a time
- * (AVX2) or two, with only IEEE additions, multiplications and divisions (no libm, no fused multiply-add: the library
- * is built with -ffp-contract=off). The same input gives the same bits on every call, at every
+ * (AVX2) or two, with only IEEE additions, multiplications and divisions (no libm, no fused
+ * multiply-add: the library is built with -ffp-contract=off). The same input gives the same bits on every call, at every
  * position in the array and on every CPU with IEEE doubles, which exact reversal needs from the
  * model.
  *

@@ -212,8 +212,6 @@ asan:
 	done; exit $$fail
 
 # ---- valgrind memcheck over a representative subset (those of the list that exist).
-# Not check_vmath: valgrind computes long double in double precision, so its reference values
-# (long-double libm) are off by an ulp or more there (ASan covers it).
 VALGRIND_SUITES ?= check_infobuf check_fixed check_model check_schedule check_trainer check_errors check_update \
 	check_reverse check_dataset check_idx check_mlp check_hyperopt
 VALGRIND_BIN = $(filter $(addprefix $(BUILD)/tests/,$(VALGRIND_SUITES)),$(TEST_BIN))

@@ -17,8 +17,6 @@
 
 #include "mlp_floor.h"
 
-#define FMNIST "/usr/share/datasets/fashion-mnist/"
-
 static void die(const char *what, int rc, const char *msg)
 {
     fprintf(stderr, "bench_mlp: %s: %s (%s)\n", what, revl_strerror(rc), msg);
@@ -91,16 +89,8 @@ static double run_floor(void (*fn)(mlp_floor *), mlp_floor *f, size_t reps)
 
 int main(int argc, char **argv)
 {
-    revl_dataset *all = NULL, *train = NULL;
-    int rc = revl_dataset_create(&all, NULL);
-    if (!rc)
-        rc = revl_dataset_load_idx(all, FMNIST "train-images-idx3-ubyte.gz",
-                                   FMNIST "train-labels-idx1-ubyte.gz", 10000);
-    if (rc) {
-        printf("bench_mlp: Fashion-MNIST not available (%s); install dataset-fashion-mnist\n",
-               all ? revl_dataset_last_error(all) : "");
-        return 1;
-    }
+    revl_dataset *all = bench_fashion_mnist("bench_mlp", 10000), *train = NULL;
+    int rc = 0;
     revl_dataset_create(&train, NULL);
     revl_dataset_subset(train, all, 0, 10000);
     size_t widths[5] = {784, 50, 50, 50, 10};

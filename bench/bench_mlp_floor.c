@@ -9,8 +9,6 @@
 
 #include "mlp_floor.h"
 
-#define FMNIST "/usr/share/datasets/fashion-mnist/"
-
 enum { N_SIDES = 4 };
 
 int main(int argc, char **argv)
@@ -18,16 +16,7 @@ int main(int argc, char **argv)
     int rounds = argc > 1 ? atoi(argv[1]) : 300;
     if (rounds < 1)
         rounds = 1;
-    revl_dataset *train = NULL;
-    int rc = revl_dataset_create(&train, NULL);
-    if (!rc)
-        rc = revl_dataset_load_idx(train, FMNIST "train-images-idx3-ubyte.gz",
-                                   FMNIST "train-labels-idx1-ubyte.gz", 10000);
-    if (rc) {
-        printf("bench_mlp_floor: Fashion-MNIST not available (%s); install dataset-fashion-mnist\n",
-               train ? revl_dataset_last_error(train) : "");
-        return 1;
-    }
+    revl_dataset *train = bench_fashion_mnist("bench_mlp_floor", 10000);
     static const size_t widths[5] = {784, 50, 50, 50, 10};
     const size_t batch = 200;
     mlp_floor f;

@@ -11,6 +11,26 @@
 
 #include "bench_util.h"
 
+/* The first n Fashion-MNIST training examples (Debian's dataset-fashion-mnist), or exit 1 with
+ * a message naming the program. */
+static inline revl_dataset *bench_fashion_mnist(const char *prog, size_t n)
+{
+    const char *dir = "/usr/share/datasets/fashion-mnist/";
+    char images[256], labels[256];
+    snprintf(images, sizeof images, "%strain-images-idx3-ubyte.gz", dir);
+    snprintf(labels, sizeof labels, "%strain-labels-idx1-ubyte.gz", dir);
+    revl_dataset *d = NULL;
+    int rc = revl_dataset_create(&d, NULL);
+    if (!rc)
+        rc = revl_dataset_load_idx(d, images, labels, n);
+    if (rc) {
+        printf("%s: Fashion-MNIST not available (%s); install dataset-fashion-mnist\n", prog,
+               d ? revl_dataset_last_error(d) : "");
+        exit(1);
+    }
+    return d;
+}
+
 /* Buffers with the model's shapes; a[k], b[k], c[k] are rows x widths[k] (k = 0 is the input),
  * W[l], V[l] are widths[l] x widths[l+1]. Contents are arbitrary but finite. */
 typedef struct mlp_floor {

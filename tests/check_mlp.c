@@ -502,7 +502,33 @@ START_TEST(test_two_handles_same_bits)
 }
 END_TEST
 
-/* ---------------------------------------------------------------- the fused call, callback models */
+/* A training set that changes size under the model makes every callback fail (the gathered
+ * batch would read out of bounds) with the callback status, the fused affine one included. */
+START_TEST(test_train_changed_fails)
+{
+    revl_dataset *d = make_data(40, 5, 3, 95);
+    revl_model *m = make_mlp(4, MLP_W, d, REVL_ACT_TANH, REVL_PENALTY_NONE, 10, 1);
+    size_t p = revl_model_n_params(m);
+    double *w = random_vec(p, 0.5, 0, 96), *v = random_vec(p, 1, 0, 97);
+    double *g = malloc(p * sizeof *g), *h = malloc(p * sizeof *h);
+    ck_assert_int_eq(rv_model_hvp_affine(m, 0, w, NULL, v, v, g, h, NULL), REVL_OK);
+    double x[4 * 5] = {0};
+    int32_t y[4] = {0, 1, 2, 0};
+    ck_assert_int_eq(revl_dataset_set(d, 4, 5, 3, x, y), REVL_OK);
+    ck_assert_int_eq(revl_model_grad(m, 0, w, NULL, g, NULL), REVL_ERR_CALLBACK);
+    ck_assert_int_eq(revl_model_hvp(m, 0, w, NULL, v, h, NULL), REVL_ERR_CALLBACK);
+    ck_assert_int_eq(rv_model_hvp_affine(m, 0, w, NULL, v, v, g, h, NULL), REVL_ERR_CALLBACK);
+    ck_assert_ptr_nonnull(strstr(revl_model_last_error(m), "fused"));
+    free(w);
+    free(v);
+    free(g);
+    free(h);
+    revl_model_free(m);
+    revl_dataset_free(d);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- fused call, callback models */
 
 /* L = sum_i (lam w_i^2 / 2 + w_i^4 / 12) with lam = exp(meta_0): g_i = lam w_i + w_i^3 / 3,
  * H = diag(lam + w_i^2), d/dmeta (g . v) = lam sum_i w_i v_i. */
@@ -1156,6 +1182,7 @@ static Suite *mlp_suite(void)
     tcase_add_loop_test(tc, test_fused_bit_identical, 0, 18);
     tcase_add_loop_test(tc, test_hvp_affine, 0, 18);
     tcase_add_test(tc, test_hvp_affine_callback_model);
+    tcase_add_test(tc, test_train_changed_fails);
     tcase_add_test(tc, test_two_handles_same_bits);
     tcase_add_test(tc, test_minibatch_rule);
     tcase_add_test(tc, test_minibatch_seed_and_full_batch);

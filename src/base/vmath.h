@@ -1,6 +1,6 @@
-/* vmath.h: exp, tanh and the logistic function over arrays, in place, two lanes at a time with
- * only IEEE additions, multiplications and divisions (no libm, no fused multiply-add: the library
- * is built with -ffp-contract=off). The same input gives the same bits on every call, at every
+/* vmath.h: exp, tanh and the logistic function over arrays, in place, four lanes at a time
+ * (AVX2) or two, with only IEEE additions, multiplications and divisions (no libm, no fused
+ * multiply-add: the library is built with -ffp-contract=off). The same input gives the same bits on every call, at every
  * position in the array and on every CPU with IEEE doubles, which exact reversal needs from the
  * model.
  *
@@ -17,5 +17,7 @@
 RV_HIDDEN void rv_vexp(double *x, size_t n);
 RV_HIDDEN void rv_vtanh(double *x, size_t n);
 RV_HIDDEN void rv_vlogistic(double *x, size_t n);
+/* Tests only (not thread-safe): nonzero = use the two-lane code even where AVX2 is there. */
+RV_HIDDEN void rv_vmath_narrow(int on);
 
 #endif

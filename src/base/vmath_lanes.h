@@ -1,0 +1,110 @@
+/* vmath_lanes.h: the lane code of vmath.c, included once per vector width. The includer
+ * defines VD (NL doubles), VI (NL signed 64-bit masks), VU (NL unsigned 64-bit integers), NL,
+ * L(name) (the name with the width's suffix) and LATTR (the width's target attribute). Every
+ * width runs the same IEEE operations in the same order on every lane, so the bits are the
+ * same whichever width runs. */
+static inline LATTR VD L(splat)(double a) { return (VD){0} + a; }
+
+/* m ? a : b lane by lane, m from a comparison (all ones or all zeros) */
+static inline LATTR VD L(sel)(VI m, VD a, VD b) { return (VD)(((VI)a & m) | ((VI)b & ~m)); }
+
+/* x clamped to [lo, hi]; NaN stays NaN (both comparisons are false for it) */
+static inline LATTR VD L(clamp)(VD x, double lo, double hi)
+{
+    x = L(sel)(x > L(splat)(hi), L(splat)(hi), x);
+    return L(sel)(x < L(splat)(lo), L(splat)(lo), x);
+}
+
+static inline LATTR VD L(vabs)(VD x) { return (VD)((VI)x & ((VI){0} + INT64_MAX)); }
+
+/* |m| with the sign of s */
+static inline LATTR VD L(with_sign)(VD m, VD s)
+{
+    VI sign = (VI){0} + INT64_MIN;
+    return (VD)(((VI)m & ~sign) | ((VI)s & sign));
+}
+
+/* 2^k for integer k in [-1022, 1023] (two's complement in k) */
+static inline LATTR VD L(pow2)(VU k) { return (VD)((k + 1023) << 52); }
+
+/* x in [EXP_LO, EXP_HI] (or NaN) as 2^k1 * 2^k2 * (1 + p), k1 + k2 = k, with k = round(y)
+ * (r in [-ln2/2, ln2/2]: exp's best) or, when down, k = floor(y) (r in [0, ln 2), so that
+ * expm1 = (2^k - 1) + 2^k p adds two terms of one sign: tanh's best) */
+static inline LATTR VD L(exp_parts)(VD x, int floor_k, VD *s1, VD *s2)
+{
+    VD y = x * L(splat)(LOG2E);
+    VD t = y + L(splat)(SHIFT);
+    VD kd = t - L(splat)(SHIFT);
+    VU k = (VU)t - (VU)L(splat)(SHIFT);
+    VI down = (kd > y) & ((VI){0} - floor_k);
+    kd = L(sel)(down, kd - L(splat)(1.0), kd);
+    k = k + (VU)down; /* down is all ones (-1) where true */
+    VD r = (x - kd * L(splat)(LN2_HI)) - kd * L(splat)(LN2_LO);
+    /* k1 = floor(k / 2) by a logical shift of k + 2048 > 0 (SSE2 has no 64-bit arithmetic one) */
+    VU k1 = ((k + 2048) >> 1) - 1024;
+    *s1 = L(pow2)(k1);
+    *s2 = L(pow2)(k - k1);
+    /* expm1(r) = r + r^2 (1/2! + r (1/3! + ... + r / n!)): n = 16 on [0, ln 2), 13 on
+     * [-ln2/2, ln2/2] (the first term left out below 0.15 ulp of p either way) */
+    static const double c[15] = {
+        1.0 / 20922789888000.0, 1.0 / 1307674368000.0, 1.0 / 87178291200.0,
+        1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
+        1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0,
+        1.0 / 24.0, 1.0 / 6.0, 0.5};
+    int first = floor_k ? 0 : 3;
+    VD q = L(splat)(c[first]);
+    for (int j = first + 1; j < 15; j++)
+        q = L(splat)(c[j]) + r * q;
+    return r + (r * r) * q;
+}
+
+static inline LATTR VD L(exp_lanes)(VD x)
+{
+    VD s1, s2;
+    VD p = L(exp_parts)(L(clamp)(x, EXP_LO, EXP_HI), 0, &s1, &s2);
+    return (s1 + s1 * p) * s2; /* s1 * p is exact, so one rounding before the scaling */
+}
+
+/* tanh|x| = e / (e + 2) with e = expm1(2|x|) = (2^k - 1) + 2^k p (two terms >= 0, so no
+ * cancellation), sign restored */
+static inline LATTR VD L(tanh_lanes)(VD x)
+{
+    VD s1, s2;
+    VD a = L(clamp)(L(vabs)(x), 0.0, TANH_HI);
+    VD p = L(exp_parts)(a + a, 1, &s1, &s2);
+    VD s = s1 * s2; /* 2^k, k in [0, 58] */
+    VD e = (s - L(splat)(1.0)) + s * p;
+    return L(with_sign)(e / (e + L(splat)(2.0)), x);
+}
+
+/* logistic(x) = 1 / (1 + t) for x >= 0 and t / (1 + t) for x < 0, t = exp(-|x|) <= 1 */
+static inline LATTR VD L(logistic_lanes)(VD x)
+{
+    VD t = L(exp_lanes)(-L(vabs)(x));
+    return L(sel)(x < L(splat)(0.0), t, L(splat)(1.0)) / (L(splat)(1.0) + t);
+}
+
+/* f over x[0..n): whole vectors, then the tail through a padded vector, so a value's bits do
+ * not depend on where it sits */
+#define RV_VMAP(name, lanes_fn)                                                                   \
+    static LATTR void name(double *x, size_t n)                                                   \
+    {                                                                                             \
+        size_t i = 0;                                                                             \
+        for (; i + NL <= n; i += NL) {                                                            \
+            VD v;                                                                                 \
+            memcpy(&v, x + i, sizeof v);                                                          \
+            v = lanes_fn(v);                                                                      \
+            memcpy(x + i, &v, sizeof v);                                                          \
+        }                                                                                         \
+        if (i < n) {                                                                              \
+            VD v = L(splat)(0.0);                                                                 \
+            memcpy(&v, x + i, (n - i) * sizeof *x);                                               \
+            v = lanes_fn(v);                                                                      \
+            memcpy(x + i, &v, (n - i) * sizeof *x);                                               \
+        }                                                                                         \
+    }
+
+RV_VMAP(L(map_exp), L(exp_lanes))
+RV_VMAP(L(map_tanh), L(tanh_lanes))
+RV_VMAP(L(map_logistic), L(logistic_lanes))
+#undef RV_VMAP

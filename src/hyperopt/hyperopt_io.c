@@ -321,6 +321,8 @@ static int parse_header(revl_hyperopt *h, lexer *lx)
                        h->opt->id == REVL_OPTIM_MOMENTUM ? "1" : "2");
     if ((rc = lx_token(lx, tok)) < 0)
         return rc;
+    if (rc == 0) /* an empty token leaves tok unwritten */
+        tok[0] = '\0';
     if (strcmp(tok, "1") == 0) {
         if (h->opt->id != REVL_OPTIM_MOMENTUM)
             return lx_fail(lx, "a version 1 file holds momentum's alpha and gamma; this "
@@ -335,6 +337,8 @@ static int parse_header(revl_hyperopt *h, lexer *lx)
         return rc;
     if ((rc = lx_token(lx, tok)) < 0)
         return rc;
+    if (rc == 0)
+        tok[0] = '\0';
     if (strcmp(tok, h->opt->name) != 0)
         return lx_fail(lx, "optimizer is '%s' in the file, this hyper-optimiser is %s", tok,
                        h->opt->name);

@@ -1415,9 +1415,10 @@ START_TEST(test_struct_size)
     ck_assert_int_eq(revl_hyperopt_create(&h, good, NULL, 3, &ho), REVL_OK);
     revl_hyperopt_report rep = {.struct_size = 8};
     ck_assert_int_eq(revl_hyperopt_step(h, &rep), REVL_ERR_INVALID);
-    char want[96];
-    snprintf(want, sizeof want, "revl_hyperopt_step: report->struct_size is 8, expected at least %zu",
-             sizeof rep);
+    char want[192];
+    snprintf(want, sizeof want,
+             "revl_hyperopt_report.struct_size is 8, not a size this library knows (%zu): set it "
+             "to sizeof(revl_hyperopt_report) or call the struct's _init", sizeof rep);
     ck_assert_str_eq(revl_hyperopt_last_error(h), want);
     rep.struct_size = sizeof rep;
     ck_assert_int_eq(revl_hyperopt_step(h, &rep), REVL_OK);

@@ -39,7 +39,8 @@ int rv_model_create(revl_model **out, const revl_model_def *def, size_t n_groups
     if (!out)
         return REVL_ERR_INVALID;
     *out = NULL;
-    if (!def || def->struct_size < sizeof *def || !def->grad || def->n_params == 0)
+    if (!def || rv_struct_size_check(NULL, RV_STRUCT_MODEL_DEF, def->struct_size) ||
+        !def->grad || def->n_params == 0)
         return REVL_ERR_INVALID;
     revl_allocator alloc;
     rv_allocator_copy(&alloc, def->allocator);
@@ -49,6 +50,13 @@ int rv_model_create(revl_model **out, const revl_model_def *def, size_t n_groups
         offsets = one_group;
     }
     if (rv_check_offsets(NULL, n_groups, offsets, def->n_params) != REVL_OK)
+        return REVL_ERR_INVALID;
+    /* the largest array sized by the model is the finite-difference workspace of
+     * 3*n_params + n_meta doubles: refuse sizes for which it cannot even be counted */
+    size_t fd_len;
+    if (__builtin_mul_overflow(def->n_params, 3, &fd_len) ||
+        __builtin_add_overflow(fd_len, def->n_meta, &fd_len) ||
+        __builtin_mul_overflow(fd_len, sizeof(double), &fd_len))
         return REVL_ERR_INVALID;
     revl_model *m = rv_calloc(&alloc, 1, sizeof *m);
     if (!m)
@@ -82,6 +90,7 @@ void revl_model_free(revl_model *m)
         m->def.user_free(m->def.user);
     revl_allocator a = m->alloc;
     rv_free(&a, m->fd_work);
+    rv_free(&a, m->hv_meta_scratch);
     rv_free(&a, m->offsets);
     rv_free(&a, m);
 }
@@ -222,6 +231,15 @@ int revl_model_hvp(revl_model *m, size_t step, const double *w, const double *me
         return REVL_ERR_INVALID;
     if (!w || !v || !hv_w || (m->def.n_meta && !meta))
         return rv_fail(m->err, REVL_ERR_INVALID, "revl_model_hvp: w, v, hv_w or meta is NULL");
+    if (!hv_meta && m->def.n_meta) {
+        if (!m->hv_meta_scratch)
+            m->hv_meta_scratch = rv_calloc(&m->alloc, m->def.n_meta, sizeof(double));
+        if (!m->hv_meta_scratch)
+            return rv_fail(m->err, REVL_ERR_NOMEM,
+                           "revl_model_hvp: no memory for the %zu meta-values of hv_meta",
+                           m->def.n_meta);
+        hv_meta = m->hv_meta_scratch;
+    }
     return rv_model_hvp_grad(m, step, w, meta, v, NULL, hv_w, hv_meta);
 }
 

@@ -12,20 +12,10 @@
 #define IDX_IMAGES_MAGIC 0x00000803u /* unsigned bytes, 3 dimensions */
 #define IDX_LABELS_MAGIC 0x00000801u /* unsigned bytes, 1 dimension */
 
-/* Long paths are shown by their tail so that the reason still fits in the message. */
-#define PATH_FMT "%s%s"
-#define PATH_ARG(p) (strlen(p) > 96 ? "..." : ""), (strlen(p) > 96 ? (p) + strlen(p) - 96 : (p))
 
 static uint32_t be32(const unsigned char *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
-}
-
-static void errno_text(int errnum, char *buf, size_t size)
-{
-    /* strerror_r (XSI) rather than strerror, which may use a static buffer */
-    if (strerror_r(errnum, buf, size) != 0)
-        snprintf(buf, size, "error %d", errnum);
 }
 
 /* The whole file into a new buffer; at most RV_IDX_MAX_BYTES. */
@@ -35,11 +25,9 @@ static int read_file(const revl_allocator *a, const char *path, unsigned char **
     *out = NULL;
     *out_len = 0;
     char why[128];
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        errno_text(errno, why, sizeof why);
-        return rv_fail(err, REVL_ERR_IO, PATH_FMT ": cannot open: %s", PATH_ARG(path), why);
-    }
+    FILE *f = rv_open_regular(path, err);
+    if (!f)
+        return REVL_ERR_IO;
     /* one byte more than a regular file's size, so that end of file is seen without regrowth */
     size_t cap = (size_t)1 << 16;
     struct stat st;
@@ -49,7 +37,7 @@ static int read_file(const revl_allocator *a, const char *path, unsigned char **
     unsigned char *buf = rv_alloc(a, cap);
     if (!buf) {
         fclose(f);
-        return rv_fail(err, REVL_ERR_NOMEM, "out of memory reading " PATH_FMT, PATH_ARG(path));
+        return rv_fail(err, REVL_ERR_NOMEM, "out of memory reading " RV_PATH_FMT, RV_PATH_ARG(path));
     }
     size_t len = 0;
     int rc = REVL_OK;
@@ -58,8 +46,8 @@ static int read_file(const revl_allocator *a, const char *path, unsigned char **
             size_t ncap = cap > RV_IDX_MAX_BYTES / 2 ? RV_IDX_MAX_BYTES + 1 : cap * 2;
             unsigned char *nbuf = rv_alloc(a, ncap);
             if (!nbuf) {
-                rc = rv_fail(err, REVL_ERR_NOMEM, "out of memory reading " PATH_FMT,
-                             PATH_ARG(path));
+                rc = rv_fail(err, REVL_ERR_NOMEM, "out of memory reading " RV_PATH_FMT,
+                             RV_PATH_ARG(path));
                 break;
             }
             memcpy(nbuf, buf, len);
@@ -70,14 +58,14 @@ static int read_file(const revl_allocator *a, const char *path, unsigned char **
         size_t got = fread(buf + len, 1, cap - len, f);
         len += got;
         if (len > RV_IDX_MAX_BYTES) {
-            rc = rv_fail(err, REVL_ERR_IO, PATH_FMT ": larger than the limit of %zu bytes",
-                         PATH_ARG(path), (size_t)RV_IDX_MAX_BYTES);
+            rc = rv_fail(err, REVL_ERR_IO, RV_PATH_FMT ": larger than the limit of %zu bytes",
+                         RV_PATH_ARG(path), (size_t)RV_IDX_MAX_BYTES);
             break;
         }
         if (got == 0) {
             if (ferror(f)) {
-                errno_text(errno, why, sizeof why);
-                rc = rv_fail(err, REVL_ERR_IO, PATH_FMT ": read error: %s", PATH_ARG(path), why);
+                rv_errno_text(errno, why, sizeof why);
+                rc = rv_fail(err, REVL_ERR_IO, RV_PATH_FMT ": read error: %s", RV_PATH_ARG(path), why);
             }
             break;
         }
@@ -111,9 +99,9 @@ static int load_bytes(const revl_allocator *a, const char *path, unsigned char *
     rc = rv_gunzip(a, raw, raw_len, RV_IDX_MAX_BYTES, out, out_len, why);
     rv_free(a, raw);
     if (rc == REVL_ERR_NOMEM)
-        return rv_fail(err, rc, "out of memory decompressing " PATH_FMT, PATH_ARG(path));
+        return rv_fail(err, rc, "out of memory decompressing " RV_PATH_FMT, RV_PATH_ARG(path));
     if (rc != REVL_OK)
-        return rv_fail(err, REVL_ERR_IO, PATH_FMT ": bad gzip data: %s", PATH_ARG(path), why);
+        return rv_fail(err, REVL_ERR_IO, RV_PATH_FMT ": bad gzip data: %s", RV_PATH_ARG(path), why);
     return REVL_OK;
 }
 
@@ -122,43 +110,43 @@ static int check_images(const char *path, const unsigned char *b, size_t len, si
                         size_t *rows, size_t *cols, char *err)
 {
     if (len < 4)
-        return rv_fail(err, REVL_ERR_IO, PATH_FMT ": not an IDX file (only %zu bytes)",
-                       PATH_ARG(path), len);
+        return rv_fail(err, REVL_ERR_IO, RV_PATH_FMT ": not an IDX file (only %zu bytes)",
+                       RV_PATH_ARG(path), len);
     uint32_t magic = be32(b);
     if (magic == IDX_LABELS_MAGIC)
         return rv_fail(err, REVL_ERR_IO,
-                       PATH_FMT ": is an IDX label file (magic 0x%08x), expected images (0x%08x)",
-                       PATH_ARG(path), magic, IDX_IMAGES_MAGIC);
+                       RV_PATH_FMT ": is an IDX label file (magic 0x%08x), expected images (0x%08x)",
+                       RV_PATH_ARG(path), magic, IDX_IMAGES_MAGIC);
     if (magic != IDX_IMAGES_MAGIC)
         return rv_fail(err, REVL_ERR_IO,
-                       PATH_FMT ": bad magic number 0x%08x, expected 0x%08x (IDX images: "
+                       RV_PATH_FMT ": bad magic number 0x%08x, expected 0x%08x (IDX images: "
                        "unsigned bytes, 3 dimensions)",
-                       PATH_ARG(path), magic, IDX_IMAGES_MAGIC);
+                       RV_PATH_ARG(path), magic, IDX_IMAGES_MAGIC);
     if (len < 16)
-        return rv_fail(err, REVL_ERR_IO, PATH_FMT ": truncated header (%zu of 16 bytes)",
-                       PATH_ARG(path), len);
+        return rv_fail(err, REVL_ERR_IO, RV_PATH_FMT ": truncated header (%zu of 16 bytes)",
+                       RV_PATH_ARG(path), len);
     *n = be32(b + 4);
     *rows = be32(b + 8);
     *cols = be32(b + 12);
     if (*n == 0)
-        return rv_fail(err, REVL_ERR_IO, PATH_FMT ": contains no images", PATH_ARG(path));
+        return rv_fail(err, REVL_ERR_IO, RV_PATH_FMT ": contains no images", RV_PATH_ARG(path));
     if (*rows == 0 || *cols == 0)
-        return rv_fail(err, REVL_ERR_IO, PATH_FMT ": zero-sized images (%zu x %zu)",
-                       PATH_ARG(path), *rows, *cols);
+        return rv_fail(err, REVL_ERR_IO, RV_PATH_FMT ": zero-sized images (%zu x %zu)",
+                       RV_PATH_ARG(path), *rows, *cols);
     int ok = 1;
     size_t bytes = rv_mul_size(rv_mul_size(*n, *rows, &ok), *cols, &ok);
     if (!ok || bytes > RV_IDX_MAX_BYTES)
-        return rv_fail(err, REVL_ERR_IO, PATH_FMT ": header sizes %zu x %zu x %zu too large",
-                       PATH_ARG(path), *n, *rows, *cols);
+        return rv_fail(err, REVL_ERR_IO, RV_PATH_FMT ": header sizes %zu x %zu x %zu too large",
+                       RV_PATH_ARG(path), *n, *rows, *cols);
     if (len - 16 < bytes)
         return rv_fail(err, REVL_ERR_IO,
-                       PATH_FMT ": truncated: header announces %zu images of %zu x %zu (%zu bytes) "
+                       RV_PATH_FMT ": truncated: header announces %zu images of %zu x %zu (%zu bytes) "
                        "but only %zu bytes follow",
-                       PATH_ARG(path), *n, *rows, *cols, bytes, len - 16);
+                       RV_PATH_ARG(path), *n, *rows, *cols, bytes, len - 16);
     if (len - 16 > bytes)
         return rv_fail(err, REVL_ERR_IO,
-                       PATH_FMT ": %zu bytes of trailing garbage after %zu images of %zu x %zu",
-                       PATH_ARG(path), len - 16 - bytes, *n, *rows, *cols);
+                       RV_PATH_FMT ": %zu bytes of trailing garbage after %zu images of %zu x %zu",
+                       RV_PATH_ARG(path), len - 16 - bytes, *n, *rows, *cols);
     return REVL_OK;
 }
 
@@ -166,31 +154,31 @@ static int check_labels(const char *path, const unsigned char *b, size_t len, si
                         char *err)
 {
     if (len < 4)
-        return rv_fail(err, REVL_ERR_IO, PATH_FMT ": not an IDX file (only %zu bytes)",
-                       PATH_ARG(path), len);
+        return rv_fail(err, REVL_ERR_IO, RV_PATH_FMT ": not an IDX file (only %zu bytes)",
+                       RV_PATH_ARG(path), len);
     uint32_t magic = be32(b);
     if (magic == IDX_IMAGES_MAGIC)
         return rv_fail(err, REVL_ERR_IO,
-                       PATH_FMT ": is an IDX image file (magic 0x%08x), expected labels (0x%08x)",
-                       PATH_ARG(path), magic, IDX_LABELS_MAGIC);
+                       RV_PATH_FMT ": is an IDX image file (magic 0x%08x), expected labels (0x%08x)",
+                       RV_PATH_ARG(path), magic, IDX_LABELS_MAGIC);
     if (magic != IDX_LABELS_MAGIC)
         return rv_fail(err, REVL_ERR_IO,
-                       PATH_FMT ": bad magic number 0x%08x, expected 0x%08x (IDX labels: "
+                       RV_PATH_FMT ": bad magic number 0x%08x, expected 0x%08x (IDX labels: "
                        "unsigned bytes, 1 dimension)",
-                       PATH_ARG(path), magic, IDX_LABELS_MAGIC);
+                       RV_PATH_ARG(path), magic, IDX_LABELS_MAGIC);
     if (len < 8)
-        return rv_fail(err, REVL_ERR_IO, PATH_FMT ": truncated header (%zu of 8 bytes)",
-                       PATH_ARG(path), len);
+        return rv_fail(err, REVL_ERR_IO, RV_PATH_FMT ": truncated header (%zu of 8 bytes)",
+                       RV_PATH_ARG(path), len);
     *n = be32(b + 4);
     if (*n == 0)
-        return rv_fail(err, REVL_ERR_IO, PATH_FMT ": contains no labels", PATH_ARG(path));
+        return rv_fail(err, REVL_ERR_IO, RV_PATH_FMT ": contains no labels", RV_PATH_ARG(path));
     if (len - 8 < *n)
         return rv_fail(err, REVL_ERR_IO,
-                       PATH_FMT ": truncated: header announces %zu labels but only %zu bytes follow",
-                       PATH_ARG(path), *n, len - 8);
+                       RV_PATH_FMT ": truncated: header announces %zu labels but only %zu bytes follow",
+                       RV_PATH_ARG(path), *n, len - 8);
     if (len - 8 > *n)
-        return rv_fail(err, REVL_ERR_IO, PATH_FMT ": %zu bytes of trailing garbage after %zu labels",
-                       PATH_ARG(path), len - 8 - *n, *n);
+        return rv_fail(err, REVL_ERR_IO, RV_PATH_FMT ": %zu bytes of trailing garbage after %zu labels",
+                       RV_PATH_ARG(path), len - 8 - *n, *n);
     return REVL_OK;
 }
 
@@ -212,8 +200,8 @@ int rv_idx_load(const revl_allocator *a, const char *images_path, const char *la
     if (rc == REVL_OK)
         rc = check_labels(labels_path, lab, lab_len, &n_lab, err);
     if (rc == REVL_OK && n_img != n_lab)
-        rc = rv_fail(err, REVL_ERR_IO, PATH_FMT " has %zu images but " PATH_FMT " has %zu labels",
-                     PATH_ARG(images_path), n_img, PATH_ARG(labels_path), n_lab);
+        rc = rv_fail(err, REVL_ERR_IO, RV_PATH_FMT " has %zu images but " RV_PATH_FMT " has %zu labels",
+                     RV_PATH_ARG(images_path), n_img, RV_PATH_ARG(labels_path), n_lab);
     size_t n = max_n && max_n < n_img ? max_n : n_img, dim = rows * cols;
     if (rc == REVL_OK) {
         x = rv_calloc(a, n * dim, sizeof *x); /* n*dim <= RV_IDX_MAX_BYTES: no overflow */

@@ -78,18 +78,19 @@ void revl_hyperopt_free(revl_hyperopt *h)
     revl_trainer_free(h->trainer);
     revl_schedule_free(h->sched);
     free_arrays(h);
+    rv_free(&a, h->offsets);
     rv_free(&a, h);
 }
 
-/* The schedule and trainer the hyper-optimiser owns, over the model's groups. */
+/* The schedule and trainer the hyper-optimiser owns, over the model's groups (kept in
+ * h->offsets, so that a later change of the model's groups is seen). */
 static int create_trainer(revl_hyperopt *h)
 {
-    size_t *offsets = rv_calloc(&h->alloc, h->n_groups + 1, sizeof *offsets);
-    if (!offsets)
+    h->offsets = rv_calloc(&h->alloc, h->n_groups + 1, sizeof *h->offsets);
+    if (!h->offsets)
         return REVL_ERR_NOMEM;
-    revl_model_group_offsets(h->model, offsets);
-    int rc = revl_schedule_create_with(&h->sched, h->n_steps, h->n_groups, offsets, &h->alloc);
-    rv_free(&h->alloc, offsets);
+    revl_model_group_offsets(h->model, h->offsets);
+    int rc = revl_schedule_create_with(&h->sched, h->n_steps, h->n_groups, h->offsets, &h->alloc);
     if (rc)
         return rc;
     revl_trainer_options to;
@@ -111,7 +112,7 @@ int revl_hyperopt_create(revl_hyperopt **out, revl_model *model, const revl_data
     revl_hyperopt_options o;
     revl_hyperopt_options_init(&o);
     if (opts) {
-        if (opts->struct_size < sizeof o)
+        if (rv_struct_size_check(NULL, RV_STRUCT_HYPEROPT_OPTIONS, opts->struct_size))
             return REVL_ERR_INVALID;
         o = *opts;
     }
@@ -219,12 +220,24 @@ void rv_hyperopt_values_replaced(revl_hyperopt *h)
     h->have_prev = 0;
 }
 
+int rv_hyperopt_not_in_step(revl_hyperopt *h, const char *function)
+{
+    if (!h->in_step)
+        return REVL_OK;
+    return rv_fail(h->err, REVL_ERR_STATE,
+                   "%s called during meta-iteration %zu (from the objective callback?): the "
+                   "values it would replace are in use", function, h->iteration);
+}
+
 int revl_hyperopt_set(revl_hyperopt *h, const double *alpha, const double *gamma,
                       const double *log_init_scales, const double *meta)
 {
     if (!h)
         return REVL_ERR_INVALID;
-    int rc = rv_hyperopt_check_values(h, alpha, gamma, log_init_scales, meta);
+    int rc = rv_hyperopt_not_in_step(h, "revl_hyperopt_set");
+    if (rc)
+        return rc;
+    rc = rv_hyperopt_check_values(h, alpha, gamma, log_init_scales, meta);
     if (rc)
         return rc;
     size_t n = h->n_sg, g = h->n_groups;
@@ -378,6 +391,14 @@ static int hypergradient(revl_hyperopt *h, double *f, double *acc, double *train
         return rv_fail(h->err, REVL_ERR_STATE,
                        "the model's groups changed since the hyper-optimiser was made (%zu, now %zu)",
                        g, revl_model_n_groups(h->model));
+    /* same count, moved boundaries: init scales (model groups) and the schedule (ours) would
+     * no longer describe the same parameters */
+    for (size_t k = 1; k < g; k++)
+        if (h->model->offsets[k] != h->offsets[k])
+            return rv_fail(h->err, REVL_ERR_STATE,
+                           "the model's groups changed since the hyper-optimiser was made "
+                           "(offsets[%zu] was %zu, now %zu)", k, h->offsets[k],
+                           h->model->offsets[k]);
     if (h->opts.learn & REVL_LEARN_ALPHA)
         for (size_t k = 0; k < n; k++)
             if (!(alpha[k] > 0))
@@ -486,15 +507,19 @@ int revl_hyperopt_step(revl_hyperopt *h, revl_hyperopt_report *report)
 {
     if (!h)
         return REVL_ERR_INVALID;
-    if (report && report->struct_size < sizeof *report)
-        return rv_fail(h->err, REVL_ERR_INVALID,
-                       "revl_hyperopt_step: report->struct_size is %zu, expected at least %zu",
-                       report->struct_size, sizeof *report);
+    if (report && rv_struct_size_check(h->err, RV_STRUCT_HYPEROPT_REPORT, report->struct_size))
+        return REVL_ERR_INVALID;
+    if (h->in_step)
+        return rv_fail(h->err, REVL_ERR_STATE,
+                       "revl_hyperopt_step called during meta-iteration %zu (from the objective "
+                       "callback?)", h->iteration);
     rv_clear(h->err);
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     double f = NAN, acc = NAN, train_loss = NAN, norm = 0;
+    h->in_step = 1;
     int rc = hypergradient(h, &f, &acc, &train_loss, &norm);
+    h->in_step = 0;
     if (rc)
         return rc;
     /* the loss belongs to the hyperparameters that produced it, i.e. those before the update */

@@ -2,12 +2,12 @@
 
 import ctypes
 import dataclasses
-import os
 
 import numpy as np
 
 from . import _errors
-from ._base import CallbackState, Wrapper, _Busy, _CHandle, as_f64_broadcast, check, ptr
+from ._base import (INT_MAX, CallbackState, Wrapper, _Busy, _CHandle, as_f64_broadcast, as_int,
+                    as_path, check, ptr)
 from ._errors import InvalidError
 from ._lib import (OBJECTIVE_FN, REPORT_FN, HyperoptOptions, HyperoptReport, init_struct, lib)
 from .core import Model, _view, _store, _EMPTY
@@ -145,9 +145,7 @@ class HyperOpt(Wrapper):
         if valid is None and objective is None:
             raise InvalidError(_errors.ERR_INVALID, "give a validation data set or an objective "
                                "callable", "HyperOpt")
-        if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
-            raise InvalidError(_errors.ERR_INVALID, f"n_steps must be an integer >= 1, got "
-                               f"{n_steps!r}", "HyperOpt")
+        n_steps = as_int(n_steps, "n_steps", "HyperOpt", 1)
         mh = model._handle()
         vh = None if valid is None else valid._handle()
         o = init_struct(HyperoptOptions, lib.hyperopt_options_init)
@@ -162,14 +160,15 @@ class HyperOpt(Wrapper):
                             ("adam_eps", adam_eps), ("chaos_factor", chaos_factor)):
             if value is not None:
                 setattr(o, name, float(value))
-        for name, value in (("iterations", iterations), ("frac_bits", frac_bits),
-                            ("threads", threads)):
+        for name, value, maximum in (("iterations", iterations, 2**64 - 1),
+                                     ("frac_bits", frac_bits, 2**32 - 1),
+                                     ("threads", threads, INT_MAX)):
             if value is not None:
-                setattr(o, name, int(value))
+                setattr(o, name, as_int(value, name, "HyperOpt", 0, maximum))
         if fresh_seed is not None:
             o.fresh_seed = 1 if fresh_seed else 0
         if seed is not None:
-            o.seed = int(seed) & (2**64 - 1)
+            o.seed = as_int(seed, "seed", "HyperOpt")
         state = CallbackState()
         keep = [state]
         if report is not None:
@@ -230,10 +229,10 @@ class HyperOpt(Wrapper):
         shape = (self.n_steps, self.n_groups)
         p = Hyperparams(np.empty(shape), np.empty(shape), np.empty(self.n_groups),
                         np.empty(self.n_meta))
-        self._check(lib.hyperopt_get(h.ptr, 1 if best else 0, ptr(p.alpha), ptr(p.gamma),
-                                     ptr(p.log_init_scales),
-                                     ptr(p.meta) if self.n_meta else None),
-                    "revl_hyperopt_get", h)
+        # not held in use: reading is what a report callback may do while run() holds the handle
+        rc = lib.hyperopt_get(h.ptr, 1 if best else 0, ptr(p.alpha), ptr(p.gamma),
+                              ptr(p.log_init_scales), ptr(p.meta) if self.n_meta else None)
+        self._check(rc, "revl_hyperopt_get", h)
         return p
 
     def set(self, alpha=None, gamma=None, log_init_scales=None, meta=None):
@@ -247,16 +246,23 @@ class HyperOpt(Wrapper):
         m = None
         if meta is not None:
             m = as_f64_broadcast(meta, (self.n_meta,), "meta", "HyperOpt.set")
-        self._check(lib.hyperopt_set(h.ptr, ptr(a), ptr(g), ptr(s),
-                                     ptr(m) if self.n_meta else None), "revl_hyperopt_set", h)
+        # held in use: from inside the objective (or another thread, during step/run) the new
+        # values would replace those the meta-iteration is using
+        with _Busy((h,)):
+            rc = lib.hyperopt_set(h.ptr, ptr(a), ptr(g), ptr(s), ptr(m) if self.n_meta else None)
+        self._check(rc, "revl_hyperopt_set", h)
 
     def save(self, path, best=True):
         """Write the best (or current) hyperparameters as plain text."""
         h = self._handle()
-        self._check(lib.hyperopt_save(h.ptr, 1 if best else 0, os.fsencode(path)),
-                    "revl_hyperopt_save", h)
+        path = as_path(path, "path", "HyperOpt.save")
+        rc = lib.hyperopt_save(h.ptr, 1 if best else 0, path)  # a read, like get()
+        self._check(rc, "revl_hyperopt_save", h)
 
     def load(self, path):
         """Read hyperparameters written by save (sizes must match)."""
         h = self._handle()
-        self._check(lib.hyperopt_load(h.ptr, os.fsencode(path)), "revl_hyperopt_load", h)
+        path = as_path(path, "path", "HyperOpt.load")
+        with _Busy((h,)):
+            rc = lib.hyperopt_load(h.ptr, path)
+        self._check(rc, "revl_hyperopt_load", h)

@@ -164,10 +164,6 @@ END_TEST
 START_TEST(test_struct_size_message_names_struct)
 {
     /* the one call that has a handle for it says which struct and which size */
-    revl_model_def md = quad_def();
-    md.n_meta = 0;
-    revl_model *model = NULL;
-    ck_assert_int_eq(revl_model_create(&model, &md), REVL_OK);
     revl_hyperopt_options ho;
     revl_hyperopt_options_init(&ho);
     ho.objective = NULL;
@@ -191,7 +187,6 @@ START_TEST(test_struct_size_message_names_struct)
     ck_assert_int_eq(revl_hyperopt_step(h, &r), REVL_OK);
     revl_hyperopt_free(h);
     revl_model_free(mlp);
-    revl_model_free(model);
     revl_dataset_free(data);
 }
 END_TEST
@@ -476,6 +471,128 @@ START_TEST(test_loaders_refuse_directory_and_fifo)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ hyperopt pins */
+
+/* f = sum_i (w_i - 1)^2 / 2 */
+static int dist_one(const double *w, const double *meta, double *f, double *dfdw,
+                    double *dfdmeta, void *user)
+{
+    size_t p = *(const size_t *)user;
+    double s = 0;
+    for (size_t i = 0; i < p; i++) {
+        s += 0.5 * (w[i] - 1) * (w[i] - 1);
+        dfdw[i] = w[i] - 1;
+    }
+    *f = s;
+    return 0;
+}
+
+START_TEST(test_hyperopt_chain_rule_at_applied_gamma)
+{
+    /* one SGD meta-step, recomputed independently with a trainer: the hypergradient goes to
+     * log alpha as d_alpha * alpha and to logit gamma as d_gamma * g (1 - g) at the gamma the
+     * trainer applied (0.3 is not a multiple of 2^-16, so requested and applied differ) */
+    enum { T = 4 };
+    static size_t no_meta[2] = {4, 0};
+    revl_model_def d = quad_def();
+    d.n_meta = 0;
+    d.user = no_meta;
+    revl_model *m = NULL;
+    ck_assert_int_eq(revl_model_create(&m, &d), REVL_OK);
+    size_t p = 4, off[2] = {0, 4};
+    revl_hyperopt_options o;
+    revl_hyperopt_options_init(&o);
+    o.learn = REVL_LEARN_ALPHA | REVL_LEARN_GAMMA;
+    o.method = REVL_META_SGD;
+    o.step_size = 0.01;
+    o.chaos_factor = 0;
+    o.objective = dist_one;
+    o.objective_user = &p;
+    revl_hyperopt *h = NULL;
+    ck_assert_int_eq(revl_hyperopt_create(&h, m, NULL, T, &o), REVL_OK);
+    double alpha[T] = {0.3, 0.2, 0.25, 0.1}, gamma[T] = {0.3, 0.7, 0.55, 0.9}, scales[1] = {-1};
+    ck_assert_int_eq(revl_hyperopt_set(h, alpha, gamma, scales, NULL), REVL_OK);
+    revl_hyperopt_report r;
+    memset(&r, 0, sizeof r);
+    r.struct_size = sizeof r;
+    ck_assert_int_eq(revl_hyperopt_step(h, &r), REVL_OK);
+    double got_a[T], got_g[T];
+    ck_assert_int_eq(revl_hyperopt_get(h, 0, got_a, got_g, NULL, NULL), REVL_OK);
+
+    revl_schedule *s = NULL;
+    ck_assert_int_eq(revl_schedule_create(&s, T, 1, off), REVL_OK);
+    ck_assert_int_eq(revl_schedule_set_all(s, alpha, gamma), REVL_OK);
+    revl_trainer *t = NULL;
+    ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+    double w0[4], wT[4], dfdw[4], f, da[T], dg[T];
+    ck_assert_int_eq(revl_model_init_weights(m, scales, 0, w0), REVL_OK);
+    ck_assert_int_eq(revl_trainer_train(t, w0, NULL), REVL_OK);
+    ck_assert_int_eq(revl_trainer_weights(t, wT), REVL_OK);
+    dist_one(wT, NULL, &f, dfdw, NULL, &p);
+    ck_assert_int_eq(revl_trainer_hypergrad(t, dfdw, NULL, NULL, da, dg, NULL), REVL_OK);
+    double sq = 0;
+    for (size_t k = 0; k < T; k++) {
+        double ga = revl_gamma_applied(gamma[k]);
+        double za = da[k] * alpha[k], zg = dg[k] * ga * (1 - ga);
+        sq += za * za + zg * zg;
+        double want_a = exp(log(alpha[k]) - 0.01 * za);
+        double want_g = 1 / (1 + exp(-(log(gamma[k] / (1 - gamma[k])) - 0.01 * zg)));
+        ck_assert_msg(fabs(got_a[k] - want_a) <= 1e-14 * want_a, "alpha[%zu] %.17g, want %.17g",
+                      k, got_a[k], want_a);
+        ck_assert_msg(fabs(got_g[k] - want_g) <= 1e-14, "gamma[%zu] %.17g, want %.17g", k,
+                      got_g[k], want_g);
+    }
+    ck_assert_msg(fabs(r.hypergrad_norm - sqrt(sq)) <= 1e-14 * sqrt(sq), "norm %.17g, want %.17g",
+                  r.hypergrad_norm, sqrt(sq));
+    ck_assert(fabs(r.valid_loss - f) <= 1e-15 * f);
+    revl_trainer_free(t);
+    revl_schedule_free(s);
+    revl_hyperopt_free(h);
+    revl_model_free(m);
+}
+END_TEST
+
+START_TEST(test_hyperopt_chaos_guard_running_minimum)
+{
+    /* the rule, recomputed from the reports alone: an iteration fires when its norm exceeds
+     * chaos_factor times the smallest norm of the iterations that did not fire before it;
+     * each firing halves the step */
+    revl_dataset *data = make_data(40, 3, 2, 11), *valid = make_data(40, 3, 2, 12);
+    revl_model *m = mlp_on(data);
+    revl_hyperopt_options o;
+    revl_hyperopt_options_init(&o);
+    o.chaos_factor = 1.02;
+    o.step_size = 0.5;
+    revl_hyperopt *h = NULL;
+    ck_assert_int_eq(revl_hyperopt_create(&h, m, valid, 6, &o), REVL_OK);
+    double min = INFINITY, step = o.step_size;
+    int fired = 0, calm = 0;
+    for (int it = 0; it < 16; it++) {
+        revl_hyperopt_report r;
+        memset(&r, 0, sizeof r);
+        r.struct_size = sizeof r;
+        ck_assert_int_eq(revl_hyperopt_step(h, &r), REVL_OK);
+        int want = isfinite(min) && min > 0 && r.hypergrad_norm > o.chaos_factor * min;
+        ck_assert_msg(r.chaos == want, "iteration %d: norm %.17g, minimum %.17g, chaos %d", it,
+                      r.hypergrad_norm, min, r.chaos);
+        if (want) {
+            step *= 0.5;
+            fired++;
+        } else {
+            if (it > 0 && r.hypergrad_norm > min)
+                calm++; /* grew, but not past the factor: the factor is what decided */
+            min = fmin(min, r.hypergrad_norm);
+        }
+        ck_assert(r.step_size == step);
+    }
+    ck_assert_msg(fired >= 2, "the guard fired %d times: the test sees nothing", fired);
+    revl_hyperopt_free(h);
+    revl_model_free(m);
+    revl_dataset_free(data);
+    revl_dataset_free(valid);
+}
+END_TEST
+
 static Suite *hardening_suite(void)
 {
     Suite *s = suite_create("hardening");
@@ -491,6 +608,8 @@ static Suite *hardening_suite(void)
     tcase_add_test(tc, test_hyperopt_values_replaced_during_step);
     tcase_add_test(tc, test_evaluate_not_finite);
     tcase_add_test(tc, test_loaders_refuse_directory_and_fifo);
+    tcase_add_test(tc, test_hyperopt_chain_rule_at_applied_gamma);
+    tcase_add_test(tc, test_hyperopt_chaos_guard_running_minimum);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -148,6 +148,12 @@ check:
 	@$(MAKE) --no-print-directory check-c
 	@$(MAKE) --no-print-directory check-python
 
+# Deliberate one-line bugs, each of which the tests must catch (tests/mutants.py); works on a
+# copy of the tree in build-mutants/, so the checkout is never mutated.
+.PHONY: mutants
+mutants:
+	$(PYTHON) tests/mutants.py --jobs 2
+
 # The main job (README, examples/README.md): install what is missing, build the library and
 # examples/lr_schedule, learn a learning-rate and momentum schedule on Fashion-MNIST and plot it
 # into out/lr_schedule/ (a few minutes on 2 cores).

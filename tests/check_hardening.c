@@ -16,13 +16,6 @@
 #include "revl.h"
 #include "testutil.h"
 
-#define expect_msg(msg, want)                                                                  \
-    do {                                                                                       \
-        const char *m_ = (msg);                                                                \
-        ck_assert_msg(m_ != NULL && strstr(m_, (want)) != NULL, "message '%s' lacks '%s'",     \
-                      m_ ? m_ : "(null)", (want));                                             \
-    } while (0)
-
 /* L = sum_i 1/2 w_i^2 + meta_j w_0 (for each j); its HVP writes hv_meta unconditionally, as
  * revl.h allows when n_meta > 0. */
 static int quad_grad(size_t step, const double *w, const double *meta, double *g, double *loss,
@@ -68,25 +61,6 @@ static revl_model_def quad_def(void)
     return d;
 }
 
-static revl_dataset *make_data(size_t n, size_t dim, size_t classes, uint64_t seed)
-{
-    double *x = malloc(n * dim * sizeof *x);
-    int32_t *y = malloc(n * sizeof *y);
-    uint64_t s = seed * 2654435761u + 1;
-    for (size_t k = 0; k < n * dim; k++) {
-        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-        x[k] = (double)(s >> 11) * 0x1p-53 * 2 - 1;
-    }
-    for (size_t i = 0; i < n; i++)
-        y[i] = (int32_t)(i % classes);
-    revl_dataset *d = NULL;
-    ck_assert_int_eq(revl_dataset_create(&d, NULL), REVL_OK);
-    ck_assert_int_eq(revl_dataset_set(d, n, dim, classes, x, y), REVL_OK);
-    free(x);
-    free(y);
-    return d;
-}
-
 /* ------------------------------------------------------------------ item 5: struct_size */
 
 static long hook_calls;
@@ -116,7 +90,7 @@ START_TEST(test_struct_size_never_shipped)
     size_t off[2] = {0, 4};
     revl_schedule *s = NULL;
     ck_assert_int_eq(revl_schedule_create(&s, 3, 1, off), REVL_OK);
-    revl_dataset *data = make_data(6, 3, 2, 1);
+    revl_dataset *data = test_dataset(6, 3, 2, 1);
     size_t widths[2] = {3, 2};
     for (size_t c = 0; c < sizeof bad / sizeof bad[0]; c++) {
         revl_trainer_options o;
@@ -167,7 +141,7 @@ START_TEST(test_struct_size_message_names_struct)
     revl_hyperopt_options ho;
     revl_hyperopt_options_init(&ho);
     ho.objective = NULL;
-    revl_dataset *data = make_data(6, 3, 2, 1);
+    revl_dataset *data = test_dataset(6, 3, 2, 1);
     size_t widths[2] = {3, 2};
     revl_model *mlp = NULL;
     ck_assert_int_eq(revl_mlp_create(&mlp, 2, widths, data, NULL), REVL_OK);
@@ -219,7 +193,7 @@ START_TEST(test_mlp_labels_grow_past_outputs)
     /* same n and dim, but labels up to 4 for a 2-output MLP: the pass would index past the
      * softmax rows. Refused at every entry that runs the model, full batch and minibatch. */
     for (int mini = 0; mini < 2; mini++) {
-        revl_dataset *data = make_data(8, 3, 2, 3);
+        revl_dataset *data = test_dataset(8, 3, 2, 3);
         revl_mlp_options mo;
         revl_mlp_options_init(&mo);
         mo.batch_size = mini ? 4 : 0;
@@ -231,14 +205,14 @@ START_TEST(test_mlp_labels_grow_past_outputs)
         ck_assert_int_eq(revl_schedule_create(&s, 3, 1, off), REVL_OK);
         revl_trainer *t = NULL;
         ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
-        revl_dataset *wide = make_data(8, 3, 5, 4);
+        revl_dataset *wide = test_dataset(8, 3, 5, 4);
         ck_assert_int_eq(revl_dataset_subset(data, wide, 0, 8), REVL_OK);
         double w[8] = {0}, g[8], v[8] = {1, 1, 1, 1, 1, 1, 1, 1}, hv[8], loss;
         ck_assert_int_eq(revl_trainer_train(t, w, NULL), REVL_ERR_CALLBACK);
         ck_assert_int_eq(revl_model_grad(m, 0, w, NULL, g, &loss), REVL_ERR_CALLBACK);
         ck_assert_int_eq(revl_model_hvp(m, 0, w, NULL, v, hv, NULL), REVL_ERR_CALLBACK);
         /* back to labels that fit: usable again */
-        revl_dataset *fits = make_data(8, 3, 2, 5);
+        revl_dataset *fits = test_dataset(8, 3, 2, 5);
         ck_assert_int_eq(revl_dataset_subset(data, fits, 0, 8), REVL_OK);
         ck_assert_int_eq(revl_trainer_train(t, w, NULL), REVL_OK);
         revl_trainer_free(t);
@@ -314,7 +288,7 @@ static revl_model *mlp_on(revl_dataset *data)
 START_TEST(test_hyperopt_groups_moved)
 {
     /* same number of groups, other boundaries: refused, not mixed */
-    revl_dataset *data = make_data(8, 3, 2, 6);
+    revl_dataset *data = test_dataset(8, 3, 2, 6);
     revl_model *m = mlp_on(data);
     revl_hyperopt *h = NULL;
     ck_assert_int_eq(revl_hyperopt_create(&h, m, data, 2, NULL), REVL_OK);
@@ -367,7 +341,7 @@ static int reentering_objective(const double *w, const double *meta, double *f, 
 
 START_TEST(test_hyperopt_values_replaced_during_step)
 {
-    revl_dataset *data = make_data(8, 3, 2, 7);
+    revl_dataset *data = test_dataset(8, 3, 2, 7);
     revl_model *m = mlp_on(data);
     char path[] = "/tmp/revl_hardening_XXXXXX";
     int fd = mkstemp(path);
@@ -405,7 +379,7 @@ END_TEST
 
 START_TEST(test_evaluate_not_finite)
 {
-    revl_dataset *data = make_data(8, 3, 2, 8);
+    revl_dataset *data = test_dataset(8, 3, 2, 8);
     revl_model *m = mlp_on(data);
     size_t p = revl_model_n_params(m);
     double w[8] = {0}, g[8], loss = 42, acc = 42;
@@ -441,7 +415,7 @@ START_TEST(test_loaders_refuse_directory_and_fifo)
     char fifo[64];
     snprintf(fifo, sizeof fifo, "%s/fifo", dir);
     ck_assert_int_eq(mkfifo(fifo, 0600), 0);
-    revl_dataset *data = make_data(8, 3, 2, 9);
+    revl_dataset *data = test_dataset(8, 3, 2, 9);
     revl_model *m = mlp_on(data);
     revl_hyperopt *h = NULL;
     ck_assert_int_eq(revl_hyperopt_create(&h, m, data, 2, NULL), REVL_OK);
@@ -557,7 +531,7 @@ START_TEST(test_hyperopt_chaos_guard_running_minimum)
     /* the rule, recomputed from the reports alone: an iteration fires when its norm exceeds
      * chaos_factor times the smallest norm of the iterations that did not fire before it;
      * each firing halves the step */
-    revl_dataset *data = make_data(40, 3, 2, 11), *valid = make_data(40, 3, 2, 12);
+    revl_dataset *data = test_dataset(40, 3, 2, 11), *valid = test_dataset(40, 3, 2, 12);
     revl_model *m = mlp_on(data);
     revl_hyperopt_options o;
     revl_hyperopt_options_init(&o);

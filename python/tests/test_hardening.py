@@ -207,3 +207,40 @@ def test_nul_byte_in_a_path(tmp_path):
         revl.Dataset.load_idx(str(cut) + "\0a", str(cut))
     h.save(tmp_path / "ok.txt")
     assert os.path.exists(tmp_path / "ok.txt")
+
+
+# ------------------------------------------------------------------ pinned: init noise
+def _splitmix64(state):
+    state = (state + 0x9E3779B97F4A7C15) % 2**64
+    z = state
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) % 2**64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) % 2**64
+    return state, z ^ (z >> 31)
+
+
+def test_init_weights_are_the_documented_normals():
+    """revl.h: w0[i] = exp(log_scales[g]) z_i, z_i standard normal from the seed, the same on
+    every platform: splitmix64, 53-bit uniforms in (0, 1) (offset half a unit), Box-Muller.
+    Recomputed here bit for bit (Python's math calls the same libm)."""
+    import math
+    m = revl.Model(7, grad=lambda step, w, meta: (0.0, np.zeros(7)), groups=[0, 3, 7])
+    scales = np.array([0.0, np.log(2.0)])
+    got = m.init_weights(scales, seed=12345)
+    state, want = 12345, []
+    for i in range(7):
+        state, a = _splitmix64(state)
+        state, b = _splitmix64(state)
+        u1 = ((a >> 11) + 0.5) * 2.0**-53
+        u2 = ((b >> 11) + 0.5) * 2.0**-53
+        z = math.sqrt(-2.0 * math.log(u1)) * math.cos(6.283185307179586 * u2)
+        want.append(math.exp(scales[0 if i < 3 else 1]) * z)
+    assert got.tolist() == want
+
+
+def test_standardize_by_a_reference_with_a_constant_feature():
+    """A feature constant in the reference gets sd 1 (revl.h): the data set's own values of it
+    are shifted by the reference's value and not scaled."""
+    d = revl.Dataset(np.array([[1.0, 5.0], [2.0, 7.0], [4.0, 3.0]]), [0, 1, 0])
+    ref = revl.Dataset(np.array([[3.0, 4.0], [3.0, 6.0]]), [0, 1])
+    d.standardize(reference=ref)
+    np.testing.assert_array_equal(d.x, [[-2.0, 0.0], [-1.0, 2.0], [1.0, -2.0]])

@@ -128,18 +128,22 @@ def copy_tree():
             shutil.copy2(src, dst)
 
 
-def build(jobs):
-    r = sh(["make", f"-j{jobs}", "--no-print-directory", "lib", "tests"], TREE)
+def build(jobs, targets=("lib",)):
+    r = sh(["make", f"-j{jobs}", "--no-print-directory", *targets], TREE)
     return r.returncode == 0, r.stdout
 
 
-def run_suite(name):
-    """True when the suite passes."""
+def run_suite(name, jobs):
+    """True when the suite passes. A suite's binary is linked when it is first needed, so a
+    mutant killed by its first suite costs one link, not ten."""
     env = dict(os.environ, CK_FORK="yes")
+    if name != PY and not build(jobs, (f"build/tests/{name}",))[0]:
+        return False
     try:
         if name == PY:
             lib = next((TREE / "lib").glob("librevl.so.*.*.*"))
             env["REVL_LIBRARY"] = str(lib)
+            env["PYTHONDONTWRITEBYTECODE"] = "1"  # a restored file must not meet a stale .pyc
             r = subprocess.run(["/usr/bin/python3", "-m", "pytest", "-q", "-x", "-p",
                                 "no:cacheprovider", "tests"], cwd=TREE / "python", env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -166,13 +170,13 @@ def main():
         return 0
     t0 = time.time()
     copy_tree()
-    ok, log = build(a.jobs)
+    ok, log = build(a.jobs, ("lib", "tests"))
     if not ok:
         print(log)
         print("mutants: the unmutated tree does not build")
         return 1
     for suite in C_ALL + [PY]:
-        if not run_suite(suite):
+        if not run_suite(suite, a.jobs):
             print(f"mutants: {suite} fails on the unmutated tree: nothing to learn from kills")
             return 1
     survived, broken = [], []
@@ -185,13 +189,15 @@ def main():
             continue
         f.write_text(text.replace(old, new))
         try:
-            ok, log = build(a.jobs)
+            # a Python mutant needs no rebuild; a C one rebuilds the library now and each suite's
+            # binary when that suite runs
+            ok = path.endswith(".py") or build(a.jobs)[0]
             if not ok:
                 broken.append(f"{path}: {new.strip()!r} does not compile")
                 print(f"[{i:2d}] {path}: does not compile")
                 continue
             order = first + [s for s in C_ALL + [PY] if s not in first]
-            killer = next((s for s in order if not run_suite(s)), None)
+            killer = next((s for s in order if not run_suite(s, a.jobs)), None)
             print(f"[{i:2d}] {path}: {new.strip()[:60]!r}: "
                   f"{'killed by ' + killer if killer else 'SURVIVED'}", flush=True)
             if killer is None:
@@ -199,7 +205,6 @@ def main():
         finally:
             f.write_text(text)
             os.utime(f, None)  # newer than the mutant's objects: the next build recompiles it
-    build(a.jobs)
     print(f"mutants: {len(chosen) - len(survived) - len(broken)} of {len(chosen)} killed, "
           f"{len(survived)} survived, {len(broken)} did not apply, in {time.time() - t0:.0f} s")
     for s in survived:

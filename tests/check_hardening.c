@@ -396,7 +396,8 @@ START_TEST(test_evaluate_not_finite)
     w[6] = 1e308;
     w[7] = -1e308;
     ck_assert_int_eq(revl_model_evaluate(m, data, w, &loss, NULL, NULL), REVL_ERR_RANGE);
-    expect_msg(revl_model_last_error(m), "revl_model_evaluate: the loss is");
+    expect_msg(revl_model_last_error(m), "revl_model_evaluate: the loss is NaN (the weights are "
+                                         "too large)");
     ck_assert(loss == 42);
     memset(w, 0, sizeof w);
     ck_assert_int_eq(revl_model_evaluate(m, data, w, &loss, NULL, NULL), REVL_OK);

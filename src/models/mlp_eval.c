@@ -69,7 +69,8 @@ int rv_mlp_evaluate(void *impl, const revl_dataset *data, const double *w, doubl
     /* finite weights so large that the logits overflow */
     if (!isfinite(total))
         return rv_fail(err, REVL_ERR_RANGE,
-                       "revl_model_evaluate: the loss is %g (the weights are too large)", total);
+                       "revl_model_evaluate: the loss is %s (the weights are too large)",
+                       isnan(total) ? "NaN" : "infinite");
     *loss = total * scale;
     if (accuracy)
         *accuracy = (double)correct / (double)n;

@@ -568,6 +568,47 @@ START_TEST(test_hyperopt_chaos_guard_running_minimum)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ item 14: stale messages */
+
+START_TEST(test_success_clears_the_message)
+{
+    /* a message describes the last failure only while it is the last call: a later success
+     * clears it, so last_error never blames a call that worked */
+    revl_dataset *d = test_dataset(8, 3, 2, 13), *src = test_dataset(8, 3, 2, 14);
+    double x[3] = {1, NAN, 3};
+    int32_t y[1] = {0};
+    ck_assert_int_eq(revl_dataset_set(d, 1, 3, 2, x, y), REVL_ERR_RANGE);
+    ck_assert_str_ne(revl_dataset_last_error(d), "");
+    ck_assert_int_eq(revl_dataset_subset(d, src, 0, 4), REVL_OK);
+    ck_assert_str_eq(revl_dataset_last_error(d), "");
+    ck_assert_int_eq(revl_dataset_standardize(d, NULL), REVL_OK);
+    ck_assert_int_eq(revl_dataset_subset(d, src, 7, 4), REVL_ERR_INVALID);
+    ck_assert_int_eq(revl_dataset_standardize(d, NULL), REVL_OK);
+    ck_assert_str_eq(revl_dataset_last_error(d), "");
+
+    revl_model *m = mlp_on(src);
+    double w[8] = {0}, g[8], v[8] = {0}, hv[8], loss, ls[2] = {0, NAN}, ls_ok[2] = {0, 0};
+    double calls[5];
+    for (int c = 0; c < 5; c++) {
+        w[0] = NAN;
+        ck_assert_int_eq(revl_model_evaluate(m, d, w, &loss, NULL, NULL), REVL_ERR_RANGE);
+        w[0] = 0;
+        int rc = c == 0   ? revl_model_evaluate(m, d, w, &loss, NULL, NULL)
+                 : c == 1 ? revl_model_grad(m, 0, w, NULL, g, &loss)
+                 : c == 2 ? revl_model_hvp(m, 0, w, NULL, v, hv, NULL)
+                 : c == 3 ? revl_model_init_weights(m, ls_ok, 1, g)
+                          : revl_model_init_scales_grad(m, w, v, calls);
+        ck_assert_int_eq(rc, REVL_OK);
+        ck_assert_msg(revl_model_last_error(m)[0] == '\0', "call %d left '%s'", c,
+                      revl_model_last_error(m));
+    }
+    ck_assert_int_eq(revl_model_init_weights(m, ls, 1, g), REVL_ERR_RANGE);
+    revl_model_free(m);
+    revl_dataset_free(d);
+    revl_dataset_free(src);
+}
+END_TEST
+
 static Suite *hardening_suite(void)
 {
     Suite *s = suite_create("hardening");
@@ -585,6 +626,7 @@ static Suite *hardening_suite(void)
     tcase_add_test(tc, test_loaders_refuse_directory_and_fifo);
     tcase_add_test(tc, test_hyperopt_chain_rule_at_applied_gamma);
     tcase_add_test(tc, test_hyperopt_chaos_guard_running_minimum);
+    tcase_add_test(tc, test_success_clears_the_message);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -62,6 +62,8 @@ MUTANTS = [
      "if (count == 0 || first > src->n)", ["check_errors", "check_dataset"]),
     ("src/data/dataset.c", "            sd[j] = 1.0;", "            sd[j] = 2.0;",
      ["check_dataset"]),
+    ("src/data/dataset.c", "    rv_clear(d->err); /* the call succeeded", "    /* the call succeeded",
+     ["check_hardening"]),
     ("src/data/idx.c", "scale[v] = v / 255.0;", "scale[v] = v / 256.0;", ["check_dataset"]),
     ("src/data/inflate.c", "else if (le32(in + s.in_pos) != rv_crc32(0, s.out, s.out_len))",
      "else if (0)", ["check_dataset"]),

@@ -138,6 +138,7 @@ int revl_model_grad(revl_model *m, size_t step, const double *w, const double *m
     if (rc)
         return rv_fail(m->err, REVL_ERR_CALLBACK, "gradient callback returned %d at step %zu", rc,
                        step);
+    rv_clear(m->err); /* an earlier failure's message no longer applies */
     return REVL_OK;
 }
 
@@ -240,7 +241,10 @@ int revl_model_hvp(revl_model *m, size_t step, const double *w, const double *me
                            m->def.n_meta);
         hv_meta = m->hv_meta_scratch;
     }
-    return rv_model_hvp_grad(m, step, w, meta, v, NULL, hv_w, hv_meta);
+    int rc = rv_model_hvp_grad(m, step, w, meta, v, NULL, hv_w, hv_meta);
+    if (rc == REVL_OK)
+        rv_clear(m->err);
+    return rc;
 }
 
 int revl_model_init_weights(revl_model *m, const double *log_scales, uint64_t seed, double *w0)
@@ -258,6 +262,7 @@ int revl_model_init_weights(revl_model *m, const double *log_scales, uint64_t se
         for (size_t i = m->offsets[g]; i < m->offsets[g + 1]; i++)
             w0[i] = scale * rv_rand_normal(&state);
     }
+    rv_clear(m->err);
     return REVL_OK;
 }
 
@@ -274,6 +279,7 @@ int revl_model_init_scales_grad(revl_model *m, const double *w0, const double *d
             s += d_w0[i] * w0[i];
         d_log_scales[g] = s;
     }
+    rv_clear(m->err);
     return REVL_OK;
 }
 
@@ -287,5 +293,8 @@ int revl_model_evaluate(revl_model *m, const revl_dataset *data, const double *w
                        "revl_model_evaluate: only built-in models can evaluate a data set");
     if (!data || !w || !loss)
         return rv_fail(m->err, REVL_ERR_INVALID, "revl_model_evaluate: NULL argument");
-    return m->builtin.evaluate(m->def.user, data, w, loss, grad_w, accuracy, m->err);
+    int rc = m->builtin.evaluate(m->def.user, data, w, loss, grad_w, accuracy, m->err);
+    if (rc == REVL_OK)
+        rv_clear(m->err);
+    return rc;
 }

@@ -180,6 +180,12 @@ check:
 	[ $${PIPESTATUS[0]} -eq 0 ] || rc=1; \
 	bash tests/check_summary.sh $(BUILD)/check-c.log $(BUILD)/check-python.log $$rc
 
+# Deliberate one-line bugs, each of which the tests must catch (tests/mutants.py); works on a
+# copy of the tree in build-mutants/, so the checkout is never mutated.
+.PHONY: mutants
+mutants:
+	$(PYTHON) tests/mutants.py --jobs 2
+
 # The main job (README, examples/README.md): install what is missing, build the library and
 # examples/lr_schedule, learn a learning-rate and momentum schedule on Fashion-MNIST and plot it
 # into out/lr_schedule/ (a few minutes on 2 cores).
@@ -253,7 +259,7 @@ asan:
 
 # ---- valgrind memcheck over a representative subset (those of the list that exist).
 VALGRIND_SUITES ?= check_infobuf check_fixed check_model check_schedule check_trainer check_errors check_update check_optim check_pinned check_grid \
-	check_reverse check_dataset check_idx check_mlp check_hyperopt
+	check_reverse check_dataset check_idx check_mlp check_hyperopt check_hardening
 VALGRIND_BIN = $(filter $(addprefix $(BUILD)/tests/,$(VALGRIND_SUITES)),$(TEST_BIN))
 VALGRIND_OPTS ?= --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,possible \
 	--suppressions=$(CURDIR)/tests/valgrind.supp --quiet

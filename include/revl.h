@@ -125,7 +125,8 @@ REVL_API size_t revl_model_n_params(const revl_model *m);
 REVL_API size_t revl_model_n_meta(const revl_model *m);
 REVL_API const char *revl_model_last_error(const revl_model *m);
 
-/* Call the model directly (built-in or not). hv_meta may be NULL. */
+/* Call the model directly (built-in or not). hv_meta may be NULL (not wanted; the callback
+ * still gets a buffer of n_meta to write). */
 REVL_API int revl_model_grad(revl_model *m, size_t step, const double *w, const double *meta,
                              double *grad, double *loss);
 REVL_API int revl_model_hvp(revl_model *m, size_t step, const double *w, const double *meta,

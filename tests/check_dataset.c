@@ -511,7 +511,7 @@ START_TEST(test_idx_missing_file)
     tmp_path(missing, sizeof missing, "no-such-file.gz");
     expect_io(missing, lab, "no-such-file.gz", "cannot open");
     expect_io(img, missing, "no-such-file.gz", "cannot open");
-    expect_io(tmpdir, lab, tmpdir, "read error"); /* a directory */
+    expect_io(tmpdir, lab, tmpdir, "not a regular file (a directory)");
 }
 END_TEST
 

@@ -19,13 +19,6 @@
 
 /* ------------------------------------------------------------------ helpers */
 
-#define expect_msg(msg, want)                                                                  \
-    do {                                                                                       \
-        const char *m_ = (msg);                                                                \
-        ck_assert_msg(m_ != NULL && strstr(m_, (want)) != NULL, "message '%s' lacks '%s'",     \
-                      m_ ? m_ : "(null)", (want));                                             \
-    } while (0)
-
 /* ------------------------------------------------------------------ the toy model */
 
 /* L = sum_i 1/2 (w_i - c_i)^2 + exp(meta0)/2 w_i^2, c_i = 0.25 (i mod 5) - 0.5; exact HVP.
@@ -230,25 +223,6 @@ static int env_hypergrad(env *e, double *d_w0)
 }
 
 /* A labelled data set of n examples, dim features, labels i mod classes. */
-static revl_dataset *make_data(size_t n, size_t dim, size_t classes, uint64_t seed)
-{
-    double *x = malloc(n * dim * sizeof *x);
-    int32_t *y = malloc(n * sizeof *y);
-    uint64_t s = seed * 2654435761u + 1;
-    for (size_t k = 0; k < n * dim; k++) {
-        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-        x[k] = (double)(s >> 11) * 0x1p-53 * 2 - 1;
-    }
-    for (size_t i = 0; i < n; i++)
-        y[i] = (int32_t)(i % classes);
-    revl_dataset *d = NULL;
-    ck_assert_int_eq(revl_dataset_create(&d, NULL), REVL_OK);
-    ck_assert_int_eq(revl_dataset_set(d, n, dim, classes, x, y), REVL_OK);
-    free(x);
-    free(y);
-    return d;
-}
-
 /* f = |w|^2 / 2 as a user objective for the hyper-optimiser. */
 static int half_norm(const double *w, const double *meta, double *f, double *dfdw,
                      double *dfdmeta, void *user)
@@ -301,7 +275,7 @@ START_TEST(test_null_create)
 
     ck_assert_int_eq(revl_dataset_create(NULL, NULL), REVL_ERR_INVALID);
 
-    revl_dataset *data = make_data(6, 3, 2, 1);
+    revl_dataset *data = test_dataset(6, 3, 2, 1);
     revl_model *mlp = (revl_model *)&d;
     ck_assert_int_eq(revl_mlp_create(NULL, 2, widths, data, NULL), REVL_ERR_INVALID);
     ck_assert_int_eq(revl_mlp_create(&mlp, 2, NULL, data, NULL), REVL_ERR_INVALID);
@@ -443,7 +417,7 @@ END_TEST
 
 START_TEST(test_null_dataset_and_hyperopt_calls)
 {
-    revl_dataset *d = make_data(4, 2, 2, 3), *dst = NULL;
+    revl_dataset *d = test_dataset(4, 2, 2, 3), *dst = NULL;
     double x[4] = {1, 2, 3, 4};
     int32_t y[2] = {0, 1};
     ck_assert_int_eq(revl_dataset_set(d, 2, 2, 2, NULL, y), REVL_ERR_INVALID);
@@ -522,7 +496,7 @@ START_TEST(test_zero_sizes_create)
     ck_assert_int_eq(revl_schedule_create(&s, SIZE_MAX / 4, 8, nine), REVL_ERR_INVALID);
     ck_assert_ptr_null(s);
 
-    revl_dataset *data = make_data(6, 3, 2, 2);
+    revl_dataset *data = test_dataset(6, 3, 2, 2);
     size_t w_ok[2] = {3, 2}, w_zero[3] = {3, 0, 2};
     revl_model *mlp = (revl_model *)&d;
     ck_assert_int_eq(revl_mlp_create(&mlp, 0, w_ok, data, NULL), REVL_ERR_INVALID);
@@ -559,7 +533,7 @@ END_TEST
 
 START_TEST(test_zero_sizes_dataset)
 {
-    revl_dataset *d = make_data(4, 2, 2, 4);
+    revl_dataset *d = test_dataset(4, 2, 2, 4);
     double x[4] = {1, 2, 3, 4};
     int32_t y[2] = {0, 1};
     ck_assert_int_eq(revl_dataset_set(d, 0, 2, 2, x, y), REVL_ERR_INVALID);
@@ -572,7 +546,7 @@ START_TEST(test_zero_sizes_dataset)
     expect_msg(revl_dataset_last_error(d), "is too large");
     ck_assert_uint_eq(revl_dataset_n(d), 4); /* unchanged */
 
-    revl_dataset *dst = NULL, *empty = NULL, *three = make_data(4, 3, 2, 5);
+    revl_dataset *dst = NULL, *empty = NULL, *three = test_dataset(4, 3, 2, 5);
     ck_assert_int_eq(revl_dataset_create(&dst, NULL), REVL_OK);
     ck_assert_int_eq(revl_dataset_create(&empty, NULL), REVL_OK);
     ck_assert_int_eq(revl_dataset_subset(dst, d, 0, 0), REVL_ERR_INVALID);
@@ -655,7 +629,7 @@ END_TEST
 
 START_TEST(test_mlp_shape_mismatch)
 {
-    revl_dataset *data = make_data(6, 3, 3, 6);
+    revl_dataset *data = test_dataset(6, 3, 3, 6);
     size_t dim_w[2] = {4, 3}, out_w[2] = {3, 2}, ok_w[2] = {3, 3};
     revl_model *m = (revl_model *)&data;
     ck_assert_int_eq(revl_mlp_create(&m, 2, dim_w, data, NULL), REVL_ERR_INVALID); /* 4 != 3 */
@@ -908,7 +882,7 @@ END_TEST
 
 START_TEST(test_data_not_finite_and_labels)
 {
-    revl_dataset *d = make_data(3, 2, 3, 7);
+    revl_dataset *d = test_dataset(3, 2, 3, 7);
     double x[6] = {1, 2, 3, 4, 5, 6};
     int32_t y[3] = {0, 1, 2};
     const double bad[] = {NAN, INFINITY, -INFINITY};
@@ -940,7 +914,7 @@ END_TEST
 START_TEST(test_mlp_training_data_changed)
 {
     /* the MLP's training set must not change under it (revl.h); a change of size is caught */
-    revl_dataset *data = make_data(8, 3, 2, 8);
+    revl_dataset *data = test_dataset(8, 3, 2, 8);
     revl_model *m = NULL;
     size_t widths[2] = {3, 2};
     ck_assert_int_eq(revl_mlp_create(&m, 2, widths, data, NULL), REVL_OK);
@@ -951,12 +925,12 @@ START_TEST(test_mlp_training_data_changed)
     revl_trainer *t = NULL;
     ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
     double w0[8] = {0};
-    revl_dataset *other = make_data(5, 3, 2, 9);
+    revl_dataset *other = test_dataset(5, 3, 2, 9);
     ck_assert_int_eq(revl_dataset_subset(data, other, 0, 5), REVL_OK);
     ck_assert_int_eq(revl_trainer_train(t, w0, NULL), REVL_ERR_CALLBACK);
     ck_assert_str_eq(revl_trainer_last_error(t), "gradient callback returned 1 at step 0 (forward)");
     revl_dataset_free(other);
-    other = make_data(8, 3, 2, 10);
+    other = test_dataset(8, 3, 2, 10);
     ck_assert_int_eq(revl_dataset_subset(data, other, 0, 8), REVL_OK);
     ck_assert_int_eq(revl_trainer_train(t, w0, NULL), REVL_OK);
     revl_trainer_free(t);
@@ -1350,7 +1324,7 @@ START_TEST(test_struct_size)
     size_t off[2] = {0, 4};
     revl_schedule *s = NULL;
     ck_assert_int_eq(revl_schedule_create(&s, 3, 1, off), REVL_OK);
-    revl_dataset *data = make_data(6, 3, 2, 11);
+    revl_dataset *data = test_dataset(6, 3, 2, 11);
     size_t widths[2] = {3, 2}, p = 4;
     const size_t sizes[] = {0, 1, 8};
     for (size_t c = 0; c < 3; c++) {
@@ -1421,9 +1395,10 @@ START_TEST(test_struct_size)
     ck_assert_int_eq(revl_hyperopt_create(&h, good, NULL, 3, &ho), REVL_OK);
     revl_hyperopt_report rep = {.struct_size = 8};
     ck_assert_int_eq(revl_hyperopt_step(h, &rep), REVL_ERR_INVALID);
-    char want[96];
-    snprintf(want, sizeof want, "revl_hyperopt_step: report->struct_size is 8, expected at least %zu",
-             sizeof rep);
+    char want[192];
+    snprintf(want, sizeof want,
+             "revl_hyperopt_report.struct_size is 8, not a size this library knows (%zu): set it "
+             "to sizeof(revl_hyperopt_report) or call the struct's _init", sizeof rep);
     ck_assert_str_eq(revl_hyperopt_last_error(h), want);
     rep.struct_size = sizeof rep;
     ck_assert_int_eq(revl_hyperopt_step(h, &rep), REVL_OK);
@@ -1472,7 +1447,7 @@ START_TEST(test_evaluate_bad)
 {
     toy *q;
     revl_model *cb = toy_model(6, 0, HVP_PLAIN, &q);
-    revl_dataset *data = make_data(6, 3, 2, 12), *wrong = make_data(6, 4, 2, 13), *empty = NULL;
+    revl_dataset *data = test_dataset(6, 3, 2, 12), *wrong = test_dataset(6, 4, 2, 13), *empty = NULL;
     ck_assert_int_eq(revl_dataset_create(&empty, NULL), REVL_OK);
     double w[8] = {0}, loss = -1, acc = -1;
     ck_assert_int_eq(revl_model_evaluate(cb, data, w, &loss, NULL, NULL), REVL_ERR_INVALID);
@@ -1652,7 +1627,7 @@ END_TEST
 START_TEST(test_nomem_create)
 {
     /* constructors: REVL_ERR_NOMEM for every failing allocation, *out = NULL, nothing live */
-    revl_dataset *data = make_data(6, 3, 2, 14);
+    revl_dataset *data = test_dataset(6, 3, 2, 14);
     size_t off[2] = {0, 4}, widths[2] = {3, 2};
     for (int which = 0; which < 5; which++) {
         long k;

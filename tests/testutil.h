@@ -16,4 +16,16 @@ typedef struct failing {
 /* An allocator routing to malloc/free through f. */
 revl_allocator failing_allocator(failing *f);
 
+/* n examples of dim features in (-1, 1) from a fixed generator (seed), labels i mod classes;
+ * NULL if the library refuses. */
+revl_dataset *test_dataset(size_t n, size_t dim, size_t classes, uint64_t seed);
+
+/* In a Check test: the message contains `want`. */
+#define expect_msg(msg, want)                                                                  \
+    do {                                                                                       \
+        const char *m_ = (msg);                                                                \
+        ck_assert_msg(m_ != NULL && strstr(m_, (want)) != NULL, "message '%s' lacks '%s'",     \
+                      m_ ? m_ : "(null)", (want));                                             \
+    } while (0)
+
 #endif

@@ -10,6 +10,7 @@ interpreter exit, when the process's memory goes back to the system anyway and t
 finalizers is no longer ours).
 """
 
+import os
 import threading
 import weakref
 
@@ -162,6 +163,33 @@ class Wrapper:
 
     def _describe(self):
         return ""
+
+
+# ------------------------------------------------------------------ integers and paths
+# ctypes masks a Python int into a C integer silently (2**64 + 2 becomes 2, -1 becomes
+# 2**64 - 1), so every integer that crosses into C is range-checked here first.
+SIZE_MAX = 2**64 - 1
+INT_MAX = 2**31 - 1
+
+
+def as_int(x, name, function, minimum=0, maximum=SIZE_MAX):
+    """x as a Python int in [minimum, maximum] (an int or numpy integer, not a bool)."""
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)):
+        raise InvalidError(_errors.ERR_INVALID,
+                           f"{name} must be an integer, got {x!r}", function)
+    if not minimum <= int(x) <= maximum:
+        raise InvalidError(_errors.ERR_INVALID,
+                           f"{name} must be in [{minimum}, {maximum}], got {int(x)}", function)
+    return int(x)
+
+
+def as_path(path, name, function):
+    """A file system path as bytes for C, refusing a NUL byte (C would cut the path there)."""
+    b = os.fsencode(path)
+    if b"\0" in b:
+        raise InvalidError(_errors.ERR_INVALID,
+                           f"{name} contains a NUL byte: {path!r}", function)
+    return b
 
 
 # ------------------------------------------------------------------ arrays

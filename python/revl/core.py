@@ -5,9 +5,9 @@ import ctypes
 import numpy as np
 
 from . import _errors
-from ._base import (F64, KIND_NAMES, KINDS, OPTIMIZER_NAMES, CallbackState, Wrapper, _Busy,
-                    _CHandle, as_f64, as_f64_broadcast, as_offsets, check, hyper_applied,
-                    kind_code, optimizer_code, ptr)
+from ._base import (F64, INT_MAX, KIND_NAMES, KINDS, OPTIMIZER_NAMES, CallbackState, Wrapper,
+                    _Busy, _CHandle, as_f64, as_f64_broadcast, as_int, as_offsets, check,
+                    hyper_applied, kind_code, optimizer_code, ptr)
 from ._errors import InvalidError
 from ._lib import GRAD_FN, HVP_AFFINE_FN, HVP_FN, ModelDef, TrainerOptions, TrainerStats, init_struct, lib
 
@@ -197,10 +197,7 @@ def _meta_arg(n_meta, meta, function):
 
 
 def _check_count(x, name, minimum):
-    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)) or x < minimum:
-        raise InvalidError(_errors.ERR_INVALID,
-                           f"{name} must be an integer >= {minimum}, got {x!r}", name)
-    return int(x)
+    return as_int(x, name, name, minimum)
 
 
 class Model(Wrapper):
@@ -344,7 +341,7 @@ class Model(Wrapper):
         g = np.empty(self.n_params)
         loss = ctypes.c_double(np.nan)
         with _Busy((h,)):
-            rc = lib.model_grad(h.ptr, int(step), ptr(w), ptr(m), ptr(g), ctypes.addressof(loss))
+            rc = lib.model_grad(h.ptr, as_int(step, "step", "Model.grad"), ptr(w), ptr(m), ptr(g), ctypes.addressof(loss))
         self._check(rc, "revl_model_grad", h)
         return loss.value, g
 
@@ -357,7 +354,7 @@ class Model(Wrapper):
         hv = np.empty(self.n_params)
         hm = np.empty(self.n_meta)
         with _Busy((h,)):
-            rc = lib.model_hvp(h.ptr, int(step), ptr(w), ptr(m), ptr(v), ptr(hv),
+            rc = lib.model_hvp(h.ptr, as_int(step, "step", "Model.hvp"), ptr(w), ptr(m), ptr(v), ptr(hv),
                                ptr(hm) if self.n_meta else None)
         self._check(rc, "revl_model_hvp", h)
         return hv, hm
@@ -370,7 +367,8 @@ class Model(Wrapper):
         ls = as_f64_broadcast(log_scales, (self.n_groups,), "log_scales",
                               "Model.init_weights")
         w0 = np.empty(self.n_params)
-        self._check(lib.model_init_weights(h.ptr, ptr(ls), int(seed) & (2**64 - 1), ptr(w0)),
+        seed = as_int(seed, "seed", "Model.init_weights")
+        self._check(lib.model_init_weights(h.ptr, ptr(ls), seed, ptr(w0)),
                     "revl_model_init_weights", h)
         return w0
 
@@ -582,7 +580,7 @@ class Trainer(Wrapper):
         o = init_struct(TrainerOptions, lib.trainer_options_init)
         o.frac_bits = frac_bits
         o.truncate = _check_count(truncate, "truncate", 0)
-        o.threads = int(threads)
+        o.threads = as_int(threads, "threads", "Trainer", 0, INT_MAX)
         out = ctypes.c_void_p()
         rc = lib.trainer_create(ctypes.byref(out), mh.ptr, sh.ptr, ctypes.byref(o))
         check(rc, "revl_trainer_create")

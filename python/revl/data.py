@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from . import _errors
-from ._base import F64, Wrapper, _CHandle, as_f64, check, ptr
+from ._base import F64, Wrapper, _Busy, _CHandle, as_f64, as_int, as_path, check, ptr
 from ._errors import InvalidError, StateError
 from ._lib import lib
 
@@ -20,7 +20,9 @@ class Dataset(Wrapper):
     shape (n,), n_classes default max(labels)+1); ``Dataset()`` is empty;
     ``Dataset.load_idx(images, labels)`` reads MNIST-format IDX files (gzip or plain).  ``x`` and
     ``labels`` read as copies.  A data set used by a built-in model or a hyper-optimiser cannot
-    be changed (set, standardize) while they exist.
+    be changed (set, standardize) while they exist.  Every call that reads or changes the C data
+    set holds it in use: a conflicting call from another thread gets StateError, as for
+    trainers.
     """
 
     _kind = "data set"
@@ -50,7 +52,6 @@ class Dataset(Wrapper):
 
     def set(self, x, labels, n_classes=None):
         """Replace the contents with copies of x (n, dim) and labels (n,)."""
-        h = self._mutable("Dataset.set")
         if x is None or labels is None:
             raise InvalidError(_errors.ERR_INVALID, "both x and labels are needed", "Dataset.set")
         xa = np.asarray(x)
@@ -69,22 +70,27 @@ class Dataset(Wrapper):
         la = np.ascontiguousarray(la, dtype=np.int32)
         if n_classes is None:
             n_classes = int(la.max()) + 1 if la.size else 0
+        n_classes = as_int(n_classes, "n_classes", "Dataset.set")
         if la.size and la.max() >= n_classes:
             raise InvalidError(_errors.ERR_INVALID,
                                f"label {int(la.max())} is not below n_classes = {n_classes}",
                                "Dataset.set")
-        self._check(lib.dataset_set(h.ptr, xa.shape[0], xa.shape[1], int(n_classes), ptr(xa),
-                                    ptr(la)), "revl_dataset_set", h)
+        with _Busy((self._handle(),)):
+            h = self._mutable("Dataset.set")  # inside the hold: no model can start using it now
+            rc = lib.dataset_set(h.ptr, xa.shape[0], xa.shape[1], n_classes, ptr(xa), ptr(la))
+        self._check(rc, "revl_dataset_set", h)
         return self
 
     @classmethod
     def load_idx(cls, images_path, labels_path, max_n=0):
         """Load an IDX image file and its label file (at most max_n examples, 0 = all); pixels
         scaled to [0, 1]."""
+        ip = as_path(images_path, "images_path", "Dataset.load_idx")
+        lp = as_path(labels_path, "labels_path", "Dataset.load_idx")
+        max_n = as_int(max_n, "max_n", "Dataset.load_idx")
         d = cls()
         h = d._handle()
-        d._check(lib.dataset_load_idx(h.ptr, os.fsencode(images_path), os.fsencode(labels_path),
-                                      int(max_n)), "revl_dataset_load_idx", h)
+        d._check(lib.dataset_load_idx(h.ptr, ip, lp, max_n), "revl_dataset_load_idx", h)
         return d
 
     @classmethod
@@ -101,19 +107,24 @@ class Dataset(Wrapper):
     def subset(self, first, count):
         """A new data set with copies of examples [first, first+count)."""
         h = self._handle()
+        first = as_int(first, "first", "Dataset.subset")
+        count = as_int(count, "count", "Dataset.subset")
         d = Dataset()
         dh = d._handle()
-        d._check(lib.dataset_subset(dh.ptr, h.ptr, int(first), int(count)),
-                 "revl_dataset_subset", dh)
+        with _Busy((h,)):
+            rc = lib.dataset_subset(dh.ptr, h.ptr, first, count)
+        d._check(rc, "revl_dataset_subset", dh)
         return d
 
     def standardize(self, reference=None):
         """Standardise each feature with the mean and standard deviation of ``reference``
         (this data set when None); constant features get sd 1.  In place; returns self."""
-        h = self._mutable("Dataset.standardize")
+        h = self._handle()
         rh = None if reference is None else reference._handle()
-        self._check(lib.dataset_standardize(h.ptr, None if rh is None else rh.ptr),
-                    "revl_dataset_standardize", h)
+        with _Busy((h,) if rh is None or rh is h else (h, rh)):
+            self._mutable("Dataset.standardize")
+            rc = lib.dataset_standardize(h.ptr, None if rh is None else rh.ptr)
+        self._check(rc, "revl_dataset_standardize", h)
         return self
 
     @property
@@ -135,22 +146,24 @@ class Dataset(Wrapper):
     def x(self):
         """The features, (n, dim) float64 (a copy)."""
         h = self._handle()
-        n, dim = self.n, self.dim
-        p = lib.dataset_x(h.ptr)
-        if not p or n * dim == 0:
-            return np.empty((n, dim), dtype=F64)
-        return np.frombuffer((ctypes.c_double * (n * dim)).from_address(p), F64).reshape(
-            n, dim).copy()
+        with _Busy((h,)):  # a set() on another thread would free the array under the copy
+            n, dim = self.n, self.dim
+            p = lib.dataset_x(h.ptr)
+            if not p or n * dim == 0:
+                return np.empty((n, dim), dtype=F64)
+            return np.frombuffer((ctypes.c_double * (n * dim)).from_address(p), F64).reshape(
+                n, dim).copy()
 
     @property
     def labels(self):
         """The labels, (n,) int32 (a copy)."""
         h = self._handle()
-        n = self.n
-        p = lib.dataset_labels(h.ptr)
-        if not p or n == 0:
-            return np.empty(n, dtype=np.int32)
-        return np.frombuffer((ctypes.c_int32 * n).from_address(p), np.int32).copy()
+        with _Busy((h,)):
+            n = self.n
+            p = lib.dataset_labels(h.ptr)
+            if not p or n == 0:
+                return np.empty(n, dtype=np.int32)
+            return np.frombuffer((ctypes.c_int32 * n).from_address(p), np.int32).copy()
 
     def to_numpy(self):
         """(x, labels) as numpy copies."""

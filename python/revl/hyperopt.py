@@ -8,8 +8,8 @@ import warnings
 import numpy as np
 
 from . import _errors
-from ._base import (KINDS, OPTIMIZER_NAMES, CallbackState, Wrapper, _Busy, _CHandle,
-                    as_f64_broadcast, check, optimizer_code, ptr)
+from ._base import (INT_MAX, KINDS, OPTIMIZER_NAMES, CallbackState, Wrapper, _Busy, _CHandle,
+                    as_f64_broadcast, as_int, as_path, check, optimizer_code, ptr)
 from ._errors import InvalidError
 from ._lib import (OBJECTIVE_FN, REPORT_FN, HyperoptOptions, HyperoptReport, init_struct, lib)
 from .core import Model, _view, _store, _EMPTY
@@ -174,9 +174,7 @@ class HyperOpt(Wrapper):
         if valid is None and objective is None:
             raise InvalidError(_errors.ERR_INVALID, "give a validation data set or an objective "
                                "callable", "HyperOpt")
-        if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
-            raise InvalidError(_errors.ERR_INVALID, f"n_steps must be an integer >= 1, got "
-                               f"{n_steps!r}", "HyperOpt")
+        n_steps = as_int(n_steps, "n_steps", "HyperOpt", 1)
         opt = optimizer_code(optimizer, "HyperOpt")
         mh = model._handle()
         vh = None if valid is None else valid._handle()
@@ -192,14 +190,15 @@ class HyperOpt(Wrapper):
                             ("adam_eps", adam_eps), ("chaos_factor", chaos_factor)):
             if value is not None:
                 setattr(o, name, float(value))
-        for name, value in (("iterations", iterations), ("frac_bits", frac_bits),
-                            ("threads", threads)):
+        for name, value, maximum in (("iterations", iterations, 2**64 - 1),
+                                     ("frac_bits", frac_bits, 2**32 - 1),
+                                     ("threads", threads, INT_MAX)):
             if value is not None:
-                setattr(o, name, int(value))
+                setattr(o, name, as_int(value, name, "HyperOpt", 0, maximum))
         if fresh_seed is not None:
             o.fresh_seed = 1 if fresh_seed else 0
         if seed is not None:
-            o.seed = int(seed) & (2**64 - 1)
+            o.seed = as_int(seed, "seed", "HyperOpt")
         state = CallbackState()
         keep = [state]
         if report is not None:
@@ -290,6 +289,7 @@ class HyperOpt(Wrapper):
         """Current hyperparameters (best=True: those of the lowest validation loss so far);
         the kinds the optimiser lacks are None."""
         h = self._handle()
+        # not held in use: reading is what a report callback may do while run() holds the handle
         p = Hyperparams(None, None, np.empty(self.n_groups), np.empty(self.n_meta))
         self._check(lib.hyperopt_get(h.ptr, 1 if best else 0, None, None,
                                      ptr(p.log_init_scales),
@@ -318,6 +318,10 @@ class HyperOpt(Wrapper):
         # each C call is all-or-nothing: put back what was set when a later call fails
         old = [(k, self.get_kind(k)) for k, _ in kinds]
         done = 0
+        # held in use: from inside the objective (or another thread, during step/run) the new
+        # values would replace those the meta-iteration is using
+        busy = _Busy((h,))
+        busy.__enter__()
         try:
             for k, a in kinds:
                 self._check(lib.hyperopt_set_kind(h.ptr, KINDS[k], ptr(a)),
@@ -331,14 +335,20 @@ class HyperOpt(Wrapper):
             for k, prev in old[:done]:
                 lib.hyperopt_set_kind(h.ptr, KINDS[k], ptr(prev))
             raise
+        finally:
+            busy.__exit__(None, None, None)
 
     def save(self, path, best=True):
         """Write the best (or current) hyperparameters as plain text."""
         h = self._handle()
-        self._check(lib.hyperopt_save(h.ptr, 1 if best else 0, os.fsencode(path)),
-                    "revl_hyperopt_save", h)
+        path = as_path(path, "path", "HyperOpt.save")
+        rc = lib.hyperopt_save(h.ptr, 1 if best else 0, path)  # a read, like get()
+        self._check(rc, "revl_hyperopt_save", h)
 
     def load(self, path):
         """Read hyperparameters written by save (sizes must match)."""
         h = self._handle()
-        self._check(lib.hyperopt_load(h.ptr, os.fsencode(path)), "revl_hyperopt_load", h)
+        path = as_path(path, "path", "HyperOpt.load")
+        with _Busy((h,)):
+            rc = lib.hyperopt_load(h.ptr, path)
+        self._check(rc, "revl_hyperopt_load", h)

@@ -6,7 +6,7 @@ import ctypes
 import numpy as np
 
 from . import _errors
-from ._base import _Busy, _CHandle, as_f64, check, ptr
+from ._base import INT_MAX, _Busy, _CHandle, as_f64, as_int, check, ptr
 from ._errors import InvalidError
 from ._lib import MlpOptions, init_struct, lib
 from .core import Model
@@ -65,11 +65,11 @@ class MLP(Model):
         o.activation = _enum(activation, ACTIVATIONS, "activation")
         o.penalty = _enum(penalty, PENALTIES, "penalty")
         if batch_size is not None:
-            o.batch_size = int(batch_size)
+            o.batch_size = as_int(batch_size, "batch_size", "MLP")
         if seed is not None:
-            o.seed = int(seed) & (2**64 - 1)
+            o.seed = as_int(seed, "seed", "MLP")
         if threads is not None:
-            o.threads = int(threads)
+            o.threads = as_int(threads, "threads", "MLP", 0, INT_MAX)
         if train.n == 0:
             raise InvalidError(_errors.ERR_INVALID, "the training data set is empty", "MLP")
         if train.dim != int(w[0]):
@@ -79,9 +79,12 @@ class MLP(Model):
             raise InvalidError(_errors.ERR_INVALID, f"the data set has {train.n_classes} "
                                f"classes, widths[-1] is {int(w[-1])}", "MLP")
         out = ctypes.c_void_p()
-        rc = lib.mlp_create(ctypes.byref(out), w.size, ptr(w), th.ptr, ctypes.byref(o))
-        check(rc, "revl_mlp_create")
-        self._init_handle(_CHandle(out.value, lib.model_free, "model", deps=(th,)))
+        # the training set is read (and from then on may not change): held in use meanwhile,
+        # so that a Dataset.set on another thread cannot slip in between
+        with _Busy((th,)):
+            rc = lib.mlp_create(ctypes.byref(out), w.size, ptr(w), th.ptr, ctypes.byref(o))
+            check(rc, "revl_mlp_create")
+            self._init_handle(_CHandle(out.value, lib.model_free, "model", deps=(th,)))
         self.n_params = int(lib.model_n_params(out.value))
         self.n_meta = int(lib.model_n_meta(out.value))
         self.grad_fn = self.hvp_fn = None
@@ -126,7 +129,8 @@ class MLP(Model):
         w = as_f64(w, (self.n_params,), "w", "MLP.evaluate")
         g = np.empty(self.n_params) if grad else None
         loss, acc = ctypes.c_double(np.nan), ctypes.c_double(np.nan)
-        with _Busy((h,)):
+        # the model reads its own handle and `data`, which another thread must not change
+        with _Busy((h, dh)):
             rc = lib.model_evaluate(h.ptr, dh.ptr, ptr(w), ctypes.addressof(loss), ptr(g),
                                     ctypes.addressof(acc))
         self._check(rc, "revl_model_evaluate", h)

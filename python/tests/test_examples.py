@@ -25,9 +25,9 @@ def test_lr_schedule_quick(engine):
     need("mlp_create", "dataset_load_idx", "model_evaluate")
     if engine == "c":
         need("hyperopt_create", "hyperopt_run")
-    if not os.path.exists(os.path.join(revl.data.FASHION_MNIST_DIR,
-                                       "train-images-idx3-ubyte.gz")):
-        pytest.skip("Fashion-MNIST not installed")
+    assert os.path.exists(os.path.join(revl.data.FASHION_MNIST_DIR,
+                                       "train-images-idx3-ubyte.gz")), \
+        "Fashion-MNIST missing: install the Debian package dataset-fashion-mnist (make deps)"
     r = run([str(ROOT / "python" / "examples" / "lr_schedule.py"), "--quick", "--engine", engine])
     assert r.returncode == 0, r.stderr
     lines = [ln for ln in r.stdout.splitlines() if "valid" in ln and "|hypergrad|" in ln]
@@ -36,8 +36,7 @@ def test_lr_schedule_quick(engine):
 
 
 def test_overhead_benchmark_runs():
-    if not (shutil.which("cc") or shutil.which("gcc")):
-        pytest.skip("no C compiler")
+    assert shutil.which("cc") or shutil.which("gcc"), "no C compiler (build-essential)"
     r = run([str(ROOT / "bench" / "python_callback_overhead.py"), "--T", "100", "--repeat", "1"])
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.count("bit for bit: True") == 2

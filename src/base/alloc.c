@@ -31,8 +31,10 @@ void revl_allocator_init(revl_allocator *a)
 void rv_allocator_copy(revl_allocator *dst, const revl_allocator *src)
 {
     revl_allocator_init(dst);
-    /* an allocator missing either hook, or from an older/garbled caller, falls back to malloc */
-    if (src && src->struct_size >= sizeof *src && src->alloc && src->free) {
+    /* an allocator missing either hook, or of a struct_size never shipped (a caller that forgot
+     * revl_allocator_init: its hooks are garbage too), falls back to malloc (revl.h) */
+    if (src && rv_struct_size_check(NULL, RV_STRUCT_ALLOCATOR, src->struct_size) == REVL_OK &&
+        src->alloc && src->free) {
         dst->alloc = src->alloc;
         dst->free = src->free;
         dst->user = src->user;

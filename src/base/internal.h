@@ -9,6 +9,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #define RV_HIDDEN __attribute__((visibility("hidden")))
 #define RV_ERRLEN 256
@@ -25,6 +26,28 @@ RV_HIDDEN size_t rv_mul_size(size_t n, size_t size, int *ok);
 RV_HIDDEN int rv_fail(char *err, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 RV_HIDDEN void rv_clear(char *err);
+
+/* ---- struct_size: every struct that crosses the ABI is checked against the sizes ever shipped
+ * of it (struct_size.c); REVL_ERR_INVALID with a message naming the struct and the size. */
+typedef enum rv_struct_id {
+    RV_STRUCT_ALLOCATOR,
+    RV_STRUCT_MODEL_DEF,
+    RV_STRUCT_TRAINER_OPTIONS,
+    RV_STRUCT_TRAINER_STATS,
+    RV_STRUCT_MLP_OPTIONS,
+    RV_STRUCT_HYPEROPT_OPTIONS,
+    RV_STRUCT_HYPEROPT_REPORT,
+    RV_STRUCT_COUNT
+} rv_struct_id;
+RV_HIDDEN int rv_struct_size_check(char *err /* NULL ok */, rv_struct_id id, size_t struct_size);
+
+/* ---- files (file.c). Long paths are shown by their tail so that the reason still fits. */
+#define RV_PATH_FMT "%s%s"
+#define RV_PATH_ARG(p) (strlen(p) > 96 ? "..." : ""), (strlen(p) > 96 ? (p) + strlen(p) - 96 : (p))
+RV_HIDDEN void rv_errno_text(int errnum, char *buf, size_t size);
+/* path opened for reading ("rb"), or NULL with REVL_ERR_IO's message in err: cannot open, or
+ * not a regular file (a directory, FIFO, device), refused without blocking. */
+RV_HIDDEN FILE *rv_open_regular(const char *path, char *err);
 
 /* Deterministic random numbers (splitmix64), the same on every platform. */
 RV_HIDDEN uint64_t rv_rand_u64(uint64_t *state);

@@ -39,7 +39,8 @@ int rv_model_create(revl_model **out, const revl_model_def *def, size_t n_groups
     if (!out)
         return REVL_ERR_INVALID;
     *out = NULL;
-    if (!def || def->struct_size < sizeof *def || !def->grad || def->n_params == 0)
+    if (!def || rv_struct_size_check(NULL, RV_STRUCT_MODEL_DEF, def->struct_size) ||
+        !def->grad || def->n_params == 0)
         return REVL_ERR_INVALID;
     revl_allocator alloc;
     rv_allocator_copy(&alloc, def->allocator);
@@ -49,6 +50,13 @@ int rv_model_create(revl_model **out, const revl_model_def *def, size_t n_groups
         offsets = one_group;
     }
     if (rv_check_offsets(NULL, n_groups, offsets, def->n_params) != REVL_OK)
+        return REVL_ERR_INVALID;
+    /* the largest array sized by the model is the finite-difference workspace of
+     * 3*n_params + n_meta doubles: refuse sizes for which it cannot even be counted */
+    size_t fd_len;
+    if (__builtin_mul_overflow(def->n_params, 3, &fd_len) ||
+        __builtin_add_overflow(fd_len, def->n_meta, &fd_len) ||
+        __builtin_mul_overflow(fd_len, sizeof(double), &fd_len))
         return REVL_ERR_INVALID;
     revl_model *m = rv_calloc(&alloc, 1, sizeof *m);
     if (!m)
@@ -83,6 +91,7 @@ void revl_model_free(revl_model *m)
     revl_allocator a = m->alloc;
     rv_free(&a, m->fd_work);
     rv_free(&a, m->affine_work);
+    rv_free(&a, m->hv_meta_scratch);
     rv_free(&a, m->offsets);
     rv_free(&a, m);
 }
@@ -130,6 +139,7 @@ int revl_model_grad(revl_model *m, size_t step, const double *w, const double *m
     if (rc)
         return rv_fail(m->err, REVL_ERR_CALLBACK, "gradient callback returned %d at step %zu", rc,
                        step);
+    rv_clear(m->err); /* an earlier failure's message no longer applies */
     return REVL_OK;
 }
 
@@ -256,7 +266,19 @@ int revl_model_hvp(revl_model *m, size_t step, const double *w, const double *me
         return REVL_ERR_INVALID;
     if (!w || !v || !hv_w || (m->def.n_meta && !meta))
         return rv_fail(m->err, REVL_ERR_INVALID, "revl_model_hvp: w, v, hv_w or meta is NULL");
-    return rv_model_hvp_grad(m, step, w, meta, v, NULL, hv_w, hv_meta);
+    if (!hv_meta && m->def.n_meta) {
+        if (!m->hv_meta_scratch)
+            m->hv_meta_scratch = rv_calloc(&m->alloc, m->def.n_meta, sizeof(double));
+        if (!m->hv_meta_scratch)
+            return rv_fail(m->err, REVL_ERR_NOMEM,
+                           "revl_model_hvp: no memory for the %zu meta-values of hv_meta",
+                           m->def.n_meta);
+        hv_meta = m->hv_meta_scratch;
+    }
+    int rc = rv_model_hvp_grad(m, step, w, meta, v, NULL, hv_w, hv_meta);
+    if (rc == REVL_OK)
+        rv_clear(m->err);
+    return rc;
 }
 
 int revl_model_init_weights(revl_model *m, const double *log_scales, uint64_t seed, double *w0)
@@ -274,6 +296,7 @@ int revl_model_init_weights(revl_model *m, const double *log_scales, uint64_t se
         for (size_t i = m->offsets[g]; i < m->offsets[g + 1]; i++)
             w0[i] = scale * rv_rand_normal(&state);
     }
+    rv_clear(m->err);
     return REVL_OK;
 }
 
@@ -290,6 +313,7 @@ int revl_model_init_scales_grad(revl_model *m, const double *w0, const double *d
             s += d_w0[i] * w0[i];
         d_log_scales[g] = s;
     }
+    rv_clear(m->err);
     return REVL_OK;
 }
 
@@ -303,5 +327,8 @@ int revl_model_evaluate(revl_model *m, const revl_dataset *data, const double *w
                        "revl_model_evaluate: only built-in models can evaluate a data set");
     if (!data || !w || !loss)
         return rv_fail(m->err, REVL_ERR_INVALID, "revl_model_evaluate: NULL argument");
-    return m->builtin.evaluate(m->def.user, data, w, loss, grad_w, accuracy, m->err);
+    int rc = m->builtin.evaluate(m->def.user, data, w, loss, grad_w, accuracy, m->err);
+    if (rc == REVL_OK)
+        rv_clear(m->err);
+    return rc;
 }

@@ -24,6 +24,8 @@ struct revl_model {
     size_t n_groups;
     size_t *offsets;          /* n_groups + 1 */
     double *fd_work;          /* finite-difference HVP fallback: 3*n_params + n_meta, lazily */
+    double *hv_meta_scratch;  /* n_meta, lazily: hv_meta for a revl_model_hvp caller who passed
+                                 NULL, since the callback may write it unconditionally */
     rv_model_builtin builtin; /* evaluate == NULL for callback models */
     revl_hvp_affine_fn hvp_affine; /* optional fused gradient + H (a + b g) */
     double *affine_work;      /* n_params: v = a + b g for models without hvp_affine, lazily */

@@ -119,7 +119,7 @@ int revl_trainer_create(revl_trainer **out, revl_model *model, const revl_schedu
     revl_trainer_options o;
     revl_trainer_options_init(&o);
     if (opts) {
-        if (opts->struct_size < sizeof o)
+        if (rv_struct_size_check(NULL, RV_STRUCT_TRAINER_OPTIONS, opts->struct_size))
             return REVL_ERR_INVALID;
         o = *opts;
     }

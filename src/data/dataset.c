@@ -58,6 +58,7 @@ static void adopt(revl_dataset *d, size_t n, size_t dim, size_t n_classes, doubl
     d->n_classes = n_classes;
     d->x = x;
     d->labels = labels;
+    rv_clear(d->err); /* the call succeeded: an earlier failure's message no longer applies */
 }
 
 /* Fresh arrays for n examples of dim features, or REVL_ERR_NOMEM with nothing held. */
@@ -207,6 +208,7 @@ int revl_dataset_standardize(revl_dataset *d, const revl_dataset *reference)
         for (size_t j = 0; j < dim; j++)
             d->x[i * dim + j] = (d->x[i * dim + j] - mean[j]) / sd[j];
     rv_free(&d->alloc, mean);
+    rv_clear(d->err);
     return REVL_OK;
 }
 

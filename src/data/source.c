@@ -10,13 +10,6 @@
 
 #define RV_SOURCE_CHUNK ((size_t)1 << 16)
 
-static void errno_text(int errnum, char *buf, size_t size)
-{
-    /* strerror_r (XSI) rather than strerror, which may use a static buffer */
-    if (strerror_r(errnum, buf, size) != 0)
-        snprintf(buf, size, "error %d", errnum);
-}
-
 /* zlib's allocations through the data set's allocator, so that they count and can fail */
 static voidpf z_alloc(voidpf opaque, uInt items, uInt size)
 {
@@ -33,7 +26,7 @@ static void z_free(voidpf opaque, voidpf p)
 static int read_error(rv_source *s, char *err)
 {
     char why[128];
-    errno_text(errno, why, sizeof why);
+    rv_errno_text(errno, why, sizeof why);
     return rv_fail(err, REVL_ERR_IO, RV_PATH_FMT ": read error: %s", RV_PATH_ARG(s->path), why);
 }
 
@@ -51,12 +44,9 @@ int rv_source_open(rv_source *s, const revl_allocator *a, const char *path, char
     memset(s, 0, sizeof *s);
     s->a = a;
     s->path = path;
-    s->f = fopen(path, "rb");
-    if (!s->f) {
-        char why[128];
-        errno_text(errno, why, sizeof why);
-        return rv_fail(err, REVL_ERR_IO, RV_PATH_FMT ": cannot open: %s", RV_PATH_ARG(path), why);
-    }
+    s->f = rv_open_regular(path, err); /* directories, FIFOs and devices refused, unblocked */
+    if (!s->f)
+        return REVL_ERR_IO;
     s->in = rv_alloc(a, RV_SOURCE_CHUNK);
     if (!s->in)
         return rv_fail(err, REVL_ERR_NOMEM, "out of memory reading " RV_PATH_FMT,

@@ -38,7 +38,5 @@ RV_HIDDEN int rv_source_finish(rv_source *s, size_t cap, size_t *extra, char *er
 RV_HIDDEN void rv_source_close(rv_source *s);
 
 /* Long paths are shown by their tail so that the reason still fits in the message. */
-#define RV_PATH_FMT "%s%s"
-#define RV_PATH_ARG(p) (strlen(p) > 96 ? "..." : ""), (strlen(p) > 96 ? (p) + strlen(p) - 96 : (p))
 
 #endif

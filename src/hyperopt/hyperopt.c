@@ -84,19 +84,20 @@ void revl_hyperopt_free(revl_hyperopt *h)
     revl_trainer_free(h->trainer);
     revl_schedule_free(h->sched);
     free_arrays(h);
+    rv_free(&a, h->offsets);
     rv_free(&a, h);
 }
 
-/* The schedule and trainer the hyper-optimiser owns, over the model's groups. */
+/* The schedule and trainer the hyper-optimiser owns, over the model's groups (kept in
+ * h->offsets, so that a later change of the model's groups is seen). */
 static int create_trainer(revl_hyperopt *h)
 {
-    size_t *offsets = rv_calloc(&h->alloc, h->n_groups + 1, sizeof *offsets);
-    if (!offsets)
+    h->offsets = rv_calloc(&h->alloc, h->n_groups + 1, sizeof *h->offsets);
+    if (!h->offsets)
         return REVL_ERR_NOMEM;
-    revl_model_group_offsets(h->model, offsets);
-    int rc = revl_schedule_create_for(&h->sched, h->opt->id, h->n_steps, h->n_groups, offsets,
+    revl_model_group_offsets(h->model, h->offsets);
+    int rc = revl_schedule_create_for(&h->sched, h->opt->id, h->n_steps, h->n_groups, h->offsets,
                                       &h->alloc);
-    rv_free(&h->alloc, offsets);
     if (rc)
         return rc;
     revl_trainer_options to;
@@ -126,7 +127,7 @@ int revl_hyperopt_create_for(revl_hyperopt **out, revl_model *model, const revl_
     revl_hyperopt_options o;
     revl_hyperopt_options_init(&o);
     if (opts) {
-        if (opts->struct_size < sizeof o)
+        if (rv_struct_size_check(NULL, RV_STRUCT_HYPEROPT_OPTIONS, opts->struct_size))
             return REVL_ERR_INVALID;
         o = *opts;
     }
@@ -259,6 +260,15 @@ void rv_hyperopt_values_replaced(revl_hyperopt *h)
     h->have_prev = 0;
 }
 
+int rv_hyperopt_not_in_step(revl_hyperopt *h, const char *function)
+{
+    if (!h->in_step)
+        return REVL_OK;
+    return rv_fail(h->err, REVL_ERR_STATE,
+                   "%s called during meta-iteration %zu (from the objective callback?): the "
+                   "values it would replace are in use", function, h->iteration);
+}
+
 /* The block of kind in theta, or NULL with a message naming the function. */
 static double *kind_block(revl_hyperopt *h, double *theta, revl_hyper kind, const char *fn)
 {
@@ -279,11 +289,14 @@ int revl_hyperopt_set(revl_hyperopt *h, const double *alpha, const double *gamma
 {
     if (!h)
         return REVL_ERR_INVALID;
+    int rc = rv_hyperopt_not_in_step(h, "revl_hyperopt_set");
+    if (rc)
+        return rc;
     double *ca = kind_block(h, h->cur, REVL_HYPER_ALPHA, "revl_hyperopt_set");
     double *cg = gamma ? kind_block(h, h->cur, REVL_HYPER_GAMMA, "revl_hyperopt_set") : NULL;
     if (gamma && !cg)
         return REVL_ERR_INVALID;
-    int rc = alpha ? check_kind(h, REVL_HYPER_ALPHA, alpha) : REVL_OK;
+    rc = alpha ? check_kind(h, REVL_HYPER_ALPHA, alpha) : REVL_OK;
     if (!rc && gamma)
         rc = check_kind(h, REVL_HYPER_GAMMA, gamma);
     if (!rc)
@@ -337,12 +350,15 @@ int revl_hyperopt_set_kind(revl_hyperopt *h, revl_hyper kind, const double *valu
 {
     if (!h)
         return REVL_ERR_INVALID;
+    int rc = rv_hyperopt_not_in_step(h, "revl_hyperopt_set_kind");
+    if (rc)
+        return rc;
     double *dst = kind_block(h, h->cur, kind, "revl_hyperopt_set_kind");
     if (!dst)
         return REVL_ERR_INVALID;
     if (!values)
         return rv_fail(h->err, REVL_ERR_INVALID, "revl_hyperopt_set_kind: values is NULL");
-    int rc = check_kind(h, kind, values);
+    rc = check_kind(h, kind, values);
     if (rc)
         return rc;
     memcpy(dst, values, h->n_sg * sizeof *values);
@@ -509,6 +525,14 @@ static int hypergradient(revl_hyperopt *h, double *f, double *acc, double *train
         return rv_fail(h->err, REVL_ERR_STATE,
                        "the model's groups changed since the hyper-optimiser was made (%zu, now %zu)",
                        g, revl_model_n_groups(h->model));
+    /* same count, moved boundaries: init scales (model groups) and the schedule (ours) would
+     * no longer describe the same parameters */
+    for (size_t k = 1; k < g; k++)
+        if (h->model->offsets[k] != h->offsets[k])
+            return rv_fail(h->err, REVL_ERR_STATE,
+                           "the model's groups changed since the hyper-optimiser was made "
+                           "(offsets[%zu] was %zu, now %zu)", k, h->offsets[k],
+                           h->model->offsets[k]);
     if (h->opts.learn & REVL_LEARN_ALPHA)
         for (size_t k = 0; k < n; k++)
             if (!(alpha[k] > 0))
@@ -623,15 +647,19 @@ int revl_hyperopt_step(revl_hyperopt *h, revl_hyperopt_report *report)
 {
     if (!h)
         return REVL_ERR_INVALID;
-    if (report && report->struct_size < sizeof *report)
-        return rv_fail(h->err, REVL_ERR_INVALID,
-                       "revl_hyperopt_step: report->struct_size is %zu, expected at least %zu",
-                       report->struct_size, sizeof *report);
+    if (report && rv_struct_size_check(h->err, RV_STRUCT_HYPEROPT_REPORT, report->struct_size))
+        return REVL_ERR_INVALID;
+    if (h->in_step)
+        return rv_fail(h->err, REVL_ERR_STATE,
+                       "revl_hyperopt_step called during meta-iteration %zu (from the objective "
+                       "callback?)", h->iteration);
     rv_clear(h->err);
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     double f = NAN, acc = NAN, train_loss = NAN, norm = 0;
+    h->in_step = 1;
     int rc = hypergradient(h, &f, &acc, &train_loss, &norm);
+    h->in_step = 0;
     if (rc)
         return rc;
     /* a first run that learned nothing usually means a starting point that cannot learn: say

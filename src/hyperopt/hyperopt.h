@@ -45,6 +45,9 @@ struct revl_hyperopt {
     double *grad;      /* this meta-iteration's hypergradient, unconstrained coordinates */
     double *w0, *wT, *dfdw, *d_w0; /* n_params each */
     double *dfdmeta;   /* n_meta (NULL when 0) */
+    size_t *offsets;   /* n_groups + 1: the model's groups when the hyper-optimiser was made */
+    int in_step;       /* nonzero during revl_hyperopt_step: set and load are refused (a call
+                          from the objective would change the values the step is using) */
     size_t iteration;  /* meta-iterations done */
     char err[RV_ERRLEN];
 };
@@ -57,5 +60,7 @@ RV_HIDDEN size_t rv_hyperopt_kind_offset(const revl_hyperopt *h, revl_hyper kind
 /* The current values were replaced from outside (set, load): the optimiser's step-back point
  * no longer describes where they came from. */
 RV_HIDDEN void rv_hyperopt_values_replaced(revl_hyperopt *h);
+/* REVL_ERR_STATE naming `function` when called from inside a meta-iteration, else REVL_OK. */
+RV_HIDDEN int rv_hyperopt_not_in_step(revl_hyperopt *h, const char *function);
 
 #endif

@@ -11,16 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Long paths are shown by their tail so that the reason still fits in the message. */
-#define PATH_FMT "%s%s"
-#define PATH_ARG(p) (strlen(p) > 96 ? "..." : ""), (strlen(p) > 96 ? (p) + strlen(p) - 96 : (p))
-
-static void errno_text(int errnum, char *buf, size_t size)
-{
-    /* strerror_r (XSI) rather than strerror, which may use a static buffer */
-    if (strerror_r(errnum, buf, size) != 0)
-        snprintf(buf, size, "error %d", errnum);
-}
 
 /* ------------------------------------------------------------------ save */
 
@@ -48,9 +38,9 @@ int revl_hyperopt_save(const revl_hyperopt *hc, int best, const char *path)
     char why[128];
     FILE *f = fopen(path, "w");
     if (!f) {
-        errno_text(errno, why, sizeof why);
-        return rv_fail(h->err, REVL_ERR_IO, PATH_FMT ": cannot open for writing: %s",
-                       PATH_ARG(path), why);
+        rv_errno_text(errno, why, sizeof why);
+        return rv_fail(h->err, REVL_ERR_IO, RV_PATH_FMT ": cannot open for writing: %s",
+                       RV_PATH_ARG(path), why);
     }
     /* momentum keeps version 1, byte for byte what revl 0.1 wrote and reads */
     if (h->opt->id == REVL_OPTIM_MOMENTUM)
@@ -74,8 +64,8 @@ int revl_hyperopt_save(const revl_hyperopt *hc, int best, const char *path)
         eno = errno;
     }
     if (bad) {
-        errno_text(eno, why, sizeof why);
-        return rv_fail(h->err, REVL_ERR_IO, PATH_FMT ": write error: %s", PATH_ARG(path), why);
+        rv_errno_text(eno, why, sizeof why);
+        return rv_fail(h->err, REVL_ERR_IO, RV_PATH_FMT ": write error: %s", RV_PATH_ARG(path), why);
     }
     rv_clear(h->err);
     return REVL_OK;
@@ -103,7 +93,7 @@ static int lx_fail(lexer *lx, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return rv_fail(lx->err, REVL_ERR_IO, PATH_FMT ":%zu: %s", PATH_ARG(lx->path), lx->line, msg);
+    return rv_fail(lx->err, REVL_ERR_IO, RV_PATH_FMT ":%zu: %s", RV_PATH_ARG(lx->path), lx->line, msg);
 }
 
 /* The next token of the current line into tok: 1, or 0 at the end of the line or file (the
@@ -377,8 +367,8 @@ static int parse_file(revl_hyperopt *h, lexer *lx, double *x)
     }
     if (ferror(lx->f)) {
         char why[128];
-        errno_text(errno, why, sizeof why);
-        return rv_fail(h->err, REVL_ERR_IO, PATH_FMT ": read error: %s", PATH_ARG(lx->path), why);
+        rv_errno_text(errno, why, sizeof why);
+        return rv_fail(h->err, REVL_ERR_IO, RV_PATH_FMT ": read error: %s", RV_PATH_ARG(lx->path), why);
     }
     return REVL_OK;
 }
@@ -389,19 +379,20 @@ int revl_hyperopt_load(revl_hyperopt *h, const char *path)
         return REVL_ERR_INVALID;
     if (!path)
         return rv_fail(h->err, REVL_ERR_INVALID, "revl_hyperopt_load: path is NULL");
+    int rc = rv_hyperopt_not_in_step(h, "revl_hyperopt_load");
+    if (rc)
+        return rc;
     /* parse into a scratch copy, so that a bad file changes nothing */
     double *x = rv_calloc(&h->alloc, h->n_theta, sizeof *x);
     if (!x)
-        return rv_fail(h->err, REVL_ERR_NOMEM, "no memory to load " PATH_FMT, PATH_ARG(path));
-    FILE *f = fopen(path, "r");
+        return rv_fail(h->err, REVL_ERR_NOMEM, "no memory to load " RV_PATH_FMT, RV_PATH_ARG(path));
+    FILE *f = rv_open_regular(path, h->err);
     if (!f) {
-        char why[128];
-        errno_text(errno, why, sizeof why);
         rv_free(&h->alloc, x);
-        return rv_fail(h->err, REVL_ERR_IO, PATH_FMT ": cannot open: %s", PATH_ARG(path), why);
+        return REVL_ERR_IO;
     }
     lexer lx = {f, path, 1, h->err};
-    int rc = parse_file(h, &lx, x);
+    rc = parse_file(h, &lx, x);
     fclose(f);
     if (rc == REVL_OK) {
         memcpy(h->cur, x, h->n_theta * sizeof *x);

@@ -44,10 +44,13 @@ static void mlp_free(void *user)
 }
 
 /* The data set must not change under the model (revl.h); a change of size would make the
- * gathered batch read out of bounds, so it is caught here at the cost of two getters. */
+ * gathered batch read out of bounds, and a label at or past the output width would index past
+ * the softmax rows, so both are caught here at the cost of three getters (the data set keeps
+ * every label below its n_classes). */
 static int train_changed(const rv_mlp *m)
 {
-    return revl_dataset_n(m->train) != m->n_train || revl_dataset_dim(m->train) != m->widths[0];
+    return revl_dataset_n(m->train) != m->n_train || revl_dataset_dim(m->train) != m->widths[0] ||
+           revl_dataset_n_classes(m->train) > m->widths[m->n_layers];
 }
 
 /* The one path to the training gradient, shared by both callbacks so that the fused call's
@@ -161,7 +164,7 @@ int revl_mlp_create(revl_model **out, size_t n_widths, const size_t *widths,
     revl_mlp_options o;
     revl_mlp_options_init(&o);
     if (opts) {
-        if (opts->struct_size < sizeof *opts)
+        if (rv_struct_size_check(NULL, RV_STRUCT_MLP_OPTIONS, opts->struct_size))
             return REVL_ERR_INVALID;
         o = *opts;
     }

@@ -3,6 +3,7 @@
  * small whatever the data set's size. Not on the per-step path, so it allocates per call. */
 #include "models/mlp.h"
 
+#include <math.h>
 #include <string.h>
 
 enum { MLP_EVAL_BLOCK = 1000 };
@@ -39,6 +40,11 @@ int rv_mlp_evaluate(void *impl, const revl_dataset *data, const double *w, doubl
             return rv_fail(err, REVL_ERR_INVALID,
                            "revl_model_evaluate: label %ld of example %zu is outside [0, %zu)",
                            (long)y[i], i, K);
+    /* a NaN weight gives a NaN loss that a caller comparing losses would take for a value */
+    for (size_t i = 0; i < m->n_params; i++)
+        if (!isfinite(w[i]))
+            return rv_fail(err, REVL_ERR_RANGE, "revl_model_evaluate: w[%zu] = %g is not finite",
+                           i, w[i]);
     size_t block = n < MLP_EVAL_BLOCK ? n : MLP_EVAL_BLOCK;
     rv_mlp_work ws;
     if (rv_mlp_work_init(&ws, &m->alloc, L, m->widths, block, 0) != REVL_OK)
@@ -60,6 +66,11 @@ int rv_mlp_evaluate(void *impl, const revl_dataset *data, const double *w, doubl
             rv_mlp_backward(m, w, xb, yb, rows, scale, 1, &ws, grad_w);
     }
     rv_mlp_work_destroy(&ws, &m->alloc);
+    /* finite weights so large that the logits overflow */
+    if (!isfinite(total))
+        return rv_fail(err, REVL_ERR_RANGE,
+                       "revl_model_evaluate: the loss is %s (the weights are too large)",
+                       isnan(total) ? "NaN" : "infinite");
     *loss = total * scale;
     if (accuracy)
         *accuracy = (double)correct / (double)n;

@@ -1,0 +1,220 @@
+#!/usr/bin/env python3
+"""make mutants: deliberate one-line bugs, each of which the tests must catch.
+
+Each mutant replaces one exact piece of one source file (it must occur there exactly once, so a
+mutant that no longer applies fails loudly instead of testing nothing). The tree is copied to
+build-mutants/tree and mutated there, never in place, so an interrupted run leaves the checkout
+as it was. For each mutant the copy is rebuilt and the test suites run in the order given (the
+likeliest killer first) until one fails: the mutant is killed. A mutant that every suite passes
+survived, and then this script fails. A mutant that does not compile counts as a failure of the
+list, not a kill.
+
+Scope (issue 11): base/, core/model.c, data/, models/, hyperopt/ and the Python binding. The
+trainer core (core/trainer.c, reverse.c, schedule.c, exact/, optim/) is being rewritten and gets
+its own list with it.
+
+    python3 tests/mutants.py [--list] [--only SUBSTRING] [--jobs N]
+"""
+import argparse
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+WORK = ROOT / "build-mutants"
+TREE = WORK / "tree"
+
+C_ALL = ["check_hardening", "check_errors", "check_mlp", "check_hyperopt", "check_dataset",
+         "check_trainer", "check_infobuf", "check_update", "check_threads"]
+PY = "python"
+
+# (file, original, mutated, suites to try first); every suite runs if those let it through.
+MUTANTS = [
+    # ---- base/
+    ("src/base/struct_size.c", "if (struct_size == s->sizes[k])",
+     "if (struct_size >= s->sizes[k])", ["check_hardening"]),
+    ("src/base/alloc.c", "if (__builtin_mul_overflow(n, size, &r)) {",
+     "if (0 && __builtin_mul_overflow(n, size, &r)) {", ["check_dataset", "check_errors"]),
+    ("src/base/file.c", "if (!S_ISREG(st.st_mode)) {", "if (S_ISFIFO(st.st_mode)) {",
+     ["check_hardening", "check_dataset"]),
+    ("src/base/random.c", "return ((double)(rv_rand_u64(state) >> 11) + 0.5) * 0x1p-53;",
+     "return ((double)(rv_rand_u64(state) >> 11) + 0.25) * 0x1p-53;",
+     ["check_errors", "check_mlp", PY]),
+    # ---- core/model.c
+    ("src/core/model.c", "if (offsets[g + 1] <= offsets[g])", "if (offsets[g + 1] < offsets[g])",
+     ["check_errors"]),
+    ("src/core/model.c", "hv_w[i] = (gp[i] - gm[i]) / (2 * h);", "hv_w[i] = (gp[i] - gm[i]) / h;",
+     ["check_trainer", "check_errors"]),
+    ("src/core/model.c", "hv_meta[j] = (dot_p - dot_m) / (2 * hj);",
+     "hv_meta[j] = (dot_m - dot_p) / (2 * hj);", ["check_trainer", "check_errors"]),
+    ("src/core/model.c", "s += d_w0[i] * w0[i];", "s += d_w0[i];", ["check_trainer", PY]),
+    ("src/core/model.c", "        hv_meta = m->hv_meta_scratch;\n", "",
+     ["check_hardening"]),
+    ("src/core/model.c", "__builtin_add_overflow(fd_len, def->n_meta, &fd_len) ||", "",
+     ["check_hardening"]),
+    # ---- data/
+    ("src/data/dataset.c", "(size_t)labels[i] >= n_classes", "(size_t)labels[i] > n_classes",
+     ["check_errors", "check_dataset"]),
+    ("src/data/dataset.c", "if (count == 0 || first > src->n || count > src->n - first)",
+     "if (count == 0 || first > src->n)", ["check_errors", "check_dataset"]),
+    ("src/data/dataset.c", "            sd[j] = 1.0;", "            sd[j] = 2.0;",
+     ["check_dataset"]),
+    ("src/data/dataset.c", "    rv_clear(d->err); /* the call succeeded", "    /* the call succeeded",
+     ["check_hardening"]),
+    ("src/data/idx.c", "scale[v] = v / 255.0;", "scale[v] = v / 256.0;", ["check_dataset"]),
+    ("src/data/inflate.c", "else if (le32(in + s.in_pos) != rv_crc32(0, s.out, s.out_len))",
+     "else if (0)", ["check_dataset"]),
+    # ---- models/
+    ("src/models/mlp_pass.c", "d[i] *= 1.0 - h[i] * h[i];", "d[i] *= 1.0 + h[i] * h[i];",
+     ["check_mlp"]),
+    ("src/models/mlp_batch.c", "first = (step % m->n_batches) * m->batch;",
+     "first = (step % m->n_batches);", ["check_mlp", PY]),
+    ("src/models/mlp_penalty.c", "value += 0.5 * m->lambda[i] * (w[i] * w[i]);",
+     "value += m->lambda[i] * (w[i] * w[i]);", ["check_mlp"]),
+    ("src/models/mlp_penalty.c",
+     "if (m->lambda_valid && memcmp(m->meta_seen, meta, m->n_meta * sizeof *meta) == 0)",
+     "if (m->lambda_valid)", ["check_mlp", PY]),
+    ("src/models/mlp_eval.c", "correct += argmax(ws.p + r * K, K) == (size_t)yb[r];",
+     "correct += argmax(ws.p + r * K, K) != (size_t)yb[r];", ["check_mlp", PY]),
+    ("src/models/mlp_eval.c", "*loss = total * scale;", "*loss = total;", ["check_mlp", PY]),
+    ("src/models/mlp.c", " ||\n           revl_dataset_n_classes(m->train) > m->widths[m->n_layers];",
+     ";", ["check_hardening"]),
+    # ---- hyperopt/
+    ("src/hyperopt/hyperopt.c", "sqrt(h->m2[k] / c2)", "sqrt(h->m2[k])", ["check_hyperopt", PY]),
+    ("src/hyperopt/hyperopt.c", "h->step_size *= 0.5;", "h->step_size *= 0.25;",
+     ["check_hardening", "check_hyperopt"]),
+    ("src/hyperopt/hyperopt.c", "h->min_norm = fmin(h->min_norm, norm);",
+     "h->min_norm = fmax(h->min_norm, norm);", ["check_hardening", "check_hyperopt"]),
+    ("src/hyperopt/hyperopt.c", "if (f < h->best_loss) {", "if (f > h->best_loss) {",
+     ["check_hyperopt", PY]),
+    ("src/hyperopt/hyperopt.c", "d_gamma[k] *= ga * (1.0 - ga);",
+     "d_gamma[k] *= gamma[k] * (1.0 - gamma[k]);", ["check_hardening"]),
+    ("src/hyperopt/hyperopt.c", "if (!h->in_step)\n        return REVL_OK;",
+     "if (1)\n        return REVL_OK;", ["check_hardening"]),
+    ("src/hyperopt/hyperopt.c", "if (h->model->offsets[k] != h->offsets[k])",
+     "if (h->model->offsets[k] != h->model->offsets[k])", ["check_hardening"]),
+    ("src/hyperopt/hyperopt_io.c", 'fprintf(f, " %.17g", x[r * cols + c]);',
+     'fprintf(f, " %.15g", x[r * cols + c]);', ["check_hyperopt", PY]),
+    # ---- the Python binding
+    ("python/revl/_base.py", "    if not minimum <= int(x) <= maximum:",
+     "    if False:", [PY]),
+    ("python/revl/_base.py", '    if b"\\0" in b:', "    if False:", [PY]),
+    ("python/revl/data.py", "        with _Busy((h,)):  # a set() on another thread",
+     "        with _Busy(()):  # a set() on another thread", [PY]),
+    ("python/revl/core.py", "return np.round(self._get()[1] * 65536.0) / 65536.0",
+     "return np.round(self._get()[1] * 65536.0) / 65535.0", [PY]),
+    ("python/revl/mlp.py", "            off += a * b\n", "            off += a * b + 1\n", [PY]),
+    ("python/revl/hyperopt.py", "r.hypergrad_norm, r.step_size, r.seconds, bool(r.chaos))",
+     "r.step_size, r.hypergrad_norm, r.seconds, bool(r.chaos))", [PY]),
+]
+
+
+def sh(cmd, cwd, timeout=None):
+    return subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, timeout=timeout)
+
+
+def copy_tree():
+    """The tracked files (as they are now, edits included) into build-mutants/tree."""
+    files = sh(["git", "ls-files", "-co", "--exclude-standard"], ROOT).stdout.split()
+    if TREE.exists():
+        shutil.rmtree(TREE)
+    for f in files:
+        src = ROOT / f
+        if src.is_file():
+            dst = TREE / f
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+
+
+def build(jobs, targets=("lib",)):
+    r = sh(["make", f"-j{jobs}", "--no-print-directory", *targets], TREE)
+    return r.returncode == 0, r.stdout
+
+
+def run_suite(name, jobs):
+    """True when the suite passes. A suite's binary is linked when it is first needed, so a
+    mutant killed by its first suite costs one link, not ten."""
+    env = dict(os.environ, CK_FORK="yes")
+    if name != PY and not build(jobs, (f"build/tests/{name}",))[0]:
+        return False
+    try:
+        if name == PY:
+            lib = next((TREE / "lib").glob("librevl.so.*.*.*"))
+            env["REVL_LIBRARY"] = str(lib)
+            env["PYTHONDONTWRITEBYTECODE"] = "1"  # a restored file must not meet a stale .pyc
+            r = subprocess.run(["/usr/bin/python3", "-m", "pytest", "-q", "-x", "-p",
+                                "no:cacheprovider", "tests"], cwd=TREE / "python", env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               timeout=600)
+        else:
+            r = subprocess.run([str(TREE / "build" / "tests" / name)], cwd=TREE, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               timeout=600)
+    except subprocess.TimeoutExpired:
+        return False  # a hang is a failure the tests noticed (Check's own timeouts, or ours)
+    return r.returncode == 0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--list", action="store_true")
+    ap.add_argument("--only", default="")
+    ap.add_argument("--jobs", type=int, default=2)
+    a = ap.parse_args()
+    chosen = [m for m in MUTANTS if a.only in m[0] + m[1]]
+    if a.list:
+        for i, (path, old, new, _) in enumerate(chosen):
+            print(f"{i:2d} {path}: {old.strip()!r} -> {new.strip()!r}")
+        return 0
+    t0 = time.time()
+    copy_tree()
+    ok, log = build(a.jobs, ("lib", "tests"))
+    if not ok:
+        print(log)
+        print("mutants: the unmutated tree does not build")
+        return 1
+    for suite in C_ALL + [PY]:
+        if not run_suite(suite, a.jobs):
+            print(f"mutants: {suite} fails on the unmutated tree: nothing to learn from kills")
+            return 1
+    survived, broken = [], []
+    for i, (path, old, new, first) in enumerate(chosen):
+        f = TREE / path
+        text = f.read_text()
+        if text.count(old) != 1:
+            broken.append(f"{path}: {old.strip()!r} occurs {text.count(old)} times")
+            print(f"[{i:2d}] {path}: does not apply ({text.count(old)} matches)")
+            continue
+        f.write_text(text.replace(old, new))
+        try:
+            # a Python mutant needs no rebuild; a C one rebuilds the library now and each suite's
+            # binary when that suite runs
+            ok = path.endswith(".py") or build(a.jobs)[0]
+            if not ok:
+                broken.append(f"{path}: {new.strip()!r} does not compile")
+                print(f"[{i:2d}] {path}: does not compile")
+                continue
+            order = first + [s for s in C_ALL + [PY] if s not in first]
+            killer = next((s for s in order if not run_suite(s, a.jobs)), None)
+            print(f"[{i:2d}] {path}: {new.strip()[:60]!r}: "
+                  f"{'killed by ' + killer if killer else 'SURVIVED'}", flush=True)
+            if killer is None:
+                survived.append(f"{path}: {old.strip()!r} -> {new.strip()!r}")
+        finally:
+            f.write_text(text)
+            os.utime(f, None)  # newer than the mutant's objects: the next build recompiles it
+    print(f"mutants: {len(chosen) - len(survived) - len(broken)} of {len(chosen)} killed, "
+          f"{len(survived)} survived, {len(broken)} did not apply, in {time.time() - t0:.0f} s")
+    for s in survived:
+        print("  survived:", s)
+    for b in broken:
+        print("  broken:", b)
+    return 1 if survived or broken else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -44,7 +44,7 @@ static void mlp_free(void *user)
 
 /* The data set must not change under the model (revl.h); a change of size would make the
  * gathered batch read out of bounds, so it is caught here at the cost of two getters. */
-static int train_changed(const rv_mlp *m)
+int rv_mlp_train_changed(const rv_mlp *m)
 {
     return revl_dataset_n(m->train) != m->n_train || revl_dataset_dim(m->train) != m->widths[0];
 }
@@ -71,7 +71,7 @@ static int mlp_grad(size_t step, const double *w, const double *meta, double *gr
                     void *user)
 {
     rv_mlp *m = user;
-    if (train_changed(m))
+    if (rv_mlp_train_changed(m))
         return 1;
     const double *x;
     gradient(m, step, w, meta, grad, loss, &x);
@@ -82,7 +82,7 @@ static int mlp_hvp(size_t step, const double *w, const double *meta, const doubl
                    double *grad, double *hv_w, double *hv_meta, void *user)
 {
     rv_mlp *m = user;
-    if (train_changed(m))
+    if (rv_mlp_train_changed(m))
         return 1;
     const double *x;
     /* the R-pass needs the forward activations and the backward dz of this very point */
@@ -100,7 +100,7 @@ static int mlp_hvp_affine(size_t step, const double *w, const double *meta, cons
                           void *user)
 {
     rv_mlp *m = user;
-    if (train_changed(m))
+    if (rv_mlp_train_changed(m))
         return 1;
     const double *x;
     gradient(m, step, w, meta, grad, NULL, &x);

@@ -50,7 +50,7 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(sort $(wildcard tests/check_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_HELPERS := $(sort $(wildcard tests/testutil*.c))
-EXAMPLE_SRC := $(sort $(wildcard examples/*.c))
+EXAMPLE_SRC := $(filter-out examples/mpi_%.c,$(sort $(wildcard examples/*.c)))
 EXAMPLE_CXX_SRC := $(sort $(wildcard examples/*.cpp))
 EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%) \
 	$(EXAMPLE_CXX_SRC:examples/%.cpp=$(BUILD)/examples/%)
@@ -66,7 +66,7 @@ PCFILE := $(LIBOUT)/revl.pc
 
 .PHONY: all lib tests examples bench bench-scale check check-c check-python deps demo examples-quick bench-torch install clean \
 	need-blas asan valgrind
-all: lib tests examples
+all: lib tests examples mpi
 
 need-blas:
 	@if [ "$(BLAS)" != reference ] && [ -z "$(BLAS_PC)" ]; then \
@@ -117,10 +117,77 @@ $(BUILD)/bench/%: bench/%.c $(wildcard bench/*.h) $(STLIB)
 tests: $(TEST_BIN)
 examples: $(EXAMPLE_BIN)
 
+# ---- librevl_mpi: the communicator over OpenMPI, its own library (docs/mpi.md). Built when
+# mpicc and OpenMPI's pkg-config file are there, skipped with a message otherwise; check-mpi
+# (part of `make check`, which installs OpenMPI) needs them and fails without.
+MPICC ?= mpicc
+HAVE_MPI := $(shell command -v $(MPICC) >/dev/null 2>&1 && pkg-config --exists ompi-c 2>/dev/null && echo yes)
+MPI_SONAME := librevl_mpi.so.$(VERSION_MAJOR)
+MPI_SHLIB := $(LIBOUT)/librevl_mpi.so.$(VERSION)
+MPI_STLIB := $(LIBOUT)/librevl_mpi.a
+MPI_PCFILE := $(LIBOUT)/revl-mpi.pc
+MPI_RANKS ?= 1 2 3 4
+MPIRUN := mpirun --allow-run-as-root --oversubscribe
+.PHONY: mpi need-mpi check-mpi demo-mpi
+
+ifeq ($(HAVE_MPI),yes)
+mpi: $(MPI_SHLIB) $(MPI_STLIB) $(MPI_PCFILE) $(BUILD)/tests/mpi/check_mpi $(BUILD)/examples/mpi_lr_schedule
+else
+mpi:
+	@echo "revl: mpicc or OpenMPI not found: librevl_mpi and the MPI tests are skipped" \
+	  "(apt-get install openmpi-bin libopenmpi-dev, or make deps)"
+endif
+need-mpi:
+	@if [ "$(HAVE_MPI)" != yes ]; then \
+	  echo "revl: check-mpi needs mpicc and OpenMPI (apt-get install openmpi-bin libopenmpi-dev)"; exit 1; fi
+
+$(BUILD)/mpi/revl_mpi.o: mpi/revl_mpi.c include/revl_mpi.h include/revl.h
+	@mkdir -p $(dir $@)
+	$(MPICC) $(ALL_CFLAGS) $(LIB_WERROR) -fPIC -fvisibility=hidden -c $< -o $@
+
+$(MPI_SHLIB): $(BUILD)/mpi/revl_mpi.o $(SHLIB) mpi/revl_mpi.map
+	$(MPICC) -shared $(SAN) -Wl,-soname,$(MPI_SONAME) -Wl,--version-script=mpi/revl_mpi.map \
+		-Wl,-z,defs -o $@ $< -L$(LIBOUT) -lrevl
+	ln -sf librevl_mpi.so.$(VERSION) $(LIBOUT)/$(MPI_SONAME)
+	ln -sf $(MPI_SONAME) $(LIBOUT)/librevl_mpi.so
+
+$(MPI_STLIB): $(BUILD)/mpi/revl_mpi.o
+	rm -f $@
+	ar rcs $@ $<
+
+$(MPI_PCFILE): mpi/revl-mpi.pc.in include/revl.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+$(BUILD)/tests/mpi/check_mpi: tests/mpi/check_mpi.c tests/testutil_dp.c tests/testutil_dp.h $(MPI_STLIB) $(STLIB)
+	@mkdir -p $(dir $@)
+	$(MPICC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Itests -o $@ $< tests/testutil_dp.c $(MPI_STLIB) $(STLIB) \
+		$(CHECK_LIBS) $(LDLIBS)
+
+$(BUILD)/examples/mpi_%: examples/mpi_%.c $(wildcard examples/*.h) $(MPI_STLIB) $(STLIB)
+	@mkdir -p $(dir $@)
+	$(MPICC) $(ALL_CFLAGS) -o $@ $< $(MPI_STLIB) $(STLIB) $(LDLIBS)
+
+# lr_schedule's experiment on 2 ranks (a few minutes); rank 1's files must be rank 0's bytes.
+demo-mpi:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory need-mpi lib mpi
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(MPIRUN) -np 2 $(BUILD)/examples/mpi_lr_schedule --out out/mpi_lr_schedule
+	@for f in hyperparams.txt alpha.dat gamma.dat init_scales.dat; do \
+	  cmp out/mpi_lr_schedule/$$f out/mpi_lr_schedule/rank1/$$f || exit 1; done; \
+	  echo "revl: rank 1 wrote the same bytes as rank 0"
+
+# Each rank count under a timeout: a rank left waiting in a collective fails the run, never hangs it.
+check-mpi: need-mpi lib mpi
+	@for R in $(MPI_RANKS); do echo "== check_mpi on $$R rank(s)"; \
+	  OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 timeout 300 $(MPIRUN) -np $$R \
+	    $(BUILD)/tests/mpi/check_mpi || { echo "revl: check_mpi FAILED on $$R rank(s)"; exit 1; }; \
+	done
+
 # ---- Debian packages the build, the tests and the demo need
 DEB_PKGS := build-essential pkg-config libopenblas-dev libblas-dev check meson ninja-build \
 	clang libclang-rt-14-dev libomp-dev g++ abigail-tools \
-	python3 python3-numpy python3-pytest python3-torch gnuplot-nox dataset-fashion-mnist valgrind
+	python3 python3-numpy python3-pytest python3-torch gnuplot-nox dataset-fashion-mnist valgrind \
+	openmpi-bin libopenmpi-dev
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
@@ -146,6 +213,7 @@ check:
 	@$(MAKE) --no-print-directory deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory check-c
+	@$(MAKE) --no-print-directory check-mpi
 	@$(MAKE) --no-print-directory check-python
 
 # The main job (README, examples/README.md): install what is missing, build the library and
@@ -195,7 +263,7 @@ install: lib
 		lib/revl.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/revl.pc
 
 clean:
-	rm -rf $(BUILD) build-* lib/librevl.* lib/revl.pc
+	rm -rf $(BUILD) build-* lib/librevl.* lib/librevl_mpi.* lib/revl.pc lib/revl-mpi.pc
 
 # =============================================================================================
 # Reliability and ABI checks (docs/building.md). Each builds into its own build-<x> directory
@@ -221,7 +289,7 @@ asan:
 
 # ---- valgrind memcheck over a representative subset (those of the list that exist).
 VALGRIND_SUITES ?= check_infobuf check_fixed check_model check_schedule check_trainer check_errors check_update check_optim check_pinned \
-	check_reverse check_dataset check_idx check_mlp check_hyperopt
+	check_reverse check_dataset check_idx check_mlp check_hyperopt check_dp
 VALGRIND_BIN = $(filter $(addprefix $(BUILD)/tests/,$(VALGRIND_SUITES)),$(TEST_BIN))
 VALGRIND_OPTS ?= --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,possible \
 	--suppressions=$(CURDIR)/tests/valgrind.supp --quiet

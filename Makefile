@@ -128,7 +128,7 @@ MPI_STLIB := $(LIBOUT)/librevl_mpi.a
 MPI_PCFILE := $(LIBOUT)/revl-mpi.pc
 MPI_RANKS ?= 1 2 3 4
 MPIRUN := mpirun --allow-run-as-root --oversubscribe
-.PHONY: mpi need-mpi check-mpi demo-mpi
+.PHONY: mpi need-mpi check-mpi demo-mpi install-mpi
 
 ifeq ($(HAVE_MPI),yes)
 mpi: $(MPI_SHLIB) $(MPI_STLIB) $(MPI_PCFILE) $(BUILD)/tests/mpi/check_mpi $(BUILD)/examples/mpi_lr_schedule
@@ -178,6 +178,10 @@ demo-mpi:
 
 # Each rank count under a timeout: a rank left waiting in a collective fails the run, never hangs it.
 check-mpi: need-mpi lib mpi
+	@bad=$$(nm -D --defined-only $(MPI_SHLIB) | awk '$$2 ~ /[TDBR]/ {print $$3}' | grep -v '^revl_mpi_' || true); \
+	if [ -n "$$bad" ]; then echo "revl: librevl_mpi exports symbols outside revl_mpi_*:" $$bad; exit 1; fi
+	@readelf -d $(MPI_SHLIB) | grep -q 'Library soname: \[$(MPI_SONAME)\]' || \
+	  { echo "revl: librevl_mpi's SONAME is not $(MPI_SONAME)"; exit 1; }
 	@for R in $(MPI_RANKS); do echo "== check_mpi on $$R rank(s)"; \
 	  OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 timeout 300 $(MPIRUN) -np $$R \
 	    $(BUILD)/tests/mpi/check_mpi || { echo "revl: check_mpi FAILED on $$R rank(s)"; exit 1; }; \
@@ -261,6 +265,16 @@ install: lib
 	install -m 644 $(STLIB) $(DESTDIR)$(PREFIX)/lib/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@BLAS_PC@|$(BLAS_PC)|' \
 		lib/revl.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/revl.pc
+	@if [ "$(HAVE_MPI)" = yes ]; then $(MAKE) --no-print-directory install-mpi; \
+	else echo "revl: OpenMPI not found: librevl_mpi not installed"; fi
+
+install-mpi: mpi
+	install -m 644 include/revl_mpi.h $(DESTDIR)$(PREFIX)/include/revl_mpi.h
+	install -m 755 $(MPI_SHLIB) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf librevl_mpi.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(MPI_SONAME)
+	ln -sf $(MPI_SONAME) $(DESTDIR)$(PREFIX)/lib/librevl_mpi.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' mpi/revl-mpi.pc.in \
+		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/revl-mpi.pc
 
 clean:
 	rm -rf $(BUILD) build-* lib/librevl.* lib/librevl_mpi.* lib/revl.pc lib/revl-mpi.pc

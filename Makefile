@@ -128,7 +128,7 @@ MPI_STLIB := $(LIBOUT)/librevl_mpi.a
 MPI_PCFILE := $(LIBOUT)/revl-mpi.pc
 MPI_RANKS ?= 1 2 3 4
 MPIRUN := mpirun --allow-run-as-root --oversubscribe
-.PHONY: mpi need-mpi check-mpi demo-mpi install-mpi
+.PHONY: mpi need-mpi check-mpi demo-mpi install-mpi bench-mpi
 
 ifeq ($(HAVE_MPI),yes)
 mpi: $(MPI_SHLIB) $(MPI_STLIB) $(MPI_PCFILE) $(BUILD)/tests/mpi/check_mpi $(BUILD)/examples/mpi_lr_schedule
@@ -166,6 +166,15 @@ $(BUILD)/tests/mpi/check_mpi: tests/mpi/check_mpi.c tests/testutil_dp.c tests/te
 $(BUILD)/examples/mpi_%: examples/mpi_%.c $(wildcard examples/*.h) $(MPI_STLIB) $(STLIB)
 	@mkdir -p $(dir $@)
 	$(MPICC) $(ALL_CFLAGS) -o $@ $< $(MPI_STLIB) $(STLIB) $(LDLIBS)
+
+$(BUILD)/bench/mpi/bench_mpi: bench/mpi/bench_mpi.c $(MPI_STLIB) $(STLIB)
+	@mkdir -p $(dir $@)
+	$(MPICC) $(ALL_CFLAGS) -O3 -o $@ $< $(MPI_STLIB) $(STLIB) $(LDLIBS)
+
+# The data-parallel MLP 784-1000-1000-10 on 1 and 2 ranks, one thread each (docs/mpi.md).
+bench-mpi: need-mpi $(BUILD)/bench/mpi/bench_mpi
+	@for R in 1 2; do OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(MPIRUN) -np $$R \
+	  $(BUILD)/bench/mpi/bench_mpi 1000 10 || exit 1; done
 
 # lr_schedule's experiment on 2 ranks (a few minutes); rank 1's files must be rank 0's bytes.
 demo-mpi:

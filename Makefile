@@ -238,7 +238,7 @@ demo:
 	$(BUILD)/examples/lr_schedule --out out/lr_schedule
 
 # Every example in quick mode, each checked on its output (examples/check_quick.sh).
-examples-quick: lib examples
+examples-quick: lib examples mpi
 	@bash examples/check_quick.sh $(BUILD)
 
 # Benchmarks print tables of ratios measured side by side in one run (docs/performance.md).

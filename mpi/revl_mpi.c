@@ -25,6 +25,9 @@ int revl_mpi_comm_init(revl_comm *c, MPI_Comm comm)
     if (!c)
         return REVL_ERR_INVALID;
     memset(c, 0, sizeof *c);
+    int up = 0;
+    if (MPI_Initialized(&up) != MPI_SUCCESS || !up)
+        return REVL_ERR_INVALID; /* before MPI_Init even MPI_Comm_dup would abort */
     MPI_Comm *dup = malloc(sizeof *dup);
     if (!dup)
         return REVL_ERR_NOMEM;

@@ -207,6 +207,48 @@ START_TEST(micro_batches_fix_the_bits)
 }
 END_TEST
 
+/* f = |w_T - 0.5|^2 / 2 of a run (dp_run's dfdw is w_T - 0.5). */
+static double objective(const dp_case *c)
+{
+    double *o;
+    size_t n;
+    char msg[256];
+    ck_assert_msg(dp_run(c, &o, &n, msg) == REVL_OK, "%s", msg);
+    size_t P = c->mlp ? 4 * 6 + 6 + 6 * 3 + 3 : 5;
+    double f = 0;
+    for (size_t i = 0; i < P; i++)
+        f += (o[i] - 0.5) * (o[i] - 0.5) / 2;
+    free(o);
+    return f;
+}
+
+/* d_alpha of the data-parallel run against central differences of whole runs (momentum keeps
+ * gamma 0.9 at the perturbed step; alpha is the first kind of the output). */
+START_TEST(alpha_hypergrad_matches_finite_differences)
+{
+    dp_case c = {.mlp = _i, .optimizer = REVL_OPTIM_MOMENTUM, .n_micro = 5};
+    size_t T = c.mlp ? DP_MLP_STEPS : DP_LR_STEPS, P = c.mlp ? 51 : 5, G = c.mlp ? 4 : 1;
+    double *o;
+    size_t n;
+    char msg[256];
+    ck_assert_msg(dp_run(&c, &o, &n, msg) == REVL_OK, "%s", msg);
+    for (size_t s = 2; s < T; s += 6) {
+        double analytic = 0;
+        for (size_t g = 0; g < G; g++)
+            analytic += o[P + s * G + g];
+        double h = 1e-5;
+        dp_case up = c, down = c;
+        up.alpha_delta = h;
+        down.alpha_delta = -h;
+        up.delta_step = down.delta_step = s;
+        double fd = (objective(&up) - objective(&down)) / (2 * h);
+        ck_assert_msg(fabs(fd - analytic) <= 1e-5 * (fabs(fd) + 1e-3),
+                      "step %zu: finite difference %.12g, reverse %.12g", s, fd, analytic);
+    }
+    free(o);
+}
+END_TEST
+
 /* A fault on the last rank: every rank fails with the same status and message, naming it. */
 static void expect_fault_everywhere(enum dp_fault fault, int want, const char *text)
 {
@@ -275,6 +317,7 @@ static Suite *dp_suite(void)
     tcase_add_test(tc, bad_definitions);
     tcase_add_loop_test(tc, identical_for_any_rank_count, 0, 4);
     tcase_add_test(tc, micro_batches_fix_the_bits);
+    tcase_add_loop_test(tc, alpha_hypergrad_matches_finite_differences, 0, 2);
     tcase_add_test(tc, callback_failure_on_one_rank);
     tcase_add_test(tc, nan_on_one_rank);
     tcase_add_test(tc, drift_on_one_rank);

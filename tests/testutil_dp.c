@@ -9,8 +9,8 @@
 #define LR_N 96 /* examples */
 #define LR_D 5  /* features = parameters */
 #define LR_B 24 /* minibatch */
-#define LR_T 20 /* steps */
-#define MLP_T 15
+#define LR_T DP_LR_STEPS
+#define MLP_T DP_MLP_STEPS
 
 static double uniform(uint64_t *s)
 {
@@ -199,7 +199,10 @@ static int schedule(const dp_case *c, revl_model *m, size_t T, int rank, revl_sc
     double alpha = c->optimizer == REVL_OPTIM_ADAM ? 0.02 : 0.2;
     if (c->fault == DP_FAULT_ALPHA && rank == c->fault_rank)
         alpha *= 1.01;
-    return revl_schedule_fill_kind(*s, REVL_HYPER_ALPHA, alpha);
+    rc = revl_schedule_fill_kind(*s, REVL_HYPER_ALPHA, alpha);
+    for (size_t g = 0; !rc && c->alpha_delta != 0 && g < G; g++)
+        rc = revl_schedule_set(*s, c->delta_step, g, alpha + c->alpha_delta, 0.9);
+    return rc;
 }
 
 static int train_and_reverse(const dp_case *c, revl_model *m, lr_user *u, size_t T, int rank,

@@ -24,7 +24,13 @@ typedef struct dp_case {
     enum dp_fault fault;
     int fault_rank;
     size_t fault_step;
+    double alpha_delta;      /* added to alpha at step delta_step, every group (finite differences) */
+    size_t delta_step;
 } dp_case;
+
+/* Steps of the logistic regression and the MLP problems. */
+#define DP_LR_STEPS 20
+#define DP_MLP_STEPS 15
 
 /* Runs train + hypergrad_kinds; on success *out (malloc'd, *n_out doubles) holds w_T, every
  * kind's hypergradient, d_w0, d_meta, the last loss and the buffer size. Returns the status of

@@ -410,7 +410,7 @@ typedef int (*revl_micro_hvp_fn)(size_t step, size_t micro, const double *w, con
 typedef struct revl_dp_def {
     size_t struct_size;
     size_t n_params, n_meta;
-    size_t n_micro;           /* micro-batches per step, >= 1; fixes the bits, not the ranks */
+    size_t n_micro;           /* micro-batches per step, >= 1 (default 1); fixes the bits */
     revl_micro_grad_fn grad;  /* required */
     revl_micro_hvp_fn hvp;    /* required (a finite difference of rounded sums would be noise) */
     int hvp_gives_grad;

@@ -53,7 +53,7 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(sort $(wildcard tests/check_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_HELPERS := $(sort $(wildcard tests/testutil*.c))
-EXAMPLE_SRC := $(sort $(wildcard examples/*.c))
+EXAMPLE_SRC := $(filter-out examples/mpi_%.c,$(sort $(wildcard examples/*.c)))
 EXAMPLE_CXX_SRC := $(sort $(wildcard examples/*.cpp))
 EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%) \
 	$(EXAMPLE_CXX_SRC:examples/%.cpp=$(BUILD)/examples/%)
@@ -78,7 +78,7 @@ endif
 
 .PHONY: all lib tests examples bench bench-scale check check-c check-python deps demo examples-quick bench-torch install clean \
 	need-blas asan valgrind
-all: lib tests examples
+all: lib tests examples mpi
 
 need-blas:
 	@if [ "$(BLAS)" != reference ] && [ -z "$(BLAS_PC)" ]; then \
@@ -143,10 +143,90 @@ $(BUILD)/bench/%: bench/%.c $(wildcard bench/*.h) $(STLIB)
 tests: $(TEST_BIN)
 examples: $(EXAMPLE_BIN)
 
+# ---- librevl_mpi: the communicator over OpenMPI, its own library (docs/mpi.md). Built when
+# mpicc and OpenMPI's pkg-config file are there, skipped with a message otherwise; check-mpi
+# (part of `make check`, which installs OpenMPI) needs them and fails without.
+MPICC ?= mpicc
+HAVE_MPI := $(shell command -v $(MPICC) >/dev/null 2>&1 && pkg-config --exists ompi-c 2>/dev/null && echo yes)
+MPI_SONAME := librevl_mpi.so.$(VERSION_MAJOR)
+MPI_SHLIB := $(LIBOUT)/librevl_mpi.so.$(VERSION)
+MPI_STLIB := $(LIBOUT)/librevl_mpi.a
+MPI_PCFILE := $(LIBOUT)/revl-mpi.pc
+MPI_RANKS ?= 1 2 3 4
+MPIRUN := mpirun --allow-run-as-root --oversubscribe
+.PHONY: mpi need-mpi check-mpi demo-mpi install-mpi bench-mpi
+
+ifeq ($(HAVE_MPI),yes)
+mpi: $(MPI_SHLIB) $(MPI_STLIB) $(MPI_PCFILE) $(BUILD)/tests/mpi/check_mpi $(BUILD)/examples/mpi_lr_schedule
+else
+mpi:
+	@echo "revl: mpicc or OpenMPI not found: librevl_mpi and the MPI tests are skipped" \
+	  "(apt-get install openmpi-bin libopenmpi-dev, or make deps)"
+endif
+need-mpi:
+	@if [ "$(HAVE_MPI)" != yes ]; then \
+	  echo "revl: check-mpi needs mpicc and OpenMPI (apt-get install openmpi-bin libopenmpi-dev)"; exit 1; fi
+
+$(BUILD)/mpi/revl_mpi.o: mpi/revl_mpi.c include/revl_mpi.h include/revl.h
+	@mkdir -p $(dir $@)
+	$(MPICC) $(ALL_CFLAGS) $(LIB_WERROR) -fPIC -fvisibility=hidden -c $< -o $@
+
+$(MPI_SHLIB): $(BUILD)/mpi/revl_mpi.o $(SHLIB) mpi/revl_mpi.map
+	$(MPICC) -shared $(SAN) -Wl,-soname,$(MPI_SONAME) -Wl,--version-script=mpi/revl_mpi.map \
+		-Wl,-z,defs -o $@ $< -L$(LIBOUT) -lrevl
+	ln -sf librevl_mpi.so.$(VERSION) $(LIBOUT)/$(MPI_SONAME)
+	ln -sf $(MPI_SONAME) $(LIBOUT)/librevl_mpi.so
+
+$(MPI_STLIB): $(BUILD)/mpi/revl_mpi.o
+	rm -f $@
+	ar rcs $@ $<
+
+$(MPI_PCFILE): mpi/revl-mpi.pc.in include/revl.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+$(BUILD)/tests/mpi/check_mpi: tests/mpi/check_mpi.c tests/testutil_dp.c tests/testutil_dp.h $(MPI_STLIB) $(STLIB)
+	@mkdir -p $(dir $@)
+	$(MPICC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Itests -o $@ $< tests/testutil_dp.c $(MPI_STLIB) $(STLIB) \
+		$(CHECK_LIBS) $(LDLIBS)
+
+$(BUILD)/examples/mpi_%: examples/mpi_%.c $(wildcard examples/*.h) $(MPI_STLIB) $(STLIB)
+	@mkdir -p $(dir $@)
+	$(MPICC) $(ALL_CFLAGS) -o $@ $< $(MPI_STLIB) $(STLIB) $(LDLIBS)
+
+$(BUILD)/bench/mpi/bench_mpi: bench/mpi/bench_mpi.c $(MPI_STLIB) $(STLIB)
+	@mkdir -p $(dir $@)
+	$(MPICC) $(ALL_CFLAGS) -O3 -o $@ $< $(MPI_STLIB) $(STLIB) $(LDLIBS)
+
+# The data-parallel MLP 784-1000-1000-10 on 1 and 2 ranks, one thread each (docs/mpi.md).
+bench-mpi: need-mpi $(BUILD)/bench/mpi/bench_mpi
+	@for R in 1 2; do OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(MPIRUN) -np $$R \
+	  $(BUILD)/bench/mpi/bench_mpi 1000 10 || exit 1; done
+
+# lr_schedule's experiment on 2 ranks (a few minutes); rank 1's files must be rank 0's bytes.
+demo-mpi:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory need-mpi lib mpi
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(MPIRUN) -np 2 $(BUILD)/examples/mpi_lr_schedule --out out/mpi_lr_schedule
+	@for f in hyperparams.txt alpha.dat gamma.dat init_scales.dat; do \
+	  cmp out/mpi_lr_schedule/$$f out/mpi_lr_schedule/rank1/$$f || exit 1; done; \
+	  echo "revl: rank 1 wrote the same bytes as rank 0"
+
+# Each rank count under a timeout: a rank left waiting in a collective fails the run, never hangs it.
+check-mpi: need-mpi lib mpi
+	@bad=$$(nm -D --defined-only $(MPI_SHLIB) | awk '$$2 ~ /[TDBR]/ {print $$3}' | grep -v '^revl_mpi_' || true); \
+	if [ -n "$$bad" ]; then echo "revl: librevl_mpi exports symbols outside revl_mpi_*:" $$bad; exit 1; fi
+	@readelf -d $(MPI_SHLIB) | grep -q 'Library soname: \[$(MPI_SONAME)\]' || \
+	  { echo "revl: librevl_mpi's SONAME is not $(MPI_SONAME)"; exit 1; }
+	@for R in $(MPI_RANKS); do echo "== check_mpi on $$R rank(s)"; \
+	  OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 timeout 300 $(MPIRUN) -np $$R \
+	    $(BUILD)/tests/mpi/check_mpi || { echo "revl: check_mpi FAILED on $$R rank(s)"; exit 1; }; \
+	done
+
 # ---- Debian packages the build, the tests and the demo need
 DEB_PKGS := build-essential pkg-config libopenblas-dev libblas-dev zlib1g-dev check meson ninja-build \
 	clang libclang-rt-14-dev libomp-dev g++ abigail-tools \
-	python3 python3-numpy python3-pytest python3-torch python3-pip python3-venv python3-setuptools python3-wheel gnuplot-nox dataset-fashion-mnist valgrind
+	python3 python3-numpy python3-pytest python3-torch python3-pip python3-venv python3-setuptools python3-wheel gnuplot-nox dataset-fashion-mnist valgrind \
+	openmpi-bin libopenmpi-dev
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
@@ -176,6 +256,8 @@ check:
 	@mkdir -p $(BUILD); rc=0; \
 	$(MAKE) --no-print-directory check-c 2>&1 | tee $(BUILD)/check-c.log; \
 	[ $${PIPESTATUS[0]} -eq 0 ] || rc=1; \
+	$(MAKE) --no-print-directory check-mpi 2>&1 | tee $(BUILD)/check-mpi.log; \
+	[ $${PIPESTATUS[0]} -eq 0 ] || rc=1; \
 	$(MAKE) --no-print-directory check-python 2>&1 | tee $(BUILD)/check-python.log; \
 	[ $${PIPESTATUS[0]} -eq 0 ] || rc=1; \
 	bash tests/check_summary.sh $(BUILD)/check-c.log $(BUILD)/check-python.log $$rc
@@ -195,7 +277,7 @@ demo:
 	$(BUILD)/examples/lr_schedule --out out/lr_schedule
 
 # Every example in quick mode, each checked on its output (examples/check_quick.sh).
-examples-quick: lib examples
+examples-quick: lib examples mpi
 	@bash examples/check_quick.sh $(BUILD)
 
 # Benchmarks print tables of ratios measured side by side in one run (docs/performance.md).
@@ -231,9 +313,19 @@ install: lib
 	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/librevl.so
 	install -m 644 $(STLIB) $(DESTDIR)$(PREFIX)/lib/
 	$(PC_SUBST) lib/revl.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/revl.pc
+	@if [ "$(HAVE_MPI)" = yes ]; then $(MAKE) --no-print-directory install-mpi; \
+	else echo "revl: OpenMPI not found: librevl_mpi not installed"; fi
+
+install-mpi: mpi
+	install -m 644 include/revl_mpi.h $(DESTDIR)$(PREFIX)/include/revl_mpi.h
+	install -m 755 $(MPI_SHLIB) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf librevl_mpi.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(MPI_SONAME)
+	ln -sf $(MPI_SONAME) $(DESTDIR)$(PREFIX)/lib/librevl_mpi.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' mpi/revl-mpi.pc.in \
+		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/revl-mpi.pc
 
 clean:
-	rm -rf $(BUILD) build-* lib/librevl.* lib/revl.pc
+	rm -rf $(BUILD) build-* lib/librevl.* lib/librevl_mpi.* lib/revl.pc lib/revl-mpi.pc
 
 # =============================================================================================
 # Reliability and ABI checks (docs/building.md). Each builds into its own build-<x> directory
@@ -259,7 +351,7 @@ asan:
 
 # ---- valgrind memcheck over a representative subset (those of the list that exist).
 VALGRIND_SUITES ?= check_infobuf check_fixed check_model check_schedule check_trainer check_errors check_update check_optim check_pinned check_grid \
-	check_reverse check_dataset check_idx check_mlp check_hyperopt check_hardening
+	check_reverse check_dataset check_idx check_mlp check_hyperopt check_hardening check_dp
 VALGRIND_BIN = $(filter $(addprefix $(BUILD)/tests/,$(VALGRIND_SUITES)),$(TEST_BIN))
 VALGRIND_OPTS ?= --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,possible \
 	--suppressions=$(CURDIR)/tests/valgrind.supp --quiet

@@ -24,6 +24,12 @@
 
 #define MAX_KINDS REVL_HYPER_COUNT
 
+/* How the MLP is made (revl_mlp_create's arguments); an includer may name another maker
+ * (mpi_lr_schedule.c: the data-parallel MLP over MPI ranks). */
+#ifndef SCHEDULE_EXPERIMENT_MLP
+#define SCHEDULE_EXPERIMENT_MLP revl_mlp_create
+#endif
+
 #define N_LAYERS 4
 #define N_GROUPS (2 * N_LAYERS) /* group 2l = weights of layer l, 2l+1 = its biases */
 
@@ -310,7 +316,7 @@ static int schedule_experiment(int argc, char **argv, const char *name, revl_opt
     revl_mlp_options mo;
     revl_mlp_options_init(&mo); /* tanh, batch 200, minibatch seed 0 */
     mo.threads = c.threads;
-    int rc = revl_mlp_create(&model, N_LAYERS + 1, widths, train, &mo);
+    int rc = SCHEDULE_EXPERIMENT_MLP(&model, N_LAYERS + 1, widths, train, &mo);
     if (rc != REVL_OK) {
         fprintf(stderr, "%s: MLP: %s\n", name, revl_strerror(rc));
         goto done;

@@ -383,6 +383,72 @@ REVL_API int revl_mlp_create(revl_model **out, size_t n_widths, const size_t *wi
 REVL_API int revl_model_evaluate(revl_model *m, const revl_dataset *data, const double *w,
                                  double *loss, double *grad_w, double *accuracy);
 
+/* ------------------------------------------------------------------ data parallel */
+/* Exact data-parallel training (docs/mpi.md): the minibatch of step t is split into n_micro
+ * micro-batches, a number that does not depend on how many processes ("ranks") share the work.
+ * Each rank computes its micro-batches' contributions, rounds each to a multiple of
+ * 2^-grad_frac_bits and adds them as int64; the ranks sum those integers (associative), so the
+ * gradient every rank's trainer sees is the same bits for any number of ranks, and every rank
+ * runs the same exact training. The library itself does no communication: a communicator is a
+ * function pointer, librevl_mpi (revl_mpi.h) implements it over MPI. */
+typedef struct revl_comm {
+    size_t struct_size;
+    int rank, size; /* this process's rank in [0, size) and the number of ranks */
+    /* In-place elementwise sum of data[n] over all ranks; every rank calls it with the same n
+     * in the same order. Returns 0, or nonzero on a communication failure. */
+    int (*allreduce_i64)(int64_t *data, size_t n, void *user);
+    void *user;
+} revl_comm;
+/* The single-process communicator: rank 0 of 1, the sum of one rank is its data. */
+REVL_API void revl_comm_init_local(revl_comm *c);
+
+/* The micro-batches of rank `rank` of `size`: [*first, *first + *count), contiguous, in rank
+ * order, as even as possible (some ranks have none when size > n_micro). */
+REVL_API int revl_dp_micro_range(size_t n_micro, int rank, int size, size_t *first,
+                                 size_t *count);
+
+/* Per-micro-batch callbacks. The contract: the model's gradient at step t is the sum over
+ * micro = 0..n_micro-1 of what grad writes for (t, micro), e.g. (1/B) times the sum of the
+ * examples' gradients of that micro-batch, plus any penalty in micro-batch 0 only; the same for
+ * the loss (*loss is 0 on entry), for hv_w and hv_meta. Each call must be deterministic in its
+ * arguments. A rank is only called for its own micro-batches (revl_dp_micro_range), so it needs
+ * only their examples. hvp's grad is NULL unless the definition sets hvp_gives_grad; then it
+ * must be grad's bits. hv_meta is NULL when n_meta == 0. Return 0, or nonzero to stop. */
+typedef int (*revl_micro_grad_fn)(size_t step, size_t micro, const double *w, const double *meta,
+                                  double *grad, double *loss, void *user);
+typedef int (*revl_micro_hvp_fn)(size_t step, size_t micro, const double *w, const double *meta,
+                                 const double *v, double *grad, double *hv_w, double *hv_meta,
+                                 void *user);
+
+typedef struct revl_dp_def {
+    size_t struct_size;
+    size_t n_params, n_meta;
+    size_t n_micro;           /* micro-batches per step, >= 1 (default 1); fixes the bits */
+    revl_micro_grad_fn grad;  /* required */
+    revl_micro_hvp_fn hvp;    /* required (a finite difference of rounded sums would be noise) */
+    int hvp_gives_grad;
+    unsigned grad_frac_bits;  /* fractional bits of each rounded contribution, 1..60; default 40:
+                                 each |contribution| must be < 2^(62 - grad_frac_bits) / n_micro */
+    const revl_comm *comm;    /* NULL = revl_comm_init_local; copied */
+    void *user;
+    void (*user_free)(void *user); /* optional; called by revl_model_free */
+    const revl_allocator *allocator; /* optional; NULL = malloc/free; copied */
+} revl_dp_def;
+REVL_API void revl_dp_def_init(revl_dp_def *def);
+/* A model (one group until revl_model_set_groups) whose gradient and Hessian-vector products
+ * are the exact integer sums above. Every call on it is collective: all ranks make it, with the
+ * same step, w, meta and v (checked: a rank that differs fails the call on every rank). A
+ * failure on any rank (a callback's nonzero return, a NaN, a contribution outside the range)
+ * fails the call on every rank with REVL_ERR_CALLBACK and the same message, naming the rank. */
+REVL_API int revl_dp_model_create(revl_model **out, const revl_dp_def *def);
+
+/* The built-in MLP (revl_mlp_create) as a data-parallel model: micro-batch k of step t is rows
+ * [k B / n_micro, (k+1) B / n_micro) of its minibatch of B examples (n_micro <= B), the penalty
+ * is in micro-batch 0. Every rank holds the whole training set. grad_frac_bits 0 = 40. */
+REVL_API int revl_mlp_dp_create(revl_model **out, size_t n_widths, const size_t *widths,
+                                const revl_dataset *train, const revl_mlp_options *opts,
+                                size_t n_micro, unsigned grad_frac_bits, const revl_comm *comm);
+
 /* ------------------------------------------------------------------ hyper-optimiser */
 /* Meta-iterations of: train -> validation objective f(w_T) -> hypergradient -> update, over a
  * chosen subset of log alpha (T x G), logit gamma (T x G), log init scales (G) and the model's

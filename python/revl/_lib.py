@@ -161,6 +161,11 @@ CALLBACK_TYPES = {
                                    "const double *", "const double *", "double *", "double *",
                                    "double *", "void *")),
     "revl_report_fn": ("int", ("const revl_hyperopt_report *", "void *")),
+    "revl_micro_grad_fn": ("int", ("size_t", "size_t", "const double *", "const double *",
+                                   "double *", "double *", "void *")),
+    "revl_micro_hvp_fn": ("int", ("size_t", "size_t", "const double *", "const double *",
+                                  "const double *", "double *", "double *", "double *",
+                                  "void *")),
     "revl_objective_fn": ("int", ("const double *", "const double *", "double *", "double *",
                                   "double *", "void *")),
 }
@@ -254,6 +259,14 @@ PROTOTYPES = [
                                 "const revl_dataset *", "const revl_mlp_options *")),
     ("revl_model_evaluate", "int", ("revl_model *", "const revl_dataset *", "const double *",
                                     "double *", "double *", "double *")),
+    # data parallel (docs/mpi.md): declared, not wrapped in a class yet
+    ("revl_comm_init_local", "void", ("revl_comm *",)),
+    ("revl_dp_micro_range", "int", ("size_t", "int", "int", "size_t *", "size_t *")),
+    ("revl_dp_def_init", "void", ("revl_dp_def *",)),
+    ("revl_dp_model_create", "int", ("revl_model **", "const revl_dp_def *")),
+    ("revl_mlp_dp_create", "int", ("revl_model **", "size_t", "const size_t *",
+                                   "const revl_dataset *", "const revl_mlp_options *", "size_t",
+                                   "unsigned", "const revl_comm *")),
     # hyper-optimiser
     ("revl_hyperopt_options_init", "void", ("revl_hyperopt_options *",)),
     ("revl_hyperopt_report_init", "void", ("revl_hyperopt_report *",)),

@@ -33,6 +33,14 @@ int rv_check_offsets(char *err, size_t n_groups, const size_t *offsets, size_t n
     return REVL_OK;
 }
 
+int rv_model_callback_failed(revl_model *m, const char *what, int rc, size_t step)
+{
+    if (m->fail_note && m->fail_note[0])
+        return rv_fail(m->err, REVL_ERR_CALLBACK, "%s returned %d at step %zu: %s", what, rc, step,
+                       m->fail_note);
+    return rv_fail(m->err, REVL_ERR_CALLBACK, "%s returned %d at step %zu", what, rc, step);
+}
+
 int rv_model_create(revl_model **out, const revl_model_def *def, size_t n_groups,
                     const size_t *offsets, const rv_model_builtin *builtin)
 {
@@ -137,8 +145,7 @@ int revl_model_grad(revl_model *m, size_t step, const double *w, const double *m
         return rv_fail(m->err, REVL_ERR_INVALID, "revl_model_grad: w, grad or meta is NULL");
     int rc = m->def.grad(step, w, meta, grad, loss, m->def.user);
     if (rc)
-        return rv_fail(m->err, REVL_ERR_CALLBACK, "gradient callback returned %d at step %zu", rc,
-                       step);
+        return rv_model_callback_failed(m, "gradient callback", rc, step);
     rv_clear(m->err); /* an earlier failure's message no longer applies */
     return REVL_OK;
 }
@@ -214,8 +221,7 @@ int rv_model_hvp_grad(revl_model *m, size_t step, const double *w, const double 
         int rc = m->def.hvp(step, w, meta, v, fused ? grad : NULL, hv_w,
                             m->def.n_meta ? hv_meta : NULL, m->def.user);
         if (rc)
-            return rv_fail(m->err, REVL_ERR_CALLBACK,
-                           "Hessian-vector callback returned %d at step %zu", rc, step);
+            return rv_model_callback_failed(m, "Hessian-vector callback", rc, step);
         return REVL_OK;
     }
     if (grad) {
@@ -234,9 +240,8 @@ int rv_model_hvp_affine(revl_model *m, size_t step, const double *w, const doubl
         int rc = m->hvp_affine(step, w, meta, a, b, grad, hv_w, m->def.n_meta ? hv_meta : NULL,
                                m->def.user);
         if (rc)
-            return rv_fail(m->err, REVL_ERR_CALLBACK,
-                           "fused gradient and Hessian-vector callback returned %d at step %zu",
-                           rc, step);
+            return rv_model_callback_failed(m, "fused gradient and Hessian-vector callback", rc,
+                                            step);
         return REVL_OK;
     }
     size_t p = m->def.n_params;

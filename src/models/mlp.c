@@ -47,7 +47,7 @@ static void mlp_free(void *user)
  * gathered batch read out of bounds, and a label at or past the output width would index past
  * the softmax rows, so both are caught here at the cost of three getters (the data set keeps
  * every label below its n_classes). */
-static int train_changed(const rv_mlp *m)
+int rv_mlp_train_changed(const rv_mlp *m)
 {
     return revl_dataset_n(m->train) != m->n_train || revl_dataset_dim(m->train) != m->widths[0] ||
            revl_dataset_n_classes(m->train) > m->widths[m->n_layers];
@@ -75,7 +75,7 @@ static int mlp_grad(size_t step, const double *w, const double *meta, double *gr
                     void *user)
 {
     rv_mlp *m = user;
-    if (train_changed(m))
+    if (rv_mlp_train_changed(m))
         return 1;
     const double *x;
     gradient(m, step, w, meta, grad, loss, &x);
@@ -86,7 +86,7 @@ static int mlp_hvp(size_t step, const double *w, const double *meta, const doubl
                    double *grad, double *hv_w, double *hv_meta, void *user)
 {
     rv_mlp *m = user;
-    if (train_changed(m))
+    if (rv_mlp_train_changed(m))
         return 1;
     const double *x;
     /* the R-pass needs the forward activations and the backward dz of this very point */
@@ -104,7 +104,7 @@ static int mlp_hvp_affine(size_t step, const double *w, const double *meta, cons
                           void *user)
 {
     rv_mlp *m = user;
-    if (train_changed(m))
+    if (rv_mlp_train_changed(m))
         return 1;
     const double *x;
     gradient(m, step, w, meta, grad, NULL, &x);

@@ -1,0 +1,336 @@
+/* check_dp.c: exact data-parallel training without MPI. The ranks are threads joined by a
+ * communicator made of a barrier and a shared sum (the same contract librevl_mpi implements),
+ * so that the bit-identity for any number of ranks and the failure vote are tested here too,
+ * under the sanitizers and valgrind; tests/mpi/check_mpi.c repeats them over real MPI ranks. */
+#include <check.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "revl.h"
+#include "testutil_dp.h"
+
+/* ---- the thread communicator */
+typedef struct shared {
+    pthread_barrier_t barrier;
+    pthread_mutex_t lock;
+    int64_t sum[4096];
+} shared;
+
+static int thread_allreduce(int64_t *data, size_t n, void *user)
+{
+    shared *s = user;
+    if (n > 4096)
+        return 1;
+    if (pthread_barrier_wait(&s->barrier) == PTHREAD_BARRIER_SERIAL_THREAD)
+        memset(s->sum, 0, n * sizeof *s->sum);
+    pthread_barrier_wait(&s->barrier);
+    pthread_mutex_lock(&s->lock);
+    for (size_t i = 0; i < n; i++)
+        s->sum[i] += data[i];
+    pthread_mutex_unlock(&s->lock);
+    pthread_barrier_wait(&s->barrier);
+    memcpy(data, s->sum, n * sizeof *data);
+    pthread_barrier_wait(&s->barrier);
+    return 0;
+}
+
+typedef struct rank_run {
+    dp_case c;
+    revl_comm comm;
+    int rc;
+    double *out;
+    size_t n;
+    char msg[256];
+} rank_run;
+
+static void *rank_main(void *arg)
+{
+    rank_run *r = arg;
+    r->c.comm = &r->comm;
+    r->rc = dp_run(&r->c, &r->out, &r->n, r->msg);
+    return NULL;
+}
+
+/* The case on R thread ranks; runs[r] holds rank r's result. */
+static void run_ranks(const dp_case *c, int R, rank_run *runs, shared *s)
+{
+    pthread_barrier_init(&s->barrier, NULL, (unsigned)R);
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_t th[4];
+    for (int r = 0; r < R; r++) {
+        memset(&runs[r], 0, sizeof runs[r]);
+        runs[r].c = *c;
+        revl_comm_init_local(&runs[r].comm);
+        runs[r].comm.rank = r;
+        runs[r].comm.size = R;
+        runs[r].comm.allreduce_i64 = thread_allreduce;
+        runs[r].comm.user = s;
+        pthread_create(&th[r], NULL, rank_main, &runs[r]);
+    }
+    for (int r = 0; r < R; r++)
+        pthread_join(th[r], NULL);
+    pthread_barrier_destroy(&s->barrier);
+    pthread_mutex_destroy(&s->lock);
+}
+
+static shared the_shared;
+
+/* ---- the tests */
+START_TEST(micro_range)
+{
+    size_t f, n, want[4][2] = {{0, 2}, {2, 2}, {4, 1}, {5, 1}};
+    for (int r = 0; r < 4; r++) {
+        ck_assert_int_eq(revl_dp_micro_range(6, r, 4, &f, &n), REVL_OK);
+        ck_assert_uint_eq(f, want[r][0]);
+        ck_assert_uint_eq(n, want[r][1]);
+    }
+    ck_assert_int_eq(revl_dp_micro_range(2, 2, 3, &f, &n), REVL_OK);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_int_eq(revl_dp_micro_range(6, 4, 4, &f, &n), REVL_ERR_INVALID);
+    ck_assert_int_eq(revl_dp_micro_range(6, -1, 4, &f, &n), REVL_ERR_INVALID);
+    ck_assert_int_eq(revl_dp_micro_range(6, 0, 0, &f, &n), REVL_ERR_INVALID);
+    ck_assert_int_eq(revl_dp_micro_range(6, 0, 1, NULL, &n), REVL_ERR_INVALID);
+}
+END_TEST
+
+static int dummy_grad(size_t step, size_t micro, const double *w, const double *meta, double *g,
+                      double *loss, void *user)
+{
+    return 0;
+}
+static int dummy_hvp(size_t step, size_t micro, const double *w, const double *meta,
+                     const double *v, double *g, double *hv, double *hm, void *user)
+{
+    return 0;
+}
+
+START_TEST(bad_definitions)
+{
+    revl_model *m = (revl_model *)1;
+    revl_dp_def d;
+    revl_dp_def_init(&d);
+    ck_assert_uint_eq(d.n_micro, 1);
+    ck_assert_uint_eq(d.grad_frac_bits, 40);
+    d.n_params = 3;
+    d.grad = dummy_grad;
+    d.hvp = dummy_hvp;
+    ck_assert_int_eq(revl_dp_model_create(&m, &d), REVL_OK);
+    revl_model_free(m);
+    revl_comm c;
+    revl_comm_init_local(&c);
+    revl_dp_def bad[7];
+    for (int i = 0; i < 7; i++)
+        bad[i] = d;
+    bad[0].n_params = 0;
+    bad[1].n_micro = 0;
+    bad[2].grad = NULL;
+    bad[3].hvp = NULL;
+    bad[4].grad_frac_bits = 61;
+    bad[5].comm = &c;
+    c.rank = 1; /* of size 1 */
+    bad[6].struct_size = 8;
+    for (int i = 0; i < 7; i++) {
+        m = (revl_model *)1;
+        ck_assert_int_eq(revl_dp_model_create(&m, &bad[i]), REVL_ERR_INVALID);
+        ck_assert_ptr_null(m);
+    }
+    ck_assert_int_eq(revl_dp_model_create(NULL, &d), REVL_ERR_INVALID);
+    ck_assert_int_eq(revl_mlp_dp_create(&m, 0, NULL, NULL, NULL, 1, 0, NULL), REVL_ERR_INVALID);
+}
+END_TEST
+
+static void expect_close(const double *a, const double *b, size_t n, double tol)
+{
+    double scale = 0;
+    for (size_t i = 0; i < n; i++)
+        scale = fmax(scale, fabs(b[i]));
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(fabs(a[i] - b[i]) <= tol * (1 + scale), "entry %zu: %.17g vs %.17g", i,
+                      a[i], b[i]);
+}
+
+static const struct {
+    int mlp;
+    revl_optimizer opt;
+} problems[] = {
+    {0, REVL_OPTIM_MOMENTUM}, {0, REVL_OPTIM_ADAM}, {1, REVL_OPTIM_MOMENTUM}, {1, REVL_OPTIM_ADAM}};
+
+/* 1..4 thread ranks give the bits of the single-process run; that run is within tolerance of
+ * the ordinary model (floating-point batch sums). */
+START_TEST(identical_for_any_rank_count)
+{
+    dp_case c = {.mlp = problems[_i].mlp, .optimizer = problems[_i].opt, .n_micro = 6};
+    if (c.mlp)
+        c.n_micro = 5;
+    double *ref, *plain;
+    size_t n, np;
+    char msg[256];
+    ck_assert_msg(dp_run(&c, &ref, &n, msg) == REVL_OK, "%s", msg);
+    dp_case p = c;
+    p.plain = 1;
+    ck_assert_msg(dp_run(&p, &plain, &np, msg) == REVL_OK, "%s", msg);
+    ck_assert_uint_eq(n, np);
+    expect_close(ref, plain, n - 1, 1e-8);
+    rank_run runs[4];
+    for (int R = 1; R <= 4; R++) {
+        run_ranks(&c, R, runs, &the_shared);
+        for (int r = 0; r < R; r++) {
+            ck_assert_msg(runs[r].rc == REVL_OK, "R=%d rank %d: %s", R, r, runs[r].msg);
+            ck_assert_uint_eq(runs[r].n, n);
+            ck_assert_msg(memcmp(runs[r].out, ref, n * sizeof *ref) == 0,
+                          "R=%d rank %d differs from the single-process run", R, r);
+            free(runs[r].out);
+        }
+    }
+    free(ref);
+    free(plain);
+}
+END_TEST
+
+/* The number of micro-batches is what fixes the bits: another number rounds differently. */
+START_TEST(micro_batches_fix_the_bits)
+{
+    dp_case a = {.optimizer = REVL_OPTIM_MOMENTUM, .n_micro = 6}, b = a;
+    b.n_micro = 4;
+    double *ra, *rb;
+    size_t n;
+    char msg[256];
+    ck_assert_int_eq(dp_run(&a, &ra, &n, msg), REVL_OK);
+    ck_assert_int_eq(dp_run(&b, &rb, &n, msg), REVL_OK);
+    ck_assert(memcmp(ra, rb, n * sizeof *ra) != 0);
+    expect_close(ra, rb, n - 1, 1e-8);
+    free(ra);
+    free(rb);
+}
+END_TEST
+
+/* f = |w_T - 0.5|^2 / 2 of a run (dp_run's dfdw is w_T - 0.5). */
+static double objective(const dp_case *c)
+{
+    double *o;
+    size_t n;
+    char msg[256];
+    ck_assert_msg(dp_run(c, &o, &n, msg) == REVL_OK, "%s", msg);
+    size_t P = c->mlp ? 4 * 6 + 6 + 6 * 3 + 3 : 5;
+    double f = 0;
+    for (size_t i = 0; i < P; i++)
+        f += (o[i] - 0.5) * (o[i] - 0.5) / 2;
+    free(o);
+    return f;
+}
+
+/* d_alpha of the data-parallel run against central differences of whole runs (momentum keeps
+ * gamma 0.9 at the perturbed step; alpha is the first kind of the output). */
+START_TEST(alpha_hypergrad_matches_finite_differences)
+{
+    dp_case c = {.mlp = _i, .optimizer = REVL_OPTIM_MOMENTUM, .n_micro = 5};
+    size_t T = c.mlp ? DP_MLP_STEPS : DP_LR_STEPS, P = c.mlp ? 51 : 5, G = c.mlp ? 4 : 1;
+    double *o;
+    size_t n;
+    char msg[256];
+    ck_assert_msg(dp_run(&c, &o, &n, msg) == REVL_OK, "%s", msg);
+    for (size_t s = 2; s < T; s += 6) {
+        double analytic = 0;
+        for (size_t g = 0; g < G; g++)
+            analytic += o[P + s * G + g];
+        double h = 1e-5;
+        dp_case up = c, down = c;
+        up.alpha_delta = h;
+        down.alpha_delta = -h;
+        up.delta_step = down.delta_step = s;
+        double fd = (objective(&up) - objective(&down)) / (2 * h);
+        ck_assert_msg(fabs(fd - analytic) <= 1e-5 * (fabs(fd) + 1e-3),
+                      "step %zu: finite difference %.12g, reverse %.12g", s, fd, analytic);
+    }
+    free(o);
+}
+END_TEST
+
+/* A fault on the last rank: every rank fails with the same status and message, naming it. */
+static void expect_fault_everywhere(enum dp_fault fault, int want, const char *text)
+{
+    for (int R = 1; R <= 4; R++) {
+        dp_case c = {.mlp = 0, .optimizer = REVL_OPTIM_ADAM, .n_micro = 6, .fault = fault,
+                     .fault_rank = R - 1, .fault_step = 3};
+        rank_run runs[4];
+        run_ranks(&c, R, runs, &the_shared);
+        char rank_text[32];
+        snprintf(rank_text, sizeof rank_text, "rank %d", R - 1);
+        for (int r = 0; r < R; r++) {
+            ck_assert_msg(runs[r].rc == want, "R=%d rank %d: status %d, %s", R, r, runs[r].rc,
+                          runs[r].msg);
+            ck_assert_msg(strstr(runs[r].msg, text), "R=%d rank %d: %s", R, r, runs[r].msg);
+            if (want == REVL_ERR_CALLBACK)
+                ck_assert_msg(strstr(runs[r].msg, rank_text), "R=%d: %s", R, runs[r].msg);
+            ck_assert_str_eq(runs[r].msg, runs[0].msg);
+        }
+    }
+}
+
+START_TEST(callback_failure_on_one_rank)
+{
+    expect_fault_everywhere(DP_FAULT_CALLBACK, REVL_ERR_CALLBACK,
+                            "'s gradient callback returned 7");
+}
+END_TEST
+
+START_TEST(nan_on_one_rank)
+{
+    expect_fault_everywhere(DP_FAULT_NAN, REVL_ERR_CALLBACK, "gradient[1] = nan at step 3 is NaN");
+}
+END_TEST
+
+/* A rank whose gradient changes between the passes makes every rank's reversal inexact. */
+START_TEST(drift_on_one_rank)
+{
+    expect_fault_everywhere(DP_FAULT_DRIFT, REVL_ERR_INEXACT, "step 3");
+}
+END_TEST
+
+/* A rank running another schedule is caught at the first step where its weights differ. */
+START_TEST(ranks_out_of_step)
+{
+    for (int R = 2; R <= 4; R++) {
+        dp_case c = {.optimizer = REVL_OPTIM_MOMENTUM, .n_micro = 6, .fault = DP_FAULT_ALPHA,
+                     .fault_rank = R - 1};
+        rank_run runs[4];
+        run_ranks(&c, R, runs, &the_shared);
+        for (int r = 0; r < R; r++) {
+            ck_assert_int_eq(runs[r].rc, REVL_ERR_CALLBACK);
+            ck_assert_msg(strstr(runs[r].msg, "not running the same training"), "%s",
+                          runs[r].msg);
+            ck_assert_str_eq(runs[r].msg, runs[0].msg);
+        }
+    }
+}
+END_TEST
+
+static Suite *dp_suite(void)
+{
+    Suite *s = suite_create("dp");
+    TCase *tc = tcase_create("dp");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, micro_range);
+    tcase_add_test(tc, bad_definitions);
+    tcase_add_loop_test(tc, identical_for_any_rank_count, 0, 4);
+    tcase_add_test(tc, micro_batches_fix_the_bits);
+    tcase_add_loop_test(tc, alpha_hypergrad_matches_finite_differences, 0, 2);
+    tcase_add_test(tc, callback_failure_on_one_rank);
+    tcase_add_test(tc, nan_on_one_rank);
+    tcase_add_test(tc, drift_on_one_rank);
+    tcase_add_test(tc, ranks_out_of_step);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *r = srunner_create(dp_suite());
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,40 @@
+/* testutil_dp.h: the data-parallel test problems, shared by the single-process suite
+ * (check_dp.c) and the MPI suite run on 1..4 ranks (tests/mpi/check_mpi.c): a logistic
+ * regression given as per-micro-batch callbacks and the built-in MLP, trained with momentum or
+ * Adam, reversed for every hypergradient. */
+#ifndef REVL_TESTUTIL_DP_H
+#define REVL_TESTUTIL_DP_H
+
+#include "revl.h"
+
+enum dp_fault {
+    DP_FAULT_NONE = 0,
+    DP_FAULT_CALLBACK = 1, /* fault_rank's callback returns 7 at fault_step, forward pass */
+    DP_FAULT_NAN = 2,      /* fault_rank's gradient is NaN at fault_step, reverse pass */
+    DP_FAULT_DRIFT = 3,    /* fault_rank's gradient moves by 2^-30 in the reverse pass */
+    DP_FAULT_ALPHA = 4     /* fault_rank's schedule has another alpha */
+};
+
+typedef struct dp_case {
+    int mlp;                 /* 0: logistic regression callbacks, 1: built-in MLP */
+    revl_optimizer optimizer;
+    int plain;               /* 1: the ordinary model (floating-point batch sums), no comm */
+    size_t n_micro;
+    const revl_comm *comm;   /* NULL = local */
+    enum dp_fault fault;
+    int fault_rank;
+    size_t fault_step;
+    double alpha_delta;      /* added to alpha at step delta_step, every group (finite differences) */
+    size_t delta_step;
+} dp_case;
+
+/* Steps of the logistic regression and the MLP problems. */
+#define DP_LR_STEPS 20
+#define DP_MLP_STEPS 15
+
+/* Runs train + hypergrad_kinds; on success *out (malloc'd, *n_out doubles) holds w_T, every
+ * kind's hypergradient, d_w0, d_meta, the last loss and the buffer size. Returns the status of
+ * the call that failed (message in msg[256]) or REVL_OK. */
+int dp_run(const dp_case *c, double **out, size_t *n_out, char *msg);
+
+#endif

@@ -447,7 +447,8 @@ REVL_API int revl_dp_model_create(revl_model **out, const revl_dp_def *def);
  * is in micro-batch 0. Every rank holds the whole training set. grad_frac_bits 0 = 40. */
 REVL_API int revl_mlp_dp_create(revl_model **out, size_t n_widths, const size_t *widths,
                                 const revl_dataset *train, const revl_mlp_options *opts,
-                                size_t n_micro, unsigned grad_frac_bits, const revl_comm *comm);
+                                size_t n_micro, unsigned int grad_frac_bits,
+                                const revl_comm *comm);
 
 /* ------------------------------------------------------------------ hyper-optimiser */
 /* Meta-iterations of: train -> validation objective f(w_T) -> hypergradient -> update, over a

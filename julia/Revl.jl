@@ -108,6 +108,63 @@ mutable struct ModelDef
 end
 ModelDef() = ModelDef(sizeof(ModelDef), 0, 0, C_NULL, C_NULL, 0, C_NULL, C_NULL, C_NULL)
 
+# ------------------------------------------------------------------ data parallel (docs/mpi.md)
+# The communicator and the per-micro-batch model definition, laid out as in revl.h. Julia code
+# fills the function pointers with @cfunction; the MPI implementation is librevl_mpi's.
+mutable struct Comm
+    struct_size::Csize_t
+    rank::Cint
+    size::Cint
+    allreduce_i64::Ptr{Cvoid}
+    user::Ptr{Cvoid}
+end
+"""The single-process communicator (rank 0 of 1)."""
+function comm_local()
+    c = Comm(0, 0, 0, C_NULL, C_NULL)
+    ccall((:revl_comm_init_local, librevl), Cvoid, (Ref{Comm},), c)
+    return c
+end
+
+"""The micro-batches [first, first + count) of `rank` of `size`, 0-based first."""
+function micro_range(n_micro::Integer, rank::Integer, size::Integer)
+    first = Ref{Csize_t}(0)
+    count = Ref{Csize_t}(0)
+    rc = ccall((:revl_dp_micro_range, librevl), Cint,
+               (Csize_t, Cint, Cint, Ptr{Csize_t}, Ptr{Csize_t}), n_micro, rank, size, first, count)
+    rc == 0 || throw(RevlError(rc, "n_micro 0, or rank outside [0, size)", "revl_dp_micro_range"))
+    return (Int(first[]), Int(count[]))
+end
+
+mutable struct DpDef
+    struct_size::Csize_t
+    n_params::Csize_t
+    n_meta::Csize_t
+    n_micro::Csize_t
+    grad::Ptr{Cvoid}
+    hvp::Ptr{Cvoid}
+    hvp_gives_grad::Cint
+    grad_frac_bits::Cuint
+    comm::Ptr{Cvoid}
+    user::Ptr{Cvoid}
+    user_free::Ptr{Cvoid}
+    allocator::Ptr{Cvoid}
+end
+"""A data-parallel model definition with the library's defaults (fill grad, hvp, n_params)."""
+function dp_def()
+    d = DpDef(0, 0, 0, 0, C_NULL, C_NULL, 0, 0, C_NULL, C_NULL, C_NULL, C_NULL)
+    ccall((:revl_dp_def_init, librevl), Cvoid, (Ref{DpDef},), d)
+    return d
+end
+
+"""The raw handle of a data-parallel model from a filled DpDef (the callbacks and `user` must
+stay alive as long as the model); free it with ccall(:revl_model_free)."""
+function dp_model_create(d::DpDef)
+    out = Ref{Ptr{Cvoid}}(C_NULL)
+    rc = ccall((:revl_dp_model_create, librevl), Cint, (Ref{Ptr{Cvoid}}, Ref{DpDef}), out, d)
+    _check(rc, "revl_dp_model_create", _nomsg)
+    return out[]
+end
+
 mutable struct TrainerOptions
     struct_size::Csize_t
     frac_bits::Cuint
@@ -802,6 +859,27 @@ function MLP(widths::AbstractVector{<:Integer}, train::Dataset; activation::Symb
     np = Int(ccall((:revl_model_n_params, librevl), Csize_t, (Ptr{Cvoid},), out[]))
     nm = Int(ccall((:revl_model_n_meta, librevl), Csize_t, (Ptr{Cvoid},), out[]))
     m = Model(out[], np, nm, nothing, Any[train])
+    finalizer(_free!, m)
+    return m
+end
+
+"""MLP_dp(widths, train, comm; n_micro=1, grad_frac_bits=0, options as MLP): the built-in MLP
+as an exact data-parallel model over `comm` (a Comm; every rank makes the same calls)."""
+function MLP_dp(widths::AbstractVector{<:Integer}, train::Dataset, comm::Comm; n_micro::Integer=1,
+                grad_frac_bits::Integer=0, activation::Symbol=:tanh, penalty::Symbol=:none)
+    o = _init(MlpOptions)
+    o.activation = ACTIVATIONS[activation]
+    o.penalty = PENALTIES[penalty]
+    w = Csize_t.(widths)
+    out = Ref{Ptr{Cvoid}}(C_NULL)
+    rc = ccall((:revl_mlp_dp_create, librevl), Cint,
+               (Ref{Ptr{Cvoid}}, Csize_t, Ptr{Csize_t}, Ptr{Cvoid}, Ref{MlpOptions}, Csize_t, Cuint,
+                Ref{Comm}),
+               out, length(w), w, _live(train), o, n_micro, grad_frac_bits, comm)
+    _check(rc, "revl_mlp_dp_create", _nomsg)
+    np = Int(ccall((:revl_model_n_params, librevl), Csize_t, (Ptr{Cvoid},), out[]))
+    nm = Int(ccall((:revl_model_n_meta, librevl), Csize_t, (Ptr{Cvoid},), out[]))
+    m = Model(out[], np, nm, nothing, Any[train, comm])
     finalizer(_free!, m)
     return m
 end

@@ -266,7 +266,7 @@ PROTOTYPES = [
     ("revl_dp_model_create", "int", ("revl_model **", "const revl_dp_def *")),
     ("revl_mlp_dp_create", "int", ("revl_model **", "size_t", "const size_t *",
                                    "const revl_dataset *", "const revl_mlp_options *", "size_t",
-                                   "unsigned", "const revl_comm *")),
+                                   "unsigned int", "const revl_comm *")),
     # hyper-optimiser
     ("revl_hyperopt_options_init", "void", ("revl_hyperopt_options *",)),
     ("revl_hyperopt_report_init", "void", ("revl_hyperopt_report *",)),

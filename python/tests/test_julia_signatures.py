@@ -15,6 +15,8 @@ if not JL.exists() or not hp.HEADER.exists():
 
 HANDLES = {"revl_model", "revl_schedule", "revl_trainer", "revl_dataset", "revl_hyperopt"}
 JL_STRUCTS = {
+    "revl_comm": "Comm",
+    "revl_dp_def": "DpDef",
     "revl_model_def": "ModelDef",
     "revl_trainer_options": "TrainerOptions",
     "revl_trainer_stats": "TrainerStats",

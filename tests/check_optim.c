@@ -13,15 +13,10 @@
 #include <string.h>
 
 #include "revl.h"
+#include "testutil.h"
 #include "core/trainer.h" /* the corruption tests reach into the trainer */
 #include "exact/wide.h"
 
-#define expect_msg(msg, want)                                                                  \
-    do {                                                                                       \
-        const char *m_ = (msg);                                                                \
-        ck_assert_msg(m_ != NULL && strstr(m_, (want)) != NULL, "message '%s' lacks '%s'",     \
-                      m_ ? m_ : "(null)", (want));                                             \
-    } while (0)
 
 /* ------------------------------------------------------------------ the model */
 
@@ -38,6 +33,10 @@ typedef struct model {
     long fail_affine_at;  /* step whose fused callback fails (-1 never) */
     long drift_at;        /* step whose gradient changes by 1 ulp after `armed` (-1 never) */
     int armed;
+    long nan_hm_at;       /* step whose mixed product (meta) is NaN (-1 never) */
+    revl_trainer *reenter; /* a trainer the gradient callback calls back (NULL: none) */
+    int reenter_rc;
+    char reenter_msg[256];
 } model;
 
 static double shift(size_t step) { return 0.05 * (double)(step % 3); }
@@ -63,6 +62,12 @@ static int m_grad(size_t step, const double *w, const double *meta, double *g, d
         g[q->p - 1] = 1e12;
     if ((long)step == q->drift_at && q->armed)
         g[1] = nextafter(g[1], INFINITY);
+    if (q->reenter) { /* a callback that calls the trainer running it: refused, not obeyed */
+        double w0[64] = {0};
+        q->reenter_rc = step % 2 ? revl_trainer_train(q->reenter, w0, meta)
+                                 : revl_trainer_hypergrad(q->reenter, w0, NULL, NULL, NULL, NULL, NULL);
+        snprintf(q->reenter_msg, sizeof q->reenter_msg, "%s", revl_trainer_last_error(q->reenter));
+    }
     if (loss)
         *loss = l;
     return 0;
@@ -78,7 +83,7 @@ static int m_hvp(size_t step, const double *w, const double *meta, const double 
         hv[i] = sc * (q->a[i] - q->b * sin(w[i]) + lam) * v[i];
         wv += sc * w[i] * v[i];
     }
-    hm[0] = lam * wv;
+    hm[0] = (long)step == q->nan_hm_at ? NAN : lam * wv;
     return 0;
 }
 
@@ -117,7 +122,7 @@ static revl_model *make_model(size_t p, size_t dead, model **out)
     q->c = malloc(p * sizeof *q->c);
     q->sc = malloc(p * sizeof *q->sc);
     q->b = 0.3;
-    q->nan_at = q->huge_at = q->fail_affine_at = q->drift_at = -1;
+    q->nan_at = q->huge_at = q->fail_affine_at = q->drift_at = q->nan_hm_at = -1;
     for (size_t i = 0; i < p; i++) {
         q->a[i] = 0.5 + 1.5 * (double)((i * 7 + 3) % 11) / 10.0;
         q->c[i] = (double)((i * 3 + 1) % 5) - 2.0;
@@ -870,6 +875,107 @@ START_TEST(test_verify_catches_corruption)
 }
 END_TEST
 
+/* Issue 11's misleading statuses: a trainer called back from its own model's callback (STATE,
+ * naming both calls, the running call unharmed), a dfdw so large that the adjoints overflow
+ * (RANGE saying so, not blaming the model), a NaN mixed product (RANGE naming it). */
+START_TEST(test_reentry_overflow_hv_meta)
+{
+    revl_optimizer opt = optimizers[_i];
+    const size_t p = 10, steps = 6;
+    model *q;
+    revl_model *m = make_model(p, 0, &q);
+    revl_schedule *s = random_schedule(opt, steps, 2, p);
+    revl_trainer *t = NULL;
+    ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+    double w0[10], meta[1] = {-1}, dfdw[10];
+    init_w0(w0, p);
+    q->reenter = t;
+    ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
+    ck_assert_int_eq(q->reenter_rc, REVL_ERR_STATE);
+    ck_assert_ptr_nonnull(strstr(q->reenter_msg, "called while revl_trainer_train runs on the "
+                                                 "same trainer"));
+    revl_trainer_weights(t, dfdw);
+    ck_assert_int_eq(revl_trainer_hypergrad_kinds(t, dfdw, NULL, NULL, NULL, NULL), REVL_OK);
+    ck_assert_int_eq(q->reenter_rc, REVL_ERR_STATE);
+    ck_assert_ptr_nonnull(strstr(q->reenter_msg, "called while revl_trainer_hypergrad runs"));
+    q->reenter = NULL;
+    /* huge but finite dfdw */
+    for (size_t i = 0; i < p; i++)
+        dfdw[i] = 1.5e308;
+    /* never OK with a NaN or Inf in an output: either every output is finite (momentum, whose
+     * adjoints stay below DBL_MAX here) or RANGE says what overflowed (Adam: 1/(c1 D) ~ 1e4) */
+    {
+        double dk[REVL_HYPER_COUNT][12], dw0[10], dme[1];
+        double *d[REVL_HYPER_COUNT] = {0};
+        revl_hyper kinds[REVL_HYPER_COUNT];
+        size_t nk = revl_schedule_kinds(s, kinds);
+        for (size_t k = 0; k < nk; k++)
+            d[kinds[k]] = dk[k];
+        ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
+        int rc = revl_trainer_hypergrad_kinds(t, dfdw, NULL, dw0, d, dme);
+        if (opt == REVL_OPTIM_ADAM)
+            ck_assert_int_eq(rc, REVL_ERR_RANGE);
+        if (rc == REVL_OK) {
+            for (size_t i = 0; i < p; i++)
+                ck_assert(isfinite(dw0[i]));
+            for (size_t k = 0; k < nk; k++)
+                for (size_t j = 0; j < steps * 2; j++)
+                    ck_assert(isfinite(dk[k][j]));
+        } else {
+            ck_assert_int_eq(rc, REVL_ERR_RANGE);
+            expect_msg(revl_trainer_last_error(t), "the adjoints overflowed; is dfdw too large? "
+                                                   "(its largest |entry| is 1.5e+308)");
+        }
+    }
+    /* NaN in the mixed product */
+    q->nan_hm_at = 2;
+    for (size_t i = 0; i < p; i++)
+        dfdw[i] = 1;
+    ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
+    ck_assert_int_eq(revl_trainer_hypergrad_kinds(t, dfdw, NULL, NULL, NULL, NULL),
+                     REVL_ERR_RANGE);
+    expect_msg(revl_trainer_last_error(t), "mixed Hessian-vector product (meta) is NaN at step 2");
+    q->nan_hm_at = -1;
+    revl_trainer_free(t);
+    revl_schedule_free(s);
+    revl_model_free(m);
+}
+END_TEST
+
+/* No allocation per step: a train and a hypergradient allocate the same number of times for
+ * T = 4 and T = 40 (the buffer is reserved from the schedule up front). */
+START_TEST(test_no_allocation_per_step)
+{
+    revl_optimizer opt = optimizers[_i];
+    long calls[2];
+    for (int k = 0; k < 2; k++) {
+        size_t steps = k ? 40 : 4, p = 5000;
+        revl_model *m = make_model(p, 3, NULL);
+        revl_schedule *s = random_schedule(opt, steps, 2, p);
+        failing f = {.fail_at = -1};
+        revl_allocator a = failing_allocator(&f);
+        revl_trainer_options o;
+        revl_trainer_options_init(&o);
+        o.allocator = &a;
+        revl_trainer *t = NULL;
+        ck_assert_int_eq(revl_trainer_create(&t, m, s, &o), REVL_OK);
+        double *w0 = malloc(p * sizeof *w0), meta[1] = {-1};
+        init_w0(w0, p);
+        long before = f.calls;
+        ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
+        ck_assert_int_eq(revl_trainer_hypergrad_kinds(t, w0, NULL, NULL, NULL, NULL), REVL_OK);
+        calls[k] = f.calls - before;
+        free(w0);
+        revl_trainer_free(t);
+        ck_assert_int_eq(f.live, 0);
+        revl_schedule_free(s);
+        revl_model_free(m);
+    }
+    ck_assert_msg(calls[0] == calls[1], "%s: %ld allocations at T = 4, %ld at T = 40",
+                  revl_optimizer_name(opt), calls[0], calls[1]);
+}
+END_TEST
+
 static Suite *optim_suite(void)
 {
     Suite *s = suite_create("optim");
@@ -893,6 +999,8 @@ static Suite *optim_suite(void)
     tcase_add_loop_test(tc, test_fused_callback_same_bits, 0, N_OPT);
     tcase_add_loop_test(tc, test_fingerprint_and_outputs_untouched, 0, N_OPT);
     tcase_add_loop_test(tc, test_verify_catches_corruption, 0, N_OPT);
+    tcase_add_loop_test(tc, test_reentry_overflow_hv_meta, 0, N_OPT);
+    tcase_add_loop_test(tc, test_no_allocation_per_step, 0, N_OPT);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -99,6 +99,23 @@ static int check_hv_meta_finite(revl_trainer *t, size_t step)
     return REVL_OK;
 }
 
+/* The reverse pass's own numbers overflowed: the caller's dfdw (or dfdmeta) is too large for
+ * the run, not the model's fault. */
+static int adjoint_overflow(revl_trainer *t, size_t step, const char *what)
+{
+    return rv_fail(t->err, REVL_ERR_RANGE,
+                   "%s is not finite at step %zu (reverse): the adjoints overflowed; is dfdw too "
+                   "large? (its largest |entry| is %g)", what, step, t->dfdw_max);
+}
+
+static int finite_all(const double *x, size_t n)
+{
+    int ok = 1;
+    for (size_t i = 0; i < n; i++)
+        ok &= isfinite(x[i]) != 0;
+    return ok;
+}
+
 typedef void (*rv_block_fn)(void *self, rv_pass *p, size_t step, rv_block *blk);
 
 /* One of the optimiser's per-block functions over every block, then the first failure. */
@@ -116,6 +133,11 @@ static int model_step(revl_trainer *t, size_t step, int nt)
 {
     const double *meta = t->n_meta ? t->meta : NULL;
     int rc;
+    /* an overflowing direction would make the model's product Inf and the message blame it */
+    if (t->opt->dir_mode != RV_DIR_AFTER_GRAD &&
+        (!finite_all(t->dir_a, t->n_params) ||
+         (t->dir_b && !finite_all(t->dir_b, t->n_params))))
+        return adjoint_overflow(t, step, "the Hessian-vector direction");
     switch (t->opt->dir_mode) {
     case RV_DIR_FIXED:
         rc = rv_model_hvp_grad(t->model, step, t->wd, meta, t->dir_a, t->grad, t->hv, t->hv_meta);
@@ -130,6 +152,8 @@ static int model_step(revl_trainer *t, size_t step, int nt)
             int brc = over_blocks(t, t->opt->direction, step, nt);
             if (brc)
                 return brc;
+            if (!finite_all(t->dir_a, t->n_params))
+                return adjoint_overflow(t, step, "the Hessian-vector direction");
             rc = rv_model_hvp_grad(t->model, step, t->wd, meta, t->dir_a, NULL, t->hv, t->hv_meta);
         }
     }
@@ -146,12 +170,26 @@ static int model_step(revl_trainer *t, size_t step, int nt)
     return check_hv_meta_finite(t, step);
 }
 
+static int hypergrad(revl_trainer *t, const double *dfdw, const double *dfdmeta, double *d_w0,
+                     double *const d_kinds[REVL_HYPER_COUNT], double *d_meta);
+
 int revl_trainer_hypergrad_kinds(revl_trainer *t, const double *dfdw, const double *dfdmeta,
                                  double *d_w0, double *const d_kinds[REVL_HYPER_COUNT],
                                  double *d_meta)
 {
     if (!t)
         return REVL_ERR_INVALID;
+    int rc = rv_trainer_enter(t, "revl_trainer_hypergrad");
+    if (rc)
+        return rc;
+    rc = hypergrad(t, dfdw, dfdmeta, d_w0, d_kinds, d_meta);
+    t->busy = NULL;
+    return rc;
+}
+
+static int hypergrad(revl_trainer *t, const double *dfdw, const double *dfdmeta, double *d_w0,
+                     double *const d_kinds[REVL_HYPER_COUNT], double *d_meta)
+{
     if (t->state != RV_TRAINED)
         return rv_fail(t->err, REVL_ERR_STATE,
                        t->state == RV_REVERSED
@@ -172,9 +210,12 @@ int revl_trainer_hypergrad_kinds(revl_trainer *t, const double *dfdw, const doub
                            opt->name, revl_hyper_name((revl_hyper)k));
         user_out[j] = d_kinds[k];
     }
-    for (size_t i = 0; i < t->n_params; i++)
+    t->dfdw_max = 0;
+    for (size_t i = 0; i < t->n_params; i++) {
         if (!isfinite(dfdw[i]))
             return rv_fail(t->err, REVL_ERR_RANGE, "dfdw[%zu] is not finite", i);
+        t->dfdw_max = fmax(t->dfdw_max, fabs(dfdw[i]));
+    }
     for (size_t j = 0; dfdmeta && j < t->n_meta; j++)
         if (!isfinite(dfdmeta[j]))
             return rv_fail(t->err, REVL_ERR_RANGE, "dfdmeta[%zu] is not finite", j);
@@ -210,6 +251,11 @@ int revl_trainer_hypergrad_kinds(revl_trainer *t, const double *dfdw, const doub
     int rc = verify_start(t);
     if (rc)
         return reverse_fail(t, rc);
+    int finite = finite_all(t->dw, t->n_params) && finite_all(t->dmeta, nm);
+    for (size_t k = 0; k < opt->n_kinds; k++)
+        finite &= !out[k] || finite_all(out[k], n_sg);
+    if (!finite)
+        return reverse_fail(t, adjoint_overflow(t, t->first_kept, "a hypergradient"));
     for (size_t k = 0; k < opt->n_kinds; k++)
         if (user_out[k])
             memcpy(user_out[k], out[k], n_sg * sizeof *out[k]);

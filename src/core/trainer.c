@@ -344,10 +344,32 @@ static void save_start(revl_trainer *t)
     }
 }
 
+int rv_trainer_enter(revl_trainer *t, const char *call)
+{
+    if (t->busy)
+        return rv_fail(t->err, REVL_ERR_STATE,
+                       "%s called while %s runs on the same trainer (from a model callback?): "
+                       "refused, the running call is unchanged", call, t->busy);
+    t->busy = call;
+    return REVL_OK;
+}
+
+static int train(revl_trainer *t, const double *w0, const double *meta);
+
 int revl_trainer_train(revl_trainer *t, const double *w0, const double *meta)
 {
     if (!t)
         return REVL_ERR_INVALID;
+    int rc = rv_trainer_enter(t, "revl_trainer_train");
+    if (rc)
+        return rc;
+    rc = train(t, w0, meta);
+    t->busy = NULL;
+    return rc;
+}
+
+static int train(revl_trainer *t, const double *w0, const double *meta)
+{
     rv_clear(t->err);
     t->state = RV_FRESH;
     t->steps_done = 0;

@@ -43,6 +43,9 @@ struct revl_trainer {
     rv_pass pass;
 
     int state;
+    const char *busy;  /* the call running now (train, hypergrad), NULL between calls: a model
+                          callback that calls the trainer back is refused, not obeyed */
+    double dfdw_max;   /* the largest |dfdw| of the reverse pass running, for messages */
     size_t steps_done;
     double last_loss;
     size_t fixed_bytes, peak_bytes;
@@ -52,6 +55,10 @@ struct revl_trainer {
 /* A 64-bit hash of the bits of n doubles (four interleaved FNV-style lanes, so it runs at
  * memory speed rather than at one multiply's latency per element). */
 RV_HIDDEN uint64_t rv_fingerprint(const double *x, size_t n);
+
+/* REVL_ERR_STATE naming both calls when `call` is made while another call of t runs (from one
+ * of its model's callbacks); otherwise marks t busy with `call`. */
+RV_HIDDEN int rv_trainer_enter(revl_trainer *t, const char *call);
 
 /* Thread count for a pass over the blocks. */
 RV_HIDDEN int rv_trainer_threads(const revl_trainer *t);

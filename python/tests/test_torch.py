@@ -257,16 +257,18 @@ def test_import_revl_does_not_load_torch():
     assert r.stdout.strip() == "False"
 
 
-def test_cnn_example_quick(tmp_path):
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+def test_cnn_example_quick(tmp_path, optimizer):
     root = revl.__file__.rsplit("/python/revl/", 1)[0]
     r = subprocess.run([sys.executable, f"{root}/python/examples/torch_cnn.py", "--quick",
                         "--iterations", "1", "--steps", "10", "--n-train", "200",
-                        "--n-valid", "200", "--n-test", "200", "--out", str(tmp_path)],
+                        "--n-valid", "200", "--n-test", "200", "--out", str(tmp_path),
+                        "--optimizer", optimizer],
                        capture_output=True, text=True, timeout=300,
                        env={"REVL_LIBRARY": revl.library_path, "PATH": "/usr/bin:/bin"})
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.splitlines()[-1].startswith("RESULT: ok"), r.stdout
-    assert "test loss" in r.stdout
+    assert "test loss" in r.stdout and f"steps of {optimizer}" in r.stdout
     rows = np.loadtxt(tmp_path / "schedule.dat")
     assert rows.shape == (10, 7) and np.all(rows[:, 1:] > 0)
     assert np.loadtxt(tmp_path / "meta.dat").shape == (2, 6)

@@ -4,9 +4,10 @@ against PyTorch's unrolled reverse mode of the same training (issue 14, 3).
 
 The same module (conv 1->4 5x5, tanh, pool, conv 4->8 5x5, tanh, pool, linear 128->10; float64,
 one thread), the same minibatches (batch 50 of 5,000 Fashion-MNIST images), the same schedule
-(alpha 0.2 per tensor per step, gamma 0.9) and per-layer weight decay (log L2 = -6), the
-hypergradient of the validation cross-entropy (1,000 images) with respect to every step's alpha
-and gamma per tensor, w0 and the 3 log L2.  Each figure comes from its own process: time is
+(momentum: alpha 0.2 per tensor per step, gamma 0.9; Adam: alpha 0.003, beta1 0.9, beta2 0.999,
+eps 1e-8) and per-layer weight decay (log L2 = -6), the hypergradient of the validation
+cross-entropy (1,000 images) with respect to every step's hyperparameters per tensor, w0 and
+the 3 log L2.  Each figure comes from its own process: time is
 train + validation gradient + hypergradient, memory the resident-set peak above the resident
 set before the call.  Hypergradients must agree to the tolerance (default 1e-8, relative to the
 largest entry of each).
@@ -18,7 +19,8 @@ import argparse
 import pathlib
 import sys
 
-from torch_util import ROOT, save_one, table  # noqa: E402  (also puts python/ on sys.path)
+# torch_util also puts python/ on sys.path
+from torch_util import OPTIMIZERS, ROOT, save_one, schedule, table, unrolled  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "python" / "examples"))
 import numpy as np  # noqa: E402
@@ -29,6 +31,7 @@ import revl.torch  # noqa: E402
 from torch_cnn import CNN, WEIGHTS, images, weight_decay  # noqa: E402
 
 F = torch.nn.functional
+ALPHA = {"momentum": dict(alpha=0.2)}    # the example's momentum rate (Adam: OPTIMIZERS)
 
 
 def parse():
@@ -41,6 +44,7 @@ def parse():
     ap.add_argument("--max-torch-gib", type=float, default=6.0,
                     help="skip the unrolled run where its projected memory exceeds this")
     ap.add_argument("--tolerance", type=float, default=1e-8)
+    ap.add_argument("--optimizer", nargs="+", choices=OPTIMIZERS, default=list(OPTIMIZERS))
     ap.add_argument("--one", nargs=3, metavar=("METHOD", "T", "FILE"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.quick:
@@ -55,18 +59,17 @@ def one(a, method, T, path):
     tm = revl.torch.TorchModel(CNN().double(), F.cross_entropy, (x, y), batch_size=a.batch,
                                n_meta=len(WEIGHTS), penalty=weight_decay, threads=1)
     w0, meta = tm.read_params(), np.full(len(WEIGHTS), -6.0)
-    s = revl.Schedule.for_model(tm.model(), T, alpha=0.2, gamma=0.9)
+    s = schedule(tm.model(), T, a.optimizer[0], **ALPHA.get(a.optimizer[0], {}))
 
     def bridge():
         t = revl.Trainer(tm.model(), s)
         t.train(w0, meta)
         return t.hypergrad(tm.evaluate(t.weights, xv, yv)[1])
 
-    def unrolled():
-        return revl.torch.unrolled_hypergrad(tm, s.alpha, s.gamma_applied, w0, meta,
-                                             lambda w: tm.loss_on(w, xv, yv))
+    def pytorch():
+        return unrolled(tm, s, w0, meta, lambda w: tm.loss_on(w, xv, yv))
 
-    save_one(path, bridge if method == "bridge" else unrolled)
+    save_one(path, bridge if method == "bridge" else pytorch)
 
 
 def main():
@@ -77,7 +80,7 @@ def main():
           f"{a.n_train} train / {a.n_valid} valid, float64, 1 thread (torch "
           f"{torch.__version__}); time ratio and memory: revl bridge / torch")
     return table(pathlib.Path(__file__), sys.argv[1:], a.steps, [("bridge", "revl bridge")],
-                 a.max_torch_gib, a.tolerance)
+                 a.max_torch_gib, a.tolerance, a.optimizer)
 
 
 if __name__ == "__main__":

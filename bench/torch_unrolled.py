@@ -2,9 +2,10 @@
 """revl's built-in MLP against PyTorch's unrolled reverse mode on the same work (issue 13, 5).
 
 The paper's network 784-50-50-50-10 tanh on 10,000 Fashion-MNIST images, batch 200, per-layer
-L2 (exp(meta[l])/2 |W_l, b_l|^2), momentum SGD in float64 on one thread, the hypergradient of
-the mean validation cross-entropy (10,000 further images) with respect to every step's alpha
-and gamma per group, w0 and the 4 log L2.  Three ways, in this run:
+L2 (exp(meta[l])/2 |W_l, b_l|^2), momentum SGD (alpha 0.3, gamma 0.9) and Adam (alpha 0.003,
+beta1 0.9, beta2 0.999, eps 1e-8) in float64 on one thread, the hypergradient of the mean
+validation cross-entropy (10,000 further images) with respect to every step's hyperparameters
+per group, w0 and the 4 log L2.  Three ways, in this run:
 
   revl MLP      revl.MLP (gradient and HVP in C), exact reversal: O(P) memory
   revl bridge   the same network as a torch module through revl.torch (one torch
@@ -27,7 +28,8 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import sys  # noqa: E402
 
-from torch_util import save_one, table  # noqa: E402  (also puts python/ on sys.path)
+# torch_util also puts python/ on sys.path
+from torch_util import OPTIMIZERS, save_one, schedule, table, unrolled  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -111,6 +113,7 @@ def parse():
                     help="skip the unrolled run where its projected memory exceeds this")
     ap.add_argument("--tolerance", type=float, default=1e-6,
                     help="largest relative hypergradient difference accepted")
+    ap.add_argument("--optimizer", nargs="+", choices=OPTIMIZERS, default=list(OPTIMIZERS))
     ap.add_argument("--one", nargs=3, metavar=("METHOD", "T", "FILE"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.quick:
@@ -138,7 +141,7 @@ def one(a, method, T, path):
     mlp, valid, tm, xv, yv = setup(a)
     w0 = mlp.init_weights(-3.0, seed=1)
     meta = np.full(mlp.n_meta, -5.0)
-    s = revl.Schedule.for_model(mlp, T, alpha=0.3, gamma=0.9)
+    s = schedule(mlp, T, a.optimizer[0])
 
     def run_revl(model, objective):
         t = revl.Trainer(model, s)
@@ -150,8 +153,7 @@ def one(a, method, T, path):
     elif method == "bridge":
         fn = lambda: run_revl(tm.model(), lambda w: tm.evaluate(w, xv, yv)[1])  # noqa
     else:
-        fn = lambda: revl.torch.unrolled_hypergrad(  # noqa
-            tm, s.alpha, s.gamma_applied, w0, meta, lambda w: tm.loss_on(w, xv, yv))
+        fn = lambda: unrolled(tm, s, w0, meta, lambda w: tm.loss_on(w, xv, yv))  # noqa
     save_one(path, fn)
 
 
@@ -164,7 +166,7 @@ def main():
           f"(torch {torch.__version__}); each figure from its own process; time ratio and "
           f"memory: revl MLP / torch; differences: revl MLP, bridge")
     return table(__file__, sys.argv[1:], a.steps, [("mlp", "revl MLP"), ("bridge", "bridge")],
-                 a.max_torch_gib, a.tolerance)
+                 a.max_torch_gib, a.tolerance, a.optimizer)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -2,7 +2,7 @@
 """A PyTorch CNN on Fashion-MNIST whose learning-rate schedules and weight decays revl learns.
 
 The network is plain PyTorch (two conv layers with pooling, a linear layer, float64, one
-thread), trained for T steps of momentum SGD on minibatches.  revl.torch turns it into a
+thread), trained for T steps of momentum SGD (or Adam, --optimizer adam) on minibatches.  revl.torch turns it into a
 revl.Model; the exact hypergradient of the validation loss gives one learning rate per step per
 parameter tensor (6 tensors) and one log weight decay per layer (3), improved by Adam on
 (log alpha, log L2).  Memory stays O(P): no training step is kept on an autograd tape.
@@ -13,6 +13,7 @@ schedule.png (the learned schedule) and meta.png (the meta-learning curve) into 
 
     python3 python/examples/torch_cnn.py --quick     # seconds
     python3 python/examples/torch_cnn.py             # 5k train / 5k valid, T = 200, 20 it.
+    python3 python/examples/torch_cnn.py --optimizer adam   # the inner training is Adam
 """
 import argparse
 import os
@@ -44,8 +45,13 @@ def parse():
     ap.add_argument("--batch", type=int, default=50)
     ap.add_argument("--iterations", type=int, default=20, help="meta-iterations")
     ap.add_argument("--meta-step", type=float, default=0.1, help="Adam step on log alpha, log L2")
-    ap.add_argument("--alpha", type=float, default=0.2, help="initial learning rate")
+    ap.add_argument("--optimizer", choices=("momentum", "adam"), default="momentum",
+                    help="the inner training's optimiser")
+    ap.add_argument("--alpha", type=float, default=None,
+                    help="initial learning rate (momentum 0.2, Adam 0.01)")
     ap.add_argument("--gamma", type=float, default=0.9, help="momentum (fixed)")
+    ap.add_argument("--betas", type=float, nargs=2, default=(0.9, 0.999),
+                    help="Adam's beta1, beta2 (fixed)")
     ap.add_argument("--log-l2", type=float, default=-6.0, help="initial log weight decay")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="out/torch_cnn")
@@ -54,6 +60,8 @@ def parse():
     for k, v in quick.items():         # --quick changes the sizes not given explicitly
         if a.quick and getattr(a, k) == ap.get_default(k):
             setattr(a, k, v)
+    if a.alpha is None:
+        a.alpha = 0.2 if a.optimizer == "momentum" else 0.01
     return a
 
 
@@ -138,8 +146,12 @@ def main():
     model = tm.model()
     T, G = a.steps, model.n_groups
     print(f"torch_cnn: P = {tm.n_params} parameters in {G} tensors {tm.group_names}, "
-          f"T = {T}, batch {a.batch}, {a.n_train} train / {a.n_valid} valid / {a.n_test} test")
-    s = revl.Schedule.for_model(model, T, gamma=a.gamma)
+          f"T = {T} steps of {a.optimizer}, batch {a.batch}, {a.n_train} train / {a.n_valid} valid / {a.n_test} test")
+    if a.optimizer == "adam":
+        s = revl.Schedule.for_model(model, T, optimizer="adam", beta1=a.betas[0],
+                                    beta2=a.betas[1])
+    else:
+        s = revl.Schedule.for_model(model, T, gamma=a.gamma)
     trainer = revl.Trainer(model, s)
     w0 = tm.read_params()
     log_alpha = np.full((T, G), np.log(a.alpha))

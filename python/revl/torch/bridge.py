@@ -272,18 +272,19 @@ class TorchModel:
         return float(loss), g
 
     def hvp_affine(self, step, w, meta, a, b):
-        """(g, hv_w, hv_meta): the gradient g at step ``step``, then the Hessian-vector
-        products along v = a + b * g (g held constant): hv_w = d2L/dw2 v and hv_meta =
-        d/dmeta (grad_w L . v); one forward and one double backward."""
+        """(hv_w, hv_meta, g), revl's hvp_affine callback: the gradient g at step ``step``,
+        then the Hessian-vector products along v = a + b * g (g held constant): hv_w =
+        d2L/dw2 v and hv_meta = d/dmeta (grad_w L . v); one forward and one double backward,
+        so an Adam reverse step is one torch pass."""
         flat, m = self._inputs(w, meta, True)
         loss = self.loss_at(step, flat, m)
         (g,) = torch.autograd.grad(loss, flat, create_graph=True)
-        gd = g.detach()
-        self._check_same(step, w, meta, gd.numpy())
-        v = torch.tensor(np.asarray(a, dtype=np.float64))
-        if b is not None:
-            v = v + torch.tensor(np.asarray(b, dtype=np.float64)) * gd
-        dot = torch.dot(g, v)
+        gd = g.detach().numpy()
+        self._check_same(step, w, meta, gd)
+        v = np.asarray(a, dtype=np.float64)
+        if b is not None:              # numpy's a + b * g: the library's v, bit for bit
+            v = v + np.asarray(b, dtype=np.float64) * gd
+        dot = torch.dot(g, torch.tensor(v))
         inputs = [flat] + ([m] if self.n_meta else [])
         if dot.requires_grad:
             parts = torch.autograd.grad(dot, inputs, allow_unused=True)
@@ -293,12 +294,11 @@ class TorchModel:
         hm = np.zeros(self.n_meta)
         if self.n_meta and parts[1] is not None:
             hm = parts[1].numpy()
-        return gd.numpy().copy(), hv, hm
+        return hv, hm, gd.copy()
 
     def hvp(self, step, w, meta, v):
         """(hv_w, hv_meta, g) at step ``step``: revl's hvp callback with hvp_gives_grad."""
-        g, hv, hm = self.hvp_affine(step, w, meta, v, None)
-        return hv, hm, g
+        return self.hvp_affine(step, w, meta, v, None)
 
     def _check_same(self, step, w, meta, g):
         seen = self._seen.get((int(step), _digest(w, meta)))
@@ -312,11 +312,13 @@ class TorchModel:
 
     # ---- revl side
     def model(self):
-        """The revl.Model (made once): grad and fused hvp callbacks, one group per tensor (or
-        per prefix)."""
+        """The revl.Model (made once): grad, the hvp that also gives the gradient (momentum's
+        reverse step: one torch pass) and hvp_affine (Adam's: one torch pass), one group per
+        tensor (or per prefix)."""
         if self._model is None:
             self._model = Model(self.n_params, self.n_meta, self.grad, self.hvp,
-                                hvp_gives_grad=True, groups=self.offsets)
+                                hvp_gives_grad=True, groups=self.offsets,
+                                hvp_affine=self.hvp_affine)
         return self._model
 
     def read_params(self):

@@ -1,6 +1,7 @@
-"""PyTorch's own hypergradient of a revl run: the same momentum SGD unrolled on the autograd
-tape and differentiated in reverse mode (memory grows with every step).  The reference the
-bridge is tested against and benchmarked with; written from the method (docs/method.md, s. 1).
+"""PyTorch's own hypergradient of a revl run: the same optimiser unrolled on the autograd tape
+and differentiated in reverse mode (memory grows with every step).  The reference the bridge is
+tested against and benchmarked with; written from the method (docs/method.md, s. 1 and "Adam,
+exactly") and torch.optim.Adam's documented update.
 """
 
 import types
@@ -8,35 +9,81 @@ import types
 import numpy as np
 import torch
 
+from .._base import beta_applied, gamma_applied
 
-def unrolled_hypergrad(tm, alpha, gamma, w0, meta, objective):
-    """Train ``tm`` (a TorchModel) for T = len(alpha) steps of
+_KINDS = {"momentum": ("alpha", "gamma"), "adam": ("alpha", "beta1", "beta2", "eps")}
 
-        v_{t+1} = gamma_t v_t - (1 - gamma_t) g_t,   w_{t+1} = w_t + alpha_t v_{t+1}
 
-    in float64 on the tape (alpha, gamma: (T, n_groups), per group as revl's schedule) and
-    return gradients of ``objective(w_T)`` (a torch function of the flat float64 vector) with
-    respect to w0, alpha, gamma and meta, as a namespace with .w0 .alpha .gamma .meta, plus
-    .f (the objective) and .w (w_T).  Use gamma at revl's applied values (revl.gamma_applied)
-    to compare with revl."""
-    alpha = torch.tensor(np.asarray(alpha, dtype=np.float64), requires_grad=True)
-    gamma = torch.tensor(np.asarray(gamma, dtype=np.float64), requires_grad=True)
-    w0t = torch.tensor(np.asarray(w0, dtype=np.float64), requires_grad=True)
-    mt = torch.tensor(np.asarray(meta, dtype=np.float64).reshape(tm.n_meta),
-                      requires_grad=tm.n_meta > 0)
-    reps = torch.tensor(np.diff(tm.offsets))
-    w, v = w0t, torch.zeros_like(w0t)
-    for t in range(alpha.shape[0]):
-        loss = tm.loss_at(t, w, mt)
-        (g,) = torch.autograd.grad(loss, w, create_graph=True)
+def _momentum(alpha, gamma, reps):
+    v = 0
+
+    def step(t, w, g):
+        nonlocal v
         a = alpha[t].repeat_interleave(reps)
         c = gamma[t].repeat_interleave(reps)
         v = c * v - (1 - c) * g
-        w = w + a * v
+        return w + a * v
+    return step
+
+
+def _adam(alpha, beta1, beta2, eps, reps):
+    # bias correction with per-step betas: c_t = 1 - prod_{k <= t} beta_k (per group)
+    c1, c2 = 1 - torch.cumprod(beta1, 0), 1 - torch.cumprod(beta2, 0)
+    m = s = 0
+
+    def step(t, w, g):
+        nonlocal m, s
+        b1, b2 = beta1[t].repeat_interleave(reps), beta2[t].repeat_interleave(reps)
+        m = b1 * m + (1 - b1) * g
+        s = b2 * s + (1 - b2) * g * g
+        # torch.optim.Adam: w -= (alpha / c1) m / (sqrt(s) / sqrt(c2) + eps)
+        denom = torch.sqrt(s) / torch.sqrt(c2[t]).repeat_interleave(reps) \
+            + eps[t].repeat_interleave(reps)
+        return w - (alpha[t] / c1[t]).repeat_interleave(reps) * m / denom
+    return step
+
+
+def unrolled_hypergrad(tm, alpha, gamma=None, w0=None, meta=None, objective=None, *,
+                       optimizer="momentum", beta1=None, beta2=None, eps=None):
+    """Train ``tm`` (a TorchModel) for T = len(alpha) steps in float64 on the tape and return
+    the gradients of ``objective(w_T)`` (a torch function of the flat float64 vector) with
+    respect to w0, meta and every (step, group) hyperparameter, as a namespace with .w0, .meta,
+    one (T, n_groups) array per kind, .kinds, .f (the objective) and .w (w_T).
+
+    ``optimizer="momentum"`` (alpha, gamma):
+        v_{t+1} = gamma_t v_t - (1 - gamma_t) g_t,   w_{t+1} = w_t + alpha_t v_{t+1}
+    ``optimizer="adam"`` (alpha, beta1, beta2, eps; torch.optim.Adam with per-step betas):
+        m_{t+1} = beta1_t m_t + (1 - beta1_t) g_t,  s_{t+1} = beta2_t s_t + (1 - beta2_t) g_t^2
+        c1_t = 1 - prod_{k<=t} beta1_k,  c2_t = 1 - prod_{k<=t} beta2_k
+        w_{t+1} = w_t - (alpha_t / c1_t) m_{t+1} / (sqrt(s_{t+1}) / sqrt(c2_t) + eps_t)
+    The rates are taken as revl applies them (revl.gamma_applied, revl.beta_applied) and the
+    gradients are with respect to the applied values, as revl's are."""
+    if optimizer not in _KINDS:
+        raise ValueError(f"optimizer must be one of {sorted(_KINDS)}, got {optimizer!r}")
+    given = {"alpha": alpha, "gamma": gamma, "beta1": beta1, "beta2": beta2, "eps": eps}
+    applied = {"gamma": gamma_applied, "beta1": beta_applied, "beta2": beta_applied}
+    kinds = _KINDS[optimizer]
+    hyper = {}
+    for k in kinds:
+        if given[k] is None:
+            raise ValueError(f"optimizer {optimizer!r} needs {k}")
+        x = np.asarray(given[k], dtype=np.float64)
+        x = applied.get(k, lambda y: y)(x)
+        hyper[k] = torch.tensor(np.broadcast_to(x, np.shape(alpha)).copy(), requires_grad=True)
+    w0t = torch.tensor(np.asarray(w0, dtype=np.float64), requires_grad=True)
+    mt = torch.tensor(np.asarray(meta if meta is not None else [], dtype=np.float64)
+                      .reshape(tm.n_meta), requires_grad=tm.n_meta > 0)
+    reps = torch.tensor(np.diff(tm.offsets))
+    step = (_momentum if optimizer == "momentum" else _adam)(*hyper.values(), reps)
+    w = w0t
+    for t in range(hyper["alpha"].shape[0]):
+        loss = tm.loss_at(t, w, mt)
+        (g,) = torch.autograd.grad(loss, w, create_graph=True)
+        w = step(t, w, g)
     f = objective(w)
-    inputs = [w0t, alpha, gamma] + ([mt] if tm.n_meta else [])
+    inputs = [w0t] + list(hyper.values()) + ([mt] if tm.n_meta else [])
     parts = torch.autograd.grad(f, inputs, allow_unused=True)
     out = [np.zeros(tuple(x.shape)) if p is None else p.numpy() for p, x in zip(parts, inputs)]
-    return types.SimpleNamespace(w0=out[0], alpha=out[1], gamma=out[2],
-                                 meta=out[3] if tm.n_meta else np.zeros(0),
+    return types.SimpleNamespace(w0=out[0], **dict(zip(kinds, out[1:1 + len(kinds)])),
+                                 meta=out[-1] if tm.n_meta else np.zeros(0), kinds=kinds,
                                  f=float(f), w=w.detach().numpy())

@@ -13,8 +13,8 @@
  *  - every fallible call returns REVL_OK (0) or a negative revl_status; the handle involved keeps
  *    a one-line message for its last failure (revl_X_last_error); a failed call leaves the
  *    handle usable (at worst it needs the call that sets its state up again, e.g. train);
- *    a failed *_create has no handle to keep a message: its status says the kind, and
- *    docs/errors.md lists the causes of each;
+ *    a failed *_create has no handle to keep a message: revl_last_create_error() gives it
+ *    (thread-local), and docs/errors.md lists the causes of each;
  *  - structs that cross the ABI start with size_t struct_size (set it to sizeof, or call the
  *    matching *_init, which fills the documented defaults);
  *  - arrays are caller-owned double * with explicit lengths; the library copies what it keeps;
@@ -70,6 +70,10 @@ typedef enum revl_status {
 
 /* A short constant name for a status ("invalid argument", ...); never NULL. */
 REVL_API const char *revl_strerror(int status);
+/* Why the last revl_*_create called on this thread failed ("revl_trainer_create:
+ * revl_trainer_options.struct_size is 7, ..."), or "" when it succeeded. A failed create has no
+ * handle to keep a message; this one is thread-local, so threads never see each other's. */
+REVL_API const char *revl_last_create_error(void);
 
 /* ------------------------------------------------------------------ memory */
 /* Where a handle gets its memory. Every handle created with an allocator uses it for all of

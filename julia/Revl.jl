@@ -75,6 +75,9 @@ function fixed_round(w::AbstractVector{<:Real}; frac_bits::Integer=52)
     return x
 end
 
+"""Why the last revl_*_create on this thread failed ("" after a success)."""
+last_create_error() = unsafe_string(ccall((:revl_last_create_error, librevl), Cstring, ()))
+
 # ------------------------------------------------------------------ optimisers and kinds
 const OPTIMIZERS = Dict(:momentum => 0, :adam => 1, :rmsprop => 2)          # revl_optimizer
 const KINDS = Dict(:alpha => 0, :gamma => 1, :beta1 => 2, :beta2 => 3, :eps => 4)  # revl_hyper

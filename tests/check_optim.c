@@ -976,6 +976,44 @@ START_TEST(test_no_allocation_per_step)
 }
 END_TEST
 
+/* A failed create has no handle: revl_last_create_error says why (thread-local), and a
+ * successful one clears it. */
+START_TEST(test_create_errors_say_why)
+{
+    revl_model *m = make_model(4, 0, NULL);
+    size_t off[2] = {0, 5};
+    revl_schedule *s = NULL;
+    ck_assert_int_eq(revl_schedule_create_for(&s, (revl_optimizer)9, 3, 1, off, NULL),
+                     REVL_ERR_INVALID);
+    expect_msg(revl_last_create_error(), "revl_schedule_create_for: invalid argument");
+    ck_assert_int_eq(revl_schedule_create_for(&s, REVL_OPTIM_ADAM, 3, 1, off, NULL), REVL_OK);
+    ck_assert_str_eq(revl_last_create_error(), "");
+    revl_trainer *t = NULL;
+    ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_ERR_INVALID);
+    expect_msg(revl_last_create_error(), "revl_trainer_create: the schedule's groups cover 5 "
+                                         "parameters, the model has 4");
+    revl_trainer_options o;
+    revl_trainer_options_init(&o);
+    o.struct_size = 7;
+    ck_assert_int_eq(revl_trainer_create(&t, m, s, &o), REVL_ERR_INVALID);
+    expect_msg(revl_last_create_error(), "revl_trainer_options");
+    expect_msg(revl_last_create_error(), "7");
+    revl_trainer_options_init(&o);
+    o.frac_bits = 63;
+    ck_assert_int_eq(revl_trainer_create(&t, m, s, &o), REVL_ERR_INVALID);
+    expect_msg(revl_last_create_error(), "revl_trainer_create: frac_bits = 63 outside 1..62");
+    revl_hyperopt_options ho;
+    revl_hyperopt_options_init(&ho);
+    ho.step_size = -1;
+    revl_hyperopt *h = NULL;
+    ck_assert_int_eq(revl_hyperopt_create(&h, m, NULL, 3, &ho), REVL_ERR_INVALID);
+    expect_msg(revl_last_create_error(), "revl_hyperopt_create: step_size = -1 must be finite");
+    ck_assert_ptr_null(h);
+    revl_schedule_free(s);
+    revl_model_free(m);
+}
+END_TEST
+
 static Suite *optim_suite(void)
 {
     Suite *s = suite_create("optim");
@@ -1001,6 +1039,7 @@ static Suite *optim_suite(void)
     tcase_add_loop_test(tc, test_verify_catches_corruption, 0, N_OPT);
     tcase_add_loop_test(tc, test_reentry_overflow_hv_meta, 0, N_OPT);
     tcase_add_loop_test(tc, test_no_allocation_per_step, 0, N_OPT);
+    tcase_add_test(tc, test_create_errors_say_why);
     suite_add_tcase(s, tc);
     return s;
 }

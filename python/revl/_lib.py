@@ -176,6 +176,7 @@ PROTOTYPES = [
     ("revl_version_number", "unsigned", ()),
     ("revl_version_string", "const char *", ()),
     ("revl_strerror", "const char *", ("int",)),
+    ("revl_last_create_error", "const char *", ()),
     ("revl_allocator_init", "void", ("revl_allocator *",)),
     # model
     ("revl_model_def_init", "void", ("revl_model_def *",)),

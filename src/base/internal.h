@@ -49,6 +49,13 @@ RV_HIDDEN void rv_errno_text(int errnum, char *buf, size_t size);
  * not a regular file (a directory, FIFO, device), refused without blocking. */
 RV_HIDDEN FILE *rv_open_regular(const char *path, char *err);
 
+/* ---- failed creates (status.c): this thread's message of the last failed revl_*_create. A
+ * create clears it first (rv_create_err()[0] = 0), writes the cause with rv_fail(rv_create_err(),
+ * ...), and returns rv_create_end(rc, name), which clears it on success and names at least the
+ * function and the status otherwise. */
+RV_HIDDEN char *rv_create_err(void);
+RV_HIDDEN int rv_create_end(int rc, const char *fn);
+
 /* Deterministic random numbers (splitmix64), the same on every platform. */
 RV_HIDDEN uint64_t rv_rand_u64(uint64_t *state);
 RV_HIDDEN double rv_rand_uniform(uint64_t *state);  /* in (0, 1) */

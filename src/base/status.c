@@ -48,3 +48,27 @@ void rv_clear(char *err)
     if (err)
         err[0] = '\0';
 }
+
+/* The message of the last failed revl_*_create on this thread. A failed create has no handle to
+ * keep its message, and a global buffer would be shared mutable state: a thread-local one is
+ * not (each thread sees only its own creates, and the library stays free of locks). */
+static _Thread_local char create_err[RV_ERRLEN];
+
+char *rv_create_err(void)
+{
+    return create_err;
+}
+
+int rv_create_end(int rc, const char *fn)
+{
+    if (rc == REVL_OK)
+        create_err[0] = '\0';
+    else if (!create_err[0])
+        rv_fail(create_err, rc, "%s: %s", fn, revl_strerror(rc));
+    return rc;
+}
+
+const char *revl_last_create_error(void)
+{
+    return create_err;
+}

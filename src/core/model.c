@@ -47,7 +47,7 @@ int rv_model_create(revl_model **out, const revl_model_def *def, size_t n_groups
     if (!out)
         return REVL_ERR_INVALID;
     *out = NULL;
-    if (!def || rv_struct_size_check(NULL, RV_STRUCT_MODEL_DEF, def->struct_size) ||
+    if (!def || rv_struct_size_check(rv_create_err(), RV_STRUCT_MODEL_DEF, def->struct_size) ||
         !def->grad || def->n_params == 0)
         return REVL_ERR_INVALID;
     revl_allocator alloc;
@@ -87,7 +87,8 @@ int rv_model_create(revl_model **out, const revl_model_def *def, size_t n_groups
 
 int revl_model_create(revl_model **out, const revl_model_def *def)
 {
-    return rv_model_create(out, def, 0, NULL, NULL);
+    rv_create_err()[0] = '\0';
+    return rv_create_end(rv_model_create(out, def, 0, NULL, NULL), "revl_model_create");
 }
 
 void revl_model_free(revl_model *m)

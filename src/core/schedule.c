@@ -47,7 +47,17 @@ static double *kind_array(const revl_schedule *s, char *err, revl_hyper kind, co
     return a;
 }
 
+static int schedule_create(revl_schedule **out, revl_optimizer optimizer, size_t n_steps,
+                             size_t n_groups, const size_t *offsets, const revl_allocator *allocator);
+
 int revl_schedule_create_for(revl_schedule **out, revl_optimizer optimizer, size_t n_steps,
+                             size_t n_groups, const size_t *offsets, const revl_allocator *allocator)
+{
+    rv_create_err()[0] = '\0';
+    return rv_create_end(schedule_create(out, optimizer, n_steps, n_groups, offsets, allocator), "revl_schedule_create_for");
+}
+
+static int schedule_create(revl_schedule **out, revl_optimizer optimizer, size_t n_steps,
                              size_t n_groups, const size_t *offsets, const revl_allocator *allocator)
 {
     if (!out)

@@ -108,23 +108,35 @@ static void trainer_layout_blocks(revl_trainer *t)
     t->n_parts = part;
 }
 
+static int trainer_create(revl_trainer **out, revl_model *model, const revl_schedule *sched,
+                        const revl_trainer_options *opts);
+
 int revl_trainer_create(revl_trainer **out, revl_model *model, const revl_schedule *sched,
+                        const revl_trainer_options *opts)
+{
+    rv_create_err()[0] = '\0';
+    return rv_create_end(trainer_create(out, model, sched, opts), "revl_trainer_create");
+}
+
+static int trainer_create(revl_trainer **out, revl_model *model, const revl_schedule *sched,
                         const revl_trainer_options *opts)
 {
     if (!out)
         return REVL_ERR_INVALID;
     *out = NULL;
     if (!model || !sched)
-        return REVL_ERR_INVALID;
+        return rv_fail(rv_create_err(), REVL_ERR_INVALID, "revl_trainer_create: %s is NULL",
+                       model ? "sched" : "model");
     revl_trainer_options o;
     revl_trainer_options_init(&o);
     if (opts) {
-        if (rv_struct_size_check(NULL, RV_STRUCT_TRAINER_OPTIONS, opts->struct_size))
+        if (rv_struct_size_check(rv_create_err(), RV_STRUCT_TRAINER_OPTIONS, opts->struct_size))
             return REVL_ERR_INVALID;
         o = *opts;
     }
     if (o.frac_bits < 1 || o.frac_bits > 62)
-        return REVL_ERR_INVALID;
+        return rv_fail(rv_create_err(), REVL_ERR_INVALID,
+                       "revl_trainer_create: frac_bits = %u outside 1..62", o.frac_bits);
     size_t n_params = revl_model_n_params(model), n_groups = revl_schedule_n_groups(sched);
     revl_allocator alloc;
     rv_allocator_copy(&alloc, o.allocator);
@@ -158,8 +170,11 @@ int revl_trainer_create(revl_trainer **out, revl_model *model, const revl_schedu
     }
     revl_schedule_offsets(sched, t->offsets);
     if (t->offsets[n_groups] != n_params) {
+        size_t covered = t->offsets[n_groups];
         revl_trainer_free(t);
-        return REVL_ERR_INVALID; /* the schedule's groups do not cover the model */
+        return rv_fail(rv_create_err(), REVL_ERR_INVALID,
+                       "revl_trainer_create: the schedule's groups cover %zu parameters, the "
+                       "model has %zu", covered, n_params);
     }
     int opt_rc = opt->create(&t->opt_self, a, p, t->n_steps, n_groups, t->frac_bits), rc = opt_rc;
     t->w = rv_calloc(a, p, sizeof *t->w);

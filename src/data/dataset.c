@@ -15,7 +15,15 @@ struct revl_dataset {
     char err[RV_ERRLEN];
 };
 
+static int dataset_create(revl_dataset **out, const revl_allocator *allocator);
+
 int revl_dataset_create(revl_dataset **out, const revl_allocator *allocator)
+{
+    rv_create_err()[0] = '\0';
+    return rv_create_end(dataset_create(out, allocator), "revl_dataset_create");
+}
+
+static int dataset_create(revl_dataset **out, const revl_allocator *allocator)
 {
     if (!out)
         return REVL_ERR_INVALID;

@@ -277,5 +277,6 @@ int rv_dp_model_create(revl_model **out, const revl_dp_def *def, revl_model *inn
 
 int revl_dp_model_create(revl_model **out, const revl_dp_def *def)
 {
-    return rv_dp_model_create(out, def, NULL);
+    rv_create_err()[0] = '\0';
+    return rv_create_end(rv_dp_model_create(out, def, NULL), "revl_dp_model_create");
 }

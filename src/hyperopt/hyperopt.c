@@ -42,27 +42,29 @@ void revl_hyperopt_options_init(revl_hyperopt_options *o)
 }
 
 /* Options that make no sense are refused at create rather than producing NaN later. */
+#define OPTION_FAIL(...) rv_fail(rv_create_err(), REVL_ERR_INVALID, "revl_hyperopt_create: " __VA_ARGS__)
 static int check_options(const revl_hyperopt_options *o)
 {
     const unsigned all = REVL_LEARN_ALPHA | REVL_LEARN_GAMMA | REVL_LEARN_INIT_SCALE |
                          REVL_LEARN_META | REVL_LEARN_BETA1 | REVL_LEARN_BETA2 | REVL_LEARN_EPS;
     if (o->learn & ~all)
-        return REVL_ERR_INVALID;
+        return OPTION_FAIL("learn = %u has unknown bits (known: %u)", o->learn, all);
     if (o->method != REVL_META_ADAM && o->method != REVL_META_SGD)
-        return REVL_ERR_INVALID;
+        return OPTION_FAIL("method = %d is not REVL_META_ADAM or REVL_META_SGD", (int)o->method);
     if (!(isfinite(o->step_size) && o->step_size > 0))
-        return REVL_ERR_INVALID;
+        return OPTION_FAIL("step_size = %g must be finite and > 0", o->step_size);
     if (!(o->momentum >= 0 && o->momentum < 1))
-        return REVL_ERR_INVALID;
+        return OPTION_FAIL("momentum = %g outside [0, 1)", o->momentum);
     if (!(o->adam_beta1 >= 0 && o->adam_beta1 < 1) || !(o->adam_beta2 >= 0 && o->adam_beta2 < 1))
-        return REVL_ERR_INVALID;
+        return OPTION_FAIL("adam_beta1 = %g, adam_beta2 = %g: both must be in [0, 1)",
+                           o->adam_beta1, o->adam_beta2);
     /* eps > 0: a coordinate whose gradient is exactly 0 would otherwise step by 0/0 */
     if (!(isfinite(o->adam_eps) && o->adam_eps > 0))
-        return REVL_ERR_INVALID;
+        return OPTION_FAIL("adam_eps = %g must be finite and > 0", o->adam_eps);
     if (!(isfinite(o->chaos_factor) && o->chaos_factor >= 0))
-        return REVL_ERR_INVALID;
+        return OPTION_FAIL("chaos_factor = %g must be finite and >= 0", o->chaos_factor);
     if (o->chaos_action != REVL_CHAOS_SHRINK && o->chaos_action != REVL_CHAOS_STOP)
-        return REVL_ERR_INVALID;
+        return OPTION_FAIL("chaos_action = %d is not SHRINK or STOP", (int)o->chaos_action);
     return REVL_OK;
 }
 
@@ -114,7 +116,19 @@ int revl_hyperopt_create(revl_hyperopt **out, revl_model *model, const revl_data
     return revl_hyperopt_create_for(out, model, valid, n_steps, REVL_OPTIM_MOMENTUM, opts);
 }
 
+static int hyperopt_create(revl_hyperopt **out, revl_model *model, const revl_dataset *valid,
+                             size_t n_steps, revl_optimizer optimizer,
+                             const revl_hyperopt_options *opts);
+
 int revl_hyperopt_create_for(revl_hyperopt **out, revl_model *model, const revl_dataset *valid,
+                             size_t n_steps, revl_optimizer optimizer,
+                             const revl_hyperopt_options *opts)
+{
+    rv_create_err()[0] = '\0';
+    return rv_create_end(hyperopt_create(out, model, valid, n_steps, optimizer, opts), "revl_hyperopt_create_for");
+}
+
+static int hyperopt_create(revl_hyperopt **out, revl_model *model, const revl_dataset *valid,
                              size_t n_steps, revl_optimizer optimizer,
                              const revl_hyperopt_options *opts)
 {
@@ -127,12 +141,12 @@ int revl_hyperopt_create_for(revl_hyperopt **out, revl_model *model, const revl_
     revl_hyperopt_options o;
     revl_hyperopt_options_init(&o);
     if (opts) {
-        if (rv_struct_size_check(NULL, RV_STRUCT_HYPEROPT_OPTIONS, opts->struct_size))
+        if (rv_struct_size_check(rv_create_err(), RV_STRUCT_HYPEROPT_OPTIONS, opts->struct_size))
             return REVL_ERR_INVALID;
         o = *opts;
     }
     if (check_options(&o))
-        return REVL_ERR_INVALID;
+        return REVL_ERR_INVALID; /* the message is in rv_create_err() */
     /* f comes from the user's objective, or from a built-in model evaluating `valid` */
     if (!o.objective && (!valid || !model->builtin.evaluate))
         return REVL_ERR_INVALID;

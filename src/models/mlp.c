@@ -155,7 +155,17 @@ static int check_args(size_t n_widths, const size_t *widths, const revl_dataset 
     return REVL_OK;
 }
 
+static int mlp_create(revl_model **out, size_t n_widths, const size_t *widths,
+                    const revl_dataset *train, const revl_mlp_options *opts);
+
 int revl_mlp_create(revl_model **out, size_t n_widths, const size_t *widths,
+                    const revl_dataset *train, const revl_mlp_options *opts)
+{
+    rv_create_err()[0] = '\0';
+    return rv_create_end(mlp_create(out, n_widths, widths, train, opts), "revl_mlp_create");
+}
+
+static int mlp_create(revl_model **out, size_t n_widths, const size_t *widths,
                     const revl_dataset *train, const revl_mlp_options *opts)
 {
     if (!out)
@@ -164,7 +174,7 @@ int revl_mlp_create(revl_model **out, size_t n_widths, const size_t *widths,
     revl_mlp_options o;
     revl_mlp_options_init(&o);
     if (opts) {
-        if (rv_struct_size_check(NULL, RV_STRUCT_MLP_OPTIONS, opts->struct_size))
+        if (rv_struct_size_check(rv_create_err(), RV_STRUCT_MLP_OPTIONS, opts->struct_size))
             return REVL_ERR_INVALID;
         o = *opts;
     }

@@ -68,7 +68,19 @@ static void micro_free(void *user)
     rv_free(&a, u);
 }
 
+static int mlp_dp_create(revl_model **out, size_t n_widths, const size_t *widths,
+                       const revl_dataset *train, const revl_mlp_options *opts, size_t n_micro,
+                       unsigned grad_frac_bits, const revl_comm *comm);
+
 int revl_mlp_dp_create(revl_model **out, size_t n_widths, const size_t *widths,
+                       const revl_dataset *train, const revl_mlp_options *opts, size_t n_micro,
+                       unsigned grad_frac_bits, const revl_comm *comm)
+{
+    rv_create_err()[0] = '\0';
+    return rv_create_end(mlp_dp_create(out, n_widths, widths, train, opts, n_micro, grad_frac_bits, comm), "revl_mlp_dp_create");
+}
+
+static int mlp_dp_create(revl_model **out, size_t n_widths, const size_t *widths,
                        const revl_dataset *train, const revl_mlp_options *opts, size_t n_micro,
                        unsigned grad_frac_bits, const revl_comm *comm)
 {

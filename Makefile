@@ -43,7 +43,7 @@ ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(CFLAGS) $(SAN) -fopen
 	-Iinclude -Isrc $(BLAS_CFLAGS)
 LIB_WERROR ?=
 LIB_CFLAGS := $(ALL_CFLAGS) $(LIB_WERROR) -fPIC -fvisibility=hidden -DREVL_BUILDING
-LDLIBS := $(BLAS_LIBS) -lm -fopenmp
+LDLIBS := $(BLAS_LIBS) -lz -lm -fopenmp
 
 LIB_SRC := $(sort $(wildcard src/*/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -119,7 +119,7 @@ examples: $(EXAMPLE_BIN)
 
 # ---- Debian packages the build, the tests and the demo need
 DEB_PKGS := build-essential pkg-config libopenblas-dev libblas-dev check meson ninja-build \
-	clang libclang-rt-14-dev libomp-dev g++ abigail-tools \
+	clang libclang-rt-14-dev libomp-dev g++ abigail-tools zlib1g-dev \
 	python3 python3-numpy python3-pytest python3-torch gnuplot-nox dataset-fashion-mnist valgrind
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \

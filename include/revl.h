@@ -486,6 +486,17 @@ REVL_API size_t revl_hyperopt_n_groups(const revl_hyperopt *h);
 REVL_API int revl_hyperopt_save(const revl_hyperopt *h, int best, const char *path);
 REVL_API int revl_hyperopt_load(revl_hyperopt *h, const char *path);
 REVL_API const char *revl_hyperopt_last_error(const revl_hyperopt *h);
+/* Checkpoints between meta-iterations (binary, docs/file-formats.md): everything the next
+ * meta-iteration depends on (current and best values, best loss, the meta-optimiser's moments,
+ * the chaos guard's step size, running minimum and step-back point, the iteration count), so
+ * that a killed hyper-optimisation continues with the bits of an uninterrupted one. Written to
+ * a temporary file, fsynced and renamed. load needs a hyper-optimiser made the same way (model
+ * sizes, steps, optimiser, options other than iterations, callbacks and threads): anything
+ * else, or a damaged file, is REVL_ERR_IO with a message and changes nothing. Continue with
+ * revl_hyperopt_step until revl_hyperopt_iterations_done reaches the total. */
+REVL_API int revl_hyperopt_checkpoint_save(revl_hyperopt *h, const char *path);
+REVL_API int revl_hyperopt_checkpoint_load(revl_hyperopt *h, const char *path);
+REVL_API size_t revl_hyperopt_iterations_done(const revl_hyperopt *h);
 
 #ifdef __cplusplus
 }

@@ -581,6 +581,229 @@ START_TEST(test_state_errors)
 }
 END_TEST
 
+
+/* ------------------------------------------------------------------ hyper-optimiser */
+
+#define H_P 8
+#define H_STEPS 8
+#define H_ITERS 12
+
+static int h_objective(const double *w, const double *meta, double *f, double *dfdw,
+                       double *dfdmeta, void *user)
+{
+    (void)meta;
+    (void)user;
+    *f = 0;
+    for (size_t i = 0; i < H_P; i++) {
+        double k = 0.1 * (double)(i % 7) - 0.3;
+        *f += 0.5 * w[i] * w[i] + w[i] * k;
+        dfdw[i] = w[i] + k;
+    }
+    if (dfdmeta)
+        dfdmeta[0] = 0;
+    return 0;
+}
+
+typedef struct hrun {
+    model q;
+    revl_model *m;
+    revl_hyperopt *h;
+} hrun;
+
+static void hrun_make(hrun *r, revl_optimizer opt, unsigned sleep, double step_size)
+{
+    memset(r, 0, sizeof *r);
+    r->q.p = H_P;
+    r->q.fail_at = -1;
+    r->q.sleep_us = sleep;
+    revl_model_def d;
+    revl_model_def_init(&d);
+    d.n_params = H_P;
+    d.n_meta = 1;
+    d.grad = m_grad;
+    d.hvp = m_hvp;
+    d.user = &r->q;
+    ck_assert_int_eq(revl_model_create(&r->m, &d), REVL_OK);
+    size_t off[3] = {0, 3, H_P};
+    ck_assert_int_eq(revl_model_set_groups(r->m, 2, off), REVL_OK);
+    revl_hyperopt_options o;
+    revl_hyperopt_options_init(&o);
+    o.objective = h_objective;
+    o.step_size = step_size;
+    o.chaos_factor = 1.5; /* fires now and then: its state must survive too */
+    o.fresh_seed = 1;
+    o.iterations = H_ITERS;
+    ck_assert_int_eq(revl_hyperopt_create_for(&r->h, r->m, NULL, H_STEPS, opt, &o), REVL_OK);
+    if (opt == REVL_OPTIM_ADAM) {
+        double a[H_STEPS * 2];
+        for (size_t k = 0; k < H_STEPS * 2; k++)
+            a[k] = 0.02;
+        ck_assert_int_eq(revl_hyperopt_set_kind(r->h, REVL_HYPER_ALPHA, a), REVL_OK);
+    }
+}
+
+static void hrun_free(hrun *r)
+{
+    revl_hyperopt_free(r->h);
+    revl_model_free(r->m);
+}
+
+/* Meta-iterations until H_ITERS are done, a checkpoint after each. */
+static int h_continue(hrun *r, const char *path)
+{
+    while (revl_hyperopt_iterations_done(r->h) < H_ITERS) {
+        int rc = revl_hyperopt_step(r->h, NULL);
+        if (!rc)
+            rc = revl_hyperopt_checkpoint_save(r->h, path);
+        if (rc)
+            return rc;
+    }
+    return REVL_OK;
+}
+
+static void h_child(revl_optimizer opt, const char *path)
+{
+    hrun r;
+    hrun_make(&r, opt, 300, 0.04);
+    if (access(path, F_OK) == 0 && revl_hyperopt_checkpoint_load(r.h, path) != REVL_OK) {
+        fprintf(stderr, "child: %s\n", revl_hyperopt_last_error(r.h));
+        _exit(3);
+    }
+    _exit(h_continue(&r, path) == REVL_OK ? 0 : 4);
+}
+
+/* Killed at random points, resumed each time from the last checkpoint: the final checkpoint is
+ * byte for byte the uninterrupted run's (so are the values read back). */
+START_TEST(test_hyperopt_kill_resume)
+{
+    revl_optimizer opt = _i ? REVL_OPTIM_ADAM : REVL_OPTIM_MOMENTUM;
+    char *ref_path = temp_path("h-ref"), *path = temp_path("h-kill");
+    hrun ref;
+    hrun_make(&ref, opt, 0, 0.04);
+    ck_assert_int_eq(h_continue(&ref, ref_path), REVL_OK);
+    size_t n_ref;
+    unsigned char *want = slurp(ref_path, &n_ref);
+    unsigned seed = 99u + (unsigned)_i;
+    for (int trial = 0; trial < 2; trial++) {
+        unlink(path);
+        int kills = 0, done = 0;
+        for (int round = 0; round < 300 && !done; round++) {
+            pid_t pid = fork();
+            ck_assert_int_ge(pid, 0);
+            if (pid == 0)
+                h_child(opt, path);
+            sleep_us(1000 + (unsigned)(rand_r(&seed) % (15000u + 2000u * (unsigned)round)));
+            kill(pid, SIGKILL);
+            int status = 0;
+            ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+            char tmp[600];
+            snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)pid);
+            unlink(tmp);
+            if (WIFSIGNALED(status)) {
+                kills++;
+                continue;
+            }
+            ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                          "child failed with status %d", WEXITSTATUS(status));
+            done = 1;
+        }
+        ck_assert(done);
+        ck_assert_int_gt(kills, 0);
+        if (getenv("REVL_CKPT_VERBOSE"))
+            fprintf(stderr, "hyperopt %d trial %d: %d kills\n", _i, trial, kills);
+        size_t n;
+        unsigned char *got = slurp(path, &n);
+        ck_assert_uint_eq(n, n_ref);
+        ck_assert_msg(memcmp(got, want, n) == 0, "the resumed run's checkpoint differs");
+        free(got);
+        /* and the values read back through the API */
+        hrun b;
+        hrun_make(&b, opt, 0, 0.04);
+        ck_assert_int_eq(revl_hyperopt_checkpoint_load(b.h, path), REVL_OK);
+        ck_assert_uint_eq(revl_hyperopt_iterations_done(b.h), H_ITERS);
+        double x[H_STEPS * 2], y[H_STEPS * 2];
+        ck_assert_int_eq(revl_hyperopt_get_kind(b.h, 1, REVL_HYPER_ALPHA, x), REVL_OK);
+        ck_assert_int_eq(revl_hyperopt_get_kind(ref.h, 1, REVL_HYPER_ALPHA, y), REVL_OK);
+        ck_assert(memcmp(x, y, sizeof x) == 0);
+        hrun_free(&b);
+    }
+    free(want);
+    hrun_free(&ref);
+    unlink(ref_path);
+    unlink(path);
+    free(ref_path);
+    free(path);
+}
+END_TEST
+
+/* Damaged files and other hyper-optimisers: REVL_ERR_IO, and the next step is unchanged. */
+START_TEST(test_hyperopt_damaged)
+{
+    char *path = temp_path("h-dmg"), *bad = temp_path("h-dmg-bad"), *ref_path = temp_path("h-r");
+    hrun r;
+    hrun_make(&r, REVL_OPTIM_MOMENTUM, 0, 0.04);
+    for (int k = 0; k < 3; k++)
+        ck_assert_int_eq(revl_hyperopt_step(r.h, NULL), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_checkpoint_save(r.h, path), REVL_OK);
+    size_t n;
+    unsigned char *good = slurp(path, &n), *b = malloc(n);
+    for (size_t i = 0; i < n; i++) {
+        memcpy(b, good, n);
+        b[i] ^= 0x20;
+        spill(bad, b, n);
+        ck_assert_int_eq(revl_hyperopt_checkpoint_load(r.h, bad), REVL_ERR_IO);
+        ck_assert_str_ne(revl_hyperopt_last_error(r.h), "");
+        spill(bad, good, i);
+        ck_assert_int_eq(revl_hyperopt_checkpoint_load(r.h, bad), REVL_ERR_IO);
+        if (i < 8 + 4 + 16 + 6 * 8) { /* a header word with a valid checksum */
+            memcpy(b, good, n);
+            b[i] ^= 0x01;
+            fix_crc(b, n);
+            spill(bad, b, n);
+            ck_assert_int_eq(revl_hyperopt_checkpoint_load(r.h, bad), REVL_ERR_IO);
+        }
+    }
+    /* nothing changed: the next step and its checkpoint are those of an undisturbed run */
+    ck_assert_int_eq(revl_hyperopt_step(r.h, NULL), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_checkpoint_save(r.h, bad), REVL_OK);
+    hrun u;
+    hrun_make(&u, REVL_OPTIM_MOMENTUM, 0, 0.04);
+    for (int k = 0; k < 4; k++)
+        ck_assert_int_eq(revl_hyperopt_step(u.h, NULL), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_checkpoint_save(u.h, ref_path), REVL_OK);
+    size_t n1, n2;
+    unsigned char *x = slurp(bad, &n1), *y = slurp(ref_path, &n2);
+    ck_assert(n1 == n2 && memcmp(x, y, n1) == 0);
+    free(x);
+    free(y);
+    hrun_free(&u);
+    /* other optimiser, other options */
+    hrun o;
+    hrun_make(&o, REVL_OPTIM_ADAM, 0, 0.04);
+    ck_assert_int_eq(revl_hyperopt_checkpoint_load(o.h, path), REVL_ERR_IO);
+    expect_msg(revl_hyperopt_last_error(o.h), "momentum hyper-optimiser; this one uses adam");
+    hrun_free(&o);
+    hrun_make(&o, REVL_OPTIM_MOMENTUM, 0, 0.05);
+    ck_assert_int_eq(revl_hyperopt_checkpoint_load(o.h, path), REVL_ERR_IO);
+    expect_msg(revl_hyperopt_last_error(o.h), "other options");
+    /* a trainer checkpoint is not a hyper-optimiser's */
+    ck_assert_int_eq(revl_hyperopt_checkpoint_load(o.h, "/nonexistent/x"), REVL_ERR_IO);
+    ck_assert_int_eq(revl_hyperopt_checkpoint_load(o.h, NULL), REVL_ERR_INVALID);
+    ck_assert_int_eq(revl_hyperopt_checkpoint_save(o.h, NULL), REVL_ERR_INVALID);
+    ck_assert_int_eq(revl_hyperopt_checkpoint_save(NULL, path), REVL_ERR_INVALID);
+    hrun_free(&o);
+    hrun_free(&r);
+    unlink(path);
+    unlink(bad);
+    unlink(ref_path);
+    free(good);
+    free(b);
+    free(path);
+    free(bad);
+    free(ref_path);
+}
+END_TEST
+
 static Suite *checkpoint_suite(void)
 {
     Suite *s = suite_create("checkpoint");
@@ -595,6 +818,11 @@ static Suite *checkpoint_suite(void)
     tcase_add_test(tc, test_header_words_refused);
     tcase_add_test(tc, test_mismatch_messages);
     tcase_add_test(tc, test_state_errors);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("hyperopt");
+    tcase_set_timeout(tc, 300);
+    tcase_add_loop_test(tc, test_hyperopt_kill_resume, 0, 2);
+    tcase_add_test(tc, test_hyperopt_damaged);
     suite_add_tcase(s, tc);
     return s;
 }

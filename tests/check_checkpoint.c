@@ -78,6 +78,22 @@ static int m_hvp(size_t step, const double *w, const double *meta, const double 
     return 0;
 }
 
+/* The model over q (p parameters, one meta-parameter). */
+static revl_model *model_make(model *q, size_t p, unsigned sleep)
+{
+    *q = (model){.p = p, .fail_at = -1, .sleep_us = sleep};
+    revl_model_def d;
+    revl_model_def_init(&d);
+    d.n_params = p;
+    d.n_meta = 1;
+    d.grad = m_grad;
+    d.hvp = m_hvp;
+    d.user = q;
+    revl_model *m = NULL;
+    ck_assert_int_eq(revl_model_create(&m, &d), REVL_OK);
+    return m;
+}
+
 /* Everything one run needs: made afresh for each "process". */
 typedef struct run {
     model q;
@@ -97,16 +113,7 @@ static void run_make(run *r, revl_optimizer opt, size_t p, size_t steps, size_t 
     memset(r, 0, sizeof *r);
     r->p = p;
     r->steps = steps;
-    r->q.p = p;
-    r->q.fail_at = -1;
-    revl_model_def d;
-    revl_model_def_init(&d);
-    d.n_params = p;
-    d.n_meta = 1;
-    d.grad = m_grad;
-    d.hvp = m_hvp;
-    d.user = &r->q;
-    ck_assert_int_eq(revl_model_create(&r->m, &d), REVL_OK);
+    r->m = model_make(&r->q, p, 0);
     size_t off[NG + 1];
     for (size_t g = 0; g <= NG; g++)
         off[g] = g * p / NG;
@@ -305,6 +312,52 @@ static void child_run(const variant *v, const char *path, size_t every)
     _exit(rc == REVL_OK ? 0 : 4);
 }
 
+/* Start child(arg) in a new process again and again, each killed with SIGKILL at a random
+ * point, until one completes (exit 0); removes the temporary files of cut writes to path.
+ * Returns the number of kills. */
+static int kill_until_done(void (*child)(const void *arg), const void *arg, const char *path,
+                           unsigned *seed)
+{
+    int kills = 0;
+    for (int round = 0; round < 300; round++) {
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0)
+            child(arg);
+        /* random points in the run; the range widens each round, so that a slow disk (fsync
+         * per checkpoint) still lets every run finish */
+        sleep_us(1000 + (unsigned)(rand_r(seed) % (12000u + 2000u * (unsigned)round)));
+        kill(pid, SIGKILL);
+        int status = 0;
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        char tmp[600];
+        snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)pid);
+        unlink(tmp); /* a write cut short by the kill */
+        if (WIFSIGNALED(status)) {
+            kills++;
+            continue;
+        }
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                      "child failed with status %d", WEXITSTATUS(status));
+        ck_assert_int_gt(kills, 0);
+        return kills;
+    }
+    ck_abort_msg("the run never completed");
+    return kills;
+}
+
+typedef struct kill_arg {
+    const variant *v;
+    const char *path;
+    size_t every;
+} kill_arg;
+
+static void trainer_child(const void *arg)
+{
+    const kill_arg *a = arg;
+    child_run(a->v, a->path, a->every);
+}
+
 START_TEST(test_kill_resume)
 {
     const variant *v = &variants[_i];
@@ -314,31 +367,8 @@ START_TEST(test_kill_resume)
     unsigned seed = 1234u + (unsigned)_i;
     for (int trial = 0; trial < 3; trial++) {
         unlink(path);
-        size_t every = 1 + (size_t)trial;
-        int kills = 0, done = 0;
-        for (int round = 0; round < 300 && !done; round++) {
-            pid_t pid = fork();
-            ck_assert_int_ge(pid, 0);
-            if (pid == 0)
-                child_run(v, path, every);
-            /* random points in the run; the range widens each round, so that a slow disk
-             * (fsync per checkpoint) still lets every run finish */
-            sleep_us(1000 + (unsigned)(rand_r(&seed) % (12000u + 2000u * (unsigned)round)));
-            kill(pid, SIGKILL);
-            int status = 0;
-            ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-            char tmp[600];
-            snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)pid);
-            unlink(tmp); /* a write cut short by the kill */
-            if (WIFSIGNALED(status)) {
-                kills++;
-                continue;
-            }
-            ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                          "child failed with status %d", WEXITSTATUS(status));
-            done = 1;
-        }
-        ck_assert_msg(done, "the run never completed");
+        kill_arg a = {v, path, 1 + (size_t)trial};
+        int kills = kill_until_done(trainer_child, &a, path, &seed);
         if (getenv("REVL_CKPT_VERBOSE"))
             fprintf(stderr, "variant %d trial %d: %d kills\n", _i, trial, kills);
         ck_assert_int_gt(kills, 0);
@@ -613,17 +643,7 @@ typedef struct hrun {
 static void hrun_make(hrun *r, revl_optimizer opt, unsigned sleep, double step_size)
 {
     memset(r, 0, sizeof *r);
-    r->q.p = H_P;
-    r->q.fail_at = -1;
-    r->q.sleep_us = sleep;
-    revl_model_def d;
-    revl_model_def_init(&d);
-    d.n_params = H_P;
-    d.n_meta = 1;
-    d.grad = m_grad;
-    d.hvp = m_hvp;
-    d.user = &r->q;
-    ck_assert_int_eq(revl_model_create(&r->m, &d), REVL_OK);
+    r->m = model_make(&r->q, H_P, sleep);
     size_t off[3] = {0, 3, H_P};
     ck_assert_int_eq(revl_model_set_groups(r->m, 2, off), REVL_OK);
     revl_hyperopt_options o;
@@ -672,6 +692,12 @@ static void h_child(revl_optimizer opt, const char *path)
     _exit(h_continue(&r, path) == REVL_OK ? 0 : 4);
 }
 
+static void hyperopt_child(const void *arg)
+{
+    const kill_arg *a = arg;
+    h_child(a->v->opt, a->path);
+}
+
 /* Killed at random points, resumed each time from the last checkpoint: the final checkpoint is
  * byte for byte the uninterrupted run's (so are the values read back). */
 START_TEST(test_hyperopt_kill_resume)
@@ -686,29 +712,8 @@ START_TEST(test_hyperopt_kill_resume)
     unsigned seed = 99u + (unsigned)_i;
     for (int trial = 0; trial < 2; trial++) {
         unlink(path);
-        int kills = 0, done = 0;
-        for (int round = 0; round < 300 && !done; round++) {
-            pid_t pid = fork();
-            ck_assert_int_ge(pid, 0);
-            if (pid == 0)
-                h_child(opt, path);
-            sleep_us(1000 + (unsigned)(rand_r(&seed) % (15000u + 2000u * (unsigned)round)));
-            kill(pid, SIGKILL);
-            int status = 0;
-            ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-            char tmp[600];
-            snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)pid);
-            unlink(tmp);
-            if (WIFSIGNALED(status)) {
-                kills++;
-                continue;
-            }
-            ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                          "child failed with status %d", WEXITSTATUS(status));
-            done = 1;
-        }
-        ck_assert(done);
-        ck_assert_int_gt(kills, 0);
+        kill_arg a = {opt == REVL_OPTIM_ADAM ? &variants[1] : &variants[0], path, 1};
+        int kills = kill_until_done(hyperopt_child, &a, path, &seed);
         if (getenv("REVL_CKPT_VERBOSE"))
             fprintf(stderr, "hyperopt %d trial %d: %d kills\n", _i, trial, kills);
         size_t n;

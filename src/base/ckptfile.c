@@ -9,9 +9,6 @@
 #include <unistd.h>
 #include <zlib.h>
 
-/* The tail of a long path, so that messages stay within RV_ERRLEN. */
-#define PATH_FMT "%s%s"
-#define PATH_ARG(p) (strlen(p) > 96 ? "..." : ""), (strlen(p) > 96 ? (p) + strlen(p) - 96 : (p))
 
 #define TRAILER_BYTES 12 /* u64 length, u32 crc */
 #define HEADER_BYTES 12  /* magic, u32 version */

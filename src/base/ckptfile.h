@@ -12,8 +12,13 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #define RV_CKPT_PATH_MAX 4096
+
+/* A path in a message: its last 96 characters, so that messages stay within RV_ERRLEN. */
+#define PATH_FMT "%s%s"
+#define PATH_ARG(p) (strlen(p) > 96 ? "..." : ""), (strlen(p) > 96 ? (p) + strlen(p) - 96 : (p))
 
 typedef struct rv_ckpt_writer {
     FILE *f;

@@ -16,8 +16,6 @@
 static const char MAGIC[8] = {'R', 'E', 'V', 'L', 'C', 'K', 'P', 'T'};
 #define VERSION 1u
 #define WHAT "revl trainer checkpoint"
-#define PATH_FMT "%s%s"
-#define PATH_ARG(p) (strlen(p) > 96 ? "..." : ""), (strlen(p) > 96 ? (p) + strlen(p) - 96 : (p))
 
 /* The model's sizes and groups. */
 static uint64_t model_hash(const revl_trainer *t)

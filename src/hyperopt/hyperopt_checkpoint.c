@@ -14,8 +14,6 @@
 static const char MAGIC[8] = {'R', 'E', 'V', 'L', 'H', 'O', 'P', 'T'};
 #define VERSION 1u
 #define WHAT "revl hyper-optimiser checkpoint"
-#define PATH_FMT "%s%s"
-#define PATH_ARG(p) (strlen(p) > 96 ? "..." : ""), (strlen(p) > 96 ? (p) + strlen(p) - 96 : (p))
 
 /* The options that shape the trajectory (not iterations, callbacks, threads or allocator). */
 static uint64_t options_hash(const revl_hyperopt *h)

@@ -3,7 +3,8 @@
 # is checked on what it printed and wrote (the conventions in examples/README.md): exit status 0
 # and a last line "RESULT: ok ..." (quickstart: its exactness line), every .dat file parses as a
 # table of finite numbers, a saved hyperparameter file has the documented layout and sizes
-# (docs/file-formats.md), and, when gnuplot is installed, the PNGs are there and are PNGs.
+# (docs/file-formats.md), when gnuplot is installed the PNGs are there and are PNGs, and
+# lr_schedule and adam_schedule, killed with SIGKILL and resumed, end on the same bytes.
 set -u
 build=${1:-build}
 out=$build/examples-quick
@@ -110,6 +111,27 @@ check_outputs() {
     return $ok
 }
 
+# --resume (lr_schedule, adam_schedule): the run killed with SIGKILL once its first
+# meta-iteration is checkpointed, then resumed, must end on the uninterrupted run's bytes
+# (final checkpoint and learned hyperparameters). Bounded: 120 s of waiting at most.
+check_resume() {
+    local name=$1 bin=$2 ref=$3 dir=$out/$1-resume
+    rm -rf "$dir"
+    "$bin" --quick --out "$dir" >"$dir.log" 2>&1 &
+    local pid=$! waited=0
+    while [ $waited -lt 1200 ] && ! [ -s "$dir/curve-checkpoint.txt" ] && kill -0 $pid 2>/dev/null; do
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+    kill -9 $pid 2>/dev/null
+    wait $pid 2>/dev/null
+    "$bin" --quick --out "$dir" --resume >>"$dir.log" 2>&1 || { echo "resumed run failed"; return 1; }
+    grep -q '^resumed from' "$dir.log" || { echo "the resumed run found no checkpoint"; return 1; }
+    cmp -s "$ref/checkpoint.bin" "$dir/checkpoint.bin" || { echo "checkpoint differs"; return 1; }
+    cmp -s "$ref/hyperparams.txt" "$dir/hyperparams.txt" || { echo "hyperparameters differ"; return 1; }
+    return 0
+}
+
 failed=()
 n=0
 t_all=$(date +%s%N)
@@ -153,6 +175,9 @@ for src in examples/*.c examples/*.cpp; do
     fi
     if [ -z "$why" ] && [ ${#args[@]} -gt 0 ]; then
         files=$(check_outputs "$out/$name") || why="output files: $files"
+    fi
+    if [ -z "$why" ] && { [ "$name" = lr_schedule ] || [ "$name" = adam_schedule ]; }; then
+        r=$(check_resume "$name" "$bin" "$out/$name") || why="kill -9 and --resume: $r"
     fi
     if [ -z "$why" ]; then
         last=$(tail -n 1 "$log")

@@ -8,9 +8,12 @@
  * per learned kind and the meta-learning curve to out/<name>/, and checks that the learned
  * hyperparameters, retrained from the saved file, give a lower validation loss than the start.
  *
- *   <name> [--quick] [--out DIR] [--data DIR] [--iterations N] [--threads N]
+ *   <name> [--quick] [--out DIR] [--data DIR] [--iterations N] [--threads N] [--resume]
  *
- * --quick: 1,000 + 1,000 examples, T = 20, 5 meta-iterations (seconds; for CI). */
+ * --quick: 1,000 + 1,000 examples, T = 20, 5 meta-iterations (seconds; for CI).
+ * After every meta-iteration the hyper-optimiser's checkpoint (out/<name>/checkpoint.bin) and
+ * the curve so far (curve-checkpoint.txt) are written; --resume continues a killed run from
+ * them with the bits the uninterrupted run would have had (same options otherwise). */
 #ifndef REVL_SCHEDULE_EXPERIMENT_H
 #define REVL_SCHEDULE_EXPERIMENT_H
 
@@ -41,6 +44,7 @@ typedef struct config {
     const char *data;
     size_t n_train, n_valid, n_test, n_steps, iterations;
     int threads;
+    int resume;
 } config;
 
 /* What the progress callback keeps: the meta-learning curve. */
@@ -50,6 +54,9 @@ typedef struct progress {
     int *chaos;
     double total_seconds;
     double best_valid; /* the lowest validation loss reported: that of the best values */
+    revl_hyperopt *h;  /* checkpointed after each meta-iteration */
+    char ckpt[4096], curve[4096];
+    int failed;        /* a checkpoint could not be written */
 } progress;
 
 static int parse_args(int argc, char **argv, config *c, const char *name, revl_optimizer opt)
@@ -72,9 +79,11 @@ static int parse_args(int argc, char **argv, config *c, const char *name, revl_o
             iterations = strtol(argv[++i], NULL, 10);
         else if (!strcmp(a, "--threads") && i + 1 < argc)
             c->threads = (int)strtol(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--resume"))
+            c->resume = 1;
         else {
             fprintf(stderr, "usage: %s [--quick] [--out DIR] [--data DIR] [--iterations N] "
-                            "[--threads N]\n", argv[0]);
+                            "[--threads N] [--resume]\n", argv[0]);
             return 1;
         }
     }
@@ -124,6 +133,65 @@ static int report(const revl_hyperopt_report *r, void *user)
         printf("  (chaos guard: meta step now %g)", r->step_size);
     printf("\n");
     fflush(stdout);
+    /* the curve line first, then the checkpoint: a resumed run reads as many lines as the
+     * checkpoint has iterations */
+    FILE *f = fopen(p->curve, "a");
+    if (f) {
+        fprintf(f, "%zu %.17g %.17g %.17g %.17g %.17g %d\n", i, r->train_loss, r->valid_loss,
+                r->hypergrad_norm, r->seconds, r->step_size, r->chaos);
+        if (fclose(f) != 0)
+            f = NULL;
+    }
+    if (!f || revl_hyperopt_checkpoint_save(p->h, p->ckpt) != REVL_OK) {
+        fprintf(stderr, "checkpoint: %s\n", f ? revl_hyperopt_last_error(p->h) : p->curve);
+        p->failed = 1;
+        return 1;
+    }
+    return i + 1 >= p->iterations; /* a resumed run stops at the total */
+}
+
+/* --resume: the hyper-optimiser from its checkpoint, the curve so far from its file. */
+static int resume_from(progress *p, const char *name)
+{
+    FILE *probe = fopen(p->ckpt, "rb");
+    if (!probe) {
+        printf("%s: --resume: no checkpoint in %s yet, starting from the beginning\n", name,
+               p->ckpt);
+        remove(p->curve);
+        return 0;
+    }
+    fclose(probe);
+    if (revl_hyperopt_checkpoint_load(p->h, p->ckpt) != REVL_OK) {
+        fprintf(stderr, "%s: --resume: %s\n", name, revl_hyperopt_last_error(p->h));
+        return 1;
+    }
+    size_t done = revl_hyperopt_iterations_done(p->h), n = 0;
+    FILE *f = fopen(p->curve, "r");
+    for (; f && n < done && n < p->iterations; n++) {
+        size_t i;
+        if (fscanf(f, "%zu %lf %lf %lf %lf %lf %d", &i, &p->train_loss[n], &p->valid_loss[n],
+                   &p->norm[n], &p->seconds[n], &p->step_size[n], &p->chaos[n]) != 7 || i != n)
+            break;
+        p->total_seconds += p->seconds[n];
+        if (n == 0 || p->valid_loss[n] < p->best_valid)
+            p->best_valid = p->valid_loss[n];
+    }
+    if (f)
+        fclose(f);
+    if (n < done && n < p->iterations) {
+        fprintf(stderr, "%s: --resume: %s holds %zu of the %zu meta-iterations done\n", name,
+                p->curve, n, done);
+        return 1;
+    }
+    /* the file again holds exactly the iterations the checkpoint has */
+    f = fopen(p->curve, "w");
+    for (size_t k = 0; f && k < n; k++)
+        fprintf(f, "%zu %.17g %.17g %.17g %.17g %.17g %d\n", k, p->train_loss[k],
+                p->valid_loss[k], p->norm[k], p->seconds[k], p->step_size[k], p->chaos[k]);
+    if (f)
+        fclose(f);
+    p->done = done;
+    printf("resumed from %s after %zu of %zu meta-iterations\n", p->ckpt, done, p->iterations);
     return 0;
 }
 
@@ -380,7 +448,22 @@ static int schedule_experiment(int argc, char **argv, const char *name, revl_opt
         printf(" %s = %.4g,", revl_hyper_name(kinds[k]), start[k][0]);
     printf(" init scale e^-3 = %.4f\n", exp(scales0[0]));
 
-    rc = revl_hyperopt_run(h);
+    if (make_dirs(c.out) != 0) {
+        fprintf(stderr, "%s: cannot create %s: %s\n", name, c.out, strerror(errno));
+        goto done;
+    }
+    p.h = h;
+    path_join(p.ckpt, sizeof p.ckpt, c.out, "checkpoint.bin");
+    path_join(p.curve, sizeof p.curve, c.out, "curve-checkpoint.txt");
+    if (c.resume) {
+        if (resume_from(&p, name))
+            goto done;
+    } else {
+        remove(p.curve);
+    }
+    rc = p.done < c.iterations ? revl_hyperopt_run(h) : REVL_OK;
+    if (rc == REVL_OK && p.failed)
+        goto done;
     if (rc != REVL_OK) {
         fprintf(stderr, "%s: meta-optimisation failed: %s (%s)\n", name, revl_strerror(rc),
                 revl_hyperopt_last_error(h));
@@ -392,10 +475,6 @@ static int schedule_experiment(int argc, char **argv, const char *name, revl_opt
     for (size_t k = 0; k < nk; k++)
         revl_hyperopt_get_kind(h, 1, kinds[k], learned[k]);
     revl_hyperopt_get(h, 1, NULL, NULL, scales, NULL);
-    if (make_dirs(c.out) != 0) {
-        fprintf(stderr, "%s: cannot create %s: %s\n", name, c.out, strerror(errno));
-        goto done;
-    }
     char path[4096];
     path_join(path, sizeof path, c.out, "hyperparams.txt");
     if ((rc = revl_hyperopt_save(h, 1, path)) != REVL_OK) {

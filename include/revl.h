@@ -314,6 +314,23 @@ REVL_API void revl_trainer_stats_init(revl_trainer_stats *s);
 REVL_API int revl_trainer_get_stats(const revl_trainer *t, revl_trainer_stats *out);
 REVL_API const char *revl_trainer_last_error(const revl_trainer *t);
 
+/* Checkpoints (docs/file-formats.md): the trajectory after any step of training, so that
+ * training continues (revl_trainer_train_resume), or the reverse pass runs, in another process
+ * with the bits of an uninterrupted run. save needs a trained trainer, or one loaded from a
+ * checkpoint; it writes a temporary file, fsyncs it and renames it over path, so a crash while
+ * writing leaves the previous file intact. load needs a trainer made like the saved one: same
+ * optimiser, model sizes and groups, frac_bits and truncate, and a schedule with the same
+ * values; anything else, or a truncated or corrupted file, is REVL_ERR_IO with a message, and
+ * the trainer is left as it was. After load, revl_trainer_hypergrad works when the file was
+ * written after the last step, revl_trainer_train_resume takes the remaining steps otherwise. */
+REVL_API int revl_trainer_save(revl_trainer *t, const char *path);
+REVL_API int revl_trainer_load(revl_trainer *t, const char *path);
+REVL_API int revl_trainer_train_resume(revl_trainer *t);
+/* From now on revl_trainer_train and _train_resume save a checkpoint to path every `every`
+ * steps and after the last one (a failed save fails the training: REVL_ERR_IO). path NULL
+ * stops it. The path is copied. */
+REVL_API int revl_trainer_set_checkpoint(revl_trainer *t, const char *path, size_t every);
+
 /* ------------------------------------------------------------------ data */
 /* A labelled data set: n examples of dim features (double), labels in [0, n_classes). */
 typedef struct revl_dataset revl_dataset;
@@ -559,6 +576,17 @@ REVL_API size_t revl_hyperopt_n_groups(const revl_hyperopt *h);
 REVL_API int revl_hyperopt_save(const revl_hyperopt *h, int best, const char *path);
 REVL_API int revl_hyperopt_load(revl_hyperopt *h, const char *path);
 REVL_API const char *revl_hyperopt_last_error(const revl_hyperopt *h);
+/* Checkpoints between meta-iterations (binary, docs/file-formats.md): everything the next
+ * meta-iteration depends on (current and best values, best loss, the meta-optimiser's moments,
+ * the chaos guard's step size, running minimum and step-back point, the iteration count), so
+ * that a killed hyper-optimisation continues with the bits of an uninterrupted one. Written to
+ * a temporary file, fsynced and renamed. load needs a hyper-optimiser made the same way (model
+ * sizes, steps, optimiser, options other than iterations, callbacks and threads): anything
+ * else, or a damaged file, is REVL_ERR_IO with a message and changes nothing. Continue with
+ * revl_hyperopt_step until revl_hyperopt_iterations_done reaches the total. */
+REVL_API int revl_hyperopt_checkpoint_save(revl_hyperopt *h, const char *path);
+REVL_API int revl_hyperopt_checkpoint_load(revl_hyperopt *h, const char *path);
+REVL_API size_t revl_hyperopt_iterations_done(const revl_hyperopt *h);
 
 #ifdef __cplusplus
 }

@@ -717,6 +717,32 @@ function weights(t::Trainer)
     return w
 end
 
+"""Checkpoints of the trajectory so far (docs/file-formats.md)."""
+function save_checkpoint(t::Trainer, path::AbstractString)
+    rc = ccall((:revl_trainer_save, librevl), Cint, (Ptr{Cvoid}, Cstring), _live(t), path)
+    _check(rc, "revl_trainer_save", _lasterr(t))
+    return path
+end
+
+function load_checkpoint!(t::Trainer, path::AbstractString)
+    rc = ccall((:revl_trainer_load, librevl), Cint, (Ptr{Cvoid}, Cstring), _live(t), path)
+    _check(rc, "revl_trainer_load", _lasterr(t))
+    return t
+end
+
+function train_resume!(t::Trainer)
+    rc = ccall((:revl_trainer_train_resume, librevl), Cint, (Ptr{Cvoid},), _live(t))
+    _check(rc, "revl_trainer_train_resume", _lasterr(t), t.model.state)
+    return t
+end
+
+function set_checkpoint!(t::Trainer, path::AbstractString, every::Integer=1)
+    rc = ccall((:revl_trainer_set_checkpoint, librevl), Cint, (Ptr{Cvoid}, Cstring, Csize_t),
+               _live(t), path, every)
+    _check(rc, "revl_trainer_set_checkpoint", _lasterr(t))
+    return t
+end
+
 """Hypergradient: a NamedTuple (w0, one (n_steps, n_groups) matrix per kind of the schedule,
 meta): momentum (w0, alpha, gamma, meta); Adam (w0, alpha, beta1, beta2, eps, meta)."""
 function hypergrad(t::Trainer, dfdw::AbstractVector, dfdmeta=nothing)
@@ -1056,5 +1082,22 @@ function load!(h::HyperOpt, path::AbstractString)
     _check(rc, "revl_hyperopt_load", _lasterr(h))
     return h
 end
+
+function save_checkpoint(h::HyperOpt, path::AbstractString)
+    rc = ccall((:revl_hyperopt_checkpoint_save, librevl), Cint, (Ptr{Cvoid}, Cstring), _live(h),
+               path)
+    _check(rc, "revl_hyperopt_checkpoint_save", _lasterr(h))
+    return path
+end
+
+function load_checkpoint!(h::HyperOpt, path::AbstractString)
+    rc = ccall((:revl_hyperopt_checkpoint_load, librevl), Cint, (Ptr{Cvoid}, Cstring), _live(h),
+               path)
+    _check(rc, "revl_hyperopt_checkpoint_load", _lasterr(h))
+    return h
+end
+
+iterations_done(h::HyperOpt) =
+    Int(ccall((:revl_hyperopt_iterations_done, librevl), Csize_t, (Ptr{Cvoid},), _live(h)))
 
 end # module

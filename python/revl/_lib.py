@@ -238,6 +238,10 @@ PROTOTYPES = [
                                              "double * const *", "double *")),
     ("revl_trainer_get_stats", "int", ("const revl_trainer *", "revl_trainer_stats *")),
     ("revl_trainer_last_error", "const char *", ("const revl_trainer *",)),
+    ("revl_trainer_save", "int", ("revl_trainer *", "const char *")),
+    ("revl_trainer_load", "int", ("revl_trainer *", "const char *")),
+    ("revl_trainer_train_resume", "int", ("revl_trainer *",)),
+    ("revl_trainer_set_checkpoint", "int", ("revl_trainer *", "const char *", "size_t")),
     # data
     ("revl_dataset_create", "int", ("revl_dataset **", "const revl_allocator *")),
     ("revl_dataset_free", "void", ("revl_dataset *",)),
@@ -292,6 +296,9 @@ PROTOTYPES = [
     ("revl_hyperopt_save", "int", ("const revl_hyperopt *", "int", "const char *")),
     ("revl_hyperopt_load", "int", ("revl_hyperopt *", "const char *")),
     ("revl_hyperopt_last_error", "const char *", ("const revl_hyperopt *",)),
+    ("revl_hyperopt_checkpoint_save", "int", ("revl_hyperopt *", "const char *")),
+    ("revl_hyperopt_checkpoint_load", "int", ("revl_hyperopt *", "const char *")),
+    ("revl_hyperopt_iterations_done", "size_t", ("const revl_hyperopt *",)),
 ]
 
 _SCALARS = {

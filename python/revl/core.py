@@ -1,5 +1,6 @@
 """Model, Schedule, Trainer: the exact forward training and the reverse hypergradient."""
 
+import os
 import ctypes
 
 import numpy as np
@@ -605,6 +606,31 @@ class Trainer(Wrapper):
         with _Busy((h,) + h.deps):
             rc = lib.trainer_train(h.ptr, ptr(w0), ptr(m))
         self._check(rc, "revl_trainer_train", h)
+
+    def save(self, path):
+        """Write a checkpoint of the trajectory so far (docs/file-formats.md)."""
+        h = self._handle()
+        self._check(lib.trainer_save(h.ptr, os.fsencode(path)), "revl_trainer_save", h)
+
+    def load(self, path):
+        """Read a checkpoint written by a trainer made the same way; then hypergrad (a file
+        written after the last step) or train_resume (one written mid-training)."""
+        h = self._handle()
+        self._check(lib.trainer_load(h.ptr, os.fsencode(path)), "revl_trainer_load", h)
+
+    def train_resume(self):
+        """Take the steps a loaded mid-training checkpoint has not taken yet."""
+        h = self._handle()
+        with _Busy((h,) + h.deps):
+            rc = lib.trainer_train_resume(h.ptr)
+        self._check(rc, "revl_trainer_train_resume", h)
+
+    def set_checkpoint(self, path, every=1):
+        """Save a checkpoint to path every `every` steps of training (None: stop)."""
+        h = self._handle()
+        rc = lib.trainer_set_checkpoint(h.ptr, None if path is None else os.fsencode(path),
+                                        0 if path is None else every)
+        self._check(rc, "revl_trainer_set_checkpoint", h)
 
     @property
     def weights(self):

@@ -352,3 +352,20 @@ class HyperOpt(Wrapper):
         with _Busy((h,)):
             rc = lib.hyperopt_load(h.ptr, path)
         self._check(rc, "revl_hyperopt_load", h)
+
+    def checkpoint_save(self, path):
+        """Write the whole state between meta-iterations (binary; docs/file-formats.md)."""
+        h = self._handle()
+        self._check(lib.hyperopt_checkpoint_save(h.ptr, os.fsencode(path)),
+                    "revl_hyperopt_checkpoint_save", h)
+
+    def checkpoint_load(self, path):
+        """Continue from a checkpoint of a hyper-optimiser made the same way."""
+        h = self._handle()
+        self._check(lib.hyperopt_checkpoint_load(h.ptr, os.fsencode(path)),
+                    "revl_hyperopt_checkpoint_load", h)
+
+    @property
+    def iterations_done(self):
+        """Meta-iterations done (counted on across checkpoint_load)."""
+        return lib.hyperopt_iterations_done(self._handle().ptr)

@@ -82,6 +82,7 @@ static void trainer_free_arrays(revl_trainer *t)
         for (size_t k = 0; k < t->opt->n_state; k++)
             rv_free(a, t->state_start[k]);
     rv_free(a, t->state_start);
+    rv_free(a, t->ckpt_path);
     if (t->opt_self)
         t->opt->destroy(t->opt_self, a);
     rv_infobuf_destroy(&t->buf);
@@ -318,9 +319,7 @@ int rv_trainer_block_error(revl_trainer *t, size_t step, const char *pass)
     return REVL_OK;
 }
 
-/* Read the schedule into the optimiser's per-(step, group) constants and reserve the buffer for
- * the kept steps. */
-static int prepare_steps(revl_trainer *t)
+void rv_trainer_prepare(revl_trainer *t)
 {
     const rv_optim *opt = t->opt;
     const double *values[REVL_HYPER_COUNT];
@@ -344,6 +343,13 @@ static int prepare_steps(revl_trainer *t)
                 t->bits_per_block[b] += bits * (double)(i1 - i0);
             }
         }
+}
+
+/* Read the schedule into the optimiser's per-(step, group) constants and reserve the buffer for
+ * the kept steps. */
+static int prepare_steps(revl_trainer *t)
+{
+    rv_trainer_prepare(t);
     if (rv_infobuf_reset(&t->buf, t->bits_per_block) != REVL_OK)
         return rv_fail(t->err, REVL_ERR_NOMEM, "no memory to reserve the information buffer");
     return REVL_OK;
@@ -419,8 +425,13 @@ static int train(revl_trainer *t, const double *w0, const double *meta)
         return rc;
     if (t->first_kept == 0)
         save_start(t);
-    int nt = rv_trainer_threads(t);
-    for (size_t step = 0; step < t->n_steps; step++) {
+    return rv_trainer_forward(t, 0);
+}
+
+int rv_trainer_forward(revl_trainer *t, size_t from)
+{
+    int rc, nt = rv_trainer_threads(t);
+    for (size_t step = from; step < t->n_steps; step++) {
         if (step == t->first_kept && step > 0)
             save_start(t);
         double loss = NAN;
@@ -438,6 +449,9 @@ static int train(revl_trainer *t, const double *w0, const double *meta)
             return rc;
         t->last_loss = loss;
         t->steps_done = step + 1;
+        if (t->ckpt_path && (t->steps_done % t->ckpt_every == 0 || t->steps_done == t->n_steps) &&
+            (rc = rv_trainer_save_now(t, t->ckpt_path)) != REVL_OK)
+            return rc;
     }
     rv_trainer_note_peak(t);
     t->state = RV_TRAINED;

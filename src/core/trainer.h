@@ -8,7 +8,9 @@
 #include "exact/infobuf.h"
 #include "optim/optim.h"
 
-enum rv_trainer_state { RV_FRESH = 0, RV_TRAINED = 1, RV_REVERSED = 2 };
+/* RV_PARTIAL: loaded from a checkpoint taken mid-training (steps_done < n_steps), so
+ * revl_trainer_train_resume can take the remaining steps. */
+enum rv_trainer_state { RV_FRESH = 0, RV_TRAINED = 1, RV_REVERSED = 2, RV_PARTIAL = 3 };
 
 struct revl_trainer {
     revl_allocator alloc;
@@ -49,6 +51,8 @@ struct revl_trainer {
     size_t steps_done;
     double last_loss;
     size_t fixed_bytes, peak_bytes;
+    char *ckpt_path;      /* revl_trainer_set_checkpoint: saved every ckpt_every steps */
+    size_t ckpt_every;
     char err[RV_ERRLEN];
 };
 
@@ -65,6 +69,13 @@ RV_HIDDEN int rv_trainer_threads(const revl_trainer *t);
 /* Report the first block failure of a pass as a status with a message; REVL_OK if none. */
 RV_HIDDEN int rv_trainer_block_error(revl_trainer *t, size_t step, const char *pass);
 RV_HIDDEN void rv_trainer_note_peak(revl_trainer *t);
+
+/* The optimiser's per-(step, group) constants from the schedule (every step, in order). */
+RV_HIDDEN void rv_trainer_prepare(revl_trainer *t);
+/* The forward loop from step `from` (w, states and buffer stand after from steps). */
+RV_HIDDEN int rv_trainer_forward(revl_trainer *t, size_t from);
+/* Write a checkpoint of the trajectory so far (checkpoint.c). */
+RV_HIDDEN int rv_trainer_save_now(revl_trainer *t, const char *path);
 
 /* The schedule's own arrays (read-only, NULL for kinds it lacks) and optimiser. */
 RV_HIDDEN const double *rv_schedule_values(const revl_schedule *s, revl_hyper kind);

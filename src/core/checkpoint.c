@@ -1,0 +1,324 @@
+/* checkpoint.c: a trainer's trajectory so far, to a file and back (docs/file-formats.md), so
+ * that training continues, or the reverse pass runs, in another process with the bits of an
+ * uninterrupted run. Everything the forward loop carries from one step to the next is saved
+ * as exact integers: w, the optimiser's state vectors, the information buffer, the gradient
+ * fingerprints, the start copies for the reverse pass, the step, the meta values. The
+ * optimiser's per-(step, group) constants are not: they follow from the schedule, whose values
+ * the file pins by a hash, and are recomputed on load. */
+#include "base/ckptfile.h"
+#include "core/trainer.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char MAGIC[8] = {'R', 'E', 'V', 'L', 'C', 'K', 'P', 'T'};
+#define VERSION 1u
+#define WHAT "revl trainer checkpoint"
+
+/* The model's sizes and groups. */
+static uint64_t model_hash(const revl_trainer *t)
+{
+    uint64_t h = rv_hash_u64(RV_HASH_INIT, t->n_params);
+    h = rv_hash_u64(h, t->n_meta);
+    h = rv_hash_u64(h, t->n_groups);
+    for (size_t g = 0; g <= t->n_groups; g++)
+        h = rv_hash_u64(h, t->offsets[g]);
+    return h;
+}
+
+/* The schedule's values of every kind the optimiser reads, bit for bit. */
+static uint64_t schedule_hash(const revl_trainer *t)
+{
+    uint64_t h = rv_hash_u64(RV_HASH_INIT, t->n_steps);
+    h = rv_hash_u64(h, t->n_groups);
+    for (size_t k = 0; k < t->opt->n_kinds; k++) {
+        h = rv_hash_u64(h, (uint64_t)t->opt->kinds[k]);
+        h = rv_hash_f64s(h, rv_schedule_values(t->sched, t->opt->kinds[k]),
+                         t->n_steps * t->n_groups);
+    }
+    return h;
+}
+
+int rv_trainer_save_now(revl_trainer *t, const char *path)
+{
+    rv_ckpt_writer *w = rv_alloc(&t->alloc, sizeof *w);
+    if (!w)
+        return rv_fail(t->err, REVL_ERR_NOMEM, "no memory to write a checkpoint");
+    int rc = rv_ckpt_create(w, path, MAGIC, VERSION, t->err);
+    if (rc) {
+        rv_free(&t->alloc, w);
+        return rc;
+    }
+    const rv_optim *opt = t->opt;
+    size_t p = t->n_params;
+    rv_ckpt_put_name(w, opt->name);
+    uint64_t sizes[] = {p, t->n_meta, t->n_steps, t->n_groups, t->frac_bits, t->first_kept,
+                        opt->n_state, t->n_blocks};
+    rv_ckpt_put_u64s(w, sizes, sizeof sizes / sizeof sizes[0]);
+    for (size_t k = 0; k < opt->n_state; k++)
+        rv_ckpt_put_u64(w, opt->state(t->opt_self, k).elem);
+    rv_ckpt_put_u64(w, model_hash(t));
+    rv_ckpt_put_u64(w, schedule_hash(t));
+    rv_ckpt_put_u64(w, t->steps_done == t->n_steps ? RV_TRAINED : RV_PARTIAL);
+    rv_ckpt_put_u64(w, t->steps_done);
+    rv_ckpt_put_f64(w, t->last_loss);
+    rv_ckpt_put_f64s(w, t->meta, t->n_meta);
+    rv_ckpt_put_ints(w, t->w, 8, p);
+    rv_ckpt_put_ints(w, t->w_start, 8, p);
+    for (size_t k = 0; k < opt->n_state; k++) {
+        rv_state_vec sv = opt->state(t->opt_self, k);
+        rv_ckpt_put_ints(w, sv.data, sv.elem, p);
+        rv_ckpt_put_ints(w, t->state_start[k], sv.elem, p);
+    }
+    rv_ckpt_put_u64s(w, t->fingerprint, t->n_steps);
+    rv_ckpt_put_u64s(w, t->buf.state, p);
+    for (size_t b = 0; b < t->n_blocks; b++) {
+        const rv_stack *s = &t->buf.stacks[b];
+        rv_ckpt_put_u64(w, s->len);
+        rv_ckpt_put_u64(w, s->deficit);
+        rv_ckpt_put_u64(w, (uint64_t)s->broken);
+        rv_ckpt_put_u16s(w, s->words, s->len);
+    }
+    rc = rv_ckpt_commit(w, t->err);
+    rv_free(&t->alloc, w);
+    return rc;
+}
+
+int revl_trainer_save(revl_trainer *t, const char *path)
+{
+    if (!t)
+        return REVL_ERR_INVALID;
+    if (!path)
+        return rv_fail(t->err, REVL_ERR_INVALID, "revl_trainer_save: path is NULL");
+    if (t->state != RV_TRAINED && t->state != RV_PARTIAL)
+        return rv_fail(t->err, REVL_ERR_STATE,
+                       "revl_trainer_save: the trainer holds no trajectory (train it, or load "
+                       "a checkpoint, first; a reversed trainer stands at w0 again)");
+    rv_clear(t->err);
+    return rv_trainer_save_now(t, path);
+}
+
+/* ---- loading: the body is walked twice over the file in memory, first only checking (into
+ * nothing), then, once every check passed and every allocation succeeded, into the trainer. */
+
+static int bad(revl_trainer *t, const char *path, const char *fmt, ...)
+{
+    char why[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    return rv_fail(t->err, REVL_ERR_IO, PATH_FMT ": %s", PATH_ARG(path), why);
+}
+
+/* n elements of elem bytes into dst, or (dst NULL) past them. */
+static void take_ints(rv_ckpt_reader *r, void *dst, size_t elem, size_t n)
+{
+    if (!rv_ckpt_has(r, n, elem)) {
+        r->short_read = 1;
+        return;
+    }
+    if (dst)
+        rv_ckpt_get_ints(r, dst, elem, n);
+    else
+        r->pos += n * elem;
+}
+
+/* The header: everything that says whether the file belongs to this trainer. */
+static int read_header(revl_trainer *t, rv_ckpt_reader *r, uint64_t *state, uint64_t *steps)
+{
+    const char *path = r->path;
+    const rv_optim *opt = t->opt;
+    char name[17];
+    if (!rv_ckpt_get_name(r, opt->name, name))
+        return rv_fail(t->err, REVL_ERR_IO, PATH_FMT ": a checkpoint of a %s trainer; this "
+                       "trainer uses %s", PATH_ARG(path), name, opt->name);
+    static const char *const what[] = {"parameters", "meta-parameters", "steps", "groups",
+                                       "fractional bits", "first kept step (truncate)",
+                                       "optimiser state vectors", "blocks"};
+    uint64_t mine[] = {t->n_params, t->n_meta, t->n_steps, t->n_groups, t->frac_bits,
+                       t->first_kept, opt->n_state, t->n_blocks};
+    for (size_t k = 0; k < sizeof mine / sizeof mine[0]; k++) {
+        uint64_t v = rv_ckpt_get_u64(r);
+        if (v != mine[k]) {
+            return bad(t, path, "checkpoint has %llu %s; this trainer has %llu",
+                       (unsigned long long)v, what[k], (unsigned long long)mine[k]);
+        }
+    }
+    for (size_t k = 0; k < opt->n_state; k++) {
+        uint64_t v = rv_ckpt_get_u64(r), e = opt->state(t->opt_self, k).elem;
+        if (v != e)
+            return bad(t, path, "state vector element of %llu bytes; this trainer's has %llu",
+                       (unsigned long long)v, (unsigned long long)e);
+    }
+    if (rv_ckpt_get_u64(r) != model_hash(t))
+        return rv_fail(t->err, REVL_ERR_IO, PATH_FMT ": written for a model with other groups "
+                       "(its sizes' hash differs)", PATH_ARG(path));
+    if (rv_ckpt_get_u64(r) != schedule_hash(t))
+        return rv_fail(t->err, REVL_ERR_IO, PATH_FMT ": written with other schedule values "
+                       "than this trainer's schedule now holds", PATH_ARG(path));
+    *state = rv_ckpt_get_u64(r);
+    *steps = rv_ckpt_get_u64(r);
+    if (*state != RV_PARTIAL && *state != RV_TRAINED)
+        return bad(t, path, "invalid trainer state %llu", (unsigned long long)*state);
+    if (*steps > t->n_steps || (*state == RV_TRAINED) != (*steps == t->n_steps))
+        return bad(t, path, "invalid step count %llu of %zu", (unsigned long long)*steps, t->n_steps);
+    if (r->short_read)
+        return bad(t, path, "header cut short");
+    return REVL_OK;
+}
+
+/* The body after the header; apply = 0 only checks and records each stack's length in len,
+ * apply = 1 reads into the trainer, with words[b] the new array for stack b. */
+static int read_body(revl_trainer *t, rv_ckpt_reader *r, uint64_t *len_out, rv_word **words,
+                     int apply)
+{
+    const char *path = r->path;
+    size_t p = t->n_params;
+    double last_loss = rv_ckpt_get_f64(r);
+    for (size_t j = 0; j < t->n_meta; j++) {
+        double m = rv_ckpt_get_f64(r);
+        if (!isfinite(m))
+            return bad(t, path, "meta[%zu] is not finite", j);
+        if (apply)
+            t->meta[j] = m;
+    }
+    take_ints(r, apply ? t->w : NULL, 8, p);
+    take_ints(r, apply ? t->w_start : NULL, 8, p);
+    for (size_t k = 0; k < t->opt->n_state; k++) {
+        rv_state_vec sv = t->opt->state(t->opt_self, k);
+        take_ints(r, apply ? sv.data : NULL, sv.elem, p);
+        take_ints(r, apply ? t->state_start[k] : NULL, sv.elem, p);
+    }
+    take_ints(r, apply ? t->fingerprint : NULL, 8, t->n_steps);
+    if (!rv_ckpt_has(r, p, 8))
+        return bad(t, path, "cut short before the information buffer");
+    for (size_t i = 0; i < p; i++) {
+        uint64_t st = rv_ckpt_get_u64(r);
+        /* a coder state outside [2^47, 2^63) would make decoding loop or lose bits */
+        if (st < RV_STATE_LOW || st >> 63)
+            return bad(t, path, "coder state %llu of parameter %zu out of range", (unsigned long long)st, i);
+        if (apply)
+            t->buf.state[i] = st;
+    }
+    for (size_t b = 0; b < t->n_blocks; b++) {
+        uint64_t len = rv_ckpt_get_u64(r), deficit = rv_ckpt_get_u64(r);
+        uint64_t broken = rv_ckpt_get_u64(r);
+        if (r->short_read || !rv_ckpt_has(r, len, sizeof(rv_word)))
+            return bad(t, path, "cut short in stack %zu (%llu words)", b, (unsigned long long)len);
+        if (broken > 1 || (deficit && len))
+            return bad(t, path, "stack %zu is inconsistent (broken %llu, deficit %llu with %llu words)",
+                       b, (unsigned long long)broken, (unsigned long long)deficit,
+                       (unsigned long long)len);
+        if (!apply) {
+            len_out[b] = len;
+            r->pos += len * sizeof(rv_word);
+            continue;
+        }
+        rv_stack *s = &t->buf.stacks[b];
+        rv_ckpt_get_u16s(r, words[b], len);
+        rv_free(&t->alloc, s->words);
+        s->words = words[b];
+        words[b] = NULL;
+        s->cap = len + len / 4 + 64;
+        s->len = len;
+        s->deficit = deficit;
+        s->broken = (int)broken;
+        s->nomem = 0;
+    }
+    if (r->short_read)
+        return bad(t, path, "cut short");
+    if (r->pos != r->end)
+        return bad(t, path, "%zu bytes of unknown data after the body", r->end - r->pos);
+    if (apply) {
+        t->last_loss = last_loss;
+        for (size_t i = 0; i < p; i++)
+            t->wd[i] = rv_to_double(t->fx, t->w[i]);
+    }
+    return REVL_OK;
+}
+
+int revl_trainer_load(revl_trainer *t, const char *path)
+{
+    if (!t)
+        return REVL_ERR_INVALID;
+    if (!path)
+        return rv_fail(t->err, REVL_ERR_INVALID, "revl_trainer_load: path is NULL");
+    rv_clear(t->err);
+    if (revl_schedule_n_steps(t->sched) != t->n_steps ||
+        revl_schedule_n_groups(t->sched) != t->n_groups)
+        return rv_fail(t->err, REVL_ERR_STATE, "the schedule changed shape since the trainer was made");
+    rv_ckpt_reader r;
+    int rc = rv_ckpt_open(&r, &t->alloc, path, MAGIC, WHAT, VERSION, t->err);
+    if (rc)
+        return rc;
+    uint64_t state = 0, steps = 0;
+    rv_word **words = rv_calloc(&t->alloc, t->n_blocks, sizeof *words);
+    uint64_t *len = rv_calloc(&t->alloc, t->n_blocks, sizeof *len);
+    if (!words || !len)
+        rc = rv_fail(t->err, REVL_ERR_NOMEM, "no memory to load " PATH_FMT, PATH_ARG(path));
+    if (!rc)
+        rc = read_header(t, &r, &state, &steps);
+    size_t body = r.pos;
+    if (!rc)
+        rc = read_body(t, &r, len, NULL, 0);
+    for (size_t b = 0; !rc && b < t->n_blocks; b++)
+        if (!(words[b] = rv_calloc(&t->alloc, len[b] + len[b] / 4 + 64, sizeof(rv_word))))
+            rc = rv_fail(t->err, REVL_ERR_NOMEM, "no memory for the information buffer of "
+                         PATH_FMT, PATH_ARG(path));
+    if (!rc) {
+        r.pos = body;
+        r.short_read = 0;
+        rc = read_body(t, &r, NULL, words, 1); /* checked above: cannot fail */
+        t->state = (int)state;
+        t->steps_done = (size_t)steps;
+        rv_trainer_prepare(t);
+        rv_trainer_note_peak(t);
+    }
+    for (size_t b = 0; words && b < t->n_blocks; b++)
+        rv_free(&t->alloc, words[b]);
+    rv_free(&t->alloc, words);
+    rv_free(&t->alloc, len);
+    rv_ckpt_close(&r);
+    return rc;
+}
+
+int revl_trainer_train_resume(revl_trainer *t)
+{
+    if (!t)
+        return REVL_ERR_INVALID;
+    if (t->state != RV_PARTIAL)
+        return rv_fail(t->err, REVL_ERR_STATE,
+                       "revl_trainer_train_resume: no partial training to continue (load a "
+                       "checkpoint taken mid-training first)");
+    if (revl_schedule_n_steps(t->sched) != t->n_steps ||
+        revl_schedule_n_groups(t->sched) != t->n_groups)
+        return rv_fail(t->err, REVL_ERR_STATE, "the schedule changed shape since the trainer was made");
+    rv_clear(t->err);
+    t->state = RV_FRESH; /* a failed step leaves a trainer that must be trained again */
+    return rv_trainer_forward(t, t->steps_done);
+}
+
+int revl_trainer_set_checkpoint(revl_trainer *t, const char *path, size_t every)
+{
+    if (!t)
+        return REVL_ERR_INVALID;
+    if (path && every == 0)
+        return rv_fail(t->err, REVL_ERR_INVALID,
+                       "revl_trainer_set_checkpoint: every must be at least 1");
+    char *copy = NULL;
+    if (path) {
+        size_t n = strlen(path);
+        if (n > RV_CKPT_PATH_MAX)
+            return rv_fail(t->err, REVL_ERR_INVALID, "revl_trainer_set_checkpoint: path too long");
+        if (!(copy = rv_alloc(&t->alloc, n + 1)))
+            return rv_fail(t->err, REVL_ERR_NOMEM, "no memory for the checkpoint path");
+        memcpy(copy, path, n + 1);
+    }
+    rv_free(&t->alloc, t->ckpt_path);
+    t->ckpt_path = copy;
+    t->ckpt_every = path ? every : 0;
+    return REVL_OK;
+}

@@ -1,0 +1,842 @@
+/* check_checkpoint.c: trainer checkpoints. For momentum and Adam (and a truncated run): a run
+ * stopped after any step, saved, loaded into a fresh trainer and resumed gives the bits of an
+ * uninterrupted run (w_T, every hypergradient); a child process killed with SIGKILL at random
+ * points, again and again, each time resumed from its last checkpoint, ends on the same bits;
+ * every flipped byte, zeroed range and truncation of a checkpoint is REVL_ERR_IO and leaves the
+ * trainer as it was; files of another optimiser, model, schedule or option are refused with a
+ * message that names the difference. */
+#include <check.h>
+#include <math.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "revl.h"
+
+#define expect_msg(msg, want)                                                                  \
+    do {                                                                                       \
+        const char *m_ = (msg);                                                                \
+        ck_assert_msg(m_ != NULL && strstr(m_, (want)) != NULL, "message '%s' lacks '%s'",     \
+                      m_ ? m_ : "(null)", (want));                                             \
+    } while (0)
+
+/* ------------------------------------------------------------------ a run */
+
+/* L_t = sum_i a_i/2 (w_i - c_i - 0.05 (t mod 3))^2 + 0.3 sin(w_i) + exp(meta0)/2 w_i^2 */
+typedef struct model {
+    size_t p;
+    long fail_at;        /* step whose gradient call fails (-1 never) */
+    unsigned sleep_us;   /* per gradient call: gives the killer time to land mid-run */
+} model;
+
+static void sleep_us(unsigned us)
+{
+    struct timespec ts = {.tv_sec = us / 1000000, .tv_nsec = (long)(us % 1000000) * 1000};
+    nanosleep(&ts, NULL);
+}
+
+static double coef_a(size_t i) { return 0.5 + 1.5 * (double)((i * 7 + 3) % 11) / 10.0; }
+static double coef_c(size_t i) { return (double)((i * 3 + 1) % 5) - 2.0; }
+
+static int m_grad(size_t step, const double *w, const double *meta, double *g, double *loss,
+                  void *user)
+{
+    model *q = user;
+    if ((long)step == q->fail_at)
+        return 5;
+    if (q->sleep_us)
+        sleep_us(q->sleep_us);
+    double lam = exp(meta[0]), l = 0;
+    for (size_t i = 0; i < q->p; i++) {
+        double d = w[i] - coef_c(i) - 0.05 * (double)(step % 3);
+        g[i] = coef_a(i) * d + 0.3 * cos(w[i]) + lam * w[i];
+        l += 0.5 * coef_a(i) * d * d + 0.3 * sin(w[i]) + 0.5 * lam * w[i] * w[i];
+    }
+    if (loss)
+        *loss = l;
+    return 0;
+}
+
+static int m_hvp(size_t step, const double *w, const double *meta, const double *v, double *g,
+                 double *hv, double *hm, void *user)
+{
+    model *q = user;
+    double lam = exp(meta[0]), wv = 0;
+    if (g)
+        m_grad(step, w, meta, g, NULL, user);
+    for (size_t i = 0; i < q->p; i++) {
+        hv[i] = (coef_a(i) - 0.3 * sin(w[i]) + lam) * v[i];
+        wv += w[i] * v[i];
+    }
+    hm[0] = lam * wv;
+    return 0;
+}
+
+/* The model over q (p parameters, one meta-parameter). */
+static revl_model *model_make(model *q, size_t p, unsigned sleep)
+{
+    *q = (model){.p = p, .fail_at = -1, .sleep_us = sleep};
+    revl_model_def d;
+    revl_model_def_init(&d);
+    d.n_params = p;
+    d.n_meta = 1;
+    d.grad = m_grad;
+    d.hvp = m_hvp;
+    d.user = q;
+    revl_model *m = NULL;
+    ck_assert_int_eq(revl_model_create(&m, &d), REVL_OK);
+    return m;
+}
+
+/* Everything one run needs: made afresh for each "process". */
+typedef struct run {
+    model q;
+    revl_model *m;
+    revl_schedule *s;
+    revl_trainer *t;
+    size_t p, steps;
+} run;
+
+#define P_BIG 5000 /* two blocks of the buffer */
+#define STEPS 40
+#define NG 3
+
+static void run_make(run *r, revl_optimizer opt, size_t p, size_t steps, size_t truncate,
+                     unsigned frac_bits, double alpha_scale)
+{
+    memset(r, 0, sizeof *r);
+    r->p = p;
+    r->steps = steps;
+    r->m = model_make(&r->q, p, 0);
+    size_t off[NG + 1];
+    for (size_t g = 0; g <= NG; g++)
+        off[g] = g * p / NG;
+    ck_assert_int_eq(revl_schedule_create_for(&r->s, opt, steps, NG, off, NULL), REVL_OK);
+    revl_hyper kinds[REVL_HYPER_COUNT];
+    size_t nk = revl_schedule_kinds(r->s, kinds);
+    double *v = malloc(steps * NG * sizeof *v);
+    for (size_t k = 0; k < nk; k++) {
+        for (size_t j = 0; j < steps * NG; j++) {
+            double u = (double)((j * 37 + k * 11) % 17) / 17.0;
+            switch (kinds[k]) {
+            case REVL_HYPER_ALPHA: v[j] = alpha_scale * (0.002 + 0.004 * u); break;
+            case REVL_HYPER_GAMMA: v[j] = 0.5 + 0.45 * u; break;
+            case REVL_HYPER_BETA1: v[j] = 0.7 + 0.25 * u; break;
+            case REVL_HYPER_BETA2: v[j] = 0.9 + 0.099 * u; break;
+            case REVL_HYPER_EPS: v[j] = 1e-3 + 1e-2 * u; break;
+            }
+        }
+        ck_assert_int_eq(revl_schedule_set_kind(r->s, kinds[k], v), REVL_OK);
+    }
+    free(v);
+    revl_trainer_options o;
+    revl_trainer_options_init(&o);
+    o.truncate = truncate;
+    o.frac_bits = frac_bits;
+    ck_assert_int_eq(revl_trainer_create(&r->t, r->m, r->s, &o), REVL_OK);
+}
+
+static void run_free(run *r)
+{
+    revl_trainer_free(r->t);
+    revl_schedule_free(r->s);
+    revl_model_free(r->m);
+}
+
+static const double META[1] = {-1.5};
+
+static void start_w(size_t p, double *w0)
+{
+    for (size_t i = 0; i < p; i++)
+        w0[i] = 0.25 * (double)((i * 13) % 9) - 1.0;
+}
+
+/* The bits a run ends on: w_T, then d_w0, every kind's hypergradient, d_meta. */
+typedef struct result {
+    double *wT, *dw0, *dk[REVL_HYPER_COUNT], dmeta[1];
+} result;
+
+static void result_free(result *res)
+{
+    free(res->wT);
+    free(res->dw0);
+    for (int k = 0; k < REVL_HYPER_COUNT; k++)
+        free(res->dk[k]);
+}
+
+/* w_T and the reverse pass of a trainer that stands at the end of training. */
+static void finish(run *r, result *res)
+{
+    memset(res, 0, sizeof *res);
+    res->wT = malloc(r->p * sizeof *res->wT);
+    res->dw0 = malloc(r->p * sizeof *res->dw0);
+    ck_assert_int_eq(revl_trainer_weights(r->t, res->wT), REVL_OK);
+    double *dfdw = malloc(r->p * sizeof *dfdw);
+    for (size_t i = 0; i < r->p; i++)
+        dfdw[i] = res->wT[i] + 0.1 * (double)(i % 7) - 0.3;
+    revl_hyper kinds[REVL_HYPER_COUNT];
+    size_t nk = revl_schedule_kinds(r->s, kinds);
+    for (size_t k = 0; k < nk; k++)
+        res->dk[kinds[k]] = malloc(r->steps * NG * sizeof(double));
+    double dfdmeta[1] = {0.25};
+    int rc = revl_trainer_hypergrad_kinds(r->t, dfdw, dfdmeta, res->dw0, res->dk, res->dmeta);
+    ck_assert_msg(rc == REVL_OK, "hypergrad: %s", revl_trainer_last_error(r->t));
+    free(dfdw);
+}
+
+static void expect_same(const result *a, const result *b, size_t p, size_t steps)
+{
+    ck_assert_msg(memcmp(a->wT, b->wT, p * sizeof(double)) == 0, "w_T differs");
+    ck_assert_msg(memcmp(a->dw0, b->dw0, p * sizeof(double)) == 0, "d_w0 differs");
+    ck_assert_msg(memcmp(a->dmeta, b->dmeta, sizeof a->dmeta) == 0, "d_meta differs");
+    for (int k = 0; k < REVL_HYPER_COUNT; k++) {
+        ck_assert((a->dk[k] == NULL) == (b->dk[k] == NULL));
+        if (a->dk[k])
+            ck_assert_msg(memcmp(a->dk[k], b->dk[k], steps * NG * sizeof(double)) == 0,
+                          "d_%s differs", revl_hyper_name((revl_hyper)k));
+    }
+}
+
+/* The uninterrupted run. */
+static void reference(revl_optimizer opt, size_t p, size_t steps, size_t truncate, result *res)
+{
+    run r;
+    run_make(&r, opt, p, steps, truncate, 52, 1.0);
+    double *w0 = malloc(p * sizeof *w0);
+    start_w(p, w0);
+    ck_assert_int_eq(revl_trainer_train(r.t, w0, META), REVL_OK);
+    finish(&r, res);
+    free(w0);
+    run_free(&r);
+}
+
+static char *temp_path(const char *tag)
+{
+    const char *dir = getenv("TMPDIR");
+    char *path = malloc(512);
+    snprintf(path, 512, "%s/revl-ckpt-%s-%ld", dir ? dir : "/tmp", tag, (long)getpid());
+    return path;
+}
+
+/* ------------------------------------------------------------------ resume */
+
+typedef struct variant {
+    revl_optimizer opt;
+    size_t truncate;
+} variant;
+static const variant variants[] = {
+    {REVL_OPTIM_MOMENTUM, 0}, {REVL_OPTIM_ADAM, 0}, {REVL_OPTIM_MOMENTUM, 15}, {REVL_OPTIM_ADAM, 15}};
+#define N_VARIANTS (sizeof variants / sizeof variants[0])
+
+/* Stopped after k steps (the gradient call of step k fails), every step checkpointed: a fresh
+ * trainer loads the file, resumes, and ends on the reference bits, for k across the run. */
+START_TEST(test_resume_every_step)
+{
+    const variant *v = &variants[_i];
+    result ref;
+    reference(v->opt, P_BIG, STEPS, v->truncate, &ref);
+    char *path = temp_path("resume");
+    double *w0 = malloc(P_BIG * sizeof *w0);
+    start_w(P_BIG, w0);
+    size_t ks[] = {1, 2, 7, 14, 15, 16, 25, STEPS - 1, STEPS};
+    for (size_t j = 0; j < sizeof ks / sizeof ks[0]; j++) {
+        size_t k = ks[j];
+        run a;
+        run_make(&a, v->opt, P_BIG, STEPS, v->truncate, 52, 1.0);
+        ck_assert_int_eq(revl_trainer_set_checkpoint(a.t, path, 1), REVL_OK);
+        a.q.fail_at = k < STEPS ? (long)k : -1;
+        int rc = revl_trainer_train(a.t, w0, META);
+        ck_assert_int_eq(rc, k < STEPS ? REVL_ERR_CALLBACK : REVL_OK);
+        run_free(&a);
+
+        run b; /* as a new process would: new model, schedule and trainer */
+        run_make(&b, v->opt, P_BIG, STEPS, v->truncate, 52, 1.0);
+        rc = revl_trainer_load(b.t, path);
+        ck_assert_msg(rc == REVL_OK, "load after %zu steps: %s", k, revl_trainer_last_error(b.t));
+        revl_trainer_stats st = {.struct_size = sizeof st};
+        revl_trainer_get_stats(b.t, &st);
+        ck_assert_uint_eq(st.steps_done, k);
+        double dfdw[P_BIG] = {0};
+        if (k < STEPS) {
+            /* mid-training: no reverse pass yet, the remaining steps first */
+            ck_assert_int_eq(revl_trainer_hypergrad(b.t, dfdw, NULL, NULL, NULL, NULL, NULL),
+                             REVL_ERR_STATE);
+            rc = revl_trainer_train_resume(b.t);
+            ck_assert_msg(rc == REVL_OK, "resume: %s", revl_trainer_last_error(b.t));
+        }
+        ck_assert_int_eq(revl_trainer_train_resume(b.t), REVL_ERR_STATE);
+        result res;
+        finish(&b, &res);
+        expect_same(&ref, &res, P_BIG, STEPS);
+        result_free(&res);
+        run_free(&b);
+    }
+    unlink(path);
+    free(path);
+    free(w0);
+    result_free(&ref);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ kill -9 */
+
+/* One "process" of a long run: resume from the checkpoint if there is one, else start; save
+ * every `every` steps. Exit 0 when the run is complete. */
+static void child_run(const variant *v, const char *path, size_t every)
+{
+    run r;
+    run_make(&r, v->opt, P_BIG, STEPS, v->truncate, 52, 1.0);
+    r.q.sleep_us = 400;
+    if (revl_trainer_set_checkpoint(r.t, path, every) != REVL_OK)
+        _exit(2);
+    int rc;
+    if (access(path, F_OK) == 0) {
+        if (revl_trainer_load(r.t, path) != REVL_OK) {
+            fprintf(stderr, "child: %s\n", revl_trainer_last_error(r.t));
+            _exit(3); /* the file at path must always be whole */
+        }
+        rc = revl_trainer_train_resume(r.t);
+        if (rc == REVL_ERR_STATE)
+            rc = REVL_OK; /* the previous process finished just before it was killed */
+    } else {
+        double w0[P_BIG];
+        start_w(P_BIG, w0);
+        rc = revl_trainer_train(r.t, w0, META);
+    }
+    _exit(rc == REVL_OK ? 0 : 4);
+}
+
+/* Start child(arg) in a new process again and again, each killed with SIGKILL at a random
+ * point, until one completes (exit 0); removes the temporary files of cut writes to path.
+ * Returns the number of kills. */
+static int kill_until_done(void (*child)(const void *arg), const void *arg, const char *path,
+                           unsigned *seed)
+{
+    int kills = 0;
+    for (int round = 0; round < 300; round++) {
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0)
+            child(arg);
+        /* random points in the run; the range widens each round, so that a slow disk (fsync
+         * per checkpoint) still lets every run finish */
+        sleep_us(1000 + (unsigned)(rand_r(seed) % (12000u + 2000u * (unsigned)round)));
+        kill(pid, SIGKILL);
+        int status = 0;
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        char tmp[600];
+        snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)pid);
+        unlink(tmp); /* a write cut short by the kill */
+        if (WIFSIGNALED(status)) {
+            kills++;
+            continue;
+        }
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                      "child failed with status %d", WEXITSTATUS(status));
+        ck_assert_int_gt(kills, 0);
+        return kills;
+    }
+    ck_abort_msg("the run never completed");
+    return kills;
+}
+
+typedef struct kill_arg {
+    const variant *v;
+    const char *path;
+    size_t every;
+} kill_arg;
+
+static void trainer_child(const void *arg)
+{
+    const kill_arg *a = arg;
+    child_run(a->v, a->path, a->every);
+}
+
+START_TEST(test_kill_resume)
+{
+    const variant *v = &variants[_i];
+    result ref;
+    reference(v->opt, P_BIG, STEPS, v->truncate, &ref);
+    char *path = temp_path("kill");
+    unsigned seed = 1234u + (unsigned)_i;
+    for (int trial = 0; trial < 3; trial++) {
+        unlink(path);
+        kill_arg a = {v, path, 1 + (size_t)trial};
+        int kills = kill_until_done(trainer_child, &a, path, &seed);
+        if (getenv("REVL_CKPT_VERBOSE"))
+            fprintf(stderr, "variant %d trial %d: %d kills\n", _i, trial, kills);
+        ck_assert_int_gt(kills, 0);
+        run b;
+        run_make(&b, v->opt, P_BIG, STEPS, v->truncate, 52, 1.0);
+        ck_assert_msg(revl_trainer_load(b.t, path) == REVL_OK, "%s", revl_trainer_last_error(b.t));
+        result res;
+        finish(&b, &res);
+        expect_same(&ref, &res, P_BIG, STEPS);
+        result_free(&res);
+        run_free(&b);
+    }
+    unlink(path);
+    free(path);
+    result_free(&ref);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ damaged files */
+
+static unsigned char *slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc(*n);
+    ck_assert_uint_eq(fread(b, 1, *n, f), *n);
+    fclose(f);
+    return b;
+}
+
+static void spill(const char *path, const unsigned char *b, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(b, 1, n, f), n);
+    fclose(f);
+}
+
+/* Recompute the trailer's checksum, so that the checks behind it are reached. */
+static void fix_crc(unsigned char *b, size_t n)
+{
+    uLong c = crc32(crc32(0L, Z_NULL, 0), b, (uInt)(n - 4));
+    for (int i = 0; i < 4; i++)
+        b[n - 4 + i] = (unsigned char)(c >> (8 * i));
+}
+
+#define P_SMALL 10
+#define STEPS_SMALL 6
+
+/* A small trained trainer and its checkpoint; *mid: also one taken after 3 steps. */
+static void small_pair(revl_optimizer opt, run *r, const char *path)
+{
+    run_make(r, opt, P_SMALL, STEPS_SMALL, 0, 52, 1.0);
+    double w0[P_SMALL];
+    start_w(P_SMALL, w0);
+    ck_assert_int_eq(revl_trainer_train(r->t, w0, META), REVL_OK);
+    ck_assert_int_eq(revl_trainer_save(r->t, path), REVL_OK);
+}
+
+/* Every byte flipped, every 16-byte range zeroed, every truncation: REVL_ERR_IO with a message,
+ * and the trainer (which holds another, trained state) stays as it was: its reverse pass gives
+ * the same bits as one that never saw those files. With the checksum recomputed, every header
+ * word changed is still refused, and a body change is refused or accepted, never a crash. */
+START_TEST(test_corrupt_every_byte)
+{
+    revl_optimizer opt = _i ? REVL_OPTIM_ADAM : REVL_OPTIM_MOMENTUM;
+    char *path = temp_path("corrupt"), *bad = temp_path("corrupt-bad");
+    run src;
+    small_pair(opt, &src, path);
+    size_t n;
+    unsigned char *good = slurp(path, &n), *b = malloc(n);
+    run_free(&src);
+
+    result ref;
+    reference(opt, P_SMALL, STEPS_SMALL, 0, &ref);
+    run r;
+    run_make(&r, opt, P_SMALL, STEPS_SMALL, 0, 52, 1.0);
+    double w0[P_SMALL], before[P_SMALL], after[P_SMALL];
+    start_w(P_SMALL, w0);
+    ck_assert_int_eq(revl_trainer_train(r.t, w0, META), REVL_OK);
+    revl_trainer_weights(r.t, before);
+    size_t refused = 0;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(b, good, n);
+        b[i] ^= 0xff;
+        spill(bad, b, n);
+        ck_assert_int_eq(revl_trainer_load(r.t, bad), REVL_ERR_IO);
+        ck_assert_str_ne(revl_trainer_last_error(r.t), "");
+        memcpy(b, good, n);
+        memset(b + i, 0, i + 16 <= n ? 16 : n - i);
+        spill(bad, b, n);
+        ck_assert_int_eq(revl_trainer_load(r.t, bad), memcmp(b, good, n) ? REVL_ERR_IO : REVL_OK);
+        spill(bad, good, i);
+        ck_assert_int_eq(revl_trainer_load(r.t, bad), REVL_ERR_IO);
+        /* past the checksum: a changed 64-bit word of the body */
+        if (i % 8 == 4 && i + 8 <= n - 12) {
+            memcpy(b, good, n);
+            b[i] ^= 0x5a;
+            b[i + 3] ^= 0x81;
+            fix_crc(b, n);
+            spill(bad, b, n);
+            int rc = revl_trainer_load(r.t, bad);
+            ck_assert(rc == REVL_OK || rc == REVL_ERR_IO);
+            if (rc == REVL_ERR_IO)
+                refused++;
+            /* what it accepted is a trajectory: put the real one back */
+            if (rc == REVL_OK)
+                ck_assert_int_eq(revl_trainer_load(r.t, path), REVL_OK);
+        }
+    }
+    ck_assert_uint_gt(refused, 10);
+    revl_trainer_weights(r.t, after);
+    ck_assert(memcmp(before, after, sizeof before) == 0);
+    result res;
+    finish(&r, &res);
+    expect_same(&ref, &res, P_SMALL, STEPS_SMALL);
+    result_free(&res);
+    result_free(&ref);
+    run_free(&r);
+    unlink(path);
+    unlink(bad);
+    free(good);
+    free(b);
+    free(path);
+    free(bad);
+}
+END_TEST
+
+/* Each word of the header changed (checksum recomputed) is refused: sizes, names, hashes. */
+START_TEST(test_header_words_refused)
+{
+    char *path = temp_path("header"), *bad = temp_path("header-bad");
+    run src;
+    small_pair(REVL_OPTIM_ADAM, &src, path);
+    size_t n;
+    unsigned char *good = slurp(path, &n), *b = malloc(n);
+    /* magic 8, version 4, name 16, 8 sizes, 2 elems, 2 hashes, state, steps */
+    size_t header_end = 8 + 4 + 16 + 8 * (8 + 2 + 2 + 2);
+    for (size_t i = 0; i < header_end; i++) {
+        memcpy(b, good, n);
+        b[i] ^= 0x01;
+        fix_crc(b, n);
+        spill(bad, b, n);
+        ck_assert_msg(revl_trainer_load(src.t, bad) == REVL_ERR_IO, "byte %zu accepted", i);
+    }
+    run_free(&src);
+    unlink(path);
+    unlink(bad);
+    free(good);
+    free(b);
+    free(path);
+    free(bad);
+}
+END_TEST
+
+/* Another optimiser, model, schedule, truncation or fixed point: refused by name. */
+START_TEST(test_mismatch_messages)
+{
+    char *path = temp_path("mismatch");
+    run src;
+    small_pair(REVL_OPTIM_MOMENTUM, &src, path);
+    run_free(&src);
+    run r;
+    run_make(&r, REVL_OPTIM_ADAM, P_SMALL, STEPS_SMALL, 0, 52, 1.0);
+    ck_assert_int_eq(revl_trainer_load(r.t, path), REVL_ERR_IO);
+    expect_msg(revl_trainer_last_error(r.t), "momentum trainer; this trainer uses adam");
+    run_free(&r);
+    run_make(&r, REVL_OPTIM_MOMENTUM, P_SMALL + 1, STEPS_SMALL, 0, 52, 1.0);
+    ck_assert_int_eq(revl_trainer_load(r.t, path), REVL_ERR_IO);
+    expect_msg(revl_trainer_last_error(r.t), "10 parameters; this trainer has 11");
+    run_free(&r);
+    run_make(&r, REVL_OPTIM_MOMENTUM, P_SMALL, STEPS_SMALL + 1, 0, 52, 1.0);
+    ck_assert_int_eq(revl_trainer_load(r.t, path), REVL_ERR_IO);
+    expect_msg(revl_trainer_last_error(r.t), "6 steps; this trainer has 7");
+    run_free(&r);
+    run_make(&r, REVL_OPTIM_MOMENTUM, P_SMALL, STEPS_SMALL, 0, 40, 1.0);
+    ck_assert_int_eq(revl_trainer_load(r.t, path), REVL_ERR_IO);
+    expect_msg(revl_trainer_last_error(r.t), "52 fractional bits; this trainer has 40");
+    run_free(&r);
+    run_make(&r, REVL_OPTIM_MOMENTUM, P_SMALL, STEPS_SMALL, 2, 52, 1.0);
+    ck_assert_int_eq(revl_trainer_load(r.t, path), REVL_ERR_IO);
+    expect_msg(revl_trainer_last_error(r.t), "first kept step");
+    run_free(&r);
+    run_make(&r, REVL_OPTIM_MOMENTUM, P_SMALL, STEPS_SMALL, 0, 52, 1.5);
+    ck_assert_int_eq(revl_trainer_load(r.t, path), REVL_ERR_IO);
+    expect_msg(revl_trainer_last_error(r.t), "other schedule values");
+    run_free(&r);
+    /* the same model sizes in other groups */
+    run_make(&r, REVL_OPTIM_MOMENTUM, P_SMALL, STEPS_SMALL, 0, 52, 1.0);
+    size_t off[NG + 1] = {0, 1, 2, P_SMALL};
+    revl_schedule *s2 = NULL;
+    ck_assert_int_eq(revl_schedule_create_for(&s2, REVL_OPTIM_MOMENTUM, STEPS_SMALL, NG, off,
+                                              NULL), REVL_OK);
+    revl_trainer *t2 = NULL;
+    ck_assert_int_eq(revl_trainer_create(&t2, r.m, s2, NULL), REVL_OK);
+    ck_assert_int_eq(revl_trainer_load(t2, path), REVL_ERR_IO);
+    expect_msg(revl_trainer_last_error(t2), "other groups");
+    ck_assert_int_eq(revl_trainer_load(t2, "/nonexistent/dir/file"), REVL_ERR_IO);
+    expect_msg(revl_trainer_last_error(t2), "cannot open");
+    revl_trainer_free(t2);
+    revl_schedule_free(s2);
+    run_free(&r);
+    unlink(path);
+    free(path);
+}
+END_TEST
+
+/* Calls out of order, bad arguments, an unwritable path. */
+START_TEST(test_state_errors)
+{
+    char *path = temp_path("state");
+    run r;
+    run_make(&r, REVL_OPTIM_MOMENTUM, P_SMALL, STEPS_SMALL, 0, 52, 1.0);
+    ck_assert_int_eq(revl_trainer_save(r.t, path), REVL_ERR_STATE);
+    expect_msg(revl_trainer_last_error(r.t), "no trajectory");
+    ck_assert_int_eq(revl_trainer_train_resume(r.t), REVL_ERR_STATE);
+    ck_assert_int_eq(revl_trainer_save(NULL, path), REVL_ERR_INVALID);
+    ck_assert_int_eq(revl_trainer_load(NULL, path), REVL_ERR_INVALID);
+    ck_assert_int_eq(revl_trainer_train_resume(NULL), REVL_ERR_INVALID);
+    ck_assert_int_eq(revl_trainer_save(r.t, NULL), REVL_ERR_INVALID);
+    ck_assert_int_eq(revl_trainer_load(r.t, NULL), REVL_ERR_INVALID);
+    ck_assert_int_eq(revl_trainer_set_checkpoint(r.t, path, 0), REVL_ERR_INVALID);
+    double w0[P_SMALL], d[P_SMALL] = {0};
+    start_w(P_SMALL, w0);
+    ck_assert_int_eq(revl_trainer_train(r.t, w0, META), REVL_OK);
+    ck_assert_int_eq(revl_trainer_save(r.t, "/nonexistent/dir/file"), REVL_ERR_IO);
+    expect_msg(revl_trainer_last_error(r.t), "cannot create");
+    /* a checkpoint interval whose file cannot be written fails the training */
+    ck_assert_int_eq(revl_trainer_set_checkpoint(r.t, "/nonexistent/dir/file", 2), REVL_OK);
+    ck_assert_int_eq(revl_trainer_train(r.t, w0, META), REVL_ERR_IO);
+    ck_assert_int_eq(revl_trainer_set_checkpoint(r.t, NULL, 0), REVL_OK);
+    ck_assert_int_eq(revl_trainer_train(r.t, w0, META), REVL_OK);
+    ck_assert_int_eq(revl_trainer_hypergrad(r.t, d, NULL, NULL, NULL, NULL, NULL), REVL_OK);
+    ck_assert_int_eq(revl_trainer_save(r.t, path), REVL_ERR_STATE);
+    run_free(&r);
+    free(path);
+}
+END_TEST
+
+
+/* ------------------------------------------------------------------ hyper-optimiser */
+
+#define H_P 8
+#define H_STEPS 8
+#define H_ITERS 12
+
+static int h_objective(const double *w, const double *meta, double *f, double *dfdw,
+                       double *dfdmeta, void *user)
+{
+    (void)meta;
+    (void)user;
+    *f = 0;
+    for (size_t i = 0; i < H_P; i++) {
+        double k = 0.1 * (double)(i % 7) - 0.3;
+        *f += 0.5 * w[i] * w[i] + w[i] * k;
+        dfdw[i] = w[i] + k;
+    }
+    if (dfdmeta)
+        dfdmeta[0] = 0;
+    return 0;
+}
+
+typedef struct hrun {
+    model q;
+    revl_model *m;
+    revl_hyperopt *h;
+} hrun;
+
+static void hrun_make(hrun *r, revl_optimizer opt, unsigned sleep, double step_size)
+{
+    memset(r, 0, sizeof *r);
+    r->m = model_make(&r->q, H_P, sleep);
+    size_t off[3] = {0, 3, H_P};
+    ck_assert_int_eq(revl_model_set_groups(r->m, 2, off), REVL_OK);
+    revl_hyperopt_options o;
+    revl_hyperopt_options_init(&o);
+    o.objective = h_objective;
+    o.step_size = step_size;
+    o.chaos_factor = 1.5; /* fires now and then: its state must survive too */
+    o.fresh_seed = 1;
+    o.iterations = H_ITERS;
+    ck_assert_int_eq(revl_hyperopt_create_for(&r->h, r->m, NULL, H_STEPS, opt, &o), REVL_OK);
+    if (opt == REVL_OPTIM_ADAM) {
+        double a[H_STEPS * 2];
+        for (size_t k = 0; k < H_STEPS * 2; k++)
+            a[k] = 0.02;
+        ck_assert_int_eq(revl_hyperopt_set_kind(r->h, REVL_HYPER_ALPHA, a), REVL_OK);
+    }
+}
+
+static void hrun_free(hrun *r)
+{
+    revl_hyperopt_free(r->h);
+    revl_model_free(r->m);
+}
+
+/* Meta-iterations until H_ITERS are done, a checkpoint after each. */
+static int h_continue(hrun *r, const char *path)
+{
+    while (revl_hyperopt_iterations_done(r->h) < H_ITERS) {
+        int rc = revl_hyperopt_step(r->h, NULL);
+        if (!rc)
+            rc = revl_hyperopt_checkpoint_save(r->h, path);
+        if (rc)
+            return rc;
+    }
+    return REVL_OK;
+}
+
+static void h_child(revl_optimizer opt, const char *path)
+{
+    hrun r;
+    hrun_make(&r, opt, 300, 0.04);
+    if (access(path, F_OK) == 0 && revl_hyperopt_checkpoint_load(r.h, path) != REVL_OK) {
+        fprintf(stderr, "child: %s\n", revl_hyperopt_last_error(r.h));
+        _exit(3);
+    }
+    _exit(h_continue(&r, path) == REVL_OK ? 0 : 4);
+}
+
+static void hyperopt_child(const void *arg)
+{
+    const kill_arg *a = arg;
+    h_child(a->v->opt, a->path);
+}
+
+/* Killed at random points, resumed each time from the last checkpoint: the final checkpoint is
+ * byte for byte the uninterrupted run's (so are the values read back). */
+START_TEST(test_hyperopt_kill_resume)
+{
+    revl_optimizer opt = _i ? REVL_OPTIM_ADAM : REVL_OPTIM_MOMENTUM;
+    char *ref_path = temp_path("h-ref"), *path = temp_path("h-kill");
+    hrun ref;
+    hrun_make(&ref, opt, 0, 0.04);
+    ck_assert_int_eq(h_continue(&ref, ref_path), REVL_OK);
+    size_t n_ref;
+    unsigned char *want = slurp(ref_path, &n_ref);
+    unsigned seed = 99u + (unsigned)_i;
+    for (int trial = 0; trial < 2; trial++) {
+        unlink(path);
+        kill_arg a = {opt == REVL_OPTIM_ADAM ? &variants[1] : &variants[0], path, 1};
+        int kills = kill_until_done(hyperopt_child, &a, path, &seed);
+        if (getenv("REVL_CKPT_VERBOSE"))
+            fprintf(stderr, "hyperopt %d trial %d: %d kills\n", _i, trial, kills);
+        size_t n;
+        unsigned char *got = slurp(path, &n);
+        ck_assert_uint_eq(n, n_ref);
+        ck_assert_msg(memcmp(got, want, n) == 0, "the resumed run's checkpoint differs");
+        free(got);
+        /* and the values read back through the API */
+        hrun b;
+        hrun_make(&b, opt, 0, 0.04);
+        ck_assert_int_eq(revl_hyperopt_checkpoint_load(b.h, path), REVL_OK);
+        ck_assert_uint_eq(revl_hyperopt_iterations_done(b.h), H_ITERS);
+        double x[H_STEPS * 2], y[H_STEPS * 2];
+        ck_assert_int_eq(revl_hyperopt_get_kind(b.h, 1, REVL_HYPER_ALPHA, x), REVL_OK);
+        ck_assert_int_eq(revl_hyperopt_get_kind(ref.h, 1, REVL_HYPER_ALPHA, y), REVL_OK);
+        ck_assert(memcmp(x, y, sizeof x) == 0);
+        hrun_free(&b);
+    }
+    free(want);
+    hrun_free(&ref);
+    unlink(ref_path);
+    unlink(path);
+    free(ref_path);
+    free(path);
+}
+END_TEST
+
+/* Damaged files and other hyper-optimisers: REVL_ERR_IO, and the next step is unchanged. */
+START_TEST(test_hyperopt_damaged)
+{
+    char *path = temp_path("h-dmg"), *bad = temp_path("h-dmg-bad"), *ref_path = temp_path("h-r");
+    hrun r;
+    hrun_make(&r, REVL_OPTIM_MOMENTUM, 0, 0.04);
+    for (int k = 0; k < 3; k++)
+        ck_assert_int_eq(revl_hyperopt_step(r.h, NULL), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_checkpoint_save(r.h, path), REVL_OK);
+    size_t n;
+    unsigned char *good = slurp(path, &n), *b = malloc(n);
+    for (size_t i = 0; i < n; i++) {
+        memcpy(b, good, n);
+        b[i] ^= 0x20;
+        spill(bad, b, n);
+        ck_assert_int_eq(revl_hyperopt_checkpoint_load(r.h, bad), REVL_ERR_IO);
+        ck_assert_str_ne(revl_hyperopt_last_error(r.h), "");
+        spill(bad, good, i);
+        ck_assert_int_eq(revl_hyperopt_checkpoint_load(r.h, bad), REVL_ERR_IO);
+        if (i < 8 + 4 + 16 + 6 * 8) { /* a header word with a valid checksum */
+            memcpy(b, good, n);
+            b[i] ^= 0x01;
+            fix_crc(b, n);
+            spill(bad, b, n);
+            ck_assert_int_eq(revl_hyperopt_checkpoint_load(r.h, bad), REVL_ERR_IO);
+        }
+    }
+    /* nothing changed: the next step and its checkpoint are those of an undisturbed run */
+    ck_assert_int_eq(revl_hyperopt_step(r.h, NULL), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_checkpoint_save(r.h, bad), REVL_OK);
+    hrun u;
+    hrun_make(&u, REVL_OPTIM_MOMENTUM, 0, 0.04);
+    for (int k = 0; k < 4; k++)
+        ck_assert_int_eq(revl_hyperopt_step(u.h, NULL), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_checkpoint_save(u.h, ref_path), REVL_OK);
+    size_t n1, n2;
+    unsigned char *x = slurp(bad, &n1), *y = slurp(ref_path, &n2);
+    ck_assert(n1 == n2 && memcmp(x, y, n1) == 0);
+    free(x);
+    free(y);
+    hrun_free(&u);
+    /* other optimiser, other options */
+    hrun o;
+    hrun_make(&o, REVL_OPTIM_ADAM, 0, 0.04);
+    ck_assert_int_eq(revl_hyperopt_checkpoint_load(o.h, path), REVL_ERR_IO);
+    expect_msg(revl_hyperopt_last_error(o.h), "momentum hyper-optimiser; this one uses adam");
+    hrun_free(&o);
+    hrun_make(&o, REVL_OPTIM_MOMENTUM, 0, 0.05);
+    ck_assert_int_eq(revl_hyperopt_checkpoint_load(o.h, path), REVL_ERR_IO);
+    expect_msg(revl_hyperopt_last_error(o.h), "other options");
+    /* a trainer checkpoint is not a hyper-optimiser's */
+    ck_assert_int_eq(revl_hyperopt_checkpoint_load(o.h, "/nonexistent/x"), REVL_ERR_IO);
+    ck_assert_int_eq(revl_hyperopt_checkpoint_load(o.h, NULL), REVL_ERR_INVALID);
+    ck_assert_int_eq(revl_hyperopt_checkpoint_save(o.h, NULL), REVL_ERR_INVALID);
+    ck_assert_int_eq(revl_hyperopt_checkpoint_save(NULL, path), REVL_ERR_INVALID);
+    hrun_free(&o);
+    hrun_free(&r);
+    unlink(path);
+    unlink(bad);
+    unlink(ref_path);
+    free(good);
+    free(b);
+    free(path);
+    free(bad);
+    free(ref_path);
+}
+END_TEST
+
+static Suite *checkpoint_suite(void)
+{
+    Suite *s = suite_create("checkpoint");
+    TCase *tc = tcase_create("resume");
+    tcase_set_timeout(tc, 300);
+    tcase_add_loop_test(tc, test_resume_every_step, 0, N_VARIANTS);
+    tcase_add_loop_test(tc, test_kill_resume, 0, N_VARIANTS);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("files");
+    tcase_set_timeout(tc, 300);
+    tcase_add_loop_test(tc, test_corrupt_every_byte, 0, 2);
+    tcase_add_test(tc, test_header_words_refused);
+    tcase_add_test(tc, test_mismatch_messages);
+    tcase_add_test(tc, test_state_errors);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("hyperopt");
+    tcase_set_timeout(tc, 300);
+    tcase_add_loop_test(tc, test_hyperopt_kill_resume, 0, 2);
+    tcase_add_test(tc, test_hyperopt_damaged);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *r = srunner_create(checkpoint_suite());
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,138 @@
+/* fuzz_checkpoint.c: libFuzzer target for revl_trainer_load, the checkpoint reader.
+ * FUZZ_NEEDS: revl_trainer_load
+ * Two small trainers (5 parameters in 2 groups, 1 meta-parameter, 3 steps; momentum and Adam),
+ * each trained once and its checkpoint kept. Input byte 0: bit 1 picks the trainer; bit 0 odd,
+ * the file is that checkpoint edited by the rest (pairs of a 2-byte position and a byte, then a
+ * truncation), even, the rest is the file; bit 2 recomputes the checksum, so that the checks
+ * behind it are reached. A load must return REVL_OK or REVL_ERR_IO (or NOMEM) with a message;
+ * what it accepts must save back to the same bytes, and its reverse pass (or the rest of its
+ * training) must return, whatever it returns. */
+#include "revl.h"
+
+#include "fuzz_util.h"
+
+#include <stdint.h>
+#include <zlib.h>
+
+static int grad(size_t step, const double *w, const double *meta, double *g, double *loss,
+                void *user)
+{
+    (void)user;
+    double l = 0;
+    for (int i = 0; i < 5; i++) {
+        double d = w[i] - 0.25 * i - 0.01 * (double)step;
+        g[i] = d + 1e-3 * meta[0] * w[i];
+        l += 0.5 * d * d;
+    }
+    if (loss)
+        *loss = l;
+    return 0;
+}
+
+static int hvp(size_t step, const double *w, const double *meta, const double *v, double *g,
+               double *hv, double *hm, void *user)
+{
+    if (g)
+        grad(step, w, meta, g, NULL, user);
+    double wv = 0;
+    for (int i = 0; i < 5; i++) {
+        hv[i] = (1 + 1e-3 * meta[0]) * v[i];
+        wv += w[i] * v[i];
+    }
+    hm[0] = 1e-3 * wv;
+    return 0;
+}
+
+static revl_model *model;
+static revl_schedule *sched[2];
+static revl_trainer *trainer[2];
+static unsigned char *good[2];
+static size_t good_len[2];
+
+static void setup(void)
+{
+    revl_model_def def;
+    revl_model_def_init(&def);
+    def.n_params = 5;
+    def.n_meta = 1;
+    def.grad = grad;
+    def.hvp = hvp;
+    size_t offsets[3] = {0, 2, 5};
+    if (revl_model_create(&model, &def) != REVL_OK)
+        abort();
+    double w0[5] = {0.5, -0.25, 1, 0, 2}, meta[1] = {0.5};
+    for (int k = 0; k < 2; k++) {
+        revl_optimizer opt = k ? REVL_OPTIM_ADAM : REVL_OPTIM_MOMENTUM;
+        if (revl_schedule_create_for(&sched[k], opt, 3, 2, offsets, NULL) != REVL_OK ||
+            revl_trainer_create(&trainer[k], model, sched[k], NULL) != REVL_OK ||
+            revl_trainer_train(trainer[k], w0, meta) != REVL_OK ||
+            revl_trainer_save(trainer[k], fuzz_path(0)) != REVL_OK)
+            abort();
+        good[k] = fuzz_read(fuzz_path(0), &good_len[k]);
+    }
+}
+
+static void fix_crc(unsigned char *b, size_t n)
+{
+    if (n < 4)
+        return;
+    uLong c = crc32(crc32(0L, Z_NULL, 0), b, (uInt)(n - 4));
+    for (int i = 0; i < 4; i++)
+        b[n - 4 + i] = (unsigned char)(c >> (8 * i));
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (!model)
+        setup();
+    if (size < 1)
+        return 0;
+    int k = (data[0] >> 1) & 1;
+    revl_trainer *t = trainer[k];
+    const char *in = fuzz_path(1), *out = fuzz_path(2);
+    unsigned char *file;
+    size_t len;
+    if (data[0] & 1) {
+        len = good_len[k];
+        file = malloc(len);
+        memcpy(file, good[k], len);
+        size_t i = 1;
+        for (; i + 3 <= size; i += 3)
+            file[((size_t)data[i] << 8 | data[i + 1]) % len] = data[i + 2];
+        if (i < size && data[i] < 128) /* a trailing byte below 128 truncates the file */
+            len = len * data[i] / 128;
+    } else {
+        len = size - 1;
+        file = malloc(len + 1);
+        memcpy(file, data + 1, len);
+    }
+    if (data[0] & 4)
+        fix_crc(file, len);
+    fuzz_write(in, file, len);
+
+    int rc = revl_trainer_load(t, in);
+    if (rc != REVL_OK) {
+        if (rc != REVL_ERR_IO && rc != REVL_ERR_NOMEM)
+            __builtin_trap();
+        const char *msg = revl_trainer_last_error(t);
+        if (!msg || !msg[0])
+            __builtin_trap();
+        free(file);
+        return 0;
+    }
+    /* accepted: the format is canonical, so saving gives the same bytes */
+    if (revl_trainer_save(t, out) != REVL_OK)
+        __builtin_trap();
+    size_t lo;
+    unsigned char *back = fuzz_read(out, &lo);
+    if (lo != len || memcmp(back, file, len) != 0)
+        __builtin_trap();
+    free(back);
+    free(file);
+    /* whatever it holds, the rest of the training and the reverse pass return */
+    double dfdw[5] = {1, -1, 0.5, 0, 2};
+    revl_trainer_train_resume(t);
+    revl_trainer_hypergrad(t, dfdw, NULL, NULL, NULL, NULL, NULL);
+    return 0;
+}

@@ -137,7 +137,8 @@ REVL_API int revl_model_hvp(revl_model *m, size_t step, const double *w, const d
                             const double *v, double *hv_w, double *hv_meta);
 
 /* Optional, for optimisers whose Hessian direction depends on the gradient at the same point
- * (Adam, RMSprop): at (step, w, meta) compute
+ * (Adam; RMSprop's direction is not affine in g, so it asks for the gradient and then
+ * the Hessian-vector product): at (step, w, meta) compute
  *   grad[n_params]  = the gradient, bit-identical to grad_fn's,
  *   v               = a + b * grad elementwise, each v[i] computed as the double a[i] + b[i] * grad[i]
  *                     (no fused multiply-add: the library computes the same v when it falls back),

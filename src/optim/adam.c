@@ -237,7 +237,7 @@ static void adam_undo_position(void *self, rv_pass *p, size_t step, rv_block *bl
             double du_ds = u.a > 0 ? -u.mhat / (2.0 * u.a * sg->c2 * d2) : 0.0;
             double du_deps = -u.mhat / d2;
             double du_dc1 = -u.u / sg->c1;
-            double du_dc2 = u.a > 0 ? u.mhat * u.a / (2.0 * sg->c2 * d2) : 0.0;
+            double du_dc2 = u.mhat * u.a / (2.0 * sg->c2 * d2); /* 0 where a is */
             s_alpha += dw * u.u;
             s_eps += dw * du_deps;
             s_c1 += dw * du_dc1;

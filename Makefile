@@ -288,6 +288,8 @@ bench: $(BENCH_BIN)
 	@echo "== MLP against its floor (its dense products alone), one thread"; \
 	  OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BUILD)/bench/bench_mlp_floor
 	@echo "== loading Fashion-MNIST (60,000 training images, gzip)"; $(BUILD)/bench/bench_load
+	@echo "== two cores at the MLP's shapes: BLAS threads, core threads, overlap"; \
+	  OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1 $(BUILD)/bench/bench_overlap 100 7
 	@for n in 1 2; do echo "== MLP end to end, $$n thread(s)"; \
 	  OMP_NUM_THREADS=$$n OPENBLAS_NUM_THREADS=$$n $(BUILD)/bench/bench_mlp 100 1000 || exit 1; done
 	@if [ -f bench/python_callback_overhead.py ]; then echo "== Python callback overhead"; \

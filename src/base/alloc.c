@@ -1,10 +1,12 @@
 /* alloc.c: the allocator hooks. Every handle copies the caller's revl_allocator (or the malloc
  * default) and routes all its memory through it, so an embedding program controls memory and
  * tests can fail any single allocation. */
+#define _DEFAULT_SOURCE /* madvise and MADV_HUGEPAGE (Linux); the code stands without them */
 #include "base/internal.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static void *default_alloc(size_t size, void *user)
 {
@@ -65,6 +67,28 @@ void *rv_calloc(const revl_allocator *a, size_t n, size_t size)
     void *p = rv_alloc(a, bytes);
     if (p)
         memset(p, 0, bytes);
+    return p;
+}
+
+void *rv_alloc_array(const revl_allocator *a, size_t n, size_t size)
+{
+    int ok = 1;
+    size_t bytes = rv_mul_size(n, size, &ok);
+    if (!ok)
+        return NULL;
+    void *p = rv_alloc(a, bytes);
+#ifdef MADV_HUGEPAGE
+    /* Advice only (an allocator's memory that cannot take it just returns an error, ignored):
+     * a 376 MB data set then costs ~180 page faults instead of ~92,000, which were half of
+     * loading Fashion-MNIST. Only whole 2 MiB pages inside the block are advised. */
+    const uintptr_t huge = (uintptr_t)1 << 21;
+    if (p && bytes >= 4 * huge) {
+        uintptr_t lo = ((uintptr_t)p + huge - 1) & ~(huge - 1);
+        uintptr_t hi = ((uintptr_t)p + bytes) & ~(huge - 1);
+        if (hi > lo)
+            (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+    }
+#endif
     return p;
 }
 

@@ -18,6 +18,9 @@
 RV_HIDDEN void rv_allocator_copy(revl_allocator *dst, const revl_allocator *src /* NULL ok */);
 RV_HIDDEN void *rv_alloc(const revl_allocator *a, size_t size);  /* NULL on failure or overflow */
 RV_HIDDEN void *rv_calloc(const revl_allocator *a, size_t n, size_t size); /* zeroed */
+/* n * size bytes, not zeroed, for a large array the caller fills at once (huge pages advised
+ * where the system has them); NULL on failure or overflow. */
+RV_HIDDEN void *rv_alloc_array(const revl_allocator *a, size_t n, size_t size);
 RV_HIDDEN void rv_free(const revl_allocator *a, void *p);                 /* NULL ok */
 /* n*size without overflow, or 0 with *ok = 0 */
 RV_HIDDEN size_t rv_mul_size(size_t n, size_t size, int *ok);

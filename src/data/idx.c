@@ -105,7 +105,7 @@ static int read_body(const revl_allocator *a, rv_source *s, size_t bytes, const 
         if (rc != REVL_OK || len < cap || cap == bytes)
             break;
         size_t ncap = cap > bytes / 2 ? bytes : 2 * cap;
-        unsigned char *nbuf = rv_alloc(a, ncap);
+        unsigned char *nbuf = rv_alloc_array(a, ncap, 1);
         if (!nbuf) {
             rc = REVL_ERR_NOMEM;
             break;
@@ -180,7 +180,7 @@ int rv_idx_load(const revl_allocator *a, const char *images_path, const char *la
     rv_source_close(&si);
     rv_source_close(&sl);
     if (rc == REVL_OK) {
-        x = rv_calloc(a, n * dim, sizeof *x); /* n*dim < RV_IDX_MAX_BYTES: no overflow */
+        x = rv_alloc_array(a, n * dim, sizeof *x); /* n*dim < RV_IDX_MAX_BYTES: filled below */
         labels = rv_calloc(a, n, sizeof *labels);
         if (!x || !labels)
             rc = rv_fail(err, REVL_ERR_NOMEM, "out of memory for %zu examples of %zu features",

@@ -58,18 +58,6 @@ void *rv_alloc(const revl_allocator *a, size_t size)
     return a->alloc(size ? size : 1, a->user);
 }
 
-void *rv_calloc(const revl_allocator *a, size_t n, size_t size)
-{
-    int ok = 1;
-    size_t bytes = rv_mul_size(n, size, &ok);
-    if (!ok)
-        return NULL;
-    void *p = rv_alloc(a, bytes);
-    if (p)
-        memset(p, 0, bytes);
-    return p;
-}
-
 void *rv_alloc_array(const revl_allocator *a, size_t n, size_t size)
 {
     int ok = 1;
@@ -89,6 +77,14 @@ void *rv_alloc_array(const revl_allocator *a, size_t n, size_t size)
             (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
     }
 #endif
+    return p;
+}
+
+void *rv_calloc(const revl_allocator *a, size_t n, size_t size)
+{
+    void *p = rv_alloc_array(a, n, size);
+    if (p)
+        memset(p, 0, n * size); /* n * size did not overflow: rv_alloc_array checked */
     return p;
 }
 

@@ -24,6 +24,8 @@
  * t >= active_from (0 before): smooth, not quadratic, step-dependent, with one meta-parameter;
  * sc_i spans 1e-3 .. 1e2 (gradients over five decades) and is 0 for the "dead" weights (their
  * gradient and Hessian are exactly 0). */
+#define N_REENTRY 5 /* train, hypergrad, save, load, train_resume */
+
 typedef struct model {
     size_t p;
     double *a, *c, *sc;
@@ -35,8 +37,8 @@ typedef struct model {
     int armed;
     long nan_hm_at;       /* step whose mixed product (meta) is NaN (-1 never) */
     revl_trainer *reenter; /* a trainer the gradient callback calls back (NULL: none) */
-    int reenter_rc;
-    char reenter_msg[256];
+    int reenter_rc[N_REENTRY]; /* what each call of the trainer's returned, last time */
+    char reenter_msg[N_REENTRY][256];
 } model;
 
 static double shift(size_t step) { return 0.05 * (double)(step % 3); }
@@ -64,9 +66,17 @@ static int m_grad(size_t step, const double *w, const double *meta, double *g, d
         g[1] = nextafter(g[1], INFINITY);
     if (q->reenter) { /* a callback that calls the trainer running it: refused, not obeyed */
         double w0[64] = {0};
-        q->reenter_rc = step % 2 ? revl_trainer_train(q->reenter, w0, meta)
-                                 : revl_trainer_hypergrad(q->reenter, w0, NULL, NULL, NULL, NULL, NULL);
-        snprintf(q->reenter_msg, sizeof q->reenter_msg, "%s", revl_trainer_last_error(q->reenter));
+        revl_trainer *t = q->reenter;
+        const char *path = "/tmp/revl-check-optim-reentry.ckpt"; /* never written or read */
+        for (int k = 0; k < N_REENTRY; k++) {
+            int rc = k == 0   ? revl_trainer_train(t, w0, meta)
+                     : k == 1 ? revl_trainer_hypergrad(t, w0, NULL, NULL, NULL, NULL, NULL)
+                     : k == 2 ? revl_trainer_save(t, path)
+                     : k == 3 ? revl_trainer_load(t, path)
+                              : revl_trainer_train_resume(t);
+            q->reenter_rc[k] = rc;
+            snprintf(q->reenter_msg[k], sizeof q->reenter_msg[k], "%s", revl_trainer_last_error(t));
+        }
     }
     if (loss)
         *loss = l;
@@ -903,6 +913,20 @@ START_TEST(test_verify_catches_corruption)
 }
 END_TEST
 
+/* Every call the callback made (train, hypergrad, save, load, train_resume) was refused with
+ * STATE naming the call that runs. */
+static void check_reentry_refused(const model *q, const char *running)
+{
+    char want[128];
+    snprintf(want, sizeof want, "called while %s runs on the same trainer", running);
+    for (int k = 0; k < N_REENTRY; k++) {
+        ck_assert_msg(q->reenter_rc[k] == REVL_ERR_STATE, "re-entry %d during %s: status %d (%s)",
+                      k, running, q->reenter_rc[k], q->reenter_msg[k]);
+        ck_assert_msg(strstr(q->reenter_msg[k], want), "re-entry %d: message '%s'", k,
+                      q->reenter_msg[k]);
+    }
+}
+
 /* Issue 11's misleading statuses: a trainer called back from its own model's callback (STATE,
  * naming both calls, the running call unharmed), a dfdw so large that the adjoints overflow
  * (RANGE saying so, not blaming the model), a NaN mixed product (RANGE naming it). */
@@ -919,13 +943,10 @@ START_TEST(test_reentry_overflow_hv_meta)
     init_w0(w0, p);
     q->reenter = t;
     ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
-    ck_assert_int_eq(q->reenter_rc, REVL_ERR_STATE);
-    ck_assert_ptr_nonnull(strstr(q->reenter_msg, "called while revl_trainer_train runs on the "
-                                                 "same trainer"));
+    check_reentry_refused(q, "revl_trainer_train");
     revl_trainer_weights(t, dfdw);
     ck_assert_int_eq(revl_trainer_hypergrad_kinds(t, dfdw, NULL, NULL, NULL, NULL), REVL_OK);
-    ck_assert_int_eq(q->reenter_rc, REVL_ERR_STATE);
-    ck_assert_ptr_nonnull(strstr(q->reenter_msg, "called while revl_trainer_hypergrad runs"));
+    check_reentry_refused(q, "revl_trainer_hypergrad");
     q->reenter = NULL;
     /* huge but finite dfdw */
     for (size_t i = 0; i < p; i++)

@@ -86,10 +86,24 @@ int rv_trainer_save_now(revl_trainer *t, const char *path)
     return rc;
 }
 
+static int save(revl_trainer *t, const char *path);
+
+/* Refused (REVL_ERR_STATE, the running call unharmed) from a callback of the trainer's own
+ * train or hypergrad: it would read or overwrite the trajectory in the middle of a step. */
 int revl_trainer_save(revl_trainer *t, const char *path)
 {
     if (!t)
         return REVL_ERR_INVALID;
+    int rc = rv_trainer_enter(t, "revl_trainer_save");
+    if (rc)
+        return rc;
+    rc = save(t, path);
+    t->busy = NULL;
+    return rc;
+}
+
+static int save(revl_trainer *t, const char *path)
+{
     if (!path)
         return rv_fail(t->err, REVL_ERR_INVALID, "revl_trainer_save: path is NULL");
     if (t->state != RV_TRAINED && t->state != RV_PARTIAL)
@@ -240,10 +254,23 @@ static int read_body(revl_trainer *t, rv_ckpt_reader *r, uint64_t *len_out, rv_w
     return REVL_OK;
 }
 
+static int load(revl_trainer *t, const char *path);
+
+/* Refused from the trainer's own callbacks, as revl_trainer_save. */
 int revl_trainer_load(revl_trainer *t, const char *path)
 {
     if (!t)
         return REVL_ERR_INVALID;
+    int rc = rv_trainer_enter(t, "revl_trainer_load");
+    if (rc)
+        return rc;
+    rc = load(t, path);
+    t->busy = NULL;
+    return rc;
+}
+
+static int load(revl_trainer *t, const char *path)
+{
     if (!path)
         return rv_fail(t->err, REVL_ERR_INVALID, "revl_trainer_load: path is NULL");
     rv_clear(t->err);
@@ -285,10 +312,23 @@ int revl_trainer_load(revl_trainer *t, const char *path)
     return rc;
 }
 
+static int train_resume(revl_trainer *t);
+
+/* Refused from the trainer's own callbacks, as revl_trainer_save. */
 int revl_trainer_train_resume(revl_trainer *t)
 {
     if (!t)
         return REVL_ERR_INVALID;
+    int rc = rv_trainer_enter(t, "revl_trainer_train_resume");
+    if (rc)
+        return rc;
+    rc = train_resume(t);
+    t->busy = NULL;
+    return rc;
+}
+
+static int train_resume(revl_trainer *t)
+{
     if (t->state != RV_PARTIAL)
         return rv_fail(t->err, REVL_ERR_STATE,
                        "revl_trainer_train_resume: no partial training to continue (load a "

@@ -429,6 +429,22 @@ REVL_API void revl_comm_init_local(revl_comm *c);
 REVL_API int revl_dp_micro_range(size_t n_micro, int rank, int size, size_t *first,
                                  size_t *count);
 
+/* A trainer whose state is split over the ranks of comm (copied; NULL = one rank): this rank
+ * keeps the optimiser's state, its start copy and the information buffer only for its
+ * contiguous share of the 4,096-parameter blocks (revl_dp_micro_range of the blocks), so they
+ * take about 1/size of the memory per rank; w, the reverse pass's directions and d_w0 are
+ * all-gathered (every rank sees and returns the full vectors), and the per-group partial sums
+ * are summed in global block order, so w_T and every hypergradient are the bits of
+ * revl_trainer_create's trainer for any number of ranks. Every call on it is collective (all
+ * ranks, same arguments); a failure on one rank (a value out of range in its blocks, a reversal
+ * that does not arrive) fails the call on every rank with the same status and a message naming
+ * the rank. REVL_ERR_INVALID when there are fewer blocks than ranks. Checkpoints
+ * (revl_trainer_save/load/set_checkpoint) are refused with REVL_ERR_STATE. docs/mpi.md. */
+REVL_API int revl_trainer_create_sharded(revl_trainer **out, revl_model *model,
+                                         const revl_schedule *sched,
+                                         const revl_trainer_options *opts,
+                                         const revl_comm *comm);
+
 /* Per-micro-batch callbacks. The contract: the model's gradient at step t is the sum over
  * micro = 0..n_micro-1 of what grad writes for (t, micro), e.g. (1/B) times the sum of the
  * examples' gradients of that micro-batch, plus any penalty in micro-batch 0 only; the same for

@@ -686,16 +686,21 @@ Base.close(t::Trainer) = _free!(t)
 _lasterr(t::Trainer) = () -> unsafe_string(ccall((:revl_trainer_last_error, librevl), Cstring,
                                                 (Ptr{Cvoid},), t.ptr))
 
+# comm: shard the trainer's state over its ranks (revl_trainer_create_sharded, docs/mpi.md).
 function Trainer(m::Model, s::Schedule; frac_bits::Integer=52, truncate::Integer=0,
-                 threads::Integer=0)
+                 threads::Integer=0, comm::Union{Nothing,Comm}=nothing)
     o = _init(TrainerOptions)
     o.frac_bits = frac_bits
     o.truncate = truncate
     o.threads = threads
     out = Ref{Ptr{Cvoid}}(C_NULL)
-    rc = ccall((:revl_trainer_create, librevl), Cint,
+    rc = comm === nothing ?
+         ccall((:revl_trainer_create, librevl), Cint,
                (Ref{Ptr{Cvoid}}, Ptr{Cvoid}, Ptr{Cvoid}, Ref{TrainerOptions}),
-               out, _live(m), _live(s), o)
+               out, _live(m), _live(s), o) :
+         ccall((:revl_trainer_create_sharded, librevl), Cint,
+               (Ref{Ptr{Cvoid}}, Ptr{Cvoid}, Ptr{Cvoid}, Ref{TrainerOptions}, Ref{Comm}),
+               out, _live(m), _live(s), o, comm)
     _check(rc, "revl_trainer_create", _nomsg)
     t = Trainer(out[], m, s)
     finalizer(_free!, t)

@@ -2,9 +2,11 @@
  * and per reversed step, the time and bytes of the all-reduces, and the scaling model of
  * docs/mpi.md evaluated for this run. Run it on several rank counts side by side
  * (`make bench-mpi`: 1 and 2 ranks); the same seed gives the same bits on any count, which the
- * last line checks through a hash of w_T and d_alpha.
+ * last line checks through a hash of w_T and d_alpha. With shard = 1 the trainer's state is
+ * sharded over the ranks (revl_trainer_create_sharded): the same bits, less memory per rank,
+ * more words communicated (the all-gathers, counted in the all-reduce figures).
  *
- *   mpirun -np R bench_mpi [hidden] [steps] */
+ *   mpirun -np R bench_mpi [hidden] [steps] [shard] */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +45,7 @@ int main(int argc, char **argv)
     MPI_Init(&argc, &argv);
     size_t hidden = argc > 1 ? strtoul(argv[1], NULL, 10) : 1000;
     size_t T = argc > 2 ? strtoul(argv[2], NULL, 10) : 10;
+    int shard = argc > 3 && atoi(argv[3]) != 0;
     timed tc = {0};
     revl_comm comm;
     if (revl_mpi_comm_init(&tc.inner, MPI_COMM_WORLD) != REVL_OK)
@@ -77,7 +80,9 @@ int main(int argc, char **argv)
     revl_schedule_create(&sch, T, G, off);
     revl_schedule_fill(sch, 0.05, 0.9);
     revl_trainer *t;
-    revl_trainer_create(&t, m, sch, NULL);
+    if ((shard ? revl_trainer_create_sharded(&t, m, sch, NULL, &comm)
+               : revl_trainer_create(&t, m, sch, NULL)) != REVL_OK)
+        MPI_Abort(MPI_COMM_WORLD, 1);
     double *w = calloc(P, sizeof *w), *d_alpha = calloc(T * G, sizeof *d_alpha);
     double scales[8] = {-3, -3, -3, -3, -3, -3, -3, -3};
     revl_model_init_weights(m, scales, 1, w);
@@ -108,16 +113,19 @@ int main(int argc, char **argv)
     }
     revl_trainer_stats st = {.struct_size = sizeof st};
     revl_trainer_get_stats(t, &st);
+    long long mem[2] = {(long long)st.buffer_bytes, (long long)st.peak_bytes}, mem_max[2];
+    MPI_Reduce(mem, mem_max, 2, MPI_LONG_LONG, MPI_MAX, 0, MPI_COMM_WORLD);
     if (rank == 0) {
         if (rc)
             printf("bench_mpi: failed: %s\n", revl_trainer_last_error(t));
-        printf("ranks %d  P %zu  micro-batches %d  steps %zu\n", R, P, MICRO, T);
+        printf("ranks %d  P %zu  micro-batches %d  steps %zu  state %s\n", R, P, MICRO, T,
+               shard ? "sharded" : "replicated");
         printf("  forward  %.4f s/step  all-reduce %.4f s/step (%.0f%%)  %.3f MB/step\n",
                t_train / T, c_train / T, 100 * c_train / t_train, b_train / T / 1e6);
         printf("  reverse  %.4f s/step  all-reduce %.4f s/step (%.0f%%)  %.3f MB/step\n",
                t_rev / T, c_rev / T, 100 * c_rev / t_rev, b_rev / T / 1e6);
-        printf("  per rank: buffer %.1f MB, trainer peak %.1f MB (replicated: the same on every rank)\n",
-               st.buffer_bytes / 1e6, st.peak_bytes / 1e6);
+        printf("  per rank (largest): buffer %.1f MB, trainer peak %.1f MB\n", mem_max[0] / 1e6,
+               mem_max[1] / 1e6);
         /* the model of docs/mpi.md: a ring all-reduce moves 2 (R-1)/R of the words per rank */
         double Pm = 1e8, Rm = 64, bw = 100e9 / 8;
         double fw = 8 * (Pm + 1 + 2 * Rm), rv = 8 * (2 * Pm + 1 + 2 * Rm);

@@ -272,6 +272,9 @@ PROTOTYPES = [
     ("revl_mlp_dp_create", "int", ("revl_model **", "size_t", "const size_t *",
                                    "const revl_dataset *", "const revl_mlp_options *", "size_t",
                                    "unsigned int", "const revl_comm *")),
+    ("revl_trainer_create_sharded", "int", ("revl_trainer **", "revl_model *",
+                                            "const revl_schedule *",
+                                            "const revl_trainer_options *", "const revl_comm *")),
     # hyper-optimiser
     ("revl_hyperopt_options_init", "void", ("revl_hyperopt_options *",)),
     ("revl_hyperopt_report_init", "void", ("revl_hyperopt_report *",)),

@@ -86,6 +86,14 @@ int rv_trainer_save_now(revl_trainer *t, const char *path)
     return rc;
 }
 
+/* A sharded trainer's state is spread over the ranks; its checkpoint format is not defined. */
+static int refuse_sharded(revl_trainer *t, const char *call)
+{
+    return rv_fail(t->err, REVL_ERR_STATE,
+                   "%s: the trainer is sharded over %d ranks (revl_trainer_create_sharded), and "
+                   "checkpoints of a sharded trainer are not supported", call, t->comm.size);
+}
+
 static int save(revl_trainer *t, const char *path);
 
 /* Refused (REVL_ERR_STATE, the running call unharmed) from a callback of the trainer's own
@@ -94,6 +102,8 @@ int revl_trainer_save(revl_trainer *t, const char *path)
 {
     if (!t)
         return REVL_ERR_INVALID;
+    if (t->sharded)
+        return refuse_sharded(t, "revl_trainer_save");
     int rc = rv_trainer_enter(t, "revl_trainer_save");
     if (rc)
         return rc;
@@ -261,6 +271,8 @@ int revl_trainer_load(revl_trainer *t, const char *path)
 {
     if (!t)
         return REVL_ERR_INVALID;
+    if (t->sharded)
+        return refuse_sharded(t, "revl_trainer_load");
     int rc = rv_trainer_enter(t, "revl_trainer_load");
     if (rc)
         return rc;
@@ -345,6 +357,8 @@ int revl_trainer_set_checkpoint(revl_trainer *t, const char *path, size_t every)
 {
     if (!t)
         return REVL_ERR_INVALID;
+    if (t->sharded && path)
+        return refuse_sharded(t, "revl_trainer_set_checkpoint");
     if (path && every == 0)
         return rv_fail(t->err, REVL_ERR_INVALID,
                        "revl_trainer_set_checkpoint: every must be at least 1");

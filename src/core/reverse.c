@@ -5,23 +5,28 @@
  * sums become hypergradients in block order. Ends by checking that it arrived on the start
  * (w and every state) bit for bit with an empty buffer. */
 #include "core/trainer.h"
+#include "dist/shard.h"
 #include "exact/wide.h"
 
 #include <math.h>
 #include <string.h>
 
 /* Sum the blocks' partial sums per group and slot, in block order: the same bits for any
- * thread count. */
-static void reduce_partials(const revl_trainer *t)
+ * thread count, and (all blocks of all ranks, gathered) for any rank count. */
+static int reduce_partials(revl_trainer *t)
 {
+    int rc = rv_shard_gather_partials(t);
+    if (rc)
+        return rc;
     size_t ns = t->opt->n_slots;
     memset(t->sums, 0, t->n_groups * ns * sizeof *t->sums);
-    for (size_t b = 0; b < t->n_blocks; b++) {
-        const rv_block *blk = &t->blocks[b];
+    for (size_t b = 0; b < t->n_blocks_all; b++) {
+        const rv_block *blk = &t->blocks_all[b];
         for (size_t g = blk->g_first; g <= blk->g_last; g++)
             for (size_t k = 0; k < ns; k++)
-                t->sums[g * ns + k] += t->partial[(blk->part + (g - blk->g_first)) * ns + k];
+                t->sums[g * ns + k] += t->partial_all[(blk->part + (g - blk->g_first)) * ns + k];
     }
+    return REVL_OK;
 }
 
 static double state_value(const rv_state_vec *sv, size_t i)
@@ -31,28 +36,30 @@ static double state_value(const rv_state_vec *sv, size_t i)
     return rv_wide_to_double(((const rv_wide *)sv->data)[i]) * sv->inv_scale;
 }
 
-/* After the walk back: w and every state where training started, the buffer empty. */
+/* After the walk back: w and every state where training started, the buffer empty (this
+ * rank's share of them; the caller votes). */
 static int verify_start(revl_trainer *t)
 {
-    for (size_t i = 0; i < t->n_params; i++)
-        if (t->w[i] != t->w_start[i])
+    const int64_t *w = t->w + t->lo;
+    for (size_t i = 0; i < t->n_local; i++)
+        if (w[i] != t->w_start[i])
             return rv_fail(t->err, REVL_ERR_INEXACT,
                            "reverse pass did not reproduce w at step %zu: first difference at "
                            "parameter %zu (%.17g, reversed %.17g); is the gradient deterministic?",
-                           t->first_kept, i, rv_to_double(t->fx, t->w_start[i]),
-                           rv_to_double(t->fx, t->w[i]));
+                           t->first_kept, t->lo + i, rv_to_double(t->fx, t->w_start[i]),
+                           rv_to_double(t->fx, w[i]));
     for (size_t k = 0; k < t->opt->n_state; k++) {
         rv_state_vec sv = t->opt->state(t->opt_self, k);
         rv_state_vec start = sv;
         start.data = t->state_start[k];
-        for (size_t i = 0; i < t->n_params; i++)
+        for (size_t i = 0; i < t->n_local; i++)
             if (memcmp((const char *)sv.data + i * sv.elem,
                        (const char *)start.data + i * sv.elem, sv.elem) != 0)
                 return rv_fail(t->err, REVL_ERR_INEXACT,
                                "reverse pass did not reproduce %s at step %zu: first difference at "
                                "parameter %zu (%.17g, reversed %.17g); is the gradient "
                                "deterministic?",
-                               sv.name, t->first_kept, i, state_value(&start, i),
+                               sv.name, t->first_kept, t->lo + i, state_value(&start, i),
                                state_value(&sv, i));
     }
     if (!rv_infobuf_is_empty(&t->buf))
@@ -118,14 +125,26 @@ static int finite_all(const double *x, size_t n)
 
 typedef void (*rv_block_fn)(void *self, rv_pass *p, size_t step, rv_block *blk);
 
-/* One of the optimiser's per-block functions over every block, then the first failure. */
+/* One of the optimiser's per-block functions over every block (of this rank), then the first
+ * failure (of any rank). */
 static int over_blocks(revl_trainer *t, rv_block_fn fn, size_t step, int nt)
 {
     long nb = (long)t->n_blocks;
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (long b = 0; b < nb; b++)
         fn(t->opt_self, &t->pass, step, &t->blocks[b]);
-    return reverse_block_error(t, step);
+    return rv_shard_vote(t, reverse_block_error(t, step));
+}
+
+/* After undo_position: every rank's w, and the direction or its coefficients when known. */
+static int gather_position(revl_trainer *t)
+{
+    int rc = rv_shard_gather_w(t);
+    if (!rc && t->opt->dir_mode != RV_DIR_AFTER_GRAD)
+        rc = rv_shard_gather(t, t->dir_a);
+    if (!rc && t->dir_b)
+        rc = rv_shard_gather(t, t->dir_b);
+    return rc;
 }
 
 /* The gradient at the undone w_t and the Hessian-vector products along the direction. */
@@ -150,6 +169,8 @@ static int model_step(revl_trainer *t, size_t step, int nt)
         rc = revl_model_grad(t->model, step, t->wd, meta, t->grad, NULL);
         if (!rc) {
             int brc = over_blocks(t, t->opt->direction, step, nt);
+            if (!brc)
+                brc = rv_shard_gather(t, t->dir_a);
             if (brc)
                 return brc;
             if (!finite_all(t->dir_a, t->n_params))
@@ -237,18 +258,23 @@ static int hypergrad(revl_trainer *t, const double *dfdw, const double *dfdmeta,
     for (size_t step = t->n_steps; step-- > t->first_kept;) {
         int rc = over_blocks(t, opt->undo_position, step, nt);
         if (!rc)
+            rc = gather_position(t);
+        if (!rc)
             rc = model_step(t, step, nt);
         if (!rc)
             rc = over_blocks(t, opt->undo_state, step, nt);
+        if (!rc)
+            rc = reduce_partials(t);
         if (rc)
             return reverse_fail(t, rc);
-        reduce_partials(t);
         opt->step_hypergrad(t->opt_self, step, ng, t->sums, out);
         for (size_t j = 0; j < nm; j++)
             t->dmeta[j] -= t->hv_meta[j];
         t->steps_done = step;
     }
-    int rc = verify_start(t);
+    int rc = rv_shard_vote(t, verify_start(t));
+    if (!rc)
+        rc = rv_shard_gather(t, t->dw);
     if (rc)
         return reverse_fail(t, rc);
     int finite = finite_all(t->dw, t->n_params) && finite_all(t->dmeta, nm);

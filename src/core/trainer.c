@@ -3,6 +3,7 @@
  * multiplies discard kept in the information buffer so that the reverse pass (reverse.c) can
  * undo every step bit for bit. */
 #include "core/trainer.h"
+#include "dist/shard.h"
 
 #include <math.h>
 #include <string.h>
@@ -75,7 +76,9 @@ static void trainer_free_arrays(revl_trainer *t)
     void *arrays[] = {t->offsets, t->w, t->w_start, t->wd, t->grad, t->meta, t->dw,
                       t->dir_a, t->dir_b, t->hv, t->hv_meta, t->dmeta, t->hyper_values,
                       t->partial, t->sums, t->bits_per_block, t->blocks, t->d_kinds,
-                      t->fingerprint};
+                      t->fingerprint, t->offsets_all != t->offsets ? t->offsets_all : NULL,
+                      t->blocks_all != t->blocks ? t->blocks_all : NULL,
+                      t->partial_all != t->partial ? t->partial_all : NULL};
     for (size_t k = 0; k < sizeof arrays / sizeof arrays[0]; k++)
         rv_free(a, arrays[k]);
     if (t->state_start)
@@ -88,39 +91,92 @@ static void trainer_free_arrays(revl_trainer *t)
     rv_infobuf_destroy(&t->buf);
 }
 
-/* Blocks, the groups each touches and where its partial sums go. */
+/* All blocks, the groups each touches and where its partial sums go; then this rank's share
+ * of them with indices from t->lo (the same groups: the local offsets are the global ones
+ * clamped to the share and shifted, which keeps every comparison with a block's bounds). */
 static void trainer_layout_blocks(revl_trainer *t)
 {
     size_t g = 0, part = 0;
-    for (size_t b = 0; b < t->n_blocks; b++) {
-        rv_block *blk = &t->blocks[b];
+    for (size_t b = 0; b < t->n_blocks_all; b++) {
+        rv_block *blk = &t->blocks_all[b];
         blk->lo = b * RV_BLOCK;
         blk->hi = blk->lo + RV_BLOCK < t->n_params ? blk->lo + RV_BLOCK : t->n_params;
-        while (t->offsets[g + 1] <= blk->lo)
+        while (t->offsets_all[g + 1] <= blk->lo)
             g++;
         blk->g_first = g;
         size_t gl = g;
-        while (t->offsets[gl + 1] < blk->hi)
+        while (t->offsets_all[gl + 1] < blk->hi)
             gl++;
         blk->g_last = gl;
         blk->part = part;
         part += gl - g + 1;
     }
-    t->n_parts = part;
+    t->n_parts_all = part;
+    t->part_lo = t->n_blocks_all ? t->blocks_all[t->b_lo].part : 0;
+    size_t end = t->b_lo + t->n_blocks;
+    t->n_parts = (end < t->n_blocks_all ? t->blocks_all[end].part : part) - t->part_lo;
+    if (t->blocks != t->blocks_all)
+        for (size_t b = 0; b < t->n_blocks; b++) {
+            t->blocks[b] = t->blocks_all[t->b_lo + b];
+            t->blocks[b].lo -= t->lo;
+            t->blocks[b].hi -= t->lo;
+            t->blocks[b].part -= t->part_lo;
+        }
+}
+
+/* This rank's share of the blocks and parameters, and the offsets of its groups there. */
+static int trainer_shard(revl_trainer *t, const revl_comm *comm)
+{
+    const revl_allocator *a = &t->alloc;
+    t->n_blocks_all = t->n_blocks;
+    t->n_local = t->n_params;
+    if (!comm)
+        return REVL_OK;
+    if (comm->struct_size < sizeof *comm || !comm->allreduce_i64 || comm->size < 1 ||
+        comm->rank < 0 || comm->rank >= comm->size)
+        return rv_fail(rv_create_err(), REVL_ERR_INVALID,
+                       "revl_trainer_create_sharded: the communicator is not initialised");
+    if (t->n_blocks < (size_t)comm->size)
+        return rv_fail(rv_create_err(), REVL_ERR_INVALID,
+                       "revl_trainer_create_sharded: %zu parameters make %zu blocks of %d, fewer "
+                       "than the %d ranks", t->n_params, t->n_blocks, RV_BLOCK, comm->size);
+    t->comm = *comm;
+    t->sharded = 1;
+    rv_shard_blocks(comm, t->n_blocks_all, &t->b_lo, &t->n_blocks);
+    t->lo = t->b_lo * RV_BLOCK;
+    size_t hi = (t->b_lo + t->n_blocks) * RV_BLOCK;
+    t->n_local = (hi < t->n_params ? hi : t->n_params) - t->lo;
+    t->offsets = rv_calloc(a, t->n_groups + 1, sizeof *t->offsets);
+    if (!t->offsets)
+        return REVL_ERR_NOMEM;
+    for (size_t g = 0; g <= t->n_groups; g++) {
+        size_t o = t->offsets_all[g];
+        o = o < t->lo ? t->lo : o > t->lo + t->n_local ? t->lo + t->n_local : o;
+        t->offsets[g] = o - t->lo;
+    }
+    return REVL_OK;
 }
 
 static int trainer_create(revl_trainer **out, revl_model *model, const revl_schedule *sched,
-                        const revl_trainer_options *opts);
+                        const revl_trainer_options *opts, const revl_comm *comm);
 
 int revl_trainer_create(revl_trainer **out, revl_model *model, const revl_schedule *sched,
                         const revl_trainer_options *opts)
 {
     rv_create_err()[0] = '\0';
-    return rv_create_end(trainer_create(out, model, sched, opts), "revl_trainer_create");
+    return rv_create_end(trainer_create(out, model, sched, opts, NULL), "revl_trainer_create");
+}
+
+int revl_trainer_create_sharded(revl_trainer **out, revl_model *model, const revl_schedule *sched,
+                                const revl_trainer_options *opts, const revl_comm *comm)
+{
+    rv_create_err()[0] = '\0';
+    return rv_create_end(trainer_create(out, model, sched, opts, comm),
+                         "revl_trainer_create_sharded");
 }
 
 static int trainer_create(revl_trainer **out, revl_model *model, const revl_schedule *sched,
-                        const revl_trainer_options *opts)
+                        const revl_trainer_options *opts, const revl_comm *comm)
 {
     if (!out)
         return REVL_ERR_INVALID;
@@ -164,7 +220,7 @@ static int trainer_create(revl_trainer **out, revl_model *model, const revl_sche
     size_t p = n_params, nm = t->n_meta ? t->n_meta : 1;
     int ok = 1;
     rv_mul_size(t->n_steps, n_groups, &ok);
-    t->offsets = rv_calloc(a, n_groups + 1, sizeof *t->offsets);
+    t->offsets = t->offsets_all = rv_calloc(a, n_groups + 1, sizeof *t->offsets);
     if (!ok || !t->offsets) {
         revl_trainer_free(t);
         return ok ? REVL_ERR_NOMEM : REVL_ERR_INVALID;
@@ -177,9 +233,15 @@ static int trainer_create(revl_trainer **out, revl_model *model, const revl_sche
                        "revl_trainer_create: the schedule's groups cover %zu parameters, the "
                        "model has %zu", covered, n_params);
     }
-    int opt_rc = opt->create(&t->opt_self, a, p, t->n_steps, n_groups, t->frac_bits), rc = opt_rc;
+    int shard_rc = trainer_shard(t, comm);
+    if (shard_rc) {
+        revl_trainer_free(t);
+        return shard_rc;
+    }
+    size_t pl = t->n_local; /* what this rank's optimiser, start copy and buffer hold */
+    int opt_rc = opt->create(&t->opt_self, a, pl, t->n_steps, n_groups, t->frac_bits), rc = opt_rc;
     t->w = rv_calloc(a, p, sizeof *t->w);
-    t->w_start = rv_calloc(a, p, sizeof *t->w_start);
+    t->w_start = rv_calloc(a, pl, sizeof *t->w_start);
     t->state_start = rv_calloc(a, opt->n_state, sizeof *t->state_start);
     t->wd = rv_calloc(a, p, sizeof *t->wd);
     t->grad = rv_calloc(a, p, sizeof *t->grad);
@@ -194,6 +256,7 @@ static int trainer_create(revl_trainer **out, revl_model *model, const revl_sche
     t->hyper_values = rv_calloc(a, opt->n_kinds, sizeof *t->hyper_values);
     t->sums = rv_calloc(a, n_groups * opt->n_slots, sizeof *t->sums);
     t->blocks = rv_calloc(a, t->n_blocks, sizeof *t->blocks);
+    t->blocks_all = t->sharded ? rv_calloc(a, t->n_blocks_all, sizeof *t->blocks_all) : t->blocks;
     t->fingerprint = rv_calloc(a, t->n_steps, sizeof *t->fingerprint);
     int ok_kinds = 1;
     size_t n_kind_values = rv_mul_size(opt->n_kinds, rv_mul_size(t->n_steps, n_groups, &ok_kinds),
@@ -205,33 +268,44 @@ static int trainer_create(revl_trainer **out, revl_model *model, const revl_sche
     if (!rc && t->state_start)
         for (size_t k = 0; k < opt->n_state; k++) {
             size_t elem = opt->state(t->opt_self, k).elem;
-            state_bytes += p * elem;
-            if (!(t->state_start[k] = rv_calloc(a, p, elem)))
+            state_bytes += pl * elem;
+            if (!(t->state_start[k] = rv_calloc(a, pl, elem)))
                 rc = REVL_ERR_NOMEM;
         }
     if (!rc)
         rc = REVL_ERR_NOMEM;
     if (!opt_rc && t->w && t->w_start && t->state_start && t->wd && t->grad && t->meta &&
         t->dw && t->dir_a && (t->dir_b || opt->dir_mode != RV_DIR_AFFINE) && t->hv &&
-        t->hv_meta && t->dmeta && t->hyper_values && t->sums && t->blocks && t->bits_per_block &&
+        t->hv_meta && t->dmeta && t->hyper_values && t->sums && t->blocks && t->blocks_all && t->bits_per_block &&
         t->fingerprint && t->d_kinds &&
         (opt->n_state == 0 || t->state_start[opt->n_state - 1])) {
         trainer_layout_blocks(t);
         t->partial = rv_calloc(a, t->n_parts * opt->n_slots, sizeof *t->partial);
-        if (t->partial)
-            rc = rv_infobuf_init(&t->buf, a, p);
+        t->partial_all = t->sharded ? rv_calloc(a, t->n_parts_all * opt->n_slots,
+                                                sizeof *t->partial_all)
+                                    : t->partial;
+        if (t->partial && t->partial_all)
+            rc = rv_infobuf_init(&t->buf, a, pl);
     }
     if (rc) {
         revl_trainer_free(t);
         return rc;
     }
+    /* the optimiser sees this rank's slice of every full-length array, from index 0 */
+    size_t lo = t->lo;
     t->pass = (rv_pass){.alloc = a, .fx = t->fx, .frac_bits = t->frac_bits,
-                        .n_groups = n_groups, .offsets = t->offsets, .w = t->w, .wd = t->wd,
-                        .grad = t->grad, .dw = t->dw, .hv = t->hv, .dir_a = t->dir_a,
-                        .dir_b = t->dir_b, .buf = &t->buf, .partial = t->partial,
-                        .n_slots = opt->n_slots};
-    t->fixed_bytes = sizeof *t + opt->bytes(t->opt_self) + state_bytes +
-                     p * (2 * sizeof(int64_t) + (t->dir_b ? 6 : 5) * sizeof(double)) +
+                        .n_groups = n_groups, .offsets = t->offsets, .w = t->w + lo,
+                        .wd = t->wd + lo, .grad = t->grad + lo, .dw = t->dw + lo,
+                        .hv = t->hv + lo, .dir_a = t->dir_a + lo,
+                        .dir_b = t->dir_b ? t->dir_b + lo : NULL, .buf = &t->buf,
+                        .partial = t->partial, .n_slots = opt->n_slots};
+    size_t sharded_extra = t->sharded ? (n_groups + 1) * sizeof(size_t) +
+                                            t->n_blocks_all * sizeof *t->blocks_all +
+                                            t->n_parts_all * opt->n_slots * sizeof(double)
+                                      : 0;
+    t->fixed_bytes = sizeof *t + opt->bytes(t->opt_self) + state_bytes + sharded_extra +
+                     p * (sizeof(int64_t) + (t->dir_b ? 6 : 5) * sizeof(double)) +
+                     pl * sizeof(int64_t) +
                      3 * nm * sizeof(double) + t->n_blocks * (sizeof *t->blocks + sizeof(double)) +
                      (t->n_parts + n_groups) * opt->n_slots * sizeof(double) +
                      n_kind_values * sizeof(double) + t->n_steps * sizeof(uint64_t);
@@ -279,7 +353,7 @@ int rv_trainer_block_error(revl_trainer *t, size_t step, const char *pass)
 {
     for (size_t b = 0; b < t->n_blocks; b++) {
         const rv_block *blk = &t->blocks[b];
-        size_t i = blk->err_index;
+        size_t i = blk->err_index + t->lo; /* as the caller numbers parameters */
         double x = blk->err_value;
         switch (blk->err) {
         case RV_OK:
@@ -358,10 +432,10 @@ static int prepare_steps(revl_trainer *t)
 /* Copy w and the optimiser's states to where the reverse pass must end. */
 static void save_start(revl_trainer *t)
 {
-    memcpy(t->w_start, t->w, t->n_params * sizeof *t->w);
+    memcpy(t->w_start, t->w + t->lo, t->n_local * sizeof *t->w);
     for (size_t k = 0; k < t->opt->n_state; k++) {
         rv_state_vec sv = t->opt->state(t->opt_self, k);
-        memcpy(t->state_start[k], sv.data, t->n_params * sv.elem);
+        memcpy(t->state_start[k], sv.data, t->n_local * sv.elem);
     }
 }
 
@@ -418,9 +492,9 @@ static int train(revl_trainer *t, const double *w0, const double *meta)
     }
     for (size_t k = 0; k < t->opt->n_state; k++) {
         rv_state_vec sv = t->opt->state(t->opt_self, k);
-        memset(sv.data, 0, t->n_params * sv.elem);
+        memset(sv.data, 0, t->n_local * sv.elem);
     }
-    int rc = prepare_steps(t);
+    int rc = rv_shard_vote(t, prepare_steps(t));
     if (rc)
         return rc;
     if (t->first_kept == 0)
@@ -444,7 +518,9 @@ int rv_trainer_forward(revl_trainer *t, size_t from)
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
         for (long b = 0; b < nb; b++)
             t->opt->forward_block(t->opt_self, &t->pass, step, &t->blocks[b], keep);
-        rc = rv_trainer_block_error(t, step, "forward");
+        rc = rv_shard_vote(t, rv_trainer_block_error(t, step, "forward"));
+        if (!rc)
+            rc = rv_shard_gather_w(t);
         if (rc)
             return rc;
         t->last_loss = loss;

@@ -24,7 +24,20 @@ struct revl_trainer {
     rv_fixed fx;
     size_t n_params, n_meta, n_steps, n_groups;
     size_t first_kept; /* first step whose bits are kept: n_steps - truncate, or 0 */
-    size_t *offsets;   /* n_groups + 1 */
+    size_t *offsets;   /* n_groups + 1, of this rank's parameters [lo, lo + n_local) */
+
+    /* Sharding (revl_trainer_create_sharded, dist/shard.h): this rank owns the blocks
+     * [b_lo, b_lo + n_blocks) of n_blocks_all, i.e. the parameters [lo, lo + n_local); the
+     * optimiser, its start copy, w_start and the buffer hold only those, indexed from lo (the
+     * pass's arrays point at lo). w, wd, grad, dw, the directions and hv stay full-length,
+     * all-gathered where the model or the caller needs them. Unsharded: one rank owns all,
+     * and the *_all pointers alias the local ones. */
+    revl_comm comm;
+    int sharded;
+    size_t lo, n_local, b_lo, n_blocks_all, n_parts_all, part_lo;
+    size_t *offsets_all;  /* the schedule's offsets */
+    rv_block *blocks_all; /* every rank's blocks, global indices, for the block-ordered sum */
+    double *partial_all;  /* every rank's partial sums, in global block order */
 
     int64_t *w, *w_start; /* w_start: where the reverse pass must end (w0, or w_{T-K}) */
     void **state_start;   /* the optimiser's state vectors there (opt->n_state) */

@@ -5,6 +5,7 @@
  * rank must fail every rank with the same status and message. Check runs in one process per
  * rank (CK_FORK=no: MPI and fork do not mix). */
 #include <check.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +89,296 @@ START_TEST(drift_on_last_rank)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- sharded state
+ * Problems of 12 blocks of 4,096 parameters (the last one partial), so that 1, 2, 3 and 4 ranks
+ * each own 12/R whole blocks: a separable callback model (groups that cross block and rank
+ * boundaries, one meta-parameter) and an MLP 20-400-100-3. */
+#define SH_P (12 * 4096 - 300)
+#define SH_T 8
+#define SH_MICRO 6
+
+typedef struct sh_user {
+    int fault; /* 1: the last parameter's curvature is 3·10^5, so its step leaves w's range */
+} sh_user;
+
+/* Micro-batch k's loss: (1/n) sum_i c_ki log cosh(w_i - a_ki), plus exp(meta)/2 |w|^2 in
+ * micro-batch 0. */
+static void sh_coef(const sh_user *u, size_t k, size_t i, double *a, double *c)
+{
+    *a = sin(0.37 * (double)i + (double)k);
+    *c = (1 + 0.5 * cos(0.11 * (double)i + 0.7 * (double)k)) / SH_MICRO;
+    if (u->fault && i == SH_P - 1)
+        *c = 3e5 / SH_MICRO;
+}
+
+static int sh_grad(size_t step, size_t k, const double *w, const double *meta, double *g,
+                   double *loss, void *user)
+{
+    (void)step;
+    double pen = k == 0 ? exp(meta[0]) : 0, l = 0;
+    for (size_t i = 0; i < SH_P; i++) {
+        double a, c;
+        sh_coef(user, k, i, &a, &c);
+        l += c * log(cosh(w[i] - a)) + 0.5 * pen * w[i] * w[i];
+        g[i] = c * tanh(w[i] - a) + pen * w[i];
+    }
+    *loss = l;
+    return 0;
+}
+
+static int sh_hvp(size_t step, size_t k, const double *w, const double *meta, const double *v,
+                  double *g, double *hv, double *hm, void *user)
+{
+    (void)step;
+    (void)g;
+    double pen = k == 0 ? exp(meta[0]) : 0, wv = 0;
+    for (size_t i = 0; i < SH_P; i++) {
+        double a, c;
+        sh_coef(user, k, i, &a, &c);
+        double th = tanh(w[i] - a);
+        hv[i] = (c * (1 - th * th) + pen) * v[i];
+        wv += w[i] * v[i];
+    }
+    hm[0] = pen * wv;
+    return 0;
+}
+
+static revl_dataset *sh_data(void)
+{
+    enum { N = 60, D = 20 };
+    static double x[N * D];
+    int32_t y[N];
+    for (int i = 0; i < N; i++) {
+        for (int j = 0; j < D; j++)
+            x[i * D + j] = sin(1.3 * i + 0.7 * j + 0.1 * i * j);
+        y[i] = (int32_t)((x[i * D] + x[i * D + 1] > 0) + (x[i * D + 2] > 0.3));
+    }
+    revl_dataset *d = NULL;
+    if (revl_dataset_create(&d, NULL) || revl_dataset_set(d, N, D, 3, x, y)) {
+        revl_dataset_free(d);
+        return NULL;
+    }
+    return d;
+}
+
+typedef struct sh_case {
+    int mlp, fault;
+    revl_optimizer opt;
+    const revl_comm *model_comm; /* the data-parallel model's ranks (NULL: all on this one) */
+    const revl_comm *shard;      /* NULL: revl_trainer_create, else create_sharded over it */
+} sh_case;
+
+typedef struct sh_result {
+    double *out; /* w_T, every kind's hypergradient, d_w0, d_meta, last loss */
+    size_t n;
+    size_t peak, buffer; /* revl_trainer_stats */
+    int rc;
+    char msg[256];
+} sh_result;
+
+static int sh_model(const sh_case *c, sh_user *u, revl_dataset **data, revl_model **m)
+{
+    if (c->mlp) {
+        size_t widths[] = {20, 400, 100, 3};
+        revl_mlp_options o;
+        revl_mlp_options_init(&o);
+        o.penalty = REVL_PENALTY_PER_LAYER;
+        o.batch_size = 30;
+        o.seed = 3;
+        *data = sh_data();
+        return revl_mlp_dp_create(m, 4, widths, *data, &o, 5, 0, c->model_comm);
+    }
+    revl_dp_def d;
+    revl_dp_def_init(&d);
+    d.n_params = SH_P;
+    d.n_meta = 1;
+    d.n_micro = SH_MICRO;
+    d.grad = sh_grad;
+    d.hvp = sh_hvp;
+    d.comm = c->model_comm;
+    d.user = u;
+    int rc = revl_dp_model_create(m, &d);
+    size_t off[] = {0, 5000, 5001, 20000, 33333, SH_P};
+    return rc ? rc : revl_model_set_groups(*m, 5, off);
+}
+
+static void sh_run(const sh_case *c, sh_result *r)
+{
+    memset(r, 0, sizeof *r);
+    sh_user u = {.fault = c->fault};
+    revl_dataset *data = NULL;
+    revl_model *m = NULL;
+    revl_schedule *s = NULL;
+    revl_trainer *t = NULL;
+    r->rc = sh_model(c, &u, &data, &m);
+    size_t P = m ? revl_model_n_params(m) : 0, NM = m ? revl_model_n_meta(m) : 0;
+    size_t G = m ? revl_model_n_groups(m) : 0, off[8];
+    if (!r->rc) {
+        revl_model_group_offsets(m, off);
+        r->rc = revl_schedule_create_for(&s, c->opt, SH_T, G, off, NULL);
+    }
+    if (!r->rc)
+        r->rc = revl_schedule_fill_kind(s, REVL_HYPER_ALPHA, c->opt == REVL_OPTIM_MOMENTUM ? 0.2 : 0.02);
+    if (!r->rc)
+        r->rc = c->shard ? revl_trainer_create_sharded(&t, m, s, NULL, c->shard)
+                         : revl_trainer_create(&t, m, s, NULL);
+    if (r->rc) {
+        snprintf(r->msg, sizeof r->msg, "setup: %s", revl_last_create_error());
+        goto done;
+    }
+    revl_hyper kinds[REVL_HYPER_COUNT];
+    size_t nk = revl_schedule_kinds(s, kinds);
+    r->n = P + nk * SH_T * G + P + NM + 1;
+    r->out = calloc(r->n, sizeof *r->out);
+    double *w0 = calloc(P, sizeof *w0), *dfdw = calloc(P, sizeof *dfdw), meta[8] = {-3, -3, -3, -3, -3, -3, -3, -3};
+    double log_scale[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
+    revl_model_init_weights(m, log_scale, 5, w0);
+    r->rc = revl_trainer_train(t, w0, NM ? meta : NULL);
+    if (!r->rc) {
+        revl_trainer_weights(t, r->out);
+        for (size_t i = 0; i < P; i++)
+            dfdw[i] = r->out[i] - 0.5;
+        revl_trainer_stats st = {.struct_size = sizeof st};
+        revl_trainer_get_stats(t, &st);
+        r->peak = st.peak_bytes;
+        r->buffer = st.buffer_bytes;
+        r->out[r->n - 1] = st.last_loss;
+        double *dk[REVL_HYPER_COUNT] = {0};
+        for (size_t k = 0; k < nk; k++)
+            dk[kinds[k]] = r->out + P + k * SH_T * G;
+        double *dw0 = r->out + P + nk * SH_T * G;
+        r->rc = revl_trainer_hypergrad_kinds(t, dfdw, NULL, dw0, dk, NM ? dw0 + P : NULL);
+    }
+    snprintf(r->msg, sizeof r->msg, "%s", r->rc ? revl_trainer_last_error(t) : "");
+    free(w0);
+    free(dfdw);
+done:
+    revl_trainer_free(t);
+    revl_schedule_free(s);
+    revl_model_free(m);
+    revl_dataset_free(data);
+}
+
+static const struct {
+    int mlp;
+    revl_optimizer opt;
+} sh_problems[] = {{0, REVL_OPTIM_MOMENTUM}, {0, REVL_OPTIM_ADAM},
+                   {1, REVL_OPTIM_MOMENTUM}, {1, REVL_OPTIM_ADAM},
+                   {0, REVL_OPTIM_RMSPROP}}; /* RMSprop: the direction after the gradient */
+
+/* An int64 summed over the ranks. */
+static int64_t sum_ranks(int64_t x)
+{
+    int64_t s;
+    MPI_Allreduce(&x, &s, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
+    return s;
+}
+
+START_TEST(sharded_bit_identical_and_memory_falls)
+{
+    sh_case c = {.mlp = sh_problems[_i].mlp, .opt = sh_problems[_i].opt};
+    sh_result ref, got;
+    sh_run(&c, &ref); /* everything on this process, state replicated: the reference */
+    ck_assert_msg(ref.rc == REVL_OK, "reference: %s", ref.msg);
+    c.model_comm = &comm;
+    c.shard = &comm;
+    sh_run(&c, &got);
+    ck_assert_msg(got.rc == REVL_OK, "rank %d of %d: %s", comm.rank, comm.size, got.msg);
+    ck_assert_uint_eq(got.n, ref.n);
+    ck_assert_msg(memcmp(got.out, ref.out, ref.n * sizeof *ref.out) == 0,
+                  "rank %d of %d: the sharded run differs from the unsharded one", comm.rank,
+                  comm.size);
+    ck_assert(same_on_all_ranks(got.out, got.n * sizeof *got.out));
+    /* Memory: rank r holds X_r = C + S/R (C replicated, S the sharded state and buffer), the
+     * unsharded trainer X_1 = C + S; from the sum over ranks, C and S. A replicated state
+     * (X_r = X_1) gives S = 0. Every rank owns 12/R whole blocks. */
+    int R = comm.size;
+    double buf_ratio = (double)got.buffer * R / (double)ref.buffer;
+    ck_assert_msg(buf_ratio > 0.8 && buf_ratio < 1.2, "rank %d: buffer %zu bytes of %zu: x%d = %.3f",
+                  comm.rank, got.buffer, ref.buffer, R, buf_ratio);
+    if (R > 1) {
+        double x1 = (double)ref.peak, sum = (double)sum_ranks((int64_t)got.peak);
+        double C = (sum - x1) / (R - 1), S = x1 - C, mine = (double)got.peak - C;
+        ck_assert_msg(S > 0.3 * x1, "sharded part %.0f of %.0f bytes", S, x1);
+        ck_assert_msg(mine > 0.8 * S / R && mine < 1.2 * S / R,
+                      "rank %d holds %.0f of the %.0f sharded bytes (R = %d)", comm.rank, mine, S, R);
+        if (comm.rank == 0)
+            printf("check_mpi: %s %s R=%d: peak bytes per rank %zu (unsharded %zu): replicated "
+                   "%.0f + sharded %.0f/R; buffer %zu of %zu\n",
+                   c.mlp ? "mlp" : "callbacks",
+                   c.opt == REVL_OPTIM_ADAM ? "adam" : c.opt == REVL_OPTIM_RMSPROP ? "rmsprop" : "momentum", R,
+                   got.peak, ref.peak, C, S, got.buffer, ref.buffer);
+    }
+    free(ref.out);
+    free(got.out);
+}
+END_TEST
+
+START_TEST(sharded_error_on_last_rank_fails_every_rank)
+{
+    sh_case c = {.opt = REVL_OPTIM_MOMENTUM, .fault = 1, .model_comm = &comm, .shard = &comm};
+    sh_result r;
+    sh_run(&c, &r);
+    char want[64];
+    snprintf(want, sizeof want, "rank %d: ", comm.size - 1);
+    ck_assert_msg(r.rc == REVL_ERR_RANGE, "rank %d: status %d: %s", comm.rank, r.rc, r.msg);
+    ck_assert_msg(strncmp(r.msg, want, strlen(want)) == 0, "rank %d: %s", comm.rank, r.msg);
+    snprintf(want, sizeof want, "parameter %d", SH_P - 1);
+    ck_assert_msg(strstr(r.msg, want) && strstr(r.msg, "forward"), "rank %d: %s", comm.rank,
+                  r.msg);
+    ck_assert(same_on_all_ranks(r.msg, sizeof r.msg));
+    free(r.out);
+}
+END_TEST
+
+START_TEST(sharded_refuses_checkpoints_and_too_few_blocks)
+{
+    sh_user u = {0};
+    sh_case c = {.opt = REVL_OPTIM_MOMENTUM, .model_comm = &comm};
+    revl_dataset *data = NULL;
+    revl_model *m = NULL;
+    revl_schedule *s = NULL;
+    revl_trainer *t = NULL;
+    ck_assert_int_eq(sh_model(&c, &u, &data, &m), REVL_OK);
+    size_t one[] = {0, SH_P}, one_small[] = {0, 12};
+    ck_assert_int_eq(revl_model_set_groups(m, 1, one), REVL_OK);
+    ck_assert_int_eq(revl_schedule_create(&s, SH_T, 1, one), REVL_OK);
+    ck_assert_int_eq(revl_trainer_create_sharded(&t, m, s, NULL, &comm), REVL_OK);
+    ck_assert_int_eq(revl_trainer_set_checkpoint(t, "unused.ckpt", 1), REVL_ERR_STATE);
+    ck_assert_msg(strstr(revl_trainer_last_error(t), "checkpoints of a sharded trainer are not "
+                                                     "supported"), "%s", revl_trainer_last_error(t));
+    ck_assert_int_eq(revl_trainer_save(t, "unused.ckpt"), REVL_ERR_STATE);
+    ck_assert_int_eq(revl_trainer_load(t, "unused.ckpt"), REVL_ERR_STATE);
+    revl_trainer_free(t);
+    revl_schedule_free(s);
+    revl_model_free(m);
+    /* one block (12 parameters), more than one rank: refused on every rank */
+    revl_model *small;
+    revl_dp_def d;
+    revl_dp_def_init(&d);
+    d.n_params = 12;
+    d.n_meta = 1;
+    d.grad = sh_grad;
+    d.hvp = sh_hvp;
+    d.user = &u;
+    ck_assert_int_eq(revl_dp_model_create(&small, &d), REVL_OK);
+    ck_assert_int_eq(revl_schedule_create(&s, SH_T, 1, one_small), REVL_OK);
+    t = NULL;
+    int rc = revl_trainer_create_sharded(&t, small, s, NULL, &comm);
+    if (comm.size == 1)
+        ck_assert_int_eq(rc, REVL_OK);
+    else {
+        ck_assert_int_eq(rc, REVL_ERR_INVALID);
+        ck_assert_ptr_null(t);
+        ck_assert_msg(strstr(revl_last_create_error(), "fewer than the"), "%s",
+                      revl_last_create_error());
+    }
+    revl_trainer_free(t);
+    revl_schedule_free(s);
+    revl_model_free(small);
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -101,6 +392,9 @@ int main(int argc, char **argv)
     tcase_add_test(tc, callback_failure_on_last_rank);
     tcase_add_test(tc, nan_on_last_rank);
     tcase_add_test(tc, drift_on_last_rank);
+    tcase_add_loop_test(tc, sharded_bit_identical_and_memory_falls, 0, 5);
+    tcase_add_test(tc, sharded_error_on_last_rank_fails_every_rank);
+    tcase_add_test(tc, sharded_refuses_checkpoints_and_too_few_blocks);
     suite_add_tcase(s, tc);
     SRunner *r = srunner_create(s);
     srunner_set_fork_status(r, CK_NOFORK);

@@ -97,9 +97,15 @@ END_TEST
 #define SH_T 8
 #define SH_MICRO 6
 
+enum { SH_RANGE = 1, SH_DRIFT, SH_HVP_FAILS };
 typedef struct sh_user {
-    int fault; /* 1: the last parameter's curvature is 3·10^5, so its step leaves w's range */
+    /* SH_RANGE: the last parameter's curvature is 3·10^5, so its step leaves w's range;
+     * SH_DRIFT: the last rank's gradients of step 3 differ by 2^-30 in parameter 0 (owned by
+     * rank 0) when recomputed in the reverse pass; SH_HVP_FAILS: its HVP of step 3 returns 9 */
+    int fault;
+    int rank, last, reversing;
 } sh_user;
+#define SH_FAULT_STEP 3
 
 /* Micro-batch k's loss: (1/n) sum_i c_ki log cosh(w_i - a_ki), plus exp(meta)/2 |w|^2 in
  * micro-batch 0. */
@@ -107,7 +113,7 @@ static void sh_coef(const sh_user *u, size_t k, size_t i, double *a, double *c)
 {
     *a = sin(0.37 * (double)i + (double)k);
     *c = (1 + 0.5 * cos(0.11 * (double)i + 0.7 * (double)k)) / SH_MICRO;
-    if (u->fault && i == SH_P - 1)
+    if (u->fault == SH_RANGE && i == SH_P - 1)
         *c = 3e5 / SH_MICRO;
 }
 
@@ -123,14 +129,19 @@ static int sh_grad(size_t step, size_t k, const double *w, const double *meta, d
         g[i] = c * tanh(w[i] - a) + pen * w[i];
     }
     *loss = l;
+    const sh_user *u = user;
+    if (u->fault == SH_DRIFT && u->reversing && u->rank == u->last && step == SH_FAULT_STEP)
+        g[0] += ldexp(1.0, -30);
     return 0;
 }
 
 static int sh_hvp(size_t step, size_t k, const double *w, const double *meta, const double *v,
                   double *g, double *hv, double *hm, void *user)
 {
-    (void)step;
     (void)g;
+    const sh_user *hu = user;
+    if (hu->fault == SH_HVP_FAILS && hu->rank == hu->last && step == SH_FAULT_STEP)
+        return 9;
     double pen = k == 0 ? exp(meta[0]) : 0, wv = 0;
     for (size_t i = 0; i < SH_P; i++) {
         double a, c;
@@ -205,7 +216,7 @@ static int sh_model(const sh_case *c, sh_user *u, revl_dataset **data, revl_mode
 static void sh_run(const sh_case *c, sh_result *r)
 {
     memset(r, 0, sizeof *r);
-    sh_user u = {.fault = c->fault};
+    sh_user u = {.fault = c->fault, .rank = comm.rank, .last = comm.size - 1};
     revl_dataset *data = NULL;
     revl_model *m = NULL;
     revl_schedule *s = NULL;
@@ -234,6 +245,7 @@ static void sh_run(const sh_case *c, sh_result *r)
     double log_scale[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
     revl_model_init_weights(m, log_scale, 5, w0);
     r->rc = revl_trainer_train(t, w0, NM ? meta : NULL);
+    u.reversing = 1;
     if (!r->rc) {
         revl_trainer_weights(t, r->out);
         for (size_t i = 0; i < P; i++)
@@ -316,7 +328,7 @@ END_TEST
 
 START_TEST(sharded_error_on_last_rank_fails_every_rank)
 {
-    sh_case c = {.opt = REVL_OPTIM_MOMENTUM, .fault = 1, .model_comm = &comm, .shard = &comm};
+    sh_case c = {.opt = REVL_OPTIM_MOMENTUM, .fault = SH_RANGE, .model_comm = &comm, .shard = &comm};
     sh_result r;
     sh_run(&c, &r);
     char want[64];
@@ -327,6 +339,40 @@ START_TEST(sharded_error_on_last_rank_fails_every_rank)
     ck_assert_msg(strstr(r.msg, want) && strstr(r.msg, "forward"), "rank %d: %s", comm.rank,
                   r.msg);
     ck_assert(same_on_all_ranks(r.msg, sizeof r.msg));
+    free(r.out);
+}
+END_TEST
+
+/* Faults of the reverse pass raised on the last rank: a recomputed gradient that drifts there
+ * (every rank's summed gradient changes, so every rank's fingerprint check stops at the step),
+ * an HVP that fails there (the model's vote names the rank). Every rank returns the same status
+ * and message. */
+static const struct {
+    int fault, want;
+    revl_optimizer opt;
+} sh_reverse_faults[] = {{SH_DRIFT, REVL_ERR_INEXACT, REVL_OPTIM_MOMENTUM},
+                         {SH_DRIFT, REVL_ERR_INEXACT, REVL_OPTIM_ADAM},
+                         {SH_HVP_FAILS, REVL_ERR_CALLBACK, REVL_OPTIM_MOMENTUM}};
+
+START_TEST(sharded_reverse_fault_fails_every_rank)
+{
+    sh_case c = {.opt = sh_reverse_faults[_i].opt, .fault = sh_reverse_faults[_i].fault,
+                 .model_comm = &comm, .shard = &comm};
+    sh_result r;
+    sh_run(&c, &r);
+    int want = sh_reverse_faults[_i].want;
+    ck_assert_msg(r.rc == want, "rank %d: status %d: %s", comm.rank, r.rc, r.msg);
+    char want_text[64];
+    if (want == REVL_ERR_INEXACT)
+        snprintf(want_text, sizeof want_text, "step %d differs", SH_FAULT_STEP);
+    else
+        snprintf(want_text, sizeof want_text, "rank %d: micro-batch", comm.size - 1);
+    ck_assert_msg(strstr(r.msg, want_text), "rank %d: %s", comm.rank, r.msg);
+    ck_assert_msg(strstr(r.msg, want == REVL_ERR_INEXACT ? "not deterministic" : "returned 9"),
+                  "rank %d: %s", comm.rank, r.msg);
+    ck_assert(same_on_all_ranks(r.msg, sizeof r.msg));
+    if (comm.rank == 0)
+        printf("check_mpi: R=%d reverse fault %d: every rank: %s\n", comm.size, _i, r.msg);
     free(r.out);
 }
 END_TEST
@@ -394,6 +440,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, drift_on_last_rank);
     tcase_add_loop_test(tc, sharded_bit_identical_and_memory_falls, 0, 5);
     tcase_add_test(tc, sharded_error_on_last_rank_fails_every_rank);
+    tcase_add_loop_test(tc, sharded_reverse_fault_fails_every_rank, 0, 3);
     tcase_add_test(tc, sharded_refuses_checkpoints_and_too_few_blocks);
     suite_add_tcase(s, tc);
     SRunner *r = srunner_create(s);

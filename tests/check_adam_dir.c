@@ -1,7 +1,8 @@
 /* check_adam_dir.c: Adam's weight steps (adam_dir.h) chosen for this processor give the same
  * bits as the plain loop, on random moments across their whole range and on edge inputs (zero
  * moments, s = 0, denormal and huge intermediates, tiny and zero eps, lengths that leave a
- * remainder after the groups of eight). Says loudly when the vector path cannot run here. */
+ * remainder after the groups of eight), and the same for the reverse pass's terms (u and its
+ * partial derivatives). Says loudly when the vector path cannot run here. */
 #include <check.h>
 #include <math.h>
 #include <stdint.h>
@@ -25,14 +26,42 @@ static rv_wide rand_wide(unsigned bits, int signed_ok)
     return signed_ok && (rv_rand_u64(&rng) & 1) ? -v : v;
 }
 
-/* Compare both versions on [0, n) of m, s; returns the number of differing steps. */
+static rv_adam_terms t1, t2;
+
+/* The reverse pass's terms (u and its derivatives), both versions, on m, s at [off, off + n). */
+static long compare_terms(const rv_adam_dir *c, size_t off, size_t n)
+{
+    memset(&t1, 0x55, sizeof t1);
+    memset(&t2, 0xaa, sizeof t2);
+    double c1 = 0x1p-100 / c->m_scale, c2 = 0x1p-100 / c->s_scale;
+    rv_adam_terms_plain(c, c1, c2, n, m + off, s + off, &t1);
+    rv_adam_terms_run(c, c1, c2, n, m + off, s + off, &t2);
+    long bad = 0;
+    const double *a[] = {t1.u, t1.du_dm, t1.du_ds, t1.du_deps, t1.du_dc1, t1.du_dc2};
+    const double *b[] = {t2.u, t2.du_dm, t2.du_ds, t2.du_deps, t2.du_dc1, t2.du_dc2};
+    for (size_t k = 0; k < 6; k++)
+        for (size_t i = 0; i < n; i++)
+            bad += memcmp(&a[k][i], &b[k][i], sizeof a[k][i]) != 0;
+    return bad;
+}
+
+static long n_terms;
+
+/* Both versions' steps, and their terms run by run, on [0, n) of m, s; returns the number of
+ * differing values. */
 static long compare(const rv_adam_dir *c, size_t n)
 {
+    long bad_terms = 0;
+    for (size_t off = 0; off < n; off += RV_ADAM_RUN) {
+        size_t len = n - off < RV_ADAM_RUN ? n - off : RV_ADAM_RUN;
+        bad_terms += compare_terms(c, off, len);
+        n_terms += 6 * (long)len;
+    }
     memset(y1, 0x55, sizeof y1);
     memset(y2, 0xaa, sizeof y2);
     rv_adam_steps_plain(c, n, m, s, y1);
     rv_adam_steps(c, n, m, s, y2);
-    long bad = 0;
+    long bad = bad_terms;
     for (size_t i = 0; i < n; i++)
         bad += memcmp(&y1[i], &y2[i], sizeof y1[i]) != 0;
     return bad;
@@ -67,9 +96,10 @@ START_TEST(test_same_bits_random)
         bad += compare(&c, n);
         count(n);
     }
-    printf("check_adam_dir: random moments (all binades, both signs): %ld steps compared, %ld "
-           "differ, vector path %s\n",
-           n_compared, bad, rv_adam_steps_vector() ? "AVX-512 (8 lanes)" : "NOT RUN");
+    printf("check_adam_dir: random moments (all binades, both signs): %ld steps and %ld reverse "
+           "terms (u, du/dm, du/ds, du/deps, du/dc1, du/dc2) compared, %ld differ, vector path "
+           "%s\n",
+           n_compared, n_terms, bad, rv_adam_steps_vector() ? "AVX-512 (8 lanes)" : "NOT RUN");
     ck_assert_int_eq(bad, 0);
 }
 END_TEST
@@ -105,7 +135,7 @@ START_TEST(test_same_bits_edge)
         bad += compare(&c, len);
     printf("check_adam_dir: edge inputs (m, s in {0, 1, 2^64 +- 1, 2^125, ...}, eps in {1e-8, "
            "2^-1074, 0, 1e300}, denormal and overflowing scales, lengths 0..40): %ld steps "
-           "compared, %ld differ; %ld of all results compared so far were 0, denormal, Inf or "
+           "(and their reverse terms) compared, %ld differ; %ld of all results compared so far were 0, denormal, Inf or "
            "NaN\n",
            n, bad, n_special);
     ck_assert_int_eq(bad, 0);

@@ -12,6 +12,13 @@ void rv_adam_steps_plain(const rv_adam_dir *c, size_t n, const rv_wide *restrict
         y[i] = rv_adam_step1(c, m[i], s[i]);
 }
 
+void rv_adam_terms_plain(const rv_adam_dir *c, double c1, double c2, size_t n,
+                         const rv_wide *restrict m, const rv_wide *restrict s, rv_adam_terms *t)
+{
+    for (size_t i = 0; i < n; i++)
+        rv_adam_terms1(c, c1, c2, m[i], s[i], t, i);
+}
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
@@ -45,6 +52,38 @@ steps_avx512(const rv_adam_dir *c, size_t n, const rv_wide *restrict m, const rv
     rv_adam_steps_plain(c, n - i, m + i, s + i, y + i);
 }
 
+/* rv_adam_terms1 on eight lanes, operation for operation (a > 0 ? x : 0 as a masked blend; the
+ * division is done on every lane, its result discarded where a = 0). */
+__attribute__((target("avx512f,avx512dq"))) static void
+terms_avx512(const rv_adam_dir *c, double c1, double c2, size_t n, const rv_wide *restrict m,
+             const rv_wide *restrict s, rv_adam_terms *t)
+{
+    const __m512d ms = _mm512_set1_pd(c->m_scale), ss = _mm512_set1_pd(c->s_scale);
+    const __m512d eps = _mm512_set1_pd(c->eps), vc1 = _mm512_set1_pd(c1), vc2 = _mm512_set1_pd(c2);
+    const __m512d one = _mm512_set1_pd(1.0), two = _mm512_set1_pd(2.0), zero = _mm512_setzero_pd();
+    const __m512d sign = _mm512_set1_pd(-0.0);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m512d mhat = _mm512_mul_pd(wide8_to_double(m + i), ms);
+        __m512d a = _mm512_sqrt_pd(_mm512_mul_pd(wide8_to_double(s + i), ss));
+        __m512d d = _mm512_add_pd(a, eps), u = _mm512_div_pd(mhat, d), d2 = _mm512_mul_pd(d, d);
+        __m512d neg_mhat = _mm512_xor_pd(mhat, sign);
+        _mm512_storeu_pd(t->u + i, u);
+        _mm512_storeu_pd(t->du_dm + i, _mm512_div_pd(one, _mm512_mul_pd(vc1, d)));
+        __m512d ds = _mm512_div_pd(
+            neg_mhat, _mm512_mul_pd(_mm512_mul_pd(_mm512_mul_pd(two, a), vc2), d2));
+        __mmask8 pos = _mm512_cmp_pd_mask(a, zero, _CMP_GT_OQ);
+        _mm512_storeu_pd(t->du_ds + i, _mm512_mask_blend_pd(pos, zero, ds));
+        _mm512_storeu_pd(t->du_deps + i, _mm512_div_pd(neg_mhat, d2));
+        _mm512_storeu_pd(t->du_dc1 + i, _mm512_div_pd(_mm512_xor_pd(u, sign), vc1));
+        _mm512_storeu_pd(t->du_dc2 + i, _mm512_div_pd(_mm512_mul_pd(mhat, a),
+                                                      _mm512_mul_pd(_mm512_mul_pd(two, vc2), d2)));
+    }
+    _mm256_zeroupper();
+    for (; i < n; i++)
+        rv_adam_terms1(c, c1, c2, m[i], s[i], t, i);
+}
+
 int rv_adam_steps_vector(void)
 {
     __builtin_cpu_init();
@@ -58,7 +97,22 @@ void rv_adam_steps(const rv_adam_dir *c, size_t n, const rv_wide *m, const rv_wi
     else
         rv_adam_steps_plain(c, n, m, s, y);
 }
+
+void rv_adam_terms_run(const rv_adam_dir *c, double c1, double c2, size_t n, const rv_wide *m,
+                       const rv_wide *s, rv_adam_terms *t)
+{
+    if (!rv_adam_steps_narrow && rv_adam_steps_vector())
+        terms_avx512(c, c1, c2, n, m, s, t);
+    else
+        rv_adam_terms_plain(c, c1, c2, n, m, s, t);
+}
 #else
+void rv_adam_terms_run(const rv_adam_dir *c, double c1, double c2, size_t n, const rv_wide *m,
+                       const rv_wide *s, rv_adam_terms *t)
+{
+    rv_adam_terms_plain(c, c1, c2, n, m, s, t);
+}
+
 int rv_adam_steps_vector(void)
 {
     return 0;

@@ -10,6 +10,8 @@
 #include "base/internal.h"
 #include "exact/wide.h"
 
+#define RV_ADAM_RUN 256 /* parameters per call of rv_adam_terms_run: adam.c's chunk */
+
 typedef struct rv_adam_dir {
     double m_scale, s_scale, eps, alpha_fixed;
 } rv_adam_dir;
@@ -21,6 +23,34 @@ static inline double rv_adam_step1(const rv_adam_dir *c, rv_wide m, rv_wide s)
     double d = sqrt(rv_wide_to_double(s) * c->s_scale) + c->eps;
     return c->alpha_fixed * (mhat / d);
 }
+
+/* What the reverse pass needs of parameter i besides the step: u = mhat / d and its partial
+ * derivatives (adam.c, adam_undo_position), mhat = m 2^-100 / c1, a = sqrt(s 2^-100 / c2),
+ * d = a + eps; du_ds is 0 where a is (m = s = 0: u is 0 along s there, not 0/0). */
+typedef struct rv_adam_terms {
+    double u[RV_ADAM_RUN], du_dm[RV_ADAM_RUN], du_ds[RV_ADAM_RUN], du_deps[RV_ADAM_RUN],
+        du_dc1[RV_ADAM_RUN], du_dc2[RV_ADAM_RUN];
+} rv_adam_terms;
+
+static inline void rv_adam_terms1(const rv_adam_dir *c, double c1, double c2, rv_wide m, rv_wide s,
+                                  rv_adam_terms *t, size_t i)
+{
+    double mhat = rv_wide_to_double(m) * c->m_scale;
+    double a = sqrt(rv_wide_to_double(s) * c->s_scale);
+    double d = a + c->eps, u = mhat / d, d2 = d * d;
+    t->u[i] = u;
+    t->du_dm[i] = 1.0 / (c1 * d);
+    t->du_ds[i] = a > 0 ? -mhat / (2.0 * a * c2 * d2) : 0.0;
+    t->du_deps[i] = -mhat / d2;
+    t->du_dc1[i] = -u / c1;
+    t->du_dc2[i] = mhat * a / (2.0 * c2 * d2); /* 0 where a is */
+}
+
+/* t's entries [0, n) (n <= RV_ADAM_RUN) for the moments m[0, n), s[0, n). */
+RV_HIDDEN void rv_adam_terms_plain(const rv_adam_dir *c, double c1, double c2, size_t n,
+                                   const rv_wide *m, const rv_wide *s, rv_adam_terms *t);
+RV_HIDDEN void rv_adam_terms_run(const rv_adam_dir *c, double c1, double c2, size_t n,
+                                 const rv_wide *m, const rv_wide *s, rv_adam_terms *t);
 
 /* y[i] for i in [0, n). */
 RV_HIDDEN void rv_adam_steps_plain(const rv_adam_dir *c, size_t n, const rv_wide *m,

@@ -284,6 +284,7 @@ examples-quick: lib examples mpi
 # Run them on a quiet machine: a loaded one makes threads wait on each other.
 bench: $(BENCH_BIN)
 	@echo "== exact core: throughput, threads, buffer memory"; $(BUILD)/bench/bench_core
+	@echo "== exact Adam core against a plain double Adam loop"; $(BUILD)/bench/bench_adam_core
 	@echo "== truncated hypergradients"; $(BUILD)/bench/bench_truncate
 	@echo "== MLP against its floor (its dense products alone), one thread"; \
 	  OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BUILD)/bench/bench_mlp_floor

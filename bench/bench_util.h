@@ -33,10 +33,11 @@ static int trivial_hvp(size_t step, const double *w, const double *meta, const d
 {
     (void)step, (void)meta, (void)hm;
     size_t p = *(size_t *)user;
-    for (size_t i = 0; i < p; i++) {
-        g[i] = 0.01 * w[i];
+    for (size_t i = 0; i < p; i++)
         hv[i] = 0.01 * v[i];
-    }
+    if (g) /* hvp_gives_grad lets the library ask for it, not always */
+        for (size_t i = 0; i < p; i++)
+            g[i] = 0.01 * w[i];
     return 0;
 }
 

@@ -727,6 +727,31 @@ START_TEST(test_gradient_errors)
 }
 END_TEST
 
+/* Adam's forward pass sums a chunk's moments before it moves the chunk's weights; the failure
+ * reported is still the first parameter's in order: a weight out of range at parameter 0 (alpha
+ * 1e4 moves it past 2^11) before the NaN gradient at parameter 5 of the same step. */
+START_TEST(test_adam_failure_order)
+{
+    model *q;
+    revl_model *m = make_model(10, 0, &q);
+    size_t off[2] = {0, 10};
+    revl_schedule *s = NULL;
+    ck_assert_int_eq(revl_schedule_create_for(&s, REVL_OPTIM_ADAM, 4, 1, off, NULL), REVL_OK);
+    ck_assert_int_eq(revl_schedule_fill_kind(s, REVL_HYPER_ALPHA, 1e4), REVL_OK);
+    revl_trainer *t = NULL;
+    ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+    double w0[10], meta[1] = {0};
+    init_w0(w0, 10);
+    q->nan_at = 0;
+    ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_ERR_RANGE);
+    expect_msg(revl_trainer_last_error(t), "at step 0, parameter 0 (forward)");
+    ck_assert_ptr_null(strstr(revl_trainer_last_error(t), "NaN"));
+    revl_trainer_free(t);
+    revl_schedule_free(s);
+    revl_model_free(m);
+}
+END_TEST
+
 /* A state that is not 0 never becomes 0 by the exact multiply (it maps 0 to 0 and nothing else
  * to 0): gradients at step 0 only, beta2 at its smallest (s loses 24 bits a step), beta1 near
  * 1 (m keeps its value) trains and reverses without a singularity, all hypergradients finite. */
@@ -1082,6 +1107,7 @@ static Suite *optim_suite(void)
     tcase_add_test(tc, test_hypergrad_wrong_kind);
     tcase_add_loop_test(tc, test_gradient_errors, 0, N_OPT);
     tcase_add_test(tc, test_adam_singular);
+    tcase_add_test(tc, test_adam_failure_order);
     tcase_add_loop_test(tc, test_tiny_gradient_singular, 0, 2);
     tcase_add_loop_test(tc, test_fused_callback_same_bits, 0, N_OPT);
     tcase_add_loop_test(tc, test_fingerprint_and_outputs_untouched, 0, N_OPT);

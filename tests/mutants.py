@@ -28,7 +28,7 @@ TREE = WORK / "tree"
 
 C_ALL = ["check_hardening", "check_errors", "check_mlp", "check_hyperopt", "check_dataset",
          "check_trainer", "check_infobuf", "check_update", "check_threads", "check_optim",
-         "check_pinned"]
+         "check_pinned", "check_wide", "check_adam_dir"]
 PY = "python"
 
 # (file, original, mutated, suites to try first); every suite runs if those let it through.
@@ -39,8 +39,16 @@ MUTANTS = [
     ("src/optim/adam.c", "p->dir_b[i] = -2.0 * sg->omb2 * o->ds[i];",
      "p->dir_b[i] = -sg->omb2 * o->ds[i];", ["check_optim"]),
     ("src/optim/adam.c", "ds[i] *= sg.beta2;", "ds[i] *= sg.beta1;", ["check_optim"]),
-    ("src/optim/adam.c", "o->dm[i] -= sg->alpha * dw * du_dm;", "o->dm[i] -= dw * du_dm;",
+    ("src/optim/adam.c", "o->dm[i] -= sg->alpha * dw * t.du_dm[k];", "o->dm[i] -= dw * t.du_dm[k];",
      ["check_optim"]),
+    # a moment failure recorded at once: reported before an earlier weight failure of its chunk
+    ("src/optim/adam.c", "while (j < c1 && adam_moments(&sg, NULL, j,",
+     "while (j < c1 && adam_moments(&sg, blk, j,", ["check_optim"]),
+    # adam_dir.c's vector kernels: one operation changed, the bits differ from the scalar's
+    ("src/optim/adam_dir.c", "_mm512_add_pd(_mm512_sqrt_pd", "_mm512_sub_pd(_mm512_sqrt_pd",
+     ["check_adam_dir"]),
+    ("src/optim/adam_dir.c", "_mm512_storeu_pd(t->du_ds + i, _mm512_mask_blend_pd(pos, zero, ds));",
+     "_mm512_storeu_pd(t->du_ds + i, ds);", ["check_adam_dir"]),
     ("src/optim/rmsprop.c", "o->db[i] -= sg->alpha * p->dw[i];", "o->db[i] -= p->dw[i];",
      ["check_optim"]),
     ("src/optim/rmsprop.c", "s_gamma += db[i] * (rv_wide_to_double(b[i]) * wide_unit);",
@@ -55,6 +63,11 @@ MUTANTS = [
      ["check_optim"]),
     ("src/exact/wide.h", "    if (x == 0)\n        return 0;\n    rv_uwide y = rv_wide_mul_mag(",
      "    rv_uwide y = rv_wide_mul_mag(", ["check_optim"]),
+    # wide.h's rounding and conversion: the first version's bits (check_wide)
+    ("src/exact/wide.h", "*out = r < 0 ? rv_wide_round_legacy((double)r) : (rv_wide)r;",
+     "*out = (rv_wide)r;", ["check_wide"]),
+    ("src/exact/wide.h", "(double)(int64_t)(lo & 0xffffffffu);", "(double)(int64_t)(lo & 0x7fffffffu);",
+     ["check_wide"]),
     ("src/exact/rate.h", "static const rv_rate_grid RV_GRID_BETA = {24, 1, (1u << 24) - 1};",
      "static const rv_rate_grid RV_GRID_BETA = {24, 0, (1u << 24) - 1};", ["check_optim"]),
     # ---- core/: fingerprints, outputs only on success, the end-of-run checks

@@ -9,30 +9,67 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef __int128 rv_wide;
 typedef unsigned __int128 rv_uwide;
 
 /* Round y (already in units of the state's quantum) to the nearest rv_wide (ties to even), or
  * return 0 when y is NaN/Inf or |y| >= 2^126 (headroom so that a sum of two in-range values
- * cannot overflow). Done in double arithmetic that is exact (the 2^52 trick rounds, the split
- * at 2^64 is exact), rather than through libgcc's slow 128-bit conversion. */
+ * cannot overflow). Below 2^52 adding and removing 1.5 * 2^52 (with y's sign) rounds to an
+ * integer (ties to even; to an even one from 2^51 on, where the sum's ulp is 2); above, y is an integer
+ * and its bits are shifted into place exactly, without libgcc's slow 128-bit conversion and
+ * without a branch on the (data-random) sign.
+ * Kept bits: the first version split y at 2^64 in doubles, hi = floor(y 2^-64), lo = y - hi 2^64,
+ * which is exact except when y (rounded) is in (-2^64, 0): there lo = 2^64 + y was rounded to a
+ * double (a multiple of 2^11 near 2^64) and a lo of exactly 2^64 became 0 through x86's
+ * unsigned conversion (C leaves it undefined), so such y gave -2^64 + (fl(2^64 + y) mod 2^64),
+ * not round(y). Recorded trajectories and the tests' bits depend on it, so
+ * rv_wide_round_legacy reproduces it, in defined C; the branch to it is taken only for
+ * |(1-beta) g| below 2^-36 (|g| < 2^-32 with the default betas), rare and predictable. */
+static inline rv_wide rv_wide_round_legacy(double r)
+{
+    double lo = 0x1p64 + r; /* rounded, as the first version did */
+    uint64_t u = lo < 0x1p63 ? (uint64_t)(int64_t)lo
+                 : lo < 0x1p64 ? (uint64_t)(int64_t)(lo - 0x1p63) + (1ull << 63) : 0;
+    return (rv_wide)(((rv_uwide)~0ull << 64) | u); /* hi = -1 */
+}
+
 static inline int rv_wide_round(double y, rv_wide *out)
 {
     if (!(fabs(y) < 0x1p126))
         return 0;
-    if (fabs(y) < 0x1p52) /* below 2^52, adding and removing 1.5 * 2^52 rounds to an integer */
-        y = y >= 0 ? (y + 0x1.8p52) - 0x1.8p52 : (y - 0x1.8p52) + 0x1.8p52;
-    double hi = floor(y * 0x1p-64), lo = y - hi * 0x1p64; /* lo in [0, 2^64), both exact */
-    *out = (rv_wide)(((rv_uwide)(uint64_t)(int64_t)hi << 64) | (uint64_t)lo);
+    if (fabs(y) < 0x1p52) {
+        double t = copysign(0x1.8p52, y);
+        int64_t r = (int64_t)((y + t) - t);
+        /* the first version: r in (-2^64, 0) goes through the legacy split (r = 0 from a
+         * negative y is -0.0 there, whose floor is -0 = 0: exact) */
+        *out = r < 0 ? rv_wide_round_legacy((double)r) : (rv_wide)r;
+        return 1;
+    }
+    if (y < 0 && y > -0x1p64) {
+        *out = rv_wide_round_legacy(y);
+        return 1;
+    }
+    uint64_t b;
+    memcpy(&b, &y, sizeof b);
+    unsigned e = (unsigned)(b >> 52) & 0x7ff; /* 1075..1200: |y| = mant 2^(e-1075) */
+    rv_uwide mag = (rv_uwide)((b & ((1ull << 52) - 1)) | (1ull << 52)) << (e - 1075);
+    rv_uwide neg = (rv_uwide)0 - (rv_uwide)(b >> 63); /* all ones when y < 0 */
+    *out = (rv_wide)((mag ^ neg) - neg);
     return 1;
 }
 
 /* x as a double: deterministic (two correctly rounded conversions and one rounded sum, the
- * same on every machine), within 2^-52 relative; libgcc's conversion is several times slower. */
+ * same on every machine), within 2^-52 relative; libgcc's conversion is several times slower.
+ * The low word's conversion is done in two exact halves and one rounded sum, which is the
+ * correctly rounded (double)(uint64_t) (the same bits) without the branch on its top bit that
+ * compilers emit before AVX-512. */
 static inline double rv_wide_to_double(rv_wide x)
 {
-    return (double)(int64_t)(x >> 64) * 0x1p64 + (double)(uint64_t)x;
+    uint64_t lo = (uint64_t)x;
+    double dlo = (double)(int64_t)(lo >> 32) * 0x1p32 + (double)(int64_t)(lo & 0xffffffffu);
+    return (double)(int64_t)(x >> 64) * 0x1p64 + dlo;
 }
 
 /* Add, or return 0 when the sum leaves (-2^126, 2^126). */

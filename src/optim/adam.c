@@ -9,6 +9,8 @@
  * bit and w_t = w_{t+1} + round(alpha u) exactly. Adjoint: docs/method.md, "Adam". */
 #include "optim/optim.h"
 
+#include "optim/adam_dir.h"
+
 #include "exact/rate.h"
 #include "exact/wide.h"
 
@@ -118,42 +120,81 @@ static double adam_prepare(void *self, size_t step, size_t group, const double *
     return (24.0 - log2((double)n1)) + (24.0 - log2((double)n2));
 }
 
-/* Adam's direction u from the fixed-point moments, the same double operations forward and back. */
-typedef struct adam_u {
-    double mhat, a, d, u;
-} adam_u;
-
-static inline adam_u adam_direction(const adam_sg *sg, rv_wide m, rv_wide s)
-{
-    adam_u r;
-    r.mhat = rv_wide_to_double(m) * sg->m_scale;
-    r.a = sqrt(rv_wide_to_double(s) * sg->s_scale);
-    r.d = r.a + sg->eps;
-    r.u = r.mhat / r.d;
-    return r;
-}
-
-/* (1-beta1) g and (1-beta2) g^2 in state units, or a failure recorded in blk. */
+/* (1-beta1) g and (1-beta2) g^2 in state units, or a failure recorded in blk (when not NULL). */
 static inline int moment_terms(const adam_sg *sg, rv_block *blk, size_t i, double g, rv_wide *gm,
                                rv_wide *gs)
 {
     if (!isfinite(g)) {
-        rv_block_fail(blk, RV_GRAD_NOT_FINITE, i, g);
+        if (blk)
+            rv_block_fail(blk, RV_GRAD_NOT_FINITE, i, g);
         return 0;
     }
     if (!rv_wide_round(sg->omb1_fixed * g, gm)) {
-        rv_block_fail_named(blk, RV_GRAD_RANGE, i, sg->omb1 * g, "(1-beta1)*gradient", "x",
-                            ADAM_BOUND);
+        if (blk)
+            rv_block_fail_named(blk, RV_GRAD_RANGE, i, sg->omb1 * g, "(1-beta1)*gradient", "x",
+                                ADAM_BOUND);
         return 0;
     }
     if (!rv_wide_round(sg->omb2_fixed * (g * g), gs)) {
-        rv_block_fail_named(blk, RV_GRAD_RANGE, i, sg->omb2 * (g * g), "(1-beta2)*gradient^2",
-                            "x", ADAM_BOUND);
+        if (blk)
+            rv_block_fail_named(blk, RV_GRAD_RANGE, i, sg->omb2 * (g * g),
+                                "(1-beta2)*gradient^2", "x", ADAM_BOUND);
         return 0;
     }
     return 1;
 }
 
+/* m += (1-beta1) g, s += (1-beta2) g^2 after the betas' multiply. On failure, with blk NULL (a
+ * probe) nothing is changed; otherwise the failure is recorded and what was done so far kept
+ * (m's sum when s's fails, both when they make s = 0 with m != 0), as the first version left
+ * them. Locals rather than stores through m and s: a 128-bit value stored in halves and read
+ * back whole stalls store forwarding. */
+static inline int adam_moments(const adam_sg *sg, rv_block *blk, size_t i, double g, rv_wide *m,
+                               rv_wide *s)
+{
+    rv_wide gm, gs, mi, si;
+    if (!moment_terms(sg, blk, i, g, &gm, &gs))
+        return 0;
+    if (!rv_wide_add(*m, gm, &mi)) {
+        if (blk)
+            rv_block_fail_named(blk, RV_STATE_RANGE, i, 0, "first moment", "m", ADAM_BOUND);
+        return 0;
+    }
+    if (!rv_wide_add(*s, gs, &si)) {
+        if (blk) {
+            *m = mi;
+            rv_block_fail_named(blk, RV_STATE_RANGE, i, 0, "second moment", "s", ADAM_BOUND);
+        }
+        return 0;
+    }
+    if (si == 0 && mi != 0) {
+        if (blk) {
+            *m = mi;
+            *s = si;
+            rv_block_fail_named(blk, RV_SINGULAR, i, rv_wide_to_double(mi) * wide_unit, "m",
+                                "m", 0);
+        }
+        return 0;
+    }
+    *m = mi;
+    *s = si;
+    return 1;
+}
+
+/* Undo a successful adam_moments (its sums are exact). */
+static inline void adam_moments_undo(const adam_sg *sg, size_t i, double g, rv_wide *m, rv_wide *s)
+{
+    rv_wide gm = 0, gs = 0;
+    moment_terms(sg, NULL, i, g, &gm, &gs);
+    *m -= gm;
+    *s -= gs;
+}
+
+/* Per chunk: the betas' multiply, the moments' sums up to the first failure j, the weight steps
+ * of [c0, j) (adam_dir.h, eight lanes where the processor has them) and their moves; then j's
+ * failure, recorded only now so that a weight failure before j is the one reported, as when
+ * each parameter was done whole in turn. A weight failure at i undoes the sums of (i, j), so a
+ * failure leaves the state the first version left. */
 static void adam_forward_block(void *self, rv_pass *p, size_t step, rv_block *blk, int keep_bits)
 {
     adam *o = self;
@@ -162,9 +203,11 @@ static void adam_forward_block(void *self, rv_pass *p, size_t step, rv_block *bl
     const revl_allocator *a = p->alloc;
     rv_wide *restrict m = o->m, *restrict s = o->s;
     uint64_t *restrict state = p->buf->state;
+    double y[RV_CHUNK];
     blk->err = RV_OK;
     for (size_t g = blk->g_first; g <= blk->g_last; g++) {
         const adam_sg sg = o->sg[step * o->n_groups + g];
+        const rv_adam_dir dir = {sg.m_scale, sg.s_scale, sg.eps, sg.alpha_fixed};
         size_t i0, i1;
         rv_block_range(blk, p->offsets, g, &i0, &i1);
         for (size_t c0 = i0; c0 < i1; c0 += RV_CHUNK) {
@@ -179,26 +222,19 @@ static void adam_forward_block(void *self, rv_pass *p, size_t step, rv_block *bl
                     m[i] = rv_wide_mul_rounded(m[i], sg.code1.n, 24);
                     s[i] = rv_wide_mul_rounded(s[i], sg.code2.n, 24);
                 }
-            for (size_t i = c0; i < c1; i++) {
-                rv_wide gm, gs;
-                if (!moment_terms(&sg, blk, i, p->grad[i], &gm, &gs))
-                    goto done;
-                if (!rv_wide_add(m[i], gm, &m[i])) {
-                    rv_block_fail_named(blk, RV_STATE_RANGE, i, 0, "first moment", "m", ADAM_BOUND);
-                    goto done;
-                }
-                if (!rv_wide_add(s[i], gs, &s[i])) {
-                    rv_block_fail_named(blk, RV_STATE_RANGE, i, 0, "second moment", "s",
-                                        ADAM_BOUND);
+            size_t j = c0;
+            while (j < c1 && adam_moments(&sg, NULL, j, p->grad[j], &m[j], &s[j]))
+                j++;
+            rv_adam_steps(&dir, j - c0, m + c0, s + c0, y);
+            for (size_t i = c0; i < j; i++)
+                if (!rv_pass_move_w(p, blk, i, y[i - c0], -1)) {
+                    while (--j > i)
+                        adam_moments_undo(&sg, j, p->grad[j], &m[j], &s[j]);
                     goto done;
                 }
-                if (s[i] == 0 && m[i] != 0) {
-                    rv_block_fail_named(blk, RV_SINGULAR, i, rv_wide_to_double(m[i]) * wide_unit, "m", "m",
-                                        0);
-                    goto done;
-                }
-                if (!rv_pass_move_w(p, blk, i, sg.alpha_fixed * adam_direction(&sg, m[i], s[i]).u, -1))
-                    goto done;
+            if (j < c1) {
+                adam_moments(&sg, blk, j, p->grad[j], &m[j], &s[j]);
+                goto done;
             }
         }
     }
@@ -220,32 +256,33 @@ static void adam_reverse_begin(void *self)
 static void adam_undo_position(void *self, rv_pass *p, size_t step, rv_block *blk)
 {
     adam *o = self;
+    rv_adam_terms t; /* u's partial derivatives for a chunk: adam_dir.h (eight lanes) */
+    _Static_assert(RV_ADAM_RUN == RV_CHUNK, "adam_dir.h's run is the chunk");
     blk->err = RV_OK;
     for (size_t g = blk->g_first; g <= blk->g_last; g++) {
         const adam_sg *sg = &o->sg[step * o->n_groups + g];
+        const rv_adam_dir dir = {sg->m_scale, sg->s_scale, sg->eps, sg->alpha_fixed};
         size_t i0, i1;
         rv_block_range(blk, p->offsets, g, &i0, &i1);
         double s_alpha = 0, s_eps = 0, s_c1 = 0, s_c2 = 0;
-        for (size_t i = i0; i < i1; i++) {
-            adam_u u = adam_direction(sg, o->m[i], o->s[i]);
-            if (!rv_pass_move_w(p, blk, i, sg->alpha_fixed * u.u, +1))
-                continue;
-            double dw = p->dw[i], d2 = u.d * u.d;
-            /* partial derivatives of u (the forward pass refused s = 0 with m != 0); at m = s = 0 (a weight whose gradient was always 0)
-             * u is 0 along s, so du/ds = 0 there, not 0/0 */
-            double du_dm = 1.0 / (sg->c1 * u.d);
-            double du_ds = u.a > 0 ? -u.mhat / (2.0 * u.a * sg->c2 * d2) : 0.0;
-            double du_deps = -u.mhat / d2;
-            double du_dc1 = -u.u / sg->c1;
-            double du_dc2 = u.mhat * u.a / (2.0 * sg->c2 * d2); /* 0 where a is */
-            s_alpha += dw * u.u;
-            s_eps += dw * du_deps;
-            s_c1 += dw * du_dc1;
-            s_c2 += dw * du_dc2;
-            o->dm[i] -= sg->alpha * dw * du_dm;
-            o->ds[i] -= sg->alpha * dw * du_ds;
-            p->dir_a[i] = -sg->omb1 * o->dm[i];
-            p->dir_b[i] = -2.0 * sg->omb2 * o->ds[i];
+        for (size_t c0 = i0; c0 < i1; c0 += RV_CHUNK) {
+            size_t c1 = c0 + RV_CHUNK < i1 ? c0 + RV_CHUNK : i1;
+            /* the forward pass refused s = 0 with m != 0 */
+            rv_adam_terms_run(&dir, sg->c1, sg->c2, c1 - c0, o->m + c0, o->s + c0, &t);
+            for (size_t i = c0; i < c1; i++) {
+                size_t k = i - c0;
+                if (!rv_pass_move_w(p, blk, i, sg->alpha_fixed * t.u[k], +1))
+                    continue;
+                double dw = p->dw[i];
+                s_alpha += dw * t.u[k];
+                s_eps += dw * t.du_deps[k];
+                s_c1 += dw * t.du_dc1[k];
+                s_c2 += dw * t.du_dc2[k];
+                o->dm[i] -= sg->alpha * dw * t.du_dm[k];
+                o->ds[i] -= sg->alpha * dw * t.du_ds[k];
+                p->dir_a[i] = -sg->omb1 * o->dm[i];
+                p->dir_b[i] = -2.0 * sg->omb2 * o->ds[i];
+            }
         }
         double *part = &p->partial[(blk->part + (g - blk->g_first)) * N_SLOTS];
         part[SLOT_ALPHA] = s_alpha;

@@ -1,0 +1,65 @@
+/* adam_dir.h: Adam's weight step from the fixed-point moments, for a run of parameters,
+ *   y = alpha_fixed ((m 2^-100 / c1) / (sqrt(s 2^-100 / c2) + eps))      (adam.c's adam_direction)
+ * with a plain version and an AVX-512 one chosen at run time. Each lane does the same IEEE
+ * operations in the same order (the conversions of the 128-bit moments included; no fused
+ * multiply-add, the library is built with -ffp-contract=off), and sqrt and division are
+ * correctly rounded, so both give the same bits. */
+#ifndef REVL_ADAM_DIR_H
+#define REVL_ADAM_DIR_H
+
+#include "base/internal.h"
+#include "exact/wide.h"
+
+#define RV_ADAM_RUN 256 /* parameters per call of rv_adam_terms_run: adam.c's chunk */
+
+typedef struct rv_adam_dir {
+    double m_scale, s_scale, eps, alpha_fixed;
+} rv_adam_dir;
+
+/* The scalar reference: y for one parameter. */
+static inline double rv_adam_step1(const rv_adam_dir *c, rv_wide m, rv_wide s)
+{
+    double mhat = rv_wide_to_double(m) * c->m_scale;
+    double d = sqrt(rv_wide_to_double(s) * c->s_scale) + c->eps;
+    return c->alpha_fixed * (mhat / d);
+}
+
+/* What the reverse pass needs of parameter i besides the step: u = mhat / d and its partial
+ * derivatives (adam.c, adam_undo_position), mhat = m 2^-100 / c1, a = sqrt(s 2^-100 / c2),
+ * d = a + eps; du_ds is 0 where a is (m = s = 0: u is 0 along s there, not 0/0). */
+typedef struct rv_adam_terms {
+    double u[RV_ADAM_RUN], du_dm[RV_ADAM_RUN], du_ds[RV_ADAM_RUN], du_deps[RV_ADAM_RUN],
+        du_dc1[RV_ADAM_RUN], du_dc2[RV_ADAM_RUN];
+} rv_adam_terms;
+
+static inline void rv_adam_terms1(const rv_adam_dir *c, double c1, double c2, rv_wide m, rv_wide s,
+                                  rv_adam_terms *t, size_t i)
+{
+    double mhat = rv_wide_to_double(m) * c->m_scale;
+    double a = sqrt(rv_wide_to_double(s) * c->s_scale);
+    double d = a + c->eps, u = mhat / d, d2 = d * d;
+    t->u[i] = u;
+    t->du_dm[i] = 1.0 / (c1 * d);
+    t->du_ds[i] = a > 0 ? -mhat / (2.0 * a * c2 * d2) : 0.0;
+    t->du_deps[i] = -mhat / d2;
+    t->du_dc1[i] = -u / c1;
+    t->du_dc2[i] = mhat * a / (2.0 * c2 * d2); /* 0 where a is */
+}
+
+/* t's entries [0, n) (n <= RV_ADAM_RUN) for the moments m[0, n), s[0, n). */
+RV_HIDDEN void rv_adam_terms_plain(const rv_adam_dir *c, double c1, double c2, size_t n,
+                                   const rv_wide *m, const rv_wide *s, rv_adam_terms *t);
+RV_HIDDEN void rv_adam_terms_run(const rv_adam_dir *c, double c1, double c2, size_t n,
+                                 const rv_wide *m, const rv_wide *s, rv_adam_terms *t);
+
+/* y[i] for i in [0, n). */
+RV_HIDDEN void rv_adam_steps_plain(const rv_adam_dir *c, size_t n, const rv_wide *m,
+                                   const rv_wide *s, double *y);
+RV_HIDDEN void rv_adam_steps(const rv_adam_dir *c, size_t n, const rv_wide *m, const rv_wide *s,
+                             double *y);
+/* 1 when rv_adam_steps runs the vector version on this processor. */
+RV_HIDDEN int rv_adam_steps_vector(void);
+/* Tests set it nonzero to make rv_adam_steps run the plain version. */
+RV_HIDDEN extern int rv_adam_steps_narrow;
+
+#endif

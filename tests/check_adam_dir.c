@@ -1,0 +1,173 @@
+/* check_adam_dir.c: Adam's weight steps (adam_dir.h) chosen for this processor give the same
+ * bits as the plain loop, on random moments across their whole range and on edge inputs (zero
+ * moments, s = 0, denormal and huge intermediates, tiny and zero eps, lengths that leave a
+ * remainder after the groups of eight), and the same for the reverse pass's terms (u and its
+ * partial derivatives). Says loudly when the vector path cannot run here. */
+#include <check.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "optim/adam_dir.h"
+
+#define N 1003
+
+static uint64_t rng = 4242;
+static rv_wide m[N], s[N];
+static double y1[N], y2[N];
+
+/* A random rv_wide of magnitude below 2^(bits) (bits <= 126), either sign when signed_ok. */
+static rv_wide rand_wide(unsigned bits, int signed_ok)
+{
+    rv_uwide x = ((rv_uwide)rv_rand_u64(&rng) << 64) | rv_rand_u64(&rng);
+    x >>= 128 - bits;
+    rv_wide v = (rv_wide)x;
+    return signed_ok && (rv_rand_u64(&rng) & 1) ? -v : v;
+}
+
+static rv_adam_terms t1, t2;
+
+/* The reverse pass's terms (u and its derivatives), both versions, on m, s at [off, off + n). */
+static long compare_terms(const rv_adam_dir *c, size_t off, size_t n)
+{
+    memset(&t1, 0x55, sizeof t1);
+    memset(&t2, 0xaa, sizeof t2);
+    double c1 = 0x1p-100 / c->m_scale, c2 = 0x1p-100 / c->s_scale;
+    rv_adam_terms_plain(c, c1, c2, n, m + off, s + off, &t1);
+    rv_adam_terms_run(c, c1, c2, n, m + off, s + off, &t2);
+    long bad = 0;
+    const double *a[] = {t1.u, t1.du_dm, t1.du_ds, t1.du_deps, t1.du_dc1, t1.du_dc2};
+    const double *b[] = {t2.u, t2.du_dm, t2.du_ds, t2.du_deps, t2.du_dc1, t2.du_dc2};
+    for (size_t k = 0; k < 6; k++)
+        for (size_t i = 0; i < n; i++)
+            bad += memcmp(&a[k][i], &b[k][i], sizeof a[k][i]) != 0;
+    return bad;
+}
+
+static long n_terms;
+
+/* Both versions' steps, and their terms run by run, on [0, n) of m, s; returns the number of
+ * differing values. */
+static long compare(const rv_adam_dir *c, size_t n)
+{
+    long bad_terms = 0;
+    for (size_t off = 0; off < n; off += RV_ADAM_RUN) {
+        size_t len = n - off < RV_ADAM_RUN ? n - off : RV_ADAM_RUN;
+        bad_terms += compare_terms(c, off, len);
+        n_terms += 6 * (long)len;
+    }
+    memset(y1, 0x55, sizeof y1);
+    memset(y2, 0xaa, sizeof y2);
+    rv_adam_steps_plain(c, n, m, s, y1);
+    rv_adam_steps(c, n, m, s, y2);
+    long bad = bad_terms;
+    for (size_t i = 0; i < n; i++)
+        bad += memcmp(&y1[i], &y2[i], sizeof y1[i]) != 0;
+    return bad;
+}
+
+static long n_compared, n_special;
+
+static void count(size_t n)
+{
+    n_compared += (long)n;
+    for (size_t i = 0; i < n; i++)
+        n_special += !isfinite(y1[i]) || (y1[i] != 0 && fabs(y1[i]) < 0x1p-1022) || y1[i] == 0;
+}
+
+START_TEST(test_same_bits_random)
+{
+    if (!rv_adam_steps_vector())
+        printf("check_adam_dir: *** NO AVX-512F/DQ ON THIS CPU: THE VECTOR PATH CANNOT RUN; "
+               "ONLY THE PLAIN PATH WAS COMPARED WITH ITSELF ***\n");
+    long bad = 0;
+    for (int rep = 0; rep < 400; rep++) {
+        unsigned mb = 1 + (unsigned)(rv_rand_u64(&rng) % 126), sb = 1 + (unsigned)(rv_rand_u64(&rng) % 126);
+        for (size_t i = 0; i < N; i++) {
+            /* per element a random magnitude too, so one group of eight mixes binades */
+            m[i] = rand_wide(1 + (unsigned)(rv_rand_u64(&rng) % mb), 1);
+            s[i] = rand_wide(1 + (unsigned)(rv_rand_u64(&rng) % sb), 0);
+        }
+        double c1 = 1 - pow(0.9, 1 + rep % 50), c2 = 1 - pow(0.999, 1 + rep % 50);
+        rv_adam_dir c = {0x1p-100 / c1, 0x1p-100 / c2, ldexp(1.0, -(int)(rv_rand_u64(&rng) % 60)),
+                         ldexp(1e-3, (int)(rv_rand_u64(&rng) % 80))};
+        size_t n = N - (size_t)(rv_rand_u64(&rng) % 16);
+        bad += compare(&c, n);
+        count(n);
+    }
+    printf("check_adam_dir: random moments (all binades, both signs): %ld steps and %ld reverse "
+           "terms (u, du/dm, du/ds, du/deps, du/dc1, du/dc2) compared, %ld differ, vector path "
+           "%s\n",
+           n_compared, n_terms, bad, rv_adam_steps_vector() ? "AVX-512 (8 lanes)" : "NOT RUN");
+    ck_assert_int_eq(bad, 0);
+}
+END_TEST
+
+START_TEST(test_same_bits_edge)
+{
+    const rv_wide big = ((rv_wide)1 << 125) + 12345;
+    const rv_wide mv[] = {0, 1, -1, 2, -3, big, -big, (rv_wide)1 << 64, -((rv_wide)1 << 64),
+                          ((rv_wide)1 << 64) - 1, (rv_wide)UINT64_MAX << 1, (rv_wide)1 << 63};
+    const rv_wide sv[] = {0, 1, 2, big, (rv_wide)1 << 64, ((rv_wide)1 << 64) - 1, 3, (rv_wide)1 << 100};
+    /* scales that make denormal, huge and overflowing intermediates; eps tiny, zero, huge */
+    const double scales[] = {0x1p-100, 0x1p-1070, 0x1p-1000, 0x1p900, 1.0};
+    const double epss[] = {1e-8, 0x1p-1074, 1e-300, 0.0, 1e300};
+    const double alphas[] = {0x1p40, 0x1p-1000, 1e300, 0.0};
+    long bad = 0, n = 0;
+    const size_t nm = sizeof mv / sizeof mv[0], ns = sizeof sv / sizeof sv[0];
+    for (size_t k = 0; k < N; k++) {
+        m[k] = mv[k % nm];
+        s[k] = sv[(k / nm) % ns];
+    }
+    for (size_t a = 0; a < 5; a++)
+        for (size_t b = 0; b < 5; b++)
+            for (size_t e = 0; e < 5; e++)
+                for (size_t f = 0; f < 4; f++) {
+                    rv_adam_dir c = {scales[a], scales[b], epss[e], alphas[f]};
+                    bad += compare(&c, nm * ns);
+                    count(nm * ns);
+                    n += (long)(nm * ns);
+                }
+    /* every length up to 40 (remainders after groups of eight) */
+    rv_adam_dir c = {0x1p-100 / 0.1, 0x1p-100 / 0.001, 1e-8, 0x1p40};
+    for (size_t len = 0; len <= 40; len++, n += (long)len)
+        bad += compare(&c, len);
+    printf("check_adam_dir: edge inputs (m, s in {0, 1, 2^64 +- 1, 2^125, ...}, eps in {1e-8, "
+           "2^-1074, 0, 1e300}, denormal and overflowing scales, lengths 0..40): %ld steps "
+           "(and their reverse terms) compared, %ld differ; %ld of all results compared so far were 0, denormal, Inf or "
+           "NaN\n",
+           n, bad, n_special);
+    ck_assert_int_eq(bad, 0);
+}
+END_TEST
+
+START_TEST(test_narrow_switch)
+{
+    /* the test switch really selects the plain loop: forced on, the same bits trivially */
+    rv_adam_steps_narrow = 1;
+    for (size_t i = 0; i < N; i++) {
+        m[i] = rand_wide(90, 1);
+        s[i] = rand_wide(80, 0);
+    }
+    rv_adam_dir c = {0x1p-100 / 0.1, 0x1p-100 / 0.001, 1e-8, 0x1p40};
+    ck_assert_int_eq(compare(&c, N), 0);
+    rv_adam_steps_narrow = 0;
+}
+END_TEST
+
+int main(void)
+{
+    Suite *su = suite_create("adam_dir");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_same_bits_random);
+    tcase_add_test(tc, test_same_bits_edge);
+    tcase_add_test(tc, test_narrow_switch);
+    suite_add_tcase(su, tc);
+    SRunner *sr = srunner_create(su);
+    srunner_set_fork_status(sr, CK_NOFORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

@@ -9,8 +9,8 @@
  * rv_exact_mul's / rv_exact_div's, step for step, on a state in [2^47, 2^63) and n <= 2^16:
  * then every symbol has frequency >= 2^15 and a parameter moves at most one word each way (one
  * push and at most one pop forward, at most one push and one pop in reverse). The rare groups
- * of NL that fall outside this (a corrupt state, a stack in deficit, a stack that must grow, a
- * second word) are redone by the plain loop from their unchanged input. */
+ * of NL that fall outside this (a corrupt state, a stack in deficit, a stack that must grow)
+ * are redone by the plain loop from their unchanged input. */
 
 static inline LATTR VU L(splat)(uint64_t a) { return (VU){0} + a; }
 
@@ -42,20 +42,17 @@ static inline LATTR VU L(mulhi)(VU a, VU b)
     return hh + (lh >> 32) + (hl >> 32) + (mid >> 32);
 }
 
-/* rv_divmod for y < 2^63 and d < 2^32 (so the remainder before correction, < 3d, compares as
- * signed) */
+/* y / d and y % d for y < 2^63 and d < 2^32, by rv_divmod's estimate: for y < 2^63 it is at
+ * most one below the quotient (y inv / 2^64 > y/d - 1/(2d) - 1/2, so its floor is more than
+ * y/d - 2), so one correction makes it exact, and the remainder before it, < 2d, compares as
+ * signed. The quotient is unique: these are rv_divmod's bits. */
 static inline LATTR VU L(divmod)(VU y, VU d, VU inv, VU *rem)
 {
     VU q = L(mulhi)(y, inv);
     VU r = y - (MULU(q, d) + (MULU(q >> 32, d) << 32));
     VU over = (VU)((VI)r >= (VI)d);
-    q -= over; /* over is all ones: q + 1 */
-    r -= over & d;
-    over = (VU)((VI)r >= (VI)d);
-    q -= over;
-    r -= over & d;
-    *rem = r;
-    return q;
+    *rem = r - (over & d);
+    return q - over; /* over is all ones: q + 1 */
 }
 
 static LATTR void L(mul_run)(const revl_allocator *a, rv_stack *s, uint64_t *restrict state,
@@ -85,9 +82,9 @@ static LATTR void L(mul_run)(const revl_allocator *a, rv_stack *s, uint64_t *res
         VI wide = (VI)sym < (VI)k;
         VU start = MULU(sym, f) + L(sel)(wide, sym, k);
         VU st2 = MULU(f - (VU)wide, hi) + slot - start;
-        VI pop = (VI)st2 < (VI)low; /* the word pushed comes straight back */
+        /* the word pushed comes straight back; one is enough: st2 >= freq hi >= 2^15 2^16 */
+        VI pop = (VI)st2 < (VI)low;
         VU st3 = L(sel)(pop, (st2 << RV_WORD_BITS) | word, st2);
-        ok &= (VI)st3 >= (VI)low; /* else a second word: the plain loop's while */
         if (MASK(ok) != (1 << NL) - 1) {
             _mm256_zeroupper();
             rv_mul_run_plain(a, &stk, state + i, c, v + i, NL);

@@ -55,19 +55,23 @@ static inline LATTR VU L(divmod)(VU y, VU d, VU inv, VU *rem)
     return q - over; /* over is all ones: q + 1 */
 }
 
+/* The stack's words and length are held in locals (in registers) between the plain calls
+ * that redo a group: the word loops below then carry no dependency through memory. */
+#define STACK_OUT() (stk.len = len)
+#define STACK_IN() (len = stk.len, words = stk.words)
+
 static LATTR void L(mul_run)(const revl_allocator *a, rv_stack *s, uint64_t *restrict state,
-                             const rv_gamma_code *c, int64_t *restrict v, size_t n)
+                             const rv_gamma_code *cp, int64_t *restrict v, size_t n)
 {
-    rv_stack stk = *s; /* a local copy: the stores below cannot alias it */
-    const VU f = L(splat)(c->f), k = L(splat)(c->k), boundary = L(splat)(c->boundary);
+    rv_stack stk = *s;
+    const rv_gamma_code c = *cp;
+    rv_word *words = stk.words;
+    size_t len = stk.len;
+    const VU f = L(splat)(c.f), k = L(splat)(c.k), boundary = L(splat)(c.boundary);
+    const VU rcp_wide = L(splat)(c.rcp_wide), rcp_f = L(splat)(c.rcp_f), nv = L(splat)(c.n);
     const VU low = L(splat)(RV_STATE_LOW), m31 = L(splat)((1ULL << RV_SCALE_BITS) - 1);
     size_t i = 0;
-    for (; c->n <= 65536 && i + NL <= n; i += NL) {
-        if (stk.deficit || stk.cap - stk.len < NL) {
-            _mm256_zeroupper(); /* see update.c: no dirty upper state into the plain code */
-            rv_mul_run_plain(a, &stk, state + i, c, v + i, NL);
-            continue;
-        }
+    for (; c.n <= 65536 && i + NL <= n; i += NL) {
         VU x = L(load)(v + i), t0 = L(load)(state + i);
         VI ok = (VI)t0 >= (VI)low;
         VU q = (VU)((VI)x >> 16), r = x & 0xffff;
@@ -76,8 +80,8 @@ static LATTR void L(mul_run)(const revl_allocator *a, rv_stack *s, uint64_t *res
         VU t = ((s1 >> 15) << RV_SCALE_BITS) + (s1 & 0x7fff) + (r << 15);
         /* rv_pop_base_n */
         VU slot = t & m31, hi = t >> RV_SCALE_BITS;
-        VU sym_wide = L(mulhi_small)(slot, L(splat)(c->rcp_wide));
-        VU sym_narrow = k + L(mulhi_small)(slot - boundary, L(splat)(c->rcp_f));
+        VU sym_wide = L(mulhi_small)(slot, rcp_wide);
+        VU sym_narrow = k + L(mulhi_small)(slot - boundary, rcp_f);
         VU sym = L(sel)((VI)slot < (VI)boundary, sym_wide, sym_narrow);
         VI wide = (VI)sym < (VI)k;
         VU start = MULU(sym, f) + L(sel)(wide, sym, k);
@@ -85,46 +89,47 @@ static LATTR void L(mul_run)(const revl_allocator *a, rv_stack *s, uint64_t *res
         /* the word pushed comes straight back; one is enough: st2 >= freq hi >= 2^15 2^16 */
         VI pop = (VI)st2 < (VI)low;
         VU st3 = L(sel)(pop, (st2 << RV_WORD_BITS) | word, st2);
-        if (MASK(ok) != (1 << NL) - 1) {
-            _mm256_zeroupper();
-            rv_mul_run_plain(a, &stk, state + i, c, v + i, NL);
+        if (MASK(ok) != (1 << NL) - 1 || stk.deficit || stk.cap - len < NL) {
+            _mm256_zeroupper(); /* see update.c: no dirty upper state into the plain code */
+            STACK_OUT();
+            rv_mul_run_plain(a, &stk, state + i, cp, v + i, NL);
+            STACK_IN();
             continue;
         }
-        VU nv = L(splat)(c->n);
         L(store)(v + i, MULU(q, nv) + (MULU(q >> 32, nv) << 32) + sym);
         L(store)(state + i, st3);
         /* the words that stay, in parameter order; room for NL was checked */
         int keep = ~MASK(pop);
         for (int j = 0; j < NL; j++) {
-            stk.words[stk.len] = (rv_word)word[j];
-            stk.len += (size_t)(keep >> j & 1);
+            words[len] = (rv_word)word[j];
+            len += (size_t)(keep >> j & 1);
         }
     }
     _mm256_zeroupper();
-    rv_mul_run_plain(a, &stk, state + i, c, v + i, n - i);
+    STACK_OUT();
+    rv_mul_run_plain(a, &stk, state + i, cp, v + i, n - i);
     *s = stk;
 }
 
 static LATTR void L(div_run)(const revl_allocator *a, rv_stack *s, uint64_t *restrict state,
-                             const rv_gamma_code *c, int64_t *restrict v, size_t n)
+                             const rv_gamma_code *cp, int64_t *restrict v, size_t n)
 {
     rv_stack stk = *s;
-    const VU f = L(splat)(c->f), k = L(splat)(c->k), nv = L(splat)(c->n);
+    const rv_gamma_code c = *cp;
+    rv_word *words = stk.words;
+    size_t len = stk.len;
+    const VU f = L(splat)(c.f), k = L(splat)(c.k), nv = L(splat)(c.n);
+    const VU inv_n = L(splat)(c.inv_n), inv_wide = L(splat)(c.inv_wide);
+    const VU inv_f = L(splat)(c.inv_f);
     const VU low = L(splat)(RV_STATE_LOW), m31 = L(splat)((1ULL << RV_SCALE_BITS) - 1);
     size_t i = n; /* parameters [i - NL, i) next, the highest first */
-    for (; c->n <= 65536 && i >= NL; i -= NL) {
+    for (; c.n <= 65536 && i >= NL; i -= NL) {
         size_t i0 = i - NL;
-        /* every pop must find a word, and a push must not need the stack to grow */
-        if (stk.deficit || stk.len < NL || stk.len >= stk.cap) {
-            _mm256_zeroupper();
-            rv_div_run_plain(a, &stk, state + i0, c, v + i0, NL);
-            continue;
-        }
         VU x = L(load)(v + i0), t0 = L(load)(state + i0);
         VI ok = (VI)t0 >= (VI)low;
         /* floor division by n without a branch on the sign, as rv_exact_div */
         VU sign = (VU)((VI)x >> 63), ry;
-        VU q = L(divmod)(x ^ sign, nv, L(splat)(c->inv_n), &ry) ^ sign;
+        VU q = L(divmod)(x ^ sign, nv, inv_n, &ry) ^ sign;
         VU r = (ry ^ sign) + (sign & nv);
         /* rv_push_base_n: at most one word leaves */
         VI wide = (VI)r < (VI)k;
@@ -133,14 +138,17 @@ static LATTR void L(div_run)(const revl_allocator *a, rv_stack *s, uint64_t *res
         VI push = (VI)(t0 >> 32) >= (VI)freq;
         VU word = t0 & 0xffff;
         VU s1 = L(sel)(push, t0 >> RV_WORD_BITS, t0), rem;
-        VU inv = L(sel)(wide, L(splat)(c->inv_wide), L(splat)(c->inv_f));
-        VU st3 = (L(divmod)(s1, freq, inv, &rem) << RV_SCALE_BITS) + rem + start;
+        VU st3 = (L(divmod)(s1, freq, L(sel)(wide, inv_wide, inv_f), &rem) << RV_SCALE_BITS) +
+                 rem + start;
         /* rv_pop_base_d */
         VU slot = st3 & m31;
         VU st4 = ((st3 >> RV_SCALE_BITS) << 15) + (slot & 0x7fff);
-        if (MASK(ok) != (1 << NL) - 1) {
+        /* every pop must find a word, and a push must not need the stack to grow */
+        if (MASK(ok) != (1 << NL) - 1 || stk.deficit || len < NL || len >= stk.cap) {
             _mm256_zeroupper();
-            rv_div_run_plain(a, &stk, state + i0, c, v + i0, NL);
+            STACK_OUT();
+            rv_div_run_plain(a, &stk, state + i0, cp, v + i0, NL);
+            STACK_IN();
             continue;
         }
         L(store)(v + i0, (q << 16) + (slot >> 15));
@@ -149,14 +157,17 @@ static LATTR void L(div_run)(const revl_allocator *a, rv_stack *s, uint64_t *res
         int pushed = MASK(push);
         VU back;
         for (int j = NL; j-- > 0;) {
-            rv_word top = stk.words[stk.len - 1];
             int own = pushed >> j & 1;
-            back[j] = own ? (rv_word)word[j] : top;
-            stk.len -= (size_t)!own;
+            back[j] = own ? (rv_word)word[j] : words[len - 1];
+            len -= (size_t)!own;
         }
         L(store)(state + i0, (st4 << RV_WORD_BITS) | back);
     }
     _mm256_zeroupper();
-    rv_div_run_plain(a, &stk, state, c, v, i);
+    STACK_OUT();
+    rv_div_run_plain(a, &stk, state, cp, v, i);
     *s = stk;
 }
+
+#undef STACK_OUT
+#undef STACK_IN

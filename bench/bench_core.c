@@ -150,7 +150,7 @@ static void coder_table(size_t max_p)
     printf("%10s %6s | %-17s %9s %9s | %9s %9s | %s\n", "P", "T", "version", "fwd ns", "rev ns",
            "plain/fwd", "plain/rev", "same bits");
     for (size_t p = 10000; p <= max_p; p *= 10) {
-        size_t steps = (size_t)(3e7 / (double)p);
+        size_t steps = (size_t)(1e7 / (double)p);
         double f0 = 0, r0 = 0;
         uint64_t ref = 0;
         for (int k = 0; k < n; k++) {
@@ -215,6 +215,22 @@ int main(int argc, char **argv)
                r1.rev, r2.fwd, r2.rev, r1.fwd / r2.fwd, r1.rev / r2.rev);
     }
     coder_table(max_p);
+    printf("\nthe whole exact core with the plain coder and with %s (same bits: check_optim)\n",
+           rv_coder_run_select().name);
+    printf("%10s %6s | %12s %12s | %12s %12s | %9s %9s\n", "P", "T", "fwd plain s", "rev plain s",
+           "fwd lanes s", "rev lanes s", "fwd x", "rev x");
+    for (size_t p = 10000; p <= max_p && p <= 1000000; p *= 10) {
+        size_t steps = (size_t)(2e7 / (double)p);
+        run r[2];
+        for (int lanes = 0; lanes < 2; lanes++) {
+            rv_coder_plain_only(!lanes);
+            if (exact_run(p, steps, 0.9, threads, &r[lanes]))
+                return 1;
+        }
+        rv_coder_plain_only(0);
+        printf("%10zu %6zu | %12.3f %12.3f | %12.3f %12.3f | %9.2f %9.2f\n", p, steps, r[0].fwd,
+               r[0].rev, r[1].fwd, r[1].rev, r[0].fwd / r[1].fwd, r[0].rev / r[1].rev);
+    }
     printf("\nbuffer memory against the information it holds (P = 10^5, T = 1000)\n");
     printf("%8s | %14s %14s %14s | %9s %14s %9s\n", "gamma", "log2(d/n) b/ps", "held b/ps",
            "bytes/param", "held/info", "mem-8B/P /info", "vs P*T*8");

@@ -143,8 +143,14 @@ static LATTR void L(div_run)(const revl_allocator *a, rv_stack *s, uint64_t *res
         /* rv_pop_base_d */
         VU slot = st3 & m31;
         VU st4 = ((st3 >> RV_SCALE_BITS) << 15) + (slot & 0x7fff);
-        /* every pop must find a word, and a push must not need the stack to grow */
-        if (MASK(ok) != (1 << NL) - 1 || stk.deficit || len < NL || len >= stk.cap) {
+        /* the parameters that did not push pop the stack: there must be words for them; and
+         * a push must not need the stack to grow. (A short stack is common: the states hold
+         * the first 16 bits of every parameter, so up to ~100 steps at gamma = 0.9 spill
+         * nothing.) */
+        int pushed = MASK(push);
+        size_t pops = (size_t)(NL - __builtin_popcount((unsigned)pushed));
+        if (MASK(ok) != (1 << NL) - 1 || stk.deficit || len < pops ||
+            (pushed && len >= stk.cap)) {
             _mm256_zeroupper();
             STACK_OUT();
             rv_div_run_plain(a, &stk, state + i0, cp, v + i0, NL);
@@ -153,15 +159,14 @@ static LATTR void L(div_run)(const revl_allocator *a, rv_stack *s, uint64_t *res
         }
         L(store)(v + i0, (q << 16) + (slot >> 15));
         /* each parameter reads back the word it pushed, or else the stack's top, highest
-         * parameter first; the stack holds at least NL words */
-        int pushed = MASK(push);
-        VU back;
+         * parameter first. (The states are written one by one: a vector assembled lane by lane
+         * in memory would stall its load.) */
+        st4 = (st4 << RV_WORD_BITS) | (word & (VU)push);
         for (int j = NL; j-- > 0;) {
             int own = pushed >> j & 1;
-            back[j] = own ? (rv_word)word[j] : words[len - 1];
+            state[i0 + j] = st4[j] | (own ? 0 : words[len - 1]);
             len -= (size_t)!own;
         }
-        L(store)(state + i0, (st4 << RV_WORD_BITS) | back);
     }
     _mm256_zeroupper();
     STACK_OUT();

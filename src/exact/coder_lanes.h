@@ -9,8 +9,8 @@
  * rv_exact_mul's / rv_exact_div's, step for step, on a state in [2^47, 2^63) and n <= 2^16:
  * then every symbol has frequency >= 2^15 and a parameter moves at most one word each way (one
  * push and at most one pop forward, at most one push and one pop in reverse). The rare groups
- * of NL that fall outside this (a corrupt state, a stack in deficit, a stack that must grow)
- * are redone by the plain loop from their unchanged input. */
+ * of NL that fall outside this (a corrupt state, a stack in deficit, about to grow or short of
+ * the words the group pops) are redone by the plain loop from their unchanged input. */
 
 static inline LATTR VU L(splat)(uint64_t a) { return (VU){0} + a; }
 

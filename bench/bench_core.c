@@ -1,6 +1,7 @@
 /* bench_core.c: throughput of the exact core against the plain floating-point momentum step and
  * against the machine's memory bandwidth, all measured side by side in one run; the speed-up
- * on 2 threads; and the memory of the information buffer against the information it holds.
+ * on 2 threads; the exact multiply's coder alone, plain loop against vector lanes; and the
+ * memory of the information buffer against the information it holds.
  * Usage: bench_core [max_P] [threads]   (defaults 10^7 and 1; prints tables) */
 #include <math.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include <time.h>
 
 #include "bench_util.h"
+#include "exact/coder_vec.h" /* the coder alone: internal, the static library exports it */
 
 /* The plain double momentum-SGD loop over the same model: what revl is compared with. */
 static double plain_sgd(size_t p, size_t steps, double *w, double *v, double *g)
@@ -95,6 +97,76 @@ static int exact_run(size_t p, size_t steps, double gamma, int threads, run *r)
     return rc;
 }
 
+
+/* The coder alone: T exact multiplies by gamma = 0.9 of P velocities block by block, then T
+ * divisions back, with one version (coder_vec.h); best of 3, in ns per parameter-step. Returns
+ * a checksum of the states after the forward runs, which every version must share. */
+static uint64_t coder_run(const rv_coder_run *cr, size_t p, size_t steps, double *fwd, double *rev)
+{
+    revl_allocator a;
+    revl_allocator_init(&a);
+    rv_infobuf b;
+    bench_check(rv_infobuf_init(&b, &a, p), "rv_infobuf_init", NULL);
+    int64_t *v = malloc(p * sizeof *v);
+    for (size_t i = 0; i < p; i++)
+        v[i] = (int64_t)(sin((double)i) * 0x1p40); /* a velocity of ~1e-3 at 2^-52 */
+    rv_gamma_code c;
+    rv_gamma_code_make(&c, rv_gamma_numerator(0.9));
+    uint64_t sum = 0;
+    *fwd = *rev = 1e30;
+    for (int rep = 0; rep < 3; rep++) {
+        double t0 = bench_now();
+        for (size_t t = 0; t < steps; t++)
+            for (size_t k = 0, i = 0; i < p; k++, i += RV_BLOCK)
+                cr->mul(&a, &b.stacks[k], b.state + i, &c, v + i, p - i < RV_BLOCK ? p - i : RV_BLOCK);
+        double t1 = bench_now();
+        sum = 0;
+        for (size_t i = 0; i < p; i++)
+            sum = sum * 31 + b.state[i] + (uint64_t)v[i];
+        double t2 = bench_now();
+        for (size_t t = 0; t < steps; t++)
+            for (size_t k = 0, i = 0; i < p; k++, i += RV_BLOCK)
+                cr->div(&a, &b.stacks[k], b.state + i, &c, v + i, p - i < RV_BLOCK ? p - i : RV_BLOCK);
+        double t3 = bench_now(), ps = (double)p * (double)steps;
+        *fwd = fmin(*fwd, 1e9 * (t1 - t0) / ps);
+        *rev = fmin(*rev, 1e9 * (t3 - t2) / ps);
+    }
+    if (!rv_infobuf_is_empty(&b))
+        sum = 0; /* not back at the start: reported as a mismatch */
+    rv_infobuf_destroy(&b);
+    free(v);
+    return sum;
+}
+
+static void coder_table(size_t max_p)
+{
+    rv_coder_run runs[3];
+    const char *skipped;
+    int n = rv_coder_runs(runs, &skipped);
+    printf("\nthe coder alone (exact multiply by gamma = 0.9, no update): ns per parameter-step, "
+           "best of 3\n");
+    if (*skipped)
+        printf("*** not run on this CPU: %s ***\n", skipped);
+    printf("%10s %6s | %-17s %9s %9s | %9s %9s | %s\n", "P", "T", "version", "fwd ns", "rev ns",
+           "plain/fwd", "plain/rev", "same bits");
+    for (size_t p = 10000; p <= max_p; p *= 10) {
+        size_t steps = (size_t)(1e7 / (double)p);
+        double f0 = 0, r0 = 0;
+        uint64_t ref = 0;
+        for (int k = 0; k < n; k++) {
+            double f, r;
+            uint64_t sum = coder_run(&runs[k], p, steps, &f, &r);
+            if (k == 0) {
+                f0 = f;
+                r0 = r;
+                ref = sum;
+            }
+            printf("%10zu %6zu | %-17s %9.2f %9.2f | %9.2f %9.2f | %s\n", p, steps, runs[k].name,
+                   f, r, f0 / f, r0 / r, sum == ref && sum ? "yes" : "NO");
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     size_t max_p = argc > 1 ? (size_t)atof(argv[1]) : 10000000;
@@ -141,6 +213,23 @@ int main(int argc, char **argv)
             return 1;
         printf("%10zu %6zu | %12.3f %12.3f | %12.3f %12.3f | %9.2f %9.2f\n", p, steps, r1.fwd,
                r1.rev, r2.fwd, r2.rev, r1.fwd / r2.fwd, r1.rev / r2.rev);
+    }
+    coder_table(max_p);
+    printf("\nthe whole exact core with the plain coder and with %s (same bits: check_optim)\n",
+           rv_coder_run_select().name);
+    printf("%10s %6s | %12s %12s | %12s %12s | %9s %9s\n", "P", "T", "fwd plain s", "rev plain s",
+           "fwd lanes s", "rev lanes s", "fwd x", "rev x");
+    for (size_t p = 10000; p <= max_p && p <= 1000000; p *= 10) {
+        size_t steps = (size_t)(2e7 / (double)p);
+        run r[2];
+        for (int lanes = 0; lanes < 2; lanes++) {
+            rv_coder_plain_only(!lanes);
+            if (exact_run(p, steps, 0.9, threads, &r[lanes]))
+                return 1;
+        }
+        rv_coder_plain_only(0);
+        printf("%10zu %6zu | %12.3f %12.3f | %12.3f %12.3f | %9.2f %9.2f\n", p, steps, r[0].fwd,
+               r[0].rev, r[1].fwd, r[1].rev, r[0].fwd / r[1].fwd, r[0].rev / r[1].rev);
     }
     printf("\nbuffer memory against the information it holds (P = 10^5, T = 1000)\n");
     printf("%8s | %14s %14s %14s | %9s %14s %9s\n", "gamma", "log2(d/n) b/ps", "held b/ps",

@@ -15,6 +15,7 @@
 #include "revl.h"
 #include "testutil.h"
 #include "core/trainer.h" /* the corruption tests reach into the trainer */
+#include "exact/coder_vec.h"
 #include "exact/wide.h"
 
 
@@ -376,6 +377,48 @@ START_TEST(test_reverse_exact)
     reverse_case(opt, 37, 200, 3, 40);
     reverse_case(opt, 9000, 12, 5, 52); /* three coder blocks, groups across their edges */
     reverse_case(opt, 9000, 12, 5, 40);
+}
+END_TEST
+
+/* Momentum's exact multiply in vector lanes (coder_vec.h, chosen at run time) gives the plain
+ * loop's bits end to end: w_T, the buffer and every hypergradient. */
+START_TEST(test_momentum_coder_lanes_same_bits)
+{
+    size_t p = 9000, steps = 30, ng = 5;
+    model *q;
+    revl_model *m = make_model(p, 5, &q);
+    revl_schedule *s = random_schedule(REVL_OPTIM_MOMENTUM, steps, ng, p);
+    double *w0 = malloc(p * sizeof *w0), meta[1] = {-1.0}, *w[2], bits[2];
+    init_w0(w0, p);
+    hg h[2];
+    size_t n = steps * ng;
+    for (int plain = 0; plain < 2; plain++) {
+        rv_coder_plain_only(plain);
+        revl_trainer *t = NULL;
+        ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+        ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
+        w[plain] = malloc(p * sizeof *w[plain]);
+        revl_trainer_weights(t, w[plain]);
+        revl_trainer_stats st = {.struct_size = sizeof st};
+        revl_trainer_get_stats(t, &st);
+        bits[plain] = st.buffer_bits;
+        ck_assert_int_eq(run_hypergrad(t, s, w0, meta, p, &h[plain]), REVL_OK);
+        revl_trainer_free(t);
+    }
+    rv_coder_plain_only(0);
+    printf("momentum end to end: %s against plain\n", rv_coder_run_select().name);
+    ck_assert_mem_eq(w[0], w[1], p * sizeof *w[0]);
+    ck_assert(bits[0] == bits[1]);
+    ck_assert_mem_eq(h[0].w0, h[1].w0, p * sizeof *h[0].w0);
+    ck_assert_mem_eq(h[0].kind[REVL_HYPER_ALPHA], h[1].kind[REVL_HYPER_ALPHA], n * sizeof(double));
+    ck_assert_mem_eq(h[0].kind[REVL_HYPER_GAMMA], h[1].kind[REVL_HYPER_GAMMA], n * sizeof(double));
+    for (int k = 0; k < 2; k++) {
+        free(w[k]);
+        hg_free(&h[k]);
+    }
+    free(w0);
+    revl_schedule_free(s);
+    revl_model_free(m);
 }
 END_TEST
 
@@ -1103,6 +1146,7 @@ static Suite *optim_suite(void)
     tcase_add_loop_test(tc, test_fd_truncated, 0, N_OPT);
     suite_add_tcase(s, tc);
     tc = tcase_create("errors");
+    tcase_add_test(tc, test_momentum_coder_lanes_same_bits);
     tcase_add_test(tc, test_schedule_errors);
     tcase_add_test(tc, test_hypergrad_wrong_kind);
     tcase_add_loop_test(tc, test_gradient_errors, 0, N_OPT);

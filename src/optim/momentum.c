@@ -1,8 +1,9 @@
 /* momentum.c: heavy-ball momentum SGD, the paper's optimiser, exactly reversible:
  *   v <- gamma v - (1-gamma) g   (gamma = n/2^16, the multiply exact through the buffer)
  *   w <- w + alpha v
- * on int64 fixed-point w and v. The forward update after the multiply is update.h's (plain or
- * AVX-512, the same bits). */
+ * on int64 fixed-point w and v. The exact multiply is coder_vec.h's and the forward update after
+ * it update.h's, each plain or in vector lanes chosen at run time, with the same bits. */
+#include "exact/coder_vec.h"
 #include "optim/optim.h"
 #include "optim/update.h"
 
@@ -27,6 +28,7 @@ typedef struct momentum {
     double scale, inv_scale;
     int bound; /* |v| < 2^bound */
     rv_update_fn update;
+    rv_coder_run coder;
 } momentum;
 
 enum { SLOT_ALPHA, SLOT_GAMMA, N_SLOTS };
@@ -48,6 +50,7 @@ static int mom_create(void **self, const revl_allocator *a, size_t n_params, siz
     o->inv_scale = fx.inv_scale;
     o->bound = 63 - (int)frac_bits;
     o->update = rv_update_select();
+    o->coder = rv_coder_run_select();
     *self = o;
     return o->v && o->dv && o->sg ? REVL_OK : REVL_ERR_NOMEM;
 }
@@ -133,8 +136,7 @@ static void mom_forward_block(void *self, rv_pass *p, size_t step, rv_block *blk
         for (size_t c0 = i0; c0 < i1; c0 += RV_CHUNK) {
             size_t c1 = c0 + RV_CHUNK < i1 ? c0 + RV_CHUNK : i1;
             if (keep_bits)
-                for (size_t i = c0; i < c1; i++)
-                    v[i] = rv_exact_mul(a, &stack, &state[i], &sg.code, v[i]);
+                o->coder.mul(a, &stack, state + c0, &sg.code, v + c0, c1 - c0);
             else
                 for (size_t i = c0; i < c1; i++)
                     v[i] = rounded_mul(v[i], sg.code.n);
@@ -216,8 +218,7 @@ static void mom_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
                     goto done;
                 }
             }
-            for (size_t i = c1; i-- > c0;)
-                v[i] = rv_exact_div(a, &stack, &state[i], &sg.code, v[i]);
+            o->coder.div(a, &stack, state + c0, &sg.code, v + c0, c1 - c0);
             int hv_finite = 1; /* checked here, where hv is read anyway, not in a pass of its own */
             for (size_t i = c0; i < c1; i++) {
                 part += dv[i] * (rv_to_double(fx, v[i]) + grad[i]);

@@ -1,0 +1,281 @@
+/* check_coder_vec.c: every lane version of the run-level exact multiply (coder_vec.h) gives the
+ * plain loop's bits: the same values, states, stack words in the same order, and the same
+ * deficit / broken / nomem / capacity, forward and in reverse, on random and edge input (states
+ * at the coder's bounds and corrupt ones, v = 0, negative and extreme, n from 1 to 2^16, runs
+ * of every length against the lane width, stacks full, empty or in deficit). */
+#include <check.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exact/coder_vec.h"
+
+#define MAX_P 4200 /* a whole block and a bit: runs of any length against 4 and 8 lanes */
+#define MAX_T 6
+
+static uint64_t rng = 2024;
+static uint64_t rnd(void) { return rv_rand_u64(&rng); }
+
+static revl_allocator alloc;
+static rv_coder_run runs[3];
+static int n_runs;
+static long n_compared[3];
+
+typedef struct world {
+    uint64_t state[MAX_P];
+    int64_t v[MAX_P];
+    rv_stack s;
+} world;
+
+static world start, ref, vec;
+
+static void world_copy(world *dst, const world *src, size_t p)
+{
+    memcpy(dst->state, src->state, p * sizeof *src->state);
+    memcpy(dst->v, src->v, p * sizeof *src->v);
+    rv_free(&alloc, dst->s.words);
+    dst->s = src->s;
+    dst->s.words = src->s.cap ? rv_calloc(&alloc, src->s.cap, sizeof *src->s.words) : NULL;
+    if (src->s.len)
+        memcpy(dst->s.words, src->s.words, src->s.len * sizeof *src->s.words);
+}
+
+static void world_same(const world *x, const world *y, size_t p)
+{
+    ck_assert_mem_eq(x->v, y->v, p * sizeof *x->v);
+    ck_assert_mem_eq(x->state, y->state, p * sizeof *x->state);
+    ck_assert_uint_eq(x->s.len, y->s.len);
+    ck_assert_uint_eq(x->s.cap, y->s.cap);
+    ck_assert_uint_eq(x->s.deficit, y->s.deficit);
+    ck_assert_int_eq(x->s.broken, y->s.broken);
+    ck_assert_int_eq(x->s.nomem, y->s.nomem);
+    if (x->s.len)
+        ck_assert_mem_eq(x->s.words, y->s.words, x->s.len * sizeof *x->s.words);
+}
+
+/* States: random in [2^47, 2^63), the bounds and their neighbours; corrupt ones (outside the
+ * coder's range) when `corrupt`. */
+static uint64_t some_state(int corrupt)
+{
+    static const uint64_t edge[] = {RV_STATE_LOW, RV_STATE_LOW + 1, RV_STATE_LOW + 0xffff,
+                                    RV_STATE_LOW + 0x10000, (1ULL << 48) - 1, 1ULL << 48,
+                                    (1ULL << 63) - 1, (1ULL << 63) - 0x10000,
+                                    (1ULL << 62) + 0x7fff};
+    /* (not 0: the plain forward loop would pop zeros from an empty stack for ever) */
+    static const uint64_t bad[] = {1ULL << 32, RV_STATE_LOW - 1, 1ULL << 63, UINT64_MAX,
+                                   (1ULL << 63) + 0x12345};
+    uint64_t u = rnd();
+    if (corrupt && u % 5 == 0)
+        return bad[(u >> 8) % (sizeof bad / sizeof *bad)];
+    if (u % 4 == 0)
+        return edge[(u >> 8) % (sizeof edge / sizeof *edge)];
+    return RV_STATE_LOW + (rnd() % ((1ULL << 63) - RV_STATE_LOW));
+}
+
+static int64_t some_v(void)
+{
+    uint64_t u = rnd();
+    switch (u % 10) {
+    case 0: return 0;
+    case 1: return -1;
+    case 2: return 1;
+    case 3: return INT64_MIN;
+    case 4: return INT64_MAX;
+    case 5: return (int64_t)(rnd() % 131072) - 65536;
+    case 6: return -(int64_t)(rnd() >> (u >> 8) % 63);
+    default: return (int64_t)(rnd() >> (u >> 8) % 64);
+    }
+}
+
+static uint32_t some_n(void)
+{
+    static const uint32_t edge[] = {1, 2, 3, 255, 32767, 32768, 32769, 58982, 65535, 65536};
+    uint64_t u = rnd();
+    return u % 2 ? edge[(u >> 8) % (sizeof edge / sizeof *edge)] : 1 + (uint32_t)(rnd() % 65536);
+}
+
+static size_t some_p(void)
+{
+    uint64_t u = rnd();
+    return u % 8 == 0 ? RV_BLOCK + (u >> 8) % 100 : (u >> 8) % 70;
+}
+
+/* A start: the stack holds a few words with some room, none, or is empty in deficit. */
+static void make_start(size_t p, int corrupt)
+{
+    for (size_t i = 0; i < p; i++) {
+        start.state[i] = some_state(corrupt);
+        start.v[i] = some_v();
+    }
+    rv_free(&alloc, start.s.words);
+    memset(&start.s, 0, sizeof start.s);
+    uint64_t u = rnd();
+    size_t len = u % 3 == 0 ? 0 : (u >> 8) % 40;
+    size_t cap = len + ((u >> 16) % 2 ? 0 : (u >> 24) % 30);
+    start.s.words = cap ? rv_calloc(&alloc, cap, sizeof *start.s.words) : NULL;
+    start.s.cap = cap;
+    start.s.len = len;
+    for (size_t j = 0; j < len; j++)
+        start.s.words[j] = (rv_word)rnd();
+    if (len == 0 && (u >> 32) % 3 == 0)
+        start.s.deficit = 1 + (u >> 40) % 20;
+}
+
+/* T forward runs then T reverse runs from `start`, every lane version against plain after
+ * each run; a clean start (valid states, no deficit) must come back bit for bit. */
+static void compare_from_start(size_t p, int corrupt)
+{
+    uint32_t nums[MAX_T];
+    rv_gamma_code codes[MAX_T];
+    size_t steps = 1 + rnd() % MAX_T;
+    for (size_t t = 0; t < steps; t++) {
+        nums[t] = some_n();
+        rv_gamma_code_make(&codes[t], nums[t]);
+    }
+    /* the reverse first too: it meets the start's full or short stacks directly (no round trip
+     * then: dividing a large v by gamma leaves int64, the multiply cannot bring it back) */
+    int reverse_first = rnd() % 3 == 0;
+    corrupt |= reverse_first;
+    for (int r = 1; r < n_runs; r++) {
+        world_copy(&ref, &start, p);
+        world_copy(&vec, &start, p);
+        for (int half = 0; half < 2; half++) {
+            if (half == reverse_first)
+                for (size_t t = 0; t < steps; t++) {
+                    rv_mul_run_plain(&alloc, &ref.s, ref.state, &codes[t], ref.v, p);
+                    runs[r].mul(&alloc, &vec.s, vec.state, &codes[t], vec.v, p);
+                    world_same(&ref, &vec, p);
+                }
+            else
+                for (size_t t = steps; t-- > 0;) {
+                    rv_div_run_plain(&alloc, &ref.s, ref.state, &codes[t], ref.v, p);
+                    runs[r].div(&alloc, &vec.s, vec.state, &codes[t], vec.v, p);
+                    world_same(&ref, &vec, p);
+                }
+            if (half == 0 && vec.s.deficit) /* borrowed words: no way back */
+                corrupt = 1;
+        }
+        if (!corrupt && !start.s.deficit) {
+            ck_assert_mem_eq(vec.v, start.v, p * sizeof *vec.v);
+            ck_assert_mem_eq(vec.state, start.state, p * sizeof *vec.state);
+            ck_assert_uint_eq(vec.s.len, start.s.len);
+            if (start.s.len)
+                ck_assert_mem_eq(vec.s.words, start.s.words, start.s.len * sizeof(rv_word));
+            ck_assert(!vec.s.deficit && !vec.s.broken && !vec.s.nomem);
+        }
+        n_compared[r] += (long)(2 * steps * p);
+    }
+}
+
+START_TEST(test_random_clean)
+{
+    for (int rep = 0; rep < 3000; rep++) {
+        size_t p = some_p();
+        make_start(p, 0);
+        compare_from_start(p, 0);
+    }
+}
+END_TEST
+
+START_TEST(test_corrupt_states)
+{
+    for (int rep = 0; rep < 1500; rep++) {
+        size_t p = some_p();
+        make_start(p, 1);
+        compare_from_start(p, 1);
+    }
+}
+END_TEST
+
+/* A long run on one block at gamma near 1, as training does: the stack grows from empty
+ * (through rv_stack_grow) forward and is unwound to empty in reverse. */
+START_TEST(test_long_training_like)
+{
+    static const uint32_t gammas[] = {58982, 65535, 32768, 1, 65536, 64880};
+    for (int g = 0; g < 6; g++) {
+        size_t p = RV_BLOCK - g;
+        for (size_t i = 0; i < p; i++) {
+            start.state[i] = RV_STATE_LOW;
+            start.v[i] = some_v() >> (g * 7);
+        }
+        rv_free(&alloc, start.s.words);
+        memset(&start.s, 0, sizeof start.s);
+        rv_gamma_code c;
+        rv_gamma_code_make(&c, gammas[g]);
+        for (int r = 1; r < n_runs; r++) {
+            world_copy(&ref, &start, p);
+            world_copy(&vec, &start, p);
+            for (int t = 0; t < 40; t++) {
+                rv_mul_run_plain(&alloc, &ref.s, ref.state, &c, ref.v, p);
+                runs[r].mul(&alloc, &vec.s, vec.state, &c, vec.v, p);
+            }
+            world_same(&ref, &vec, p);
+            for (int t = 0; t < 40; t++) {
+                rv_div_run_plain(&alloc, &ref.s, ref.state, &c, ref.v, p);
+                runs[r].div(&alloc, &vec.s, vec.state, &c, vec.v, p);
+                world_same(&ref, &vec, p);
+            }
+            ck_assert_mem_eq(vec.v, start.v, p * sizeof *vec.v);
+            ck_assert_uint_eq(vec.s.len, 0);
+            for (size_t i = 0; i < p; i++)
+                ck_assert_uint_eq(vec.state[i], RV_STATE_LOW);
+            n_compared[r] += 80L * (long)p;
+        }
+    }
+}
+END_TEST
+
+/* The plain run is the per-parameter operation in order (what momentum.c did before). */
+START_TEST(test_plain_is_the_inline_op)
+{
+    size_t p = 1000;
+    make_start(p, 0);
+    world_copy(&ref, &start, p);
+    world_copy(&vec, &start, p);
+    rv_gamma_code c;
+    rv_gamma_code_make(&c, 58982);
+    rv_mul_run_plain(&alloc, &ref.s, ref.state, &c, ref.v, p);
+    for (size_t i = 0; i < p; i++)
+        vec.v[i] = rv_exact_mul(&alloc, &vec.s, &vec.state[i], &c, vec.v[i]);
+    world_same(&ref, &vec, p);
+    rv_div_run_plain(&alloc, &ref.s, ref.state, &c, ref.v, p);
+    for (size_t i = p; i-- > 0;)
+        vec.v[i] = rv_exact_div(&alloc, &vec.s, &vec.state[i], &c, vec.v[i]);
+    world_same(&ref, &vec, p);
+}
+END_TEST
+
+static Suite *coder_vec_suite(void)
+{
+    Suite *s = suite_create("coder_vec");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_plain_is_the_inline_op);
+    tcase_add_test(tc, test_random_clean);
+    tcase_add_test(tc, test_corrupt_states);
+    tcase_add_test(tc, test_long_training_like);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    revl_allocator_init(&alloc);
+    const char *skipped = "";
+    n_runs = rv_coder_runs(runs, &skipped);
+    SRunner *sr = srunner_create(coder_vec_suite());
+    srunner_set_fork_status(sr, CK_NOFORK); /* the counts below are gathered in this process */
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    printf("check_coder_vec: compared against %s:", runs[0].name);
+    for (int r = 1; r < n_runs; r++)
+        printf(" %s (%ld parameter-steps)", runs[r].name, n_compared[r]);
+    printf("%s\n", n_runs == 1 ? " NOTHING (no lane version runs here)" : "");
+    if (*skipped)
+        printf("check_coder_vec: *** NOT TESTED on this CPU: %s ***\n", skipped);
+    if (n_runs == 1)
+        return EXIT_FAILURE;
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -114,12 +114,15 @@ check_outputs() {
 # --resume (lr_schedule, adam_schedule): the run killed with SIGKILL once its first
 # meta-iteration is checkpointed, then resumed, must end on the uninterrupted run's bytes
 # (final checkpoint and learned hyperparameters). Bounded: 120 s of waiting at most.
+# The watch is on checkpoint.bin, not on the curve: the example appends the curve line first
+# and then saves the checkpoint (a temporary file renamed into place), so checkpoint.bin
+# existing means both are complete; a kill between the two would leave nothing to resume.
 check_resume() {
     local name=$1 bin=$2 ref=$3 dir=$out/$1-resume
     rm -rf "$dir"
     "$bin" --quick --out "$dir" >"$dir.log" 2>&1 &
     local pid=$! waited=0
-    while [ $waited -lt 1200 ] && ! [ -s "$dir/curve-checkpoint.txt" ] && kill -0 $pid 2>/dev/null; do
+    while [ $waited -lt 1200 ] && ! [ -e "$dir/checkpoint.bin" ] && kill -0 $pid 2>/dev/null; do
         sleep 0.1
         waited=$((waited + 1))
     done

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "bench_util.h"
+#include "plain_loops.h"
 
 static double cpu_now(void)
 {
@@ -18,7 +18,7 @@ static double cpu_now(void)
 }
 
 /* torch.optim.Adam's step in doubles, the model call included (as the exact core's is). */
-static double plain_adam(size_t p, size_t steps, double *w, double *m, double *s, double *g)
+static double plain_adam_core(size_t p, size_t steps, double *w, double *m, double *s, double *g)
 {
     const double b1 = 0.9, b2 = 0.999, eps = 1e-8, alpha = 1e-3;
     double p1 = 1, p2 = 1;
@@ -30,11 +30,7 @@ static double plain_adam(size_t p, size_t steps, double *w, double *m, double *s
         p1 *= b1;
         p2 *= b2;
         double c1 = 1 - p1, c2 = 1 - p2;
-        for (size_t i = 0; i < p; i++) {
-            m[i] = b1 * m[i] + (1 - b1) * g[i];
-            s[i] = b2 * s[i] + (1 - b2) * g[i] * g[i];
-            w[i] -= alpha * (m[i] / c1) / (sqrt(s[i] / c2) + eps);
-        }
+        plain_adam_update(p, w, m, s, g, alpha, b1, b2, eps, c1, c2);
     }
     return cpu_now() - t0;
 }
@@ -93,7 +89,7 @@ int main(int argc, char **argv)
         for (int k = 0; k < reps; k++) {
             for (size_t i = 0; i < p; i++)
                 w[i] = 1 + 0.5 * sin((double)i);
-            double tp = plain_adam(p, steps, w, m, s, g), tf, tr;
+            double tp = plain_adam_core(p, steps, w, m, s, g), tf, tr;
             if (exact_adam(p, steps, &tf, &tr))
                 return 1;
             plain = tp < plain ? tp : plain;

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "mlp_floor.h"
+#include "plain_loops.h"
 
 static void die(const char *what, int rc, const char *msg)
 {
@@ -23,62 +24,6 @@ static void die(const char *what, int rc, const char *msg)
     exit(1);
 }
 
-/* The loop revl replaces: momentum SGD in doubles with the same schedule and model. */
-static double plain_training(revl_model *m, size_t steps, const double *w0, const double *meta,
-                             double *w)
-{
-    size_t p = revl_model_n_params(m);
-    double *v = calloc(p, sizeof *v), *g = malloc(p * sizeof *g);
-    memcpy(w, w0, p * sizeof *w);
-    double t0 = bench_now();
-    for (size_t t = 0; t < steps; t++) {
-        int rc = revl_model_grad(m, t, w, meta, g, NULL);
-        if (rc)
-            die("plain gradient", rc, revl_model_last_error(m));
-        for (size_t i = 0; i < p; i++) {
-            v[i] = 0.9 * v[i] - 0.1 * g[i];
-            w[i] += 0.3 * v[i];
-        }
-    }
-    double dt = bench_now() - t0;
-    free(v);
-    free(g);
-    return dt;
-}
-
-/* The loop revl's Adam replaces: torch.optim.Adam's update in doubles, same model. */
-#define ADAM_ALPHA 0.003
-#define ADAM_BETA1 0.9
-#define ADAM_BETA2 0.999
-#define ADAM_EPS 1e-8
-static double plain_adam(revl_model *m, size_t steps, const double *w0, const double *meta,
-                         double *w)
-{
-    size_t p = revl_model_n_params(m);
-    double *mo = calloc(p, sizeof *mo), *so = calloc(p, sizeof *so), *g = malloc(p * sizeof *g);
-    memcpy(w, w0, p * sizeof *w);
-    double p1 = 1, p2 = 1, t0 = bench_now();
-    for (size_t t = 0; t < steps; t++) {
-        int rc = revl_model_grad(m, t, w, meta, g, NULL);
-        if (rc)
-            die("plain gradient", rc, revl_model_last_error(m));
-        p1 *= ADAM_BETA1;
-        p2 *= ADAM_BETA2;
-        double c1 = 1 - p1, c2 = 1 - p2;
-        for (size_t i = 0; i < p; i++) {
-            mo[i] = ADAM_BETA1 * mo[i] + (1 - ADAM_BETA1) * g[i];
-            so[i] = ADAM_BETA2 * so[i] + (1 - ADAM_BETA2) * g[i] * g[i];
-            w[i] -= ADAM_ALPHA * (mo[i] / c1) / (sqrt(so[i] / c2) + ADAM_EPS);
-        }
-    }
-    double dt = bench_now() - t0;
-    free(mo);
-    free(so);
-    free(g);
-    return dt;
-}
-
-/* seconds for `reps` calls of fn(f) in a row: the floor run the way the model runs */
 static double run_floor(void (*fn)(mlp_floor *), mlp_floor *f, size_t reps)
 {
     double t0 = bench_now();

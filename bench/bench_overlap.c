@@ -9,6 +9,9 @@
  *      the exact core (the trainer with a model that costs nothing, P = the MLP's parameter
  *      count) on a second thread next to T gradients of the MLP: if the wall time is near the
  *      larger of the two, overlap pays by the smaller one; if near their sum, it does not.
+ * Then the overlap as built (core/overlap.h: revl_trainer_options.threads = 2 below 2^18
+ * parameters runs each step's exact multiplies on a second thread during the gradient): the
+ * trainer's exact forward on the MLP with threads = 1 and 2 against the plain double loop.
  * Every side is timed R times, interleaved round by round, and the median is printed.
  * Usage: bench_overlap [T] [R]   (defaults 100 and 7) */
 #include <pthread.h>
@@ -17,6 +20,7 @@
 #include <string.h>
 
 #include "mlp_floor.h"
+#include "plain_loops.h"
 
 /* OpenBLAS's own call; absent (NULL) with another BLAS, and then side 1 is not measured. */
 extern void openblas_set_num_threads(int n) __attribute__((weak));
@@ -140,6 +144,69 @@ static void threads_table(size_t steps, int rounds)
     }
 }
 
+/* The exact forward of the MLP with the core on one thread and with the built-in overlap, each
+ * against the plain double loop of the same optimiser and model. */
+static void built_in_table(revl_model *mlp, const double *w0, const double *meta, size_t steps,
+                           int rounds)
+{
+    size_t p = revl_model_n_params(mlp), ng = revl_model_n_groups(mlp);
+    size_t *off = malloc((ng + 1) * sizeof *off);
+    double *w = malloc(p * sizeof *w);
+    if (!off || !w) {
+        fprintf(stderr, "bench_overlap: out of memory\n");
+        exit(1);
+    }
+    revl_model_group_offsets(mlp, off);
+    printf("\nthe overlap as built: the MLP's exact forward with threads = 1 and 2 (the "
+           "multiplies on a second thread\nduring each gradient), T = %zu, median of %d, seconds\n",
+           steps, rounds);
+    printf("%-9s | %8s %8s %8s | %9s %9s %9s\n", "optimiser", "plain", "exact 1t", "exact 2t",
+           "1t/plain", "2t/plain", "2t/1t");
+    static const revl_optimizer opts[2] = {REVL_OPTIM_MOMENTUM, REVL_OPTIM_ADAM};
+    for (int oi = 0; oi < 2; oi++) {
+        revl_optimizer opt = opts[oi];
+        revl_schedule *s = NULL;
+        bench_check(revl_schedule_create_for(&s, opt, steps, ng, off, NULL),
+                    "revl_schedule_create_for", "");
+        if (opt == REVL_OPTIM_MOMENTUM) {
+            revl_schedule_fill(s, 0.3, 0.9);
+        } else {
+            revl_schedule_fill_kind(s, REVL_HYPER_ALPHA, ADAM_ALPHA);
+            revl_schedule_fill_kind(s, REVL_HYPER_BETA1, ADAM_BETA1);
+            revl_schedule_fill_kind(s, REVL_HYPER_BETA2, ADAM_BETA2);
+            revl_schedule_fill_kind(s, REVL_HYPER_EPS, ADAM_EPS);
+        }
+        revl_trainer *tr[2];
+        for (int k = 0; k < 2; k++) {
+            revl_trainer_options o;
+            revl_trainer_options_init(&o);
+            o.threads = k + 1;
+            tr[k] = NULL;
+            bench_check(revl_trainer_create(&tr[k], mlp, s, &o), "revl_trainer_create",
+                        revl_last_create_error());
+        }
+        double t[3][99];
+        for (int r = 0; r < rounds; r++) {
+            t[0][r] = opt == REVL_OPTIM_MOMENTUM ? plain_training(mlp, steps, w0, meta, w)
+                                                 : plain_adam(mlp, steps, w0, meta, w);
+            for (int k = 0; k < 2; k++) {
+                double t0 = bench_now();
+                bench_check(revl_trainer_train(tr[k], w0, meta), "revl_trainer_train",
+                            revl_trainer_last_error(tr[k]));
+                t[1 + k][r] = bench_now() - t0;
+            }
+        }
+        double m0 = median(t[0], rounds), m1 = median(t[1], rounds), m2 = median(t[2], rounds);
+        printf("%-9s | %8.3f %8.3f %8.3f | %9.3f %9.3f %9.3f\n", revl_optimizer_name(opt), m0, m1,
+               m2, m1 / m0, m2 / m0, m2 / m1);
+        revl_trainer_free(tr[0]);
+        revl_trainer_free(tr[1]);
+        revl_schedule_free(s);
+    }
+    free(off);
+    free(w);
+}
+
 enum { S_GRAD1, S_GRAD2, S_CORE1, S_CORE2, S_BOTH, N_SIDES };
 
 int main(int argc, char **argv)
@@ -220,6 +287,9 @@ int main(int argc, char **argv)
     }
     if (!have_blas_threads)
         printf("grad 2t: not measured (the BLAS is not OpenBLAS)\n");
+    if (have_blas_threads)
+        openblas_set_num_threads(1);
+    built_in_table(mlp, w0, meta, steps, rounds);
     threads_table(steps, rounds);
     printf("ovl/ser: the exact core on a second thread next to the gradients, against the two "
            "one after the other;\n  the best overlap could reach is max/sum = the larger of "

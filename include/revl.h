@@ -259,7 +259,10 @@ typedef struct revl_trainer_options {
                            (the bits of earlier steps are not kept) */
     int threads;        /* threads for the exact core (OpenMP); 0 = library default: all cores
                            (omp_get_max_threads) for models of 2^18 parameters or more, else 1;
-                           results are bit-identical for any value */
+                           2 or more below 2^18 parameters: a second thread also runs each
+                           step's exact multiplies while the model computes the gradient (the
+                           model is always called on the calling thread); results are
+                           bit-identical for any value */
     const revl_allocator *allocator; /* optional; NULL = malloc/free; copied */
 } revl_trainer_options;
 REVL_API void revl_trainer_options_init(revl_trainer_options *o);

@@ -11,9 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "revl.h"
 #include "testutil.h"
+#include "core/overlap.h"
 #include "core/trainer.h" /* the corruption tests reach into the trainer */
 #include "exact/coder_vec.h"
 #include "exact/wide.h"
@@ -38,6 +40,8 @@ typedef struct model {
     int armed;
     long nan_hm_at;       /* step whose mixed product (meta) is NaN (-1 never) */
     revl_trainer *reenter; /* a trainer the gradient callback calls back (NULL: none) */
+    revl_trainer *wait_worker; /* the gradient waits for this trainer's overlap worker */
+    long fail_grad_at;         /* step whose gradient callback returns 7 (-1 never) */
     int reenter_rc[N_REENTRY]; /* what each call of the trainer's returned, last time */
     char reenter_msg[N_REENTRY][256];
 } model;
@@ -65,6 +69,17 @@ static int m_grad(size_t step, const double *w, const double *meta, double *g, d
         g[q->p - 1] = 1e12;
     if ((long)step == q->drift_at && q->armed)
         g[1] = nextafter(g[1], INFINITY);
+    /* the worker must do every block of the step while this callback runs (after 2 s without
+     * it, the test stops waiting and fails on the worker's count) */
+    for (int k = 0; q->wait_worker && q->wait_worker->overlap &&
+                    rv_overlap_busy(q->wait_worker->overlap);
+         k++) {
+        if (k == 20000)
+            q->wait_worker = NULL;
+        nanosleep(&(struct timespec){0, 100000}, NULL);
+    }
+    if ((long)step == q->fail_grad_at)
+        return 7;
     if (q->reenter) { /* a callback that calls the trainer running it: refused, not obeyed */
         double w0[64] = {0};
         revl_trainer *t = q->reenter;
@@ -134,6 +149,7 @@ static revl_model *make_model(size_t p, size_t dead, model **out)
     q->sc = malloc(p * sizeof *q->sc);
     q->b = 0.3;
     q->nan_at = q->huge_at = q->fail_affine_at = q->drift_at = q->nan_hm_at = -1;
+    q->fail_grad_at = -1;
     for (size_t i = 0; i < p; i++) {
         q->a[i] = 0.5 + 1.5 * (double)((i * 7 + 3) % 11) / 10.0;
         q->c[i] = (double)((i * 3 + 1) % 5) - 2.0;
@@ -382,6 +398,68 @@ END_TEST
 
 /* Momentum's exact multiply in vector lanes (coder_vec.h, chosen at run time) gives the plain
  * loop's bits end to end: w_T, the buffer and every hypergradient. */
+/* The forward's second thread (threads >= 2 below 2^18 parameters, core/overlap.h) runs each
+ * step's exact multiplies while the gradient is computed: the same w_T and hypergradients as
+ * one thread, with and without truncation; the worker really does the blocks (the gradient
+ * callback waits for it); a NaN gradient or a failing callback with the worker's multiplies
+ * done fails the call with its message, and the trainer then trains to the same bits. */
+START_TEST(test_overlap_same_bits)
+{
+    revl_optimizer opt = optimizers[_i];
+    size_t p = 3 * 4096 + 77, steps = 12, ng = 3, n_blocks = 4;
+    double *w0 = malloc(p * sizeof *w0), *wt[2];
+    init_w0(w0, p);
+    double meta = -1.0;
+    for (size_t truncate = 0; truncate <= 5; truncate += 5) {
+        hg res[2];
+        for (int k = 0; k < 2; k++) {
+            model *q;
+            revl_model *m = make_model(p, 5, &q);
+            rng = 99;
+            revl_schedule *s = random_schedule(opt, steps, ng, p);
+            revl_trainer_options o;
+            revl_trainer_options_init(&o);
+            o.threads = k ? 2 : 1;
+            o.truncate = truncate;
+            revl_trainer *t = NULL;
+            ck_assert_int_eq(revl_trainer_create(&t, m, s, &o), REVL_OK);
+            if (k) {
+                q->wait_worker = t;
+                q->nan_at = 4;
+                ck_assert_int_eq(revl_trainer_train(t, w0, &meta), REVL_ERR_RANGE);
+                expect_msg(revl_trainer_last_error(t), "gradient is NaN at step 4");
+                q->nan_at = -1;
+                q->fail_grad_at = 7;
+                ck_assert_int_eq(revl_trainer_train(t, w0, &meta), REVL_ERR_CALLBACK);
+                q->fail_grad_at = -1;
+            }
+            wt[k] = malloc(p * sizeof *wt[k]);
+            ck_assert_int_eq(revl_trainer_train(t, w0, &meta), REVL_OK);
+            ck_assert_int_eq(revl_trainer_weights(t, wt[k]), REVL_OK);
+            ck_assert_int_eq(run_hypergrad(t, s, w0, &meta, p, &res[k]), REVL_OK);
+            if (k) /* 5 + 8 + 12 + 12 forward steps, every block on the worker */
+                ck_assert_uint_eq(rv_overlap_worker_blocks(t->overlap), (5 + 8 + 2 * steps) * n_blocks);
+            else
+                ck_assert_ptr_null(t->overlap);
+            revl_trainer_free(t);
+            revl_schedule_free(s);
+            revl_model_free(m);
+        }
+        ck_assert_mem_eq(wt[0], wt[1], p * sizeof *wt[0]);
+        ck_assert_mem_eq(res[0].w0, res[1].w0, p * sizeof *res[0].w0);
+        ck_assert_mem_eq(res[0].meta, res[1].meta, sizeof *res[0].meta);
+        for (int kind = 0; kind < REVL_HYPER_COUNT; kind++)
+            if (res[0].kind[kind])
+                ck_assert_mem_eq(res[0].kind[kind], res[1].kind[kind], steps * ng * sizeof(double));
+        for (int k = 0; k < 2; k++) {
+            hg_free(&res[k]);
+            free(wt[k]);
+        }
+    }
+    free(w0);
+}
+END_TEST
+
 START_TEST(test_momentum_coder_lanes_same_bits)
 {
     size_t p = 9000, steps = 30, ng = 5;
@@ -1147,6 +1225,7 @@ static Suite *optim_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("errors");
     tcase_add_test(tc, test_momentum_coder_lanes_same_bits);
+    tcase_add_loop_test(tc, test_overlap_same_bits, 0, N_OPT);
     tcase_add_test(tc, test_schedule_errors);
     tcase_add_test(tc, test_hypergrad_wrong_kind);
     tcase_add_loop_test(tc, test_gradient_errors, 0, N_OPT);

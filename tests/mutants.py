@@ -57,6 +57,20 @@ MUTANTS = [
      ["check_optim", "check_pinned"]),
     ("src/optim/optim.c", "return rv_rate_applied(RV_GRID_BETA, value);",
      "return rv_rate_applied(RV_GRID_GAMMA, value);", ["check_optim"]),
+    # ---- core/overlap.c: the forward's second thread
+    # it never starts: the caller does every block (same bits, but the worker did nothing)
+    ("src/core/overlap.c", "ov->started = pthread_create(&ov->thread, NULL, worker, ov) == 0;",
+     "ov->started = 0;", ["check_optim"]),
+    # the worker claims a block and skips it: that block's states are not multiplied
+    ("src/core/overlap.c", "t->opt->forward_block(t->opt_self, &t->pass, step, &t->blocks[b], flags);",
+     "if (b != 1) t->opt->forward_block(t->opt_self, &t->pass, step, &t->blocks[b], flags);",
+     ["check_optim"]),
+    # the update phase multiplies again
+    ("src/core/trainer.c", "int phases = ov ? RV_FWD_UPDATE : RV_FWD_MUL | RV_FWD_UPDATE;",
+     "int phases = RV_FWD_MUL | RV_FWD_UPDATE;", ["check_optim"]),
+    # the worker's multiplies keep no bits
+    ("src/core/trainer.c", "rv_overlap_post(ov, t, step, RV_FWD_MUL | keep);",
+     "rv_overlap_post(ov, t, step, RV_FWD_MUL);", ["check_optim"]),
     # ---- exact/: the coder and the exact multiply
     ("src/exact/infobuf.h", "    while (st < RV_STATE_LOW)\n        st = (st << RV_WORD_BITS) | rv_pop_word(s);",
      "    if (st < RV_STATE_LOW)\n        st = (st << RV_WORD_BITS) | rv_pop_word(s);",

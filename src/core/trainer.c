@@ -2,6 +2,7 @@
  * gradient, then the optimiser's step on every block (in threads), with the bits its exact
  * multiplies discard kept in the information buffer so that the reverse pass (reverse.c) can
  * undo every step bit for bit. */
+#include "core/overlap.h"
 #include "core/trainer.h"
 #include "dist/shard.h"
 
@@ -86,6 +87,7 @@ static void trainer_free_arrays(revl_trainer *t)
             rv_free(a, t->state_start[k]);
     rv_free(a, t->state_start);
     rv_free(a, t->ckpt_path);
+    rv_overlap_free(t->overlap, a); /* joins its thread first: nothing runs on the arrays */
     if (t->opt_self)
         t->opt->destroy(t->opt_self, a);
     rv_infobuf_destroy(&t->buf);
@@ -502,22 +504,43 @@ static int train(revl_trainer *t, const double *w0, const double *meta)
     return rv_trainer_forward(t, 0);
 }
 
+/* With two threads or more asked for, a model below the size at which the blocks themselves
+ * are split between threads (RV_THREADS_MIN_PARAMS) has the exact multiplies of each step run
+ * on a second thread during the model's gradient (overlap.h); NULL when not, or when the
+ * worker cannot be made (the step is then done in one pass, with the same bits). */
+static rv_overlap *overlap_for(revl_trainer *t)
+{
+    if (t->threads < 2 || t->n_local >= RV_THREADS_MIN_PARAMS)
+        return NULL;
+    if (!t->overlap)
+        t->overlap = rv_overlap_create(&t->alloc);
+    return t->overlap;
+}
+
 int rv_trainer_forward(revl_trainer *t, size_t from)
 {
     int rc, nt = rv_trainer_threads(t);
+    rv_overlap *ov = overlap_for(t);
     for (size_t step = from; step < t->n_steps; step++) {
         if (step == t->first_kept && step > 0)
             save_start(t);
+        int keep = step >= t->first_kept ? RV_FWD_KEEP : 0;
+        if (ov)
+            rv_overlap_post(ov, t, step, RV_FWD_MUL | keep);
         double loss = NAN;
         rc = revl_model_grad(t->model, step, t->wd, t->n_meta ? t->meta : NULL, t->grad, &loss);
+        if (ov)
+            rv_overlap_finish(ov); /* every block multiplied; the worker waits for the next */
         if (rc)
             return rv_fail(t->err, rc, "%s (forward)", revl_model_last_error(t->model));
         t->fingerprint[step] = rv_fingerprint(t->grad, t->n_params);
-        int keep = step >= t->first_kept;
+        /* overlapped, the update stays on this thread: splitting it between two (OpenMP, or
+         * the worker again) measured no faster at these sizes (bench_overlap) */
+        int phases = ov ? RV_FWD_UPDATE : RV_FWD_MUL | RV_FWD_UPDATE, ntu = ov ? 1 : nt;
         long nb = (long)t->n_blocks;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+#pragma omp parallel for schedule(static) num_threads(ntu) if (ntu > 1)
         for (long b = 0; b < nb; b++)
-            t->opt->forward_block(t->opt_self, &t->pass, step, &t->blocks[b], keep);
+            t->opt->forward_block(t->opt_self, &t->pass, step, &t->blocks[b], phases | keep);
         rc = rv_shard_vote(t, rv_trainer_block_error(t, step, "forward"));
         if (!rc)
             rc = rv_shard_gather_w(t);

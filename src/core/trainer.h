@@ -56,6 +56,7 @@ struct revl_trainer {
     size_t n_blocks, n_parts;
     rv_infobuf buf;
     rv_pass pass;
+    struct rv_overlap *overlap; /* the forward's second thread (overlap.h), made on first use */
 
     int state;
     const char *busy;  /* the call running now (train, hypergrad), NULL between calls: a model

@@ -195,7 +195,7 @@ static inline void adam_moments_undo(const adam_sg *sg, size_t i, double g, rv_w
  * failure, recorded only now so that a weight failure before j is the one reported, as when
  * each parameter was done whole in turn. A weight failure at i undoes the sums of (i, j), so a
  * failure leaves the state the first version left. */
-static void adam_forward_block(void *self, rv_pass *p, size_t step, rv_block *blk, int keep_bits)
+static void adam_forward_block(void *self, rv_pass *p, size_t step, rv_block *blk, int flags)
 {
     adam *o = self;
     rv_stack *stack_home = rv_block_stack(p->buf, blk);
@@ -204,7 +204,8 @@ static void adam_forward_block(void *self, rv_pass *p, size_t step, rv_block *bl
     rv_wide *restrict m = o->m, *restrict s = o->s;
     uint64_t *restrict state = p->buf->state;
     double y[RV_CHUNK];
-    blk->err = RV_OK;
+    if (flags & RV_FWD_MUL)
+        blk->err = RV_OK;
     for (size_t g = blk->g_first; g <= blk->g_last; g++) {
         const adam_sg sg = o->sg[step * o->n_groups + g];
         const rv_adam_dir dir = {sg.m_scale, sg.s_scale, sg.eps, sg.alpha_fixed};
@@ -212,16 +213,20 @@ static void adam_forward_block(void *self, rv_pass *p, size_t step, rv_block *bl
         rv_block_range(blk, p->offsets, g, &i0, &i1);
         for (size_t c0 = i0; c0 < i1; c0 += RV_CHUNK) {
             size_t c1 = c0 + RV_CHUNK < i1 ? c0 + RV_CHUNK : i1;
-            if (keep_bits)
-                for (size_t i = c0; i < c1; i++) {
-                    m[i] = rv_wide_mul(a, &stack, &state[i], &sg.code1, 24, m[i]);
-                    s[i] = rv_wide_mul(a, &stack, &state[i], &sg.code2, 24, s[i]);
-                }
-            else
-                for (size_t i = c0; i < c1; i++) {
-                    m[i] = rv_wide_mul_rounded(m[i], sg.code1.n, 24);
-                    s[i] = rv_wide_mul_rounded(s[i], sg.code2.n, 24);
-                }
+            if (flags & RV_FWD_MUL) {
+                if (flags & RV_FWD_KEEP)
+                    for (size_t i = c0; i < c1; i++) {
+                        m[i] = rv_wide_mul(a, &stack, &state[i], &sg.code1, 24, m[i]);
+                        s[i] = rv_wide_mul(a, &stack, &state[i], &sg.code2, 24, s[i]);
+                    }
+                else
+                    for (size_t i = c0; i < c1; i++) {
+                        m[i] = rv_wide_mul_rounded(m[i], sg.code1.n, 24);
+                        s[i] = rv_wide_mul_rounded(s[i], sg.code2.n, 24);
+                    }
+            }
+            if (!(flags & RV_FWD_UPDATE))
+                continue;
             size_t j = c0;
             while (j < c1 && adam_moments(&sg, NULL, j, p->grad[j], &m[j], &s[j]))
                 j++;

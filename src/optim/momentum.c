@@ -116,9 +116,10 @@ static inline int64_t rounded_mul(int64_t x, uint32_t n)
 }
 
 /* One forward step on one block: v <- gamma v - (1-gamma) g exactly, w <- w + alpha v.
- * Done in chunks (RV_CHUNK) of two short loops, the coder then the rest, rather than one long
- * one. The stack lives in a local copy so stores to the arrays cannot alias it. */
-static void mom_forward_block(void *self, rv_pass *p, size_t step, rv_block *blk, int keep_bits)
+ * Done in chunks (RV_CHUNK) of two short loops, the coder (RV_FWD_MUL) then the rest
+ * (RV_FWD_UPDATE), rather than one long one. The stack lives in a local copy so stores to the
+ * arrays cannot alias it. */
+static void mom_forward_block(void *self, rv_pass *p, size_t step, rv_block *blk, int flags)
 {
     momentum *o = self;
     rv_stack *stack_home = rv_block_stack(p->buf, blk);
@@ -128,18 +129,23 @@ static void mom_forward_block(void *self, rv_pass *p, size_t step, rv_block *blk
     const double *restrict grad = p->grad;
     double *restrict wd = p->wd;
     uint64_t *restrict state = p->buf->state;
-    blk->err = RV_OK;
+    if (flags & RV_FWD_MUL)
+        blk->err = RV_OK;
     for (size_t g = blk->g_first; g <= blk->g_last; g++) {
         const mom_sg sg = o->sg[step * o->n_groups + g];
         size_t i0, i1;
         rv_block_range(blk, p->offsets, g, &i0, &i1);
         for (size_t c0 = i0; c0 < i1; c0 += RV_CHUNK) {
             size_t c1 = c0 + RV_CHUNK < i1 ? c0 + RV_CHUNK : i1;
-            if (keep_bits)
-                o->coder.mul(a, &stack, state + c0, &sg.code, v + c0, c1 - c0);
-            else
-                for (size_t i = c0; i < c1; i++)
-                    v[i] = rounded_mul(v[i], sg.code.n);
+            if (flags & RV_FWD_MUL) {
+                if (flags & RV_FWD_KEEP)
+                    o->coder.mul(a, &stack, state + c0, &sg.code, v + c0, c1 - c0);
+                else
+                    for (size_t i = c0; i < c1; i++)
+                        v[i] = rounded_mul(v[i], sg.code.n);
+            }
+            if (!(flags & RV_FWD_UPDATE))
+                continue;
             size_t k = o->update(c1 - c0, grad + c0, v + c0, w + c0, wd + c0, sg.omg_fixed,
                                  sg.alpha, p->fx.inv_scale);
             if (k < c1 - c0) {

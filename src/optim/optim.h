@@ -91,6 +91,10 @@ static inline void rv_block_fail_hv(rv_block *blk, const double *hv, size_t c0)
     rv_block_fail(blk, RV_HV_NOT_FINITE, i, hv[i]);
 }
 
+/* The phases of a forward step (rv_optim.forward_block); RV_FWD_KEEP: keep the multiplies'
+ * bits in the buffer (not set for the steps before truncation). */
+enum { RV_FWD_MUL = 1, RV_FWD_UPDATE = 2, RV_FWD_KEEP = 4 };
+
 /* What the driver lends an optimiser during a pass. */
 typedef struct rv_pass {
     const revl_allocator *alloc;
@@ -145,7 +149,12 @@ typedef struct rv_optim {
      * in step-major order from step 0 at every train. Returns the buffer bits per parameter
      * the step keeps. */
     double (*prepare)(void *self, size_t step, size_t group, const double *values);
-    void (*forward_block)(void *self, rv_pass *p, size_t step, rv_block *blk, int keep_bits);
+    /* One forward step on one block, in the phases of flags (RV_FWD_*): RV_FWD_MUL, the exact
+     * multiplies of the states by their factors (and the buffer), which read neither the
+     * gradient nor w, so the driver may run them while the model computes the gradient; and
+     * RV_FWD_UPDATE, the rest. MUL then UPDATE gives the bits of both in one call. Only a call
+     * with RV_FWD_MUL clears blk->err. */
+    void (*forward_block)(void *self, rv_pass *p, size_t step, rv_block *blk, int flags);
     void (*reverse_begin)(void *self); /* adjoints of the states to 0 */
     /* undo w (w_{t+1} -> w_t, wd too); partial sums that need only the new state; the
      * direction (FIXED) or its coefficients (AFFINE) */

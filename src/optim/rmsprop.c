@@ -105,7 +105,7 @@ static inline double rms_denominator(const rms_sg *sg, rv_wide s, double *a)
     return *a + sg->eps;
 }
 
-static void rms_forward_block(void *self, rv_pass *p, size_t step, rv_block *blk, int keep_bits)
+static void rms_forward_block(void *self, rv_pass *p, size_t step, rv_block *blk, int flags)
 {
     rmsprop *o = self;
     rv_stack *stack_home = rv_block_stack(p->buf, blk);
@@ -113,23 +113,28 @@ static void rms_forward_block(void *self, rv_pass *p, size_t step, rv_block *blk
     const revl_allocator *a = p->alloc;
     rv_wide *restrict s = o->s, *restrict b = o->b;
     uint64_t *restrict state = p->buf->state;
-    blk->err = RV_OK;
+    if (flags & RV_FWD_MUL)
+        blk->err = RV_OK;
     for (size_t g = blk->g_first; g <= blk->g_last; g++) {
         const rms_sg sg = o->sg[step * o->n_groups + g];
         size_t i0, i1;
         rv_block_range(blk, p->offsets, g, &i0, &i1);
         for (size_t c0 = i0; c0 < i1; c0 += RV_CHUNK) {
             size_t c1 = c0 + RV_CHUNK < i1 ? c0 + RV_CHUNK : i1;
-            if (keep_bits)
-                for (size_t i = c0; i < c1; i++) {
-                    s[i] = rv_wide_mul(a, &stack, &state[i], &sg.code_beta2, 24, s[i]);
-                    b[i] = rv_wide_mul(a, &stack, &state[i], &sg.code_gamma, 16, b[i]);
-                }
-            else
-                for (size_t i = c0; i < c1; i++) {
-                    s[i] = rv_wide_mul_rounded(s[i], sg.code_beta2.n, 24);
-                    b[i] = rv_wide_mul_rounded(b[i], sg.code_gamma.n, 16);
-                }
+            if (flags & RV_FWD_MUL) {
+                if (flags & RV_FWD_KEEP)
+                    for (size_t i = c0; i < c1; i++) {
+                        s[i] = rv_wide_mul(a, &stack, &state[i], &sg.code_beta2, 24, s[i]);
+                        b[i] = rv_wide_mul(a, &stack, &state[i], &sg.code_gamma, 16, b[i]);
+                    }
+                else
+                    for (size_t i = c0; i < c1; i++) {
+                        s[i] = rv_wide_mul_rounded(s[i], sg.code_beta2.n, 24);
+                        b[i] = rv_wide_mul_rounded(b[i], sg.code_gamma.n, 16);
+                    }
+            }
+            if (!(flags & RV_FWD_UPDATE))
+                continue;
             for (size_t i = c0; i < c1; i++) {
                 double gi = p->grad[i], sa;
                 rv_wide gs, gb;

@@ -66,8 +66,8 @@ MUTANTS = [
      "if (b != 1) t->opt->forward_block(t->opt_self, &t->pass, step, &t->blocks[b], flags);",
      ["check_optim"]),
     # the update phase multiplies again
-    ("src/core/trainer.c", "int phases = ov ? RV_FWD_UPDATE : RV_FWD_MUL | RV_FWD_UPDATE;",
-     "int phases = RV_FWD_MUL | RV_FWD_UPDATE;", ["check_optim"]),
+    ("src/core/trainer.c", "int phases = ov ? RV_FWD_UPDATE : RV_FWD_MUL | RV_FWD_UPDATE,",
+     "int phases = RV_FWD_MUL | RV_FWD_UPDATE,", ["check_optim"]),
     # the worker's multiplies keep no bits
     ("src/core/trainer.c", "rv_overlap_post(ov, t, step, RV_FWD_MUL | keep);",
      "rv_overlap_post(ov, t, step, RV_FWD_MUL);", ["check_optim"]),

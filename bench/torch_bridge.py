@@ -20,6 +20,9 @@ import pathlib
 import sys
 
 # torch_util also puts python/ on sys.path
+import torch_util  # noqa: E402
+
+torch_util.require_torch("torch_bridge")
 from torch_util import OPTIMIZERS, ROOT, save_one, schedule, table, unrolled  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "python" / "examples"))

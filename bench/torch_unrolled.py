@@ -29,6 +29,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import sys  # noqa: E402
 
 # torch_util also puts python/ on sys.path
+import torch_util  # noqa: E402
+
+torch_util.require_torch("torch_unrolled")
 from torch_util import OPTIMIZERS, save_one, schedule, table, unrolled  # noqa: E402
 
 import numpy as np  # noqa: E402

@@ -8,6 +8,17 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python"))
 
 
+def require_torch(prog):
+    """Exit 0 with a clear message where PyTorch is missing: a benchmark against PyTorch has
+    nothing to compare without it (make check installs python3-torch; tests never skip)."""
+    try:
+        import torch  # noqa: F401
+    except ImportError as e:
+        print(f"{prog}: skipped: PyTorch is not importable ({e}); "
+              "install Debian's python3-torch (make deps does)")
+        sys.exit(0)
+
+
 def _status_kib(field):
     with open("/proc/self/status") as f:
         for line in f:

@@ -27,7 +27,14 @@ RV_HIDDEN rv_coder_run rv_coder_run_select(void);
 /* Every version, plain first: fills out[] (room for 3) with the ones this processor runs and
  * returns how many; *skipped (may be NULL) gets the names of those it cannot run, or "". */
 RV_HIDDEN int rv_coder_runs(rv_coder_run *out, const char **skipped);
-/* Tests and benchmarks only: make rv_coder_run_select choose the plain version (on = 1). */
+/* Tests and benchmarks only: make rv_coder_run_select (and every other run-level selection,
+ * such as wide_vec.h's) choose the plain version (on = 1). */
 RV_HIDDEN void rv_coder_plain_only(int on);
+
+/* The widest lanes this processor runs: 8 (AVX-512 F and DQ), 4 (AVX2) or 0; the width to
+ * select (0 under rv_coder_plain_only); the names of the lane versions it cannot run, or "". */
+RV_HIDDEN int rv_lanes_cpu(void);
+RV_HIDDEN int rv_lanes_selected(void);
+RV_HIDDEN const char *rv_lanes_skipped(void);
 
 #endif

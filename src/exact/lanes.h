@@ -3,7 +3,8 @@
  * defined as 4 (AVX2) or 8 (AVX-512 F and DQ, the masks as bits); it defines VU (NL unsigned
  * 64-bit integers), VI (NL signed ones, also the comparison masks), L(name) (the name with the
  * width's suffix), LATTR (the width's target attribute), MULU(a, b) (the 64-bit products of the
- * low 32 bits of each lane), MASK(m) (a comparison's lanes as the bits of an int) and the
+ * low 32 bits of each lane), MULLO(a, b) (a b modulo 2^64 for b < 2^32: one instruction with
+ * AVX-512 DQ, two 32-bit products with AVX2), MASK(m) (a comparison's lanes as the bits of an int) and the
  * helpers below; exact/lanes_end.h undefines the macros again. The library is built without
  * -march: these functions run only behind a run-time check of the processor. */
 #include <immintrin.h>
@@ -17,6 +18,7 @@ typedef long long v4i __attribute__((vector_size(32)));
 #define LATTR __attribute__((target("avx2")))
 #define MULU(a, b) ((VU)_mm256_mul_epu32((__m256i)(a), (__m256i)(b)))
 #define MASK(m) _mm256_movemask_pd((__m256d)(m))
+#define MULLO(a, b) (MULU(a, b) + (MULU((a) >> 32, b) << 32))
 #elif NL == 8
 typedef unsigned long long v8u __attribute__((vector_size(64)));
 typedef long long v8i __attribute__((vector_size(64)));
@@ -26,6 +28,7 @@ typedef long long v8i __attribute__((vector_size(64)));
 #define LATTR __attribute__((target("avx512f,avx512dq")))
 #define MULU(a, b) ((VU)_mm512_mul_epu32((__m512i)(a), (__m512i)(b)))
 #define MASK(m) ((int)_mm512_movepi64_mask((__m512i)(m)))
+#define MULLO(a, b) ((VU)_mm512_mullo_epi64((__m512i)(a), (__m512i)(b)))
 #else
 #error "lanes.h: NL must be 4 or 8"
 #endif
@@ -67,7 +70,7 @@ static inline LATTR VU L(mulhi)(VU a, VU b)
 static inline LATTR VU L(divmod)(VU y, VU d, VU inv, VU *rem)
 {
     VU q = L(mulhi)(y, inv);
-    VU r = y - (MULU(q, d) + (MULU(q >> 32, d) << 32));
+    VU r = y - MULLO(q, d);
     VU over = (VU)((VI)r >= (VI)d);
     *rem = r - (over & d);
     return q - over; /* over is all ones: q + 1 */

@@ -6,3 +6,4 @@
 #undef LATTR
 #undef MULU
 #undef MASK
+#undef MULLO

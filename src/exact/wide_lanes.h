@@ -130,7 +130,7 @@ LINLINE void L(wide_mul)(const L(code) *c, VU *lo, VU *hi, VU *st, VU *nleft, VU
     /* y' = q n + sym: q = (qh, ql) < 2^104 times n < 2^25 from 32-bit products, modulo 2^128 */
     VU a0 = MULU(ql, c->n), a1 = MULU(ql >> 32, c->n);
     VU yl = a0 + (a1 << 32);
-    VU yh = MULU(qh, c->n) + (MULU(qh >> 32, c->n) << 32) + (a1 >> 32) +
+    VU yh = MULLO(qh, c->n) + (a1 >> 32) +
             (((a0 >> 32) + (a1 & m32)) >> 32);
     VU yl2 = yl + sym;
     yh -= (VU)(yl2 < sym);

@@ -200,34 +200,23 @@ static void moments_redo_rate(size_t p, size_t steps, double share[3])
     free(gs);
 }
 
+static rv_moments_run moments_runs[3];
+
+static uint64_t moments_version(int k, size_t p, size_t steps, double *fwd, double *rev)
+{
+    return moments_run(&moments_runs[k], p, steps, fwd, rev);
+}
+
 static void moments_table(size_t max_p)
 {
-    rv_moments_run runs[3];
-    const char *skipped;
-    int n = rv_moments_runs(runs, &skipped);
+    const char *skipped, *names[3];
+    int n = rv_moments_runs(moments_runs, &skipped);
+    for (int k = 0; k < n; k++)
+        names[k] = moments_runs[k].name;
     printf("\nthe betas' exact multiply alone (beta1 = 0.9, beta2 = 0.999, Adam's moment terms "
            "added between steps, not timed): ns per parameter-step, best of 3\n");
-    if (*skipped)
-        printf("*** not run on this CPU: %s ***\n", skipped);
-    printf("%10s %6s | %-17s %9s %9s | %9s %9s | %s\n", "P", "T", "version", "fwd ns", "rev ns",
-           "plain/fwd", "plain/rev", "same bits");
-    for (size_t p = 10000; p <= max_p && p <= 1000000; p *= 10) {
-        size_t steps = (size_t)(1e7 / (double)p);
-        steps = steps > 200 ? 200 : steps;
-        double f0 = 0, r0 = 0;
-        uint64_t ref = 0;
-        for (int k = 0; k < n; k++) {
-            double f, r;
-            uint64_t sum = moments_run(&runs[k], p, steps, &f, &r);
-            if (k == 0) {
-                f0 = f;
-                r0 = r;
-                ref = sum;
-            }
-            printf("%10zu %6zu | %-17s %9.2f %9.2f | %9.2f %9.2f | %s\n", p, steps, runs[k].name,
-                   f, r, f0 / f, r0 / r, sum == ref && sum ? "yes" : "NO");
-        }
-    }
+    bench_versions_table(n, names, skipped, max_p < 1000000 ? max_p : 1000000, 200,
+                         moments_version);
 }
 
 int main(int argc, char **argv)

@@ -162,68 +162,83 @@ static void make_start(size_t p, int corrupt)
         start.s.deficit = 1 + (u >> 40) % 20;
 }
 
-/* T forward runs then T reverse runs from `start`, every lane version against plain after
- * each run; a clean start (valid states, no deficit) must come back bit for bit. */
-static void compare_from_start(size_t p, int corrupt)
+/* One run-level multiply (kind 0: momentum's, 1: Adam's moments) with version r (0: plain) of
+ * step t's rates, forward (mul) or reverse. */
+static rv_gamma_code codes[2][MAX_T]; /* gamma, or beta1 and beta2 */
+
+static void run_step(int kind, int r, world *w, size_t t, int fwd, size_t p)
 {
-    uint32_t nums[MAX_T];
-    rv_gamma_code codes[MAX_T];
+    if (kind == 0 && fwd)
+        runs[r].mul(&alloc, &w->s, w->state, &codes[0][t], w->v, p);
+    else if (kind == 0)
+        runs[r].div(&alloc, &w->s, w->state, &codes[0][t], w->v, p);
+    else if (fwd)
+        mruns[r].mul(&alloc, &w->s, w->state, &codes[0][t], &codes[1][t], w->m, w->ms, p);
+    else
+        mruns[r].div(&alloc, &w->s, w->state, &codes[0][t], &codes[1][t], w->m, w->ms, p);
+}
+
+/* T forward runs then T reverse runs from `start` (or the reverse first), every lane version
+ * against plain after each run; a clean start (valid states, no deficit) must come back bit for
+ * bit. */
+static void compare_from_start(int kind, size_t p, int corrupt)
+{
     size_t steps = 1 + rnd() % MAX_T;
     for (size_t t = 0; t < steps; t++) {
-        nums[t] = some_n();
-        rv_gamma_code_make(&codes[t], nums[t]);
+        rv_gamma_code_make(&codes[0][t], kind ? some_beta() : some_n());
+        rv_gamma_code_make(&codes[1][t], some_beta());
     }
     /* the reverse first too: it meets the start's full or short stacks directly (no round trip
-     * then: dividing a large v by gamma leaves int64, the multiply cannot bring it back) */
+     * then: dividing a large value by the rate can leave the range, the multiply cannot bring
+     * it back) */
     int reverse_first = rnd() % 3 == 0;
     corrupt |= reverse_first;
-    for (int r = 1; r < n_runs; r++) {
+    int n = kind ? n_mruns : n_runs;
+    for (int r = 1; r < n; r++) {
         world_copy(&ref, &start, p);
         world_copy(&vec, &start, p);
         for (int half = 0; half < 2; half++) {
-            if (half == reverse_first)
-                for (size_t t = 0; t < steps; t++) {
-                    rv_mul_run_plain(&alloc, &ref.s, ref.state, &codes[t], ref.v, p);
-                    runs[r].mul(&alloc, &vec.s, vec.state, &codes[t], vec.v, p);
-                    world_same(&ref, &vec, p);
-                }
-            else
-                for (size_t t = steps; t-- > 0;) {
-                    rv_div_run_plain(&alloc, &ref.s, ref.state, &codes[t], ref.v, p);
-                    runs[r].div(&alloc, &vec.s, vec.state, &codes[t], vec.v, p);
-                    world_same(&ref, &vec, p);
-                }
+            int fwd = half == reverse_first;
+            for (size_t k = 0; k < steps; k++) {
+                size_t t = fwd ? k : steps - 1 - k;
+                run_step(kind, 0, &ref, t, fwd, p);
+                run_step(kind, r, &vec, t, fwd, p);
+                world_same(&ref, &vec, p);
+            }
             if (half == 0 && vec.s.deficit) /* borrowed words: no way back */
                 corrupt = 1;
         }
         if (!corrupt && !start.s.deficit) {
             ck_assert_mem_eq(vec.v, start.v, p * sizeof *vec.v);
+            ck_assert_mem_eq(vec.m, start.m, p * sizeof *vec.m);
+            ck_assert_mem_eq(vec.ms, start.ms, p * sizeof *vec.ms);
             ck_assert_mem_eq(vec.state, start.state, p * sizeof *vec.state);
             ck_assert_uint_eq(vec.s.len, start.s.len);
             if (start.s.len)
                 ck_assert_mem_eq(vec.s.words, start.s.words, start.s.len * sizeof(rv_word));
             ck_assert(!vec.s.deficit && !vec.s.broken && !vec.s.nomem);
         }
-        n_compared[r] += (long)(2 * steps * p);
+        (kind ? n_mcompared : n_compared)[r] += (long)(2 * steps * p);
     }
 }
 
+/* _i: 0 momentum, 1 Adam's moments */
 START_TEST(test_random_clean)
 {
-    for (int rep = 0; rep < 3000; rep++) {
+    for (int rep = 0; rep < (_i ? 2000 : 3000); rep++) {
         size_t p = some_p();
         make_start(p, 0);
-        compare_from_start(p, 0);
+        compare_from_start(_i, p, 0);
     }
 }
 END_TEST
 
 START_TEST(test_corrupt_states)
 {
-    for (int rep = 0; rep < 1500; rep++) {
+    for (int rep = 0; rep < (_i ? 1000 : 1500); rep++) {
         size_t p = some_p();
         make_start(p, 1);
-        compare_from_start(p, 1);
+        compare_from_start(_i, p, 1);
     }
 }
 END_TEST
@@ -262,69 +277,6 @@ START_TEST(test_long_training_like)
                 ck_assert_uint_eq(vec.state[i], RV_STATE_LOW);
             n_compared[r] += 80L * (long)p;
         }
-    }
-}
-END_TEST
-
-/* compare_from_start for Adam's moments: T forward and T reverse runs with random betas. */
-static void compare_moments_from_start(size_t p, int corrupt)
-{
-    rv_gamma_code c1[MAX_T], c2[MAX_T];
-    size_t steps = 1 + rnd() % MAX_T;
-    for (size_t t = 0; t < steps; t++) {
-        rv_gamma_code_make(&c1[t], some_beta());
-        rv_gamma_code_make(&c2[t], some_beta());
-    }
-    int reverse_first = rnd() % 3 == 0; /* no round trip then, as above */
-    corrupt |= reverse_first;
-    for (int r = 1; r < n_mruns; r++) {
-        world_copy(&ref, &start, p);
-        world_copy(&vec, &start, p);
-        for (int half = 0; half < 2; half++) {
-            if (half == reverse_first)
-                for (size_t t = 0; t < steps; t++) {
-                    rv_moments_mul_plain(&alloc, &ref.s, ref.state, &c1[t], &c2[t], ref.m, ref.ms, p);
-                    mruns[r].mul(&alloc, &vec.s, vec.state, &c1[t], &c2[t], vec.m, vec.ms, p);
-                    world_same(&ref, &vec, p);
-                }
-            else
-                for (size_t t = steps; t-- > 0;) {
-                    rv_moments_div_plain(&alloc, &ref.s, ref.state, &c1[t], &c2[t], ref.m, ref.ms, p);
-                    mruns[r].div(&alloc, &vec.s, vec.state, &c1[t], &c2[t], vec.m, vec.ms, p);
-                    world_same(&ref, &vec, p);
-                }
-            if (half == 0 && vec.s.deficit)
-                corrupt = 1;
-        }
-        if (!corrupt && !start.s.deficit) {
-            ck_assert_mem_eq(vec.m, start.m, p * sizeof *vec.m);
-            ck_assert_mem_eq(vec.ms, start.ms, p * sizeof *vec.ms);
-            ck_assert_mem_eq(vec.state, start.state, p * sizeof *vec.state);
-            ck_assert_uint_eq(vec.s.len, start.s.len);
-            if (start.s.len)
-                ck_assert_mem_eq(vec.s.words, start.s.words, start.s.len * sizeof(rv_word));
-            ck_assert(!vec.s.deficit && !vec.s.broken && !vec.s.nomem);
-        }
-        n_mcompared[r] += (long)(2 * steps * p);
-    }
-}
-
-START_TEST(test_moments_random_clean)
-{
-    for (int rep = 0; rep < 2000; rep++) {
-        size_t p = some_p();
-        make_start(p, 0);
-        compare_moments_from_start(p, 0);
-    }
-}
-END_TEST
-
-START_TEST(test_moments_corrupt_states)
-{
-    for (int rep = 0; rep < 1000; rep++) {
-        size_t p = some_p();
-        make_start(p, 1);
-        compare_moments_from_start(p, 1);
     }
 }
 END_TEST
@@ -390,47 +342,41 @@ START_TEST(test_moments_training_like)
 }
 END_TEST
 
-/* The plain moments run is wide.h's per-parameter operations in Adam's order. */
-START_TEST(test_moments_plain_is_the_inline_op)
-{
-    size_t p = 1000;
-    make_start(p, 0);
-    world_copy(&ref, &start, p);
-    world_copy(&vec, &start, p);
-    rv_gamma_code c1, c2;
-    rv_gamma_code_make(&c1, 15099494);
-    rv_gamma_code_make(&c2, 16760438);
-    rv_moments_mul_plain(&alloc, &ref.s, ref.state, &c1, &c2, ref.m, ref.ms, p);
-    for (size_t i = 0; i < p; i++) {
-        vec.m[i] = rv_wide_mul(&alloc, &vec.s, &vec.state[i], &c1, 24, vec.m[i]);
-        vec.ms[i] = rv_wide_mul(&alloc, &vec.s, &vec.state[i], &c2, 24, vec.ms[i]);
-    }
-    world_same(&ref, &vec, p);
-    rv_moments_div_plain(&alloc, &ref.s, ref.state, &c1, &c2, ref.m, ref.ms, p);
-    for (size_t i = p; i-- > 0;) {
-        vec.ms[i] = rv_wide_div(&alloc, &vec.s, &vec.state[i], &c2, 24, vec.ms[i]);
-        vec.m[i] = rv_wide_div(&alloc, &vec.s, &vec.state[i], &c1, 24, vec.m[i]);
-    }
-    world_same(&ref, &vec, p);
-}
-END_TEST
-
-/* The plain run is the per-parameter operation in order (what momentum.c did before). */
+/* The plain runs are the per-parameter operations in order (what momentum.c and adam.c did
+ * before): _i 0 momentum's, 1 Adam's moments. */
 START_TEST(test_plain_is_the_inline_op)
 {
     size_t p = 1000;
     make_start(p, 0);
     world_copy(&ref, &start, p);
     world_copy(&vec, &start, p);
-    rv_gamma_code c;
+    rv_gamma_code c, c1, c2;
     rv_gamma_code_make(&c, 58982);
-    rv_mul_run_plain(&alloc, &ref.s, ref.state, &c, ref.v, p);
-    for (size_t i = 0; i < p; i++)
-        vec.v[i] = rv_exact_mul(&alloc, &vec.s, &vec.state[i], &c, vec.v[i]);
+    rv_gamma_code_make(&c1, 15099494);
+    rv_gamma_code_make(&c2, 16760438);
+    if (_i == 0) {
+        rv_mul_run_plain(&alloc, &ref.s, ref.state, &c, ref.v, p);
+        for (size_t i = 0; i < p; i++)
+            vec.v[i] = rv_exact_mul(&alloc, &vec.s, &vec.state[i], &c, vec.v[i]);
+    } else {
+        rv_moments_mul_plain(&alloc, &ref.s, ref.state, &c1, &c2, ref.m, ref.ms, p);
+        for (size_t i = 0; i < p; i++) {
+            vec.m[i] = rv_wide_mul(&alloc, &vec.s, &vec.state[i], &c1, 24, vec.m[i]);
+            vec.ms[i] = rv_wide_mul(&alloc, &vec.s, &vec.state[i], &c2, 24, vec.ms[i]);
+        }
+    }
     world_same(&ref, &vec, p);
-    rv_div_run_plain(&alloc, &ref.s, ref.state, &c, ref.v, p);
-    for (size_t i = p; i-- > 0;)
-        vec.v[i] = rv_exact_div(&alloc, &vec.s, &vec.state[i], &c, vec.v[i]);
+    if (_i == 0) {
+        rv_div_run_plain(&alloc, &ref.s, ref.state, &c, ref.v, p);
+        for (size_t i = p; i-- > 0;)
+            vec.v[i] = rv_exact_div(&alloc, &vec.s, &vec.state[i], &c, vec.v[i]);
+    } else {
+        rv_moments_div_plain(&alloc, &ref.s, ref.state, &c1, &c2, ref.m, ref.ms, p);
+        for (size_t i = p; i-- > 0;) {
+            vec.ms[i] = rv_wide_div(&alloc, &vec.s, &vec.state[i], &c2, 24, vec.ms[i]);
+            vec.m[i] = rv_wide_div(&alloc, &vec.s, &vec.state[i], &c1, 24, vec.m[i]);
+        }
+    }
     world_same(&ref, &vec, p);
 }
 END_TEST
@@ -440,13 +386,10 @@ static Suite *coder_vec_suite(void)
     Suite *s = suite_create("coder_vec");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, test_plain_is_the_inline_op);
-    tcase_add_test(tc, test_random_clean);
-    tcase_add_test(tc, test_corrupt_states);
+    tcase_add_loop_test(tc, test_plain_is_the_inline_op, 0, 2);
+    tcase_add_loop_test(tc, test_random_clean, 0, 2);
+    tcase_add_loop_test(tc, test_corrupt_states, 0, 2);
     tcase_add_test(tc, test_long_training_like);
-    tcase_add_test(tc, test_moments_plain_is_the_inline_op);
-    tcase_add_test(tc, test_moments_random_clean);
-    tcase_add_test(tc, test_moments_corrupt_states);
     tcase_add_test(tc, test_moments_training_like);
     suite_add_tcase(s, tc);
     return s;

@@ -3,6 +3,8 @@
  * per-parameter ones; the lane versions (coder_lanes.h) are checked against it. */
 #include "exact/coder_vec.h"
 
+#include <string.h>
+
 void rv_mul_run_plain(const revl_allocator *a, rv_stack *s, uint64_t *restrict state,
                       const rv_gamma_code *c, int64_t *restrict v, size_t n)
 {
@@ -21,7 +23,6 @@ void rv_div_run_plain(const revl_allocator *a, rv_stack *s, uint64_t *restrict s
     *s = stk;
 }
 
-static const rv_coder_run plain = {rv_mul_run_plain, rv_div_run_plain, "plain"};
 static int plain_only; /* rv_coder_plain_only: tests and benchmarks only */
 
 void rv_coder_plain_only(int on) { plain_only = on; }
@@ -39,51 +40,44 @@ void rv_coder_plain_only(int on) { plain_only = on; }
 #include "exact/coder_lanes.h"
 #include "exact/lanes_end.h"
 
-static const rv_coder_run avx2 = {mul_run_4, div_run_4, "avx2 (4 lanes)"};
-static const rv_coder_run avx512 = {mul_run_8, div_run_8, "avx512 (8 lanes)"};
+static const rv_coder_run versions[3] = {{rv_mul_run_plain, rv_div_run_plain, "plain"},
+                                         {mul_run_4, div_run_4, "avx2 (4 lanes)"},
+                                         {mul_run_8, div_run_8, "avx512 (8 lanes)"}};
 
-int rv_lanes_cpu(void)
+/* the index in versions[] of the widest this processor runs */
+static int lanes_cpu(void)
 {
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq"))
-        return 8;
-    return __builtin_cpu_supports("avx2") ? 4 : 0;
+        return 2;
+    return __builtin_cpu_supports("avx2") ? 1 : 0;
 }
 #else
-/* never chosen: rv_lanes_cpu() is 0 */
-static const rv_coder_run avx2 = {rv_mul_run_plain, rv_div_run_plain, "plain"};
-static const rv_coder_run avx512 = {rv_mul_run_plain, rv_div_run_plain, "plain"};
+static const rv_coder_run versions[1] = {{rv_mul_run_plain, rv_div_run_plain, "plain"}};
 
-int rv_lanes_cpu(void) { return 0; }
+static int lanes_cpu(void) { return 0; }
 #endif
 
-int rv_lanes_selected(void) { return plain_only ? 0 : rv_lanes_cpu(); }
+int rv_lanes_selected(void) { return plain_only ? 0 : lanes_cpu(); }
 
-const char *rv_lanes_skipped(void)
+int rv_lanes_versions(const char **skipped)
 {
+    int w = lanes_cpu();
+    if (skipped) {
 #if defined(__x86_64__) && defined(__GNUC__)
-    int w = rv_lanes_cpu();
-    return w == 0 ? "avx2 (4 lanes), avx512 (8 lanes)" : w == 4 ? "avx512 (8 lanes)" : "";
+        *skipped = w == 0 ? "avx2 (4 lanes), avx512 (8 lanes)" : w == 1 ? "avx512 (8 lanes)" : "";
 #else
-    return "avx2 (4 lanes), avx512 (8 lanes): not an x86-64 build";
+        *skipped = "avx2 (4 lanes), avx512 (8 lanes): not an x86-64 build";
 #endif
+    }
+    return w + 1;
 }
 
 int rv_coder_runs(rv_coder_run *out, const char **skipped)
 {
-    int m = 0, w = rv_lanes_cpu();
-    out[m++] = plain;
-    if (w >= 4)
-        out[m++] = avx2;
-    if (w >= 8)
-        out[m++] = avx512;
-    if (skipped)
-        *skipped = rv_lanes_skipped();
-    return m;
+    int n = rv_lanes_versions(skipped);
+    memcpy(out, versions, (size_t)n * sizeof *out);
+    return n;
 }
 
-rv_coder_run rv_coder_run_select(void)
-{
-    int w = rv_lanes_selected();
-    return w == 8 ? avx512 : w == 4 ? avx2 : plain;
-}
+rv_coder_run rv_coder_run_select(void) { return versions[rv_lanes_selected()]; }

@@ -31,10 +31,11 @@ RV_HIDDEN int rv_coder_runs(rv_coder_run *out, const char **skipped);
  * such as wide_vec.h's) choose the plain version (on = 1). */
 RV_HIDDEN void rv_coder_plain_only(int on);
 
-/* The widest lanes this processor runs: 8 (AVX-512 F and DQ), 4 (AVX2) or 0; the width to
- * select (0 under rv_coder_plain_only); the names of the lane versions it cannot run, or "". */
-RV_HIDDEN int rv_lanes_cpu(void);
+/* The run-level versions, in a table plain, AVX2 (4 lanes), AVX-512 F and DQ (8 lanes) (here
+ * and in wide_vec.c): the index to select (the widest this processor runs; 0 under
+ * rv_coder_plain_only); how many of the table this processor runs, with *skipped (may be NULL)
+ * the names of the others, or "". */
 RV_HIDDEN int rv_lanes_selected(void);
-RV_HIDDEN const char *rv_lanes_skipped(void);
+RV_HIDDEN int rv_lanes_versions(const char **skipped);
 
 #endif

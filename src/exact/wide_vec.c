@@ -6,6 +6,8 @@
 
 #include "exact/coder_vec.h"
 
+#include <string.h>
+
 void rv_moments_mul_plain(const revl_allocator *a, rv_stack *st, uint64_t *restrict state,
                           const rv_gamma_code *c1, const rv_gamma_code *c2, rv_wide *restrict m,
                           rv_wide *restrict s, size_t n)
@@ -30,8 +32,6 @@ void rv_moments_div_plain(const revl_allocator *a, rv_stack *st, uint64_t *restr
     *st = stk;
 }
 
-static const rv_moments_run plain = {rv_moments_mul_plain, rv_moments_div_plain, "plain"};
-
 #if defined(__x86_64__) && defined(__GNUC__)
 #define NL 4
 #include "exact/lanes.h"
@@ -43,29 +43,19 @@ static const rv_moments_run plain = {rv_moments_mul_plain, rv_moments_div_plain,
 #include "exact/wide_lanes.h"
 #include "exact/lanes_end.h"
 
-static const rv_moments_run avx2 = {moments_mul_4, moments_div_4, "avx2 (4 lanes)"};
-static const rv_moments_run avx512 = {moments_mul_8, moments_div_8, "avx512 (8 lanes)"};
+static const rv_moments_run versions[3] = {
+    {rv_moments_mul_plain, rv_moments_div_plain, "plain"},
+    {moments_mul_4, moments_div_4, "avx2 (4 lanes)"},
+    {moments_mul_8, moments_div_8, "avx512 (8 lanes)"}};
 #else
-/* never chosen: rv_lanes_cpu() is 0 */
-static const rv_moments_run avx2 = {rv_moments_mul_plain, rv_moments_div_plain, "plain"};
-static const rv_moments_run avx512 = {rv_moments_mul_plain, rv_moments_div_plain, "plain"};
+static const rv_moments_run versions[1] = {{rv_moments_mul_plain, rv_moments_div_plain, "plain"}};
 #endif
 
 int rv_moments_runs(rv_moments_run *out, const char **skipped)
 {
-    int m = 0, w = rv_lanes_cpu();
-    out[m++] = plain;
-    if (w >= 4)
-        out[m++] = avx2;
-    if (w >= 8)
-        out[m++] = avx512;
-    if (skipped)
-        *skipped = rv_lanes_skipped();
-    return m;
+    int n = rv_lanes_versions(skipped);
+    memcpy(out, versions, (size_t)n * sizeof *out);
+    return n;
 }
 
-rv_moments_run rv_moments_run_select(void)
-{
-    int w = rv_lanes_selected();
-    return w == 8 ? avx512 : w == 4 ? avx2 : plain;
-}
+rv_moments_run rv_moments_run_select(void) { return versions[rv_lanes_selected()]; }

@@ -4,9 +4,9 @@
  * 64-bit integers), VI (NL signed ones, also the comparison masks), L(name) (the name with the
  * width's suffix), LATTR (the width's target attribute), MULU(a, b) (the 64-bit products of the
  * low 32 bits of each lane), MULLO(a, b) (a b modulo 2^64 for b < 2^32: one instruction with
- * AVX-512 DQ, two 32-bit products with AVX2), MASK(m) (a comparison's lanes as the bits of an int) and the
- * helpers below; exact/lanes_end.h undefines the macros again. The library is built without
- * -march: these functions run only behind a run-time check of the processor. */
+ * AVX-512 DQ, two 32-bit products with AVX2), MASK(m) (a comparison's lanes as the bits of an
+ * int) and the helpers below; exact/lanes_end.h undefines the macros again. The library is
+ * built without -march: these functions run only behind a run-time check of the processor. */
 #include <immintrin.h>
 
 #if NL == 4

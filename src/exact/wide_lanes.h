@@ -24,7 +24,8 @@
 #if NL == 4
 static inline LATTR void L(load_wide)(const rv_wide *p, VU *lo, VU *hi)
 {
-    __m256i a = _mm256_loadu_si256((const __m256i *)p), b = _mm256_loadu_si256((const __m256i *)p + 1);
+    __m256i a = _mm256_loadu_si256((const __m256i *)p);
+    __m256i b = _mm256_loadu_si256((const __m256i *)p + 1);
     /* unpack gives the order 0, 2, 1, 3; the permute puts 1 and 2 back */
     *lo = (VU)_mm256_permute4x64_epi64(_mm256_unpacklo_epi64(a, b), 0xd8);
     *hi = (VU)_mm256_permute4x64_epi64(_mm256_unpackhi_epi64(a, b), 0xd8);
@@ -48,9 +49,10 @@ static inline LATTR void L(load_wide)(const rv_wide *p, VU *lo, VU *hi)
 static inline LATTR void L(store_wide)(rv_wide *p, VU lo, VU hi)
 {
     __m512i l = (__m512i)lo, h = (__m512i)hi;
-    _mm512_storeu_si512(p, _mm512_permutex2var_epi64(l, _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11), h));
-    _mm512_storeu_si512((__m512i *)p + 1,
-                        _mm512_permutex2var_epi64(l, _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15), h));
+    __m512i first = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11);
+    __m512i second = _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15);
+    _mm512_storeu_si512(p, _mm512_permutex2var_epi64(l, first, h));
+    _mm512_storeu_si512((__m512i *)p + 1, _mm512_permutex2var_epi64(l, second, h));
 }
 #endif
 
@@ -96,8 +98,7 @@ LINLINE void L(mag_out)(const L(mag) *m, VU yl, VU yh, VU *lo, VU *hi)
 
 /* rv_wide_mul (bits 24) of the lanes x = (hi, lo) from states *st: the words that stay on the
  * stack are w1, then w2, *nleft (0, 1 or 2) of them; lanes with x = 0 leave their state alone. */
-LINLINE void L(wide_mul)(const L(code) *c, VU *lo, VU *hi, VU *st, VU *nleft, VU *w1,
-                                     VU *w2)
+LINLINE void L(wide_mul)(const L(code) *c, VU *lo, VU *hi, VU *st, VU *nleft, VU *w1, VU *w2)
 {
     const VU low = L(splat)(RV_STATE_LOW), m31 = L(splat)((1ULL << RV_SCALE_BITS) - 1);
     const VU m32 = L(splat)(0xffffffffu);
@@ -130,8 +131,7 @@ LINLINE void L(wide_mul)(const L(code) *c, VU *lo, VU *hi, VU *st, VU *nleft, VU
     /* y' = q n + sym: q = (qh, ql) < 2^104 times n < 2^25 from 32-bit products, modulo 2^128 */
     VU a0 = MULU(ql, c->n), a1 = MULU(ql >> 32, c->n);
     VU yl = a0 + (a1 << 32);
-    VU yh = MULLO(qh, c->n) + (a1 >> 32) +
-            (((a0 >> 32) + (a1 & m32)) >> 32);
+    VU yh = MULLO(qh, c->n) + (a1 >> 32) + (((a0 >> 32) + (a1 & m32)) >> 32);
     VU yl2 = yl + sym;
     yh -= (VU)(yl2 < sym);
     L(mag_out)(&x, yl2, yh, lo, hi);
@@ -140,8 +140,7 @@ LINLINE void L(wide_mul)(const L(code) *c, VU *lo, VU *hi, VU *st, VU *nleft, VU
 /* rv_wide_div (bits 24) of the lanes x = (hi, lo) from states *st; *ext: lanes that would pop
  * a word they did not push (their result is then wrong and the group must be redone); *pushed:
  * lanes that pushed. */
-LINLINE void L(wide_div)(const L(code) *c, VU *lo, VU *hi, VU *st, VI *ext,
-                                     VI *pushed)
+LINLINE void L(wide_div)(const L(code) *c, VU *lo, VU *hi, VU *st, VI *ext, VI *pushed)
 {
     const VU low = L(splat)(RV_STATE_LOW), m31 = L(splat)((1ULL << RV_SCALE_BITS) - 1);
     const VU m32 = L(splat)(0xffffffffu);

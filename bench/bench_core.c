@@ -138,33 +138,22 @@ static uint64_t coder_run(const rv_coder_run *cr, size_t p, size_t steps, double
     return sum;
 }
 
+static rv_coder_run coder_runs[3];
+
+static uint64_t coder_version(int k, size_t p, size_t steps, double *fwd, double *rev)
+{
+    return coder_run(&coder_runs[k], p, steps, fwd, rev);
+}
+
 static void coder_table(size_t max_p)
 {
-    rv_coder_run runs[3];
-    const char *skipped;
-    int n = rv_coder_runs(runs, &skipped);
+    const char *skipped, *names[3];
+    int n = rv_coder_runs(coder_runs, &skipped);
+    for (int k = 0; k < n; k++)
+        names[k] = coder_runs[k].name;
     printf("\nthe coder alone (exact multiply by gamma = 0.9, no update): ns per parameter-step, "
            "best of 3\n");
-    if (*skipped)
-        printf("*** not run on this CPU: %s ***\n", skipped);
-    printf("%10s %6s | %-17s %9s %9s | %9s %9s | %s\n", "P", "T", "version", "fwd ns", "rev ns",
-           "plain/fwd", "plain/rev", "same bits");
-    for (size_t p = 10000; p <= max_p; p *= 10) {
-        size_t steps = (size_t)(1e7 / (double)p);
-        double f0 = 0, r0 = 0;
-        uint64_t ref = 0;
-        for (int k = 0; k < n; k++) {
-            double f, r;
-            uint64_t sum = coder_run(&runs[k], p, steps, &f, &r);
-            if (k == 0) {
-                f0 = f;
-                r0 = r;
-                ref = sum;
-            }
-            printf("%10zu %6zu | %-17s %9.2f %9.2f | %9.2f %9.2f | %s\n", p, steps, runs[k].name,
-                   f, r, f0 / f, r0 / r, sum == ref && sum ? "yes" : "NO");
-        }
-    }
+    bench_versions_table(n, names, skipped, max_p, (size_t)-1, coder_version);
 }
 
 int main(int argc, char **argv)

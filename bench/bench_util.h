@@ -3,6 +3,7 @@
 #ifndef REVL_BENCH_UTIL_H
 #define REVL_BENCH_UTIL_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -65,6 +66,38 @@ static inline void bench_check(int rc, const char *what, const char *msg)
     if (rc) {
         fprintf(stderr, "bench: %s: %s (%s)\n", what, revl_strerror(rc), msg ? msg : "");
         exit(1);
+    }
+}
+
+/* A table of run-level versions against the first (plain) one: for P = 10^4, 10^5, ... up to
+ * max_p, T = 10^7 / P steps (at most max_steps), one row per version: run(k, P, T, &fwd, &rev)
+ * returns a checksum every version must share (0: failed) and its times in ns per
+ * parameter-step. */
+typedef uint64_t (*bench_version_fn)(int k, size_t p, size_t steps, double *fwd, double *rev);
+
+static inline void bench_versions_table(int n, const char *const *names, const char *skipped,
+                                        size_t max_p, size_t max_steps, bench_version_fn run)
+{
+    if (*skipped)
+        printf("*** not run on this CPU: %s ***\n", skipped);
+    printf("%10s %6s | %-17s %9s %9s | %9s %9s | %s\n", "P", "T", "version", "fwd ns", "rev ns",
+           "plain/fwd", "plain/rev", "same bits");
+    for (size_t p = 10000; p <= max_p; p *= 10) {
+        size_t steps = (size_t)(1e7 / (double)p);
+        steps = steps > max_steps ? max_steps : steps;
+        double f0 = 0, r0 = 0;
+        uint64_t ref = 0;
+        for (int k = 0; k < n; k++) {
+            double f, r;
+            uint64_t sum = run(k, p, steps, &f, &r);
+            if (k == 0) {
+                f0 = f;
+                r0 = r;
+                ref = sum;
+            }
+            printf("%10zu %6zu | %-17s %9.2f %9.2f | %9.2f %9.2f | %s\n", p, steps, names[k], f,
+                   r, f0 / f, r0 / r, sum == ref && sum ? "yes" : "NO");
+        }
     }
 }
 

@@ -1,8 +1,10 @@
-/* check_coder_vec.c: every lane version of the run-level exact multiply (coder_vec.h) gives the
- * plain loop's bits: the same values, states, stack words in the same order, and the same
- * deficit / broken / nomem / capacity, forward and in reverse, on random and edge input (states
- * at the coder's bounds and corrupt ones, v = 0, negative and extreme, n from 1 to 2^16, runs
- * of every length against the lane width, stacks full, empty or in deficit). */
+/* check_coder_vec.c: every lane version of the run-level exact multiplies gives the plain loop's
+ * bits: the same values, states, stack words in the same order, and the same deficit / broken /
+ * nomem / capacity, forward and in reverse, on random and edge input (states at the coder's
+ * bounds and corrupt ones, values 0, negative and extreme, runs of every length against the lane
+ * width, stacks full, empty or in deficit). Momentum's 64-bit multiply by n/2^16 (coder_vec.h,
+ * n from 1 to 2^16) and Adam's two 128-bit moments by beta1, beta2 = n/2^24 (wide_vec.h, the
+ * betas at 0.5, 0.9, 0.999, near 1 and the grid's edges, moments up to 2^126 and beyond). */
 #include <check.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -10,6 +12,7 @@
 #include <string.h>
 
 #include "exact/coder_vec.h"
+#include "exact/wide_vec.h"
 
 #define MAX_P 4200 /* a whole block and a bit: runs of any length against 4 and 8 lanes */
 #define MAX_T 6
@@ -19,12 +22,14 @@ static uint64_t rnd(void) { return rv_rand_u64(&rng); }
 
 static revl_allocator alloc;
 static rv_coder_run runs[3];
-static int n_runs;
-static long n_compared[3];
+static rv_moments_run mruns[3];
+static int n_runs, n_mruns;
+static long n_compared[3], n_mcompared[3];
 
 typedef struct world {
     uint64_t state[MAX_P];
     int64_t v[MAX_P];
+    rv_wide m[MAX_P], ms[MAX_P]; /* Adam's moments */
     rv_stack s;
 } world;
 
@@ -34,6 +39,8 @@ static void world_copy(world *dst, const world *src, size_t p)
 {
     memcpy(dst->state, src->state, p * sizeof *src->state);
     memcpy(dst->v, src->v, p * sizeof *src->v);
+    memcpy(dst->m, src->m, p * sizeof *src->m);
+    memcpy(dst->ms, src->ms, p * sizeof *src->ms);
     rv_free(&alloc, dst->s.words);
     dst->s = src->s;
     dst->s.words = src->s.cap ? rv_calloc(&alloc, src->s.cap, sizeof *src->s.words) : NULL;
@@ -44,6 +51,8 @@ static void world_copy(world *dst, const world *src, size_t p)
 static void world_same(const world *x, const world *y, size_t p)
 {
     ck_assert_mem_eq(x->v, y->v, p * sizeof *x->v);
+    ck_assert_mem_eq(x->m, y->m, p * sizeof *x->m);
+    ck_assert_mem_eq(x->ms, y->ms, p * sizeof *x->ms);
     ck_assert_mem_eq(x->state, y->state, p * sizeof *x->state);
     ck_assert_uint_eq(x->s.len, y->s.len);
     ck_assert_uint_eq(x->s.cap, y->s.cap);
@@ -88,6 +97,35 @@ static int64_t some_v(void)
     }
 }
 
+/* A moment: 0 often (a weight whose gradient has been 0), +-1, tiny, random of every size up to
+ * 2^126 (Adam's bound) and a few beyond (the whole 128 bits). */
+static rv_wide some_wide(void)
+{
+    uint64_t u = rnd();
+    rv_uwide big = ((rv_uwide)rnd() << 64) | rnd();
+    rv_wide x;
+    switch (u % 10) {
+    case 0:
+    case 1: return 0;
+    case 2: x = 1; break;
+    case 3: x = (rv_wide)(rnd() % 70000); break;
+    case 4: x = (rv_wide)(((rv_uwide)1 << 126) - 1 - rnd() % 3); break;
+    case 5: x = (rv_wide)(big >> (1 + (u >> 8) % 4)); break; /* beyond 2^126 */
+    default: x = (rv_wide)(big >> (2 + (u >> 8) % 126)); break;
+    }
+    return (u >> 16) % 2 ? -x : x;
+}
+
+/* beta = n/2^24: random, the grid's edges, 0.5, 0.9, 0.999, 0.9999 and near 1 */
+static uint32_t some_beta(void)
+{
+    static const uint32_t edge[] = {1, 2, 3, 255, 65535, 65536, 1u << 23, 15099494, 16760438,
+                                    16775538, (1u << 24) - 17, (1u << 24) - 2, (1u << 24) - 1};
+    uint64_t u = rnd();
+    return u % 2 ? edge[(u >> 8) % (sizeof edge / sizeof *edge)]
+                 : 1 + (uint32_t)(rnd() % ((1u << 24) - 1));
+}
+
 static uint32_t some_n(void)
 {
     static const uint32_t edge[] = {1, 2, 3, 255, 32767, 32768, 32769, 58982, 65535, 65536};
@@ -107,6 +145,8 @@ static void make_start(size_t p, int corrupt)
     for (size_t i = 0; i < p; i++) {
         start.state[i] = some_state(corrupt);
         start.v[i] = some_v();
+        start.m[i] = some_wide();
+        start.ms[i] = some_wide();
     }
     rv_free(&alloc, start.s.words);
     memset(&start.s, 0, sizeof start.s);
@@ -122,68 +162,83 @@ static void make_start(size_t p, int corrupt)
         start.s.deficit = 1 + (u >> 40) % 20;
 }
 
-/* T forward runs then T reverse runs from `start`, every lane version against plain after
- * each run; a clean start (valid states, no deficit) must come back bit for bit. */
-static void compare_from_start(size_t p, int corrupt)
+/* One run-level multiply (kind 0: momentum's, 1: Adam's moments) with version r (0: plain) of
+ * step t's rates, forward (mul) or reverse. */
+static rv_gamma_code codes[2][MAX_T]; /* gamma, or beta1 and beta2 */
+
+static void run_step(int kind, int r, world *w, size_t t, int fwd, size_t p)
 {
-    uint32_t nums[MAX_T];
-    rv_gamma_code codes[MAX_T];
+    if (kind == 0 && fwd)
+        runs[r].mul(&alloc, &w->s, w->state, &codes[0][t], w->v, p);
+    else if (kind == 0)
+        runs[r].div(&alloc, &w->s, w->state, &codes[0][t], w->v, p);
+    else if (fwd)
+        mruns[r].mul(&alloc, &w->s, w->state, &codes[0][t], &codes[1][t], w->m, w->ms, p);
+    else
+        mruns[r].div(&alloc, &w->s, w->state, &codes[0][t], &codes[1][t], w->m, w->ms, p);
+}
+
+/* T forward runs then T reverse runs from `start` (or the reverse first), every lane version
+ * against plain after each run; a clean start (valid states, no deficit) must come back bit for
+ * bit. */
+static void compare_from_start(int kind, size_t p, int corrupt)
+{
     size_t steps = 1 + rnd() % MAX_T;
     for (size_t t = 0; t < steps; t++) {
-        nums[t] = some_n();
-        rv_gamma_code_make(&codes[t], nums[t]);
+        rv_gamma_code_make(&codes[0][t], kind ? some_beta() : some_n());
+        rv_gamma_code_make(&codes[1][t], some_beta());
     }
     /* the reverse first too: it meets the start's full or short stacks directly (no round trip
-     * then: dividing a large v by gamma leaves int64, the multiply cannot bring it back) */
+     * then: dividing a large value by the rate can leave the range, the multiply cannot bring
+     * it back) */
     int reverse_first = rnd() % 3 == 0;
     corrupt |= reverse_first;
-    for (int r = 1; r < n_runs; r++) {
+    int n = kind ? n_mruns : n_runs;
+    for (int r = 1; r < n; r++) {
         world_copy(&ref, &start, p);
         world_copy(&vec, &start, p);
         for (int half = 0; half < 2; half++) {
-            if (half == reverse_first)
-                for (size_t t = 0; t < steps; t++) {
-                    rv_mul_run_plain(&alloc, &ref.s, ref.state, &codes[t], ref.v, p);
-                    runs[r].mul(&alloc, &vec.s, vec.state, &codes[t], vec.v, p);
-                    world_same(&ref, &vec, p);
-                }
-            else
-                for (size_t t = steps; t-- > 0;) {
-                    rv_div_run_plain(&alloc, &ref.s, ref.state, &codes[t], ref.v, p);
-                    runs[r].div(&alloc, &vec.s, vec.state, &codes[t], vec.v, p);
-                    world_same(&ref, &vec, p);
-                }
+            int fwd = half == reverse_first;
+            for (size_t k = 0; k < steps; k++) {
+                size_t t = fwd ? k : steps - 1 - k;
+                run_step(kind, 0, &ref, t, fwd, p);
+                run_step(kind, r, &vec, t, fwd, p);
+                world_same(&ref, &vec, p);
+            }
             if (half == 0 && vec.s.deficit) /* borrowed words: no way back */
                 corrupt = 1;
         }
         if (!corrupt && !start.s.deficit) {
             ck_assert_mem_eq(vec.v, start.v, p * sizeof *vec.v);
+            ck_assert_mem_eq(vec.m, start.m, p * sizeof *vec.m);
+            ck_assert_mem_eq(vec.ms, start.ms, p * sizeof *vec.ms);
             ck_assert_mem_eq(vec.state, start.state, p * sizeof *vec.state);
             ck_assert_uint_eq(vec.s.len, start.s.len);
             if (start.s.len)
                 ck_assert_mem_eq(vec.s.words, start.s.words, start.s.len * sizeof(rv_word));
             ck_assert(!vec.s.deficit && !vec.s.broken && !vec.s.nomem);
         }
-        n_compared[r] += (long)(2 * steps * p);
+        (kind ? n_mcompared : n_compared)[r] += (long)(2 * steps * p);
     }
 }
 
+/* _i: 0 momentum, 1 Adam's moments */
 START_TEST(test_random_clean)
 {
-    for (int rep = 0; rep < 3000; rep++) {
+    for (int rep = 0; rep < (_i ? 2000 : 3000); rep++) {
         size_t p = some_p();
         make_start(p, 0);
-        compare_from_start(p, 0);
+        compare_from_start(_i, p, 0);
     }
 }
 END_TEST
 
 START_TEST(test_corrupt_states)
 {
-    for (int rep = 0; rep < 1500; rep++) {
+    for (int rep = 0; rep < (_i ? 1000 : 1500); rep++) {
         size_t p = some_p();
         make_start(p, 1);
-        compare_from_start(p, 1);
+        compare_from_start(_i, p, 1);
     }
 }
 END_TEST
@@ -226,22 +281,102 @@ START_TEST(test_long_training_like)
 }
 END_TEST
 
-/* The plain run is the per-parameter operation in order (what momentum.c did before). */
+/* Adam on one block as training runs it: moments from 0 and gradient terms added between the
+ * multiplies (subtracted again in reverse), default and extreme betas; the stack grows from
+ * empty forward and is unwound to empty in reverse. */
+START_TEST(test_moments_training_like)
+{
+    static const uint32_t b1s[] = {15099494, 15099494, 1u << 23, (1u << 24) - 1, 1, 16760438};
+    static const uint32_t b2s[] = {16760438, 16775538, 15099494, (1u << 24) - 1, 65536, 1};
+    enum { STEPS = 30 };
+    static rv_wide gm[STEPS][RV_BLOCK], gs[STEPS][RV_BLOCK];
+    for (int b = 0; b < 6; b++) {
+        size_t p = RV_BLOCK - (size_t)b;
+        rv_gamma_code c1, c2;
+        rv_gamma_code_make(&c1, b1s[b]);
+        rv_gamma_code_make(&c2, b2s[b]);
+        for (size_t i = 0; i < p; i++) {
+            start.state[i] = RV_STATE_LOW;
+            start.m[i] = start.ms[i] = 0;
+        }
+        for (int t = 0; t < STEPS; t++)
+            for (size_t i = 0; i < p; i++) { /* (1-beta1) g, (1-beta2) g^2: sums below 2^120 */
+                uint64_t u = rnd();
+                int sh = 20 + (int)(u % 40);
+                gm[t][i] = u % 7 == 0 ? 0 : (rv_wide)(rnd() >> 8) << sh >> 6;
+                if (u & 1)
+                    gm[t][i] = -gm[t][i];
+                gs[t][i] = gm[t][i] ? (rv_wide)(rnd() >> 8) << sh : 0;
+            }
+        rv_free(&alloc, start.s.words);
+        memset(&start.s, 0, sizeof start.s);
+        for (int r = 1; r < n_mruns; r++) {
+            world_copy(&ref, &start, p);
+            world_copy(&vec, &start, p);
+            for (int t = 0; t < STEPS; t++) {
+                rv_moments_mul_plain(&alloc, &ref.s, ref.state, &c1, &c2, ref.m, ref.ms, p);
+                mruns[r].mul(&alloc, &vec.s, vec.state, &c1, &c2, vec.m, vec.ms, p);
+                for (size_t i = 0; i < p; i++) {
+                    ref.m[i] += gm[t][i], vec.m[i] += gm[t][i];
+                    ref.ms[i] += gs[t][i], vec.ms[i] += gs[t][i];
+                }
+            }
+            world_same(&ref, &vec, p);
+            for (int t = STEPS; t-- > 0;) {
+                for (size_t i = 0; i < p; i++) {
+                    ref.m[i] -= gm[t][i], vec.m[i] -= gm[t][i];
+                    ref.ms[i] -= gs[t][i], vec.ms[i] -= gs[t][i];
+                }
+                rv_moments_div_plain(&alloc, &ref.s, ref.state, &c1, &c2, ref.m, ref.ms, p);
+                mruns[r].div(&alloc, &vec.s, vec.state, &c1, &c2, vec.m, vec.ms, p);
+                world_same(&ref, &vec, p);
+            }
+            ck_assert_uint_eq(vec.s.len, 0);
+            for (size_t i = 0; i < p; i++) {
+                ck_assert(vec.m[i] == 0 && vec.ms[i] == 0);
+                ck_assert_uint_eq(vec.state[i], RV_STATE_LOW);
+            }
+            n_mcompared[r] += 2L * STEPS * (long)p;
+        }
+    }
+}
+END_TEST
+
+/* The plain runs are the per-parameter operations in order (what momentum.c and adam.c did
+ * before): _i 0 momentum's, 1 Adam's moments. */
 START_TEST(test_plain_is_the_inline_op)
 {
     size_t p = 1000;
     make_start(p, 0);
     world_copy(&ref, &start, p);
     world_copy(&vec, &start, p);
-    rv_gamma_code c;
+    rv_gamma_code c, c1, c2;
     rv_gamma_code_make(&c, 58982);
-    rv_mul_run_plain(&alloc, &ref.s, ref.state, &c, ref.v, p);
-    for (size_t i = 0; i < p; i++)
-        vec.v[i] = rv_exact_mul(&alloc, &vec.s, &vec.state[i], &c, vec.v[i]);
+    rv_gamma_code_make(&c1, 15099494);
+    rv_gamma_code_make(&c2, 16760438);
+    if (_i == 0) {
+        rv_mul_run_plain(&alloc, &ref.s, ref.state, &c, ref.v, p);
+        for (size_t i = 0; i < p; i++)
+            vec.v[i] = rv_exact_mul(&alloc, &vec.s, &vec.state[i], &c, vec.v[i]);
+    } else {
+        rv_moments_mul_plain(&alloc, &ref.s, ref.state, &c1, &c2, ref.m, ref.ms, p);
+        for (size_t i = 0; i < p; i++) {
+            vec.m[i] = rv_wide_mul(&alloc, &vec.s, &vec.state[i], &c1, 24, vec.m[i]);
+            vec.ms[i] = rv_wide_mul(&alloc, &vec.s, &vec.state[i], &c2, 24, vec.ms[i]);
+        }
+    }
     world_same(&ref, &vec, p);
-    rv_div_run_plain(&alloc, &ref.s, ref.state, &c, ref.v, p);
-    for (size_t i = p; i-- > 0;)
-        vec.v[i] = rv_exact_div(&alloc, &vec.s, &vec.state[i], &c, vec.v[i]);
+    if (_i == 0) {
+        rv_div_run_plain(&alloc, &ref.s, ref.state, &c, ref.v, p);
+        for (size_t i = p; i-- > 0;)
+            vec.v[i] = rv_exact_div(&alloc, &vec.s, &vec.state[i], &c, vec.v[i]);
+    } else {
+        rv_moments_div_plain(&alloc, &ref.s, ref.state, &c1, &c2, ref.m, ref.ms, p);
+        for (size_t i = p; i-- > 0;) {
+            vec.ms[i] = rv_wide_div(&alloc, &vec.s, &vec.state[i], &c2, 24, vec.ms[i]);
+            vec.m[i] = rv_wide_div(&alloc, &vec.s, &vec.state[i], &c1, 24, vec.m[i]);
+        }
+    }
     world_same(&ref, &vec, p);
 }
 END_TEST
@@ -251,10 +386,11 @@ static Suite *coder_vec_suite(void)
     Suite *s = suite_create("coder_vec");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, test_plain_is_the_inline_op);
-    tcase_add_test(tc, test_random_clean);
-    tcase_add_test(tc, test_corrupt_states);
+    tcase_add_loop_test(tc, test_plain_is_the_inline_op, 0, 2);
+    tcase_add_loop_test(tc, test_random_clean, 0, 2);
+    tcase_add_loop_test(tc, test_corrupt_states, 0, 2);
     tcase_add_test(tc, test_long_training_like);
+    tcase_add_test(tc, test_moments_training_like);
     suite_add_tcase(s, tc);
     return s;
 }
@@ -264,6 +400,7 @@ int main(void)
     revl_allocator_init(&alloc);
     const char *skipped = "";
     n_runs = rv_coder_runs(runs, &skipped);
+    n_mruns = rv_moments_runs(mruns, NULL); /* the same processor check: the same skips */
     SRunner *sr = srunner_create(coder_vec_suite());
     srunner_set_fork_status(sr, CK_NOFORK); /* the counts below are gathered in this process */
     srunner_run_all(sr, CK_NORMAL);
@@ -273,6 +410,10 @@ int main(void)
     for (int r = 1; r < n_runs; r++)
         printf(" %s (%ld parameter-steps)", runs[r].name, n_compared[r]);
     printf("%s\n", n_runs == 1 ? " NOTHING (no lane version runs here)" : "");
+    printf("check_coder_vec: Adam's moments compared against %s:", mruns[0].name);
+    for (int r = 1; r < n_mruns; r++)
+        printf(" %s (%ld parameter-steps)", mruns[r].name, n_mcompared[r]);
+    printf("%s\n", n_mruns == 1 ? " NOTHING (no lane version runs here)" : "");
     if (*skipped)
         printf("check_coder_vec: *** NOT TESTED on this CPU: %s ***\n", skipped);
     if (n_runs == 1)

@@ -18,6 +18,7 @@
 #include "core/overlap.h"
 #include "core/trainer.h" /* the corruption tests reach into the trainer */
 #include "exact/coder_vec.h"
+#include "exact/wide_vec.h"
 #include "exact/wide.h"
 
 
@@ -460,12 +461,16 @@ START_TEST(test_overlap_same_bits)
 }
 END_TEST
 
-START_TEST(test_momentum_coder_lanes_same_bits)
+/* The run-level exact multiplies (momentum's coder_vec.h, Adam's wide_vec.h) in lanes against
+ * the plain loops, end to end: the same weights, buffer and hypergradients. */
+START_TEST(test_coder_lanes_same_bits)
 {
+    static const revl_optimizer lane_opts[] = {REVL_OPTIM_MOMENTUM, REVL_OPTIM_ADAM};
+    revl_optimizer opt = lane_opts[_i];
     size_t p = 9000, steps = 30, ng = 5;
     model *q;
     revl_model *m = make_model(p, 5, &q);
-    revl_schedule *s = random_schedule(REVL_OPTIM_MOMENTUM, steps, ng, p);
+    revl_schedule *s = random_schedule(opt, steps, ng, p);
     double *w0 = malloc(p * sizeof *w0), meta[1] = {-1.0}, *w[2], bits[2];
     init_w0(w0, p);
     hg h[2];
@@ -484,12 +489,18 @@ START_TEST(test_momentum_coder_lanes_same_bits)
         revl_trainer_free(t);
     }
     rv_coder_plain_only(0);
-    printf("momentum end to end: %s against plain\n", rv_coder_run_select().name);
+    printf("%s end to end: %s against plain\n", opt == REVL_OPTIM_ADAM ? "adam" : "momentum",
+           opt == REVL_OPTIM_ADAM ? rv_moments_run_select().name : rv_coder_run_select().name);
     ck_assert_mem_eq(w[0], w[1], p * sizeof *w[0]);
     ck_assert(bits[0] == bits[1]);
     ck_assert_mem_eq(h[0].w0, h[1].w0, p * sizeof *h[0].w0);
-    ck_assert_mem_eq(h[0].kind[REVL_HYPER_ALPHA], h[1].kind[REVL_HYPER_ALPHA], n * sizeof(double));
-    ck_assert_mem_eq(h[0].kind[REVL_HYPER_GAMMA], h[1].kind[REVL_HYPER_GAMMA], n * sizeof(double));
+    int kinds = 0;
+    for (int kind = 0; kind < REVL_HYPER_COUNT; kind++)
+        if (h[0].kind[kind]) {
+            ck_assert_mem_eq(h[0].kind[kind], h[1].kind[kind], n * sizeof(double));
+            kinds++;
+        }
+    ck_assert_int_eq(kinds, opt == REVL_OPTIM_ADAM ? 4 : 2);
     for (int k = 0; k < 2; k++) {
         free(w[k]);
         hg_free(&h[k]);
@@ -1224,7 +1235,7 @@ static Suite *optim_suite(void)
     tcase_add_loop_test(tc, test_fd_truncated, 0, N_OPT);
     suite_add_tcase(s, tc);
     tc = tcase_create("errors");
-    tcase_add_test(tc, test_momentum_coder_lanes_same_bits);
+    tcase_add_loop_test(tc, test_coder_lanes_same_bits, 0, 2);
     tcase_add_loop_test(tc, test_overlap_same_bits, 0, N_OPT);
     tcase_add_test(tc, test_schedule_errors);
     tcase_add_test(tc, test_hypergrad_wrong_kind);

@@ -28,7 +28,7 @@ TREE = WORK / "tree"
 
 C_ALL = ["check_hardening", "check_errors", "check_mlp", "check_hyperopt", "check_dataset",
          "check_trainer", "check_infobuf", "check_update", "check_threads", "check_optim",
-         "check_pinned", "check_wide", "check_adam_dir"]
+         "check_pinned", "check_wide", "check_adam_dir", "check_coder_vec"]
 PY = "python"
 
 # (file, original, mutated, suites to try first); every suite runs if those let it through.
@@ -84,6 +84,21 @@ MUTANTS = [
      ["check_wide"]),
     ("src/exact/rate.h", "static const rv_rate_grid RV_GRID_BETA = {24, 1, (1u << 24) - 1};",
      "static const rv_rate_grid RV_GRID_BETA = {24, 0, (1u << 24) - 1};", ["check_optim"]),
+    # wide_lanes.h, Adam's moments in lanes (check_coder_vec compares them with the plain loop):
+    # the first pop of a moment reads the word pushed first, not the last
+    ("src/exact/wide_lanes.h", "(u << RV_WORD_BITS) | L(sel)(spill, *w2, *w1), u);",
+     "(u << RV_WORD_BITS) | L(sel)(spill, *w1, *w2), u);", ["check_coder_vec"]),
+    # the reverse keeps a group whose m pops a word an earlier parameter left
+    ("src/exact/wide_lanes.h", "MASK(ext_v | ext_m)", "MASK(ext_v)", ["check_coder_vec"]),
+    # q = y >> 24 split one bit off between the high and low halves
+    ("src/exact/wide_lanes.h", "VU ql = (x.yl >> 24) | (x.yh << 40)", "VU ql = (x.yl >> 24) | (x.yh << 41)",
+     ["check_coder_vec"]),
+    # the carry of sign (1 + y') into the high half goes the wrong way
+    ("src/exact/wide_lanes.h", "VU rh = yh + ((VU)(rl == 0) & m->pos);",
+     "VU rh = yh - ((VU)(rl == 0) & m->pos);", ["check_coder_vec"]),
+    # the second of a moment's two words is dropped from the stack
+    ("src/exact/wide_lanes.h", "len += left_m[j] >= 2;", "len += left_m[j] > 2;",
+     ["check_coder_vec", "check_optim"]),
     # ---- core/: fingerprints, outputs only on success, the end-of-run checks
     ("src/core/reverse.c", "if (fp != t->fingerprint[step])", "if (0)",
      ["check_optim", "check_errors"]),

@@ -1,8 +1,5 @@
-/* coder_lanes.h: the lane code of coder_vec.c, included once per vector width. The includer
- * defines VU (NL unsigned 64-bit integers), VI (NL signed ones, also the comparison masks), NL,
- * L(name) (the name with the width's suffix), LATTR (the width's target attribute), MULU(a, b)
- * (the 64-bit products of the low 32 bits of each lane) and MASK(m) (a comparison's lanes as
- * the bits of an int).
+/* coder_lanes.h: the lane code of coder_vec.c, included once per vector width after
+ * exact/lanes.h (the vector types, macros and arithmetic helpers).
  *
  * The lanes do the arithmetic of NL parameters at once and the stack traffic is then done in
  * parameter order, so the words and their order are the plain loop's. The arithmetic is
@@ -11,49 +8,6 @@
  * push and at most one pop forward, at most one push and one pop in reverse). The rare groups
  * of NL that fall outside this (a corrupt state, a stack in deficit, about to grow or short of
  * the words the group pops) are redone by the plain loop from their unchanged input. */
-
-static inline LATTR VU L(splat)(uint64_t a) { return (VU){0} + a; }
-
-static inline LATTR VU L(load)(const void *p)
-{
-    VU x;
-    __builtin_memcpy(&x, p, sizeof x);
-    return x;
-}
-
-static inline LATTR void L(store)(void *p, VU x) { __builtin_memcpy(p, &x, sizeof x); }
-
-/* m ? a : b lane by lane */
-static inline LATTR VU L(sel)(VI m, VU a, VU b) { return ((VU)m & a) | (~(VU)m & b); }
-
-/* rv_mulhi64(a, b) for a < 2^32 and b < 2^56 (a slot times a symbol reciprocal): the two
- * partial products cannot carry out of 64 bits */
-static inline LATTR VU L(mulhi_small)(VU a, VU b)
-{
-    return (MULU(a, b >> 32) + (MULU(a, b) >> 32)) >> 32;
-}
-
-/* rv_mulhi64 for any a, b: four 32-bit products */
-static inline LATTR VU L(mulhi)(VU a, VU b)
-{
-    VU ah = a >> 32, bh = b >> 32, m32 = L(splat)(0xffffffffu);
-    VU ll = MULU(a, b), lh = MULU(a, bh), hl = MULU(ah, b), hh = MULU(ah, bh);
-    VU mid = (ll >> 32) + (lh & m32) + (hl & m32);
-    return hh + (lh >> 32) + (hl >> 32) + (mid >> 32);
-}
-
-/* y / d and y % d for y < 2^63 and d < 2^32, by rv_divmod's estimate: for y < 2^63 it is at
- * most one below the quotient (y inv / 2^64 > y/d - 1/(2d) - 1/2, so its floor is more than
- * y/d - 2), so one correction makes it exact, and the remainder before it, < 2d, compares as
- * signed. The quotient is unique: these are rv_divmod's bits. */
-static inline LATTR VU L(divmod)(VU y, VU d, VU inv, VU *rem)
-{
-    VU q = L(mulhi)(y, inv);
-    VU r = y - (MULU(q, d) + (MULU(q >> 32, d) << 32));
-    VU over = (VU)((VI)r >= (VI)d);
-    *rem = r - (over & d);
-    return q - over; /* over is all ones: q + 1 */
-}
 
 /* The stack's words and length are held in locals (in registers) between the plain calls
  * that redo a group: the word loops below then carry no dependency through memory. */

@@ -3,6 +3,8 @@
  * per-parameter ones; the lane versions (coder_lanes.h) are checked against it. */
 #include "exact/coder_vec.h"
 
+#include <string.h>
+
 void rv_mul_run_plain(const revl_allocator *a, rv_stack *s, uint64_t *restrict state,
                       const rv_gamma_code *c, int64_t *restrict v, size_t n)
 {
@@ -21,99 +23,61 @@ void rv_div_run_plain(const revl_allocator *a, rv_stack *s, uint64_t *restrict s
     *s = stk;
 }
 
-static const rv_coder_run plain = {rv_mul_run_plain, rv_div_run_plain, "plain"};
 static int plain_only; /* rv_coder_plain_only: tests and benchmarks only */
 
 void rv_coder_plain_only(int on) { plain_only = on; }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-
 /* four lanes: AVX2 */
-typedef unsigned long long v4u __attribute__((vector_size(32)));
-typedef long long v4i __attribute__((vector_size(32)));
-#define VU v4u
-#define VI v4i
 #define NL 4
-#define L(name) name##_4
-#define LATTR __attribute__((target("avx2")))
-#define MULU(a, b) ((VU)_mm256_mul_epu32((__m256i)(a), (__m256i)(b)))
-#define MASK(m) _mm256_movemask_pd((__m256d)(m))
+#include "exact/lanes.h"
 #include "exact/coder_lanes.h"
-#undef VU
-#undef VI
-#undef NL
-#undef L
-#undef LATTR
-#undef MULU
-#undef MASK
+#include "exact/lanes_end.h"
 
-/* eight lanes: AVX-512 F and DQ (the masks as bits) */
-typedef unsigned long long v8u __attribute__((vector_size(64)));
-typedef long long v8i __attribute__((vector_size(64)));
-#define VU v8u
-#define VI v8i
+/* eight lanes: AVX-512 F and DQ */
 #define NL 8
-#define L(name) name##_8
-#define LATTR __attribute__((target("avx512f,avx512dq")))
-#define MULU(a, b) ((VU)_mm512_mul_epu32((__m512i)(a), (__m512i)(b)))
-#define MASK(m) ((int)_mm512_movepi64_mask((__m512i)(m)))
+#include "exact/lanes.h"
 #include "exact/coder_lanes.h"
-#undef VU
-#undef VI
-#undef NL
-#undef L
-#undef LATTR
-#undef MULU
-#undef MASK
+#include "exact/lanes_end.h"
 
-static const rv_coder_run avx2 = {mul_run_4, div_run_4, "avx2 (4 lanes)"};
-static const rv_coder_run avx512 = {mul_run_8, div_run_8, "avx512 (8 lanes)"};
+static const rv_coder_run versions[3] = {{rv_mul_run_plain, rv_div_run_plain, "plain"},
+                                         {mul_run_4, div_run_4, "avx2 (4 lanes)"},
+                                         {mul_run_8, div_run_8, "avx512 (8 lanes)"}};
 
-static int has_avx2(void)
+/* the index in versions[] of the widest this processor runs */
+static int lanes_cpu(void)
 {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2");
-}
-
-static int has_avx512(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
-}
-
-int rv_coder_runs(rv_coder_run *out, const char **skipped)
-{
-    int m = 0;
-    out[m++] = plain;
-    if (has_avx2())
-        out[m++] = avx2;
-    if (has_avx512())
-        out[m++] = avx512;
-    if (skipped)
-        *skipped = !has_avx2() ? "avx2 (4 lanes), avx512 (8 lanes)"
-                   : !has_avx512() ? "avx512 (8 lanes)" : "";
-    return m;
-}
-
-rv_coder_run rv_coder_run_select(void)
-{
-    if (plain_only)
-        return plain;
-    if (has_avx512())
-        return avx512;
-    if (has_avx2())
-        return avx2;
-    return plain;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq"))
+        return 2;
+    return __builtin_cpu_supports("avx2") ? 1 : 0;
 }
 #else
-int rv_coder_runs(rv_coder_run *out, const char **skipped)
+static const rv_coder_run versions[1] = {{rv_mul_run_plain, rv_div_run_plain, "plain"}};
+
+static int lanes_cpu(void) { return 0; }
+#endif
+
+int rv_lanes_selected(void) { return plain_only ? 0 : lanes_cpu(); }
+
+int rv_lanes_versions(const char **skipped)
 {
-    out[0] = plain;
-    if (skipped)
+    int w = lanes_cpu();
+    if (skipped) {
+#if defined(__x86_64__) && defined(__GNUC__)
+        *skipped = w == 0 ? "avx2 (4 lanes), avx512 (8 lanes)" : w == 1 ? "avx512 (8 lanes)" : "";
+#else
         *skipped = "avx2 (4 lanes), avx512 (8 lanes): not an x86-64 build";
-    return 1;
+#endif
+    }
+    return w + 1;
 }
 
-rv_coder_run rv_coder_run_select(void) { return plain; }
-#endif
+int rv_coder_runs(rv_coder_run *out, const char **skipped)
+{
+    int n = rv_lanes_versions(skipped);
+    memcpy(out, versions, (size_t)n * sizeof *out);
+    return n;
+}
+
+rv_coder_run rv_coder_run_select(void) { return versions[rv_lanes_selected()]; }

@@ -27,7 +27,15 @@ RV_HIDDEN rv_coder_run rv_coder_run_select(void);
 /* Every version, plain first: fills out[] (room for 3) with the ones this processor runs and
  * returns how many; *skipped (may be NULL) gets the names of those it cannot run, or "". */
 RV_HIDDEN int rv_coder_runs(rv_coder_run *out, const char **skipped);
-/* Tests and benchmarks only: make rv_coder_run_select choose the plain version (on = 1). */
+/* Tests and benchmarks only: make rv_coder_run_select (and every other run-level selection,
+ * such as wide_vec.h's) choose the plain version (on = 1). */
 RV_HIDDEN void rv_coder_plain_only(int on);
+
+/* The run-level versions, in a table plain, AVX2 (4 lanes), AVX-512 F and DQ (8 lanes) (here
+ * and in wide_vec.c): the index to select (the widest this processor runs; 0 under
+ * rv_coder_plain_only); how many of the table this processor runs, with *skipped (may be NULL)
+ * the names of the others, or "". */
+RV_HIDDEN int rv_lanes_selected(void);
+RV_HIDDEN int rv_lanes_versions(const char **skipped);
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "exact/rate.h"
 #include "exact/wide.h"
+#include "exact/wide_vec.h"
 
 #include <math.h>
 #include <string.h>
@@ -40,6 +41,7 @@ typedef struct adam {
     double *r1, *r2; /* per group: running sums of dc_t * prod beta (bias-correction path) */
     adam_sg *sg;
     int w_bound;
+    rv_moments_run moments; /* the betas' exact multiply: lanes where the processor has them */
 } adam;
 
 enum { SLOT_ALPHA, SLOT_EPS, SLOT_C1, SLOT_C2, SLOT_B1, SLOT_B2, N_SLOTS };
@@ -58,6 +60,7 @@ static int adam_create(void **self, const revl_allocator *a, size_t n_params, si
     o->n_groups = n_groups;
     o->n_sg = n_steps * n_groups;
     o->w_bound = 63 - (int)frac_bits;
+    o->moments = rv_moments_run_select();
     o->m = rv_calloc(a, n_params, sizeof *o->m);
     o->s = rv_calloc(a, n_params, sizeof *o->s);
     o->dm = rv_calloc(a, n_params, sizeof *o->dm);
@@ -215,10 +218,8 @@ static void adam_forward_block(void *self, rv_pass *p, size_t step, rv_block *bl
             size_t c1 = c0 + RV_CHUNK < i1 ? c0 + RV_CHUNK : i1;
             if (flags & RV_FWD_MUL) {
                 if (flags & RV_FWD_KEEP)
-                    for (size_t i = c0; i < c1; i++) {
-                        m[i] = rv_wide_mul(a, &stack, &state[i], &sg.code1, 24, m[i]);
-                        s[i] = rv_wide_mul(a, &stack, &state[i], &sg.code2, 24, s[i]);
-                    }
+                    o->moments.mul(a, &stack, state + c0, &sg.code1, &sg.code2, m + c0, s + c0,
+                                   c1 - c0);
                 else
                     for (size_t i = c0; i < c1; i++) {
                         m[i] = rv_wide_mul_rounded(m[i], sg.code1.n, 24);
@@ -327,10 +328,7 @@ static void adam_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
                     goto done;
                 }
             }
-            for (size_t i = c1; i-- > c0;) {
-                s[i] = rv_wide_div(a, &stack, &state[i], &sg.code2, 24, s[i]);
-                m[i] = rv_wide_div(a, &stack, &state[i], &sg.code1, 24, m[i]);
-            }
+            o->moments.div(a, &stack, state + c0, &sg.code1, &sg.code2, m + c0, s + c0, c1 - c0);
             int hv_finite = 1;
             for (size_t i = c0; i < c1; i++) {
                 double gi = grad[i];

@@ -1,0 +1,77 @@
+/* lanes.h: the vector lanes shared by the exact run-level coders (coder_lanes.h for momentum's
+ * 64-bit multiply, wide_lanes.h for Adam's 128-bit one). Included once per width, with NL
+ * defined as 4 (AVX2) or 8 (AVX-512 F and DQ, the masks as bits); it defines VU (NL unsigned
+ * 64-bit integers), VI (NL signed ones, also the comparison masks), L(name) (the name with the
+ * width's suffix), LATTR (the width's target attribute), MULU(a, b) (the 64-bit products of the
+ * low 32 bits of each lane), MULLO(a, b) (a b modulo 2^64 for b < 2^32: one instruction with
+ * AVX-512 DQ, two 32-bit products with AVX2), MASK(m) (a comparison's lanes as the bits of an
+ * int) and the helpers below; exact/lanes_end.h undefines the macros again. The library is
+ * built without -march: these functions run only behind a run-time check of the processor. */
+#include <immintrin.h>
+
+#if NL == 4
+typedef unsigned long long v4u __attribute__((vector_size(32)));
+typedef long long v4i __attribute__((vector_size(32)));
+#define VU v4u
+#define VI v4i
+#define L(name) name##_4
+#define LATTR __attribute__((target("avx2")))
+#define MULU(a, b) ((VU)_mm256_mul_epu32((__m256i)(a), (__m256i)(b)))
+#define MASK(m) _mm256_movemask_pd((__m256d)(m))
+#define MULLO(a, b) (MULU(a, b) + (MULU((a) >> 32, b) << 32))
+#elif NL == 8
+typedef unsigned long long v8u __attribute__((vector_size(64)));
+typedef long long v8i __attribute__((vector_size(64)));
+#define VU v8u
+#define VI v8i
+#define L(name) name##_8
+#define LATTR __attribute__((target("avx512f,avx512dq")))
+#define MULU(a, b) ((VU)_mm512_mul_epu32((__m512i)(a), (__m512i)(b)))
+#define MASK(m) ((int)_mm512_movepi64_mask((__m512i)(m)))
+#define MULLO(a, b) ((VU)_mm512_mullo_epi64((__m512i)(a), (__m512i)(b)))
+#else
+#error "lanes.h: NL must be 4 or 8"
+#endif
+
+static inline LATTR VU L(splat)(uint64_t a) { return (VU){0} + a; }
+
+static inline LATTR VU L(load)(const void *p)
+{
+    VU x;
+    __builtin_memcpy(&x, p, sizeof x);
+    return x;
+}
+
+static inline LATTR void L(store)(void *p, VU x) { __builtin_memcpy(p, &x, sizeof x); }
+
+/* m ? a : b lane by lane */
+static inline LATTR VU L(sel)(VI m, VU a, VU b) { return ((VU)m & a) | (~(VU)m & b); }
+
+/* rv_mulhi64(a, b) for a < 2^31 and any b (a slot times a symbol reciprocal): the two
+ * partial products cannot carry out of 64 bits */
+static inline LATTR VU L(mulhi_small)(VU a, VU b)
+{
+    return (MULU(a, b >> 32) + (MULU(a, b) >> 32)) >> 32;
+}
+
+/* rv_mulhi64 for any a, b: four 32-bit products */
+static inline LATTR VU L(mulhi)(VU a, VU b)
+{
+    VU ah = a >> 32, bh = b >> 32, m32 = L(splat)(0xffffffffu);
+    VU ll = MULU(a, b), lh = MULU(a, bh), hl = MULU(ah, b), hh = MULU(ah, bh);
+    VU mid = (ll >> 32) + (lh & m32) + (hl & m32);
+    return hh + (lh >> 32) + (hl >> 32) + (mid >> 32);
+}
+
+/* y / d and y % d for y < 2^63 and d < 2^32, by rv_divmod's estimate: for y < 2^63 it is at
+ * most one below the quotient (y inv / 2^64 > y/d - 1/(2d) - 1/2, so its floor is more than
+ * y/d - 2), so one correction makes it exact, and the remainder before it, < 2d, compares as
+ * signed. The quotient is unique: these are rv_divmod's bits. */
+static inline LATTR VU L(divmod)(VU y, VU d, VU inv, VU *rem)
+{
+    VU q = L(mulhi)(y, inv);
+    VU r = y - MULLO(q, d);
+    VU over = (VU)((VI)r >= (VI)d);
+    *rem = r - (over & d);
+    return q - over; /* over is all ones: q + 1 */
+}

@@ -1,0 +1,270 @@
+/* wide_lanes.h: the lane code of wide_vec.c, included once per vector width after exact/lanes.h.
+ *
+ * NL parameters at once: each 128-bit moment is a pair of vectors (its high and low 64 bits),
+ * and rv_wide_mul's / rv_wide_div's arithmetic is done step for step on them, the stack's words
+ * as masks and selects. Why no word needs the stack while the lanes compute (states in
+ * [2^47, 2^63), n <= 2^24, so every base-n symbol has frequency >= 2^7):
+ *  - forward, per moment: the 16-bit push always spills one word w1, the 8-bit push spills a
+ *    second w2 when the state reaches 2^55, and the base-n pop reads at most as many words as
+ *    were pushed (after one push it starts from at least 2^24 f >= 2^31, after two from at least
+ *    2^16 f >= 2^23), so it reads back w2 and w1, last in first out, never an older word. What
+ *    stays (w1, then w2) is written to the stack in parameter order after the lanes: the plain
+ *    loop's words in the plain loop's order.
+ *  - reverse: the mirror, so each moment's pops are at least its pushes: the words it pushed come
+ *    straight back, and one popped beyond them (a word an earlier forward parameter left, about
+ *    1 in 100 parameter-steps at beta1 = 0.9) would have to come from the stack while the lanes
+ *    compute. The group is then redone by the plain loop, as are the rare groups with a corrupt
+ *    state, a stack in deficit or one that a push could make grow. */
+
+/* The per-moment steps are inlined into the run loops: as calls, gcc passes their vectors
+ * through memory (measured: the reverse ran ~1.5 times slower). */
+#define LINLINE static inline __attribute__((always_inline)) LATTR
+
+/* NL consecutive rv_wide as their low and high halves, lane j = element j */
+#if NL == 4
+static inline LATTR void L(load_wide)(const rv_wide *p, VU *lo, VU *hi)
+{
+    __m256i a = _mm256_loadu_si256((const __m256i *)p);
+    __m256i b = _mm256_loadu_si256((const __m256i *)p + 1);
+    /* unpack gives the order 0, 2, 1, 3; the permute puts 1 and 2 back */
+    *lo = (VU)_mm256_permute4x64_epi64(_mm256_unpacklo_epi64(a, b), 0xd8);
+    *hi = (VU)_mm256_permute4x64_epi64(_mm256_unpackhi_epi64(a, b), 0xd8);
+}
+
+static inline LATTR void L(store_wide)(rv_wide *p, VU lo, VU hi)
+{
+    __m256i l = _mm256_permute4x64_epi64((__m256i)lo, 0xd8);
+    __m256i h = _mm256_permute4x64_epi64((__m256i)hi, 0xd8);
+    _mm256_storeu_si256((__m256i *)p, _mm256_unpacklo_epi64(l, h));
+    _mm256_storeu_si256((__m256i *)p + 1, _mm256_unpackhi_epi64(l, h));
+}
+#else
+static inline LATTR void L(load_wide)(const rv_wide *p, VU *lo, VU *hi)
+{
+    __m512i a = _mm512_loadu_si512(p), b = _mm512_loadu_si512((const __m512i *)p + 1);
+    *lo = (VU)_mm512_permutex2var_epi64(a, _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), b);
+    *hi = (VU)_mm512_permutex2var_epi64(a, _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15), b);
+}
+
+static inline LATTR void L(store_wide)(rv_wide *p, VU lo, VU hi)
+{
+    __m512i l = (__m512i)lo, h = (__m512i)hi;
+    __m512i first = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11);
+    __m512i second = _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15);
+    _mm512_storeu_si512(p, _mm512_permutex2var_epi64(l, first, h));
+    _mm512_storeu_si512((__m512i *)p + 1, _mm512_permutex2var_epi64(l, second, h));
+}
+#endif
+
+/* A code's constants in every lane. */
+typedef struct L(code) {
+    VU n, f, k, boundary, rcp_wide, rcp_f, inv_n, inv_wide, inv_f;
+} L(code);
+
+static inline LATTR L(code) L(code_of)(const rv_gamma_code *c)
+{
+    return (L(code)){L(splat)(c->n), L(splat)(c->f), L(splat)(c->k), L(splat)(c->boundary),
+                     L(splat)(c->rcp_wide), L(splat)(c->rcp_f), L(splat)(c->inv_n),
+                     L(splat)(c->inv_wide), L(splat)(c->inv_f)};
+}
+
+/* x = (hi, lo) as rv_wide_mul's sign and magnitude minus one: sign is all ones for x < 0,
+ * pos is 1 for x >= 0, y = |x| - 1 = (x ^ sign) - pos (for x < 0 that is ~x); nz: x != 0. */
+typedef struct L(mag) {
+    VU sign, pos, yl, yh;
+    VI nz;
+} L(mag);
+
+LINLINE L(mag) L(mag_of)(VU lo, VU hi)
+{
+    L(mag) m;
+    m.sign = (VU)((VI)hi >> 63);
+    m.pos = ~m.sign & 1;
+    m.nz = (lo | hi) != 0;
+    VU xl = lo ^ m.sign;
+    m.yl = xl - m.pos;
+    m.yh = (hi ^ m.sign) - (m.pos & (VU)(xl == 0)); /* the borrow */
+    return m;
+}
+
+/* The value back from y' (yl, yh): sign (1 + y') = (y' + pos) ^ sign; x = 0 stays 0. */
+LINLINE void L(mag_out)(const L(mag) *m, VU yl, VU yh, VU *lo, VU *hi)
+{
+    VU rl = yl + m->pos;
+    VU rh = yh + ((VU)(rl == 0) & m->pos); /* the carry */
+    *lo = L(sel)(m->nz, rl ^ m->sign, *lo);
+    *hi = L(sel)(m->nz, rh ^ m->sign, *hi);
+}
+
+/* rv_wide_mul (bits 24) of the lanes x = (hi, lo) from states *st: the words that stay on the
+ * stack are w1, then w2, *nleft (0, 1 or 2) of them; lanes with x = 0 leave their state alone. */
+LINLINE void L(wide_mul)(const L(code) *c, VU *lo, VU *hi, VU *st, VU *nleft, VU *w1, VU *w2)
+{
+    const VU low = L(splat)(RV_STATE_LOW), m31 = L(splat)((1ULL << RV_SCALE_BITS) - 1);
+    const VU m32 = L(splat)(0xffffffffu);
+    L(mag) x = L(mag_of)(*lo, *hi);
+    VU r = x.yl & 0xffffff;
+    VU ql = (x.yl >> 24) | (x.yh << 40), qh = x.yh >> 24;
+    /* rv_push_bits(16): always spills */
+    VU t0 = *st, s1 = t0 >> RV_WORD_BITS;
+    *w1 = t0 & 0xffff;
+    VU t = ((s1 >> 15) << RV_SCALE_BITS) + (s1 & 0x7fff) + ((r & 0xffff) << 15);
+    /* rv_push_bits(8) */
+    VI spill = (VI)t >= (VI)L(splat)(1ULL << 55);
+    *w2 = t & 0xffff;
+    t = L(sel)(spill, t >> RV_WORD_BITS, t);
+    t = ((t >> 23) << RV_SCALE_BITS) + (t & ((1u << 23) - 1)) + ((r >> 16) << 23);
+    /* rv_pop_base_n */
+    VU slot = t & m31, th = t >> RV_SCALE_BITS;
+    VU sym_wide = L(mulhi_small)(slot, c->rcp_wide);
+    VU sym_narrow = c->k + L(mulhi_small)(slot - c->boundary, c->rcp_f);
+    VU sym = L(sel)((VI)slot < (VI)c->boundary, sym_wide, sym_narrow);
+    VI wide = (VI)sym < (VI)c->k;
+    VU start = MULU(sym, c->f) + L(sel)(wide, sym, c->k);
+    VU u = MULU(c->f - (VU)wide, th) + slot - start;
+    VI pop1 = (VI)u < (VI)low;
+    u = L(sel)(pop1, (u << RV_WORD_BITS) | L(sel)(spill, *w2, *w1), u);
+    VI pop2 = (VI)u < (VI)low; /* only after two pushes: reads w1 */
+    u = L(sel)(pop2, (u << RV_WORD_BITS) | *w1, u);
+    *st = L(sel)(x.nz, u, t0);
+    *nleft = (VU)x.nz & (1 - (VU)spill + (VU)pop1 + (VU)pop2); /* the masks are -1 */
+    /* y' = q n + sym: q = (qh, ql) < 2^104 times n < 2^25 from 32-bit products, modulo 2^128 */
+    VU a0 = MULU(ql, c->n), a1 = MULU(ql >> 32, c->n);
+    VU yl = a0 + (a1 << 32);
+    VU yh = MULLO(qh, c->n) + (a1 >> 32) + (((a0 >> 32) + (a1 & m32)) >> 32);
+    VU yl2 = yl + sym;
+    yh -= (VU)(yl2 < sym);
+    L(mag_out)(&x, yl2, yh, lo, hi);
+}
+
+/* rv_wide_div (bits 24) of the lanes x = (hi, lo) from states *st; *ext: lanes that would pop
+ * a word they did not push (their result is then wrong and the group must be redone); *pushed:
+ * lanes that pushed. */
+LINLINE void L(wide_div)(const L(code) *c, VU *lo, VU *hi, VU *st, VI *ext, VI *pushed)
+{
+    const VU low = L(splat)(RV_STATE_LOW), m31 = L(splat)((1ULL << RV_SCALE_BITS) - 1);
+    const VU m32 = L(splat)(0xffffffffu);
+    L(mag) x = L(mag_of)(*lo, *hi);
+    /* y div n and y mod n in three steps, as rv_wide_div_mag (y < 2^127: yh < 2^63) */
+    VU r, qh = L(divmod)(x.yh, c->n, c->inv_n, &r);
+    VU qm = L(divmod)((r << 32) | (x.yl >> 32), c->n, c->inv_n, &r);
+    VU ql = L(divmod)((r << 32) | (x.yl & m32), c->n, c->inv_n, &r);
+    /* rv_push_base_n: at most two words leave (freq >= 2^7, the state is below 2^63) */
+    VI wide = (VI)r < (VI)c->k;
+    VU freq = c->f - (VU)wide;
+    VU start = MULU(r, c->f) + L(sel)(wide, r, c->k);
+    VU t0 = *st, v1 = t0 & 0xffff;
+    VI sp1 = (VI)(t0 >> 32) >= (VI)freq;
+    VU t = L(sel)(sp1, t0 >> RV_WORD_BITS, t0), v2 = t & 0xffff;
+    VI sp2 = (VI)(t >> 32) >= (VI)freq;
+    t = L(sel)(sp2, t >> RV_WORD_BITS, t);
+    VU rem, u = L(divmod)(t, freq, L(sel)(wide, c->inv_wide, c->inv_f), &rem);
+    u = (u << RV_SCALE_BITS) + rem + start;
+    /* rv_pop_bits(8): reads the last word pushed, if it reads */
+    VU slot = u & m31, d_hi = slot >> 23;
+    u = ((u >> RV_SCALE_BITS) << 23) + (slot & ((1u << 23) - 1));
+    VI pa = (VI)u < (VI)low;
+    VU top = L(sel)(sp2, v2, v1);
+    u = L(sel)(pa, (u << RV_WORD_BITS) | top, u);
+    /* rv_pop_bits(16): always reads, the first word pushed if the 8-bit pop read the second */
+    slot = u & m31;
+    VU d_lo = slot >> 15;
+    u = ((u >> RV_SCALE_BITS) << 15) + (slot & 0x7fff);
+    u = (u << RV_WORD_BITS) | L(sel)(pa, v1, top);
+    *st = L(sel)(x.nz, u, t0);
+    /* pops (1 or 2) beyond pushes (0, 1 or 2): 1 - pa + sp1 + sp2 with the masks -1 */
+    *ext = x.nz & ((1 - (VU)pa + (VU)sp1 + (VU)sp2) != 0);
+    *pushed = x.nz & sp1;
+    /* y' = q 2^24 + d_hi 2^16 + d_lo, q = (qh, qm 2^32 + ql) */
+    VU qlo = (qm << 32) | ql;
+    L(mag_out)(&x, (qlo << 24) | (d_hi << 16) | d_lo, (qh << 24) | (qlo >> 40), lo, hi);
+}
+
+/* The stack's words and length are held in locals between the plain calls that redo a group. */
+#define STACK_OUT() (stk.len = len)
+#define STACK_IN() (len = stk.len, words = stk.words)
+
+static LATTR void L(moments_mul)(const revl_allocator *a, rv_stack *s, uint64_t *restrict state,
+                                 const rv_gamma_code *c1p, const rv_gamma_code *c2p,
+                                 rv_wide *restrict m, rv_wide *restrict v, size_t n)
+{
+    rv_stack stk = *s;
+    rv_word *words = stk.words;
+    size_t len = stk.len;
+    const L(code) c1 = L(code_of)(c1p), c2 = L(code_of)(c2p);
+    const VU low = L(splat)(RV_STATE_LOW);
+    size_t i = 0;
+    for (; c1p->n <= (1u << 24) && c2p->n <= (1u << 24) && i + NL <= n; i += NL) {
+        VU mlo, mhi, vlo, vhi, st = L(load)(state + i), left_m, left_v, wm1, wm2, wv1, wv2;
+        VI ok = (VI)st >= (VI)low;
+        L(load_wide)(m + i, &mlo, &mhi);
+        L(load_wide)(v + i, &vlo, &vhi);
+        L(wide_mul)(&c1, &mlo, &mhi, &st, &left_m, &wm1, &wm2);
+        L(wide_mul)(&c2, &vlo, &vhi, &st, &left_v, &wv1, &wv2);
+        /* at most four words stay per parameter */
+        if (MASK(ok) != (1 << NL) - 1 || stk.deficit || stk.cap - len < 4 * NL) {
+            _mm256_zeroupper(); /* see update.c: no dirty upper state into the plain code */
+            STACK_OUT();
+            rv_moments_mul_plain(a, &stk, state + i, c1p, c2p, m + i, v + i, NL);
+            STACK_IN();
+            continue;
+        }
+        L(store_wide)(m + i, mlo, mhi);
+        L(store_wide)(v + i, vlo, vhi);
+        L(store)(state + i, st);
+        /* the words that stay, in parameter order, m's before s's: at about 1 in 100
+         * parameter-steps a whole group of none is common, and then nothing to do */
+        if (MASK((left_m | left_v) != 0) == 0)
+            continue;
+        for (int j = 0; j < NL; j++) {
+            words[len] = (rv_word)wm1[j];
+            len += left_m[j] >= 1;
+            words[len] = (rv_word)wm2[j];
+            len += left_m[j] >= 2;
+            words[len] = (rv_word)wv1[j];
+            len += left_v[j] >= 1;
+            words[len] = (rv_word)wv2[j];
+            len += left_v[j] >= 2;
+        }
+    }
+    _mm256_zeroupper();
+    STACK_OUT();
+    rv_moments_mul_plain(a, &stk, state + i, c1p, c2p, m + i, v + i, n - i);
+    *s = stk;
+}
+
+static LATTR void L(moments_div)(const revl_allocator *a, rv_stack *s, uint64_t *restrict state,
+                                 const rv_gamma_code *c1p, const rv_gamma_code *c2p,
+                                 rv_wide *restrict m, rv_wide *restrict v, size_t n)
+{
+    rv_stack stk = *s;
+    const L(code) c1 = L(code_of)(c1p), c2 = L(code_of)(c2p);
+    const VU low = L(splat)(RV_STATE_LOW);
+    size_t i = n; /* parameters [i - NL, i) next, the highest first */
+    for (; c1p->n <= (1u << 24) && c2p->n <= (1u << 24) && i >= NL; i -= NL) {
+        size_t i0 = i - NL;
+        VU mlo, mhi, vlo, vhi, st = L(load)(state + i0);
+        VI ok = (VI)st >= (VI)low, ext_v, ext_m, push_v, push_m;
+        L(load_wide)(m + i0, &mlo, &mhi);
+        L(load_wide)(v + i0, &vlo, &vhi);
+        L(wide_div)(&c2, &vlo, &vhi, &st, &ext_v, &push_v);
+        L(wide_div)(&c1, &mlo, &mhi, &st, &ext_m, &push_m);
+        /* a parameter's pushes stay below two words above the stack's length */
+        if (MASK(ok) != (1 << NL) - 1 || MASK(ext_v | ext_m) || stk.deficit ||
+            (MASK(push_v | push_m) && stk.cap - stk.len < 2)) {
+            _mm256_zeroupper();
+            rv_moments_div_plain(a, &stk, state + i0, c1p, c2p, m + i0, v + i0, NL);
+            continue;
+        }
+        L(store_wide)(m + i0, mlo, mhi);
+        L(store_wide)(v + i0, vlo, vhi);
+        L(store)(state + i0, st);
+    }
+    _mm256_zeroupper();
+    rv_moments_div_plain(a, &stk, state, c1p, c2p, m, v, i);
+    *s = stk;
+}
+
+#undef STACK_OUT
+#undef STACK_IN
+#undef LINLINE

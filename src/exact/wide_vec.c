@@ -1,0 +1,61 @@
+/* wide_vec.c: Adam's exact multiply of its two moments over a run of parameters (wide_vec.h).
+ * The plain loop is wide.h's inline operations in Adam's order, so its bits are by construction
+ * the per-parameter ones; the lane versions (wide_lanes.h) are checked against it
+ * (tests/check_wide_vec.c). The selection follows coder_vec.c's (rv_lanes_selected). */
+#include "exact/wide_vec.h"
+
+#include "exact/coder_vec.h"
+
+#include <string.h>
+
+void rv_moments_mul_plain(const revl_allocator *a, rv_stack *st, uint64_t *restrict state,
+                          const rv_gamma_code *c1, const rv_gamma_code *c2, rv_wide *restrict m,
+                          rv_wide *restrict s, size_t n)
+{
+    rv_stack stk = *st; /* a local copy: the stores to m, s and state cannot alias it */
+    for (size_t i = 0; i < n; i++) {
+        m[i] = rv_wide_mul(a, &stk, &state[i], c1, 24, m[i]);
+        s[i] = rv_wide_mul(a, &stk, &state[i], c2, 24, s[i]);
+    }
+    *st = stk;
+}
+
+void rv_moments_div_plain(const revl_allocator *a, rv_stack *st, uint64_t *restrict state,
+                          const rv_gamma_code *c1, const rv_gamma_code *c2, rv_wide *restrict m,
+                          rv_wide *restrict s, size_t n)
+{
+    rv_stack stk = *st;
+    for (size_t i = n; i-- > 0;) {
+        s[i] = rv_wide_div(a, &stk, &state[i], c2, 24, s[i]);
+        m[i] = rv_wide_div(a, &stk, &state[i], c1, 24, m[i]);
+    }
+    *st = stk;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define NL 4
+#include "exact/lanes.h"
+#include "exact/wide_lanes.h"
+#include "exact/lanes_end.h"
+
+#define NL 8
+#include "exact/lanes.h"
+#include "exact/wide_lanes.h"
+#include "exact/lanes_end.h"
+
+static const rv_moments_run versions[3] = {
+    {rv_moments_mul_plain, rv_moments_div_plain, "plain"},
+    {moments_mul_4, moments_div_4, "avx2 (4 lanes)"},
+    {moments_mul_8, moments_div_8, "avx512 (8 lanes)"}};
+#else
+static const rv_moments_run versions[1] = {{rv_moments_mul_plain, rv_moments_div_plain, "plain"}};
+#endif
+
+int rv_moments_runs(rv_moments_run *out, const char **skipped)
+{
+    int n = rv_lanes_versions(skipped);
+    memcpy(out, versions, (size_t)n * sizeof *out);
+    return n;
+}
+
+rv_moments_run rv_moments_run_select(void) { return versions[rv_lanes_selected()]; }

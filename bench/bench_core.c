@@ -170,6 +170,7 @@ int main(int argc, char **argv)
     const double fwd_bytes = 80, rev_bytes = 176;
     printf("%10s %6s | %12s %12s %12s | %8s %8s | %9s %9s\n", "P", "T", "plain Mps/s",
            "fwd Mps/s", "rev Mps/s", "fwd/plain", "rev/plain", "fwd %bw", "rev %bw");
+    double worst_fwd = 0, worst_rev = 0; /* over P = 10^4 ... 10^7, the range */
     for (size_t p = 1000; p <= max_p; p *= 10) {
         size_t steps = (size_t)(2e8 / (double)p);
         if (steps > 2000)
@@ -191,10 +192,17 @@ int main(int argc, char **argv)
         printf("%10zu %6zu | %12.1f %12.1f %12.1f | %8.2f %8.2f | %8.0f%% %8.0f%%\n", p, steps,
                plain_rate / 1e6, fwd_rate / 1e6, rev_rate / 1e6, r.fwd / plain, r.rev / plain,
                100 * fwd_rate * fwd_bytes / bw, 100 * rev_rate * rev_bytes / bw);
+        if (p >= 10000) {
+            worst_fwd = fmax(worst_fwd, r.fwd / plain);
+            worst_rev = fmax(worst_rev, r.rev / plain);
+        }
     }
+    bench_target("exact forward / plain loop, P = 10^4..10^7", worst_fwd, "<=", 2);
+    bench_target("exact reverse / plain loop, P = 10^4..10^7", worst_rev, "<=", 4);
     printf("\nthreads: the same runs with 1 and 2 threads (bits identical by construction)\n");
     printf("%10s %6s | %12s %12s | %12s %12s | %9s %9s\n", "P", "T", "fwd 1t s", "rev 1t s",
            "fwd 2t s", "rev 2t s", "fwd x", "rev x");
+    double worst_x = INFINITY;
     for (size_t p = 1000000; p <= max_p && p <= 10000000; p *= 10) {
         size_t steps = p >= 10000000 ? 20 : 100;
         run r1, r2;
@@ -202,7 +210,10 @@ int main(int argc, char **argv)
             return 1;
         printf("%10zu %6zu | %12.3f %12.3f | %12.3f %12.3f | %9.2f %9.2f\n", p, steps, r1.fwd,
                r1.rev, r2.fwd, r2.rev, r1.fwd / r2.fwd, r1.rev / r2.rev);
+        worst_x = fmin(worst_x, fmin(r1.fwd / r2.fwd, r1.rev / r2.rev));
     }
+    if (worst_x < INFINITY)
+        bench_target("two threads' speed-up, P >= 10^6", worst_x, ">=", 1.8);
     coder_table(max_p);
     printf("\nthe whole exact core with the plain coder and with %s (same bits: check_optim)\n",
            rv_coder_run_select().name);

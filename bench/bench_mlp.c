@@ -67,7 +67,7 @@ int main(int argc, char **argv)
     printf("%6s | %10s %10s %12s | %9s %12s | %9s %12s | %12s\n", "T", "plain s", "exact s",
            "fwd+hyper s", "exact/pl", "fwd+hyp/pl", "exact/fl", "fwd+hyp/fl", "buffer bytes");
     int nt = argc > 1 ? argc - 1 : 2;
-    double mom_both[16] = {0};
+    double mom_both[16] = {0}, worst_ex = 0, worst_fl = 0;
     for (int k = 0; k < nt && k < 16; k++) {
         size_t steps = argc > 1 ? (size_t)atol(argv[k + 1]) : (k ? 1000 : 100);
         revl_schedule *s = NULL;
@@ -106,9 +106,15 @@ int main(int argc, char **argv)
                exact, both, exact / plain, both / plain, exact / fl_fwd, both / fl_both,
                st.buffer_bytes);
         mom_both[k] = both;
+        worst_ex = fmax(worst_ex, exact / plain);
+        worst_fl = fmax(worst_fl, both / fl_both);
         revl_trainer_free(t);
         revl_schedule_free(s);
     }
+
+    bench_target("momentum: exact forward / plain training", worst_ex, "<=", 1.05);
+    bench_target("momentum: train + hypergradient / floor", worst_fl, "<=", 1.25);
+    worst_ex = worst_fl = 0;
 
     /* Adam: the exact forward against plain Adam, forward + every hypergradient (alpha, beta1,
      * beta2, eps, init scales, meta) against momentum's on the same model, buffer bits */
@@ -163,9 +169,13 @@ int main(int argc, char **argv)
         printf("%6zu | %10.3f %10.3f %12.3f | %9.2f %14.2f | %9.2f %12.2f | %13.5f %13.5f\n",
                steps, plain, exact, both, exact / plain, both / mom_both[k], exact / fl_fwd,
                both / fl_both, st.buffer_bits / ((double)p * (double)steps), info);
+        worst_ex = fmax(worst_ex, exact / plain);
+        worst_fl = fmax(worst_fl, both / fl_both);
         revl_trainer_free(t);
         revl_schedule_free(s);
     }
+    bench_target("Adam: exact forward / plain Adam", worst_ex, "<=", 1.05);
+    bench_target("Adam: train + hypergradient / floor", worst_fl, "<=", 1.25);
     mlp_floor_free(&fb);
     mlp_floor_free(&fe);
     free(off);

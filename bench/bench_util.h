@@ -17,6 +17,15 @@ static inline double bench_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* One line under a table: the issue's target for a figure, the worst value measured against it,
+ * and whether it is met (docs/performance.md says why where it is not). */
+static inline void bench_target(const char *what, double worst, const char *cmp, double limit)
+{
+    int met = cmp[0] == '<' ? worst <= limit : worst >= limit;
+    printf("target: %s %s %g: worst measured %.2f: %s\n", what, cmp, limit, worst,
+           met ? "met" : "NOT MET");
+}
+
 static int trivial_grad(size_t step, const double *w, const double *meta, double *g, double *loss,
                         void *user)
 {

@@ -171,7 +171,8 @@ def main():
           f"(torch {torch.__version__}); each figure from its own process; time ratio and "
           f"memory: revl MLP / torch; differences: revl MLP, bridge")
     return table(__file__, sys.argv[1:], a.steps, [("mlp", "revl MLP"), ("bridge", "bridge")],
-                 a.max_torch_gib, a.tolerance, a.optimizer)
+                 a.max_torch_gib, a.tolerance, a.optimizer,
+                 targets={"time": {100: 0.4, 1000: 0.16}, "memory": 0.01})
 
 if __name__ == "__main__":
     raise SystemExit(main())

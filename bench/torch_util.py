@@ -72,30 +72,53 @@ def save_one(path, fn):
              **{k: getattr(hg, k) for k in kinds})
 
 
-def table(script, argv, steps, methods, max_torch_gib, tolerance, optimizers=("momentum",)):
+def table(script, argv, steps, methods, max_torch_gib, tolerance, optimizers=("momentum",),
+          targets=None):
     """Measure each revl method (key, label) and PyTorch's unrolled run ("torch") at every T
     and optimiser (passed to the script as --optimizer), each in its own process, and print
     time, peak extra memory, the ratios of the first method to torch and every method's largest
     relative hypergradient difference from torch's (over w0, meta and every kind).  The
     unrolled run is skipped where its memory, projected from the last T, passes max_torch_gib.
+    targets (optional): {"time": {T: limit}, "memory": limit} on the first method's ratios to
+    torch, printed as target lines under the table.
     Returns 0 when every difference is within tolerance."""
     head = " | ".join(f"{lab + ' s':>11} {'MiB':>7}" for _, lab in methods)
     hdr = (f"{'optimizer':>9} {'T':>5} | {head} | {'torch s':>9} {'MiB':>7} | "
            f"{'time ratio':>10} {'memory':>8} | max rel diff to torch")
     print(hdr)
     print("-" * len(hdr))
-    worst = 0.0
+    worst, ratios = 0.0, []
     for opt in optimizers:
-        worst = max(worst, _rows(script, list(argv) + ["--optimizer", opt], opt, steps,
-                                 methods, max_torch_gib))
+        w, r = _rows(script, list(argv) + ["--optimizer", opt], opt, steps, methods,
+                     max_torch_gib)
+        worst, ratios = max(worst, w), ratios + r
+    for T, limit in sorted((targets or {}).get("time", {}).items()):
+        if T not in steps:
+            continue
+        got = [t for (_, tt, t, _) in ratios if tt == T]
+        _target(f"time / PyTorch's at T = {T}", max(got) if got else None, limit)
+    if targets and "memory" in targets:
+        got = [m for (_, _, _, m) in ratios]
+        _target("extra memory / PyTorch's", max(got) if got else None, targets["memory"])
     ok = worst <= tolerance
     print(f"hypergradients agree with unrolled PyTorch: largest relative difference "
           f"{worst:.2g} ({'<=' if ok else '>'} tolerance {tolerance:g})")
     return 0 if ok else 1
 
 
+def _target(what, worst, limit):
+    """bench_util.h's bench_target, in Python."""
+    if worst is None:
+        print(f"target: {what} <= {limit:g}: not measured (the unrolled run was skipped)")
+    else:
+        print(f"target: {what} <= {limit:g}: worst measured {worst:.4g}: "
+              f"{'met' if worst <= limit else 'NOT MET'}")
+
+
 def _rows(script, argv, opt, steps, methods, max_torch_gib):
-    per_step, worst = None, 0.0
+    """Print one optimiser's rows; return the largest difference and (opt, T, time ratio,
+    memory ratio) of every T where torch ran."""
+    per_step, worst, ratios = None, 0.0, []
     for T in steps:
         r = {k: run_isolated(script, argv, k, T) for k, _ in methods}
         row = f"{opt:>9} {T:5d} | " + " | ".join(
@@ -112,10 +135,12 @@ def _rows(script, argv, opt, steps, methods, max_torch_gib):
         diffs = [max(rel_diff(r[k][x], ref[x]) for x in kinds) for k, _ in methods]
         worst = max([worst] + diffs)
         first = r[methods[0][0]]
+        ratios.append((opt, T, float(first["secs"]) / secs,
+                       float(first["mib"]) / max(mib, 1e-9)))
         print(row + f" | {secs:9.2f} {mib:7.1f} | {float(first['secs']) / secs:9.2f}x "
               f"{float(first['mib']) / max(mib, 1e-9):7.4f}x | "
               + " ".join(f"{d:.2g}" for d in diffs), flush=True)
-    return worst
+    return worst, ratios
 
 
 # The benches' schedules: the paper's momentum, and Adam near torch.optim.Adam's defaults

@@ -207,11 +207,13 @@ static void adam_forward_block(void *self, rv_pass *p, size_t step, rv_block *bl
     rv_wide *restrict m = o->m, *restrict s = o->s;
     uint64_t *restrict state = p->buf->state;
     double y[RV_CHUNK];
+    const int lanes = rv_adam_sums_lanes();
     if (flags & RV_FWD_MUL)
         blk->err = RV_OK;
     for (size_t g = blk->g_first; g <= blk->g_last; g++) {
         const adam_sg sg = o->sg[step * o->n_groups + g];
         const rv_adam_dir dir = {sg.m_scale, sg.s_scale, sg.eps, sg.alpha_fixed};
+        const rv_adam_grad gr = {sg.omb1_fixed, sg.omb2_fixed};
         size_t i0, i1;
         rv_block_range(blk, p->offsets, g, &i0, &i1);
         for (size_t c0 = i0; c0 < i1; c0 += RV_CHUNK) {
@@ -228,9 +230,14 @@ static void adam_forward_block(void *self, rv_pass *p, size_t step, rv_block *bl
             }
             if (!(flags & RV_FWD_UPDATE))
                 continue;
+            /* the common path in lanes (adam_dir.h), each parameter it leaves here */
             size_t j = c0;
-            while (j < c1 && adam_moments(&sg, NULL, j, p->grad[j], &m[j], &s[j]))
-                j++;
+            for (;; j++) {
+                if (lanes)
+                    j += rv_adam_sums(&gr, 0, c1 - j, p->grad + j, m + j, s + j);
+                if (j == c1 || !adam_moments(&sg, NULL, j, p->grad[j], &m[j], &s[j]))
+                    break;
+            }
             rv_adam_steps(&dir, j - c0, m + c0, s + c0, y);
             for (size_t i = c0; i < j; i++)
                 if (!rv_pass_move_w(p, blk, i, y[i - c0], -1)) {
@@ -310,15 +317,19 @@ static void adam_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
     const double *restrict grad = p->grad, *restrict hv = p->hv;
     double *restrict dm = o->dm, *restrict ds = o->ds, *restrict dw = p->dw;
     uint64_t *restrict state = p->buf->state;
+    const int lanes = rv_adam_sums_lanes();
     blk->err = RV_OK;
     for (size_t g = blk->g_last + 1; g-- > blk->g_first;) {
         const adam_sg sg = o->sg[step * o->n_groups + g];
+        const rv_adam_grad gr = {sg.omb1_fixed, sg.omb2_fixed};
         size_t i0, i1;
         rv_block_range(blk, p->offsets, g, &i0, &i1);
         double s_b1 = 0, s_b2 = 0;
         for (size_t c1 = i1; c1 > i0;) {
             size_t c0 = c1 - i0 > RV_CHUNK ? c1 - RV_CHUNK : i0;
             for (size_t i = c0; i < c1; i++) {
+                if (lanes && (i += rv_adam_sums(&gr, 1, c1 - i, grad + i, m + i, s + i)) == c1)
+                    break;
                 rv_wide gm, gs;
                 if (!moment_terms(&sg, blk, i, grad[i], &gm, &gs))
                     goto done;

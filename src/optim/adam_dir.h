@@ -62,4 +62,22 @@ RV_HIDDEN int rv_adam_steps_vector(void);
 /* Tests set it nonzero to make rv_adam_steps run the plain version. */
 RV_HIDDEN extern int rv_adam_steps_narrow;
 
+/* Adam's moment sums for a run: m[i] += gm, s[i] += gs (sub: -=), gm = round((1-beta1) 2^100 g[i]),
+ * gs = round((1-beta2) 2^100 g[i]^2) (wide.h's rv_wide_round), for i from 0 on while parameter i
+ * takes the common path: g finite, both terms and both sums within (-2^126, 2^126), not the
+ * legacy rounding (a negative (1-beta1) g 2^100 above -2^64), and (adding) not s = 0 with m != 0.
+ * Returns the first i that does not (n when all do), with m, s changed only before it: the
+ * caller's scalar code does that parameter (its failure, or its rare rounding) and calls again
+ * from the next (it also stops before a remainder of fewer than eight). The plain version returns
+ * 0; rv_adam_sums_lanes says whether the lanes run (then it is worth calling). */
+typedef struct rv_adam_grad {
+    double omb1_fixed, omb2_fixed;
+} rv_adam_grad;
+RV_HIDDEN size_t rv_adam_sums(const rv_adam_grad *c, int sub, size_t n, const double *g,
+                              rv_wide *m, rv_wide *s);
+static inline int rv_adam_sums_lanes(void)
+{
+    return !rv_adam_steps_narrow && rv_adam_steps_vector();
+}
+
 #endif

@@ -156,6 +156,143 @@ START_TEST(test_narrow_switch)
 }
 END_TEST
 
+/* The moments' sums (rv_adam_sums) as adam.c uses them, against adam.c's scalar code for each
+ * parameter: adding, its probe (nothing changed on a failure), subtracting, the reverse pass's
+ * (m's difference kept when s's fails). */
+static int sum1(const rv_adam_grad *c, int sub, double g, rv_wide *pm, rv_wide *ps)
+{
+    rv_wide gm, gs, mi, si;
+    if (!isfinite(g) || !rv_wide_round(c->omb1_fixed * g, &gm) ||
+        !rv_wide_round(c->omb2_fixed * (g * g), &gs))
+        return 0;
+    if (sub)
+        return rv_wide_add(*pm, -gm, pm) && rv_wide_add(*ps, -gs, ps);
+    if (!rv_wide_add(*pm, gm, &mi) || !rv_wide_add(*ps, gs, &si) || (si == 0 && mi != 0))
+        return 0;
+    *pm = mi;
+    *ps = si;
+    return 1;
+}
+
+static double gr[N];
+static rv_wide m2[N], s2[N];
+static long n_sum_lanes, n_sum_scalar, n_sum_runs;
+
+/* Both ways on g, m, s [0, n): the scalar loop to its first failure, and adam.c's loop (the lanes
+ * to their first uncommon parameter, it scalar, the lanes again from the next); the same stop
+ * and the same m, s everywhere, or 1. */
+static long compare_sums(const rv_adam_grad *c, int sub, size_t n)
+{
+    memcpy(m2, m, sizeof m);
+    memcpy(s2, s, sizeof s);
+    size_t i = 0, j = 0;
+    while (i < n && sum1(c, sub, gr[i], &m[i], &s[i]))
+        i++;
+    for (;; j++) {
+        size_t k = rv_adam_sums(c, sub, n - j, gr + j, m2 + j, s2 + j);
+        n_sum_lanes += (long)k;
+        j += k;
+        if (j == n || !sum1(c, sub, gr[j], &m2[j], &s2[j]))
+            break;
+        n_sum_scalar++;
+    }
+    n_sum_runs++;
+    return i != j || memcmp(m, m2, sizeof m) != 0 || memcmp(s, s2, sizeof s) != 0;
+}
+
+/* A gradient of random sign and magnitude 2^e, e in [lo, hi). */
+static double rand_grad(int lo, int hi)
+{
+    double x = ldexp(1.0 + (double)(rv_rand_u64(&rng) >> 11) * 0x1p-53,
+                     lo + (int)(rv_rand_u64(&rng) % (uint64_t)(hi - lo)));
+    return rv_rand_u64(&rng) & 1 ? -x : x;
+}
+
+START_TEST(test_sums_same_bits)
+{
+    const double b1 = 15099494, b2 = 16760439; /* 0.9 and 0.999 on the 2^-24 grid */
+    const rv_adam_grad c = {ldexp(0x1p24 - b1, 76), ldexp(0x1p24 - b2, 76)};
+    const rv_wide lim = (rv_wide)1 << 126;
+    const double specials[] = {NAN, INFINITY, -INFINITY, 0.0, -0.0, 0x1p-40, -0x1p-40, -0x1p-60,
+                               -0x1p-1074, 0x1p-1074, -0x1p-33, 0x1p23, -0x1p23, 0x1p13, 1e300};
+    const size_t n_spec = sizeof specials / sizeof specials[0];
+    long bad = 0, clean_bad = 0;
+    for (int rep = 0; rep < 3000; rep++) {
+        int sub = rep & 1, kind = (rep / 2) % 7;
+        size_t n = N - (size_t)(rv_rand_u64(&rng) % 300);
+        if (kind == 6) /* common parameters only, whole groups of eight: all in lanes */
+            n &= ~(size_t)7;
+        long scalar_before = n_sum_scalar, lanes_before = n_sum_lanes;
+        for (size_t i = 0; i < N; i++) {
+            gr[i] = rand_grad(-30, 10);
+            m[i] = rand_wide(110, 1);
+            s[i] = rand_wide(110, 0);
+        }
+        /* one uncommon parameter at a position that walks through a group of eight and a
+         * chunk, or several at random */
+        size_t at = (size_t)rep % 300, k = (size_t)(rv_rand_u64(&rng) % 8);
+        switch (kind) {
+        case 0: /* special gradients */
+            gr[at] = specials[(size_t)rep % n_spec];
+            break;
+        case 1: /* tiny gradients: the legacy rounding of negative terms, zero terms */
+            for (size_t i = 0; i < N; i++)
+                gr[i] = rand_grad(-1074, -25);
+            break;
+        case 2: /* a moment at the bound: its sum leaves the range by a quantum or stays in */
+            if (k & 1)
+                m[at] = (k & 2 ? lim - 1 : -lim + 1);
+            else
+                s[at] = (k & 2 ? lim - 1 : -lim + 1);
+            gr[at] = (k & 4 ? 1 : -1) * ldexp(1.0, -(int)(rv_rand_u64(&rng) % 80));
+            if (rep % 3 == 0) { /* the sum exactly at the bound, or a quantum inside */
+                rv_wide gt = 0, bound = k & 2 ? lim : -lim;
+                double y = (k & 1 ? c.omb1_fixed : c.omb2_fixed) * (k & 1 ? gr[at] : gr[at] * gr[at]);
+                rv_wide_round(y, &gt);
+                rv_wide x = (sub ? bound + gt : bound - gt) + (rv_wide)(rep % 2 ? 0 : bound > 0 ? -1 : 1);
+                if (x < lim && x > -lim)
+                    *(k & 1 ? &m[at] : &s[at]) = x;
+            }
+            break;
+        case 3: /* s + (1-beta2) g^2 = 0 with m + (1-beta1) g != 0 (and = 0) */
+        {
+            rv_wide gs = 0;
+            rv_wide_round(c.omb2_fixed * (gr[at] * gr[at]), &gs);
+            s[at] = sub ? gs : -gs;
+            if (k == 0) {
+                rv_wide gm = 0;
+                rv_wide_round(c.omb1_fixed * gr[at], &gm);
+                m[at] = sub ? gm : -gm;
+            }
+            break;
+        }
+        case 4: /* many uncommon ones */
+            for (size_t i = 0; i < N; i++)
+                if (rv_rand_u64(&rng) % 16 == 0)
+                    gr[i] = specials[rv_rand_u64(&rng) % n_spec];
+            break;
+        case 6:
+            break;
+        default: /* terms and gradients of every size up to the bound */
+            for (size_t i = 0; i < N; i++)
+                gr[i] = rand_grad(-80, 14);
+            break;
+        }
+        bad += compare_sums(&c, sub, n);
+        if (kind == 6 && rv_adam_sums_lanes())
+            clean_bad += n_sum_scalar != scalar_before || n_sum_lanes - lanes_before != (long)n;
+    }
+    printf("check_adam_dir: the moments' sums (forward and reverse) on %ld runs (non-finite, "
+           "legacy-rounded, zero and huge gradients, moments at the bound, s = 0 with m != 0, "
+           "at every position of a chunk): %ld differ; %ld parameters in lanes, %ld scalar "
+           "between them; lanes %s\n",
+           n_sum_runs, bad, n_sum_lanes, n_sum_scalar,
+           rv_adam_sums_lanes() ? "AVX-512 (8 lanes)" : "NOT RUN (plain only)");
+    ck_assert_int_eq(bad, 0);
+    ck_assert_int_eq(clean_bad, 0); /* the lanes do take the common parameters */
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("adam_dir");
@@ -163,6 +300,7 @@ int main(void)
     tcase_add_test(tc, test_same_bits_random);
     tcase_add_test(tc, test_same_bits_edge);
     tcase_add_test(tc, test_narrow_switch);
+    tcase_add_test(tc, test_sums_same_bits);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_set_fork_status(sr, CK_NOFORK);

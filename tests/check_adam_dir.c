@@ -293,6 +293,55 @@ START_TEST(test_sums_same_bits)
 }
 END_TEST
 
+/* The reverse pass's adjoint run (rv_adam_back_run): lanes against the plain loop. */
+static double hv_[N], dw_[2][N], dm_[2][N], ds_[2][N], t1_[2][RV_ADAM_RUN], t2_[2][RV_ADAM_RUN];
+
+START_TEST(test_back_same_bits)
+{
+    const double specials[] = {NAN, INFINITY, -INFINITY, 0.0, -0.0, 0x1p-1074, 1e300, -1e-300};
+    long bad = 0, runs = 0;
+    for (int rep = 0; rep < 2000; rep++) {
+        for (size_t i = 0; i < N; i++) {
+            gr[i] = rand_grad(-80, 60);
+            hv_[i] = rand_grad(-100, 100);
+            dw_[0][i] = dw_[1][i] = rand_grad(-100, 100);
+            dm_[0][i] = dm_[1][i] = rand_grad(-100, 100);
+            ds_[0][i] = ds_[1][i] = rand_grad(-100, 100);
+            m[i] = rand_wide(1 + (unsigned)(rv_rand_u64(&rng) % 126), 1);
+            s[i] = rand_wide(1 + (unsigned)(rv_rand_u64(&rng) % 126), 0);
+        }
+        if (rep % 3 == 0) /* a non-finite or extreme value at a position walking through a run */
+            for (int k = 0; k < 3; k++) {
+                size_t at = (size_t)(rep + 97 * k) % RV_ADAM_RUN;
+                double v = specials[(size_t)(rep / 3 + k) % 8];
+                double *where[] = {&hv_[at], &gr[at], &dm_[0][at], &ds_[0][at]};
+                *where[k % 4] = v;
+                dm_[1][at] = dm_[0][at];
+                ds_[1][at] = ds_[0][at];
+            }
+        size_t n = RV_ADAM_RUN - (size_t)(rv_rand_u64(&rng) % 20);
+        int ok[2];
+        for (int v = 0; v < 2; v++) {
+            rv_adam_steps_narrow = v;
+            rv_adam_back b = {0.9, 0.999, gr, hv_, m, s, dw_[v], dm_[v], ds_[v]};
+            memset(t1_[v], 0x55, sizeof t1_[v]);
+            memset(t2_[v], 0x55, sizeof t2_[v]);
+            ok[v] = rv_adam_back_run(&b, n, t1_[v], t2_[v]);
+        }
+        rv_adam_steps_narrow = 0;
+        bad += ok[0] != ok[1] || memcmp(t1_[0], t1_[1], sizeof t1_[0]) ||
+               memcmp(t2_[0], t2_[1], sizeof t2_[0]) || memcmp(dw_[0], dw_[1], sizeof dw_[0]) ||
+               memcmp(dm_[0], dm_[1], sizeof dm_[0]) || memcmp(ds_[0], ds_[1], sizeof ds_[0]);
+        runs += !ok[0];
+    }
+    printf("check_adam_dir: the reverse adjoint run (betas' terms, dw -= hv, dm, ds scaled): 2000 "
+           "runs, %ld with a non-finite hv, %ld differ; lanes %s\n",
+           runs, bad, rv_adam_steps_vector() ? "AVX-512 (8 lanes)" : "NOT RUN (plain only)");
+    ck_assert_int_eq(bad, 0);
+    ck_assert_int_gt(runs, 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("adam_dir");
@@ -301,6 +350,7 @@ int main(void)
     tcase_add_test(tc, test_same_bits_edge);
     tcase_add_test(tc, test_narrow_switch);
     tcase_add_test(tc, test_sums_same_bits);
+    tcase_add_test(tc, test_back_same_bits);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_set_fork_status(sr, CK_NOFORK);

@@ -54,6 +54,8 @@ MUTANTS = [
      "(_mm512_cmpge_epi64_mask(h, nlim) |", ["check_adam_dir"]),
     ("src/optim/adam_dir.c", "if (!sub) /* s = 0 with m != 0 */", "if (sub) /* s = 0 with m != 0 */",
      ["check_adam_dir"]),
+    # the reverse adjoint run in lanes: g instead of g^2 in beta2's term
+    ("src/optim/adam_dir.c", "unit), _mm512_mul_pd(g, g));", "unit), g);", ["check_adam_dir"]),
     # adam_dir.c's vector kernels: one operation changed, the bits differ from the scalar's
     ("src/optim/adam_dir.c", "_mm512_add_pd(_mm512_sqrt_pd", "_mm512_sub_pd(_mm512_sqrt_pd",
      ["check_adam_dir"]),

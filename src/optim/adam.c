@@ -318,6 +318,7 @@ static void adam_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
     double *restrict dm = o->dm, *restrict ds = o->ds, *restrict dw = p->dw;
     uint64_t *restrict state = p->buf->state;
     const int lanes = rv_adam_sums_lanes();
+    double t1[RV_CHUNK], t2[RV_CHUNK];
     blk->err = RV_OK;
     for (size_t g = blk->g_last + 1; g-- > blk->g_first;) {
         const adam_sg sg = o->sg[step * o->n_groups + g];
@@ -340,15 +341,13 @@ static void adam_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
                 }
             }
             o->moments.div(a, &stack, state + c0, &sg.code1, &sg.code2, m + c0, s + c0, c1 - c0);
-            int hv_finite = 1;
-            for (size_t i = c0; i < c1; i++) {
-                double gi = grad[i];
-                s_b1 += dm[i] * (rv_wide_to_double(m[i]) * wide_unit - gi);
-                s_b2 += ds[i] * (rv_wide_to_double(s[i]) * wide_unit - gi * gi);
-                hv_finite &= isfinite(hv[i]) != 0;
-                dw[i] -= hv[i];
-                dm[i] *= sg.beta1;
-                ds[i] *= sg.beta2;
+            /* the betas' terms in lanes (adam_dir.h), their sums in order */
+            const rv_adam_back back = {sg.beta1, sg.beta2, grad + c0, hv + c0, m + c0, s + c0,
+                                       dw + c0,   dm + c0,  ds + c0};
+            int hv_finite = rv_adam_back_run(&back, c1 - c0, t1, t2);
+            for (size_t k = 0; k < c1 - c0; k++) {
+                s_b1 += t1[k];
+                s_b2 += t2[k];
             }
             if (!hv_finite) {
                 rv_block_fail_hv(blk, hv, c0);

@@ -19,6 +19,16 @@ void rv_adam_terms_plain(const rv_adam_dir *c, double c1, double c2, size_t n,
         rv_adam_terms1(c, c1, c2, m[i], s[i], t, i);
 }
 
+static int back_plain(const rv_adam_back *b, size_t i, size_t n, double *t1, double *t2)
+{
+    int finite = 1;
+    for (; i < n; i++) {
+        finite &= isfinite(b->hv[i]) != 0;
+        rv_adam_back1(b, i, t1, t2);
+    }
+    return finite;
+}
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
@@ -191,6 +201,31 @@ sums_avx512(const rv_adam_grad *c, int sub, size_t n, const double *restrict g,
     return i;
 }
 
+/* rv_adam_back1 on eight lanes, operation for operation. */
+__attribute__((target("avx512f,avx512dq"))) static int back_avx512(const rv_adam_back *b,
+                                                                   size_t n, double *t1,
+                                                                   double *t2)
+{
+    const __m512d unit = _mm512_set1_pd(0x1p-100), inf = _mm512_set1_pd(INFINITY);
+    const __m512d b1 = _mm512_set1_pd(b->beta1), b2 = _mm512_set1_pd(b->beta2);
+    __mmask8 finite = 0xff;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m512d g = _mm512_loadu_pd(b->g + i), hv = _mm512_loadu_pd(b->hv + i);
+        __m512d dm = _mm512_loadu_pd(b->dm + i), ds = _mm512_loadu_pd(b->ds + i);
+        __m512d mm = _mm512_sub_pd(_mm512_mul_pd(wide8_to_double(b->m + i), unit), g);
+        __m512d ss = _mm512_sub_pd(_mm512_mul_pd(wide8_to_double(b->s + i), unit), _mm512_mul_pd(g, g));
+        _mm512_storeu_pd(t1 + i, _mm512_mul_pd(dm, mm));
+        _mm512_storeu_pd(t2 + i, _mm512_mul_pd(ds, ss));
+        finite &= _mm512_cmp_pd_mask(_mm512_abs_pd(hv), inf, _CMP_LT_OQ);
+        _mm512_storeu_pd(b->dw + i, _mm512_sub_pd(_mm512_loadu_pd(b->dw + i), hv));
+        _mm512_storeu_pd(b->dm + i, _mm512_mul_pd(dm, b1));
+        _mm512_storeu_pd(b->ds + i, _mm512_mul_pd(ds, b2));
+    }
+    _mm256_zeroupper();
+    return (finite == 0xff) & back_plain(b, i, n, t1, t2);
+}
+
 int rv_adam_steps_vector(void)
 {
     __builtin_cpu_init();
@@ -220,7 +255,17 @@ size_t rv_adam_sums(const rv_adam_grad *c, int sub, size_t n, const double *g, r
         return sub ? sums_avx512(c, 1, n, g, m, s) : sums_avx512(c, 0, n, g, m, s);
     return 0;
 }
+int rv_adam_back_run(const rv_adam_back *b, size_t n, double *t1, double *t2)
+{
+    if (!rv_adam_steps_narrow && rv_adam_steps_vector())
+        return back_avx512(b, n, t1, t2);
+    return back_plain(b, 0, n, t1, t2);
+}
 #else
+int rv_adam_back_run(const rv_adam_back *b, size_t n, double *t1, double *t2)
+{
+    return back_plain(b, 0, n, t1, t2);
+}
 size_t rv_adam_sums(const rv_adam_grad *c, int sub, size_t n, const double *g, rv_wide *m,
                     rv_wide *s)
 {

@@ -80,4 +80,28 @@ static inline int rv_adam_sums_lanes(void)
     return !rv_adam_steps_narrow && rv_adam_steps_vector();
 }
 
+/* The reverse pass's adjoint run after the moments are undone (adam.c, adam_undo_state): per
+ * parameter the betas' terms t1 = dm (m 2^-100 - g), t2 = ds (s 2^-100 - g^2) (their ordered sums
+ * are the caller's), then dw -= hv, dm *= beta1, ds *= beta2. Returns 0 when some hv is not
+ * finite (everything done anyway). */
+typedef struct rv_adam_back {
+    double beta1, beta2;
+    const double *g, *hv;
+    const rv_wide *m, *s;
+    double *dw, *dm, *ds;
+} rv_adam_back;
+
+static inline void rv_adam_back1(const rv_adam_back *b, size_t i, double *t1, double *t2)
+{
+    double gi = b->g[i];
+    t1[i] = b->dm[i] * (rv_wide_to_double(b->m[i]) * 0x1p-100 - gi);
+    t2[i] = b->ds[i] * (rv_wide_to_double(b->s[i]) * 0x1p-100 - gi * gi);
+    b->dw[i] -= b->hv[i];
+    b->dm[i] *= b->beta1;
+    b->ds[i] *= b->beta2;
+}
+
+/* [0, n) of b's arrays, n <= RV_ADAM_RUN */
+RV_HIDDEN int rv_adam_back_run(const rv_adam_back *b, size_t n, double *t1, double *t2);
+
 #endif

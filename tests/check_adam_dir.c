@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "exact/fixed.h"
 #include "optim/adam_dir.h"
 
 #define N 1003
@@ -342,6 +343,64 @@ START_TEST(test_back_same_bits)
 }
 END_TEST
 
+/* The weights' moves (rv_adam_moves) as adam.c uses them, against rv_pass_move_w's arithmetic
+ * (fixed.h's rv_round_fixed, the overflow-checked sum, w written even when it overflows). */
+static int move1(int sign, double inv, double y, int64_t *w, double *wd)
+{
+    int64_t step;
+    int bad = !rv_round_fixed(y, &step) || (sign > 0 ? __builtin_add_overflow(*w, step, w)
+                                                      : __builtin_sub_overflow(*w, step, w));
+    if (!bad)
+        *wd = (double)*w * inv;
+    return !bad;
+}
+
+static int64_t w_[2][N];
+static double y_[N], wd_[2][N];
+
+START_TEST(test_moves_same_bits)
+{
+    const double specials[] = {NAN, INFINITY, -INFINITY, 0x1p63, -0x1p63, 0x1.fffffffffffffp62,
+                               -0x1.fffffffffffffp62, 0.5, -0.5, 1.5, 2.5, -2.5, -0.0, 0x1p52 + 1};
+    long bad = 0, fails = 0, lanes = 0;
+    for (int rep = 0; rep < 4000; rep++) {
+        int sign = rep & 1 ? 1 : -1, kind = (rep / 2) % 4;
+        size_t n = N - (size_t)(rv_rand_u64(&rng) % 40);
+        double inv = ldexp(1.0, -(int)(rv_rand_u64(&rng) % 60));
+        for (size_t i = 0; i < N; i++) {
+            y_[i] = rand_grad(-4, kind == 1 ? 64 : 40);
+            w_[0][i] = w_[1][i] = (int64_t)(rv_rand_u64(&rng) >> (kind == 2 ? 0 : 20));
+            wd_[0][i] = wd_[1][i] = -1;
+        }
+        size_t at = (size_t)rep % 300;
+        if (kind == 0)
+            y_[at] = specials[(size_t)(rep / 8) % 14];
+        else if (kind == 3) { /* w + step exactly at INT64_MAX / MIN, or one past */
+            int64_t edge = rep & 4 ? INT64_MAX : INT64_MIN, d = (int64_t)(rv_rand_u64(&rng) % 1000);
+            y_[at] = (double)d;
+            int64_t st = (edge > 0) == (sign > 0) ? d : -d;
+            w_[0][at] = w_[1][at] = (int64_t)((uint64_t)edge - (uint64_t)st * (sign > 0 ? 1 : -1) +
+                                              (uint64_t)(rep & 8 ? 1 : 0) * (edge > 0 ? 1 : -1));
+        }
+        for (size_t i = 0; i < n; i++)
+            fails += !move1(sign, inv, y_[i], &w_[0][i], &wd_[0][i]);
+        for (size_t i = 0; i < n; i++) {
+            size_t k = rv_adam_moves(sign, inv, n - i, y_ + i, w_[1] + i, wd_[1] + i);
+            lanes += (long)k;
+            if ((i += k) < n)
+                move1(sign, inv, y_[i], &w_[1][i], &wd_[1][i]);
+        }
+        bad += memcmp(w_[0], w_[1], sizeof w_[0]) != 0 || memcmp(wd_[0], wd_[1], sizeof wd_[0]) != 0;
+    }
+    printf("check_adam_dir: the weights' moves (both signs; non-finite, huge and tie steps, sums "
+           "at and one past the int64 range): 4000 runs, %ld moves failed, %ld in lanes, %ld "
+           "differ; lanes %s\n",
+           fails, lanes, bad, rv_adam_steps_vector() ? "AVX-512 (8 lanes)" : "NOT RUN (plain only)");
+    ck_assert_int_eq(bad, 0);
+    ck_assert_int_gt(fails, 1000);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("adam_dir");
@@ -351,6 +410,7 @@ int main(void)
     tcase_add_test(tc, test_narrow_switch);
     tcase_add_test(tc, test_sums_same_bits);
     tcase_add_test(tc, test_back_same_bits);
+    tcase_add_test(tc, test_moves_same_bits);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_set_fork_status(sr, CK_NOFORK);

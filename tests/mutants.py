@@ -56,6 +56,12 @@ MUTANTS = [
      ["check_adam_dir"]),
     # the reverse adjoint run in lanes: g instead of g^2 in beta2's term
     ("src/optim/adam_dir.c", "unit), _mm512_mul_pd(g, g));", "unit), g);", ["check_adam_dir"]),
+    # the weights' moves in lanes: the overflow test dropped, the bound let through, the sign
+    ("src/optim/adam_dir.c", "ok &= (__mmask8)~_mm512_movepi64_mask(ovf);", "ok &= 0xff;",
+     ["check_adam_dir"]),
+    ("src/optim/adam_dir.c", "_mm512_abs_pd(yv), lim, _CMP_LT_OQ)", "_mm512_abs_pd(yv), lim, _CMP_LE_OQ)",
+     ["check_adam_dir"]),
+    ("src/optim/adam.c", "(i += rv_adam_moves(-1,", "(i += rv_adam_moves(+1,", ["check_optim", "check_pinned"]),
     # adam_dir.c's vector kernels: one operation changed, the bits differ from the scalar's
     ("src/optim/adam_dir.c", "_mm512_add_pd(_mm512_sqrt_pd", "_mm512_sub_pd(_mm512_sqrt_pd",
      ["check_adam_dir"]),

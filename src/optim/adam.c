@@ -240,7 +240,10 @@ static void adam_forward_block(void *self, rv_pass *p, size_t step, rv_block *bl
             }
             rv_adam_steps(&dir, j - c0, m + c0, s + c0, y);
             for (size_t i = c0; i < j; i++)
-                if (!rv_pass_move_w(p, blk, i, y[i - c0], -1)) {
+                if ((!lanes ||
+                     (i += rv_adam_moves(-1, p->fx.inv_scale, j - i, y + (i - c0), p->w + i,
+                                         p->wd + i)) < j) &&
+                    !rv_pass_move_w(p, blk, i, y[i - c0], -1)) {
                     while (--j > i)
                         adam_moments_undo(&sg, j, p->grad[j], &m[j], &s[j]);
                     goto done;
@@ -270,6 +273,9 @@ static void adam_undo_position(void *self, rv_pass *p, size_t step, rv_block *bl
 {
     adam *o = self;
     rv_adam_terms t; /* u's partial derivatives for a chunk: adam_dir.h (eight lanes) */
+    double y[RV_CHUNK];
+    unsigned char moved[RV_CHUNK];
+    const int lanes = rv_adam_sums_lanes();
     _Static_assert(RV_ADAM_RUN == RV_CHUNK, "adam_dir.h's run is the chunk");
     blk->err = RV_OK;
     for (size_t g = blk->g_first; g <= blk->g_last; g++) {
@@ -282,9 +288,20 @@ static void adam_undo_position(void *self, rv_pass *p, size_t step, rv_block *bl
             size_t c1 = c0 + RV_CHUNK < i1 ? c0 + RV_CHUNK : i1;
             /* the forward pass refused s = 0 with m != 0 */
             rv_adam_terms_run(&dir, sg->c1, sg->c2, c1 - c0, o->m + c0, o->s + c0, &t);
+            /* the moves first (in lanes up to each failure: adam_dir.h), then the sums of those
+             * that were done, in order */
+            for (size_t k = 0; k < c1 - c0; k++)
+                y[k] = sg->alpha_fixed * t.u[k];
+            memset(moved, 1, c1 - c0);
+            for (size_t k = 0; k < c1 - c0; k++) {
+                if (lanes && (k += rv_adam_moves(+1, p->fx.inv_scale, c1 - c0 - k, y + k,
+                                                 p->w + c0 + k, p->wd + c0 + k)) == c1 - c0)
+                    break;
+                moved[k] = (unsigned char)rv_pass_move_w(p, blk, c0 + k, y[k], +1);
+            }
             for (size_t i = c0; i < c1; i++) {
                 size_t k = i - c0;
-                if (!rv_pass_move_w(p, blk, i, sg->alpha_fixed * t.u[k], +1))
+                if (!moved[k])
                     continue;
                 double dw = p->dw[i];
                 s_alpha += dw * t.u[k];

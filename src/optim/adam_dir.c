@@ -226,6 +226,40 @@ __attribute__((target("avx512f,avx512dq"))) static int back_avx512(const rv_adam
     return (finite == 0xff) & back_plain(b, i, n, t1, t2);
 }
 
+/* rv_pass_move_w on eight lanes up to the first that fails: vcvtpd2qq rounds in the current
+ * mode as llrint does; the overflow of the 64-bit sum from the signs. */
+__attribute__((target("avx512f,avx512dq"))) static size_t
+moves_avx512(int sign, double inv_scale, size_t n, const double *restrict y, int64_t *restrict w,
+             double *restrict wd)
+{
+    const __m512d lim = _mm512_set1_pd(0x1p63), sc = _mm512_set1_pd(inv_scale);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m512d yv = _mm512_loadu_pd(y + i);
+        __mmask8 ok = _mm512_cmp_pd_mask(_mm512_abs_pd(yv), lim, _CMP_LT_OQ);
+        __m512i step = _mm512_cvtpd_epi64(yv), wv = _mm512_loadu_si512((const void *)(w + i));
+        __m512i r, ovf;
+        if (sign > 0) { /* overflow: the operands' signs equal and the sum's differs */
+            r = _mm512_add_epi64(wv, step);
+            ovf = _mm512_andnot_si512(_mm512_xor_si512(wv, step), _mm512_xor_si512(wv, r));
+        } else { /* overflow: the operands' signs differ and the difference's from w's */
+            r = _mm512_sub_epi64(wv, step);
+            ovf = _mm512_and_si512(_mm512_xor_si512(wv, step), _mm512_xor_si512(wv, r));
+        }
+        ok &= (__mmask8)~_mm512_movepi64_mask(ovf);
+        unsigned k = (unsigned)__builtin_ctz(~(unsigned)ok);
+        __mmask8 done = (__mmask8)((1u << k) - 1);
+        _mm512_mask_storeu_epi64((void *)(w + i), done, r);
+        _mm512_mask_storeu_pd(wd + i, done, _mm512_mul_pd(_mm512_cvtepi64_pd(r), sc));
+        if (k < 8) {
+            i += k;
+            break;
+        }
+    }
+    _mm256_zeroupper();
+    return i;
+}
+
 int rv_adam_steps_vector(void)
 {
     __builtin_cpu_init();
@@ -261,7 +295,21 @@ int rv_adam_back_run(const rv_adam_back *b, size_t n, double *t1, double *t2)
         return back_avx512(b, n, t1, t2);
     return back_plain(b, 0, n, t1, t2);
 }
+size_t rv_adam_moves(int sign, double inv_scale, size_t n, const double *y, int64_t *w,
+                     double *wd)
+{
+    if (!rv_adam_steps_narrow && rv_adam_steps_vector())
+        return sign > 0 ? moves_avx512(1, inv_scale, n, y, w, wd)
+                        : moves_avx512(-1, inv_scale, n, y, w, wd);
+    return 0;
+}
 #else
+size_t rv_adam_moves(int sign, double inv_scale, size_t n, const double *y, int64_t *w,
+                     double *wd)
+{
+    (void)sign, (void)inv_scale, (void)n, (void)y, (void)w, (void)wd;
+    return 0;
+}
 int rv_adam_back_run(const rv_adam_back *b, size_t n, double *t1, double *t2)
 {
     return back_plain(b, 0, n, t1, t2);

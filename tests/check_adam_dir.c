@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "exact/fixed.h"
 #include "optim/adam_dir.h"
 
 #define N 1003
@@ -156,6 +157,250 @@ START_TEST(test_narrow_switch)
 }
 END_TEST
 
+/* The moments' sums (rv_adam_sums) as adam.c uses them, against adam.c's scalar code for each
+ * parameter: adding, its probe (nothing changed on a failure), subtracting, the reverse pass's
+ * (m's difference kept when s's fails). */
+static int sum1(const rv_adam_grad *c, int sub, double g, rv_wide *pm, rv_wide *ps)
+{
+    rv_wide gm, gs, mi, si;
+    if (!isfinite(g) || !rv_wide_round(c->omb1_fixed * g, &gm) ||
+        !rv_wide_round(c->omb2_fixed * (g * g), &gs))
+        return 0;
+    if (sub)
+        return rv_wide_add(*pm, -gm, pm) && rv_wide_add(*ps, -gs, ps);
+    if (!rv_wide_add(*pm, gm, &mi) || !rv_wide_add(*ps, gs, &si) || (si == 0 && mi != 0))
+        return 0;
+    *pm = mi;
+    *ps = si;
+    return 1;
+}
+
+static double gr[N];
+static rv_wide m2[N], s2[N];
+static long n_sum_lanes, n_sum_scalar, n_sum_runs;
+
+/* Both ways on g, m, s [0, n): the scalar loop to its first failure, and adam.c's loop (the lanes
+ * to their first uncommon parameter, it scalar, the lanes again from the next); the same stop
+ * and the same m, s everywhere, or 1. */
+static long compare_sums(const rv_adam_grad *c, int sub, size_t n)
+{
+    memcpy(m2, m, sizeof m);
+    memcpy(s2, s, sizeof s);
+    size_t i = 0, j = 0;
+    while (i < n && sum1(c, sub, gr[i], &m[i], &s[i]))
+        i++;
+    for (;; j++) {
+        size_t k = rv_adam_sums(c, sub, n - j, gr + j, m2 + j, s2 + j);
+        n_sum_lanes += (long)k;
+        j += k;
+        if (j == n || !sum1(c, sub, gr[j], &m2[j], &s2[j]))
+            break;
+        n_sum_scalar++;
+    }
+    n_sum_runs++;
+    return i != j || memcmp(m, m2, sizeof m) != 0 || memcmp(s, s2, sizeof s) != 0;
+}
+
+/* A gradient of random sign and magnitude 2^e, e in [lo, hi). */
+static double rand_grad(int lo, int hi)
+{
+    double x = ldexp(1.0 + (double)(rv_rand_u64(&rng) >> 11) * 0x1p-53,
+                     lo + (int)(rv_rand_u64(&rng) % (uint64_t)(hi - lo)));
+    return rv_rand_u64(&rng) & 1 ? -x : x;
+}
+
+START_TEST(test_sums_same_bits)
+{
+    const double b1 = 15099494, b2 = 16760439; /* 0.9 and 0.999 on the 2^-24 grid */
+    const rv_adam_grad c = {ldexp(0x1p24 - b1, 76), ldexp(0x1p24 - b2, 76)};
+    const rv_wide lim = (rv_wide)1 << 126;
+    const double specials[] = {NAN, INFINITY, -INFINITY, 0.0, -0.0, 0x1p-40, -0x1p-40, -0x1p-60,
+                               -0x1p-1074, 0x1p-1074, -0x1p-33, 0x1p23, -0x1p23, 0x1p13, 1e300};
+    const size_t n_spec = sizeof specials / sizeof specials[0];
+    long bad = 0, clean_bad = 0;
+    for (int rep = 0; rep < 3000; rep++) {
+        int sub = rep & 1, kind = (rep / 2) % 7;
+        size_t n = N - (size_t)(rv_rand_u64(&rng) % 300);
+        if (kind == 6) /* common parameters only, whole groups of eight: all in lanes */
+            n &= ~(size_t)7;
+        long scalar_before = n_sum_scalar, lanes_before = n_sum_lanes;
+        for (size_t i = 0; i < N; i++) {
+            gr[i] = rand_grad(-30, 10);
+            m[i] = rand_wide(110, 1);
+            s[i] = rand_wide(110, 0);
+        }
+        /* one uncommon parameter at a position that walks through a group of eight and a
+         * chunk, or several at random */
+        size_t at = (size_t)rep % 300, k = (size_t)(rv_rand_u64(&rng) % 8);
+        switch (kind) {
+        case 0: /* special gradients */
+            gr[at] = specials[(size_t)rep % n_spec];
+            break;
+        case 1: /* tiny gradients: the legacy rounding of negative terms, zero terms */
+            for (size_t i = 0; i < N; i++)
+                gr[i] = rand_grad(-1074, -25);
+            break;
+        case 2: /* a moment at the bound: its sum leaves the range by a quantum or stays in */
+            if (k & 1)
+                m[at] = (k & 2 ? lim - 1 : -lim + 1);
+            else
+                s[at] = (k & 2 ? lim - 1 : -lim + 1);
+            gr[at] = (k & 4 ? 1 : -1) * ldexp(1.0, -(int)(rv_rand_u64(&rng) % 80));
+            if (rep % 3 == 0) { /* the sum exactly at the bound, or a quantum inside */
+                rv_wide gt = 0, bound = k & 2 ? lim : -lim;
+                double y = (k & 1 ? c.omb1_fixed : c.omb2_fixed) * (k & 1 ? gr[at] : gr[at] * gr[at]);
+                rv_wide_round(y, &gt);
+                rv_wide x = (sub ? bound + gt : bound - gt) + (rv_wide)(rep % 2 ? 0 : bound > 0 ? -1 : 1);
+                if (x < lim && x > -lim)
+                    *(k & 1 ? &m[at] : &s[at]) = x;
+            }
+            break;
+        case 3: /* s + (1-beta2) g^2 = 0 with m + (1-beta1) g != 0 (and = 0) */
+        {
+            rv_wide gs = 0;
+            rv_wide_round(c.omb2_fixed * (gr[at] * gr[at]), &gs);
+            s[at] = sub ? gs : -gs;
+            if (k == 0) {
+                rv_wide gm = 0;
+                rv_wide_round(c.omb1_fixed * gr[at], &gm);
+                m[at] = sub ? gm : -gm;
+            }
+            break;
+        }
+        case 4: /* many uncommon ones */
+            for (size_t i = 0; i < N; i++)
+                if (rv_rand_u64(&rng) % 16 == 0)
+                    gr[i] = specials[rv_rand_u64(&rng) % n_spec];
+            break;
+        case 6:
+            break;
+        default: /* terms and gradients of every size up to the bound */
+            for (size_t i = 0; i < N; i++)
+                gr[i] = rand_grad(-80, 14);
+            break;
+        }
+        bad += compare_sums(&c, sub, n);
+        if (kind == 6 && rv_adam_sums_lanes())
+            clean_bad += n_sum_scalar != scalar_before || n_sum_lanes - lanes_before != (long)n;
+    }
+    printf("check_adam_dir: the moments' sums (forward and reverse) on %ld runs (non-finite, "
+           "legacy-rounded, zero and huge gradients, moments at the bound, s = 0 with m != 0, "
+           "at every position of a chunk): %ld differ; %ld parameters in lanes, %ld scalar "
+           "between them; lanes %s\n",
+           n_sum_runs, bad, n_sum_lanes, n_sum_scalar,
+           rv_adam_sums_lanes() ? "AVX-512 (8 lanes)" : "NOT RUN (plain only)");
+    ck_assert_int_eq(bad, 0);
+    ck_assert_int_eq(clean_bad, 0); /* the lanes do take the common parameters */
+}
+END_TEST
+
+/* The reverse pass's adjoint run (rv_adam_back_run): lanes against the plain loop. */
+static double hv_[N], dw_[2][N], dm_[2][N], ds_[2][N], t1_[2][RV_ADAM_RUN], t2_[2][RV_ADAM_RUN];
+
+START_TEST(test_back_same_bits)
+{
+    const double specials[] = {NAN, INFINITY, -INFINITY, 0.0, -0.0, 0x1p-1074, 1e300, -1e-300};
+    long bad = 0, runs = 0;
+    for (int rep = 0; rep < 2000; rep++) {
+        for (size_t i = 0; i < N; i++) {
+            gr[i] = rand_grad(-80, 60);
+            hv_[i] = rand_grad(-100, 100);
+            dw_[0][i] = dw_[1][i] = rand_grad(-100, 100);
+            dm_[0][i] = dm_[1][i] = rand_grad(-100, 100);
+            ds_[0][i] = ds_[1][i] = rand_grad(-100, 100);
+            m[i] = rand_wide(1 + (unsigned)(rv_rand_u64(&rng) % 126), 1);
+            s[i] = rand_wide(1 + (unsigned)(rv_rand_u64(&rng) % 126), 0);
+        }
+        if (rep % 3 == 0) /* a non-finite or extreme value at a position walking through a run */
+            for (int k = 0; k < 3; k++) {
+                size_t at = (size_t)(rep + 97 * k) % RV_ADAM_RUN;
+                double v = specials[(size_t)(rep / 3 + k) % 8];
+                double *where[] = {&hv_[at], &gr[at], &dm_[0][at], &ds_[0][at]};
+                *where[k % 4] = v;
+                dm_[1][at] = dm_[0][at];
+                ds_[1][at] = ds_[0][at];
+            }
+        size_t n = RV_ADAM_RUN - (size_t)(rv_rand_u64(&rng) % 20);
+        int ok[2];
+        for (int v = 0; v < 2; v++) {
+            rv_adam_steps_narrow = v;
+            rv_adam_back b = {0.9, 0.999, gr, hv_, m, s, dw_[v], dm_[v], ds_[v]};
+            memset(t1_[v], 0x55, sizeof t1_[v]);
+            memset(t2_[v], 0x55, sizeof t2_[v]);
+            ok[v] = rv_adam_back_run(&b, n, t1_[v], t2_[v]);
+        }
+        rv_adam_steps_narrow = 0;
+        bad += ok[0] != ok[1] || memcmp(t1_[0], t1_[1], sizeof t1_[0]) ||
+               memcmp(t2_[0], t2_[1], sizeof t2_[0]) || memcmp(dw_[0], dw_[1], sizeof dw_[0]) ||
+               memcmp(dm_[0], dm_[1], sizeof dm_[0]) || memcmp(ds_[0], ds_[1], sizeof ds_[0]);
+        runs += !ok[0];
+    }
+    printf("check_adam_dir: the reverse adjoint run (betas' terms, dw -= hv, dm, ds scaled): 2000 "
+           "runs, %ld with a non-finite hv, %ld differ; lanes %s\n",
+           runs, bad, rv_adam_steps_vector() ? "AVX-512 (8 lanes)" : "NOT RUN (plain only)");
+    ck_assert_int_eq(bad, 0);
+    ck_assert_int_gt(runs, 0);
+}
+END_TEST
+
+/* The weights' moves (rv_adam_moves) as adam.c uses them, against rv_pass_move_w's arithmetic
+ * (fixed.h's rv_round_fixed, the overflow-checked sum, w written even when it overflows). */
+static int move1(int sign, double inv, double y, int64_t *w, double *wd)
+{
+    int64_t step;
+    int bad = !rv_round_fixed(y, &step) || (sign > 0 ? __builtin_add_overflow(*w, step, w)
+                                                      : __builtin_sub_overflow(*w, step, w));
+    if (!bad)
+        *wd = (double)*w * inv;
+    return !bad;
+}
+
+static int64_t w_[2][N];
+static double y_[N], wd_[2][N];
+
+START_TEST(test_moves_same_bits)
+{
+    const double specials[] = {NAN, INFINITY, -INFINITY, 0x1p63, -0x1p63, 0x1.fffffffffffffp62,
+                               -0x1.fffffffffffffp62, 0.5, -0.5, 1.5, 2.5, -2.5, -0.0, 0x1p52 + 1};
+    long bad = 0, fails = 0, lanes = 0;
+    for (int rep = 0; rep < 4000; rep++) {
+        int sign = rep & 1 ? 1 : -1, kind = (rep / 2) % 4;
+        size_t n = N - (size_t)(rv_rand_u64(&rng) % 40);
+        double inv = ldexp(1.0, -(int)(rv_rand_u64(&rng) % 60));
+        for (size_t i = 0; i < N; i++) {
+            y_[i] = rand_grad(-4, kind == 1 ? 64 : 40);
+            w_[0][i] = w_[1][i] = (int64_t)(rv_rand_u64(&rng) >> (kind == 2 ? 0 : 20));
+            wd_[0][i] = wd_[1][i] = -1;
+        }
+        size_t at = (size_t)rep % 300;
+        if (kind == 0)
+            y_[at] = specials[(size_t)(rep / 8) % 14];
+        else if (kind == 3) { /* w + step exactly at INT64_MAX / MIN, or one past */
+            int64_t edge = rep & 4 ? INT64_MAX : INT64_MIN, d = (int64_t)(rv_rand_u64(&rng) % 1000);
+            y_[at] = (double)d;
+            int64_t st = (edge > 0) == (sign > 0) ? d : -d;
+            w_[0][at] = w_[1][at] = (int64_t)((uint64_t)edge - (uint64_t)st * (sign > 0 ? 1 : -1) +
+                                              (uint64_t)(rep & 8 ? 1 : 0) * (edge > 0 ? 1 : -1));
+        }
+        for (size_t i = 0; i < n; i++)
+            fails += !move1(sign, inv, y_[i], &w_[0][i], &wd_[0][i]);
+        for (size_t i = 0; i < n; i++) {
+            size_t k = rv_adam_moves(sign, inv, n - i, y_ + i, w_[1] + i, wd_[1] + i);
+            lanes += (long)k;
+            if ((i += k) < n)
+                move1(sign, inv, y_[i], &w_[1][i], &wd_[1][i]);
+        }
+        bad += memcmp(w_[0], w_[1], sizeof w_[0]) != 0 || memcmp(wd_[0], wd_[1], sizeof wd_[0]) != 0;
+    }
+    printf("check_adam_dir: the weights' moves (both signs; non-finite, huge and tie steps, sums "
+           "at and one past the int64 range): 4000 runs, %ld moves failed, %ld in lanes, %ld "
+           "differ; lanes %s\n",
+           fails, lanes, bad, rv_adam_steps_vector() ? "AVX-512 (8 lanes)" : "NOT RUN (plain only)");
+    ck_assert_int_eq(bad, 0);
+    ck_assert_int_gt(fails, 1000);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("adam_dir");
@@ -163,6 +408,9 @@ int main(void)
     tcase_add_test(tc, test_same_bits_random);
     tcase_add_test(tc, test_same_bits_edge);
     tcase_add_test(tc, test_narrow_switch);
+    tcase_add_test(tc, test_sums_same_bits);
+    tcase_add_test(tc, test_back_same_bits);
+    tcase_add_test(tc, test_moves_same_bits);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_set_fork_status(sr, CK_NOFORK);

@@ -42,8 +42,26 @@ MUTANTS = [
     ("src/optim/adam.c", "o->dm[i] -= sg->alpha * dw * t.du_dm[k];", "o->dm[i] -= dw * t.du_dm[k];",
      ["check_optim"]),
     # a moment failure recorded at once: reported before an earlier weight failure of its chunk
-    ("src/optim/adam.c", "while (j < c1 && adam_moments(&sg, NULL, j,",
-     "while (j < c1 && adam_moments(&sg, blk, j,", ["check_optim"]),
+    ("src/optim/adam.c", "if (j == c1 || !adam_moments(&sg, NULL, j,",
+     "if (j == c1 || !adam_moments(&sg, blk, j,", ["check_optim"]),
+    # adam_dir.c's moments' sums in lanes: the legacy rounding taken in lanes, a carry, the
+    # bound let through, the s = 0 check dropped
+    ("src/optim/adam_dir.c", "_mm512_cmp_pd_mask(y1, m64, _CMP_GT_OQ)",
+     "_mm512_cmp_pd_mask(y1, m64, _CMP_LT_OQ)", ["check_adam_dir"]),
+    ("src/optim/adam_dir.c", "_mm512_cmplt_epu64_mask(l, xl)", "_mm512_cmplt_epu64_mask(xl, l)",
+     ["check_adam_dir"]),
+    ("src/optim/adam_dir.c", "(_mm512_cmpgt_epi64_mask(h, nlim) |",
+     "(_mm512_cmpge_epi64_mask(h, nlim) |", ["check_adam_dir"]),
+    ("src/optim/adam_dir.c", "if (!sub) /* s = 0 with m != 0 */", "if (sub) /* s = 0 with m != 0 */",
+     ["check_adam_dir"]),
+    # the reverse adjoint run in lanes: g instead of g^2 in beta2's term
+    ("src/optim/adam_dir.c", "unit), _mm512_mul_pd(g, g));", "unit), g);", ["check_adam_dir"]),
+    # the weights' moves in lanes: the overflow test dropped, the bound let through, the sign
+    ("src/optim/adam_dir.c", "ok &= (__mmask8)~_mm512_movepi64_mask(ovf);", "ok &= 0xff;",
+     ["check_adam_dir"]),
+    ("src/optim/adam_dir.c", "_mm512_abs_pd(yv), lim, _CMP_LT_OQ)", "_mm512_abs_pd(yv), lim, _CMP_LE_OQ)",
+     ["check_adam_dir"]),
+    ("src/optim/adam.c", "(i += rv_adam_moves(-1,", "(i += rv_adam_moves(+1,", ["check_optim", "check_pinned"]),
     # adam_dir.c's vector kernels: one operation changed, the bits differ from the scalar's
     ("src/optim/adam_dir.c", "_mm512_add_pd(_mm512_sqrt_pd", "_mm512_sub_pd(_mm512_sqrt_pd",
      ["check_adam_dir"]),

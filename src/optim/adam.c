@@ -207,11 +207,13 @@ static void adam_forward_block(void *self, rv_pass *p, size_t step, rv_block *bl
     rv_wide *restrict m = o->m, *restrict s = o->s;
     uint64_t *restrict state = p->buf->state;
     double y[RV_CHUNK];
+    const int lanes = rv_adam_sums_lanes();
     if (flags & RV_FWD_MUL)
         blk->err = RV_OK;
     for (size_t g = blk->g_first; g <= blk->g_last; g++) {
         const adam_sg sg = o->sg[step * o->n_groups + g];
         const rv_adam_dir dir = {sg.m_scale, sg.s_scale, sg.eps, sg.alpha_fixed};
+        const rv_adam_grad gr = {sg.omb1_fixed, sg.omb2_fixed};
         size_t i0, i1;
         rv_block_range(blk, p->offsets, g, &i0, &i1);
         for (size_t c0 = i0; c0 < i1; c0 += RV_CHUNK) {
@@ -228,12 +230,20 @@ static void adam_forward_block(void *self, rv_pass *p, size_t step, rv_block *bl
             }
             if (!(flags & RV_FWD_UPDATE))
                 continue;
+            /* the common path in lanes (adam_dir.h), each parameter it leaves here */
             size_t j = c0;
-            while (j < c1 && adam_moments(&sg, NULL, j, p->grad[j], &m[j], &s[j]))
-                j++;
+            for (;; j++) {
+                if (lanes)
+                    j += rv_adam_sums(&gr, 0, c1 - j, p->grad + j, m + j, s + j);
+                if (j == c1 || !adam_moments(&sg, NULL, j, p->grad[j], &m[j], &s[j]))
+                    break;
+            }
             rv_adam_steps(&dir, j - c0, m + c0, s + c0, y);
             for (size_t i = c0; i < j; i++)
-                if (!rv_pass_move_w(p, blk, i, y[i - c0], -1)) {
+                if ((!lanes ||
+                     (i += rv_adam_moves(-1, p->fx.inv_scale, j - i, y + (i - c0), p->w + i,
+                                         p->wd + i)) < j) &&
+                    !rv_pass_move_w(p, blk, i, y[i - c0], -1)) {
                     while (--j > i)
                         adam_moments_undo(&sg, j, p->grad[j], &m[j], &s[j]);
                     goto done;
@@ -263,6 +273,9 @@ static void adam_undo_position(void *self, rv_pass *p, size_t step, rv_block *bl
 {
     adam *o = self;
     rv_adam_terms t; /* u's partial derivatives for a chunk: adam_dir.h (eight lanes) */
+    double y[RV_CHUNK];
+    unsigned char moved[RV_CHUNK];
+    const int lanes = rv_adam_sums_lanes();
     _Static_assert(RV_ADAM_RUN == RV_CHUNK, "adam_dir.h's run is the chunk");
     blk->err = RV_OK;
     for (size_t g = blk->g_first; g <= blk->g_last; g++) {
@@ -275,9 +288,20 @@ static void adam_undo_position(void *self, rv_pass *p, size_t step, rv_block *bl
             size_t c1 = c0 + RV_CHUNK < i1 ? c0 + RV_CHUNK : i1;
             /* the forward pass refused s = 0 with m != 0 */
             rv_adam_terms_run(&dir, sg->c1, sg->c2, c1 - c0, o->m + c0, o->s + c0, &t);
+            /* the moves first (in lanes up to each failure: adam_dir.h), then the sums of those
+             * that were done, in order */
+            for (size_t k = 0; k < c1 - c0; k++)
+                y[k] = sg->alpha_fixed * t.u[k];
+            memset(moved, 1, c1 - c0);
+            for (size_t k = 0; k < c1 - c0; k++) {
+                if (lanes && (k += rv_adam_moves(+1, p->fx.inv_scale, c1 - c0 - k, y + k,
+                                                 p->w + c0 + k, p->wd + c0 + k)) == c1 - c0)
+                    break;
+                moved[k] = (unsigned char)rv_pass_move_w(p, blk, c0 + k, y[k], +1);
+            }
             for (size_t i = c0; i < c1; i++) {
                 size_t k = i - c0;
-                if (!rv_pass_move_w(p, blk, i, sg->alpha_fixed * t.u[k], +1))
+                if (!moved[k])
                     continue;
                 double dw = p->dw[i];
                 s_alpha += dw * t.u[k];
@@ -310,15 +334,20 @@ static void adam_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
     const double *restrict grad = p->grad, *restrict hv = p->hv;
     double *restrict dm = o->dm, *restrict ds = o->ds, *restrict dw = p->dw;
     uint64_t *restrict state = p->buf->state;
+    const int lanes = rv_adam_sums_lanes();
+    double t1[RV_CHUNK], t2[RV_CHUNK];
     blk->err = RV_OK;
     for (size_t g = blk->g_last + 1; g-- > blk->g_first;) {
         const adam_sg sg = o->sg[step * o->n_groups + g];
+        const rv_adam_grad gr = {sg.omb1_fixed, sg.omb2_fixed};
         size_t i0, i1;
         rv_block_range(blk, p->offsets, g, &i0, &i1);
         double s_b1 = 0, s_b2 = 0;
         for (size_t c1 = i1; c1 > i0;) {
             size_t c0 = c1 - i0 > RV_CHUNK ? c1 - RV_CHUNK : i0;
             for (size_t i = c0; i < c1; i++) {
+                if (lanes && (i += rv_adam_sums(&gr, 1, c1 - i, grad + i, m + i, s + i)) == c1)
+                    break;
                 rv_wide gm, gs;
                 if (!moment_terms(&sg, blk, i, grad[i], &gm, &gs))
                     goto done;
@@ -329,15 +358,13 @@ static void adam_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
                 }
             }
             o->moments.div(a, &stack, state + c0, &sg.code1, &sg.code2, m + c0, s + c0, c1 - c0);
-            int hv_finite = 1;
-            for (size_t i = c0; i < c1; i++) {
-                double gi = grad[i];
-                s_b1 += dm[i] * (rv_wide_to_double(m[i]) * wide_unit - gi);
-                s_b2 += ds[i] * (rv_wide_to_double(s[i]) * wide_unit - gi * gi);
-                hv_finite &= isfinite(hv[i]) != 0;
-                dw[i] -= hv[i];
-                dm[i] *= sg.beta1;
-                ds[i] *= sg.beta2;
+            /* the betas' terms in lanes (adam_dir.h), their sums in order */
+            const rv_adam_back back = {sg.beta1, sg.beta2, grad + c0, hv + c0, m + c0, s + c0,
+                                       dw + c0,   dm + c0,  ds + c0};
+            int hv_finite = rv_adam_back_run(&back, c1 - c0, t1, t2);
+            for (size_t k = 0; k < c1 - c0; k++) {
+                s_b1 += t1[k];
+                s_b2 += t2[k];
             }
             if (!hv_finite) {
                 rv_block_fail_hv(blk, hv, c0);

@@ -62,4 +62,53 @@ RV_HIDDEN int rv_adam_steps_vector(void);
 /* Tests set it nonzero to make rv_adam_steps run the plain version. */
 RV_HIDDEN extern int rv_adam_steps_narrow;
 
+/* Adam's moment sums for a run: m[i] += gm, s[i] += gs (sub: -=), gm = round((1-beta1) 2^100 g[i]),
+ * gs = round((1-beta2) 2^100 g[i]^2) (wide.h's rv_wide_round), for i from 0 on while parameter i
+ * takes the common path: g finite, both terms and both sums within (-2^126, 2^126), not the
+ * legacy rounding (a negative (1-beta1) g 2^100 above -2^64), and (adding) not s = 0 with m != 0.
+ * Returns the first i that does not (n when all do), with m, s changed only before it: the
+ * caller's scalar code does that parameter (its failure, or its rare rounding) and calls again
+ * from the next (it also stops before a remainder of fewer than eight). The plain version returns
+ * 0; rv_adam_sums_lanes says whether the lanes run (then it is worth calling). */
+typedef struct rv_adam_grad {
+    double omb1_fixed, omb2_fixed;
+} rv_adam_grad;
+RV_HIDDEN size_t rv_adam_sums(const rv_adam_grad *c, int sub, size_t n, const double *g,
+                              rv_wide *m, rv_wide *s);
+static inline int rv_adam_sums_lanes(void)
+{
+    return !rv_adam_steps_narrow && rv_adam_steps_vector();
+}
+
+/* The reverse pass's adjoint run after the moments are undone (adam.c, adam_undo_state): per
+ * parameter the betas' terms t1 = dm (m 2^-100 - g), t2 = ds (s 2^-100 - g^2) (their ordered sums
+ * are the caller's), then dw -= hv, dm *= beta1, ds *= beta2. Returns 0 when some hv is not
+ * finite (everything done anyway). */
+typedef struct rv_adam_back {
+    double beta1, beta2;
+    const double *g, *hv;
+    const rv_wide *m, *s;
+    double *dw, *dm, *ds;
+} rv_adam_back;
+
+static inline void rv_adam_back1(const rv_adam_back *b, size_t i, double *t1, double *t2)
+{
+    double gi = b->g[i];
+    t1[i] = b->dm[i] * (rv_wide_to_double(b->m[i]) * 0x1p-100 - gi);
+    t2[i] = b->ds[i] * (rv_wide_to_double(b->s[i]) * 0x1p-100 - gi * gi);
+    b->dw[i] -= b->hv[i];
+    b->dm[i] *= b->beta1;
+    b->ds[i] *= b->beta2;
+}
+
+/* [0, n) of b's arrays, n <= RV_ADAM_RUN */
+RV_HIDDEN int rv_adam_back_run(const rv_adam_back *b, size_t n, double *t1, double *t2);
+
+/* The weights' moves (optim.h's rv_pass_move_w: w -= round(y), sign < 0, or w += round(y), and
+ * wd = w inv_scale) for i from 0 on while the rounding and the sum are in range; returns the
+ * first i that is not (or where fewer than eight remain), w and wd changed only before it: the
+ * caller's rv_pass_move_w does that one. The plain version returns 0. */
+RV_HIDDEN size_t rv_adam_moves(int sign, double inv_scale, size_t n, const double *y, int64_t *w,
+                               double *wd);
+
 #endif

@@ -63,7 +63,8 @@ MUTANTS = [
      ["check_adam_dir"]),
     ("src/optim/adam_dir.c", "_mm512_abs_pd(yv), lim, _CMP_LT_OQ)", "_mm512_abs_pd(yv), lim, _CMP_LE_OQ)",
      ["check_adam_dir"]),
-    ("src/optim/adam.c", "(i += rv_adam_moves(-1,", "(i += rv_adam_moves(+1,", ["check_optim", "check_pinned"]),
+    ("src/optim/adam.c", "k += rv_adam_moves(sign,", "k += rv_adam_moves(-sign,",
+     ["check_optim", "check_pinned"]),
     # adam_dir.c's vector kernels: one operation changed, the bits differ from the scalar's
     ("src/optim/adam_dir.c", "_mm512_add_pd(_mm512_sqrt_pd", "_mm512_sub_pd(_mm512_sqrt_pd",
      ["check_adam_dir"]),

@@ -608,6 +608,192 @@ REVL_API int revl_hyperopt_checkpoint_save(revl_hyperopt *h, const char *path);
 REVL_API int revl_hyperopt_checkpoint_load(revl_hyperopt *h, const char *path);
 REVL_API size_t revl_hyperopt_iterations_done(const revl_hyperopt *h);
 
+/* ------------------------------------------------------------------ schedule families */
+/* A family maps a short vector theta (n_theta numbers) to every hyperparameter of a training
+ * run, in the hyper-optimiser's unconstrained coordinates z (docs/hyperopt.md, "Families"):
+ * for each kind of the optimiser in its order (revl_schedule_kinds) a step-major block of
+ * n_steps*n_groups values (log alpha, logit gamma, logit beta1, logit beta2, log eps), then
+ * n_groups log init scales, then n_meta meta-parameters as they are;
+ * n_z = n_kinds*n_steps*n_groups + n_groups + n_meta. Its transpose (vector-Jacobian product)
+ * maps dz = df/dz to df/dtheta, so a hypergradient in z becomes one in theta. The coordinates
+ * of z that theta does not control (kinds not in `learn`) come from the family's base point. */
+typedef struct revl_family revl_family;
+typedef enum revl_family_type {
+    REVL_FAMILY_PER_STEP = 0, /* theta = the learned blocks of z: a value per step, group, kind */
+    REVL_FAMILY_WINDOWS = 1,  /* a value per window of `window` consecutive steps, group, kind */
+    REVL_FAMILY_SHAPE = 2,    /* log alpha(t, g) = a + log shape(t) + c[layer of g]; every other
+                                 learned kind one value; one log init scale; one meta offset */
+    REVL_FAMILY_USER = 3      /* two callbacks: the map and its transpose */
+} revl_family_type;
+/* SHAPE's alpha over steps t = 0..T-1, with final fraction f = exp(theta) (learned):
+ * CONSTANT 1; LINEAR 1 - (1 - f) t / (T - 1); COSINE f + (1 - f) (1 + cos(pi t / (T - 1))) / 2;
+ * times min(1, (t + 1) / warmup) when warmup > 0. */
+typedef enum revl_shape {
+    REVL_SHAPE_CONSTANT = 0,
+    REVL_SHAPE_LINEAR = 1,
+    REVL_SHAPE_COSINE = 2
+} revl_shape;
+/* USER family callbacks: z[n_z] from theta[n_theta]; dtheta[n_theta] = J(theta)^T dz[n_z].
+ * Return 0, or nonzero to fail the call (REVL_ERR_CALLBACK). Non-finite outputs are refused. */
+typedef int (*revl_family_map_fn)(const double *theta, double *z, void *user);
+typedef int (*revl_family_vjp_fn)(const double *theta, const double *dz, double *dtheta,
+                                  void *user);
+typedef struct revl_family_options {
+    size_t struct_size;
+    revl_family_type type;     /* default REVL_FAMILY_PER_STEP */
+    unsigned learn;            /* REVL_LEARN_* bits theta controls (kinds the optimiser lacks are
+                                  ignored); default ALPHA | GAMMA | INIT_SCALE */
+    size_t window;             /* WINDOWS: steps per window (the last may be shorter); default 10 */
+    revl_shape shape;          /* SHAPE: alpha's shape; default REVL_SHAPE_LINEAR */
+    size_t warmup;             /* SHAPE: steps of linear warm-up (fixed, not learned); default 0 */
+    size_t n_layers;           /* SHAPE: alpha multipliers; 0 = one per group */
+    const size_t *group_layer; /* SHAPE: n_groups entries < n_layers, the multiplier each group
+                                  uses; NULL = group g uses g * n_layers / n_groups; copied */
+    size_t n_theta;            /* USER: length of theta */
+    revl_family_map_fn map;    /* USER */
+    revl_family_vjp_fn vjp;    /* USER */
+    void *user;                /* USER */
+} revl_family_options;
+REVL_API void revl_family_options_init(revl_family_options *o);
+/* A family for an optimiser's schedule of n_steps x n_groups with n_meta meta-parameters. */
+REVL_API int revl_family_create(revl_family **out, revl_optimizer optimizer, size_t n_steps,
+                                size_t n_groups, size_t n_meta, const revl_family_options *opts);
+REVL_API void revl_family_free(revl_family *f);
+REVL_API size_t revl_family_n_theta(const revl_family *f);
+REVL_API size_t revl_family_n_z(const revl_family *f);
+/* z[n_z] = map(theta); REVL_ERR_RANGE when theta or the result is not finite. */
+REVL_API int revl_family_map(revl_family *f, const double *theta, double *z);
+/* dtheta[n_theta] = J(theta)^T dz[n_z] (exact transpose of map's derivative at theta). */
+REVL_API int revl_family_vjp(revl_family *f, const double *theta, const double *dz,
+                             double *dtheta);
+/* The base point z0[n_z] for the coordinates theta does not control (default: the optimiser's
+ * schedule defaults in z, log init scale -3, meta 0). set copies it; get writes it. */
+REVL_API int revl_family_set_base(revl_family *f, const double *z0);
+REVL_API int revl_family_get_base(const revl_family *f, double *z0);
+/* The theta whose map is nearest z (least squares): exact for PER_STEP, the window means for
+ * WINDOWS; REVL_ERR_INVALID for SHAPE and USER, which have no projection. */
+REVL_API int revl_family_project(revl_family *f, const double *z, double *theta);
+/* The search box of theta (lo[n_theta], hi[n_theta]) that the tuner's global phase covers.
+ * Defaults per coordinate: docs/hyperopt.md; set checks lo < hi, both finite. */
+REVL_API int revl_family_get_bounds(const revl_family *f, double *lo, double *hi);
+REVL_API int revl_family_set_bounds(revl_family *f, const double *lo, const double *hi);
+/* What theta[i] is, e.g. "log alpha", "log alpha multiplier of layer 2", "alpha decay log final
+ * fraction", "logit gamma at step 3 group 1"; written into buf (size bytes). */
+REVL_API int revl_family_coord_name(const revl_family *f, size_t i, char *buf, size_t size);
+REVL_API const char *revl_family_last_error(const revl_family *f);
+
+/* ------------------------------------------------------------------ tuner */
+/* revl's default way to tune (docs/hyperopt.md): a global search over a compact family's box
+ * (low-discrepancy points, then Parzen-estimator proposals; each point a forward-only training;
+ * diverging runs abandoned), then refinement of the best points by exact hypergradients in a
+ * finer family, each meta-step accepted only when the validation loss falls (else shrunk), within
+ * a budget in seconds or in training runs. */
+typedef struct revl_tuner revl_tuner;
+typedef enum revl_tune_strategy {
+    REVL_TUNE_SEARCH_THEN_REFINE = 0, /* the default */
+    REVL_TUNE_SEARCH = 1,             /* the global phase only */
+    REVL_TUNE_REFINE = 2              /* refinement only, from the refine family's base point */
+} revl_tune_strategy;
+typedef enum revl_refine_method {
+    REVL_REFINE_BACKTRACK = 0, /* Adam-preconditioned direction; a step is kept only when the
+                                  validation loss falls, else halved and retried; kept steps grow */
+    REVL_REFINE_ADAM = 1       /* plain Adam at a constant step with today's chaos guard */
+} revl_refine_method;
+enum { REVL_TUNE_PHASE_SEARCH = 0, REVL_TUNE_PHASE_REFINE = 1, REVL_TUNE_PHASE_DONE = 2 };
+
+typedef struct revl_tuner_report {
+    size_t struct_size;
+    int phase;          /* REVL_TUNE_PHASE_SEARCH or _REFINE: the phase of this evaluation */
+    size_t index;       /* evaluation of the search, or meta-iteration of the refinement */
+    double loss;        /* validation loss of this evaluation (+inf when its training diverged) */
+    double best_loss;   /* lowest validation loss so far */
+    double step_size;   /* refinement: meta step in force; NaN in the search */
+    int accepted;       /* refinement: the step was kept */
+    double seconds;     /* since the tuning began (resumed runs: plus the time before) */
+    double eta_seconds; /* estimated time left in the budget; NaN when unknown */
+    size_t runs;        /* budget units used: forward trainings plus reverse passes */
+} revl_tuner_report;
+REVL_API void revl_tuner_report_init(revl_tuner_report *r);
+typedef int (*revl_tuner_report_fn)(const revl_tuner_report *r, void *user);
+
+typedef struct revl_tuner_options {
+    size_t struct_size;
+    revl_tune_strategy strategy;       /* default REVL_TUNE_SEARCH_THEN_REFINE */
+    double budget_seconds;             /* wall-clock budget; 0 = none (budget_runs bounds) */
+    size_t budget_runs;                /* forward trainings + reverse passes; 0 = none; default 0,
+                                          and 100 when budget_seconds is 0 too */
+    double search_fraction;            /* share of the budget for the search; default 0.5 */
+    size_t n_initial;                  /* low-discrepancy points before proposals; 0 = 2 n_theta + 2 */
+    size_t n_candidates;               /* candidates scored per proposal; default 24 */
+    double good_fraction;              /* share of evaluations modelled as good; default 0.25 */
+    size_t refine_starts;              /* best search points refined, one after another; default 1 */
+    revl_refine_method refine_method;  /* default REVL_REFINE_BACKTRACK */
+    double refine_step;                /* first meta step: largest change of a z coordinate;
+                                          default 0.05 */
+    double step_grow, step_shrink;     /* after a kept / refused step; defaults 1.5, 0.5 */
+    double min_step;                   /* a start ends when its step falls below; default 1e-4 */
+    size_t n_orders;                   /* minibatch orders averaged per refinement step (built-in
+                                          MLP only; its seed + k); default 1 */
+    uint64_t seed;                     /* sampler and init noise; default 0 */
+    const revl_dataset *test;          /* optional: the best point's test loss is reported, never
+                                          used to choose */
+    revl_tuner_report_fn report;       /* optional; nonzero return stops the run with REVL_OK */
+    void *report_user;
+    revl_objective_fn objective;       /* optional when a validation set is given */
+    void *objective_user;
+    unsigned frac_bits;                /* trainer options; defaults as revl_trainer_options */
+    int threads;
+    const revl_allocator *allocator;
+} revl_tuner_options;
+REVL_API void revl_tuner_options_init(revl_tuner_options *o);
+
+/* search and refine may be NULL: the defaults are SHAPE (LINEAR, one multiplier per layer of a
+ * built-in MLP, else per group) and PER_STEP, both learning alpha, gamma (or the optimiser's
+ * betas), init scales. Both must be made for the same optimiser, n_steps, groups and n_meta;
+ * the tuner copies what it needs (they may be freed after). */
+REVL_API int revl_tuner_create(revl_tuner **out, revl_model *model, const revl_dataset *valid,
+                               size_t n_steps, revl_optimizer optimizer,
+                               const revl_family *search, const revl_family *refine,
+                               const revl_tuner_options *opts);
+REVL_API void revl_tuner_free(revl_tuner *t);
+/* One evaluation of the search or one meta-iteration of the refinement; REVL_OK with
+ * revl_tuner_phase == REVL_TUNE_PHASE_DONE once the budget is spent. */
+REVL_API int revl_tuner_step(revl_tuner *t, revl_tuner_report *report);
+/* Steps until the budget is spent or the report callback returns nonzero. */
+REVL_API int revl_tuner_run(revl_tuner *t);
+REVL_API int revl_tuner_phase(const revl_tuner *t);
+
+typedef struct revl_tuner_result {
+    size_t struct_size;
+    double valid_loss, valid_accuracy; /* of the best point (accuracy NaN for an objective) */
+    double test_loss, test_accuracy;   /* NaN without a test set */
+    size_t search_evaluations, refine_iterations, runs;
+    double seconds;                    /* tuning time so far */
+    int best_phase;                    /* where the best point was found */
+} revl_tuner_result;
+REVL_API void revl_tuner_result_init(revl_tuner_result *r);
+REVL_API int revl_tuner_get_result(revl_tuner *t, revl_tuner_result *r);
+/* The best point: one kind's n_steps*n_groups values in natural units; log init scales and meta
+ * (either may be NULL); all of z (n_z of the families); its trained weights w_T (n_params: the
+ * training that gave the best loss, not a retraining); the schedule filled with its values. */
+REVL_API int revl_tuner_best_kind(const revl_tuner *t, revl_hyper kind, double *values);
+REVL_API int revl_tuner_best_scales_meta(const revl_tuner *t, double *log_init_scales,
+                                         double *meta);
+REVL_API int revl_tuner_best_z(const revl_tuner *t, double *z);
+REVL_API int revl_tuner_best_weights(const revl_tuner *t, double *w);
+REVL_API int revl_tuner_best_schedule(const revl_tuner *t, revl_schedule *s);
+/* Checkpoints between steps (docs/file-formats.md): a killed tuning continues with the bits of an
+ * uninterrupted one (for a budget in runs; a budget in seconds continues with the time left). */
+REVL_API int revl_tuner_checkpoint_save(revl_tuner *t, const char *path);
+REVL_API int revl_tuner_checkpoint_load(revl_tuner *t, const char *path);
+REVL_API const char *revl_tuner_last_error(const revl_tuner *t);
+
+/* The built-in MLP's minibatch order (reproduce a trial elsewhere): the batch_size example
+ * indices (into its training set) of step `step`, in order; and a new order seed (the
+ * permutation of every epoch drawn again). REVL_ERR_INVALID for other models. */
+REVL_API int revl_mlp_batch_indices(revl_model *m, size_t step, size_t *indices, size_t *count);
+REVL_API int revl_mlp_set_order_seed(revl_model *m, uint64_t seed);
+
 #ifdef __cplusplus
 }
 #endif

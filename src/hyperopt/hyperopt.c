@@ -3,16 +3,13 @@
  * logit gamma, logit beta1/beta2, log eps, log init scale, meta) for any optimiser, with a guard against the chaotic hypergradients of long
  * horizons and large learning rates, and the best hyperparameters seen so far. */
 #include "hyperopt/hyperopt.h"
+#include "hyperopt/coords.h"
 
 #include <float.h>
 #include <math.h>
 #include <string.h>
 #include <time.h>
 
-/* Bounds that keep updated values usable: alpha = exp(log alpha) (and eps) stays a positive,
- * finite normal number, and a rate = sigmoid(logit) stays within [2^-b, 1 - 2^-b] of its grid
- * (b = 16 for gamma, 24 for the betas), where the trainer's n/2^b is neither 0 nor exactly 1. */
-#define LOG_ALPHA_MAX 700.0
 
 void revl_hyperopt_report_init(revl_hyperopt_report *r)
 {
@@ -402,65 +399,26 @@ revl_optimizer revl_hyperopt_optimizer(const revl_hyperopt *h)
 
 /* The blocks of the layout (hyperopt.h): one per kind, then init scales and meta; the learn
  * bit of each and the coordinate it is learned in. */
-enum coord { COORD_LOG, COORD_LOGIT16, COORD_LOGIT24, COORD_AS_IS };
 typedef struct block {
     size_t lo, hi;
     unsigned bit;
-    enum coord coord;
+    rv_coord coord;
     const char *name; /* of the coordinate, for messages */
 } block;
 #define MAX_BLOCKS (REVL_HYPER_COUNT + 2)
 
 static size_t blocks_of(const revl_hyperopt *h, block b[MAX_BLOCKS])
 {
-    static const unsigned bits[REVL_HYPER_COUNT] = {
-        [REVL_HYPER_ALPHA] = REVL_LEARN_ALPHA, [REVL_HYPER_GAMMA] = REVL_LEARN_GAMMA,
-        [REVL_HYPER_BETA1] = REVL_LEARN_BETA1, [REVL_HYPER_BETA2] = REVL_LEARN_BETA2,
-        [REVL_HYPER_EPS] = REVL_LEARN_EPS};
-    static const enum coord coords[REVL_HYPER_COUNT] = {
-        [REVL_HYPER_ALPHA] = COORD_LOG, [REVL_HYPER_GAMMA] = COORD_LOGIT16,
-        [REVL_HYPER_BETA1] = COORD_LOGIT24, [REVL_HYPER_BETA2] = COORD_LOGIT24,
-        [REVL_HYPER_EPS] = COORD_LOG};
-    static const char *const names[REVL_HYPER_COUNT] = {
-        [REVL_HYPER_ALPHA] = "log alpha", [REVL_HYPER_GAMMA] = "logit gamma",
-        [REVL_HYPER_BETA1] = "logit beta1", [REVL_HYPER_BETA2] = "logit beta2",
-        [REVL_HYPER_EPS] = "log eps"};
     size_t n = h->n_sg, g = h->n_groups, nb = 0;
     for (size_t j = 0; j < h->n_kinds; j++) {
         revl_hyper kind = h->opt->kinds[j];
-        b[nb++] = (block){j * n, (j + 1) * n, bits[kind], coords[kind], names[kind]};
+        b[nb++] = (block){j * n, (j + 1) * n, rv_kind_learn_bit(kind), rv_kind_coord(kind),
+                          rv_kind_coord_name(kind)};
     }
     size_t off = h->n_kinds * n;
-    b[nb++] = (block){off, off + g, REVL_LEARN_INIT_SCALE, COORD_AS_IS, "log init scale"};
-    b[nb++] = (block){off + g, h->n_theta, REVL_LEARN_META, COORD_AS_IS, "meta"};
+    b[nb++] = (block){off, off + g, REVL_LEARN_INIT_SCALE, RV_COORD_AS_IS, "log init scale"};
+    b[nb++] = (block){off + g, h->n_theta, REVL_LEARN_META, RV_COORD_AS_IS, "meta"};
     return nb;
-}
-
-static double to_unconstrained(enum coord c, double x)
-{
-    if (c == COORD_LOG)
-        return log(x);
-    if (c == COORD_LOGIT16 || c == COORD_LOGIT24) {
-        /* logit, clamped so that a rate of 1 (gamma, allowed when set by hand) has a finite
-         * coordinate: logit(1 - 2^-b) = log(2^b - 1) */
-        const double lim = log(c == COORD_LOGIT16 ? 65535.0 : 16777215.0);
-        double z = log(x) - log1p(-x);
-        return z > lim ? lim : z < -lim ? -lim : z;
-    }
-    return x;
-}
-
-static double from_unconstrained(enum coord c, double z)
-{
-    if (c == COORD_LOG)
-        return exp(fmin(fmax(z, -LOG_ALPHA_MAX), LOG_ALPHA_MAX));
-    if (c == COORD_LOGIT16 || c == COORD_LOGIT24) {
-        double lo = c == COORD_LOGIT16 ? 0x1p-16 : 0x1p-24;
-        double x = 1.0 / (1.0 + exp(-z));
-        return fmin(fmax(x, lo), 1.0 - lo);
-    }
-    /* log init scales and meta are used as they are; only keep them finite */
-    return isfinite(z) ? z : copysign(DBL_MAX, z);
 }
 
 /* One Adam or momentum-SGD update of the learned coordinates from gradient g (unconstrained
@@ -478,7 +436,7 @@ static void apply_update(revl_hyperopt *h, const double *g)
         if (!(o->learn & b[j].bit))
             continue;
         for (size_t k = b[j].lo; k < b[j].hi; k++) {
-            double z = to_unconstrained(b[j].coord, h->cur[k]);
+            double z = rv_to_unconstrained(b[j].coord, h->cur[k]);
             if (o->method == REVL_META_ADAM) {
                 h->m1[k] = o->adam_beta1 * h->m1[k] + (1.0 - o->adam_beta1) * g[k];
                 h->m2[k] = o->adam_beta2 * h->m2[k] + (1.0 - o->adam_beta2) * g[k] * g[k];
@@ -487,7 +445,7 @@ static void apply_update(revl_hyperopt *h, const double *g)
                 h->m1[k] = o->momentum * h->m1[k] + g[k];
                 z -= s * h->m1[k];
             }
-            h->cur[k] = from_unconstrained(b[j].coord, z);
+            h->cur[k] = rv_from_unconstrained(b[j].coord, z);
         }
     }
 }
@@ -598,7 +556,7 @@ static int hypergradient(revl_hyperopt *h, double *f, double *acc, double *train
         revl_hyper kind = h->opt->kinds[j];
         for (size_t k = b[j].lo; k < b[j].hi; k++) {
             double x = revl_hyper_applied(kind, h->cur[k]);
-            h->grad[k] *= b[j].coord == COORD_LOG ? x : x * (1.0 - x);
+            h->grad[k] *= rv_coord_dnatural(b[j].coord, x);
         }
     }
     double sq = 0;

@@ -40,6 +40,10 @@ typedef enum rv_struct_id {
     RV_STRUCT_MLP_OPTIONS,
     RV_STRUCT_HYPEROPT_OPTIONS,
     RV_STRUCT_HYPEROPT_REPORT,
+    RV_STRUCT_FAMILY_OPTIONS,
+    RV_STRUCT_TUNER_OPTIONS,
+    RV_STRUCT_TUNER_REPORT,
+    RV_STRUCT_TUNER_RESULT,
     RV_STRUCT_COUNT
 } rv_struct_id;
 RV_HIDDEN int rv_struct_size_check(char *err /* NULL ok */, rv_struct_id id, size_t struct_size);

@@ -21,6 +21,10 @@ static const shipped table[RV_STRUCT_COUNT] = {
     [RV_STRUCT_MLP_OPTIONS] = {"revl_mlp_options", {sizeof(revl_mlp_options)}},
     [RV_STRUCT_HYPEROPT_OPTIONS] = {"revl_hyperopt_options", {sizeof(revl_hyperopt_options)}},
     [RV_STRUCT_HYPEROPT_REPORT] = {"revl_hyperopt_report", {sizeof(revl_hyperopt_report)}},
+    [RV_STRUCT_FAMILY_OPTIONS] = {"revl_family_options", {sizeof(revl_family_options)}},
+    [RV_STRUCT_TUNER_OPTIONS] = {"revl_tuner_options", {sizeof(revl_tuner_options)}},
+    [RV_STRUCT_TUNER_REPORT] = {"revl_tuner_report", {sizeof(revl_tuner_report)}},
+    [RV_STRUCT_TUNER_RESULT] = {"revl_tuner_result", {sizeof(revl_tuner_result)}},
 };
 
 int rv_struct_size_check(char *err, rv_struct_id id, size_t struct_size)

@@ -722,6 +722,8 @@ typedef struct revl_tuner_options {
     double budget_seconds;             /* wall-clock budget; 0 = none (budget_runs bounds) */
     size_t budget_runs;                /* forward trainings + reverse passes; 0 = none; default 0,
                                           and 100 when budget_seconds is 0 too */
+    int cpu_time;                      /* nonzero: budget_seconds counts this process's CPU
+                                          time (fair comparisons on a shared machine); default 0 */
     double search_fraction;            /* share of the budget for the search; default 0.5 */
     size_t n_initial;                  /* low-discrepancy points before proposals; 0 = 2 n_theta + 2 */
     size_t n_candidates;               /* candidates scored per proposal; default 24 */

@@ -16,6 +16,9 @@ typedef struct rv_model_builtin {
     double meta_start;
     /* the training loss of guessing (log n_classes for cross-entropy); 0 = not known */
     double chance_loss;
+    /* layers the groups make up, consecutive groups per layer (the MLP: weights and biases of
+     * each layer); 0 = not known. The tuner's default family has one multiplier per layer. */
+    size_t n_layers;
 } rv_model_builtin;
 
 struct revl_model {

@@ -241,7 +241,8 @@ static int mlp_create(revl_model **out, size_t n_widths, const size_t *widths,
     size_t k = revl_dataset_n_classes(train);
     rv_model_builtin builtin = {.evaluate = rv_mlp_evaluate,
                                 .meta_start = REVL_MLP_LOG_L2_START,
-                                .chance_loss = k > 1 ? log((double)k) : 0};
+                                .chance_loss = k > 1 ? log((double)k) : 0,
+                                .n_layers = L};
     rc = rv_model_create(out, &def, 2 * L, m->offsets, &builtin);
     if (rc) {
         mlp_free(m); /* the handle was not made, so it will not call user_free */

@@ -97,4 +97,8 @@ RV_HIDDEN void rv_mlp_batch(rv_mlp *m, size_t step, const double **x, const int3
 RV_HIDDEN int rv_mlp_evaluate(void *impl, const revl_dataset *data, const double *w,
                               double *loss, double *grad_w, double *accuracy, char *err);
 
+/* The built-in MLP's minibatch order seed (mlp_batch.c; revl_mlp_set_order_seed changes it):
+ * REVL_ERR_INVALID for other models. */
+RV_HIDDEN int rv_mlp_order_seed(revl_model *model, uint64_t *seed);
+
 #endif

@@ -47,3 +47,61 @@ void rv_mlp_batch(rv_mlp *m, size_t step, const double **x, const int32_t **y)
     *x = m->xb;
     *y = m->yb;
 }
+
+/* ---- the order as users see it (revl.h): reproduce a trial elsewhere, or average over orders */
+static rv_mlp *mlp_of(revl_model *m)
+{
+    return m && m->builtin.evaluate == rv_mlp_evaluate ? m->def.user : NULL;
+}
+
+int revl_mlp_batch_indices(revl_model *model, size_t step, size_t *indices, size_t *count)
+{
+    if (!model)
+        return REVL_ERR_INVALID;
+    rv_mlp *m = mlp_of(model);
+    if (!m)
+        return rv_fail(model->err, REVL_ERR_INVALID,
+                       "revl_mlp_batch_indices: not a built-in MLP (revl_mlp_create)");
+    if (!count)
+        return rv_fail(model->err, REVL_ERR_INVALID, "revl_mlp_batch_indices: count is NULL");
+    if (rv_mlp_train_changed(m))
+        return rv_fail(model->err, REVL_ERR_STATE,
+                       "revl_mlp_batch_indices: the training set changed size under the model");
+    *count = m->batch;
+    if (!indices)
+        return REVL_OK;
+    if (m->batch == m->n_train) {
+        for (size_t r = 0; r < m->batch; r++)
+            indices[r] = r;
+    } else {
+        size_t epoch = step / m->n_batches, first = (step % m->n_batches) * m->batch;
+        if (!m->perm_valid || m->perm_epoch != epoch)
+            make_perm(m, epoch);
+        memcpy(indices, m->perm + first, m->batch * sizeof *indices);
+    }
+    rv_clear(model->err);
+    return REVL_OK;
+}
+
+int revl_mlp_set_order_seed(revl_model *model, uint64_t seed)
+{
+    if (!model)
+        return REVL_ERR_INVALID;
+    rv_mlp *m = mlp_of(model);
+    if (!m)
+        return rv_fail(model->err, REVL_ERR_INVALID,
+                       "revl_mlp_set_order_seed: not a built-in MLP (revl_mlp_create)");
+    m->seed = seed;
+    m->perm_valid = 0; /* the permutation of every epoch is drawn again from the new seed */
+    rv_clear(model->err);
+    return REVL_OK;
+}
+
+int rv_mlp_order_seed(revl_model *model, uint64_t *seed)
+{
+    rv_mlp *m = mlp_of(model);
+    if (!m)
+        return REVL_ERR_INVALID;
+    *seed = m->seed;
+    return REVL_OK;
+}

@@ -34,5 +34,12 @@ RV_HIDDEN size_t rv_sampler_n_told(const rv_sampler *s);
 RV_HIDDEN const double *rv_sampler_point(const rv_sampler *s, size_t k, double *loss);
 /* Forget every told result (before a checkpoint's results are told again). */
 RV_HIDDEN void rv_sampler_reset(rv_sampler *s);
+/* The message of the last failed propose or tell. */
+RV_HIDDEN const char *rv_sampler_last_error(const rv_sampler *s);
+/* log l(u) and log g(u), the good and the bad densities of the results told so far at u in
+ * [0, 1]^dim, whose difference ranks the candidates (for tests and reports; either NULL ok).
+ * A set without results is the prior (uniform: log 0). */
+RV_HIDDEN int rv_sampler_log_densities(rv_sampler *s, const double *u, double *log_good,
+                                       double *log_bad);
 
 #endif

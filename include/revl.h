@@ -719,9 +719,9 @@ typedef int (*revl_tuner_report_fn)(const revl_tuner_report *r, void *user);
 typedef struct revl_tuner_options {
     size_t struct_size;
     revl_tune_strategy strategy;       /* default REVL_TUNE_SEARCH_THEN_REFINE */
-    double budget_seconds;             /* wall-clock budget; 0 = none (budget_runs bounds) */
-    size_t budget_runs;                /* forward trainings + reverse passes; 0 = none; default 0,
-                                          and 100 when budget_seconds is 0 too */
+    double budget_seconds;             /* wall-clock budget; 0 = none */
+    size_t budget_runs;                /* forward trainings + reverse passes; 0 = none. At least
+                                          one of the two must be set; the first spent ends it */
     int cpu_time;                      /* nonzero: budget_seconds counts this process's CPU
                                           time (fair comparisons on a shared machine); default 0 */
     double search_fraction;            /* share of the budget for the search; default 0.5 */

@@ -245,7 +245,8 @@ static int tuner_create(revl_tuner **out, revl_model *model, const revl_dataset 
         return OPTION_FAIL("n_orders = %zu needs the built-in MLP (other models' minibatch order "
                            "is not the tuner's to change)", o.n_orders);
     if (o.budget_seconds == 0 && o.budget_runs == 0)
-        o.budget_runs = 100;
+        return OPTION_FAIL("no budget: set budget_seconds or budget_runs (or both: the first "
+                           "spent ends the tuning)");
     size_t g = revl_model_n_groups(model), nm = revl_model_n_meta(model);
     if (search && check_family(search, "search", optimizer, n_steps, g, nm))
         return REVL_ERR_INVALID;

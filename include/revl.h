@@ -708,7 +708,8 @@ typedef struct revl_tuner_report {
     double loss;        /* validation loss of this evaluation (+inf when its training diverged) */
     double best_loss;   /* lowest validation loss so far */
     double step_size;   /* refinement: meta step in force; NaN in the search */
-    int accepted;       /* refinement: the step was kept */
+    int accepted;       /* refinement: the step was kept (a start's first point: 1) */
+    size_t start;       /* refinement: which start (0-based) this meta-iteration belongs to */
     double seconds;     /* since the tuning began (resumed runs: plus the time before) */
     double eta_seconds; /* estimated time left in the budget; NaN when unknown */
     size_t runs;        /* budget units used: forward trainings plus reverse passes */
@@ -728,12 +729,16 @@ typedef struct revl_tuner_options {
     size_t n_initial;                  /* low-discrepancy points before proposals; 0 = 2 n_theta + 2 */
     size_t n_candidates;               /* candidates scored per proposal; default 24 */
     double good_fraction;              /* share of evaluations modelled as good; default 0.25 */
-    size_t refine_starts;              /* best search points refined, one after another; default 1 */
+    size_t refine_starts;              /* best search points refined, one after another (a start
+                                          ends when its step falls below min_step or its share of
+                                          the budget is spent); when all have ended before the
+                                          budget, the search continues; default 3 */
     revl_refine_method refine_method;  /* default REVL_REFINE_BACKTRACK */
     double refine_step;                /* first meta step: largest change of a z coordinate;
                                           default 0.05 */
     double step_grow, step_shrink;     /* after a kept / refused step; defaults 1.5, 0.5 */
-    double min_step;                   /* a start ends when its step falls below; default 1e-4 */
+    double min_step;                   /* a start ends when its step falls below; default 0.003
+                                          (four refusals in a row from the first step) */
     size_t n_orders;                   /* minibatch orders averaged per refinement step (built-in
                                           MLP only; its seed + k); default 1 */
     uint64_t seed;                     /* sampler and init noise; default 0 */

@@ -46,12 +46,12 @@ void revl_tuner_options_init(revl_tuner_options *o)
     o->search_fraction = 0.5;
     o->n_candidates = 24;
     o->good_fraction = 0.25;
-    o->refine_starts = 1;
+    o->refine_starts = 3;
     o->refine_method = REVL_REFINE_BACKTRACK;
     o->refine_step = 0.05;
     o->step_grow = 1.5;
     o->step_shrink = 0.5;
-    o->min_step = 1e-4;
+    o->min_step = 0.003;
     o->n_orders = 1;
     o->frac_bits = 52;
 }
@@ -280,6 +280,7 @@ static int tuner_create(revl_tuner **out, revl_model *model, const revl_dataset 
     t->best_acc = NAN;
     t->cur_loss = INFINITY;
     t->min_norm = INFINITY;
+    t->step = o.refine_step;
     t->phase = o.strategy == REVL_TUNE_REFINE ? REVL_TUNE_PHASE_REFINE : REVL_TUNE_PHASE_SEARCH;
 
     /* t->z is scratch for make_families: allocate it first */
@@ -528,6 +529,7 @@ static int report(revl_tuner *t, revl_tuner_report *r, size_t index, double loss
     r->best_loss = t->best_loss;
     r->step_size = step;
     r->accepted = accepted;
+    r->start = t->start;
     r->seconds = rv_tuner_seconds(t);
     r->eta_seconds = eta(t);
     r->runs = t->runs;
@@ -727,6 +729,13 @@ static int begin_start(revl_tuner *t, revl_tuner_report *r)
 {
     for (;;) {
         if (t->start >= t->opts.refine_starts || !start_point(t, t->start, t->z)) {
+            /* every start has ended before the budget: the rest goes to the search, which
+             * never loses what it has found */
+            if (t->sampler) {
+                t->phase = REVL_TUNE_PHASE_SEARCH;
+                t->search_rest = 1;
+                return search_step(t, r);
+            }
             t->phase = REVL_TUNE_PHASE_DONE;
             rv_fail(t->err, REVL_OK, "tuning finished: %zu refinement start(s) done",
                     t->start);
@@ -859,7 +868,7 @@ int revl_tuner_step(revl_tuner *t, revl_tuner_report *r)
     }
     if (t->phase != REVL_TUNE_PHASE_DONE && used(t) >= 1.0)
         t->phase = REVL_TUNE_PHASE_DONE;
-    if (t->phase == REVL_TUNE_PHASE_SEARCH && used(t) >= search_share(t))
+    if (t->phase == REVL_TUNE_PHASE_SEARCH && !t->search_rest && used(t) >= search_share(t))
         t->phase = t->opts.strategy == REVL_TUNE_SEARCH ? REVL_TUNE_PHASE_DONE
                                                         : REVL_TUNE_PHASE_REFINE;
     if (t->phase == REVL_TUNE_PHASE_DONE) {

@@ -46,6 +46,7 @@ struct revl_tuner {
 
     /* progress and budget */
     int phase;                    /* REVL_TUNE_PHASE_* */
+    int search_rest;              /* the refinement's starts have all ended: search to the end */
     size_t search_evals, refine_iters, runs;
     double seconds_before;        /* time used before a checkpoint was loaded */
     struct timespec t0;           /* when this process's part of the run began */

@@ -13,7 +13,7 @@ static const char MAGIC[8] = {'R', 'E', 'V', 'L', 'T', 'U', 'N', 'E'};
 #define VERSION 1u
 #define WHAT "revl tuner checkpoint"
 #define N_SIZES 7
-#define N_COUNTS 10
+#define N_COUNTS 11
 #define N_SCALARS 6
 
 /* The options that shape the trajectory (not callbacks, threads, allocator or test set). */
@@ -64,7 +64,8 @@ int revl_tuner_checkpoint_save(revl_tuner *t, const char *path)
         size_t told = t->sampler ? rv_sampler_n_told(t->sampler) : 0;
         uint64_t counts[N_COUNTS] = {(uint64_t)t->phase, t->search_evals, t->refine_iters,
                                      t->runs, (uint64_t)t->have_best, (uint64_t)t->best_phase,
-                                     (uint64_t)t->have_point, t->start, t->adam_t, told};
+                                     (uint64_t)t->have_point, t->start, t->adam_t, told,
+                                     (uint64_t)t->search_rest};
         rv_ckpt_put_u64s(w, counts, N_COUNTS);
         double scalars[N_SCALARS] = {rv_tuner_seconds(t), t->best_loss, t->best_acc,
                                      t->cur_loss, t->step, t->min_norm};
@@ -124,7 +125,8 @@ static int parse(revl_tuner *t, rv_ckpt_reader *r, uint64_t *c, double *s, rv_sa
     uint64_t told = c[9];
     if (c[0] > REVL_TUNE_PHASE_DONE || c[4] > 1 || c[5] > REVL_TUNE_PHASE_REFINE || c[6] > 1 ||
         (!t->sampler && told) || told != c[1] || c[7] > t->opts.refine_starts ||
-        (c[0] == REVL_TUNE_PHASE_SEARCH && t->opts.strategy == REVL_TUNE_REFINE))
+        (c[0] == REVL_TUNE_PHASE_SEARCH && t->opts.strategy == REVL_TUNE_REFINE) || c[10] > 1 ||
+        (c[10] && c[0] == REVL_TUNE_PHASE_REFINE))
         return bad(t, path, "inconsistent counters");
     if (!(isfinite(s[0]) && s[0] >= 0) || !(s[1] == INFINITY || isfinite(s[1])) ||
         (c[4] && !isfinite(s[1])) || !(s[3] == INFINITY || isfinite(s[3])) ||
@@ -207,6 +209,7 @@ int revl_tuner_checkpoint_load(revl_tuner *t, const char *path)
         t->have_point = (int)c[6];
         t->start = (size_t)c[7];
         t->adam_t = (size_t)c[8];
+        t->search_rest = (int)c[10];
         t->seconds_before = s[0];
         t->clock_started = 0;
         t->best_loss = s[1];

@@ -687,6 +687,39 @@ START_TEST(test_call_errors)
 }
 END_TEST
 
+/* Finite inputs whose result overflows: a SHAPE log alpha a + c beyond DBL_MAX, a window's sum of
+ * dz; REVL_ERR_RANGE naming the coordinate, outputs untouched. */
+START_TEST(test_result_overflow)
+{
+    revl_family_options o;
+    revl_family_options_init(&o);
+    o.type = REVL_FAMILY_SHAPE, o.shape = REVL_SHAPE_CONSTANT, o.learn = REVL_LEARN_ALPHA;
+    revl_family *f = NULL;
+    ck_assert_int_eq(revl_family_create(&f, OPTS[_i], 2, 2, 0, &o), REVL_OK);
+    double th[3] = {1e308, 0, 1e308}, z[4 * 4 + 2], dz[4 * 4 + 2], dth[3] = {5, 5, 5};
+    for (size_t i = 0; i < sizeof z / sizeof z[0]; i++)
+        z[i] = 3, dz[i] = 1e308;
+    ck_assert_int_eq(revl_family_map(f, th, z), REVL_ERR_RANGE);
+    expect_msg(revl_family_last_error(f),
+               "revl_family_map: z[1] = inf (log alpha at step 0, group 1) is not finite");
+    for (size_t i = 0; i < sizeof z / sizeof z[0]; i++)
+        ck_assert(z[i] == 3);
+    ck_assert_int_eq(revl_family_vjp(f, th, dz, dth), REVL_ERR_RANGE);
+    expect_msg(revl_family_last_error(f),
+               "revl_family_vjp: dtheta[0] = inf (log alpha) is not finite");
+    ck_assert(dth[0] == 5 && dth[1] == 5 && dth[2] == 5);
+    revl_family_free(f);
+
+    o.type = REVL_FAMILY_WINDOWS, o.window = 2;
+    ck_assert_int_eq(revl_family_create(&f, OPTS[_i], 2, 2, 0, &o), REVL_OK);
+    ck_assert_int_eq(revl_family_vjp(f, th, dz, dth), REVL_ERR_RANGE);
+    expect_msg(revl_family_last_error(f),
+               "revl_family_vjp: dtheta[0] = inf (log alpha over steps 0-1, group 0) is not finite");
+    ck_assert(dth[0] == 5 && dth[1] == 5);
+    revl_family_free(f);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ allocation failure */
 
 /* Copies (rv_family_clone, the tuner's way) through an allocator failing at every point: each
@@ -752,6 +785,7 @@ static Suite *family_suite(void)
     tc = tcase_create("errors");
     tcase_add_test(tc, test_create_errors);
     tcase_add_loop_test(tc, test_call_errors, 0, 3);
+    tcase_add_loop_test(tc, test_result_overflow, 0, 3);
     tcase_add_loop_test(tc, test_allocation_failure_every_point, 0, 3);
     suite_add_tcase(s, tc);
     return s;

@@ -232,6 +232,16 @@ MUTANTS = [
      ["check_family"]),
     ("src/hyperopt/family_layout.c", "if ((learn & REVL_LEARN_META) && f->n_meta) {",
      "if (learn & REVL_LEARN_INIT_SCALE) {", ["check_family"]),
+    ("src/hyperopt/family.c", "if ((i = first_bad(f->zs, f->n_z)) < f->n_z)", "if (0)",
+     ["check_family"]),
+    ("src/hyperopt/family.c", "if ((i = first_bad(f->ts, f->n_theta)) < f->n_theta)", "if (0)",
+     ["check_family"]),
+    ("src/hyperopt/family.c", "if ((i = first_bad(dz, f->n_z)) < f->n_z)", "if (0)",
+     ["check_family"]),
+    ("src/hyperopt/family.c", "size_t i = first_bad(z0, f->n_z);", "size_t i = f->n_z;",
+     ["check_family"]),
+    ("src/hyperopt/family.c", "int rc = f->o.vjp(theta, dz, f->ts, f->o.user);",
+     "int rc = f->o.vjp(theta, dz, dtheta, f->o.user);", ["check_family"]),
 ]
 
 

@@ -633,8 +633,10 @@ typedef enum revl_shape {
     REVL_SHAPE_LINEAR = 1,
     REVL_SHAPE_COSINE = 2
 } revl_shape;
-/* USER family callbacks: z[n_z] from theta[n_theta]; dtheta[n_theta] = J(theta)^T dz[n_z].
- * Return 0, or nonzero to fail the call (REVL_ERR_CALLBACK). Non-finite outputs are refused. */
+/* USER family callbacks: z[n_z] from theta[n_theta] (z starts as the family's base point, so a
+ * map may write only what it controls; `learn` is not used); dtheta[n_theta] = J(theta)^T dz[n_z]
+ * (dtheta starts at 0). Return 0, or nonzero to fail the call (REVL_ERR_CALLBACK). Non-finite
+ * outputs are refused (REVL_ERR_RANGE naming the coordinate). */
 typedef int (*revl_family_map_fn)(const double *theta, double *z, void *user);
 typedef int (*revl_family_vjp_fn)(const double *theta, const double *dz, double *dtheta,
                                   void *user);
@@ -674,11 +676,12 @@ REVL_API int revl_family_get_base(const revl_family *f, double *z0);
  * WINDOWS; REVL_ERR_INVALID for SHAPE and USER, which have no projection. */
 REVL_API int revl_family_project(revl_family *f, const double *z, double *theta);
 /* The search box of theta (lo[n_theta], hi[n_theta]) that the tuner's global phase covers.
- * Defaults per coordinate: docs/hyperopt.md; set checks lo < hi, both finite. */
+ * Defaults per coordinate: docs/hyperopt.md (USER: [-1, 1]); set checks lo < hi, both finite. */
 REVL_API int revl_family_get_bounds(const revl_family *f, double *lo, double *hi);
 REVL_API int revl_family_set_bounds(revl_family *f, const double *lo, const double *hi);
 /* What theta[i] is, e.g. "log alpha", "log alpha multiplier of layer 2", "alpha decay log final
- * fraction", "logit gamma at step 3 group 1"; written into buf (size bytes). */
+ * fraction", "logit gamma at step 3, group 1"; written into buf (size bytes, truncated to fit).
+ * A family computes in scratch it owns: one thread at a time per family. */
 REVL_API int revl_family_coord_name(const revl_family *f, size_t i, char *buf, size_t size);
 REVL_API const char *revl_family_last_error(const revl_family *f);
 

@@ -30,9 +30,11 @@ static int check_options(const revl_family_options *o, size_t n_groups)
                 return CREATE_FAIL("group_layer[%zu] = %zu is not below n_layers = %zu", g,
                                    o->group_layer[g], n_layers);
     }
-    if (o->type == REVL_FAMILY_USER && (o->n_theta == 0 || !o->map || !o->vjp))
-        return CREATE_FAIL("a USER family needs n_theta > 0 (got %zu), map and vjp (%s)",
-                           o->n_theta, !o->map ? "map is NULL" : !o->vjp ? "vjp is NULL" : "set");
+    if (o->type == REVL_FAMILY_USER && o->n_theta == 0)
+        return CREATE_FAIL("a USER family needs n_theta > 0");
+    if (o->type == REVL_FAMILY_USER && (!o->map || !o->vjp))
+        return CREATE_FAIL("a USER family needs both callbacks (%s is NULL)",
+                           !o->map ? "map" : "vjp");
     return REVL_OK;
 }
 
@@ -293,7 +295,7 @@ static int family_create(revl_family **out, revl_optimizer optimizer, size_t n_s
         __builtin_mul_overflow(n_z, opt->n_kinds, &n_z) ||
         __builtin_add_overflow(n_z, n_groups, &n_z) || __builtin_add_overflow(n_z, n_meta, &n_z) ||
         n_z > SIZE_MAX / sizeof(double))
-        return CREATE_FAIL("%zu steps x %zu groups with %zu meta-parameters: too many values",
+        return CREATE_FAIL("n_steps = %zu, n_groups = %zu, n_meta = %zu: too many values",
                            n_steps, n_groups, n_meta);
     return family_new(out, opt, n_steps, n_groups, n_meta, &o, NULL);
 }

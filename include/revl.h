@@ -792,6 +792,11 @@ REVL_API int revl_tuner_best_scales_meta(const revl_tuner *t, double *log_init_s
 REVL_API int revl_tuner_best_z(const revl_tuner *t, double *z);
 REVL_API int revl_tuner_best_weights(const revl_tuner *t, double *w);
 REVL_API int revl_tuner_best_schedule(const revl_tuner *t, revl_schedule *s);
+/* The refinement's current point: theta (the refine family's n_theta), its validation loss and
+ * its hypergradient d loss / d theta (any pointer may be NULL). REVL_ERR_STATE when no
+ * refinement start is in progress. */
+REVL_API int revl_tuner_refine_point(const revl_tuner *t, double *theta, double *grad,
+                                     double *loss);
 /* Checkpoints between steps (docs/file-formats.md): a killed tuning continues with the bits of an
  * uninterrupted one (for a budget in runs; a budget in seconds continues with the time left). */
 REVL_API int revl_tuner_checkpoint_save(revl_tuner *t, const char *path);

@@ -28,7 +28,8 @@ TREE = WORK / "tree"
 
 C_ALL = ["check_hardening", "check_errors", "check_mlp", "check_hyperopt", "check_dataset",
          "check_trainer", "check_infobuf", "check_update", "check_threads", "check_optim",
-         "check_pinned", "check_wide", "check_adam_dir", "check_coder_vec"]
+         "check_pinned", "check_wide", "check_adam_dir", "check_coder_vec", "check_family",
+         "check_tuner"]
 PY = "python"
 
 # (file, original, mutated, suites to try first); every suite runs if those let it through.
@@ -242,6 +243,40 @@ MUTANTS = [
      ["check_family"]),
     ("src/hyperopt/family.c", "int rc = f->o.vjp(theta, dz, f->ts, f->o.user);",
      "int rc = f->o.vjp(theta, dz, dtheta, f->o.user);", ["check_family"]),
+    # ---- hyperopt/tuner*.c: the tuner (check_tuner)
+    # the acceptance rule: a worse (or equal) step kept
+    ("src/hyperopt/tuner.c", "int accepted = f < t->cur_loss;", "int accepted = f <= t->cur_loss + 0.05;",
+     ["check_tuner"]),
+    # the chain rule to z dropped, the init scales' gradient not added, the step's sign
+    ("src/hyperopt/tuner.c", "t->dz[j * n + k] *= rv_coord_dnatural(c, x);", "(void)x;",
+     ["check_tuner"]),
+    ("src/hyperopt/tuner.c", "t->g_acc[k] += t->dz[k];", "t->g_acc[k] = t->dz[k];", ["check_tuner"]),
+    ("src/hyperopt/tuner.c", "t->cand[i] = t->theta[i] - s * t->cand[i];",
+     "t->cand[i] = t->theta[i] + s * t->cand[i];", ["check_tuner"]),
+    # a refused step not shrinking; a kept one not growing
+    ("src/hyperopt/tuner.c", "t->step *= t->opts.step_shrink;", "t->step *= 1.0;", ["check_tuner"]),
+    ("src/hyperopt/tuner.c", "t->step = fmin(t->step * t->opts.step_grow, MAX_STEP);",
+     "t->step = fmin(t->step, MAX_STEP);", ["check_tuner"]),
+    # the best point's weights not kept with it; a diverged run counted as a loss of 0
+    ("src/hyperopt/tuner.c", "memcpy(t->best_w, t->wT, t->n_params * sizeof *t->wT);", "(void)0;",
+     ["check_tuner"]),
+    ("src/hyperopt/tuner.c", "        *f = INFINITY;\n        *acc = NAN;\n        return REVL_OK;",
+     "        *f = 0;\n        *acc = NAN;\n        return REVL_OK;", ["check_tuner"]),
+    # the budget: runs not counted; guards
+    ("src/hyperopt/tuner.c", "    t->runs++;\n    if (rc == REVL_ERR_RANGE) {",
+     "    t->runs += 2;\n    if (rc == REVL_ERR_RANGE) {", ["check_tuner"]),
+    ("src/hyperopt/tuner.c", "if (o.n_orders > 1 && model->builtin.evaluate != rv_mlp_evaluate)",
+     "if (0)", ["check_tuner"]),
+    # the checkpoint: the told results' loss, the seed left out of the options hash, the step
+    ("src/hyperopt/tuner_checkpoint.c", "o->n_orders, o->seed, o->frac_bits,",
+     "o->n_orders, o->frac_bits,", ["check_tuner"]),
+    ("src/hyperopt/tuner_checkpoint.c", "t->step = s[4];", "t->step = t->opts.refine_step;",
+     ["check_tuner"]),
+    ("src/hyperopt/tuner_checkpoint.c", "int rc = rv_sampler_tell(fresh, u, loss);",
+     "int rc = rv_sampler_tell(fresh, u, 1.0);", ["check_tuner"]),
+    # the minibatch order reseeded without a new permutation
+    ("src/models/mlp_batch.c", "m->perm_valid = 0; /* the permutation", "m->perm_valid = 1; /* the permutation",
+     ["check_tuner"]),
 ]
 
 

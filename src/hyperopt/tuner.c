@@ -1026,3 +1026,19 @@ int revl_tuner_best_schedule(const revl_tuner *t, revl_schedule *s)
         return rv_fail(tm->err, rc, "revl_tuner_best_schedule: %s", revl_schedule_last_error(s));
     return REVL_OK;
 }
+
+int revl_tuner_refine_point(const revl_tuner *t, double *theta, double *grad, double *loss)
+{
+    if (!t)
+        return REVL_ERR_INVALID;
+    if (!t->have_point)
+        return rv_fail(((revl_tuner *)t)->err, REVL_ERR_STATE,
+                       "revl_tuner_refine_point: no refinement start is in progress");
+    if (theta)
+        memcpy(theta, t->theta, t->nr * sizeof *theta);
+    if (grad)
+        memcpy(grad, t->grad, t->nr * sizeof *grad);
+    if (loss)
+        *loss = t->cur_loss;
+    return REVL_OK;
+}

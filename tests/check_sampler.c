@@ -152,7 +152,7 @@ START_TEST(test_told_points_kept)
     rv_sampler_config c = config(2, 9, 3);
     rv_sampler *s = make(&c);
     double u[2];
-    for (int i = 0; i < 40; i++) { /* through two growths */
+    for (int i = 0; i < 40; i++) { /* through two doublings */
         u[0] = i / 40.0;
         u[1] = 1 - i / 40.0;
         ck_assert_int_eq(rv_sampler_tell(s, u, i % 3 ? 1.0 / (i + 1) : INFINITY), REVL_OK);
@@ -411,35 +411,43 @@ START_TEST(test_densities_integrate_to_one)
 }
 END_TEST
 
+/* log l(u) - log g(u) in one dimension */
+static double log_ratio(rv_sampler *s, double u)
+{
+    double lg, lb;
+    ck_assert_int_eq(rv_sampler_log_densities(s, &u, &lg, &lb), REVL_OK);
+    return lg - lb;
+}
+
+/* a sampler told 19 results of |u - 0.3| at u = 0.05, 0.1, ..., 0.95 */
+static rv_sampler *v_shaped(const rv_sampler_config *c)
+{
+    rv_sampler *s = make(c);
+    for (int i = 1; i < 20; i++) {
+        double u = i / 20.0;
+        ck_assert_int_eq(rv_sampler_tell(s, &u, fabs(u - 0.3)), REVL_OK);
+    }
+    return s;
+}
+
 /* 1-D results around a minimum at 0.3: l is above g there and below it far away, and the
  * proposal lands near 0.3. */
 START_TEST(test_good_results_in_l)
 {
     rv_sampler_config c = config(1, 4, 5);
     c.good_fraction = 0.25;
-    rv_sampler *s = make(&c);
-    for (int i = 1; i < 20; i++) {
-        double u = i / 20.0;
-        ck_assert_int_eq(rv_sampler_tell(s, &u, fabs(u - 0.3)), REVL_OK);
-    }
-    double lg, lb, u = 0.3;
-    ck_assert_int_eq(rv_sampler_log_densities(s, &u, &lg, &lb), REVL_OK);
-    ck_assert_msg(lg > lb + 1, "at 0.3: log l %g, log g %g", lg, lb);
-    u = 0.85;
-    ck_assert_int_eq(rv_sampler_log_densities(s, &u, &lg, &lb), REVL_OK);
-    ck_assert_msg(lg < lb - 1, "at 0.85: log l %g, log g %g", lg, lb);
+    rv_sampler *s = v_shaped(&c);
+    ck_assert_msg(log_ratio(s, 0.3) > 1, "at 0.3: log l / g = %g", log_ratio(s, 0.3));
+    ck_assert_msg(log_ratio(s, 0.85) < -1, "at 0.85: log l / g = %g", log_ratio(s, 0.85));
+    rv_sampler_free(s);
     for (uint64_t seed = 0; seed < 10; seed++) {
         c.seed = seed;
-        rv_sampler *t = make(&c);
-        for (int i = 1; i < 20; i++) {
-            double v = i / 20.0;
-            ck_assert_int_eq(rv_sampler_tell(t, &v, fabs(v - 0.3)), REVL_OK);
-        }
-        ck_assert_int_eq(rv_sampler_propose(t, &u), REVL_OK);
+        s = v_shaped(&c);
+        double u;
+        ck_assert_int_eq(rv_sampler_propose(s, &u), REVL_OK);
         ck_assert_msg(fabs(u - 0.3) < 0.15, "seed %d: proposed %g", (int)seed, u);
-        rv_sampler_free(t);
+        rv_sampler_free(s);
     }
-    rv_sampler_free(s);
 }
 END_TEST
 
@@ -454,9 +462,7 @@ START_TEST(test_ties_go_to_the_earlier)
         double u = i < 2 ? 0.1 + 0.05 * i : 0.5 + 0.05 * i;
         ck_assert_int_eq(rv_sampler_tell(s, &u, 1.0), REVL_OK);
     }
-    double lg, lb, u = 0.125;
-    ck_assert_int_eq(rv_sampler_log_densities(s, &u, &lg, &lb), REVL_OK);
-    ck_assert_msg(lg > lb + 1, "at 0.125: log l %g, log g %g", lg, lb);
+    ck_assert_msg(log_ratio(s, 0.125) > 1, "at 0.125: log l / g = %g", log_ratio(s, 0.125));
     rv_sampler_free(s);
 }
 END_TEST
@@ -479,12 +485,8 @@ START_TEST(test_diverged_results)
         ck_assert_int_eq(rv_sampler_tell(s, &u, 2.0), REVL_OK);
         u = 0.97;
         ck_assert_int_eq(rv_sampler_tell(s, &u, 1.0), REVL_OK);
-        double lg, lb, v = 0.2;
-        ck_assert_int_eq(rv_sampler_log_densities(s, &v, &lg, &lb), REVL_OK);
-        ck_assert_msg(lg < lb, "at 0.2: log l %g, log g %g", lg, lb);
-        v = 0.96;
-        ck_assert_int_eq(rv_sampler_log_densities(s, &v, &lg, &lb), REVL_OK);
-        ck_assert_msg(lg > lb + 1, "at 0.96: log l %g, log g %g", lg, lb);
+        ck_assert_msg(log_ratio(s, 0.2) < 0, "at 0.2: log l / g = %g", log_ratio(s, 0.2));
+        ck_assert_msg(log_ratio(s, 0.96) > 1, "at 0.96: log l / g = %g", log_ratio(s, 0.96));
         ck_assert_int_eq(rv_sampler_propose(s, &u), REVL_OK);
         ck_assert_msg(u > 0.85, "seed %d: proposed %g among the diverged runs", (int)seed, u);
         rv_sampler_free(s);
@@ -513,7 +515,7 @@ END_TEST
 
 /* 60 evaluations of the 4-D bowl (10 Halton points, then TPE), 10 seeds: the mean best value
  * is below 0.4 times that of 60 Halton points and of 60 independent uniform points (measured:
- * TPE 0.011, Halton 0.040, uniform 0.044; with l and g swapped TPE reaches 0.10). */
+ * TPE 0.011, Halton 0.040, uniform 0.046; with l and g swapped TPE reaches 0.10). */
 START_TEST(test_tpe_beats_space_filling)
 {
     enum { DIM = 4, N = 60, SEEDS = 10 };
@@ -556,7 +558,7 @@ END_TEST
 
 /* ------------------------------------------------------------------ memory */
 
-/* Fail each allocation in turn along create and 40 rounds of propose and tell (two growths):
+/* Fail each allocation in turn along create and 40 rounds of propose and tell (three growths):
  * create fails cleanly; a tell that fails leaves the count and the next proposal as they were
  * and works when retried; propose never allocates; nothing leaks. */
 START_TEST(test_nomem_sweep)
@@ -604,7 +606,7 @@ START_TEST(test_nomem_sweep)
         if (f.calls <= k) /* no allocation failed: every one has been tried */
             break;
     }
-    ck_assert_int_ge(failures, 5); /* create's three, two growths */
+    ck_assert_int_ge(failures, 6); /* create's three, three growths */
 }
 END_TEST
 

@@ -236,7 +236,7 @@ static double normal_cdf(double z)
 static void fit_set(rv_sampler *s, const size_t *set, size_t m)
 {
     const size_t dim = s->cfg.dim;
-    for (size_t d = 0; d < dim; d++) {
+    for (size_t d = 0; d < dim && m; d++) { /* none told yet: no scratch either */
         memcpy(s->order, set, m * sizeof *set);
         sort_by_coordinate(s, d, s->order, m);
         for (size_t p = 0; p < m; p++) {

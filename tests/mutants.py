@@ -277,6 +277,24 @@ MUTANTS = [
     # the minibatch order reseeded without a new permutation
     ("src/models/mlp_batch.c", "m->perm_valid = 0; /* the permutation", "m->perm_valid = 1; /* the permutation",
      ["check_tuner"]),
+    # ---- hyperopt/sampler.c, lowdisc.c: the tuner's global search (TPE over scrambled Halton
+    # points): l and g swapped, the scrambling dropped, a digit map that is not a permutation,
+    # no floor on the kernels' widths, the truncated kernels not renormalised, +inf among the
+    # good, ties ranked to the later result
+    ("src/hyperopt/sampler.c", "const double score = log_mixture(s, s->rank, g, s->cand) -",
+     "const double score = -log_mixture(s, s->rank, g, s->cand) +", ["check_sampler"]),
+    ("src/hyperopt/lowdisc.c", "digit[n_digits++] = permute((uint32_t)(n % b), b, key);",
+     "digit[n_digits++] = (uint32_t)(n % b);", ["check_sampler"]),
+    ("src/hyperopt/lowdisc.c", "    } while (x >= b);\n    return x;",
+     "    } while (0);\n    return x % b;", ["check_sampler"]),
+    ("src/hyperopt/sampler.c", "w = w < MIN_WIDTH ? MIN_WIDTH : w > 1 ? 1 : w;",
+     "w = w > 1 ? 1 : w;", ["check_sampler"]),
+    ("src/hyperopt/sampler.c", "= log(w) + LOG_SQRT_2PI + log(mass);", "= log(w) + LOG_SQRT_2PI;",
+     ["check_sampler"]),
+    ("src/hyperopt/sampler.c", "return g < s->n_finite ? g : s->n_finite;", "return g;",
+     ["check_sampler"]),
+    ("src/hyperopt/sampler.c", "if (s->loss[s->rank[mid]] <= loss)",
+     "if (s->loss[s->rank[mid]] < loss)", ["check_sampler"]),
 ]
 
 

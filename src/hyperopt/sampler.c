@@ -236,7 +236,7 @@ static double normal_cdf(double z)
 static void fit_set(rv_sampler *s, const size_t *set, size_t m)
 {
     const size_t dim = s->cfg.dim;
-    for (size_t d = 0; d < dim; d++) {
+    for (size_t d = 0; d < dim && m; d++) { /* none told yet: no scratch either */
         memcpy(s->order, set, m * sizeof *set);
         sort_by_coordinate(s, d, s->order, m);
         for (size_t p = 0; p < m; p++) {
@@ -268,6 +268,8 @@ static void fit(rv_sampler *s)
 static double log_mixture(rv_sampler *s, const size_t *set, size_t m, const double *u)
 {
     const size_t dim = s->cfg.dim;
+    if (m == 0)
+        return 0; /* the prior alone (and no scratch yet before the first result) */
     double top = 0; /* the prior's term: log 1 on the cube */
     s->terms[0] = 0;
     for (size_t p = 0; p < m; p++) {

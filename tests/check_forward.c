@@ -8,7 +8,8 @@
  * for bit); the buffer stays at one chunk's words per block and no step allocates; checkpoints
  * are not written. Progress: called at the right steps and phases with the step's loss, after
  * the last step, from train, train_forward, train_resume and hypergrad; a nonzero return stops
- * each of them with REVL_ERR_CALLBACK and leaves a trainer that trains again; argument errors. */
+ * each of them with REVL_ERR_CALLBACK and leaves a trainer that trains again; argument errors;
+ * both on a sharded trainer (one rank). */
 #include <check.h>
 #include <math.h>
 #include <stdint.h>
@@ -743,6 +744,46 @@ START_TEST(test_progress_resume)
 }
 END_TEST
 
+/* A sharded trainer (one rank, the local communicator: every collective and vote runs):
+ * forward-only gives the unsharded train's bits; a progress stop is voted on and carries the
+ * rank in its message. */
+START_TEST(test_sharded_one_rank)
+{
+    size_t steps = 8, p = 5000;
+    revl_model *m = wavy_model(p, steps, NULL);
+    revl_schedule *s = schedule_for(optimizers[_i], m, steps, 0);
+    double *w0 = malloc(p * sizeof *w0), meta[1];
+    start_point(m, w0, meta);
+    revl_trainer *ref = trainer(m, s, 1, 0), *t = NULL;
+    run want = {0}, got = {0};
+    ck_assert_int_eq(revl_trainer_train(ref, w0, meta), REVL_OK);
+    put_weights(&want, ref, p);
+    revl_comm comm;
+    revl_comm_init_local(&comm);
+    ck_assert_int_eq(revl_trainer_create_sharded(&t, m, s, NULL, &comm), REVL_OK);
+    ck_assert_int_eq(revl_trainer_train_forward(t, w0, meta), REVL_OK);
+    put_weights(&got, t, p);
+    expect_same_bits(&want, &got, "sharded");
+    seen w = watch();
+    w.stop_at = 4;
+    ck_assert_int_eq(revl_trainer_set_progress(t, on_progress, 2, &w), REVL_OK);
+    ck_assert_int_eq(revl_trainer_train_forward(t, w0, meta), REVL_ERR_CALLBACK);
+    expect_msg(revl_trainer_last_error(t), "rank 0: stopped by the progress callback at step 4");
+    ck_assert_uint_eq(w.n, 2);
+    w.stop_at = SIZE_MAX;
+    ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
+    ck_assert_int_eq(revl_trainer_hypergrad(t, w0, NULL, NULL, NULL, NULL, NULL), REVL_OK);
+    ck_assert_uint_eq(w.n, 2 + 4 + 4);
+    free(want.x);
+    free(got.x);
+    free(w0);
+    revl_trainer_free(ref);
+    revl_trainer_free(t);
+    revl_schedule_free(s);
+    revl_model_free(m);
+}
+END_TEST
+
 static Suite *forward_suite(void)
 {
     Suite *s = suite_create("forward");
@@ -757,6 +798,7 @@ static Suite *forward_suite(void)
     tcase_add_test(tc, test_progress_arguments);
     tcase_add_loop_test(tc, test_progress_stop, 0, 9);
     tcase_add_test(tc, test_progress_resume);
+    tcase_add_loop_test(tc, test_sharded_one_rank, 0, 3);
     suite_add_tcase(s, tc);
     return s;
 }

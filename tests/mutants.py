@@ -238,6 +238,8 @@ MUTANTS = [
      "size_t taken = step;", ["check_forward"]),
     ("src/core/reverse.c", "rv_trainer_progress(t, step, 1, step == t->first_kept, NAN)",
      "rv_trainer_progress(t, step, 0, step == t->first_kept, NAN)", ["check_forward"]),
+    # a sharded trainer's stop not voted on (one rank's stop would leave the others waiting)
+    ("src/core/progress.c", "return rv_shard_vote(t, rc);", "return rc;", ["check_forward"]),
     # Python: the progress callback's stop ignored; forward_only ignored
     ("python/revl/core.py", "            return 1 if fn(p) else 0\n",
      "            fn(p)\n            return 0\n", [PY]),

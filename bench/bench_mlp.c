@@ -6,7 +6,9 @@
  * T gradients' dense products for the forward, T fused gradient + HVP products for the reverse
  * pass, and the validation gradient's (10 blocks of 1,000 examples), timed in the same run.
  * Then the same for Adam: its exact forward against plain double-precision Adam, forward +
- * hypergradient against momentum's, and the buffer's bits per parameter-step.
+ * hypergradient against momentum's, and the buffer's bits per parameter-step. Last, the
+ * forward-only path (revl_trainer_train_forward) of both optimisers against plain training and
+ * the exact forward, with the check that it ends on the exact forward's w_T bit for bit.
  * Usage: bench_mlp [T ...]   (default: 100 1000). Threads: OMP_NUM_THREADS and
  * OPENBLAS_NUM_THREADS as set in the environment (make bench runs 1 and 2). */
 #include <math.h>
@@ -30,6 +32,60 @@ static double run_floor(void (*fn)(mlp_floor *), mlp_floor *f, size_t reps)
     for (size_t r = 0; r < reps; r++)
         fn(f);
     return bench_now() - t0;
+}
+
+/* The forward-only path of momentum and Adam at each T: plain training, train_forward and train,
+ * timed one after another on the same schedule; "same w_T": train_forward ended on train's bits. */
+static void forward_only_rows(revl_model *m, const size_t *off, size_t ng, const double *w0,
+                              const double *meta, double *w, size_t *steps_of, int nt)
+{
+    size_t p = revl_model_n_params(m);
+    double *w_exact = malloc(p * sizeof *w_exact), worst = 0;
+    printf("\nforward-only (revl_trainer_train_forward) against plain training and the exact "
+           "forward\n%9s %6s | %10s %10s %10s | %9s %9s | %s\n", "optimiser", "T", "plain s",
+           "fwd-only s", "exact s", "fo/plain", "fo/exact", "same w_T");
+    for (int adam = 0; adam < 2; adam++)
+        for (int k = 0; k < nt; k++) {
+            size_t steps = steps_of[k];
+            revl_optimizer opt = adam ? REVL_OPTIM_ADAM : REVL_OPTIM_MOMENTUM;
+            revl_schedule *s = NULL;
+            revl_trainer *t = NULL;
+            int rc = revl_schedule_create_for(&s, opt, steps, ng, off, NULL);
+            if (rc)
+                die("schedule", rc, "");
+            revl_schedule_fill_kind(s, REVL_HYPER_ALPHA, adam ? ADAM_ALPHA : 0.3);
+            if (adam) {
+                revl_schedule_fill_kind(s, REVL_HYPER_BETA1, ADAM_BETA1);
+                revl_schedule_fill_kind(s, REVL_HYPER_BETA2, ADAM_BETA2);
+                revl_schedule_fill_kind(s, REVL_HYPER_EPS, ADAM_EPS);
+            } else {
+                revl_schedule_fill_kind(s, REVL_HYPER_GAMMA, 0.9);
+            }
+            if ((rc = revl_trainer_create(&t, m, s, NULL)))
+                die("trainer", rc, "");
+            double (*plain_fn)(revl_model *, size_t, const double *, const double *, double *) =
+                adam ? plain_adam : plain_training;
+            plain_fn(m, 2, w0, meta, w);
+            double plain = plain_fn(m, steps, w0, meta, w), t0 = bench_now();
+            if ((rc = revl_trainer_train_forward(t, w0, meta)))
+                die("train_forward", rc, revl_trainer_last_error(t));
+            double fo = bench_now() - t0;
+            revl_trainer_weights(t, w);
+            t0 = bench_now();
+            if ((rc = revl_trainer_train(t, w0, meta)))
+                die("train", rc, revl_trainer_last_error(t));
+            double exact = bench_now() - t0;
+            revl_trainer_weights(t, w_exact);
+            int same = memcmp(w, w_exact, p * sizeof *w) == 0;
+            printf("%9s %6zu | %10.3f %10.3f %10.3f | %9.2f %9.2f | %s\n",
+                   revl_optimizer_name(opt), steps, plain, fo, exact, fo / plain, fo / exact,
+                   same ? "yes" : "NO");
+            worst = fmax(worst, same ? fo / plain : INFINITY);
+            revl_trainer_free(t);
+            revl_schedule_free(s);
+        }
+    bench_target("forward-only / plain training (and the same w_T as train)", worst, "<=", 1.02);
+    free(w_exact);
 }
 
 int main(int argc, char **argv)
@@ -176,6 +232,10 @@ int main(int argc, char **argv)
     }
     bench_target("Adam: exact forward / plain Adam", worst_ex, "<=", 1.05);
     bench_target("Adam: train + hypergradient / floor", worst_fl, "<=", 1.25);
+    size_t steps_of[16];
+    for (int k = 0; k < nt && k < 16; k++)
+        steps_of[k] = argc > 1 ? (size_t)atol(argv[k + 1]) : (k ? 1000 : 100);
+    forward_only_rows(m, off, ng, w0, meta, w, steps_of, nt < 16 ? nt : 16);
     mlp_floor_free(&fb);
     mlp_floor_free(&fe);
     free(off);

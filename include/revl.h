@@ -276,6 +276,15 @@ REVL_API void revl_trainer_free(revl_trainer *t);
  * nearest multiple of 2^-frac_bits (that rounded w0 is where the reverse pass returns to).
  * Callbacks get meta = NULL when n_meta == 0. On failure the trainer must be trained again. */
 REVL_API int revl_trainer_train(revl_trainer *t, const double *w0, const double *meta);
+/* The same T steps from w0 with the same arithmetic, so the same w_T bits as
+ * revl_trainer_train (any optimiser, thread count and truncate), keeping nothing for a reverse
+ * pass: the information buffer stays at a small fixed size, there is no copy of the start and
+ * no gradient fingerprint, and revl_trainer_set_checkpoint's checkpoints are not written. For
+ * evaluations that will never be reversed (the trials of a search). Afterwards
+ * revl_trainer_weights gives w_T and the stats' last_loss is set; revl_trainer_hypergrad and
+ * revl_trainer_save refuse with REVL_ERR_STATE (revl_trainer_train makes a trajectory that
+ * reverses). On failure the trainer must be trained again. */
+REVL_API int revl_trainer_train_forward(revl_trainer *t, const double *w0, const double *meta);
 REVL_API int revl_trainer_weights(const revl_trainer *t, double *w); /* w as it stands now */
 /* Round x[0..n) in place to the fixed-point grid of frac_bits fractional bits (1..62): the w0
  * that training with that many bits really starts from, and that the reverse pass returns to
@@ -334,6 +343,18 @@ REVL_API int revl_trainer_train_resume(revl_trainer *t);
  * steps and after the last one (a failed save fails the training: REVL_ERR_IO). path NULL
  * stops it. The path is copied. */
 REVL_API int revl_trainer_set_checkpoint(revl_trainer *t, const char *path, size_t every);
+
+/* Progress of a long run. fn(step, phase, seconds, loss, user) is called on the calling thread
+ * during revl_trainer_train, _train_forward and _train_resume (phase 0: `step` steps done, loss
+ * = that step's training loss) and revl_trainer_hypergrad (phase 1: walked back to `step`, loss
+ * = NaN), every `every` steps of the phase and after its last step; seconds since the call
+ * began. A nonzero return stops the call: it returns REVL_ERR_CALLBACK ("stopped by the
+ * progress callback at step k"), the trainer must be trained again (a stopped hypergrad writes
+ * no output). fn NULL removes it (every is then ignored); every 0 with fn set is
+ * REVL_ERR_INVALID. A sharded trainer's ranks must all set it with the same `every`. */
+typedef int (*revl_progress_fn)(size_t step, int phase, double seconds, double loss, void *user);
+REVL_API int revl_trainer_set_progress(revl_trainer *t, revl_progress_fn fn, size_t every,
+                                       void *user);
 
 /* ------------------------------------------------------------------ data */
 /* A labelled data set: n examples of dim features (double), labels in [0, n_classes). */

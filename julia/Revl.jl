@@ -23,7 +23,7 @@ using Libdl
 export RevlError, Model, Schedule, Trainer, Dataset, MLP, HyperOpt, fixed_round,
        train!, weights, hypergrad, stats, setalpha!, setgamma!, alpha, gamma, evaluate,
        init_weights, init_scales_grad, step!, run!, hyperparams, sethyperparams!, save, load!,
-       optimizer, kinds, getkind, setkind!, fillkind!, hyper_applied, beta_applied
+       optimizer, kinds, getkind, setkind!, fillkind!, hyper_applied, beta_applied, set_progress!
 
 function _find_library()
     env = get(ENV, "REVL_LIBRARY", "")
@@ -275,9 +275,11 @@ mutable struct CallbackState
     report::Any      # (report::HyperoptReport) -> Bool (true stops)
     objective::Any   # (w, meta) -> (f, dfdw, dfdmeta or nothing)
     hvp_affine::Any  # (step, w, meta, a, b) -> (hv_w, hv_meta or nothing, g)
+    progress::Any    # (step, phase :forward or :reverse, seconds, loss) -> Bool (true stops)
     err::Any         # nothing or a CapturedException
 end
-CallbackState(n, nm) = CallbackState(n, nm, nothing, nothing, nothing, nothing, nothing, nothing)
+CallbackState(n, nm) = CallbackState(n, nm, nothing, nothing, nothing, nothing, nothing, nothing,
+                                     nothing)
 
 _state(user::Ptr{Cvoid}) = unsafe_pointer_to_objref(user)::CallbackState
 
@@ -375,12 +377,26 @@ function _objective_trampoline(w::Ptr{Cdouble}, meta::Ptr{Cdouble}, f::Ptr{Cdoub
     end
 end
 
+function _progress_trampoline(step::Csize_t, phase::Cint, seconds::Cdouble, loss::Cdouble,
+                              user::Ptr{Cvoid})::Cint
+    st = _state(user)
+    st.err === nothing || return Cint(1)
+    try
+        p = phase == 0 ? :forward : :reverse
+        return st.progress(Int(step), p, seconds, loss) === true ? Cint(1) : Cint(0)
+    catch e
+        st.err = CapturedException(e, catch_backtrace())
+        return Cint(1)
+    end
+end
+
 # C function pointers are made at load time (they cannot be precompiled).
 const GRAD_FN = Ref{Ptr{Cvoid}}(C_NULL)
 const HVP_FN = Ref{Ptr{Cvoid}}(C_NULL)
 const HVP_AFFINE_FN = Ref{Ptr{Cvoid}}(C_NULL)
 const REPORT_FN = Ref{Ptr{Cvoid}}(C_NULL)
 const OBJECTIVE_FN = Ref{Ptr{Cvoid}}(C_NULL)
+const PROGRESS_FN = Ref{Ptr{Cvoid}}(C_NULL)
 
 function __init__()
     GRAD_FN[] = @cfunction(_grad_trampoline, Cint,
@@ -392,6 +408,8 @@ function __init__()
     REPORT_FN[] = @cfunction(_report_trampoline, Cint, (Ptr{HyperoptReport}, Ptr{Cvoid}))
     OBJECTIVE_FN[] = @cfunction(_objective_trampoline, Cint,
                                 (Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cvoid}))
+    PROGRESS_FN[] = @cfunction(_progress_trampoline, Cint,
+                               (Csize_t, Cint, Cdouble, Cdouble, Ptr{Cvoid}))
     return nothing
 end
 
@@ -675,6 +693,7 @@ mutable struct Trainer
     ptr::Ptr{Cvoid}
     model::Model          # kept alive: the C trainer points at it
     schedule::Schedule
+    progress::Union{CallbackState,Nothing} # set_progress!'s, kept alive likewise
 end
 
 function _free!(t::Trainer)
@@ -702,16 +721,38 @@ function Trainer(m::Model, s::Schedule; frac_bits::Integer=52, truncate::Integer
                (Ref{Ptr{Cvoid}}, Ptr{Cvoid}, Ptr{Cvoid}, Ref{TrainerOptions}, Ref{Comm}),
                out, _live(m), _live(s), o, comm)
     _check(rc, "revl_trainer_create", _nomsg)
-    t = Trainer(out[], m, s)
+    t = Trainer(out[], m, s, nothing)
     finalizer(_free!, t)
     return t
 end
 
-function train!(t::Trainer, w0::AbstractVector, meta=Float64[])
+# forward_only: the same steps and w_T bits, keeping nothing to reverse
+# (revl_trainer_train_forward; hypergrad and save_checkpoint then refuse).
+function train!(t::Trainer, w0::AbstractVector, meta=Float64[]; forward_only::Bool=false)
     m = t.model
-    rc = ccall((:revl_trainer_train, librevl), Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}),
-               _live(t), _vec(w0, m.n_params, "w0"), _meta(m, meta))
-    _check(rc, "revl_trainer_train", _lasterr(t), m.state)
+    w, me = _vec(w0, m.n_params, "w0"), _meta(m, meta)
+    rc = forward_only ?
+         ccall((:revl_trainer_train_forward, librevl), Cint,
+               (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}), _live(t), w, me) :
+         ccall((:revl_trainer_train, librevl), Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}),
+               _live(t), w, me)
+    _check(rc, forward_only ? "revl_trainer_train_forward" : "revl_trainer_train", _lasterr(t),
+           m.state, t.progress)
+    return t
+end
+
+"""fn(step, phase, seconds, loss) (phase :forward or :reverse) every `every` steps of train!,
+train_resume! and hypergrad, and after the last; returning true stops the call (RevlError,
+REVL_ERR_CALLBACK), and the trainer must be trained again. fn nothing: no more calls."""
+function set_progress!(t::Trainer, fn, every::Integer=1)
+    st = fn === nothing ? nothing : CallbackState(0, 0)
+    st === nothing || (st.progress = fn)
+    rc = ccall((:revl_trainer_set_progress, librevl), Cint,
+               (Ptr{Cvoid}, Ptr{Cvoid}, Csize_t, Ptr{Cvoid}),
+               _live(t), st === nothing ? C_NULL : PROGRESS_FN[], st === nothing ? 0 : every,
+               st === nothing ? C_NULL : pointer_from_objref(st))
+    _check(rc, "revl_trainer_set_progress", _lasterr(t))
+    t.progress = st
     return t
 end
 
@@ -737,7 +778,7 @@ end
 
 function train_resume!(t::Trainer)
     rc = ccall((:revl_trainer_train_resume, librevl), Cint, (Ptr{Cvoid},), _live(t))
-    _check(rc, "revl_trainer_train_resume", _lasterr(t), t.model.state)
+    _check(rc, "revl_trainer_train_resume", _lasterr(t), t.model.state, t.progress)
     return t
 end
 
@@ -762,7 +803,7 @@ function hypergrad(t::Trainer, dfdw::AbstractVector, dfdmeta=nothing)
                (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}),
                _live(t), _vec(dfdw, m.n_params, "dfdw"), dfm, dw0, da, dg,
                m.n_meta == 0 ? C_NULL : dm)
-    _check(rc, "revl_trainer_hypergrad", _lasterr(t), m.state)
+    _check(rc, "revl_trainer_hypergrad", _lasterr(t), m.state, t.progress)
     return (w0=dw0, alpha=_from_c(s, da), gamma=_from_c(s, dg), meta=dm)
 end
 
@@ -780,7 +821,7 @@ function _hypergrad_kinds(t::Trainer, dfdw::AbstractVector, dfdmeta)
                (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Ptr{Cdouble}}, Ptr{Cdouble}),
                _live(t), _vec(dfdw, m.n_params, "dfdw"), dfm, dw0, table,
                m.n_meta == 0 ? C_NULL : dm)
-    _check(rc, "revl_trainer_hypergrad_kinds", _lasterr(t), m.state)
+    _check(rc, "revl_trainer_hypergrad_kinds", _lasterr(t), m.state, t.progress)
     names = (:w0, s.kinds..., :meta)
     return NamedTuple{names}((dw0, (_from_c(s, out[k]) for k in s.kinds)..., dm))
 end

@@ -29,7 +29,7 @@ TREE = WORK / "tree"
 C_ALL = ["check_hardening", "check_errors", "check_mlp", "check_hyperopt", "check_dataset",
          "check_trainer", "check_infobuf", "check_update", "check_threads", "check_optim",
          "check_pinned", "check_wide", "check_adam_dir", "check_coder_vec", "check_family",
-         "check_tuner"]
+         "check_tuner", "check_forward"]
 PY = "python"
 
 # (file, original, mutated, suites to try first); every suite runs if those let it through.
@@ -295,6 +295,46 @@ MUTANTS = [
      ["check_sampler"]),
     ("src/hyperopt/sampler.c", "if (s->loss[s->rank[mid]] <= loss)",
      "if (s->loss[s->rank[mid]] < loss)", ["check_sampler"]),
+    # ---- forward-only training and the progress callback (issue 22; check_forward)
+    # the kept steps rounded instead of run through the coder: other bits than train's
+    ("src/core/trainer.c", "fwd_only ? RV_FWD_KEEP | RV_FWD_SINK : RV_FWD_KEEP;",
+     "fwd_only ? RV_FWD_SINK : RV_FWD_KEEP;", ["check_forward"]),
+    # the words kept after all (the stack grows), or the stacks reserved for every step
+    ("src/optim/optim.h", "if (flags & RV_FWD_SINK)\n        s->len = 0;",
+     "if (flags & RV_FWD_SINK & 0)\n        s->len = 0;", ["check_forward"]),
+    ("src/optim/adam.c", "rv_stack_sink(&stack, flags);", "", ["check_forward"]),
+    ("src/core/trainer.c", "if (t->forward_only)\n        reserve_sink(t);",
+     "if (0)\n        reserve_sink(t);", ["check_forward"]),
+    # a forward-only trainer taken for a trained one, checkpointing, or resuming forward-only
+    ("src/core/trainer.c", "t->state = fwd_only ? RV_FORWARD_ONLY : RV_TRAINED;",
+     "t->state = RV_TRAINED;", ["check_forward"]),
+    ("src/core/trainer.c", "if (t->ckpt_path && !fwd_only &&", "if (t->ckpt_path &&",
+     ["check_forward"]),
+    ("src/core/checkpoint.c", "    t->forward_only = 0; /* a checkpoint", "    /* a checkpoint",
+     ["check_forward"]),
+    ("src/core/checkpoint.c", "if (t->state == RV_FORWARD_ONLY)", "if (0)", ["check_forward"]),
+    ("src/core/reverse.c", ": t->state == RV_FORWARD_ONLY", ": t->state == RV_PARTIAL",
+     ["check_forward"]),
+    # train's fingerprints skipped instead of train_forward's
+    ("src/core/trainer.c", "if (!fwd_only)\n            t->fingerprint[step]",
+     "if (fwd_only)\n            t->fingerprint[step]", ["check_forward", "check_optim"]),
+    # progress: the stop ignored, the last step not reported, the reverse counted from 0, the
+    # reverse reported as the forward
+    ("src/core/progress.c", "int stop = t->progress(", "int stop = 0 * t->progress(",
+     ["check_forward"]),
+    ("src/core/progress.c", "if (!last && taken % t->progress_every != 0)",
+     "if (taken % t->progress_every != 0)", ["check_forward"]),
+    ("src/core/progress.c", "size_t taken = phase ? t->n_steps - step : step;",
+     "size_t taken = step;", ["check_forward"]),
+    ("src/core/reverse.c", "rv_trainer_progress(t, step, 1, step == t->first_kept, NAN)",
+     "rv_trainer_progress(t, step, 0, step == t->first_kept, NAN)", ["check_forward"]),
+    # a sharded trainer's stop not voted on (one rank's stop would leave the others waiting)
+    ("src/core/progress.c", "return rv_shard_vote(t, rc);", "return rc;", ["check_forward"]),
+    # Python: the progress callback's stop ignored; forward_only ignored
+    ("python/revl/core.py", "            return 1 if fn(p) else 0\n",
+     "            fn(p)\n            return 0\n", [PY]),
+    ("python/revl/core.py", "lib.trainer_train_forward, \"revl_trainer_train_forward\") if forward_only",
+     "lib.trainer_train_forward, \"revl_trainer_train_forward\") if False", [PY]),
 ]
 
 

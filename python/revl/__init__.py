@@ -19,7 +19,7 @@ from ._base import (GAMMA_GRID, beta_applied, fixed_round, gamma_applied, hyper_
 from ._errors import (CallbackError, Error, FileError, InexactError, InvalidError,
                       NoMemoryError, RangeError, StateError, Unavailable)
 from ._lib import lib as _the_lib
-from .core import Hypergrad, Model, Schedule, Trainer
+from .core import Hypergrad, Model, Progress, Schedule, Trainer, print_progress
 from .data import Dataset
 from .hyperopt import HyperOpt, Hyperparams, Report
 from .mlp import MLP, Block, Evaluation
@@ -42,7 +42,7 @@ def strerror(status):
 __all__ = [
     "version", "version_number", "gamma_applied", "beta_applied", "hyper_applied", "available",
     "strerror", "library_path", "MLP_LOG_L2_START", "fixed_round", "GAMMA_GRID",
-    "Model", "Schedule", "Trainer", "Hypergrad", "Dataset", "MLP", "Block", "Evaluation",
+    "Model", "Schedule", "Trainer", "Hypergrad", "Progress", "print_progress", "Dataset", "MLP", "Block", "Evaluation",
     "HyperOpt", "Hyperparams", "Report",
     "Error", "InvalidError", "NoMemoryError", "CallbackError", "RangeError", "StateError",
     "InexactError", "FileError", "Unavailable",

@@ -150,6 +150,8 @@ HVP_AFFINE_FN = ctypes.CFUNCTYPE(ctypes.c_int, c_size_t, ctypes.c_void_p, ctypes
 REPORT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(HyperoptReport), ctypes.c_void_p)
 OBJECTIVE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
                                 ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+PROGRESS_FN = ctypes.CFUNCTYPE(ctypes.c_int, c_size_t, ctypes.c_int, ctypes.c_double,
+                               ctypes.c_double, ctypes.c_void_p)
 
 # C typedef name -> (return type, argument types) of the callback, in the header's spelling
 CALLBACK_TYPES = {
@@ -168,6 +170,7 @@ CALLBACK_TYPES = {
                                   "void *")),
     "revl_objective_fn": ("int", ("const double *", "const double *", "double *", "double *",
                                   "double *", "void *")),
+    "revl_progress_fn": ("int", ("size_t", "int", "double", "double", "void *")),
 }
 
 # ------------------------------------------------------------------ prototypes
@@ -242,6 +245,9 @@ PROTOTYPES = [
     ("revl_trainer_load", "int", ("revl_trainer *", "const char *")),
     ("revl_trainer_train_resume", "int", ("revl_trainer *",)),
     ("revl_trainer_set_checkpoint", "int", ("revl_trainer *", "const char *", "size_t")),
+    ("revl_trainer_train_forward", "int", ("revl_trainer *", "const double *", "const double *")),
+    ("revl_trainer_set_progress", "int", ("revl_trainer *", "revl_progress_fn", "size_t",
+                                          "void *")),
     # data
     ("revl_dataset_create", "int", ("revl_dataset **", "const revl_allocator *")),
     ("revl_dataset_free", "void", ("revl_dataset *",)),
@@ -317,7 +323,7 @@ _SCALARS = {
     "revl_hyper": ctypes.c_int,
 }
 # typedefs of callbacks passed as arguments (addresses)
-_FN_TYPEDEFS = {"revl_hvp_affine_fn"}
+_FN_TYPEDEFS = {"revl_hvp_affine_fn", "revl_progress_fn"}
 
 
 def norm_type(t):

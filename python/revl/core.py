@@ -1,7 +1,9 @@
 """Model, Schedule, Trainer: the exact forward training and the reverse hypergradient."""
 
+import collections
 import os
 import ctypes
+import sys
 
 import numpy as np
 
@@ -10,7 +12,8 @@ from ._base import (F64, INT_MAX, KIND_NAMES, KINDS, OPTIMIZER_NAMES, CallbackSt
                     _Busy, _CHandle, as_f64, as_f64_broadcast, as_int, as_offsets, check,
                     hyper_applied, kind_code, optimizer_code, ptr)
 from ._errors import InvalidError
-from ._lib import GRAD_FN, HVP_AFFINE_FN, HVP_FN, ModelDef, TrainerOptions, TrainerStats, init_struct, lib
+from ._lib import (GRAD_FN, HVP_AFFINE_FN, HVP_FN, PROGRESS_FN, ModelDef, TrainerOptions,
+                   TrainerStats, init_struct, lib)
 
 _EMPTY = np.empty(0, dtype=F64)
 _EMPTY.flags.writeable = False
@@ -549,18 +552,46 @@ class Hypergrad:
         return f"<revl.Hypergrad {parts}>"
 
 
+Progress = collections.namedtuple("Progress", "step phase seconds loss n_steps")
+Progress.__doc__ = """Where a train or hypergrad stands (revl_trainer_set_progress): phase
+"forward" (``step`` steps done, ``loss`` that step's training loss) or "reverse" (walked back to
+``step``, loss NaN); seconds since the call began; n_steps of the schedule."""
+
+
+def print_progress(p, file=None):
+    """A progress line on stderr (``progress=True``): phase, step of n_steps, seconds, loss."""
+    done = p.step if p.phase == "forward" else p.n_steps - p.step
+    loss = f"  loss {p.loss:.6g}" if p.phase == "forward" else ""
+    print(f"revl {p.phase}: {done}/{p.n_steps} steps, {p.seconds:.1f} s{loss}",
+          file=file or sys.stderr, flush=True)
+
+
+def _make_progress_trampoline(fn, state, n_steps):
+    def progress_trampoline(step, phase, seconds, loss, user):
+        if state.pending is not None:
+            return 1
+        try:
+            p = Progress(int(step), "reverse" if phase else "forward", seconds, loss, n_steps)
+            return 1 if fn(p) else 0
+        except BaseException as e:  # noqa: B902
+            return state.fail(e, "progress")
+    return PROGRESS_FN(progress_trampoline)
+
+
 class Trainer(Wrapper):
     """Exact training of ``model`` with the optimiser and hyperparameters of ``schedule``, and
     its exact reversal.
 
     ``frac_bits``: fixed-point fractional bits (|w|, |v| < 2^(63-frac_bits)); ``truncate``: 0,
     or K to keep only the last K steps' bits; ``threads``: 0 = library default (results are
-    bit-identical for any value).  The trainer keeps the model and the schedule alive.
+    bit-identical for any value); ``progress``, ``progress_every``: see set_progress.  The
+    trainer keeps the model and the schedule alive.
     """
 
     _kind = "trainer"
 
-    def __init__(self, model, schedule, frac_bits=52, truncate=0, threads=0):
+    def __init__(self, model, schedule, frac_bits=52, truncate=0, threads=0, progress=None,
+                 progress_every=1):
         if not isinstance(model, Model):
             raise InvalidError(_errors.ERR_INVALID,
                                f"model must be a revl.Model, got {type(model).__name__}",
@@ -585,11 +616,15 @@ class Trainer(Wrapper):
         out = ctypes.c_void_p()
         rc = lib.trainer_create(ctypes.byref(out), mh.ptr, sh.ptr, ctypes.byref(o))
         check(rc, "revl_trainer_create")
-        self._init_handle(_CHandle(out.value, lib.trainer_free, "trainer", deps=(mh, sh)))
+        self._progress_state = CallbackState()
+        self._init_handle(_CHandle(out.value, lib.trainer_free, "trainer", deps=(mh, sh),
+                                   states=(self._progress_state,)))
         self.model, self.schedule = model, schedule
         self.n_params, self.n_meta = model.n_params, model.n_meta
         self.n_steps, self.n_groups = schedule.n_steps, schedule.n_groups
         self.frac_bits, self.truncate, self.threads = frac_bits, o.truncate, o.threads
+        if progress is not None:
+            self.set_progress(progress, progress_every)
 
     def _describe(self):
         return f"n_params={self.n_params} n_steps={self.n_steps} n_groups={self.n_groups}"
@@ -597,15 +632,42 @@ class Trainer(Wrapper):
     def _check(self, rc, function, h):
         check(rc, function, h.ptr, lib.trainer_last_error, h.states)
 
-    def train(self, w0, meta=None):
+    def train(self, w0, meta=None, forward_only=False):
         """Run the n_steps exact steps from w0 (v0 = 0).  meta: the model's meta-parameters
-        (required when it has any).  The schedule is read now."""
+        (required when it has any).  The schedule is read now.  ``forward_only=True``: the same
+        steps and the same w_T bits, keeping nothing to reverse (no buffer growth, no
+        checkpoints; hypergrad and save then raise StateError), for evaluations that will
+        never be reversed."""
         h = self._handle()
         w0 = as_f64(w0, (self.n_params,), "w0", "Trainer.train")
         m = _meta_arg(self.n_meta, meta, "Trainer.train")
+        call, name = ((lib.trainer_train_forward, "revl_trainer_train_forward") if forward_only
+                      else (lib.trainer_train, "revl_trainer_train"))
         with _Busy((h,) + h.deps):
-            rc = lib.trainer_train(h.ptr, ptr(w0), ptr(m))
-        self._check(rc, "revl_trainer_train", h)
+            rc = call(h.ptr, ptr(w0), ptr(m))
+        self._check(rc, name, h)
+
+    def set_progress(self, fn, every=1):
+        """Call ``fn(p: Progress)`` every ``every`` steps (and after the last step) of train,
+        train_resume and hypergrad; a true return value stops the call with CallbackError
+        ("stopped by the progress callback at step k"), an exception stops it and is re-raised;
+        either way the trainer must be trained again.  ``fn=True``: print_progress lines on
+        stderr; None: no more calls."""
+        h = self._handle()
+        if fn is True:
+            fn = print_progress
+        if fn is not None and not callable(fn):
+            raise InvalidError(_errors.ERR_INVALID, "progress must be callable, True or None",
+                               "Trainer.set_progress")
+        every = as_int(every, "every", "Trainer.set_progress", 1)
+        tramp = None if fn is None else _make_progress_trampoline(fn, self._progress_state,
+                                                                  self.n_steps)
+        # not from inside a callback of this trainer: its running trampoline would be freed
+        with _Busy((h,)):
+            c_fn = None if tramp is None else ctypes.cast(tramp, ctypes.c_void_p)
+            rc = lib.trainer_set_progress(h.ptr, c_fn, every, None)
+            self._check(rc, "revl_trainer_set_progress", h)
+            h.keep = () if tramp is None else (tramp,)
 
     def save(self, path):
         """Write a checkpoint of the trajectory so far (docs/file-formats.md)."""

@@ -26,14 +26,15 @@ JL_STRUCTS = {
 }
 ENUMS = {"revl_activation", "revl_penalty", "revl_meta_method", "revl_chaos_action",
          "revl_optimizer", "revl_hyper"}
-FN_TYPEDEFS = {"revl_hvp_affine_fn"}      # callback types passed as arguments
+FN_TYPEDEFS = {"revl_hvp_affine_fn", "revl_progress_fn"}  # callback types passed as arguments
 SCALARS = {"int": "Cint", "unsigned": "Cuint", "unsignedint": "Cuint", "size_t": "Csize_t",
            "double": "Cdouble",
            "uint64_t": "UInt64", "int32_t": "Int32", "void": "Cvoid"}
 TRAMPOLINES = {"_grad_trampoline": "revl_grad_fn", "_hvp_trampoline": "revl_hvp_fn",
                "_hvp_affine_trampoline": "revl_hvp_affine_fn",
                "_report_trampoline": "revl_report_fn",
-               "_objective_trampoline": "revl_objective_fn"}
+               "_objective_trampoline": "revl_objective_fn",
+               "_progress_trampoline": "revl_progress_fn"}
 
 
 def allowed(ctype):

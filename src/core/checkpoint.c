@@ -116,6 +116,10 @@ static int save(revl_trainer *t, const char *path)
 {
     if (!path)
         return rv_fail(t->err, REVL_ERR_INVALID, "revl_trainer_save: path is NULL");
+    if (t->state == RV_FORWARD_ONLY)
+        return rv_fail(t->err, REVL_ERR_STATE,
+                       "revl_trainer_save: trained forward-only: nothing to reverse or resume "
+                       "from; use revl_trainer_train");
     if (t->state != RV_TRAINED && t->state != RV_PARTIAL)
         return rv_fail(t->err, REVL_ERR_STATE,
                        "revl_trainer_save: the trainer holds no trajectory (train it, or load "
@@ -350,6 +354,7 @@ static int train_resume(revl_trainer *t)
         return rv_fail(t->err, REVL_ERR_STATE, "the schedule changed shape since the trainer was made");
     rv_clear(t->err);
     t->state = RV_FRESH; /* a failed step leaves a trainer that must be trained again */
+    t->forward_only = 0; /* a checkpoint is always of a trajectory that reverses */
     return rv_trainer_forward(t, t->steps_done);
 }
 

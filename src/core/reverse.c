@@ -215,6 +215,9 @@ static int hypergrad(revl_trainer *t, const double *dfdw, const double *dfdmeta,
         return rv_fail(t->err, REVL_ERR_STATE,
                        t->state == RV_REVERSED
                            ? "revl_trainer_hypergrad: already reversed; call revl_trainer_train first"
+                       : t->state == RV_FORWARD_ONLY
+                           ? "revl_trainer_hypergrad: trained forward-only: nothing to reverse; use "
+                             "revl_trainer_train"
                            : "revl_trainer_hypergrad: no completed training; call revl_trainer_train first");
     if (!dfdw)
         return rv_fail(t->err, REVL_ERR_INVALID, "revl_trainer_hypergrad: dfdw is NULL");
@@ -271,6 +274,9 @@ static int hypergrad(revl_trainer *t, const double *dfdw, const double *dfdmeta,
         for (size_t j = 0; j < nm; j++)
             t->dmeta[j] -= t->hv_meta[j];
         t->steps_done = step;
+        rc = rv_trainer_progress(t, step, 1, step == t->first_kept, NAN);
+        if (rc)
+            return reverse_fail(t, rc);
     }
     int rc = rv_shard_vote(t, verify_start(t));
     if (!rc)

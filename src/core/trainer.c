@@ -1,7 +1,8 @@
 /* trainer.c: the trainer handle and the exact forward pass of the driver: per step one model
  * gradient, then the optimiser's step on every block (in threads), with the bits its exact
  * multiplies discard kept in the information buffer so that the reverse pass (reverse.c) can
- * undo every step bit for bit. */
+ * undo every step bit for bit; or, forward-only (revl_trainer_train_forward), the same steps
+ * keeping nothing for a reverse pass. */
 #include "core/overlap.h"
 #include "core/trainer.h"
 #include "dist/shard.h"
@@ -421,11 +422,23 @@ void rv_trainer_prepare(revl_trainer *t)
         }
 }
 
+/* Forward-only: each stack holds at most one chunk's words (RV_FWD_SINK), in place of the
+ * kept steps' bits, so that no step allocates and the buffer never grows. */
+static void reserve_sink(revl_trainer *t)
+{
+    for (size_t b = 0; b < t->n_blocks; b++) {
+        size_t n = t->blocks[b].hi - t->blocks[b].lo;
+        t->bits_per_block[b] = (double)(RV_WORD_BITS * RV_SINK_WORDS * (n < RV_CHUNK ? n : RV_CHUNK));
+    }
+}
+
 /* Read the schedule into the optimiser's per-(step, group) constants and reserve the buffer for
  * the kept steps. */
 static int prepare_steps(revl_trainer *t)
 {
     rv_trainer_prepare(t);
+    if (t->forward_only)
+        reserve_sink(t);
     if (rv_infobuf_reset(&t->buf, t->bits_per_block) != REVL_OK)
         return rv_fail(t->err, REVL_ERR_NOMEM, "no memory to reserve the information buffer");
     return REVL_OK;
@@ -448,10 +461,12 @@ int rv_trainer_enter(revl_trainer *t, const char *call)
                        "%s called while %s runs on the same trainer (from a model callback?): "
                        "refused, the running call is unchanged", call, t->busy);
     t->busy = call;
+    if (t->progress)
+        t->call_start = rv_now();
     return REVL_OK;
 }
 
-static int train(revl_trainer *t, const double *w0, const double *meta);
+static int train(revl_trainer *t, const double *w0, const double *meta, int forward_only);
 
 int revl_trainer_train(revl_trainer *t, const double *w0, const double *meta)
 {
@@ -460,21 +475,35 @@ int revl_trainer_train(revl_trainer *t, const double *w0, const double *meta)
     int rc = rv_trainer_enter(t, "revl_trainer_train");
     if (rc)
         return rc;
-    rc = train(t, w0, meta);
+    rc = train(t, w0, meta, 0);
     t->busy = NULL;
     return rc;
 }
 
-static int train(revl_trainer *t, const double *w0, const double *meta)
+int revl_trainer_train_forward(revl_trainer *t, const double *w0, const double *meta)
+{
+    if (!t)
+        return REVL_ERR_INVALID;
+    int rc = rv_trainer_enter(t, "revl_trainer_train_forward");
+    if (rc)
+        return rc;
+    rc = train(t, w0, meta, 1);
+    t->busy = NULL;
+    return rc;
+}
+
+/* t->busy names the call (train or train_forward) in the messages. */
+static int train(revl_trainer *t, const double *w0, const double *meta, int forward_only)
 {
     rv_clear(t->err);
     t->state = RV_FRESH;
     t->steps_done = 0;
+    t->forward_only = forward_only;
     if (!w0)
-        return rv_fail(t->err, REVL_ERR_INVALID, "revl_trainer_train: w0 is NULL");
+        return rv_fail(t->err, REVL_ERR_INVALID, "%s: w0 is NULL", t->busy);
     if (t->n_meta && !meta)
         return rv_fail(t->err, REVL_ERR_INVALID,
-                       "revl_trainer_train: meta is NULL but the model has %zu meta-parameters",
+                       "%s: meta is NULL but the model has %zu meta-parameters", t->busy,
                        t->n_meta);
     if (revl_schedule_n_steps(t->sched) != t->n_steps ||
         revl_schedule_n_groups(t->sched) != t->n_groups)
@@ -499,7 +528,7 @@ static int train(revl_trainer *t, const double *w0, const double *meta)
     int rc = rv_shard_vote(t, prepare_steps(t));
     if (rc)
         return rc;
-    if (t->first_kept == 0)
+    if (t->first_kept == 0 && !forward_only)
         save_start(t);
     return rv_trainer_forward(t, 0);
 }
@@ -520,11 +549,13 @@ static rv_overlap *overlap_for(revl_trainer *t)
 int rv_trainer_forward(revl_trainer *t, size_t from)
 {
     int rc, nt = rv_trainer_threads(t);
+    const int fwd_only = t->forward_only;
     rv_overlap *ov = overlap_for(t);
     for (size_t step = from; step < t->n_steps; step++) {
-        if (step == t->first_kept && step > 0)
+        if (step == t->first_kept && step > 0 && !fwd_only)
             save_start(t);
-        int keep = step >= t->first_kept ? RV_FWD_KEEP : 0;
+        /* forward-only, the kept steps run the coder (the same bits) but drop its words */
+        int keep = step < t->first_kept ? 0 : fwd_only ? RV_FWD_KEEP | RV_FWD_SINK : RV_FWD_KEEP;
         if (ov)
             rv_overlap_post(ov, t, step, RV_FWD_MUL | keep);
         double loss = NAN;
@@ -533,7 +564,8 @@ int rv_trainer_forward(revl_trainer *t, size_t from)
             rv_overlap_finish(ov); /* every block multiplied; the worker waits for the next */
         if (rc)
             return rv_fail(t->err, rc, "%s (forward)", revl_model_last_error(t->model));
-        t->fingerprint[step] = rv_fingerprint(t->grad, t->n_params);
+        if (!fwd_only)
+            t->fingerprint[step] = rv_fingerprint(t->grad, t->n_params);
         /* overlapped, the update stays on this thread: splitting it between two (OpenMP, or
          * the worker again) measured no faster at these sizes (bench_overlap) */
         int phases = ov ? RV_FWD_UPDATE : RV_FWD_MUL | RV_FWD_UPDATE, ntu = ov ? 1 : nt;
@@ -548,11 +580,14 @@ int rv_trainer_forward(revl_trainer *t, size_t from)
             return rc;
         t->last_loss = loss;
         t->steps_done = step + 1;
-        if (t->ckpt_path && (t->steps_done % t->ckpt_every == 0 || t->steps_done == t->n_steps) &&
+        if (t->ckpt_path && !fwd_only &&
+            (t->steps_done % t->ckpt_every == 0 || t->steps_done == t->n_steps) &&
             (rc = rv_trainer_save_now(t, t->ckpt_path)) != REVL_OK)
+            return rc;
+        if ((rc = rv_trainer_progress(t, step + 1, 0, step + 1 == t->n_steps, loss)) != REVL_OK)
             return rc;
     }
     rv_trainer_note_peak(t);
-    t->state = RV_TRAINED;
+    t->state = fwd_only ? RV_FORWARD_ONLY : RV_TRAINED;
     return REVL_OK;
 }

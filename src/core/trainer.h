@@ -9,8 +9,15 @@
 #include "optim/optim.h"
 
 /* RV_PARTIAL: loaded from a checkpoint taken mid-training (steps_done < n_steps), so
- * revl_trainer_train_resume can take the remaining steps. */
-enum rv_trainer_state { RV_FRESH = 0, RV_TRAINED = 1, RV_REVERSED = 2, RV_PARTIAL = 3 };
+ * revl_trainer_train_resume can take the remaining steps. RV_FORWARD_ONLY: trained by
+ * revl_trainer_train_forward, which kept nothing to reverse (never in a checkpoint). */
+enum rv_trainer_state {
+    RV_FRESH = 0,
+    RV_TRAINED = 1,
+    RV_REVERSED = 2,
+    RV_PARTIAL = 3,
+    RV_FORWARD_ONLY = 4
+};
 
 struct revl_trainer {
     revl_allocator alloc;
@@ -59,6 +66,12 @@ struct revl_trainer {
     struct rv_overlap *overlap; /* the forward's second thread (overlap.h), made on first use */
 
     int state;
+    int forward_only;  /* the forward running keeps nothing for a reverse pass: no start copy,
+                          no fingerprints, no checkpoints, the coder's words dropped (RV_FWD_SINK) */
+    revl_progress_fn progress; /* revl_trainer_set_progress; NULL: none */
+    size_t progress_every;
+    void *progress_user;
+    double call_start;         /* when the running call began (rv_now), for the progress */
     const char *busy;  /* the call running now (train, hypergrad), NULL between calls: a model
                           callback that calls the trainer back is refused, not obeyed */
     double dfdw_max;   /* the largest |dfdw| of the reverse pass running, for messages */
@@ -77,6 +90,14 @@ RV_HIDDEN uint64_t rv_fingerprint(const double *x, size_t n);
 /* REVL_ERR_STATE naming both calls when `call` is made while another call of t runs (from one
  * of its model's callbacks); otherwise marks t busy with `call`. */
 RV_HIDDEN int rv_trainer_enter(revl_trainer *t, const char *call);
+
+/* The progress callback, if set, after the trainer came to stand at `step` (phase 0: forward,
+ * `step` steps done; 1: reverse, stepping back to `step`) when the steps this phase has taken
+ * are a multiple of its `every`, or `last`. REVL_ERR_CALLBACK with a message when it asked to
+ * stop (voted on by every rank of a sharded trainer, whose ranks all set the same `every`). */
+RV_HIDDEN int rv_trainer_progress(revl_trainer *t, size_t step, int phase, int last, double loss);
+/* Seconds on a monotonic clock. */
+RV_HIDDEN double rv_now(void);
 
 /* Thread count for a pass over the blocks. */
 RV_HIDDEN int rv_trainer_threads(const revl_trainer *t);

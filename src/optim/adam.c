@@ -235,10 +235,11 @@ static void adam_forward_block(void *self, rv_pass *p, size_t step, rv_block *bl
         for (size_t c0 = i0; c0 < i1; c0 += RV_CHUNK) {
             size_t c1 = c0 + RV_CHUNK < i1 ? c0 + RV_CHUNK : i1;
             if (flags & RV_FWD_MUL) {
-                if (flags & RV_FWD_KEEP)
+                if (flags & RV_FWD_KEEP) {
                     o->moments.mul(a, &stack, state + c0, &sg.code1, &sg.code2, m + c0, s + c0,
                                    c1 - c0);
-                else
+                    rv_stack_sink(&stack, flags);
+                } else
                     for (size_t i = c0; i < c1; i++) {
                         m[i] = rv_wide_mul_rounded(m[i], sg.code1.n, 24);
                         s[i] = rv_wide_mul_rounded(s[i], sg.code2.n, 24);

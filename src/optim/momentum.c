@@ -138,9 +138,10 @@ static void mom_forward_block(void *self, rv_pass *p, size_t step, rv_block *blk
         for (size_t c0 = i0; c0 < i1; c0 += RV_CHUNK) {
             size_t c1 = c0 + RV_CHUNK < i1 ? c0 + RV_CHUNK : i1;
             if (flags & RV_FWD_MUL) {
-                if (flags & RV_FWD_KEEP)
+                if (flags & RV_FWD_KEEP) {
                     o->coder.mul(a, &stack, state + c0, &sg.code, v + c0, c1 - c0);
-                else
+                    rv_stack_sink(&stack, flags);
+                } else
                     for (size_t i = c0; i < c1; i++)
                         v[i] = rounded_mul(v[i], sg.code.n);
             }

@@ -92,8 +92,26 @@ static inline void rv_block_fail_hv(rv_block *blk, const double *hv, size_t c0)
 }
 
 /* The phases of a forward step (rv_optim.forward_block); RV_FWD_KEEP: keep the multiplies'
- * bits in the buffer (not set for the steps before truncation). */
-enum { RV_FWD_MUL = 1, RV_FWD_UPDATE = 2, RV_FWD_KEEP = 4 };
+ * bits in the buffer (not set for the steps before truncation); RV_FWD_SINK (with KEEP):
+ * forward-only training, the multiplies run the coder as when kept but drop its words after
+ * each chunk (rv_stack_sink). */
+enum { RV_FWD_MUL = 1, RV_FWD_UPDATE = 2, RV_FWD_KEEP = 4, RV_FWD_SINK = 8 };
+
+/* The most words one parameter's multiplies of one step push: two 24-bit multiplies (Adam's m
+ * and s) push at most two words each. */
+#define RV_SINK_WORDS 4
+
+/* After a chunk's exact multiplies under RV_FWD_SINK: empty the stack. Dropping the words
+ * changes no bit of the forward: a multiply by n/2^bits (n <= 2^bits, bits 16 or 24) first
+ * pushes bits bits (one word, or two when the state is high) and then pops log2(n) <= bits, so
+ * it reads back at most as many words as it pushed, all its own (infobuf.h, wide.h): no
+ * multiply ever reads a word an earlier one left. The states go on as when kept, and the stack
+ * never holds more than one chunk's words (RV_SINK_WORDS * RV_CHUNK). */
+static inline void rv_stack_sink(rv_stack *s, int flags)
+{
+    if (flags & RV_FWD_SINK)
+        s->len = 0;
+}
 
 /* What the driver lends an optimiser during a pass. */
 typedef struct rv_pass {

@@ -122,12 +122,13 @@ static void rms_forward_block(void *self, rv_pass *p, size_t step, rv_block *blk
         for (size_t c0 = i0; c0 < i1; c0 += RV_CHUNK) {
             size_t c1 = c0 + RV_CHUNK < i1 ? c0 + RV_CHUNK : i1;
             if (flags & RV_FWD_MUL) {
-                if (flags & RV_FWD_KEEP)
+                if (flags & RV_FWD_KEEP) {
                     for (size_t i = c0; i < c1; i++) {
                         s[i] = rv_wide_mul(a, &stack, &state[i], &sg.code_beta2, 24, s[i]);
                         b[i] = rv_wide_mul(a, &stack, &state[i], &sg.code_gamma, 16, b[i]);
                     }
-                else
+                    rv_stack_sink(&stack, flags);
+                } else
                     for (size_t i = c0; i < c1; i++) {
                         s[i] = rv_wide_mul_rounded(s[i], sg.code_beta2.n, 24);
                         b[i] = rv_wide_mul_rounded(b[i], sg.code_gamma.n, 16);

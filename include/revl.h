@@ -299,11 +299,21 @@ REVL_API int revl_trainer_hypergrad(revl_trainer *t, const double *dfdw, const d
 /* The same for any optimiser: d_kinds[k] receives the n_steps*n_groups hypergradient of kind k
  * (indexed by revl_hyper; an entry may be NULL when not wanted, and must be NULL for kinds the
  * schedule does not have). Truncation, verification and d_w0, d_meta as above.
- * revl_trainer_hypergrad is this call with only alpha and gamma, for schedules that have both. */
+ * revl_trainer_hypergrad is this call with only alpha and gamma, for schedules that have both.
+ * Reads exactly the 5 entries of the kinds it shipped with (alpha, gamma, beta1, beta2, eps),
+ * never REVL_HYPER_COUNT (docs/api-stability.md); kinds added later (weight_decay) are not
+ * wanted here: use revl_trainer_hypergrad_kinds_n for them. */
 REVL_API int revl_trainer_hypergrad_kinds(revl_trainer *t, const double *dfdw,
                                           const double *dfdmeta, double *d_w0,
-                                          double *const d_kinds[REVL_HYPER_COUNT],
-                                          double *d_meta);
+                                          double *const d_kinds[5], double *d_meta);
+/* The same with the length of d_kinds given: reads exactly d_kinds[0..n_kinds) (d_kinds may be
+ * NULL when n_kinds is 0); kinds >= n_kinds are not wanted. Entries at or beyond the kinds this
+ * library knows (REVL_HYPER_COUNT of its header) must be NULL (REVL_ERR_INVALID otherwise), so a
+ * program built against a later header runs on this library as long as it asks only for kinds
+ * this one has. */
+REVL_API int revl_trainer_hypergrad_kinds_n(revl_trainer *t, const double *dfdw,
+                                            const double *dfdmeta, double *d_w0, size_t n_kinds,
+                                            double *const *d_kinds, double *d_meta);
 
 typedef struct revl_trainer_stats {
     size_t struct_size;

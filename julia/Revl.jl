@@ -776,11 +776,12 @@ function _hypergrad_kinds(t::Trainer, dfdw::AbstractVector, dfdmeta)
     for k in s.kinds
         table[KINDS[k] + 1] = pointer(out[k])
     end
-    rc = GC.@preserve out ccall((:revl_trainer_hypergrad_kinds, librevl), Cint,
-               (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Ptr{Cdouble}}, Ptr{Cdouble}),
-               _live(t), _vec(dfdw, m.n_params, "dfdw"), dfm, dw0, table,
+    rc = GC.@preserve out ccall((:revl_trainer_hypergrad_kinds_n, librevl), Cint,
+               (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Csize_t, Ptr{Ptr{Cdouble}},
+                Ptr{Cdouble}),
+               _live(t), _vec(dfdw, m.n_params, "dfdw"), dfm, dw0, HYPER_COUNT, table,
                m.n_meta == 0 ? C_NULL : dm)
-    _check(rc, "revl_trainer_hypergrad_kinds", _lasterr(t), m.state)
+    _check(rc, "revl_trainer_hypergrad_kinds_n", _lasterr(t), m.state)
     names = (:w0, s.kinds..., :meta)
     return NamedTuple{names}((dw0, (_from_c(s, out[k]) for k in s.kinds)..., dm))
 end

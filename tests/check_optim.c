@@ -830,6 +830,67 @@ START_TEST(test_hypergrad_wrong_kind)
 }
 END_TEST
 
+/* revl_trainer_hypergrad_kinds reads exactly the 5 entries it shipped with, never
+ * REVL_HYPER_COUNT (an old program's array has 5): a heap array of exactly 5 (AddressSanitizer
+ * sees a sixth read), and a poison pointer right after 5 entries that must never be used. The
+ * counted call reads n_kinds entries, refuses a non-NULL entry past the kinds it knows, and
+ * takes kinds past n_kinds as not wanted. */
+START_TEST(test_hypergrad_kinds_shipped_count)
+{
+    revl_model *m = make_model(4, 0, NULL);
+    size_t off[2] = {0, 4};
+    revl_schedule *s = NULL;
+    ck_assert_int_eq(revl_schedule_create_for(&s, REVL_OPTIM_ADAM, 3, 1, off, NULL), REVL_OK);
+    revl_trainer *t = NULL;
+    ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+    double w0[4] = {0.1, 0.2, 0.3, 0.4}, meta[1] = {0}, dfdw[4] = {1, 1, 1, 1}, ref[3], da[3];
+    double **five = malloc(5 * sizeof *five);
+    for (int k = 0; k < 5; k++)
+        five[k] = NULL;
+    five[REVL_HYPER_ALPHA] = ref;
+    ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
+    ck_assert_int_eq(revl_trainer_hypergrad_kinds(t, dfdw, NULL, NULL, five, NULL), REVL_OK);
+    free(five);
+    struct {
+        double *d[5];
+        double *poison;
+    } old = {{NULL}, (double *)(uintptr_t)8};
+    old.d[REVL_HYPER_ALPHA] = da;
+    ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
+    ck_assert_int_eq(revl_trainer_hypergrad_kinds(t, dfdw, NULL, NULL, old.d, NULL), REVL_OK);
+    ck_assert(memcmp(da, ref, sizeof da) == 0);
+    /* the counted call: kinds past n_kinds are not wanted; entries past the library's kinds
+     * must be NULL */
+    double *more[REVL_HYPER_COUNT + 2] = {NULL};
+    more[REVL_HYPER_ALPHA] = da;
+    ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
+    ck_assert_int_eq(revl_trainer_hypergrad_kinds_n(t, dfdw, NULL, NULL, REVL_HYPER_COUNT + 2,
+                                                    more, NULL),
+                     REVL_OK);
+    ck_assert(memcmp(da, ref, sizeof da) == 0);
+    more[REVL_HYPER_COUNT + 1] = ref;
+    ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
+    ck_assert_int_eq(revl_trainer_hypergrad_kinds_n(t, dfdw, NULL, NULL, REVL_HYPER_COUNT + 2,
+                                                    more, NULL),
+                     REVL_ERR_INVALID);
+    char want[96];
+    snprintf(want, sizeof want, "d_kinds[%d] is not NULL, but this library knows %d kinds",
+             REVL_HYPER_COUNT + 1, REVL_HYPER_COUNT);
+    expect_msg(revl_trainer_last_error(t), want);
+    /* still trained; n_kinds 0 with a poison array reads nothing */
+    ck_assert_int_eq(revl_trainer_hypergrad_kinds_n(t, dfdw, NULL, NULL, 0,
+                                                    (double *const *)(uintptr_t)8, NULL),
+                     REVL_OK);
+    ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
+    ck_assert_int_eq(revl_trainer_hypergrad_kinds_n(t, dfdw, NULL, NULL, REVL_HYPER_ALPHA + 1,
+                                                    old.d, NULL),
+                     REVL_OK);
+    revl_trainer_free(t);
+    revl_schedule_free(s);
+    revl_model_free(m);
+}
+END_TEST
+
 /* NaN and out-of-range gradients name the step and parameter for every optimiser. */
 START_TEST(test_gradient_errors)
 {
@@ -1239,6 +1300,7 @@ static Suite *optim_suite(void)
     tcase_add_loop_test(tc, test_overlap_same_bits, 0, N_OPT);
     tcase_add_test(tc, test_schedule_errors);
     tcase_add_test(tc, test_hypergrad_wrong_kind);
+    tcase_add_test(tc, test_hypergrad_kinds_shipped_count);
     tcase_add_loop_test(tc, test_gradient_errors, 0, N_OPT);
     tcase_add_test(tc, test_adam_singular);
     tcase_add_test(tc, test_adam_failure_order);

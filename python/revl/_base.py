@@ -275,8 +275,20 @@ def fixed_round(w, frac_bits=52):
     return x
 
 
-OPTIMIZERS = {"momentum": 0, "adam": 1, "rmsprop": 2}      # revl_optimizer
-KINDS = {"alpha": 0, "gamma": 1, "beta1": 2, "beta2": 3, "eps": 4}  # revl_hyper
+def _enum_names(name_fn):
+    """{name: code} of a revl enum, read from the loaded library (its *_name function returns
+    NULL past the last value), so that an optimiser or kind added to the library needs no edit
+    here."""
+    names = {}
+    while True:
+        name = name_fn(len(names))
+        if not name:
+            return names
+        names[name.decode()] = len(names)
+
+
+OPTIMIZERS = _enum_names(lib.optimizer_name)   # revl_optimizer: momentum, adam, rmsprop, ...
+KINDS = _enum_names(lib.hyper_name)            # revl_hyper: alpha, gamma, beta1, beta2, eps, ...
 OPTIMIZER_NAMES = {v: k for k, v in OPTIMIZERS.items()}
 KIND_NAMES = {v: k for k, v in KINDS.items()}
 

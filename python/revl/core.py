@@ -664,10 +664,10 @@ class Trainer(Wrapper):
                 table = (ctypes.c_void_p * len(KINDS))(*[ptr(arrays[KIND_NAMES[c]])
                                                           if KIND_NAMES[c] in arrays else None
                                                           for c in range(len(KINDS))])
-                rc = lib.trainer_hypergrad_kinds(h.ptr, ptr(dfdw),
-                                                 ptr(dm) if self.n_meta else None, ptr(r.w0),
-                                                 table, dmeta)
-                function = "revl_trainer_hypergrad_kinds"
+                rc = lib.trainer_hypergrad_kinds_n(h.ptr, ptr(dfdw),
+                                                   ptr(dm) if self.n_meta else None, ptr(r.w0),
+                                                   len(KINDS), table, dmeta)
+                function = "revl_trainer_hypergrad_kinds_n"
         self._check(rc, function, h)
         return r
 

@@ -185,7 +185,8 @@ static void finish(run *r, result *res)
     for (size_t k = 0; k < nk; k++)
         res->dk[kinds[k]] = malloc(r->steps * NG * sizeof(double));
     double dfdmeta[1] = {0.25};
-    int rc = revl_trainer_hypergrad_kinds(r->t, dfdw, dfdmeta, res->dw0, res->dk, res->dmeta);
+    int rc = revl_trainer_hypergrad_kinds_n(r->t, dfdw, dfdmeta, res->dw0, REVL_HYPER_COUNT,
+                                            res->dk, res->dmeta);
     ck_assert_msg(rc == REVL_OK, "hypergrad: %s", revl_trainer_last_error(r->t));
     free(dfdw);
 }

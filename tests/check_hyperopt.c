@@ -947,7 +947,8 @@ START_TEST(test_other_optimizers_chain_rule)
     double *dptr[REVL_HYPER_COUNT] = {0};
     for (size_t j = 0; j < nk; j++)
         dptr[kinds[j]] = dk[j];
-    ck_assert_int_eq(revl_trainer_hypergrad_kinds(t, dfdw, NULL, NULL, dptr, NULL), REVL_OK);
+    ck_assert_int_eq(revl_trainer_hypergrad_kinds_n(t, dfdw, NULL, NULL, REVL_HYPER_COUNT, dptr, NULL),
+                     REVL_OK);
     revl_hyperopt_report rep = {.struct_size = sizeof rep};
     ck_assert_int_eq(revl_hyperopt_step(h, &rep), REVL_OK);
     ck_assert(rep.valid_loss == f);

@@ -200,7 +200,21 @@ static double random_value(revl_optimizer opt, revl_hyper kind)
         return 0.9 + 0.099 * u;
     case REVL_HYPER_EPS:
         return 1e-3 + 1e-2 * u;
+    case REVL_HYPER_WEIGHT_DECAY: /* alpha lambda from 1.5e-3 to 2.6e-2 */
+        return 0.5 + 1.5 * u;
     }
+    ck_abort_msg("no random value for kind %d: a new kind must be tested", (int)kind);
+    return 0;
+}
+
+/* Does the schedule have the kind? (Adam-like optimisers: beta1; those with gamma.) */
+static int has_kind(const revl_schedule *s, revl_hyper kind)
+{
+    revl_hyper kinds[REVL_HYPER_COUNT];
+    size_t nk = revl_schedule_kinds(s, kinds);
+    for (size_t k = 0; k < nk; k++)
+        if (kinds[k] == kind)
+            return 1;
     return 0;
 }
 
@@ -274,7 +288,8 @@ static int run_hypergrad(revl_trainer *t, const revl_schedule *s, const double *
     if (!rc) {
         revl_trainer_weights(t, w);
         objective(w, p, dfdw);
-        rc = revl_trainer_hypergrad_kinds(t, dfdw, NULL, h->w0, h->kind, h->meta);
+        rc = revl_trainer_hypergrad_kinds_n(t, dfdw, NULL, h->w0, REVL_HYPER_COUNT, h->kind,
+                                             h->meta);
         if (rc)
             fprintf(stderr, "hypergrad: %s\n", revl_trainer_last_error(t));
     }
@@ -291,9 +306,8 @@ static void hg_free(hg *h)
         free(h->kind[k]);
 }
 
-static const revl_optimizer optimizers[] = {REVL_OPTIM_MOMENTUM, REVL_OPTIM_ADAM,
-                                            REVL_OPTIM_RMSPROP};
-#define N_OPT (sizeof optimizers / sizeof optimizers[0])
+/* Every registered optimiser: the loop tests run over revl_optimizer 0 .. REVL_OPTIM_COUNT-1. */
+#define N_OPT REVL_OPTIM_COUNT
 
 /* ------------------------------------------------------------------ exact reversal */
 
@@ -308,6 +322,15 @@ static double expected_bits(const revl_schedule *s, const model *q)
     revl_hyper kinds[REVL_HYPER_COUNT];
     size_t nk = revl_schedule_kinds(s, kinds);
     double *v = malloc(steps * ng * sizeof *v), bits = 0;
+    if (has_kind(s, REVL_HYPER_WEIGHT_DECAY)) { /* AdamW's decay: every weight (w != 0) */
+        double *al = malloc(steps * ng * sizeof *al);
+        revl_schedule_get_kind(s, REVL_HYPER_ALPHA, al);
+        revl_schedule_get_kind(s, REVL_HYPER_WEIGHT_DECAY, v);
+        for (size_t j = 0; j < steps * ng; j++)
+            bits -= (log2(1 - al[j] * v[j]) - log2(1 + 0x1p-10)) * /* ratio.h's margin */
+                    (double)(off[j % ng + 1] - off[j % ng]);
+        free(al);
+    }
     for (size_t k = 0; k < nk; k++) {
         revl_hyper kind = kinds[k];
         if (kind != REVL_HYPER_GAMMA && kind != REVL_HYPER_BETA1 && kind != REVL_HYPER_BETA2)
@@ -388,7 +411,7 @@ static void reverse_case(revl_optimizer opt, size_t p, size_t steps, size_t ng, 
 
 START_TEST(test_reverse_exact)
 {
-    revl_optimizer opt = optimizers[_i];
+    revl_optimizer opt = (revl_optimizer)_i;
     reverse_case(opt, 1, 40, 1, 52);
     reverse_case(opt, 37, 200, 3, 52);
     reverse_case(opt, 37, 200, 3, 40);
@@ -406,7 +429,7 @@ END_TEST
  * done fails the call with its message, and the trainer then trains to the same bits. */
 START_TEST(test_overlap_same_bits)
 {
-    revl_optimizer opt = optimizers[_i];
+    revl_optimizer opt = (revl_optimizer)_i;
     size_t p = 3 * 4096 + 77, steps = 12, ng = 3, n_blocks = 4;
     double *w0 = malloc(p * sizeof *w0), *wt[2];
     init_w0(w0, p);
@@ -533,6 +556,8 @@ static double fd_step(revl_hyper kind, double v)
         return 64 * 0x1p-24;
     case REVL_HYPER_EPS: /* f bends on the scale of eps where sqrt(s) is as small: a short step */
         return 2e-4 * v;
+    case REVL_HYPER_WEIGHT_DECAY: /* alpha h far above the decay fraction's precision */
+        return 1e-4 * v;
     default:
         return 1e-6;
     }
@@ -545,6 +570,14 @@ static void fd_case(revl_optimizer opt, size_t truncate, size_t active_from, siz
     revl_model *m = make_model(p, dead, &q);
     q->active_from = active_from;
     revl_schedule *s = random_schedule(opt, steps, ng, p);
+    if (active_from && has_kind(s, REVL_HYPER_WEIGHT_DECAY)) {
+        /* no decay either while the loss is off, so that w_{T-K} = w0 there too */
+        double wd[32];
+        revl_schedule_get_kind(s, REVL_HYPER_WEIGHT_DECAY, wd);
+        for (size_t j = 0; j < active_from * ng; j++)
+            wd[j] = 0;
+        ck_assert_int_eq(revl_schedule_set_kind(s, REVL_HYPER_WEIGHT_DECAY, wd), REVL_OK);
+    }
     double w0[24], wp[24], meta[1] = {-1.0};
     init_w0(w0, p);
     revl_trainer_options o;
@@ -615,17 +648,17 @@ static void fd_case(revl_optimizer opt, size_t truncate, size_t active_from, siz
     revl_model_free(m);
 }
 
-START_TEST(test_fd_every_kind) { fd_case(optimizers[_i], 0, 0, 0); }
+START_TEST(test_fd_every_kind) { fd_case((revl_optimizer)_i, 0, 0, 0); }
 END_TEST
 
 /* Weights whose gradient is exactly 0 at every step (Adam: m = s = 0): finite, correct. */
-START_TEST(test_fd_dead_weights) { fd_case(optimizers[_i], 0, 0, 4); }
+START_TEST(test_fd_dead_weights) { fd_case((revl_optimizer)_i, 0, 0, 4); }
 END_TEST
 
 /* Truncated to the last K steps of a run whose loss does not depend on w before step T - K:
  * there w_{T-K} = w0 and the states are 0, so the truncated d_w0 and d_meta are the whole
  * run's (checked by finite differences), and earlier steps' entries are 0. */
-START_TEST(test_fd_truncated) { fd_case(optimizers[_i], 6, 10, 0); }
+START_TEST(test_fd_truncated) { fd_case((revl_optimizer)_i, 6, 10, 0); }
 END_TEST
 
 /* ------------------------------------------------------------------ the plain double loop */
@@ -657,12 +690,15 @@ static void double_loop(revl_optimizer opt, revl_model *mdl, const revl_schedule
         for (size_t gr = 0; gr < ng; gr++) {
             size_t k = t * ng + gr;
             double al = val[REVL_HYPER_ALPHA][k];
-            if (opt == REVL_OPTIM_ADAM) {
+            if (opt == REVL_OPTIM_ADAM || opt == REVL_OPTIM_ADAMW) {
                 double b1 = val[REVL_HYPER_BETA1][k], b2 = val[REVL_HYPER_BETA2][k];
                 double eps = val[REVL_HYPER_EPS][k];
+                /* torch.optim.AdamW: p.mul_(1 - lr * weight_decay), then Adam's step */
+                double rho = opt == REVL_OPTIM_ADAMW ? 1 - al * val[REVL_HYPER_WEIGHT_DECAY][k] : 1;
                 p1[gr] *= b1;
                 p2[gr] *= b2;
                 for (size_t i = off[gr]; i < off[gr + 1]; i++) {
+                    w[i] *= rho;
                     st1[i] = b1 * st1[i] + (1 - b1) * g[i];
                     st2[i] = b2 * st2[i] + (1 - b2) * g[i] * g[i];
                     double mh = st1[i] / (1 - p1[gr]), sh = st2[i] / (1 - p2[gr]);
@@ -733,7 +769,7 @@ static double double_loop_gap(revl_optimizer opt, unsigned frac_bits, size_t tru
 
 START_TEST(test_against_double_loop)
 {
-    revl_optimizer opt = optimizers[_i];
+    revl_optimizer opt = (revl_optimizer)_i;
     const struct {
         unsigned frac_bits;
         size_t truncate;
@@ -894,7 +930,7 @@ END_TEST
 /* NaN and out-of-range gradients name the step and parameter for every optimiser. */
 START_TEST(test_gradient_errors)
 {
-    revl_optimizer opt = optimizers[_i];
+    revl_optimizer opt = (revl_optimizer)_i;
     model *q;
     revl_model *m = make_model(10, 0, &q);
     revl_schedule *s = random_schedule(opt, 6, 2, 10);
@@ -910,7 +946,7 @@ START_TEST(test_gradient_errors)
     ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_ERR_RANGE);
     expect_msg(revl_trainer_last_error(t), "outside the fixed-point range");
     expect_msg(revl_trainer_last_error(t), "at step 4, parameter 9 (forward)");
-    if (opt == REVL_OPTIM_ADAM || opt == REVL_OPTIM_RMSPROP)
+    if (has_kind(s, REVL_HYPER_BETA2))
         expect_msg(revl_trainer_last_error(t), "(1-beta");
     q->huge_at = -1;
     ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK); /* usable again */
@@ -1002,7 +1038,7 @@ END_TEST
  * every optimiser (momentum and RMSprop never call it); a failing one names its step. */
 START_TEST(test_fused_callback_same_bits)
 {
-    revl_optimizer opt = optimizers[_i];
+    revl_optimizer opt = (revl_optimizer)_i;
     const size_t p = 30, steps = 20;
     model *q;
     revl_model *m = make_model(p, 4, &q);
@@ -1024,7 +1060,7 @@ START_TEST(test_fused_callback_same_bits)
             ck_assert(memcmp(h[0].kind[k], h[1].kind[k], steps * 3 * sizeof(double)) == 0);
     hg_free(&h[0]);
     hg_free(&h[1]);
-    if (opt == REVL_OPTIM_ADAM) {
+    if (has_kind(s, REVL_HYPER_BETA1)) { /* Adam and AdamW use the fused callback */
         q->fail_affine_at = 9;
         revl_trainer *t = NULL;
         ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
@@ -1046,12 +1082,12 @@ END_TEST
  * keeps no bits); the caller's outputs are untouched by the failed call. */
 START_TEST(test_fingerprint_and_outputs_untouched)
 {
-    revl_optimizer opt = optimizers[_i];
+    revl_optimizer opt = (revl_optimizer)_i;
     const size_t p = 12, steps = 10, ng = 2;
     model *q;
     revl_model *m = make_model(p, 0, &q);
     revl_schedule *s = random_schedule(opt, steps, ng, p);
-    if (opt != REVL_OPTIM_ADAM)
+    if (has_kind(s, REVL_HYPER_GAMMA))
         ck_assert_int_eq(revl_schedule_fill_kind(s, REVL_HYPER_GAMMA, 1.0), REVL_OK);
     revl_trainer *t = NULL;
     ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
@@ -1073,7 +1109,7 @@ START_TEST(test_fingerprint_and_outputs_untouched)
         }
         for (size_t i = 0; i < p; i++)
             dw0[i] = -7;
-        ck_assert_int_eq(revl_trainer_hypergrad_kinds(t, dfdw, NULL, dw0, d, dmeta),
+        ck_assert_int_eq(revl_trainer_hypergrad_kinds_n(t, dfdw, NULL, dw0, REVL_HYPER_COUNT, d, dmeta),
                          REVL_ERR_INEXACT);
         char want[96];
         snprintf(want, sizeof want, "the gradient at step %zu differs from the forward pass's",
@@ -1098,7 +1134,7 @@ END_TEST
  * or (Adam) s, and the buffer's integrity flag. */
 START_TEST(test_verify_catches_corruption)
 {
-    revl_optimizer opt = optimizers[_i];
+    revl_optimizer opt = (revl_optimizer)_i;
     const size_t p = 8;
     revl_model *m = make_model(p, 4, NULL); /* weights 3 and 7 are dead */
     revl_schedule *s = random_schedule(opt, 6, 1, p);
@@ -1107,7 +1143,7 @@ START_TEST(test_verify_catches_corruption)
     double w0[8], meta[1] = {-1}, dfdw[8] = {1, 1, 1, 1, 1, 1, 1, 1};
     init_w0(w0, p);
     for (int what = 0; what < 3; what++) {
-        if (what == 1 && opt != REVL_OPTIM_ADAM)
+        if (what == 1 && !has_kind(s, REVL_HYPER_BETA1)) /* Adam-like: state 1 is s */
             continue;
         ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
         if (what == 0)
@@ -1150,7 +1186,7 @@ static void check_reentry_refused(const model *q, const char *running)
  * (RANGE saying so, not blaming the model), a NaN mixed product (RANGE naming it). */
 START_TEST(test_reentry_overflow_hv_meta)
 {
-    revl_optimizer opt = optimizers[_i];
+    revl_optimizer opt = (revl_optimizer)_i;
     const size_t p = 10, steps = 6;
     model *q;
     revl_model *m = make_model(p, 0, &q);
@@ -1179,8 +1215,8 @@ START_TEST(test_reentry_overflow_hv_meta)
         for (size_t k = 0; k < nk; k++)
             d[kinds[k]] = dk[k];
         ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
-        int rc = revl_trainer_hypergrad_kinds(t, dfdw, NULL, dw0, d, dme);
-        if (opt == REVL_OPTIM_ADAM)
+        int rc = revl_trainer_hypergrad_kinds_n(t, dfdw, NULL, dw0, REVL_HYPER_COUNT, d, dme);
+        if (has_kind(s, REVL_HYPER_BETA1))
             ck_assert_int_eq(rc, REVL_ERR_RANGE);
         if (rc == REVL_OK) {
             for (size_t i = 0; i < p; i++)
@@ -1213,7 +1249,7 @@ END_TEST
  * T = 4 and T = 40 (the buffer is reserved from the schedule up front). */
 START_TEST(test_no_allocation_per_step)
 {
-    revl_optimizer opt = optimizers[_i];
+    revl_optimizer opt = (revl_optimizer)_i;
     long calls[2];
     for (int k = 0; k < 2; k++) {
         size_t steps = k ? 40 : 4, p = 5000;

@@ -425,6 +425,15 @@ void rv_trainer_prepare(revl_trainer *t)
  * the kept steps. */
 static int prepare_steps(revl_trainer *t)
 {
+    const rv_optim *opt = t->opt;
+    for (size_t k = 0; opt->check && k < t->n_steps * t->n_groups; k++) {
+        char why[160];
+        for (size_t j = 0; j < opt->n_kinds; j++)
+            t->hyper_values[j] = rv_schedule_values(t->sched, opt->kinds[j])[k];
+        if (opt->check(t->hyper_values, why, sizeof why))
+            return rv_fail(t->err, REVL_ERR_INVALID, "revl_trainer_train: %s at step %zu, group %zu",
+                           why, k / t->n_groups, k % t->n_groups);
+    }
     rv_trainer_prepare(t);
     if (rv_infobuf_reset(&t->buf, t->bits_per_block) != REVL_OK)
         return rv_fail(t->err, REVL_ERR_NOMEM, "no memory to reserve the information buffer");

@@ -540,8 +540,8 @@ static int hypergradient(revl_hyperopt *h, double *f, double *acc, double *train
     double *d_meta = h->n_meta ? h->grad + off + g : NULL;
     for (size_t j = 0; j < h->n_kinds; j++)
         d_kinds[h->opt->kinds[j]] = h->grad + j * n;
-    rc = revl_trainer_hypergrad_kinds(h->trainer, h->dfdw, meta ? h->dfdmeta : NULL, h->d_w0,
-                                      d_kinds, d_meta);
+    rc = revl_trainer_hypergrad_kinds_n(h->trainer, h->dfdw, meta ? h->dfdmeta : NULL, h->d_w0,
+                                        REVL_HYPER_COUNT, d_kinds, d_meta);
     if (rc)
         return rv_fail(h->err, rc, "hypergradient at meta-iteration %zu: %s", h->iteration,
                        revl_trainer_last_error(h->trainer));

@@ -927,6 +927,158 @@ START_TEST(test_hypergrad_kinds_shipped_count)
 }
 END_TEST
 
+/* AdamW with weight_decay 0 everywhere is Adam bit for bit: w_T, every hypergradient, d_w0,
+ * d_meta and the buffer (the decay's fast path: no multiply, no bits). */
+START_TEST(test_adamw_lambda0_is_adam)
+{
+    const size_t p = 40, steps = 20, ng = 2;
+    revl_model *m = make_model(p, 5, NULL);
+    revl_schedule *sa = random_schedule(REVL_OPTIM_ADAM, steps, ng, p), *sw = NULL;
+    size_t off[3];
+    revl_schedule_offsets(sa, off);
+    ck_assert_int_eq(revl_schedule_create_for(&sw, REVL_OPTIM_ADAMW, steps, ng, off, NULL),
+                     REVL_OK);
+    double v[40];
+    const revl_hyper shared[] = {REVL_HYPER_ALPHA, REVL_HYPER_BETA1, REVL_HYPER_BETA2,
+                                 REVL_HYPER_EPS};
+    for (size_t k = 0; k < 4; k++) {
+        revl_schedule_get_kind(sa, shared[k], v);
+        ck_assert_int_eq(revl_schedule_set_kind(sw, shared[k], v), REVL_OK);
+    }
+    ck_assert_int_eq(revl_schedule_fill_kind(sw, REVL_HYPER_WEIGHT_DECAY, 0.0), REVL_OK);
+    double w0[40], meta[1] = {-1}, w[2][40];
+    init_w0(w0, p);
+    hg h[2];
+    double bits[2];
+    for (int which = 0; which < 2; which++) {
+        revl_schedule *s = which ? sw : sa;
+        revl_trainer *t = NULL;
+        ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+        ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
+        revl_trainer_weights(t, w[which]);
+        revl_trainer_stats st = {.struct_size = sizeof st};
+        revl_trainer_get_stats(t, &st);
+        bits[which] = st.buffer_bits;
+        ck_assert_int_eq(run_hypergrad(t, s, w0, meta, p, &h[which]), REVL_OK);
+        revl_trainer_free(t);
+    }
+    ck_assert(memcmp(w[0], w[1], sizeof w[0]) == 0);
+    ck_assert(bits[0] == bits[1]);
+    ck_assert(memcmp(h[0].w0, h[1].w0, p * sizeof(double)) == 0);
+    ck_assert(memcmp(h[0].meta, h[1].meta, sizeof(double)) == 0);
+    for (size_t k = 0; k < 4; k++)
+        ck_assert_msg(memcmp(h[0].kind[shared[k]], h[1].kind[shared[k]],
+                             steps * ng * sizeof(double)) == 0,
+                      "d_%s differs from Adam's", revl_hyper_name(shared[k]));
+    /* d_weight_decay at 0 is -alpha sum dw w: not 0 */
+    ck_assert(h[1].kind[REVL_HYPER_WEIGHT_DECAY][0] != 0);
+    hg_free(&h[0]);
+    hg_free(&h[1]);
+    revl_schedule_free(sa);
+    revl_schedule_free(sw);
+    revl_model_free(m);
+}
+END_TEST
+
+/* d_alpha and d_weight_decay against central differences of the whole run at the edges: alpha
+ * lambda = 1e-8 (lambda near 0) and alpha lambda = 0.97 (a decay factor of 0.03) at one step. */
+START_TEST(test_adamw_fd_edges)
+{
+    const size_t p = 12, steps = 8, ng = 2;
+    revl_model *m = make_model(p, 0, NULL);
+    revl_schedule *s = random_schedule(REVL_OPTIM_ADAMW, steps, ng, p);
+    double al[16], wd[16];
+    revl_schedule_get_kind(s, REVL_HYPER_ALPHA, al);
+    for (size_t j = 0; j < steps * ng; j++)
+        wd[j] = 1e-8 / al[j];
+    const size_t edge = 5 * ng + 1; /* step 5, group 1 */
+    wd[edge] = 0.97 / al[edge];
+    ck_assert_int_eq(revl_schedule_set_kind(s, REVL_HYPER_WEIGHT_DECAY, wd), REVL_OK);
+    revl_trainer *t = NULL;
+    ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+    double w0[12], meta[1] = {-1};
+    init_w0(w0, p);
+    hg h;
+    ck_assert_int_eq(run_hypergrad(t, s, w0, meta, p, &h), REVL_OK);
+    const size_t js[] = {0, 3, edge, steps * ng - 1};
+    for (size_t c = 0; c < 4; c++)
+        for (int kind = 0; kind < 2; kind++) {
+            revl_hyper k = kind ? REVL_HYPER_WEIGHT_DECAY : REVL_HYPER_ALPHA;
+            double *v = kind ? wd : al, v0 = v[js[c]];
+            /* lambda near 0: half of it (alpha h = 5e-9, far above the fraction's 2^-51 and
+             * f's rounding; f is linear in lambda there) */
+            double hh = kind ? (js[c] == edge ? 1e-4 : 0.5) * v0 : 1e-6 * (js[c] == edge ? 0.01 : 1);
+            v[js[c]] = v0 + hh;
+            ck_assert_int_eq(revl_schedule_set_kind(s, k, v), REVL_OK);
+            double fp = train_f(t, w0, meta, p);
+            v[js[c]] = v0 - hh;
+            ck_assert_int_eq(revl_schedule_set_kind(s, k, v), REVL_OK);
+            double fm = train_f(t, w0, meta, p);
+            v[js[c]] = v0;
+            ck_assert_int_eq(revl_schedule_set_kind(s, k, v), REVL_OK);
+            double fd = (fp - fm) / (2 * hh), rev = h.kind[k][js[c]];
+            ck_assert_msg(fabs(fd - rev) <= 1e-5 * fmax(fabs(fd), fabs(rev)) + 1e-9,
+                          "d_%s at step %zu group %zu (alpha lambda %g): finite difference "
+                          "%.12g, reverse %.12g", revl_hyper_name(k), js[c] / ng, js[c] % ng,
+                          al[js[c]] * wd[js[c]], fd, rev);
+        }
+    hg_free(&h);
+    revl_trainer_free(t);
+    revl_schedule_free(s);
+    revl_model_free(m);
+}
+END_TEST
+
+/* A bad weight decay is INVALID naming step and group: negative or NaN when set (nothing
+ * changed), alpha lambda outside [0, 1 - 2^-18] when training (the trainer usable again). */
+START_TEST(test_adamw_bad_lambda)
+{
+    revl_model *m = make_model(4, 0, NULL);
+    size_t off[3] = {0, 2, 4};
+    revl_schedule *s = NULL;
+    ck_assert_int_eq(revl_schedule_create_for(&s, REVL_OPTIM_ADAMW, 3, 2, off, NULL), REVL_OK);
+    double v[6] = {0.01, 0.01, 0.01, 0.01, -1, 0.01}, got[6];
+    ck_assert_int_eq(revl_schedule_set_kind(s, REVL_HYPER_WEIGHT_DECAY, v), REVL_ERR_INVALID);
+    expect_msg(revl_schedule_last_error(s), "weight_decay = -1 must be finite and >= 0 at step 2, "
+                                            "group 0");
+    v[4] = NAN;
+    ck_assert_int_eq(revl_schedule_set_kind(s, REVL_HYPER_WEIGHT_DECAY, v), REVL_ERR_INVALID);
+    expect_msg(revl_schedule_last_error(s), "weight_decay = nan must be finite and >= 0");
+    revl_schedule_get_kind(s, REVL_HYPER_WEIGHT_DECAY, got);
+    for (int j = 0; j < 6; j++)
+        ck_assert(got[j] == 0.01); /* the default, unchanged */
+    revl_trainer *t = NULL;
+    ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+    double w0[4] = {0.1, 0.2, 0.3, 0.4}, meta[1] = {0};
+    const struct {
+        double alpha, lambda;
+        const char *want;
+    } bad[] = {{0.5, 2.0, "alpha*weight_decay = 1 outside [0, 1 - 2^-18]"},
+               {0.5, 3.0, "alpha*weight_decay = 1.5 outside [0, 1 - 2^-18]"},
+               {-0.1, 0.5, "alpha*weight_decay = -0.05 outside [0, 1 - 2^-18]"}};
+    for (size_t c = 0; c < 3; c++) {
+        ck_assert_int_eq(revl_schedule_fill_kind(s, REVL_HYPER_ALPHA, 1e-3), REVL_OK);
+        ck_assert_int_eq(revl_schedule_fill_kind(s, REVL_HYPER_WEIGHT_DECAY, 0.01), REVL_OK);
+        double a[6], l[6];
+        for (int j = 0; j < 6; j++) {
+            a[j] = j == 3 ? bad[c].alpha : 1e-3;
+            l[j] = j == 3 ? bad[c].lambda : 0.01;
+        }
+        ck_assert_int_eq(revl_schedule_set_kind(s, REVL_HYPER_ALPHA, a), REVL_OK);
+        ck_assert_int_eq(revl_schedule_set_kind(s, REVL_HYPER_WEIGHT_DECAY, l), REVL_OK);
+        ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_ERR_INVALID);
+        expect_msg(revl_trainer_last_error(t), bad[c].want);
+        expect_msg(revl_trainer_last_error(t), "at step 1, group 1");
+    }
+    /* alpha negative with no decay is fine; the trainer works again */
+    ck_assert_int_eq(revl_schedule_fill_kind(s, REVL_HYPER_WEIGHT_DECAY, 0.0), REVL_OK);
+    ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
+    revl_trainer_free(t);
+    revl_schedule_free(s);
+    revl_model_free(m);
+}
+END_TEST
+
 /* NaN and out-of-range gradients name the step and parameter for every optimiser. */
 START_TEST(test_gradient_errors)
 {
@@ -1330,6 +1482,7 @@ static Suite *optim_suite(void)
     tcase_add_loop_test(tc, test_fd_every_kind, 0, N_OPT);
     tcase_add_loop_test(tc, test_fd_dead_weights, 0, N_OPT);
     tcase_add_loop_test(tc, test_fd_truncated, 0, N_OPT);
+    tcase_add_test(tc, test_adamw_fd_edges);
     suite_add_tcase(s, tc);
     tc = tcase_create("errors");
     tcase_add_loop_test(tc, test_coder_lanes_same_bits, 0, 2);
@@ -1337,6 +1490,8 @@ static Suite *optim_suite(void)
     tcase_add_test(tc, test_schedule_errors);
     tcase_add_test(tc, test_hypergrad_wrong_kind);
     tcase_add_test(tc, test_hypergrad_kinds_shipped_count);
+    tcase_add_test(tc, test_adamw_lambda0_is_adam);
+    tcase_add_test(tc, test_adamw_bad_lambda);
     tcase_add_loop_test(tc, test_gradient_errors, 0, N_OPT);
     tcase_add_test(tc, test_adam_singular);
     tcase_add_test(tc, test_adam_failure_order);

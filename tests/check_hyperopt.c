@@ -895,7 +895,8 @@ static char *read_text(const char *path)
  * at the applied value. */
 START_TEST(test_other_optimizers_chain_rule)
 {
-    revl_optimizer opt = _i ? REVL_OPTIM_RMSPROP : REVL_OPTIM_ADAM;
+    const revl_optimizer opts[] = {REVL_OPTIM_ADAM, REVL_OPTIM_RMSPROP, REVL_OPTIM_ADAMW};
+    revl_optimizer opt = opts[_i];
     size_t steps = 10, n = steps * 2;
     linreg *r = linreg_new(0);
     revl_model *m = linreg_model(r);
@@ -906,7 +907,7 @@ START_TEST(test_other_optimizers_chain_rule)
     o.step_size = 1e-4;
     o.seed = 3;
     o.learn = REVL_LEARN_ALPHA | REVL_LEARN_GAMMA | REVL_LEARN_BETA1 | REVL_LEARN_BETA2 |
-              REVL_LEARN_EPS | REVL_LEARN_INIT_SCALE;
+              REVL_LEARN_EPS | REVL_LEARN_WEIGHT_DECAY | REVL_LEARN_INIT_SCALE;
     o.objective = linreg_objective;
     o.objective_user = r;
     revl_hyperopt *h = NULL;
@@ -926,6 +927,7 @@ START_TEST(test_other_optimizers_chain_rule)
             case REVL_HYPER_GAMMA: vals[j][k] = 0.5 + 0.4 * u; break;
             case REVL_HYPER_BETA1: vals[j][k] = 0.8 + 0.15 * u; break;
             case REVL_HYPER_BETA2: vals[j][k] = 0.9 + 0.09 * u; break;
+            case REVL_HYPER_WEIGHT_DECAY: vals[j][k] = 0.5 + u; break;
             default: vals[j][k] = 1e-3 * (1 + u); break;
             }
             vals[j][k] = revl_hyper_applied(kinds[j], vals[j][k]);
@@ -954,7 +956,8 @@ START_TEST(test_other_optimizers_chain_rule)
     ck_assert(rep.valid_loss == f);
     for (size_t j = 0; j < nk; j++) {
         ck_assert_int_eq(revl_hyperopt_get_kind(h, 0, kinds[j], after[j]), REVL_OK);
-        int is_log = kinds[j] == REVL_HYPER_ALPHA || kinds[j] == REVL_HYPER_EPS;
+        int is_log = kinds[j] == REVL_HYPER_ALPHA || kinds[j] == REVL_HYPER_EPS ||
+                     kinds[j] == REVL_HYPER_WEIGHT_DECAY;
         for (size_t k = 0; k < n; k++) {
             double x = vals[j][k], y = after[j][k];
             double moved = is_log ? log(y) - log(x) : logit(y) - logit(x);
@@ -1582,7 +1585,7 @@ static Suite *hyperopt_suite(void)
     tcase_add_test(op, test_lowers_objective_sgd);
     tcase_add_test(op, test_learn_mask);
     tcase_add_test(op, test_chain_rule_against_trainer_and_fd);
-    tcase_add_loop_test(op, test_other_optimizers_chain_rule, 0, 2);
+    tcase_add_loop_test(op, test_other_optimizers_chain_rule, 0, 3);
     tcase_add_test(op, test_other_optimizers_errors_and_files);
     tcase_add_test(op, test_norm_counts_learned_only);
     tcase_add_test(op, test_gamma_clamped_alpha_finite);

@@ -8,18 +8,19 @@ import warnings
 import numpy as np
 
 from . import _errors
-from ._base import (INT_MAX, KINDS, OPTIMIZER_NAMES, CallbackState, Wrapper, _Busy, _CHandle,
+from ._base import (INT_MAX, KINDS, OPTIMIZER_KINDS, OPTIMIZER_NAMES, CallbackState, Wrapper,
+                    _Busy, _CHandle,
                     as_f64_broadcast, as_int, as_path, check, optimizer_code, ptr)
 from ._errors import InvalidError
 from ._lib import (OBJECTIVE_FN, REPORT_FN, HyperoptOptions, HyperoptReport, init_struct, lib)
 from .core import Model, _view, _store, _EMPTY
 from .data import Dataset
 
-LEARN = {"alpha": 1, "gamma": 2, "init_scale": 4, "meta": 8, "beta1": 16, "beta2": 32, "eps": 64}
-_ALL_LEARN = 127
-# the kinds of each optimiser, in the library's order (revl_schedule_kinds)
-_OPT_KINDS = {"momentum": ("alpha", "gamma"), "adam": ("alpha", "beta1", "beta2", "eps"),
-              "rmsprop": ("alpha", "gamma", "beta2", "eps")}
+LEARN = {"alpha": 1, "gamma": 2, "init_scale": 4, "meta": 8, "beta1": 16, "beta2": 32, "eps": 64,
+         "weight_decay": 128}                                   # REVL_LEARN_*
+_ALL_LEARN = sum(LEARN.values())
+# the kinds of each optimiser, in the library's order (revl_schedule_kinds, read at import)
+_OPT_KINDS = OPTIMIZER_KINDS
 METHODS = {"adam": 0, "sgd": 1}
 CHAOS_ACTIONS = {"shrink": 0, "stop": 1}
 

@@ -79,9 +79,10 @@ end
 last_create_error() = unsafe_string(ccall((:revl_last_create_error, librevl), Cstring, ()))
 
 # ------------------------------------------------------------------ optimisers and kinds
-const OPTIMIZERS = Dict(:momentum => 0, :adam => 1, :rmsprop => 2)          # revl_optimizer
-const KINDS = Dict(:alpha => 0, :gamma => 1, :beta1 => 2, :beta2 => 3, :eps => 4)  # revl_hyper
-const HYPER_COUNT = 5
+const OPTIMIZERS = Dict(:momentum => 0, :adam => 1, :rmsprop => 2, :adamw => 3)  # revl_optimizer
+const KINDS = Dict(:alpha => 0, :gamma => 1, :beta1 => 2, :beta2 => 3, :eps => 4,
+                   :weight_decay => 5)  # revl_hyper
+const HYPER_COUNT = 6
 
 optimizer_name(o::Integer) = Symbol(unsafe_string(ccall((:revl_optimizer_name, librevl), Cstring, (Cint,), o)))
 hyper_name(k::Integer) = Symbol(unsafe_string(ccall((:revl_hyper_name, librevl), Cstring, (Cint,), k)))
@@ -945,7 +946,8 @@ end
 optimizer(h::HyperOpt) = h.optimizer
 kinds(h::HyperOpt) = copy(h.kinds)
 const OPT_KINDS = Dict(:momentum => [:alpha, :gamma], :adam => [:alpha, :beta1, :beta2, :eps],
-                       :rmsprop => [:alpha, :gamma, :beta2, :eps])
+                       :rmsprop => [:alpha, :gamma, :beta2, :eps],
+                       :adamw => [:alpha, :beta1, :beta2, :eps, :weight_decay])
 
 function _free!(h::HyperOpt)
     h.ptr == C_NULL || ccall((:revl_hyperopt_free, librevl), Cvoid, (Ptr{Cvoid},), h.ptr)
@@ -957,7 +959,7 @@ _lasterr(h::HyperOpt) = () -> unsafe_string(ccall((:revl_hyperopt_last_error, li
                                                  (Ptr{Cvoid},), h.ptr))
 
 const LEARN = Dict(:alpha => 1, :gamma => 2, :init_scale => 4, :meta => 8, :beta1 => 16,
-                   :beta2 => 32, :eps => 64)
+                   :beta2 => 32, :eps => 64, :weight_decay => 128)
 
 """HyperOpt(model, valid, n_steps; optimizer=:momentum (or :adam, :rmsprop: the inner
 optimiser, starting at its schedule defaults), learn=[:alpha, :gamma, :init_scale] (any of

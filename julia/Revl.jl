@@ -777,12 +777,22 @@ function _hypergrad_kinds(t::Trainer, dfdw::AbstractVector, dfdmeta)
     for k in s.kinds
         table[KINDS[k] + 1] = pointer(out[k])
     end
-    rc = GC.@preserve out ccall((:revl_trainer_hypergrad_kinds_n, librevl), Cint,
-               (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Csize_t, Ptr{Ptr{Cdouble}},
-                Ptr{Cdouble}),
-               _live(t), _vec(dfdw, m.n_params, "dfdw"), dfm, dw0, HYPER_COUNT, table,
-               m.n_meta == 0 ? C_NULL : dm)
-    _check(rc, "revl_trainer_hypergrad_kinds_n", _lasterr(t), m.state)
+    # the 5 kinds revl 0.1 shipped with go through the original call (it reads exactly 5
+    # entries); later kinds need the counted one
+    if all(KINDS[k] < 5 for k in s.kinds)
+        rc = GC.@preserve out ccall((:revl_trainer_hypergrad_kinds, librevl), Cint,
+                   (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Ptr{Cdouble}},
+                    Ptr{Cdouble}),
+                   _live(t), _vec(dfdw, m.n_params, "dfdw"), dfm, dw0, table[1:5],
+                   m.n_meta == 0 ? C_NULL : dm)
+    else
+        rc = GC.@preserve out ccall((:revl_trainer_hypergrad_kinds_n, librevl), Cint,
+                   (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Csize_t,
+                    Ptr{Ptr{Cdouble}}, Ptr{Cdouble}),
+                   _live(t), _vec(dfdw, m.n_params, "dfdw"), dfm, dw0, HYPER_COUNT, table,
+                   m.n_meta == 0 ? C_NULL : dm)
+    end
+    _check(rc, "revl_trainer_hypergrad_kinds", _lasterr(t), m.state)
     names = (:w0, s.kinds..., :meta)
     return NamedTuple{names}((dw0, (_from_c(s, out[k]) for k in s.kinds)..., dm))
 end

@@ -975,6 +975,35 @@ START_TEST(test_other_optimizers_chain_rule)
 }
 END_TEST
 
+/* AdamW learning log weight_decay: a weight_decay of 0 (log 0 = -inf) is refused with the step
+ * and group; positive, the step runs and moves it. */
+START_TEST(test_adamw_learns_log_weight_decay)
+{
+    linreg *r = linreg_new(0);
+    revl_model *m = linreg_model(r);
+    revl_hyperopt_options o;
+    revl_hyperopt_options_init(&o);
+    o.learn = REVL_LEARN_ALPHA | REVL_LEARN_WEIGHT_DECAY;
+    o.objective = linreg_objective;
+    o.objective_user = r;
+    revl_hyperopt *h = NULL;
+    ck_assert_int_eq(revl_hyperopt_create_for(&h, m, NULL, 4, REVL_OPTIM_ADAMW, &o), REVL_OK);
+    double wd[8] = {0.01, 0.01, 0.01, 0, 0.01, 0.01, 0.01, 0.01}, after[8];
+    ck_assert_int_eq(revl_hyperopt_set_kind(h, REVL_HYPER_WEIGHT_DECAY, wd), REVL_OK);
+    revl_hyperopt_report rep = {.struct_size = sizeof rep};
+    ck_assert_int_eq(revl_hyperopt_step(h, &rep), REVL_ERR_INVALID);
+    expect_msg(revl_hyperopt_last_error(h), "weight_decay = 0 at step 1, group 1: log "
+                                            "weight_decay is learned");
+    wd[3] = 0.02;
+    ck_assert_int_eq(revl_hyperopt_set_kind(h, REVL_HYPER_WEIGHT_DECAY, wd), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_step(h, &rep), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_get_kind(h, 0, REVL_HYPER_WEIGHT_DECAY, after), REVL_OK);
+    ck_assert(memcmp(after, wd, sizeof wd) != 0);
+    revl_hyperopt_free(h);
+    revl_model_free(m);
+}
+END_TEST
+
 /* Kinds the optimiser lacks, bad values, and the file format's optimiser line. */
 START_TEST(test_other_optimizers_errors_and_files)
 {
@@ -1586,6 +1615,7 @@ static Suite *hyperopt_suite(void)
     tcase_add_test(op, test_learn_mask);
     tcase_add_test(op, test_chain_rule_against_trainer_and_fd);
     tcase_add_loop_test(op, test_other_optimizers_chain_rule, 0, 3);
+    tcase_add_test(op, test_adamw_learns_log_weight_decay);
     tcase_add_test(op, test_other_optimizers_errors_and_files);
     tcase_add_test(op, test_norm_counts_learned_only);
     tcase_add_test(op, test_gamma_clamped_alpha_finite);

@@ -240,6 +240,9 @@ MUTANTS = [
      ["check_optim"]),
     ("src/core/reverse.c", "        if (k >= REVL_HYPER_COUNT)\n            return rv_fail(",
      "        if (0)\n            return rv_fail(", ["check_optim"]),
+    # a learned log weight_decay of 0 not refused
+    ("src/hyperopt/hyperopt.c", "if (!(h->cur[(size_t)wdk * n + k] > 0))", "if (0)",
+     ["check_hyperopt"]),
 ]
 
 

@@ -48,9 +48,9 @@ class Report:
 
 @dataclasses.dataclass
 class Hyperparams:
-    """Hyperparameters in natural units: alpha, gamma, beta1, beta2, eps (n_steps, n_groups;
-    None for a kind the optimiser does not have), log_init_scales (n_groups,), meta
-    (n_meta,)."""
+    """Hyperparameters in natural units: alpha, gamma, beta1, beta2, eps, weight_decay
+    (n_steps, n_groups; None for a kind the optimiser does not have), log_init_scales
+    (n_groups,), meta (n_meta,)."""
     alpha: np.ndarray
     gamma: np.ndarray
     log_init_scales: np.ndarray
@@ -58,6 +58,7 @@ class Hyperparams:
     beta1: np.ndarray = None
     beta2: np.ndarray = None
     eps: np.ndarray = None
+    weight_decay: np.ndarray = None
 
 
 def _option_names(opts):
@@ -301,14 +302,15 @@ class HyperOpt(Wrapper):
         return p
 
     def set(self, alpha=None, gamma=None, log_init_scales=None, meta=None, *, beta1=None,
-            beta2=None, eps=None):
+            beta2=None, eps=None, weight_decay=None):
         """Set hyperparameters in natural units (None = unchanged; scalars broadcast).  On error
         nothing changes."""
         h = self._handle()
         shape = (self.n_steps, self.n_groups)
         kinds = [(k, as_f64_broadcast(v, shape, k, "HyperOpt.set"))
                  for k, v in (("alpha", alpha), ("gamma", gamma), ("beta1", beta1),
-                              ("beta2", beta2), ("eps", eps)) if v is not None]
+                              ("beta2", beta2), ("eps", eps), ("weight_decay", weight_decay))
+                 if v is not None]
         s = None if log_init_scales is None else as_f64_broadcast(
             log_init_scales, (self.n_groups,), "log_init_scales", "HyperOpt.set")
         m = None

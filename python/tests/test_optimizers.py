@@ -391,3 +391,4 @@ def test_adamw_against_torch_float64():
         opt.step()
     want = torch.cat(params).detach().numpy()
     np.testing.assert_allclose(t.weights, want, rtol=1e-9, atol=0)
+

@@ -28,7 +28,7 @@ TREE = WORK / "tree"
 
 C_ALL = ["check_hardening", "check_errors", "check_mlp", "check_hyperopt", "check_dataset",
          "check_trainer", "check_infobuf", "check_update", "check_threads", "check_optim",
-         "check_pinned", "check_wide", "check_adam_dir", "check_coder_vec"]
+         "check_pinned", "check_wide", "check_adam_dir", "check_coder_vec", "check_ratio"]
 PY = "python"
 
 # (file, original, mutated, suites to try first); every suite runs if those let it through.
@@ -240,6 +240,9 @@ MUTANTS = [
      ["check_optim"]),
     ("src/core/reverse.c", "        if (k >= REVL_HYPER_COUNT)\n            return rv_fail(",
      "        if (0)\n            return rv_fail(", ["check_optim"]),
+    # the fraction's denominator off by a little
+    ("src/exact/ratio.h", "c->d = (uint64_t)nearbyint((double)c->n / rho);",
+     "c->d = (uint64_t)nearbyint((double)c->n / rho) + 1000;", ["check_ratio", "check_optim"]),
     # a learned log weight_decay of 0 not refused
     ("src/hyperopt/hyperopt.c", "if (!(h->cur[(size_t)wdk * n + k] > 0))", "if (0)",
      ["check_hyperopt"]),

@@ -206,25 +206,34 @@ REVL_API double revl_gamma_applied(double gamma);
 typedef enum revl_optimizer {
     REVL_OPTIM_MOMENTUM = 0, /* v <- gamma v - (1-gamma) g;  w <- w + alpha v */
     REVL_OPTIM_ADAM = 1,     /* torch.optim.Adam: m, s with beta1, beta2, bias correction, eps */
-    REVL_OPTIM_RMSPROP = 2   /* torch.optim.RMSprop with momentum: s <- beta2 s + (1-beta2) g^2,
+    REVL_OPTIM_RMSPROP = 2,  /* torch.optim.RMSprop with momentum: s <- beta2 s + (1-beta2) g^2,
                                 b <- gamma b + g / (sqrt(s) + eps),  w <- w - alpha b */
+    REVL_OPTIM_ADAMW = 3     /* torch.optim.AdamW: w <- w (1 - alpha weight_decay) (decoupled,
+                                exact through the buffer), then Adam's step */
 } revl_optimizer;
-#define REVL_OPTIM_COUNT 3
+#define REVL_OPTIM_COUNT 4
 
 /* Hyperparameter kinds; each schedule has a subset (revl_schedule_kinds). Ranges: alpha finite;
  * gamma in [2^-16, 1], applied as round(gamma 2^16) / 2^16; beta1, beta2 in [2^-24, 1 - 2^-24],
  * applied as round(beta 2^24) / 2^24 (1 - beta within 0.03% of the request at 0.9999); eps
- * finite and > 0. Hypergradients are taken at the applied values. */
+ * finite and > 0; weight_decay finite and >= 0 (AdamW: alpha * weight_decay must also be in
+ * [0, 1 - 2^-18] at every step and group, checked by revl_trainer_train; the factor
+ * 1 - alpha weight_decay is applied as a fraction within 2^-51 of the request). Hypergradients
+ * are taken at the applied values.
+ * Arrays indexed by kind: see revl_trainer_hypergrad_kinds_n (REVL_HYPER_COUNT grows). */
 typedef enum revl_hyper {
     REVL_HYPER_ALPHA = 0,
     REVL_HYPER_GAMMA = 1,
     REVL_HYPER_BETA1 = 2,
     REVL_HYPER_BETA2 = 3,
-    REVL_HYPER_EPS = 4
+    REVL_HYPER_EPS = 4,
+    REVL_HYPER_WEIGHT_DECAY = 5 /* AdamW's decoupled weight decay lambda */
 } revl_hyper;
-#define REVL_HYPER_COUNT 5
+#define REVL_HYPER_COUNT 6
 
-/* "momentum", "adam", "rmsprop" / "alpha", "gamma", "beta1", "beta2", "eps"; NULL when unknown. */
+/* "momentum", "adam", "rmsprop", "adamw" / "alpha", "gamma", "beta1", "beta2", "eps",
+ * "weight_decay"; NULL when unknown (so a binding can list them: name(k) for k = 0, 1, ...
+ * until NULL). */
 REVL_API const char *revl_optimizer_name(revl_optimizer opt);
 REVL_API const char *revl_hyper_name(revl_hyper kind);
 /* The value actually applied for a requested one (the grid of gamma and the betas; alpha and
@@ -233,7 +242,8 @@ REVL_API double revl_hyper_applied(revl_hyper kind, double value);
 
 /* A schedule for an optimiser, each kind filled with its default (momentum: alpha 0.1,
  * gamma 0.9; Adam: alpha 1e-3, beta1 0.9, beta2 0.999, eps 1e-8; RMSprop: alpha 1e-2, gamma
- * 0.9, beta2 0.99, eps 1e-8). allocator may be NULL. */
+ * 0.9, beta2 0.99, eps 1e-8; AdamW: Adam's and weight_decay 0.01, as torch.optim.AdamW).
+ * allocator may be NULL. */
 REVL_API int revl_schedule_create_for(revl_schedule **out, revl_optimizer opt, size_t n_steps,
                                       size_t n_groups, const size_t *offsets,
                                       const revl_allocator *allocator);
@@ -241,7 +251,7 @@ REVL_API int revl_schedule_create_for(revl_schedule **out, revl_optimizer opt, s
 REVL_API revl_optimizer revl_schedule_optimizer(const revl_schedule *s);
 /* The number of kinds the schedule has; writes them to kinds (when not NULL) in the order of
  * the optimiser (momentum: alpha, gamma; Adam: alpha, beta1, beta2, eps; RMSprop: alpha, gamma,
- * beta2, eps). */
+ * beta2, eps; AdamW: alpha, beta1, beta2, eps, weight_decay). No optimiser has more than 5. */
 REVL_API size_t revl_schedule_kinds(const revl_schedule *s, revl_hyper *kinds);
 /* One kind's step-major n_steps*n_groups array. set checks every value first and changes
  * nothing on error; a kind the schedule does not have is REVL_ERR_INVALID. */
@@ -308,11 +318,21 @@ REVL_API int revl_trainer_hypergrad(revl_trainer *t, const double *dfdw, const d
 /* The same for any optimiser: d_kinds[k] receives the n_steps*n_groups hypergradient of kind k
  * (indexed by revl_hyper; an entry may be NULL when not wanted, and must be NULL for kinds the
  * schedule does not have). Truncation, verification and d_w0, d_meta as above.
- * revl_trainer_hypergrad is this call with only alpha and gamma, for schedules that have both. */
+ * revl_trainer_hypergrad is this call with only alpha and gamma, for schedules that have both.
+ * Reads exactly the 5 entries of the kinds it shipped with (alpha, gamma, beta1, beta2, eps),
+ * never REVL_HYPER_COUNT (docs/api-stability.md); kinds added later (weight_decay) are not
+ * wanted here: use revl_trainer_hypergrad_kinds_n for them. */
 REVL_API int revl_trainer_hypergrad_kinds(revl_trainer *t, const double *dfdw,
                                           const double *dfdmeta, double *d_w0,
-                                          double *const d_kinds[REVL_HYPER_COUNT],
-                                          double *d_meta);
+                                          double *const d_kinds[5], double *d_meta);
+/* The same with the length of d_kinds given: reads exactly d_kinds[0..n_kinds) (d_kinds may be
+ * NULL when n_kinds is 0); kinds >= n_kinds are not wanted. Entries at or beyond the kinds this
+ * library knows (REVL_HYPER_COUNT of its header) must be NULL (REVL_ERR_INVALID otherwise), so a
+ * program built against a later header runs on this library as long as it asks only for kinds
+ * this one has. */
+REVL_API int revl_trainer_hypergrad_kinds_n(revl_trainer *t, const double *dfdw,
+                                            const double *dfdmeta, double *d_w0, size_t n_kinds,
+                                            double *const *d_kinds, double *d_meta);
 
 typedef struct revl_trainer_stats {
     size_t struct_size;
@@ -525,7 +545,8 @@ enum {
     REVL_LEARN_META = 8,       /* the model's meta-parameters, as they are (e.g. log L2) */
     REVL_LEARN_BETA1 = 16,     /* logit beta1 per step and group (Adam) */
     REVL_LEARN_BETA2 = 32,     /* logit beta2 per step and group (Adam, RMSprop) */
-    REVL_LEARN_EPS = 64        /* log eps per step and group (Adam, RMSprop) */
+    REVL_LEARN_EPS = 64,       /* log eps per step and group (Adam, RMSprop) */
+    REVL_LEARN_WEIGHT_DECAY = 128 /* log weight_decay per step and group (AdamW) */
 };
 /* Bits of kinds the hyper-optimiser's optimiser does not have are ignored. */
 typedef enum revl_meta_method { REVL_META_ADAM = 0, REVL_META_SGD = 1 } revl_meta_method;

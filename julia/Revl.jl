@@ -79,9 +79,10 @@ end
 last_create_error() = unsafe_string(ccall((:revl_last_create_error, librevl), Cstring, ()))
 
 # ------------------------------------------------------------------ optimisers and kinds
-const OPTIMIZERS = Dict(:momentum => 0, :adam => 1, :rmsprop => 2)          # revl_optimizer
-const KINDS = Dict(:alpha => 0, :gamma => 1, :beta1 => 2, :beta2 => 3, :eps => 4)  # revl_hyper
-const HYPER_COUNT = 5
+const OPTIMIZERS = Dict(:momentum => 0, :adam => 1, :rmsprop => 2, :adamw => 3)  # revl_optimizer
+const KINDS = Dict(:alpha => 0, :gamma => 1, :beta1 => 2, :beta2 => 3, :eps => 4,
+                   :weight_decay => 5)  # revl_hyper
+const HYPER_COUNT = 6
 
 optimizer_name(o::Integer) = Symbol(unsafe_string(ccall((:revl_optimizer_name, librevl), Cstring, (Cint,), o)))
 hyper_name(k::Integer) = Symbol(unsafe_string(ccall((:revl_hyper_name, librevl), Cstring, (Cint,), k)))
@@ -817,10 +818,21 @@ function _hypergrad_kinds(t::Trainer, dfdw::AbstractVector, dfdmeta)
     for k in s.kinds
         table[KINDS[k] + 1] = pointer(out[k])
     end
-    rc = GC.@preserve out ccall((:revl_trainer_hypergrad_kinds, librevl), Cint,
-               (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Ptr{Cdouble}}, Ptr{Cdouble}),
-               _live(t), _vec(dfdw, m.n_params, "dfdw"), dfm, dw0, table,
-               m.n_meta == 0 ? C_NULL : dm)
+    # the 5 kinds revl 0.1 shipped with go through the original call (it reads exactly 5
+    # entries); later kinds need the counted one
+    if all(KINDS[k] < 5 for k in s.kinds)
+        rc = GC.@preserve out ccall((:revl_trainer_hypergrad_kinds, librevl), Cint,
+                   (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Ptr{Cdouble}},
+                    Ptr{Cdouble}),
+                   _live(t), _vec(dfdw, m.n_params, "dfdw"), dfm, dw0, table[1:5],
+                   m.n_meta == 0 ? C_NULL : dm)
+    else
+        rc = GC.@preserve out ccall((:revl_trainer_hypergrad_kinds_n, librevl), Cint,
+                   (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Csize_t,
+                    Ptr{Ptr{Cdouble}}, Ptr{Cdouble}),
+                   _live(t), _vec(dfdw, m.n_params, "dfdw"), dfm, dw0, HYPER_COUNT, table,
+                   m.n_meta == 0 ? C_NULL : dm)
+    end
     _check(rc, "revl_trainer_hypergrad_kinds", _lasterr(t), m.state, t.progress)
     names = (:w0, s.kinds..., :meta)
     return NamedTuple{names}((dw0, (_from_c(s, out[k]) for k in s.kinds)..., dm))
@@ -985,7 +997,8 @@ end
 optimizer(h::HyperOpt) = h.optimizer
 kinds(h::HyperOpt) = copy(h.kinds)
 const OPT_KINDS = Dict(:momentum => [:alpha, :gamma], :adam => [:alpha, :beta1, :beta2, :eps],
-                       :rmsprop => [:alpha, :gamma, :beta2, :eps])
+                       :rmsprop => [:alpha, :gamma, :beta2, :eps],
+                       :adamw => [:alpha, :beta1, :beta2, :eps, :weight_decay])
 
 function _free!(h::HyperOpt)
     h.ptr == C_NULL || ccall((:revl_hyperopt_free, librevl), Cvoid, (Ptr{Cvoid},), h.ptr)
@@ -997,7 +1010,7 @@ _lasterr(h::HyperOpt) = () -> unsafe_string(ccall((:revl_hyperopt_last_error, li
                                                  (Ptr{Cvoid},), h.ptr))
 
 const LEARN = Dict(:alpha => 1, :gamma => 2, :init_scale => 4, :meta => 8, :beta1 => 16,
-                   :beta2 => 32, :eps => 64)
+                   :beta2 => 32, :eps => 64, :weight_decay => 128)
 
 """HyperOpt(model, valid, n_steps; optimizer=:momentum (or :adam, :rmsprop: the inner
 optimiser, starting at its schedule defaults), learn=[:alpha, :gamma, :init_scale] (any of

@@ -130,6 +130,8 @@ static void run_make(run *r, revl_optimizer opt, size_t p, size_t steps, size_t 
             case REVL_HYPER_BETA1: v[j] = 0.7 + 0.25 * u; break;
             case REVL_HYPER_BETA2: v[j] = 0.9 + 0.099 * u; break;
             case REVL_HYPER_EPS: v[j] = 1e-3 + 1e-2 * u; break;
+            case REVL_HYPER_WEIGHT_DECAY: v[j] = 0.5 + u; break;
+            default: ck_abort_msg("no value for kind %d", (int)kinds[k]);
             }
         }
         ck_assert_int_eq(revl_schedule_set_kind(r->s, kinds[k], v), REVL_OK);
@@ -185,7 +187,8 @@ static void finish(run *r, result *res)
     for (size_t k = 0; k < nk; k++)
         res->dk[kinds[k]] = malloc(r->steps * NG * sizeof(double));
     double dfdmeta[1] = {0.25};
-    int rc = revl_trainer_hypergrad_kinds(r->t, dfdw, dfdmeta, res->dw0, res->dk, res->dmeta);
+    int rc = revl_trainer_hypergrad_kinds_n(r->t, dfdw, dfdmeta, res->dw0, REVL_HYPER_COUNT,
+                                            res->dk, res->dmeta);
     ck_assert_msg(rc == REVL_OK, "hypergrad: %s", revl_trainer_last_error(r->t));
     free(dfdw);
 }
@@ -231,7 +234,8 @@ typedef struct variant {
     size_t truncate;
 } variant;
 static const variant variants[] = {
-    {REVL_OPTIM_MOMENTUM, 0}, {REVL_OPTIM_ADAM, 0}, {REVL_OPTIM_MOMENTUM, 15}, {REVL_OPTIM_ADAM, 15}};
+    {REVL_OPTIM_MOMENTUM, 0}, {REVL_OPTIM_ADAM, 0}, {REVL_OPTIM_MOMENTUM, 15}, {REVL_OPTIM_ADAM, 15},
+    {REVL_OPTIM_ADAMW, 0}, {REVL_OPTIM_ADAMW, 15}};
 #define N_VARIANTS (sizeof variants / sizeof variants[0])
 
 /* Stopped after k steps (the gradient call of step k fails), every step checkpointed: a fresh

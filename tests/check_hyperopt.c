@@ -895,7 +895,8 @@ static char *read_text(const char *path)
  * at the applied value. */
 START_TEST(test_other_optimizers_chain_rule)
 {
-    revl_optimizer opt = _i ? REVL_OPTIM_RMSPROP : REVL_OPTIM_ADAM;
+    const revl_optimizer opts[] = {REVL_OPTIM_ADAM, REVL_OPTIM_RMSPROP, REVL_OPTIM_ADAMW};
+    revl_optimizer opt = opts[_i];
     size_t steps = 10, n = steps * 2;
     linreg *r = linreg_new(0);
     revl_model *m = linreg_model(r);
@@ -906,7 +907,7 @@ START_TEST(test_other_optimizers_chain_rule)
     o.step_size = 1e-4;
     o.seed = 3;
     o.learn = REVL_LEARN_ALPHA | REVL_LEARN_GAMMA | REVL_LEARN_BETA1 | REVL_LEARN_BETA2 |
-              REVL_LEARN_EPS | REVL_LEARN_INIT_SCALE;
+              REVL_LEARN_EPS | REVL_LEARN_WEIGHT_DECAY | REVL_LEARN_INIT_SCALE;
     o.objective = linreg_objective;
     o.objective_user = r;
     revl_hyperopt *h = NULL;
@@ -926,6 +927,7 @@ START_TEST(test_other_optimizers_chain_rule)
             case REVL_HYPER_GAMMA: vals[j][k] = 0.5 + 0.4 * u; break;
             case REVL_HYPER_BETA1: vals[j][k] = 0.8 + 0.15 * u; break;
             case REVL_HYPER_BETA2: vals[j][k] = 0.9 + 0.09 * u; break;
+            case REVL_HYPER_WEIGHT_DECAY: vals[j][k] = 0.5 + u; break;
             default: vals[j][k] = 1e-3 * (1 + u); break;
             }
             vals[j][k] = revl_hyper_applied(kinds[j], vals[j][k]);
@@ -947,13 +949,15 @@ START_TEST(test_other_optimizers_chain_rule)
     double *dptr[REVL_HYPER_COUNT] = {0};
     for (size_t j = 0; j < nk; j++)
         dptr[kinds[j]] = dk[j];
-    ck_assert_int_eq(revl_trainer_hypergrad_kinds(t, dfdw, NULL, NULL, dptr, NULL), REVL_OK);
+    ck_assert_int_eq(revl_trainer_hypergrad_kinds_n(t, dfdw, NULL, NULL, REVL_HYPER_COUNT, dptr, NULL),
+                     REVL_OK);
     revl_hyperopt_report rep = {.struct_size = sizeof rep};
     ck_assert_int_eq(revl_hyperopt_step(h, &rep), REVL_OK);
     ck_assert(rep.valid_loss == f);
     for (size_t j = 0; j < nk; j++) {
         ck_assert_int_eq(revl_hyperopt_get_kind(h, 0, kinds[j], after[j]), REVL_OK);
-        int is_log = kinds[j] == REVL_HYPER_ALPHA || kinds[j] == REVL_HYPER_EPS;
+        int is_log = kinds[j] == REVL_HYPER_ALPHA || kinds[j] == REVL_HYPER_EPS ||
+                     kinds[j] == REVL_HYPER_WEIGHT_DECAY;
         for (size_t k = 0; k < n; k++) {
             double x = vals[j][k], y = after[j][k];
             double moved = is_log ? log(y) - log(x) : logit(y) - logit(x);
@@ -966,6 +970,35 @@ START_TEST(test_other_optimizers_chain_rule)
     ck_assert(memcmp(after[1], vals[1], n * sizeof(double)) == 0);
     revl_trainer_free(t);
     revl_schedule_free(sch);
+    revl_hyperopt_free(h);
+    revl_model_free(m);
+}
+END_TEST
+
+/* AdamW learning log weight_decay: a weight_decay of 0 (log 0 = -inf) is refused with the step
+ * and group; positive, the step runs and moves it. */
+START_TEST(test_adamw_learns_log_weight_decay)
+{
+    linreg *r = linreg_new(0);
+    revl_model *m = linreg_model(r);
+    revl_hyperopt_options o;
+    revl_hyperopt_options_init(&o);
+    o.learn = REVL_LEARN_ALPHA | REVL_LEARN_WEIGHT_DECAY;
+    o.objective = linreg_objective;
+    o.objective_user = r;
+    revl_hyperopt *h = NULL;
+    ck_assert_int_eq(revl_hyperopt_create_for(&h, m, NULL, 4, REVL_OPTIM_ADAMW, &o), REVL_OK);
+    double wd[8] = {0.01, 0.01, 0.01, 0, 0.01, 0.01, 0.01, 0.01}, after[8];
+    ck_assert_int_eq(revl_hyperopt_set_kind(h, REVL_HYPER_WEIGHT_DECAY, wd), REVL_OK);
+    revl_hyperopt_report rep = {.struct_size = sizeof rep};
+    ck_assert_int_eq(revl_hyperopt_step(h, &rep), REVL_ERR_INVALID);
+    expect_msg(revl_hyperopt_last_error(h), "weight_decay = 0 at step 1, group 1: log "
+                                            "weight_decay is learned");
+    wd[3] = 0.02;
+    ck_assert_int_eq(revl_hyperopt_set_kind(h, REVL_HYPER_WEIGHT_DECAY, wd), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_step(h, &rep), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_get_kind(h, 0, REVL_HYPER_WEIGHT_DECAY, after), REVL_OK);
+    ck_assert(memcmp(after, wd, sizeof wd) != 0);
     revl_hyperopt_free(h);
     revl_model_free(m);
 }
@@ -1581,7 +1614,8 @@ static Suite *hyperopt_suite(void)
     tcase_add_test(op, test_lowers_objective_sgd);
     tcase_add_test(op, test_learn_mask);
     tcase_add_test(op, test_chain_rule_against_trainer_and_fd);
-    tcase_add_loop_test(op, test_other_optimizers_chain_rule, 0, 2);
+    tcase_add_loop_test(op, test_other_optimizers_chain_rule, 0, 3);
+    tcase_add_test(op, test_adamw_learns_log_weight_decay);
     tcase_add_test(op, test_other_optimizers_errors_and_files);
     tcase_add_test(op, test_norm_counts_learned_only);
     tcase_add_test(op, test_gamma_clamped_alpha_finite);

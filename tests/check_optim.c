@@ -200,7 +200,21 @@ static double random_value(revl_optimizer opt, revl_hyper kind)
         return 0.9 + 0.099 * u;
     case REVL_HYPER_EPS:
         return 1e-3 + 1e-2 * u;
+    case REVL_HYPER_WEIGHT_DECAY: /* alpha lambda from 1.5e-3 to 2.6e-2 */
+        return 0.5 + 1.5 * u;
     }
+    ck_abort_msg("no random value for kind %d: a new kind must be tested", (int)kind);
+    return 0;
+}
+
+/* Does the schedule have the kind? (Adam-like optimisers: beta1; those with gamma.) */
+static int has_kind(const revl_schedule *s, revl_hyper kind)
+{
+    revl_hyper kinds[REVL_HYPER_COUNT];
+    size_t nk = revl_schedule_kinds(s, kinds);
+    for (size_t k = 0; k < nk; k++)
+        if (kinds[k] == kind)
+            return 1;
     return 0;
 }
 
@@ -274,7 +288,8 @@ static int run_hypergrad(revl_trainer *t, const revl_schedule *s, const double *
     if (!rc) {
         revl_trainer_weights(t, w);
         objective(w, p, dfdw);
-        rc = revl_trainer_hypergrad_kinds(t, dfdw, NULL, h->w0, h->kind, h->meta);
+        rc = revl_trainer_hypergrad_kinds_n(t, dfdw, NULL, h->w0, REVL_HYPER_COUNT, h->kind,
+                                             h->meta);
         if (rc)
             fprintf(stderr, "hypergrad: %s\n", revl_trainer_last_error(t));
     }
@@ -291,9 +306,8 @@ static void hg_free(hg *h)
         free(h->kind[k]);
 }
 
-static const revl_optimizer optimizers[] = {REVL_OPTIM_MOMENTUM, REVL_OPTIM_ADAM,
-                                            REVL_OPTIM_RMSPROP};
-#define N_OPT (sizeof optimizers / sizeof optimizers[0])
+/* Every registered optimiser: the loop tests run over revl_optimizer 0 .. REVL_OPTIM_COUNT-1. */
+#define N_OPT REVL_OPTIM_COUNT
 
 /* ------------------------------------------------------------------ exact reversal */
 
@@ -308,6 +322,15 @@ static double expected_bits(const revl_schedule *s, const model *q)
     revl_hyper kinds[REVL_HYPER_COUNT];
     size_t nk = revl_schedule_kinds(s, kinds);
     double *v = malloc(steps * ng * sizeof *v), bits = 0;
+    if (has_kind(s, REVL_HYPER_WEIGHT_DECAY)) { /* AdamW's decay: every weight (w != 0) */
+        double *al = malloc(steps * ng * sizeof *al);
+        revl_schedule_get_kind(s, REVL_HYPER_ALPHA, al);
+        revl_schedule_get_kind(s, REVL_HYPER_WEIGHT_DECAY, v);
+        for (size_t j = 0; j < steps * ng; j++)
+            bits -= (log2(1 - al[j] * v[j]) - log2(1 + 0x1p-10)) * /* ratio.h's margin */
+                    (double)(off[j % ng + 1] - off[j % ng]);
+        free(al);
+    }
     for (size_t k = 0; k < nk; k++) {
         revl_hyper kind = kinds[k];
         if (kind != REVL_HYPER_GAMMA && kind != REVL_HYPER_BETA1 && kind != REVL_HYPER_BETA2)
@@ -388,7 +411,7 @@ static void reverse_case(revl_optimizer opt, size_t p, size_t steps, size_t ng, 
 
 START_TEST(test_reverse_exact)
 {
-    revl_optimizer opt = optimizers[_i];
+    revl_optimizer opt = (revl_optimizer)_i;
     reverse_case(opt, 1, 40, 1, 52);
     reverse_case(opt, 37, 200, 3, 52);
     reverse_case(opt, 37, 200, 3, 40);
@@ -406,7 +429,7 @@ END_TEST
  * done fails the call with its message, and the trainer then trains to the same bits. */
 START_TEST(test_overlap_same_bits)
 {
-    revl_optimizer opt = optimizers[_i];
+    revl_optimizer opt = (revl_optimizer)_i;
     size_t p = 3 * 4096 + 77, steps = 12, ng = 3, n_blocks = 4;
     double *w0 = malloc(p * sizeof *w0), *wt[2];
     init_w0(w0, p);
@@ -533,6 +556,8 @@ static double fd_step(revl_hyper kind, double v)
         return 64 * 0x1p-24;
     case REVL_HYPER_EPS: /* f bends on the scale of eps where sqrt(s) is as small: a short step */
         return 2e-4 * v;
+    case REVL_HYPER_WEIGHT_DECAY: /* alpha h far above the decay fraction's precision */
+        return 1e-4 * v;
     default:
         return 1e-6;
     }
@@ -545,6 +570,14 @@ static void fd_case(revl_optimizer opt, size_t truncate, size_t active_from, siz
     revl_model *m = make_model(p, dead, &q);
     q->active_from = active_from;
     revl_schedule *s = random_schedule(opt, steps, ng, p);
+    if (active_from && has_kind(s, REVL_HYPER_WEIGHT_DECAY)) {
+        /* no decay either while the loss is off, so that w_{T-K} = w0 there too */
+        double wd[32];
+        revl_schedule_get_kind(s, REVL_HYPER_WEIGHT_DECAY, wd);
+        for (size_t j = 0; j < active_from * ng; j++)
+            wd[j] = 0;
+        ck_assert_int_eq(revl_schedule_set_kind(s, REVL_HYPER_WEIGHT_DECAY, wd), REVL_OK);
+    }
     double w0[24], wp[24], meta[1] = {-1.0};
     init_w0(w0, p);
     revl_trainer_options o;
@@ -615,17 +648,17 @@ static void fd_case(revl_optimizer opt, size_t truncate, size_t active_from, siz
     revl_model_free(m);
 }
 
-START_TEST(test_fd_every_kind) { fd_case(optimizers[_i], 0, 0, 0); }
+START_TEST(test_fd_every_kind) { fd_case((revl_optimizer)_i, 0, 0, 0); }
 END_TEST
 
 /* Weights whose gradient is exactly 0 at every step (Adam: m = s = 0): finite, correct. */
-START_TEST(test_fd_dead_weights) { fd_case(optimizers[_i], 0, 0, 4); }
+START_TEST(test_fd_dead_weights) { fd_case((revl_optimizer)_i, 0, 0, 4); }
 END_TEST
 
 /* Truncated to the last K steps of a run whose loss does not depend on w before step T - K:
  * there w_{T-K} = w0 and the states are 0, so the truncated d_w0 and d_meta are the whole
  * run's (checked by finite differences), and earlier steps' entries are 0. */
-START_TEST(test_fd_truncated) { fd_case(optimizers[_i], 6, 10, 0); }
+START_TEST(test_fd_truncated) { fd_case((revl_optimizer)_i, 6, 10, 0); }
 END_TEST
 
 /* ------------------------------------------------------------------ the plain double loop */
@@ -657,12 +690,15 @@ static void double_loop(revl_optimizer opt, revl_model *mdl, const revl_schedule
         for (size_t gr = 0; gr < ng; gr++) {
             size_t k = t * ng + gr;
             double al = val[REVL_HYPER_ALPHA][k];
-            if (opt == REVL_OPTIM_ADAM) {
+            if (opt == REVL_OPTIM_ADAM || opt == REVL_OPTIM_ADAMW) {
                 double b1 = val[REVL_HYPER_BETA1][k], b2 = val[REVL_HYPER_BETA2][k];
                 double eps = val[REVL_HYPER_EPS][k];
+                /* torch.optim.AdamW: p.mul_(1 - lr * weight_decay), then Adam's step */
+                double rho = opt == REVL_OPTIM_ADAMW ? 1 - al * val[REVL_HYPER_WEIGHT_DECAY][k] : 1;
                 p1[gr] *= b1;
                 p2[gr] *= b2;
                 for (size_t i = off[gr]; i < off[gr + 1]; i++) {
+                    w[i] *= rho;
                     st1[i] = b1 * st1[i] + (1 - b1) * g[i];
                     st2[i] = b2 * st2[i] + (1 - b2) * g[i] * g[i];
                     double mh = st1[i] / (1 - p1[gr]), sh = st2[i] / (1 - p2[gr]);
@@ -733,7 +769,7 @@ static double double_loop_gap(revl_optimizer opt, unsigned frac_bits, size_t tru
 
 START_TEST(test_against_double_loop)
 {
-    revl_optimizer opt = optimizers[_i];
+    revl_optimizer opt = (revl_optimizer)_i;
     const struct {
         unsigned frac_bits;
         size_t truncate;
@@ -830,10 +866,223 @@ START_TEST(test_hypergrad_wrong_kind)
 }
 END_TEST
 
+/* revl_trainer_hypergrad_kinds reads exactly the 5 entries it shipped with, never
+ * REVL_HYPER_COUNT (an old program's array has 5): a heap array of exactly 5 (AddressSanitizer
+ * sees a sixth read), and a poison pointer right after 5 entries that must never be used. The
+ * counted call reads n_kinds entries, refuses a non-NULL entry past the kinds it knows, and
+ * takes kinds past n_kinds as not wanted. */
+START_TEST(test_hypergrad_kinds_shipped_count)
+{
+    revl_model *m = make_model(4, 0, NULL);
+    size_t off[2] = {0, 4};
+    revl_schedule *s = NULL;
+    ck_assert_int_eq(revl_schedule_create_for(&s, REVL_OPTIM_ADAM, 3, 1, off, NULL), REVL_OK);
+    revl_trainer *t = NULL;
+    ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+    double w0[4] = {0.1, 0.2, 0.3, 0.4}, meta[1] = {0}, dfdw[4] = {1, 1, 1, 1}, ref[3], da[3];
+    double **five = malloc(5 * sizeof *five);
+    for (int k = 0; k < 5; k++)
+        five[k] = NULL;
+    five[REVL_HYPER_ALPHA] = ref;
+    ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
+    ck_assert_int_eq(revl_trainer_hypergrad_kinds(t, dfdw, NULL, NULL, five, NULL), REVL_OK);
+    free(five);
+    struct {
+        double *d[5];
+        double *poison;
+    } old = {{NULL}, (double *)(uintptr_t)8};
+    old.d[REVL_HYPER_ALPHA] = da;
+    ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
+    ck_assert_int_eq(revl_trainer_hypergrad_kinds(t, dfdw, NULL, NULL, old.d, NULL), REVL_OK);
+    ck_assert(memcmp(da, ref, sizeof da) == 0);
+    /* the counted call: kinds past n_kinds are not wanted; entries past the library's kinds
+     * must be NULL */
+    double *more[REVL_HYPER_COUNT + 2] = {NULL};
+    more[REVL_HYPER_ALPHA] = da;
+    ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
+    ck_assert_int_eq(revl_trainer_hypergrad_kinds_n(t, dfdw, NULL, NULL, REVL_HYPER_COUNT + 2,
+                                                    more, NULL),
+                     REVL_OK);
+    ck_assert(memcmp(da, ref, sizeof da) == 0);
+    more[REVL_HYPER_COUNT + 1] = ref;
+    ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
+    ck_assert_int_eq(revl_trainer_hypergrad_kinds_n(t, dfdw, NULL, NULL, REVL_HYPER_COUNT + 2,
+                                                    more, NULL),
+                     REVL_ERR_INVALID);
+    char want[96];
+    snprintf(want, sizeof want, "d_kinds[%d] is not NULL, but this library knows %d kinds",
+             REVL_HYPER_COUNT + 1, REVL_HYPER_COUNT);
+    expect_msg(revl_trainer_last_error(t), want);
+    /* still trained; n_kinds 0 with a poison array reads nothing */
+    ck_assert_int_eq(revl_trainer_hypergrad_kinds_n(t, dfdw, NULL, NULL, 0,
+                                                    (double *const *)(uintptr_t)8, NULL),
+                     REVL_OK);
+    ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
+    ck_assert_int_eq(revl_trainer_hypergrad_kinds_n(t, dfdw, NULL, NULL, REVL_HYPER_ALPHA + 1,
+                                                    old.d, NULL),
+                     REVL_OK);
+    revl_trainer_free(t);
+    revl_schedule_free(s);
+    revl_model_free(m);
+}
+END_TEST
+
+/* AdamW with weight_decay 0 everywhere is Adam bit for bit: w_T, every hypergradient, d_w0,
+ * d_meta and the buffer (the decay's fast path: no multiply, no bits). */
+START_TEST(test_adamw_lambda0_is_adam)
+{
+    const size_t p = 40, steps = 20, ng = 2;
+    revl_model *m = make_model(p, 5, NULL);
+    revl_schedule *sa = random_schedule(REVL_OPTIM_ADAM, steps, ng, p), *sw = NULL;
+    size_t off[3];
+    revl_schedule_offsets(sa, off);
+    ck_assert_int_eq(revl_schedule_create_for(&sw, REVL_OPTIM_ADAMW, steps, ng, off, NULL),
+                     REVL_OK);
+    double v[40];
+    const revl_hyper shared[] = {REVL_HYPER_ALPHA, REVL_HYPER_BETA1, REVL_HYPER_BETA2,
+                                 REVL_HYPER_EPS};
+    for (size_t k = 0; k < 4; k++) {
+        revl_schedule_get_kind(sa, shared[k], v);
+        ck_assert_int_eq(revl_schedule_set_kind(sw, shared[k], v), REVL_OK);
+    }
+    ck_assert_int_eq(revl_schedule_fill_kind(sw, REVL_HYPER_WEIGHT_DECAY, 0.0), REVL_OK);
+    double w0[40], meta[1] = {-1}, w[2][40];
+    init_w0(w0, p);
+    hg h[2];
+    double bits[2];
+    for (int which = 0; which < 2; which++) {
+        revl_schedule *s = which ? sw : sa;
+        revl_trainer *t = NULL;
+        ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+        ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
+        revl_trainer_weights(t, w[which]);
+        revl_trainer_stats st = {.struct_size = sizeof st};
+        revl_trainer_get_stats(t, &st);
+        bits[which] = st.buffer_bits;
+        ck_assert_int_eq(run_hypergrad(t, s, w0, meta, p, &h[which]), REVL_OK);
+        revl_trainer_free(t);
+    }
+    ck_assert(memcmp(w[0], w[1], sizeof w[0]) == 0);
+    ck_assert(bits[0] == bits[1]);
+    ck_assert(memcmp(h[0].w0, h[1].w0, p * sizeof(double)) == 0);
+    ck_assert(memcmp(h[0].meta, h[1].meta, sizeof(double)) == 0);
+    for (size_t k = 0; k < 4; k++)
+        ck_assert_msg(memcmp(h[0].kind[shared[k]], h[1].kind[shared[k]],
+                             steps * ng * sizeof(double)) == 0,
+                      "d_%s differs from Adam's", revl_hyper_name(shared[k]));
+    /* d_weight_decay at 0 is -alpha sum dw w: not 0 */
+    ck_assert(h[1].kind[REVL_HYPER_WEIGHT_DECAY][0] != 0);
+    hg_free(&h[0]);
+    hg_free(&h[1]);
+    revl_schedule_free(sa);
+    revl_schedule_free(sw);
+    revl_model_free(m);
+}
+END_TEST
+
+/* d_alpha and d_weight_decay against central differences of the whole run at the edges: alpha
+ * lambda = 1e-8 (lambda near 0) and alpha lambda = 0.97 (a decay factor of 0.03) at one step. */
+START_TEST(test_adamw_fd_edges)
+{
+    const size_t p = 12, steps = 8, ng = 2;
+    revl_model *m = make_model(p, 0, NULL);
+    revl_schedule *s = random_schedule(REVL_OPTIM_ADAMW, steps, ng, p);
+    double al[16], wd[16];
+    revl_schedule_get_kind(s, REVL_HYPER_ALPHA, al);
+    for (size_t j = 0; j < steps * ng; j++)
+        wd[j] = 1e-8 / al[j];
+    const size_t edge = 5 * ng + 1; /* step 5, group 1 */
+    wd[edge] = 0.97 / al[edge];
+    ck_assert_int_eq(revl_schedule_set_kind(s, REVL_HYPER_WEIGHT_DECAY, wd), REVL_OK);
+    revl_trainer *t = NULL;
+    ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+    double w0[12], meta[1] = {-1};
+    init_w0(w0, p);
+    hg h;
+    ck_assert_int_eq(run_hypergrad(t, s, w0, meta, p, &h), REVL_OK);
+    const size_t js[] = {0, 3, edge, steps * ng - 1};
+    for (size_t c = 0; c < 4; c++)
+        for (int kind = 0; kind < 2; kind++) {
+            revl_hyper k = kind ? REVL_HYPER_WEIGHT_DECAY : REVL_HYPER_ALPHA;
+            double *v = kind ? wd : al, v0 = v[js[c]];
+            /* lambda near 0: half of it (alpha h = 5e-9, far above the fraction's 2^-51 and
+             * f's rounding; f is linear in lambda there) */
+            double hh = kind ? (js[c] == edge ? 1e-4 : 0.5) * v0 : 1e-6 * (js[c] == edge ? 0.01 : 1);
+            v[js[c]] = v0 + hh;
+            ck_assert_int_eq(revl_schedule_set_kind(s, k, v), REVL_OK);
+            double fp = train_f(t, w0, meta, p);
+            v[js[c]] = v0 - hh;
+            ck_assert_int_eq(revl_schedule_set_kind(s, k, v), REVL_OK);
+            double fm = train_f(t, w0, meta, p);
+            v[js[c]] = v0;
+            ck_assert_int_eq(revl_schedule_set_kind(s, k, v), REVL_OK);
+            double fd = (fp - fm) / (2 * hh), rev = h.kind[k][js[c]];
+            ck_assert_msg(fabs(fd - rev) <= 1e-5 * fmax(fabs(fd), fabs(rev)) + 1e-9,
+                          "d_%s at step %zu group %zu (alpha lambda %g): finite difference "
+                          "%.12g, reverse %.12g", revl_hyper_name(k), js[c] / ng, js[c] % ng,
+                          al[js[c]] * wd[js[c]], fd, rev);
+        }
+    hg_free(&h);
+    revl_trainer_free(t);
+    revl_schedule_free(s);
+    revl_model_free(m);
+}
+END_TEST
+
+/* A bad weight decay is INVALID naming step and group: negative or NaN when set (nothing
+ * changed), alpha lambda outside [0, 1 - 2^-18] when training (the trainer usable again). */
+START_TEST(test_adamw_bad_lambda)
+{
+    revl_model *m = make_model(4, 0, NULL);
+    size_t off[3] = {0, 2, 4};
+    revl_schedule *s = NULL;
+    ck_assert_int_eq(revl_schedule_create_for(&s, REVL_OPTIM_ADAMW, 3, 2, off, NULL), REVL_OK);
+    double v[6] = {0.01, 0.01, 0.01, 0.01, -1, 0.01}, got[6];
+    ck_assert_int_eq(revl_schedule_set_kind(s, REVL_HYPER_WEIGHT_DECAY, v), REVL_ERR_INVALID);
+    expect_msg(revl_schedule_last_error(s), "weight_decay = -1 must be finite and >= 0 at step 2, "
+                                            "group 0");
+    v[4] = NAN;
+    ck_assert_int_eq(revl_schedule_set_kind(s, REVL_HYPER_WEIGHT_DECAY, v), REVL_ERR_INVALID);
+    expect_msg(revl_schedule_last_error(s), "weight_decay = nan must be finite and >= 0");
+    revl_schedule_get_kind(s, REVL_HYPER_WEIGHT_DECAY, got);
+    for (int j = 0; j < 6; j++)
+        ck_assert(got[j] == 0.01); /* the default, unchanged */
+    revl_trainer *t = NULL;
+    ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+    double w0[4] = {0.1, 0.2, 0.3, 0.4}, meta[1] = {0};
+    const struct {
+        double alpha, lambda;
+        const char *want;
+    } bad[] = {{0.5, 2.0, "alpha*weight_decay = 1 outside [0, 1 - 2^-18]"},
+               {0.5, 3.0, "alpha*weight_decay = 1.5 outside [0, 1 - 2^-18]"},
+               {-0.1, 0.5, "alpha*weight_decay = -0.05 outside [0, 1 - 2^-18]"}};
+    for (size_t c = 0; c < 3; c++) {
+        ck_assert_int_eq(revl_schedule_fill_kind(s, REVL_HYPER_ALPHA, 1e-3), REVL_OK);
+        ck_assert_int_eq(revl_schedule_fill_kind(s, REVL_HYPER_WEIGHT_DECAY, 0.01), REVL_OK);
+        double a[6], l[6];
+        for (int j = 0; j < 6; j++) {
+            a[j] = j == 3 ? bad[c].alpha : 1e-3;
+            l[j] = j == 3 ? bad[c].lambda : 0.01;
+        }
+        ck_assert_int_eq(revl_schedule_set_kind(s, REVL_HYPER_ALPHA, a), REVL_OK);
+        ck_assert_int_eq(revl_schedule_set_kind(s, REVL_HYPER_WEIGHT_DECAY, l), REVL_OK);
+        ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_ERR_INVALID);
+        expect_msg(revl_trainer_last_error(t), bad[c].want);
+        expect_msg(revl_trainer_last_error(t), "at step 1, group 1");
+    }
+    /* alpha negative with no decay is fine; the trainer works again */
+    ck_assert_int_eq(revl_schedule_fill_kind(s, REVL_HYPER_WEIGHT_DECAY, 0.0), REVL_OK);
+    ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
+    revl_trainer_free(t);
+    revl_schedule_free(s);
+    revl_model_free(m);
+}
+END_TEST
+
 /* NaN and out-of-range gradients name the step and parameter for every optimiser. */
 START_TEST(test_gradient_errors)
 {
-    revl_optimizer opt = optimizers[_i];
+    revl_optimizer opt = (revl_optimizer)_i;
     model *q;
     revl_model *m = make_model(10, 0, &q);
     revl_schedule *s = random_schedule(opt, 6, 2, 10);
@@ -849,7 +1098,7 @@ START_TEST(test_gradient_errors)
     ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_ERR_RANGE);
     expect_msg(revl_trainer_last_error(t), "outside the fixed-point range");
     expect_msg(revl_trainer_last_error(t), "at step 4, parameter 9 (forward)");
-    if (opt == REVL_OPTIM_ADAM || opt == REVL_OPTIM_RMSPROP)
+    if (has_kind(s, REVL_HYPER_BETA2))
         expect_msg(revl_trainer_last_error(t), "(1-beta");
     q->huge_at = -1;
     ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK); /* usable again */
@@ -941,7 +1190,7 @@ END_TEST
  * every optimiser (momentum and RMSprop never call it); a failing one names its step. */
 START_TEST(test_fused_callback_same_bits)
 {
-    revl_optimizer opt = optimizers[_i];
+    revl_optimizer opt = (revl_optimizer)_i;
     const size_t p = 30, steps = 20;
     model *q;
     revl_model *m = make_model(p, 4, &q);
@@ -963,7 +1212,7 @@ START_TEST(test_fused_callback_same_bits)
             ck_assert(memcmp(h[0].kind[k], h[1].kind[k], steps * 3 * sizeof(double)) == 0);
     hg_free(&h[0]);
     hg_free(&h[1]);
-    if (opt == REVL_OPTIM_ADAM) {
+    if (has_kind(s, REVL_HYPER_BETA1)) { /* Adam and AdamW use the fused callback */
         q->fail_affine_at = 9;
         revl_trainer *t = NULL;
         ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
@@ -985,12 +1234,12 @@ END_TEST
  * keeps no bits); the caller's outputs are untouched by the failed call. */
 START_TEST(test_fingerprint_and_outputs_untouched)
 {
-    revl_optimizer opt = optimizers[_i];
+    revl_optimizer opt = (revl_optimizer)_i;
     const size_t p = 12, steps = 10, ng = 2;
     model *q;
     revl_model *m = make_model(p, 0, &q);
     revl_schedule *s = random_schedule(opt, steps, ng, p);
-    if (opt != REVL_OPTIM_ADAM)
+    if (has_kind(s, REVL_HYPER_GAMMA))
         ck_assert_int_eq(revl_schedule_fill_kind(s, REVL_HYPER_GAMMA, 1.0), REVL_OK);
     revl_trainer *t = NULL;
     ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
@@ -1012,7 +1261,7 @@ START_TEST(test_fingerprint_and_outputs_untouched)
         }
         for (size_t i = 0; i < p; i++)
             dw0[i] = -7;
-        ck_assert_int_eq(revl_trainer_hypergrad_kinds(t, dfdw, NULL, dw0, d, dmeta),
+        ck_assert_int_eq(revl_trainer_hypergrad_kinds_n(t, dfdw, NULL, dw0, REVL_HYPER_COUNT, d, dmeta),
                          REVL_ERR_INEXACT);
         char want[96];
         snprintf(want, sizeof want, "the gradient at step %zu differs from the forward pass's",
@@ -1037,7 +1286,7 @@ END_TEST
  * or (Adam) s, and the buffer's integrity flag. */
 START_TEST(test_verify_catches_corruption)
 {
-    revl_optimizer opt = optimizers[_i];
+    revl_optimizer opt = (revl_optimizer)_i;
     const size_t p = 8;
     revl_model *m = make_model(p, 4, NULL); /* weights 3 and 7 are dead */
     revl_schedule *s = random_schedule(opt, 6, 1, p);
@@ -1046,7 +1295,7 @@ START_TEST(test_verify_catches_corruption)
     double w0[8], meta[1] = {-1}, dfdw[8] = {1, 1, 1, 1, 1, 1, 1, 1};
     init_w0(w0, p);
     for (int what = 0; what < 3; what++) {
-        if (what == 1 && opt != REVL_OPTIM_ADAM)
+        if (what == 1 && !has_kind(s, REVL_HYPER_BETA1)) /* Adam-like: state 1 is s */
             continue;
         ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
         if (what == 0)
@@ -1089,7 +1338,7 @@ static void check_reentry_refused(const model *q, const char *running)
  * (RANGE saying so, not blaming the model), a NaN mixed product (RANGE naming it). */
 START_TEST(test_reentry_overflow_hv_meta)
 {
-    revl_optimizer opt = optimizers[_i];
+    revl_optimizer opt = (revl_optimizer)_i;
     const size_t p = 10, steps = 6;
     model *q;
     revl_model *m = make_model(p, 0, &q);
@@ -1118,8 +1367,8 @@ START_TEST(test_reentry_overflow_hv_meta)
         for (size_t k = 0; k < nk; k++)
             d[kinds[k]] = dk[k];
         ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
-        int rc = revl_trainer_hypergrad_kinds(t, dfdw, NULL, dw0, d, dme);
-        if (opt == REVL_OPTIM_ADAM)
+        int rc = revl_trainer_hypergrad_kinds_n(t, dfdw, NULL, dw0, REVL_HYPER_COUNT, d, dme);
+        if (has_kind(s, REVL_HYPER_BETA1))
             ck_assert_int_eq(rc, REVL_ERR_RANGE);
         if (rc == REVL_OK) {
             for (size_t i = 0; i < p; i++)
@@ -1152,7 +1401,7 @@ END_TEST
  * T = 4 and T = 40 (the buffer is reserved from the schedule up front). */
 START_TEST(test_no_allocation_per_step)
 {
-    revl_optimizer opt = optimizers[_i];
+    revl_optimizer opt = (revl_optimizer)_i;
     long calls[2];
     for (int k = 0; k < 2; k++) {
         size_t steps = k ? 40 : 4, p = 5000;
@@ -1233,12 +1482,16 @@ static Suite *optim_suite(void)
     tcase_add_loop_test(tc, test_fd_every_kind, 0, N_OPT);
     tcase_add_loop_test(tc, test_fd_dead_weights, 0, N_OPT);
     tcase_add_loop_test(tc, test_fd_truncated, 0, N_OPT);
+    tcase_add_test(tc, test_adamw_fd_edges);
     suite_add_tcase(s, tc);
     tc = tcase_create("errors");
     tcase_add_loop_test(tc, test_coder_lanes_same_bits, 0, 2);
     tcase_add_loop_test(tc, test_overlap_same_bits, 0, N_OPT);
     tcase_add_test(tc, test_schedule_errors);
     tcase_add_test(tc, test_hypergrad_wrong_kind);
+    tcase_add_test(tc, test_hypergrad_kinds_shipped_count);
+    tcase_add_test(tc, test_adamw_lambda0_is_adam);
+    tcase_add_test(tc, test_adamw_bad_lambda);
     tcase_add_loop_test(tc, test_gradient_errors, 0, N_OPT);
     tcase_add_test(tc, test_adam_singular);
     tcase_add_test(tc, test_adam_failure_order);

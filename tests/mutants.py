@@ -29,7 +29,7 @@ TREE = WORK / "tree"
 C_ALL = ["check_hardening", "check_errors", "check_mlp", "check_hyperopt", "check_dataset",
          "check_trainer", "check_infobuf", "check_update", "check_threads", "check_optim",
          "check_pinned", "check_wide", "check_adam_dir", "check_coder_vec", "check_family",
-         "check_tuner", "check_forward"]
+         "check_tuner", "check_forward", "check_ratio"]
 PY = "python"
 
 # (file, original, mutated, suites to try first); every suite runs if those let it through.
@@ -335,6 +335,47 @@ MUTANTS = [
      "            fn(p)\n            return 0\n", [PY]),
     ("python/revl/core.py", "lib.trainer_train_forward, \"revl_trainer_train_forward\") if forward_only",
      "lib.trainer_train_forward, \"revl_trainer_train_forward\") if False", [PY]),
+    # ---- AdamW, weight decay and the open set of kinds (adamw branch)
+    # the decay's adjoint: dw not scaled by rho; d alpha without its decay term
+    ("src/optim/adamw.c", "            p->dw[i] *= sg->rho;\n", "", ["check_optim"]),
+    ("src/optim/adamw.c", "d_kinds[K_ALPHA][k] += -sg->lambda * s;",
+     "d_kinds[K_ALPHA][k] += 0 * s;", ["check_optim"]),
+    # the decay after Adam's step instead of before it (not torch's AdamW)
+    ("src/optim/adamw.c",
+     "    decay_forward(o, p, step, blk, flags & RV_FWD_KEEP);\n"
+     "    ADAM.forward_block(o->adam, p, step, blk, flags & ~RV_FWD_MUL);\n",
+     "    ADAM.forward_block(o->adam, p, step, blk, flags & ~RV_FWD_MUL);\n"
+     "    decay_forward(o, p, step, blk, flags & RV_FWD_KEEP);\n", ["check_optim"]),
+    # coupled-like: the decay scaled by lambda alone, not alpha lambda
+    ("src/optim/adamw.c", "rv_ratio_make(&sg->code, 1.0 - sg->alpha * sg->lambda)",
+     "rv_ratio_make(&sg->code, 1.0 - 0.01 * sg->lambda)", ["check_optim"]),
+    # wrong grid: a coarser fraction; too few bits below w's quantum
+    ("src/exact/ratio.h", "uint32_t a = (uint32_t)floor(ldexp(rho, 18));",
+     "uint32_t a = (uint32_t)floor(ldexp(rho, 8));", ["check_optim"]),
+    ("src/optim/adamw.c", "#define LOW_BITS 60", "#define LOW_BITS 24", ["check_optim"]),
+    # the lambda = 0 fast path: taken for small lambda too; not taken for a factor of 1
+    ("src/optim/adamw.c", "sg->decay = sg->lambda != 0 &&", "sg->decay = sg->lambda > 1e-3 &&",
+     ["check_optim"]),
+    ("src/optim/adamw.c",
+     "sg->decay = sg->lambda != 0 && rv_ratio_make(&sg->code, 1.0 - sg->alpha * sg->lambda) &&\n"
+     "                sg->code.n != sg->code.d;",
+     "sg->decay = rv_ratio_make(&sg->code, 1.0 - sg->alpha * sg->lambda);", ["check_optim"]),
+    # alpha * weight_decay's range not checked
+    ("src/optim/adamw.c", "if (values[K_LAMBDA] == 0 || (x >= 0 && x <= 1 - 0x1p-18))",
+     "if (values[K_LAMBDA] == 0 || x <= 1)", ["check_optim"]),
+    # the shipped count: the old call reading REVL_HYPER_COUNT entries; entries past the kinds
+    # this library knows not refused
+    ("src/core/reverse.c", "return revl_trainer_hypergrad_kinds_n(t, dfdw, dfdmeta, d_w0, RV_HYPER_KINDS_SHIPPED,",
+     "return revl_trainer_hypergrad_kinds_n(t, dfdw, dfdmeta, d_w0, REVL_HYPER_COUNT,",
+     ["check_optim"]),
+    ("src/core/reverse.c", "        if (k >= REVL_HYPER_COUNT)\n            return rv_fail(",
+     "        if (0)\n            return rv_fail(", ["check_optim"]),
+    # the fraction's denominator off by a little
+    ("src/exact/ratio.h", "c->d = (uint64_t)nearbyint((double)c->n / rho);",
+     "c->d = (uint64_t)nearbyint((double)c->n / rho) + 1000;", ["check_ratio", "check_optim"]),
+    # a learned log weight_decay of 0 not refused
+    ("src/hyperopt/hyperopt.c", "if (!(h->cur[(size_t)wdk * n + k] > 0))", "if (0)",
+     ["check_hyperopt"]),
 ]
 
 

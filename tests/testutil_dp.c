@@ -244,7 +244,7 @@ static int train_and_reverse(const dp_case *c, revl_model *m, lr_user *u, size_t
             dk[kinds[k]] = o + P + k * T * G;
         if (u)
             u->reversing = 1;
-        rc = revl_trainer_hypergrad_kinds(t, dfdw, NULL, o + P + nk * T * G, dk,
+        rc = revl_trainer_hypergrad_kinds_n(t, dfdw, NULL, o + P + nk * T * G, REVL_HYPER_COUNT, dk,
                                           o + P + nk * T * G + P);
     }
     snprintf(msg, 256, "%s", rc ? revl_trainer_last_error(t) : "");

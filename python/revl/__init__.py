@@ -16,6 +16,7 @@ lib/ directory, then the system loader (revl.library_path says which one was loa
 
 from ._base import (GAMMA_GRID, beta_applied, fixed_round, gamma_applied, hyper_applied,
                     version, version_number)
+from ._base import KINDS as _KINDS, OPTIMIZER_KINDS as _OPTIMIZER_KINDS
 from ._errors import (CallbackError, Error, FileError, InexactError, InvalidError,
                       NoMemoryError, RangeError, StateError, Unavailable)
 from ._lib import lib as _the_lib
@@ -25,6 +26,10 @@ from .hyperopt import HyperOpt, Hyperparams, Report
 from .mlp import MLP, Block, Evaluation
 
 library_path = _the_lib.path   # the file actually loaded
+# read from the loaded library at import: the optimisers by name, each one's kinds in its order,
+# and every hyperparameter kind
+OPTIMIZERS = dict(_OPTIMIZER_KINDS)
+KINDS = tuple(_KINDS)
 MLP_LOG_L2_START = -9.210340371976182   # REVL_MLP_LOG_L2_START = log(1e-4): HyperOpt's start for MLP penalties
 __version__ = "0.1.0"
 
@@ -41,8 +46,10 @@ def strerror(status):
 
 __all__ = [
     "version", "version_number", "gamma_applied", "beta_applied", "hyper_applied", "available",
-    "strerror", "library_path", "MLP_LOG_L2_START", "fixed_round", "GAMMA_GRID",
-    "Model", "Schedule", "Trainer", "Hypergrad", "Progress", "print_progress", "Dataset", "MLP", "Block", "Evaluation",
+    "strerror", "library_path", "MLP_LOG_L2_START", "fixed_round", "GAMMA_GRID", "OPTIMIZERS",
+    "KINDS",
+    "Model", "Schedule", "Trainer", "Hypergrad", "Progress", "print_progress", "Dataset", "MLP",
+    "Block", "Evaluation",
     "HyperOpt", "Hyperparams", "Report",
     "Error", "InvalidError", "NoMemoryError", "CallbackError", "RangeError", "StateError",
     "InexactError", "FileError", "Unavailable",

@@ -10,6 +10,7 @@ interpreter exit, when the process's memory goes back to the system anyway and t
 finalizers is no longer ours).
 """
 
+import ctypes
 import os
 import threading
 import weakref
@@ -275,10 +276,40 @@ def fixed_round(w, frac_bits=52):
     return x
 
 
-OPTIMIZERS = {"momentum": 0, "adam": 1, "rmsprop": 2}      # revl_optimizer
-KINDS = {"alpha": 0, "gamma": 1, "beta1": 2, "beta2": 3, "eps": 4}  # revl_hyper
+def _enum_names(name_fn):
+    """{name: code} of a revl enum, read from the loaded library (its *_name function returns
+    NULL past the last value), so that an optimiser or kind added to the library needs no edit
+    here."""
+    names = {}
+    while True:
+        name = name_fn(len(names))
+        if not name:
+            return names
+        names[name.decode()] = len(names)
+
+
+OPTIMIZERS = _enum_names(lib.optimizer_name)   # revl_optimizer: momentum, adam, rmsprop, ...
+KINDS = _enum_names(lib.hyper_name)            # revl_hyper: alpha, gamma, beta1, beta2, eps, ...
 OPTIMIZER_NAMES = {v: k for k, v in OPTIMIZERS.items()}
 KIND_NAMES = {v: k for k, v in KINDS.items()}
+
+
+def _optimizer_kinds(code):
+    """The kind names of an optimiser, in the library's order, from a one-step schedule."""
+    out = ctypes.c_void_p()
+    off = np.array([0, 1], dtype=np.uintp)
+    rc = lib.schedule_create_for(ctypes.byref(out), code, 1, 1, off.ctypes.data, None)
+    if rc:
+        raise error_for(rc, f"cannot list the kinds of optimizer {code}", "revl_schedule_create_for")
+    try:
+        codes = (ctypes.c_int * int(lib.schedule_kinds(out.value, None)))()
+        lib.schedule_kinds(out.value, ctypes.addressof(codes))
+        return tuple(KIND_NAMES[c] for c in codes)
+    finally:
+        lib.schedule_free(out.value)
+
+
+OPTIMIZER_KINDS = {name: _optimizer_kinds(code) for name, code in OPTIMIZERS.items()}
 
 
 def optimizer_code(optimizer, function):

@@ -407,23 +407,27 @@ def _applied_property(kind):
 class Schedule(Wrapper):
     """The hyperparameters of an optimiser per step and per parameter group.
 
-    ``optimizer``: 'momentum' (default; alpha, gamma), 'adam' (alpha, beta1, beta2, eps) or
-    'rmsprop' (alpha, gamma, beta2, eps); ``kinds`` lists the schedule's hyperparameters.
+    ``optimizer``: 'momentum' (default; alpha, gamma), 'adam' (alpha, beta1, beta2, eps),
+    'rmsprop' (alpha, gamma, beta2, eps) or 'adamw' (alpha, beta1, beta2, eps, weight_decay: as
+    torch.optim.AdamW), or any optimiser the loaded library has (``revl.OPTIMIZERS``);
+    ``kinds`` lists the schedule's hyperparameters, as the library reports them.
     ``offsets``: n_groups+1 group boundaries as in C.  Each kind reads as a read-only
     (n_steps, n_groups) float64 copy (``s.alpha``, ``s.beta1``, ...) and is set by assignment (a
     scalar, or anything that broadcasts to (n_steps, n_groups)); in-place element assignment is
     refused because it would change only the copy.  A kind the optimiser does not have raises
     InvalidError.  Ranges: alpha finite; gamma in [2^-16, 1], applied as the nearest n/2^16;
-    beta1, beta2 in [2^-24, 1 - 2^-24], applied as the nearest n/2^24; eps finite and > 0
-    (``s.gamma_applied``, ``s.beta1_applied``, ... give the applied values).  A new schedule holds
+    beta1, beta2 in [2^-24, 1 - 2^-24], applied as the nearest n/2^24; eps finite and > 0;
+    weight_decay finite and >= 0, with alpha*weight_decay in [0, 1 - 2^-18] (checked when
+    training) (``s.gamma_applied``, ``s.beta1_applied``, ... give the applied values).  A new schedule holds
     the optimiser's defaults: momentum alpha 0.1, gamma 0.9; Adam alpha 1e-3, beta1 0.9,
-    beta2 0.999, eps 1e-8; RMSprop alpha 1e-2, gamma 0.9, beta2 0.99, eps 1e-8.
+    beta2 0.999, eps 1e-8; RMSprop alpha 1e-2, gamma 0.9, beta2 0.99, eps 1e-8; AdamW as Adam
+    and weight_decay 0.01.
     """
 
     _kind = "schedule"
 
     def __init__(self, n_steps, offsets, alpha=None, gamma=None, *, optimizer="momentum",
-                 beta1=None, beta2=None, eps=None):
+                 beta1=None, beta2=None, eps=None, **kinds):
         n_steps = _check_count(n_steps, "n_steps", 1)
         off = as_offsets(offsets, "offsets", "Schedule")
         opt = optimizer_code(optimizer, "Schedule")
@@ -440,8 +444,11 @@ class Schedule(Wrapper):
         lib.schedule_kinds(out.value, ctypes.addressof(codes))
         self.kinds = tuple(KIND_NAMES[c] for c in codes)
         self.optimizer = OPTIMIZER_NAMES[lib.schedule_optimizer(out.value)]
+        for k in kinds:                 # kinds added to the library later (weight_decay, ...)
+            kind_code(k, "Schedule")
         given = {k: v for k, v in (("alpha", alpha), ("gamma", gamma), ("beta1", beta1),
-                                   ("beta2", beta2), ("eps", eps)) if v is not None}
+                                   ("beta2", beta2), ("eps", eps), *kinds.items())
+                 if v is not None}
         if given:
             self.set(**given)
 
@@ -478,12 +485,15 @@ class Schedule(Wrapper):
         out.flags.writeable = False
         return out
 
-    def set(self, alpha=None, gamma=None, *, beta1=None, beta2=None, eps=None):
-        """Set any of the schedule's kinds together (None = unchanged); on error nothing
-        changes."""
+    def set(self, alpha=None, gamma=None, *, beta1=None, beta2=None, eps=None, **kinds):
+        """Set any of the schedule's kinds together (None = unchanged; keywords for kinds added
+        later, such as weight_decay); on error nothing changes."""
         h = self._handle()
+        for k in kinds:
+            kind_code(k, "Schedule.set")
         given = [(k, v) for k, v in (("alpha", alpha), ("gamma", gamma), ("beta1", beta1),
-                                     ("beta2", beta2), ("eps", eps)) if v is not None]
+                                     ("beta2", beta2), ("eps", eps), *kinds.items())
+                 if v is not None]
         arrays = [(k, as_f64_broadcast(v, self.shape, k, "Schedule")) for k, v in given]
         if "gamma" in self.kinds and all(k in ("alpha", "gamma") for k, _ in given):
             d = dict(arrays)                    # one C call checks both before changing any
@@ -515,23 +525,22 @@ class Schedule(Wrapper):
             return
         self.set(**{k: np.full(self.shape, float(v)) for k, v in given})
 
-    alpha = _kind_property("alpha")
-    gamma = _kind_property("gamma")
-    beta1 = _kind_property("beta1")
-    beta2 = _kind_property("beta2")
-    eps = _kind_property("eps")
-    alpha_applied = _applied_property("alpha")
-    gamma_applied = _applied_property("gamma")
-    beta1_applied = _applied_property("beta1")
-    beta2_applied = _applied_property("beta2")
-    eps_applied = _applied_property("eps")
+
+
+
+# s.alpha, s.alpha_applied, ... for every kind the loaded library has (revl_hyper_name)
+for _k in KINDS:
+    setattr(Schedule, _k, _kind_property(_k))
+    setattr(Schedule, _k + "_applied", _applied_property(_k))
+del _k
 
 
 class Hypergrad:
     """Gradients of the objective f(w_T) with respect to the run's hyperparameters: ``w0``
     (n_params,), ``meta`` (n_meta,) and one (n_steps, n_groups) array per kind of the schedule
     (momentum: ``alpha``, ``gamma``; Adam: ``alpha``, ``beta1``, ``beta2``, ``eps``; RMSprop:
-    ``alpha``, ``gamma``, ``beta2``, ``eps``), gamma and the betas at their applied values.
+    ``alpha``, ``gamma``, ``beta2``, ``eps``; AdamW: Adam's and ``weight_decay``), gamma and the
+    betas at their applied values.
     ``kinds`` names them; asking for a kind the schedule lacks raises AttributeError."""
 
     def __init__(self, w0, alpha=None, gamma=None, meta=None, **others):
@@ -726,10 +735,10 @@ class Trainer(Wrapper):
                 table = (ctypes.c_void_p * len(KINDS))(*[ptr(arrays[KIND_NAMES[c]])
                                                           if KIND_NAMES[c] in arrays else None
                                                           for c in range(len(KINDS))])
-                rc = lib.trainer_hypergrad_kinds(h.ptr, ptr(dfdw),
-                                                 ptr(dm) if self.n_meta else None, ptr(r.w0),
-                                                 table, dmeta)
-                function = "revl_trainer_hypergrad_kinds"
+                rc = lib.trainer_hypergrad_kinds_n(h.ptr, ptr(dfdw),
+                                                   ptr(dm) if self.n_meta else None, ptr(r.w0),
+                                                   len(KINDS), table, dmeta)
+                function = "revl_trainer_hypergrad_kinds_n"
         self._check(rc, function, h)
         return r
 

@@ -8,18 +8,19 @@ import warnings
 import numpy as np
 
 from . import _errors
-from ._base import (INT_MAX, KINDS, OPTIMIZER_NAMES, CallbackState, Wrapper, _Busy, _CHandle,
+from ._base import (INT_MAX, KINDS, OPTIMIZER_KINDS, OPTIMIZER_NAMES, CallbackState, Wrapper,
+                    _Busy, _CHandle,
                     as_f64_broadcast, as_int, as_path, check, optimizer_code, ptr)
 from ._errors import InvalidError
 from ._lib import (OBJECTIVE_FN, REPORT_FN, HyperoptOptions, HyperoptReport, init_struct, lib)
 from .core import Model, _view, _store, _EMPTY
 from .data import Dataset
 
-LEARN = {"alpha": 1, "gamma": 2, "init_scale": 4, "meta": 8, "beta1": 16, "beta2": 32, "eps": 64}
-_ALL_LEARN = 127
-# the kinds of each optimiser, in the library's order (revl_schedule_kinds)
-_OPT_KINDS = {"momentum": ("alpha", "gamma"), "adam": ("alpha", "beta1", "beta2", "eps"),
-              "rmsprop": ("alpha", "gamma", "beta2", "eps")}
+LEARN = {"alpha": 1, "gamma": 2, "init_scale": 4, "meta": 8, "beta1": 16, "beta2": 32, "eps": 64,
+         "weight_decay": 128}                                   # REVL_LEARN_*
+_ALL_LEARN = sum(LEARN.values())
+# the kinds of each optimiser, in the library's order (revl_schedule_kinds, read at import)
+_OPT_KINDS = OPTIMIZER_KINDS
 METHODS = {"adam": 0, "sgd": 1}
 CHAOS_ACTIONS = {"shrink": 0, "stop": 1}
 
@@ -47,9 +48,9 @@ class Report:
 
 @dataclasses.dataclass
 class Hyperparams:
-    """Hyperparameters in natural units: alpha, gamma, beta1, beta2, eps (n_steps, n_groups;
-    None for a kind the optimiser does not have), log_init_scales (n_groups,), meta
-    (n_meta,)."""
+    """Hyperparameters in natural units: alpha, gamma, beta1, beta2, eps, weight_decay
+    (n_steps, n_groups; None for a kind the optimiser does not have), log_init_scales
+    (n_groups,), meta (n_meta,)."""
     alpha: np.ndarray
     gamma: np.ndarray
     log_init_scales: np.ndarray
@@ -57,6 +58,7 @@ class Hyperparams:
     beta1: np.ndarray = None
     beta2: np.ndarray = None
     eps: np.ndarray = None
+    weight_decay: np.ndarray = None
 
 
 def _option_names(opts):
@@ -300,14 +302,15 @@ class HyperOpt(Wrapper):
         return p
 
     def set(self, alpha=None, gamma=None, log_init_scales=None, meta=None, *, beta1=None,
-            beta2=None, eps=None):
+            beta2=None, eps=None, weight_decay=None):
         """Set hyperparameters in natural units (None = unchanged; scalars broadcast).  On error
         nothing changes."""
         h = self._handle()
         shape = (self.n_steps, self.n_groups)
         kinds = [(k, as_f64_broadcast(v, shape, k, "HyperOpt.set"))
                  for k, v in (("alpha", alpha), ("gamma", gamma), ("beta1", beta1),
-                              ("beta2", beta2), ("eps", eps)) if v is not None]
+                              ("beta2", beta2), ("eps", eps), ("weight_decay", weight_decay))
+                 if v is not None]
         s = None if log_init_scales is None else as_f64_broadcast(
             log_init_scales, (self.n_groups,), "log_init_scales", "HyperOpt.set")
         m = None

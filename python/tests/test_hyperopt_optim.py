@@ -107,3 +107,17 @@ def test_file_round_trip(tmp_path):
         make(6, optimizer="momentum").load(path)          # another optimiser's file
     with pytest.raises(revl.FileError):
         make(7).load(path)                                # sizes differ
+
+
+def test_adamw_learns_weight_decay():
+    """optimizer='adamw' (its kinds from the library), log weight_decay learned: read, set and
+    moved by a step; the version 2 file has its section."""
+    h = make(6, optimizer="adamw", learn="alpha,weight_decay", step_size=0.2)
+    assert h.kinds == ("alpha", "beta1", "beta2", "eps", "weight_decay")
+    np.testing.assert_allclose(h.get().weight_decay, 0.01)
+    h.set(alpha=0.05, weight_decay=0.2)
+    before = h.get().weight_decay.copy()
+    np.testing.assert_array_equal(before, 0.2)
+    h.step()
+    assert not np.array_equal(h.get().weight_decay, before)
+    assert h.get().gamma is None

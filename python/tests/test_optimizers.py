@@ -1,4 +1,5 @@
-"""The optimisers through the Python package (momentum, Adam, RMSprop with momentum): schedules
+"""The optimisers through the Python package (every one the library has: momentum, Adam, RMSprop
+with momentum, AdamW, ...): schedules
 with each optimiser's kinds, exact reversal, every kind's hypergradient against central finite
 differences of the whole training run, the forward trajectory against a plain numpy loop of the
 same optimiser, the fused hvp_affine callback, and the errors."""
@@ -9,9 +10,10 @@ import revl
 from tanh_model import SpreadModel, TanhNet
 
 T = 20
-OPTIMIZERS = ["momentum", "adam", "rmsprop"]
+OPTIMIZERS = list(revl.OPTIMIZERS)     # read from the library: a new optimiser is tested too
 KINDS = {"momentum": ("alpha", "gamma"), "adam": ("alpha", "beta1", "beta2", "eps"),
-         "rmsprop": ("alpha", "gamma", "beta2", "eps")}
+         "rmsprop": ("alpha", "gamma", "beta2", "eps"),
+         "adamw": ("alpha", "beta1", "beta2", "eps", "weight_decay")}
 GRID = {"gamma": 2.0**-16, "beta1": 2.0**-24, "beta2": 2.0**-24}
 
 
@@ -25,11 +27,13 @@ def random_schedule(s, rng):
     shape = s.shape
     values = {"alpha": {"momentum": 0.05 + 0.1 * rng.random(shape),
                         "adam": 0.01 + 0.02 * rng.random(shape),
+                        "adamw": 0.01 + 0.02 * rng.random(shape),
                         "rmsprop": 0.002 + 0.004 * rng.random(shape)}[s.optimizer],
               "gamma": on_grid(0.6 + 0.3 * rng.random(shape), "gamma"),
               "beta1": on_grid(0.7 + 0.25 * rng.random(shape), "beta1"),
               "beta2": on_grid(0.9 + 0.09 * rng.random(shape), "beta2"),
-              "eps": 0.01 + 0.02 * rng.random(shape)}
+              "eps": 0.01 + 0.02 * rng.random(shape),
+              "weight_decay": 0.5 + rng.random(shape)}
     s.set(**{k: values[k] for k in s.kinds})
 
 
@@ -66,9 +70,10 @@ def trained(request):
 
 
 def test_schedules_have_their_optimisers_kinds_and_defaults():
+    assert set(KINDS) <= set(OPTIMIZERS)
     for opt in OPTIMIZERS:
         s = revl.Schedule(3, [0, 2, 5], optimizer=opt)
-        assert s.optimizer == opt and s.kinds == KINDS[opt]
+        assert s.optimizer == opt and s.kinds == KINDS.get(opt, s.kinds)
         for k in s.kinds:
             assert getattr(s, k).shape == (3, 2) and getattr(s, k).dtype == np.float64
     s = revl.Schedule(3, [0, 2, 5])
@@ -78,6 +83,9 @@ def test_schedules_have_their_optimisers_kinds_and_defaults():
     a = revl.Schedule(3, [0, 2, 5], optimizer="adam")
     for k, v in (("alpha", 1e-3), ("beta1", 0.9), ("beta2", 0.999), ("eps", 1e-8)):
         np.testing.assert_array_equal(getattr(a, k), v)
+    aw = revl.Schedule(3, [0, 2, 5], optimizer="adamw", weight_decay=0.05)
+    np.testing.assert_array_equal(aw.weight_decay, 0.05)
+    np.testing.assert_array_equal(revl.Schedule(3, [0, 2, 5], optimizer="adamw").weight_decay, 0.01)
     r = revl.Schedule(3, [0, 5], optimizer="RMSprop")
     for k, v in (("alpha", 1e-2), ("gamma", 0.9), ("beta2", 0.99), ("eps", 1e-8)):
         np.testing.assert_array_equal(getattr(r, k), v)
@@ -145,7 +153,7 @@ def perturbed(net, s, t, w0, meta, kind, d, x):
         s.set(**{kind: base})
 
 
-@pytest.mark.parametrize("kind", ["alpha", "gamma", "beta1", "beta2", "eps"])
+@pytest.mark.parametrize("kind", list(revl.KINDS))
 def test_every_kind_against_finite_differences(trained, kind):
     net, s, t, w0, meta, wT, hg = trained
     if kind not in s.kinds:
@@ -192,8 +200,10 @@ def numpy_run(model, s, w0):
             gam = per["gamma"][step]
             m = gam * m - (1 - gam) * g
             w = w + a * m
-        elif s.optimizer == "adam":
+        elif s.optimizer in ("adam", "adamw"):
             b1, b2, eps = per["beta1"][step], per["beta2"][step], per["eps"][step]
+            if s.optimizer == "adamw":                 # torch.optim.AdamW: decoupled, first
+                w = w * (1 - a * per["weight_decay"][step])
             m = b1 * m + (1 - b1) * g
             v = b2 * v + (1 - b2) * g * g
             p1, p2 = p1 * b1, p2 * b2
@@ -213,7 +223,7 @@ def test_forward_against_a_numpy_loop(optimizer):
     n_steps = 60
     s = revl.Schedule.for_model(m, n_steps, optimizer=optimizer)
     rng = np.random.default_rng(5)
-    s.alpha = {"momentum": 0.02, "adam": 0.01, "rmsprop": 0.001}[optimizer] \
+    s.alpha = {"momentum": 0.02, "adam": 0.01, "rmsprop": 0.001, "adamw": 0.01}[optimizer] \
         * (1 + rng.random(s.shape))
     if "eps" in s.kinds:
         s.eps = 1e-8
@@ -226,7 +236,7 @@ def test_forward_against_a_numpy_loop(optimizer):
     assert g0.min() < 1e-5 * 5 and g0.max() > 10       # gradients over seven decades
     want = numpy_run(model, s, w0)
     moved = np.abs(want - np.round(w0 * 2.0**52) / 2.0**52)
-    assert np.all(moved > 1e-4) or optimizer != "adam"  # Adam moves every weight by ~alpha
+    assert np.all(moved > 1e-4) or "adam" not in optimizer  # Adam moves every weight by ~alpha
     np.testing.assert_allclose(t.weights, want, rtol=1e-9, atol=0)
 
 
@@ -337,3 +347,48 @@ def test_adam_zero_gradient_weight_gives_finite_hypergradients():
     for k in hg.kinds:
         g = getattr(hg, k)
         assert np.max(np.abs(g[:, 0])) < 1e-9 * np.max(np.abs(g[:, 1])), k
+
+
+def test_adamw_against_torch_float64():
+    """revl's AdamW against torch.optim.AdamW in float64 on a small smooth model, lr and
+    weight_decay per step and group (torch's param_groups), betas on revl's grid (torch keeps them
+    per group for the whole run): w_T within 1e-9 relative."""
+    import torch                                # a dependency of the test suite (test_torch.py)
+    n, n_steps, off = 6, 30, [0, 2, 6]
+    a = np.linspace(0.5, 2.0, n)
+    c = np.linspace(-1.0, 1.0, n)
+
+    def grad(step, w, meta):
+        d = w - c - 0.05 * (step % 3)
+        return float(np.sum(0.5 * a * d * d + 0.3 * np.sin(w))), a * d + 0.3 * np.cos(w)
+
+    def hvp(step, w, meta, v):
+        return grad(step, w, meta)[1], (a - 0.3 * np.sin(w)) * v, np.zeros(0)
+
+    m = revl.Model(n, grad=grad, hvp=hvp, groups=off)
+    s = revl.Schedule.for_model(m, n_steps, optimizer="adamw")
+    rng = np.random.default_rng(3)
+    s.alpha = 0.01 * (1 + rng.random(s.shape))
+    s.weight_decay = 0.5 * rng.random(s.shape)
+    b1, b2 = on_grid(0.9, "beta1"), on_grid(0.99, "beta2")
+    s.set(beta1=b1, beta2=b2, eps=1e-8)
+    w0 = np.round(rng.normal(size=n) * 2.0**52) / 2.0**52
+    t = revl.Trainer(m, s)
+    t.train(w0)
+
+    params = [torch.tensor(w0[off[g]:off[g + 1]], dtype=torch.float64, requires_grad=True)
+              for g in range(2)]
+    opt = torch.optim.AdamW([{"params": [p]} for p in params], betas=(b1, b2), eps=1e-8,
+                            foreach=False)
+    at, ct = torch.tensor(a), torch.tensor(c)
+    for step in range(n_steps):
+        for g, group in enumerate(opt.param_groups):
+            group["lr"], group["weight_decay"] = s.alpha[step, g], s.weight_decay[step, g]
+        opt.zero_grad()
+        w = torch.cat(params)
+        d = w - ct - 0.05 * (step % 3)
+        (0.5 * at * d * d + 0.3 * torch.sin(w)).sum().backward()
+        opt.step()
+    want = torch.cat(params).detach().numpy()
+    np.testing.assert_allclose(t.weights, want, rtol=1e-9, atol=0)
+

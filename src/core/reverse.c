@@ -192,24 +192,35 @@ static int model_step(revl_trainer *t, size_t step, int nt)
 }
 
 static int hypergrad(revl_trainer *t, const double *dfdw, const double *dfdmeta, double *d_w0,
-                     double *const d_kinds[REVL_HYPER_COUNT], double *d_meta);
+                     size_t n_kinds, double *const *d_kinds, double *d_meta);
 
-int revl_trainer_hypergrad_kinds(revl_trainer *t, const double *dfdw, const double *dfdmeta,
-                                 double *d_w0, double *const d_kinds[REVL_HYPER_COUNT],
-                                 double *d_meta)
+/* The kinds revl_trainer_hypergrad_kinds shipped with (alpha .. eps): an old program's array has
+ * exactly these entries, whatever REVL_HYPER_COUNT has grown to since (docs/api-stability.md). */
+#define RV_HYPER_KINDS_SHIPPED 5
+
+int revl_trainer_hypergrad_kinds_n(revl_trainer *t, const double *dfdw, const double *dfdmeta,
+                                   double *d_w0, size_t n_kinds, double *const *d_kinds,
+                                   double *d_meta)
 {
     if (!t)
         return REVL_ERR_INVALID;
     int rc = rv_trainer_enter(t, "revl_trainer_hypergrad");
     if (rc)
         return rc;
-    rc = hypergrad(t, dfdw, dfdmeta, d_w0, d_kinds, d_meta);
+    rc = hypergrad(t, dfdw, dfdmeta, d_w0, d_kinds ? n_kinds : 0, d_kinds, d_meta);
     t->busy = NULL;
     return rc;
 }
 
+int revl_trainer_hypergrad_kinds(revl_trainer *t, const double *dfdw, const double *dfdmeta,
+                                 double *d_w0, double *const d_kinds[5], double *d_meta)
+{
+    return revl_trainer_hypergrad_kinds_n(t, dfdw, dfdmeta, d_w0, RV_HYPER_KINDS_SHIPPED,
+                                          d_kinds, d_meta);
+}
+
 static int hypergrad(revl_trainer *t, const double *dfdw, const double *dfdmeta, double *d_w0,
-                     double *const d_kinds[REVL_HYPER_COUNT], double *d_meta)
+                     size_t n_kinds, double *const *d_kinds, double *d_meta)
 {
     if (t->state != RV_TRAINED)
         return rv_fail(t->err, REVL_ERR_STATE,
@@ -223,9 +234,14 @@ static int hypergrad(revl_trainer *t, const double *dfdw, const double *dfdmeta,
         return rv_fail(t->err, REVL_ERR_INVALID, "revl_trainer_hypergrad: dfdw is NULL");
     const rv_optim *opt = t->opt;
     double *user_out[REVL_HYPER_COUNT] = {0}; /* in the optimiser's kind order */
-    for (int k = 0; d_kinds && k < REVL_HYPER_COUNT; k++) {
+    for (size_t k = 0; k < n_kinds; k++) {
         if (!d_kinds[k])
             continue;
+        if (k >= REVL_HYPER_COUNT)
+            return rv_fail(t->err, REVL_ERR_INVALID,
+                           "revl_trainer_hypergrad: d_kinds[%zu] is not NULL, but this library "
+                           "knows %d kinds",
+                           k, REVL_HYPER_COUNT);
         int j = rv_optim_kind_index(opt, (revl_hyper)k);
         if (j < 0)
             return rv_fail(t->err, REVL_ERR_INVALID,
@@ -304,8 +320,9 @@ int revl_trainer_hypergrad(revl_trainer *t, const double *dfdw, const double *df
 {
     if (!t)
         return REVL_ERR_INVALID;
-    double *d_kinds[REVL_HYPER_COUNT] = {0};
+    double *d_kinds[REVL_HYPER_GAMMA + 1] = {0};
     d_kinds[REVL_HYPER_ALPHA] = d_alpha;
     d_kinds[REVL_HYPER_GAMMA] = d_gamma;
-    return revl_trainer_hypergrad_kinds(t, dfdw, dfdmeta, d_w0, d_kinds, d_meta);
+    return revl_trainer_hypergrad_kinds_n(t, dfdw, dfdmeta, d_w0, REVL_HYPER_GAMMA + 1, d_kinds,
+                                          d_meta);
 }

@@ -436,6 +436,15 @@ static void reserve_sink(revl_trainer *t)
  * the kept steps. */
 static int prepare_steps(revl_trainer *t)
 {
+    const rv_optim *opt = t->opt;
+    for (size_t k = 0; opt->check && k < t->n_steps * t->n_groups; k++) {
+        char why[160];
+        for (size_t j = 0; j < opt->n_kinds; j++)
+            t->hyper_values[j] = rv_schedule_values(t->sched, opt->kinds[j])[k];
+        if (opt->check(t->hyper_values, why, sizeof why))
+            return rv_fail(t->err, REVL_ERR_INVALID, "revl_trainer_train: %s at step %zu, group %zu",
+                           why, k / t->n_groups, k % t->n_groups);
+    }
     rv_trainer_prepare(t);
     if (t->forward_only)
         reserve_sink(t);

@@ -9,6 +9,7 @@ rv_coord rv_kind_coord(revl_hyper kind)
     switch (kind) {
     case REVL_HYPER_ALPHA:
     case REVL_HYPER_EPS:
+    case REVL_HYPER_WEIGHT_DECAY:
         return RV_COORD_LOG;
     case REVL_HYPER_GAMMA:
         return RV_COORD_LOGIT16;
@@ -27,6 +28,7 @@ unsigned rv_kind_learn_bit(revl_hyper kind)
     case REVL_HYPER_BETA1: return REVL_LEARN_BETA1;
     case REVL_HYPER_BETA2: return REVL_LEARN_BETA2;
     case REVL_HYPER_EPS: return REVL_LEARN_EPS;
+    case REVL_HYPER_WEIGHT_DECAY: return REVL_LEARN_WEIGHT_DECAY;
     }
     return 0;
 }
@@ -39,6 +41,7 @@ const char *rv_kind_coord_name(revl_hyper kind)
     case REVL_HYPER_BETA1: return "logit beta1";
     case REVL_HYPER_BETA2: return "logit beta2";
     case REVL_HYPER_EPS: return "log eps";
+    case REVL_HYPER_WEIGHT_DECAY: return "log weight_decay";
     }
     return "?";
 }

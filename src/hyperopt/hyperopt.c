@@ -43,7 +43,8 @@ void revl_hyperopt_options_init(revl_hyperopt_options *o)
 static int check_options(const revl_hyperopt_options *o)
 {
     const unsigned all = REVL_LEARN_ALPHA | REVL_LEARN_GAMMA | REVL_LEARN_INIT_SCALE |
-                         REVL_LEARN_META | REVL_LEARN_BETA1 | REVL_LEARN_BETA2 | REVL_LEARN_EPS;
+                         REVL_LEARN_META | REVL_LEARN_BETA1 | REVL_LEARN_BETA2 | REVL_LEARN_EPS |
+                         REVL_LEARN_WEIGHT_DECAY;
     if (o->learn & ~all)
         return OPTION_FAIL("learn = %u has unknown bits (known: %u)", o->learn, all);
     if (o->method != REVL_META_ADAM && o->method != REVL_META_SGD)
@@ -511,6 +512,14 @@ static int hypergradient(revl_hyperopt *h, double *f, double *acc, double *train
                 return rv_fail(h->err, REVL_ERR_INVALID,
                                "alpha = %g at step %zu, group %zu: log alpha is learned, so alpha "
                                "must be positive", alpha[k], k / g, k % g);
+    int wdk = rv_optim_kind_index(h->opt, REVL_HYPER_WEIGHT_DECAY);
+    if ((h->opts.learn & REVL_LEARN_WEIGHT_DECAY) && wdk >= 0) /* log 0 would be -inf */
+        for (size_t k = 0; k < n; k++)
+            if (!(h->cur[(size_t)wdk * n + k] > 0))
+                return rv_fail(h->err, REVL_ERR_INVALID,
+                               "weight_decay = %g at step %zu, group %zu: log weight_decay is "
+                               "learned, so weight_decay must be positive",
+                               h->cur[(size_t)wdk * n + k], k / g, k % g);
     int rc = REVL_OK;
     for (size_t j = 0; j < h->n_kinds && !rc; j++)
         rc = revl_schedule_set_kind(h->sched, h->opt->kinds[j], h->cur + j * n);
@@ -540,8 +549,8 @@ static int hypergradient(revl_hyperopt *h, double *f, double *acc, double *train
     double *d_meta = h->n_meta ? h->grad + off + g : NULL;
     for (size_t j = 0; j < h->n_kinds; j++)
         d_kinds[h->opt->kinds[j]] = h->grad + j * n;
-    rc = revl_trainer_hypergrad_kinds(h->trainer, h->dfdw, meta ? h->dfdmeta : NULL, h->d_w0,
-                                      d_kinds, d_meta);
+    rc = revl_trainer_hypergrad_kinds_n(h->trainer, h->dfdw, meta ? h->dfdmeta : NULL, h->d_w0,
+                                        REVL_HYPER_COUNT, d_kinds, d_meta);
     if (rc)
         return rv_fail(h->err, rc, "hypergradient at meta-iteration %zu: %s", h->iteration,
                        revl_trainer_last_error(h->trainer));

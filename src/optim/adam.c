@@ -327,7 +327,7 @@ static void adam_undo_position(void *self, rv_pass *p, size_t step, rv_block *bl
                 p->dir_b[i] = -2.0 * sg->omb2 * o->ds[i];
             }
         }
-        double *part = &p->partial[(blk->part + (g - blk->g_first)) * N_SLOTS];
+        double *part = &p->partial[(blk->part + (g - blk->g_first)) * p->n_slots];
         part[SLOT_ALPHA] = s_alpha;
         part[SLOT_EPS] = s_eps;
         part[SLOT_C1] = s_c1;
@@ -385,7 +385,7 @@ static void adam_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
             }
             c1 = c0;
         }
-        double *part = &p->partial[(blk->part + (g - blk->g_first)) * N_SLOTS];
+        double *part = &p->partial[(blk->part + (g - blk->g_first)) * p->n_slots];
         part[SLOT_B1] = s_b1;
         part[SLOT_B2] = s_b2;
     }

@@ -12,6 +12,7 @@ static const rv_optim *const registered[REVL_OPTIM_COUNT] = {
     [REVL_OPTIM_MOMENTUM] = &rv_optim_momentum,
     [REVL_OPTIM_ADAM] = &rv_optim_adam,
     [REVL_OPTIM_RMSPROP] = &rv_optim_rmsprop,
+    [REVL_OPTIM_ADAMW] = &rv_optim_adamw,
 };
 
 const rv_optim *rv_optim_get(revl_optimizer id)
@@ -26,7 +27,7 @@ const char *revl_optimizer_name(revl_optimizer opt)
 }
 
 static const char *const hyper_names[REVL_HYPER_COUNT] = {"alpha", "gamma", "beta1", "beta2",
-                                                          "eps"};
+                                                          "eps",   "weight_decay"};
 
 const char *revl_hyper_name(revl_hyper kind)
 {
@@ -45,6 +46,8 @@ double revl_hyper_applied(revl_hyper kind, double value)
         return rv_rate_applied(RV_GRID_BETA, value);
     case REVL_HYPER_EPS:
         return isfinite(value) && value > 0 ? value : NAN;
+    case REVL_HYPER_WEIGHT_DECAY:
+        return isfinite(value) && value >= 0 ? value : NAN;
     }
     return NAN;
 }
@@ -66,6 +69,9 @@ const char *rv_hyper_problem(revl_hyper kind, double value, char *buf, size_t le
         break;
     case REVL_HYPER_EPS:
         snprintf(buf, len, "eps = %g must be finite and > 0", value);
+        break;
+    case REVL_HYPER_WEIGHT_DECAY:
+        snprintf(buf, len, "weight_decay = %g must be finite and >= 0", value);
         break;
     default:
         snprintf(buf, len, "unknown hyperparameter kind %d", (int)kind);

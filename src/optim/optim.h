@@ -167,6 +167,10 @@ typedef struct rv_optim {
      * in step-major order from step 0 at every train. Returns the buffer bits per parameter
      * the step keeps. */
     double (*prepare)(void *self, size_t step, size_t group, const double *values);
+    /* Optional (NULL: none): a condition across kinds of one (step, group) that the schedule's
+     * per-kind ranges cannot see (AdamW: alpha * weight_decay in [0, 1 - 2^-18]); returns NULL
+     * or a message in buf. Checked by the trainer for every (step, group) before prepare. */
+    const char *(*check)(const double *values, char *buf, size_t len);
     /* One forward step on one block, in the phases of flags (RV_FWD_*): RV_FWD_MUL, the exact
      * multiplies of the states by their factors (and the buffer), which read neither the
      * gradient nor w, so the driver may run them while the model computes the gradient; and
@@ -215,5 +219,6 @@ static inline int rv_pass_move_w(rv_pass *p, rv_block *blk, size_t i, double y, 
 extern RV_HIDDEN const rv_optim rv_optim_momentum;
 extern RV_HIDDEN const rv_optim rv_optim_adam;
 extern RV_HIDDEN const rv_optim rv_optim_rmsprop;
+extern RV_HIDDEN const rv_optim rv_optim_adamw;
 
 #endif

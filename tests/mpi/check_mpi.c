@@ -259,7 +259,8 @@ static void sh_run(const sh_case *c, sh_result *r)
         for (size_t k = 0; k < nk; k++)
             dk[kinds[k]] = r->out + P + k * SH_T * G;
         double *dw0 = r->out + P + nk * SH_T * G;
-        r->rc = revl_trainer_hypergrad_kinds(t, dfdw, NULL, dw0, dk, NM ? dw0 + P : NULL);
+        r->rc = revl_trainer_hypergrad_kinds_n(t, dfdw, NULL, dw0, REVL_HYPER_COUNT, dk,
+                                               NM ? dw0 + P : NULL);
     }
     snprintf(r->msg, sizeof r->msg, "%s", r->rc ? revl_trainer_last_error(t) : "");
     free(w0);

@@ -24,6 +24,7 @@ static double uniform(uint64_t *s)
 typedef struct lr_user {
     const dp_case *c;
     int rank;
+    size_t n_micro; /* this rank's model's */
     int reversing;
     double x[LR_N][LR_D], y[LR_N];
 } lr_user;
@@ -101,7 +102,7 @@ static int lr_micro_grad(size_t step, size_t micro, const double *w, const doubl
                          double *grad, double *loss, void *user)
 {
     lr_user *u = user;
-    size_t M = u->c->n_micro;
+    size_t M = u->n_micro;
     lr_rows(u, step, micro * LR_B / M, (micro + 1) * LR_B / M, micro == 0, w, meta, NULL, grad,
             loss, NULL, NULL);
     return lr_fault(u, step, grad);
@@ -111,7 +112,7 @@ static int lr_micro_hvp(size_t step, size_t micro, const double *w, const double
                         const double *v, double *grad, double *hv_w, double *hv_meta, void *user)
 {
     lr_user *u = user;
-    size_t M = u->c->n_micro;
+    size_t M = u->n_micro;
     double g[LR_D];
     lr_rows(u, step, micro * LR_B / M, (micro + 1) * LR_B / M, micro == 0, w, meta, v, g, NULL,
             hv_w, hv_meta);
@@ -150,6 +151,10 @@ static int lr_model(const dp_case *c, lr_user *u, revl_model **m)
     d.n_params = LR_D;
     d.n_meta = 1;
     d.n_micro = c->n_micro;
+    if (c->fault == DP_FAULT_N_MICRO && u->rank == c->fault_rank)
+        d.n_micro++;
+    if (c->fault == DP_FAULT_FRAC_BITS && u->rank == c->fault_rank)
+        d.grad_frac_bits = 39;
     d.grad = lr_micro_grad;
     d.hvp = lr_micro_hvp;
     d.comm = c->comm;
@@ -200,6 +205,13 @@ static int schedule(const dp_case *c, revl_model *m, size_t T, int rank, revl_sc
     if (c->fault == DP_FAULT_ALPHA && rank == c->fault_rank)
         alpha *= 1.01;
     rc = revl_schedule_fill_kind(*s, REVL_HYPER_ALPHA, alpha);
+    if (!rc && c->fault == DP_FAULT_LAST_ALPHA && rank == c->fault_rank) {
+        double a[DP_LR_STEPS * 8];
+        rc = revl_schedule_get_kind(*s, REVL_HYPER_ALPHA, a);
+        a[(T - 1) * G] *= 1.01; /* the last step's first group */
+        if (!rc)
+            rc = revl_schedule_set_kind(*s, REVL_HYPER_ALPHA, a);
+    }
     for (size_t g = 0; !rc && c->alpha_delta != 0 && g < G; g++)
         rc = revl_schedule_set(*s, c->delta_step, g, alpha + c->alpha_delta, 0.9);
     return rc;
@@ -211,9 +223,14 @@ static int train_and_reverse(const dp_case *c, revl_model *m, lr_user *u, size_t
     size_t P = revl_model_n_params(m), NM = revl_model_n_meta(m), G = revl_model_n_groups(m);
     revl_schedule *s = NULL;
     revl_trainer *t = NULL;
-    int rc = schedule(c, m, T, rank, &s);
+    revl_trainer_options to;
+    revl_trainer_options_init(&to);
+    int differs = rank == c->fault_rank;
+    if (c->fault == DP_FAULT_TRUNCATE && differs)
+        to.truncate = 2;
+    int rc = schedule(c, m, c->fault == DP_FAULT_STEPS && differs ? T - 1 : T, rank, &s);
     if (!rc)
-        rc = revl_trainer_create(&t, m, s, NULL);
+        rc = revl_trainer_create(&t, m, s, &to);
     if (rc) {
         snprintf(msg, 256, "setup failed: %d", rc);
         revl_schedule_free(s);
@@ -281,6 +298,7 @@ int dp_run(const dp_case *c, double **out, size_t *n_out, char *msg)
     lr_user *u = calloc(1, sizeof *u);
     u->c = c;
     u->rank = rank;
+    u->n_micro = c->n_micro + (c->fault == DP_FAULT_N_MICRO && rank == c->fault_rank);
     lr_data(u);
     rc = lr_model(c, u, &m);
     if (!rc)

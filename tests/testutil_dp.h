@@ -12,7 +12,13 @@ enum dp_fault {
     DP_FAULT_CALLBACK = 1, /* fault_rank's callback returns 7 at fault_step, forward pass */
     DP_FAULT_NAN = 2,      /* fault_rank's gradient is NaN at fault_step, reverse pass */
     DP_FAULT_DRIFT = 3,    /* fault_rank's gradient moves by 2^-30 in the reverse pass */
-    DP_FAULT_ALPHA = 4     /* fault_rank's schedule has another alpha */
+    DP_FAULT_ALPHA = 4,    /* fault_rank's schedule has another alpha */
+    /* fault_rank differs in what decides the bits but not in the point of any call before: */
+    DP_FAULT_N_MICRO = 5,    /* its model has one more micro-batch */
+    DP_FAULT_FRAC_BITS = 6,  /* its model rounds to 2^-39 */
+    DP_FAULT_LAST_ALPHA = 7, /* its alpha differs at the last step only */
+    DP_FAULT_TRUNCATE = 8,   /* its trainer keeps only the last 2 steps */
+    DP_FAULT_STEPS = 9       /* its schedule has one step less */
 };
 
 typedef struct dp_case {

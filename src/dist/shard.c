@@ -25,24 +25,34 @@ static int comm_failed(revl_trainer *t)
 
 int rv_shard_vote(revl_trainer *t, int rc)
 {
+    return rv_shard_agree(t, rc, 0);
+}
+
+int rv_shard_agree(revl_trainer *t, int rc, uint64_t agree)
+{
     if (!t->sharded)
         return rc;
     size_t R = (size_t)t->comm.size;
-    int64_t small[8] = {0}, *vote = R <= 8 ? small : rv_calloc(&t->alloc, R, sizeof *vote);
-    if (!vote)
-        return comm_failed(t); /* cannot happen for R <= 8; beyond, out of memory */
+    int64_t *vote = t->vote; /* made at create: every rank joins, whatever failed here */
+    memset(vote, 0, 2 * R * sizeof *vote);
     vote[t->comm.rank] = rc;
-    int bad = t->comm.allreduce_i64(vote, R, t->comm.user), from = -1;
-    for (size_t r = 0; !bad && r < R && from < 0; r++)
+    vote[R + (size_t)t->comm.rank] = (int64_t)agree;
+    if (t->comm.allreduce_i64(vote, 2 * R, t->comm.user))
+        return comm_failed(t);
+    int from = -1;
+    for (size_t r = 0; r < R && from < 0; r++)
         if (vote[r])
             from = (int)r;
-    int status = from >= 0 ? (int)vote[from] : REVL_OK;
-    if (vote != small)
-        rv_free(&t->alloc, vote);
-    if (bad)
-        return comm_failed(t);
-    if (from < 0)
+    if (from < 0) {
+        for (size_t r = 1; r < R; r++)
+            if (vote[R + r] != vote[R])
+                return rv_fail(t->err, REVL_ERR_INVALID,
+                               "rank %zu's training differs from rank 0's (schedule values, "
+                               "truncation, step count, frac_bits or groups): the ranks are not "
+                               "running the same training", r);
         return REVL_OK;
+    }
+    int status = (int)vote[from];
     /* the failing rank's message to every rank: every rank read the same vote, so all make it */
     int64_t words[MSG_WORDS] = {0};
     char text[RV_ERRLEN + 32]; /* cut to RV_ERRLEN below */

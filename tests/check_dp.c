@@ -292,6 +292,34 @@ START_TEST(drift_on_one_rank)
 }
 END_TEST
 
+/* The callbacks' outputs are 0 on entry (docs/mpi.md), every one of them: a callback that
+ * writes hv_meta only in micro-batch 0 (where the penalty is), or that adds into grad, hv_w and
+ * hv_meta, gives the bits of one that writes every output, on any number of ranks. */
+START_TEST(outputs_are_zero_on_entry)
+{
+    dp_case c = {.optimizer = _i ? REVL_OPTIM_ADAM : REVL_OPTIM_MOMENTUM, .n_micro = 6};
+    double *ref;
+    size_t n;
+    char msg[256];
+    ck_assert_msg(dp_run(&c, &ref, &n, msg) == REVL_OK, "%s", msg);
+    for (int style = 1; style <= 2; style++)
+        for (int R = 1; R <= 3; R++) {
+            c.style = style;
+            rank_run runs[4];
+            run_ranks(&c, R, runs, &the_shared);
+            for (int r = 0; r < R; r++) {
+                ck_assert_msg(runs[r].rc == REVL_OK, "style %d R=%d rank %d: %s", style, R, r,
+                              runs[r].msg);
+                ck_assert_msg(memcmp(runs[r].out, ref, n * sizeof *ref) == 0,
+                              "style %d R=%d rank %d: d_meta %g, want %g", style, R, r,
+                              runs[r].out[n - 3], ref[n - 3]);
+                free(runs[r].out);
+            }
+        }
+    free(ref);
+}
+END_TEST
+
 /* A rank that differs in what decides the bits (its model's definition, its schedule at a step
  * where w is still the same, its truncation or step count) makes every rank's train fail at
  * that step with the same message, instead of OK with other bits (or a w_T that differs per
@@ -527,6 +555,7 @@ static Suite *dp_suite(void)
     tcase_add_test(tc, ranks_out_of_step);
     tcase_add_loop_test(tc, ranks_differ_in_what_decides_the_bits, 0, 5);
     tcase_add_test(tc, sharded_no_memory_on_one_of_nine_ranks);
+    tcase_add_loop_test(tc, outputs_are_zero_on_entry, 0, 2);
     tcase_add_test(tc, sharded_ranks_that_differ_fail_alike);
     suite_add_tcase(s, tc);
     return s;

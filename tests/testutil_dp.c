@@ -103,8 +103,11 @@ static int lr_micro_grad(size_t step, size_t micro, const double *w, const doubl
 {
     lr_user *u = user;
     size_t M = u->n_micro;
-    lr_rows(u, step, micro * LR_B / M, (micro + 1) * LR_B / M, micro == 0, w, meta, NULL, grad,
+    double g[LR_D];
+    lr_rows(u, step, micro * LR_B / M, (micro + 1) * LR_B / M, micro == 0, w, meta, NULL, g,
             loss, NULL, NULL);
+    for (int k = 0; k < LR_D; k++)
+        grad[k] = u->c->style == 2 ? grad[k] + g[k] : g[k];
     return lr_fault(u, step, grad);
 }
 
@@ -113,9 +116,13 @@ static int lr_micro_hvp(size_t step, size_t micro, const double *w, const double
 {
     lr_user *u = user;
     size_t M = u->n_micro;
-    double g[LR_D];
+    double g[LR_D], hv[LR_D], hm = 0;
     lr_rows(u, step, micro * LR_B / M, (micro + 1) * LR_B / M, micro == 0, w, meta, v, g, NULL,
-            hv_w, hv_meta);
+            hv, &hm);
+    for (int k = 0; k < LR_D; k++)
+        hv_w[k] = u->c->style == 2 ? hv_w[k] + hv[k] : hv[k];
+    if (hv_meta && (u->c->style != 1 || micro == 0))
+        hv_meta[0] = u->c->style == 2 ? hv_meta[0] + hm : hm;
     return 0;
 }
 

@@ -30,6 +30,8 @@ typedef struct dp_case {
     enum dp_fault fault;
     int fault_rank;
     size_t fault_step;
+    int style;               /* 1: hvp writes hv_meta only in micro-batch 0; 2: grad and hvp add
+                                into their outputs (both rely on the outputs being 0 on entry) */
     double alpha_delta;      /* added to alpha at step delta_step, every group (finite differences) */
     size_t delta_step;
 } dp_case;

@@ -65,7 +65,12 @@ static int local_sums(rv_dp *d, size_t step, const double *w, const double *meta
     size_t n = d->def.n_params, nm = d->def.n_meta;
     int64_t *dg = data + 1, *dh = dg + (want_grad ? n : 0), *dm = dh + n;
     for (size_t k = d->first; k < d->first + d->count; k++) {
+        /* every output 0 on entry (the contract): a callback may write only what its
+         * micro-batch adds (hv_meta in micro-batch 0 alone) or add into it */
         double loss = 0;
+        memset(d->g, 0, n * sizeof *d->g);
+        memset(d->hv, 0, n * sizeof *d->hv);
+        memset(d->hm, 0, nm * sizeof *d->hm);
         int rc = 0;
         const char *who = "gradient";
         if (want_grad && !(v && d->def.hvp_gives_grad))

@@ -109,6 +109,47 @@ static int dummy_hvp(size_t step, size_t micro, const double *w, const double *m
     return 0;
 }
 
+/* Contributions of 0.3 and -0.3 at F = 4 (4.8 and -4.8 units of 2^-4): rounded to nearest,
+ * two micro-batches sum to +-10/16; truncated they would give +-8/16. */
+static int third_grad(size_t step, size_t micro, const double *w, const double *meta, double *g,
+                      double *loss, void *user)
+{
+    g[0] = 0.3;
+    g[1] = -0.3;
+    *loss = 0.3;
+    return 0;
+}
+
+static int third_hvp(size_t step, size_t micro, const double *w, const double *meta,
+                     const double *v, double *g, double *hv, double *hm, void *user)
+{
+    hv[0] = -0.3;
+    hv[1] = 0.3;
+    hm[0] = 0.3;
+    return 0;
+}
+
+START_TEST(contributions_are_rounded_to_nearest)
+{
+    revl_dp_def d;
+    revl_dp_def_init(&d);
+    d.n_params = 2;
+    d.n_meta = 1;
+    d.n_micro = 2;
+    d.grad_frac_bits = 4;
+    d.grad = third_grad;
+    d.hvp = third_hvp;
+    revl_model *m;
+    ck_assert_int_eq(revl_dp_model_create(&m, &d), REVL_OK);
+    double w[2] = {0}, meta[1] = {0}, v[2] = {1, 1}, g[2], loss, hv[2], hm[1];
+    ck_assert_int_eq(revl_model_grad(m, 0, w, meta, g, &loss), REVL_OK);
+    ck_assert(g[0] == 0.625 && g[1] == -0.625 && loss == 0.625);
+    ck_assert_int_eq(revl_model_hvp(m, 0, w, meta, v, hv, hm), REVL_OK);
+    ck_assert(hv[0] == -0.625 && hv[1] == 0.625 && hm[0] == 0.625);
+    revl_model_free(m);
+}
+END_TEST
+
 START_TEST(bad_definitions)
 {
     revl_model *m = (revl_model *)1;
@@ -327,9 +368,14 @@ END_TEST
 static const struct {
     enum dp_fault fault;
     size_t step;
-} differ_cases[] = {{DP_FAULT_N_MICRO, 0}, {DP_FAULT_FRAC_BITS, 0},
-                    {DP_FAULT_LAST_ALPHA, DP_LR_STEPS - 1}, {DP_FAULT_TRUNCATE, 0},
-                    {DP_FAULT_STEPS, 0}};
+    const char *pass;
+} differ_cases[] = {{DP_FAULT_N_MICRO, 0, "(forward)"}, {DP_FAULT_FRAC_BITS, 0, "(forward)"},
+                    {DP_FAULT_LAST_ALPHA, DP_LR_STEPS - 1, "(forward)"},
+                    {DP_FAULT_TRUNCATE, 0, "(forward)"}, {DP_FAULT_STEPS, 0, "(forward)"},
+                    /* meta held by micro-batch 0 only, so only the hash can see it */
+                    {DP_FAULT_META, 0, "(forward)"},
+                    /* the first Hessian-vector call's v = -alpha dfdw differs */
+                    {DP_FAULT_DFDW, DP_LR_STEPS - 1, "(reverse)"}};
 
 START_TEST(ranks_differ_in_what_decides_the_bits)
 {
@@ -345,7 +391,8 @@ START_TEST(ranks_differ_in_what_decides_the_bits)
                 ck_assert_msg(runs[r].rc == REVL_ERR_CALLBACK, "R=%d rank %d: %d %s", R, r,
                               runs[r].rc, runs[r].msg);
                 ck_assert_msg(strstr(runs[r].msg, "not running the same training") &&
-                                  strstr(runs[r].msg, at) && strstr(runs[r].msg, "(forward)"),
+                                  strstr(runs[r].msg, at) &&
+                                  strstr(runs[r].msg, differ_cases[_i].pass),
                               "R=%d rank %d: %s", R, r, runs[r].msg);
                 ck_assert_str_eq(runs[r].msg, runs[0].msg);
             }
@@ -375,7 +422,7 @@ END_TEST
  * rank for up to 9 ranks), each rank its own local model; only the trainer communicates. */
 #define SHP (9 * 4096)
 #define SHT 4
-enum sh_differ { SH_SAME, SH_TRUNCATE, SH_STEPS, SH_LAST_ALPHA, SH_DFDW_NAN };
+enum sh_differ { SH_SAME, SH_TRUNCATE, SH_STEPS, SH_LAST_ALPHA, SH_DFDW_NAN, SH_DFDW_NAN_ALL };
 
 typedef struct sh_rank {
     revl_comm comm;
@@ -457,7 +504,7 @@ static void *sh_rank_main(void *arg)
     double *w0 = calloc(SHP, sizeof *w0), *dfdw = calloc(SHP, sizeof *dfdw);
     for (size_t i = 0; i < SHP; i++)
         dfdw[i] = 1;
-    if (r->differ == SH_DFDW_NAN && last)
+    if ((r->differ == SH_DFDW_NAN && last) || r->differ == SH_DFDW_NAN_ALL)
         dfdw[5] = NAN;
     double d_alpha[SHT];
     r->rc = revl_trainer_train(t, w0, NULL);
@@ -518,7 +565,7 @@ END_TEST
  * (one vote before anything runs); one whose dfdw is NaN fails every rank's hypergrad. */
 START_TEST(sharded_ranks_that_differ_fail_alike)
 {
-    static const enum sh_differ cases[] = {SH_TRUNCATE, SH_STEPS, SH_LAST_ALPHA, SH_DFDW_NAN};
+    static const enum sh_differ cases[] = {SH_LAST_ALPHA, SH_TRUNCATE, SH_STEPS, SH_DFDW_NAN};
     for (int R = 2; R <= 4; R++)
         for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
             sh_rank runs[4];
@@ -539,6 +586,28 @@ START_TEST(sharded_ranks_that_differ_fail_alike)
 }
 END_TEST
 
+/* Every rank's callback fails: the message is the lowest rank's (docs/mpi.md). */
+START_TEST(lowest_failing_rank_is_blamed)
+{
+    for (int R = 2; R <= 4; R++) {
+        dp_case c = {.optimizer = REVL_OPTIM_MOMENTUM, .n_micro = 6, .fault = DP_FAULT_CALLBACK,
+                     .fault_rank = -1, .fault_step = 2};
+        rank_run runs[4];
+        run_ranks(&c, R, runs, &the_shared);
+        for (int r = 0; r < R; r++) {
+            ck_assert_int_eq(runs[r].rc, REVL_ERR_CALLBACK);
+            ck_assert_msg(strstr(runs[r].msg, "rank 0: micro-batch 0's gradient callback returned 7"),
+                          "R=%d rank %d: %s", R, r, runs[r].msg);
+        }
+    }
+    /* sharded: every rank's dfdw is NaN */
+    sh_rank sh[3];
+    sh_run_ranks(3, SH_DFDW_NAN_ALL, 0, sh);
+    ck_assert_msg(sh[0].rc == REVL_ERR_RANGE && strncmp(sh[0].msg, "rank 0: dfdw[5]", 15) == 0,
+                  "%d %s", sh[0].rc, sh[0].msg);
+}
+END_TEST
+
 static Suite *dp_suite(void)
 {
     Suite *s = suite_create("dp");
@@ -553,7 +622,9 @@ static Suite *dp_suite(void)
     tcase_add_test(tc, nan_on_one_rank);
     tcase_add_test(tc, drift_on_one_rank);
     tcase_add_test(tc, ranks_out_of_step);
-    tcase_add_loop_test(tc, ranks_differ_in_what_decides_the_bits, 0, 5);
+    tcase_add_loop_test(tc, ranks_differ_in_what_decides_the_bits, 0, 7);
+    tcase_add_test(tc, contributions_are_rounded_to_nearest);
+    tcase_add_test(tc, lowest_failing_rank_is_blamed);
     tcase_add_test(tc, sharded_no_memory_on_one_of_nine_ranks);
     tcase_add_loop_test(tc, outputs_are_zero_on_entry, 0, 2);
     tcase_add_test(tc, sharded_ranks_that_differ_fail_alike);

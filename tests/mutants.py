@@ -205,6 +205,26 @@ MUTANTS = [
     ("python/revl/mlp.py", "            off += a * b\n", "            off += a * b + 1\n", [PY]),
     ("python/revl/hyperopt.py", "r.hypergrad_norm, r.step_size, r.seconds, bool(r.chaos))",
      "r.step_size, r.hypergrad_norm, r.seconds, bool(r.chaos))", [PY]),
+    # ---- dist/ (issue 24 items 6-10, 22): what the ranks agree on, rounding, the vote, the
+    # callbacks' zeroed outputs (check_dp: thread ranks)
+    ("src/dist/dp.c", "        acc[i] += (int64_t)llrint(x[i] * d->scale);",
+     "        acc[i] += (int64_t)(x[i] * d->scale);", ["check_dp"]),
+    ("src/dist/dp.c", "    h = mix(h, meta, meta ? nm : 0);", "    h = mix(h, meta, 0);", ["check_dp"]),
+    ("src/dist/dp.c", "    h = mix(h, v, v ? n : 0);", "    h = mix(h, v, 0);", ["check_dp"]),
+    ("src/dist/dp.c", "    for (int r = 0; r < size; r++)", "    for (int r = size; r-- > 0;)",
+     ["check_dp"]),
+    ("src/dist/shard.c", "    for (size_t r = 0; r < R && from < 0; r++)",
+     "    for (size_t r = R; r-- > 0 && from < 0;)", ["check_dp"]),
+    ("src/dist/dp.c", "    h = rv_hash_u64(h, d->self->agree);", "    (void)d->self;", ["check_dp"]),
+    ("src/dist/dp.c", "def->n_micro, def->grad_frac_bits,", "1, def->grad_frac_bits,", ["check_dp"]),
+    ("src/core/trainer.c",
+     "            t->agree[step] = rv_hash_f64s(t->agree[step], t->hyper_values, opt->n_kinds);",
+     "", ["check_dp"]),
+    ("src/core/trainer.c", "t->n_steps, t->first_kept, t->frac_bits,", "t->n_steps, t->frac_bits,",
+     ["check_dp"]),
+    ("src/dist/shard.c", "            if (vote[R + r] != vote[R])", "            if (0)", ["check_dp"]),
+    ("src/dist/dp.c", "        memset(d->hm, 0, nm * sizeof *d->hm);\n", "", ["check_dp"]),
+    ("src/dist/dp.c", "        memset(d->g, 0, n * sizeof *d->g);\n", "", ["check_dp"]),
 ]
 
 

@@ -87,7 +87,7 @@ static void lr_rows(const lr_user *u, size_t step, size_t lo, size_t hi, int wit
 static int lr_fault(const lr_user *u, size_t step, double *g)
 {
     const dp_case *c = u->c;
-    if (u->rank != c->fault_rank || step != c->fault_step)
+    if ((c->fault_rank >= 0 && u->rank != c->fault_rank) || step != c->fault_step)
         return 0;
     if (c->fault == DP_FAULT_CALLBACK && !u->reversing)
         return 7;
@@ -252,13 +252,13 @@ static int train_and_reverse(const dp_case *c, revl_model *m, lr_user *u, size_t
     for (size_t g = 0; g < G; g++)
         log_scale[g] = -1;
     for (size_t j = 0; j < NM; j++)
-        meta[j] = -3;
+        meta[j] = c->fault == DP_FAULT_META && differs ? -2.5 : -3;
     revl_model_init_weights(m, log_scale, 5, w0);
     rc = revl_trainer_train(t, w0, meta);
     if (!rc) {
         revl_trainer_weights(t, o);
         for (size_t i = 0; i < P; i++)
-            dfdw[i] = o[i] - 0.5;
+            dfdw[i] = o[i] - (c->fault == DP_FAULT_DFDW && differs ? 0.25 : 0.5);
         revl_trainer_stats st = {.struct_size = sizeof st};
         revl_trainer_get_stats(t, &st);
         o[n - 2] = st.last_loss;

@@ -225,6 +225,16 @@ MUTANTS = [
     ("src/dist/shard.c", "            if (vote[R + r] != vote[R])", "            if (0)", ["check_dp"]),
     ("src/dist/dp.c", "        memset(d->hm, 0, nm * sizeof *d->hm);\n", "", ["check_dp"]),
     ("src/dist/dp.c", "        memset(d->g, 0, n * sizeof *d->g);\n", "", ["check_dp"]),
+    ("src/core/checkpoint.c", 'int rc = rv_trainer_enter(t, "revl_trainer_set_checkpoint");',
+     "int rc = REVL_OK;", ["check_optim"]),
+    ("python/revl/core.py", "        with _Busy((h,)):\n            rc = lib.trainer_set_checkpoint(",
+     "        if True:\n            rc = lib.trainer_set_checkpoint(", [PY]),
+    ("python/revl/hyperopt.py", "        with _Busy((h,)):   # a step or run on another thread",
+     "        if True:   # a step or run on another thread", [PY]),
+    ("python/revl/core.py", 'path = as_path(path, "path", "Trainer.set_checkpoint")',
+     "path = str(path).encode()", [PY]),
+    ("python/revl/core.py", 'every = as_int(every, "every", "Trainer.set_checkpoint", 1)',
+     "every = every", [PY]),
 ]
 
 

@@ -235,6 +235,7 @@ MUTANTS = [
      "path = str(path).encode()", [PY]),
     ("python/revl/core.py", 'every = as_int(every, "every", "Trainer.set_checkpoint", 1)',
      "every = every", [PY]),
+    ("python/revl/torch/bridge.py", "            out[alias] = out[name]", "            pass", [PY]),
 ]
 
 

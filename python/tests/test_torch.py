@@ -395,3 +395,58 @@ def test_adam_parameter_with_zero_gradient_is_finite_where_unrolled_is_nan():
     close(hg.w0[~dead], ref.w0, 1e-8)
     for kind in ADAM_KINDS[1:]:
         close(getattr(hg, kind), getattr(ref, kind), 1e-8)
+
+
+class TiedNet(torch.nn.Module):
+    """One nn.Parameter under two names (a.weight and b.weight), as tied embeddings are."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(4)
+        self.a = torch.nn.Linear(3, 3)
+        self.b = torch.nn.Linear(3, 3)
+        self.b.weight = self.a.weight
+
+    def forward(self, x):
+        return self.b(torch.tanh(self.a(x)))
+
+
+def test_tied_parameters_match_the_modules_own_autograd():
+    """Issue 24 item 3: every name of a tied parameter is bound to its slice of w, so the
+    gradient and the Hessian-vector product are the module's own (autograd on the module, not
+    the bridge's functional call)."""
+    net = TiedNet().double()
+    x, y = data((3,), 12, 5)
+    tm = rt.TorchModel(net, F.cross_entropy, (x, y), batch_size=12)
+    assert tm.names == ["a.weight", "a.bias", "b.bias"]
+    w = tm.read_params() + 0.1 * np.cos(np.arange(tm.n_params))
+    tm.write_params(w)
+    xb, yb = tm.batch(0)
+    params = list(net.parameters())
+    loss = F.cross_entropy(net(xb), yb)
+    g_ref = torch.autograd.grad(loss, params, create_graph=True)
+    v = np.sin(np.arange(tm.n_params) + 1.0)
+    vt = [torch.tensor(v[o:o + n]).view(p.shape)
+          for p, o, n in zip(params, tm.offsets_of_tensors(), tm.sizes)]
+    hv_ref = torch.autograd.grad(sum((g * u).sum() for g, u in zip(g_ref, vt)), params)
+    g_ref = np.concatenate([g.detach().reshape(-1).numpy() for g in g_ref])
+    hv_ref = np.concatenate([h.reshape(-1).numpy() for h in hv_ref])
+    f, g = tm.grad(0, w)
+    assert f == pytest.approx(float(loss), rel=1e-14)
+    close(g, g_ref, 1e-13)
+    hv, _, g2 = tm.hvp(0, w, (), v)
+    assert np.array_equal(g2, g)
+    close(hv, hv_ref, 1e-13)
+    # and revl trains the module's network: w_T is momentum on the module's own gradients
+    m = tm.model()
+    s = revl.Schedule.for_model(m, 3, alpha=0.5, gamma=0.5)
+    t = revl.Trainer(m, s)
+    t.train(w)
+    vel = np.zeros(tm.n_params)
+    for k in range(3):
+        xb, yb = tm.batch(k)
+        net.zero_grad()
+        F.cross_entropy(net(xb), yb).backward()
+        vel = 0.5 * vel - 0.5 * np.concatenate([p.grad.reshape(-1).numpy() for p in params])
+        tm.write_params(tm.read_params() + 0.5 * vel)
+    close(t.weights, tm.read_params(), 1e-12)

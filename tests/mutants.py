@@ -236,6 +236,15 @@ MUTANTS = [
     ("python/revl/core.py", 'every = as_int(every, "every", "Trainer.set_checkpoint", 1)',
      "every = every", [PY]),
     ("python/revl/torch/bridge.py", "            out[alias] = out[name]", "            pass", [PY]),
+    # issue 24 item 24: the Python binding and the torch bridge
+    ("python/revl/core.py", 'float("nan") if loss is None else float(loss)',
+     "0.0 if loss is None else float(loss)", [PY]),
+    ("python/revl/torch/bridge.py", "rng = np.random.default_rng([self.seed, epoch])",
+     "rng = np.random.default_rng([self.seed, 0])", [PY]),
+    ("python/revl/torch/bridge.py", "self.n_batches = n // self.batch_size",
+     "self.n_batches = -(-n // self.batch_size)", [PY]),
+    ("python/revl/torch/bridge.py", "if seen is not None and seen != _digest(g):",
+     "if step and seen is not None and seen != _digest(g):", [PY]),
 ]
 
 

@@ -280,3 +280,15 @@ def test_standardize_by_a_reference_with_a_constant_feature():
     ref = revl.Dataset(np.array([[3.0, 4.0], [3.0, 6.0]]), [0, 1])
     d.standardize(reference=ref)
     np.testing.assert_array_equal(d.x, [[-2.0, 0.0], [-1.0, 2.0], [1.0, -2.0]])
+
+
+# ------------------------------------------------------------------ issue 24 item 24
+def test_grad_callback_returning_none_as_loss_is_nan():
+    """A loss the callback does not know (None) is NaN, not a plausible 0."""
+    m = revl.Model(3, grad=lambda k, w, meta: (None, 0.5 * w))
+    loss, g = m.grad(0, np.ones(3))
+    assert np.isnan(loss)
+    np.testing.assert_array_equal(g, 0.5 * np.ones(3))
+    t = revl.Trainer(m, revl.Schedule(3, [0, 3]))
+    t.train(np.ones(3))
+    assert np.isnan(t.stats["last_loss"])

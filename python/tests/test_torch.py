@@ -450,3 +450,39 @@ def test_tied_parameters_match_the_modules_own_autograd():
         vel = 0.5 * vel - 0.5 * np.concatenate([p.grad.reshape(-1).numpy() for p in params])
         tm.write_params(tm.read_params() + 0.5 * vel)
     close(t.weights, tm.read_params(), 1e-12)
+
+
+def test_every_epoch_its_own_permutation_of_full_batches():
+    """Issue 24 item 24: 40 examples in batches of 15 make 2 full batches per epoch (the 10
+    left over are not a short third batch); each epoch draws its own permutation."""
+    x, y = data((5,), 40, 1)
+    tm = rt.TorchModel(mlp(), F.cross_entropy, (x, y), batch_size=15)
+    assert tm.n_batches == 2
+    epochs = []
+    for e in range(4):
+        xs = [tm.batch(2 * e + k)[0] for k in range(2)]
+        assert [len(b) for b in xs] == [15, 15]
+        xe = torch.cat(xs)
+        assert len(torch.unique(xe, dim=0)) == 30          # no example twice in an epoch
+        epochs.append(xe)
+    assert all(not torch.equal(epochs[0], e) for e in epochs[1:])
+
+
+def test_nondeterminism_at_step_0_is_the_bridges_message():
+    """A batch that differs at step 0 in the reverse pass is caught by the bridge itself,
+    naming the module (not only by revl's own fingerprint check)."""
+    x, y = data((5,), 40, 1)
+    reversing = []
+
+    def batch(step):
+        xb = x[step % 4 * 10:(step % 4 + 1) * 10]
+        if step == 0 and reversing:
+            xb = xb + 1e-9
+        return xb, y[step % 4 * 10:(step % 4 + 1) * 10]
+
+    tm = rt.TorchModel(mlp(), F.cross_entropy, batch=batch)
+    t = revl.Trainer(tm.model(), revl.Schedule.for_model(tm.model(), 3))
+    t.train(tm.read_params())
+    reversing.append(1)
+    with pytest.raises(revl.InexactError, match="torch model's gradient at step 0 differs"):
+        t.hypergrad(np.ones(tm.n_params))

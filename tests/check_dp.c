@@ -422,7 +422,9 @@ END_TEST
  * rank for up to 9 ranks), each rank its own local model; only the trainer communicates. */
 #define SHP (9 * 4096)
 #define SHT 4
-enum sh_differ { SH_SAME, SH_TRUNCATE, SH_STEPS, SH_LAST_ALPHA, SH_DFDW_NAN, SH_DFDW_NAN_ALL };
+enum sh_differ {
+    SH_SAME, SH_TRUNCATE, SH_STEPS, SH_LAST_ALPHA, SH_DFDW_NAN, SH_DFDW_NAN_ALL, SH_W0_RANGE
+};
 
 typedef struct sh_rank {
     revl_comm comm;
@@ -504,6 +506,8 @@ static void *sh_rank_main(void *arg)
     double *w0 = calloc(SHP, sizeof *w0), *dfdw = calloc(SHP, sizeof *dfdw);
     for (size_t i = 0; i < SHP; i++)
         dfdw[i] = 1;
+    if (r->differ == SH_W0_RANGE && last)
+        w0[7] = 1e300;
     if ((r->differ == SH_DFDW_NAN && last) || r->differ == SH_DFDW_NAN_ALL)
         dfdw[5] = NAN;
     double d_alpha[SHT];
@@ -561,11 +565,13 @@ START_TEST(sharded_no_memory_on_one_of_nine_ranks)
 }
 END_TEST
 
-/* A rank whose truncation, step count or last step's alpha differs fails every rank's train
- * (one vote before anything runs); one whose dfdw is NaN fails every rank's hypergrad. */
+/* A rank whose truncation, step count or last step's alpha differs, or whose w0 is out of
+ * range, fails every rank's train (one vote before anything runs); one whose dfdw is NaN
+ * fails every rank's hypergrad. */
 START_TEST(sharded_ranks_that_differ_fail_alike)
 {
-    static const enum sh_differ cases[] = {SH_LAST_ALPHA, SH_TRUNCATE, SH_STEPS, SH_DFDW_NAN};
+    static const enum sh_differ cases[] = {SH_LAST_ALPHA, SH_TRUNCATE, SH_STEPS, SH_DFDW_NAN,
+                                           SH_W0_RANGE};
     for (int R = 2; R <= 4; R++)
         for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
             sh_rank runs[4];
@@ -573,6 +579,9 @@ START_TEST(sharded_ranks_that_differ_fail_alike)
             char want[64];
             if (cases[k] == SH_DFDW_NAN) {
                 snprintf(want, sizeof want, "rank %d: dfdw[5] is not finite", R - 1);
+                ck_assert_int_eq(runs[0].rc, REVL_ERR_RANGE);
+            } else if (cases[k] == SH_W0_RANGE) {
+                snprintf(want, sizeof want, "rank %d: w0[7] = 1e+300 is outside", R - 1);
                 ck_assert_int_eq(runs[0].rc, REVL_ERR_RANGE);
             } else {
                 snprintf(want, sizeof want, "rank %d's training differs from rank 0's", R - 1);

@@ -2,8 +2,8 @@
  * gradient, then the optimiser's step on every block (in threads), with the bits its exact
  * multiplies discard kept in the information buffer so that the reverse pass (reverse.c) can
  * undo every step bit for bit. */
-#include "core/overlap.h"
 #include "base/ckptfile.h"
+#include "core/overlap.h"
 #include "core/trainer.h"
 #include "dist/shard.h"
 
@@ -78,7 +78,8 @@ static void trainer_free_arrays(revl_trainer *t)
     void *arrays[] = {t->offsets, t->w, t->w_start, t->wd, t->grad, t->meta, t->dw,
                       t->dir_a, t->dir_b, t->hv, t->hv_meta, t->dmeta, t->hyper_values,
                       t->partial, t->sums, t->bits_per_block, t->blocks, t->d_kinds,
-                      t->fingerprint, t->agree, t->vote, t->offsets_all != t->offsets ? t->offsets_all : NULL,
+                      t->fingerprint, t->agree, t->vote,
+                      t->offsets_all != t->offsets ? t->offsets_all : NULL,
                       t->blocks_all != t->blocks ? t->blocks_all : NULL,
                       t->partial_all != t->partial ? t->partial_all : NULL};
     for (size_t k = 0; k < sizeof arrays / sizeof arrays[0]; k++)

@@ -23,28 +23,25 @@ static int comm_failed(revl_trainer *t)
                    t->comm.rank);
 }
 
-int rv_shard_vote(revl_trainer *t, int rc)
-{
-    return rv_shard_agree(t, rc, 0);
-}
-
-int rv_shard_agree(revl_trainer *t, int rc, uint64_t agree)
+/* R status words, and with `check` R agreement words after them. */
+static int vote_on(revl_trainer *t, int rc, int check, uint64_t agree)
 {
     if (!t->sharded)
         return rc;
-    size_t R = (size_t)t->comm.size;
+    size_t R = (size_t)t->comm.size, n = check ? 2 * R : R;
     int64_t *vote = t->vote; /* made at create: every rank joins, whatever failed here */
-    memset(vote, 0, 2 * R * sizeof *vote);
+    memset(vote, 0, n * sizeof *vote);
     vote[t->comm.rank] = rc;
-    vote[R + (size_t)t->comm.rank] = (int64_t)agree;
-    if (t->comm.allreduce_i64(vote, 2 * R, t->comm.user))
+    if (check)
+        vote[R + (size_t)t->comm.rank] = (int64_t)agree;
+    if (t->comm.allreduce_i64(vote, n, t->comm.user))
         return comm_failed(t);
     int from = -1;
     for (size_t r = 0; r < R && from < 0; r++)
         if (vote[r])
             from = (int)r;
     if (from < 0) {
-        for (size_t r = 1; r < R; r++)
+        for (size_t r = 1; check && r < R; r++)
             if (vote[R + r] != vote[R])
                 return rv_fail(t->err, REVL_ERR_INVALID,
                                "rank %zu's training differs from rank 0's (schedule values, "
@@ -65,6 +62,16 @@ int rv_shard_agree(revl_trainer *t, int rc, uint64_t agree)
     memcpy(t->err, words, sizeof words);
     t->err[RV_ERRLEN - 1] = '\0';
     return status;
+}
+
+int rv_shard_vote(revl_trainer *t, int rc)
+{
+    return vote_on(t, rc, 0, 0);
+}
+
+int rv_shard_agree(revl_trainer *t, int rc, uint64_t agree)
+{
+    return vote_on(t, rc, 1, agree);
 }
 
 int rv_shard_gather(revl_trainer *t, void *x)

@@ -324,6 +324,7 @@ install-mpi: mpi
 	install -m 755 $(MPI_SHLIB) $(DESTDIR)$(PREFIX)/lib/
 	ln -sf librevl_mpi.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(MPI_SONAME)
 	ln -sf $(MPI_SONAME) $(DESTDIR)$(PREFIX)/lib/librevl_mpi.so
+	install -m 644 $(MPI_STLIB) $(DESTDIR)$(PREFIX)/lib/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' mpi/revl-mpi.pc.in \
 		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/revl-mpi.pc
 

@@ -492,8 +492,9 @@ REVL_API int revl_trainer_create_sharded(revl_trainer **out, revl_model *model,
 /* Per-micro-batch callbacks. The contract: the model's gradient at step t is the sum over
  * micro = 0..n_micro-1 of what grad writes for (t, micro), e.g. (1/B) times the sum of the
  * examples' gradients of that micro-batch, plus any penalty in micro-batch 0 only; the same for
- * the loss (*loss is 0 on entry), for hv_w and hv_meta. Each call must be deterministic in its
- * arguments. A rank is only called for its own micro-batches (revl_dp_micro_range), so it needs
+ * the loss, for hv_w and hv_meta. Every output (*loss, grad, hv_w, hv_meta) is 0 on entry to
+ * every call, so a callback may skip what its micro-batch does not add, or add into them. Each
+ * call must be deterministic in its arguments. A rank is only called for its own micro-batches (revl_dp_micro_range), so it needs
  * only their examples. hvp's grad is NULL unless the definition sets hvp_gives_grad; then it
  * must be grad's bits. hv_meta is NULL when n_meta == 0. Return 0, or nonzero to stop. */
 typedef int (*revl_micro_grad_fn)(size_t step, size_t micro, const double *w, const double *meta,

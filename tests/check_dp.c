@@ -16,13 +16,13 @@
 typedef struct shared {
     pthread_barrier_t barrier;
     pthread_mutex_t lock;
-    int64_t sum[4096];
+    int64_t sum[1 << 16];
 } shared;
 
 static int thread_allreduce(int64_t *data, size_t n, void *user)
 {
     shared *s = user;
-    if (n > 4096)
+    if (n > sizeof s->sum / sizeof s->sum[0])
         return 1;
     if (pthread_barrier_wait(&s->barrier) == PTHREAD_BARRIER_SERIAL_THREAD)
         memset(s->sum, 0, n * sizeof *s->sum);
@@ -36,6 +36,8 @@ static int thread_allreduce(int64_t *data, size_t n, void *user)
     pthread_barrier_wait(&s->barrier);
     return 0;
 }
+
+#define MAX_RANKS 12
 
 typedef struct rank_run {
     dp_case c;
@@ -59,7 +61,7 @@ static void run_ranks(const dp_case *c, int R, rank_run *runs, shared *s)
 {
     pthread_barrier_init(&s->barrier, NULL, (unsigned)R);
     pthread_mutex_init(&s->lock, NULL);
-    pthread_t th[4];
+    pthread_t th[MAX_RANKS];
     for (int r = 0; r < R; r++) {
         memset(&runs[r], 0, sizeof runs[r]);
         runs[r].c = *c;
@@ -106,6 +108,47 @@ static int dummy_hvp(size_t step, size_t micro, const double *w, const double *m
 {
     return 0;
 }
+
+/* Contributions of 0.3 and -0.3 at F = 4 (4.8 and -4.8 units of 2^-4): rounded to nearest,
+ * two micro-batches sum to +-10/16; truncated they would give +-8/16. */
+static int third_grad(size_t step, size_t micro, const double *w, const double *meta, double *g,
+                      double *loss, void *user)
+{
+    g[0] = 0.3;
+    g[1] = -0.3;
+    *loss = 0.3;
+    return 0;
+}
+
+static int third_hvp(size_t step, size_t micro, const double *w, const double *meta,
+                     const double *v, double *g, double *hv, double *hm, void *user)
+{
+    hv[0] = -0.3;
+    hv[1] = 0.3;
+    hm[0] = 0.3;
+    return 0;
+}
+
+START_TEST(contributions_are_rounded_to_nearest)
+{
+    revl_dp_def d;
+    revl_dp_def_init(&d);
+    d.n_params = 2;
+    d.n_meta = 1;
+    d.n_micro = 2;
+    d.grad_frac_bits = 4;
+    d.grad = third_grad;
+    d.hvp = third_hvp;
+    revl_model *m;
+    ck_assert_int_eq(revl_dp_model_create(&m, &d), REVL_OK);
+    double w[2] = {0}, meta[1] = {0}, v[2] = {1, 1}, g[2], loss, hv[2], hm[1];
+    ck_assert_int_eq(revl_model_grad(m, 0, w, meta, g, &loss), REVL_OK);
+    ck_assert(g[0] == 0.625 && g[1] == -0.625 && loss == 0.625);
+    ck_assert_int_eq(revl_model_hvp(m, 0, w, meta, v, hv, hm), REVL_OK);
+    ck_assert(hv[0] == -0.625 && hv[1] == 0.625 && hm[0] == 0.625);
+    revl_model_free(m);
+}
+END_TEST
 
 START_TEST(bad_definitions)
 {
@@ -290,6 +333,73 @@ START_TEST(drift_on_one_rank)
 }
 END_TEST
 
+/* The callbacks' outputs are 0 on entry (docs/mpi.md), every one of them: a callback that
+ * writes hv_meta only in micro-batch 0 (where the penalty is), or that adds into grad, hv_w and
+ * hv_meta, gives the bits of one that writes every output, on any number of ranks. */
+START_TEST(outputs_are_zero_on_entry)
+{
+    dp_case c = {.optimizer = _i ? REVL_OPTIM_ADAM : REVL_OPTIM_MOMENTUM, .n_micro = 6};
+    double *ref;
+    size_t n;
+    char msg[256];
+    ck_assert_msg(dp_run(&c, &ref, &n, msg) == REVL_OK, "%s", msg);
+    for (int style = 1; style <= 2; style++)
+        for (int R = 1; R <= 3; R++) {
+            c.style = style;
+            rank_run runs[4];
+            run_ranks(&c, R, runs, &the_shared);
+            for (int r = 0; r < R; r++) {
+                ck_assert_msg(runs[r].rc == REVL_OK, "style %d R=%d rank %d: %s", style, R, r,
+                              runs[r].msg);
+                ck_assert_msg(memcmp(runs[r].out, ref, n * sizeof *ref) == 0,
+                              "style %d R=%d rank %d: d_meta %g, want %g", style, R, r,
+                              runs[r].out[n - 3], ref[n - 3]);
+                free(runs[r].out);
+            }
+        }
+    free(ref);
+}
+END_TEST
+
+/* A rank that differs in what decides the bits (its model's definition, its schedule at a step
+ * where w is still the same, its truncation or step count) makes every rank's train fail at
+ * that step with the same message, instead of OK with other bits (or a w_T that differs per
+ * rank, caught only by the reverse pass), or a hang. */
+static const struct {
+    enum dp_fault fault;
+    size_t step;
+    const char *pass;
+} differ_cases[] = {{DP_FAULT_N_MICRO, 0, "(forward)"}, {DP_FAULT_FRAC_BITS, 0, "(forward)"},
+                    {DP_FAULT_LAST_ALPHA, DP_LR_STEPS - 1, "(forward)"},
+                    {DP_FAULT_TRUNCATE, 0, "(forward)"}, {DP_FAULT_STEPS, 0, "(forward)"},
+                    /* meta held by micro-batch 0 only, so only the hash can see it */
+                    {DP_FAULT_META, 0, "(forward)"},
+                    /* the first Hessian-vector call's v = -alpha dfdw differs */
+                    {DP_FAULT_DFDW, DP_LR_STEPS - 1, "(reverse)"}};
+
+START_TEST(ranks_differ_in_what_decides_the_bits)
+{
+    char at[64];
+    snprintf(at, sizeof at, "at step %zu at another", differ_cases[_i].step);
+    for (int R = 2; R <= 4; R++)
+        for (int opt = 0; opt < 2; opt++) {
+            dp_case c = {.optimizer = opt ? REVL_OPTIM_ADAM : REVL_OPTIM_MOMENTUM, .n_micro = 6,
+                         .fault = differ_cases[_i].fault, .fault_rank = R - 1};
+            rank_run runs[4];
+            run_ranks(&c, R, runs, &the_shared);
+            for (int r = 0; r < R; r++) {
+                ck_assert_msg(runs[r].rc == REVL_ERR_CALLBACK, "R=%d rank %d: %d %s", R, r,
+                              runs[r].rc, runs[r].msg);
+                ck_assert_msg(strstr(runs[r].msg, "not running the same training") &&
+                                  strstr(runs[r].msg, at) &&
+                                  strstr(runs[r].msg, differ_cases[_i].pass),
+                              "R=%d rank %d: %s", R, r, runs[r].msg);
+                ck_assert_str_eq(runs[r].msg, runs[0].msg);
+            }
+        }
+}
+END_TEST
+
 /* A rank running another schedule is caught at the first step where its weights differ. */
 START_TEST(ranks_out_of_step)
 {
@@ -308,6 +418,205 @@ START_TEST(ranks_out_of_step)
 }
 END_TEST
 
+/* ---- sharded trainers on thread ranks: a separable quadratic of SHP parameters (one block per
+ * rank for up to 9 ranks), each rank its own local model; only the trainer communicates. */
+#define SHP (9 * 4096)
+#define SHT 4
+enum sh_differ {
+    SH_SAME, SH_TRUNCATE, SH_STEPS, SH_LAST_ALPHA, SH_DFDW_NAN, SH_DFDW_NAN_ALL, SH_W0_RANGE
+};
+
+typedef struct sh_rank {
+    revl_comm comm;
+    enum sh_differ differ; /* on the last rank */
+    int fail_alloc;        /* rank 0's allocator fails every allocation after create */
+    int armed;
+    int rc;
+    char msg[256];
+} sh_rank;
+
+static double sh_c(size_t i)
+{
+    return 1 + (double)(i % 7) / 7;
+}
+
+static int sh_grad(size_t step, const double *w, const double *meta, double *g, double *loss,
+                   void *user)
+{
+    double l = 0;
+    for (size_t i = 0; i < SHP; i++) {
+        double d = w[i] - sin((double)i);
+        g[i] = sh_c(i) * d;
+        l += 0.5 * sh_c(i) * d * d;
+    }
+    if (loss)
+        *loss = l;
+    return 0;
+}
+
+static int sh_hvp(size_t step, const double *w, const double *meta, const double *v, double *g,
+                  double *hv, double *hm, void *user)
+{
+    for (size_t i = 0; i < SHP; i++)
+        hv[i] = sh_c(i) * v[i];
+    return 0;
+}
+
+static void *sh_alloc(size_t n, void *user)
+{
+    sh_rank *r = user;
+    return r->armed ? NULL : malloc(n);
+}
+
+static void sh_free(void *p, void *user)
+{
+    free(p);
+}
+
+static void *sh_rank_main(void *arg)
+{
+    sh_rank *r = arg;
+    int last = r->comm.rank == r->comm.size - 1;
+    revl_model_def d;
+    revl_model_def_init(&d);
+    d.n_params = SHP;
+    d.grad = sh_grad;
+    d.hvp = sh_hvp;
+    revl_model *m = NULL;
+    revl_schedule *s = NULL;
+    revl_trainer *t = NULL;
+    size_t off[] = {0, SHP};
+    ck_assert_int_eq(revl_model_create(&m, &d), REVL_OK);
+    size_t T = r->differ == SH_STEPS && last ? SHT - 1 : SHT;
+    ck_assert_int_eq(revl_schedule_create(&s, T, 1, off), REVL_OK);
+    ck_assert_int_eq(revl_schedule_fill(s, 0.1, 0.9), REVL_OK);
+    if (r->differ == SH_LAST_ALPHA && last)
+        ck_assert_int_eq(revl_schedule_set(s, T - 1, 0, 0.11, 0.9), REVL_OK);
+    revl_allocator a;
+    revl_allocator_init(&a);
+    a.alloc = sh_alloc;
+    a.free = sh_free;
+    a.user = r;
+    revl_trainer_options o;
+    revl_trainer_options_init(&o);
+    o.allocator = &a;
+    o.truncate = r->differ == SH_TRUNCATE && last ? 2 : 0;
+    ck_assert_int_eq(revl_trainer_create_sharded(&t, m, s, &o, &r->comm), REVL_OK);
+    r->armed = r->fail_alloc && r->comm.rank == 0;
+    double *w0 = calloc(SHP, sizeof *w0), *dfdw = calloc(SHP, sizeof *dfdw);
+    for (size_t i = 0; i < SHP; i++)
+        dfdw[i] = 1;
+    if (r->differ == SH_W0_RANGE && last)
+        w0[7] = 1e300;
+    if ((r->differ == SH_DFDW_NAN && last) || r->differ == SH_DFDW_NAN_ALL)
+        dfdw[5] = NAN;
+    double d_alpha[SHT];
+    r->rc = revl_trainer_train(t, w0, NULL);
+    if (!r->rc)
+        r->rc = revl_trainer_hypergrad(t, dfdw, NULL, NULL, d_alpha, NULL, NULL);
+    snprintf(r->msg, sizeof r->msg, "%s", revl_trainer_last_error(t));
+    r->armed = 0;
+    free(w0);
+    free(dfdw);
+    revl_trainer_free(t);
+    revl_schedule_free(s);
+    revl_model_free(m);
+    return NULL;
+}
+
+/* R thread ranks of sharded trainers; every rank must return (no hang) with the status and
+ * message of every other. */
+static void sh_run_ranks(int R, enum sh_differ differ, int fail_alloc, sh_rank *runs)
+{
+    shared *s = &the_shared;
+    pthread_barrier_init(&s->barrier, NULL, (unsigned)R);
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_t th[MAX_RANKS];
+    for (int r = 0; r < R; r++) {
+        memset(&runs[r], 0, sizeof runs[r]);
+        runs[r].differ = differ;
+        runs[r].fail_alloc = fail_alloc;
+        revl_comm_init_local(&runs[r].comm);
+        runs[r].comm.rank = r;
+        runs[r].comm.size = R;
+        runs[r].comm.allreduce_i64 = thread_allreduce;
+        runs[r].comm.user = s;
+        pthread_create(&th[r], NULL, sh_rank_main, &runs[r]);
+    }
+    for (int r = 0; r < R; r++)
+        pthread_join(th[r], NULL);
+    pthread_barrier_destroy(&s->barrier);
+    pthread_mutex_destroy(&s->lock);
+    for (int r = 0; r < R; r++) {
+        ck_assert_msg(runs[r].rc == runs[0].rc, "R=%d rank %d: %d %s, rank 0: %d %s", R, r,
+                      runs[r].rc, runs[r].msg, runs[0].rc, runs[0].msg);
+        ck_assert_str_eq(runs[r].msg, runs[0].msg);
+    }
+}
+
+/* More than 8 ranks (the vote no longer fits the stack) and no memory on rank 0 once
+ * training starts: every rank fails the same way, none waits forever. */
+START_TEST(sharded_no_memory_on_one_of_nine_ranks)
+{
+    sh_rank runs[9];
+    sh_run_ranks(9, SH_SAME, 1, runs);
+    ck_assert_msg(runs[0].rc == REVL_ERR_NOMEM && strncmp(runs[0].msg, "rank 0: ", 8) == 0,
+                  "%d %s", runs[0].rc, runs[0].msg);
+}
+END_TEST
+
+/* A rank whose truncation, step count or last step's alpha differs, or whose w0 is out of
+ * range, fails every rank's train (one vote before anything runs); one whose dfdw is NaN
+ * fails every rank's hypergrad. */
+START_TEST(sharded_ranks_that_differ_fail_alike)
+{
+    static const enum sh_differ cases[] = {SH_LAST_ALPHA, SH_TRUNCATE, SH_STEPS, SH_DFDW_NAN,
+                                           SH_W0_RANGE};
+    for (int R = 2; R <= 4; R++)
+        for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+            sh_rank runs[4];
+            sh_run_ranks(R, cases[k], 0, runs);
+            char want[64];
+            if (cases[k] == SH_DFDW_NAN) {
+                snprintf(want, sizeof want, "rank %d: dfdw[5] is not finite", R - 1);
+                ck_assert_int_eq(runs[0].rc, REVL_ERR_RANGE);
+            } else if (cases[k] == SH_W0_RANGE) {
+                snprintf(want, sizeof want, "rank %d: w0[7] = 1e+300 is outside", R - 1);
+                ck_assert_int_eq(runs[0].rc, REVL_ERR_RANGE);
+            } else {
+                snprintf(want, sizeof want, "rank %d's training differs from rank 0's", R - 1);
+                ck_assert_int_eq(runs[0].rc, REVL_ERR_INVALID);
+            }
+            ck_assert_msg(strstr(runs[0].msg, want), "R=%d case %zu: %s", R, k, runs[0].msg);
+        }
+    sh_rank same[3];
+    sh_run_ranks(3, SH_SAME, 0, same);
+    ck_assert_msg(same[0].rc == REVL_OK, "%s", same[0].msg);
+}
+END_TEST
+
+/* Every rank's callback fails: the message is the lowest rank's (docs/mpi.md). */
+START_TEST(lowest_failing_rank_is_blamed)
+{
+    for (int R = 2; R <= 4; R++) {
+        dp_case c = {.optimizer = REVL_OPTIM_MOMENTUM, .n_micro = 6, .fault = DP_FAULT_CALLBACK,
+                     .fault_rank = -1, .fault_step = 2};
+        rank_run runs[4];
+        run_ranks(&c, R, runs, &the_shared);
+        for (int r = 0; r < R; r++) {
+            ck_assert_int_eq(runs[r].rc, REVL_ERR_CALLBACK);
+            ck_assert_msg(strstr(runs[r].msg, "rank 0: micro-batch 0's gradient callback returned 7"),
+                          "R=%d rank %d: %s", R, r, runs[r].msg);
+        }
+    }
+    /* sharded: every rank's dfdw is NaN */
+    sh_rank sh[3];
+    sh_run_ranks(3, SH_DFDW_NAN_ALL, 0, sh);
+    ck_assert_msg(sh[0].rc == REVL_ERR_RANGE && strncmp(sh[0].msg, "rank 0: dfdw[5]", 15) == 0,
+                  "%d %s", sh[0].rc, sh[0].msg);
+}
+END_TEST
+
 static Suite *dp_suite(void)
 {
     Suite *s = suite_create("dp");
@@ -322,6 +631,12 @@ static Suite *dp_suite(void)
     tcase_add_test(tc, nan_on_one_rank);
     tcase_add_test(tc, drift_on_one_rank);
     tcase_add_test(tc, ranks_out_of_step);
+    tcase_add_loop_test(tc, ranks_differ_in_what_decides_the_bits, 0, 7);
+    tcase_add_test(tc, contributions_are_rounded_to_nearest);
+    tcase_add_test(tc, lowest_failing_rank_is_blamed);
+    tcase_add_test(tc, sharded_no_memory_on_one_of_nine_ranks);
+    tcase_add_loop_test(tc, outputs_are_zero_on_entry, 0, 2);
+    tcase_add_test(tc, sharded_ranks_that_differ_fail_alike);
     suite_add_tcase(s, tc);
     return s;
 }

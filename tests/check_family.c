@@ -20,9 +20,11 @@
 #define NM 2
 #define ALL_LEARN                                                                              \
     (REVL_LEARN_ALPHA | REVL_LEARN_GAMMA | REVL_LEARN_INIT_SCALE | REVL_LEARN_META |           \
-     REVL_LEARN_BETA1 | REVL_LEARN_BETA2 | REVL_LEARN_EPS)
+     REVL_LEARN_BETA1 | REVL_LEARN_BETA2 | REVL_LEARN_EPS | REVL_LEARN_WEIGHT_DECAY)
 
-static const revl_optimizer OPTS[3] = {REVL_OPTIM_MOMENTUM, REVL_OPTIM_ADAM, REVL_OPTIM_RMSPROP};
+/* every registered optimiser (REVL_OPTIM_COUNT): a new one is tested without an edit here */
+static const revl_optimizer OPTS[REVL_OPTIM_COUNT] = {REVL_OPTIM_MOMENTUM, REVL_OPTIM_ADAM,
+                                                      REVL_OPTIM_RMSPROP, REVL_OPTIM_ADAMW};
 
 static uint64_t rng = 12345;
 static double unif(void)
@@ -318,14 +320,20 @@ END_TEST
 START_TEST(test_learn_masks)
 {
     const unsigned bits[] = {0, REVL_LEARN_ALPHA, REVL_LEARN_GAMMA, REVL_LEARN_BETA1,
-                             REVL_LEARN_BETA2, REVL_LEARN_EPS, REVL_LEARN_INIT_SCALE,
-                             REVL_LEARN_META};
-    const revl_hyper kinds_of[3][4] = {
-        {REVL_HYPER_ALPHA, REVL_HYPER_GAMMA},
-        {REVL_HYPER_ALPHA, REVL_HYPER_BETA1, REVL_HYPER_BETA2, REVL_HYPER_EPS},
-        {REVL_HYPER_ALPHA, REVL_HYPER_GAMMA, REVL_HYPER_BETA2, REVL_HYPER_EPS}};
-    const unsigned bit_of[REVL_HYPER_COUNT] = {REVL_LEARN_ALPHA, REVL_LEARN_GAMMA,
-                                               REVL_LEARN_BETA1, REVL_LEARN_BETA2, REVL_LEARN_EPS};
+                             REVL_LEARN_BETA2, REVL_LEARN_EPS, REVL_LEARN_WEIGHT_DECAY,
+                             REVL_LEARN_INIT_SCALE, REVL_LEARN_META};
+    /* the optimiser's kinds as the library lists them */
+    revl_hyper kinds_of[REVL_OPTIM_COUNT][REVL_HYPER_COUNT];
+    {
+        revl_schedule *probe = NULL;
+        size_t off[2] = {0, 1};
+        ck_assert_int_eq(revl_schedule_create_for(&probe, OPTS[_i], 1, 1, off, NULL), REVL_OK);
+        revl_schedule_kinds(probe, kinds_of[_i]);
+        revl_schedule_free(probe);
+    }
+    const unsigned bit_of[REVL_HYPER_COUNT] = {
+        REVL_LEARN_ALPHA, REVL_LEARN_GAMMA, REVL_LEARN_BETA1, REVL_LEARN_BETA2, REVL_LEARN_EPS,
+        REVL_LEARN_WEIGHT_DECAY};
     for (int v = 0; v < 6; v++)
         for (size_t b = 0; b < sizeof bits / sizeof bits[0]; b++) {
             revl_family *f = make(OPTS[_i], v, bits[b]);
@@ -560,8 +568,8 @@ START_TEST(test_create_errors)
     expect_create_fails(REVL_OPTIM_ADAM, 0, 2, &o, "n_steps = 0, n_groups = 2: both must be > 0");
     expect_create_fails(REVL_OPTIM_ADAM, 3, 0, &o, "n_steps = 3, n_groups = 0: both must be > 0");
     expect_create_fails(REVL_OPTIM_ADAM, SIZE_MAX / 2, 4, &o, "n_steps = 9223372036854775807, n_groups = 4, n_meta = 1: too many values");
-    o.learn = 128 | REVL_LEARN_ALPHA;
-    expect_create_fails(REVL_OPTIM_ADAM, 3, 2, &o, "learn = 129 has unknown bits (known: 127)");
+    o.learn = 256 | REVL_LEARN_ALPHA;
+    expect_create_fails(REVL_OPTIM_ADAM, 3, 2, &o, "learn = 257 has unknown bits (known: 255)");
     revl_family_options_init(&o);
     o.type = (revl_family_type)4;
     expect_create_fails(REVL_OPTIM_ADAM, 3, 2, &o, "type = 4 is not a revl_family_type");
@@ -773,20 +781,20 @@ static Suite *family_suite(void)
 {
     Suite *s = suite_create("family");
     TCase *tc = tcase_create("maps");
-    tcase_add_loop_test(tc, test_vjp_matches_differences, 0, 3);
-    tcase_add_loop_test(tc, test_per_step_is_exact, 0, 3);
-    tcase_add_loop_test(tc, test_windows_project, 0, 3);
-    tcase_add_loop_test(tc, test_shape_values, 0, 3);
-    tcase_add_loop_test(tc, test_learn_masks, 0, 3);
+    tcase_add_loop_test(tc, test_vjp_matches_differences, 0, REVL_OPTIM_COUNT);
+    tcase_add_loop_test(tc, test_per_step_is_exact, 0, REVL_OPTIM_COUNT);
+    tcase_add_loop_test(tc, test_windows_project, 0, REVL_OPTIM_COUNT);
+    tcase_add_loop_test(tc, test_shape_values, 0, REVL_OPTIM_COUNT);
+    tcase_add_loop_test(tc, test_learn_masks, 0, REVL_OPTIM_COUNT);
     tcase_add_test(tc, test_defaults_and_names);
-    tcase_add_loop_test(tc, test_user_callbacks, 0, 3);
+    tcase_add_loop_test(tc, test_user_callbacks, 0, REVL_OPTIM_COUNT);
     tcase_add_test(tc, test_user_starts_from_base);
     suite_add_tcase(s, tc);
     tc = tcase_create("errors");
     tcase_add_test(tc, test_create_errors);
-    tcase_add_loop_test(tc, test_call_errors, 0, 3);
-    tcase_add_loop_test(tc, test_result_overflow, 0, 3);
-    tcase_add_loop_test(tc, test_allocation_failure_every_point, 0, 3);
+    tcase_add_loop_test(tc, test_call_errors, 0, REVL_OPTIM_COUNT);
+    tcase_add_loop_test(tc, test_result_overflow, 0, REVL_OPTIM_COUNT);
+    tcase_add_loop_test(tc, test_allocation_failure_every_point, 0, REVL_OPTIM_COUNT);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1321,7 +1321,7 @@ START_TEST(test_bad_arguments)
         revl_hyperopt_options b = o;
         switch (bad[c].field) {
         case 0: b.struct_size = sizeof b - 1; break;
-        case 1: b.learn = 128; break;
+        case 1: b.learn = 256; break;
         case 2: b.method = (revl_meta_method)2; break;
         case 3: b.step_size = bad[c].value; break;
         case 4: b.momentum = bad[c].value; break;

@@ -42,4 +42,32 @@ if readelf -d "$work/consumer-static" | grep -q 'NEEDED.*librevl'; then
   echo "check-install: the static consumer still needs librevl.so"; exit 1
 fi
 OMP_NUM_THREADS=2 "$work/consumer-static" $data/t10k-images-idx3-ubyte.gz $data/t10k-labels-idx1-ubyte.gz
+
+# librevl_mpi (when OpenMPI is there, `make install` installs it): every file docs/mpi.md lists,
+# and a consumer built with the documented pkg-config line, linked shared and static
+if command -v mpicc >/dev/null 2>&1 && pkg-config --exists ompi-c; then
+  for f in include/revl_mpi.h lib/librevl_mpi.so.0 lib/librevl_mpi.a lib/pkgconfig/revl-mpi.pc; do
+    [ -e "$prefix/$f" ] || { echo "check-install: make install did not install $f"; exit 1; }
+  done
+  cat > "$work/mpi_consumer.c" <<'C'
+#include <revl_mpi.h>
+int main(int argc, char **argv)
+{
+    MPI_Init(&argc, &argv);
+    revl_comm c;
+    int rc = revl_mpi_comm_init(&c, MPI_COMM_WORLD);
+    int ok = rc == REVL_OK && c.size == 1 && c.rank == 0;
+    revl_mpi_comm_destroy(&c);
+    MPI_Finalize();
+    return ok ? 0 : 1;
+}
+C
+  cc -std=c11 $(pkg-config --cflags revl-mpi) "$work/mpi_consumer.c" $(pkg-config --libs revl-mpi) \
+    -o "$work/mpi_consumer"
+  LD_LIBRARY_PATH="$prefix/lib" mpirun --allow-run-as-root --oversubscribe -np 1 "$work/mpi_consumer"
+  mpicc -std=c11 -I"$prefix/include" "$work/mpi_consumer.c" "$prefix/lib/librevl_mpi.a" \
+    $static -o "$work/mpi_consumer-static"
+  mpirun --allow-run-as-root --oversubscribe -np 1 "$work/mpi_consumer-static"
+  echo "check-install: librevl_mpi installed (shared and static) and linked with pkg-config revl-mpi"
+fi
 echo "check-install: OK (installed into a temporary prefix, built shared and static with pkg-config only)"

@@ -28,7 +28,7 @@
  * t >= active_from (0 before): smooth, not quadratic, step-dependent, with one meta-parameter;
  * sc_i spans 1e-3 .. 1e2 (gradients over five decades) and is 0 for the "dead" weights (their
  * gradient and Hessian are exactly 0). */
-#define N_REENTRY 5 /* train, hypergrad, save, load, train_resume */
+#define N_REENTRY 6 /* train, hypergrad, save, load, train_resume, set_checkpoint */
 
 typedef struct model {
     size_t p;
@@ -90,7 +90,8 @@ static int m_grad(size_t step, const double *w, const double *meta, double *g, d
                      : k == 1 ? revl_trainer_hypergrad(t, w0, NULL, NULL, NULL, NULL, NULL)
                      : k == 2 ? revl_trainer_save(t, path)
                      : k == 3 ? revl_trainer_load(t, path)
-                              : revl_trainer_train_resume(t);
+                     : k == 4 ? revl_trainer_train_resume(t)
+                              : revl_trainer_set_checkpoint(t, path, 1);
             q->reenter_rc[k] = rc;
             snprintf(q->reenter_msg[k], sizeof q->reenter_msg[k], "%s", revl_trainer_last_error(t));
         }
@@ -1319,7 +1320,8 @@ START_TEST(test_verify_catches_corruption)
 }
 END_TEST
 
-/* Every call the callback made (train, hypergrad, save, load, train_resume) was refused with
+/* Every call the callback made (train, hypergrad, save, load, train_resume, set_checkpoint) was
+ * refused with
  * STATE naming the call that runs. */
 static void check_reentry_refused(const model *q, const char *running)
 {

@@ -24,6 +24,7 @@ static double uniform(uint64_t *s)
 typedef struct lr_user {
     const dp_case *c;
     int rank;
+    size_t n_micro; /* this rank's model's */
     int reversing;
     double x[LR_N][LR_D], y[LR_N];
 } lr_user;
@@ -86,7 +87,7 @@ static void lr_rows(const lr_user *u, size_t step, size_t lo, size_t hi, int wit
 static int lr_fault(const lr_user *u, size_t step, double *g)
 {
     const dp_case *c = u->c;
-    if (u->rank != c->fault_rank || step != c->fault_step)
+    if ((c->fault_rank >= 0 && u->rank != c->fault_rank) || step != c->fault_step)
         return 0;
     if (c->fault == DP_FAULT_CALLBACK && !u->reversing)
         return 7;
@@ -101,9 +102,12 @@ static int lr_micro_grad(size_t step, size_t micro, const double *w, const doubl
                          double *grad, double *loss, void *user)
 {
     lr_user *u = user;
-    size_t M = u->c->n_micro;
-    lr_rows(u, step, micro * LR_B / M, (micro + 1) * LR_B / M, micro == 0, w, meta, NULL, grad,
+    size_t M = u->n_micro;
+    double g[LR_D];
+    lr_rows(u, step, micro * LR_B / M, (micro + 1) * LR_B / M, micro == 0, w, meta, NULL, g,
             loss, NULL, NULL);
+    for (int k = 0; k < LR_D; k++)
+        grad[k] = u->c->style == 2 ? grad[k] + g[k] : g[k];
     return lr_fault(u, step, grad);
 }
 
@@ -111,10 +115,14 @@ static int lr_micro_hvp(size_t step, size_t micro, const double *w, const double
                         const double *v, double *grad, double *hv_w, double *hv_meta, void *user)
 {
     lr_user *u = user;
-    size_t M = u->c->n_micro;
-    double g[LR_D];
+    size_t M = u->n_micro;
+    double g[LR_D], hv[LR_D], hm = 0;
     lr_rows(u, step, micro * LR_B / M, (micro + 1) * LR_B / M, micro == 0, w, meta, v, g, NULL,
-            hv_w, hv_meta);
+            hv, &hm);
+    for (int k = 0; k < LR_D; k++)
+        hv_w[k] = u->c->style == 2 ? hv_w[k] + hv[k] : hv[k];
+    if (hv_meta && (u->c->style != 1 || micro == 0))
+        hv_meta[0] = u->c->style == 2 ? hv_meta[0] + hm : hm;
     return 0;
 }
 
@@ -150,6 +158,10 @@ static int lr_model(const dp_case *c, lr_user *u, revl_model **m)
     d.n_params = LR_D;
     d.n_meta = 1;
     d.n_micro = c->n_micro;
+    if (c->fault == DP_FAULT_N_MICRO && u->rank == c->fault_rank)
+        d.n_micro++;
+    if (c->fault == DP_FAULT_FRAC_BITS && u->rank == c->fault_rank)
+        d.grad_frac_bits = 39;
     d.grad = lr_micro_grad;
     d.hvp = lr_micro_hvp;
     d.comm = c->comm;
@@ -200,6 +212,13 @@ static int schedule(const dp_case *c, revl_model *m, size_t T, int rank, revl_sc
     if (c->fault == DP_FAULT_ALPHA && rank == c->fault_rank)
         alpha *= 1.01;
     rc = revl_schedule_fill_kind(*s, REVL_HYPER_ALPHA, alpha);
+    if (!rc && c->fault == DP_FAULT_LAST_ALPHA && rank == c->fault_rank) {
+        double a[DP_LR_STEPS * 8];
+        rc = revl_schedule_get_kind(*s, REVL_HYPER_ALPHA, a);
+        a[(T - 1) * G] *= 1.01; /* the last step's first group */
+        if (!rc)
+            rc = revl_schedule_set_kind(*s, REVL_HYPER_ALPHA, a);
+    }
     for (size_t g = 0; !rc && c->alpha_delta != 0 && g < G; g++)
         rc = revl_schedule_set(*s, c->delta_step, g, alpha + c->alpha_delta, 0.9);
     return rc;
@@ -211,9 +230,14 @@ static int train_and_reverse(const dp_case *c, revl_model *m, lr_user *u, size_t
     size_t P = revl_model_n_params(m), NM = revl_model_n_meta(m), G = revl_model_n_groups(m);
     revl_schedule *s = NULL;
     revl_trainer *t = NULL;
-    int rc = schedule(c, m, T, rank, &s);
+    revl_trainer_options to;
+    revl_trainer_options_init(&to);
+    int differs = rank == c->fault_rank;
+    if (c->fault == DP_FAULT_TRUNCATE && differs)
+        to.truncate = 2;
+    int rc = schedule(c, m, c->fault == DP_FAULT_STEPS && differs ? T - 1 : T, rank, &s);
     if (!rc)
-        rc = revl_trainer_create(&t, m, s, NULL);
+        rc = revl_trainer_create(&t, m, s, &to);
     if (rc) {
         snprintf(msg, 256, "setup failed: %d", rc);
         revl_schedule_free(s);
@@ -228,13 +252,13 @@ static int train_and_reverse(const dp_case *c, revl_model *m, lr_user *u, size_t
     for (size_t g = 0; g < G; g++)
         log_scale[g] = -1;
     for (size_t j = 0; j < NM; j++)
-        meta[j] = -3;
+        meta[j] = c->fault == DP_FAULT_META && differs ? -2.5 : -3;
     revl_model_init_weights(m, log_scale, 5, w0);
     rc = revl_trainer_train(t, w0, meta);
     if (!rc) {
         revl_trainer_weights(t, o);
         for (size_t i = 0; i < P; i++)
-            dfdw[i] = o[i] - 0.5;
+            dfdw[i] = o[i] - (c->fault == DP_FAULT_DFDW && differs ? 0.25 : 0.5);
         revl_trainer_stats st = {.struct_size = sizeof st};
         revl_trainer_get_stats(t, &st);
         o[n - 2] = st.last_loss;
@@ -281,6 +305,7 @@ int dp_run(const dp_case *c, double **out, size_t *n_out, char *msg)
     lr_user *u = calloc(1, sizeof *u);
     u->c = c;
     u->rank = rank;
+    u->n_micro = c->n_micro + (c->fault == DP_FAULT_N_MICRO && rank == c->fault_rank);
     lr_data(u);
     rc = lr_model(c, u, &m);
     if (!rc)

@@ -12,7 +12,15 @@ enum dp_fault {
     DP_FAULT_CALLBACK = 1, /* fault_rank's callback returns 7 at fault_step, forward pass */
     DP_FAULT_NAN = 2,      /* fault_rank's gradient is NaN at fault_step, reverse pass */
     DP_FAULT_DRIFT = 3,    /* fault_rank's gradient moves by 2^-30 in the reverse pass */
-    DP_FAULT_ALPHA = 4     /* fault_rank's schedule has another alpha */
+    DP_FAULT_ALPHA = 4,    /* fault_rank's schedule has another alpha */
+    /* fault_rank differs in what decides the bits but not in the point of any call before: */
+    DP_FAULT_N_MICRO = 5,    /* its model has one more micro-batch */
+    DP_FAULT_FRAC_BITS = 6,  /* its model rounds to 2^-39 */
+    DP_FAULT_LAST_ALPHA = 7, /* its alpha differs at the last step only */
+    DP_FAULT_TRUNCATE = 8,   /* its trainer keeps only the last 2 steps */
+    DP_FAULT_STEPS = 9,      /* its schedule has one step less */
+    DP_FAULT_META = 10,      /* its meta differs (its micro-batches hold no penalty) */
+    DP_FAULT_DFDW = 11       /* its dfdw differs, hence its Hessian-vector directions */
 };
 
 typedef struct dp_case {
@@ -22,8 +30,10 @@ typedef struct dp_case {
     size_t n_micro;
     const revl_comm *comm;   /* NULL = local */
     enum dp_fault fault;
-    int fault_rank;
+    int fault_rank;          /* -1: every rank (DP_FAULT_CALLBACK) */
     size_t fault_step;
+    int style;               /* 1: hvp writes hv_meta only in micro-batch 0; 2: grad and hvp add
+                                into their outputs (both rely on the outputs being 0 on entry) */
     double alpha_delta;      /* added to alpha at step delta_step, every group (finite differences) */
     size_t delta_step;
 } dp_case;

@@ -1,7 +1,6 @@
 """Model, Schedule, Trainer: the exact forward training and the reverse hypergradient."""
 
 import collections
-import os
 import ctypes
 import sys
 
@@ -9,7 +8,7 @@ import numpy as np
 
 from . import _errors
 from ._base import (F64, INT_MAX, KIND_NAMES, KINDS, OPTIMIZER_NAMES, CallbackState, Wrapper,
-                    _Busy, _CHandle, as_f64, as_f64_broadcast, as_int, as_offsets, check,
+                    _Busy, _CHandle, as_f64, as_f64_broadcast, as_int, as_offsets, as_path, check,
                     hyper_applied, kind_code, optimizer_code, ptr)
 from ._errors import InvalidError
 from ._lib import (GRAD_FN, HVP_AFFINE_FN, HVP_FN, PROGRESS_FN, ModelDef, TrainerOptions,
@@ -681,13 +680,19 @@ class Trainer(Wrapper):
     def save(self, path):
         """Write a checkpoint of the trajectory so far (docs/file-formats.md)."""
         h = self._handle()
-        self._check(lib.trainer_save(h.ptr, os.fsencode(path)), "revl_trainer_save", h)
+        path = as_path(path, "path", "Trainer.save")
+        with _Busy((h,)):   # another thread's train or set_checkpoint: refused
+            rc = lib.trainer_save(h.ptr, path)
+        self._check(rc, "revl_trainer_save", h)
 
     def load(self, path):
         """Read a checkpoint written by a trainer made the same way; then hypergrad (a file
         written after the last step) or train_resume (one written mid-training)."""
         h = self._handle()
-        self._check(lib.trainer_load(h.ptr, os.fsencode(path)), "revl_trainer_load", h)
+        path = as_path(path, "path", "Trainer.load")
+        with _Busy((h,)):
+            rc = lib.trainer_load(h.ptr, path)
+        self._check(rc, "revl_trainer_load", h)
 
     def train_resume(self):
         """Take the steps a loaded mid-training checkpoint has not taken yet."""
@@ -699,8 +704,12 @@ class Trainer(Wrapper):
     def set_checkpoint(self, path, every=1):
         """Save a checkpoint to path every `every` steps of training (None: stop)."""
         h = self._handle()
-        rc = lib.trainer_set_checkpoint(h.ptr, None if path is None else os.fsencode(path),
-                                        0 if path is None else every)
+        if path is not None:
+            path = as_path(path, "path", "Trainer.set_checkpoint")
+            every = as_int(every, "every", "Trainer.set_checkpoint", 1)
+        # the in-use guard of train: a running train's saves read the path this call frees
+        with _Busy((h,)):
+            rc = lib.trainer_set_checkpoint(h.ptr, path, 0 if path is None else every)
         self._check(rc, "revl_trainer_set_checkpoint", h)
 
     @property

@@ -2,7 +2,6 @@
 
 import ctypes
 import dataclasses
-import os
 import warnings
 
 import numpy as np
@@ -359,14 +358,16 @@ class HyperOpt(Wrapper):
     def checkpoint_save(self, path):
         """Write the whole state between meta-iterations (binary; docs/file-formats.md)."""
         h = self._handle()
-        self._check(lib.hyperopt_checkpoint_save(h.ptr, os.fsencode(path)),
-                    "revl_hyperopt_checkpoint_save", h)
+        path = as_path(path, "path", "HyperOpt.checkpoint_save")
+        self._check(lib.hyperopt_checkpoint_save(h.ptr, path), "revl_hyperopt_checkpoint_save", h)
 
     def checkpoint_load(self, path):
         """Continue from a checkpoint of a hyper-optimiser made the same way."""
         h = self._handle()
-        self._check(lib.hyperopt_checkpoint_load(h.ptr, os.fsencode(path)),
-                    "revl_hyperopt_checkpoint_load", h)
+        path = as_path(path, "path", "HyperOpt.checkpoint_load")
+        with _Busy((h,)):   # a step or run on another thread: its state is not replaced mid-way
+            rc = lib.hyperopt_checkpoint_load(h.ptr, path)
+        self._check(rc, "revl_hyperopt_checkpoint_load", h)
 
     @property
     def iterations_done(self):

@@ -154,6 +154,20 @@ def test_hyperopt_set_and_load_refused_while_running_elsewhere(tmp_path):
     h.load(path)
 
 
+def test_hyperopt_checkpoint_load_refused_while_running_elsewhere(tmp_path):
+    """Issue 24 item 4: a checkpoint_load from another thread during a step would replace the
+    state the step is using."""
+    h = hyperopt()
+    path = tmp_path / "h.ckpt"
+    h.checkpoint_save(path)
+    before = h.get().alpha.copy()
+    with in_use(h):
+        with pytest.raises(revl.StateError, match="hyper-optimiser is in use"):
+            h.checkpoint_load(path)
+    np.testing.assert_array_equal(h.get().alpha, before)
+    h.checkpoint_load(path)
+
+
 # ------------------------------------------------------------------ item 10: integers
 @pytest.mark.parametrize("make, what", [
     (lambda m, s: revl.Trainer(m, s, truncate=2**64 + 2), "truncate"),
@@ -178,6 +192,11 @@ def test_hyperopt_set_and_load_refused_while_running_elsewhere(tmp_path):
     (lambda m, s: blobs().subset(0, 2**64 + 3), "count"),
     (lambda m, s: revl.Dataset.load_idx("a", "b", max_n=-1), "max_n"),
     (lambda m, s: revl.Dataset(np.zeros((2, 2)), [0, 1], n_classes=2**64 + 2), "n_classes"),
+    # issue 24 item 14: ctypes made -1 SIZE_MAX and 2**64 + 2 two
+    (lambda m, s: revl.Trainer(m, s).set_checkpoint("x.ckpt", -1), "every"),
+    (lambda m, s: revl.Trainer(m, s).set_checkpoint("x.ckpt", 2**64 + 2), "every"),
+    (lambda m, s: revl.Trainer(m, s).set_checkpoint("x.ckpt", 0), "every"),
+    (lambda m, s: revl.Trainer(m, s).set_checkpoint("x.ckpt", 1.5), "every"),
 ])
 def test_integers_are_range_checked(make, what):
     m = revl.MLP(W, blobs())
@@ -207,6 +226,23 @@ def test_nul_byte_in_a_path(tmp_path):
         revl.Dataset.load_idx(str(cut) + "\0a", str(cut))
     h.save(tmp_path / "ok.txt")
     assert os.path.exists(tmp_path / "ok.txt")
+
+
+def test_nul_byte_in_a_checkpoint_path(tmp_path):
+    """Issue 24 item 14: every checkpoint path, as the other paths."""
+    h = hyperopt()
+    m = revl.MLP(W, blobs())
+    t = revl.Trainer(m, revl.Schedule.for_model(m, 3))
+    cut = tmp_path / "x"
+    bad = str(cut) + "\0.ckpt"
+    for call in (lambda: h.checkpoint_save(bad), lambda: h.checkpoint_load(bad),
+                 lambda: t.save(bad), lambda: t.load(bad), lambda: t.set_checkpoint(bad, 1)):
+        with pytest.raises(revl.InvalidError, match="NUL"):
+            call()
+    t.train(m.init_weights(-1.0), [-3.0] * m.n_meta)
+    assert not cut.exists()
+    t.set_checkpoint(None)
+    t.set_checkpoint(tmp_path / "ok.ckpt", 2)
 
 
 # ------------------------------------------------------------------ pinned: init noise
@@ -244,3 +280,15 @@ def test_standardize_by_a_reference_with_a_constant_feature():
     ref = revl.Dataset(np.array([[3.0, 4.0], [3.0, 6.0]]), [0, 1])
     d.standardize(reference=ref)
     np.testing.assert_array_equal(d.x, [[-2.0, 0.0], [-1.0, 2.0], [1.0, -2.0]])
+
+
+# ------------------------------------------------------------------ issue 24 item 24
+def test_grad_callback_returning_none_as_loss_is_nan():
+    """A loss the callback does not know (None) is NaN, not a plausible 0."""
+    m = revl.Model(3, grad=lambda k, w, meta: (None, 0.5 * w))
+    loss, g = m.grad(0, np.ones(3))
+    assert np.isnan(loss)
+    np.testing.assert_array_equal(g, 0.5 * np.ones(3))
+    t = revl.Trainer(m, revl.Schedule(3, [0, 3]))
+    t.train(np.ones(3))
+    assert np.isnan(t.stats["last_loss"])

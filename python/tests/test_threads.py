@@ -62,3 +62,33 @@ def test_a_busy_trainer_is_refused_to_another_thread():
         release.set()
         th.join()
     assert t.stats["steps_done"] == 3
+
+
+def test_a_training_trainer_refuses_checkpoint_calls_from_another_thread(tmp_path):
+    """set_checkpoint (which frees the path the running train's saves read), save and load
+    from a second thread during train() are refused; the training saves where it was told."""
+    entered, release = threading.Event(), threading.Event()
+
+    def grad(k, w, m):
+        if k == 1:
+            entered.set()
+            release.wait(10)
+        return 0.0, 0.5 * w
+
+    t = revl.Trainer(revl.Model(3, grad=grad), revl.Schedule(3, [0, 3]))
+    path = tmp_path / "a.ckpt"
+    t.set_checkpoint(path, 1)
+    th = threading.Thread(target=t.train, args=(np.ones(3),))
+    th.start()
+    try:
+        assert entered.wait(10)
+        for call in (lambda: t.set_checkpoint(tmp_path / "b.ckpt", 1),
+                     lambda: t.set_checkpoint(None), lambda: t.save(tmp_path / "c.ckpt"),
+                     lambda: t.load(path)):
+            with pytest.raises(revl.StateError, match="in use"):
+                call()
+    finally:
+        release.set()
+        th.join()
+    assert t.stats["steps_done"] == 3
+    assert path.exists() and not (tmp_path / "b.ckpt").exists()

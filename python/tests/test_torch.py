@@ -395,3 +395,94 @@ def test_adam_parameter_with_zero_gradient_is_finite_where_unrolled_is_nan():
     close(hg.w0[~dead], ref.w0, 1e-8)
     for kind in ADAM_KINDS[1:]:
         close(getattr(hg, kind), getattr(ref, kind), 1e-8)
+
+
+class TiedNet(torch.nn.Module):
+    """One nn.Parameter under two names (a.weight and b.weight), as tied embeddings are."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(4)
+        self.a = torch.nn.Linear(3, 3)
+        self.b = torch.nn.Linear(3, 3)
+        self.b.weight = self.a.weight
+
+    def forward(self, x):
+        return self.b(torch.tanh(self.a(x)))
+
+
+def test_tied_parameters_match_the_modules_own_autograd():
+    """Issue 24 item 3: every name of a tied parameter is bound to its slice of w, so the
+    gradient and the Hessian-vector product are the module's own (autograd on the module, not
+    the bridge's functional call)."""
+    net = TiedNet().double()
+    x, y = data((3,), 12, 5)
+    tm = rt.TorchModel(net, F.cross_entropy, (x, y), batch_size=12)
+    assert tm.names == ["a.weight", "a.bias", "b.bias"]
+    w = tm.read_params() + 0.1 * np.cos(np.arange(tm.n_params))
+    tm.write_params(w)
+    xb, yb = tm.batch(0)
+    params = list(net.parameters())
+    loss = F.cross_entropy(net(xb), yb)
+    g_ref = torch.autograd.grad(loss, params, create_graph=True)
+    v = np.sin(np.arange(tm.n_params) + 1.0)
+    vt = [torch.tensor(v[o:o + n]).view(p.shape)
+          for p, o, n in zip(params, tm.offsets_of_tensors(), tm.sizes)]
+    hv_ref = torch.autograd.grad(sum((g * u).sum() for g, u in zip(g_ref, vt)), params)
+    g_ref = np.concatenate([g.detach().reshape(-1).numpy() for g in g_ref])
+    hv_ref = np.concatenate([h.reshape(-1).numpy() for h in hv_ref])
+    f, g = tm.grad(0, w)
+    assert f == pytest.approx(float(loss), rel=1e-14)
+    close(g, g_ref, 1e-13)
+    hv, _, g2 = tm.hvp(0, w, (), v)
+    assert np.array_equal(g2, g)
+    close(hv, hv_ref, 1e-13)
+    # and revl trains the module's network: w_T is momentum on the module's own gradients
+    m = tm.model()
+    s = revl.Schedule.for_model(m, 3, alpha=0.5, gamma=0.5)
+    t = revl.Trainer(m, s)
+    t.train(w)
+    vel = np.zeros(tm.n_params)
+    for k in range(3):
+        xb, yb = tm.batch(k)
+        net.zero_grad()
+        F.cross_entropy(net(xb), yb).backward()
+        vel = 0.5 * vel - 0.5 * np.concatenate([p.grad.reshape(-1).numpy() for p in params])
+        tm.write_params(tm.read_params() + 0.5 * vel)
+    close(t.weights, tm.read_params(), 1e-12)
+
+
+def test_every_epoch_its_own_permutation_of_full_batches():
+    """Issue 24 item 24: 40 examples in batches of 15 make 2 full batches per epoch (the 10
+    left over are not a short third batch); each epoch draws its own permutation."""
+    x, y = data((5,), 40, 1)
+    tm = rt.TorchModel(mlp(), F.cross_entropy, (x, y), batch_size=15)
+    assert tm.n_batches == 2
+    epochs = []
+    for e in range(4):
+        xs = [tm.batch(2 * e + k)[0] for k in range(2)]
+        assert [len(b) for b in xs] == [15, 15]
+        xe = torch.cat(xs)
+        assert len(torch.unique(xe, dim=0)) == 30          # no example twice in an epoch
+        epochs.append(xe)
+    assert all(not torch.equal(epochs[0], e) for e in epochs[1:])
+
+
+def test_nondeterminism_at_step_0_is_the_bridges_message():
+    """A batch that differs at step 0 in the reverse pass is caught by the bridge itself,
+    naming the module (not only by revl's own fingerprint check)."""
+    x, y = data((5,), 40, 1)
+    reversing = []
+
+    def batch(step):
+        xb = x[step % 4 * 10:(step % 4 + 1) * 10]
+        if step == 0 and reversing:
+            xb = xb + 1e-9
+        return xb, y[step % 4 * 10:(step % 4 + 1) * 10]
+
+    tm = rt.TorchModel(mlp(), F.cross_entropy, batch=batch)
+    t = revl.Trainer(tm.model(), revl.Schedule.for_model(tm.model(), 3))
+    t.train(tm.read_params())
+    reversing.append(1)
+    with pytest.raises(revl.InexactError, match="torch model's gradient at step 0 differs"):
+        t.hypergrad(np.ones(tm.n_params))

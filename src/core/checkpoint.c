@@ -358,10 +358,23 @@ static int train_resume(revl_trainer *t)
     return rv_trainer_forward(t, t->steps_done);
 }
 
+static int set_checkpoint(revl_trainer *t, const char *path, size_t every);
+
 int revl_trainer_set_checkpoint(revl_trainer *t, const char *path, size_t every)
 {
     if (!t)
         return REVL_ERR_INVALID;
+    /* the path is what a running train's saves read: not freed under them */
+    int rc = rv_trainer_enter(t, "revl_trainer_set_checkpoint");
+    if (rc)
+        return rc;
+    rc = set_checkpoint(t, path, every);
+    t->busy = NULL;
+    return rc;
+}
+
+static int set_checkpoint(revl_trainer *t, const char *path, size_t every)
+{
     if (t->sharded && path)
         return refuse_sharded(t, "revl_trainer_set_checkpoint");
     if (path && every == 0)

@@ -34,6 +34,10 @@ struct revl_model {
     double *affine_work;      /* n_params: v = a + b g for models without hvp_affine, lazily */
     const char *fail_note;    /* optional: why the callbacks failed, appended to their message
                                  (the data-parallel wrapper names the failing rank there) */
+    uint64_t agree;           /* set by the trainer around each call it makes (0 otherwise): a
+                                 hash of what decides the step's bits besides the point (the
+                                 step's schedule values, truncation, step count, fixed point),
+                                 which the data-parallel wrapper makes every rank agree on */
     char err[RV_ERRLEN];
 };
 

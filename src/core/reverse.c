@@ -219,8 +219,11 @@ int revl_trainer_hypergrad_kinds(revl_trainer *t, const double *dfdw, const doub
                                           d_kinds, d_meta);
 }
 
-static int hypergrad(revl_trainer *t, const double *dfdw, const double *dfdmeta, double *d_w0,
-                     size_t n_kinds, double *const *d_kinds, double *d_meta)
+/* The checks of hypergrad's arguments (message in t->err); user_out[j] the caller's array of
+ * the optimiser's kind j, or NULL. d_kinds has n_kinds entries. */
+static int hypergrad_inputs(revl_trainer *t, const double *dfdw, const double *dfdmeta,
+                            size_t n_kinds, double *const *d_kinds,
+                            double *user_out[REVL_HYPER_COUNT])
 {
     if (t->state != RV_TRAINED)
         return rv_fail(t->err, REVL_ERR_STATE,
@@ -233,8 +236,7 @@ static int hypergrad(revl_trainer *t, const double *dfdw, const double *dfdmeta,
     if (!dfdw)
         return rv_fail(t->err, REVL_ERR_INVALID, "revl_trainer_hypergrad: dfdw is NULL");
     const rv_optim *opt = t->opt;
-    double *user_out[REVL_HYPER_COUNT] = {0}; /* in the optimiser's kind order */
-    for (size_t k = 0; k < n_kinds; k++) {
+    for (size_t k = 0; d_kinds && k < n_kinds; k++) {
         if (!d_kinds[k])
             continue;
         if (k >= REVL_HYPER_COUNT)
@@ -259,6 +261,18 @@ static int hypergrad(revl_trainer *t, const double *dfdw, const double *dfdmeta,
     for (size_t j = 0; dfdmeta && j < t->n_meta; j++)
         if (!isfinite(dfdmeta[j]))
             return rv_fail(t->err, REVL_ERR_RANGE, "dfdmeta[%zu] is not finite", j);
+    return REVL_OK;
+}
+
+static int hypergrad(revl_trainer *t, const double *dfdw, const double *dfdmeta, double *d_w0,
+                     size_t n_kinds, double *const *d_kinds, double *d_meta)
+{
+    const rv_optim *opt = t->opt;
+    double *user_out[REVL_HYPER_COUNT] = {0}; /* in the optimiser's kind order */
+    /* voted: a sharded trainer's rank whose arguments fail must not leave the others waiting */
+    int rc = rv_shard_vote(t, hypergrad_inputs(t, dfdw, dfdmeta, n_kinds, d_kinds, user_out));
+    if (rc)
+        return rc;
     rv_clear(t->err);
     size_t ng = t->n_groups, nm = t->n_meta;
     memcpy(t->dw, dfdw, t->n_params * sizeof *t->dw);
@@ -275,11 +289,14 @@ static int hypergrad(revl_trainer *t, const double *dfdw, const double *dfdmeta,
         }
     int nt = rv_trainer_threads(t);
     for (size_t step = t->n_steps; step-- > t->first_kept;) {
-        int rc = over_blocks(t, opt->undo_position, step, nt);
+        rc = over_blocks(t, opt->undo_position, step, nt);
         if (!rc)
             rc = gather_position(t);
-        if (!rc)
+        if (!rc) {
+            t->model->agree = t->agree[step];
             rc = model_step(t, step, nt);
+            t->model->agree = 0;
+        }
         if (!rc)
             rc = over_blocks(t, opt->undo_state, step, nt);
         if (!rc)
@@ -294,7 +311,7 @@ static int hypergrad(revl_trainer *t, const double *dfdw, const double *dfdmeta,
         if (rc)
             return reverse_fail(t, rc);
     }
-    int rc = rv_shard_vote(t, verify_start(t));
+    rc = rv_shard_vote(t, verify_start(t));
     if (!rc)
         rc = rv_shard_gather(t, t->dw);
     if (rc)

@@ -3,6 +3,7 @@
  * multiplies discard kept in the information buffer so that the reverse pass (reverse.c) can
  * undo every step bit for bit; or, forward-only (revl_trainer_train_forward), the same steps
  * keeping nothing for a reverse pass. */
+#include "base/ckptfile.h"
 #include "core/overlap.h"
 #include "core/trainer.h"
 #include "dist/shard.h"
@@ -78,7 +79,8 @@ static void trainer_free_arrays(revl_trainer *t)
     void *arrays[] = {t->offsets, t->w, t->w_start, t->wd, t->grad, t->meta, t->dw,
                       t->dir_a, t->dir_b, t->hv, t->hv_meta, t->dmeta, t->hyper_values,
                       t->partial, t->sums, t->bits_per_block, t->blocks, t->d_kinds,
-                      t->fingerprint, t->offsets_all != t->offsets ? t->offsets_all : NULL,
+                      t->fingerprint, t->agree, t->vote,
+                      t->offsets_all != t->offsets ? t->offsets_all : NULL,
                       t->blocks_all != t->blocks ? t->blocks_all : NULL,
                       t->partial_all != t->partial ? t->partial_all : NULL};
     for (size_t k = 0; k < sizeof arrays / sizeof arrays[0]; k++)
@@ -261,6 +263,9 @@ static int trainer_create(revl_trainer **out, revl_model *model, const revl_sche
     t->blocks = rv_calloc(a, t->n_blocks, sizeof *t->blocks);
     t->blocks_all = t->sharded ? rv_calloc(a, t->n_blocks_all, sizeof *t->blocks_all) : t->blocks;
     t->fingerprint = rv_calloc(a, t->n_steps, sizeof *t->fingerprint);
+    t->agree = rv_calloc(a, t->n_steps, sizeof *t->agree);
+    if (t->sharded)
+        t->vote = rv_calloc(a, 2 * (size_t)t->comm.size, sizeof *t->vote);
     int ok_kinds = 1;
     size_t n_kind_values = rv_mul_size(opt->n_kinds, rv_mul_size(t->n_steps, n_groups, &ok_kinds),
                                        &ok_kinds);
@@ -280,7 +285,7 @@ static int trainer_create(revl_trainer **out, revl_model *model, const revl_sche
     if (!opt_rc && t->w && t->w_start && t->state_start && t->wd && t->grad && t->meta &&
         t->dw && t->dir_a && (t->dir_b || opt->dir_mode != RV_DIR_AFFINE) && t->hv &&
         t->hv_meta && t->dmeta && t->hyper_values && t->sums && t->blocks && t->blocks_all && t->bits_per_block &&
-        t->fingerprint && t->d_kinds &&
+        t->fingerprint && t->agree && (t->vote || !t->sharded) && t->d_kinds &&
         (opt->n_state == 0 || t->state_start[opt->n_state - 1])) {
         trainer_layout_blocks(t);
         t->partial = rv_calloc(a, t->n_parts * opt->n_slots, sizeof *t->partial);
@@ -311,7 +316,8 @@ static int trainer_create(revl_trainer **out, revl_model *model, const revl_sche
                      pl * sizeof(int64_t) +
                      3 * nm * sizeof(double) + t->n_blocks * (sizeof *t->blocks + sizeof(double)) +
                      (t->n_parts + n_groups) * opt->n_slots * sizeof(double) +
-                     n_kind_values * sizeof(double) + t->n_steps * sizeof(uint64_t);
+                     n_kind_values * sizeof(double) + 2 * t->n_steps * sizeof(uint64_t) +
+                     (t->vote ? 2 * (size_t)t->comm.size * sizeof(int64_t) : 0);
     rv_trainer_note_peak(t);
     *out = t;
     return REVL_OK;
@@ -403,11 +409,21 @@ void rv_trainer_prepare(revl_trainer *t)
     for (size_t k = 0; k < opt->n_kinds; k++)
         values[k] = rv_schedule_values(t->sched, opt->kinds[k]);
     memset(t->bits_per_block, 0, t->n_blocks * sizeof *t->bits_per_block);
-    for (size_t step = 0; step < t->n_steps; step++)
+    /* what decides the bits besides the model's point: every rank of a data-parallel or
+     * sharded run must agree on it, step by step */
+    uint64_t run = RV_HASH_INIT;
+    uint64_t shape[] = {t->n_params, t->n_steps, t->first_kept, t->frac_bits, t->n_groups,
+                        (uint64_t)opt->id};
+    run = rv_hash_u64s(run, shape, sizeof shape / sizeof shape[0]);
+    for (size_t g = 0; g <= t->n_groups; g++)
+        run = rv_hash_u64(run, t->offsets_all[g]);
+    for (size_t step = 0; step < t->n_steps; step++) {
+        t->agree[step] = rv_hash_u64(run, step);
         for (size_t g = 0; g < t->n_groups; g++) {
             size_t k = step * t->n_groups + g;
             for (size_t j = 0; j < opt->n_kinds; j++)
                 t->hyper_values[j] = values[j][k];
+            t->agree[step] = rv_hash_f64s(t->agree[step], t->hyper_values, opt->n_kinds);
             double bits = opt->prepare(t->opt_self, step, g, t->hyper_values);
             if (step < t->first_kept)
                 continue;
@@ -420,6 +436,7 @@ void rv_trainer_prepare(revl_trainer *t)
                 t->bits_per_block[b] += bits * (double)(i1 - i0);
             }
         }
+    }
 }
 
 /* Forward-only: each stack holds at most one chunk's words (RV_FWD_SINK), in place of the
@@ -501,13 +518,9 @@ int revl_trainer_train_forward(revl_trainer *t, const double *w0, const double *
     return rc;
 }
 
-/* t->busy names the call (train or train_forward) in the messages. */
-static int train(revl_trainer *t, const double *w0, const double *meta, int forward_only)
+/* The checks of train's arguments (message in t->err), taking meta and w0 into t. */
+static int train_inputs(revl_trainer *t, const double *w0, const double *meta)
 {
-    rv_clear(t->err);
-    t->state = RV_FRESH;
-    t->steps_done = 0;
-    t->forward_only = forward_only;
     if (!w0)
         return rv_fail(t->err, REVL_ERR_INVALID, "%s: w0 is NULL", t->busy);
     if (t->n_meta && !meta)
@@ -530,13 +543,34 @@ static int train(revl_trainer *t, const double *w0, const double *meta, int forw
                            63 - t->frac_bits);
         t->wd[i] = rv_to_double(t->fx, t->w[i]);
     }
+    return REVL_OK;
+}
+
+/* The hash of the whole run every rank of a sharded trainer must agree on. */
+static uint64_t run_agreement(const revl_trainer *t)
+{
+    return rv_hash_u64s(RV_HASH_INIT, t->agree, t->n_steps);
+}
+
+/* t->busy names the call (train or train_forward) in the messages. */
+static int train(revl_trainer *t, const double *w0, const double *meta, int forward_only)
+{
+    rv_clear(t->err);
+    t->state = RV_FRESH;
+    t->steps_done = 0;
+    t->forward_only = forward_only;
+    /* a sharded trainer's ranks vote before any other collective, on their arguments and on
+     * the run (schedule, truncation, step count): a rank that differs fails every rank here */
+    int rc = train_inputs(t, w0, meta);
+    if (!rc)
+        rc = prepare_steps(t);
+    rc = rv_shard_agree(t, rc, rc ? 0 : run_agreement(t));
+    if (rc)
+        return rc;
     for (size_t k = 0; k < t->opt->n_state; k++) {
         rv_state_vec sv = t->opt->state(t->opt_self, k);
         memset(sv.data, 0, t->n_local * sv.elem);
     }
-    int rc = rv_shard_vote(t, prepare_steps(t));
-    if (rc)
-        return rc;
     if (t->first_kept == 0 && !forward_only)
         save_start(t);
     return rv_trainer_forward(t, 0);
@@ -568,7 +602,9 @@ int rv_trainer_forward(revl_trainer *t, size_t from)
         if (ov)
             rv_overlap_post(ov, t, step, RV_FWD_MUL | keep);
         double loss = NAN;
+        t->model->agree = t->agree[step];
         rc = revl_model_grad(t->model, step, t->wd, t->n_meta ? t->meta : NULL, t->grad, &loss);
+        t->model->agree = 0;
         if (ov)
             rv_overlap_finish(ov); /* every block multiplied; the worker waits for the next */
         if (rc)

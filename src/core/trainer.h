@@ -55,6 +55,10 @@ struct revl_trainer {
     double *partial;      /* per-(block, group) partial sums, opt->n_slots each */
     double *d_kinds;      /* the reverse pass's hypergradients, opt->n_kinds * n_steps * n_groups:
                              copied to the caller's arrays only when the pass succeeded */
+    uint64_t *agree;      /* n_steps: what every rank must agree on at each step (the model's
+                             `agree` during its calls; rv_trainer_prepare) */
+    int64_t *vote;        /* 2 comm.size words for the sharded trainer's votes (status, agree),
+                             made at create so that a vote never fails to join the all-reduce */
     uint64_t *fingerprint; /* n_steps: a hash of each step's gradient bits in the forward pass,
                               compared when the reverse pass recomputes it */
     double *sums;         /* their per-group totals for one step */
@@ -105,7 +109,8 @@ RV_HIDDEN int rv_trainer_threads(const revl_trainer *t);
 RV_HIDDEN int rv_trainer_block_error(revl_trainer *t, size_t step, const char *pass);
 RV_HIDDEN void rv_trainer_note_peak(revl_trainer *t);
 
-/* The optimiser's per-(step, group) constants from the schedule (every step, in order). */
+/* The optimiser's per-(step, group) constants from the schedule (every step, in order), and
+ * t->agree from the same values. */
 RV_HIDDEN void rv_trainer_prepare(revl_trainer *t);
 /* The forward loop from step `from` (w, states and buffer stand after from steps). */
 RV_HIDDEN int rv_trainer_forward(revl_trainer *t, size_t from);

@@ -6,6 +6,7 @@
  * over ranks, and because every rank reads the same vote every rank takes the same branch: a
  * failure anywhere fails the call everywhere, and no rank is left waiting in a collective. */
 #include "dist/dp.h"
+#include "base/ckptfile.h"
 
 #include <math.h>
 #include <string.h>
@@ -21,6 +22,8 @@ typedef struct rv_dp {
     int64_t *buf;        /* 2R vote words, then up to 1 + 2 n_params + n_meta data words */
     double *g, *hv, *hm; /* one micro-batch's contributions: n_params, n_params, n_meta */
     revl_model *inner;   /* built-in model behind the callbacks, owned; NULL for callbacks */
+    const revl_model *self; /* the model this wrapper is: its `agree`, set by the trainer */
+    uint64_t def_hash;   /* what of the definition decides the bits (n_micro, F, sizes) */
     char local[RV_ERRLEN]; /* this rank's failure */
     char note[RV_ERRLEN];  /* the failure every rank reports: the model's fail_note */
 } rv_dp;
@@ -62,7 +65,12 @@ static int local_sums(rv_dp *d, size_t step, const double *w, const double *meta
     size_t n = d->def.n_params, nm = d->def.n_meta;
     int64_t *dg = data + 1, *dh = dg + (want_grad ? n : 0), *dm = dh + n;
     for (size_t k = d->first; k < d->first + d->count; k++) {
+        /* every output 0 on entry (the contract): a callback may write only what its
+         * micro-batch adds (hv_meta in micro-batch 0 alone) or add into it */
         double loss = 0;
+        memset(d->g, 0, n * sizeof *d->g);
+        memset(d->hv, 0, n * sizeof *d->hv);
+        memset(d->hm, 0, nm * sizeof *d->hm);
         int rc = 0;
         const char *who = "gradient";
         if (want_grad && !(v && d->def.hvp_gives_grad))
@@ -125,7 +133,11 @@ static int dp_call(rv_dp *d, size_t step, const double *w, const double *meta, c
     int64_t *vote = d->buf, *data = d->buf + 2 * R;
     memset(d->buf, 0, (2 * R + k) * sizeof *d->buf);
     d->note[0] = '\0';
-    uint64_t h = mix(0xcbf29ce484222325u ^ step, w, n);
+    /* the point, and what decides the bits besides it: the definition and the trainer's step
+     * (schedule values, truncation, step count), so that a rank that differs in any of them
+     * fails the call on every rank instead of adding other bits */
+    uint64_t h = mix(0xcbf29ce484222325u ^ step ^ d->def_hash, w, n);
+    h = rv_hash_u64(h, d->self->agree);
     h = mix(h, meta, meta ? nm : 0);
     h = mix(h, v, v ? n : 0);
     vote[d->comm.rank] = local_sums(d, step, w, meta, v, grad != NULL, data);
@@ -143,7 +155,8 @@ static int dp_call(rv_dp *d, size_t step, const double *w, const double *meta, c
     for (size_t r = 1; r < R; r++)
         if (vote[R + r] != vote[R]) {
             rv_fail(d->note, REVL_ERR_CALLBACK,
-                    "rank %zu was called at step %zu at another w, meta or v than rank 0 "
+                    "rank %zu was called at step %zu at another w, meta or v than rank 0, or "
+                    "with another schedule, truncation, step count, n_micro or grad_frac_bits "
                     "(the ranks are not running the same training)", r, step);
             return 1;
         }
@@ -272,6 +285,9 @@ int rv_dp_model_create(revl_model **out, const revl_dp_def *def, revl_model *inn
         return rc;
     }
     (*out)->fail_note = d->note;
+    d->self = *out;
+    uint64_t shape[] = {n, nm, def->n_micro, def->grad_frac_bits, (uint64_t)def->hvp_gives_grad};
+    d->def_hash = rv_hash_u64s(RV_HASH_INIT, shape, sizeof shape / sizeof shape[0]);
     return REVL_OK;
 }
 

@@ -23,26 +23,33 @@ static int comm_failed(revl_trainer *t)
                    t->comm.rank);
 }
 
-int rv_shard_vote(revl_trainer *t, int rc)
+/* R status words, and with `check` R agreement words after them. */
+static int vote_on(revl_trainer *t, int rc, int check, uint64_t agree)
 {
     if (!t->sharded)
         return rc;
-    size_t R = (size_t)t->comm.size;
-    int64_t small[8] = {0}, *vote = R <= 8 ? small : rv_calloc(&t->alloc, R, sizeof *vote);
-    if (!vote)
-        return comm_failed(t); /* cannot happen for R <= 8; beyond, out of memory */
+    size_t R = (size_t)t->comm.size, n = check ? 2 * R : R;
+    int64_t *vote = t->vote; /* made at create: every rank joins, whatever failed here */
+    memset(vote, 0, n * sizeof *vote);
     vote[t->comm.rank] = rc;
-    int bad = t->comm.allreduce_i64(vote, R, t->comm.user), from = -1;
-    for (size_t r = 0; !bad && r < R && from < 0; r++)
+    if (check)
+        vote[R + (size_t)t->comm.rank] = (int64_t)agree;
+    if (t->comm.allreduce_i64(vote, n, t->comm.user))
+        return comm_failed(t);
+    int from = -1;
+    for (size_t r = 0; r < R && from < 0; r++)
         if (vote[r])
             from = (int)r;
-    int status = from >= 0 ? (int)vote[from] : REVL_OK;
-    if (vote != small)
-        rv_free(&t->alloc, vote);
-    if (bad)
-        return comm_failed(t);
-    if (from < 0)
+    if (from < 0) {
+        for (size_t r = 1; check && r < R; r++)
+            if (vote[R + r] != vote[R])
+                return rv_fail(t->err, REVL_ERR_INVALID,
+                               "rank %zu's training differs from rank 0's (schedule values, "
+                               "truncation, step count, frac_bits or groups): the ranks are not "
+                               "running the same training", r);
         return REVL_OK;
+    }
+    int status = (int)vote[from];
     /* the failing rank's message to every rank: every rank read the same vote, so all make it */
     int64_t words[MSG_WORDS] = {0};
     char text[RV_ERRLEN + 32]; /* cut to RV_ERRLEN below */
@@ -55,6 +62,16 @@ int rv_shard_vote(revl_trainer *t, int rc)
     memcpy(t->err, words, sizeof words);
     t->err[RV_ERRLEN - 1] = '\0';
     return status;
+}
+
+int rv_shard_vote(revl_trainer *t, int rc)
+{
+    return vote_on(t, rc, 0, 0);
+}
+
+int rv_shard_agree(revl_trainer *t, int rc, uint64_t agree)
+{
+    return vote_on(t, rc, 1, agree);
 }
 
 int rv_shard_gather(revl_trainer *t, void *x)

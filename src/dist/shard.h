@@ -12,6 +12,9 @@ RV_HIDDEN void rv_shard_blocks(const revl_comm *c, size_t n_blocks, size_t *b_lo
 /* Vote on rc, this rank's status (message in t->err): every rank returns the lowest failing
  * rank's status with "rank r: <its message>" in t->err, or REVL_OK when none failed. */
 RV_HIDDEN int rv_shard_vote(revl_trainer *t, int rc);
+/* The same vote, and when no rank failed, on `agree` too: a rank whose word differs from rank
+ * 0's fails every rank with REVL_ERR_INVALID (the ranks are not running the same training). */
+RV_HIDDEN int rv_shard_agree(revl_trainer *t, int rc, uint64_t agree);
 
 /* Every rank's slice [lo, lo + n_local) of the full-length x (8-byte words: int64 or double)
  * to every rank, in place. */

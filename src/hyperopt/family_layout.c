@@ -11,7 +11,8 @@
 static int check_options(const revl_family_options *o, size_t n_groups)
 {
     const unsigned all = REVL_LEARN_ALPHA | REVL_LEARN_GAMMA | REVL_LEARN_INIT_SCALE |
-                         REVL_LEARN_META | REVL_LEARN_BETA1 | REVL_LEARN_BETA2 | REVL_LEARN_EPS;
+                         REVL_LEARN_META | REVL_LEARN_BETA1 | REVL_LEARN_BETA2 | REVL_LEARN_EPS |
+                         REVL_LEARN_WEIGHT_DECAY;
     if ((unsigned)o->type > REVL_FAMILY_USER)
         return CREATE_FAIL("type = %d is not a revl_family_type", (int)o->type);
     if (o->learn & ~all)
@@ -186,6 +187,9 @@ static void kind_box(const revl_family *f, revl_hyper kind, double *lo, double *
         return;
     case REVL_HYPER_EPS:
         *lo = log(1e-10), *hi = log(1e-4);
+        return;
+    case REVL_HYPER_WEIGHT_DECAY: /* AdamW's decoupled decay, [1e-5, 0.3] */
+        *lo = log(1e-5), *hi = log(0.3);
         return;
     }
     *lo = -1.0, *hi = 1.0;

@@ -122,12 +122,12 @@ static int check_family(const revl_family *f, const char *which, revl_optimizer 
     return REVL_OK;
 }
 
-/* What the defaults learn: the rate, the optimiser's momentum-like rate, the init scales and,
- * when the model has them, the meta-parameters. */
+/* What the defaults learn: the rate, the optimiser's momentum-like rate, AdamW's weight decay,
+ * the init scales and, when the model has them, the meta-parameters. */
 static unsigned default_learn(size_t n_meta)
 {
-    return REVL_LEARN_ALPHA | REVL_LEARN_GAMMA | REVL_LEARN_BETA1 | REVL_LEARN_INIT_SCALE |
-           (n_meta ? REVL_LEARN_META : 0);
+    return REVL_LEARN_ALPHA | REVL_LEARN_GAMMA | REVL_LEARN_BETA1 | REVL_LEARN_WEIGHT_DECAY |
+           REVL_LEARN_INIT_SCALE | (n_meta ? REVL_LEARN_META : 0);
 }
 
 /* The tuner's copies of the families (defaults where NULL), with the base point's meta at the
@@ -491,8 +491,9 @@ static int add_hypergrad(revl_tuner *t, const double *z)
     for (size_t j = 0; j < t->n_kinds; j++)
         d_kinds[t->opt->kinds[j]] = t->dz + j * n;
     const double *meta = meta_of(t, z);
-    int rc = revl_trainer_hypergrad_kinds(t->trainer, t->dfdw, meta ? t->dfdmeta : NULL, t->d_w0,
-                                          d_kinds, meta ? t->dz + t->n_z - t->n_meta : NULL);
+    int rc = revl_trainer_hypergrad_kinds_n(t->trainer, t->dfdw, meta ? t->dfdmeta : NULL,
+                                            t->d_w0, REVL_HYPER_COUNT, d_kinds,
+                                            meta ? t->dz + t->n_z - t->n_meta : NULL);
     t->runs++;
     if (rc)
         return rv_fail(t->err, rc, "hypergradient: %s", revl_trainer_last_error(t->trainer));

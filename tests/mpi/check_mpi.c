@@ -89,6 +89,32 @@ START_TEST(drift_on_last_rank)
 }
 END_TEST
 
+/* The last rank differs in what decides the bits, at points every rank shares: every rank's
+ * train fails at that step with the same message (one rank: nothing to differ from). */
+static const enum dp_fault differ_faults[] = {DP_FAULT_N_MICRO, DP_FAULT_FRAC_BITS,
+                                              DP_FAULT_LAST_ALPHA, DP_FAULT_TRUNCATE,
+                                              DP_FAULT_STEPS};
+
+START_TEST(last_rank_differs_fails_every_rank)
+{
+    dp_case c = {.optimizer = REVL_OPTIM_MOMENTUM, .n_micro = 6, .comm = &comm,
+                 .fault = differ_faults[_i], .fault_rank = comm.size - 1};
+    double *out = NULL;
+    size_t n;
+    char msg[256] = {0};
+    int rc = dp_run(&c, &out, &n, msg);
+    free(out);
+    if (comm.size == 1) {
+        ck_assert_msg(rc == REVL_OK, "%s", msg);
+        return;
+    }
+    ck_assert_msg(rc == REVL_ERR_CALLBACK, "rank %d: status %d: %s", comm.rank, rc, msg);
+    ck_assert_msg(strstr(msg, "not running the same training") && strstr(msg, "(forward)"),
+                  "rank %d: %s", comm.rank, msg);
+    ck_assert_msg(same_on_all_ranks(msg, sizeof msg), "rank %d: %s", comm.rank, msg);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- sharded state
  * Problems of 12 blocks of 4,096 parameters (the last one partial), so that 1, 2, 3 and 4 ranks
  * each own 12/R whole blocks: a separable callback model (groups that cross block and rank
@@ -172,8 +198,9 @@ static revl_dataset *sh_data(void)
     return d;
 }
 
+enum { SH_TRUNCATE = 1, SH_STEPS, SH_LAST_ALPHA }; /* sh_case.differ, on the last rank */
 typedef struct sh_case {
-    int mlp, fault;
+    int mlp, fault, differ;
     revl_optimizer opt;
     const revl_comm *model_comm; /* the data-parallel model's ranks (NULL: all on this one) */
     const revl_comm *shard;      /* NULL: revl_trainer_create, else create_sharded over it */
@@ -224,15 +251,22 @@ static void sh_run(const sh_case *c, sh_result *r)
     r->rc = sh_model(c, &u, &data, &m);
     size_t P = m ? revl_model_n_params(m) : 0, NM = m ? revl_model_n_meta(m) : 0;
     size_t G = m ? revl_model_n_groups(m) : 0, off[8];
+    int differs = comm.rank == comm.size - 1 ? c->differ : 0;
     if (!r->rc) {
         revl_model_group_offsets(m, off);
-        r->rc = revl_schedule_create_for(&s, c->opt, SH_T, G, off, NULL);
+        r->rc = revl_schedule_create_for(&s, c->opt, differs == SH_STEPS ? SH_T - 1 : SH_T, G,
+                                         off, NULL);
     }
     if (!r->rc)
         r->rc = revl_schedule_fill_kind(s, REVL_HYPER_ALPHA, c->opt == REVL_OPTIM_MOMENTUM ? 0.2 : 0.02);
+    if (!r->rc && differs == SH_LAST_ALPHA)
+        r->rc = revl_schedule_set(s, SH_T - 1, G - 1, 0.21, 0.9);
+    revl_trainer_options o;
+    revl_trainer_options_init(&o);
+    o.truncate = differs == SH_TRUNCATE ? 2 : 0;
     if (!r->rc)
-        r->rc = c->shard ? revl_trainer_create_sharded(&t, m, s, NULL, c->shard)
-                         : revl_trainer_create(&t, m, s, NULL);
+        r->rc = c->shard ? revl_trainer_create_sharded(&t, m, s, &o, c->shard)
+                         : revl_trainer_create(&t, m, s, &o);
     if (r->rc) {
         snprintf(r->msg, sizeof r->msg, "setup: %s", revl_last_create_error());
         goto done;
@@ -378,6 +412,31 @@ START_TEST(sharded_reverse_fault_fails_every_rank)
 }
 END_TEST
 
+/* The last rank's sharded trainer truncates, or takes fewer steps, or has another alpha at
+ * the last step: with a local model (only the trainer communicates) and with the
+ * data-parallel one, every rank's train fails with the same message, none waits forever. */
+START_TEST(sharded_last_rank_differs_fails_every_rank)
+{
+    for (int differ = SH_TRUNCATE; differ <= SH_LAST_ALPHA; differ++)
+        for (int dp = 0; dp < 2; dp++) {
+            sh_case c = {.opt = REVL_OPTIM_MOMENTUM, .differ = differ,
+                         .model_comm = dp ? &comm : NULL, .shard = &comm};
+            sh_result r;
+            sh_run(&c, &r);
+            free(r.out);
+            if (comm.size == 1) {
+                ck_assert_msg(r.rc == REVL_OK, "%s", r.msg);
+                continue;
+            }
+            char want[64];
+            snprintf(want, sizeof want, "rank %d's training differs from rank 0's", comm.size - 1);
+            ck_assert_msg(r.rc == REVL_ERR_INVALID && strstr(r.msg, want),
+                          "rank %d: case %d/%d: %d %s", comm.rank, differ, dp, r.rc, r.msg);
+            ck_assert(same_on_all_ranks(r.msg, sizeof r.msg));
+        }
+}
+END_TEST
+
 START_TEST(sharded_refuses_checkpoints_and_too_few_blocks)
 {
     sh_user u = {0};
@@ -443,6 +502,8 @@ int main(int argc, char **argv)
     tcase_add_test(tc, sharded_error_on_last_rank_fails_every_rank);
     tcase_add_loop_test(tc, sharded_reverse_fault_fails_every_rank, 0, 3);
     tcase_add_test(tc, sharded_refuses_checkpoints_and_too_few_blocks);
+    tcase_add_loop_test(tc, last_rank_differs_fails_every_rank, 0, 5);
+    tcase_add_test(tc, sharded_last_rank_differs_fails_every_rank);
     suite_add_tcase(s, tc);
     SRunner *r = srunner_create(s);
     srunner_set_fork_status(r, CK_NOFORK);

@@ -76,6 +76,24 @@ def _group_offsets(names, sizes, prefixes):
     return offsets, gnames
 
 
+def _tied_aliases(module):
+    """(alias, name) for every further name of a parameter registered under several names (tied
+    weights, e.g. an embedding shared with the output layer). named_parameters() lists such a
+    parameter once, under `name`; the functional call must bind every alias to the same slice of
+    w too, or those names would keep the module's own tensor (issue 24 item 3)."""
+    first, aliases = {}, []
+    for prefix, mod in module.named_modules(remove_duplicate=False):
+        for pname, p in mod._parameters.items():
+            if p is None:
+                continue
+            name = f"{prefix}.{pname}" if prefix else pname
+            if id(p) not in first:
+                first[id(p)] = name
+            elif first[id(p)] != name and (name, first[id(p)]) not in aliases:
+                aliases.append((name, first[id(p)]))
+    return aliases
+
+
 class TorchModel:
     """A revl training loss from a torch module.
 
@@ -121,6 +139,7 @@ class TorchModel:
         self.loss_uses_meta = bool(loss_uses_meta)
         self.dtype = dtypes.pop()
         self.names = [n for n, _ in params]
+        self.aliases = _tied_aliases(module)   # tied parameters' other names
         self.shapes = [tuple(p.shape) for _, p in params]
         self.sizes = [int(p.numel()) for _, p in params]
         self.n_params = int(sum(self.sizes))
@@ -196,6 +215,8 @@ class TorchModel:
         for name, shape, n in zip(self.names, self.shapes, self.sizes):
             out[name] = flat[o:o + n].view(shape).to(self.dtype)
             o += n
+        for alias, name in self.aliases:
+            out[alias] = out[name]
         return out
 
     def _step_seed(self, step):

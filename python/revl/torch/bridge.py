@@ -15,6 +15,7 @@ Why each piece is here:
   revl.InexactError naming the step.
 """
 
+import contextlib
 import hashlib
 
 import numpy as np
@@ -47,6 +48,44 @@ def _tensor(x, name, function):
         return torch.as_tensor(np.asarray(x))
     except (TypeError, ValueError, RuntimeError) as e:
         raise _invalid(f"{name} must be a tensor or an array: {e}", function) from None
+
+
+def _parameters(module):
+    """(trainable, frozen): the module's named_parameters() that require grad (they are w) and
+    those that do not (constants)."""
+    params = list(module.named_parameters())
+    return [(n, p) for n, p in params if p.requires_grad], \
+        [(n, p) for n, p in params if not p.requires_grad]
+
+
+_STATS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def _running_stats(module):
+    """Copies of the module's buffers (dict name -> tensor), which must all be the running
+    statistics of normalisation layers (BatchNorm*, InstanceNorm* with
+    track_running_stats=True): their update by a training-mode call is known (an EMA of batch
+    statistics, held, not differentiated); any other buffer is state the bridge cannot replay."""
+    out, other = {}, []
+    for mname, m in module.named_modules():
+        for bname, b in m.named_buffers(recurse=False):
+            if b is None:
+                continue
+            name = f"{mname}.{bname}" if mname else bname
+            if isinstance(m, torch.nn.modules.batchnorm._NormBase) and bname in _STATS:
+                out[name] = b.detach().clone()
+            else:
+                other.append(name)
+    if other:
+        raise _invalid(f"the module has buffers {other} that are not batch-norm running "
+                       f"statistics: the bridge replays every training step exactly and cannot "
+                       f"know how forward calls change them; keep a constant as a plain tensor "
+                       f"attribute, or compute the state from the step")
+    return out
+
+
+def _copy(stats):
+    return {k: v.clone() for k, v in stats.items()}
 
 
 def _group_offsets(names, sizes, prefixes):
@@ -100,19 +139,9 @@ class TorchModel:
             raise _invalid("loss must be a callable loss(output, target) -> scalar tensor")
         if penalty is not None and not callable(penalty):
             raise _invalid("penalty must be None or a callable penalty(params, meta)")
-        params = list(module.named_parameters())
+        params, frozen = _parameters(module)
         if not params:
-            raise _invalid("the module has no parameters")
-        frozen = [n for n, p in params if not p.requires_grad]
-        if frozen:
-            raise _invalid(f"parameters {frozen} do not require grad: revl trains every "
-                           f"parameter of the module (freeze one with a zero learning rate in "
-                           f"the schedule instead)")
-        buffers = [n for n, _ in module.named_buffers()]
-        if buffers:
-            raise _invalid(f"the module has buffers {buffers}: state changed by forward calls "
-                           f"(batch-norm running statistics) would make the loss depend on the "
-                           f"call history; use e.g. BatchNorm(track_running_stats=False)")
+            raise _invalid("the module has no parameters that require grad")
         dtypes = {p.dtype for _, p in params}
         if len(dtypes) != 1 or not dtypes <= set(_FLOATS):
             raise _invalid(f"the parameters must be all float32 or all float64, got "
@@ -120,6 +149,16 @@ class TorchModel:
         self.module, self.loss_fn, self.penalty = module, loss, penalty
         self.loss_uses_meta = bool(loss_uses_meta)
         self.dtype = dtypes.pop()
+        # frozen parameters: constants, copied now (the module's own tensors may change later)
+        self.frozen_names = [n for n, _ in frozen]
+        self._const = {n: p.detach().clone() for n, p in frozen}
+        # running statistics: _stats[t] holds them before step t (t = 0..last forward step + 1)
+        self._stats = [_running_stats(module)]
+        self.stats_names = list(self._stats[0])
+        # the modes of training calls: the module's at construction (train() unless the user
+        # set a submodule to eval, e.g. a frozen batch norm); evaluation runs all in eval mode
+        self._modules = list(module.modules())
+        self._train_modes = [m.training for m in self._modules]
         self.names = [n for n, _ in params]
         self.shapes = [tuple(p.shape) for _, p in params]
         self.sizes = [int(p.numel()) for _, p in params]
@@ -192,28 +231,46 @@ class TorchModel:
     def params_of(self, flat):
         """The module's parameters cut from the flat float64 tensor ``flat`` (dict name ->
         tensor in the module's dtype; differentiable with respect to flat)."""
-        out, o = {}, 0
-        for name, shape, n in zip(self.names, self.shapes, self.sizes):
-            out[name] = flat[o:o + n].view(shape).to(self.dtype)
-            o += n
-        return out
+        parts = torch.split(flat.to(self.dtype), self.sizes)
+        return {n: t.view(s) for n, t, s in zip(self.names, parts, self.shapes)}
+
+    def _set_modes(self, modes):
+        for m, training in zip(self._modules, modes):
+            m.training = training
+
+    @contextlib.contextmanager
+    def _mode(self, train):
+        """The module in its training modes (train=True) or all in eval mode, put back after."""
+        saved = [m.training for m in self._modules]
+        self._set_modes(self._train_modes if train else [False] * len(saved))
+        try:
+            yield
+        finally:
+            self._set_modes(saved)
+
+    def _call(self, params, stats, x):
+        return stateless.functional_call(self.module, {**params, **self._const, **stats}, (x,))
 
     def _step_seed(self, step):
         return int(np.random.SeedSequence([self.seed, int(step), 0x7e57]).generate_state(1)[0])
 
-    def loss_at(self, step, flat, meta):
+    def loss_at(self, step, flat, meta, stats=None):
         """The training loss of step ``step`` at the flat float64 tensor ``flat`` with the meta
         tensor ``meta`` (a differentiable torch scalar: the function the callbacks and
-        revl.torch.unrolled_hypergrad use)."""
+        revl.torch.unrolled_hypergrad use), the module in its training modes.  ``stats``: the
+        running statistics (dict name -> tensor) the call reads and, in training mode, updates
+        in place; None: a copy of those before step ``step`` (the last known if later)."""
+        if stats is None:
+            stats = _copy(self._stats[min(int(step), len(self._stats) - 1)])
         if torch.get_num_threads() != self.threads:
             torch.set_num_threads(self.threads)      # someone changed it: the bits would change
         x, y = self.batch(step)
         params = self.params_of(flat)
         m = meta.to(self.dtype)
-        with torch.random.fork_rng(devices=[], enabled=self.seed_rng):
+        with torch.random.fork_rng(devices=[], enabled=self.seed_rng), self._mode(True):
             if self.seed_rng:
                 torch.manual_seed(self._step_seed(step))
-            out = stateless.functional_call(self.module, params, (x,))
+            out = self._call(params, stats, x)
             loss = self.loss_fn(out, y, m) if self.loss_uses_meta else self.loss_fn(out, y)
             if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
                 raise _invalid(f"the loss must return a scalar tensor, got "
@@ -223,17 +280,25 @@ class TorchModel:
                 loss = loss + self.penalty(params, m)
         return loss.reshape(()).to(torch.float64)
 
-    def loss_on(self, flat, x, y):
-        """The loss (no penalty; a loss that uses meta gets None) of the module at ``flat`` on
-        data (x, y), e.g. a validation objective; differentiable with respect to flat."""
+    def outputs(self, flat, x):
+        """The module's output at ``flat`` (a flat float64 tensor) on the input x, in eval mode
+        as module.eval() would run it: dropout off, batch norm with the running statistics of
+        the last training step (``running_stats()``)."""
         if x.is_floating_point():
             x = x.to(self.dtype)
         params = self.params_of(flat)
-        with torch.random.fork_rng(devices=[], enabled=self.seed_rng):
+        with torch.random.fork_rng(devices=[], enabled=self.seed_rng), self._mode(False):
             if self.seed_rng:
                 torch.manual_seed(self._step_seed(_EVAL_STEP))
-            out = stateless.functional_call(self.module, params, (x,))
-            loss = self.loss_fn(out, y, None) if self.loss_uses_meta else self.loss_fn(out, y)
+            return self._call(params, _copy(self._stats[-1]), x)
+
+    def loss_on(self, flat, x, y):
+        """The loss (no penalty; a loss that uses meta gets None) of the module at ``flat`` on
+        data (x, y) in eval mode (``outputs``), e.g. a validation objective; differentiable with
+        respect to flat (the running statistics are held constant, as unrolled PyTorch holds
+        them)."""
+        out = self.outputs(flat, x)
+        loss = self.loss_fn(out, y, None) if self.loss_uses_meta else self.loss_fn(out, y)
         return loss.reshape(()).to(torch.float64)
 
     def _trial(self):
@@ -261,14 +326,27 @@ class TorchModel:
         return flat, m
 
     def grad(self, step, w, meta=()):
-        """(loss, gradient) of step ``step`` at w (the forward pass's callback)."""
+        """(loss, gradient) of step ``step`` at w (the forward pass's callback).  The call at
+        the step after the last one seen is a training step: its running-statistics update is
+        kept for the next step; any other call runs on a copy."""
+        step = int(step)
+        if step == 0:
+            self._seen.clear()        # a new training run starts
+            del self._stats[1:]
+        last = len(self._stats) - 1
+        if step > last and self.stats_names:
+            raise _invalid(f"the running statistics before step {step} are not known (the "
+                           f"bridge has them up to step {last}): after loading a trainer "
+                           f"checkpoint in a new process, load the bridge's state saved with "
+                           f"it (TorchModel.load_state)", "TorchModel.grad")
+        stats = _copy(self._stats[min(step, last)])
         flat, m = self._inputs(w, meta, False)
-        loss = self.loss_at(step, flat, m)
+        loss = self.loss_at(step, flat, m, stats)
         (g,) = torch.autograd.grad(loss, flat)
         g = g.numpy()
-        if int(step) == 0:
-            self._seen.clear()        # a new training run starts
-        self._seen[(int(step), _digest(w, meta))] = _digest(g)
+        if step == last and self.stats_names:
+            self._stats.append(stats)
+        self._seen[(step, _digest(w, meta))] = _digest(g)
         return float(loss), g
 
     def hvp_affine(self, step, w, meta, a, b):
@@ -321,10 +399,43 @@ class TorchModel:
                                 hvp_affine=self.hvp_affine)
         return self._model
 
+    def _trainable(self):
+        return [p for _, p in _parameters(self.module)[0]]
+
     def read_params(self):
-        """The module's parameters as one float64 vector (w0)."""
+        """The module's trainable parameters as one float64 vector (w0)."""
         return np.concatenate([p.detach().to(torch.float64).reshape(-1).numpy()
-                               for p in self.module.parameters()])
+                               for p in self._trainable()])
+
+    # ---- running statistics: the state forward steps update
+    def running_stats(self):
+        """Copies of the running statistics after the last training step (dict name ->
+        tensor; empty without batch norm): what evaluation uses."""
+        return _copy(self._stats[-1])
+
+    def write_buffers(self):
+        """Copy the running statistics after the last training step into the module's
+        buffers (with write_params, the module is then the trained network)."""
+        bufs = dict(self.module.named_buffers())
+        with torch.no_grad():
+            for n, v in self._stats[-1].items():
+                bufs[n].copy_(v)
+
+    def save_state(self, path):
+        """Write the running statistics of every step trained so far (torch.save): with a
+        trainer checkpoint (Trainer.save, set_checkpoint), what a resumed run needs."""
+        torch.save({"revl.torch state": 1, "names": self.stats_names, "stats": self._stats},
+                   path)
+
+    def load_state(self, path):
+        """Read what save_state wrote (for a module with the same running statistics)."""
+        d = torch.load(path)
+        if not isinstance(d, dict) or d.get("revl.torch state") != 1 \
+                or d.get("names") != self.stats_names:
+            raise _invalid(f"{path} is not a state saved by TorchModel.save_state for a module "
+                           f"with the running statistics {self.stats_names}",
+                           "TorchModel.load_state")
+        self._stats = d["stats"]
 
     def write_params(self, w):
         """Copy the float64 vector w into the module's parameters (cast to their dtype)."""
@@ -333,7 +444,7 @@ class TorchModel:
             raise _invalid(f"w must be {self.n_params} real numbers (shape ({self.n_params},)), "
                            f"got shape {w.shape} dtype {w.dtype}", "TorchModel.write_params")
         with torch.no_grad():
-            for p, o, n in zip(self.module.parameters(), self.offsets_of_tensors(), self.sizes):
+            for p, o, n in zip(self._trainable(), self.offsets_of_tensors(), self.sizes):
                 p.copy_(torch.as_tensor(w[o:o + n].astype(np.float64)).view(p.shape))
 
     def offsets_of_tensors(self):

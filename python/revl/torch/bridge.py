@@ -413,6 +413,21 @@ class TorchModel:
         tensor; empty without batch norm): what evaluation uses."""
         return _copy(self._stats[-1])
 
+    def initial_stats(self):
+        """Copies of the running statistics before step 0 (the module's at construction)."""
+        return _copy(self._stats[0])
+
+    @contextlib.contextmanager
+    def holding_stats(self, stats):
+        """Evaluate (outputs, loss_on, evaluate) with the running statistics ``stats`` instead
+        of the last training step's."""
+        saved = self._stats
+        self._stats = saved[:-1] + [stats]
+        try:
+            yield
+        finally:
+            self._stats = saved
+
     def write_buffers(self):
         """Copy the running statistics after the last training step into the module's
         buffers (with write_params, the module is then the trained network)."""
@@ -427,15 +442,24 @@ class TorchModel:
         torch.save({"revl.torch state": 1, "names": self.stats_names, "stats": self._stats},
                    path)
 
-    def load_state(self, path):
-        """Read what save_state wrote (for a module with the same running statistics)."""
+    def load_state(self, path, step=None):
+        """Read what save_state wrote (for a module with the same running statistics).
+        ``step``: the step a loaded trainer checkpoint resumes from (Trainer.stats
+        ["steps_done"]): the statistics of later steps are dropped and recomputed by the
+        resumed steps."""
         d = torch.load(path)
         if not isinstance(d, dict) or d.get("revl.torch state") != 1 \
                 or d.get("names") != self.stats_names:
             raise _invalid(f"{path} is not a state saved by TorchModel.save_state for a module "
                            f"with the running statistics {self.stats_names}",
                            "TorchModel.load_state")
-        self._stats = d["stats"]
+        stats = d["stats"]
+        if step is not None:
+            if not 0 <= int(step) < len(stats):
+                raise _invalid(f"{path} holds the running statistics of steps 0..{len(stats) - 1}, "
+                               f"not of step {step}", "TorchModel.load_state")
+            stats = stats[:int(step) + 1]
+        self._stats = stats
 
     def write_params(self, w):
         """Copy the float64 vector w into the module's parameters (cast to their dtype)."""

@@ -208,3 +208,32 @@ def test_buffers_other_than_running_statistics_are_refused():
 
     with pytest.raises(revl.InvalidError, match=r"buffers \['calls'\] that are not batch-norm"):
         rt.TorchModel(Counting(), F.cross_entropy, data((5,), 40, 1))
+
+
+def sliced_params_of(tm):
+    """The bridge's former parameter cut (one slice and one cast per tensor)."""
+    def params_of(flat):
+        out, o = {}, 0
+        for name, shape, n in zip(tm.names, tm.shapes, tm.sizes):
+            out[name] = flat[o:o + n].view(shape).to(tm.dtype)
+            o += n
+        return out
+    return params_of
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_one_cast_and_split_gives_the_per_tensor_bits(dtype):
+    """params_of casts w once and splits it into views; the former per-tensor slices and casts
+    give the same bits for the gradient and the fused Hessian-vector product."""
+    fast, slow = bn_bridge(bn_cnn().to(dtype)), bn_bridge(bn_cnn().to(dtype))
+    slow.params_of = sliced_params_of(slow)
+    rng = np.random.default_rng(2)
+    w, meta = fast.read_params(), np.array([-1.0, -2.0])
+    a, b = rng.normal(size=fast.n_params), rng.normal(size=fast.n_params)
+    for step in range(3):
+        lf, gf = fast.grad(step, w, meta)
+        ls, gs = slow.grad(step, w, meta)
+        assert lf == ls and np.array_equal(gf, gs)
+        for x, y in zip(fast.hvp_affine(step, w, meta, a, b), slow.hvp_affine(step, w, meta, a, b)):
+            assert np.array_equal(x, y)
+    assert stats_equal(fast.running_stats(), slow.running_stats())

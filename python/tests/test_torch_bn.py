@@ -237,3 +237,21 @@ def test_one_cast_and_split_gives_the_per_tensor_bits(dtype):
         for x, y in zip(fast.hvp_affine(step, w, meta, a, b), slow.hvp_affine(step, w, meta, a, b)):
             assert np.array_equal(x, y)
     assert stats_equal(fast.running_stats(), slow.running_stats())
+
+
+def test_resnet_example_quick(tmp_path):
+    import subprocess
+    import sys
+    root = revl.__file__.rsplit("/python/revl/", 1)[0]
+    r = subprocess.run([sys.executable, f"{root}/python/examples/torch_resnet.py", "--quick",
+                        "--iterations", "2", "--steps", "4", "--torch-steps", "2",
+                        "--n-train", "64", "--n-valid", "64", "--n-test", "64",
+                        "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=300,
+                       env={"REVL_LIBRARY": revl.library_path, "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.splitlines()[-1].startswith("RESULT: ok"), r.stdout
+    assert "P = 77562 parameters in 5 layers" in r.stdout and "7 batch norms" in r.stdout
+    assert "test accuracy" in r.stdout and "unrolled PyTorch" in r.stdout
+    assert np.loadtxt(tmp_path / "schedule.dat").shape == (4, 6)
+    assert np.loadtxt(tmp_path / "curve.dat").shape == (2, 6)

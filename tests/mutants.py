@@ -205,6 +205,23 @@ MUTANTS = [
     ("python/revl/mlp.py", "            off += a * b\n", "            off += a * b + 1\n", [PY]),
     ("python/revl/hyperopt.py", "r.hypergrad_norm, r.step_size, r.seconds, bool(r.chaos))",
      "r.step_size, r.hypergrad_norm, r.seconds, bool(r.chaos))", [PY]),
+    # ---- revl.torch: batch-norm running statistics, frozen parameters, eval-mode evaluation
+    # (test_torch_bn.py)
+    # an out-of-order or reverse gradient call keeps its statistics update
+    ("python/revl/torch/bridge.py", "        if step == last and self.stats_names:",
+     "        if step >= 0 and self.stats_names:", [PY]),
+    # evaluation in training mode (batch statistics, dropout on)
+    ("python/revl/torch/bridge.py", "with torch.random.fork_rng(devices=[], enabled=self.seed_rng), self._mode(False):",
+     "with torch.random.fork_rng(devices=[], enabled=self.seed_rng), self._mode(True):", [PY]),
+    # any buffer accepted as running statistics
+    ("python/revl/torch/bridge.py", "            if isinstance(m, torch.nn.modules.batchnorm._NormBase) and bname in _STATS:",
+     "            if True:", [PY]),
+    # frozen parameters read from the module at every call instead of the copies
+    ("python/revl/torch/bridge.py", "{**params, **self._const, **stats}", "{**params, **stats}", [PY]),
+    # a resumed bridge keeps the statistics of steps after the checkpoint's
+    ("python/revl/torch/bridge.py", "            stats = stats[:int(step) + 1]", "            stats = stats[:]", [PY]),
+    # the oracle starts from the bridge's last statistics instead of the initial ones
+    ("python/revl/torch/unrolled.py", "    stats = tm.initial_stats()", "    stats = tm.running_stats()", [PY]),
 ]
 
 

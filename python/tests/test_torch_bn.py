@@ -65,6 +65,13 @@ def test_layout_excludes_frozen_and_holds_the_statistics():
     frozen = net[4].weight.detach().clone()
     tm.write_params(w)
     assert np.array_equal(tm.read_params(), w) and torch.equal(net[4].weight, frozen)
+    # the frozen tensors are constants copied at construction: changing the module's later
+    # does not change the bridge's loss
+    x, y = data(SHAPE, 30, 2)
+    f = tm.evaluate(w, x, y)[0]
+    with torch.no_grad():
+        net[4].weight.add_(1.0)
+    assert tm.evaluate(w, x, y)[0] == f
 
 
 @pytest.mark.parametrize("optimizer", ["momentum", "adam"])

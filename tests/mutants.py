@@ -210,6 +210,9 @@ MUTANTS = [
     # an out-of-order or reverse gradient call keeps its statistics update
     ("python/revl/torch/bridge.py", "        if step == last and self.stats_names:",
      "        if step >= 0 and self.stats_names:", [PY]),
+    # any call at an earlier step (the reverse pass too) starts a new trajectory
+    ("python/revl/torch/bridge.py", "            if step < last and self._stats_at[step] != key:",
+     "            if step < last:", [PY]),
     # evaluation in training mode (batch statistics, dropout on)
     ("python/revl/torch/bridge.py", "with torch.random.fork_rng(devices=[], enabled=self.seed_rng), self._mode(False):",
      "with torch.random.fork_rng(devices=[], enabled=self.seed_rng), self._mode(True):", [PY]),

@@ -129,9 +129,31 @@ def test_eval_mode_uses_the_running_statistics_of_w_T():
     t.hypergrad(dfdw)
     assert stats_equal(tm.running_stats(), stats_T)
     assert tm.evaluate(wT, xv, yv)[0] == f
-    # a gradient call out of order (not the next training step) does not change them either
-    tm.grad(3, w0, meta)
-    assert stats_equal(tm.running_stats(), stats_T)
+
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_reverse_calls_and_new_runs(fused):
+    """The unfused Adam reverse pass calls grad at every step again (down to step 0, at the
+    weights of the forward pass): the statistics of w_T stay.  A new run from the same w0 with
+    another schedule keeps step 0's update and replaces the later ones: its statistics are a
+    fresh bridge's."""
+    meta, valid = np.array([-3.0, -2.0]), data(SHAPE, 30, 2)
+    tm, fresh = bn_bridge(bn_cnn()), bn_bridge(bn_cnn())
+    m = tm.model() if fused else revl.Model(tm.n_params, tm.n_meta, tm.grad, tm.hvp,
+                                            hvp_gives_grad=True, groups=tm.offsets)
+    s, w0, f, hg = adam_run(tm, 8, meta, valid, m)
+    t = revl.Trainer(m, s)
+    t.train(w0, meta)
+    stats_T = tm.running_stats()
+    t.hypergrad(tm.evaluate(t.weights, *valid)[1])
+    assert stats_equal(tm.running_stats(), stats_T) and len(tm._stats) == 9
+    s.alpha = 2 * s.alpha
+    for bridge in (tm, fresh):
+        mm = tm.model() if bridge is tm else fresh.model()
+        revl.Trainer(mm if fused or bridge is fresh else m, s).train(w0, meta)
+    assert stats_equal(tm.running_stats(), fresh.running_stats())
+    assert not stats_equal(tm.running_stats(), stats_T)
 
 
 def test_running_statistics_survive_a_resume(tmp_path):

@@ -152,8 +152,10 @@ class TorchModel:
         # frozen parameters: constants, copied now (the module's own tensors may change later)
         self.frozen_names = [n for n, _ in frozen]
         self._const = {n: p.detach().clone() for n, p in frozen}
-        # running statistics: _stats[t] holds them before step t (t = 0..last forward step + 1)
+        # running statistics: _stats[t] holds them before step t (t = 0..last training step
+        # + 1), _stats_at[t] the digest of the (w, meta) of step t that updated them
         self._stats = [_running_stats(module)]
+        self._stats_at = []
         self.stats_names = list(self._stats[0])
         # the modes of training calls: the module's at construction (train() unless the user
         # set a submodule to eval, e.g. a frozen batch norm); evaluation runs all in eval mode
@@ -326,19 +328,25 @@ class TorchModel:
         return flat, m
 
     def grad(self, step, w, meta=()):
-        """(loss, gradient) of step ``step`` at w (the forward pass's callback).  The call at
-        the step after the last one seen is a training step: its running-statistics update is
-        kept for the next step; any other call runs on a copy."""
+        """(loss, gradient) of step ``step`` at w (the forward pass's callback).  Running
+        statistics: a call at the step after the last one kept is a training step and its
+        update is kept for the next step; a call at an earlier step at the weights that step
+        had (the reverse pass, a resumed run) changes nothing; one at other weights starts a
+        new trajectory there (a new training run): the later steps' statistics are dropped."""
         step = int(step)
+        key = _digest(w, meta)
         if step == 0:
             self._seen.clear()        # a new training run starts
-            del self._stats[1:]
         last = len(self._stats) - 1
-        if step > last and self.stats_names:
-            raise _invalid(f"the running statistics before step {step} are not known (the "
-                           f"bridge has them up to step {last}): after loading a trainer "
-                           f"checkpoint in a new process, load the bridge's state saved with "
-                           f"it (TorchModel.load_state)", "TorchModel.grad")
+        if self.stats_names:
+            if step > last:
+                raise _invalid(f"the running statistics before step {step} are not known (the "
+                               f"bridge has them up to step {last}): after loading a trainer "
+                               f"checkpoint in a new process, load the bridge's state saved "
+                               f"with it (TorchModel.load_state)", "TorchModel.grad")
+            if step < last and self._stats_at[step] != key:
+                del self._stats[step + 1:], self._stats_at[step:]
+                last = step
         stats = _copy(self._stats[min(step, last)])
         flat, m = self._inputs(w, meta, False)
         loss = self.loss_at(step, flat, m, stats)
@@ -346,7 +354,8 @@ class TorchModel:
         g = g.numpy()
         if step == last and self.stats_names:
             self._stats.append(stats)
-        self._seen[(step, _digest(w, meta))] = _digest(g)
+            self._stats_at.append(key)
+        self._seen[(step, key)] = _digest(g)
         return float(loss), g
 
     def hvp_affine(self, step, w, meta, a, b):
@@ -439,8 +448,8 @@ class TorchModel:
     def save_state(self, path):
         """Write the running statistics of every step trained so far (torch.save): with a
         trainer checkpoint (Trainer.save, set_checkpoint), what a resumed run needs."""
-        torch.save({"revl.torch state": 1, "names": self.stats_names, "stats": self._stats},
-                   path)
+        torch.save({"revl.torch state": 1, "names": self.stats_names, "stats": self._stats,
+                    "at": self._stats_at}, path)
 
     def load_state(self, path, step=None):
         """Read what save_state wrote (for a module with the same running statistics).
@@ -453,13 +462,14 @@ class TorchModel:
             raise _invalid(f"{path} is not a state saved by TorchModel.save_state for a module "
                            f"with the running statistics {self.stats_names}",
                            "TorchModel.load_state")
-        stats = d["stats"]
+        stats, at = d["stats"], d["at"]
         if step is not None:
             if not 0 <= int(step) < len(stats):
                 raise _invalid(f"{path} holds the running statistics of steps 0..{len(stats) - 1}, "
                                f"not of step {step}", "TorchModel.load_state")
             stats = stats[:int(step) + 1]
-        self._stats = stats
+            at = at[:int(step)]
+        self._stats, self._stats_at = stats, at
 
     def write_params(self, w):
         """Copy the float64 vector w into the module's parameters (cast to their dtype)."""

@@ -213,17 +213,22 @@ def main():
     print(f"validation loss {first[0]:.4f} -> {best[0]:.4f}, validation accuracy {v0:.3f} -> "
           f"{v1:.3f}, test accuracy {t0:.3f} -> {t1:.3f}")
 
-    # unrolled PyTorch on the same training: the tape grows with every step
-    Tm = min(T, a.torch_steps)
+    # unrolled PyTorch on the same training: the tape grows with every step; measured at two
+    # lengths, projected linearly (the validation gradient's working set is in both)
     s = h.get()
     w0 = model.init_weights(s.log_init_scales, a.seed)
     t_start = time.perf_counter()
-    _, torch_mib = peak_mib(lambda: revl.torch.unrolled_hypergrad(
+    Ts = sorted({max(1, min(T, a.torch_steps) // 2), min(T, a.torch_steps)})
+    torch_mib = [peak_mib(lambda: revl.torch.unrolled_hypergrad(
         tm, s.alpha[:Tm], w0=w0, optimizer=OPTIMIZER, beta1=s.beta1[:Tm], beta2=s.beta2[:Tm],
-        eps=s.eps[:Tm], objective=lambda w: tm.loss_on(w, xv, yv)))
-    print(f"memory of a meta-iteration: revl {mib:.0f} MiB (flat in T); unrolled PyTorch "
-          f"{torch_mib:.0f} MiB at T = {Tm} (measured, {time.perf_counter() - t_start:.1f} s)"
-          + ("" if Tm == T else f", {torch_mib * T / Tm:.0f} MiB at T = {T} (projected)"))
+        eps=s.eps[:Tm], objective=lambda w: tm.loss_on(w, xv, yv)))[1] for Tm in Ts]
+    per_step = (torch_mib[-1] - torch_mib[0]) / max(1, Ts[-1] - Ts[0])
+    print(f"memory of a meta-iteration (train, validation gradient on {a.n_valid} images, "
+          f"hypergradient): revl {mib:.0f} MiB, flat in T; unrolled PyTorch "
+          + ", ".join(f"{m:.0f} MiB at T = {t}" for m, t in zip(torch_mib, Ts))
+          + f" (measured, {time.perf_counter() - t_start:.1f} s)"
+          + ("" if Ts[-1] == T else f", {per_step:.1f} MiB per step: "
+             f"{torch_mib[-1] + per_step * (T - Ts[-1]):.0f} MiB at T = {T} (projected)"))
     write_outputs(a.out, tm.group_names, h.get(best=True).alpha, curve)
     ok = best[0] <= first[0] and np.isfinite(best[0])
     print(f"RESULT: {'ok' if ok else 'FAILED'} validation loss {first[0]:.4f} -> "

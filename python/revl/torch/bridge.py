@@ -6,6 +6,9 @@ Why each piece is here:
   The module is never mutated by the callbacks: torch's functional_call runs it on tensors cut
   from w (cast to the module's dtype, a deterministic rounding), so the same (step, w, meta)
   always gives the same bits.
+- Batch-norm running statistics are state that training calls change: the bridge passes
+  them to functional_call explicitly, keeps the update of each training step (the statistics
+  of w_T are what evaluation in eval mode uses) and runs every other call on copies.
 - The reverse pass calls the model again at every step and must see exactly what the forward
   pass saw: the minibatch of step t is a function of (seed, t), torch's random generator is
   seeded from (seed, t) around every call (dropout), the thread count is fixed and
@@ -118,8 +121,10 @@ def _group_offsets(names, sizes, prefixes):
 class TorchModel:
     """A revl training loss from a torch module.
 
-    ``module``: a torch.nn.Module whose parameters (all float32 or all float64, all requiring
-    grad, no buffers) are w.  ``loss(output, target)`` (or ``loss(output, target, meta)`` with
+    ``module``: a torch.nn.Module whose parameters that require grad (all float32 or all
+    float64) are w; those that do not are constants (copied now); its buffers, if any, must be
+    batch-norm running statistics, updated by each training step (module.train() semantics)
+    and used by evaluation (module.eval() semantics; ``running_stats``, ``save_state``).  ``loss(output, target)`` (or ``loss(output, target, meta)`` with
     ``loss_uses_meta=True``): the scalar training loss of a minibatch.  ``data = (x, y)``
     with ``batch_size``: step t trains on a batch chosen from (seed, t) (an epoch is a
     permutation); or ``batch(step) -> (x, y)``, which must be a function of step only.

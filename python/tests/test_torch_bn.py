@@ -284,3 +284,31 @@ def test_resnet_example_quick(tmp_path):
     assert "test accuracy" in r.stdout and "unrolled PyTorch" in r.stdout
     assert np.loadtxt(tmp_path / "schedule.dat").shape == (4, 6)
     assert np.loadtxt(tmp_path / "curve.dat").shape == (2, 6)
+
+
+def test_a_batch_norm_kept_in_eval_mode():
+    """A batch norm set to eval() before the bridge is made (a frozen batch norm when
+    fine-tuning) trains with its running statistics, which then never change; the other one
+    trains on batch statistics; the hypergradients still equal unrolled PyTorch's."""
+    net = bn_cnn()
+    with torch.no_grad():              # statistics that differ from the batch's
+        net[1].running_mean.fill_(0.3)
+        net[1].running_var.fill_(2.0)
+    net[1].eval()
+    tm = bn_bridge(net)
+    assert net[1].training is False and net.training     # the user's modes are kept
+    meta, valid = np.array([-3.0, -2.0]), data(SHAPE, 30, 2)
+    s, w0, f, hg = revl_run(tm, 8, meta, valid)
+    after, before = tm.running_stats(), tm.initial_stats()
+    assert all(torch.equal(after[k], before[k]) for k in after if k.startswith("1."))
+    assert int(after["5.num_batches_tracked"]) == 8
+    ref = rt.unrolled_hypergrad(tm, s.alpha, s.gamma_applied, w0, meta,
+                                lambda w: tm.loss_on(w, *valid))
+    for kind in ("w0", "alpha", "gamma", "meta"):
+        close(getattr(hg, kind), getattr(ref, kind), 1e-8)
+    # in training, that batch norm normalises with its running statistics, not the batch's
+    flat = torch.tensor(w0)
+    trained = tm.loss_at(0, flat, torch.tensor(meta))
+    net[1].train()
+    other = bn_bridge(net)
+    assert other.loss_at(0, flat, torch.tensor(meta)) != trained

@@ -249,7 +249,11 @@ class TorchModel:
     def _mode(self, train):
         """The module in its training modes (train=True) or all in eval mode, put back after."""
         saved = [m.training for m in self._modules]
-        self._set_modes(self._train_modes if train else [False] * len(saved))
+        want = self._train_modes if train else [False] * len(saved)
+        if saved == want:              # the usual case in training: nothing to set
+            yield
+            return
+        self._set_modes(want)
         try:
             yield
         finally:

@@ -278,7 +278,7 @@ demo:
 
 # Every example in quick mode, each checked on its output (examples/check_quick.sh).
 examples-quick: lib examples mpi
-	@bash examples/check_quick.sh $(BUILD)
+	@PYTHON=$(PYTHON) REVL_LIBRARY=$(CURDIR)/$(SHLIB) bash examples/check_quick.sh $(BUILD)
 
 # Benchmarks print tables of ratios measured side by side in one run (docs/performance.md).
 # Run them on a quiet machine: a loaded one makes threads wait on each other.

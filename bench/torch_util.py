@@ -28,15 +28,17 @@ def _status_kib(field):
 
 
 def measure(fn):
-    """(result, seconds, peak extra MiB): the resident-set high-water mark during fn() above
-    the resident set before it (Linux: writing 5 to clear_refs resets VmHWM to VmRSS)."""
+    """(result, seconds, peak extra MiB, CPU seconds): the resident-set high-water mark during
+    fn() above the resident set before it (Linux: writing 5 to clear_refs resets VmHWM to
+    VmRSS); the process's CPU time, which on a loaded machine is closer to the time on an
+    idle one than the wall clock (one thread: equal when idle)."""
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
     base = _status_kib("VmRSS")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     out = fn()
-    secs = time.perf_counter() - t0
-    return out, secs, max(0, _status_kib("VmHWM") - base) / 1024.0
+    secs, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return out, secs, max(0, _status_kib("VmHWM") - base) / 1024.0, cpu
 
 
 def rel_diff(a, b):
@@ -66,9 +68,9 @@ def run_isolated(script, argv, method, steps):
 def save_one(path, fn):
     """In the child: measure fn() -> hypergradient namespace and save it with the figures."""
     import numpy as np
-    hg, secs, mib = measure(fn)
+    hg, secs, mib, cpu = measure(fn)
     kinds = tuple(hg.kinds)
-    np.savez(path, secs=secs, mib=mib, w0=hg.w0, meta=hg.meta, kinds=np.array(kinds),
+    np.savez(path, secs=secs, mib=mib, cpu=cpu, w0=hg.w0, meta=hg.meta, kinds=np.array(kinds),
              **{k: getattr(hg, k) for k in kinds})
 
 
@@ -84,7 +86,7 @@ def table(script, argv, steps, methods, max_torch_gib, tolerance, optimizers=("m
     Returns 0 when every difference is within tolerance."""
     head = " | ".join(f"{lab + ' s':>11} {'MiB':>7}" for _, lab in methods)
     hdr = (f"{'optimizer':>9} {'T':>5} | {head} | {'torch s':>9} {'MiB':>7} | "
-           f"{'time ratio':>10} {'memory':>8} | max rel diff to torch")
+           f"{'time ratio':>10} {'memory':>8} {'cpu ratio':>9} | max rel diff to torch")
     print(hdr)
     print("-" * len(hdr))
     worst, ratios = 0.0, []
@@ -138,7 +140,8 @@ def _rows(script, argv, opt, steps, methods, max_torch_gib):
         ratios.append((opt, T, float(first["secs"]) / secs,
                        float(first["mib"]) / max(mib, 1e-9)))
         print(row + f" | {secs:9.2f} {mib:7.1f} | {float(first['secs']) / secs:9.2f}x "
-              f"{float(first['mib']) / max(mib, 1e-9):7.4f}x | "
+              f"{float(first['mib']) / max(mib, 1e-9):7.4f}x "
+              f"{float(first['cpu']) / float(ref['cpu']):8.2f}x | "
               + " ".join(f"{d:.2g}" for d in diffs), flush=True)
     return worst, ratios
 

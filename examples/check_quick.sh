@@ -193,6 +193,38 @@ for src in examples/*.c examples/*.cpp; do
         failed+=("$name")
     fi
 done
+# The PyTorch examples (python/examples/torch_*.py): --quick, checked like the C ones (exit
+# status, last line "RESULT: ok", .dat files, PNGs), with PYTHON (make: /usr/bin/python3) and the
+# library in lib/.
+python=${PYTHON:-/usr/bin/python3}
+shlib=${REVL_LIBRARY:-$(ls "$PWD"/lib/librevl.so.*.*.* 2>/dev/null | head -n 1)}
+for src in python/examples/torch_*.py; do
+    [ -e "$src" ] || continue
+    name=$(basename "${src%.py}")
+    log=$out/$name.log
+    n=$((n + 1))
+    t0=$(date +%s%N)
+    REVL_LIBRARY=$shlib "$python" "$src" --quick --out "$out/$name" >"$log" 2>&1
+    rc=$?
+    secs=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
+    why=""
+    if [ $rc -ne 0 ]; then
+        why="exit status $rc"
+    elif ! tail -n 1 "$log" | grep -q '^RESULT: ok'; then
+        why="last line is not 'RESULT: ok ...'"
+    else
+        files=$(check_outputs "$out/$name") || why="output files: $files"
+    fi
+    if [ -z "$why" ]; then
+        last=$(tail -n 1 "$log")
+        printf 'ok    %-14s %6ss  %s\n' "$name" "$secs" "${last#RESULT: ok }"
+    else
+        printf 'FAIL  %-14s %6ss  %s\n' "$name" "$secs" "$why"
+        echo "---- last lines of $log:"
+        tail -n 15 "$log" | sed 's/^/    /'
+        failed+=("$name")
+    fi
+done
 secs=$(awk -v a="$t_all" -v b="$(date +%s%N)" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
 if [ ${#failed[@]} -gt 0 ]; then
     echo "examples-quick: FAILED ${failed[*]} (${#failed[@]} of $n examples; logs and outputs in $out)"

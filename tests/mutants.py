@@ -416,6 +416,26 @@ MUTANTS = [
      "self.n_batches = -(-n // self.batch_size)", [PY]),
     ("python/revl/torch/bridge.py", "if seen is not None and seen != _digest(g):",
      "if step and seen is not None and seen != _digest(g):", [PY]),
+    # ---- revl.torch: batch-norm running statistics, frozen parameters, eval-mode evaluation
+    # (test_torch_bn.py)
+    # an out-of-order or reverse gradient call keeps its statistics update
+    ("python/revl/torch/bridge.py", "        if step == last and self.stats_names:",
+     "        if step >= 0 and self.stats_names:", [PY]),
+    # any call at an earlier step (the reverse pass too) starts a new trajectory
+    ("python/revl/torch/bridge.py", "            if step < last and self._stats_at[step] != key:",
+     "            if step < last:", [PY]),
+    # evaluation in training mode (batch statistics, dropout on)
+    ("python/revl/torch/bridge.py", "with torch.random.fork_rng(devices=[], enabled=self.seed_rng), self._mode(False):",
+     "with torch.random.fork_rng(devices=[], enabled=self.seed_rng), self._mode(True):", [PY]),
+    # any buffer accepted as running statistics
+    ("python/revl/torch/bridge.py", "            if isinstance(m, torch.nn.modules.batchnorm._NormBase) and bname in _STATS:",
+     "            if True:", [PY]),
+    # frozen parameters read from the module at every call instead of the copies
+    ("python/revl/torch/bridge.py", "{**params, **self._const, **stats}", "{**params, **stats}", [PY]),
+    # a resumed bridge keeps the statistics of steps after the checkpoint's
+    ("python/revl/torch/bridge.py", "            stats = stats[:int(step) + 1]", "            stats = stats[:]", [PY]),
+    # the oracle starts from the bridge's last statistics instead of the initial ones
+    ("python/revl/torch/unrolled.py", "    stats = tm.initial_stats()", "    stats = tm.running_stats()", [PY]),
 ]
 
 

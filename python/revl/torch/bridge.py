@@ -6,6 +6,9 @@ Why each piece is here:
   The module is never mutated by the callbacks: torch's functional_call runs it on tensors cut
   from w (cast to the module's dtype, a deterministic rounding), so the same (step, w, meta)
   always gives the same bits.
+- Batch-norm running statistics are state that training calls change: the bridge passes
+  them to functional_call explicitly, keeps the update of each training step (the statistics
+  of w_T are what evaluation in eval mode uses) and runs every other call on copies.
 - The reverse pass calls the model again at every step and must see exactly what the forward
   pass saw: the minibatch of step t is a function of (seed, t), torch's random generator is
   seeded from (seed, t) around every call (dropout), the thread count is fixed and
@@ -15,6 +18,7 @@ Why each piece is here:
   revl.InexactError naming the step.
 """
 
+import contextlib
 import hashlib
 
 import numpy as np
@@ -47,6 +51,44 @@ def _tensor(x, name, function):
         return torch.as_tensor(np.asarray(x))
     except (TypeError, ValueError, RuntimeError) as e:
         raise _invalid(f"{name} must be a tensor or an array: {e}", function) from None
+
+
+def _parameters(module):
+    """(trainable, frozen): the module's named_parameters() that require grad (they are w) and
+    those that do not (constants)."""
+    params = list(module.named_parameters())
+    return [(n, p) for n, p in params if p.requires_grad], \
+        [(n, p) for n, p in params if not p.requires_grad]
+
+
+_STATS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def _running_stats(module):
+    """Copies of the module's buffers (dict name -> tensor), which must all be the running
+    statistics of normalisation layers (BatchNorm*, InstanceNorm* with
+    track_running_stats=True): their update by a training-mode call is known (an EMA of batch
+    statistics, held, not differentiated); any other buffer is state the bridge cannot replay."""
+    out, other = {}, []
+    for mname, m in module.named_modules():
+        for bname, b in m.named_buffers(recurse=False):
+            if b is None:
+                continue
+            name = f"{mname}.{bname}" if mname else bname
+            if isinstance(m, torch.nn.modules.batchnorm._NormBase) and bname in _STATS:
+                out[name] = b.detach().clone()
+            else:
+                other.append(name)
+    if other:
+        raise _invalid(f"the module has buffers {other} that are not batch-norm running "
+                       f"statistics: the bridge replays every training step exactly and cannot "
+                       f"know how forward calls change them; keep a constant as a plain tensor "
+                       f"attribute, or compute the state from the step")
+    return out
+
+
+def _copy(stats):
+    return {k: v.clone() for k, v in stats.items()}
 
 
 def _group_offsets(names, sizes, prefixes):
@@ -97,8 +139,10 @@ def _tied_aliases(module):
 class TorchModel:
     """A revl training loss from a torch module.
 
-    ``module``: a torch.nn.Module whose parameters (all float32 or all float64, all requiring
-    grad, no buffers) are w.  ``loss(output, target)`` (or ``loss(output, target, meta)`` with
+    ``module``: a torch.nn.Module whose parameters that require grad (all float32 or all
+    float64) are w; those that do not are constants (copied now); its buffers, if any, must be
+    batch-norm running statistics, updated by each training step (module.train() semantics)
+    and used by evaluation (module.eval() semantics; ``running_stats``, ``save_state``).  ``loss(output, target)`` (or ``loss(output, target, meta)`` with
     ``loss_uses_meta=True``): the scalar training loss of a minibatch.  ``data = (x, y)``
     with ``batch_size``: step t trains on a batch chosen from (seed, t) (an epoch is a
     permutation); or ``batch(step) -> (x, y)``, which must be a function of step only.
@@ -118,19 +162,9 @@ class TorchModel:
             raise _invalid("loss must be a callable loss(output, target) -> scalar tensor")
         if penalty is not None and not callable(penalty):
             raise _invalid("penalty must be None or a callable penalty(params, meta)")
-        params = list(module.named_parameters())
+        params, frozen = _parameters(module)
         if not params:
-            raise _invalid("the module has no parameters")
-        frozen = [n for n, p in params if not p.requires_grad]
-        if frozen:
-            raise _invalid(f"parameters {frozen} do not require grad: revl trains every "
-                           f"parameter of the module (freeze one with a zero learning rate in "
-                           f"the schedule instead)")
-        buffers = [n for n, _ in module.named_buffers()]
-        if buffers:
-            raise _invalid(f"the module has buffers {buffers}: state changed by forward calls "
-                           f"(batch-norm running statistics) would make the loss depend on the "
-                           f"call history; use e.g. BatchNorm(track_running_stats=False)")
+            raise _invalid("the module has no parameters that require grad")
         dtypes = {p.dtype for _, p in params}
         if len(dtypes) != 1 or not dtypes <= set(_FLOATS):
             raise _invalid(f"the parameters must be all float32 or all float64, got "
@@ -138,6 +172,18 @@ class TorchModel:
         self.module, self.loss_fn, self.penalty = module, loss, penalty
         self.loss_uses_meta = bool(loss_uses_meta)
         self.dtype = dtypes.pop()
+        # frozen parameters: constants, copied now (the module's own tensors may change later)
+        self.frozen_names = [n for n, _ in frozen]
+        self._const = {n: p.detach().clone() for n, p in frozen}
+        # running statistics: _stats[t] holds them before step t (t = 0..last training step
+        # + 1), _stats_at[t] the digest of the (w, meta) of step t that updated them
+        self._stats = [_running_stats(module)]
+        self._stats_at = []
+        self.stats_names = list(self._stats[0])
+        # the modes of training calls: the module's at construction (train() unless the user
+        # set a submodule to eval, e.g. a frozen batch norm); evaluation runs all in eval mode
+        self._modules = list(module.modules())
+        self._train_modes = [m.training for m in self._modules]
         self.names = [n for n, _ in params]
         self.aliases = _tied_aliases(module)   # tied parameters' other names
         self.shapes = [tuple(p.shape) for _, p in params]
@@ -211,30 +257,53 @@ class TorchModel:
     def params_of(self, flat):
         """The module's parameters cut from the flat float64 tensor ``flat`` (dict name ->
         tensor in the module's dtype; differentiable with respect to flat)."""
-        out, o = {}, 0
-        for name, shape, n in zip(self.names, self.shapes, self.sizes):
-            out[name] = flat[o:o + n].view(shape).to(self.dtype)
-            o += n
+        parts = torch.split(flat.to(self.dtype), self.sizes)
+        out = {n: t.view(s) for n, t, s in zip(self.names, parts, self.shapes)}
         for alias, name in self.aliases:
             out[alias] = out[name]
         return out
 
+    def _set_modes(self, modes):
+        for m, training in zip(self._modules, modes):
+            m.training = training
+
+    @contextlib.contextmanager
+    def _mode(self, train):
+        """The module in its training modes (train=True) or all in eval mode, put back after."""
+        saved = [m.training for m in self._modules]
+        want = self._train_modes if train else [False] * len(saved)
+        if saved == want:              # the usual case in training: nothing to set
+            yield
+            return
+        self._set_modes(want)
+        try:
+            yield
+        finally:
+            self._set_modes(saved)
+
+    def _call(self, params, stats, x):
+        return stateless.functional_call(self.module, {**params, **self._const, **stats}, (x,))
+
     def _step_seed(self, step):
         return int(np.random.SeedSequence([self.seed, int(step), 0x7e57]).generate_state(1)[0])
 
-    def loss_at(self, step, flat, meta):
+    def loss_at(self, step, flat, meta, stats=None):
         """The training loss of step ``step`` at the flat float64 tensor ``flat`` with the meta
         tensor ``meta`` (a differentiable torch scalar: the function the callbacks and
-        revl.torch.unrolled_hypergrad use)."""
+        revl.torch.unrolled_hypergrad use), the module in its training modes.  ``stats``: the
+        running statistics (dict name -> tensor) the call reads and, in training mode, updates
+        in place; None: a copy of those before step ``step`` (the last known if later)."""
+        if stats is None:
+            stats = _copy(self._stats[min(int(step), len(self._stats) - 1)])
         if torch.get_num_threads() != self.threads:
             torch.set_num_threads(self.threads)      # someone changed it: the bits would change
         x, y = self.batch(step)
         params = self.params_of(flat)
         m = meta.to(self.dtype)
-        with torch.random.fork_rng(devices=[], enabled=self.seed_rng):
+        with torch.random.fork_rng(devices=[], enabled=self.seed_rng), self._mode(True):
             if self.seed_rng:
                 torch.manual_seed(self._step_seed(step))
-            out = stateless.functional_call(self.module, params, (x,))
+            out = self._call(params, stats, x)
             loss = self.loss_fn(out, y, m) if self.loss_uses_meta else self.loss_fn(out, y)
             if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
                 raise _invalid(f"the loss must return a scalar tensor, got "
@@ -244,17 +313,25 @@ class TorchModel:
                 loss = loss + self.penalty(params, m)
         return loss.reshape(()).to(torch.float64)
 
-    def loss_on(self, flat, x, y):
-        """The loss (no penalty; a loss that uses meta gets None) of the module at ``flat`` on
-        data (x, y), e.g. a validation objective; differentiable with respect to flat."""
+    def outputs(self, flat, x):
+        """The module's output at ``flat`` (a flat float64 tensor) on the input x, in eval mode
+        as module.eval() would run it: dropout off, batch norm with the running statistics of
+        the last training step (``running_stats()``)."""
         if x.is_floating_point():
             x = x.to(self.dtype)
         params = self.params_of(flat)
-        with torch.random.fork_rng(devices=[], enabled=self.seed_rng):
+        with torch.random.fork_rng(devices=[], enabled=self.seed_rng), self._mode(False):
             if self.seed_rng:
                 torch.manual_seed(self._step_seed(_EVAL_STEP))
-            out = stateless.functional_call(self.module, params, (x,))
-            loss = self.loss_fn(out, y, None) if self.loss_uses_meta else self.loss_fn(out, y)
+            return self._call(params, _copy(self._stats[-1]), x)
+
+    def loss_on(self, flat, x, y):
+        """The loss (no penalty; a loss that uses meta gets None) of the module at ``flat`` on
+        data (x, y) in eval mode (``outputs``), e.g. a validation objective; differentiable with
+        respect to flat (the running statistics are held constant, as unrolled PyTorch holds
+        them)."""
+        out = self.outputs(flat, x)
+        loss = self.loss_fn(out, y, None) if self.loss_uses_meta else self.loss_fn(out, y)
         return loss.reshape(()).to(torch.float64)
 
     def _trial(self):
@@ -282,14 +359,34 @@ class TorchModel:
         return flat, m
 
     def grad(self, step, w, meta=()):
-        """(loss, gradient) of step ``step`` at w (the forward pass's callback)."""
+        """(loss, gradient) of step ``step`` at w (the forward pass's callback).  Running
+        statistics: a call at the step after the last one kept is a training step and its
+        update is kept for the next step; a call at an earlier step at the weights that step
+        had (the reverse pass, a resumed run) changes nothing; one at other weights starts a
+        new trajectory there (a new training run): the later steps' statistics are dropped."""
+        step = int(step)
+        key = _digest(w, meta)
+        if step == 0:
+            self._seen.clear()        # a new training run starts
+        last = len(self._stats) - 1
+        if self.stats_names:
+            if step > last:
+                raise _invalid(f"the running statistics before step {step} are not known (the "
+                               f"bridge has them up to step {last}): after loading a trainer "
+                               f"checkpoint in a new process, load the bridge's state saved "
+                               f"with it (TorchModel.load_state)", "TorchModel.grad")
+            if step < last and self._stats_at[step] != key:
+                del self._stats[step + 1:], self._stats_at[step:]
+                last = step
+        stats = _copy(self._stats[min(step, last)])
         flat, m = self._inputs(w, meta, False)
-        loss = self.loss_at(step, flat, m)
+        loss = self.loss_at(step, flat, m, stats)
         (g,) = torch.autograd.grad(loss, flat)
         g = g.numpy()
-        if int(step) == 0:
-            self._seen.clear()        # a new training run starts
-        self._seen[(int(step), _digest(w, meta))] = _digest(g)
+        if step == last and self.stats_names:
+            self._stats.append(stats)
+            self._stats_at.append(key)
+        self._seen[(step, key)] = _digest(g)
         return float(loss), g
 
     def hvp_affine(self, step, w, meta, a, b):
@@ -342,10 +439,68 @@ class TorchModel:
                                 hvp_affine=self.hvp_affine)
         return self._model
 
+    def _trainable(self):
+        return [p for _, p in _parameters(self.module)[0]]
+
     def read_params(self):
-        """The module's parameters as one float64 vector (w0)."""
+        """The module's trainable parameters as one float64 vector (w0)."""
         return np.concatenate([p.detach().to(torch.float64).reshape(-1).numpy()
-                               for p in self.module.parameters()])
+                               for p in self._trainable()])
+
+    # ---- running statistics: the state forward steps update
+    def running_stats(self):
+        """Copies of the running statistics after the last training step (dict name ->
+        tensor; empty without batch norm): what evaluation uses."""
+        return _copy(self._stats[-1])
+
+    def initial_stats(self):
+        """Copies of the running statistics before step 0 (the module's at construction)."""
+        return _copy(self._stats[0])
+
+    @contextlib.contextmanager
+    def holding_stats(self, stats):
+        """Evaluate (outputs, loss_on, evaluate) with the running statistics ``stats`` instead
+        of the last training step's."""
+        saved = self._stats
+        self._stats = saved[:-1] + [stats]
+        try:
+            yield
+        finally:
+            self._stats = saved
+
+    def write_buffers(self):
+        """Copy the running statistics after the last training step into the module's
+        buffers (with write_params, the module is then the trained network)."""
+        bufs = dict(self.module.named_buffers())
+        with torch.no_grad():
+            for n, v in self._stats[-1].items():
+                bufs[n].copy_(v)
+
+    def save_state(self, path):
+        """Write the running statistics of every step trained so far (torch.save): with a
+        trainer checkpoint (Trainer.save, set_checkpoint), what a resumed run needs."""
+        torch.save({"revl.torch state": 1, "names": self.stats_names, "stats": self._stats,
+                    "at": self._stats_at}, path)
+
+    def load_state(self, path, step=None):
+        """Read what save_state wrote (for a module with the same running statistics).
+        ``step``: the step a loaded trainer checkpoint resumes from (Trainer.stats
+        ["steps_done"]): the statistics of later steps are dropped and recomputed by the
+        resumed steps."""
+        d = torch.load(path)
+        if not isinstance(d, dict) or d.get("revl.torch state") != 1 \
+                or d.get("names") != self.stats_names:
+            raise _invalid(f"{path} is not a state saved by TorchModel.save_state for a module "
+                           f"with the running statistics {self.stats_names}",
+                           "TorchModel.load_state")
+        stats, at = d["stats"], d["at"]
+        if step is not None:
+            if not 0 <= int(step) < len(stats):
+                raise _invalid(f"{path} holds the running statistics of steps 0..{len(stats) - 1}, "
+                               f"not of step {step}", "TorchModel.load_state")
+            stats = stats[:int(step) + 1]
+            at = at[:int(step)]
+        self._stats, self._stats_at = stats, at
 
     def write_params(self, w):
         """Copy the float64 vector w into the module's parameters (cast to their dtype)."""
@@ -354,7 +509,7 @@ class TorchModel:
             raise _invalid(f"w must be {self.n_params} real numbers (shape ({self.n_params},)), "
                            f"got shape {w.shape} dtype {w.dtype}", "TorchModel.write_params")
         with torch.no_grad():
-            for p, o, n in zip(self.module.parameters(), self.offsets_of_tensors(), self.sizes):
+            for p, o, n in zip(self._trainable(), self.offsets_of_tensors(), self.sizes):
                 p.copy_(torch.as_tensor(w[o:o + n].astype(np.float64)).view(p.shape))
 
     def offsets_of_tensors(self):

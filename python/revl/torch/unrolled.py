@@ -48,7 +48,8 @@ def unrolled_hypergrad(tm, alpha, gamma=None, w0=None, meta=None, objective=None
     """Train ``tm`` (a TorchModel) for T = len(alpha) steps in float64 on the tape and return
     the gradients of ``objective(w_T)`` (a torch function of the flat float64 vector) with
     respect to w0, meta and every (step, group) hyperparameter, as a namespace with .w0, .meta,
-    one (T, n_groups) array per kind, .kinds, .f (the objective) and .w (w_T).
+    one (T, n_groups) array per kind, .kinds, .f (the objective), .w (w_T) and .stats (the
+    running statistics after the last step; the objective runs with them).
 
     ``optimizer="momentum"`` (alpha, gamma):
         v_{t+1} = gamma_t v_t - (1 - gamma_t) g_t,   w_{t+1} = w_t + alpha_t v_{t+1}
@@ -76,14 +77,18 @@ def unrolled_hypergrad(tm, alpha, gamma=None, w0=None, meta=None, objective=None
     reps = torch.tensor(np.diff(tm.offsets))
     step = (_momentum if optimizer == "momentum" else _adam)(*hyper.values(), reps)
     w = w0t
+    # the running statistics (batch norm): updated in place by each training call, outside the
+    # tape (held, not differentiated), as torch updates them in an unrolled training loop
+    stats = tm.initial_stats()
     for t in range(hyper["alpha"].shape[0]):
-        loss = tm.loss_at(t, w, mt)
+        loss = tm.loss_at(t, w, mt, stats)
         (g,) = torch.autograd.grad(loss, w, create_graph=True)
         w = step(t, w, g)
-    f = objective(w)
+    with tm.holding_stats(stats):      # the objective's eval mode sees this run's statistics
+        f = objective(w)
     inputs = [w0t] + list(hyper.values()) + ([mt] if tm.n_meta else [])
     parts = torch.autograd.grad(f, inputs, allow_unused=True)
     out = [np.zeros(tuple(x.shape)) if p is None else p.numpy() for p, x in zip(parts, inputs)]
     return types.SimpleNamespace(w0=out[0], **dict(zip(kinds, out[1:1 + len(kinds)])),
                                  meta=out[-1] if tm.n_meta else np.zeros(0), kinds=kinds,
-                                 f=float(f), w=w.detach().numpy())
+                                 f=float(f), w=w.detach().numpy(), stats=stats)

@@ -494,6 +494,38 @@ START_TEST(test_hypergradient_is_the_chain_rule)
 }
 END_TEST
 
+/* With n_orders = 2 the refinement's loss and hypergradient are the means of those of the
+ * model's own order (seed 0) and the next (seed 1), bit for bit. */
+static void refine_start(fixture *f, size_t n_orders, double *theta, double *grad, double *loss)
+{
+    revl_tuner_options o = opts_runs(10);
+    o.strategy = REVL_TUNE_REFINE;
+    o.n_orders = n_orders;
+    revl_tuner *t = make(f, REVL_OPTIM_MOMENTUM, &o);
+    ck_assert_int_eq(revl_tuner_step(t, NULL), REVL_OK);
+    ck_assert_int_eq(revl_tuner_refine_point(t, theta, grad, loss), REVL_OK);
+    revl_tuner_free(t);
+}
+
+START_TEST(test_orders_are_averaged)
+{
+    fixture f;
+    setup(&f);
+    enum { NT = 2 * T_STEPS * 4 + 4 };
+    double th[NT], g2[NT], g0[NT], g1[NT], l2, l0, l1;
+    refine_start(&f, 2, th, g2, &l2);
+    refine_start(&f, 1, th, g0, &l0);
+    ck_assert_int_eq(revl_mlp_set_order_seed(f.m, 1), REVL_OK);
+    refine_start(&f, 1, th, g1, &l1);
+    ck_assert_int_eq(revl_mlp_set_order_seed(f.m, 0), REVL_OK);
+    ck_assert(l2 == (l0 + l1) / 2 && l0 != l1);
+    for (size_t k = 0; k < NT; k++)
+        ck_assert_msg(g2[k] == (g0[k] + g1[k]) / 2, "theta[%zu]: %.17g vs mean of %.17g, %.17g",
+                      k, g2[k], g0[k], g1[k]);
+    teardown(&f);
+}
+END_TEST
+
 START_TEST(test_mlp_order)
 {
     fixture f;
@@ -844,6 +876,7 @@ static Suite *tuner_suite(void)
     tcase_add_test(tc, test_orders_and_strategies);
     tcase_add_test(tc, test_mlp_order);
     tcase_add_test(tc, test_hypergradient_is_the_chain_rule);
+    tcase_add_test(tc, test_orders_are_averaged);
     suite_add_tcase(s, tc);
     TCase *er = tcase_create("errors");
     tcase_set_timeout(er, 300);

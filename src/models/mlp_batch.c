@@ -26,6 +26,15 @@ static void make_perm(rv_mlp *m, size_t epoch)
     m->perm_valid = 1;
 }
 
+/* The examples of step (not full batch): a run of the epoch's permutation. */
+static const size_t *batch_of(rv_mlp *m, size_t step)
+{
+    size_t epoch = step / m->n_batches, first = (step % m->n_batches) * m->batch;
+    if (!m->perm_valid || m->perm_epoch != epoch)
+        make_perm(m, epoch);
+    return m->perm + first;
+}
+
 void rv_mlp_batch(rv_mlp *m, size_t step, const double **x, const int32_t **y)
 {
     const double *data_x = revl_dataset_x(m->train);
@@ -35,12 +44,10 @@ void rv_mlp_batch(rv_mlp *m, size_t step, const double **x, const int32_t **y)
         *y = data_y;
         return;
     }
-    size_t epoch = step / m->n_batches, first = (step % m->n_batches) * m->batch;
-    if (!m->perm_valid || m->perm_epoch != epoch)
-        make_perm(m, epoch);
+    const size_t *idx = batch_of(m, step);
     size_t dim = m->widths[0];
     for (size_t r = 0; r < m->batch; r++) {
-        size_t i = m->perm[first + r];
+        size_t i = idx[r];
         memcpy(m->xb + r * dim, data_x + i * dim, dim * sizeof *data_x);
         m->yb[r] = data_y[i];
     }
@@ -74,10 +81,7 @@ int revl_mlp_batch_indices(revl_model *model, size_t step, size_t *indices, size
         for (size_t r = 0; r < m->batch; r++)
             indices[r] = r;
     } else {
-        size_t epoch = step / m->n_batches, first = (step % m->n_batches) * m->batch;
-        if (!m->perm_valid || m->perm_epoch != epoch)
-            make_perm(m, epoch);
-        memcpy(indices, m->perm + first, m->batch * sizeof *indices);
+        memcpy(indices, batch_of(m, step), m->batch * sizeof *indices);
     }
     rv_clear(model->err);
     return REVL_OK;

@@ -558,9 +558,12 @@ END_TEST
 
 /* ------------------------------------------------------------------ errors */
 
+static long quad_calls; /* gradient calls so far */
+
 static int quad_grad(size_t step, const double *w, const double *meta, double *g, double *loss,
                      void *user)
 {
+    quad_calls++;
     double l = 0;
     for (int i = 0; i < 3; i++) {
         double d = w[i] - (double)(i + 1) - 0.1 * (double)(step % 3);
@@ -761,6 +764,65 @@ START_TEST(test_callback_model_and_user_family)
 }
 END_TEST
 
+/* A run whose training loss explodes is abandoned within a few steps (the trainer's progress
+ * callback), counted as diverged (+inf), and the next evaluation trains normally. */
+START_TEST(test_abandons_diverging_runs)
+{
+    revl_model_def def;
+    revl_model_def_init(&def);
+    def.n_params = 3;
+    def.grad = quad_grad;
+    revl_model *m = NULL;
+    ck_assert_int_eq(revl_model_create(&m, &def), REVL_OK);
+    int mode = 0, fmode = 0;
+    revl_family_options fo;
+    revl_family_options_init(&fo);
+    fo.type = REVL_FAMILY_USER;
+    fo.n_theta = 1;
+    fo.map = fam_map_fail;
+    fo.vjp = fam_vjp;
+    fo.user = &fmode;
+    revl_family *fam = NULL;
+    ck_assert_int_eq(revl_family_create(&fam, REVL_OPTIM_MOMENTUM, T_STEPS, 1, 0, &fo), REVL_OK);
+    double lo = log(50.0), hi = log(60.0); /* alpha (1 - gamma) about 6: |w| grows each step */
+    ck_assert_int_eq(revl_family_set_bounds(fam, &lo, &hi), REVL_OK);
+    static trace tr;
+    memset(&tr, 0, sizeof tr);
+    revl_tuner_options o = opts_runs(4);
+    o.strategy = REVL_TUNE_SEARCH;
+    o.objective = quad_obj;
+    o.objective_user = &mode;
+    o.report = record;
+    o.report_user = &tr;
+    revl_tuner *t = NULL;
+    ck_assert_int_eq(revl_tuner_create(&t, m, NULL, T_STEPS, 0, fam, NULL, &o), REVL_OK);
+    quad_calls = 0;
+    run_ok(t);
+    ck_assert_uint_eq(tr.n, 4);
+    for (size_t i = 0; i < tr.n; i++)
+        ck_assert(tr.loss[i] == INFINITY);
+    ck_assert_msg(quad_calls <= 4 * 3, "%ld gradient calls for 4 diverging runs", quad_calls);
+    revl_tuner_result r;
+    revl_tuner_result_init(&r);
+    ck_assert_int_eq(revl_tuner_get_result(t, &r), REVL_OK);
+    ck_assert(r.valid_loss == INFINITY && r.runs == 4);
+    ck_assert_int_eq(revl_tuner_best_weights(t, (double[3]){0}), REVL_ERR_STATE);
+    revl_tuner_free(t);
+    /* a sane box trains every step */
+    lo = log(0.1), hi = log(0.2);
+    ck_assert_int_eq(revl_family_set_bounds(fam, &lo, &hi), REVL_OK);
+    ck_assert_int_eq(revl_tuner_create(&t, m, NULL, T_STEPS, 0, fam, NULL, &o), REVL_OK);
+    quad_calls = 0;
+    memset(&tr, 0, sizeof tr);
+    run_ok(t);
+    ck_assert_int_eq(quad_calls, 4 * T_STEPS);
+    ck_assert(isfinite(tr.best[3]));
+    revl_tuner_free(t);
+    revl_family_free(fam);
+    revl_model_free(m);
+}
+END_TEST
+
 /* A checkpoint loaded from the objective, during a step, is refused. */
 typedef struct reentry {
     revl_tuner *t;
@@ -882,6 +944,7 @@ static Suite *tuner_suite(void)
     tcase_set_timeout(er, 300);
     tcase_add_test(er, test_bad_input);
     tcase_add_test(er, test_callback_model_and_user_family);
+    tcase_add_test(er, test_abandons_diverging_runs);
     tcase_add_test(er, test_checkpoint_refusals);
     tcase_add_test(er, test_allocation_failure);
     suite_add_tcase(s, er);

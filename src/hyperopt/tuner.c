@@ -178,6 +178,8 @@ static int make_families(revl_tuner *t, const revl_family *search, const revl_fa
     return REVL_OK;
 }
 
+static int watch(size_t step, int phase, double seconds, double loss, void *user);
+
 static int create_trainer(revl_tuner *t)
 {
     size_t *offsets = rv_calloc(&t->alloc, t->n_groups + 1, sizeof *offsets);
@@ -194,7 +196,10 @@ static int create_trainer(revl_tuner *t)
     to.frac_bits = t->opts.frac_bits;
     to.threads = t->opts.threads;
     to.allocator = &t->alloc;
-    return revl_trainer_create(&t->trainer, t->model, t->sched, &to);
+    rc = revl_trainer_create(&t->trainer, t->model, t->sched, &to);
+    if (rc)
+        return rc;
+    return revl_trainer_set_progress(t->trainer, watch, 1, t);
 }
 
 static int alloc_arrays(revl_tuner *t)
@@ -431,6 +436,24 @@ static int objective(revl_tuner *t, const double *meta, int want_grad, double *f
     return REVL_OK;
 }
 
+/* The trainer's progress callback: a run whose training loss leaves the finite numbers or rises
+ * above ABANDON times its first step's has diverged, and is stopped there (early abandonment:
+ * the search spends nothing more on it). */
+#define ABANDON 4.0
+static int watch(size_t step, int phase, double seconds, double loss, void *user)
+{
+    revl_tuner *t = user;
+    (void)step, (void)seconds;
+    if (phase != 0)
+        return 0;
+    if (isnan(t->watch_first))
+        t->watch_first = loss;
+    if (isfinite(loss) && !(loss > ABANDON * fabs(t->watch_first)))
+        return 0;
+    t->abandoned = 1;
+    return 1;
+}
+
 /* Train at z from its init scales (seed: the tuner's) and evaluate. A run that leaves the
  * fixed-point range or produces a non-finite loss diverged: *f = +inf, REVL_OK. keep: the trainer
  * keeps what the reverse pass needs. Counts one run. */
@@ -444,12 +467,13 @@ static int train_eval(revl_tuner *t, const double *z, int keep, int want_grad, d
     if (rc)
         return rv_fail(t->err, rc, "initial weights: %s", revl_model_last_error(t->model));
     const double *meta = meta_of(t, z);
-    /* every evaluation is reversible-exact arithmetic; the forward keeps the buffer only when
-     * the refinement may reverse it */
-    (void)keep;
-    rc = revl_trainer_train(t->trainer, t->w0, meta);
+    /* the same arithmetic either way (same w_T bits); forward-only keeps nothing to reverse */
+    t->watch_first = NAN;
+    t->abandoned = 0;
+    rc = keep ? revl_trainer_train(t->trainer, t->w0, meta)
+              : revl_trainer_train_forward(t->trainer, t->w0, meta);
     t->runs++;
-    if (rc == REVL_ERR_RANGE) {
+    if (rc == REVL_ERR_RANGE || (rc == REVL_ERR_CALLBACK && t->abandoned)) {
         *f = INFINITY;
         *acc = NAN;
         return REVL_OK;

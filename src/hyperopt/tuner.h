@@ -52,6 +52,8 @@ struct revl_tuner {
     struct timespec t0;           /* when this process's part of the run began */
     int clock_started;
     int in_step;
+    double watch_first;           /* the current run's first training loss (watch, tuner.c) */
+    int abandoned;                /* the current run was stopped as diverging */
     char err[RV_ERRLEN];
 };
 

@@ -958,7 +958,9 @@ START_TEST(test_allocation_failure_every_point)
 {
     /* Fail the k-th allocation for every k along model, schedule and trainer creation, train and
      * hypergradient: each run ends with REVL_ERR_NOMEM or succeeds (k past the last allocation),
-     * and after freeing nothing is live. */
+     * and after freeing nothing is live. Once per optimiser (_i): each has its own states and
+     * start copies (Adam's first one's failure once went unnoticed). */
+    revl_optimizer opt = (revl_optimizer)_i;
     size_t p = 9000, steps = 6; /* three blocks: several stacks to reserve */
     long k;
     for (k = 0;; k++) {
@@ -978,7 +980,7 @@ START_TEST(test_allocation_failure_every_point)
         int rc = revl_model_create(&m, &d);
         size_t off[3] = {0, p / 3, p};
         if (rc == REVL_OK)
-            rc = revl_schedule_create_with(&s, steps, 2, off, &a);
+            rc = revl_schedule_create_for(&s, opt, steps, 2, off, &a);
         revl_trainer_options o;
         revl_trainer_options_init(&o);
         o.allocator = &a;
@@ -1053,7 +1055,7 @@ static Suite *trainer_suite(void)
     tcase_add_test(er, test_error_weights_leave_range);
     tcase_add_test(er, test_error_callbacks_fail);
     tcase_add_test(er, test_error_nondeterministic_gradient);
-    tcase_add_test(er, test_allocation_failure_every_point);
+    tcase_add_loop_test(er, test_allocation_failure_every_point, 0, REVL_OPTIM_COUNT);
     suite_add_tcase(s, er);
     return s;
 }

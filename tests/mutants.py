@@ -205,6 +205,9 @@ MUTANTS = [
     ("python/revl/mlp.py", "            off += a * b\n", "            off += a * b + 1\n", [PY]),
     ("python/revl/hyperopt.py", "r.hypergrad_norm, r.step_size, r.seconds, bool(r.chaos))",
      "r.step_size, r.hypergrad_norm, r.seconds, bool(r.chaos))", [PY]),
+    # ---- reliability of the core (issue 24): allocation, checkpoint files, messages, ranges
+    ("src/core/trainer.c", "                states_ok = 0;\n", "                ;\n",
+     ["check_trainer"]),
 ]
 
 

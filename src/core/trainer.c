@@ -267,20 +267,20 @@ static int trainer_create(revl_trainer **out, revl_model *model, const revl_sche
         t->d_kinds = rv_calloc(a, n_kind_values, sizeof *t->d_kinds);
     t->bits_per_block = rv_calloc(a, t->n_blocks, sizeof *t->bits_per_block);
     size_t state_bytes = 0;
+    int states_ok = t->state_start != NULL; /* every start copy, not only the last one */
     if (!rc && t->state_start)
         for (size_t k = 0; k < opt->n_state; k++) {
             size_t elem = opt->state(t->opt_self, k).elem;
             state_bytes += pl * elem;
             if (!(t->state_start[k] = rv_calloc(a, pl, elem)))
-                rc = REVL_ERR_NOMEM;
+                states_ok = 0;
         }
     if (!rc)
         rc = REVL_ERR_NOMEM;
-    if (!opt_rc && t->w && t->w_start && t->state_start && t->wd && t->grad && t->meta &&
+    if (!opt_rc && states_ok && t->w && t->w_start && t->wd && t->grad && t->meta &&
         t->dw && t->dir_a && (t->dir_b || opt->dir_mode != RV_DIR_AFFINE) && t->hv &&
-        t->hv_meta && t->dmeta && t->hyper_values && t->sums && t->blocks && t->blocks_all && t->bits_per_block &&
-        t->fingerprint && t->d_kinds &&
-        (opt->n_state == 0 || t->state_start[opt->n_state - 1])) {
+        t->hv_meta && t->dmeta && t->hyper_values && t->sums && t->blocks && t->blocks_all &&
+        t->bits_per_block && t->fingerprint && t->d_kinds) {
         trainer_layout_blocks(t);
         t->partial = rv_calloc(a, t->n_parts * opt->n_slots, sizeof *t->partial);
         t->partial_all = t->sharded ? rv_calloc(a, t->n_parts_all * opt->n_slots,

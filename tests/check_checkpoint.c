@@ -18,6 +18,10 @@
 #include <zlib.h>
 
 #include "revl.h"
+#include "base/ckptfile.h"
+
+#include <dirent.h>
+#include <sys/file.h>
 
 #define expect_msg(msg, want)                                                                  \
     do {                                                                                       \
@@ -611,6 +615,94 @@ START_TEST(test_state_errors)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ concurrent writers */
+
+static const char MAGIC_T[8] = "revltest";
+
+/* The number of <path>.tmp.* entries next to path. */
+static int count_temporaries(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[512], prefix[512];
+    snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    snprintf(prefix, sizeof prefix, "%s.tmp", slash + 1);
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+    closedir(d);
+    return n;
+}
+
+/* The one word a test file holds (-1 when it is not a whole, checksummed file). */
+static long read_word(const char *path)
+{
+    rv_ckpt_reader r;
+    char err[512];
+    revl_allocator a;
+    rv_allocator_copy(&a, NULL);
+    if (rv_ckpt_open(&r, &a, path, MAGIC_T, "test file", 1, err) != REVL_OK)
+        return -1;
+    long x = (long)rv_ckpt_get_u64(&r);
+    rv_ckpt_close(&r);
+    return x;
+}
+
+static void writer_start(rv_ckpt_writer *w, const char *path, uint64_t word)
+{
+    char err[512];
+    ck_assert_msg(rv_ckpt_create(w, path, MAGIC_T, 1, err) == REVL_OK, "%s", err);
+    for (int k = 0; k < 1000; k++) /* past the writer's buffer: bytes reach the file */
+        rv_ckpt_put_u64(w, word);
+}
+
+/* Two writers of one path at once (two trainers saving to the same file): each has its own
+ * temporary, both commits succeed and the path holds the whole file of the last one, in either
+ * order; no temporary is left. A killed writer's temporary (one nobody holds locked) is removed
+ * by the next save; a live writer's is not. */
+START_TEST(test_concurrent_writers)
+{
+    char *path = temp_path("writers");
+    char err[512];
+    for (int order = 0; order < 2; order++) {
+        rv_ckpt_writer *a = malloc(sizeof *a), *b = malloc(sizeof *b);
+        writer_start(a, path, 1);
+        writer_start(b, path, 2);
+        ck_assert_msg(rv_ckpt_commit(order ? b : a, err) == REVL_OK, "%s", err);
+        ck_assert_msg(rv_ckpt_commit(order ? a : b, err) == REVL_OK, "%s", err);
+        ck_assert_int_eq(read_word(path), order ? 1 : 2);
+        ck_assert_int_eq(count_temporaries(path), 0);
+        free(a);
+        free(b);
+    }
+    /* a killed save's temporary, and one a live writer holds */
+    rv_ckpt_writer *live = malloc(sizeof *live), *w = malloc(sizeof *w);
+    writer_start(live, path, 3);
+    char stale[600];
+    snprintf(stale, sizeof stale, "%s.tmp.dead01", path);
+    spill(stale, (const unsigned char *)"half a file", 11);
+    ck_assert_int_eq(count_temporaries(path), 2);
+    writer_start(w, path, 4);
+    ck_assert_int_eq(access(stale, F_OK), -1);
+    ck_assert_int_eq(access(live->tmp, F_OK), 0);
+    ck_assert_int_eq(rv_ckpt_commit(w, err), REVL_OK);
+    ck_assert_int_eq(read_word(path), 4);
+    ck_assert_int_eq(rv_ckpt_commit(live, err), REVL_OK);
+    ck_assert_int_eq(read_word(path), 3);
+    ck_assert_int_eq(count_temporaries(path), 0);
+    /* an abandoned writer leaves nothing either */
+    writer_start(w, path, 5);
+    rv_ckpt_abandon(w);
+    ck_assert_int_eq(count_temporaries(path), 0);
+    ck_assert_int_eq(read_word(path), 3);
+    free(live);
+    free(w);
+    unlink(path);
+    free(path);
+}
+END_TEST
+
 
 /* ------------------------------------------------------------------ hyper-optimiser */
 
@@ -823,6 +915,7 @@ static Suite *checkpoint_suite(void)
     tcase_add_test(tc, test_header_words_refused);
     tcase_add_test(tc, test_mismatch_messages);
     tcase_add_test(tc, test_state_errors);
+    tcase_add_test(tc, test_concurrent_writers);
     suite_add_tcase(s, tc);
     tc = tcase_create("hyperopt");
     tcase_set_timeout(tc, 300);

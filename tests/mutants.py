@@ -208,6 +208,10 @@ MUTANTS = [
     # ---- reliability of the core (issue 24): allocation, checkpoint files, messages, ranges
     ("src/core/trainer.c", "                states_ok = 0;\n", "                ;\n",
      ["check_trainer"]),
+    ("src/base/ckptfile.c", "            unlink(full);", "            (void)full;",
+     ["check_checkpoint"]),
+    ("src/base/ckptfile.c", "if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(", "if (fstat(",
+     ["check_checkpoint"]),
 ]
 
 

@@ -438,6 +438,24 @@ START_TEST(test_loaders_refuse_directory_and_fifo)
     ck_assert_int_eq(revl_dataset_load_idx(d, "/dev/null", "/dev/null", 0), REVL_ERR_IO);
     expect_msg(revl_dataset_last_error(d), "/dev/null: not a regular file (a character device)");
     revl_dataset_free(d);
+    /* both checkpoint loaders: a directory once was NOMEM (its size read as 2^63 - 1), a FIFO
+     * blocked in open() */
+    size_t off[2] = {0, revl_model_n_params(m)};
+    revl_schedule *s = NULL;
+    ck_assert_int_eq(revl_schedule_create(&s, 2, 1, off), REVL_OK);
+    revl_trainer *t = NULL;
+    ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+    const char *paths[3] = {dir, fifo, "/dev/null"};
+    const char *kinds[3] = {"a directory", "a FIFO", "a character device"};
+    for (int k = 0; k < 3; k++) {
+        snprintf(want, sizeof want, "%s: not a regular file (%s)", paths[k], kinds[k]);
+        ck_assert_int_eq(revl_trainer_load(t, paths[k]), REVL_ERR_IO);
+        expect_msg(revl_trainer_last_error(t), want);
+        ck_assert_int_eq(revl_hyperopt_checkpoint_load(h, paths[k]), REVL_ERR_IO);
+        expect_msg(revl_hyperopt_last_error(h), want);
+    }
+    revl_trainer_free(t);
+    revl_schedule_free(s);
     revl_hyperopt_free(h);
     revl_model_free(m);
     revl_dataset_free(data);

@@ -212,6 +212,8 @@ MUTANTS = [
      ["check_checkpoint"]),
     ("src/base/ckptfile.c", "if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(", "if (fstat(",
      ["check_checkpoint"]),
+    ("src/base/ckptfile.c", "    FILE *f = rv_open_regular(path, err);",
+     '    FILE *f = fopen(path, "rb");', ["check_hardening"]),
 ]
 
 

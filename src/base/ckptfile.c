@@ -284,10 +284,10 @@ int rv_ckpt_open(rv_ckpt_reader *r, const revl_allocator *a, const char *path,
     memset(r, 0, sizeof *r);
     r->alloc = a;
     r->path = path;
-    FILE *f = fopen(path, "rb");
+    /* a regular file only: a FIFO would block, a directory's "size" is 2^63 - 1 */
+    FILE *f = rv_open_regular(path, err);
     if (!f)
-        return rv_fail(err, REVL_ERR_IO, PATH_FMT ": cannot open: %s", PATH_ARG(path),
-                       strerror(errno));
+        return REVL_ERR_IO;
     long size = -1;
     if (fseek(f, 0, SEEK_END) == 0)
         size = ftell(f);

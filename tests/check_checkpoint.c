@@ -732,7 +732,9 @@ typedef struct hrun {
     revl_hyperopt *h;
 } hrun;
 
-static void hrun_make(hrun *r, revl_optimizer opt, unsigned sleep, double step_size)
+/* seed: NULL for the options' default */
+static void hrun_make_seeded(hrun *r, revl_optimizer opt, unsigned sleep, double step_size,
+                             const uint64_t *seed)
 {
     memset(r, 0, sizeof *r);
     r->m = model_make(&r->q, H_P, sleep);
@@ -745,6 +747,8 @@ static void hrun_make(hrun *r, revl_optimizer opt, unsigned sleep, double step_s
     o.chaos_factor = 1.5; /* fires now and then: its state must survive too */
     o.fresh_seed = 1;
     o.iterations = H_ITERS;
+    if (seed)
+        o.seed = *seed;
     ck_assert_int_eq(revl_hyperopt_create_for(&r->h, r->m, NULL, H_STEPS, opt, &o), REVL_OK);
     if (opt == REVL_OPTIM_ADAM) {
         double a[H_STEPS * 2];
@@ -752,6 +756,11 @@ static void hrun_make(hrun *r, revl_optimizer opt, unsigned sleep, double step_s
             a[k] = 0.02;
         ck_assert_int_eq(revl_hyperopt_set_kind(r->h, REVL_HYPER_ALPHA, a), REVL_OK);
     }
+}
+
+static void hrun_make(hrun *r, revl_optimizer opt, unsigned sleep, double step_size)
+{
+    hrun_make_seeded(r, opt, sleep, step_size, NULL);
 }
 
 static void hrun_free(hrun *r)
@@ -881,6 +890,14 @@ START_TEST(test_hyperopt_damaged)
     expect_msg(revl_hyperopt_last_error(o.h), "momentum hyper-optimiser; this one uses adam");
     hrun_free(&o);
     hrun_make(&o, REVL_OPTIM_MOMENTUM, 0, 0.05);
+    ck_assert_int_eq(revl_hyperopt_checkpoint_load(o.h, path), REVL_ERR_IO);
+    expect_msg(revl_hyperopt_last_error(o.h), "other options");
+    hrun_free(&o);
+    /* another seed (a fresh_seed run's init noise differs): a resume would go elsewhere */
+    revl_hyperopt_options dflt;
+    revl_hyperopt_options_init(&dflt);
+    uint64_t other_seed = dflt.seed + 1;
+    hrun_make_seeded(&o, REVL_OPTIM_MOMENTUM, 0, 0.04, &other_seed);
     ck_assert_int_eq(revl_hyperopt_checkpoint_load(o.h, path), REVL_ERR_IO);
     expect_msg(revl_hyperopt_last_error(o.h), "other options");
     /* a trainer checkpoint is not a hyper-optimiser's */

@@ -311,9 +311,9 @@ END_TEST
 
 typedef struct reenter {
     revl_hyperopt *h;
-    const char *path;
-    int set_rc, load_rc, step_rc;
-    char set_msg[256];
+    const char *path, *ckpt;
+    int set_rc, load_rc, step_rc, ckpt_rc;
+    char set_msg[256], ckpt_msg[256];
     size_t p;
 } reenter;
 
@@ -329,6 +329,8 @@ static int reentering_objective(const double *w, const double *meta, double *f, 
     r->set_rc = revl_hyperopt_set(r->h, alpha, gamma, NULL, NULL);
     snprintf(r->set_msg, sizeof r->set_msg, "%s", revl_hyperopt_last_error(r->h));
     r->load_rc = revl_hyperopt_load(r->h, r->path);
+    r->ckpt_rc = revl_hyperopt_checkpoint_load(r->h, r->ckpt);
+    snprintf(r->ckpt_msg, sizeof r->ckpt_msg, "%s", revl_hyperopt_last_error(r->h));
     r->step_rc = revl_hyperopt_step(r->h, NULL);
     double s = 0;
     for (size_t i = 0; i < r->p; i++) {
@@ -347,19 +349,26 @@ START_TEST(test_hyperopt_values_replaced_during_step)
     int fd = mkstemp(path);
     ck_assert_int_ge(fd, 0);
     close(fd);
-    reenter r = {.path = path, .p = revl_model_n_params(m)};
+    char ckpt[] = "/tmp/revl_hardening_ckpt_XXXXXX";
+    fd = mkstemp(ckpt);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    reenter r = {.path = path, .ckpt = ckpt, .p = revl_model_n_params(m)};
     revl_hyperopt_options o;
     revl_hyperopt_options_init(&o);
     o.objective = reentering_objective;
     o.objective_user = &r;
     ck_assert_int_eq(revl_hyperopt_create(&r.h, m, NULL, 2, &o), REVL_OK);
     ck_assert_int_eq(revl_hyperopt_save(r.h, 0, path), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_checkpoint_save(r.h, ckpt), REVL_OK);
     double before[4], after[4];
     ck_assert_int_eq(revl_hyperopt_get(r.h, 0, before, NULL, NULL, NULL), REVL_OK);
     ck_assert_int_eq(revl_hyperopt_step(r.h, NULL), REVL_OK);
     ck_assert_int_eq(r.set_rc, REVL_ERR_STATE);
     ck_assert_int_eq(r.load_rc, REVL_ERR_STATE);
     ck_assert_int_eq(r.step_rc, REVL_ERR_STATE);
+    ck_assert_int_eq(r.ckpt_rc, REVL_ERR_STATE);
+    expect_msg(r.ckpt_msg, "revl_hyperopt_checkpoint_load called during meta-iteration 0");
     expect_msg(r.set_msg, "revl_hyperopt_set called during meta-iteration 0 (from the objective "
                           "callback?)");
     /* the best is the point that was evaluated, not what the objective tried to set */
@@ -368,8 +377,10 @@ START_TEST(test_hyperopt_values_replaced_during_step)
     /* outside a step both work again */
     ck_assert_int_eq(revl_hyperopt_load(r.h, path), REVL_OK);
     ck_assert_int_eq(revl_hyperopt_set(r.h, before, NULL, NULL, NULL), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_checkpoint_load(r.h, ckpt), REVL_OK);
     revl_hyperopt_free(r.h);
     unlink(path);
+    unlink(ckpt);
     revl_model_free(m);
     revl_dataset_free(data);
 }

@@ -214,6 +214,11 @@ MUTANTS = [
      ["check_checkpoint"]),
     ("src/base/ckptfile.c", "    FILE *f = rv_open_regular(path, err);",
      '    FILE *f = fopen(path, "rb");', ["check_hardening"]),
+    ("src/hyperopt/hyperopt_checkpoint.c",
+     '    int rc = rv_hyperopt_not_in_step(h, "revl_hyperopt_checkpoint_load");',
+     "    int rc = 0;", ["check_hardening"]),
+    ("src/hyperopt/hyperopt_checkpoint.c", "    hh = rv_hash_u64(hh, o->seed);\n", "",
+     ["check_checkpoint"]),
 ]
 
 

@@ -583,6 +583,44 @@ START_TEST(test_mismatch_messages)
 }
 END_TEST
 
+/* The file records the schedule values the trajectory was trained with, not those the schedule
+ * holds when it is saved: a trainer whose schedule changed after training saves a file that a
+ * trainer with the trained-with values loads (and reverses to the reference bits), and one with
+ * the new values refuses. */
+START_TEST(test_schedule_trained_with)
+{
+    char *path = temp_path("trained-with");
+    result ref;
+    reference(REVL_OPTIM_ADAM, P_SMALL, STEPS_SMALL, 0, &ref);
+    run src;
+    small_pair(REVL_OPTIM_ADAM, &src, path); /* saved once: the same values */
+    double alpha[STEPS_SMALL * NG];
+    ck_assert_int_eq(revl_schedule_get_kind(src.s, REVL_HYPER_ALPHA, alpha), REVL_OK);
+    for (size_t k = 0; k < STEPS_SMALL * NG; k++)
+        alpha[k] *= 1.5;
+    ck_assert_int_eq(revl_schedule_set_kind(src.s, REVL_HYPER_ALPHA, alpha), REVL_OK);
+    ck_assert_int_eq(revl_trainer_save(src.t, path), REVL_OK); /* trained with the old ones */
+    run right, wrong;
+    run_make(&right, REVL_OPTIM_ADAM, P_SMALL, STEPS_SMALL, 0, 52, 1.0);
+    ck_assert_msg(revl_trainer_load(right.t, path) == REVL_OK, "%s",
+                  revl_trainer_last_error(right.t));
+    result res;
+    finish(&right, &res);
+    expect_same(&ref, &res, P_SMALL, STEPS_SMALL);
+    result_free(&res);
+    run_make(&wrong, REVL_OPTIM_ADAM, P_SMALL, STEPS_SMALL, 0, 52, 1.0);
+    ck_assert_int_eq(revl_schedule_set_kind(wrong.s, REVL_HYPER_ALPHA, alpha), REVL_OK);
+    ck_assert_int_eq(revl_trainer_load(wrong.t, path), REVL_ERR_IO);
+    expect_msg(revl_trainer_last_error(wrong.t), "other schedule values");
+    run_free(&wrong);
+    run_free(&right);
+    run_free(&src);
+    result_free(&ref);
+    unlink(path);
+    free(path);
+}
+END_TEST
+
 /* Calls out of order, bad arguments, an unwritable path. */
 START_TEST(test_state_errors)
 {
@@ -931,6 +969,7 @@ static Suite *checkpoint_suite(void)
     tcase_add_loop_test(tc, test_corrupt_every_byte, 0, 2);
     tcase_add_test(tc, test_header_words_refused);
     tcase_add_test(tc, test_mismatch_messages);
+    tcase_add_test(tc, test_schedule_trained_with);
     tcase_add_test(tc, test_state_errors);
     tcase_add_test(tc, test_concurrent_writers);
     suite_add_tcase(s, tc);

@@ -218,7 +218,8 @@ MUTANTS = [
      '    int rc = rv_hyperopt_not_in_step(h, "revl_hyperopt_checkpoint_load");',
      "    int rc = 0;", ["check_hardening"]),
     ("src/hyperopt/hyperopt_checkpoint.c", "    hh = rv_hash_u64(hh, o->seed);\n", "",
-     ["check_checkpoint"]),
+     ["check_checkpoint"]),    ("src/core/checkpoint.c", "    rv_ckpt_put_u64(w, t->sched_hash);",
+     "    rv_ckpt_put_u64(w, rv_trainer_schedule_hash(t));", ["check_checkpoint"]),
 ]
 
 

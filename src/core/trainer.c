@@ -401,6 +401,7 @@ void rv_trainer_prepare(revl_trainer *t)
     const double *values[REVL_HYPER_COUNT];
     for (size_t k = 0; k < opt->n_kinds; k++)
         values[k] = rv_schedule_values(t->sched, opt->kinds[k]);
+    t->sched_hash = rv_trainer_schedule_hash(t);
     memset(t->bits_per_block, 0, t->n_blocks * sizeof *t->bits_per_block);
     for (size_t step = 0; step < t->n_steps; step++)
         for (size_t g = 0; g < t->n_groups; g++) {

@@ -776,6 +776,13 @@ START_TEST(test_schedule_errors)
         ck_assert_int_eq(revl_schedule_get_kind(s, REVL_HYPER_BETA1, got), REVL_OK);
         ck_assert(got[1] == 0.9); /* nothing changed */
     }
+    /* just outside, shown with the digits that make it so */
+    v[1] = 1 - 0x1p-25;
+    ck_assert_int_eq(revl_schedule_set_kind(s, REVL_HYPER_BETA1, v), REVL_ERR_INVALID);
+    expect_msg(revl_schedule_last_error(s), "beta1 = 0.9999999701976776 outside [2^-24, 1-2^-24]");
+    v[1] = 0x1p-25;
+    ck_assert_int_eq(revl_schedule_set_kind(s, REVL_HYPER_BETA2, v), REVL_ERR_INVALID);
+    expect_msg(revl_schedule_last_error(s), "beta2 = 2.9802322387695312e-08 outside");
     v[1] = 0.9;
     const double bad_eps[] = {0.0, -1e-8, INFINITY, NAN};
     for (size_t k = 0; k < sizeof bad_eps / sizeof bad_eps[0]; k++) {

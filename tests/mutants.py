@@ -220,7 +220,11 @@ MUTANTS = [
     ("src/hyperopt/hyperopt_checkpoint.c", "    hh = rv_hash_u64(hh, o->seed);\n", "",
      ["check_checkpoint"]),    ("src/core/checkpoint.c", "    rv_ckpt_put_u64(w, t->sched_hash);",
      "    rv_ckpt_put_u64(w, rv_trainer_schedule_hash(t));", ["check_checkpoint"]),    ("src/optim/optim.c", "        if (strtod(out, NULL) == value || isnan(value))", "        if (1)",
-     ["check_errors", "check_optim"]),
+     ["check_errors", "check_optim"]),    ("src/data/dataset.c", "            sum += ldexp(r->x[i * dim + j], -e);",
+     "            sum += r->x[i * dim + j];", ["check_dataset"]),
+    ("src/data/dataset.c",
+     "        double big = fmax(ldexp(hi, -e) - mean[j], mean[j] - ldexp(lo, -e)), ss = 0.0;",
+     "        double big = fmax(hi - mean[j], mean[j] - lo), ss = 0.0;", ["check_dataset"]),
 ]
 
 

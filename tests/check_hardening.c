@@ -5,6 +5,7 @@
  * a meta-iteration, evaluation at NaN weights, and loaders given a directory or a FIFO. Each
  * test failed (or crashed) before its fix. */
 #include <check.h>
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -597,6 +598,98 @@ START_TEST(test_hyperopt_chaos_guard_running_minimum)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ issue 24: extreme values */
+
+/* L = 1/2 (w_0 - 1)^2 (or L = 0 when *user is 0): w_1's gradient is always exactly 0 */
+static int flat_grad(size_t step, const double *w, const double *meta, double *g, double *loss,
+                     void *user)
+{
+    (void)step;
+    (void)meta;
+    int live = *(const int *)user;
+    g[0] = live ? w[0] - 1 : 0;
+    g[1] = 0;
+    if (loss)
+        *loss = live ? 0.5 * (w[0] - 1) * (w[0] - 1) : 0;
+    return 0;
+}
+
+static int flat_hvp(size_t step, const double *w, const double *meta, const double *v, double *g,
+                    double *hv, double *hm, void *user)
+{
+    (void)hm;
+    if (g)
+        flat_grad(step, w, meta, g, NULL, user);
+    hv[0] = *(const int *)user ? v[0] : 0;
+    hv[1] = 0;
+    return 0;
+}
+
+/* Adam and RMSprop (_i) at the ends of their ranges where nothing overflows in the true
+ * arithmetic: alpha above 2^-52 DBL_MAX (about 4e292) with every gradient exactly 0 (nothing
+ * moves: was "weight left the fixed-point range", 0 times an overflowed alpha 2^frac_bits), and
+ * eps = 1e-200 with a weight whose gradient is always 0 (eps^2 underflows: its hypergradient was
+ * 0/0 and refused). Training and the reverse pass succeed with finite hypergradients; nothing
+ * moves that should not. At alpha = DBL_MAX training still moves nothing; the reverse pass's
+ * adjoint of m (alpha / eps) really is beyond DBL_MAX there, so only training is asked for. */
+START_TEST(test_extreme_alpha_and_eps)
+{
+    revl_optimizer opt = _i ? REVL_OPTIM_RMSPROP : REVL_OPTIM_ADAM;
+    enum { T = 5, P = 2 };
+    const double alphas[] = {1e293, 1e296, DBL_MAX};
+    for (int c = 0; c < 4; c++) {
+        int live = c == 3;
+        revl_model_def d;
+        revl_model_def_init(&d);
+        d.n_params = P;
+        d.grad = flat_grad;
+        d.hvp = flat_hvp;
+        d.user = &live;
+        revl_model *m = NULL;
+        ck_assert_int_eq(revl_model_create(&m, &d), REVL_OK);
+        size_t off[2] = {0, P};
+        revl_schedule *s = NULL;
+        ck_assert_int_eq(revl_schedule_create_for(&s, opt, T, 1, off, NULL), REVL_OK);
+        if (live)
+            ck_assert_int_eq(revl_schedule_fill_kind(s, REVL_HYPER_EPS, 1e-200), REVL_OK);
+        else
+            ck_assert_int_eq(revl_schedule_fill_kind(s, REVL_HYPER_ALPHA, alphas[c]), REVL_OK);
+        revl_trainer *t = NULL;
+        ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+        double w0[P] = {0.25, -0.5}, wT[P], dfdw[P] = {1, 1}, dw0[P];
+        double *dk[REVL_HYPER_COUNT] = {0};
+        revl_hyper kinds[REVL_HYPER_COUNT];
+        size_t nk = revl_schedule_kinds(s, kinds);
+        for (size_t k = 0; k < nk; k++)
+            dk[kinds[k]] = malloc(T * sizeof(double));
+        ck_assert_msg(revl_trainer_train(t, w0, NULL) == REVL_OK, "case %d: %s", c,
+                      revl_trainer_last_error(t));
+        ck_assert_int_eq(revl_trainer_weights(t, wT), REVL_OK);
+        ck_assert(wT[1] == w0[1]);
+        if (!live)
+            ck_assert(wT[0] == w0[0]);
+        if (c == 2)
+            goto next;
+        ck_assert_msg(revl_trainer_hypergrad_kinds(t, dfdw, NULL, dw0, dk, NULL) == REVL_OK,
+                      "case %d: %s", c, revl_trainer_last_error(t));
+        ck_assert(dw0[1] == 1); /* w_1 moves nothing: its adjoint passes through */
+        for (size_t k = 0; k < nk; k++)
+            for (size_t j = 0; j < T; j++) {
+                ck_assert_msg(isfinite(dk[kinds[k]][j]), "case %d: d_%s[%zu] = %g", c,
+                              revl_hyper_name(kinds[k]), j, dk[kinds[k]][j]);
+                if (!live) /* nothing moved, nothing depends on a hyperparameter */
+                    ck_assert(dk[kinds[k]][j] == 0);
+            }
+    next:
+        for (size_t k = 0; k < nk; k++)
+            free(dk[kinds[k]]);
+        revl_trainer_free(t);
+        revl_schedule_free(s);
+        revl_model_free(m);
+    }
+}
+END_TEST
+
 /* ------------------------------------------------------------------ item 14: stale messages */
 
 START_TEST(test_success_clears_the_message)
@@ -656,6 +749,7 @@ static Suite *hardening_suite(void)
     tcase_add_test(tc, test_hyperopt_chain_rule_at_applied_gamma);
     tcase_add_test(tc, test_hyperopt_chaos_guard_running_minimum);
     tcase_add_test(tc, test_success_clears_the_message);
+    tcase_add_loop_test(tc, test_extreme_alpha_and_eps, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -224,7 +224,13 @@ MUTANTS = [
      "            sum += r->x[i * dim + j];", ["check_dataset"]),
     ("src/data/dataset.c",
      "        double big = fmax(ldexp(hi, -e) - mean[j], mean[j] - ldexp(lo, -e)), ss = 0.0;",
-     "        double big = fmax(hi - mean[j], mean[j] - lo), ss = 0.0;", ["check_dataset"]),
+     "        double big = fmax(hi - mean[j], mean[j] - lo), ss = 0.0;", ["check_dataset"]),    ("src/optim/adam_dir.h", "    return c->alpha * (mhat / d) * c->w_scale;",
+     "    return c->alpha * c->w_scale * (mhat / d);", ["check_hardening"]),
+    ("src/optim/rmsprop.c", "sg.alpha * (rv_wide_to_double(b[i]) * wide_unit) * sg.w_scale,",
+     "sg.alpha * sg.w_scale * (rv_wide_to_double(b[i]) * wide_unit),", ["check_hardening"]),
+    ("src/optim/adam_dir.h", "    t->du_deps[i] = d2 > 0 ? -mhat / d2 : 0.0;",
+     "    t->du_deps[i] = -mhat / d2;", ["check_hardening"]),
+    ("src/optim/rmsprop.c", "(d2 > 0 ? -gi / d2 : 0.0)", "(-gi / d2)", ["check_hardening"]),
 ]
 
 

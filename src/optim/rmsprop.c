@@ -18,7 +18,9 @@
 #define RMS_BOUND (126 - RMS_FRAC)
 
 typedef struct rms_sg {
-    double alpha, alpha_fixed, eps;
+    double alpha, w_scale, eps; /* w_scale = 2^frac_bits: a move is (alpha b) w_scale, so that
+                                   b = 0 moves nothing for every finite alpha (alpha w_scale
+                                   overflows above about 4e291; the same bits otherwise) */
     double gamma, beta2, omb2, omb2_fixed;
     rv_gamma_code code_gamma, code_beta2;
 } rms_sg;
@@ -87,7 +89,7 @@ static double rms_prepare(void *self, size_t step, size_t group, const double *v
     uint32_t ng = rv_rate_numerator(RV_GRID_GAMMA, values[K_GAMMA]);
     uint32_t n2 = rv_rate_numerator(RV_GRID_BETA, values[K_BETA2]);
     sg->alpha = values[K_ALPHA];
-    sg->alpha_fixed = ldexp(sg->alpha, 63 - o->w_bound);
+    sg->w_scale = ldexp(1.0, 63 - o->w_bound);
     sg->eps = values[K_EPS];
     sg->gamma = ldexp((double)ng, -16);
     sg->beta2 = ldexp((double)n2, -24);
@@ -161,7 +163,8 @@ static void rms_forward_block(void *self, rv_pass *p, size_t step, rv_block *blk
                                         RMS_BOUND);
                     goto done;
                 }
-                if (!rv_pass_move_w(p, blk, i, sg.alpha_fixed * (rv_wide_to_double(b[i]) * wide_unit),
+                if (!rv_pass_move_w(p, blk, i,
+                                    sg.alpha * (rv_wide_to_double(b[i]) * wide_unit) * sg.w_scale,
                                     -1))
                     goto done;
             }
@@ -190,7 +193,7 @@ static void rms_undo_position(void *self, rv_pass *p, size_t step, rv_block *blk
         double s_alpha = 0;
         for (size_t i = i0; i < i1; i++) {
             double bd = rv_wide_to_double(o->b[i]) * wide_unit;
-            if (!rv_pass_move_w(p, blk, i, sg->alpha_fixed * bd, +1))
+            if (!rv_pass_move_w(p, blk, i, sg->alpha * bd * sg->w_scale, +1))
                 continue;
             s_alpha += p->dw[i] * bd;
             o->db[i] -= sg->alpha * p->dw[i];
@@ -216,7 +219,9 @@ static void rms_direction(void *self, rv_pass *p, size_t step, rv_block *blk)
              * depend on s; a gradient that differs from the forward's (NaN included) fails in
              * undo_state */
             double db_ds = sa > 0 ? -gi / (2.0 * sa * d2) : 0.0;
-            s_eps += o->db[i] * (-gi / d2);
+            /* d^2 underflows to 0 only where s = 0 (eps below about 1e-162), so g = 0 and b
+             * does not depend on eps: 0, not 0/0 */
+            s_eps += o->db[i] * (d2 > 0 ? -gi / d2 : 0.0);
             o->ds[i] += o->db[i] * db_ds;
             p->dir_a[i] = -(o->db[i] / d + 2.0 * sg->omb2 * gi * o->ds[i]);
         }

@@ -19,6 +19,7 @@
 
 #include "revl.h"
 #include "base/ckptfile.h"
+#include "core/trainer.h"
 
 #include <dirent.h>
 #include <sys/file.h>
@@ -648,6 +649,18 @@ START_TEST(test_state_errors)
     ck_assert_int_eq(revl_trainer_train(r.t, w0, META), REVL_OK);
     ck_assert_int_eq(revl_trainer_hypergrad(r.t, d, NULL, NULL, NULL, NULL, NULL), REVL_OK);
     ck_assert_int_eq(revl_trainer_save(r.t, path), REVL_ERR_STATE);
+    /* a sharded trainer (one rank here) holds its start copies for its share only: the writer
+     * itself refuses it, not only the public calls before it */
+    revl_comm comm;
+    revl_comm_init_local(&comm);
+    revl_trainer *sh = NULL;
+    ck_assert_int_eq(revl_trainer_create_sharded(&sh, r.m, r.s, NULL, &comm), REVL_OK);
+    ck_assert_int_eq(revl_trainer_train(sh, w0, META), REVL_OK);
+    ck_assert_int_eq(revl_trainer_save(sh, path), REVL_ERR_STATE);
+    ck_assert_int_eq(rv_trainer_save_now(sh, path), REVL_ERR_STATE);
+    expect_msg(revl_trainer_last_error(sh), "sharded");
+    ck_assert_int_eq(access(path, F_OK), -1);
+    revl_trainer_free(sh);
     run_free(&r);
     free(path);
 }

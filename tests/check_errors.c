@@ -1379,6 +1379,14 @@ START_TEST(test_struct_size)
     ck_assert_int_eq(revl_trainer_create(&t, good, s, NULL), REVL_OK);
     revl_trainer_stats st = {.struct_size = sizeof st - 1};
     ck_assert_int_eq(revl_trainer_get_stats(t, &st), REVL_ERR_INVALID);
+    /* larger than shipped is unknown too (docs/api-stability.md), and garbage */
+    const size_t unknown[] = {sizeof st + 8, 4096, 0xdeadbeef, SIZE_MAX};
+    for (size_t k = 0; k < sizeof unknown / sizeof unknown[0]; k++) {
+        st.struct_size = unknown[k];
+        st.steps_done = 77;
+        ck_assert_int_eq(revl_trainer_get_stats(t, &st), REVL_ERR_INVALID);
+        ck_assert_uint_eq(st.steps_done, 77); /* not written */
+    }
     st.struct_size = sizeof st;
     ck_assert_int_eq(revl_trainer_get_stats(t, &st), REVL_OK);
     /* the _init functions size the out-structs: garbage in, a struct the calls accept out */

@@ -230,7 +230,10 @@ MUTANTS = [
      "sg.alpha * sg.w_scale * (rv_wide_to_double(b[i]) * wide_unit),", ["check_hardening"]),
     ("src/optim/adam_dir.h", "    t->du_deps[i] = d2 > 0 ? -mhat / d2 : 0.0;",
      "    t->du_deps[i] = -mhat / d2;", ["check_hardening"]),
-    ("src/optim/rmsprop.c", "(d2 > 0 ? -gi / d2 : 0.0)", "(-gi / d2)", ["check_hardening"]),
+    ("src/optim/rmsprop.c", "(d2 > 0 ? -gi / d2 : 0.0)", "(-gi / d2)", ["check_hardening"]),    ("src/core/trainer.c", "rv_struct_size_check(NULL, RV_STRUCT_TRAINER_STATS, out->struct_size))",
+     "out->struct_size < sizeof *out)", ["check_errors"]),
+    ("src/core/checkpoint.c", "    if (t->sharded)\n        return refuse_sharded(t, \"a checkpoint\");",
+     "    if (0)\n        return refuse_sharded(t, \"a checkpoint\");", ["check_checkpoint"]),
 ]
 
 

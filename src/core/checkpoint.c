@@ -42,8 +42,20 @@ uint64_t rv_trainer_schedule_hash(const revl_trainer *t)
     return h;
 }
 
+/* A sharded trainer's state is spread over the ranks; its checkpoint format is not defined. */
+static int refuse_sharded(revl_trainer *t, const char *call)
+{
+    return rv_fail(t->err, REVL_ERR_STATE,
+                   "%s: the trainer is sharded over %d ranks (revl_trainer_create_sharded), and "
+                   "checkpoints of a sharded trainer are not supported", call, t->comm.size);
+}
+
 int rv_trainer_save_now(revl_trainer *t, const char *path)
 {
+    /* its start copies and states hold only this rank's share, not the n_params entries
+     * written below: refused here too, whichever caller forgot */
+    if (t->sharded)
+        return refuse_sharded(t, "a checkpoint");
     rv_ckpt_writer *w = rv_alloc(&t->alloc, sizeof *w);
     if (!w)
         return rv_fail(t->err, REVL_ERR_NOMEM, "no memory to write a checkpoint");
@@ -85,14 +97,6 @@ int rv_trainer_save_now(revl_trainer *t, const char *path)
     rc = rv_ckpt_commit(w, t->err);
     rv_free(&t->alloc, w);
     return rc;
-}
-
-/* A sharded trainer's state is spread over the ranks; its checkpoint format is not defined. */
-static int refuse_sharded(revl_trainer *t, const char *call)
-{
-    return rv_fail(t->err, REVL_ERR_STATE,
-                   "%s: the trainer is sharded over %d ranks (revl_trainer_create_sharded), and "
-                   "checkpoints of a sharded trainer are not supported", call, t->comm.size);
 }
 
 static int save(revl_trainer *t, const char *path);

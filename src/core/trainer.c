@@ -341,7 +341,9 @@ int revl_trainer_weights(const revl_trainer *t, double *w)
 
 int revl_trainer_get_stats(const revl_trainer *t, revl_trainer_stats *out)
 {
-    if (!t || !out || out->struct_size < sizeof *out)
+    /* a size never shipped (smaller, larger, garbage) is refused, as for every struct; the
+     * handle is const, so there is no message */
+    if (!t || !out || rv_struct_size_check(NULL, RV_STRUCT_TRAINER_STATS, out->struct_size))
         return REVL_ERR_INVALID;
     out->steps_done = t->steps_done;
     out->buffer_bits = rv_infobuf_bits(&t->buf);

@@ -532,6 +532,136 @@ START_TEST(test_header_words_refused)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ consistent checksums */
+
+static void put_le_at(unsigned char *b, size_t off, uint64_t x)
+{
+    for (int i = 0; i < 8; i++)
+        b[off + i] = (unsigned char)(x >> (8 * i));
+}
+
+static uint64_t get_le_at(const unsigned char *b, size_t off)
+{
+    uint64_t x = 0;
+    for (int i = 0; i < 8; i++)
+        x |= (uint64_t)b[off + i] << (8 * i);
+    return x;
+}
+
+static uint64_t f64_bits(double x)
+{
+    uint64_t u;
+    memcpy(&u, &x, sizeof u);
+    return u;
+}
+
+/* good with the 8-byte word at off set to x (or, off = SIZE_MAX, 8 bytes of x inserted before
+ * the trailer), length and checksum recomputed, into path: a file the container accepts. */
+static size_t forge(const unsigned char *good, size_t n, size_t off, uint64_t x, const char *path)
+{
+    unsigned char *b = malloc(n + 8);
+    size_t m = n;
+    memcpy(b, good, n);
+    if (off == SIZE_MAX) {
+        memmove(b + n - 12 + 8, b + n - 12, 12);
+        put_le_at(b, n - 12, x);
+        m = n + 8;
+        put_le_at(b, m - 12, m);
+    } else {
+        put_le_at(b, off, x);
+    }
+    fix_crc(b, m);
+    spill(path, b, m);
+    free(b);
+    return m;
+}
+
+/* Adam over STEPS steps with beta1 = 0.01 (6.6 bits a step to keep): the stack holds words. */
+static void forge_run(run *r)
+{
+    run_make(r, REVL_OPTIM_ADAM, P_SMALL, STEPS, 0, 52, 1.0);
+    ck_assert_int_eq(revl_schedule_fill_kind(r->s, REVL_HYPER_BETA1, 0.01), REVL_OK);
+    double w0[P_SMALL];
+    start_w(P_SMALL, w0);
+    ck_assert_int_eq(revl_trainer_train(r->t, w0, META), REVL_OK);
+}
+
+/* Each structural check of the trainer's loader, reached by a file written by the library with
+ * one field changed and its checksum recomputed: refused with that check's message, the trainer
+ * unchanged (its reverse pass gives the reference bits). */
+START_TEST(test_consistent_checksum_trainer)
+{
+    char *path = temp_path("forge"), *bad = temp_path("forge-bad");
+    run src, twin;
+    forge_run(&src);
+    ck_assert_int_eq(revl_trainer_save(src.t, path), REVL_OK);
+    size_t n;
+    unsigned char *good = slurp(path, &n);
+    /* the layout of docs/file-formats.md: Adam (2 state vectors of 16 bytes), 1 meta, 1 block */
+    const size_t p = P_SMALL, T = STEPS, ns = 2, elem = 16;
+    const size_t off_state = 12 + 16 + 8 * 8 + ns * 8 + 16, off_steps = off_state + 8;
+    const size_t off_meta = off_steps + 16, off_w = off_meta + 8;
+    const size_t off_coder = off_w + 2 * 8 * p + ns * 2 * p * elem + 8 * T;
+    const size_t off_block = off_coder + 8 * p;
+    uint64_t len = get_le_at(good, off_block);
+    ck_assert_uint_eq(n, off_block + 24 + 2 * len + 12);
+    ck_assert_msg(len > 0, "len %llu deficit %llu broken %llu", (unsigned long long)len, (unsigned long long)get_le_at(good, off_block + 8), (unsigned long long)get_le_at(good, off_block + 16));
+    ck_assert_uint_eq(get_le_at(good, off_state), 1); /* trained */
+    ck_assert_uint_eq(get_le_at(good, off_steps), T);
+    ck_assert_uint_ge(get_le_at(good, off_coder + 8 * 3), 1ull << 47);
+    struct {
+        size_t off;
+        uint64_t x;
+        const char *want;
+        size_t off2; /* a second word changed, when not 0 */
+        uint64_t x2;
+    } cases[] = {
+        {off_state, 7, "invalid trainer state 7", 0, 0},
+        {off_steps, T + 1, "invalid step count 41 of 40", 0, 0},
+        {off_state, 3, "invalid step count 40 of 40", 0, 0}, /* partial, yet every step done */
+        {off_state, 3, "invalid step count 41 of 40", off_steps, T + 1}, /* partial, too many */
+        {off_meta, f64_bits(NAN), "meta[0] is not finite", 0, 0},
+        {off_meta, f64_bits(INFINITY), "meta[0] is not finite", 0, 0},
+        {off_coder + 8 * 3, (1ull << 47) - 1, "coder state 140737488355327 of parameter 3 out of range", 0, 0},
+        {off_coder + 8 * 9, 1ull << 63, "coder state 9223372036854775808 of parameter 9 out of range", 0, 0},
+        {off_coder, 0, "coder state 0 of parameter 0 out of range", 0, 0},
+        {off_block, 1ull << 40, "cut short in stack 0", 0, 0},
+        {off_block + 16, 2, "stack 0 is inconsistent (broken 2", 0, 0},
+        {off_block + 8, 1, "stack 0 is inconsistent (broken 0, deficit 1 with", 0, 0},
+        {off_block, len - 1, "2 bytes of unknown data after the body", 0, 0},
+        {SIZE_MAX, 0, "8 bytes of unknown data after the body", 0, 0},
+    };
+    double before[P_SMALL], after[P_SMALL];
+    revl_trainer_weights(src.t, before);
+    unsigned char *b = malloc(n);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        memcpy(b, good, n);
+        if (cases[c].off2)
+            put_le_at(b, cases[c].off2, cases[c].x2);
+        forge(b, n, cases[c].off, cases[c].x, bad);
+        ck_assert_msg(revl_trainer_load(src.t, bad) == REVL_ERR_IO, "case %zu accepted", c);
+        expect_msg(revl_trainer_last_error(src.t), cases[c].want);
+    }
+    free(b);
+    revl_trainer_weights(src.t, after);
+    ck_assert(memcmp(before, after, sizeof before) == 0);
+    result ref, res;
+    forge_run(&twin);
+    finish(&twin, &ref);
+    finish(&src, &res);
+    expect_same(&ref, &res, P_SMALL, STEPS);
+    result_free(&ref);
+    result_free(&res);
+    run_free(&twin);
+    run_free(&src);
+    unlink(path);
+    unlink(bad);
+    free(good);
+    free(path);
+    free(bad);
+}
+END_TEST
+
 /* Another optimiser, model, schedule, truncation or fixed point: refused by name. */
 START_TEST(test_mismatch_messages)
 {
@@ -981,6 +1111,7 @@ static Suite *checkpoint_suite(void)
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, test_corrupt_every_byte, 0, 2);
     tcase_add_test(tc, test_header_words_refused);
+    tcase_add_test(tc, test_consistent_checksum_trainer);
     tcase_add_test(tc, test_mismatch_messages);
     tcase_add_test(tc, test_schedule_trained_with);
     tcase_add_test(tc, test_state_errors);

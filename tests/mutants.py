@@ -233,7 +233,25 @@ MUTANTS = [
     ("src/optim/rmsprop.c", "(d2 > 0 ? -gi / d2 : 0.0)", "(-gi / d2)", ["check_hardening"]),    ("src/core/trainer.c", "rv_struct_size_check(NULL, RV_STRUCT_TRAINER_STATS, out->struct_size))",
      "out->struct_size < sizeof *out)", ["check_errors"]),
     ("src/core/checkpoint.c", "    if (t->sharded)\n        return refuse_sharded(t, \"a checkpoint\");",
-     "    if (0)\n        return refuse_sharded(t, \"a checkpoint\");", ["check_checkpoint"]),
+     "    if (0)\n        return refuse_sharded(t, \"a checkpoint\");", ["check_checkpoint"]),    # checkpoint loaders' structural checks, reached by files with a valid checksum
+    ("src/core/checkpoint.c", "if (st < RV_STATE_LOW || st >> 63)", "if (st >> 63)",
+     ["check_checkpoint"]),
+    ("src/core/checkpoint.c", "if (st < RV_STATE_LOW || st >> 63)", "if (st < RV_STATE_LOW)",
+     ["check_checkpoint"]),
+    ("src/core/checkpoint.c", "if (broken > 1 || (deficit && len))", "if (deficit && len)",
+     ["check_checkpoint"]),
+    ("src/core/checkpoint.c", "if (broken > 1 || (deficit && len))", "if (broken > 1)",
+     ["check_checkpoint"]),
+    ("src/core/checkpoint.c",
+     "if (*steps > t->n_steps || (*state == RV_TRAINED) != (*steps == t->n_steps))",
+     "if ((*state == RV_TRAINED) != (*steps == t->n_steps))", ["check_checkpoint"]),
+    ("src/core/checkpoint.c",
+     "if (*steps > t->n_steps || (*state == RV_TRAINED) != (*steps == t->n_steps))",
+     "if (*steps > t->n_steps)", ["check_checkpoint"]),
+    ("src/core/checkpoint.c", "        if (!isfinite(m))", "        if (0)", ["check_checkpoint"]),
+    ("src/core/checkpoint.c", "    if (r->pos != r->end)", "    if (0)", ["check_checkpoint"]),
+    ("src/core/checkpoint.c", "    if (*state != RV_PARTIAL && *state != RV_TRAINED)", "    if (0)",
+     ["check_checkpoint"]),
 ]
 
 

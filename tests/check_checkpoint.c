@@ -1099,6 +1099,90 @@ START_TEST(test_hyperopt_damaged)
 }
 END_TEST
 
+/* Each check of the hyper-optimiser's loader behind its header, reached by a file the library
+ * wrote with one field changed and the checksum recomputed: refused with its message, and the
+ * next step is an undisturbed run's. */
+START_TEST(test_consistent_checksum_hyperopt)
+{
+    char *path = temp_path("h-forge"), *bad = temp_path("h-forge-bad");
+    char *ref_path = temp_path("h-forge-ref");
+    hrun r, u;
+    hrun_make(&r, REVL_OPTIM_MOMENTUM, 0, 0.04);
+    hrun_make(&u, REVL_OPTIM_MOMENTUM, 0, 0.04);
+    for (int k = 0; k < 3; k++) {
+        ck_assert_int_eq(revl_hyperopt_step(r.h, NULL), REVL_OK);
+        ck_assert_int_eq(revl_hyperopt_step(u.h, NULL), REVL_OK);
+    }
+    ck_assert_int_eq(revl_hyperopt_checkpoint_save(r.h, path), REVL_OK);
+    size_t n;
+    unsigned char *good = slurp(path, &n);
+    /* docs/file-formats.md: name, 5 sizes (n_theta first), options hash, 5 counts (iteration,
+     * adam_t, prev_adam_t, have_best, have_prev), 3 scalars (best loss, meta step, running
+     * minimum), then 8 vectors of n_theta (cur, best, m1, m2, prev, prev_m1, prev_m2, grad) */
+    const size_t nt = (size_t)get_le_at(good, 12 + 16);
+    const size_t off_counts = 12 + 16 + 5 * 8 + 8, off_scalars = off_counts + 5 * 8;
+    const size_t off_vec = off_scalars + 3 * 8;
+    ck_assert_uint_eq(n, off_vec + 8 * nt * 8 + 12);
+    ck_assert_uint_eq(get_le_at(good, off_counts), 3);     /* iteration */
+    ck_assert_uint_eq(get_le_at(good, off_counts + 24), 1); /* have_best */
+    /* gamma's block follows alpha's (H_STEPS x 2 each) in the coordinates: the first gamma */
+    const size_t gamma0 = off_vec + 8 * (H_STEPS * 2);
+    struct {
+        size_t off;
+        uint64_t x;
+        const char *want;
+    } cases[] = {
+        {off_counts + 24, 2, "inconsistent counters"},     /* have_best */
+        {off_counts + 32, 2, "inconsistent counters"},     /* have_prev */
+        {off_counts + 8, 5, "inconsistent counters"},      /* adam_t > iteration + 1 */
+        {off_counts + 16, get_le_at(good, off_counts + 8) + 1, "inconsistent counters"},
+        /* prev_adam_t > adam_t, above */
+        {off_scalars, f64_bits(NAN), "invalid best loss, meta step or running minimum"},
+        {off_scalars, f64_bits(-INFINITY), "invalid best loss, meta step or running minimum"},
+        {off_scalars + 8, f64_bits(0.0), "invalid best loss, meta step or running minimum"},
+        {off_scalars + 8, f64_bits(INFINITY), "invalid best loss, meta step or running minimum"},
+        {off_scalars + 16, f64_bits(-1.0), "invalid best loss, meta step or running minimum"},
+        {off_vec + 8 * (2 * nt + 1), f64_bits(NAN), "a hyperparameter or moment is not finite"},
+        {gamma0, f64_bits(1.5), "holds values outside their range"},         /* cur */
+        {gamma0 + 8 * nt, f64_bits(1.5), "holds values outside their range"}, /* best */
+        {SIZE_MAX, 0, "its vectors are cut short or followed by unknown data"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        forge(good, n, cases[c].off, cases[c].x, bad);
+        ck_assert_msg(revl_hyperopt_checkpoint_load(r.h, bad) == REVL_ERR_IO, "case %zu accepted",
+                      c);
+        expect_msg(revl_hyperopt_last_error(r.h), cases[c].want);
+    }
+    /* a saved prev (have_prev = 1) is checked too: a step back after a chaos event */
+    unsigned char *b = malloc(n);
+    memcpy(b, good, n);
+    put_le_at(b, off_counts + 32, 1);
+    forge(b, n, gamma0 + 8 * 4 * nt, f64_bits(1.5), bad);
+    ck_assert_int_eq(revl_hyperopt_checkpoint_load(r.h, bad), REVL_ERR_IO);
+    expect_msg(revl_hyperopt_last_error(r.h), "holds values outside their range");
+    free(b);
+    /* nothing changed */
+    ck_assert_int_eq(revl_hyperopt_step(r.h, NULL), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_step(u.h, NULL), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_checkpoint_save(r.h, bad), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_checkpoint_save(u.h, ref_path), REVL_OK);
+    size_t n1, n2;
+    unsigned char *x = slurp(bad, &n1), *y = slurp(ref_path, &n2);
+    ck_assert(n1 == n2 && memcmp(x, y, n1) == 0);
+    free(x);
+    free(y);
+    hrun_free(&r);
+    hrun_free(&u);
+    unlink(path);
+    unlink(bad);
+    unlink(ref_path);
+    free(good);
+    free(path);
+    free(bad);
+    free(ref_path);
+}
+END_TEST
+
 static Suite *checkpoint_suite(void)
 {
     Suite *s = suite_create("checkpoint");
@@ -1121,6 +1205,7 @@ static Suite *checkpoint_suite(void)
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, test_hyperopt_kill_resume, 0, 2);
     tcase_add_test(tc, test_hyperopt_damaged);
+    tcase_add_test(tc, test_consistent_checksum_hyperopt);
     suite_add_tcase(s, tc);
     return s;
 }

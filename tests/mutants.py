@@ -251,6 +251,16 @@ MUTANTS = [
     ("src/core/checkpoint.c", "        if (!isfinite(m))", "        if (0)", ["check_checkpoint"]),
     ("src/core/checkpoint.c", "    if (r->pos != r->end)", "    if (0)", ["check_checkpoint"]),
     ("src/core/checkpoint.c", "    if (*state != RV_PARTIAL && *state != RV_TRAINED)", "    if (0)",
+     ["check_checkpoint"]),    ("src/hyperopt/hyperopt_checkpoint.c", "if (counts[3] > 1 || counts[4] > 1 ||",
+     "if (counts[4] > 1 ||", ["check_checkpoint"]),
+    ("src/hyperopt/hyperopt_checkpoint.c", " || counts[1] > counts[0] + 1 || counts[2] > counts[1])",
+     " || counts[2] > counts[1])", ["check_checkpoint"]),
+    ("src/hyperopt/hyperopt_checkpoint.c", "        !isfinite(scalars[1]) || !(scalars[2] >= 0))",
+     "        !isfinite(scalars[1]))", ["check_checkpoint"]),
+    ("src/hyperopt/hyperopt_checkpoint.c", "        if (!isfinite(tmp[i]))", "        if (0)",
+     ["check_checkpoint"]),
+    ("src/hyperopt/hyperopt_checkpoint.c",
+     "        (counts[3] && rv_hyperopt_check_theta(h, tmp + h->n_theta) != REVL_OK) ||\n", "",
      ["check_checkpoint"]),
 ]
 

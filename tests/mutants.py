@@ -261,7 +261,11 @@ MUTANTS = [
      ["check_checkpoint"]),
     ("src/hyperopt/hyperopt_checkpoint.c",
      "        (counts[3] && rv_hyperopt_check_theta(h, tmp + h->n_theta) != REVL_OK) ||\n", "",
-     ["check_checkpoint"]),
+     ["check_checkpoint"]),    # the coder's broken state
+    ("src/exact/infobuf.h", "        if (w != 0)\n            s->broken = 1;",
+     "        if (w > 1)\n            s->broken = 1;", ["check_infobuf"]),
+    ("src/exact/infobuf.c", "        s->broken = s->nomem = 0;", "        s->nomem = 0;",
+     ["check_infobuf"]),
 ]
 
 

@@ -265,7 +265,10 @@ MUTANTS = [
     ("src/exact/infobuf.h", "        if (w != 0)\n            s->broken = 1;",
      "        if (w > 1)\n            s->broken = 1;", ["check_infobuf"]),
     ("src/exact/infobuf.c", "        s->broken = s->nomem = 0;", "        s->nomem = 0;",
-     ["check_infobuf"]),
+     ["check_infobuf"]),    # truncation: the multiplies of the steps whose bits are not kept round to nearest
+    ("src/optim/momentum.c", "((r * n + 0x8000) >> 16)", "((r * n) >> 16)", ["check_trainer"]),
+    ("src/exact/wide.h", "((r * n + (1ull << (bits - 1))) >> bits)", "((r * n) >> bits)",
+     ["check_wide"]),
 ]
 
 

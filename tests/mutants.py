@@ -268,7 +268,13 @@ MUTANTS = [
      ["check_infobuf"]),    # truncation: the multiplies of the steps whose bits are not kept round to nearest
     ("src/optim/momentum.c", "((r * n + 0x8000) >> 16)", "((r * n) >> 16)", ["check_trainer"]),
     ("src/exact/wide.h", "((r * n + (1ull << (bits - 1))) >> bits)", "((r * n) >> bits)",
-     ["check_wide"]),
+     ["check_wide"]),    # verification at the end of the reverse pass and of its directions
+    ("src/core/reverse.c",
+     "    for (size_t i = 0; i < t->n_local; i++)\n        if (w[i] != t->w_start[i])",
+     "    for (size_t i = 0; i + 1 < t->n_local; i++)\n        if (w[i] != t->w_start[i])",
+     ["check_optim"]),
+    ("src/core/reverse.c", "(t->dir_b && !finite_all(t->dir_b, t->n_params))))", "0))",
+     ["check_optim"]),
 ]
 
 

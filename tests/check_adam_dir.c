@@ -168,6 +168,8 @@ static int sum1(const rv_adam_grad *c, int sub, double g, rv_wide *pm, rv_wide *
     if (!isfinite(g) || !rv_wide_round(c->omb1_fixed * g, &gm) ||
         !rv_wide_round(c->omb2_fixed * (g * g), &gs))
         return 0;
+    if (gs == 0 && g != 0) /* at least one unit of s for g != 0 */
+        gs = 1;
     if (sub)
         return rv_wide_add(*pm, -gm, pm) && rv_wide_add(*ps, -gs, ps);
     if (!rv_wide_add(*pm, gm, &mi) || !rv_wide_add(*ps, gs, &si) || (si == 0 && mi != 0))

@@ -690,6 +690,57 @@ START_TEST(test_extreme_alpha_and_eps)
 }
 END_TEST
 
+/* The built-in MLP with a zero-initialised output layer on a balanced full batch: at step 0 the
+ * output bias's gradient is a rounding residue (1/C minus each class's share), far below s's
+ * resolution yet not below m's. Adam and RMSprop (_i) train it and reverse it exactly (they
+ * stopped at step 0 with "s is 0 while m is not"). */
+START_TEST(test_mlp_zero_output_layer_trains)
+{
+    revl_optimizer opt = _i ? REVL_OPTIM_RMSPROP : REVL_OPTIM_ADAM;
+    revl_dataset *data = test_dataset(30, 5, 3, 11); /* labels i mod 3: balanced */
+    size_t widths[3] = {5, 8, 3};
+    revl_mlp_options mo;
+    revl_mlp_options_init(&mo);
+    mo.batch_size = 0; /* the full batch */
+    revl_model *m = NULL;
+    ck_assert_int_eq(revl_mlp_create(&m, 3, widths, data, &mo), REVL_OK);
+    size_t p = revl_model_n_params(m), off[5];
+    ck_assert_uint_eq(p, 5 * 8 + 8 + 8 * 3 + 3);
+    ck_assert_int_eq(revl_model_group_offsets(m, off), REVL_OK);
+    double *w0 = calloc(p, sizeof *w0), *dfdw = malloc(p * sizeof *dfdw);
+    double *dw0 = malloc(p * sizeof *dw0), g[75];
+    for (size_t i = 0; i < off[2]; i++) /* the hidden layer; W_1 and b_1 stay 0 */
+        w0[i] = 0.3 * cos(1.7 * (double)i);
+    for (size_t i = 0; i < p; i++)
+        dfdw[i] = 0.1 * sin((double)i);
+    /* the premise: the output bias's gradient is tiny but not 0 somewhere */
+    double loss, acc;
+    ck_assert_int_eq(revl_model_evaluate(m, data, w0, &loss, g, &acc), REVL_OK);
+    int tiny = 0;
+    for (size_t i = off[3]; i < off[4]; i++) {
+        ck_assert(fabs(g[i]) < 1e-15);
+        tiny |= g[i] != 0;
+    }
+    ck_assert_msg(tiny, "every output bias gradient is exactly 0: the premise does not hold");
+    revl_schedule *s = NULL;
+    ck_assert_int_eq(revl_schedule_create_for(&s, opt, 6, 4, off, NULL), REVL_OK);
+    revl_trainer *t = NULL;
+    ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+    ck_assert_msg(revl_trainer_train(t, w0, NULL) == REVL_OK, "%s", revl_trainer_last_error(t));
+    ck_assert_msg(revl_trainer_hypergrad(t, dfdw, NULL, dw0, NULL, NULL, NULL) == REVL_OK, "%s",
+                  revl_trainer_last_error(t));
+    for (size_t i = 0; i < p; i++)
+        ck_assert(isfinite(dw0[i]));
+    revl_trainer_free(t);
+    revl_schedule_free(s);
+    revl_model_free(m);
+    revl_dataset_free(data);
+    free(w0);
+    free(dfdw);
+    free(dw0);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ item 14: stale messages */
 
 START_TEST(test_success_clears_the_message)
@@ -750,6 +801,7 @@ static Suite *hardening_suite(void)
     tcase_add_test(tc, test_hyperopt_chaos_guard_running_minimum);
     tcase_add_test(tc, test_success_clears_the_message);
     tcase_add_loop_test(tc, test_extreme_alpha_and_eps, 0, 2);
+    tcase_add_loop_test(tc, test_mlp_zero_output_layer_trains, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }

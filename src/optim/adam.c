@@ -144,6 +144,11 @@ static inline int moment_terms(const adam_sg *sg, rv_block *blk, size_t i, doubl
                                 "(1-beta2)*gradient^2", "x", ADAM_BOUND);
         return 0;
     }
+    /* for g != 0 the true increment of s is > 0: at least one unit, so that a gradient below
+     * s's resolution (|g| < about 3e-14, while (1-beta1) g is not below m's) still makes s > 0
+     * (the same rule forward and back; adam_dir.c's lanes leave these to this code) */
+    if (*gs == 0 && g != 0)
+        *gs = 1;
     return 1;
 }
 

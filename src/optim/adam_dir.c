@@ -164,6 +164,7 @@ sums_avx512(const rv_adam_grad *c, int sub, size_t n, const double *restrict g,
     const __m512d o1 = _mm512_set1_pd(c->omb1_fixed), o2 = _mm512_set1_pd(c->omb2_fixed);
     const __m512d inf = _mm512_set1_pd(INFINITY), big = _mm512_set1_pd(0x1p126);
     const __m512d zero = _mm512_setzero_pd(), m64 = _mm512_set1_pd(-0x1p64);
+    const __m512d one = _mm512_set1_pd(1.0);
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m512d gv = _mm512_loadu_pd(g + i);
@@ -174,7 +175,10 @@ sums_avx512(const rv_adam_grad *c, int sub, size_t n, const double *restrict g,
                       ~(_mm512_cmp_pd_mask(y1, zero, _CMP_LT_OQ) &
                         _mm512_cmp_pd_mask(y1, m64, _CMP_GT_OQ)) &
                       ~(_mm512_cmp_pd_mask(y2, zero, _CMP_LT_OQ) &
-                        _mm512_cmp_pd_mask(y2, m64, _CMP_GT_OQ));
+                        _mm512_cmp_pd_mask(y2, m64, _CMP_GT_OQ)) &
+                      /* g != 0 with (1-beta2) g^2 below one unit: adam.c's minimum of one */
+                      ~(_mm512_cmp_pd_mask(gv, zero, _CMP_NEQ_OQ) &
+                        _mm512_cmp_pd_mask(y2, one, _CMP_LT_OQ));
         __m512i gml, gmh, gsl, gsh, ml, mh, sl, sh;
         round8(y1, &gml, &gmh);
         round8(y2, &gsl, &gsh);

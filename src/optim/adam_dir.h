@@ -70,7 +70,8 @@ RV_HIDDEN extern int rv_adam_steps_narrow;
 /* Adam's moment sums for a run: m[i] += gm, s[i] += gs (sub: -=), gm = round((1-beta1) 2^100 g[i]),
  * gs = round((1-beta2) 2^100 g[i]^2) (wide.h's rv_wide_round), for i from 0 on while parameter i
  * takes the common path: g finite, both terms and both sums within (-2^126, 2^126), not the
- * legacy rounding (a negative (1-beta1) g 2^100 above -2^64), and (adding) not s = 0 with m != 0.
+ * legacy rounding (a negative (1-beta1) g 2^100 above -2^64), not g != 0 with (1-beta2) 2^100 g^2
+ * below 1 (adam.c raises gs to one unit there), and (adding) not s = 0 with m != 0.
  * Returns the first i that does not (n when all do), with m, s changed only before it: the
  * caller's scalar code does that parameter (its failure, or its rare rounding) and calls again
  * from the next (it also stops before a remainder of fewer than eight). The plain version returns

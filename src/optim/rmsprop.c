@@ -100,6 +100,17 @@ static double rms_prepare(void *self, size_t step, size_t group, const double *v
     return (16.0 - log2((double)ng)) + (24.0 - log2((double)n2));
 }
 
+/* (1-beta2) g^2 in s's units, at least one unit when g != 0 (its true value is > 0: a gradient
+ * below s's resolution, |g| < about 9e-15, still makes s > 0), the same forward and back */
+static inline int rms_s_term(const rms_sg *sg, double g, rv_wide *gs)
+{
+    if (!rv_wide_round(sg->omb2_fixed * (g * g), gs))
+        return 0;
+    if (*gs == 0 && g != 0)
+        *gs = 1;
+    return 1;
+}
+
 /* sqrt(s) + eps for the new s, the same double operations forward and back */
 static inline double rms_denominator(const rms_sg *sg, rv_wide s, double *a)
 {
@@ -144,7 +155,7 @@ static void rms_forward_block(void *self, rv_pass *p, size_t step, rv_block *blk
                     rv_block_fail(blk, RV_GRAD_NOT_FINITE, i, gi);
                     goto done;
                 }
-                if (!rv_wide_round(sg.omb2_fixed * (gi * gi), &gs)) {
+                if (!rms_s_term(&sg, gi, &gs)) {
                     rv_block_fail_named(blk, RV_GRAD_RANGE, i, sg.omb2 * (gi * gi),
                                         "(1-beta2)*gradient^2", "x", RMS_BOUND);
                     goto done;
@@ -253,7 +264,7 @@ static void rms_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
                 double gi = grad[i], sa, d = rms_denominator(&sg, s[i], &sa);
                 rv_wide gs, gb;
                 if (!rv_wide_round(gi / d * 0x1p100 /* 2^RMS_FRAC */, &gb) ||
-                    !rv_wide_round(sg.omb2_fixed * (gi * gi), &gs) ||
+                    !rms_s_term(&sg, gi, &gs) ||
                     !rv_wide_add(b[i], -gb, &b[i]) || !rv_wide_add(s[i], -gs, &s[i])) {
                     rv_block_fail_named(blk, RV_STATE_RANGE, i, gi, "a state", "s|b", RMS_BOUND);
                     goto done;

@@ -22,6 +22,7 @@
 #include "core/trainer.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <sys/file.h>
 
 #define expect_msg(msg, want)                                                                  \
@@ -885,6 +886,53 @@ START_TEST(test_concurrent_writers)
 END_TEST
 
 
+typedef struct saver {
+    revl_trainer *t;
+    const char *path;
+    pthread_barrier_t *start;
+    int failed; /* saves that did not return OK */
+} saver;
+
+static void *save_often(void *arg)
+{
+    saver *sv = arg;
+    pthread_barrier_wait(sv->start);
+    for (int k = 0; k < 40; k++)
+        sv->failed += revl_trainer_save(sv->t, sv->path) != REVL_OK;
+    return NULL;
+}
+
+/* Two trainers saving to one path from two threads at once, again and again: every save
+ * returns OK, and the path then holds one whole checkpoint that loads (with one shared
+ * temporary name, one save reported OK over a file torn by the other, or failed its rename). */
+START_TEST(test_two_trainers_one_path)
+{
+    char *path = temp_path("two-savers");
+    run a, b;
+    small_pair(REVL_OPTIM_ADAM, &a, path);
+    small_pair(REVL_OPTIM_ADAM, &b, path);
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, 2);
+    saver sa = {a.t, path, &start, 0}, sb = {b.t, path, &start, 0};
+    pthread_t ta, tb;
+    ck_assert_int_eq(pthread_create(&ta, NULL, save_often, &sa), 0);
+    ck_assert_int_eq(pthread_create(&tb, NULL, save_often, &sb), 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    pthread_barrier_destroy(&start);
+    ck_assert_int_eq(sa.failed + sb.failed, 0);
+    ck_assert_int_eq(count_temporaries(path), 0);
+    run c;
+    run_make(&c, REVL_OPTIM_ADAM, P_SMALL, STEPS_SMALL, 0, 52, 1.0);
+    ck_assert_msg(revl_trainer_load(c.t, path) == REVL_OK, "%s", revl_trainer_last_error(c.t));
+    run_free(&c);
+    run_free(&a);
+    run_free(&b);
+    unlink(path);
+    free(path);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ hyper-optimiser */
 
 #define H_P 8
@@ -1200,6 +1248,7 @@ static Suite *checkpoint_suite(void)
     tcase_add_test(tc, test_schedule_trained_with);
     tcase_add_test(tc, test_state_errors);
     tcase_add_test(tc, test_concurrent_writers);
+    tcase_add_test(tc, test_two_trainers_one_path);
     suite_add_tcase(s, tc);
     tc = tcase_create("hyperopt");
     tcase_set_timeout(tc, 300);

@@ -4,6 +4,7 @@
  * remainder after the groups of eight), and the same for the reverse pass's terms (u and its
  * partial derivatives). Says loudly when the vector path cannot run here. */
 #include <check.h>
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -92,7 +93,8 @@ START_TEST(test_same_bits_random)
         }
         double c1 = 1 - pow(0.9, 1 + rep % 50), c2 = 1 - pow(0.999, 1 + rep % 50);
         rv_adam_dir c = {0x1p-100 / c1, 0x1p-100 / c2, ldexp(1.0, -(int)(rv_rand_u64(&rng) % 60)),
-                         ldexp(1e-3, (int)(rv_rand_u64(&rng) % 80))};
+                         ldexp(1e-3, (int)(rv_rand_u64(&rng) % 80)),
+                         ldexp(1.0, 1 + (int)(rv_rand_u64(&rng) % 62))};
         size_t n = N - (size_t)(rv_rand_u64(&rng) % 16);
         bad += compare(&c, n);
         count(n);
@@ -114,7 +116,7 @@ START_TEST(test_same_bits_edge)
     /* scales that make denormal, huge and overflowing intermediates; eps tiny, zero, huge */
     const double scales[] = {0x1p-100, 0x1p-1070, 0x1p-1000, 0x1p900, 1.0};
     const double epss[] = {1e-8, 0x1p-1074, 1e-300, 0.0, 1e300};
-    const double alphas[] = {0x1p40, 0x1p-1000, 1e300, 0.0};
+    const double alphas[] = {0x1p40, 0x1p-1000, 1e300, 0.0, DBL_MAX};
     long bad = 0, n = 0;
     const size_t nm = sizeof mv / sizeof mv[0], ns = sizeof sv / sizeof sv[0];
     for (size_t k = 0; k < N; k++) {
@@ -124,14 +126,14 @@ START_TEST(test_same_bits_edge)
     for (size_t a = 0; a < 5; a++)
         for (size_t b = 0; b < 5; b++)
             for (size_t e = 0; e < 5; e++)
-                for (size_t f = 0; f < 4; f++) {
-                    rv_adam_dir c = {scales[a], scales[b], epss[e], alphas[f]};
+                for (size_t f = 0; f < sizeof alphas / sizeof alphas[0]; f++) {
+                    rv_adam_dir c = {scales[a], scales[b], epss[e], alphas[f], 0x1p52};
                     bad += compare(&c, nm * ns);
                     count(nm * ns);
                     n += (long)(nm * ns);
                 }
     /* every length up to 40 (remainders after groups of eight) */
-    rv_adam_dir c = {0x1p-100 / 0.1, 0x1p-100 / 0.001, 1e-8, 0x1p40};
+    rv_adam_dir c = {0x1p-100 / 0.1, 0x1p-100 / 0.001, 1e-8, 0x1p40, 0x1p12};
     for (size_t len = 0; len <= 40; len++, n += (long)len)
         bad += compare(&c, len);
     printf("check_adam_dir: edge inputs (m, s in {0, 1, 2^64 +- 1, 2^125, ...}, eps in {1e-8, "
@@ -151,7 +153,7 @@ START_TEST(test_narrow_switch)
         m[i] = rand_wide(90, 1);
         s[i] = rand_wide(80, 0);
     }
-    rv_adam_dir c = {0x1p-100 / 0.1, 0x1p-100 / 0.001, 1e-8, 0x1p40};
+    rv_adam_dir c = {0x1p-100 / 0.1, 0x1p-100 / 0.001, 1e-8, 0x1p40, 0x1p12};
     ck_assert_int_eq(compare(&c, N), 0);
     rv_adam_steps_narrow = 0;
 }
@@ -166,6 +168,8 @@ static int sum1(const rv_adam_grad *c, int sub, double g, rv_wide *pm, rv_wide *
     if (!isfinite(g) || !rv_wide_round(c->omb1_fixed * g, &gm) ||
         !rv_wide_round(c->omb2_fixed * (g * g), &gs))
         return 0;
+    if (gs == 0 && g != 0) /* at least one unit of s for g != 0 */
+        gs = 1;
     if (sub)
         return rv_wide_add(*pm, -gm, pm) && rv_wide_add(*ps, -gs, ps);
     if (!rv_wide_add(*pm, gm, &mi) || !rv_wide_add(*ps, gs, &si) || (si == 0 && mi != 0))

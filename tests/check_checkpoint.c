@@ -18,6 +18,12 @@
 #include <zlib.h>
 
 #include "revl.h"
+#include "base/ckptfile.h"
+#include "core/trainer.h"
+
+#include <dirent.h>
+#include <pthread.h>
+#include <sys/file.h>
 
 #define expect_msg(msg, want)                                                                  \
     do {                                                                                       \
@@ -531,6 +537,136 @@ START_TEST(test_header_words_refused)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ consistent checksums */
+
+static void put_le_at(unsigned char *b, size_t off, uint64_t x)
+{
+    for (int i = 0; i < 8; i++)
+        b[off + i] = (unsigned char)(x >> (8 * i));
+}
+
+static uint64_t get_le_at(const unsigned char *b, size_t off)
+{
+    uint64_t x = 0;
+    for (int i = 0; i < 8; i++)
+        x |= (uint64_t)b[off + i] << (8 * i);
+    return x;
+}
+
+static uint64_t f64_bits(double x)
+{
+    uint64_t u;
+    memcpy(&u, &x, sizeof u);
+    return u;
+}
+
+/* good with the 8-byte word at off set to x (or, off = SIZE_MAX, 8 bytes of x inserted before
+ * the trailer), length and checksum recomputed, into path: a file the container accepts. */
+static size_t forge(const unsigned char *good, size_t n, size_t off, uint64_t x, const char *path)
+{
+    unsigned char *b = malloc(n + 8);
+    size_t m = n;
+    memcpy(b, good, n);
+    if (off == SIZE_MAX) {
+        memmove(b + n - 12 + 8, b + n - 12, 12);
+        put_le_at(b, n - 12, x);
+        m = n + 8;
+        put_le_at(b, m - 12, m);
+    } else {
+        put_le_at(b, off, x);
+    }
+    fix_crc(b, m);
+    spill(path, b, m);
+    free(b);
+    return m;
+}
+
+/* Adam over STEPS steps with beta1 = 0.01 (6.6 bits a step to keep): the stack holds words. */
+static void forge_run(run *r)
+{
+    run_make(r, REVL_OPTIM_ADAM, P_SMALL, STEPS, 0, 52, 1.0);
+    ck_assert_int_eq(revl_schedule_fill_kind(r->s, REVL_HYPER_BETA1, 0.01), REVL_OK);
+    double w0[P_SMALL];
+    start_w(P_SMALL, w0);
+    ck_assert_int_eq(revl_trainer_train(r->t, w0, META), REVL_OK);
+}
+
+/* Each structural check of the trainer's loader, reached by a file written by the library with
+ * one field changed and its checksum recomputed: refused with that check's message, the trainer
+ * unchanged (its reverse pass gives the reference bits). */
+START_TEST(test_consistent_checksum_trainer)
+{
+    char *path = temp_path("forge"), *bad = temp_path("forge-bad");
+    run src, twin;
+    forge_run(&src);
+    ck_assert_int_eq(revl_trainer_save(src.t, path), REVL_OK);
+    size_t n;
+    unsigned char *good = slurp(path, &n);
+    /* the layout of docs/file-formats.md: Adam (2 state vectors of 16 bytes), 1 meta, 1 block */
+    const size_t p = P_SMALL, T = STEPS, ns = 2, elem = 16;
+    const size_t off_state = 12 + 16 + 8 * 8 + ns * 8 + 16, off_steps = off_state + 8;
+    const size_t off_meta = off_steps + 16, off_w = off_meta + 8;
+    const size_t off_coder = off_w + 2 * 8 * p + ns * 2 * p * elem + 8 * T;
+    const size_t off_block = off_coder + 8 * p;
+    uint64_t len = get_le_at(good, off_block);
+    ck_assert_uint_eq(n, off_block + 24 + 2 * len + 12);
+    ck_assert_msg(len > 0, "len %llu deficit %llu broken %llu", (unsigned long long)len, (unsigned long long)get_le_at(good, off_block + 8), (unsigned long long)get_le_at(good, off_block + 16));
+    ck_assert_uint_eq(get_le_at(good, off_state), 1); /* trained */
+    ck_assert_uint_eq(get_le_at(good, off_steps), T);
+    ck_assert_uint_ge(get_le_at(good, off_coder + 8 * 3), 1ull << 47);
+    struct {
+        size_t off;
+        uint64_t x;
+        const char *want;
+        size_t off2; /* a second word changed, when not 0 */
+        uint64_t x2;
+    } cases[] = {
+        {off_state, 7, "invalid trainer state 7", 0, 0},
+        {off_steps, T + 1, "invalid step count 41 of 40", 0, 0},
+        {off_state, 3, "invalid step count 40 of 40", 0, 0}, /* partial, yet every step done */
+        {off_state, 3, "invalid step count 41 of 40", off_steps, T + 1}, /* partial, too many */
+        {off_meta, f64_bits(NAN), "meta[0] is not finite", 0, 0},
+        {off_meta, f64_bits(INFINITY), "meta[0] is not finite", 0, 0},
+        {off_coder + 8 * 3, (1ull << 47) - 1, "coder state 140737488355327 of parameter 3 out of range", 0, 0},
+        {off_coder + 8 * 9, 1ull << 63, "coder state 9223372036854775808 of parameter 9 out of range", 0, 0},
+        {off_coder, 0, "coder state 0 of parameter 0 out of range", 0, 0},
+        {off_block, 1ull << 40, "cut short in stack 0", 0, 0},
+        {off_block + 16, 2, "stack 0 is inconsistent (broken 2", 0, 0},
+        {off_block + 8, 1, "stack 0 is inconsistent (broken 0, deficit 1 with", 0, 0},
+        {off_block, len - 1, "2 bytes of unknown data after the body", 0, 0},
+        {SIZE_MAX, 0, "8 bytes of unknown data after the body", 0, 0},
+    };
+    double before[P_SMALL], after[P_SMALL];
+    revl_trainer_weights(src.t, before);
+    unsigned char *b = malloc(n);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        memcpy(b, good, n);
+        if (cases[c].off2)
+            put_le_at(b, cases[c].off2, cases[c].x2);
+        forge(b, n, cases[c].off, cases[c].x, bad);
+        ck_assert_msg(revl_trainer_load(src.t, bad) == REVL_ERR_IO, "case %zu accepted", c);
+        expect_msg(revl_trainer_last_error(src.t), cases[c].want);
+    }
+    free(b);
+    revl_trainer_weights(src.t, after);
+    ck_assert(memcmp(before, after, sizeof before) == 0);
+    result ref, res;
+    forge_run(&twin);
+    finish(&twin, &ref);
+    finish(&src, &res);
+    expect_same(&ref, &res, P_SMALL, STEPS);
+    result_free(&ref);
+    result_free(&res);
+    run_free(&twin);
+    run_free(&src);
+    unlink(path);
+    unlink(bad);
+    free(good);
+    free(path);
+    free(bad);
+}
+END_TEST
+
 /* Another optimiser, model, schedule, truncation or fixed point: refused by name. */
 START_TEST(test_mismatch_messages)
 {
@@ -583,6 +719,44 @@ START_TEST(test_mismatch_messages)
 }
 END_TEST
 
+/* The file records the schedule values the trajectory was trained with, not those the schedule
+ * holds when it is saved: a trainer whose schedule changed after training saves a file that a
+ * trainer with the trained-with values loads (and reverses to the reference bits), and one with
+ * the new values refuses. */
+START_TEST(test_schedule_trained_with)
+{
+    char *path = temp_path("trained-with");
+    result ref;
+    reference(REVL_OPTIM_ADAM, P_SMALL, STEPS_SMALL, 0, &ref);
+    run src;
+    small_pair(REVL_OPTIM_ADAM, &src, path); /* saved once: the same values */
+    double alpha[STEPS_SMALL * NG];
+    ck_assert_int_eq(revl_schedule_get_kind(src.s, REVL_HYPER_ALPHA, alpha), REVL_OK);
+    for (size_t k = 0; k < STEPS_SMALL * NG; k++)
+        alpha[k] *= 1.5;
+    ck_assert_int_eq(revl_schedule_set_kind(src.s, REVL_HYPER_ALPHA, alpha), REVL_OK);
+    ck_assert_int_eq(revl_trainer_save(src.t, path), REVL_OK); /* trained with the old ones */
+    run right, wrong;
+    run_make(&right, REVL_OPTIM_ADAM, P_SMALL, STEPS_SMALL, 0, 52, 1.0);
+    ck_assert_msg(revl_trainer_load(right.t, path) == REVL_OK, "%s",
+                  revl_trainer_last_error(right.t));
+    result res;
+    finish(&right, &res);
+    expect_same(&ref, &res, P_SMALL, STEPS_SMALL);
+    result_free(&res);
+    run_make(&wrong, REVL_OPTIM_ADAM, P_SMALL, STEPS_SMALL, 0, 52, 1.0);
+    ck_assert_int_eq(revl_schedule_set_kind(wrong.s, REVL_HYPER_ALPHA, alpha), REVL_OK);
+    ck_assert_int_eq(revl_trainer_load(wrong.t, path), REVL_ERR_IO);
+    expect_msg(revl_trainer_last_error(wrong.t), "other schedule values");
+    run_free(&wrong);
+    run_free(&right);
+    run_free(&src);
+    result_free(&ref);
+    unlink(path);
+    free(path);
+}
+END_TEST
+
 /* Calls out of order, bad arguments, an unwritable path. */
 START_TEST(test_state_errors)
 {
@@ -610,11 +784,158 @@ START_TEST(test_state_errors)
     ck_assert_int_eq(revl_trainer_train(r.t, w0, META), REVL_OK);
     ck_assert_int_eq(revl_trainer_hypergrad(r.t, d, NULL, NULL, NULL, NULL, NULL), REVL_OK);
     ck_assert_int_eq(revl_trainer_save(r.t, path), REVL_ERR_STATE);
+    /* a sharded trainer (one rank here) holds its start copies for its share only: the writer
+     * itself refuses it, not only the public calls before it */
+    revl_comm comm;
+    revl_comm_init_local(&comm);
+    revl_trainer *sh = NULL;
+    ck_assert_int_eq(revl_trainer_create_sharded(&sh, r.m, r.s, NULL, &comm), REVL_OK);
+    ck_assert_int_eq(revl_trainer_train(sh, w0, META), REVL_OK);
+    ck_assert_int_eq(revl_trainer_save(sh, path), REVL_ERR_STATE);
+    ck_assert_int_eq(rv_trainer_save_now(sh, path), REVL_ERR_STATE);
+    expect_msg(revl_trainer_last_error(sh), "sharded");
+    ck_assert_int_eq(access(path, F_OK), -1);
+    revl_trainer_free(sh);
     run_free(&r);
     free(path);
 }
 END_TEST
 
+/* ------------------------------------------------------------------ concurrent writers */
+
+static const char MAGIC_T[8] = "revltest";
+
+/* The number of <path>.tmp.* entries next to path. */
+static int count_temporaries(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[512], prefix[512];
+    snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    snprintf(prefix, sizeof prefix, "%s.tmp", slash + 1);
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+    closedir(d);
+    return n;
+}
+
+/* The one word a test file holds (-1 when it is not a whole, checksummed file). */
+static long read_word(const char *path)
+{
+    rv_ckpt_reader r;
+    char err[512];
+    revl_allocator a;
+    rv_allocator_copy(&a, NULL);
+    if (rv_ckpt_open(&r, &a, path, MAGIC_T, "test file", 1, err) != REVL_OK)
+        return -1;
+    long x = (long)rv_ckpt_get_u64(&r);
+    rv_ckpt_close(&r);
+    return x;
+}
+
+static void writer_start(rv_ckpt_writer *w, const char *path, uint64_t word)
+{
+    char err[512];
+    ck_assert_msg(rv_ckpt_create(w, path, MAGIC_T, 1, err) == REVL_OK, "%s", err);
+    for (int k = 0; k < 1000; k++) /* past the writer's buffer: bytes reach the file */
+        rv_ckpt_put_u64(w, word);
+}
+
+/* Two writers of one path at once (two trainers saving to the same file): each has its own
+ * temporary, both commits succeed and the path holds the whole file of the last one, in either
+ * order; no temporary is left. A killed writer's temporary (one nobody holds locked) is removed
+ * by the next save; a live writer's is not. */
+START_TEST(test_concurrent_writers)
+{
+    char *path = temp_path("writers");
+    char err[512];
+    for (int order = 0; order < 2; order++) {
+        rv_ckpt_writer *a = malloc(sizeof *a), *b = malloc(sizeof *b);
+        writer_start(a, path, 1);
+        writer_start(b, path, 2);
+        ck_assert_msg(rv_ckpt_commit(order ? b : a, err) == REVL_OK, "%s", err);
+        ck_assert_msg(rv_ckpt_commit(order ? a : b, err) == REVL_OK, "%s", err);
+        ck_assert_int_eq(read_word(path), order ? 1 : 2);
+        ck_assert_int_eq(count_temporaries(path), 0);
+        free(a);
+        free(b);
+    }
+    /* a killed save's temporary, and one a live writer holds */
+    rv_ckpt_writer *live = malloc(sizeof *live), *w = malloc(sizeof *w);
+    writer_start(live, path, 3);
+    char stale[600];
+    snprintf(stale, sizeof stale, "%s.tmp.dead01", path);
+    spill(stale, (const unsigned char *)"half a file", 11);
+    ck_assert_int_eq(count_temporaries(path), 2);
+    writer_start(w, path, 4);
+    ck_assert_int_eq(access(stale, F_OK), -1);
+    ck_assert_int_eq(access(live->tmp, F_OK), 0);
+    ck_assert_int_eq(rv_ckpt_commit(w, err), REVL_OK);
+    ck_assert_int_eq(read_word(path), 4);
+    ck_assert_int_eq(rv_ckpt_commit(live, err), REVL_OK);
+    ck_assert_int_eq(read_word(path), 3);
+    ck_assert_int_eq(count_temporaries(path), 0);
+    /* an abandoned writer leaves nothing either */
+    writer_start(w, path, 5);
+    rv_ckpt_abandon(w);
+    ck_assert_int_eq(count_temporaries(path), 0);
+    ck_assert_int_eq(read_word(path), 3);
+    free(live);
+    free(w);
+    unlink(path);
+    free(path);
+}
+END_TEST
+
+
+typedef struct saver {
+    revl_trainer *t;
+    const char *path;
+    pthread_barrier_t *start;
+    int failed; /* saves that did not return OK */
+} saver;
+
+static void *save_often(void *arg)
+{
+    saver *sv = arg;
+    pthread_barrier_wait(sv->start);
+    for (int k = 0; k < 40; k++)
+        sv->failed += revl_trainer_save(sv->t, sv->path) != REVL_OK;
+    return NULL;
+}
+
+/* Two trainers saving to one path from two threads at once, again and again: every save
+ * returns OK, and the path then holds one whole checkpoint that loads (with one shared
+ * temporary name, one save reported OK over a file torn by the other, or failed its rename). */
+START_TEST(test_two_trainers_one_path)
+{
+    char *path = temp_path("two-savers");
+    run a, b;
+    small_pair(REVL_OPTIM_ADAM, &a, path);
+    small_pair(REVL_OPTIM_ADAM, &b, path);
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, 2);
+    saver sa = {a.t, path, &start, 0}, sb = {b.t, path, &start, 0};
+    pthread_t ta, tb;
+    ck_assert_int_eq(pthread_create(&ta, NULL, save_often, &sa), 0);
+    ck_assert_int_eq(pthread_create(&tb, NULL, save_often, &sb), 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    pthread_barrier_destroy(&start);
+    ck_assert_int_eq(sa.failed + sb.failed, 0);
+    ck_assert_int_eq(count_temporaries(path), 0);
+    run c;
+    run_make(&c, REVL_OPTIM_ADAM, P_SMALL, STEPS_SMALL, 0, 52, 1.0);
+    ck_assert_msg(revl_trainer_load(c.t, path) == REVL_OK, "%s", revl_trainer_last_error(c.t));
+    run_free(&c);
+    run_free(&a);
+    run_free(&b);
+    unlink(path);
+    free(path);
+}
+END_TEST
 
 /* ------------------------------------------------------------------ hyper-optimiser */
 
@@ -644,7 +965,9 @@ typedef struct hrun {
     revl_hyperopt *h;
 } hrun;
 
-static void hrun_make(hrun *r, revl_optimizer opt, unsigned sleep, double step_size)
+/* seed: NULL for the options' default */
+static void hrun_make_seeded(hrun *r, revl_optimizer opt, unsigned sleep, double step_size,
+                             const uint64_t *seed)
 {
     memset(r, 0, sizeof *r);
     r->m = model_make(&r->q, H_P, sleep);
@@ -657,6 +980,8 @@ static void hrun_make(hrun *r, revl_optimizer opt, unsigned sleep, double step_s
     o.chaos_factor = 1.5; /* fires now and then: its state must survive too */
     o.fresh_seed = 1;
     o.iterations = H_ITERS;
+    if (seed)
+        o.seed = *seed;
     ck_assert_int_eq(revl_hyperopt_create_for(&r->h, r->m, NULL, H_STEPS, opt, &o), REVL_OK);
     if (opt == REVL_OPTIM_ADAM) {
         double a[H_STEPS * 2];
@@ -664,6 +989,11 @@ static void hrun_make(hrun *r, revl_optimizer opt, unsigned sleep, double step_s
             a[k] = 0.02;
         ck_assert_int_eq(revl_hyperopt_set_kind(r->h, REVL_HYPER_ALPHA, a), REVL_OK);
     }
+}
+
+static void hrun_make(hrun *r, revl_optimizer opt, unsigned sleep, double step_size)
+{
+    hrun_make_seeded(r, opt, sleep, step_size, NULL);
 }
 
 static void hrun_free(hrun *r)
@@ -795,6 +1125,14 @@ START_TEST(test_hyperopt_damaged)
     hrun_make(&o, REVL_OPTIM_MOMENTUM, 0, 0.05);
     ck_assert_int_eq(revl_hyperopt_checkpoint_load(o.h, path), REVL_ERR_IO);
     expect_msg(revl_hyperopt_last_error(o.h), "other options");
+    hrun_free(&o);
+    /* another seed (a fresh_seed run's init noise differs): a resume would go elsewhere */
+    revl_hyperopt_options dflt;
+    revl_hyperopt_options_init(&dflt);
+    uint64_t other_seed = dflt.seed + 1;
+    hrun_make_seeded(&o, REVL_OPTIM_MOMENTUM, 0, 0.04, &other_seed);
+    ck_assert_int_eq(revl_hyperopt_checkpoint_load(o.h, path), REVL_ERR_IO);
+    expect_msg(revl_hyperopt_last_error(o.h), "other options");
     /* a trainer checkpoint is not a hyper-optimiser's */
     ck_assert_int_eq(revl_hyperopt_checkpoint_load(o.h, "/nonexistent/x"), REVL_ERR_IO);
     ck_assert_int_eq(revl_hyperopt_checkpoint_load(o.h, NULL), REVL_ERR_INVALID);
@@ -813,6 +1151,90 @@ START_TEST(test_hyperopt_damaged)
 }
 END_TEST
 
+/* Each check of the hyper-optimiser's loader behind its header, reached by a file the library
+ * wrote with one field changed and the checksum recomputed: refused with its message, and the
+ * next step is an undisturbed run's. */
+START_TEST(test_consistent_checksum_hyperopt)
+{
+    char *path = temp_path("h-forge"), *bad = temp_path("h-forge-bad");
+    char *ref_path = temp_path("h-forge-ref");
+    hrun r, u;
+    hrun_make(&r, REVL_OPTIM_MOMENTUM, 0, 0.04);
+    hrun_make(&u, REVL_OPTIM_MOMENTUM, 0, 0.04);
+    for (int k = 0; k < 3; k++) {
+        ck_assert_int_eq(revl_hyperopt_step(r.h, NULL), REVL_OK);
+        ck_assert_int_eq(revl_hyperopt_step(u.h, NULL), REVL_OK);
+    }
+    ck_assert_int_eq(revl_hyperopt_checkpoint_save(r.h, path), REVL_OK);
+    size_t n;
+    unsigned char *good = slurp(path, &n);
+    /* docs/file-formats.md: name, 5 sizes (n_theta first), options hash, 5 counts (iteration,
+     * adam_t, prev_adam_t, have_best, have_prev), 3 scalars (best loss, meta step, running
+     * minimum), then 8 vectors of n_theta (cur, best, m1, m2, prev, prev_m1, prev_m2, grad) */
+    const size_t nt = (size_t)get_le_at(good, 12 + 16);
+    const size_t off_counts = 12 + 16 + 5 * 8 + 8, off_scalars = off_counts + 5 * 8;
+    const size_t off_vec = off_scalars + 3 * 8;
+    ck_assert_uint_eq(n, off_vec + 8 * nt * 8 + 12);
+    ck_assert_uint_eq(get_le_at(good, off_counts), 3);     /* iteration */
+    ck_assert_uint_eq(get_le_at(good, off_counts + 24), 1); /* have_best */
+    /* gamma's block follows alpha's (H_STEPS x 2 each) in the coordinates: the first gamma */
+    const size_t gamma0 = off_vec + 8 * (H_STEPS * 2);
+    struct {
+        size_t off;
+        uint64_t x;
+        const char *want;
+    } cases[] = {
+        {off_counts + 24, 2, "inconsistent counters"},     /* have_best */
+        {off_counts + 32, 2, "inconsistent counters"},     /* have_prev */
+        {off_counts + 8, 5, "inconsistent counters"},      /* adam_t > iteration + 1 */
+        {off_counts + 16, get_le_at(good, off_counts + 8) + 1, "inconsistent counters"},
+        /* prev_adam_t > adam_t, above */
+        {off_scalars, f64_bits(NAN), "invalid best loss, meta step or running minimum"},
+        {off_scalars, f64_bits(-INFINITY), "invalid best loss, meta step or running minimum"},
+        {off_scalars + 8, f64_bits(0.0), "invalid best loss, meta step or running minimum"},
+        {off_scalars + 8, f64_bits(INFINITY), "invalid best loss, meta step or running minimum"},
+        {off_scalars + 16, f64_bits(-1.0), "invalid best loss, meta step or running minimum"},
+        {off_vec + 8 * (2 * nt + 1), f64_bits(NAN), "a hyperparameter or moment is not finite"},
+        {gamma0, f64_bits(1.5), "holds values outside their range"},         /* cur */
+        {gamma0 + 8 * nt, f64_bits(1.5), "holds values outside their range"}, /* best */
+        {SIZE_MAX, 0, "its vectors are cut short or followed by unknown data"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        forge(good, n, cases[c].off, cases[c].x, bad);
+        ck_assert_msg(revl_hyperopt_checkpoint_load(r.h, bad) == REVL_ERR_IO, "case %zu accepted",
+                      c);
+        expect_msg(revl_hyperopt_last_error(r.h), cases[c].want);
+    }
+    /* a saved prev (have_prev = 1) is checked too: a step back after a chaos event */
+    unsigned char *b = malloc(n);
+    memcpy(b, good, n);
+    put_le_at(b, off_counts + 32, 1);
+    forge(b, n, gamma0 + 8 * 4 * nt, f64_bits(1.5), bad);
+    ck_assert_int_eq(revl_hyperopt_checkpoint_load(r.h, bad), REVL_ERR_IO);
+    expect_msg(revl_hyperopt_last_error(r.h), "holds values outside their range");
+    free(b);
+    /* nothing changed */
+    ck_assert_int_eq(revl_hyperopt_step(r.h, NULL), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_step(u.h, NULL), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_checkpoint_save(r.h, bad), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_checkpoint_save(u.h, ref_path), REVL_OK);
+    size_t n1, n2;
+    unsigned char *x = slurp(bad, &n1), *y = slurp(ref_path, &n2);
+    ck_assert(n1 == n2 && memcmp(x, y, n1) == 0);
+    free(x);
+    free(y);
+    hrun_free(&r);
+    hrun_free(&u);
+    unlink(path);
+    unlink(bad);
+    unlink(ref_path);
+    free(good);
+    free(path);
+    free(bad);
+    free(ref_path);
+}
+END_TEST
+
 static Suite *checkpoint_suite(void)
 {
     Suite *s = suite_create("checkpoint");
@@ -825,13 +1247,18 @@ static Suite *checkpoint_suite(void)
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, test_corrupt_every_byte, 0, 2);
     tcase_add_test(tc, test_header_words_refused);
+    tcase_add_test(tc, test_consistent_checksum_trainer);
     tcase_add_test(tc, test_mismatch_messages);
+    tcase_add_test(tc, test_schedule_trained_with);
     tcase_add_test(tc, test_state_errors);
+    tcase_add_test(tc, test_concurrent_writers);
+    tcase_add_test(tc, test_two_trainers_one_path);
     suite_add_tcase(s, tc);
     tc = tcase_create("hyperopt");
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, test_hyperopt_kill_resume, 0, 2);
     tcase_add_test(tc, test_hyperopt_damaged);
+    tcase_add_test(tc, test_consistent_checksum_hyperopt);
     suite_add_tcase(s, tc);
     return s;
 }

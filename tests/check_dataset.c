@@ -423,6 +423,37 @@ START_TEST(test_standardize)
     ck_assert_double_eq_tol(revl_dataset_x(huge)[0], 1.0, 1e-12);
     ck_assert_double_eq_tol(revl_dataset_x(huge)[1], -1.0, 1e-12);
 
+    /* finite features near DBL_MAX whose naive sum (or deviation from the mean) overflows: the
+     * statistics are taken in units of a power of two, so they come out as those of the same
+     * data scaled down by 2^-20, bit for bit */
+    static const double big[][4] = {{1e308, 1.5e308, -1e308, 1.7e308},
+                                    {1.7e308, -1.7e308, -1.7e308, -1.7e308},
+                                    {1.6e308, 1.6e308, 1.6e308, 1.7e308}};
+    for (size_t c = 0; c < sizeof big / sizeof big[0]; c++) {
+        revl_dataset *a, *b;
+        double small[4];
+        for (int i = 0; i < 4; i++)
+            small[i] = big[c][i] * 0x1p-20;
+        ck_assert_int_eq(revl_dataset_create(&a, NULL), REVL_OK);
+        ck_assert_int_eq(revl_dataset_create(&b, NULL), REVL_OK);
+        ck_assert_int_eq(revl_dataset_set(a, 4, 1, 3, big[c], (int32_t[]){0, 1, 2, 0}), REVL_OK);
+        ck_assert_int_eq(revl_dataset_set(b, 4, 1, 3, small, (int32_t[]){0, 1, 2, 0}), REVL_OK);
+        ck_assert_msg(revl_dataset_standardize(a, NULL) == REVL_OK, "case %zu: %s", c,
+                      revl_dataset_last_error(a));
+        ck_assert_int_eq(revl_dataset_standardize(b, NULL), REVL_OK);
+        double m = 0, v = 0;
+        for (int i = 0; i < 4; i++) {
+            ck_assert_double_eq(revl_dataset_x(a)[i], revl_dataset_x(b)[i]);
+            m += revl_dataset_x(a)[i] / 4;
+        }
+        for (int i = 0; i < 4; i++)
+            v += (revl_dataset_x(a)[i] - m) * (revl_dataset_x(a)[i] - m) / 4;
+        ck_assert_double_eq_tol(m, 0.0, 1e-14);
+        ck_assert_double_eq_tol(v, 1.0, 1e-14);
+        revl_dataset_free(a);
+        revl_dataset_free(b);
+    }
+
     revl_dataset_free(tiny);
     revl_dataset_free(huge);
     revl_dataset_free(other);

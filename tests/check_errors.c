@@ -691,9 +691,11 @@ END_TEST
 START_TEST(test_gamma_outside)
 {
     const double bad[] = {0.0, -0.5, 1.5, 1.0 + 0x1p-52, 0x1p-17, NAN, INFINITY, -INFINITY};
-    const char *shown[] = {"gamma = 0 ", "gamma = -0.5 ", "gamma = 1.5 ", "gamma = 1 ",
-                           "gamma = 7.62939e-06 ", "gamma = nan ", "gamma = inf ",
-                           "gamma = -inf "};
+    /* the value shown is visibly outside the interval shown (never "gamma = 1 outside
+     * [2^-16, 1]"): the shortest digits that give it back */
+    const char *shown[] = {"gamma = 0 ", "gamma = -0.5 ", "gamma = 1.5 ",
+                           "gamma = 1.0000000000000002 ", "gamma = 7.62939453125e-06 ",
+                           "gamma = nan ", "gamma = inf ", "gamma = -inf "};
     size_t off[3] = {0, 3, 6};
     revl_schedule *s = NULL;
     ck_assert_int_eq(revl_schedule_create(&s, 4, 2, off), REVL_OK);
@@ -1377,6 +1379,14 @@ START_TEST(test_struct_size)
     ck_assert_int_eq(revl_trainer_create(&t, good, s, NULL), REVL_OK);
     revl_trainer_stats st = {.struct_size = sizeof st - 1};
     ck_assert_int_eq(revl_trainer_get_stats(t, &st), REVL_ERR_INVALID);
+    /* larger than shipped is unknown too (docs/api-stability.md), and garbage */
+    const size_t unknown[] = {sizeof st + 8, 4096, 0xdeadbeef, SIZE_MAX};
+    for (size_t k = 0; k < sizeof unknown / sizeof unknown[0]; k++) {
+        st.struct_size = unknown[k];
+        st.steps_done = 77;
+        ck_assert_int_eq(revl_trainer_get_stats(t, &st), REVL_ERR_INVALID);
+        ck_assert_uint_eq(st.steps_done, 77); /* not written */
+    }
     st.struct_size = sizeof st;
     ck_assert_int_eq(revl_trainer_get_stats(t, &st), REVL_OK);
     /* the _init functions size the out-structs: garbage in, a struct the calls accept out */

@@ -5,6 +5,7 @@
  * a meta-iteration, evaluation at NaN weights, and loaders given a directory or a FIFO. Each
  * test failed (or crashed) before its fix. */
 #include <check.h>
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -311,9 +312,9 @@ END_TEST
 
 typedef struct reenter {
     revl_hyperopt *h;
-    const char *path;
-    int set_rc, load_rc, step_rc;
-    char set_msg[256];
+    const char *path, *ckpt;
+    int set_rc, load_rc, step_rc, ckpt_rc;
+    char set_msg[256], ckpt_msg[256];
     size_t p;
 } reenter;
 
@@ -329,6 +330,8 @@ static int reentering_objective(const double *w, const double *meta, double *f, 
     r->set_rc = revl_hyperopt_set(r->h, alpha, gamma, NULL, NULL);
     snprintf(r->set_msg, sizeof r->set_msg, "%s", revl_hyperopt_last_error(r->h));
     r->load_rc = revl_hyperopt_load(r->h, r->path);
+    r->ckpt_rc = revl_hyperopt_checkpoint_load(r->h, r->ckpt);
+    snprintf(r->ckpt_msg, sizeof r->ckpt_msg, "%s", revl_hyperopt_last_error(r->h));
     r->step_rc = revl_hyperopt_step(r->h, NULL);
     double s = 0;
     for (size_t i = 0; i < r->p; i++) {
@@ -347,19 +350,26 @@ START_TEST(test_hyperopt_values_replaced_during_step)
     int fd = mkstemp(path);
     ck_assert_int_ge(fd, 0);
     close(fd);
-    reenter r = {.path = path, .p = revl_model_n_params(m)};
+    char ckpt[] = "/tmp/revl_hardening_ckpt_XXXXXX";
+    fd = mkstemp(ckpt);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    reenter r = {.path = path, .ckpt = ckpt, .p = revl_model_n_params(m)};
     revl_hyperopt_options o;
     revl_hyperopt_options_init(&o);
     o.objective = reentering_objective;
     o.objective_user = &r;
     ck_assert_int_eq(revl_hyperopt_create(&r.h, m, NULL, 2, &o), REVL_OK);
     ck_assert_int_eq(revl_hyperopt_save(r.h, 0, path), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_checkpoint_save(r.h, ckpt), REVL_OK);
     double before[4], after[4];
     ck_assert_int_eq(revl_hyperopt_get(r.h, 0, before, NULL, NULL, NULL), REVL_OK);
     ck_assert_int_eq(revl_hyperopt_step(r.h, NULL), REVL_OK);
     ck_assert_int_eq(r.set_rc, REVL_ERR_STATE);
     ck_assert_int_eq(r.load_rc, REVL_ERR_STATE);
     ck_assert_int_eq(r.step_rc, REVL_ERR_STATE);
+    ck_assert_int_eq(r.ckpt_rc, REVL_ERR_STATE);
+    expect_msg(r.ckpt_msg, "revl_hyperopt_checkpoint_load called during meta-iteration 0");
     expect_msg(r.set_msg, "revl_hyperopt_set called during meta-iteration 0 (from the objective "
                           "callback?)");
     /* the best is the point that was evaluated, not what the objective tried to set */
@@ -368,8 +378,10 @@ START_TEST(test_hyperopt_values_replaced_during_step)
     /* outside a step both work again */
     ck_assert_int_eq(revl_hyperopt_load(r.h, path), REVL_OK);
     ck_assert_int_eq(revl_hyperopt_set(r.h, before, NULL, NULL, NULL), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_checkpoint_load(r.h, ckpt), REVL_OK);
     revl_hyperopt_free(r.h);
     unlink(path);
+    unlink(ckpt);
     revl_model_free(m);
     revl_dataset_free(data);
 }
@@ -438,6 +450,24 @@ START_TEST(test_loaders_refuse_directory_and_fifo)
     ck_assert_int_eq(revl_dataset_load_idx(d, "/dev/null", "/dev/null", 0), REVL_ERR_IO);
     expect_msg(revl_dataset_last_error(d), "/dev/null: not a regular file (a character device)");
     revl_dataset_free(d);
+    /* both checkpoint loaders: a directory once was NOMEM (its size read as 2^63 - 1), a FIFO
+     * blocked in open() */
+    size_t off[2] = {0, revl_model_n_params(m)};
+    revl_schedule *s = NULL;
+    ck_assert_int_eq(revl_schedule_create(&s, 2, 1, off), REVL_OK);
+    revl_trainer *t = NULL;
+    ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+    const char *paths[3] = {dir, fifo, "/dev/null"};
+    const char *kinds[3] = {"a directory", "a FIFO", "a character device"};
+    for (int k = 0; k < 3; k++) {
+        snprintf(want, sizeof want, "%s: not a regular file (%s)", paths[k], kinds[k]);
+        ck_assert_int_eq(revl_trainer_load(t, paths[k]), REVL_ERR_IO);
+        expect_msg(revl_trainer_last_error(t), want);
+        ck_assert_int_eq(revl_hyperopt_checkpoint_load(h, paths[k]), REVL_ERR_IO);
+        expect_msg(revl_hyperopt_last_error(h), want);
+    }
+    revl_trainer_free(t);
+    revl_schedule_free(s);
     revl_hyperopt_free(h);
     revl_model_free(m);
     revl_dataset_free(data);
@@ -568,6 +598,149 @@ START_TEST(test_hyperopt_chaos_guard_running_minimum)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ issue 24: extreme values */
+
+/* L = 1/2 (w_0 - 1)^2 (or L = 0 when *user is 0): w_1's gradient is always exactly 0 */
+static int flat_grad(size_t step, const double *w, const double *meta, double *g, double *loss,
+                     void *user)
+{
+    (void)step;
+    (void)meta;
+    int live = *(const int *)user;
+    g[0] = live ? w[0] - 1 : 0;
+    g[1] = 0;
+    if (loss)
+        *loss = live ? 0.5 * (w[0] - 1) * (w[0] - 1) : 0;
+    return 0;
+}
+
+static int flat_hvp(size_t step, const double *w, const double *meta, const double *v, double *g,
+                    double *hv, double *hm, void *user)
+{
+    (void)hm;
+    if (g)
+        flat_grad(step, w, meta, g, NULL, user);
+    hv[0] = *(const int *)user ? v[0] : 0;
+    hv[1] = 0;
+    return 0;
+}
+
+/* Adam and RMSprop (_i) at the ends of their ranges where nothing overflows in the true
+ * arithmetic: alpha above 2^-52 DBL_MAX (about 4e292) with every gradient exactly 0 (nothing
+ * moves: was "weight left the fixed-point range", 0 times an overflowed alpha 2^frac_bits), and
+ * eps = 1e-200 with a weight whose gradient is always 0 (eps^2 underflows: its hypergradient was
+ * 0/0 and refused). Training and the reverse pass succeed with finite hypergradients; nothing
+ * moves that should not. At alpha = DBL_MAX training still moves nothing; the reverse pass's
+ * adjoint of m (alpha / eps) really is beyond DBL_MAX there, so only training is asked for. */
+START_TEST(test_extreme_alpha_and_eps)
+{
+    revl_optimizer opt = _i ? REVL_OPTIM_RMSPROP : REVL_OPTIM_ADAM;
+    enum { T = 5, P = 2 };
+    const double alphas[] = {1e293, 1e296, DBL_MAX};
+    for (int c = 0; c < 4; c++) {
+        int live = c == 3;
+        revl_model_def d;
+        revl_model_def_init(&d);
+        d.n_params = P;
+        d.grad = flat_grad;
+        d.hvp = flat_hvp;
+        d.user = &live;
+        revl_model *m = NULL;
+        ck_assert_int_eq(revl_model_create(&m, &d), REVL_OK);
+        size_t off[2] = {0, P};
+        revl_schedule *s = NULL;
+        ck_assert_int_eq(revl_schedule_create_for(&s, opt, T, 1, off, NULL), REVL_OK);
+        if (live)
+            ck_assert_int_eq(revl_schedule_fill_kind(s, REVL_HYPER_EPS, 1e-200), REVL_OK);
+        else
+            ck_assert_int_eq(revl_schedule_fill_kind(s, REVL_HYPER_ALPHA, alphas[c]), REVL_OK);
+        revl_trainer *t = NULL;
+        ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+        double w0[P] = {0.25, -0.5}, wT[P], dfdw[P] = {1, 1}, dw0[P];
+        double *dk[REVL_HYPER_COUNT] = {0};
+        revl_hyper kinds[REVL_HYPER_COUNT];
+        size_t nk = revl_schedule_kinds(s, kinds);
+        for (size_t k = 0; k < nk; k++)
+            dk[kinds[k]] = malloc(T * sizeof(double));
+        ck_assert_msg(revl_trainer_train(t, w0, NULL) == REVL_OK, "case %d: %s", c,
+                      revl_trainer_last_error(t));
+        ck_assert_int_eq(revl_trainer_weights(t, wT), REVL_OK);
+        ck_assert(wT[1] == w0[1]);
+        if (!live)
+            ck_assert(wT[0] == w0[0]);
+        if (c == 2)
+            goto next;
+        ck_assert_msg(revl_trainer_hypergrad_kinds(t, dfdw, NULL, dw0, dk, NULL) == REVL_OK,
+                      "case %d: %s", c, revl_trainer_last_error(t));
+        ck_assert(dw0[1] == 1); /* w_1 moves nothing: its adjoint passes through */
+        for (size_t k = 0; k < nk; k++)
+            for (size_t j = 0; j < T; j++) {
+                ck_assert_msg(isfinite(dk[kinds[k]][j]), "case %d: d_%s[%zu] = %g", c,
+                              revl_hyper_name(kinds[k]), j, dk[kinds[k]][j]);
+                if (!live) /* nothing moved, nothing depends on a hyperparameter */
+                    ck_assert(dk[kinds[k]][j] == 0);
+            }
+    next:
+        for (size_t k = 0; k < nk; k++)
+            free(dk[kinds[k]]);
+        revl_trainer_free(t);
+        revl_schedule_free(s);
+        revl_model_free(m);
+    }
+}
+END_TEST
+
+/* The built-in MLP with a zero-initialised output layer on a balanced full batch: at step 0 the
+ * output bias's gradient is a rounding residue (1/C minus each class's share), far below s's
+ * resolution yet not below m's. Adam and RMSprop (_i) train it and reverse it exactly (they
+ * stopped at step 0 with "s is 0 while m is not"). */
+START_TEST(test_mlp_zero_output_layer_trains)
+{
+    revl_optimizer opt = _i ? REVL_OPTIM_RMSPROP : REVL_OPTIM_ADAM;
+    revl_dataset *data = test_dataset(30, 5, 3, 11); /* labels i mod 3: balanced */
+    size_t widths[3] = {5, 8, 3};
+    revl_mlp_options mo;
+    revl_mlp_options_init(&mo);
+    mo.batch_size = 0; /* the full batch */
+    revl_model *m = NULL;
+    ck_assert_int_eq(revl_mlp_create(&m, 3, widths, data, &mo), REVL_OK);
+    size_t p = revl_model_n_params(m), off[5];
+    ck_assert_uint_eq(p, 5 * 8 + 8 + 8 * 3 + 3);
+    ck_assert_int_eq(revl_model_group_offsets(m, off), REVL_OK);
+    double *w0 = calloc(p, sizeof *w0), *dfdw = malloc(p * sizeof *dfdw);
+    double *dw0 = malloc(p * sizeof *dw0), g[75];
+    for (size_t i = 0; i < off[2]; i++) /* the hidden layer; W_1 and b_1 stay 0 */
+        w0[i] = 0.3 * cos(1.7 * (double)i);
+    for (size_t i = 0; i < p; i++)
+        dfdw[i] = 0.1 * sin((double)i);
+    /* the premise: the output bias's gradient is tiny but not 0 somewhere */
+    double loss, acc;
+    ck_assert_int_eq(revl_model_evaluate(m, data, w0, &loss, g, &acc), REVL_OK);
+    int tiny = 0;
+    for (size_t i = off[3]; i < off[4]; i++) {
+        ck_assert(fabs(g[i]) < 1e-15);
+        tiny |= g[i] != 0;
+    }
+    ck_assert_msg(tiny, "every output bias gradient is exactly 0: the premise does not hold");
+    revl_schedule *s = NULL;
+    ck_assert_int_eq(revl_schedule_create_for(&s, opt, 6, 4, off, NULL), REVL_OK);
+    revl_trainer *t = NULL;
+    ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+    ck_assert_msg(revl_trainer_train(t, w0, NULL) == REVL_OK, "%s", revl_trainer_last_error(t));
+    ck_assert_msg(revl_trainer_hypergrad(t, dfdw, NULL, dw0, NULL, NULL, NULL) == REVL_OK, "%s",
+                  revl_trainer_last_error(t));
+    for (size_t i = 0; i < p; i++)
+        ck_assert(isfinite(dw0[i]));
+    revl_trainer_free(t);
+    revl_schedule_free(s);
+    revl_model_free(m);
+    revl_dataset_free(data);
+    free(w0);
+    free(dfdw);
+    free(dw0);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ item 14: stale messages */
 
 START_TEST(test_success_clears_the_message)
@@ -627,6 +800,8 @@ static Suite *hardening_suite(void)
     tcase_add_test(tc, test_hyperopt_chain_rule_at_applied_gamma);
     tcase_add_test(tc, test_hyperopt_chaos_guard_running_minimum);
     tcase_add_test(tc, test_success_clears_the_message);
+    tcase_add_loop_test(tc, test_extreme_alpha_and_eps, 0, 2);
+    tcase_add_loop_test(tc, test_mlp_zero_output_layer_trains, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }

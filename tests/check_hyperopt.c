@@ -1064,7 +1064,7 @@ START_TEST(test_other_optimizers_errors_and_files)
     write_text(pa, text);
     free(text);
     ck_assert_int_eq(revl_hyperopt_load(hb, pa), REVL_ERR_IO);
-    ck_assert_ptr_nonnull(strstr(revl_hyperopt_last_error(hb), "beta1 = 1.12346 outside"));
+    ck_assert_ptr_nonnull(strstr(revl_hyperopt_last_error(hb), "beta1 = 1.123456789 outside"));
     /* a beta at the top of its grid keeps its coordinate: a tiny step leaves it there */
     revl_hyperopt_options o2 = o;
     o2.method = REVL_META_SGD;

@@ -218,6 +218,60 @@ START_TEST(test_corruption_detected)
 }
 END_TEST
 
+/* The stack's "broken" state: a word read from the empty stack is a zero borrowed (deficit);
+ * paying it back with a zero is exact, with anything else the run was not exact and the stack
+ * says so (broken), and the buffer is then never empty. A reset starts the next run clean:
+ * no deficit, not broken, not out of memory, empty again. */
+START_TEST(test_broken_stack)
+{
+    revl_allocator a;
+    revl_allocator_init(&a);
+    rv_infobuf b;
+    ck_assert_int_eq(rv_infobuf_init(&b, &a, RV_BLOCK + 10), REVL_OK); /* two stacks */
+    ck_assert_int_eq(rv_infobuf_reset(&b, NULL), REVL_OK);
+    rv_stack *s = &b.stacks[1];
+    /* borrowed and repaid with a zero: exact */
+    ck_assert_uint_eq(rv_pop_word(s), 0);
+    ck_assert_uint_eq(s->deficit, 1);
+    ck_assert(!rv_infobuf_is_empty(&b));
+    rv_push_word(&a, s, 0);
+    ck_assert(s->deficit == 0 && !s->broken && s->len == 0);
+    ck_assert(rv_infobuf_is_empty(&b));
+    /* repaid with a nonzero word: broken, and the word is not stored */
+    for (rv_word w = 1; w != 0; w = (rv_word)(w << 1)) {
+        ck_assert_uint_eq(rv_pop_word(s), 0);
+        rv_push_word(&a, s, w);
+        ck_assert_msg(s->broken, "word %u repaid a deficit unnoticed", (unsigned)w);
+        ck_assert(s->deficit == 0 && s->len == 0);
+        ck_assert(!rv_infobuf_is_empty(&b));
+        s->broken = 0;
+    }
+    /* once broken, later exact work does not clear it */
+    rv_pop_word(s);
+    rv_push_word(&a, s, 0x8000);
+    rv_pop_word(s);
+    rv_push_word(&a, s, 0);
+    rv_push_word(&a, s, 7);
+    ck_assert_uint_eq(rv_pop_word(s), 7);
+    ck_assert(s->broken && !rv_infobuf_is_empty(&b));
+    /* a reset forgets the previous run's flags and words, on every stack */
+    b.stacks[0].nomem = 1;
+    rv_pop_word(&b.stacks[0]);
+    b.state[3] = RV_STATE_LOW + 5;
+    ck_assert_int_eq(rv_infobuf_reset(&b, NULL), REVL_OK);
+    for (size_t k = 0; k < b.n_blocks; k++)
+        ck_assert(!b.stacks[k].broken && !b.stacks[k].deficit && !b.stacks[k].nomem &&
+                  !b.stacks[k].len);
+    ck_assert(rv_infobuf_is_empty(&b));
+    /* and with a reservation too */
+    s->broken = 1;
+    double bits[2] = {1000, 1000};
+    ck_assert_int_eq(rv_infobuf_reset(&b, bits), REVL_OK);
+    ck_assert(!s->broken && rv_infobuf_is_empty(&b));
+    rv_infobuf_destroy(&b);
+}
+END_TEST
+
 static Suite *infobuf_suite(void)
 {
     Suite *s = suite_create("infobuf");
@@ -233,6 +287,7 @@ static Suite *infobuf_suite(void)
     tcase_add_test(tc, test_bits_gamma_098);
     tcase_add_test(tc, test_bits_gamma_0999);
     tcase_add_test(tc, test_corruption_detected);
+    tcase_add_test(tc, test_broken_stack);
     suite_add_tcase(s, tc);
     return s;
 }

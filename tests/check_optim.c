@@ -813,6 +813,13 @@ START_TEST(test_schedule_errors)
         ck_assert_int_eq(revl_schedule_get_kind(s, REVL_HYPER_BETA1, got), REVL_OK);
         ck_assert(got[1] == 0.9); /* nothing changed */
     }
+    /* just outside, shown with the digits that make it so */
+    v[1] = 1 - 0x1p-25;
+    ck_assert_int_eq(revl_schedule_set_kind(s, REVL_HYPER_BETA1, v), REVL_ERR_INVALID);
+    expect_msg(revl_schedule_last_error(s), "beta1 = 0.9999999701976776 outside [2^-24, 1-2^-24]");
+    v[1] = 0x1p-25;
+    ck_assert_int_eq(revl_schedule_set_kind(s, REVL_HYPER_BETA2, v), REVL_ERR_INVALID);
+    expect_msg(revl_schedule_last_error(s), "beta2 = 2.9802322387695312e-08 outside");
     v[1] = 0.9;
     const double bad_eps[] = {0.0, -1e-8, INFINITY, NAN};
     for (size_t k = 0; k < sizeof bad_eps / sizeof bad_eps[0]; k++) {
@@ -1162,8 +1169,10 @@ START_TEST(test_adam_singular)
 }
 END_TEST
 
-/* A gradient so small that (1-beta2) g^2 rounds to 0 in s while g (and so m) is not 0: the
- * update's derivative in s is infinite there, a range error naming step and parameter. */
+/* A gradient so small that (1-beta2) g^2 is below s's unit while (1-beta1) g is not below m's:
+ * for g != 0 the true increment of s is > 0, so s grows by at least one unit and training and
+ * its exact reversal go on (this was "s is 0 while m is not" at step 0), also when exact zeros
+ * follow it. */
 START_TEST(test_tiny_gradient_singular)
 {
     revl_optimizer opt = _i ? REVL_OPTIM_RMSPROP : REVL_OPTIM_ADAM;
@@ -1175,10 +1184,20 @@ START_TEST(test_tiny_gradient_singular)
     revl_schedule *s = random_schedule(opt, 5, 1, 6);
     revl_trainer *t = NULL;
     ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
-    double w0[6] = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6}, meta[1] = {0};
-    ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_ERR_RANGE);
-    expect_msg(revl_trainer_last_error(t), "second moment s is 0 while ");
-    expect_msg(revl_trainer_last_error(t), "at step 0, parameter 4 (forward)");
+    double w0[6] = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6}, meta[1] = {0}, dfdw[6] = {1, 1, 1, 1, 1, 1};
+    double dw0[6], dmeta[1];
+    ck_assert_msg(revl_trainer_train(t, w0, meta) == REVL_OK, "%s", revl_trainer_last_error(t));
+    size_t k_s = opt == REVL_OPTIM_ADAM ? 1 : 0; /* s among the optimiser's states */
+    ck_assert(((const rv_wide *)t->opt->state(t->opt_self, k_s).data)[4] > 0);
+    ck_assert_msg(revl_trainer_hypergrad(t, dfdw, NULL, dw0, NULL, NULL, dmeta) == REVL_OK, "%s",
+                  revl_trainer_last_error(t));
+    for (size_t i = 0; i < 6; i++)
+        ck_assert(isfinite(dw0[i]));
+    /* the tiny gradient at step 0 only, exact zeros after */
+    q->active_until = 1;
+    ck_assert_msg(revl_trainer_train(t, w0, meta) == REVL_OK, "%s", revl_trainer_last_error(t));
+    ck_assert_int_eq(revl_trainer_hypergrad(t, dfdw, NULL, dw0, NULL, NULL, dmeta), REVL_OK);
+    q->active_until = 0;
     q->sc[4] = 1.0;
     ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
     revl_trainer_free(t);
@@ -1295,12 +1314,14 @@ START_TEST(test_verify_catches_corruption)
     ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
     double w0[8], meta[1] = {-1}, dfdw[8] = {1, 1, 1, 1, 1, 1, 1, 1};
     init_w0(w0, p);
-    for (int what = 0; what < 3; what++) {
+    for (int what = 0; what < 4; what++) {
         if (what == 1 && !has_kind(s, REVL_HYPER_BETA1)) /* Adam-like: state 1 is s */
             continue;
         ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
         if (what == 0)
             t->w[3] += 1;
+        else if (what == 3)
+            t->w[p - 1] += 1; /* the last weight is checked too */
         else if (what == 1)
             ((rv_wide *)t->opt->state(t->opt_self, 1).data)[7] += 1; /* Adam's s */
         else
@@ -1311,9 +1332,67 @@ START_TEST(test_verify_catches_corruption)
                               "parameter 3 ",
                               /* s shares its coder state with m: either may show it */
                               "at step 0: first difference at parameter 7 ",
-                              "reverse pass ended with a non-empty information buffer"};
+                              "reverse pass ended with a non-empty information buffer",
+                              "reverse pass did not reproduce w at step 0: first difference at "
+                              "parameter 7 "};
         expect_msg(revl_trainer_last_error(t), want[what]);
     }
+    revl_trainer_free(t);
+    revl_schedule_free(s);
+    revl_model_free(m);
+}
+END_TEST
+
+/* L = 1e-14 w_0 + w_1^2 / 2: w_0's gradient is tiny and constant, so with beta2 = 2^-24 its s
+ * is tiny and d u / d s huge, while d u / d m is not. */
+static int tiny_grad(size_t step, const double *w, const double *meta, double *g, double *loss,
+                     void *user)
+{
+    (void)step, (void)meta, (void)user;
+    g[0] = 1e-14;
+    g[1] = w[1];
+    if (loss)
+        *loss = 1e-14 * w[0] + 0.5 * w[1] * w[1];
+    return 0;
+}
+
+static int tiny_hvp(size_t step, const double *w, const double *meta, const double *v, double *g,
+                    double *hv, double *hm, void *user)
+{
+    (void)hm;
+    if (g)
+        tiny_grad(step, w, meta, g, NULL, user);
+    hv[0] = 0;
+    hv[1] = v[1];
+    return 0;
+}
+
+/* Adam's Hessian direction is a + b g: an overflow in b alone (s's adjoint, for a dfdw of
+ * 4e283 on a weight whose s is about 1e-28) is the direction's overflow, reported as such,
+ * not an Inf handed to the model. */
+START_TEST(test_verify_direction_b_overflow)
+{
+    revl_model_def d;
+    revl_model_def_init(&d);
+    d.n_params = 2;
+    d.grad = tiny_grad;
+    d.hvp = tiny_hvp;
+    revl_model *m = NULL;
+    ck_assert_int_eq(revl_model_create(&m, &d), REVL_OK);
+    size_t off[2] = {0, 2};
+    revl_schedule *s = NULL;
+    ck_assert_int_eq(revl_schedule_create_for(&s, REVL_OPTIM_ADAM, 2, 1, off, NULL), REVL_OK);
+    ck_assert_int_eq(revl_schedule_fill_kind(s, REVL_HYPER_BETA2, 0x1p-24), REVL_OK);
+    ck_assert_int_eq(revl_schedule_fill_kind(s, REVL_HYPER_EPS, 1e-300), REVL_OK);
+    revl_trainer *t = NULL;
+    ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+    double w0[2] = {0.5, 0.5}, dfdw[2] = {4e283, 1};
+    ck_assert_int_eq(revl_trainer_train(t, w0, NULL), REVL_OK);
+    ck_assert_int_eq(revl_trainer_hypergrad_kinds(t, dfdw, NULL, NULL, NULL, NULL),
+                     REVL_ERR_RANGE);
+    expect_msg(revl_trainer_last_error(t), "the Hessian-vector direction is not finite at step 1");
+    /* a is finite there: it is b's overflow that was caught */
+    ck_assert(isfinite(t->dir_a[0]) && !isfinite(t->dir_b[0]));
     revl_trainer_free(t);
     revl_schedule_free(s);
     revl_model_free(m);
@@ -1501,6 +1580,7 @@ static Suite *optim_suite(void)
     tcase_add_loop_test(tc, test_fused_callback_same_bits, 0, N_OPT);
     tcase_add_loop_test(tc, test_fingerprint_and_outputs_untouched, 0, N_OPT);
     tcase_add_loop_test(tc, test_verify_catches_corruption, 0, N_OPT);
+    tcase_add_test(tc, test_verify_direction_b_overflow);
     tcase_add_loop_test(tc, test_reentry_overflow_hv_meta, 0, N_OPT);
     tcase_add_loop_test(tc, test_no_allocation_per_step, 0, N_OPT);
     tcase_add_test(tc, test_create_errors_say_why);

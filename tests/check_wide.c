@@ -97,12 +97,44 @@ START_TEST(test_to_double_same_bits)
 }
 END_TEST
 
+/* rv_wide_mul_rounded (the betas' and RMSprop's gamma multiply in steps whose bits are not
+ * kept) is x n / 2^bits rounded to nearest, ties up: e = x n - y 2^bits lies in
+ * [-2^(bits-1), 2^(bits-1)), checked modulo 2^128 (e is small, so the wrap is exact), for x
+ * of every size and sign and n over the grids; rounding down instead (no half unit) puts e in
+ * [0, 2^bits) and fails whenever the discarded part is at least half. */
+START_TEST(test_mul_rounded_nearest)
+{
+    long bad = 0, n_ties = 0;
+    for (int rep = 0; rep < 200000; rep++) {
+        unsigned bits = rep % 2 ? 24 : 16;
+        uint32_t n = 1 + (uint32_t)(next() % ((1u << bits) - 1));
+        unsigned mag = 1 + (unsigned)(next() % 125);
+        rv_uwide u = ((rv_uwide)next() << 64 | next()) >> (128 - mag);
+        rv_wide x = next() % 2 ? -(rv_wide)u : (rv_wide)u;
+        if (rep % 7 == 0) { /* an exact tie: the discarded part is one half */
+            x = (rv_wide)(((rv_uwide)x >> bits << bits) | (1u << (bits - 1)));
+            n = 1;
+        }
+        rv_wide y = rv_wide_mul_rounded(x, n, bits);
+        rv_wide e = (rv_wide)((rv_uwide)x * n - ((rv_uwide)y << bits));
+        rv_wide half = (rv_wide)1 << (bits - 1);
+        n_ties += rep % 7 == 0;
+        if ((e < -half || e >= half) && bad++ < 5)
+            fprintf(stderr, "x n / 2^%u: x = %.17g, n = %u: error %lld / 2^%u\n", bits,
+                    ref_to_double(x), n, (long long)e, bits);
+    }
+    ck_assert_int_gt(n_ties, 1000);
+    ck_assert_int_eq(bad, 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("wide");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_round_same_bits);
     tcase_add_test(tc, test_to_double_same_bits);
+    tcase_add_test(tc, test_mul_rounded_nearest);
     suite_add_tcase(s, tc);
     SRunner *r = srunner_create(s);
     srunner_run_all(r, CK_NORMAL);

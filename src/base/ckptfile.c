@@ -3,9 +3,13 @@
  * not checked. */
 #include "base/ckptfile.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -52,6 +56,92 @@ static uint64_t le_value(const unsigned char *b, int n)
     return x;
 }
 
+/* The directory holding path ("." for a bare name). */
+static void dir_of(const char *path, char dir[RV_CKPT_PATH_MAX + 1])
+{
+    snprintf(dir, RV_CKPT_PATH_MAX + 1, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        slash[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, RV_CKPT_PATH_MAX + 1, ".");
+}
+
+#define TMP_TAG ".tmp."
+#define TMP_SUFFIX 6 /* characters after TMP_TAG */
+
+/* Remove the temporaries <path>.tmp.XXXXXX of saves that died (killed mid-write): a writer holds
+ * an exclusive flock on its temporary until it has renamed it, so a temporary whose lock can be
+ * taken has no writer left. The name is checked to be the same file after locking, so that only
+ * what was locked is removed. */
+static void remove_stale(const char *path)
+{
+    char dir[RV_CKPT_PATH_MAX + 1], full[2 * RV_CKPT_PATH_MAX + 2];
+    dir_of(path, dir);
+    const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+    size_t nb = strlen(base);
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        const char *n = e->d_name;
+        if (strlen(n) != nb + strlen(TMP_TAG) + TMP_SUFFIX || strncmp(n, base, nb) != 0 ||
+            strncmp(n + nb, TMP_TAG, strlen(TMP_TAG)) != 0)
+            continue;
+        snprintf(full, sizeof full, "%s/%s", dir, n);
+        int fd = open(full, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        struct stat held, named;
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &held) == 0 &&
+            S_ISREG(held.st_mode) && lstat(full, &named) == 0 && held.st_ino == named.st_ino &&
+            held.st_dev == named.st_dev)
+            unlink(full);
+        close(fd);
+    }
+    closedir(d);
+}
+
+/* Create w->tmp = <path>.tmp.XXXXXX exclusively (O_EXCL: no two writers, threads or processes,
+ * ever share one) and lock it for as long as it is written. */
+static int create_tmp(rv_ckpt_writer *w, const char *path)
+{
+    static _Atomic unsigned long counter;
+    static const char digits[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t h = rv_hash_u64(rv_hash_u64(rv_hash_u64(RV_HASH_INIT, (uint64_t)getpid()),
+                                         (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec),
+                             (uint64_t)(uintptr_t)w);
+    for (int attempt = 0; attempt < 100; attempt++) {
+        uint64_t x = rv_hash_u64(h, counter++);
+        char suffix[TMP_SUFFIX + 1];
+        for (int i = 0; i < TMP_SUFFIX; i++, x /= 36)
+            suffix[i] = digits[x % 36];
+        suffix[TMP_SUFFIX] = '\0';
+        snprintf(w->tmp, sizeof w->tmp, "%s" TMP_TAG "%s", path, suffix);
+        int fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd < 0) {
+            if (errno == EEXIST)
+                continue;
+            return -1;
+        }
+        /* a file system without flock: no stale cleanup can see this writer's lock, but none
+         * can take one either, so nothing is removed under it */
+        int locked = flock(fd, LOCK_EX) == 0;
+        struct stat st;
+        if (locked && fstat(fd, &st) == 0 && st.st_nlink == 0) {
+            close(fd); /* a cleanup removed it between open and flock: take another name */
+            continue;
+        }
+        return fd;
+    }
+    errno = EEXIST;
+    return -1;
+}
+
 int rv_ckpt_create(rv_ckpt_writer *w, const char *path, const char magic[8], uint32_t version,
                    char *err)
 {
@@ -63,8 +153,14 @@ int rv_ckpt_create(rv_ckpt_writer *w, const char *path, const char magic[8], uin
     w->failed = 0;
     if (strlen(path) > RV_CKPT_PATH_MAX)
         return rv_fail(err, REVL_ERR_IO, PATH_FMT ": path too long", PATH_ARG(path));
-    snprintf(w->tmp, sizeof w->tmp, "%s.%ld.tmp", path, (long)getpid());
-    w->f = fopen(w->tmp, "wb");
+    remove_stale(path);
+    int fd = create_tmp(w, path);
+    if (fd >= 0 && !(w->f = fdopen(fd, "wb"))) {
+        int e = errno;
+        close(fd);
+        remove(w->tmp);
+        errno = e;
+    }
     if (!w->f)
         return rv_fail(err, REVL_ERR_IO, PATH_FMT ": cannot create its temporary file: %s",
                        PATH_ARG(path), strerror(errno));
@@ -145,14 +241,7 @@ void rv_ckpt_abandon(rv_ckpt_writer *w)
 static void sync_dir(const char *path)
 {
     char dir[RV_CKPT_PATH_MAX + 1];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash == dir)
-        slash[1] = '\0';
-    else if (slash)
-        *slash = '\0';
-    else
-        snprintf(dir, sizeof dir, ".");
+    dir_of(path, dir);
     int fd = open(dir, O_RDONLY);
     if (fd >= 0) {
         fsync(fd);
@@ -173,12 +262,12 @@ int rv_ckpt_commit(rv_ckpt_writer *w, char *err)
         w->failed = errno ? errno : -1;
     if (!w->failed && fsync(fileno(w->f)) != 0)
         w->failed = errno ? errno : -1;
-    int close_rc = fclose(w->f);
-    w->f = NULL;
-    if (!w->failed && close_rc != 0)
-        w->failed = errno ? errno : -1;
+    /* renamed while still open and locked, so that no stale cleanup takes it for a dead one's;
+     * the bytes are on disk (fsync), so a failing close after that loses nothing */
     if (!w->failed && rename(w->tmp, w->path) != 0)
         w->failed = errno ? errno : -1;
+    fclose(w->f);
+    w->f = NULL;
     if (w->failed) {
         remove(w->tmp);
         return rv_fail(err, REVL_ERR_IO, PATH_FMT ": write failed (%s); the previous file is "
@@ -195,10 +284,10 @@ int rv_ckpt_open(rv_ckpt_reader *r, const revl_allocator *a, const char *path,
     memset(r, 0, sizeof *r);
     r->alloc = a;
     r->path = path;
-    FILE *f = fopen(path, "rb");
+    /* a regular file only: a FIFO would block, a directory's "size" is 2^63 - 1 */
+    FILE *f = rv_open_regular(path, err);
     if (!f)
-        return rv_fail(err, REVL_ERR_IO, PATH_FMT ": cannot open: %s", PATH_ARG(path),
-                       strerror(errno));
+        return REVL_ERR_IO;
     long size = -1;
     if (fseek(f, 0, SEEK_END) == 0)
         size = ftell(f);

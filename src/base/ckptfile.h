@@ -1,10 +1,12 @@
 /* ckptfile.h: the binary container both checkpoints (trainer, hyper-optimiser) are written in
  * (docs/file-formats.md): an 8-byte magic, a version, the body as little-endian 64-bit words
  * (16-bit for the buffer's words), then the file's length and a CRC-32 of everything before it.
- * The writer streams to a temporary name, fsyncs and renames, so a crash mid-write leaves the
- * previous file intact; the reader takes the whole file in, checks length and checksum before
- * anything is parsed, and then reads through a bounds-checked cursor, so that a damaged file is
- * an error and never an out-of-bounds read. */
+ * The writer streams to its own temporary <path>.tmp.XXXXXX (created exclusively and locked
+ * while written, so that concurrent writers never share one and a killed writer's is removed by
+ * the next save), fsyncs and renames, so a crash mid-write leaves the previous file intact;
+ * the reader takes the whole file in, checks length and checksum before anything is parsed, and
+ * then reads through a bounds-checked cursor, so that a damaged file is an error and never an
+ * out-of-bounds read. */
 #ifndef REVL_CKPTFILE_H
 #define REVL_CKPTFILE_H
 
@@ -31,7 +33,8 @@ typedef struct rv_ckpt_writer {
     unsigned char buf[1 << 16];
 } rv_ckpt_writer;
 
-/* Open path's temporary file and write magic and version. REVL_ERR_IO with a message in err. */
+/* Remove dead writers' temporaries of path, create this writer's, and write magic and
+ * version. REVL_ERR_IO with a message in err. */
 RV_HIDDEN int rv_ckpt_create(rv_ckpt_writer *w, const char *path, const char magic[8],
                              uint32_t version, char *err);
 RV_HIDDEN void rv_ckpt_put_u64(rv_ckpt_writer *w, uint64_t x);

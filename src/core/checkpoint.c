@@ -3,8 +3,9 @@
  * uninterrupted run. Everything the forward loop carries from one step to the next is saved
  * as exact integers: w, the optimiser's state vectors, the information buffer, the gradient
  * fingerprints, the start copies for the reverse pass, the step, the meta values. The
- * optimiser's per-(step, group) constants are not: they follow from the schedule, whose values
- * the file pins by a hash, and are recomputed on load. */
+ * optimiser's per-(step, group) constants are not: they follow from the schedule values the
+ * trajectory was trained with, which the file pins by a hash (taken when they were read, so a
+ * schedule changed after training does not change it), and are recomputed on load. */
 #include "base/ckptfile.h"
 #include "core/trainer.h"
 
@@ -28,8 +29,8 @@ static uint64_t model_hash(const revl_trainer *t)
     return h;
 }
 
-/* The schedule's values of every kind the optimiser reads, bit for bit. */
-static uint64_t schedule_hash(const revl_trainer *t)
+/* The schedule's values of every kind the optimiser reads, bit for bit, as they are now. */
+uint64_t rv_trainer_schedule_hash(const revl_trainer *t)
 {
     uint64_t h = rv_hash_u64(RV_HASH_INIT, t->n_steps);
     h = rv_hash_u64(h, t->n_groups);
@@ -41,8 +42,20 @@ static uint64_t schedule_hash(const revl_trainer *t)
     return h;
 }
 
+/* A sharded trainer's state is spread over the ranks; its checkpoint format is not defined. */
+static int refuse_sharded(revl_trainer *t, const char *call)
+{
+    return rv_fail(t->err, REVL_ERR_STATE,
+                   "%s: the trainer is sharded over %d ranks (revl_trainer_create_sharded), and "
+                   "checkpoints of a sharded trainer are not supported", call, t->comm.size);
+}
+
 int rv_trainer_save_now(revl_trainer *t, const char *path)
 {
+    /* its start copies and states hold only this rank's share, not the n_params entries
+     * written below: refused here too, whichever caller forgot */
+    if (t->sharded)
+        return refuse_sharded(t, "a checkpoint");
     rv_ckpt_writer *w = rv_alloc(&t->alloc, sizeof *w);
     if (!w)
         return rv_fail(t->err, REVL_ERR_NOMEM, "no memory to write a checkpoint");
@@ -60,7 +73,7 @@ int rv_trainer_save_now(revl_trainer *t, const char *path)
     for (size_t k = 0; k < opt->n_state; k++)
         rv_ckpt_put_u64(w, opt->state(t->opt_self, k).elem);
     rv_ckpt_put_u64(w, model_hash(t));
-    rv_ckpt_put_u64(w, schedule_hash(t));
+    rv_ckpt_put_u64(w, t->sched_hash); /* the values trained with, not the schedule's now */
     rv_ckpt_put_u64(w, t->steps_done == t->n_steps ? RV_TRAINED : RV_PARTIAL);
     rv_ckpt_put_u64(w, t->steps_done);
     rv_ckpt_put_f64(w, t->last_loss);
@@ -84,14 +97,6 @@ int rv_trainer_save_now(revl_trainer *t, const char *path)
     rc = rv_ckpt_commit(w, t->err);
     rv_free(&t->alloc, w);
     return rc;
-}
-
-/* A sharded trainer's state is spread over the ranks; its checkpoint format is not defined. */
-static int refuse_sharded(revl_trainer *t, const char *call)
-{
-    return rv_fail(t->err, REVL_ERR_STATE,
-                   "%s: the trainer is sharded over %d ranks (revl_trainer_create_sharded), and "
-                   "checkpoints of a sharded trainer are not supported", call, t->comm.size);
 }
 
 static int save(revl_trainer *t, const char *path);
@@ -184,7 +189,7 @@ static int read_header(revl_trainer *t, rv_ckpt_reader *r, uint64_t *state, uint
     if (rv_ckpt_get_u64(r) != model_hash(t))
         return rv_fail(t->err, REVL_ERR_IO, PATH_FMT ": written for a model with other groups "
                        "(its sizes' hash differs)", PATH_ARG(path));
-    if (rv_ckpt_get_u64(r) != schedule_hash(t))
+    if (rv_ckpt_get_u64(r) != rv_trainer_schedule_hash(t))
         return rv_fail(t->err, REVL_ERR_IO, PATH_FMT ": written with other schedule values "
                        "than this trainer's schedule now holds", PATH_ARG(path));
     *state = rv_ckpt_get_u64(r);

@@ -273,20 +273,21 @@ static int trainer_create(revl_trainer **out, revl_model *model, const revl_sche
         t->d_kinds = rv_calloc(a, n_kind_values, sizeof *t->d_kinds);
     t->bits_per_block = rv_calloc(a, t->n_blocks, sizeof *t->bits_per_block);
     size_t state_bytes = 0;
+    int states_ok = t->state_start != NULL; /* every start copy, not only the last one */
     if (!rc && t->state_start)
         for (size_t k = 0; k < opt->n_state; k++) {
             size_t elem = opt->state(t->opt_self, k).elem;
             state_bytes += pl * elem;
             if (!(t->state_start[k] = rv_calloc(a, pl, elem)))
-                rc = REVL_ERR_NOMEM;
+                states_ok = 0;
         }
     if (!rc)
         rc = REVL_ERR_NOMEM;
-    if (!opt_rc && t->w && t->w_start && t->state_start && t->wd && t->grad && t->meta &&
+    if (!opt_rc && states_ok && t->w && t->w_start && t->wd && t->grad && t->meta &&
         t->dw && t->dir_a && (t->dir_b || opt->dir_mode != RV_DIR_AFFINE) && t->hv &&
-        t->hv_meta && t->dmeta && t->hyper_values && t->sums && t->blocks && t->blocks_all && t->bits_per_block &&
-        t->fingerprint && t->agree && (t->vote || !t->sharded) && t->d_kinds &&
-        (opt->n_state == 0 || t->state_start[opt->n_state - 1])) {
+        t->hv_meta && t->dmeta && t->hyper_values && t->sums && t->blocks && t->blocks_all &&
+        t->bits_per_block && t->fingerprint && t->agree && (t->vote || !t->sharded) &&
+        t->d_kinds) {
         trainer_layout_blocks(t);
         t->partial = rv_calloc(a, t->n_parts * opt->n_slots, sizeof *t->partial);
         t->partial_all = t->sharded ? rv_calloc(a, t->n_parts_all * opt->n_slots,
@@ -348,7 +349,9 @@ int revl_trainer_weights(const revl_trainer *t, double *w)
 
 int revl_trainer_get_stats(const revl_trainer *t, revl_trainer_stats *out)
 {
-    if (!t || !out || out->struct_size < sizeof *out)
+    /* a size never shipped (smaller, larger, garbage) is refused, as for every struct; the
+     * handle is const, so there is no message */
+    if (!t || !out || rv_struct_size_check(NULL, RV_STRUCT_TRAINER_STATS, out->struct_size))
         return REVL_ERR_INVALID;
     out->steps_done = t->steps_done;
     out->buffer_bits = rv_infobuf_bits(&t->buf);
@@ -408,6 +411,7 @@ void rv_trainer_prepare(revl_trainer *t)
     const double *values[REVL_HYPER_COUNT];
     for (size_t k = 0; k < opt->n_kinds; k++)
         values[k] = rv_schedule_values(t->sched, opt->kinds[k]);
+    t->sched_hash = rv_trainer_schedule_hash(t);
     memset(t->bits_per_block, 0, t->n_blocks * sizeof *t->bits_per_block);
     /* what decides the bits besides the model's point: every rank of a data-parallel or
      * sharded run must agree on it, step by step */

@@ -80,6 +80,8 @@ struct revl_trainer {
                           callback that calls the trainer back is refused, not obeyed */
     double dfdw_max;   /* the largest |dfdw| of the reverse pass running, for messages */
     size_t steps_done;
+    uint64_t sched_hash;  /* rv_trainer_schedule_hash of the values the constants were read from
+                             (the trajectory's), for its checkpoints */
     double last_loss;
     size_t fixed_bytes, peak_bytes;
     char *ckpt_path;      /* revl_trainer_set_checkpoint: saved every ckpt_every steps */
@@ -114,6 +116,8 @@ RV_HIDDEN void rv_trainer_note_peak(revl_trainer *t);
 RV_HIDDEN void rv_trainer_prepare(revl_trainer *t);
 /* The forward loop from step `from` (w, states and buffer stand after from steps). */
 RV_HIDDEN int rv_trainer_forward(revl_trainer *t, size_t from);
+/* A hash of the schedule's values of the optimiser's kinds as they are now (checkpoint.c). */
+RV_HIDDEN uint64_t rv_trainer_schedule_hash(const revl_trainer *t);
 /* Write a checkpoint of the trajectory so far (checkpoint.c). */
 RV_HIDDEN int rv_trainer_save_now(revl_trainer *t, const char *path);
 

@@ -169,32 +169,40 @@ int revl_dataset_standardize(revl_dataset *d, const revl_dataset *reference)
         return rv_fail(d->err, REVL_ERR_INVALID, "reference has %zu features, data set has %zu",
                        r->dim, d->dim);
     size_t n = r->n, dim = d->dim;
-    double *mean = rv_calloc(&d->alloc, 2 * dim, sizeof *mean); /* dim <= n*dim: no overflow */
+    double *mean = rv_calloc(&d->alloc, 3 * dim, sizeof *mean); /* dim <= n*dim: no overflow */
     if (!mean)
         return rv_fail(d->err, REVL_ERR_NOMEM, "out of memory for %zu feature statistics", dim);
-    double *sd = mean + dim;
-    /* two passes (mean, then squared deviations) for accuracy; a feature whose values are all
-     * equal is constant: its mean is that value exactly and its sd 1, so it becomes exactly 0.
-     * Non-finite statistics (sums beyond DBL_MAX) are refused. */
+    double *sd = mean + dim, *unit = sd + dim;
+    /* Each feature is measured in units of a power of two, 2^e >= its largest |value|, so that
+     * no sum or difference overflows for finite features near DBL_MAX; scaling by a power of two
+     * is exact, so for every other feature the bits are those of the plain formulas. Two passes
+     * (mean, then squared deviations) for accuracy; a feature whose values are all equal is
+     * constant: its mean is that value exactly and its sd 1 (unit 2^0), so it becomes exactly
+     * 0. Non-finite statistics are refused. */
     for (size_t j = 0; j < dim; j++) {
         double lo = r->x[j], hi = r->x[j], sum = 0.0;
         for (size_t i = 0; i < n; i++) {
             double v = r->x[i * dim + j];
-            sum += v;
             lo = v < lo ? v : lo;
             hi = v > hi ? v : hi;
         }
+        unit[j] = 0;
         if (lo == hi) {
             mean[j] = lo;
             sd[j] = 1.0;
             continue;
         }
+        int e;
+        frexp(fmax(fabs(lo), fabs(hi)), &e);
+        unit[j] = e;
+        for (size_t i = 0; i < n; i++)
+            sum += ldexp(r->x[i * dim + j], -e);
         mean[j] = sum / (double)n;
         /* deviations scaled by the largest one, so that neither tiny nor huge spreads
          * underflow or overflow when squared; big > 0 since lo != hi */
-        double big = fmax(hi - mean[j], mean[j] - lo), ss = 0.0;
+        double big = fmax(ldexp(hi, -e) - mean[j], mean[j] - ldexp(lo, -e)), ss = 0.0;
         for (size_t i = 0; i < n; i++) {
-            double dv = (r->x[i * dim + j] - mean[j]) / big;
+            double dv = (ldexp(r->x[i * dim + j], -e) - mean[j]) / big;
             ss += dv * dv;
         }
         sd[j] = big * sqrt(ss / (double)n); /* population sd: the reference gets sd 1 */
@@ -207,14 +215,14 @@ int revl_dataset_standardize(revl_dataset *d, const revl_dataset *reference)
     /* a dry run first, so that an overflow (d far outside reference's range) changes nothing */
     for (size_t i = 0; i < d->n; i++)
         for (size_t j = 0; j < dim; j++)
-            if (!isfinite((d->x[i * dim + j] - mean[j]) / sd[j])) {
+            if (!isfinite((ldexp(d->x[i * dim + j], -(int)unit[j]) - mean[j]) / sd[j])) {
                 rv_free(&d->alloc, mean);
                 return rv_fail(d->err, REVL_ERR_RANGE,
                                "example %zu, feature %zu overflows when standardised", i, j);
             }
     for (size_t i = 0; i < d->n; i++)
         for (size_t j = 0; j < dim; j++)
-            d->x[i * dim + j] = (d->x[i * dim + j] - mean[j]) / sd[j];
+            d->x[i * dim + j] = (ldexp(d->x[i * dim + j], -(int)unit[j]) - mean[j]) / sd[j];
     rv_free(&d->alloc, mean);
     rv_clear(d->err);
     return REVL_OK;

@@ -133,9 +133,13 @@ int revl_hyperopt_checkpoint_load(revl_hyperopt *h, const char *path)
         return REVL_ERR_INVALID;
     if (!path)
         return rv_fail(h->err, REVL_ERR_INVALID, "revl_hyperopt_checkpoint_load: path is NULL");
+    /* from the objective: the running meta-iteration uses the values a load would replace */
+    int rc = rv_hyperopt_not_in_step(h, "revl_hyperopt_checkpoint_load");
+    if (rc)
+        return rc;
     rv_clear(h->err);
     rv_ckpt_reader r;
-    int rc = rv_ckpt_open(&r, &h->alloc, path, MAGIC, WHAT, VERSION, h->err);
+    rc = rv_ckpt_open(&r, &h->alloc, path, MAGIC, WHAT, VERSION, h->err);
     if (rc)
         return rc;
     double *tmp = rv_calloc(&h->alloc, 8 * h->n_theta, sizeof *tmp);

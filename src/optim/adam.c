@@ -22,7 +22,7 @@
 #define ADAM_BOUND (126 - ADAM_FRAC)
 
 typedef struct adam_sg {
-    double alpha, alpha_fixed; /* alpha and alpha 2^frac_bits (u to w units) */
+    double alpha, w_scale;     /* alpha; 2^frac_bits (u to w units) */
     double eps;
     double beta1, beta2;       /* applied: n / 2^24 */
     double omb1_fixed, omb2_fixed; /* (1 - beta) 2^ADAM_FRAC: g, g^2 to state units */
@@ -104,7 +104,7 @@ static double adam_prepare(void *self, size_t step, size_t group, const double *
     uint32_t n1 = rv_rate_numerator(RV_GRID_BETA, values[K_BETA1]);
     uint32_t n2 = rv_rate_numerator(RV_GRID_BETA, values[K_BETA2]);
     sg->alpha = values[K_ALPHA];
-    sg->alpha_fixed = ldexp(sg->alpha, 63 - o->w_bound);
+    sg->w_scale = ldexp(1.0, 63 - o->w_bound);
     sg->eps = values[K_EPS];
     sg->beta1 = ldexp((double)n1, -24);
     sg->beta2 = ldexp((double)n2, -24);
@@ -144,6 +144,11 @@ static inline int moment_terms(const adam_sg *sg, rv_block *blk, size_t i, doubl
                                 "(1-beta2)*gradient^2", "x", ADAM_BOUND);
         return 0;
     }
+    /* for g != 0 the true increment of s is > 0: at least one unit, so that a gradient below
+     * s's resolution (|g| < about 3e-14, while (1-beta1) g is not below m's) still makes s > 0
+     * (the same rule forward and back; adam_dir.c's lanes leave these to this code) */
+    if (*gs == 0 && g != 0)
+        *gs = 1;
     return 1;
 }
 
@@ -228,7 +233,7 @@ static void adam_forward_block(void *self, rv_pass *p, size_t step, rv_block *bl
         blk->err = RV_OK;
     for (size_t g = blk->g_first; g <= blk->g_last; g++) {
         const adam_sg sg = o->sg[step * o->n_groups + g];
-        const rv_adam_dir dir = {sg.m_scale, sg.s_scale, sg.eps, sg.alpha_fixed};
+        const rv_adam_dir dir = {sg.m_scale, sg.s_scale, sg.eps, sg.alpha, sg.w_scale};
         const rv_adam_grad gr = {sg.omb1_fixed, sg.omb2_fixed};
         size_t i0, i1;
         rv_block_range(blk, p->offsets, g, &i0, &i1);
@@ -294,7 +299,7 @@ static void adam_undo_position(void *self, rv_pass *p, size_t step, rv_block *bl
     blk->err = RV_OK;
     for (size_t g = blk->g_first; g <= blk->g_last; g++) {
         const adam_sg *sg = &o->sg[step * o->n_groups + g];
-        const rv_adam_dir dir = {sg->m_scale, sg->s_scale, sg->eps, sg->alpha_fixed};
+        const rv_adam_dir dir = {sg->m_scale, sg->s_scale, sg->eps, sg->alpha, sg->w_scale};
         size_t i0, i1;
         rv_block_range(blk, p->offsets, g, &i0, &i1);
         double s_alpha = 0, s_eps = 0, s_c1 = 0, s_c2 = 0;
@@ -305,7 +310,7 @@ static void adam_undo_position(void *self, rv_pass *p, size_t step, rv_block *bl
             /* the moves first (in lanes up to each failure: adam_dir.h), then the sums of those
              * that were done, in order */
             for (size_t k = 0; k < c1 - c0; k++)
-                y[k] = sg->alpha_fixed * t.u[k];
+                y[k] = sg->alpha * t.u[k] * sg->w_scale; /* as rv_adam_step1 */
             memset(moved, 1, c1 - c0);
             for (size_t k = 0; k < c1 - c0; k++) { /* a failed move is recorded; go on */
                 k += move_w_run(p, blk, lanes, +1, c0 + k, c1 - c0 - k, y + k);

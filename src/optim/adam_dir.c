@@ -50,20 +50,21 @@ steps_avx512(const rv_adam_dir *c, size_t n, const rv_wide *restrict m, const rv
              double *restrict y)
 {
     const __m512d ms = _mm512_set1_pd(c->m_scale), ss = _mm512_set1_pd(c->s_scale);
-    const __m512d eps = _mm512_set1_pd(c->eps), af = _mm512_set1_pd(c->alpha_fixed);
+    const __m512d eps = _mm512_set1_pd(c->eps), al = _mm512_set1_pd(c->alpha);
+    const __m512d ws = _mm512_set1_pd(c->w_scale);
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m512d mhat = _mm512_mul_pd(wide8_to_double(m + i), ms);
         __m512d d = _mm512_add_pd(_mm512_sqrt_pd(_mm512_mul_pd(wide8_to_double(s + i), ss)), eps);
-        _mm512_storeu_pd(y + i, _mm512_mul_pd(af, _mm512_div_pd(mhat, d)));
+        _mm512_storeu_pd(y + i, _mm512_mul_pd(_mm512_mul_pd(al, _mm512_div_pd(mhat, d)), ws));
     }
     /* no dirty upper state for the baseline SSE code that runs next (see update.c) */
     _mm256_zeroupper();
     rv_adam_steps_plain(c, n - i, m + i, s + i, y + i);
 }
 
-/* rv_adam_terms1 on eight lanes, operation for operation (a > 0 ? x : 0 as a masked blend; the
- * division is done on every lane, its result discarded where a = 0). */
+/* rv_adam_terms1 on eight lanes, operation for operation (a > 0 ? x : 0 and d2 > 0 ? x : 0 as
+ * masked blends; the divisions are done on every lane, their results discarded there). */
 __attribute__((target("avx512f,avx512dq"))) static void
 terms_avx512(const rv_adam_dir *c, double c1, double c2, size_t n, const rv_wide *restrict m,
              const rv_wide *restrict s, rv_adam_terms *t)
@@ -84,10 +85,13 @@ terms_avx512(const rv_adam_dir *c, double c1, double c2, size_t n, const rv_wide
             neg_mhat, _mm512_mul_pd(_mm512_mul_pd(_mm512_mul_pd(two, a), vc2), d2));
         __mmask8 pos = _mm512_cmp_pd_mask(a, zero, _CMP_GT_OQ);
         _mm512_storeu_pd(t->du_ds + i, _mm512_mask_blend_pd(pos, zero, ds));
-        _mm512_storeu_pd(t->du_deps + i, _mm512_div_pd(neg_mhat, d2));
+        __mmask8 d2pos = _mm512_cmp_pd_mask(d2, zero, _CMP_GT_OQ);
+        _mm512_storeu_pd(t->du_deps + i,
+                         _mm512_mask_blend_pd(d2pos, zero, _mm512_div_pd(neg_mhat, d2)));
         _mm512_storeu_pd(t->du_dc1 + i, _mm512_div_pd(_mm512_xor_pd(u, sign), vc1));
-        _mm512_storeu_pd(t->du_dc2 + i, _mm512_div_pd(_mm512_mul_pd(mhat, a),
-                                                      _mm512_mul_pd(_mm512_mul_pd(two, vc2), d2)));
+        __m512d dc2 = _mm512_div_pd(_mm512_mul_pd(mhat, a),
+                                    _mm512_mul_pd(_mm512_mul_pd(two, vc2), d2));
+        _mm512_storeu_pd(t->du_dc2 + i, _mm512_mask_blend_pd(d2pos, zero, dc2));
     }
     _mm256_zeroupper();
     for (; i < n; i++)
@@ -160,6 +164,7 @@ sums_avx512(const rv_adam_grad *c, int sub, size_t n, const double *restrict g,
     const __m512d o1 = _mm512_set1_pd(c->omb1_fixed), o2 = _mm512_set1_pd(c->omb2_fixed);
     const __m512d inf = _mm512_set1_pd(INFINITY), big = _mm512_set1_pd(0x1p126);
     const __m512d zero = _mm512_setzero_pd(), m64 = _mm512_set1_pd(-0x1p64);
+    const __m512d one = _mm512_set1_pd(1.0);
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m512d gv = _mm512_loadu_pd(g + i);
@@ -170,7 +175,10 @@ sums_avx512(const rv_adam_grad *c, int sub, size_t n, const double *restrict g,
                       ~(_mm512_cmp_pd_mask(y1, zero, _CMP_LT_OQ) &
                         _mm512_cmp_pd_mask(y1, m64, _CMP_GT_OQ)) &
                       ~(_mm512_cmp_pd_mask(y2, zero, _CMP_LT_OQ) &
-                        _mm512_cmp_pd_mask(y2, m64, _CMP_GT_OQ));
+                        _mm512_cmp_pd_mask(y2, m64, _CMP_GT_OQ)) &
+                      /* g != 0 with (1-beta2) g^2 below one unit: adam.c's minimum of one */
+                      ~(_mm512_cmp_pd_mask(gv, zero, _CMP_NEQ_OQ) &
+                        _mm512_cmp_pd_mask(y2, one, _CMP_LT_OQ));
         __m512i gml, gmh, gsl, gsh, ml, mh, sl, sh;
         round8(y1, &gml, &gmh);
         round8(y2, &gsl, &gsh);

@@ -1,5 +1,8 @@
 /* adam_dir.h: Adam's weight step from the fixed-point moments, for a run of parameters,
- *   y = alpha_fixed ((m 2^-100 / c1) / (sqrt(s 2^-100 / c2) + eps))      (adam.c's adam_direction)
+ *   y = (alpha ((m 2^-100 / c1) / (sqrt(s 2^-100 / c2) + eps))) 2^frac_bits     (adam.c)
+ * (alpha times u first: the same bits as alpha 2^frac_bits times u, since scaling by a power of
+ * two is exact, but u = 0 gives y = 0 for every finite alpha, where alpha 2^frac_bits overflows
+ * for alpha above about 4e291 and 0 times it is NaN)
  * with a plain version and an AVX-512 one chosen at run time. Each lane does the same IEEE
  * operations in the same order (the conversions of the 128-bit moments included; no fused
  * multiply-add, the library is built with -ffp-contract=off), and sqrt and division are
@@ -13,7 +16,7 @@
 #define RV_ADAM_RUN 256 /* parameters per call of rv_adam_terms_run: adam.c's chunk */
 
 typedef struct rv_adam_dir {
-    double m_scale, s_scale, eps, alpha_fixed;
+    double m_scale, s_scale, eps, alpha, w_scale; /* w_scale = 2^frac_bits (u to w units) */
 } rv_adam_dir;
 
 /* The scalar reference: y for one parameter. */
@@ -21,12 +24,14 @@ static inline double rv_adam_step1(const rv_adam_dir *c, rv_wide m, rv_wide s)
 {
     double mhat = rv_wide_to_double(m) * c->m_scale;
     double d = sqrt(rv_wide_to_double(s) * c->s_scale) + c->eps;
-    return c->alpha_fixed * (mhat / d);
+    return c->alpha * (mhat / d) * c->w_scale;
 }
 
 /* What the reverse pass needs of parameter i besides the step: u = mhat / d and its partial
  * derivatives (adam.c, adam_undo_position), mhat = m 2^-100 / c1, a = sqrt(s 2^-100 / c2),
- * d = a + eps; du_ds is 0 where a is (m = s = 0: u is 0 along s there, not 0/0). */
+ * d = a + eps; du_ds is 0 where a is (m = s = 0: u is 0 along s there, not 0/0), and du_deps,
+ * du_dc2 are 0 where d^2 underflows to 0 (then a = 0, so m = 0 and u is 0 along eps and c2: an
+ * eps below about 1e-162 on a weight whose gradient is always 0, not 0/0). */
 typedef struct rv_adam_terms {
     double u[RV_ADAM_RUN], du_dm[RV_ADAM_RUN], du_ds[RV_ADAM_RUN], du_deps[RV_ADAM_RUN],
         du_dc1[RV_ADAM_RUN], du_dc2[RV_ADAM_RUN];
@@ -41,9 +46,9 @@ static inline void rv_adam_terms1(const rv_adam_dir *c, double c1, double c2, rv
     t->u[i] = u;
     t->du_dm[i] = 1.0 / (c1 * d);
     t->du_ds[i] = a > 0 ? -mhat / (2.0 * a * c2 * d2) : 0.0;
-    t->du_deps[i] = -mhat / d2;
+    t->du_deps[i] = d2 > 0 ? -mhat / d2 : 0.0;
     t->du_dc1[i] = -u / c1;
-    t->du_dc2[i] = mhat * a / (2.0 * c2 * d2); /* 0 where a is */
+    t->du_dc2[i] = d2 > 0 ? mhat * a / (2.0 * c2 * d2) : 0.0; /* 0 where a is */
 }
 
 /* t's entries [0, n) (n <= RV_ADAM_RUN) for the moments m[0, n), s[0, n). */
@@ -65,7 +70,8 @@ RV_HIDDEN extern int rv_adam_steps_narrow;
 /* Adam's moment sums for a run: m[i] += gm, s[i] += gs (sub: -=), gm = round((1-beta1) 2^100 g[i]),
  * gs = round((1-beta2) 2^100 g[i]^2) (wide.h's rv_wide_round), for i from 0 on while parameter i
  * takes the common path: g finite, both terms and both sums within (-2^126, 2^126), not the
- * legacy rounding (a negative (1-beta1) g 2^100 above -2^64), and (adding) not s = 0 with m != 0.
+ * legacy rounding (a negative (1-beta1) g 2^100 above -2^64), not g != 0 with (1-beta2) 2^100 g^2
+ * below 1 (adam.c raises gs to one unit there), and (adding) not s = 0 with m != 0.
  * Returns the first i that does not (n when all do), with m, s changed only before it: the
  * caller's scalar code does that parameter (its failure, or its rare rounding) and calls again
  * from the next (it also stops before a remainder of fewer than eight). The plain version returns

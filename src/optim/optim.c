@@ -6,6 +6,7 @@
 #include "exact/rate.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 
 static const rv_optim *const registered[REVL_OPTIM_COUNT] = {
@@ -52,23 +53,38 @@ double revl_hyper_applied(revl_hyper kind, double value)
     return NAN;
 }
 
+/* value with the fewest significant digits that read back as it (%g's six would show a value
+ * just outside [2^-16, 1] as "1", inside the interval printed next to it) */
+static const char *shortest(double value, char out[32])
+{
+    for (int digits = 6; digits < 17; digits++) {
+        snprintf(out, 32, "%.*g", digits, value);
+        if (strtod(out, NULL) == value || isnan(value))
+            return out;
+    }
+    snprintf(out, 32, "%.17g", value);
+    return out;
+}
+
 const char *rv_hyper_problem(revl_hyper kind, double value, char *buf, size_t len)
 {
     if (!isnan(revl_hyper_applied(kind, value)))
         return NULL;
+    char v[32];
     switch (kind) {
     case REVL_HYPER_ALPHA:
         snprintf(buf, len, "alpha is not finite");
         break;
     case REVL_HYPER_GAMMA:
-        snprintf(buf, len, "gamma = %g outside [2^-16, 1]", value);
+        snprintf(buf, len, "gamma = %s outside [2^-16, 1]", shortest(value, v));
         break;
     case REVL_HYPER_BETA1:
     case REVL_HYPER_BETA2:
-        snprintf(buf, len, "%s = %g outside [2^-24, 1-2^-24]", hyper_names[kind], value);
+        snprintf(buf, len, "%s = %s outside [2^-24, 1-2^-24]", hyper_names[kind],
+                 shortest(value, v));
         break;
     case REVL_HYPER_EPS:
-        snprintf(buf, len, "eps = %g must be finite and > 0", value);
+        snprintf(buf, len, "eps = %s must be finite and > 0", shortest(value, v));
         break;
     case REVL_HYPER_WEIGHT_DECAY:
         snprintf(buf, len, "weight_decay = %g must be finite and >= 0", value);

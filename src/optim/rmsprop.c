@@ -18,7 +18,9 @@
 #define RMS_BOUND (126 - RMS_FRAC)
 
 typedef struct rms_sg {
-    double alpha, alpha_fixed, eps;
+    double alpha, w_scale, eps; /* w_scale = 2^frac_bits: a move is (alpha b) w_scale, so that
+                                   b = 0 moves nothing for every finite alpha (alpha w_scale
+                                   overflows above about 4e291; the same bits otherwise) */
     double gamma, beta2, omb2, omb2_fixed;
     rv_gamma_code code_gamma, code_beta2;
 } rms_sg;
@@ -87,7 +89,7 @@ static double rms_prepare(void *self, size_t step, size_t group, const double *v
     uint32_t ng = rv_rate_numerator(RV_GRID_GAMMA, values[K_GAMMA]);
     uint32_t n2 = rv_rate_numerator(RV_GRID_BETA, values[K_BETA2]);
     sg->alpha = values[K_ALPHA];
-    sg->alpha_fixed = ldexp(sg->alpha, 63 - o->w_bound);
+    sg->w_scale = ldexp(1.0, 63 - o->w_bound);
     sg->eps = values[K_EPS];
     sg->gamma = ldexp((double)ng, -16);
     sg->beta2 = ldexp((double)n2, -24);
@@ -96,6 +98,17 @@ static double rms_prepare(void *self, size_t step, size_t group, const double *v
     rv_gamma_code_make(&sg->code_gamma, ng);
     rv_gamma_code_make(&sg->code_beta2, n2);
     return (16.0 - log2((double)ng)) + (24.0 - log2((double)n2));
+}
+
+/* (1-beta2) g^2 in s's units, at least one unit when g != 0 (its true value is > 0: a gradient
+ * below s's resolution, |g| < about 9e-15, still makes s > 0), the same forward and back */
+static inline int rms_s_term(const rms_sg *sg, double g, rv_wide *gs)
+{
+    if (!rv_wide_round(sg->omb2_fixed * (g * g), gs))
+        return 0;
+    if (*gs == 0 && g != 0)
+        *gs = 1;
+    return 1;
 }
 
 /* sqrt(s) + eps for the new s, the same double operations forward and back */
@@ -143,7 +156,7 @@ static void rms_forward_block(void *self, rv_pass *p, size_t step, rv_block *blk
                     rv_block_fail(blk, RV_GRAD_NOT_FINITE, i, gi);
                     goto done;
                 }
-                if (!rv_wide_round(sg.omb2_fixed * (gi * gi), &gs)) {
+                if (!rms_s_term(&sg, gi, &gs)) {
                     rv_block_fail_named(blk, RV_GRAD_RANGE, i, sg.omb2 * (gi * gi),
                                         "(1-beta2)*gradient^2", "x", RMS_BOUND);
                     goto done;
@@ -162,7 +175,8 @@ static void rms_forward_block(void *self, rv_pass *p, size_t step, rv_block *blk
                                         RMS_BOUND);
                     goto done;
                 }
-                if (!rv_pass_move_w(p, blk, i, sg.alpha_fixed * (rv_wide_to_double(b[i]) * wide_unit),
+                if (!rv_pass_move_w(p, blk, i,
+                                    sg.alpha * (rv_wide_to_double(b[i]) * wide_unit) * sg.w_scale,
                                     -1))
                     goto done;
             }
@@ -191,7 +205,7 @@ static void rms_undo_position(void *self, rv_pass *p, size_t step, rv_block *blk
         double s_alpha = 0;
         for (size_t i = i0; i < i1; i++) {
             double bd = rv_wide_to_double(o->b[i]) * wide_unit;
-            if (!rv_pass_move_w(p, blk, i, sg->alpha_fixed * bd, +1))
+            if (!rv_pass_move_w(p, blk, i, sg->alpha * bd * sg->w_scale, +1))
                 continue;
             s_alpha += p->dw[i] * bd;
             o->db[i] -= sg->alpha * p->dw[i];
@@ -217,7 +231,9 @@ static void rms_direction(void *self, rv_pass *p, size_t step, rv_block *blk)
              * depend on s; a gradient that differs from the forward's (NaN included) fails in
              * undo_state */
             double db_ds = sa > 0 ? -gi / (2.0 * sa * d2) : 0.0;
-            s_eps += o->db[i] * (-gi / d2);
+            /* d^2 underflows to 0 only where s = 0 (eps below about 1e-162), so g = 0 and b
+             * does not depend on eps: 0, not 0/0 */
+            s_eps += o->db[i] * (d2 > 0 ? -gi / d2 : 0.0);
             o->ds[i] += o->db[i] * db_ds;
             p->dir_a[i] = -(o->db[i] / d + 2.0 * sg->omb2 * gi * o->ds[i]);
         }
@@ -249,7 +265,7 @@ static void rms_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
                 double gi = grad[i], sa, d = rms_denominator(&sg, s[i], &sa);
                 rv_wide gs, gb;
                 if (!rv_wide_round(gi / d * 0x1p100 /* 2^RMS_FRAC */, &gb) ||
-                    !rv_wide_round(sg.omb2_fixed * (gi * gi), &gs) ||
+                    !rms_s_term(&sg, gi, &gs) ||
                     !rv_wide_add(b[i], -gb, &b[i]) || !rv_wide_add(s[i], -gs, &s[i])) {
                     rv_block_fail_named(blk, RV_STATE_RANGE, i, gi, "a state", "s|b", RMS_BOUND);
                     goto done;

@@ -774,7 +774,7 @@ typedef struct revl_tuner_options {
     double search_fraction;            /* share of the budget for the search; default 0.5 */
     size_t n_initial;                  /* low-discrepancy points before proposals; 0 = 2 n_theta + 2 */
     size_t n_candidates;               /* candidates scored per proposal; default 24 */
-    double good_fraction;              /* share of evaluations modelled as good; default 0.25 */
+    double good_fraction;              /* share of evaluations modelled as good; default 0.15 */
     size_t refine_starts;              /* best search points refined, one after another (a start
                                           ends when its step falls below min_step or its share of
                                           the budget is spent); when all have ended before the

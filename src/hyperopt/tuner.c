@@ -45,7 +45,7 @@ void revl_tuner_options_init(revl_tuner_options *o)
     o->strategy = REVL_TUNE_SEARCH_THEN_REFINE;
     o->search_fraction = 0.5;
     o->n_candidates = 24;
-    o->good_fraction = 0.25;
+    o->good_fraction = 0.15;
     o->refine_starts = 3;
     o->refine_method = REVL_REFINE_BACKTRACK;
     o->refine_step = 0.05;

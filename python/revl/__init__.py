@@ -23,6 +23,7 @@ from .core import Hypergrad, Model, Schedule, Trainer
 from .data import Dataset
 from .hyperopt import HyperOpt, Hyperparams, Report
 from .mlp import MLP, Block, Evaluation
+from .tuner import Family, Tuner, TunerReport, TunerResult, TuneResult, print_report, tune
 
 library_path = _the_lib.path   # the file actually loaded
 MLP_LOG_L2_START = -9.210340371976182   # REVL_MLP_LOG_L2_START = log(1e-4): HyperOpt's start for MLP penalties
@@ -44,6 +45,7 @@ __all__ = [
     "strerror", "library_path", "MLP_LOG_L2_START", "fixed_round", "GAMMA_GRID",
     "Model", "Schedule", "Trainer", "Hypergrad", "Dataset", "MLP", "Block", "Evaluation",
     "HyperOpt", "Hyperparams", "Report",
+    "Family", "Tuner", "TunerReport", "TunerResult", "TuneResult", "tune", "print_report",
     "Error", "InvalidError", "NoMemoryError", "CallbackError", "RangeError", "StateError",
     "InexactError", "FileError", "Unavailable",
 ]

@@ -258,7 +258,7 @@ def plot(out, task, traces):
     script = (f"set terminal pngcairo size 800,500 noenhanced\nset output '{png}'\n"
               f"set title '{TASKS[task]}: best validation loss against CPU seconds'\n"
               f"set xlabel 'CPU seconds (one thread)'\nset ylabel 'best validation loss'\n"
-              f"set key top right\nset logscale y\nplot {lines}\n")
+              f"set key top right\nplot {lines}\n")
     r = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
     if r.returncode:
         script = script.replace("pngcairo", "png")

@@ -316,3 +316,28 @@ def test_mlp_batch_indices_and_order_seed():
     assert all(np.array_equal(x, m.batch_indices(s)) for s, x in enumerate(first))
     with pytest.raises(revl.InvalidError, match="step"):
         m.batch_indices(-1)
+
+
+# ------------------------------------------------------------------ revl.optuna (no Optuna needed)
+class FakeStudy:
+    """What revl.optuna reads of an Optuna study: best_trial.params."""
+
+    def __init__(self, params):
+        self.best_trial = type("Trial", (), {"params": params})()
+
+
+def test_optuna_refine_starts_from_the_best_trial():
+    import revl.optuna
+    m, valid = mlp()
+    fam = revl.Family("momentum", 8, m.n_groups, type="shape", n_layers=2)
+    lo, hi = fam.bounds
+    theta = lo + 0.5 * (hi - lo)
+    study = FakeStudy(dict(zip(fam.coord_names, theta)))
+    assert np.array_equal(revl.optuna.best_theta(study, fam), theta)
+    res = revl.optuna.refine(study, fam, m, valid, 8, budget_runs=8, threads=1)
+    assert res.history and all(r.phase == "refine" for r in res.history)
+    assert res.valid_loss <= res.history[0].loss     # only improvements are kept
+    with pytest.raises(revl.InvalidError, match="coord_names"):
+        revl.optuna.best_theta(FakeStudy({"lr": 0.1}), fam)
+    with pytest.raises(revl.InvalidError, match="expected"):
+        revl.optuna.best_theta(study, fam, params_to_theta=lambda p: [1.0, 2.0])

@@ -348,7 +348,8 @@ function _hvp_affine_trampoline(step::Csize_t, w::Ptr{Cdouble}, meta::Ptr{Cdoubl
     end
 end
 
-function _report_trampoline(r::Ptr{HyperoptReport}, user::Ptr{Cvoid})::Cint
+# The report callbacks of the hyper-optimiser and the tuner: a true result stops the run.
+function _report_call(r::Ptr, user::Ptr{Cvoid})::Cint
     st = _state(user)
     st.err === nothing || return Cint(1)
     try
@@ -357,6 +358,9 @@ function _report_trampoline(r::Ptr{HyperoptReport}, user::Ptr{Cvoid})::Cint
         st.err = CapturedException(e, catch_backtrace())
         return Cint(1)
     end
+end
+function _report_trampoline(r::Ptr{HyperoptReport}, user::Ptr{Cvoid})::Cint
+    return _report_call(r, user)
 end
 
 function _objective_trampoline(w::Ptr{Cdouble}, meta::Ptr{Cdouble}, f::Ptr{Cdouble},
@@ -1243,14 +1247,7 @@ function _family_vjp_trampoline(theta::Ptr{Cdouble}, dz::Ptr{Cdouble}, dtheta::P
 end
 
 function _tuner_report_trampoline(r::Ptr{TunerReport}, user::Ptr{Cvoid})::Cint
-    st = _state(user)
-    st.err === nothing || return Cint(1)
-    try
-        return st.report(unsafe_load(r)) === true ? Cint(1) : Cint(0)
-    catch e
-        st.err = CapturedException(e, catch_backtrace())
-        return Cint(1)
-    end
+    return _report_call(r, user)
 end
 
 mutable struct Family

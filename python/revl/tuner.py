@@ -20,7 +20,8 @@ from ._lib import (FAMILY_MAP_FN, FAMILY_VJP_FN, TUNER_REPORT_FN, FamilyOptions,
                    TunerReport as _CReport, TunerResult as _CResult, init_struct, lib)
 from .core import Model, Schedule, _view
 from .data import Dataset
-from .hyperopt import _OPT_KINDS, _learn_bits, _make_objective_trampoline
+from .hyperopt import (_OPT_KINDS, _learn_bits, _make_objective_trampoline,
+                       _make_report_trampoline)
 
 FAMILY_TYPES = {"per_step": 0, "windows": 1, "shape": 2, "user": 3}   # revl_family_type
 SHAPES = {"constant": 0, "linear": 1, "cosine": 2}                    # revl_shape
@@ -302,17 +303,6 @@ class TunerResult:
     best_phase: str
 
 
-def _make_report_trampoline(fn, state):
-    def report_trampoline(r_p, user):
-        if state.pending is not None:
-            return 1
-        try:
-            return 1 if fn(TunerReport._from_c(r_p.contents)) else 0
-        except BaseException as e:  # noqa: B902
-            return state.fail(e, "report")
-    return TUNER_REPORT_FN(report_trampoline)
-
-
 # ------------------------------------------------------------------ tuner
 _FLOATS = ("budget_seconds", "search_fraction", "good_fraction", "refine_step", "step_grow",
            "step_shrink", "min_step")
@@ -397,7 +387,7 @@ class Tuner(Wrapper):
             report = print_report
         if report is not None:
             _callable(report, "report", fn)
-            keep.append(_make_report_trampoline(report, state))
+            keep.append(_make_report_trampoline(report, state, TunerReport, TUNER_REPORT_FN))
             o.report = ctypes.cast(keep[-1], ctypes.c_void_p).value
         if objective is not None:
             _callable(objective, "objective", fn)

@@ -4,7 +4,8 @@
 
 The setting of lr_schedule: MLP 784-50-50-50-10 tanh, 10,000 training + 10,000 validation
 Fashion-MNIST images (the front of the training file), batch 200, T = 100 inner steps, test =
-t10k; tasks: (a) momentum SGD, (b) Adam.  Optuna (TPESampler) and random search cover the
+t10k; tasks: (a) momentum SGD, (b) Adam; (c) with --tasks cnn, python/examples/torch_cnn.py's
+PyTorch CNN through revl.torch (5,000 + 5,000 images, batch 50, T = 200, log L2 -6 per layer).  Optuna (TPESampler) and random search cover the
 8-parameter family: log learning rate, momentum (Adam: beta1), log init scale, a linear decay to
 a final fraction and one log multiplier per layer; that is revl.Family(type='shape'), whose map
 builds every trial's schedule, so all methods share the family code and its box.  Each trial is
@@ -41,8 +42,11 @@ import numpy as np  # noqa: E402
 
 import revl  # noqa: E402
 
-TASKS = {"momentum": "(a) momentum MLP", "adam": "(b) Adam MLP"}
+TASKS = {"momentum": "(a) momentum MLP", "adam": "(b) Adam MLP",
+         "cnn": "(c) PyTorch CNN (revl.torch), momentum"}
+OPTIMIZER = {"momentum": "momentum", "adam": "adam", "cnn": "momentum"}
 LEARN = {"momentum": ["alpha", "gamma", "init_scale"], "adam": ["alpha", "beta1", "init_scale"]}
+CNN_LOG_L2 = -6.0     # torch_cnn.py's weight decay per layer, fixed for every method
 KINDS = {"momentum": ("alpha", "gamma"), "adam": ("alpha", "beta1", "beta2", "eps")}
 # z -> natural units, as the library's coordinates (src/hyperopt/coords.c)
 LOGIT_FLOOR = {"gamma": 2.0 ** -16, "beta1": 2.0 ** -24, "beta2": 2.0 ** -24}
@@ -54,7 +58,7 @@ def parse():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true",
                     help="1,000 + 1,000 images, T = 20, 1 seed, budgets of 1 and 3 s")
-    ap.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
+    ap.add_argument("--tasks", nargs="+", choices=list(TASKS), default=["momentum", "adam"])
     ap.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--budget", type=float, default=0.0,
@@ -64,7 +68,9 @@ def parse():
     ap.add_argument("--n-train", type=int, default=10000)
     ap.add_argument("--n-valid", type=int, default=10000)
     ap.add_argument("--n-test", type=int, default=10000)
-    ap.add_argument("--steps", type=int, default=100, help="inner steps T")
+    ap.add_argument("--steps", type=int, default=100, help="inner steps T (the MLP)")
+    ap.add_argument("--cnn-n", type=int, default=5000, help="CNN: training = validation images")
+    ap.add_argument("--cnn-steps", type=int, default=200, help="CNN: inner steps T")
     ap.add_argument("--batch", type=int, default=200)
     ap.add_argument("--data", default=revl.data.FASHION_MNIST_DIR)
     ap.add_argument("--out", default=str(ROOT / "out" / "bench_hpo"))
@@ -72,6 +78,7 @@ def parse():
     if a.quick:
         a.n_train = a.n_valid = a.n_test = 1000
         a.steps, a.seeds = 20, a.seeds[:1]
+        a.cnn_n, a.cnn_steps = 300, 10
         a.budget = a.budget or 1.0
     return a
 
@@ -90,15 +97,82 @@ def load(a):
     return full.subset(0, a.n_train), full.subset(a.n_train, a.n_valid), test
 
 
-def make_model(a, train, seed):
-    return revl.MLP([784, 50, 50, 50, 10], train, activation="tanh", batch_size=a.batch,
-                    seed=seed, threads=1)
+class Problem:
+    """One task at one seed: the revl.Model, its validation and test evaluations (w -> loss;
+    w -> (loss, accuracy)), what revl.Tuner and revl.HyperOpt need of the validation set
+    (a Dataset, or an objective callback), and the fixed meta-parameters."""
+
+    def __init__(self, model, steps, optimizer, n_layers, valid_loss, test_eval, tuner_kw,
+                 meta=None):
+        self.model, self.steps, self.optimizer, self.n_layers = model, steps, optimizer, n_layers
+        self.valid_loss, self.test_eval, self.tuner_kw = valid_loss, test_eval, tuner_kw
+        self.meta = np.zeros(model.n_meta) if meta is None else meta
+
+    def family(self, type, **kw):
+        """A family of this task with the fixed meta-parameters in its base point."""
+        f = revl.Family(self.optimizer, self.steps, self.model.n_groups, self.model.n_meta,
+                        type, **kw)
+        if self.model.n_meta:
+            z = f.base
+            z[f.n_z - self.model.n_meta:] = self.meta
+            f.base = z
+        return f
+
+    def tuner_families(self):
+        """None, None (the tuner's defaults) unless meta-parameters need their fixed values."""
+        if not self.model.n_meta:
+            return None, None
+        return self.family("shape", n_layers=self.n_layers), self.family("per_step")
 
 
-def meta_iteration_seconds(a, model, valid, optimizer):
+def mlp_problem(a, data, task, seed):
+    train, valid, test = data
+    model = revl.MLP([784, 50, 50, 50, 10], train, activation="tanh", batch_size=a.batch,
+                     seed=seed, threads=1)
+    ev = lambda w: tuple(model.evaluate(test, w)[:2])  # noqa: E731
+    return Problem(model, a.steps, OPTIMIZER[task], 4, lambda w: model.evaluate(valid, w).loss,
+                   ev, dict(valid=valid, test=test))
+
+
+def cnn_problem(a, data, seed):
+    import torch
+    import revl.torch
+    sys.path.insert(0, str(ROOT / "python" / "examples"))
+    from torch_cnn import CNN, WEIGHTS, images, net_logits, weight_decay
+    n = a.cnn_n
+    torch.manual_seed(seed)
+    x, y = images("train", 0, n, a.data)
+    xv, yv = images("train", n, n, a.data)
+    xt, yt = images("test", 0, a.n_test, a.data)
+    tm = revl.torch.TorchModel(CNN().double(), torch.nn.functional.cross_entropy, (x, y),
+                               batch_size=50, seed=seed, n_meta=len(WEIGHTS),
+                               penalty=weight_decay, threads=1)
+
+    def test_eval(w):
+        acc = float((net_logits(tm, w, xt).argmax(1) == yt).double().mean())
+        return tm.evaluate(w, xt, yt)[0], acc
+
+    def objective(w, meta):
+        f, g = tm.evaluate(w, xv, yv)
+        return f, g, None
+    return Problem(tm.model(), a.cnn_steps, "momentum", 3, lambda w: tm.evaluate(w, xv, yv)[0],
+                   test_eval, dict(objective=objective),
+                   meta=np.full(len(WEIGHTS), CNN_LOG_L2))
+
+
+def make_problem(a, data, task, seed):
+    return cnn_problem(a, data, seed) if task == "cnn" else mlp_problem(a, data, task, seed)
+
+
+def meta_iteration_seconds(p):
     """CPU seconds of one of today's meta-iterations (revl.HyperOpt as the demo runs it): the
     mean of two after a first one."""
-    h = revl.HyperOpt(model, valid, a.steps, optimizer=optimizer, threads=1)
+    kw = dict(p.tuner_kw)
+    kw.pop("test", None)
+    h = revl.HyperOpt(p.model, kw.pop("valid", None), p.steps, optimizer=p.optimizer,
+                      threads=1, **kw)
+    if p.model.n_meta:
+        h.set(meta=p.meta)
     h.step()
     t0 = cpu()
     h.step()
@@ -114,18 +188,16 @@ class Trials:
     budget: the best-so-far when each budget's time ran out (a run of the largest budget holds
     every smaller one's result, as a separate run of that budget would have)."""
 
-    def __init__(self, a, model, valid, test, optimizer, seed):
-        self.model, self.valid, self.test, self.seed = model, valid, test, seed
-        self.optimizer = optimizer
-        # one alpha multiplier per layer (a weight matrix and its biases share one)
-        self.family = revl.Family(optimizer, a.steps, model.n_groups, model.n_meta, "shape",
-                                  learn=LEARN[optimizer], shape="linear",
-                                  n_layers=len(model.widths) - 1)
+    def __init__(self, p, seed):
+        self.p, self.model, self.seed, self.optimizer = p, p.model, seed, p.optimizer
+        # one alpha multiplier per layer (a weight tensor and its biases share one)
+        self.family = p.family("shape", learn=LEARN[p.optimizer], shape="linear",
+                               n_layers=p.n_layers)
         self.lo, self.hi = self.family.bounds
         self.names = self.family.coord_names
-        self.sched = revl.Schedule.for_model(model, a.steps, optimizer=optimizer)
-        self.trainer = revl.Trainer(model, self.sched, truncate=1, threads=1)
-        self.T, self.G = a.steps, model.n_groups
+        self.sched = revl.Schedule.for_model(p.model, p.steps, optimizer=p.optimizer)
+        self.trainer = revl.Trainer(p.model, self.sched, truncate=1, threads=1)
+        self.T, self.G = p.steps, p.model.n_groups
         self.best = (math.inf, None)          # (valid loss, weights)
         self.evaluations = 0
         self.trace = []                       # (seconds, best valid loss)
@@ -151,7 +223,7 @@ class Trials:
             w0 = self.model.init_weights(scales, seed=self.seed)
             self.trainer.train(w0, meta if meta.size else None)
             w = self.trainer.weights
-            loss = self.model.evaluate(self.valid, w).loss
+            loss = self.p.valid_loss(w)
         except revl.Error:        # weights left the fixed-point range: diverged
             loss, w = math.inf, None
         if not math.isfinite(loss):
@@ -166,14 +238,14 @@ class Trials:
         if w is None:
             return dict(valid_loss=math.inf, test_loss=math.inf, test_accuracy=math.nan,
                         evaluations=self.evaluations)
-        ev = self.model.evaluate(self.test, w)
-        return dict(valid_loss=loss, test_loss=ev.loss, test_accuracy=ev.accuracy,
+        test_loss, test_accuracy = self.p.test_eval(w)
+        return dict(valid_loss=loss, test_loss=test_loss, test_accuracy=test_accuracy,
                     evaluations=self.evaluations)
 
 
-def run_blackbox(method, a, model, valid, test, optimizer, seed, budgets):
+def run_blackbox(method, p, seed, budgets):
     """Random search or Optuna TPE until the largest budget; a result per budget."""
-    tr = Trials(a, model, valid, test, optimizer, seed)
+    tr = Trials(p, seed)
     if method == "optuna":
         import optuna
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -199,7 +271,7 @@ def run_blackbox(method, a, model, valid, test, optimizer, seed, budgets):
 
 
 # ------------------------------------------------------------------ revl's default
-def run_revl(a, model, valid, test, optimizer, seed, budget):
+def run_revl(p, seed, budget):
     """revl.Tuner with its defaults, stopped at `budget` CPU seconds of this process."""
     trace, t0 = [], cpu()
     have_cpu_option = any(f[0] == "cpu_time" for f in revl._lib.TunerOptions._fields_)
@@ -208,14 +280,18 @@ def run_revl(a, model, valid, test, optimizer, seed, budget):
         trace.append((cpu() - t0, r.best_loss))
         return cpu() - t0 >= budget       # true stops the run
 
-    opts = dict(budget_seconds=budget, seed=seed, test=test, threads=1, report=report)
+    opts = dict(p.tuner_kw, budget_seconds=budget, seed=seed, threads=1, report=report)
     if have_cpu_option:
         opts["cpu_time"] = 1
-    t = revl.Tuner(model, valid, a.steps, optimizer, **opts)
+    search, refine = p.tuner_families()
+    t = revl.Tuner(p.model, opts.pop("valid", None), p.steps, p.optimizer, search, refine, **opts)
     t.run()
     r = t.result()
+    test_loss, test_accuracy = r.test_loss, r.test_accuracy
+    if "test" not in p.tuner_kw:                 # a callback model: evaluated here
+        test_loss, test_accuracy = p.test_eval(t.best_weights())
     t.close()
-    return dict(valid_loss=r.valid_loss, test_loss=r.test_loss, test_accuracy=r.test_accuracy,
+    return dict(valid_loss=r.valid_loss, test_loss=test_loss, test_accuracy=test_accuracy,
                 evaluations=r.search_evaluations + r.refine_iterations), trace
 
 
@@ -276,38 +352,36 @@ def main():
             print("SKIPPED: python3-optuna missing (apt-get install python3-optuna): the Optuna "
                   "column is left out")
             methods.remove("optuna")
-    train, valid, test = load(a)
-    print(f"revl {revl.version()}: Fashion-MNIST {train.n} train / {valid.n} valid / {test.n} "
-          f"test, MLP 784-50-50-50-10 tanh, batch {a.batch}, T = {a.steps}, seeds {a.seeds}, "
-          f"methods {', '.join(methods)}", flush=True)
+    print(f"revl {revl.version()}: Fashion-MNIST {a.n_train} train / {a.n_valid} valid / "
+          f"{a.n_test} test, MLP 784-50-50-50-10 tanh, batch {a.batch}, T = {a.steps}, seeds "
+          f"{a.seeds}, methods {', '.join(methods)}, tasks {', '.join(a.tasks)}", flush=True)
     out = pathlib.Path(a.out)
     verdicts = []
+    data = load(a)
     for task in a.tasks:
         if a.budget:
             unit = a.budget
         else:
-            unit = 50 * meta_iteration_seconds(a, make_model(a, train, 0), valid, task)
+            unit = 50 * meta_iteration_seconds(make_problem(a, data, task, 0))
             print(f"{TASKS[task]}: 50 of today's meta-iterations take {unit:.1f} CPU s",
                   flush=True)
         budgets = [m * unit for m in a.multipliers]
         rows, traces = {}, {}
         for seed in a.seeds:
             for method in methods:
-                model = make_model(a, train, seed)
                 if method == "revl":
                     for b in budgets:
-                        rows[method, b, seed], trace = run_revl(a, model, valid, test, task,
-                                                                seed, b)
+                        p = make_problem(a, data, task, seed)
+                        rows[method, b, seed], trace = run_revl(p, seed, b)
                         if seed == a.seeds[0] and b == max(budgets):
                             traces[method] = trace
                 else:
-                    res, trace = run_blackbox(method, a, model, valid, test, task, seed,
+                    res, trace = run_blackbox(method, make_problem(a, data, task, seed), seed,
                                               budgets)
                     for b, r in res.items():
                         rows[method, b, seed] = r
                     if seed == a.seeds[0]:
                         traces[method] = trace
-                model.close()
                 print(f"  {task} seed {seed} {method}: done", flush=True)
         table(task, budgets, rows)
         plot(out, task, traces)

@@ -12,10 +12,18 @@ from builtin_util import need
 W = [4, 6, 3]            # 2 layers: groups W0, b0, W1, b1
 
 
+def family_only(test):
+    """Marks a test that needs the families but not the tuner."""
+    test.family_only = True
+    return test
+
+
 @pytest.fixture(autouse=True)
-def tuner_available():
-    need("family_create", "family_map", "family_vjp", "tuner_create", "tuner_step",
-         "tuner_run", "tuner_get_result", "tuner_checkpoint_save", "mlp_batch_indices")
+def tuner_available(request):
+    need("family_create", "family_map", "family_vjp")
+    if not getattr(request.function, "family_only", False):
+        need("tuner_create", "tuner_step", "tuner_run", "tuner_get_result",
+             "tuner_checkpoint_save", "mlp_batch_indices")
 
 
 def blobs(n=60, seed=0):
@@ -37,6 +45,7 @@ def tuner(**kw):
 
 
 # ------------------------------------------------------------------ argument checks
+@family_only
 def test_family_arguments_are_checked():
     with pytest.raises(revl.InvalidError, match="type must be one of"):
         revl.Family("momentum", 10, 4, type="spline")
@@ -120,6 +129,7 @@ def fd_check(f, theta, rng, h=1e-6):
                                 dict(type="shape", shape="cosine", warmup=2),
                                 dict(type="windows", window=3),
                                 dict(type="per_step")])
+@family_only
 def test_family_transpose_matches_finite_differences(kw):
     rng = np.random.default_rng(1)
     f = revl.Family("momentum", 7, 4, 1, learn=["alpha", "gamma", "init_scale", "meta"], **kw)
@@ -130,6 +140,7 @@ def test_family_transpose_matches_finite_differences(kw):
     fd_check(f, theta, rng)
 
 
+@family_only
 def test_adam_shape_family_is_the_8_parameter_family():
     f = revl.Family("adam", 20, 8, type="shape", learn=["alpha", "beta1", "init_scale"],
                     n_layers=4)
@@ -138,6 +149,7 @@ def test_adam_shape_family_is_the_8_parameter_family():
     fd_check(f, np.mean(f.bounds, axis=0), np.random.default_rng(2))
 
 
+@family_only
 def test_user_family_calls_back_and_reraises():
     rng = np.random.default_rng(3)
     n_z = 2 * 5 * 2 + 2
@@ -166,6 +178,7 @@ def test_user_family_calls_back_and_reraises():
     assert np.allclose(f.map(theta), a @ theta)     # the others still work
 
 
+@family_only
 def test_family_base_and_projection():
     f = revl.Family("momentum", 6, 2, type="windows", window=3, learn=["alpha"])
     z0 = f.base

@@ -272,17 +272,14 @@ def run_blackbox(method, p, seed, budgets):
 
 # ------------------------------------------------------------------ revl's default
 def run_revl(p, seed, budget):
-    """revl.Tuner with its defaults, stopped at `budget` CPU seconds of this process."""
+    """revl.Tuner with its defaults and a budget of CPU seconds of this process (cpu_time)."""
     trace, t0 = [], cpu()
-    have_cpu_option = any(f[0] == "cpu_time" for f in revl._lib.TunerOptions._fields_)
 
     def report(r):
         trace.append((cpu() - t0, r.best_loss))
-        return cpu() - t0 >= budget       # true stops the run
 
-    opts = dict(p.tuner_kw, budget_seconds=budget, seed=seed, threads=1, report=report)
-    if have_cpu_option:
-        opts["cpu_time"] = 1
+    opts = dict(p.tuner_kw, budget_seconds=budget, cpu_time=True, seed=seed, threads=1,
+                report=report)
     search, refine = p.tuner_families()
     t = revl.Tuner(p.model, opts.pop("valid", None), p.steps, p.optimizer, search, refine, **opts)
     t.run()

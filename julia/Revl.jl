@@ -1148,17 +1148,19 @@ struct TunerReport
     best_loss::Cdouble
     step_size::Cdouble
     accepted::Cint
+    start::Csize_t
     seconds::Cdouble
     eta_seconds::Cdouble
     runs::Csize_t
 end
-TunerReport() = TunerReport(sizeof(TunerReport), 0, 0, NaN, NaN, NaN, 0, 0.0, NaN, 0)
+TunerReport() = TunerReport(sizeof(TunerReport), 0, 0, NaN, NaN, NaN, 0, 0, 0.0, NaN, 0)
 
 mutable struct TunerOptions
     struct_size::Csize_t
     strategy::Cint
     budget_seconds::Cdouble
     budget_runs::Csize_t
+    cpu_time::Cint
     search_fraction::Cdouble
     n_initial::Csize_t
     n_candidates::Csize_t
@@ -1180,8 +1182,8 @@ mutable struct TunerOptions
     threads::Cint
     allocator::Ptr{Cvoid}
 end
-TunerOptions() = TunerOptions(sizeof(TunerOptions), 0, 0.0, 0, 0.5, 0, 24, 0.25, 1, 0, 0.05,
-                              1.5, 0.5, 1e-4, 1, 0, C_NULL, C_NULL, C_NULL, C_NULL, C_NULL, 52,
+TunerOptions() = TunerOptions(sizeof(TunerOptions), 0, 0.0, 0, 0, 0.5, 0, 24, 0.25, 3, 0, 0.05,
+                              1.5, 0.5, 0.003, 1, 0, C_NULL, C_NULL, C_NULL, C_NULL, C_NULL, 52,
                               0, C_NULL)
 
 struct TunerResult

@@ -152,6 +152,7 @@ class TunerReport(ctypes.Structure):
         ("best_loss", ctypes.c_double),
         ("step_size", ctypes.c_double),
         ("accepted", ctypes.c_int),
+        ("start", c_size_t),
         ("seconds", ctypes.c_double),
         ("eta_seconds", ctypes.c_double),
         ("runs", c_size_t),
@@ -164,6 +165,7 @@ class TunerOptions(ctypes.Structure):
         ("strategy", ctypes.c_int),      # revl_tune_strategy
         ("budget_seconds", ctypes.c_double),
         ("budget_runs", c_size_t),
+        ("cpu_time", ctypes.c_int),
         ("search_fraction", ctypes.c_double),
         ("n_initial", c_size_t),
         ("n_candidates", c_size_t),

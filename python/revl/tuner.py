@@ -261,6 +261,7 @@ class TunerReport:
     best_loss: float
     step_size: float
     accepted: bool
+    start: int
     seconds: float
     eta_seconds: float
     runs: int
@@ -268,7 +269,8 @@ class TunerReport:
     @classmethod
     def _from_c(cls, r):
         return cls(PHASES.get(r.phase, str(r.phase)), int(r.index), r.loss, r.best_loss,
-                   r.step_size, bool(r.accepted), r.seconds, r.eta_seconds, int(r.runs))
+                   r.step_size, bool(r.accepted), int(r.start), r.seconds, r.eta_seconds,
+                   int(r.runs))
 
     def as_dict(self):
         return dataclasses.asdict(self)
@@ -277,7 +279,8 @@ class TunerReport:
         """The one-line progress report that report='print' prints."""
         best = f"best {self.best_loss:.5g}"
         step = "" if self.phase == "search" else (
-            f"  step {self.step_size:.3g} {'kept' if self.accepted else 'refused'}")
+            f"  start {self.start} step {self.step_size:.3g} "
+            f"{'kept' if self.accepted else 'refused'}")
         eta = "" if not np.isfinite(self.eta_seconds) else f"  ETA {self.eta_seconds:.1f} s"
         return (f"{self.phase:<6} {self.index:5d}  loss {self.loss:.5g}  {best}{step}  "
                 f"{self.seconds:.1f} s{eta}")
@@ -317,10 +320,11 @@ class Tuner(Wrapper):
     ``Tuner(model, valid, n_steps, optimizer='momentum', search=None, refine=None, **options)``:
     ``search`` and ``refine`` are Families (None: the library's defaults, a linear-decay shape
     family with a multiplier per layer, and per step per group).  Options (None = the library's
-    default): strategy ('search_then_refine' | 'search' | 'refine'), budget_seconds,
-    budget_runs (100 when neither budget is given), search_fraction (0.5), n_initial,
-    n_candidates (24), good_fraction (0.25), refine_starts (1), refine_method ('backtrack' |
-    'adam'), refine_step (0.05), step_grow (1.5), step_shrink (0.5), min_step (1e-4), n_orders
+    default): strategy ('search_then_refine' | 'search' | 'refine'), budget_seconds and/or
+    budget_runs (one is needed; the first spent ends the run), cpu_time (budget_seconds counts
+    this process's CPU time), search_fraction (0.5), n_initial, n_candidates (24),
+    good_fraction (0.25), refine_starts (3), refine_method ('backtrack' | 'adam'),
+    refine_step (0.05), step_grow (1.5), step_shrink (0.5), min_step (0.003), n_orders
     (1), seed (0), test (a Dataset: reported, never used to choose), objective
     ((w, meta) -> (f, dfdw, dfdmeta or None), instead of ``valid``), frac_bits, threads.
     ``report``: a callable given a TunerReport after each evaluation or meta-iteration of run()
@@ -331,7 +335,7 @@ class Tuner(Wrapper):
 
     def __init__(self, model, valid=None, n_steps=100, optimizer="momentum", search=None,
                  refine=None, *, strategy=None, budget_seconds=None, budget_runs=None,
-                 search_fraction=None, n_initial=None, n_candidates=None, good_fraction=None,
+                 cpu_time=None, search_fraction=None, n_initial=None, n_candidates=None, good_fraction=None,
                  refine_starts=None, refine_method=None, refine_step=None, step_grow=None,
                  step_shrink=None, min_step=None, n_orders=None, seed=None, test=None,
                  report=None, objective=None, frac_bits=None, threads=None):
@@ -378,6 +382,8 @@ class Tuner(Wrapper):
                 setattr(o, name, as_int(value, name, fn, 0, maximum))
         if seed is not None:
             o.seed = as_int(seed, "seed", fn)
+        if cpu_time is not None:
+            o.cpu_time = 1 if cpu_time else 0
         state = CallbackState()
         keep = [state]
         if isinstance(report, str):

@@ -205,6 +205,14 @@ MUTANTS = [
     ("python/revl/mlp.py", "            off += a * b\n", "            off += a * b + 1\n", [PY]),
     ("python/revl/hyperopt.py", "r.hypergrad_norm, r.step_size, r.seconds, bool(r.chaos))",
      "r.step_size, r.hypergrad_norm, r.seconds, bool(r.chaos))", [PY]),
+    # ---- the Python tuner binding (python/revl/tuner.py, mlp.py)
+    ("python/revl/tuner.py", "return cls(PHASES.get(r.phase, str(r.phase)), int(r.index), r.loss, r.best_loss,",
+     "return cls(PHASES.get(r.phase, str(r.phase)), int(r.index), r.best_loss, r.loss,", [PY]),
+    ("python/revl/tuner.py", "_store_result(dtheta_p, n_theta, fn(theta, dz), \"dtheta\", \"vjp\")",
+     "_store_result(dtheta_p, n_theta, fn(theta, -dz), \"dtheta\", \"vjp\")", [PY]),
+    ("python/revl/tuner.py", "        history.append(r)\n", "        pass\n", [PY]),
+    ("python/revl/mlp.py", "return out[:count.value].astype(np.int64)",
+     "return out[:count.value - 1].astype(np.int64)", [PY]),
 ]
 
 

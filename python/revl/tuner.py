@@ -277,13 +277,12 @@ class TunerReport:
 
     def line(self):
         """The one-line progress report that report='print' prints."""
-        best = f"best {self.best_loss:.5g}"
         step = "" if self.phase == "search" else (
             f"  start {self.start} step {self.step_size:.3g} "
             f"{'kept' if self.accepted else 'refused'}")
-        eta = "" if not np.isfinite(self.eta_seconds) else f"  ETA {self.eta_seconds:.1f} s"
-        return (f"{self.phase:<6} {self.index:5d}  loss {self.loss:.5g}  {best}{step}  "
-                f"{self.seconds:.1f} s{eta}")
+        eta = "" if not np.isfinite(self.eta_seconds) else f"  ETA {self.eta_seconds:.2f} s"
+        return (f"{self.phase:<6} {self.index:5d}  loss {self.loss:<9.5g} best "
+                f"{self.best_loss:<9.5g}{step}  {self.seconds:.2f} s{eta}")
 
 
 def print_report(r, file=None):

@@ -354,3 +354,25 @@ def test_optuna_refine_starts_from_the_best_trial():
         revl.optuna.best_theta(FakeStudy({"lr": 0.1}), fam)
     with pytest.raises(revl.InvalidError, match="expected"):
         revl.optuna.best_theta(study, fam, params_to_theta=lambda p: [1.0, 2.0])
+
+
+def test_objective_callback_gives_the_validation_sets_result():
+    m, valid = mlp()
+    judge, _ = mlp()        # the tuned model is in use during the run: another one evaluates
+
+    def objective(w, meta):
+        ev = judge.evaluate(valid, w, grad=True)
+        return ev.loss, ev.grad, None
+    a = revl.Tuner(m, valid, 8, budget_runs=12, seed=2, threads=1)
+    b = revl.Tuner(m, None, 8, budget_runs=12, seed=2, threads=1, objective=objective)
+    a.run()
+    b.run()
+    assert np.array_equal(a.best_z(), b.best_z())
+    assert a.result().valid_loss == b.result().valid_loss
+    assert math.isnan(b.result().valid_accuracy)        # an objective has no accuracy
+
+    def broken(w, meta):
+        raise ArithmeticError("objective failed")
+    c = revl.Tuner(m, None, 8, budget_runs=12, threads=1, objective=broken)
+    with pytest.raises(ArithmeticError, match="objective failed"):
+        c.run()

@@ -76,7 +76,7 @@ Q := @
 SAY = echo "  $(1) $@"
 endif
 
-.PHONY: all lib tests examples bench bench-scale check check-c check-python deps demo examples-quick bench-torch install clean \
+.PHONY: all lib tests examples bench bench-hpo bench-scale check check-c check-python deps demo examples-quick bench-torch install clean \
 	need-blas asan valgrind
 all: lib tests examples mpi
 
@@ -312,6 +312,19 @@ bench-torch: lib
 	  REVL_LIBRARY=$(CURDIR)/$(SHLIB) $(PYTHON) bench/torch_unrolled.py
 	@echo "== PyTorch CNN through revl.torch against PyTorch unrolled"; \
 	  REVL_LIBRARY=$(CURDIR)/$(SHLIB) $(PYTHON) bench/torch_bridge.py
+
+# revl's default tuner against Optuna TPE and random search at equal CPU time (issue 20, 7;
+# long: 2 tasks x 3 seeds x 3 methods x budgets of 1x and 3x 50 meta-iterations). Optuna comes
+# from Debian (python3-optuna), installed here when missing; the bench says so when it still is.
+bench-hpo: lib
+	@dpkg-query -W -f='$${Status}' python3-optuna 2>/dev/null | grep -q "install ok installed" || \
+	  { if [ "$$(id -u)" = 0 ]; then echo "revl: installing python3-optuna"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-optuna \
+	    || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	         --no-install-recommends python3-optuna; } || true; \
+	  else echo "revl: python3-optuna missing (need root to install it)"; fi; }
+	REVL_LIBRARY=$(CURDIR)/$(SHLIB) OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
+	  $(PYTHON) bench/hpo_vs_blackbox.py $(HPO_ARGS)
 
 # The scale run: P = 10^6 for T = 10^4 (several minutes).
 bench-scale: $(BUILD)/bench/bench_scale

@@ -20,10 +20,13 @@ module Revl
 
 using Libdl
 
-export RevlError, Model, Schedule, Trainer, Dataset, MLP, HyperOpt, fixed_round,
+export RevlError, Model, Schedule, Trainer, Dataset, MLP, HyperOpt, Family, Tuner, fixed_round,
        train!, weights, hypergrad, stats, setalpha!, setgamma!, alpha, gamma, evaluate,
        init_weights, init_scales_grad, step!, run!, hyperparams, sethyperparams!, save, load!,
-       optimizer, kinds, getkind, setkind!, fillkind!, hyper_applied, beta_applied, set_progress!
+       optimizer, kinds, getkind, setkind!, fillkind!, hyper_applied, beta_applied, set_progress!,
+       familymap, familyvjp, bounds, setbounds!, base, setbase!, project, coordnames, phase,
+       result, best, best_scales_meta, best_z, best_weights, best_schedule!, batch_indices,
+       set_order_seed!
 
 function _find_library()
     env = get(ENV, "REVL_LIBRARY", "")
@@ -348,7 +351,8 @@ function _hvp_affine_trampoline(step::Csize_t, w::Ptr{Cdouble}, meta::Ptr{Cdoubl
     end
 end
 
-function _report_trampoline(r::Ptr{HyperoptReport}, user::Ptr{Cvoid})::Cint
+# The report callbacks of the hyper-optimiser and the tuner: a true result stops the run.
+function _report_call(r::Ptr, user::Ptr{Cvoid})::Cint
     st = _state(user)
     st.err === nothing || return Cint(1)
     try
@@ -357,6 +361,9 @@ function _report_trampoline(r::Ptr{HyperoptReport}, user::Ptr{Cvoid})::Cint
         st.err = CapturedException(e, catch_backtrace())
         return Cint(1)
     end
+end
+function _report_trampoline(r::Ptr{HyperoptReport}, user::Ptr{Cvoid})::Cint
+    return _report_call(r, user)
 end
 
 function _objective_trampoline(w::Ptr{Cdouble}, meta::Ptr{Cdouble}, f::Ptr{Cdouble},
@@ -398,6 +405,9 @@ const HVP_AFFINE_FN = Ref{Ptr{Cvoid}}(C_NULL)
 const REPORT_FN = Ref{Ptr{Cvoid}}(C_NULL)
 const OBJECTIVE_FN = Ref{Ptr{Cvoid}}(C_NULL)
 const PROGRESS_FN = Ref{Ptr{Cvoid}}(C_NULL)
+const FAMILY_MAP_FN = Ref{Ptr{Cvoid}}(C_NULL)
+const FAMILY_VJP_FN = Ref{Ptr{Cvoid}}(C_NULL)
+const TUNER_REPORT_FN = Ref{Ptr{Cvoid}}(C_NULL)
 
 function __init__()
     GRAD_FN[] = @cfunction(_grad_trampoline, Cint,
@@ -411,6 +421,10 @@ function __init__()
                                 (Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cvoid}))
     PROGRESS_FN[] = @cfunction(_progress_trampoline, Cint,
                                (Csize_t, Cint, Cdouble, Cdouble, Ptr{Cvoid}))
+    FAMILY_MAP_FN[] = @cfunction(_family_map_trampoline, Cint, (Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cvoid}))
+    FAMILY_VJP_FN[] = @cfunction(_family_vjp_trampoline, Cint,
+                                 (Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cvoid}))
+    TUNER_REPORT_FN[] = @cfunction(_tuner_report_trampoline, Cint, (Ptr{TunerReport}, Ptr{Cvoid}))
     return nothing
 end
 
@@ -1158,5 +1172,435 @@ end
 
 iterations_done(h::HyperOpt) =
     Int(ccall((:revl_hyperopt_iterations_done, librevl), Csize_t, (Ptr{Cvoid},), _live(h)))
+
+# ------------------------------------------------------------------ schedule families and the tuner
+# (docs/hyperopt.md) A Family maps theta to z (every hyperparameter in unconstrained
+# coordinates) with its transpose; a Tuner searches a compact family's box, then refines the
+# best point with exact hypergradients.
+mutable struct FamilyOptions
+    struct_size::Csize_t
+    type::Cint
+    learn::Cuint
+    window::Csize_t
+    shape::Cint
+    warmup::Csize_t
+    n_layers::Csize_t
+    group_layer::Ptr{Cvoid}
+    n_theta::Csize_t
+    map::Ptr{Cvoid}
+    vjp::Ptr{Cvoid}
+    user::Ptr{Cvoid}
+end
+FamilyOptions() = FamilyOptions(sizeof(FamilyOptions), 0, 7, 10, 1, 0, 0, C_NULL, 0, C_NULL,
+                                C_NULL, C_NULL)
+
+struct TunerReport
+    struct_size::Csize_t
+    phase::Cint
+    index::Csize_t
+    loss::Cdouble
+    best_loss::Cdouble
+    step_size::Cdouble
+    accepted::Cint
+    start::Csize_t
+    seconds::Cdouble
+    eta_seconds::Cdouble
+    runs::Csize_t
+end
+TunerReport() = TunerReport(sizeof(TunerReport), 0, 0, NaN, NaN, NaN, 0, 0, 0.0, NaN, 0)
+
+mutable struct TunerOptions
+    struct_size::Csize_t
+    strategy::Cint
+    budget_seconds::Cdouble
+    budget_runs::Csize_t
+    cpu_time::Cint
+    search_fraction::Cdouble
+    n_initial::Csize_t
+    n_candidates::Csize_t
+    good_fraction::Cdouble
+    refine_starts::Csize_t
+    refine_method::Cint
+    refine_step::Cdouble
+    step_grow::Cdouble
+    step_shrink::Cdouble
+    min_step::Cdouble
+    n_orders::Csize_t
+    seed::UInt64
+    test::Ptr{Cvoid}
+    report::Ptr{Cvoid}
+    report_user::Ptr{Cvoid}
+    objective::Ptr{Cvoid}
+    objective_user::Ptr{Cvoid}
+    frac_bits::Cuint
+    threads::Cint
+    allocator::Ptr{Cvoid}
+end
+TunerOptions() = TunerOptions(sizeof(TunerOptions), 0, 0.0, 0, 0, 0.5, 0, 24, 0.25, 3, 0, 0.05,
+                              1.5, 0.5, 0.003, 1, 0, C_NULL, C_NULL, C_NULL, C_NULL, C_NULL, 52,
+                              0, C_NULL)
+
+struct TunerResult
+    struct_size::Csize_t
+    valid_loss::Cdouble
+    valid_accuracy::Cdouble
+    test_loss::Cdouble
+    test_accuracy::Cdouble
+    search_evaluations::Csize_t
+    refine_iterations::Csize_t
+    runs::Csize_t
+    seconds::Cdouble
+    best_phase::Cint
+end
+TunerResult() = TunerResult(sizeof(TunerResult), NaN, NaN, NaN, NaN, 0, 0, 0, 0.0, 0)
+
+function _init(::Type{FamilyOptions})
+    o = FamilyOptions()
+    ccall((:revl_family_options_init, librevl), Cvoid, (Ref{FamilyOptions},), o)
+    o.struct_size = sizeof(FamilyOptions)
+    return o
+end
+function _init(::Type{TunerOptions})
+    o = TunerOptions()
+    ccall((:revl_tuner_options_init, librevl), Cvoid, (Ref{TunerOptions},), o)
+    o.struct_size = sizeof(TunerOptions)
+    return o
+end
+
+# A user family's callbacks: map(theta) -> z, vjp(theta, dz) -> dtheta.
+mutable struct FamilyState
+    n_theta::Int
+    n_z::Int
+    map::Any
+    vjp::Any
+    err::Any
+end
+
+function _family_map_trampoline(theta::Ptr{Cdouble}, z::Ptr{Cdouble}, user::Ptr{Cvoid})::Cint
+    st = unsafe_pointer_to_objref(user)::FamilyState
+    st.err === nothing || return Cint(1)
+    try
+        _put!(z, st.n_z, st.map(copy(_view(theta, st.n_theta))), "z")
+        return Cint(0)
+    catch e
+        st.err = CapturedException(e, catch_backtrace())
+        return Cint(1)
+    end
+end
+
+function _family_vjp_trampoline(theta::Ptr{Cdouble}, dz::Ptr{Cdouble}, dtheta::Ptr{Cdouble},
+                                user::Ptr{Cvoid})::Cint
+    st = unsafe_pointer_to_objref(user)::FamilyState
+    st.err === nothing || return Cint(1)
+    try
+        _put!(dtheta, st.n_theta,
+              st.vjp(copy(_view(theta, st.n_theta)), copy(_view(dz, st.n_z))), "dtheta")
+        return Cint(0)
+    catch e
+        st.err = CapturedException(e, catch_backtrace())
+        return Cint(1)
+    end
+end
+
+function _tuner_report_trampoline(r::Ptr{TunerReport}, user::Ptr{Cvoid})::Cint
+    return _report_call(r, user)
+end
+
+mutable struct Family
+    ptr::Ptr{Cvoid}
+    state::Union{FamilyState,Nothing}
+    optimizer::Symbol
+    n_theta::Int
+    n_z::Int
+end
+
+function _free!(f::Family)
+    f.ptr == C_NULL || ccall((:revl_family_free, librevl), Cvoid, (Ptr{Cvoid},), f.ptr)
+    f.ptr = C_NULL
+    return nothing
+end
+Base.close(f::Family) = _free!(f)
+_lasterr(f::Family) = () -> unsafe_string(ccall((:revl_family_last_error, librevl), Cstring,
+                                               (Ptr{Cvoid},), f.ptr))
+
+const FAMILY_TYPES = Dict(:per_step => 0, :windows => 1, :shape => 2, :user => 3)
+const SHAPES = Dict(:constant => 0, :linear => 1, :cosine => 2)
+
+"""Family(optimizer, n_steps, n_groups; n_meta=0, type=:per_step (:windows, :shape, :user),
+learn=[:alpha, :gamma, :init_scale], window, shape=:linear, warmup, n_layers, group_layer,
+map=(theta -> z), vjp=((theta, dz) -> dtheta), n_theta): options left out keep the library's
+defaults."""
+function Family(optimizer::Symbol, n_steps::Integer, n_groups::Integer; n_meta::Integer=0,
+                type::Symbol=:per_step, learn=nothing, window=nothing, shape=nothing,
+                warmup=nothing, n_layers=nothing, group_layer=nothing, map=nothing, vjp=nothing,
+                n_theta=nothing)
+    o = _init(FamilyOptions)
+    o.type = _code(FAMILY_TYPES, type, "family type")
+    learn === nothing || (o.learn = reduce(|, (_code(LEARN, k, "learn") for k in learn); init=0))
+    window === nothing || (o.window = window)
+    shape === nothing || (o.shape = _code(SHAPES, shape, "shape"))
+    warmup === nothing || (o.warmup = warmup)
+    n_layers === nothing || (o.n_layers = n_layers)
+    layers = group_layer === nothing ? nothing : Csize_t.(group_layer)
+    st = nothing
+    if type === :user
+        (map === nothing || vjp === nothing || n_theta === nothing) &&
+            throw(RevlError(ERR_INVALID, "a :user family needs map, vjp and n_theta", "Family"))
+        st = FamilyState(n_theta, 0, map, vjp, nothing)
+        o.n_theta = n_theta
+        o.map = FAMILY_MAP_FN[]
+        o.vjp = FAMILY_VJP_FN[]
+        o.user = pointer_from_objref(st)
+    end
+    out = Ref{Ptr{Cvoid}}(C_NULL)
+    GC.@preserve layers begin
+        layers === nothing || (o.group_layer = pointer(layers))
+        rc = ccall((:revl_family_create, librevl), Cint,
+                   (Ref{Ptr{Cvoid}}, Cint, Csize_t, Csize_t, Csize_t, Ref{FamilyOptions}),
+                   out, _code(OPTIMIZERS, optimizer, "optimizer"), n_steps, n_groups, n_meta, o)
+    end
+    _check(rc, "revl_family_create", _nomsg, st)
+    nt = Int(ccall((:revl_family_n_theta, librevl), Csize_t, (Ptr{Cvoid},), out[]))
+    nz = Int(ccall((:revl_family_n_z, librevl), Csize_t, (Ptr{Cvoid},), out[]))
+    st === nothing || (st.n_z = nz)
+    f = Family(out[], st, optimizer, nt, nz)
+    finalizer(_free!, f)
+    return f
+end
+
+"""z = map(theta) of the family."""
+function familymap(f::Family, theta::AbstractVector)
+    z = Vector{Float64}(undef, f.n_z)
+    rc = ccall((:revl_family_map, librevl), Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}),
+               _live(f), _vec(theta, f.n_theta, "theta"), z)
+    _check(rc, "revl_family_map", _lasterr(f), f.state)
+    return z
+end
+
+"""J(theta)' dz: a gradient in z made one in theta."""
+function familyvjp(f::Family, theta::AbstractVector, dz::AbstractVector)
+    out = Vector{Float64}(undef, f.n_theta)
+    rc = ccall((:revl_family_vjp, librevl), Cint,
+               (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}),
+               _live(f), _vec(theta, f.n_theta, "theta"), _vec(dz, f.n_z, "dz"), out)
+    _check(rc, "revl_family_vjp", _lasterr(f), f.state)
+    return out
+end
+
+function project(f::Family, z::AbstractVector)
+    out = Vector{Float64}(undef, f.n_theta)
+    rc = ccall((:revl_family_project, librevl), Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}),
+               _live(f), _vec(z, f.n_z, "z"), out)
+    _check(rc, "revl_family_project", _lasterr(f), f.state)
+    return out
+end
+
+function base(f::Family)
+    z = Vector{Float64}(undef, f.n_z)
+    rc = ccall((:revl_family_get_base, librevl), Cint, (Ptr{Cvoid}, Ptr{Cdouble}), _live(f), z)
+    _check(rc, "revl_family_get_base", _lasterr(f))
+    return z
+end
+
+function setbase!(f::Family, z0::AbstractVector)
+    rc = ccall((:revl_family_set_base, librevl), Cint, (Ptr{Cvoid}, Ptr{Cdouble}), _live(f),
+               _vec(z0, f.n_z, "z0"))
+    _check(rc, "revl_family_set_base", _lasterr(f))
+    return f
+end
+
+"""The search box (lo, hi) of theta."""
+function bounds(f::Family)
+    lo, hi = Vector{Float64}(undef, f.n_theta), Vector{Float64}(undef, f.n_theta)
+    rc = ccall((:revl_family_get_bounds, librevl), Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}),
+               _live(f), lo, hi)
+    _check(rc, "revl_family_get_bounds", _lasterr(f))
+    return lo, hi
+end
+
+function setbounds!(f::Family, lo::AbstractVector, hi::AbstractVector)
+    rc = ccall((:revl_family_set_bounds, librevl), Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}),
+               _live(f), _vec(lo, f.n_theta, "lo"), _vec(hi, f.n_theta, "hi"))
+    _check(rc, "revl_family_set_bounds", _lasterr(f))
+    return f
+end
+
+"""What each coordinate of theta is."""
+function coordnames(f::Family)
+    buf = Vector{UInt8}(undef, 256)
+    names = String[]
+    for i in 0:f.n_theta - 1
+        rc = ccall((:revl_family_coord_name, librevl), Cint, (Ptr{Cvoid}, Csize_t, Ptr{UInt8}, Csize_t),
+                   _live(f), i, buf, length(buf))
+        _check(rc, "revl_family_coord_name", _lasterr(f))
+        push!(names, unsafe_string(pointer(buf)))
+    end
+    return names
+end
+
+mutable struct Tuner
+    ptr::Ptr{Cvoid}
+    model::Model
+    deps::Vector{Any}           # valid, test, families: the C side points into them
+    state::CallbackState
+    n_steps::Int
+    n_groups::Int
+    optimizer::Symbol
+    kinds::Vector{Symbol}
+end
+
+function _free!(t::Tuner)
+    t.ptr == C_NULL || ccall((:revl_tuner_free, librevl), Cvoid, (Ptr{Cvoid},), t.ptr)
+    t.ptr = C_NULL
+    return nothing
+end
+Base.close(t::Tuner) = _free!(t)
+_lasterr(t::Tuner) = () -> unsafe_string(ccall((:revl_tuner_last_error, librevl), Cstring,
+                                              (Ptr{Cvoid},), t.ptr))
+
+const STRATEGIES = Dict(:search_then_refine => 0, :search => 1, :refine => 2)
+const REFINE_METHODS = Dict(:backtrack => 0, :adam => 1)
+const PHASES = Dict(0 => :search, 1 => :refine, 2 => :done)
+
+"""Tuner(model, valid, n_steps; optimizer=:momentum, search=nothing, refine=nothing (Families),
+strategy=:search_then_refine, budget_seconds, budget_runs, seed, test, report=(r::TunerReport ->
+stop::Bool), objective, and the other fields of TunerOptions as keywords): options left out
+keep the library's defaults."""
+function Tuner(m::Model, valid::Union{Dataset,Nothing}, n_steps::Integer;
+               optimizer::Symbol=:momentum, search::Union{Family,Nothing}=nothing,
+               refine::Union{Family,Nothing}=nothing, strategy=nothing, refine_method=nothing,
+               test::Union{Dataset,Nothing}=nothing, report=nothing, objective=nothing, kw...)
+    o = _init(TunerOptions)
+    strategy === nothing || (o.strategy = _code(STRATEGIES, strategy, "strategy"))
+    refine_method === nothing || (o.refine_method = _code(REFINE_METHODS, refine_method, "refine_method"))
+    for (k, v) in kw
+        k in fieldnames(TunerOptions) && !(k in (:struct_size, :report, :report_user, :objective,
+                                                  :objective_user, :test, :allocator)) ||
+            throw(RevlError(ERR_INVALID, "unknown tuner option $k", "Tuner"))
+        setfield!(o, k, convert(fieldtype(TunerOptions, k), v))
+    end
+    test === nothing || (o.test = _live(test))
+    st = CallbackState(m.n_params, m.n_meta)
+    st.report = report
+    st.objective = objective
+    if report !== nothing
+        o.report = TUNER_REPORT_FN[]
+        o.report_user = pointer_from_objref(st)
+    end
+    if objective !== nothing
+        o.objective = OBJECTIVE_FN[]
+        o.objective_user = pointer_from_objref(st)
+    end
+    out = Ref{Ptr{Cvoid}}(C_NULL)
+    rc = ccall((:revl_tuner_create, librevl), Cint,
+               (Ref{Ptr{Cvoid}}, Ptr{Cvoid}, Ptr{Cvoid}, Csize_t, Cint, Ptr{Cvoid}, Ptr{Cvoid},
+                Ref{TunerOptions}),
+               out, _live(m), valid === nothing ? C_NULL : _live(valid), n_steps,
+               _code(OPTIMIZERS, optimizer, "optimizer"),
+               search === nothing ? C_NULL : _live(search),
+               refine === nothing ? C_NULL : _live(refine), o)
+    _check(rc, "revl_tuner_create", _nomsg, st, m.state,
+           search === nothing ? nothing : search.state, refine === nothing ? nothing : refine.state)
+    t = Tuner(out[], m, Any[valid, test, search, refine], st, n_steps, n_groups(m), optimizer,
+              OPT_KINDS[optimizer])
+    finalizer(_free!, t)
+    return t
+end
+
+_fstates(t::Tuner) = (f === nothing || !(f isa Family) ? nothing : f.state for f in t.deps)
+
+"""One evaluation or meta-iteration; its TunerReport."""
+function step!(t::Tuner)
+    r = Ref(TunerReport())
+    ccall((:revl_tuner_report_init, librevl), Cvoid, (Ref{TunerReport},), r)
+    rc = ccall((:revl_tuner_step, librevl), Cint, (Ptr{Cvoid}, Ref{TunerReport}), _live(t), r)
+    _check(rc, "revl_tuner_step", _lasterr(t), t.state, t.model.state, _fstates(t)...)
+    return r[]
+end
+
+function run!(t::Tuner)
+    rc = ccall((:revl_tuner_run, librevl), Cint, (Ptr{Cvoid},), _live(t))
+    _check(rc, "revl_tuner_run", _lasterr(t), t.state, t.model.state, _fstates(t)...)
+    return t
+end
+
+""":search, :refine or :done."""
+phase(t::Tuner) = PHASES[Int(ccall((:revl_tuner_phase, librevl), Cint, (Ptr{Cvoid},), _live(t)))]
+
+function result(t::Tuner)
+    r = Ref(TunerResult())
+    ccall((:revl_tuner_result_init, librevl), Cvoid, (Ref{TunerResult},), r)
+    rc = ccall((:revl_tuner_get_result, librevl), Cint, (Ptr{Cvoid}, Ref{TunerResult}), _live(t), r)
+    _check(rc, "revl_tuner_get_result", _lasterr(t))
+    return r[]
+end
+
+"""The best point's values of one kind, (n_steps, n_groups)."""
+function best(t::Tuner, kind::Symbol)
+    code = _need_kind(t.kinds, "$(t.optimizer) tuner", kind, "revl_tuner_best_kind")
+    v = Vector{Float64}(undef, t.n_steps * t.n_groups)
+    rc = ccall((:revl_tuner_best_kind, librevl), Cint, (Ptr{Cvoid}, Cint, Ptr{Cdouble}),
+               _live(t), code, v)
+    _check(rc, "revl_tuner_best_kind", _lasterr(t))
+    return permutedims(reshape(v, t.n_groups, t.n_steps))
+end
+
+function best_scales_meta(t::Tuner)
+    ls = Vector{Float64}(undef, t.n_groups)
+    mt = Vector{Float64}(undef, t.model.n_meta)
+    rc = ccall((:revl_tuner_best_scales_meta, librevl), Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}),
+               _live(t), ls, t.model.n_meta == 0 ? C_NULL : mt)
+    _check(rc, "revl_tuner_best_scales_meta", _lasterr(t))
+    return (log_init_scales=ls, meta=mt)
+end
+
+function best_z(t::Tuner)
+    z = Vector{Float64}(undef, length(t.kinds) * t.n_steps * t.n_groups + t.n_groups + t.model.n_meta)
+    rc = ccall((:revl_tuner_best_z, librevl), Cint, (Ptr{Cvoid}, Ptr{Cdouble}), _live(t), z)
+    _check(rc, "revl_tuner_best_z", _lasterr(t))
+    return z
+end
+
+"""The trained weights of the best point's training (no retraining)."""
+function best_weights(t::Tuner)
+    w = Vector{Float64}(undef, t.model.n_params)
+    rc = ccall((:revl_tuner_best_weights, librevl), Cint, (Ptr{Cvoid}, Ptr{Cdouble}), _live(t), w)
+    _check(rc, "revl_tuner_best_weights", _lasterr(t))
+    return w
+end
+
+function best_schedule!(t::Tuner, s::Schedule)
+    rc = ccall((:revl_tuner_best_schedule, librevl), Cint, (Ptr{Cvoid}, Ptr{Cvoid}), _live(t), _live(s))
+    _check(rc, "revl_tuner_best_schedule", _lasterr(t))
+    return s
+end
+
+function save_checkpoint(t::Tuner, path::AbstractString)
+    rc = ccall((:revl_tuner_checkpoint_save, librevl), Cint, (Ptr{Cvoid}, Cstring), _live(t), path)
+    _check(rc, "revl_tuner_checkpoint_save", _lasterr(t))
+    return path
+end
+
+function load_checkpoint!(t::Tuner, path::AbstractString)
+    rc = ccall((:revl_tuner_checkpoint_load, librevl), Cint, (Ptr{Cvoid}, Cstring), _live(t), path)
+    _check(rc, "revl_tuner_checkpoint_load", _lasterr(t))
+    return t
+end
+
+"""The built-in MLP's example indices (0-based, into its training set) of step `step`."""
+function batch_indices(m::Model, step::Integer, batch_size::Integer)
+    idx = Vector{Csize_t}(undef, batch_size)
+    count = Ref{Csize_t}(0)
+    rc = ccall((:revl_mlp_batch_indices, librevl), Cint, (Ptr{Cvoid}, Csize_t, Ptr{Csize_t}, Ref{Csize_t}),
+               _live(m), step, idx, count)
+    _check(rc, "revl_mlp_batch_indices", _lasterr(m))
+    return Int.(idx[1:count[]])
+end
+
+function set_order_seed!(m::Model, seed::Integer)
+    rc = ccall((:revl_mlp_set_order_seed, librevl), Cint, (Ptr{Cvoid}, UInt64), _live(m), seed)
+    _check(rc, "revl_mlp_set_order_seed", _lasterr(m))
+    return m
+end
 
 end # module

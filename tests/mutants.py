@@ -512,6 +512,14 @@ MUTANTS = [
      "    if (*gs == 0 && g != 0)\n        *gs = 0;", ["check_optim", "check_hardening"]),
     ("src/optim/adam_dir.c", "_mm512_cmp_pd_mask(y2, one, _CMP_LT_OQ));",
      "_mm512_cmp_pd_mask(y2, zero, _CMP_LT_OQ));", ["check_adam_dir"]),
+    # ---- the Python tuner binding (python/revl/tuner.py, mlp.py)
+    ("python/revl/tuner.py", "return cls(PHASES.get(r.phase, str(r.phase)), int(r.index), r.loss, r.best_loss,",
+     "return cls(PHASES.get(r.phase, str(r.phase)), int(r.index), r.best_loss, r.loss,", [PY]),
+    ("python/revl/tuner.py", "_store_result(dtheta_p, n_theta, fn(theta, dz), \"dtheta\", \"vjp\")",
+     "_store_result(dtheta_p, n_theta, fn(theta, -dz), \"dtheta\", \"vjp\")", [PY]),
+    ("python/revl/tuner.py", "        history.append(r)\n", "        pass\n", [PY]),
+    ("python/revl/mlp.py", "return out[:count.value].astype(np.int64)",
+     "return out[:count.value - 1].astype(np.int64)", [PY]),
 ]
 
 

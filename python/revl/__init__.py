@@ -24,6 +24,7 @@ from .core import Hypergrad, Model, Progress, Schedule, Trainer, print_progress
 from .data import Dataset
 from .hyperopt import HyperOpt, Hyperparams, Report
 from .mlp import MLP, Block, Evaluation
+from .tuner import Family, Tuner, TunerReport, TunerResult, TuneResult, print_report, tune
 
 library_path = _the_lib.path   # the file actually loaded
 # read from the loaded library at import: the optimisers by name, each one's kinds in its order,
@@ -51,6 +52,7 @@ __all__ = [
     "Model", "Schedule", "Trainer", "Hypergrad", "Progress", "print_progress", "Dataset", "MLP",
     "Block", "Evaluation",
     "HyperOpt", "Hyperparams", "Report",
+    "Family", "Tuner", "TunerReport", "TunerResult", "TuneResult", "tune", "print_report",
     "Error", "InvalidError", "NoMemoryError", "CallbackError", "RangeError", "StateError",
     "InexactError", "FileError", "Unavailable",
 ]

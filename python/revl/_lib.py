@@ -126,6 +126,84 @@ class HyperoptOptions(ctypes.Structure):
     ]
 
 
+class FamilyOptions(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("type", ctypes.c_int),          # revl_family_type
+        ("learn", ctypes.c_uint),
+        ("window", c_size_t),
+        ("shape", ctypes.c_int),         # revl_shape
+        ("warmup", c_size_t),
+        ("n_layers", c_size_t),
+        ("group_layer", ctypes.c_void_p),  # const size_t *
+        ("n_theta", c_size_t),
+        ("map", ctypes.c_void_p),        # revl_family_map_fn
+        ("vjp", ctypes.c_void_p),        # revl_family_vjp_fn
+        ("user", ctypes.c_void_p),
+    ]
+
+
+class TunerReport(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("phase", ctypes.c_int),
+        ("index", c_size_t),
+        ("loss", ctypes.c_double),
+        ("best_loss", ctypes.c_double),
+        ("step_size", ctypes.c_double),
+        ("accepted", ctypes.c_int),
+        ("start", c_size_t),
+        ("seconds", ctypes.c_double),
+        ("eta_seconds", ctypes.c_double),
+        ("runs", c_size_t),
+    ]
+
+
+class TunerOptions(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("strategy", ctypes.c_int),      # revl_tune_strategy
+        ("budget_seconds", ctypes.c_double),
+        ("budget_runs", c_size_t),
+        ("cpu_time", ctypes.c_int),
+        ("search_fraction", ctypes.c_double),
+        ("n_initial", c_size_t),
+        ("n_candidates", c_size_t),
+        ("good_fraction", ctypes.c_double),
+        ("refine_starts", c_size_t),
+        ("refine_method", ctypes.c_int),  # revl_refine_method
+        ("refine_step", ctypes.c_double),
+        ("step_grow", ctypes.c_double),
+        ("step_shrink", ctypes.c_double),
+        ("min_step", ctypes.c_double),
+        ("n_orders", c_size_t),
+        ("seed", ctypes.c_uint64),
+        ("test", ctypes.c_void_p),       # const revl_dataset *
+        ("report", ctypes.c_void_p),     # revl_tuner_report_fn
+        ("report_user", ctypes.c_void_p),
+        ("objective", ctypes.c_void_p),  # revl_objective_fn
+        ("objective_user", ctypes.c_void_p),
+        ("frac_bits", ctypes.c_uint),
+        ("threads", ctypes.c_int),
+        ("allocator", ctypes.c_void_p),
+    ]
+
+
+class TunerResult(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("valid_loss", ctypes.c_double),
+        ("valid_accuracy", ctypes.c_double),
+        ("test_loss", ctypes.c_double),
+        ("test_accuracy", ctypes.c_double),
+        ("search_evaluations", c_size_t),
+        ("refine_iterations", c_size_t),
+        ("runs", c_size_t),
+        ("seconds", ctypes.c_double),
+        ("best_phase", ctypes.c_int),
+    ]
+
+
 # C struct name -> ctypes class (tests/test_abi.py compares sizes and offsets with the C compiler)
 STRUCTS = {
     "revl_allocator": Allocator,
@@ -135,6 +213,10 @@ STRUCTS = {
     "revl_mlp_options": MlpOptions,
     "revl_hyperopt_report": HyperoptReport,
     "revl_hyperopt_options": HyperoptOptions,
+    "revl_family_options": FamilyOptions,
+    "revl_tuner_report": TunerReport,
+    "revl_tuner_options": TunerOptions,
+    "revl_tuner_result": TunerResult,
 }
 
 # ------------------------------------------------------------------ callback types
@@ -152,6 +234,10 @@ OBJECTIVE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, 
                                 ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
 PROGRESS_FN = ctypes.CFUNCTYPE(ctypes.c_int, c_size_t, ctypes.c_int, ctypes.c_double,
                                ctypes.c_double, ctypes.c_void_p)
+FAMILY_MAP_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+FAMILY_VJP_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                                 ctypes.c_void_p)
+TUNER_REPORT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(TunerReport), ctypes.c_void_p)
 
 # C typedef name -> (return type, argument types) of the callback, in the header's spelling
 CALLBACK_TYPES = {
@@ -171,6 +257,9 @@ CALLBACK_TYPES = {
     "revl_objective_fn": ("int", ("const double *", "const double *", "double *", "double *",
                                   "double *", "void *")),
     "revl_progress_fn": ("int", ("size_t", "int", "double", "double", "void *")),
+    "revl_family_map_fn": ("int", ("const double *", "double *", "void *")),
+    "revl_family_vjp_fn": ("int", ("const double *", "const double *", "double *", "void *")),
+    "revl_tuner_report_fn": ("int", ("const revl_tuner_report *", "void *")),
 }
 
 # ------------------------------------------------------------------ prototypes
@@ -311,6 +400,44 @@ PROTOTYPES = [
     ("revl_hyperopt_checkpoint_save", "int", ("revl_hyperopt *", "const char *")),
     ("revl_hyperopt_checkpoint_load", "int", ("revl_hyperopt *", "const char *")),
     ("revl_hyperopt_iterations_done", "size_t", ("const revl_hyperopt *",)),
+    # schedule families and the tuner
+    ("revl_family_options_init", "void", ("revl_family_options *",)),
+    ("revl_family_create", "int", ("revl_family **", "revl_optimizer", "size_t", "size_t",
+                                   "size_t", "const revl_family_options *")),
+    ("revl_family_free", "void", ("revl_family *",)),
+    ("revl_family_n_theta", "size_t", ("const revl_family *",)),
+    ("revl_family_n_z", "size_t", ("const revl_family *",)),
+    ("revl_family_map", "int", ("revl_family *", "const double *", "double *")),
+    ("revl_family_vjp", "int", ("revl_family *", "const double *", "const double *",
+                                "double *")),
+    ("revl_family_set_base", "int", ("revl_family *", "const double *")),
+    ("revl_family_get_base", "int", ("const revl_family *", "double *")),
+    ("revl_family_project", "int", ("revl_family *", "const double *", "double *")),
+    ("revl_family_get_bounds", "int", ("const revl_family *", "double *", "double *")),
+    ("revl_family_set_bounds", "int", ("revl_family *", "const double *", "const double *")),
+    ("revl_family_coord_name", "int", ("const revl_family *", "size_t", "char *", "size_t")),
+    ("revl_family_last_error", "const char *", ("const revl_family *",)),
+    ("revl_tuner_report_init", "void", ("revl_tuner_report *",)),
+    ("revl_tuner_options_init", "void", ("revl_tuner_options *",)),
+    ("revl_tuner_create", "int", ("revl_tuner **", "revl_model *", "const revl_dataset *",
+                                  "size_t", "revl_optimizer", "const revl_family *",
+                                  "const revl_family *", "const revl_tuner_options *")),
+    ("revl_tuner_free", "void", ("revl_tuner *",)),
+    ("revl_tuner_step", "int", ("revl_tuner *", "revl_tuner_report *")),
+    ("revl_tuner_run", "int", ("revl_tuner *",)),
+    ("revl_tuner_phase", "int", ("const revl_tuner *",)),
+    ("revl_tuner_result_init", "void", ("revl_tuner_result *",)),
+    ("revl_tuner_get_result", "int", ("revl_tuner *", "revl_tuner_result *")),
+    ("revl_tuner_best_kind", "int", ("const revl_tuner *", "revl_hyper", "double *")),
+    ("revl_tuner_best_scales_meta", "int", ("const revl_tuner *", "double *", "double *")),
+    ("revl_tuner_best_z", "int", ("const revl_tuner *", "double *")),
+    ("revl_tuner_best_weights", "int", ("const revl_tuner *", "double *")),
+    ("revl_tuner_best_schedule", "int", ("const revl_tuner *", "revl_schedule *")),
+    ("revl_tuner_checkpoint_save", "int", ("revl_tuner *", "const char *")),
+    ("revl_tuner_checkpoint_load", "int", ("revl_tuner *", "const char *")),
+    ("revl_tuner_last_error", "const char *", ("const revl_tuner *",)),
+    ("revl_mlp_batch_indices", "int", ("revl_model *", "size_t", "size_t *", "size_t *")),
+    ("revl_mlp_set_order_seed", "int", ("revl_model *", "uint64_t")),
 ]
 
 _SCALARS = {

@@ -98,15 +98,18 @@ def _choice(value, table, name):
     return table[key]
 
 
-def _make_report_trampoline(fn, state):
+def _make_report_trampoline(fn, state, report_cls=None, fn_type=REPORT_FN):
+    """A C report callback calling fn(report_cls._from_c(report)); a true result stops."""
+    report_cls = report_cls or Report
+
     def report_trampoline(r_p, user):
         if state.pending is not None:
             return 1
         try:
-            return 1 if fn(Report._from_c(r_p.contents)) else 0
+            return 1 if fn(report_cls._from_c(r_p.contents)) else 0
         except BaseException as e:  # noqa: B902
             return state.fail(e, "report")
-    return REPORT_FN(report_trampoline)
+    return fn_type(report_trampoline)
 
 
 def _make_objective_trampoline(fn, n, nm, state):

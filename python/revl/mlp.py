@@ -135,3 +135,26 @@ class MLP(Model):
                                     ctypes.addressof(acc))
         self._check(rc, "revl_model_evaluate", h)
         return Evaluation(loss.value, acc.value, g)
+
+    def batch_indices(self, step):
+        """The example indices (into the training set) of the minibatch of inner step ``step``,
+        in order: the model's minibatch order, to reproduce a training elsewhere."""
+        h = self._handle()
+        step = as_int(step, "step", "MLP.batch_indices")
+        n = self.train_data.n   # batch_size 0 or >= n is the full batch
+        out = np.empty(n if self.batch_size == 0 or self.batch_size >= n else self.batch_size,
+                       dtype=np.uintp)
+        count = ctypes.c_size_t(0)
+        with _Busy((h,)):
+            rc = lib.mlp_batch_indices(h.ptr, step, ptr(out), ctypes.addressof(count))
+        self._check(rc, "revl_mlp_batch_indices", h)
+        return out[:count.value].astype(np.int64)
+
+    def set_order_seed(self, seed):
+        """Draw the minibatch order again from ``seed`` (every epoch's permutation)."""
+        h = self._handle()
+        seed = as_int(seed, "seed", "MLP.set_order_seed")
+        with _Busy((h,)):
+            rc = lib.mlp_set_order_seed(h.ptr, seed)
+        self._check(rc, "revl_mlp_set_order_seed", h)
+        self.seed = seed

@@ -13,7 +13,8 @@ JL = pathlib.Path(__file__).resolve().parents[2] / "julia" / "Revl.jl"
 if not JL.exists() or not hp.HEADER.exists():
     pytest.fail("julia/Revl.jl or include/revl.h not in this tree", pytrace=False)
 
-HANDLES = {"revl_model", "revl_schedule", "revl_trainer", "revl_dataset", "revl_hyperopt"}
+HANDLES = {"revl_model", "revl_schedule", "revl_trainer", "revl_dataset", "revl_hyperopt",
+           "revl_family", "revl_tuner"}
 JL_STRUCTS = {
     "revl_comm": "Comm",
     "revl_dp_def": "DpDef",
@@ -23,9 +24,14 @@ JL_STRUCTS = {
     "revl_mlp_options": "MlpOptions",
     "revl_hyperopt_report": "HyperoptReport",
     "revl_hyperopt_options": "HyperoptOptions",
+    "revl_family_options": "FamilyOptions",
+    "revl_tuner_report": "TunerReport",
+    "revl_tuner_options": "TunerOptions",
+    "revl_tuner_result": "TunerResult",
 }
 ENUMS = {"revl_activation", "revl_penalty", "revl_meta_method", "revl_chaos_action",
-         "revl_optimizer", "revl_hyper"}
+         "revl_optimizer", "revl_hyper", "revl_family_type", "revl_shape", "revl_tune_strategy",
+         "revl_refine_method"}
 FN_TYPEDEFS = {"revl_hvp_affine_fn", "revl_progress_fn"}  # callback types passed as arguments
 SCALARS = {"int": "Cint", "unsigned": "Cuint", "unsignedint": "Cuint", "size_t": "Csize_t",
            "double": "Cdouble",
@@ -34,7 +40,10 @@ TRAMPOLINES = {"_grad_trampoline": "revl_grad_fn", "_hvp_trampoline": "revl_hvp_
                "_hvp_affine_trampoline": "revl_hvp_affine_fn",
                "_report_trampoline": "revl_report_fn",
                "_objective_trampoline": "revl_objective_fn",
-               "_progress_trampoline": "revl_progress_fn"}
+               "_progress_trampoline": "revl_progress_fn",
+               "_family_map_trampoline": "revl_family_map_fn",
+               "_family_vjp_trampoline": "revl_family_vjp_fn",
+               "_tuner_report_trampoline": "revl_tuner_report_fn"}
 
 
 def allowed(ctype):

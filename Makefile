@@ -441,6 +441,11 @@ check-symbols: lib
 # changed function or variable fails; added ones are reported and pass.
 check-abi: lib
 	@mkdir -p build-abi
+	@# an array parameter sized by a growing count (REVL_*_COUNT) is an ABI break abidiff cannot
+	@# see: a program built against the older header passes fewer entries (issue 23)
+	@bad=$$(grep -n -E '\[REVL_[A-Z0-9_]*COUNT\]' include/revl.h | grep -v '^[0-9]*: *[/ ]\*' || true); \
+	if [ -n "$$bad" ]; then echo "revl: a public array parameter is sized by a count that grows:"; \
+	  echo "$$bad"; echo "      size it by the count it shipped with, or pass the count (docs/api-stability.md)"; exit 1; fi
 	@set +e; abidiff --headers-dir2 include --drop-private-types abi/librevl.abi $(LIBOUT)/$(SONAME) \
 	  > build-abi/abidiff.txt 2>&1; rc=$$?; set -e; cat build-abi/abidiff.txt; \
 	if [ $$rc -eq 0 ]; then echo "revl: ABI identical to abi/librevl.abi"; exit 0; fi; \

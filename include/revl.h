@@ -840,6 +840,9 @@ REVL_API int revl_tuner_best_schedule(const revl_tuner *t, revl_schedule *s);
  * refinement start is in progress. */
 REVL_API int revl_tuner_refine_point(const revl_tuner *t, double *theta, double *grad,
                                      double *loss);
+/* n_theta of the tuner's search (phase REVL_TUNE_PHASE_SEARCH) or refine family (_REFINE);
+ * 0 for NULL or another phase. */
+REVL_API size_t revl_tuner_n_theta(const revl_tuner *t, int phase);
 /* Checkpoints between steps (docs/file-formats.md): a killed tuning continues with the bits of an
  * uninterrupted one (for a budget in runs; a budget in seconds continues with the time left). */
 REVL_API int revl_tuner_checkpoint_save(revl_tuner *t, const char *path);

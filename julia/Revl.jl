@@ -25,7 +25,7 @@ export RevlError, Model, Schedule, Trainer, Dataset, MLP, HyperOpt, Family, Tune
        init_weights, init_scales_grad, step!, run!, hyperparams, sethyperparams!, save, load!,
        optimizer, kinds, getkind, setkind!, fillkind!, hyper_applied, beta_applied, set_progress!,
        familymap, familyvjp, bounds, setbounds!, base, setbase!, project, coordnames, phase,
-       result, best, best_scales_meta, best_z, best_weights, best_schedule!, batch_indices,
+       result, best, best_scales_meta, best_z, best_weights, best_schedule!, refine_point, batch_indices,
        set_order_seed!
 
 function _find_library()
@@ -1559,6 +1559,18 @@ function best_z(t::Tuner)
     rc = ccall((:revl_tuner_best_z, librevl), Cint, (Ptr{Cvoid}, Ptr{Cdouble}), _live(t), z)
     _check(rc, "revl_tuner_best_z", _lasterr(t))
     return z
+end
+
+"""The refinement's current point: (theta, grad, loss) in the refine family's coordinates."""
+function refine_point(t::Tuner)
+    n = Int(ccall((:revl_tuner_n_theta, librevl), Csize_t, (Ptr{Cvoid}, Cint), _live(t), 1))
+    theta = Vector{Float64}(undef, n)
+    grad = Vector{Float64}(undef, n)
+    loss = Ref{Cdouble}(NaN)
+    rc = ccall((:revl_tuner_refine_point, librevl), Cint,
+               (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}), _live(t), theta, grad, loss)
+    _check(rc, "revl_tuner_refine_point", _lasterr(t))
+    return (theta=theta, grad=grad, loss=loss[])
 end
 
 """The trained weights of the best point's training (no retraining)."""

@@ -431,6 +431,8 @@ PROTOTYPES = [
     ("revl_tuner_best_kind", "int", ("const revl_tuner *", "revl_hyper", "double *")),
     ("revl_tuner_best_scales_meta", "int", ("const revl_tuner *", "double *", "double *")),
     ("revl_tuner_best_z", "int", ("const revl_tuner *", "double *")),
+    ("revl_tuner_refine_point", "int", ("const revl_tuner *", "double *", "double *", "double *")),
+    ("revl_tuner_n_theta", "size_t", ("const revl_tuner *", "int")),
     ("revl_tuner_best_weights", "int", ("const revl_tuner *", "double *")),
     ("revl_tuner_best_schedule", "int", ("const revl_tuner *", "revl_schedule *")),
     ("revl_tuner_checkpoint_save", "int", ("revl_tuner *", "const char *")),

@@ -493,6 +493,16 @@ class Tuner(Wrapper):
         self._check(lib.tuner_best_z(h.ptr, ptr(z)), "revl_tuner_best_z", h)
         return z
 
+    def refine_point(self):
+        """The refinement's current point: (theta, hypergradient d loss / d theta, loss) in the
+        refine family's coordinates; StateError when no refinement start is in progress."""
+        h = self._handle()
+        n = int(lib.tuner_n_theta(h.ptr, 1))
+        theta, grad, loss = np.empty(n), np.empty(n), ctypes.c_double()
+        self._check(lib.tuner_refine_point(h.ptr, ptr(theta), ptr(grad), ctypes.byref(loss)),
+                    "revl_tuner_refine_point", h)
+        return theta, grad, loss.value
+
     def best_weights(self):
         """The trained weights w_T (n_params,) of the training that gave the best loss."""
         h = self._handle()

@@ -376,3 +376,14 @@ def test_objective_callback_gives_the_validation_sets_result():
     c = revl.Tuner(m, None, 8, budget_runs=12, threads=1, objective=broken)
     with pytest.raises(ArithmeticError, match="objective failed"):
         c.run()
+
+
+def test_refine_point_is_the_refinement_state():
+    t = tuner(strategy="refine")
+    with pytest.raises(revl.StateError, match="no refinement start"):
+        t.refine_point()
+    t.step()
+    theta, grad, loss = t.refine_point()
+    assert theta.shape == grad.shape and theta.size > 0
+    assert np.all(np.isfinite(grad)) and np.any(grad != 0)
+    assert loss == t.result().valid_loss      # the start is the best point so far

@@ -1067,3 +1067,10 @@ int revl_tuner_refine_point(const revl_tuner *t, double *theta, double *grad, do
         *loss = t->cur_loss;
     return REVL_OK;
 }
+
+size_t revl_tuner_n_theta(const revl_tuner *t, int phase)
+{
+    if (!t)
+        return 0;
+    return phase == REVL_TUNE_PHASE_SEARCH ? t->ns : phase == REVL_TUNE_PHASE_REFINE ? t->nr : 0;
+}

@@ -776,9 +776,9 @@ typedef struct revl_tuner_options {
     size_t n_candidates;               /* candidates scored per proposal; default 24 */
     double good_fraction;              /* share of evaluations modelled as good; default 0.15 */
     size_t refine_starts;              /* best search points refined, one after another (a start
-                                          ends when its step falls below min_step or its share of
-                                          the budget is spent); when all have ended before the
-                                          budget, the search continues; default 3 */
+                                          ends when its step falls below min_step: the best point
+                                          keeps the budget while its steps succeed); when all have
+                                          ended before the budget, the search continues; default 3 */
     revl_refine_method refine_method;  /* default REVL_REFINE_BACKTRACK */
     double refine_step;                /* first meta step: largest change of a z coordinate;
                                           default 0.05 */

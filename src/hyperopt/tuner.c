@@ -376,13 +376,6 @@ static double search_share(const revl_tuner *t)
     }
 }
 
-/* Where refinement start k (0-based) must hand over to the next. */
-static double start_end(const revl_tuner *t, size_t k)
-{
-    double s = search_share(t);
-    return s + (1.0 - s) * (double)(k + 1) / (double)t->opts.refine_starts;
-}
-
 static double eta(revl_tuner *t)
 {
     double u = used(t), s = rv_tuner_seconds(t);
@@ -907,8 +900,6 @@ int revl_tuner_step(revl_tuner *t, revl_tuner_report *r)
     if (t->phase == REVL_TUNE_PHASE_SEARCH) {
         rc = search_step(t, r);
     } else {
-        if (t->have_point && used(t) >= start_end(t, t->start))
-            end_start(t);
         rc = refine_step(t, r);
     }
     t->in_step = 0;

@@ -263,8 +263,12 @@ MUTANTS = [
     ("src/hyperopt/tuner.c", "        *f = INFINITY;\n        *acc = NAN;\n        return REVL_OK;",
      "        *f = 0;\n        *acc = NAN;\n        return REVL_OK;", ["check_tuner"]),
     # the budget: runs not counted; guards
-    ("src/hyperopt/tuner.c", "    t->runs++;\n    if (rc == REVL_ERR_RANGE) {",
-     "    t->runs += 2;\n    if (rc == REVL_ERR_RANGE) {", ["check_tuner"]),
+    ("src/hyperopt/tuner.c", "    t->runs++;\n    if (rc == REVL_ERR_RANGE ||",
+     "    t->runs += 2;\n    if (rc == REVL_ERR_RANGE ||", ["check_tuner"]),
+    # early abandonment: never abandoning, or abandoning a run whose loss only doubled
+    ("src/hyperopt/tuner.c", "    t->abandoned = 1;\n    return 1;", "    return 0;",
+     ["check_tuner"]),
+    ("src/hyperopt/tuner.c", "#define ABANDON 4.0", "#define ABANDON 0.5", ["check_tuner"]),
     ("src/hyperopt/tuner.c", "if (o.n_orders > 1 && model->builtin.evaluate != rv_mlp_evaluate)",
      "if (0)", ["check_tuner"]),
     # the checkpoint: the told results' loss, the seed left out of the options hash, the step

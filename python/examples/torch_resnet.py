@@ -159,6 +159,7 @@ def write_outputs(out, names, best, curve):
         f.write("# iteration train_loss valid_loss valid_accuracy |hypergrad| seconds\n")
         for row in curve:
             f.write(" ".join(f"{x:.6g}" for x in row) + "\n")
+
     def cols(dat):
         return ", ".join(f"'{dat}' using 1:{i + 2} with lines title '{n}'"
                          for i, n in enumerate(names))
@@ -168,8 +169,8 @@ def write_outputs(out, names, best, curve):
     with open(os.path.join(out, "torch_resnet.gp"), "w") as f:
         f.write("set terminal pngcairo size 800,500\nset key outside\nset xlabel 'step'\n"
                 "set ylabel 'learning rate'\nset logscale y\nset output 'schedule.png'\n"
-                f"set title 'learned learning-rate schedule per layer'\nplot {cols('schedule.dat')}\n"
-                + decay +
+                "set title 'learned learning-rate schedule per layer'\n"
+                f"plot {cols('schedule.dat')}\n" + decay +
                 "unset logscale y\nset xlabel 'meta-iteration'\nset ylabel 'validation loss'\n"
                 "set output 'curve.png'\nset title 'meta-learning curve'\n"
                 "plot 'curve.dat' using 1:3 with linespoints title 'validation loss'\n")

@@ -159,3 +159,11 @@ def test_hyperopt_learns_weight_decay_with_the_oracles_hypergradient():
         assert np.all(np.abs(learned).max(axis=0) > 0), kind
     for kind in ("beta1", "beta2", "eps"):                 # not learned: the same bits
         assert np.array_equal(getattr(before, kind), getattr(after, kind))
+
+
+def test_oracle_needs_the_weight_decay():
+    tm = bn_bridge(bn_cnn())
+    s = schedule(tm.model(), 2)
+    with pytest.raises(ValueError, match="optimizer 'adamw' needs weight_decay"):
+        rt.unrolled_hypergrad(tm, s.alpha, w0=tm.read_params(), meta=META, optimizer="adamw",
+                              beta1=s.beta1, beta2=s.beta2, eps=s.eps, objective=lambda w: 0)

@@ -524,6 +524,18 @@ MUTANTS = [
     ("python/revl/tuner.py", "        history.append(r)\n", "        pass\n", [PY]),
     ("python/revl/mlp.py", "return out[:count.value].astype(np.int64)",
      "return out[:count.value - 1].astype(np.int64)", [PY]),
+    # ---- the torch oracle's AdamW (python/revl/torch/unrolled.py): decay after Adam's step,
+    # coupled decay (added to the gradient, as Adam's weight_decay), the decay without alpha
+    ("python/revl/torch/unrolled.py",
+     "        return adam(t, (1 - alpha[t] * weight_decay[t]).repeat_interleave(reps) * w, g)",
+     "        return (1 - alpha[t] * weight_decay[t]).repeat_interleave(reps) * adam(t, w, g)",
+     [PY]),
+    ("python/revl/torch/unrolled.py",
+     "        return adam(t, (1 - alpha[t] * weight_decay[t]).repeat_interleave(reps) * w, g)",
+     "        return adam(t, w, g + weight_decay[t].repeat_interleave(reps) * w)", [PY]),
+    ("python/revl/torch/unrolled.py",
+     "        return adam(t, (1 - alpha[t] * weight_decay[t]).repeat_interleave(reps) * w, g)",
+     "        return adam(t, (1 - weight_decay[t]).repeat_interleave(reps) * w, g)", [PY]),
 ]
 
 

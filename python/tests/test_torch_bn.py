@@ -282,7 +282,10 @@ def test_resnet_example_quick(tmp_path):
     assert r.stdout.splitlines()[-1].startswith("RESULT: ok"), r.stdout
     assert "P = 77562 parameters in 5 layers" in r.stdout and "7 batch norms" in r.stdout
     assert "test accuracy" in r.stdout and "unrolled PyTorch" in r.stdout
+    assert "T = 4 steps of adamw" in r.stdout and "best weight_decay per layer" in r.stdout
     assert np.loadtxt(tmp_path / "schedule.dat").shape == (4, 6)
+    decay = np.loadtxt(tmp_path / "weight_decay.dat")      # learned: moved from 0.01
+    assert decay.shape == (4, 6) and np.all(decay[:, 1:] > 0) and np.any(decay[:, 1:] != 0.01)
     assert np.loadtxt(tmp_path / "curve.dat").shape == (2, 6)
 
 

@@ -1,7 +1,7 @@
 """PyTorch's own hypergradient of a revl run: the same optimiser unrolled on the autograd tape
 and differentiated in reverse mode (memory grows with every step).  The reference the bridge is
-tested against and benchmarked with; written from the method (docs/method.md, s. 1 and "Adam,
-exactly") and torch.optim.Adam's documented update.
+tested against and benchmarked with; written from the method (docs/method.md, s. 1, "Adam,
+exactly" and "AdamW, exactly") and torch.optim.Adam's and AdamW's documented updates.
 """
 
 import types
@@ -11,7 +11,8 @@ import torch
 
 from .._base import beta_applied, gamma_applied
 
-_KINDS = {"momentum": ("alpha", "gamma"), "adam": ("alpha", "beta1", "beta2", "eps")}
+_KINDS = {"momentum": ("alpha", "gamma"), "adam": ("alpha", "beta1", "beta2", "eps"),
+          "adamw": ("alpha", "beta1", "beta2", "eps", "weight_decay")}
 
 
 def _momentum(alpha, gamma, reps):
@@ -43,8 +44,22 @@ def _adam(alpha, beta1, beta2, eps, reps):
     return step
 
 
+def _adamw(alpha, beta1, beta2, eps, weight_decay, reps):
+    adam = _adam(alpha, beta1, beta2, eps, reps)
+
+    def step(t, w, g):
+        # torch.optim.AdamW: the decay is decoupled (not added to g, which is taken at w_t) and
+        # comes first: w' = (1 - alpha lambda) w, then Adam's step from w'
+        return adam(t, (1 - alpha[t] * weight_decay[t]).repeat_interleave(reps) * w, g)
+    return step
+
+
+_STEPS = {"momentum": _momentum, "adam": _adam, "adamw": _adamw}
+
+
 def unrolled_hypergrad(tm, alpha, gamma=None, w0=None, meta=None, objective=None, *,
-                       optimizer="momentum", beta1=None, beta2=None, eps=None):
+                       optimizer="momentum", beta1=None, beta2=None, eps=None,
+                       weight_decay=None):
     """Train ``tm`` (a TorchModel) for T = len(alpha) steps in float64 on the tape and return
     the gradients of ``objective(w_T)`` (a torch function of the flat float64 vector) with
     respect to w0, meta and every (step, group) hyperparameter, as a namespace with .w0, .meta,
@@ -57,11 +72,17 @@ def unrolled_hypergrad(tm, alpha, gamma=None, w0=None, meta=None, objective=None
         m_{t+1} = beta1_t m_t + (1 - beta1_t) g_t,  s_{t+1} = beta2_t s_t + (1 - beta2_t) g_t^2
         c1_t = 1 - prod_{k<=t} beta1_k,  c2_t = 1 - prod_{k<=t} beta2_k
         w_{t+1} = w_t - (alpha_t / c1_t) m_{t+1} / (sqrt(s_{t+1}) / sqrt(c2_t) + eps_t)
+    ``optimizer="adamw"`` (Adam's kinds and weight_decay; torch.optim.AdamW): the decoupled
+    decay first, then Adam's step from the decayed weights (g_t is the gradient at w_t):
+        w'_t = (1 - alpha_t weight_decay_t) w_t,
+        w_{t+1} = w'_t - (alpha_t / c1_t) m_{t+1} / (sqrt(s_{t+1}) / sqrt(c2_t) + eps_t)
     The rates are taken as revl applies them (revl.gamma_applied, revl.beta_applied) and the
-    gradients are with respect to the applied values, as revl's are."""
+    gradients are with respect to the applied values, as revl's are; AdamW's factor
+    1 - alpha weight_decay is taken as requested (revl applies it within 2^-51 of that)."""
     if optimizer not in _KINDS:
         raise ValueError(f"optimizer must be one of {sorted(_KINDS)}, got {optimizer!r}")
-    given = {"alpha": alpha, "gamma": gamma, "beta1": beta1, "beta2": beta2, "eps": eps}
+    given = {"alpha": alpha, "gamma": gamma, "beta1": beta1, "beta2": beta2, "eps": eps,
+             "weight_decay": weight_decay}
     applied = {"gamma": gamma_applied, "beta1": beta_applied, "beta2": beta_applied}
     kinds = _KINDS[optimizer]
     hyper = {}
@@ -75,7 +96,7 @@ def unrolled_hypergrad(tm, alpha, gamma=None, w0=None, meta=None, objective=None
     mt = torch.tensor(np.asarray(meta if meta is not None else [], dtype=np.float64)
                       .reshape(tm.n_meta), requires_grad=tm.n_meta > 0)
     reps = torch.tensor(np.diff(tm.offsets))
-    step = (_momentum if optimizer == "momentum" else _adam)(*hyper.values(), reps)
+    step = _STEPS[optimizer](*hyper.values(), reps)
     w = w0t
     # the running statistics (batch norm): updated in place by each training call, outside the
     # tape (held, not differentiated), as torch updates them in an unrolled training loop

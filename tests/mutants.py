@@ -520,6 +520,16 @@ MUTANTS = [
     ("python/revl/tuner.py", "        history.append(r)\n", "        pass\n", [PY]),
     ("python/revl/mlp.py", "return out[:count.value].astype(np.int64)",
      "return out[:count.value - 1].astype(np.int64)", [PY]),
+    # ---- messages (issue 24): a built-in model's own fault is not "callback returned 1", NaN
+    # said once, the hypergradient's one prefix is the entry called
+    ("src/core/model.c", "    if (m->fail_note && m->fail_note[0])", "    if (0)",
+     ["check_errors", "check_mlp"]),
+    ("src/dist/dp.c", "        if (isnan(x[i])) { /* said once", "        if (0) { /* said once",
+     ["check_dp"]),
+    ("src/core/trainer.c", "        if (isnan(w0[i])) /* not", "        if (0) /* not",
+     ["check_errors"]),
+    ("src/core/reverse.c", "hypergrad_entry(t, \"revl_trainer_hypergrad_kinds\", dfdw",
+     "hypergrad_entry(t, \"revl_trainer_hypergrad\", dfdw", ["check_errors"]),
 ]
 
 

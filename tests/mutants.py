@@ -530,6 +530,7 @@ MUTANTS = [
      ["check_errors"]),
     ("src/core/reverse.c", "hypergrad_entry(t, \"revl_trainer_hypergrad_kinds\", dfdw",
      "hypergrad_entry(t, \"revl_trainer_hypergrad\", dfdw", ["check_errors"]),
+    ("src/dist/dp.c", "            if (why && why[0])", "            if (0)", ["check_dp"]),
 ]
 
 

@@ -169,33 +169,40 @@ need-mpi:
 
 $(BUILD)/mpi/revl_mpi.o: mpi/revl_mpi.c include/revl_mpi.h include/revl.h
 	@mkdir -p $(dir $@)
-	$(MPICC) $(ALL_CFLAGS) $(LIB_WERROR) -fPIC -fvisibility=hidden -c $< -o $@
+	@$(call SAY,CC)
+	$(Q)$(MPICC) $(ALL_CFLAGS) $(LIB_WERROR) -fPIC -fvisibility=hidden -c $< -o $@
 
 $(MPI_SHLIB): $(BUILD)/mpi/revl_mpi.o $(SHLIB) mpi/revl_mpi.map
-	$(MPICC) -shared $(SAN) -Wl,-soname,$(MPI_SONAME) -Wl,--version-script=mpi/revl_mpi.map \
+	@$(call SAY,LD)
+	$(Q)$(MPICC) -shared $(SAN) -Wl,-soname,$(MPI_SONAME) -Wl,--version-script=mpi/revl_mpi.map \
 		-Wl,-z,defs -o $@ $< -L$(LIBOUT) -lrevl
-	ln -sf librevl_mpi.so.$(VERSION) $(LIBOUT)/$(MPI_SONAME)
-	ln -sf $(MPI_SONAME) $(LIBOUT)/librevl_mpi.so
+	$(Q)ln -sf librevl_mpi.so.$(VERSION) $(LIBOUT)/$(MPI_SONAME)
+	$(Q)ln -sf $(MPI_SONAME) $(LIBOUT)/librevl_mpi.so
 
 $(MPI_STLIB): $(BUILD)/mpi/revl_mpi.o
-	rm -f $@
-	ar rcs $@ $<
+	@rm -f $@
+	@$(call SAY,AR)
+	$(Q)ar rcs $@ $<
 
 $(MPI_PCFILE): mpi/revl-mpi.pc.in include/revl.h
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+	@$(call SAY,GEN)
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
 
 $(BUILD)/tests/mpi/check_mpi: tests/mpi/check_mpi.c tests/testutil_dp.c tests/testutil_dp.h $(MPI_STLIB) $(STLIB)
 	@mkdir -p $(dir $@)
-	$(MPICC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Itests -o $@ $< tests/testutil_dp.c $(MPI_STLIB) $(STLIB) \
+	@$(call SAY,CC)
+	$(Q)$(MPICC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Itests -o $@ $< tests/testutil_dp.c $(MPI_STLIB) $(STLIB) \
 		$(CHECK_LIBS) $(LDLIBS)
 
 $(BUILD)/examples/mpi_%: examples/mpi_%.c $(wildcard examples/*.h) $(MPI_STLIB) $(STLIB)
 	@mkdir -p $(dir $@)
-	$(MPICC) $(ALL_CFLAGS) -o $@ $< $(MPI_STLIB) $(STLIB) $(LDLIBS)
+	@$(call SAY,CC)
+	$(Q)$(MPICC) $(ALL_CFLAGS) -o $@ $< $(MPI_STLIB) $(STLIB) $(LDLIBS)
 
 $(BUILD)/bench/mpi/bench_mpi: bench/mpi/bench_mpi.c $(MPI_STLIB) $(STLIB)
 	@mkdir -p $(dir $@)
-	$(MPICC) $(ALL_CFLAGS) -O3 -o $@ $< $(MPI_STLIB) $(STLIB) $(LDLIBS)
+	@$(call SAY,CC)
+	$(Q)$(MPICC) $(ALL_CFLAGS) -O3 -o $@ $< $(MPI_STLIB) $(STLIB) $(LDLIBS)
 
 # The data-parallel MLP 784-1000-1000-10 on 1 and 2 ranks, one thread each (docs/mpi.md).
 bench-mpi: need-mpi $(BUILD)/bench/mpi/bench_mpi

@@ -56,9 +56,11 @@ struct RevlError <: Exception
     func::String
 end
 
+# the function once: a message that already starts with it (revl_trainer_hypergrad_kinds: ...)
+# is not prefixed again
 Base.showerror(io::IO, e::RevlError) =
-    print(io, "RevlError: ", e.func, ": ", e.message, " [", strerror(e.status), ", status ",
-          e.status, "]")
+    print(io, "RevlError: ", startswith(e.message, e.func) ? "" : string(e.func, ": "),
+          e.message, " [", strerror(e.status), ", status ", e.status, "]")
 
 strerror(status::Integer) =
     unsafe_string(ccall((:revl_strerror, librevl), Cstring, (Cint,), status))
@@ -834,6 +836,7 @@ function _hypergrad_kinds(t::Trainer, dfdw::AbstractVector, dfdmeta)
     end
     # the 5 kinds revl 0.1 shipped with go through the original call (it reads exactly 5
     # entries); later kinds need the counted one
+    func = "revl_trainer_hypergrad_kinds"
     if all(KINDS[k] < 5 for k in s.kinds)
         rc = GC.@preserve out ccall((:revl_trainer_hypergrad_kinds, librevl), Cint,
                    (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Ptr{Cdouble}},
@@ -841,13 +844,14 @@ function _hypergrad_kinds(t::Trainer, dfdw::AbstractVector, dfdmeta)
                    _live(t), _vec(dfdw, m.n_params, "dfdw"), dfm, dw0, table[1:5],
                    m.n_meta == 0 ? C_NULL : dm)
     else
+        func = "revl_trainer_hypergrad_kinds_n"
         rc = GC.@preserve out ccall((:revl_trainer_hypergrad_kinds_n, librevl), Cint,
                    (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Csize_t,
                     Ptr{Ptr{Cdouble}}, Ptr{Cdouble}),
                    _live(t), _vec(dfdw, m.n_params, "dfdw"), dfm, dw0, HYPER_COUNT, table,
                    m.n_meta == 0 ? C_NULL : dm)
     end
-    _check(rc, "revl_trainer_hypergrad_kinds", _lasterr(t), m.state, t.progress)
+    _check(rc, func, _lasterr(t), m.state, t.progress)
     names = (:w0, s.kinds..., :meta)
     return NamedTuple{names}((dw0, (_from_c(s, out[k]) for k in s.kinds)..., dm))
 end

@@ -536,6 +536,17 @@ MUTANTS = [
     ("python/revl/torch/unrolled.py",
      "        return adam(t, (1 - alpha[t] * weight_decay[t]).repeat_interleave(reps) * w, g)",
      "        return adam(t, (1 - weight_decay[t]).repeat_interleave(reps) * w, g)", [PY]),
+    # ---- messages (issue 24): a built-in model's own fault is not "callback returned 1", NaN
+    # said once, the hypergradient's one prefix is the entry called
+    ("src/core/model.c", "    if (m->fail_note && m->fail_note[0])", "    if (0)",
+     ["check_errors", "check_mlp"]),
+    ("src/dist/dp.c", "        if (isnan(x[i])) { /* said once", "        if (0) { /* said once",
+     ["check_dp"]),
+    ("src/core/trainer.c", "        if (isnan(w0[i])) /* not", "        if (0) /* not",
+     ["check_errors"]),
+    ("src/core/reverse.c", "hypergrad_entry(t, \"revl_trainer_hypergrad_kinds\", dfdw",
+     "hypergrad_entry(t, \"revl_trainer_hypergrad\", dfdw", ["check_errors"]),
+    ("src/dist/dp.c", "            if (why && why[0])", "            if (0)", ["check_dp"]),
 ]
 
 

@@ -268,11 +268,16 @@ def fixed_round(w, frac_bits=52):
                            "revl_fixed_round")
     rc = lib.fixed_round(int(frac_bits), ptr(x), x.size)
     if rc:
-        limit = 2.0 ** (63 - int(frac_bits))
-        bad = np.flatnonzero(~(np.abs(x.ravel()) < limit))
-        where = f"w[{bad[0]}] = {x.ravel()[bad[0]]!r}" if bad.size else "a value"
-        raise error_for(rc, f"{where} is not finite or outside the fixed-point range "
-                            f"|w| < 2^{63 - int(frac_bits)}", "revl_fixed_round")
+        k = 63 - int(frac_bits)
+        bad = np.flatnonzero(~(np.abs(x.ravel()) < 2.0 ** k))
+        v = x.ravel()[bad[0]] if bad.size else None
+        # each kind of value said once: not "w[0] = nan is not finite or outside ..."
+        grid = f"outside the fixed-point range |w| < 2^{k}"
+        what = (f"a value is {grid}" if v is None
+                else f"w[{bad[0]}] is NaN" if np.isnan(v)
+                else f"w[{bad[0]}] = {v!r} is not finite" if np.isinf(v)
+                else f"w[{bad[0]}] = {v!r} is {grid}")
+        raise error_for(rc, what, "revl_fixed_round")
     return x
 
 

@@ -51,7 +51,9 @@ class NoMemoryError(Error, MemoryError):
 
 
 class CallbackError(Error):
-    """REVL_ERR_CALLBACK: a callback returned nonzero without a Python exception to show."""
+    """REVL_ERR_CALLBACK: a callback returned nonzero without a Python exception to show, or a
+    built-in model's own check failed in its callback (the MLP's training set changed, a
+    data-parallel rank's contribution was NaN): the message says which."""
 
 
 class RangeError(Error, ArithmeticError):

@@ -31,10 +31,16 @@ def run(w0, gamma, frac_bits=52):
 def test_fixed_round():
     assert np.array_equal(revl.fixed_round([0.1, -0.1, 2.5], frac_bits=10),
                           [102 / 1024, -102 / 1024, 2.5])
-    with pytest.raises(revl.RangeError, match=r"w\[1\] = 2048.0"):
+    with pytest.raises(revl.RangeError, match=r"w\[1\] = 2048.0 is outside the fixed-point "
+                                              r"range \|w\| < 2\^11 \["):
         revl.fixed_round([0.0, 2048.0])
-    with pytest.raises(revl.RangeError, match=r"w\[0\] = nan"):
+    # NaN said once, not "w[0] = nan is not finite or outside ..." (issue 24)
+    with pytest.raises(revl.RangeError) as ei:
         revl.fixed_round([np.nan])
+    assert ei.value.message == "w[0] is NaN"
+    with pytest.raises(revl.RangeError) as ei:
+        revl.fixed_round([0.0, -np.inf])
+    assert ei.value.message == "w[1] = -inf is not finite"
     with pytest.raises(revl.InvalidError, match="frac_bits"):
         revl.fixed_round([0.0], frac_bits=63)
 

@@ -84,6 +84,20 @@ def test_status_and_message_from_the_library():
     assert t.stats["steps_done"] == 0
 
 
+def test_hypergrad_message_names_the_function_once():
+    """Adam's hypergradient goes through revl_trainer_hypergrad_kinds_n: its message carries that
+    one prefix (not "revl_trainer_hypergrad_kinds_n: revl_trainer_hypergrad: ...", issue 24)."""
+    m = quad(4)
+    t = revl.Trainer(m, revl.Schedule.for_model(m, 5, optimizer="adam", alpha=0.01))
+    t.train(np.ones(4))
+    t.hypergrad(np.ones(4))
+    with pytest.raises(revl.StateError) as ei:
+        t.hypergrad(np.ones(4))
+    assert ei.value.function == "revl_trainer_hypergrad_kinds_n"
+    assert str(ei.value) == ("revl_trainer_hypergrad_kinds_n: already reversed; call "
+                             "revl_trainer_train first [call out of order, status -5]")
+
+
 def test_nan_gradient_names_step_and_parameter():
     def grad(k, w, m):
         g = w.copy()

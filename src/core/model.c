@@ -35,9 +35,10 @@ int rv_check_offsets(char *err, size_t n_groups, const size_t *offsets, size_t n
 
 int rv_model_callback_failed(revl_model *m, const char *what, int rc, size_t step)
 {
+    /* a built-in model's own fault (the data-parallel wrapper's vote, the MLP's data check) is
+     * told as it is: no callback of the caller's returned anything */
     if (m->fail_note && m->fail_note[0])
-        return rv_fail(m->err, REVL_ERR_CALLBACK, "%s returned %d at step %zu: %s", what, rc, step,
-                       m->fail_note);
+        return rv_fail(m->err, REVL_ERR_CALLBACK, "%s", m->fail_note);
     return rv_fail(m->err, REVL_ERR_CALLBACK, "%s returned %d at step %zu", what, rc, step);
 }
 

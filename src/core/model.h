@@ -32,8 +32,9 @@ struct revl_model {
     rv_model_builtin builtin; /* evaluate == NULL for callback models */
     revl_hvp_affine_fn hvp_affine; /* optional fused gradient + H (a + b g) */
     double *affine_work;      /* n_params: v = a + b g for models without hvp_affine, lazily */
-    const char *fail_note;    /* optional: why the callbacks failed, appended to their message
-                                 (the data-parallel wrapper names the failing rank there) */
+    const char *fail_note;    /* optional, built-in models: why their callback failed, with the
+                                 step; when set, the whole message (no "callback returned 1"):
+                                 the data-parallel wrapper names the failing rank there */
     uint64_t agree;           /* set by the trainer around each call it makes (0 otherwise): a
                                  hash of what decides the step's bits besides the point (the
                                  step's schedule values, truncation, step count, fixed point),
@@ -44,7 +45,8 @@ struct revl_model {
 /* Create a model from def with a group layout (NULL = one group) and built-in hooks (NULL = none). */
 RV_HIDDEN int rv_model_create(revl_model **out, const revl_model_def *def, size_t n_groups,
                               const size_t *offsets, const rv_model_builtin *builtin);
-/* The message of a callback (`what`) that returned rc at step: REVL_ERR_CALLBACK. */
+/* The message of a callback (`what`) that returned rc at step, or the model's fail_note:
+ * REVL_ERR_CALLBACK. */
 RV_HIDDEN int rv_model_callback_failed(revl_model *m, const char *what, int rc, size_t step);
 /* Check an offsets array for n_params; writes a message into err on failure. */
 RV_HIDDEN int rv_check_offsets(char *err, size_t n_groups, const size_t *offsets, size_t n_params);

@@ -198,13 +198,15 @@ static int hypergrad(revl_trainer *t, const double *dfdw, const double *dfdmeta,
  * exactly these entries, whatever REVL_HYPER_COUNT has grown to since (docs/api-stability.md). */
 #define RV_HYPER_KINDS_SHIPPED 5
 
-int revl_trainer_hypergrad_kinds_n(revl_trainer *t, const double *dfdw, const double *dfdmeta,
-                                   double *d_w0, size_t n_kinds, double *const *d_kinds,
-                                   double *d_meta)
+/* The three public entries; `call` is the one the caller called, the prefix of its messages
+ * (one prefix: the Python and Julia wrappers add none when the message starts with it). */
+static int hypergrad_entry(revl_trainer *t, const char *call, const double *dfdw,
+                           const double *dfdmeta, double *d_w0, size_t n_kinds,
+                           double *const *d_kinds, double *d_meta)
 {
     if (!t)
         return REVL_ERR_INVALID;
-    int rc = rv_trainer_enter(t, "revl_trainer_hypergrad");
+    int rc = rv_trainer_enter(t, call);
     if (rc)
         return rc;
     rc = hypergrad(t, dfdw, dfdmeta, d_w0, d_kinds ? n_kinds : 0, d_kinds, d_meta);
@@ -212,11 +214,19 @@ int revl_trainer_hypergrad_kinds_n(revl_trainer *t, const double *dfdw, const do
     return rc;
 }
 
+int revl_trainer_hypergrad_kinds_n(revl_trainer *t, const double *dfdw, const double *dfdmeta,
+                                   double *d_w0, size_t n_kinds, double *const *d_kinds,
+                                   double *d_meta)
+{
+    return hypergrad_entry(t, "revl_trainer_hypergrad_kinds_n", dfdw, dfdmeta, d_w0, n_kinds,
+                           d_kinds, d_meta);
+}
+
 int revl_trainer_hypergrad_kinds(revl_trainer *t, const double *dfdw, const double *dfdmeta,
                                  double *d_w0, double *const d_kinds[5], double *d_meta)
 {
-    return revl_trainer_hypergrad_kinds_n(t, dfdw, dfdmeta, d_w0, RV_HYPER_KINDS_SHIPPED,
-                                          d_kinds, d_meta);
+    return hypergrad_entry(t, "revl_trainer_hypergrad_kinds", dfdw, dfdmeta, d_w0,
+                           RV_HYPER_KINDS_SHIPPED, d_kinds, d_meta);
 }
 
 /* The checks of hypergrad's arguments (message in t->err); user_out[j] the caller's array of
@@ -225,30 +235,28 @@ static int hypergrad_inputs(revl_trainer *t, const double *dfdw, const double *d
                             size_t n_kinds, double *const *d_kinds,
                             double *user_out[REVL_HYPER_COUNT])
 {
+    const char *fn = t->busy; /* the function the caller called */
     if (t->state != RV_TRAINED)
-        return rv_fail(t->err, REVL_ERR_STATE,
+        return rv_fail(t->err, REVL_ERR_STATE, "%s: %s", fn,
                        t->state == RV_REVERSED
-                           ? "revl_trainer_hypergrad: already reversed; call revl_trainer_train first"
+                           ? "already reversed; call revl_trainer_train first"
                        : t->state == RV_FORWARD_ONLY
-                           ? "revl_trainer_hypergrad: trained forward-only: nothing to reverse; use "
-                             "revl_trainer_train"
-                           : "revl_trainer_hypergrad: no completed training; call revl_trainer_train first");
+                           ? "trained forward-only: nothing to reverse; use revl_trainer_train"
+                           : "no completed training; call revl_trainer_train first");
     if (!dfdw)
-        return rv_fail(t->err, REVL_ERR_INVALID, "revl_trainer_hypergrad: dfdw is NULL");
+        return rv_fail(t->err, REVL_ERR_INVALID, "%s: dfdw is NULL", fn);
     const rv_optim *opt = t->opt;
     for (size_t k = 0; d_kinds && k < n_kinds; k++) {
         if (!d_kinds[k])
             continue;
         if (k >= REVL_HYPER_COUNT)
             return rv_fail(t->err, REVL_ERR_INVALID,
-                           "revl_trainer_hypergrad: d_kinds[%zu] is not NULL, but this library "
-                           "knows %d kinds",
+                           "%s: d_kinds[%zu] is not NULL, but this library knows %d kinds", fn,
                            k, REVL_HYPER_COUNT);
         int j = rv_optim_kind_index(opt, (revl_hyper)k);
         if (j < 0)
             return rv_fail(t->err, REVL_ERR_INVALID,
-                           "revl_trainer_hypergrad: this %s schedule has no %s (its entry must be "
-                           "NULL)",
+                           "%s: this %s schedule has no %s (its entry must be NULL)", fn,
                            opt->name, revl_hyper_name((revl_hyper)k));
         user_out[j] = d_kinds[k];
     }
@@ -335,11 +343,9 @@ static int hypergrad(revl_trainer *t, const double *dfdw, const double *dfdmeta,
 int revl_trainer_hypergrad(revl_trainer *t, const double *dfdw, const double *dfdmeta,
                            double *d_w0, double *d_alpha, double *d_gamma, double *d_meta)
 {
-    if (!t)
-        return REVL_ERR_INVALID;
     double *d_kinds[REVL_HYPER_GAMMA + 1] = {0};
     d_kinds[REVL_HYPER_ALPHA] = d_alpha;
     d_kinds[REVL_HYPER_GAMMA] = d_gamma;
-    return revl_trainer_hypergrad_kinds_n(t, dfdw, dfdmeta, d_w0, REVL_HYPER_GAMMA + 1, d_kinds,
-                                          d_meta);
+    return hypergrad_entry(t, "revl_trainer_hypergrad", dfdw, dfdmeta, d_w0,
+                           REVL_HYPER_GAMMA + 1, d_kinds, d_meta);
 }

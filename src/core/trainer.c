@@ -540,6 +540,8 @@ static int train_inputs(revl_trainer *t, const double *w0, const double *meta)
         t->meta[j] = meta[j];
     }
     for (size_t i = 0; i < t->n_params; i++) {
+        if (isnan(w0[i])) /* not "= nan is not finite": NaN said once */
+            return rv_fail(t->err, REVL_ERR_RANGE, "w0[%zu] is NaN", i);
         if (!rv_to_fixed(t->fx, w0[i], &t->w[i]))
             return rv_fail(t->err, REVL_ERR_RANGE,
                            "w0[%zu] = %g is %s the fixed-point range (|w| < 2^%u)", i, w0[i],

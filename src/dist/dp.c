@@ -45,11 +45,16 @@ static int add_fixed(rv_dp *d, int64_t *acc, const double *x, size_t n, const ch
                      size_t step, size_t micro)
 {
     for (size_t i = 0; i < n; i++) {
+        if (isnan(x[i])) { /* said once: "= nan ... is NaN" would say it twice */
+            rv_fail(d->local, REVL_ERR_RANGE, "rank %d: micro-batch %zu's %s[%zu] is NaN at step %zu",
+                    d->comm.rank, micro, what, i, step);
+            return 1;
+        }
         if (!(fabs(x[i]) < d->limit)) {
             rv_fail(d->local, REVL_ERR_RANGE,
-                    "rank %d: micro-batch %zu's %s[%zu] = %g at step %zu is %s", d->comm.rank,
-                    micro, what, i, x[i], step,
-                    isnan(x[i]) ? "NaN" : "outside the range of the fixed-point sum");
+                    "rank %d: micro-batch %zu's %s[%zu] = %g at step %zu is outside the range of "
+                    "the fixed-point sum",
+                    d->comm.rank, micro, what, i, x[i], step);
             return 1;
         }
         acc[i] += (int64_t)llrint(x[i] * d->scale);
@@ -81,8 +86,14 @@ static int local_sums(rv_dp *d, size_t step, const double *w, const double *meta
                             d->hv, nm ? d->hm : NULL, d->def.user);
         }
         if (rc) {
-            rv_fail(d->local, REVL_ERR_CALLBACK, "rank %d: micro-batch %zu's %s callback returned %d",
-                    d->comm.rank, k, who, rc);
+            const char *why = d->inner ? d->inner->fail_note : NULL; /* a built-in's own fault */
+            if (why && why[0])
+                rv_fail(d->local, REVL_ERR_CALLBACK, "rank %d: micro-batch %zu: %s",
+                        d->comm.rank, k, why);
+            else
+                rv_fail(d->local, REVL_ERR_CALLBACK,
+                        "rank %d: micro-batch %zu's %s callback returned %d at step %zu",
+                        d->comm.rank, k, who, rc, step);
             return 1;
         }
         if (add_fixed(d, data, &loss, 1, "loss", step, k) ||
@@ -105,13 +116,14 @@ static int failing_rank(const int64_t *vote, int size)
 
 /* The failing rank's message to every rank (one more collective, which every rank makes
  * because every rank read the same vote). */
-static void share_message(rv_dp *d, int from)
+static void share_message(rv_dp *d, int from, size_t step)
 {
     int64_t words[MSG_WORDS] = {0};
     if (d->comm.rank == from)
         memcpy(words, d->local, sizeof words);
     if (d->comm.allreduce_i64(words, MSG_WORDS, d->comm.user)) {
-        rv_fail(d->note, REVL_ERR_CALLBACK, "rank %d failed; sending its message failed too", from);
+        rv_fail(d->note, REVL_ERR_CALLBACK,
+                "rank %d failed at step %zu; sending its message failed too", from, step);
         return;
     }
     memcpy(d->note, words, sizeof words);
@@ -149,7 +161,7 @@ static int dp_call(rv_dp *d, size_t step, const double *w, const double *meta, c
     }
     int bad = failing_rank(vote, d->comm.size);
     if (bad >= 0) {
-        share_message(d, bad);
+        share_message(d, bad, step);
         return 1;
     }
     for (size_t r = 1; r < R; r++)

@@ -53,6 +53,25 @@ int rv_mlp_train_changed(const rv_mlp *m)
            revl_dataset_n_classes(m->train) > m->widths[m->n_layers];
 }
 
+int rv_mlp_check_train(rv_mlp *m, size_t step)
+{
+    m->note[0] = '\0';
+    if (!rv_mlp_train_changed(m))
+        return 0;
+    size_t n = revl_dataset_n(m->train), dim = revl_dataset_dim(m->train);
+    if (n != m->n_train || dim != m->widths[0])
+        rv_fail(m->note, REVL_ERR_STATE,
+                "the MLP's training set changed under it at step %zu: %zu examples of %zu "
+                "features, %zu of %zu at revl_mlp_create",
+                step, n, dim, m->n_train, m->widths[0]);
+    else
+        rv_fail(m->note, REVL_ERR_STATE,
+                "the MLP's training set changed under it at step %zu: %zu classes, more than "
+                "its %zu outputs",
+                step, revl_dataset_n_classes(m->train), m->widths[m->n_layers]);
+    return 1;
+}
+
 /* The one path to the training gradient, shared by both callbacks so that the fused call's
  * gradient is bit-identical to the plain one. Returns the examples it used in *xb. */
 static void gradient(rv_mlp *m, size_t step, const double *w, const double *meta, double *grad,
@@ -75,7 +94,7 @@ static int mlp_grad(size_t step, const double *w, const double *meta, double *gr
                     void *user)
 {
     rv_mlp *m = user;
-    if (rv_mlp_train_changed(m))
+    if (rv_mlp_check_train(m, step))
         return 1;
     const double *x;
     gradient(m, step, w, meta, grad, loss, &x);
@@ -86,7 +105,7 @@ static int mlp_hvp(size_t step, const double *w, const double *meta, const doubl
                    double *grad, double *hv_w, double *hv_meta, void *user)
 {
     rv_mlp *m = user;
-    if (rv_mlp_train_changed(m))
+    if (rv_mlp_check_train(m, step))
         return 1;
     const double *x;
     /* the R-pass needs the forward activations and the backward dz of this very point */
@@ -104,7 +123,7 @@ static int mlp_hvp_affine(size_t step, const double *w, const double *meta, cons
                           void *user)
 {
     rv_mlp *m = user;
-    if (rv_mlp_train_changed(m))
+    if (rv_mlp_check_train(m, step))
         return 1;
     const double *x;
     gradient(m, step, w, meta, grad, NULL, &x);
@@ -248,5 +267,6 @@ static int mlp_create(revl_model **out, size_t n_widths, const size_t *widths,
         mlp_free(m); /* the handle was not made, so it will not call user_free */
         return rc;
     }
+    (*out)->fail_note = m->note;
     return revl_model_set_hvp_affine(*out, mlp_hvp_affine);
 }

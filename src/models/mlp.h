@@ -47,10 +47,14 @@ typedef struct rv_mlp {
      * v = a + b g of the fused affine call (which returns its gradient) */
     double *scratch;
     rv_mlp_work work;  /* sized for the batch, with R buffers */
+    char note[RV_ERRLEN]; /* why a callback failed (the model's fail_note): not the caller's
+                             callback, so never "callback returned 1" */
 } rv_mlp;
 
 /* Nonzero when the training set changed size under the model (mlp.c). */
 RV_HIDDEN int rv_mlp_train_changed(const rv_mlp *m);
+/* The callbacks' check of the same: 0, or 1 with m->note saying what changed at step. */
+RV_HIDDEN int rv_mlp_check_train(rv_mlp *m, size_t step);
 
 /* ---- one micro-batch of the data-parallel MLP (mlp_micro.c) */
 /* Micro-batch `micro` of n_micro of step's minibatch: its share of the gradient (cross-entropy

@@ -41,10 +41,13 @@ int rv_mlp_evaluate(void *impl, const revl_dataset *data, const double *w, doubl
                            "revl_model_evaluate: label %ld of example %zu is outside [0, %zu)",
                            (long)y[i], i, K);
     /* a NaN weight gives a NaN loss that a caller comparing losses would take for a value */
-    for (size_t i = 0; i < m->n_params; i++)
+    for (size_t i = 0; i < m->n_params; i++) {
+        if (isnan(w[i])) /* NaN said once, not "= nan is not finite" */
+            return rv_fail(err, REVL_ERR_RANGE, "revl_model_evaluate: w[%zu] is NaN", i);
         if (!isfinite(w[i]))
             return rv_fail(err, REVL_ERR_RANGE, "revl_model_evaluate: w[%zu] = %g is not finite",
                            i, w[i]);
+    }
     size_t block = n < MLP_EVAL_BLOCK ? n : MLP_EVAL_BLOCK;
     rv_mlp_work ws;
     if (rv_mlp_work_init(&ws, &m->alloc, L, m->widths, block, 0) != REVL_OK)

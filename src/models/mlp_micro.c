@@ -44,7 +44,7 @@ static int micro_grad(size_t step, size_t micro, const double *w, const double *
                       double *grad, double *loss, void *user)
 {
     micro_user *u = user;
-    if (rv_mlp_train_changed(u->mlp))
+    if (rv_mlp_check_train(u->mlp, step))
         return 1;
     rv_mlp_micro(u->mlp, step, micro, u->n_micro, w, meta, NULL, grad, loss, NULL, NULL);
     return 0;
@@ -54,7 +54,7 @@ static int micro_hvp(size_t step, size_t micro, const double *w, const double *m
                      const double *v, double *grad, double *hv_w, double *hv_meta, void *user)
 {
     micro_user *u = user;
-    if (rv_mlp_train_changed(u->mlp))
+    if (rv_mlp_check_train(u->mlp, step))
         return 1;
     rv_mlp_micro(u->mlp, step, micro, u->n_micro, w, meta, v, grad ? grad : u->mlp->scratch, NULL,
                  hv_w, hv_meta);

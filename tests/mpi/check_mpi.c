@@ -407,7 +407,8 @@ START_TEST(sharded_reverse_fault_fails_every_rank)
                   "rank %d: %s", comm.rank, r.msg);
     ck_assert(same_on_all_ranks(r.msg, sizeof r.msg));
     if (comm.rank == 0)
-        printf("check_mpi: R=%d reverse fault %d: every rank: %s\n", comm.size, _i, r.msg);
+        printf("check_mpi: R=%d reverse fault %d, refused on every rank as it must be: (expected) "
+               "%s\n", comm.size, _i, r.msg);
     free(r.out);
 }
 END_TEST

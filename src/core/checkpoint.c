@@ -238,13 +238,17 @@ static int read_header(revl_trainer *t, rv_ckpt_reader *r, uint64_t *state, uint
                        "than this trainer's schedule now holds", PATH_ARG(path));
     *state = rv_ckpt_get_u64(r);
     *steps = rv_ckpt_get_u64(r);
-    if (*state != RV_PARTIAL && *state != RV_TRAINED && (*state != RV_REVERSING || r->version < 2))
+    /* version 1 files were written by forward passes only */
+    int reversing = *state == RV_REVERSING && r->version >= 2;
+    if (*state != RV_PARTIAL && *state != RV_TRAINED && !reversing)
         return bad(t, path, "invalid trainer state %llu", (unsigned long long)*state);
-    /* mid-reverse: saved after a step back, never after the last one */
-    if (*state == RV_REVERSING ? *steps <= t->first_kept || *steps >= t->n_steps
-                               : *steps > t->n_steps || (*state == RV_TRAINED) != (*steps == t->n_steps))
-        return bad(t, path, "invalid step count %llu of %zu%s", (unsigned long long)*steps,
-                   t->n_steps, *state == RV_REVERSING ? " in the reverse pass" : "");
+    if (reversing) { /* saved after a step back, never after the last one */
+        if (*steps <= t->first_kept || *steps >= t->n_steps)
+            return bad(t, path, "invalid step count %llu of %zu in the reverse pass",
+                       (unsigned long long)*steps, t->n_steps);
+    } else if (*steps > t->n_steps || (*state == RV_TRAINED) != (*steps == t->n_steps)) {
+        return bad(t, path, "invalid step count %llu of %zu", (unsigned long long)*steps, t->n_steps);
+    }
     if (r->short_read)
         return bad(t, path, "header cut short");
     return REVL_OK;

@@ -1595,6 +1595,20 @@ START_TEST(test_reverse_files)
     ck_assert(memcmp(dw0, rw0, sizeof dw0) == 0);
     ck_assert(memcmp(da, ra, sizeof da) == 0);
     run_free(&twin);
+
+    /* a save that fails stops the pass there: REVL_ERR_IO, no output written, train again */
+    small_pair(REVL_OPTIM_MOMENTUM, &twin, bad);
+    ck_assert_int_eq(revl_trainer_set_checkpoint(twin.t, "/nonexistent-revl-dir/x.ckpt", 1),
+                     REVL_OK);
+    for (size_t i = 0; i < P_SMALL; i++)
+        dw0[i] = -7.0;
+    ck_assert_int_eq(revl_trainer_hypergrad(twin.t, dfdw, NULL, dw0, ra, NULL, NULL),
+                     REVL_ERR_IO);
+    expect_msg(revl_trainer_last_error(twin.t), "cannot create its temporary file");
+    ck_assert(memcmp(dw0, keep, sizeof dw0) == 0);
+    ck_assert_int_eq(revl_trainer_hypergrad(twin.t, dfdw, NULL, dw0, ra, NULL, NULL),
+                     REVL_ERR_STATE);
+    run_free(&twin);
     free(good);
     free(b);
     run_free(&r);

@@ -537,6 +537,8 @@ MUTANTS = [
     ("src/core/reverse.c", "        if (user_out[k] && !(t->rev_kinds >> k & 1))", "        if (0)",
      ["check_checkpoint"]),
     ("src/core/reverse.c", "    if (t->state != RV_REVERSING)\n", "    if (0)\n", ["check_checkpoint"]),
+    ("python/revl/core.py", "                                              ptr(r.meta) if self.n_meta else None)",
+     "                                              None)", [PY]),
 ]
 
 

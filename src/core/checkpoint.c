@@ -15,8 +15,8 @@
 #include <string.h>
 
 static const char MAGIC[8] = {'R', 'E', 'V', 'L', 'C', 'K', 'P', 'T'};
-#define VERSION 2u /* 2: a checkpoint may be taken during the reverse pass (RV_REVERSING) */
-#define OLDEST 1u  /* version 1 (forward only) is read as it was written */
+#define VERSION 2u /* 2: a checkpoint taken during the reverse pass (RV_REVERSING) */
+#define OLDEST 1u  /* version 1: the forward checkpoints, still written and read as ever */
 #define WHAT "revl trainer checkpoint"
 
 /* The model's sizes and groups. */
@@ -95,7 +95,9 @@ static int save_file(revl_trainer *t, const char *path, int reverse)
     rv_ckpt_writer *w = rv_alloc(&t->alloc, sizeof *w);
     if (!w)
         return rv_fail(t->err, REVL_ERR_NOMEM, "no memory to write a checkpoint");
-    int rc = rv_ckpt_create(w, path, MAGIC, VERSION, t->err);
+    /* a forward checkpoint is written as version 1, byte for byte what earlier libraries
+     * wrote and read; only a mid-reverse one needs version 2 */
+    int rc = rv_ckpt_create(w, path, MAGIC, reverse ? VERSION : OLDEST, t->err);
     if (rc) {
         rv_free(&t->alloc, w);
         return rc;

@@ -534,6 +534,8 @@ MUTANTS = [
      "    if (!isfinite(dfdw_max))", ["check_checkpoint"]),
     ("src/core/checkpoint.c", "    int reversing = *state == RV_REVERSING && r->version >= 2;",
      "    int reversing = *state == RV_REVERSING;", ["check_checkpoint"]),
+    ("src/core/checkpoint.c", "    if (r->version >= 2 && !reversing)", "    if (0)",
+     ["check_checkpoint"]),
     ("src/core/reverse.c", "        if (user_out[k] && !(t->rev_kinds >> k & 1))", "        if (0)",
      ["check_checkpoint"]),
     ("src/core/reverse.c", "    if (t->state != RV_REVERSING)\n", "    if (0)\n", ["check_checkpoint"]),

@@ -244,6 +244,9 @@ static int read_header(revl_trainer *t, rv_ckpt_reader *r, uint64_t *state, uint
     int reversing = *state == RV_REVERSING && r->version >= 2;
     if (*state != RV_PARTIAL && *state != RV_TRAINED && !reversing)
         return bad(t, path, "invalid trainer state %llu", (unsigned long long)*state);
+    if (r->version >= 2 && !reversing) /* one way to write each file: forward ones are version 1 */
+        return bad(t, path, "a version 2 file holds a checkpoint taken mid-reverse, not state %llu",
+                   (unsigned long long)*state);
     if (reversing) { /* saved after a step back, never after the last one */
         if (*steps <= t->first_kept || *steps >= t->n_steps)
             return bad(t, path, "invalid step count %llu of %zu in the reverse pass",

@@ -360,9 +360,21 @@ REVL_API int revl_trainer_save(revl_trainer *t, const char *path);
 REVL_API int revl_trainer_load(revl_trainer *t, const char *path);
 REVL_API int revl_trainer_train_resume(revl_trainer *t);
 /* From now on revl_trainer_train and _train_resume save a checkpoint to path every `every`
- * steps and after the last one (a failed save fails the training: REVL_ERR_IO). path NULL
- * stops it. The path is copied. */
+ * steps and after the last one (a failed save fails the training: REVL_ERR_IO), and the
+ * hypergradient calls (revl_trainer_hypergrad*, _hypergrad_resume) every `every` steps walked
+ * back, except after the last (a failed save fails the pass: REVL_ERR_IO, train again). path
+ * NULL stops it. The path is copied. */
 REVL_API int revl_trainer_set_checkpoint(revl_trainer *t, const char *path, size_t every);
+/* A checkpoint taken during the reverse pass holds the walk so far (w and the states where it
+ * stands, the buffer, the adjoints, the hypergradients accumulated, which kinds were asked for,
+ * a hash of dfdw and dfdmeta). After revl_trainer_load of one, only this call (or a new
+ * revl_trainer_train) is allowed (revl_trainer_hypergrad, _save and _train_resume give
+ * REVL_ERR_STATE): it walks the rest of the way back and gives d_w0, d_kinds and d_meta (as
+ * revl_trainer_hypergrad_kinds_n; each may be NULL) bit for bit as the uninterrupted pass,
+ * with the same checks at the end. d_kinds may ask only for kinds the interrupted pass asked
+ * for (REVL_ERR_INVALID otherwise). Refused from the trainer's own callbacks. */
+REVL_API int revl_trainer_hypergrad_resume(revl_trainer *t, double *d_w0, size_t n_kinds,
+                                           double *const *d_kinds, double *d_meta);
 
 /* Progress of a long run. fn(step, phase, seconds, loss, user) is called on the calling thread
  * during revl_trainer_train, _train_forward and _train_resume (phase 0: `step` steps done, loss

@@ -799,6 +799,27 @@ function train_resume!(t::Trainer)
     return t
 end
 
+"""Finish the reverse pass of a checkpoint written during hypergrad (load_checkpoint! it
+first): the NamedTuple hypergrad returns, bit for bit. kinds: the ones wanted (default every kind
+of the schedule); the interrupted pass must have computed them."""
+function hypergrad_resume(t::Trainer, kinds=nothing)
+    m, s = t.model, t.schedule
+    ks = kinds === nothing ? s.kinds : collect(kinds)
+    dw0 = Vector{Float64}(undef, m.n_params)
+    dm = zeros(m.n_meta)
+    out = Dict(k => Vector{Float64}(undef, s.n_steps * s.n_groups) for k in ks)
+    table = fill(Ptr{Cdouble}(C_NULL), HYPER_COUNT)     # indexed by revl_hyper, NULL = absent
+    for k in ks
+        table[KINDS[k] + 1] = pointer(out[k])
+    end
+    rc = GC.@preserve out ccall((:revl_trainer_hypergrad_resume, librevl), Cint,
+               (Ptr{Cvoid}, Ptr{Cdouble}, Csize_t, Ptr{Ptr{Cdouble}}, Ptr{Cdouble}),
+               _live(t), dw0, HYPER_COUNT, table, m.n_meta == 0 ? C_NULL : dm)
+    _check(rc, "revl_trainer_hypergrad_resume", _lasterr(t), m.state, t.progress)
+    names = (:w0, ks..., :meta)
+    return NamedTuple{names}((dw0, (_from_c(s, out[k]) for k in ks)..., dm))
+end
+
 function set_checkpoint!(t::Trainer, path::AbstractString, every::Integer=1)
     rc = ccall((:revl_trainer_set_checkpoint, librevl), Cint, (Ptr{Cvoid}, Cstring, Csize_t),
                _live(t), path, every)

@@ -1235,6 +1235,398 @@ START_TEST(test_consistent_checksum_hyperopt)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ reverse pass */
+
+/* The dfdw and dfdmeta of finish() (its w_T is the reference's). */
+static double *dfdw_of(const double *wT, size_t p)
+{
+    double *dfdw = malloc(p * sizeof *dfdw);
+    for (size_t i = 0; i < p; i++)
+        dfdw[i] = wT[i] + 0.1 * (double)(i % 7) - 0.3;
+    return dfdw;
+}
+
+/* Arrays for every kind of r's schedule in res (w_T copied from ref, which a trainer standing
+ * mid-reverse no longer holds). */
+static void result_alloc(run *r, const result *ref, result *res)
+{
+    memset(res, 0, sizeof *res);
+    res->wT = malloc(r->p * sizeof *res->wT);
+    memcpy(res->wT, ref->wT, r->p * sizeof *res->wT);
+    res->dw0 = malloc(r->p * sizeof *res->dw0);
+    revl_hyper kinds[REVL_HYPER_COUNT];
+    size_t nk = revl_schedule_kinds(r->s, kinds);
+    for (size_t k = 0; k < nk; k++)
+        res->dk[kinds[k]] = malloc(r->steps * NG * sizeof(double));
+}
+
+/* The last step a reverse pass stopped at `fail_at` saved at (every `every` steps walked, never
+ * after the last), or 0 when it saved nothing. */
+static size_t last_reverse_save(size_t steps, size_t first_kept, size_t fail_at, size_t every)
+{
+    for (size_t s = fail_at + 1; s < steps; s++)
+        if (s > first_kept && (steps - s) % every == 0)
+            return s;
+    return 0;
+}
+
+#define N_REV_VARIANTS (2 * REVL_OPTIM_COUNT)
+
+/* Every optimiser, whole and truncated: a reverse pass stopped at step k (its gradient call
+ * fails), checkpointed every 1, 2 or 3 steps walked back; a fresh trainer loads the file, takes
+ * no other call than hypergrad_resume, and ends on the bits of the uninterrupted pass. */
+START_TEST(test_reverse_resume)
+{
+    revl_optimizer opt = (revl_optimizer)(_i % REVL_OPTIM_COUNT);
+    size_t truncate = _i < REVL_OPTIM_COUNT ? 0 : 15, first_kept = truncate ? STEPS - truncate : 0;
+    result ref;
+    reference(opt, P_BIG, STEPS, truncate, &ref);
+    char *path = temp_path("rev");
+    double *w0 = malloc(P_BIG * sizeof *w0), *dfdw = dfdw_of(ref.wT, P_BIG);
+    double dfdmeta[1] = {0.25};
+    start_w(P_BIG, w0);
+    size_t ks[] = {first_kept, first_kept + 1, first_kept + 4, STEPS - 4, STEPS - 3};
+    int resumed = 0;
+    for (size_t every = 1; every <= 3; every++)
+        for (size_t j = 0; j < sizeof ks / sizeof ks[0]; j++) {
+            size_t k = ks[j], saved = last_reverse_save(STEPS, first_kept, k, every);
+            unlink(path);
+            run a;
+            run_make(&a, opt, P_BIG, STEPS, truncate, 52, 1.0);
+            ck_assert_int_eq(revl_trainer_train(a.t, w0, META), REVL_OK);
+            ck_assert_int_eq(revl_trainer_set_checkpoint(a.t, path, every), REVL_OK);
+            a.q.fail_at = (long)k;
+            result tmp;
+            result_alloc(&a, &ref, &tmp);
+            int rc = revl_trainer_hypergrad_kinds_n(a.t, dfdw, dfdmeta, tmp.dw0, REVL_HYPER_COUNT,
+                                                    tmp.dk, tmp.dmeta);
+            ck_assert_int_eq(rc, REVL_ERR_CALLBACK);
+            result_free(&tmp);
+            run_free(&a);
+            if (!saved) {
+                ck_assert_msg(access(path, F_OK) != 0, "saved at k %zu every %zu", k, every);
+                continue;
+            }
+            run b;
+            run_make(&b, opt, P_BIG, STEPS, truncate, 52, 1.0);
+            rc = revl_trainer_load(b.t, path);
+            ck_assert_msg(rc == REVL_OK, "load (k %zu every %zu): %s", k, every,
+                          revl_trainer_last_error(b.t));
+            revl_trainer_stats st = {.struct_size = sizeof st};
+            revl_trainer_get_stats(b.t, &st);
+            ck_assert_uint_eq(st.steps_done, saved);
+            /* nothing but the resume continues it */
+            ck_assert_int_eq(revl_trainer_hypergrad(b.t, dfdw, NULL, NULL, NULL, NULL, NULL),
+                             REVL_ERR_STATE);
+            expect_msg(revl_trainer_last_error(b.t), "revl_trainer_hypergrad_resume");
+            ck_assert_int_eq(revl_trainer_train_resume(b.t), REVL_ERR_STATE);
+            ck_assert_int_eq(revl_trainer_save(b.t, path), REVL_ERR_STATE);
+            expect_msg(revl_trainer_last_error(b.t), "mid-reverse");
+            result res;
+            result_alloc(&b, &ref, &res);
+            rc = revl_trainer_hypergrad_resume(b.t, res.dw0, REVL_HYPER_COUNT, res.dk, res.dmeta);
+            ck_assert_msg(rc == REVL_OK, "resume (k %zu every %zu): %s", k, every,
+                          revl_trainer_last_error(b.t));
+            expect_same(&ref, &res, P_BIG, STEPS);
+            resumed++;
+            ck_assert_int_eq(revl_trainer_hypergrad_resume(b.t, NULL, 0, NULL, NULL),
+                             REVL_ERR_STATE);
+            /* the trainer stands at the start again: a new train reverses as ever */
+            ck_assert_int_eq(revl_trainer_train(b.t, w0, META), REVL_OK);
+            result again;
+            finish(&b, &again);
+            expect_same(&ref, &again, P_BIG, STEPS);
+            result_free(&again);
+            result_free(&res);
+            run_free(&b);
+        }
+    ck_assert_int_ge(resumed, 10);
+    unlink(path);
+    free(path);
+    free(w0);
+    free(dfdw);
+    result_free(&ref);
+}
+END_TEST
+
+/* A reverse child: load the trained (or mid-reverse) checkpoint at path, walk back (resuming
+ * when the file is mid-reverse) with checkpoints every `every` steps, write the results to
+ * <path>.out. Exit 0 when done. */
+static void reverse_child(const void *arg)
+{
+    const kill_arg *a = arg;
+    run r;
+    run_make(&r, a->v->opt, P_BIG, STEPS, a->v->truncate, 52, 1.0);
+    r.q.sleep_us = 400;
+    if (revl_trainer_set_checkpoint(r.t, a->path, a->every) != REVL_OK)
+        _exit(2);
+    if (revl_trainer_load(r.t, a->path) != REVL_OK) {
+        fprintf(stderr, "child: %s\n", revl_trainer_last_error(r.t));
+        _exit(3);
+    }
+    static double wT[P_BIG], dw0[P_BIG], dk[REVL_HYPER_COUNT][STEPS * NG];
+    double *dks[REVL_HYPER_COUNT] = {0}, dmeta[1];
+    revl_hyper kinds[REVL_HYPER_COUNT];
+    size_t nk = revl_schedule_kinds(r.s, kinds);
+    for (size_t k = 0; k < nk; k++)
+        dks[kinds[k]] = dk[kinds[k]];
+    int rc = revl_trainer_hypergrad_resume(r.t, dw0, REVL_HYPER_COUNT, dks, dmeta);
+    if (rc == REVL_ERR_STATE) { /* a trained trajectory: the pass starts */
+        revl_trainer_weights(r.t, wT);
+        double *dfdw = dfdw_of(wT, P_BIG), dfdmeta[1] = {0.25};
+        rc = revl_trainer_hypergrad_kinds_n(r.t, dfdw, dfdmeta, dw0, REVL_HYPER_COUNT, dks,
+                                            dmeta);
+    }
+    if (rc != REVL_OK)
+        _exit(4);
+    char out[600];
+    snprintf(out, sizeof out, "%s.out", a->path);
+    FILE *f = fopen(out, "wb");
+    int ok = f && fwrite(dw0, sizeof dw0, 1, f) == 1 && fwrite(dk, sizeof dk, 1, f) == 1 &&
+             fwrite(dmeta, sizeof dmeta, 1, f) == 1;
+    if (!f || fclose(f) || !ok)
+        _exit(5);
+    _exit(0);
+}
+
+/* The reverse pass killed with SIGKILL at random points again and again, each new process
+ * resuming from the last checkpoint: the same bits as the uninterrupted pass. */
+START_TEST(test_reverse_kill_resume)
+{
+    const variant *v = &variants[_i];
+    result ref;
+    reference(v->opt, P_BIG, STEPS, v->truncate, &ref);
+    char *path = temp_path("rev-kill"), out[600];
+    snprintf(out, sizeof out, "%s.out", path);
+    unsigned seed = 4321u + (unsigned)_i;
+    double *w0 = malloc(P_BIG * sizeof *w0);
+    start_w(P_BIG, w0);
+    for (int trial = 0; trial < 2; trial++) {
+        run a; /* the trained trajectory the children reverse */
+        run_make(&a, v->opt, P_BIG, STEPS, v->truncate, 52, 1.0);
+        ck_assert_int_eq(revl_trainer_train(a.t, w0, META), REVL_OK);
+        ck_assert_int_eq(revl_trainer_save(a.t, path), REVL_OK);
+        run_free(&a);
+        unlink(out);
+        kill_arg arg = {v, path, 1 + (size_t)(trial + _i) % 3};
+        int kills = kill_until_done(reverse_child, &arg, path, &seed);
+        if (getenv("REVL_CKPT_VERBOSE"))
+            fprintf(stderr, "reverse variant %d trial %d: %d kills\n", _i, trial, kills);
+        size_t n;
+        unsigned char *b = slurp(out, &n);
+        static double dk[REVL_HYPER_COUNT][STEPS * NG];
+        ck_assert_uint_eq(n, sizeof(double) * (P_BIG + 1) + sizeof dk);
+        ck_assert(memcmp(b, ref.dw0, P_BIG * sizeof(double)) == 0);
+        memcpy(dk, b + P_BIG * sizeof(double), sizeof dk);
+        for (int k = 0; k < REVL_HYPER_COUNT; k++)
+            if (ref.dk[k])
+                ck_assert_msg(memcmp(dk[k], ref.dk[k], sizeof dk[k]) == 0, "d_%s differs",
+                              revl_hyper_name((revl_hyper)k));
+        ck_assert(memcmp(b + n - sizeof(double), ref.dmeta, sizeof(double)) == 0);
+        free(b);
+    }
+    unlink(path);
+    unlink(out);
+    free(path);
+    free(w0);
+    result_free(&ref);
+}
+END_TEST
+
+/* A small momentum run's checkpoint taken mid-reverse (after 2 of its 6 steps back, only alpha
+ * asked for) into path; the trainer is freed. */
+static void small_reverse(const char *path, size_t truncate)
+{
+    run r;
+    run_make(&r, REVL_OPTIM_MOMENTUM, P_SMALL, STEPS_SMALL, truncate, 52, 1.0);
+    double w0[P_SMALL], dfdw[P_SMALL];
+    start_w(P_SMALL, w0);
+    ck_assert_int_eq(revl_trainer_train(r.t, w0, META), REVL_OK);
+    ck_assert_int_eq(revl_trainer_set_checkpoint(r.t, path, 2), REVL_OK);
+    for (size_t i = 0; i < P_SMALL; i++)
+        dfdw[i] = 1.0 + 0.1 * (double)i;
+    r.q.fail_at = STEPS_SMALL - 3;
+    double da[STEPS_SMALL * NG];
+    ck_assert_int_eq(revl_trainer_hypergrad(r.t, dfdw, NULL, NULL, da, NULL, NULL),
+                     REVL_ERR_CALLBACK);
+    run_free(&r);
+}
+
+/* Damaged, forged and foreign mid-reverse checkpoints: REVL_ERR_IO with a message, the trainer
+ * (trained) as it was; a version 1 file (the forward format, unchanged) still loads; resume
+ * asks only for kinds the interrupted pass accumulated. */
+START_TEST(test_reverse_files)
+{
+    char *path = temp_path("rev-file"), *bad = temp_path("rev-file-bad");
+    small_reverse(path, 0);
+    size_t n;
+    unsigned char *good = slurp(path, &n), *b = malloc(n + 8);
+    /* the layout: momentum (1 state vector of 8 bytes), 1 meta, 1 block; then the reverse
+     * section: kinds, inputs' hash, largest |dfdw|, dw, dmeta, 1 adjoint (dv), alpha */
+    const size_t p = P_SMALL, T = STEPS_SMALL, sg = T * NG;
+    const size_t off_state = 12 + 16 + 8 * 8 + 8 + 16, off_steps = off_state + 8;
+    const size_t off_rev = n - 12 - (24 + 8 * p + 8 + 8 + 8 + 8 * p + 8 * sg);
+    ck_assert_uint_eq(get_le_at(good, 8) & 0xffffffffu, 2); /* version */
+    ck_assert_uint_eq(get_le_at(good, off_state), RV_REVERSING);
+    ck_assert_uint_eq(get_le_at(good, off_steps), T - 2);
+    ck_assert_uint_eq(get_le_at(good, off_rev), 1); /* alpha */
+    const size_t off_count = off_rev + 24 + 8 * p + 8;
+    ck_assert_uint_eq(get_le_at(good, off_count), 1);
+    ck_assert_uint_eq(get_le_at(good, off_count + 8), p);
+    struct {
+        size_t off;
+        uint64_t x;
+        const char *want;
+    } cases[] = {
+        {off_rev, 4, "hypergradients of kinds 0x4; a momentum schedule has 2 kinds"},
+        {off_rev, 0, "144 bytes of unknown data after the body"},
+        {off_rev, 3, "cut short in the reverse pass's adjoints"},
+        {off_rev + 16, f64_bits(NAN), "invalid largest |dfdw|"},
+        {off_rev + 16, f64_bits(-1.0), "invalid largest |dfdw|"},
+        {off_count, 2, "2 adjoint arrays; a momentum trainer's reverse pass has 1"},
+        {off_count + 8, p + 1, "adjoint array 0 has 11 entries; this trainer's has 10"},
+        {off_steps, 0, "invalid step count 0 of 6 in the reverse pass"},
+        {off_steps, T, "invalid step count 6 of 6 in the reverse pass"},
+        {off_state, RV_FORWARD_ONLY, "invalid trainer state 4"},
+        {SIZE_MAX, 0, "8 bytes of unknown data after the body"},
+        {8, 1, "invalid trainer state 5"}, /* version 1 knows no mid-reverse state */
+        {8, 3, "revl trainer checkpoint version 3; this library reads versions 1 to 2"},
+    };
+    run r, twin;
+    small_pair(REVL_OPTIM_MOMENTUM, &r, bad);
+    double before[P_SMALL], after[P_SMALL];
+    revl_trainer_weights(r.t, before);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        memcpy(b, good, n);
+        if (cases[c].off == 8) { /* the 32-bit version word */
+            for (int i = 0; i < 4; i++)
+                b[8 + i] = (unsigned char)(cases[c].x >> (8 * i));
+            fix_crc(b, n);
+            spill(bad, b, n);
+        } else {
+            forge(b, n, cases[c].off, cases[c].x, bad);
+        }
+        ck_assert_msg(revl_trainer_load(r.t, bad) == REVL_ERR_IO, "case %zu accepted", c);
+        expect_msg(revl_trainer_last_error(r.t), cases[c].want);
+    }
+    /* every truncation, every byte flipped (a few per byte of the reverse section) */
+    for (size_t m = 0; m < n; m += 7) {
+        spill(bad, good, m);
+        ck_assert_int_eq(revl_trainer_load(r.t, bad), REVL_ERR_IO);
+    }
+    for (size_t i = off_rev; i < n - 12; i += 3) {
+        memcpy(b, good, n);
+        b[i] ^= 0x10;
+        spill(bad, b, n);
+        ck_assert_int_eq(revl_trainer_load(r.t, bad), REVL_ERR_IO);
+        expect_msg(revl_trainer_last_error(r.t), "checksum mismatch");
+    }
+    /* another run's: truncated, another schedule, another optimiser */
+    char *other = temp_path("rev-file-other");
+    small_reverse(other, 3);
+    ck_assert_int_eq(revl_trainer_load(r.t, other), REVL_ERR_IO);
+    expect_msg(revl_trainer_last_error(r.t), "first kept step (truncate)");
+    run o;
+    run_make(&o, REVL_OPTIM_MOMENTUM, P_SMALL, STEPS_SMALL, 0, 52, 1.0);
+    ck_assert_int_eq(revl_schedule_fill_kind(o.s, REVL_HYPER_ALPHA, 0.003), REVL_OK);
+    ck_assert_int_eq(revl_trainer_load(o.t, path), REVL_ERR_IO);
+    expect_msg(revl_trainer_last_error(o.t), "other schedule values");
+    run_free(&o);
+    run_make(&o, REVL_OPTIM_ADAM, P_SMALL, STEPS_SMALL, 0, 52, 1.0);
+    ck_assert_int_eq(revl_trainer_load(o.t, path), REVL_ERR_IO);
+    expect_msg(revl_trainer_last_error(o.t), "a checkpoint of a momentum trainer");
+    run_free(&o);
+    unlink(other);
+    free(other);
+    /* the refused files left the trainer trained as it was */
+    revl_trainer_weights(r.t, after);
+    ck_assert(memcmp(before, after, sizeof before) == 0);
+    result ref, res;
+    small_pair(REVL_OPTIM_MOMENTUM, &twin, bad);
+    finish(&twin, &ref);
+    finish(&r, &res);
+    expect_same(&ref, &res, P_SMALL, STEPS_SMALL);
+    result_free(&ref);
+    result_free(&res);
+    run_free(&twin);
+
+    /* a forward checkpoint is written as version 1 (what earlier libraries read); the same
+     * body labelled version 2 is refused (one way to write each file) */
+    small_pair(REVL_OPTIM_MOMENTUM, &twin, bad);
+    size_t n1;
+    unsigned char *v1 = slurp(bad, &n1);
+    ck_assert_uint_eq(v1[8], 1);
+    v1[8] = 2;
+    fix_crc(v1, n1);
+    spill(bad, v1, n1);
+    ck_assert_int_eq(revl_trainer_load(r.t, bad), REVL_ERR_IO);
+    expect_msg(revl_trainer_last_error(r.t),
+               "a version 2 file holds a checkpoint taken mid-reverse, not state 1");
+    v1[8] = 1;
+    fix_crc(v1, n1);
+    spill(bad, v1, n1);
+    free(v1);
+    ck_assert_msg(revl_trainer_load(r.t, bad) == REVL_OK, "%s", revl_trainer_last_error(r.t));
+    finish(&twin, &ref);
+    finish(&r, &res);
+    expect_same(&ref, &res, P_SMALL, STEPS_SMALL);
+    result_free(&ref);
+    result_free(&res);
+    run_free(&twin);
+
+    /* resume asks only for what the interrupted pass accumulated (alpha), and gives the bits
+     * of the uninterrupted pass that asked for the same */
+    ck_assert_int_eq(revl_trainer_load(r.t, path), REVL_OK);
+    double da[STEPS_SMALL * NG], dw0[P_SMALL], keep[P_SMALL];
+    double *dk[REVL_HYPER_COUNT] = {0};
+    dk[REVL_HYPER_BETA1] = da;
+    ck_assert_int_eq(revl_trainer_hypergrad_resume(r.t, dw0, REVL_HYPER_COUNT, dk, NULL),
+                     REVL_ERR_INVALID);
+    expect_msg(revl_trainer_last_error(r.t), "has no beta1");
+    dk[REVL_HYPER_BETA1] = NULL;
+    dk[REVL_HYPER_GAMMA] = da;
+    for (size_t i = 0; i < P_SMALL; i++)
+        dw0[i] = keep[i] = -7.0;
+    ck_assert_int_eq(revl_trainer_hypergrad_resume(r.t, dw0, REVL_HYPER_COUNT, dk, NULL),
+                     REVL_ERR_INVALID);
+    expect_msg(revl_trainer_last_error(r.t), "did not accumulate gamma");
+    ck_assert(memcmp(dw0, keep, sizeof dw0) == 0);
+    dk[REVL_HYPER_GAMMA] = NULL;
+    dk[REVL_HYPER_ALPHA] = da;
+    ck_assert_msg(revl_trainer_hypergrad_resume(r.t, dw0, REVL_HYPER_COUNT, dk, NULL) == REVL_OK,
+                  "%s", revl_trainer_last_error(r.t));
+    small_pair(REVL_OPTIM_MOMENTUM, &twin, bad);
+    double dfdw[P_SMALL], ra[STEPS_SMALL * NG], rw0[P_SMALL];
+    for (size_t i = 0; i < P_SMALL; i++)
+        dfdw[i] = 1.0 + 0.1 * (double)i;
+    ck_assert_int_eq(revl_trainer_hypergrad(twin.t, dfdw, NULL, rw0, ra, NULL, NULL), REVL_OK);
+    ck_assert(memcmp(dw0, rw0, sizeof dw0) == 0);
+    ck_assert(memcmp(da, ra, sizeof da) == 0);
+    run_free(&twin);
+
+    /* a save that fails stops the pass there: REVL_ERR_IO, no output written, train again */
+    small_pair(REVL_OPTIM_MOMENTUM, &twin, bad);
+    ck_assert_int_eq(revl_trainer_set_checkpoint(twin.t, "/nonexistent-revl-dir/x.ckpt", 1),
+                     REVL_OK);
+    for (size_t i = 0; i < P_SMALL; i++)
+        dw0[i] = -7.0;
+    ck_assert_int_eq(revl_trainer_hypergrad(twin.t, dfdw, NULL, dw0, ra, NULL, NULL),
+                     REVL_ERR_IO);
+    expect_msg(revl_trainer_last_error(twin.t), "cannot create its temporary file");
+    ck_assert(memcmp(dw0, keep, sizeof dw0) == 0);
+    ck_assert_int_eq(revl_trainer_hypergrad(twin.t, dfdw, NULL, dw0, ra, NULL, NULL),
+                     REVL_ERR_STATE);
+    run_free(&twin);
+    free(good);
+    free(b);
+    run_free(&r);
+    unlink(path);
+    unlink(bad);
+    free(path);
+    free(bad);
+}
+END_TEST
+
 static Suite *checkpoint_suite(void)
 {
     Suite *s = suite_create("checkpoint");
@@ -1253,6 +1645,12 @@ static Suite *checkpoint_suite(void)
     tcase_add_test(tc, test_state_errors);
     tcase_add_test(tc, test_concurrent_writers);
     tcase_add_test(tc, test_two_trainers_one_path);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("reverse");
+    tcase_set_timeout(tc, 300);
+    tcase_add_loop_test(tc, test_reverse_resume, 0, N_REV_VARIANTS);
+    tcase_add_loop_test(tc, test_reverse_kill_resume, 0, N_VARIANTS);
+    tcase_add_test(tc, test_reverse_files);
     suite_add_tcase(s, tc);
     tc = tcase_create("hyperopt");
     tcase_set_timeout(tc, 300);

@@ -336,6 +336,8 @@ PROTOTYPES = [
     ("revl_trainer_save", "int", ("revl_trainer *", "const char *")),
     ("revl_trainer_load", "int", ("revl_trainer *", "const char *")),
     ("revl_trainer_train_resume", "int", ("revl_trainer *",)),
+    ("revl_trainer_hypergrad_resume", "int", ("revl_trainer *", "double *", "size_t",
+                                              "double * const *", "double *")),
     ("revl_trainer_set_checkpoint", "int", ("revl_trainer *", "const char *", "size_t")),
     ("revl_trainer_train_forward", "int", ("revl_trainer *", "const double *", "const double *")),
     ("revl_trainer_set_progress", "int", ("revl_trainer *", "revl_progress_fn", "size_t",

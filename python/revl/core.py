@@ -687,7 +687,8 @@ class Trainer(Wrapper):
 
     def load(self, path):
         """Read a checkpoint written by a trainer made the same way; then hypergrad (a file
-        written after the last step) or train_resume (one written mid-training)."""
+        written after the last step), train_resume (one written mid-training) or
+        hypergrad_resume (one written during hypergrad)."""
         h = self._handle()
         path = as_path(path, "path", "Trainer.load")
         with _Busy((h,)):
@@ -702,7 +703,8 @@ class Trainer(Wrapper):
         self._check(rc, "revl_trainer_train_resume", h)
 
     def set_checkpoint(self, path, every=1):
-        """Save a checkpoint to path every `every` steps of training (None: stop)."""
+        """Save a checkpoint to path every `every` steps of training and every `every` steps
+        hypergrad walks back (None: stop)."""
         h = self._handle()
         if path is not None:
             path = as_path(path, "path", "Trainer.set_checkpoint")
@@ -749,6 +751,28 @@ class Trainer(Wrapper):
                                                    len(KINDS), table, dmeta)
                 function = "revl_trainer_hypergrad_kinds_n"
         self._check(rc, function, h)
+        return r
+
+    def hypergrad_resume(self, kinds=None):
+        """Finish the reverse pass of a checkpoint written during hypergrad (load it first):
+        the Hypergrad the uninterrupted pass returns, bit for bit.  kinds: the names wanted
+        (default every kind of the schedule); the interrupted pass must have computed them."""
+        h = self._handle()
+        names = self.schedule.kinds if kinds is None else tuple(kinds)
+        for k in names:
+            if k not in self.schedule.kinds:
+                raise InvalidError(_errors.ERR_INVALID, f"kinds: {k!r} is not a kind of this "
+                                   f"schedule {self.schedule.kinds}", "Trainer.hypergrad_resume")
+        shape = (self.n_steps, self.n_groups)
+        arrays = {k: np.empty(shape) for k in names}
+        r = Hypergrad(np.empty(self.n_params), meta=np.zeros(self.n_meta), **arrays)
+        table = (ctypes.c_void_p * len(KINDS))(*[ptr(arrays[KIND_NAMES[c]])
+                                                  if KIND_NAMES[c] in arrays else None
+                                                  for c in range(len(KINDS))])
+        with _Busy((h,) + h.deps):
+            rc = lib.trainer_hypergrad_resume(h.ptr, ptr(r.w0), len(KINDS), table,
+                                              ptr(r.meta) if self.n_meta else None)
+        self._check(rc, "revl_trainer_hypergrad_resume", h)
         return r
 
     @property

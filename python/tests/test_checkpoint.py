@@ -72,3 +72,53 @@ def test_damaged_file_is_refused(tmp_path):
         t.load(str(path))
     assert "checksum" in str(e.value)
     assert np.array_equal(t.weights, before)
+
+
+@pytest.mark.parametrize("every", [1, 2, 3])
+def test_reverse_resume_gives_the_same_bits(tmp_path, every):
+    """hypergrad interrupted at step 4 of its walk back, checkpointed every `every` steps walked:
+    a fresh trainer loads the file and hypergrad_resume returns the uninterrupted pass's bits;
+    hypergrad, save and train_resume are refused on it."""
+    net = TanhNet()
+    w0, meta = net.init(), np.array([-1.3])
+    _, _, ref = make(net)
+    ref.train(w0, meta)
+    wT, want = finish(net, ref)
+
+    path = str(tmp_path / "rev.ckpt")
+    stop = {"at": None}
+
+    def grad(step, w, m):
+        if step == stop["at"]:
+            raise Stop()
+        return net.grad(step, w, m)
+
+    def hvp(step, w, m, v):
+        if step == stop["at"]:
+            raise Stop()
+        return net.hvp(step, w, m, v)
+
+    mo = revl.Model(net.n_params, net.n_meta, grad=grad, hvp=hvp, groups=net.groups)
+    _, s, _ = make(net)
+    a = revl.Trainer(mo, s)
+    a.train(w0, meta)
+    a.set_checkpoint(path, every)
+    stop["at"] = 4
+    with pytest.raises(Exception):
+        a.hypergrad(net.valid(wT)[1])
+    _, _, b = make(net)
+    b.load(path)
+    assert b.stats["steps_done"] == 4 + 1 + (T - 5) % every
+    for call in (lambda: b.hypergrad(net.valid(wT)[1]), b.train_resume,
+                 lambda: b.save(str(tmp_path / "x.ckpt"))):
+        with pytest.raises(revl.StateError):
+            call()
+    with pytest.raises(revl.InvalidError):
+        b.hypergrad_resume(kinds=["beta1"])
+    got = b.hypergrad_resume()
+    assert np.array_equal(got.w0, want.w0)
+    assert np.array_equal(got.alpha, want.alpha)
+    assert np.array_equal(got.gamma, want.gamma)
+    assert np.array_equal(got.meta, want.meta)
+    with pytest.raises(revl.StateError):
+        b.hypergrad_resume()

@@ -281,6 +281,13 @@ int rv_ckpt_commit(rv_ckpt_writer *w, char *err)
 int rv_ckpt_open(rv_ckpt_reader *r, const revl_allocator *a, const char *path,
                  const char magic[8], const char *what, uint32_t version, char *err)
 {
+    return rv_ckpt_open_versions(r, a, path, magic, what, version, version, err);
+}
+
+int rv_ckpt_open_versions(rv_ckpt_reader *r, const revl_allocator *a, const char *path,
+                          const char magic[8], const char *what, uint32_t oldest,
+                          uint32_t version, char *err)
+{
     memset(r, 0, sizeof *r);
     r->alloc = a;
     r->path = path;
@@ -317,9 +324,12 @@ int rv_ckpt_open(rv_ckpt_reader *r, const revl_allocator *a, const char *path,
     else if (memcmp(r->data, magic, 8) != 0)
         rc = rv_fail(err, REVL_ERR_IO, PATH_FMT ": not a %s (wrong magic number)",
                      PATH_ARG(path), what);
-    else if (v != version)
-        rc = rv_fail(err, REVL_ERR_IO, PATH_FMT ": %s version %u; this library reads version %u",
-                     PATH_ARG(path), what, v, version);
+    else if (v < oldest || v > version)
+        rc = oldest == version
+                 ? rv_fail(err, REVL_ERR_IO, PATH_FMT ": %s version %u; this library reads "
+                           "version %u", PATH_ARG(path), what, v, version)
+                 : rv_fail(err, REVL_ERR_IO, PATH_FMT ": %s version %u; this library reads "
+                           "versions %u to %u", PATH_ARG(path), what, v, oldest, version);
     else if (length != n)
         rc = rv_fail(err, REVL_ERR_IO, PATH_FMT ": truncated or extended (%zu bytes; its trailer "
                      "says %llu)", PATH_ARG(path), n, (unsigned long long)length);
@@ -333,6 +343,7 @@ int rv_ckpt_open(rv_ckpt_reader *r, const revl_allocator *a, const char *path,
     }
     r->pos = HEADER_BYTES;
     r->end = n - TRAILER_BYTES;
+    r->version = v;
     return REVL_OK;
 }
 

@@ -57,12 +57,17 @@ typedef struct rv_ckpt_reader {
     unsigned char *data;
     size_t pos, end; /* the body: [pos, end) */
     int short_read;  /* a read went past the end */
+    uint32_t version; /* the file's */
 } rv_ckpt_reader;
 
 /* Read the file whole and check magic, version, length and checksum. REVL_ERR_IO or
  * REVL_ERR_NOMEM with a message in err; on success the cursor is at the body. */
 RV_HIDDEN int rv_ckpt_open(rv_ckpt_reader *r, const revl_allocator *a, const char *path,
                            const char magic[8], const char *what, uint32_t version, char *err);
+/* The same for a format whose versions oldest..version are all read (r->version says which). */
+RV_HIDDEN int rv_ckpt_open_versions(rv_ckpt_reader *r, const revl_allocator *a, const char *path,
+                                    const char magic[8], const char *what, uint32_t oldest,
+                                    uint32_t version, char *err);
 RV_HIDDEN void rv_ckpt_close(rv_ckpt_reader *r);
 /* Getters return 0 past the end (and set short_read). */
 RV_HIDDEN uint64_t rv_ckpt_get_u64(rv_ckpt_reader *r);

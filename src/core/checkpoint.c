@@ -15,7 +15,8 @@
 #include <string.h>
 
 static const char MAGIC[8] = {'R', 'E', 'V', 'L', 'C', 'K', 'P', 'T'};
-#define VERSION 1u
+#define VERSION 2u /* 2: a checkpoint taken during the reverse pass (RV_REVERSING) */
+#define OLDEST 1u  /* version 1: the forward checkpoints, still written and read as ever */
 #define WHAT "revl trainer checkpoint"
 
 /* The model's sizes and groups. */
@@ -50,7 +51,42 @@ static int refuse_sharded(revl_trainer *t, const char *call)
                    "checkpoints of a sharded trainer are not supported", call, t->comm.size);
 }
 
+/* What the reverse pass carries besides the trajectory (read_reverse reads it back). */
+static void put_reverse(rv_ckpt_writer *w, revl_trainer *t)
+{
+    rv_ckpt_put_u64(w, t->rev_kinds);
+    rv_ckpt_put_u64(w, t->rev_inputs);
+    rv_ckpt_put_f64(w, t->dfdw_max);
+    rv_ckpt_put_f64s(w, t->dw, t->n_params);
+    rv_ckpt_put_f64s(w, t->dmeta, t->n_meta);
+    size_t count = 0, n;
+    while (t->opt->adjoint(t->opt_self, count, &n))
+        count++;
+    rv_ckpt_put_u64(w, count);
+    for (size_t k = 0; k < count; k++) {
+        double *a = t->opt->adjoint(t->opt_self, k, &n);
+        rv_ckpt_put_u64(w, n);
+        rv_ckpt_put_f64s(w, a, n);
+    }
+    size_t n_sg = t->n_steps * t->n_groups;
+    for (size_t k = 0; k < t->opt->n_kinds; k++)
+        if (t->rev_kinds >> k & 1)
+            rv_ckpt_put_f64s(w, t->d_kinds + k * n_sg, n_sg);
+}
+
+static int save_file(revl_trainer *t, const char *path, int reverse);
+
 int rv_trainer_save_now(revl_trainer *t, const char *path)
+{
+    return save_file(t, path, 0);
+}
+
+int rv_trainer_save_reverse(revl_trainer *t, const char *path)
+{
+    return save_file(t, path, 1);
+}
+
+static int save_file(revl_trainer *t, const char *path, int reverse)
 {
     /* its start copies and states hold only this rank's share, not the n_params entries
      * written below: refused here too, whichever caller forgot */
@@ -59,7 +95,9 @@ int rv_trainer_save_now(revl_trainer *t, const char *path)
     rv_ckpt_writer *w = rv_alloc(&t->alloc, sizeof *w);
     if (!w)
         return rv_fail(t->err, REVL_ERR_NOMEM, "no memory to write a checkpoint");
-    int rc = rv_ckpt_create(w, path, MAGIC, VERSION, t->err);
+    /* a forward checkpoint is written as version 1, byte for byte what earlier libraries
+     * wrote and read; only a mid-reverse one needs version 2 */
+    int rc = rv_ckpt_create(w, path, MAGIC, reverse ? VERSION : OLDEST, t->err);
     if (rc) {
         rv_free(&t->alloc, w);
         return rc;
@@ -74,7 +112,9 @@ int rv_trainer_save_now(revl_trainer *t, const char *path)
         rv_ckpt_put_u64(w, opt->state(t->opt_self, k).elem);
     rv_ckpt_put_u64(w, model_hash(t));
     rv_ckpt_put_u64(w, t->sched_hash); /* the values trained with, not the schedule's now */
-    rv_ckpt_put_u64(w, t->steps_done == t->n_steps ? RV_TRAINED : RV_PARTIAL);
+    rv_ckpt_put_u64(w, reverse                          ? RV_REVERSING
+                       : t->steps_done == t->n_steps ? RV_TRAINED
+                                                     : RV_PARTIAL);
     rv_ckpt_put_u64(w, t->steps_done);
     rv_ckpt_put_f64(w, t->last_loss);
     rv_ckpt_put_f64s(w, t->meta, t->n_meta);
@@ -94,6 +134,8 @@ int rv_trainer_save_now(revl_trainer *t, const char *path)
         rv_ckpt_put_u64(w, (uint64_t)s->broken);
         rv_ckpt_put_u16s(w, s->words, s->len);
     }
+    if (reverse)
+        put_reverse(w, t);
     rc = rv_ckpt_commit(w, t->err);
     rv_free(&t->alloc, w);
     return rc;
@@ -121,6 +163,10 @@ static int save(revl_trainer *t, const char *path)
 {
     if (!path)
         return rv_fail(t->err, REVL_ERR_INVALID, "revl_trainer_save: path is NULL");
+    if (t->state == RV_REVERSING)
+        return rv_fail(t->err, REVL_ERR_STATE,
+                       "revl_trainer_save: a checkpoint taken mid-reverse is loaded; continue it "
+                       "with revl_trainer_hypergrad_resume (or train anew)");
     if (t->state == RV_FORWARD_ONLY)
         return rv_fail(t->err, REVL_ERR_STATE,
                        "revl_trainer_save: trained forward-only: nothing to reverse or resume "
@@ -194,10 +240,20 @@ static int read_header(revl_trainer *t, rv_ckpt_reader *r, uint64_t *state, uint
                        "than this trainer's schedule now holds", PATH_ARG(path));
     *state = rv_ckpt_get_u64(r);
     *steps = rv_ckpt_get_u64(r);
-    if (*state != RV_PARTIAL && *state != RV_TRAINED)
+    /* version 1 files were written by forward passes only */
+    int reversing = *state == RV_REVERSING && r->version >= 2;
+    if (*state != RV_PARTIAL && *state != RV_TRAINED && !reversing)
         return bad(t, path, "invalid trainer state %llu", (unsigned long long)*state);
-    if (*steps > t->n_steps || (*state == RV_TRAINED) != (*steps == t->n_steps))
+    if (r->version >= 2 && !reversing) /* one way to write each file: forward ones are version 1 */
+        return bad(t, path, "a version 2 file holds a checkpoint taken mid-reverse, not state %llu",
+                   (unsigned long long)*state);
+    if (reversing) { /* saved after a step back, never after the last one */
+        if (*steps <= t->first_kept || *steps >= t->n_steps)
+            return bad(t, path, "invalid step count %llu of %zu in the reverse pass",
+                       (unsigned long long)*steps, t->n_steps);
+    } else if (*steps > t->n_steps || (*state == RV_TRAINED) != (*steps == t->n_steps)) {
         return bad(t, path, "invalid step count %llu of %zu", (unsigned long long)*steps, t->n_steps);
+    }
     if (r->short_read)
         return bad(t, path, "header cut short");
     return REVL_OK;
@@ -263,14 +319,77 @@ static int read_body(revl_trainer *t, rv_ckpt_reader *r, uint64_t *len_out, rv_w
     }
     if (r->short_read)
         return bad(t, path, "cut short");
-    if (r->pos != r->end)
-        return bad(t, path, "%zu bytes of unknown data after the body", r->end - r->pos);
     if (apply) {
         t->last_loss = last_loss;
         for (size_t i = 0; i < p; i++)
             t->wd[i] = rv_to_double(t->fx, t->w[i]);
     }
     return REVL_OK;
+}
+
+/* n doubles into dst, or (dst NULL) past them. */
+static void take_f64s(rv_ckpt_reader *r, double *dst, size_t n)
+{
+    if (!rv_ckpt_has(r, n, 8))
+        r->short_read = 1;
+    else if (dst)
+        rv_ckpt_get_f64s(r, dst, n);
+    else
+        r->pos += n * 8;
+}
+
+/* A mid-reverse checkpoint's section after the body (put_reverse); apply as read_body's. */
+static int read_reverse(revl_trainer *t, rv_ckpt_reader *r, int apply)
+{
+    const char *path = r->path;
+    const rv_optim *opt = t->opt;
+    uint64_t kinds = rv_ckpt_get_u64(r), inputs = rv_ckpt_get_u64(r);
+    double dfdw_max = rv_ckpt_get_f64(r);
+    if (kinds >> opt->n_kinds)
+        return bad(t, path, "hypergradients of kinds %#llx; a %s schedule has %zu kinds",
+                   (unsigned long long)kinds, opt->name, opt->n_kinds);
+    if (!(dfdw_max >= 0) || !isfinite(dfdw_max))
+        return bad(t, path, "invalid largest |dfdw| %g", dfdw_max);
+    take_f64s(r, apply ? t->dw : NULL, t->n_params);
+    take_f64s(r, apply ? t->dmeta : NULL, t->n_meta);
+    size_t count = 0, n;
+    while (opt->adjoint(t->opt_self, count, &n))
+        count++;
+    uint64_t v = rv_ckpt_get_u64(r);
+    if (!r->short_read && v != count)
+        return bad(t, path, "%llu adjoint arrays; a %s trainer's reverse pass has %zu",
+                   (unsigned long long)v, opt->name, count);
+    for (size_t k = 0; k < count && !r->short_read; k++) {
+        double *a = opt->adjoint(t->opt_self, k, &n);
+        if ((v = rv_ckpt_get_u64(r)) != n && !r->short_read)
+            return bad(t, path, "adjoint array %zu has %llu entries; this trainer's has %zu", k,
+                       (unsigned long long)v, n);
+        take_f64s(r, apply ? a : NULL, n);
+    }
+    size_t n_sg = t->n_steps * t->n_groups;
+    for (size_t k = 0; k < opt->n_kinds; k++)
+        if (kinds >> k & 1)
+            take_f64s(r, apply ? t->d_kinds + k * n_sg : NULL, n_sg);
+    if (r->short_read)
+        return bad(t, path, "cut short in the reverse pass's adjoints");
+    if (apply) {
+        t->rev_kinds = kinds;
+        t->rev_inputs = inputs;
+        t->dfdw_max = dfdw_max;
+    }
+    return REVL_OK;
+}
+
+/* The body, the reverse section of a mid-reverse checkpoint, and nothing after them. */
+static int read_all(revl_trainer *t, rv_ckpt_reader *r, uint64_t state, uint64_t *len_out,
+                    rv_word **words, int apply)
+{
+    int rc = read_body(t, r, len_out, words, apply);
+    if (!rc && state == RV_REVERSING)
+        rc = read_reverse(t, r, apply);
+    if (!rc && r->pos != r->end)
+        return bad(t, r->path, "%zu bytes of unknown data after the body", r->end - r->pos);
+    return rc;
 }
 
 static int load(revl_trainer *t, const char *path);
@@ -299,7 +418,7 @@ static int load(revl_trainer *t, const char *path)
         revl_schedule_n_groups(t->sched) != t->n_groups)
         return rv_fail(t->err, REVL_ERR_STATE, "the schedule changed shape since the trainer was made");
     rv_ckpt_reader r;
-    int rc = rv_ckpt_open(&r, &t->alloc, path, MAGIC, WHAT, VERSION, t->err);
+    int rc = rv_ckpt_open_versions(&r, &t->alloc, path, MAGIC, WHAT, OLDEST, VERSION, t->err);
     if (rc)
         return rc;
     uint64_t state = 0, steps = 0;
@@ -311,7 +430,7 @@ static int load(revl_trainer *t, const char *path)
         rc = read_header(t, &r, &state, &steps);
     size_t body = r.pos;
     if (!rc)
-        rc = read_body(t, &r, len, NULL, 0);
+        rc = read_all(t, &r, state, len, NULL, 0);
     for (size_t b = 0; !rc && b < t->n_blocks; b++)
         if (!(words[b] = rv_calloc(&t->alloc, len[b] + len[b] / 4 + 64, sizeof(rv_word))))
             rc = rv_fail(t->err, REVL_ERR_NOMEM, "no memory for the information buffer of "
@@ -319,7 +438,7 @@ static int load(revl_trainer *t, const char *path)
     if (!rc) {
         r.pos = body;
         r.short_read = 0;
-        rc = read_body(t, &r, NULL, words, 1); /* checked above: cannot fail */
+        rc = read_all(t, &r, state, NULL, words, 1); /* checked above: cannot fail */
         t->state = (int)state;
         t->steps_done = (size_t)steps;
         rv_trainer_prepare(t);

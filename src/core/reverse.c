@@ -4,6 +4,7 @@
  * multiplies through the information buffer) and moves the adjoints back; per-group partial
  * sums become hypergradients in block order. Ends by checking that it arrived on the start
  * (w and every state) bit for bit with an empty buffer. */
+#include "base/ckptfile.h"
 #include "core/trainer.h"
 #include "dist/shard.h"
 #include "exact/wide.h"
@@ -229,8 +230,30 @@ int revl_trainer_hypergrad_kinds(revl_trainer *t, const double *dfdw, const doub
                            RV_HYPER_KINDS_SHIPPED, d_kinds, d_meta);
 }
 
-/* The checks of hypergrad's arguments (message in t->err); user_out[j] the caller's array of
- * the optimiser's kind j, or NULL. d_kinds has n_kinds entries. */
+/* The caller's arrays of d_kinds (n_entries) as user_out[j], the array of the optimiser's kind
+ * j, or NULL; the message names `call`. */
+static int kinds_wanted(revl_trainer *t, const char *call, size_t n_kinds,
+                        double *const *d_kinds, double *user_out[REVL_HYPER_COUNT])
+{
+    const rv_optim *opt = t->opt;
+    for (size_t k = 0; d_kinds && k < n_kinds; k++) {
+        if (!d_kinds[k])
+            continue;
+        if (k >= REVL_HYPER_COUNT)
+            return rv_fail(t->err, REVL_ERR_INVALID,
+                           "%s: d_kinds[%zu] is not NULL, but this library knows %d kinds",
+                           call, k, REVL_HYPER_COUNT);
+        int j = rv_optim_kind_index(opt, (revl_hyper)k);
+        if (j < 0)
+            return rv_fail(t->err, REVL_ERR_INVALID,
+                           "%s: this %s schedule has no %s (its entry must be NULL)",
+                           call, opt->name, revl_hyper_name((revl_hyper)k));
+        user_out[j] = d_kinds[k];
+    }
+    return REVL_OK;
+}
+
+/* The checks of hypergrad's arguments (message in t->err); user_out as kinds_wanted's. */
 static int hypergrad_inputs(revl_trainer *t, const double *dfdw, const double *dfdmeta,
                             size_t n_kinds, double *const *d_kinds,
                             double *user_out[REVL_HYPER_COUNT])
@@ -242,24 +265,15 @@ static int hypergrad_inputs(revl_trainer *t, const double *dfdw, const double *d
                            ? "already reversed; call revl_trainer_train first"
                        : t->state == RV_FORWARD_ONLY
                            ? "trained forward-only: nothing to reverse; use revl_trainer_train"
+                       : t->state == RV_REVERSING
+                           ? "a checkpoint taken mid-reverse is loaded; continue it with "
+                             "revl_trainer_hypergrad_resume (or train anew)"
                            : "no completed training; call revl_trainer_train first");
     if (!dfdw)
         return rv_fail(t->err, REVL_ERR_INVALID, "%s: dfdw is NULL", fn);
-    const rv_optim *opt = t->opt;
-    for (size_t k = 0; d_kinds && k < n_kinds; k++) {
-        if (!d_kinds[k])
-            continue;
-        if (k >= REVL_HYPER_COUNT)
-            return rv_fail(t->err, REVL_ERR_INVALID,
-                           "%s: d_kinds[%zu] is not NULL, but this library knows %d kinds", fn,
-                           k, REVL_HYPER_COUNT);
-        int j = rv_optim_kind_index(opt, (revl_hyper)k);
-        if (j < 0)
-            return rv_fail(t->err, REVL_ERR_INVALID,
-                           "%s: this %s schedule has no %s (its entry must be NULL)", fn,
-                           opt->name, revl_hyper_name((revl_hyper)k));
-        user_out[j] = d_kinds[k];
-    }
+    int rc = kinds_wanted(t, fn, n_kinds, d_kinds, user_out);
+    if (rc)
+        return rc;
     t->dfdw_max = 0;
     for (size_t i = 0; i < t->n_params; i++) {
         if (!isfinite(dfdw[i]))
@@ -272,6 +286,9 @@ static int hypergrad_inputs(revl_trainer *t, const double *dfdw, const double *d
     return REVL_OK;
 }
 
+static int walk_back(revl_trainer *t, double *const user_out[REVL_HYPER_COUNT], double *d_w0,
+                     double *d_meta);
+
 static int hypergrad(revl_trainer *t, const double *dfdw, const double *dfdmeta, double *d_w0,
                      size_t n_kinds, double *const *d_kinds, double *d_meta)
 {
@@ -282,21 +299,38 @@ static int hypergrad(revl_trainer *t, const double *dfdw, const double *dfdmeta,
     if (rc)
         return rc;
     rv_clear(t->err);
-    size_t ng = t->n_groups, nm = t->n_meta;
+    size_t nm = t->n_meta;
     memcpy(t->dw, dfdw, t->n_params * sizeof *t->dw);
     opt->reverse_begin(t->opt_self);
     for (size_t j = 0; j < nm; j++)
         t->dmeta[j] = dfdmeta ? dfdmeta[j] : 0.0;
     /* the hypergradients go to the trainer's own arrays, the caller's only on success */
-    size_t n_sg = t->n_steps * ng;
-    double *out[REVL_HYPER_COUNT] = {0};
+    size_t n_sg = t->n_steps * t->n_groups;
+    t->rev_kinds = 0;
     for (size_t k = 0; k < opt->n_kinds; k++)
         if (user_out[k]) {
-            out[k] = t->d_kinds + k * n_sg;
-            memset(out[k], 0, n_sg * sizeof *out[k]);
+            t->rev_kinds |= 1ull << k;
+            memset(t->d_kinds + k * n_sg, 0, n_sg * sizeof *t->d_kinds);
         }
-    int nt = rv_trainer_threads(t);
-    for (size_t step = t->n_steps; step-- > t->first_kept;) {
+    t->rev_inputs = rv_hash_f64s(rv_hash_f64s(RV_HASH_INIT, dfdw, t->n_params), t->dmeta, nm);
+    return walk_back(t, user_out, d_w0, d_meta);
+}
+
+/* The walk from w standing at t->steps_done (n_steps: the start of the pass) back to
+ * first_kept, with the adjoints, dmeta and the kinds of rev_kinds accumulated so far; saving
+ * a checkpoint every ckpt_every steps walked (not after the last: only the checks are left);
+ * then the checks and, on success, the results to the caller's arrays. */
+static int walk_back(revl_trainer *t, double *const user_out[REVL_HYPER_COUNT], double *d_w0,
+                     double *d_meta)
+{
+    const rv_optim *opt = t->opt;
+    size_t ng = t->n_groups, nm = t->n_meta, n_sg = t->n_steps * ng;
+    double *out[REVL_HYPER_COUNT] = {0};
+    for (size_t k = 0; k < opt->n_kinds; k++)
+        if (t->rev_kinds >> k & 1)
+            out[k] = t->d_kinds + k * n_sg;
+    int nt = rv_trainer_threads(t), rc;
+    for (size_t step = t->steps_done; step-- > t->first_kept;) {
         rc = over_blocks(t, opt->undo_position, step, nt);
         if (!rc)
             rc = gather_position(t);
@@ -315,6 +349,9 @@ static int hypergrad(revl_trainer *t, const double *dfdw, const double *dfdmeta,
         for (size_t j = 0; j < nm; j++)
             t->dmeta[j] -= t->hv_meta[j];
         t->steps_done = step;
+        if (t->ckpt_path && step > t->first_kept && (t->n_steps - step) % t->ckpt_every == 0 &&
+            (rc = rv_trainer_save_reverse(t, t->ckpt_path)) != REVL_OK)
+            return reverse_fail(t, rc);
         rc = rv_trainer_progress(t, step, 1, step == t->first_kept, NAN);
         if (rc)
             return reverse_fail(t, rc);
@@ -338,6 +375,48 @@ static int hypergrad(revl_trainer *t, const double *dfdw, const double *dfdmeta,
         memcpy(d_meta, t->dmeta, nm * sizeof *d_meta);
     t->state = RV_REVERSED;
     return REVL_OK;
+}
+
+static int hypergrad_resume(revl_trainer *t, double *d_w0, size_t n_kinds,
+                            double *const *d_kinds, double *d_meta);
+
+/* Refused from the trainer's own callbacks, as revl_trainer_hypergrad. */
+int revl_trainer_hypergrad_resume(revl_trainer *t, double *d_w0, size_t n_kinds,
+                                  double *const *d_kinds, double *d_meta)
+{
+    if (!t)
+        return REVL_ERR_INVALID;
+    int rc = rv_trainer_enter(t, "revl_trainer_hypergrad_resume");
+    if (rc)
+        return rc;
+    rc = hypergrad_resume(t, d_w0, d_kinds ? n_kinds : 0, d_kinds, d_meta);
+    t->busy = NULL;
+    return rc;
+}
+
+static int hypergrad_resume(revl_trainer *t, double *d_w0, size_t n_kinds,
+                            double *const *d_kinds, double *d_meta)
+{
+    static const char call[] = "revl_trainer_hypergrad_resume";
+    if (t->state != RV_REVERSING)
+        return rv_fail(t->err, REVL_ERR_STATE,
+                       "%s: no interrupted reverse pass to continue (load a checkpoint taken "
+                       "during revl_trainer_hypergrad first)", call);
+    if (revl_schedule_n_steps(t->sched) != t->n_steps ||
+        revl_schedule_n_groups(t->sched) != t->n_groups)
+        return rv_fail(t->err, REVL_ERR_STATE, "the schedule changed shape since the trainer was made");
+    double *user_out[REVL_HYPER_COUNT] = {0};
+    int rc = kinds_wanted(t, call, n_kinds, d_kinds, user_out);
+    if (rc)
+        return rc;
+    for (size_t k = 0; k < t->opt->n_kinds; k++)
+        if (user_out[k] && !(t->rev_kinds >> k & 1))
+            return rv_fail(t->err, REVL_ERR_INVALID,
+                           "%s: the interrupted pass did not accumulate %s (it was not asked for); "
+                           "its entry must be NULL", call, revl_hyper_name(t->opt->kinds[k]));
+    rv_clear(t->err);
+    t->state = RV_FRESH; /* a failed step leaves a trainer that must be trained again */
+    return walk_back(t, user_out, d_w0, d_meta);
 }
 
 int revl_trainer_hypergrad(revl_trainer *t, const double *dfdw, const double *dfdmeta,

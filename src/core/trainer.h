@@ -16,7 +16,9 @@ enum rv_trainer_state {
     RV_TRAINED = 1,
     RV_REVERSED = 2,
     RV_PARTIAL = 3,
-    RV_FORWARD_ONLY = 4
+    RV_FORWARD_ONLY = 4,
+    RV_REVERSING = 5 /* loaded from a checkpoint taken mid-reverse: only hypergrad_resume (or a
+                        new train) continues it */
 };
 
 struct revl_trainer {
@@ -79,6 +81,9 @@ struct revl_trainer {
     const char *busy;  /* the call running now (train, hypergrad), NULL between calls: a model
                           callback that calls the trainer back is refused, not obeyed */
     double dfdw_max;   /* the largest |dfdw| of the reverse pass running, for messages */
+    uint64_t rev_kinds;  /* the reverse pass running: bit k when the optimiser's kind k is
+                            accumulated in d_kinds (saved in its checkpoints) */
+    uint64_t rev_inputs; /* ... and the hash of its dfdw and dfdmeta */
     size_t steps_done;
     uint64_t sched_hash;  /* rv_trainer_schedule_hash of the values the constants were read from
                              (the trajectory's), for its checkpoints */
@@ -120,6 +125,9 @@ RV_HIDDEN int rv_trainer_forward(revl_trainer *t, size_t from);
 RV_HIDDEN uint64_t rv_trainer_schedule_hash(const revl_trainer *t);
 /* Write a checkpoint of the trajectory so far (checkpoint.c). */
 RV_HIDDEN int rv_trainer_save_now(revl_trainer *t, const char *path);
+/* The same in the reverse pass, w standing at steps_done: adds the adjoints, the
+ * hypergradients so far and what identifies the pass (rev_kinds, rev_inputs, dfdw_max). */
+RV_HIDDEN int rv_trainer_save_reverse(revl_trainer *t, const char *path);
 
 /* The schedule's own arrays (read-only, NULL for kinds it lacks) and optimiser. */
 RV_HIDDEN const double *rv_schedule_values(const revl_schedule *s, revl_hyper kind);

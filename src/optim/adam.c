@@ -286,6 +286,14 @@ static void adam_reverse_begin(void *self)
     memset(o->r2, 0, o->n_groups * sizeof *o->r2);
 }
 
+static double *adam_adjoint(void *self, size_t k, size_t *n)
+{
+    adam *o = self;
+    double *arrays[] = {o->dm, o->ds, o->r1, o->r2};
+    *n = k < 2 ? o->n_params : o->n_groups;
+    return k < 4 ? arrays[k] : NULL;
+}
+
 /* Undo w <- w - alpha u; the partial sums of u's dependence on alpha, eps, c1, c2; dw into dm
  * and ds; the Hessian direction -d f/d g = a + b g with a = -(1-beta1) dm, b = -2 (1-beta2) ds. */
 static void adam_undo_position(void *self, rv_pass *p, size_t step, rv_block *blk)
@@ -441,6 +449,7 @@ const rv_optim rv_optim_adam = {
     .prepare = adam_prepare,
     .forward_block = adam_forward_block,
     .reverse_begin = adam_reverse_begin,
+    .adjoint = adam_adjoint,
     .undo_position = adam_undo_position,
     .undo_state = adam_undo_state,
     .step_hypergrad = adam_step_hypergrad,

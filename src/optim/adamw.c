@@ -172,6 +172,12 @@ static void adamw_reverse_begin(void *self)
     ADAM.reverse_begin(o->adam);
 }
 
+static double *adamw_adjoint(void *self, size_t k, size_t *n)
+{
+    adamw *o = self;
+    return ADAM.adjoint(o->adam, k, n); /* the decay carries nothing back */
+}
+
 /* Adam's undo (w_{t+1} + alpha u: the decayed w_t), then the decay's, from the last parameter
  * down; S = sum dw_i w_t,i with dw = d f / d w_{t+1}; then dw <- rho dw. */
 static void adamw_undo_position(void *self, rv_pass *p, size_t step, rv_block *blk)
@@ -246,6 +252,7 @@ const rv_optim rv_optim_adamw = {
     .check = adamw_check,
     .forward_block = adamw_forward_block,
     .reverse_begin = adamw_reverse_begin,
+    .adjoint = adamw_adjoint,
     .undo_position = adamw_undo_position,
     .undo_state = adamw_undo_state,
     .step_hypergrad = adamw_step_hypergrad,

@@ -165,6 +165,13 @@ static void mom_reverse_begin(void *self)
     memset(o->dv, 0, o->n_params * sizeof *o->dv);
 }
 
+static double *mom_adjoint(void *self, size_t k, size_t *n)
+{
+    momentum *o = self;
+    *n = o->n_params;
+    return k == 0 ? o->dv : NULL;
+}
+
 /* Undo w <- w + alpha v, gather d alpha, and push dw into dv; u = (1-gamma) dv is the vector
  * the model's Hessian is applied to (gamma differs per group, so it goes inside the product). */
 static void mom_undo_position(void *self, rv_pass *p, size_t step, rv_block *blk)
@@ -275,6 +282,7 @@ const rv_optim rv_optim_momentum = {
     .prepare = mom_prepare,
     .forward_block = mom_forward_block,
     .reverse_begin = mom_reverse_begin,
+    .adjoint = mom_adjoint,
     .undo_position = mom_undo_position,
     .undo_state = mom_undo_state,
     .step_hypergrad = mom_step_hypergrad,

@@ -178,6 +178,10 @@ typedef struct rv_optim {
      * with RV_FWD_MUL clears blk->err. */
     void (*forward_block)(void *self, rv_pass *p, size_t step, rv_block *blk, int flags);
     void (*reverse_begin)(void *self); /* adjoints of the states to 0 */
+    /* What the reverse pass carries from one step back to the next besides the driver's dw and
+     * dmeta (the states' adjoints, running sums), for a checkpoint mid-reverse: its k-th array,
+     * with its length in *n; NULL past the last. */
+    double *(*adjoint)(void *self, size_t k, size_t *n);
     /* undo w (w_{t+1} -> w_t, wd too); partial sums that need only the new state; the
      * direction (FIXED) or its coefficients (AFFINE) */
     void (*undo_position)(void *self, rv_pass *p, size_t step, rv_block *blk);

@@ -193,6 +193,13 @@ static void rms_reverse_begin(void *self)
     memset(o->db, 0, o->n_params * sizeof *o->db);
 }
 
+static double *rms_adjoint(void *self, size_t k, size_t *n)
+{
+    rmsprop *o = self;
+    *n = o->n_params;
+    return k == 0 ? o->ds : k == 1 ? o->db : NULL;
+}
+
 /* Undo w <- w - alpha b; d alpha; dw into db. */
 static void rms_undo_position(void *self, rv_pass *p, size_t step, rv_block *blk)
 {
@@ -338,6 +345,7 @@ const rv_optim rv_optim_rmsprop = {
     .prepare = rms_prepare,
     .forward_block = rms_forward_block,
     .reverse_begin = rms_reverse_begin,
+    .adjoint = rms_adjoint,
     .undo_position = rms_undo_position,
     .direction = rms_direction,
     .undo_state = rms_undo_state,

@@ -121,8 +121,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(file);
         return 0;
     }
-    /* accepted: the format is canonical, so saving gives the same bytes */
-    if (revl_trainer_save(t, out) != REVL_OK)
+    /* accepted: the format is canonical, so saving gives the same bytes; a checkpoint taken
+     * mid-reverse cannot be saved again (REVL_ERR_STATE), only resumed */
+    rc = revl_trainer_save(t, out);
+    if (rc == REVL_ERR_STATE) {
+        if (revl_trainer_hypergrad_resume(t, NULL, 0, NULL, NULL) == REVL_ERR_STATE)
+            __builtin_trap();
+        free(file);
+        return 0;
+    }
+    if (rc != REVL_OK)
         __builtin_trap();
     size_t lo;
     unsigned char *back = fuzz_read(out, &lo);

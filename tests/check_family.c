@@ -704,7 +704,8 @@ START_TEST(test_result_overflow)
     o.type = REVL_FAMILY_SHAPE, o.shape = REVL_SHAPE_CONSTANT, o.learn = REVL_LEARN_ALPHA;
     revl_family *f = NULL;
     ck_assert_int_eq(revl_family_create(&f, OPTS[_i], 2, 2, 0, &o), REVL_OK);
-    double th[3] = {1e308, 0, 1e308}, z[4 * 4 + 2], dz[4 * 4 + 2], dth[3] = {5, 5, 5};
+    double th[3] = {1e308, 0, 1e308}, z[REVL_HYPER_COUNT * 4 + 2], dz[REVL_HYPER_COUNT * 4 + 2];
+    double dth[3] = {5, 5, 5};
     for (size_t i = 0; i < sizeof z / sizeof z[0]; i++)
         z[i] = 3, dz[i] = 1e308;
     ck_assert_int_eq(revl_family_map(f, th, z), REVL_ERR_RANGE);

@@ -189,6 +189,8 @@ static int fail_coord(revl_family *f, const char *fn, const char *what, int is_t
         rv_family_theta_name(f, i, name, sizeof name);
     else
         rv_family_z_name(f, i, name, sizeof name);
+    if (isnan(x)) /* said once, as the library's other messages do */
+        return rv_fail(f->err, REVL_ERR_RANGE, "%s: %s[%zu] is NaN (%s)", fn, what, i, name);
     return rv_fail(f->err, REVL_ERR_RANGE, "%s: %s[%zu] = %g (%s) is not finite", fn, what, i, x,
                    name);
 }

@@ -272,8 +272,16 @@ check:
 # Deliberate one-line bugs, each of which the tests must catch (tests/mutants.py); works on a
 # copy of the tree in build-mutants/, so the checkout is never mutated.
 .PHONY: mutants
+# Two shards in two trees (build-mutants-0/, -1/), one per core: each mutant's rebuild and suites
+# are mostly one thread, so two at a time halve the stage.
+MUTANT_SHARDS ?= 2
 mutants:
-	$(PYTHON) tests/mutants.py --jobs 2
+	@rc=0; pids=""; for k in $$(seq 0 $$(($(MUTANT_SHARDS) - 1))); do mkdir -p build-mutants-$$k; \
+	  $(PYTHON) tests/mutants.py --jobs 1 --shard $$k/$(MUTANT_SHARDS) > build-mutants-$$k/log 2>&1 & \
+	  pids="$$pids $$!"; done; \
+	for p in $$pids; do wait $$p || rc=1; done; \
+	for k in $$(seq 0 $$(($(MUTANT_SHARDS) - 1))); do echo "== mutants shard $$k/$(MUTANT_SHARDS)"; \
+	  cat build-mutants-$$k/log; done; exit $$rc
 
 # The main job (README, examples/README.md): install what is missing, build the library and
 # examples/tune_schedule, and on the paper's Fashion-MNIST schedule setting run today's

@@ -576,6 +576,33 @@ def sh(cmd, cwd, timeout=None):
                           text=True, timeout=timeout)
 
 
+# The pytest files that test a Python source, run first for its mutants ("py:" suites): the
+# whole suite (PY) runs only when they let a mutant through, so a mutant costs seconds, not the
+# minute of every Python test.
+PY_TESTS = {
+    "python/revl/tuner.py": "test_tuner.py",
+    "python/revl/optuna.py": "test_tuner.py",
+    "python/revl/mlp.py": "test_mlp.py,test_tuner.py",
+    "python/revl/hyperopt.py": "test_hyperopt.py,test_hyperopt_optim.py,test_threads.py",
+    "python/revl/data.py": "test_dataset.py",
+    "python/revl/_base.py": "test_hardening.py,test_errors.py",
+    "python/revl/core.py": "test_hypergrad.py,test_optimizers.py,test_checkpoint.py,"
+                           "test_forward.py,test_threads.py,test_hardening.py",
+    "python/revl/torch/bridge.py": "test_torch.py,test_torch_bn.py,test_torch_adamw.py",
+    "python/revl/torch/unrolled.py": "test_torch.py,test_torch_bn.py,test_torch_adamw.py",
+}
+
+
+def first_suites(path, first):
+    """The suites a mutant of path tries first: its own list, with a Python source's own test
+    files put before the whole Python suite."""
+    files = PY_TESTS.get(path)
+    if not files or PY not in first:
+        return first
+    i = first.index(PY)
+    return first[:i] + ["py:" + files] + first[i:]
+
+
 def copy_tree():
     """The tracked files (as they are now, edits included) into build-mutants/tree."""
     files = sh(["git", "ls-files", "-co", "--exclude-standard"], ROOT).stdout.split()
@@ -598,15 +625,16 @@ def run_suite(name, jobs):
     """True when the suite passes. A suite's binary is linked when it is first needed, so a
     mutant killed by its first suite costs one link, not ten."""
     env = dict(os.environ, CK_FORK="yes")
-    if name != PY and not build(jobs, (f"build/tests/{name}",))[0]:
+    if name != PY and not name.startswith("py:") and not build(jobs, (f"build/tests/{name}",))[0]:
         return False
     try:
-        if name == PY:
+        if name == PY or name.startswith("py:"):
             lib = next((TREE / "lib").glob("librevl.so.*.*.*"))
             env["REVL_LIBRARY"] = str(lib)
             env["PYTHONDONTWRITEBYTECODE"] = "1"  # a restored file must not meet a stale .pyc
+            tests = ["tests"] if name == PY else ["tests/" + f for f in name[3:].split(",")]
             r = subprocess.run(["/usr/bin/python3", "-m", "pytest", "-q", "-x", "-p",
-                                "no:cacheprovider", "tests"], cwd=TREE / "python", env=env,
+                                "no:cacheprovider", *tests], cwd=TREE / "python", env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                timeout=600)
         else:
@@ -623,8 +651,18 @@ def main():
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--only", default="")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--shard", default="0/1",
+                    help="K/N: mutants K, K+N, K+2N, ... in a tree of its own "
+                         "(build-mutants-K/), so that N processes share the list")
     a = ap.parse_args()
-    chosen = [m for m in MUTANTS if a.only in m[0] + m[1]]
+    k, n = (int(x) for x in a.shard.split("/"))
+    if not 0 <= k < n:
+        ap.error("--shard K/N needs 0 <= K < N")
+    if n > 1:
+        global WORK, TREE
+        WORK = ROOT / f"build-mutants-{k}"
+        TREE = WORK / "tree"
+    chosen = [m for i, m in enumerate(MUTANTS) if a.only in m[0] + m[1] and i % n == k]
     if a.list:
         for i, (path, old, new, _) in enumerate(chosen):
             print(f"{i:2d} {path}: {old.strip()!r} -> {new.strip()!r}")
@@ -657,6 +695,7 @@ def main():
                 broken.append(f"{path}: {new.strip()!r} does not compile")
                 print(f"[{i:2d}] {path}: does not compile")
                 continue
+            first = first_suites(path, first)
             order = first + [s for s in C_ALL + [PY] if s not in first]
             killer = next((s for s in order if not run_suite(s, a.jobs)), None)
             print(f"[{i:2d}] {path}: {new.strip()[:60]!r}: "

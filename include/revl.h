@@ -784,7 +784,7 @@ typedef struct revl_tuner_options {
     int cpu_time;                      /* nonzero: budget_seconds counts this process's CPU
                                           time (fair comparisons on a shared machine); default 0 */
     double search_fraction;            /* share of the budget for the search; default 0.5 */
-    size_t n_initial;                  /* low-discrepancy points before proposals; 0 = 2 n_theta + 2 */
+    size_t n_initial;                  /* low-discrepancy points before proposals; 0 = 10 */
     size_t n_candidates;               /* candidates scored per proposal; default 24 */
     double good_fraction;              /* share of evaluations modelled as good; default 0.15 */
     size_t refine_starts;              /* best search points refined, one after another (a start

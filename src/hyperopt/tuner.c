@@ -218,6 +218,16 @@ static int alloc_arrays(revl_tuner *t)
     return REVL_OK;
 }
 
+rv_sampler_config rv_tuner_sampler_config(const revl_tuner *t)
+{
+    const revl_tuner_options *o = &t->opts;
+    return (rv_sampler_config){.dim = t->ns,
+                               .seed = o->seed,
+                               .n_initial = o->n_initial ? o->n_initial : 10,
+                               .n_candidates = o->n_candidates,
+                               .good_fraction = o->good_fraction};
+}
+
 static int tuner_create(revl_tuner **out, revl_model *model, const revl_dataset *valid,
                         size_t n_steps, revl_optimizer optimizer, const revl_family *search,
                         const revl_family *refine, const revl_tuner_options *opts)
@@ -301,11 +311,7 @@ static int tuner_create(revl_tuner **out, revl_model *model, const revl_dataset 
         rc = create_trainer(t);
     if (!rc && o.strategy != REVL_TUNE_REFINE) {
         revl_family_get_bounds(t->search, t->lo, t->hi);
-        rv_sampler_config sc = {.dim = t->ns,
-                                .seed = o.seed,
-                                .n_initial = o.n_initial ? o.n_initial : 2 * t->ns + 2,
-                                .n_candidates = o.n_candidates,
-                                .good_fraction = o.good_fraction};
+        rv_sampler_config sc = rv_tuner_sampler_config(t);
         rc = rv_sampler_create(&t->sampler, &sc, &alloc, rv_create_err());
     }
     if (rc) {

@@ -59,6 +59,9 @@ struct revl_tuner {
 
 /* Seconds used so far (this process's part plus seconds_before), on the budget's clock. */
 RV_HIDDEN double rv_tuner_seconds(revl_tuner *t);
+/* The sampler's configuration from the options (n_initial 0 = 10: Halton points before the
+ * Parzen proposals). */
+RV_HIDDEN rv_sampler_config rv_tuner_sampler_config(const revl_tuner *t);
 /* The options that shape the trajectory, hashed (checkpoints refuse another run's file). */
 RV_HIDDEN uint64_t rv_tuner_options_hash(const revl_tuner *t);
 

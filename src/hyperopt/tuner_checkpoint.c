@@ -180,11 +180,7 @@ int revl_tuner_checkpoint_load(revl_tuner *t, const char *path)
     if (!tmp)
         rc = rv_fail(t->err, REVL_ERR_NOMEM, "no memory to load " PATH_FMT, PATH_ARG(path));
     if (!rc && t->sampler) {
-        rv_sampler_config sc = {.dim = t->ns,
-                                .seed = t->opts.seed,
-                                .n_initial = t->opts.n_initial ? t->opts.n_initial : 2 * t->ns + 2,
-                                .n_candidates = t->opts.n_candidates,
-                                .good_fraction = t->opts.good_fraction};
+        rv_sampler_config sc = rv_tuner_sampler_config(t);
         rc = rv_sampler_create(&fresh, &sc, &t->alloc, t->err);
     }
     uint64_t c[N_COUNTS];

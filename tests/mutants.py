@@ -124,7 +124,7 @@ MUTANTS = [
     # ---- core/: fingerprints, outputs only on success, the end-of-run checks
     ("src/core/reverse.c", "if (fp != t->fingerprint[step])", "if (0)",
      ["check_optim", "check_errors"]),
-    ("src/core/trainer.c", "t->fingerprint[step] = rv_fingerprint(t->grad, t->n_params);", "",
+    ("src/core/trainer.c", "t->fingerprint[step] = rv_fingerprint(t->grad, t->n_params);", ";",
      ["check_optim"]),
     ("src/core/reverse.c", "if (!rv_infobuf_is_empty(&t->buf))", "if (0)", ["check_optim"]),
     ("src/core/reverse.c", "            memcpy(user_out[k], out[k], n_sg * sizeof *out[k]);", "",

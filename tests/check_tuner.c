@@ -256,7 +256,7 @@ static int record(const revl_tuner_report *r, void *user)
 static void check_trace(const trace *tr, const revl_tuner_options *o)
 {
     double cur = INFINITY, best = INFINITY;
-    size_t kept = 0, refused = 0, start = SIZE_MAX;
+    size_t kept = 0, start = SIZE_MAX;
     for (size_t i = 0; i < tr->n; i++) {
         ck_assert_msg(!(tr->best[i] > best), "best rose at report %zu", i);
         best = tr->best[i];
@@ -278,14 +278,12 @@ static void check_trace(const trace *tr, const revl_tuner_options *o)
         } else {
             ck_assert_msg(!(tr->loss[i] < cur), "refused %g < current %g at %zu", tr->loss[i],
                           cur, i);
-            refused++;
             if (i + 1 < tr->n && tr->phase[i + 1] == REVL_TUNE_PHASE_REFINE &&
                 tr->start[i + 1] == start)
                 ck_assert(tr->step[i + 1] == tr->step[i] * o->step_shrink);
         }
     }
     ck_assert_msg(kept > 0, "no step kept");
-    (void)refused;
 }
 
 START_TEST(test_backtracking_never_keeps_worse)
@@ -322,7 +320,6 @@ START_TEST(test_chaotic_box_ends_finite)
     fo.type = REVL_FAMILY_SHAPE;
     revl_family *fam = NULL;
     ck_assert_int_eq(revl_family_create(&fam, REVL_OPTIM_MOMENTUM, T_STEPS, 4, 0, &fo), REVL_OK);
-    size_t n = revl_family_n_theta(fam);
     double lo[64], hi[64];
     ck_assert_int_eq(revl_family_get_bounds(fam, lo, hi), REVL_OK);
     lo[0] = log(20.0);
@@ -346,7 +343,6 @@ START_TEST(test_chaotic_box_ends_finite)
         diverged += tr.loss[i] == INFINITY;
     ck_assert_msg(diverged > 0, "no training diverged: the box is not chaotic enough");
     check_trace(&tr, &o);
-    (void)n;
     revl_tuner_free(t);
     revl_family_free(fam);
     teardown(&f);
@@ -630,9 +626,6 @@ START_TEST(test_bad_input)
                      REVL_ERR_INVALID);
     expect_msg(revl_last_create_error(), "no objective");
 
-    struct { void (*set)(revl_tuner_options *); const char *msg; } bad[] = {
-        {NULL, NULL}};
-    (void)bad;
 #define BAD(field, value, msg)                                                                 \
     do {                                                                                       \
         revl_tuner_options b_ = opts_runs(10);                                                 \

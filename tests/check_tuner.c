@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
 #include "revl.h"
 #include "testutil.h"
 
@@ -889,6 +891,89 @@ START_TEST(test_checkpoint_refusals)
 }
 END_TEST
 
+/* A checkpoint whose checksum is right but whose contents are not (the library's file, one field
+ * changed, the checksum recomputed): each structural check of the loader refuses it, naming
+ * why, and the tuner is left as it was. Offsets from docs/file-formats.md's layout: magic 8,
+ * version 4, optimiser name 16, 7 sizes, the options hash, 11 counters, 6 scalars, then the
+ * told points (n_theta coordinates and the loss each), then the vectors, then the trailer. */
+static void fix_crc(unsigned char *b, size_t n)
+{
+    uLong c = crc32(crc32(0L, Z_NULL, 0), b, (uInt)(n - 4));
+    for (int i = 0; i < 4; i++)
+        b[n - 4 + i] = (unsigned char)(c >> (8 * i));
+}
+
+static void put_f64(unsigned char *b, double x)
+{
+    memcpy(b, &x, 8); /* the file is little-endian, as this machine */
+}
+
+START_TEST(test_checkpoint_forged)
+{
+    fixture f;
+    setup(&f);
+    char path[] = "/tmp/revl_check_tuner_XXXXXX", forged[64];
+    int fd = mkstemp(path);
+    ck_assert(fd >= 0);
+    close(fd);
+    snprintf(forged, sizeof forged, "%s.forged", path);
+    revl_tuner_options o = opts_runs(20);
+    revl_tuner *t = make(&f, REVL_OPTIM_MOMENTUM, &o);
+    for (int k = 0; k < 5; k++)
+        ck_assert_int_eq(revl_tuner_step(t, NULL), REVL_OK);
+    ck_assert_int_eq(revl_tuner_checkpoint_save(t, path), REVL_OK);
+    size_t ns = revl_tuner_n_theta(t, REVL_TUNE_PHASE_SEARCH);
+    revl_tuner_free(t);
+    FILE *fp = fopen(path, "rb");
+    ck_assert_ptr_nonnull(fp);
+    static unsigned char orig[1 << 16], b[1 << 16];
+    size_t n = fread(orig, 1, sizeof orig, fp);
+    fclose(fp);
+    ck_assert(n > 228 && n < sizeof orig);
+    const size_t counts = 92, scalars = 180, told = 228;
+    struct { size_t at; int is_double; double v; const char *why; } cases[] = {
+        {counts + 8 * 0, 0, 7, "inconsistent counters"},          /* phase */
+        {counts + 8 * 10, 0, 2, "inconsistent counters"},         /* search_rest */
+        {counts + 8 * 1, 0, 4, "inconsistent counters"},          /* evaluations != told */
+        {scalars + 8 * 4, 1, -1.0, "invalid time, loss, step"},   /* the step */
+        {scalars + 8 * 0, 1, NAN, "invalid time, loss, step"},    /* seconds used */
+        {told, 1, 1.5, "outside the unit cube"},
+        {told + 8 * ns, 1, NAN, "loss is NaN or -inf"},
+        {0, 1, NAN, "not finite"}, /* the last stored vector entry (placed below) */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        memcpy(b, orig, n);
+        size_t at = c + 1 == sizeof cases / sizeof cases[0] ? n - 12 - 8 : cases[c].at;
+        if (cases[c].is_double) {
+            put_f64(b + at, cases[c].v);
+        } else {
+            for (int i = 0; i < 8; i++)
+                b[at + i] = (unsigned char)((uint64_t)cases[c].v >> (8 * i));
+        }
+        fix_crc(b, n);
+        fp = fopen(forged, "wb");
+        ck_assert(fp && fwrite(b, 1, n, fp) == n);
+        fclose(fp);
+        t = make(&f, REVL_OPTIM_MOMENTUM, &o);
+        ck_assert_msg(revl_tuner_checkpoint_load(t, forged) == REVL_ERR_IO, "case %zu loaded", c);
+        expect_msg(revl_tuner_last_error(t), cases[c].why);
+        revl_tuner_result r;
+        revl_tuner_result_init(&r);
+        ck_assert_int_eq(revl_tuner_get_result(t, &r), REVL_OK);
+        ck_assert(r.runs == 0 && r.search_evaluations == 0);
+        ck_assert_int_eq(revl_tuner_phase(t), REVL_TUNE_PHASE_SEARCH);
+        revl_tuner_free(t);
+    }
+    /* the unforged file loads (the cases above fail for their field, not for the layout) */
+    t = make(&f, REVL_OPTIM_MOMENTUM, &o);
+    ck_assert_int_eq(revl_tuner_checkpoint_load(t, path), REVL_OK);
+    revl_tuner_free(t);
+    unlink(path);
+    unlink(forged);
+    teardown(&f);
+}
+END_TEST
+
 /* Allocation failure at every point of create and of the first steps: NOMEM, nothing leaked. */
 START_TEST(test_allocation_failure)
 {
@@ -939,6 +1024,7 @@ static Suite *tuner_suite(void)
     tcase_add_test(er, test_callback_model_and_user_family);
     tcase_add_test(er, test_abandons_diverging_runs);
     tcase_add_test(er, test_checkpoint_refusals);
+    tcase_add_test(er, test_checkpoint_forged);
     tcase_add_test(er, test_allocation_failure);
     suite_add_tcase(s, er);
     return s;

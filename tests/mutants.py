@@ -276,6 +276,9 @@ MUTANTS = [
      "o->n_orders, o->frac_bits,", ["check_tuner"]),
     ("src/hyperopt/tuner_checkpoint.c", "t->step = s[4];", "t->step = t->opts.refine_step;",
      ["check_tuner"]),
+    # the loader's structural checks, reached by forged files with a recomputed checksum
+    ("src/hyperopt/tuner_checkpoint.c", "if (!(u[i] > 0 && u[i] < 1))", "if (0)", ["check_tuner"]),
+    ("src/hyperopt/tuner_checkpoint.c", " || c[10] > 1 ||", " ||", ["check_tuner"]),
     ("src/hyperopt/tuner_checkpoint.c", "int rc = rv_sampler_tell(fresh, u, loss);",
      "int rc = rv_sampler_tell(fresh, u, 1.0);", ["check_tuner"]),
     # the minibatch order reseeded without a new permutation

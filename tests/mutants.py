@@ -382,26 +382,26 @@ MUTANTS = [
     # a learned log weight_decay of 0 not refused
     ("src/hyperopt/hyperopt.c", "if (!(h->cur[(size_t)wdk * n + k] > 0))", "if (0)",
      ["check_hyperopt"]),
-    # ---- dist/ (issue 24 items 6-10, 22): what the ranks agree on, rounding, the vote, the
+    # ---- core/shard.c, parallel/ (issue 24 items 6-10, 22): what the ranks agree on, rounding, the vote, the
     # callbacks' zeroed outputs (check_dp: thread ranks)
-    ("src/dist/dp.c", "        acc[i] += (int64_t)llrint(x[i] * d->scale);",
+    ("src/parallel/dp.c", "        acc[i] += (int64_t)llrint(x[i] * d->scale);",
      "        acc[i] += (int64_t)(x[i] * d->scale);", ["check_dp"]),
-    ("src/dist/dp.c", "    h = mix(h, meta, meta ? nm : 0);", "    h = mix(h, meta, 0);", ["check_dp"]),
-    ("src/dist/dp.c", "    h = mix(h, v, v ? n : 0);", "    h = mix(h, v, 0);", ["check_dp"]),
-    ("src/dist/dp.c", "    for (int r = 0; r < size; r++)", "    for (int r = size; r-- > 0;)",
+    ("src/parallel/dp.c", "    h = mix(h, meta, meta ? nm : 0);", "    h = mix(h, meta, 0);", ["check_dp"]),
+    ("src/parallel/dp.c", "    h = mix(h, v, v ? n : 0);", "    h = mix(h, v, 0);", ["check_dp"]),
+    ("src/parallel/dp.c", "    for (int r = 0; r < size; r++)", "    for (int r = size; r-- > 0;)",
      ["check_dp"]),
-    ("src/dist/shard.c", "    for (size_t r = 0; r < R && from < 0; r++)",
+    ("src/core/shard.c", "    for (size_t r = 0; r < R && from < 0; r++)",
      "    for (size_t r = R; r-- > 0 && from < 0;)", ["check_dp"]),
-    ("src/dist/dp.c", "    h = rv_hash_u64(h, d->self->agree);", "    (void)d->self;", ["check_dp"]),
-    ("src/dist/dp.c", "def->n_micro, def->grad_frac_bits,", "1, def->grad_frac_bits,", ["check_dp"]),
+    ("src/parallel/dp.c", "    h = rv_hash_u64(h, d->self->agree);", "    (void)d->self;", ["check_dp"]),
+    ("src/parallel/dp.c", "def->n_micro, def->grad_frac_bits,", "1, def->grad_frac_bits,", ["check_dp"]),
     ("src/core/trainer.c",
      "            t->agree[step] = rv_hash_f64s(t->agree[step], t->hyper_values, opt->n_kinds);",
      "", ["check_dp"]),
     ("src/core/trainer.c", "t->n_steps, t->first_kept, t->frac_bits,", "t->n_steps, t->frac_bits,",
      ["check_dp"]),
-    ("src/dist/shard.c", "            if (vote[R + r] != vote[R])", "            if (0)", ["check_dp"]),
-    ("src/dist/dp.c", "        memset(d->hm, 0, nm * sizeof *d->hm);\n", "", ["check_dp"]),
-    ("src/dist/dp.c", "        memset(d->g, 0, n * sizeof *d->g);\n", "", ["check_dp"]),
+    ("src/core/shard.c", "            if (vote[R + r] != vote[R])", "            if (0)", ["check_dp"]),
+    ("src/parallel/dp.c", "        memset(d->hm, 0, nm * sizeof *d->hm);\n", "", ["check_dp"]),
+    ("src/parallel/dp.c", "        memset(d->g, 0, n * sizeof *d->g);\n", "", ["check_dp"]),
     ("src/core/checkpoint.c", 'int rc = rv_trainer_enter(t, "revl_trainer_set_checkpoint");',
      "int rc = REVL_OK;", ["check_optim"]),
     ("python/revl/core.py", "        with _Busy((h,)):\n            rc = lib.trainer_set_checkpoint(",
@@ -542,13 +542,13 @@ MUTANTS = [
     # said once, the hypergradient's one prefix is the entry called
     ("src/core/model.c", "    if (m->fail_note && m->fail_note[0])", "    if (0)",
      ["check_errors", "check_mlp"]),
-    ("src/dist/dp.c", "        if (isnan(x[i])) { /* said once", "        if (0) { /* said once",
+    ("src/parallel/dp.c", "        if (isnan(x[i])) { /* said once", "        if (0) { /* said once",
      ["check_dp"]),
     ("src/core/trainer.c", "        if (isnan(w0[i])) /* not", "        if (0) /* not",
      ["check_errors"]),
     ("src/core/reverse.c", "hypergrad_entry(t, \"revl_trainer_hypergrad_kinds\", dfdw",
      "hypergrad_entry(t, \"revl_trainer_hypergrad\", dfdw", ["check_errors"]),
-    ("src/dist/dp.c", "            if (why && why[0])", "            if (0)", ["check_dp"]),
+    ("src/parallel/dp.c", "            if (why && why[0])", "            if (0)", ["check_dp"]),
     # ---- checkpoints during the reverse pass (src/core/checkpoint.c, reverse.c; the adjoints)
     ("src/core/reverse.c", "        t->steps_done = step;\n        if (t->ckpt_path",
      "        t->steps_done = step + 1;\n        if (t->ckpt_path", ["check_checkpoint"]),
@@ -570,6 +570,11 @@ MUTANTS = [
     ("src/core/reverse.c", "    if (t->state != RV_REVERSING)\n", "    if (0)\n", ["check_checkpoint"]),
     ("python/revl/core.py", "                                              ptr(r.meta) if self.n_meta else None)",
      "                                              None)", [PY]),
+    # ---- layers (issue 23 item 3): a lower layer reaching up, an include cycle
+    ("src/models/mlp.h", '#include "core/model.h"\n',
+     '#include "core/model.h"\n#include "parallel/dp.h"\n', ["py:test_layers.py"]),
+    ("src/core/model.h", '#include "base/internal.h"\n',
+     '#include "base/internal.h"\n#include "core/trainer.h"\n', ["py:test_layers.py"]),
 ]
 
 

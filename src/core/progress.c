@@ -3,7 +3,7 @@
  * whose loss diverged). The forward (trainer.c) and the reverse (reverse.c) call
  * rv_trainer_progress after every step; it costs a comparison unless the callback is due. */
 #include "core/trainer.h"
-#include "dist/shard.h"
+#include "core/shard.h"
 
 #include <time.h>
 

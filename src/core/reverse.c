@@ -6,7 +6,7 @@
  * (w and every state) bit for bit with an empty buffer. */
 #include "base/ckptfile.h"
 #include "core/trainer.h"
-#include "dist/shard.h"
+#include "core/shard.h"
 #include "exact/wide.h"
 
 #include <math.h>

@@ -6,7 +6,7 @@
 #include "base/ckptfile.h"
 #include "core/overlap.h"
 #include "core/trainer.h"
-#include "dist/shard.h"
+#include "core/shard.h"
 
 #include <math.h>
 #include <string.h>

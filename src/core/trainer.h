@@ -35,7 +35,7 @@ struct revl_trainer {
     size_t first_kept; /* first step whose bits are kept: n_steps - truncate, or 0 */
     size_t *offsets;   /* n_groups + 1, of this rank's parameters [lo, lo + n_local) */
 
-    /* Sharding (revl_trainer_create_sharded, dist/shard.h): this rank owns the blocks
+    /* Sharding (revl_trainer_create_sharded, core/shard.h): this rank owns the blocks
      * [b_lo, b_lo + n_blocks) of n_blocks_all, i.e. the parameters [lo, lo + n_local); the
      * optimiser, its start copy, w_start and the buffer hold only those, indexed from lo (the
      * pass's arrays point at lo). w, wd, grad, dw, the directions and hv stay full-length,

@@ -56,14 +56,6 @@ RV_HIDDEN int rv_mlp_train_changed(const rv_mlp *m);
 /* The callbacks' check of the same: 0, or 1 with m->note saying what changed at step. */
 RV_HIDDEN int rv_mlp_check_train(rv_mlp *m, size_t step);
 
-/* ---- one micro-batch of the data-parallel MLP (mlp_micro.c) */
-/* Micro-batch `micro` of n_micro of step's minibatch: its share of the gradient (cross-entropy
- * rows [micro B / n_micro, (micro+1) B / n_micro) scaled by 1/B, the penalty in micro-batch 0),
- * of the loss, and when v != NULL of H v and hv_meta (hv_meta may be NULL). */
-RV_HIDDEN void rv_mlp_micro(rv_mlp *m, size_t step, size_t micro, size_t n_micro, const double *w,
-                            const double *meta, const double *v, double *grad, double *loss,
-                            double *hv_w, double *hv_meta);
-
 /* ---- workspaces (mlp_pass.c) */
 RV_HIDDEN int rv_mlp_work_init(rv_mlp_work *ws, const revl_allocator *a, size_t n_layers,
                                const size_t *widths, size_t rows, int with_r);

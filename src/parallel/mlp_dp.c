@@ -1,11 +1,15 @@
-/* mlp_micro.c: the built-in MLP as a data-parallel model: one micro-batch's share of the
- * gradient and Hessian-vector product, behind the data-parallel wrapper (dist/dp.c). */
-#include "dist/dp.h"
+/* mlp_dp.c: the built-in MLP as a data-parallel model: one micro-batch's share of the
+ * gradient and Hessian-vector product, behind the data-parallel wrapper (parallel/dp.c). It
+ * sits above both models/ (the MLP's passes) and core/ (the trainer the wrapper feeds). */
+#include "parallel/dp.h"
 #include "models/mlp.h"
 
 #include <string.h>
 
-void rv_mlp_micro(rv_mlp *m, size_t step, size_t micro, size_t n_micro, const double *w,
+/* Micro-batch `micro` of n_micro of step's minibatch: its share of the gradient (cross-entropy
+ * rows [micro B / n_micro, (micro+1) B / n_micro) scaled by 1/B, the penalty in micro-batch 0),
+ * of the loss, and when v != NULL of H v and hv_meta (hv_meta may be NULL). */
+static void rv_mlp_micro(rv_mlp *m, size_t step, size_t micro, size_t n_micro, const double *w,
                   const double *meta, const double *v, double *grad, double *loss, double *hv_w,
                   double *hv_meta)
 {

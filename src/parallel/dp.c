@@ -5,7 +5,7 @@
  * sums are associative, so the result is the same bits however the micro-batches are spread
  * over ranks, and because every rank reads the same vote every rank takes the same branch: a
  * failure anywhere fails the call everywhere, and no rank is left waiting in a collective. */
-#include "dist/dp.h"
+#include "parallel/dp.h"
 #include "base/ckptfile.h"
 
 #include <math.h>

@@ -1,7 +1,7 @@
 /* dp.h: the data-parallel model wrapper (dp.c), which the built-in MLP's data-parallel form
- * (models/mlp_micro.c) builds on. */
-#ifndef REVL_DIST_DP_H
-#define REVL_DIST_DP_H
+ * (parallel/mlp_dp.c) builds on. */
+#ifndef REVL_PARALLEL_DP_H
+#define REVL_PARALLEL_DP_H
 
 #include "core/model.h"
 

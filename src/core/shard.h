@@ -1,8 +1,8 @@
 /* shard.h: the collectives of a sharded trainer (shard.c; revl_trainer_create_sharded). Each
  * is a no-op returning its input on an unsharded trainer, and every rank of a sharded one must
  * make the same calls in the same order (each is one or two all-reduces). */
-#ifndef REVL_DIST_SHARD_H
-#define REVL_DIST_SHARD_H
+#ifndef REVL_CORE_SHARD_H
+#define REVL_CORE_SHARD_H
 
 #include "core/trainer.h"
 

@@ -3,7 +3,7 @@
  * rank has zeroed all but its own slice: x + 0 = x, so each word (an int64, or a double's bits)
  * arrives unchanged. That moves about twice the bytes of a true all-gather (docs/mpi.md) but
  * needs nothing more from the communicator; revl_comm's struct_size leaves room for one. */
-#include "dist/shard.h"
+#include "core/shard.h"
 
 #include <string.h>
 

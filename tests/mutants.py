@@ -570,6 +570,14 @@ MUTANTS = [
     ("src/core/reverse.c", "    if (t->state != RV_REVERSING)\n", "    if (0)\n", ["check_checkpoint"]),
     ("python/revl/core.py", "                                              ptr(r.meta) if self.n_meta else None)",
      "                                              None)", [PY]),
+    # ---- the Python package carries its library (issue 23, item 6): pip's build copies it into
+    # the package, and the lookup tries that copy after REVL_LIBRARY, before the system loader
+    ("python/setup.py", "        shutil.copyfile(build_library(ROOT), dest / SONAME)",
+     "        build_library(ROOT)", [PY]),
+    ("python/revl/_lib.py",
+     '    dll = _try_file(path, "the package was not installed by pip from a checkout", tried)',
+     "    dll = None", [PY]),
+    ("python/setup.py", 'NATIVE = "_native"', 'NATIVE = "native"', [PY]),
 ]
 
 
@@ -587,6 +595,8 @@ PY_TESTS = {
     "python/revl/mlp.py": "test_mlp.py,test_tuner.py",
     "python/revl/hyperopt.py": "test_hyperopt.py,test_hyperopt_optim.py,test_threads.py",
     "python/revl/data.py": "test_dataset.py",
+    "python/setup.py": "test_install.py",
+    "python/revl/_lib.py": "test_library_lookup.py,test_install.py",
     "python/revl/_base.py": "test_hardening.py,test_errors.py",
     "python/revl/core.py": "test_hypergrad.py,test_optimizers.py,test_checkpoint.py,"
                            "test_forward.py,test_threads.py,test_hardening.py",

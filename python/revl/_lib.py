@@ -309,6 +309,7 @@ PROTOTYPES = [
     ("revl_optimizer_name", "const char *", ("revl_optimizer",)),
     ("revl_hyper_name", "const char *", ("revl_hyper",)),
     ("revl_hyper_applied", "double", ("revl_hyper", "double")),
+    ("revl_hyper_learn_bit", "unsigned", ("revl_hyper",)),
     ("revl_schedule_create_for", "int", ("revl_schedule **", "revl_optimizer", "size_t",
                                          "size_t", "const size_t *", "const revl_allocator *")),
     ("revl_schedule_optimizer", "revl_optimizer", ("const revl_schedule *",)),

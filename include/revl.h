@@ -562,6 +562,10 @@ enum {
     REVL_LEARN_WEIGHT_DECAY = 128 /* log weight_decay per step and group (AdamW) */
 };
 /* Bits of kinds the hyper-optimiser's optimiser does not have are ignored. */
+/* The REVL_LEARN_* bit of a kind (REVL_HYPER_ALPHA -> REVL_LEARN_ALPHA, ...), 0 for a value that
+ * is no kind: with revl_hyper_name, a binding lists the learnable kinds without a table of its
+ * own (INIT_SCALE and META are not kinds). */
+REVL_API unsigned revl_hyper_learn_bit(revl_hyper kind);
 typedef enum revl_meta_method { REVL_META_ADAM = 0, REVL_META_SGD = 1 } revl_meta_method;
 typedef enum revl_chaos_action { REVL_CHAOS_SHRINK = 0, REVL_CHAOS_STOP = 1 } revl_chaos_action;
 

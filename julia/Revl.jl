@@ -1,5 +1,5 @@
 # Revl.jl: a thin Julia wrapper of librevl (exact hypergradients by reversing training with
-# momentum SGD, Adam or RMSprop with momentum).
+# any of the library's optimisers, which it reads from the library: Revl.optimizers()).
 #
 # UNTESTED: Julia is not installable on the project's machines, so this file has never been
 # run. What CI does check (python/tests/test_julia_signatures.py) is that every ccall below
@@ -23,7 +23,8 @@ using Libdl
 export RevlError, Model, Schedule, Trainer, Dataset, MLP, HyperOpt, Family, Tuner, fixed_round,
        train!, weights, hypergrad, stats, setalpha!, setgamma!, alpha, gamma, evaluate,
        init_weights, init_scales_grad, step!, run!, hyperparams, sethyperparams!, save, load!,
-       optimizer, kinds, getkind, setkind!, fillkind!, hyper_applied, beta_applied, set_progress!,
+       optimizer, kinds, getkind, setkind!, fillkind!, hyper_applied, set_progress!,
+       optimizers, defaults, inrange,
        familymap, familyvjp, bounds, setbounds!, base, setbase!, project, coordnames, phase,
        result, best, best_scales_meta, best_z, best_weights, best_schedule!, refine_point, batch_indices,
        set_order_seed!
@@ -84,24 +85,106 @@ end
 last_create_error() = unsafe_string(ccall((:revl_last_create_error, librevl), Cstring, ()))
 
 # ------------------------------------------------------------------ optimisers and kinds
-const OPTIMIZERS = Dict(:momentum => 0, :adam => 1, :rmsprop => 2, :adamw => 3)  # revl_optimizer
-const KINDS = Dict(:alpha => 0, :gamma => 1, :beta1 => 2, :beta2 => 3, :eps => 4,
-                   :weight_decay => 5)  # revl_hyper
-const HYPER_COUNT = 6
+# Learnt from the loaded library when the module initialises (__init__ below), never listed
+# here, so that an optimiser or kind added to the library needs no edit in this file:
+#   OPTIMIZERS  name => revl_optimizer code   (revl_optimizer_name until NULL)
+#   KINDS       name => revl_hyper code       (revl_hyper_name until NULL)
+#   OPT_KINDS   optimiser => its kinds in the library's order (revl_schedule_kinds)
+#   DEFAULTS    optimiser => kind => default  (a new schedule's values, revl_schedule_get_kind)
+#   LEARN       name => REVL_LEARN_* bit      (revl_hyper_learn_bit per kind; init_scale, meta)
+# Ranges are the library's too: hyper_applied is NaN outside a kind's range.
+const OPTIMIZERS = Dict{Symbol,Int}()
+const KINDS = Dict{Symbol,Int}()
+const OPT_KINDS = Dict{Symbol,Vector{Symbol}}()
+const DEFAULTS = Dict{Symbol,Dict{Symbol,Float64}}()
+const LEARN = Dict{Symbol,Int}()
+const LEARN_INIT_SCALE = 4   # REVL_LEARN_INIT_SCALE, REVL_LEARN_META: not kinds
+const LEARN_META = 8
+# revl_trainer_hypergrad_kinds reads exactly d_kinds[5] (the kinds revl 0.1 shipped with),
+# whatever the library's kind count: a fixed fact of that call, not the number of kinds
+const SHIPPED_KINDS = 5
 
-optimizer_name(o::Integer) = Symbol(unsafe_string(ccall((:revl_optimizer_name, librevl), Cstring, (Cint,), o)))
-hyper_name(k::Integer) = Symbol(unsafe_string(ccall((:revl_hyper_name, librevl), Cstring, (Cint,), k)))
+_name_ptr(f::Symbol, code::Integer) = f === :optimizer ?
+    ccall((:revl_optimizer_name, librevl), Ptr{UInt8}, (Cint,), code) :
+    ccall((:revl_hyper_name, librevl), Ptr{UInt8}, (Cint,), code)
+function _symbol_or_nothing(p::Ptr{UInt8})
+    return p == C_NULL ? nothing : Symbol(unsafe_string(p))
+end
+optimizer_name(o::Integer) = _symbol_or_nothing(_name_ptr(:optimizer, o))
+hyper_name(k::Integer) = _symbol_or_nothing(_name_ptr(:kind, k))
+
+"""name => code of a revl enum whose *_name function returns NULL past the last value."""
+function _enum_names(name::Function)
+    table = Dict{Symbol,Int}()
+    while (n = name(length(table))) !== nothing
+        table[n] = length(table)
+    end
+    return table
+end
+
+"""The kinds of an optimiser in the library's order, and their defaults, from a one-step
+schedule of one group."""
+function _kinds_and_defaults(opt::Integer)
+    out = Ref{Ptr{Cvoid}}(C_NULL)
+    offs = Csize_t[0, 1]
+    rc = ccall((:revl_schedule_create_for, librevl), Cint,
+               (Ref{Ptr{Cvoid}}, Cint, Csize_t, Csize_t, Ptr{Csize_t}, Ptr{Cvoid}),
+               out, opt, 1, 1, offs, C_NULL)
+    rc == 0 || throw(RevlError(rc, last_create_error(), "revl_schedule_create_for"))
+    try
+        n = Int(ccall((:revl_schedule_kinds, librevl), Csize_t, (Ptr{Cvoid}, Ptr{Cint}), out[], C_NULL))
+        codes = Vector{Cint}(undef, n)
+        ccall((:revl_schedule_kinds, librevl), Csize_t, (Ptr{Cvoid}, Ptr{Cint}), out[], codes)
+        kinds = Symbol[hyper_name(c) for c in codes]
+        defaults = Dict{Symbol,Float64}()
+        for (k, c) in zip(kinds, codes)
+            v = Ref{Cdouble}(NaN)
+            rc = ccall((:revl_schedule_get_kind, librevl), Cint, (Ptr{Cvoid}, Cint, Ptr{Cdouble}),
+                       out[], c, v)
+            rc == 0 || throw(RevlError(rc, "cannot read the default of $k", "revl_schedule_get_kind"))
+            defaults[k] = v[]
+        end
+        return kinds, defaults
+    finally
+        ccall((:revl_schedule_free, librevl), Cvoid, (Ptr{Cvoid},), out[])
+    end
+end
+
+function _learn_registry!()
+    merge!(OPTIMIZERS, _enum_names(optimizer_name))
+    merge!(KINDS, _enum_names(hyper_name))
+    for (name, code) in OPTIMIZERS
+        OPT_KINDS[name], DEFAULTS[name] = _kinds_and_defaults(code)
+    end
+    merge!(LEARN, Dict(:init_scale => LEARN_INIT_SCALE, :meta => LEARN_META))
+    for (name, code) in KINDS
+        LEARN[name] = Int(ccall((:revl_hyper_learn_bit, librevl), Cuint, (Cint,), code))
+    end
+    return nothing
+end
 
 function _code(table::Dict{Symbol,Int}, x::Symbol, what::String)
     haskey(table, x) || throw(RevlError(ERR_INVALID, "unknown $what $x; choose from $(sort(collect(keys(table))))", "Revl"))
     return table[x]
 end
 
-"""The value the library applies for a requested one of a kind (:gamma on the 2^-16 grid,
-:beta1 and :beta2 on the 2^-24 grid, :alpha and :eps as they are); NaN outside the range."""
+"""The optimisers of the loaded library (Symbols, in code order)."""
+optimizers() = sort(collect(keys(OPTIMIZERS)); by=k -> OPTIMIZERS[k])
+
+_known_optimizer(o::Symbol) = (_code(OPTIMIZERS, o, "optimizer"); o)
+
+"""The kinds of an optimiser, in the library's order (a new schedule's `kinds`)."""
+kinds(optimizer::Symbol) = copy(OPT_KINDS[_known_optimizer(optimizer)])
+
+"""The values a new schedule of this optimiser starts from: kind => default."""
+defaults(optimizer::Symbol) = copy(DEFAULTS[_known_optimizer(optimizer)])
+
+"""The value the library applies for a requested one of a kind (the grid of the momentum and
+the betas, the others as they are); NaN outside the kind's range (include/revl.h)."""
 hyper_applied(kind::Symbol, v::Real) =
     ccall((:revl_hyper_applied, librevl), Cdouble, (Cint, Cdouble), _code(KINDS, kind, "kind"), v)
-beta_applied(b::Real) = hyper_applied(:beta1, b)
+"""Whether v is inside the range of the kind (the library's check)."""
+inrange(kind::Symbol, v::Real) = !isnan(hyper_applied(kind, v))
 
 # ------------------------------------------------------------------ structs (as in revl.h)
 mutable struct ModelDef
@@ -427,6 +510,7 @@ function __init__()
     FAMILY_VJP_FN[] = @cfunction(_family_vjp_trampoline, Cint,
                                  (Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cvoid}))
     TUNER_REPORT_FN[] = @cfunction(_tuner_report_trampoline, Cint, (Ptr{TunerReport}, Ptr{Cvoid}))
+    _learn_registry!()      # the optimisers, kinds, defaults and learn bits of this library
     return nothing
 end
 
@@ -594,13 +678,13 @@ _lasterr(s::Schedule) = () -> unsafe_string(ccall((:revl_schedule_last_error, li
                                                  (Ptr{Cvoid},), s.ptr))
 
 """Schedule(n_steps, offsets; optimizer=:momentum): the optimiser's hyperparameters per
-(step, group), starting at its defaults (momentum: alpha 0.1, gamma 0.9; :adam: alpha 1e-3,
-beta1 0.9, beta2 0.999, eps 1e-8; :rmsprop: alpha 1e-2, gamma 0.9, beta2 0.99, eps 1e-8)."""
+(step, group), starting at its defaults (`Revl.defaults(optimizer)`; `Revl.optimizers()` lists
+the optimisers of the loaded library)."""
 function Schedule(n_steps::Integer, offs::AbstractVector{<:Integer}; optimizer::Symbol=:momentum)
     o = Csize_t.(offs)
     opt = _code(OPTIMIZERS, optimizer, "optimizer")
     out = Ref{Ptr{Cvoid}}(C_NULL)
-    if opt == 0
+    if optimizer === :momentum          # the original call, which makes momentum schedules
         rc = ccall((:revl_schedule_create, librevl), Cint,
                    (Ref{Ptr{Cvoid}}, Csize_t, Csize_t, Ptr{Csize_t}), out, n_steps, length(o) - 1, o)
         _check(rc, "revl_schedule_create", _nomsg)
@@ -799,6 +883,16 @@ function train_resume!(t::Trainer)
     return t
 end
 
+"""The array of hypergradient pointers the library reads, indexed by revl_hyper code (NULL for
+a kind not wanted), as long as the library's kind count."""
+function _kind_table(out::Dict{Symbol,Vector{Float64}}, ks)
+    table = fill(Ptr{Cdouble}(C_NULL), length(KINDS))
+    for k in ks
+        table[KINDS[k] + 1] = pointer(out[k])
+    end
+    return table
+end
+
 """Finish the reverse pass of a checkpoint written during hypergrad (load_checkpoint! it
 first): the NamedTuple hypergrad returns, bit for bit. kinds: the ones wanted (default every kind
 of the schedule); the interrupted pass must have computed them."""
@@ -808,13 +902,10 @@ function hypergrad_resume(t::Trainer, kinds=nothing)
     dw0 = Vector{Float64}(undef, m.n_params)
     dm = zeros(m.n_meta)
     out = Dict(k => Vector{Float64}(undef, s.n_steps * s.n_groups) for k in ks)
-    table = fill(Ptr{Cdouble}(C_NULL), HYPER_COUNT)     # indexed by revl_hyper, NULL = absent
-    for k in ks
-        table[KINDS[k] + 1] = pointer(out[k])
-    end
+    table = _kind_table(out, ks)
     rc = GC.@preserve out ccall((:revl_trainer_hypergrad_resume, librevl), Cint,
                (Ptr{Cvoid}, Ptr{Cdouble}, Csize_t, Ptr{Ptr{Cdouble}}, Ptr{Cdouble}),
-               _live(t), dw0, HYPER_COUNT, table, m.n_meta == 0 ? C_NULL : dm)
+               _live(t), dw0, length(table), table, m.n_meta == 0 ? C_NULL : dm)
     _check(rc, "revl_trainer_hypergrad_resume", _lasterr(t), m.state, t.progress)
     names = (:w0, ks..., :meta)
     return NamedTuple{names}((dw0, (_from_c(s, out[k]) for k in ks)..., dm))
@@ -851,25 +942,22 @@ function _hypergrad_kinds(t::Trainer, dfdw::AbstractVector, dfdmeta)
     dm = zeros(m.n_meta)
     dfm = dfdmeta === nothing || m.n_meta == 0 ? C_NULL : _vec(dfdmeta, m.n_meta, "dfdmeta")
     out = Dict(k => Vector{Float64}(undef, s.n_steps * s.n_groups) for k in s.kinds)
-    table = fill(Ptr{Cdouble}(C_NULL), HYPER_COUNT)     # indexed by revl_hyper, NULL = absent
-    for k in s.kinds
-        table[KINDS[k] + 1] = pointer(out[k])
-    end
-    # the 5 kinds revl 0.1 shipped with go through the original call (it reads exactly 5
-    # entries); later kinds need the counted one
+    table = _kind_table(out, s.kinds)
+    # the kinds revl 0.1 shipped with go through the original call (it reads exactly
+    # SHIPPED_KINDS entries); later kinds need the counted one
     func = "revl_trainer_hypergrad_kinds"
-    if all(KINDS[k] < 5 for k in s.kinds)
+    if all(KINDS[k] < SHIPPED_KINDS for k in s.kinds)
         rc = GC.@preserve out ccall((:revl_trainer_hypergrad_kinds, librevl), Cint,
                    (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Ptr{Cdouble}},
                     Ptr{Cdouble}),
-                   _live(t), _vec(dfdw, m.n_params, "dfdw"), dfm, dw0, table[1:5],
+                   _live(t), _vec(dfdw, m.n_params, "dfdw"), dfm, dw0, table[1:SHIPPED_KINDS],
                    m.n_meta == 0 ? C_NULL : dm)
     else
         func = "revl_trainer_hypergrad_kinds_n"
         rc = GC.@preserve out ccall((:revl_trainer_hypergrad_kinds_n, librevl), Cint,
                    (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Csize_t,
                     Ptr{Ptr{Cdouble}}, Ptr{Cdouble}),
-                   _live(t), _vec(dfdw, m.n_params, "dfdw"), dfm, dw0, HYPER_COUNT, table,
+                   _live(t), _vec(dfdw, m.n_params, "dfdw"), dfm, dw0, length(table), table,
                    m.n_meta == 0 ? C_NULL : dm)
     end
     _check(rc, func, _lasterr(t), m.state, t.progress)
@@ -1035,9 +1123,6 @@ mutable struct HyperOpt
 end
 optimizer(h::HyperOpt) = h.optimizer
 kinds(h::HyperOpt) = copy(h.kinds)
-const OPT_KINDS = Dict(:momentum => [:alpha, :gamma], :adam => [:alpha, :beta1, :beta2, :eps],
-                       :rmsprop => [:alpha, :gamma, :beta2, :eps],
-                       :adamw => [:alpha, :beta1, :beta2, :eps, :weight_decay])
 
 function _free!(h::HyperOpt)
     h.ptr == C_NULL || ccall((:revl_hyperopt_free, librevl), Cvoid, (Ptr{Cvoid},), h.ptr)
@@ -1048,12 +1133,9 @@ Base.close(h::HyperOpt) = _free!(h)
 _lasterr(h::HyperOpt) = () -> unsafe_string(ccall((:revl_hyperopt_last_error, librevl), Cstring,
                                                  (Ptr{Cvoid},), h.ptr))
 
-const LEARN = Dict(:alpha => 1, :gamma => 2, :init_scale => 4, :meta => 8, :beta1 => 16,
-                   :beta2 => 32, :eps => 64, :weight_decay => 128)
-
-"""HyperOpt(model, valid, n_steps; optimizer=:momentum (or :adam, :rmsprop: the inner
+"""HyperOpt(model, valid, n_steps; optimizer=:momentum (any of `Revl.optimizers()`: the inner
 optimiser, starting at its schedule defaults), learn=[:alpha, :gamma, :init_scale] (any of
-LEARN's keys), method=:adam,
+LEARN's keys: the library's kinds, :init_scale, :meta), method=:adam,
 step_size, iterations, seed, report=(r -> stop::Bool), objective=((w, meta) -> (f, dfdw,
 dfdmeta or nothing)), ...): options left out keep the library's defaults."""
 function HyperOpt(m::Model, valid::Union{Dataset,Nothing}, n_steps::Integer;
@@ -1086,7 +1168,7 @@ function HyperOpt(m::Model, valid::Union{Dataset,Nothing}, n_steps::Integer;
         o.objective_user = pointer_from_objref(st)
     end
     out = Ref{Ptr{Cvoid}}(C_NULL)
-    if opt == 0
+    if optimizer === :momentum          # the original call, for momentum SGD
         rc = ccall((:revl_hyperopt_create, librevl), Cint,
                    (Ref{Ptr{Cvoid}}, Ptr{Cvoid}, Ptr{Cvoid}, Csize_t, Ref{HyperoptOptions}),
                    out, _live(m), valid === nothing ? C_NULL : _live(valid), n_steps, o)
@@ -1152,11 +1234,11 @@ function setkind!(h::HyperOpt, kind::Symbol, x)
     return h
 end
 
-"""Set any of the kinds (scalars or (n_steps, n_groups) matrices), log_init_scales, meta;
-nothing = unchanged. Each kind is checked and set on its own."""
-function sethyperparams!(h::HyperOpt; alpha=nothing, gamma=nothing, beta1=nothing,
-                         beta2=nothing, eps=nothing, log_init_scales=nothing, meta=nothing)
-    for (k, x) in ((:alpha, alpha), (:gamma, gamma), (:beta1, beta1), (:beta2, beta2), (:eps, eps))
+"""Set any of the kinds (keywords named as the kinds: scalars or (n_steps, n_groups)
+matrices), log_init_scales, meta; nothing = unchanged. Each kind is checked and set on its
+own."""
+function sethyperparams!(h::HyperOpt; log_init_scales=nothing, meta=nothing, values...)
+    for (k, x) in values
         x === nothing || setkind!(h, k, x)
     end
     rc = ccall((:revl_hyperopt_set, librevl), Cint,

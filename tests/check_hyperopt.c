@@ -362,6 +362,26 @@ END_TEST
 START_TEST(test_lowers_objective_sgd) { lowers_objective(REVL_META_SGD, 0.05, 0.25); }
 END_TEST
 
+/* revl_hyper_learn_bit: each kind its documented REVL_LEARN_* bit (the bindings build their
+ * learn tables from it), one bit each, none shared and none of INIT_SCALE or META; 0 past the
+ * last kind. */
+START_TEST(test_learn_bit_of_each_kind)
+{
+    const unsigned expect[] = {REVL_LEARN_ALPHA, REVL_LEARN_GAMMA, REVL_LEARN_BETA1,
+                               REVL_LEARN_BETA2, REVL_LEARN_EPS, REVL_LEARN_WEIGHT_DECAY};
+    ck_assert_uint_eq(sizeof expect / sizeof expect[0], REVL_HYPER_COUNT);
+    unsigned seen = REVL_LEARN_INIT_SCALE | REVL_LEARN_META;
+    for (int k = 0; k < REVL_HYPER_COUNT; k++) {
+        unsigned b = revl_hyper_learn_bit((revl_hyper)k);
+        ck_assert_uint_eq(b, expect[k]);
+        ck_assert(b != 0 && (b & (b - 1)) == 0 && !(b & seen));
+        seen |= b;
+    }
+    ck_assert_uint_eq(revl_hyper_learn_bit((revl_hyper)REVL_HYPER_COUNT), 0);
+    ck_assert_uint_eq(revl_hyper_learn_bit((revl_hyper)-1), 0);
+}
+END_TEST
+
 START_TEST(test_learn_mask)
 {
     const unsigned masks[] = {REVL_LEARN_ALPHA, REVL_LEARN_GAMMA, REVL_LEARN_INIT_SCALE,
@@ -1612,6 +1632,7 @@ static Suite *hyperopt_suite(void)
     tcase_add_test(op, test_defaults);
     tcase_add_test(op, test_lowers_objective_adam);
     tcase_add_test(op, test_lowers_objective_sgd);
+    tcase_add_test(op, test_learn_bit_of_each_kind);
     tcase_add_test(op, test_learn_mask);
     tcase_add_test(op, test_chain_rule_against_trainer_and_fd);
     tcase_add_loop_test(op, test_other_optimizers_chain_rule, 0, 3);

@@ -575,6 +575,27 @@ MUTANTS = [
      '#include "core/model.h"\n#include "parallel/dp.h"\n', ["py:test_layers.py"]),
     ("src/core/model.h", '#include "base/internal.h"\n',
      '#include "base/internal.h"\n#include "core/trainer.h"\n', ["py:test_layers.py"]),
+    # ---- the Python package carries its library (issue 23, item 6): pip's build copies it into
+    # the package, and the lookup tries that copy after REVL_LIBRARY, before the system loader
+    ("python/setup.py", "        shutil.copyfile(build_library(ROOT), dest / SONAME)",
+     "        build_library(ROOT)", [PY]),
+    ("python/revl/_lib.py",
+     '    dll = _try_file(path, "the package was not installed by pip from a checkout", tried)',
+     "    dll = None", [PY]),
+    ("python/setup.py", 'NATIVE = "_native"', 'NATIVE = "native"', [PY]),
+    # ---- bindings learn the optimisers from the library (issue 23, item 2): the learn bit of a
+    # kind, the Python table built from it, and Revl.jl's tables (test_julia_signatures must
+    # refuse a table of its own, a kind code compared with a number, a registry never read)
+    ("src/hyperopt/coords.c", "    return rv_kind_learn_bit(kind);\n}",
+     "    return rv_kind_learn_bit(kind) << 1;\n}", ["check_hyperopt"]),
+    ("python/revl/hyperopt.py", "    LEARN.update({k: lib.hyper_learn_bit(c) for k, c in KINDS.items()})",
+     "    LEARN.update({k: lib.hyper_learn_bit(c) for k, c in KINDS.items() if c < 5})", [PY]),
+    ("julia/Revl.jl", "const KINDS = Dict{Symbol,Int}()",
+     "const KINDS = Dict{Symbol,Int}(:alpha => 0, :gamma => 1)", [PY]),
+    ("julia/Revl.jl", "    if all(KINDS[k] < SHIPPED_KINDS for k in s.kinds)",
+     "    if all(KINDS[k] < 5 for k in s.kinds)", [PY]),
+    ("julia/Revl.jl", "    _learn_registry!()      # the optimisers", "    nothing      # the optimisers",
+     [PY]),
 ]
 
 
@@ -592,6 +613,9 @@ PY_TESTS = {
     "python/revl/mlp.py": "test_mlp.py,test_tuner.py",
     "python/revl/hyperopt.py": "test_hyperopt.py,test_hyperopt_optim.py,test_threads.py",
     "python/revl/data.py": "test_dataset.py",
+    "python/setup.py": "test_install.py",
+    "python/revl/_lib.py": "test_library_lookup.py,test_install.py",
+    "julia/Revl.jl": "test_julia_signatures.py",
     "python/revl/_base.py": "test_hardening.py,test_errors.py",
     "python/revl/core.py": "test_hypergrad.py,test_optimizers.py,test_checkpoint.py,"
                            "test_forward.py,test_threads.py,test_hardening.py",

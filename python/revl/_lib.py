@@ -5,9 +5,11 @@ Lookup order (the first that loads wins):
 1. the environment variable ``REVL_LIBRARY`` (a path to the shared library).  When it is set,
    nothing else is tried: an explicit choice that fails is an error, not a reason to load some
    other copy;
-2. the build directory of the checkout this package sits in: ``<checkout>/lib/librevl.so.0``
+2. the library installed inside the package, ``revl/_native/librevl.so.0``, which
+   ``pip install ./python`` builds from the checkout (python/setup.py);
+3. the build directory of the checkout this package sits in: ``<checkout>/lib/librevl.so.0``
    (the package is ``<checkout>/python/revl``), as ``make lib`` leaves it;
-3. the system loader: ``ctypes.util.find_library("revl")``, then ``librevl.so.0`` (which honours
+4. the system loader: ``ctypes.util.find_library("revl")``, then ``librevl.so.0`` (which honours
    ``LD_LIBRARY_PATH`` and the ldconfig cache).
 
 On failure :class:`ImportError` names every place tried and why each failed.
@@ -307,6 +309,7 @@ PROTOTYPES = [
     ("revl_optimizer_name", "const char *", ("revl_optimizer",)),
     ("revl_hyper_name", "const char *", ("revl_hyper",)),
     ("revl_hyper_applied", "double", ("revl_hyper", "double")),
+    ("revl_hyper_learn_bit", "unsigned", ("revl_hyper",)),
     ("revl_schedule_create_for", "int", ("revl_schedule **", "revl_optimizer", "size_t",
                                          "size_t", "const size_t *", "const revl_allocator *")),
     ("revl_schedule_optimizer", "revl_optimizer", ("const revl_schedule *",)),
@@ -493,6 +496,23 @@ def _checkout_library():
     return root / "lib" / f"librevl.so.{EXPECTED_MAJOR}"
 
 
+def _bundled_library():
+    """revl/_native/librevl.so.0: the copy pip installed inside the package (python/setup.py)."""
+    return pathlib.Path(__file__).resolve().parent / "_native" / f"librevl.so.{EXPECTED_MAJOR}"
+
+
+def _try_file(path, missing, tried):
+    """The loaded library at path, or None with the reason appended to tried."""
+    if not path.exists():
+        tried.append(f"{path}: no such file ({missing})")
+        return None
+    try:
+        return ctypes.CDLL(str(path))
+    except OSError as e:
+        tried.append(f"{path}: {e}")
+        return None
+
+
 def _load():
     tried = []
     env = os.environ.get("REVL_LIBRARY")
@@ -503,19 +523,20 @@ def _load():
             raise ImportError(
                 f"revl: cannot load the library named by REVL_LIBRARY={env!r}: {e}. "
                 f"(REVL_LIBRARY was set, so no other place was tried; unset it to search "
-                f"the checkout's lib/ and the system loader.)") from None
+                f"the package, the checkout's lib/ and the system loader.)") from None
     tried.append("REVL_LIBRARY: not set")
+    path = _bundled_library()
+    dll = _try_file(path, "the package was not installed by pip from a checkout", tried)
+    if dll is not None:
+        return dll, str(path)
     path = _checkout_library()
     if path is None:
         tried.append(f"checkout build directory: {pathlib.Path(__file__).resolve().parent} is "
                      f"not inside a revl checkout")
-    elif path.exists():
-        try:
-            return ctypes.CDLL(str(path)), str(path)
-        except OSError as e:
-            tried.append(f"{path}: {e}")
     else:
-        tried.append(f"{path}: no such file (run 'make lib' in the checkout)")
+        dll = _try_file(path, "run 'make lib' in the checkout", tried)
+        if dll is not None:
+            return dll, str(path)
     found = ctypes.util.find_library("revl")
     names = ([found] if found else []) + [f"librevl.so.{EXPECTED_MAJOR}"]
     if not found:
@@ -527,7 +548,9 @@ def _load():
             tried.append(f"system loader, {name}: {e}")
     raise ImportError("revl: cannot find librevl. Tried, in order:\n  " + "\n  ".join(tried)
                       + "\nSet REVL_LIBRARY to the path of librevl.so.0, or build the checkout "
-                      "with 'make lib', or install the library where the system loader finds it.")
+                      "with 'make lib', or install the package with pip from a checkout (it "
+                      "then carries the library), or install the library where the system "
+                      "loader finds it.")
 
 
 class _DlInfo(ctypes.Structure):

@@ -15,8 +15,14 @@ from ._lib import (OBJECTIVE_FN, REPORT_FN, HyperoptOptions, HyperoptReport, ini
 from .core import Model, _view, _store, _EMPTY
 from .data import Dataset
 
-LEARN = {"alpha": 1, "gamma": 2, "init_scale": 4, "meta": 8, "beta1": 16, "beta2": 32, "eps": 64,
-         "weight_decay": 128}                                   # REVL_LEARN_*
+# REVL_LEARN_*: init_scale and meta (not kinds) as revl.h has them, each kind's bit from the
+# library (revl_hyper_learn_bit), so that a kind added to the library needs no edit here
+LEARN = {"alpha": 1, "gamma": 2, "init_scale": 4, "meta": 8}
+if lib.has("hyper_learn_bit"):
+    LEARN.update({k: lib.hyper_learn_bit(c) for k, c in KINDS.items()})
+else:                               # a library older than the call: the bits it shipped with
+    LEARN.update({k: b for k, b in (("beta1", 16), ("beta2", 32), ("eps", 64),
+                                    ("weight_decay", 128)) if k in KINDS})
 _ALL_LEARN = sum(LEARN.values())
 # the kinds of each optimiser, in the library's order (revl_schedule_kinds, read at import)
 _OPT_KINDS = OPTIMIZER_KINDS

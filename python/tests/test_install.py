@@ -1,7 +1,10 @@
 """Installing the Python package where no package index can be reached (docs/python.md):
-`pip install --no-build-isolation` into a venv that sees Debian's numpy and setuptools, and
-`--no-deps --target` into a plain directory; each is imported from another directory against
-a librevl installed with `make install` into a temporary prefix, found by the system loader."""
+`pip install --no-build-isolation ./python` from a checkout into a venv that sees Debian's numpy
+and setuptools builds librevl with the checkout's Makefile and carries it (revl/_native/), so
+the venv trains a model with no REVL_LIBRARY and no installed library; a copy of python/ alone
+installs pure Python, with `--no-build-isolation` into a venv and `--no-deps --target` into a
+plain directory, each imported from another directory against a librevl installed with
+`make install` into a temporary prefix, found by the system loader."""
 import os
 import pathlib
 import shutil
@@ -55,6 +58,60 @@ def check_probe(r, package_root, libdir):
     assert pathlib.Path(file).resolve().is_relative_to(package_root.resolve()), file
     assert lib_path == str(libdir / "librevl.so.0")      # the file actually loaded
     assert version == revl.version()
+
+
+def checkout_view(tmp_path):
+    """A checkout whose python/ is a copy (pip's in-tree build writes python/build/ and
+    *.egg-info there, never into the real checkout) and whose Makefile, sources and build
+    directories are the real ones (linked), so that the package's `make lib` finds the library
+    built already and compiles nothing."""
+    root = tmp_path / "checkout"
+    root.mkdir()
+    for name in ("Makefile", "include", "src", "lib", "build"):
+        if (CHECKOUT / name).exists():
+            os.symlink(CHECKOUT / name, root / name)
+    shutil.copytree(PYTHON_DIR, root / "python", ignore=shutil.ignore_patterns(
+        "tests", "__pycache__", "build", "*.egg-info"))
+    return root
+
+
+# trains a small model and takes its hypergradient: the carried library really works
+TRAIN = """
+import numpy as np, revl
+A = np.linspace(0.5, 2.0, 6)
+m = revl.Model(6, grad=lambda step, w, meta: (0.5 * w @ (A * w), A * w),
+               hvp=lambda step, w, meta, v: (A * v, None))
+s = revl.Schedule(20, [0, 6], alpha=0.1, gamma=0.9)
+t = revl.Trainer(m, s)
+t.train(np.ones(6))
+wT = t.weights
+hg = t.hypergrad(dfdw=2 * wT)              # reverses the run back to w0 = 1, bit for bit
+assert np.all(np.abs(wT) < 0.5) and np.all(hg.alpha < 0) and np.all(t.weights == 1), (wT, hg)
+print("trained")
+"""
+
+
+def test_venv_install_carries_the_library(tmp_path):
+    """pip install ./python from a checkout: the library comes with the package, found first
+    (before the system loader), with neither REVL_LIBRARY nor LD_LIBRARY_PATH nor a
+    `make install`."""
+    root = checkout_view(tmp_path)
+    venv = tmp_path / "venv"
+    run([SYSTEM_PYTHON, "-m", "venv", "--system-site-packages", venv])
+    py = venv / "bin" / "python"
+    run([py, "-m", "pip", "install", *OFFLINE, root / "python"], env=clean_env())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    r = run([py, "-c", PROBE + TRAIN], cwd=elsewhere, env=clean_env())
+    file, lib_path = r.stdout.splitlines()[:2]
+    package = pathlib.Path(file).parent
+    assert package.resolve().is_relative_to(venv.resolve()), file
+    carried = package / "_native" / "librevl.so.0"
+    assert lib_path == str(carried), r.stdout          # the file actually loaded
+    assert carried.is_file() and not carried.is_symlink()
+    assert r.stdout.splitlines()[-1] == "trained"
+    # the same library the checkout built (bit for bit), not some other copy
+    assert carried.read_bytes() == (CHECKOUT / "lib" / "librevl.so.0").read_bytes()
 
 
 def test_venv_install_without_build_isolation(tmp_path):

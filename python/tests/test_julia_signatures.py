@@ -159,3 +159,70 @@ def test_structs_mirror_the_header():
                 assert jt == "Ptr{Cvoid}", (jname, fname, jt, ct)
             else:
                 assert jt in allowed(ct), (jname, fname, jt, ct)
+
+
+# ---- the optimisers, kinds, defaults and learn bits come from the library (issue 23, item 2):
+# a new optimiser or kind needs no edit in Revl.jl, so Revl.jl must not list them
+# what the original calls are about (revl_schedule_create, revl_schedule_set_all,
+# revl_trainer_hypergrad, revl_hyperopt_create): momentum SGD with alpha and gamma
+LEGACY = {"momentum", "alpha", "gamma"}
+
+
+def registry_names():
+    """The optimiser and kind names of the header's enums (revl_optimizer, revl_hyper)."""
+    c = hp.enum_constants()
+    opts = {k[len("REVL_OPTIM_"):].lower() for k in c if k.startswith("REVL_OPTIM_")}
+    kinds = {k[len("REVL_HYPER_"):].lower() for k in c if k.startswith("REVL_HYPER_")}
+    assert {"momentum", "adam", "rmsprop", "adamw"} <= opts and {"alpha", "beta1", "eps"} <= kinds
+    # a name that is also a value of another enum (adam: REVL_META_ADAM, REVL_REFINE_ADAM)
+    others = {k for k in c if not k.startswith(("REVL_OPTIM_", "REVL_HYPER_"))}
+    shared = {n for n in opts | kinds if any(o.endswith("_" + n.upper()) for o in others)}
+    return opts, kinds, shared
+
+
+def jl_code():
+    """Revl.jl without comments and docstrings (which may well name optimisers)."""
+    return re.sub(r'"""(.*?)"""', '""', jl_source(), flags=re.S)
+
+
+def test_no_optimizer_or_kind_name_in_the_code():
+    opts, kinds, shared = registry_names()
+    code = jl_code()
+    found = sorted(n for n in (opts | kinds) - LEGACY - shared
+                   if re.search(rf'(:{n}\b|"{n}")', code))
+    assert not found, (f"Revl.jl names optimisers or kinds itself: {found}; read them from the "
+                       f"library (OPTIMIZERS, KINDS, OPT_KINDS, DEFAULTS, LEARN)")
+
+
+def test_no_table_of_optimizers_or_kinds():
+    opts, kinds, _ = registry_names()
+    tables = []
+    for body in re.findall(r"Dict\(([^()]*)\)", jl_code()):
+        keys = set(re.findall(r":(\w+)\s*=>", body))
+        if len(keys & opts) >= 2 or len(keys & kinds) >= 2:
+            tables.append(body.strip())
+    assert not tables, f"Revl.jl keeps its own table of optimisers or kinds: {tables}"
+
+
+def test_no_kind_or_optimizer_code_as_a_literal():
+    code = jl_code()
+    bad = re.findall(r"\b(?:HYPER|OPTIM)_COUNT\b", code)
+    bad += re.findall(r"(?:KINDS|OPTIMIZERS)\[[^\]]*\]\s*(?:[<>]=?|[!=]=)\s*\d+", code)
+    bad += re.findall(r"\b(?:opt|optc|code|kind)\s*(?:[<>]=?|[!=]=)\s*\d+", code)
+    assert not bad, f"Revl.jl compares optimiser or kind codes with numbers: {bad}"
+    # the one count it keeps is the fixed length of revl_trainer_hypergrad_kinds's d_kinds
+    shipped = re.search(r"revl_trainer_hypergrad_kinds\([^;]*d_kinds\[(\d+)\]", hp.read())
+    assert shipped, "revl_trainer_hypergrad_kinds(..., d_kinds[N], ...) not in revl.h"
+    assert re.findall(r"const SHIPPED_KINDS = (\d+)", code) == [shipped.group(1)]
+
+
+def test_the_registry_is_read_when_the_module_loads():
+    code = jl_code()
+    init = re.search(r"function __init__\(\)(.*?)\nend\b", code, flags=re.S)
+    assert init and "_learn_registry!()" in init.group(1)
+    reg = re.search(r"function _learn_registry!\(\)(.*?)\nend\b", code, flags=re.S)
+    assert reg, "_learn_registry! not in Revl.jl"
+    for table in ("OPTIMIZERS", "KINDS", "OPT_KINDS", "DEFAULTS", "LEARN"):
+        assert re.search(rf"\bconst {table} = Dict{{[^\n]*?}}\(\)\n", code), \
+            f"{table} is not an empty table filled from the library"
+        assert table in reg.group(1), f"_learn_registry! does not fill {table}"

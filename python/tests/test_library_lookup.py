@@ -1,5 +1,6 @@
-"""Where `import revl` finds librevl: REVL_LIBRARY, then the checkout's lib/, then the system
-loader; a failure names every place tried."""
+"""Where `import revl` finds librevl: REVL_LIBRARY, then the copy pip installed inside the
+package (revl/_native/), then the checkout's lib/, then the system loader; a failure names every
+place tried."""
 import os
 import pathlib
 import shutil
@@ -40,6 +41,25 @@ def test_checkout_build_directory():
     assert pathlib.Path(r.stdout.splitlines()[0]).resolve() == CHECKOUT_LIB.resolve()
 
 
+def test_carried_library_after_revl_library_before_the_system_loader(tmp_path):
+    """A package with revl/_native/librevl.so.0 (what pip installs from a checkout) loads that
+    copy, even when the system loader would find another one; REVL_LIBRARY still wins."""
+    shutil.copytree(PKG, tmp_path / "revl", ignore=shutil.ignore_patterns("__pycache__"))
+    real = pathlib.Path(revl.library_path).resolve()
+    (tmp_path / "revl" / "_native").mkdir()
+    carried = tmp_path / "revl" / "_native" / "librevl.so.0"
+    shutil.copyfile(real, carried)
+    other = tmp_path / "sys"
+    other.mkdir()
+    os.symlink(real, other / "librevl.so.0")
+    r = probe({"LD_LIBRARY_PATH": str(other)}, tmp_path, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == str(carried)
+    r = probe({"REVL_LIBRARY": str(other / "librevl.so.0")}, tmp_path, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == str(other / "librevl.so.0")
+
+
 def test_system_loader_and_the_failure_message(tmp_path):
     shutil.copytree(PKG, tmp_path / "revl", ignore=shutil.ignore_patterns("__pycache__"))
     lib = tmp_path / "sys"
@@ -53,6 +73,7 @@ def test_system_loader_and_the_failure_message(tmp_path):
     if r.returncode == 0:
         pytest.skip(f"librevl is installed system-wide ({r.stdout.split()[0]})")
     err = r.stderr
-    for place in ("REVL_LIBRARY: not set", "not inside a revl checkout",
+    for place in ("REVL_LIBRARY: not set", str(tmp_path / "revl" / "_native" / "librevl.so.0"),
+                  "not installed by pip from a checkout", "not inside a revl checkout",
                   "find_library('revl')", "system loader, librevl.so.0"):
         assert place in err, err

@@ -33,6 +33,11 @@ unsigned rv_kind_learn_bit(revl_hyper kind)
     return 0;
 }
 
+unsigned revl_hyper_learn_bit(revl_hyper kind)
+{
+    return rv_kind_learn_bit(kind);
+}
+
 const char *rv_kind_coord_name(revl_hyper kind)
 {
     switch (kind) {

@@ -293,13 +293,22 @@ static int write_plot_script(FILE *f, size_t n_kinds, const revl_hyper *kinds,
                "L4 = 'layer 4 (50-10)'\n");
     for (size_t k = 0; k < n_kinds; k++) {
         const char *kn = revl_hyper_name(kinds[k]);
+        /* the label: '_' escaped, as gnuplot's enhanced text would make it a subscript */
+        char label[64];
+        size_t n = 0;
+        for (const char *q = kn; *q && n + 3 < sizeof label; q++) {
+            if (*q == '_')
+                label[n++] = '\\';
+            label[n++] = *q;
+        }
+        label[n] = 0;
         fprintf(f, "set terminal @term size 1000,460\n"
                    "set xlabel 'training step'\n"
                    "set output '%s.png'\n"
                    "set multiplot layout 1,2 title 'Learned %s per step (%s; Fashion-MNIST, "
                    "784-50-50-50-10 tanh)'\n"
                    "set ylabel '%s'\n",
-                kn, kn, optimizer, kn);
+                kn, label, optimizer, label);
         if (kinds[k] != REVL_HYPER_ALPHA && kinds[k] != REVL_HYPER_EPS)
             fprintf(f, "set autoscale y\n");
         for (int part = 0; part < 2; part++)

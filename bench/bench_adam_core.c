@@ -2,8 +2,10 @@
  * double Adam loop over the same model, measured side by side in one run, in CPU time (the
  * machine is shared), best of `reps` runs each, with the betas' exact multiply in lanes and
  * with the plain loop; then the betas' multiply alone, plain loop against each lane version
- * (wide_vec.h), and how often the lanes hand a group back to the plain loop.
- * Usage: bench_adam_core [max_P] [reps]   (defaults 10^7 and 3; prints three tables) */
+ * (wide_vec.h), and how often the lanes hand a group back to the plain loop; and the exact
+ * AdamW core (weight_decay 0.01, torch's default) against a plain double AdamW loop and against
+ * the exact Adam core at the same P and T (issue 23's target: at most 1.1x Adam's forward).
+ * Usage: bench_adam_core [max_P] [reps]   (defaults 10^7 and 3; prints four tables) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,8 +23,12 @@ static double cpu_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* torch.optim.Adam's step in doubles, the model call included (as the exact core's is). */
-static double plain_adam_core(size_t p, size_t steps, double *w, double *m, double *s, double *g)
+#define CORE_LAMBDA 0.01 /* AdamW's weight decay: torch's default, as revl's */
+
+/* torch.optim.Adam's step (lambda = 0) or AdamW's in doubles, the model call included (as the
+ * exact core's is). */
+static double plain_adam_core(size_t p, size_t steps, double *w, double *m, double *s, double *g,
+                              double lambda)
 {
     const double b1 = 0.9, b2 = 0.999, eps = 1e-8, alpha = 1e-3;
     double p1 = 1, p2 = 1;
@@ -34,12 +40,16 @@ static double plain_adam_core(size_t p, size_t steps, double *w, double *m, doub
         p1 *= b1;
         p2 *= b2;
         double c1 = 1 - p1, c2 = 1 - p2;
-        plain_adam_update(p, w, m, s, g, alpha, b1, b2, eps, c1, c2);
+        if (lambda == 0)
+            plain_adam_update(p, w, m, s, g, alpha, b1, b2, eps, c1, c2);
+        else
+            plain_adamw_update(p, w, m, s, g, alpha, lambda, b1, b2, eps, c1, c2);
     }
     return cpu_now() - t0;
 }
 
-static int exact_adam(size_t p, size_t steps, double *fwd, double *rev)
+/* The exact core of Adam or AdamW (opt) at its defaults, AdamW's weight decay CORE_LAMBDA. */
+static int exact_adam(revl_optimizer opt, size_t p, size_t steps, double *fwd, double *rev)
 {
     revl_model *m = trivial_model(&p);
     revl_schedule *s = NULL;
@@ -48,7 +58,9 @@ static int exact_adam(size_t p, size_t steps, double *fwd, double *rev)
     revl_trainer_options o;
     revl_trainer_options_init(&o);
     o.threads = 1;
-    int rc = revl_schedule_create_for(&s, REVL_OPTIM_ADAM, steps, 1, off, NULL);
+    int rc = revl_schedule_create_for(&s, opt, steps, 1, off, NULL);
+    if (!rc && opt == REVL_OPTIM_ADAMW)
+        rc = revl_schedule_fill_kind(s, REVL_HYPER_WEIGHT_DECAY, CORE_LAMBDA);
     if (!rc)
         rc = revl_trainer_create(&t, m, s, &o);
     double *w0 = malloc(p * 8), *dl = malloc(p * 8);
@@ -219,6 +231,27 @@ static void moments_table(size_t max_p)
                          moments_version);
 }
 
+/* AdamW's rows (weight_decay CORE_LAMBDA: the decay's exact multiply of w on a 128-bit w), next
+ * to plain AdamW and to the exact Adam forward of the same repetitions. */
+static void adamw_table(double (*rows)[6], int n)
+{
+    printf("\nexact AdamW core (weight_decay %g, alpha lambda = %g), same model and repetitions\n",
+           CORE_LAMBDA, 1e-3 * CORE_LAMBDA);
+    printf("%10s %5s | %9s %9s %9s | %9s %9s | %12s\n", "P", "T", "plain ns", "fwd ns", "rev ns",
+           "fwd/plain", "rev/plain", "fwd/Adam fwd");
+    double worst = 0, worst_fwd = 0;
+    for (int k = 0; k < n; k++) {
+        const double *r = rows[k];
+        double ns = 1e9 / (r[0] * r[1]);
+        printf("%10.0f %5.0f | %9.2f %9.2f %9.2f | %9.1f %9.1f | %12.2f\n", r[0], r[1], r[2] * ns,
+               r[3] * ns, r[4] * ns, r[3] / r[2], r[4] / r[2], r[3] / r[5]);
+        worst = fmax(worst, r[3] / r[5]);
+        worst_fwd = fmax(worst_fwd, r[3] / r[2]);
+    }
+    bench_target("exact AdamW forward / plain AdamW loop", worst_fwd, "<=", 2);
+    bench_target("exact AdamW forward / exact Adam forward", worst, "<=", 1.1);
+}
+
 int main(int argc, char **argv)
 {
     size_t max_p = argc > 1 ? (size_t)atof(argv[1]) : 10000000;
@@ -230,24 +263,44 @@ int main(int argc, char **argv)
            "fwd ns", "rev ns", "fwd/plain", "rev/plain", "pm fwd ns", "pm rev ns", "pm/fwd",
            "pm/rev");
     double worst_fwd = 0, worst_rev = 0;
+    double aw[8][6]; /* AdamW's rows, measured in the same repetitions: P, T, plain, fwd, rev,
+                        Adam's fwd */
+    int n_aw = 0;
     for (size_t p = 10000; p <= max_p; p *= 10) {
         size_t steps = (size_t)(1e7 / (double)p);
         steps = steps > 200 ? 200 : steps < 5 ? 5 : steps;
         double *w = malloc(p * 8), *m = malloc(p * 8), *s = malloc(p * 8), *g = malloc(p * 8);
         double plain = 1e30, fwd[2] = {1e30, 1e30}, rev[2] = {1e30, 1e30};
+        double w_plain = 1e30, w_fwd = 1e30, w_rev = 1e30; /* AdamW */
         for (int k = 0; k < reps; k++) {
             for (size_t i = 0; i < p; i++)
                 w[i] = 1 + 0.5 * sin((double)i);
-            double tp = plain_adam_core(p, steps, w, m, s, g), tf, tr;
+            double tp = plain_adam_core(p, steps, w, m, s, g, 0), tf, tr;
             plain = tp < plain ? tp : plain;
             for (int pl = 0; pl < 2; pl++) { /* lanes, then the plain multiply */
                 rv_coder_plain_only(pl);
-                if (exact_adam(p, steps, &tf, &tr))
+                if (exact_adam(REVL_OPTIM_ADAM, p, steps, &tf, &tr))
                     return 1;
                 fwd[pl] = tf < fwd[pl] ? tf : fwd[pl];
                 rev[pl] = tr < rev[pl] ? tr : rev[pl];
             }
             rv_coder_plain_only(0);
+            for (size_t i = 0; i < p; i++)
+                w[i] = 1 + 0.5 * sin((double)i);
+            w_plain = fmin(w_plain, plain_adam_core(p, steps, w, m, s, g, CORE_LAMBDA));
+            if (exact_adam(REVL_OPTIM_ADAMW, p, steps, &tf, &tr))
+                return 1;
+            w_fwd = fmin(w_fwd, tf);
+            w_rev = fmin(w_rev, tr);
+        }
+        if (n_aw < 8) {
+            double *r = aw[n_aw++];
+            r[0] = (double)p;
+            r[1] = (double)steps;
+            r[2] = w_plain;
+            r[3] = w_fwd;
+            r[4] = w_rev;
+            r[5] = fwd[0];
         }
         free(w);
         free(m);
@@ -262,6 +315,7 @@ int main(int argc, char **argv)
     }
     bench_target("exact Adam forward / plain Adam loop", worst_fwd, "<=", 2);
     bench_target("exact Adam reverse / plain Adam loop", worst_rev, "<=", 4);
+    adamw_table(aw, n_aw);
     moments_table(max_p);
     double share[3];
     moments_redo_rate(10000, 1000, share);

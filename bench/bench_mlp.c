@@ -6,7 +6,10 @@
  * T gradients' dense products for the forward, T fused gradient + HVP products for the reverse
  * pass, and the validation gradient's (10 blocks of 1,000 examples), timed in the same run.
  * Then the same for Adam: its exact forward against plain double-precision Adam, forward +
- * hypergradient against momentum's, and the buffer's bits per parameter-step. Last, the
+ * hypergradient against momentum's, and the buffer's bits per parameter-step; then AdamW
+ * (torch's weight_decay 0.01): its exact forward against plain double-precision AdamW and
+ * against Adam's exact forward, forward + every hypergradient (weight_decay's too) against the
+ * floor, and the buffer's bits against log2(1/(b1 b2 (1 - alpha lambda))). Last, the
  * forward-only path (revl_trainer_train_forward) of both optimisers against plain training and
  * the exact forward, with the check that it ends on the exact forward's w_T bit for bit.
  * Usage: bench_mlp [T ...]   (default: 100 1000). Threads: OMP_NUM_THREADS and
@@ -173,65 +176,96 @@ int main(int argc, char **argv)
     worst_ex = worst_fl = 0;
 
     /* Adam: the exact forward against plain Adam, forward + every hypergradient (alpha, beta1,
-     * beta2, eps, init scales, meta) against momentum's on the same model, buffer bits */
-    printf("\nAdam (alpha %g, beta1 %g, beta2 %g, eps %g); each reverse pass: d alpha, d beta1, "
-           "d beta2, d eps (T x %zu), init scales, 4 L2 meta, reversal verified\n",
-           ADAM_ALPHA, ADAM_BETA1, ADAM_BETA2, ADAM_EPS, ng);
-    printf("%6s | %10s %10s %12s | %9s %14s | %9s %12s | %13s %13s\n", "T", "plain s",
-           "exact s", "fwd+hyper s", "exact/pl", "fwd+hyp/mom's", "exact/fl", "fwd+hyp/fl",
-           "bits/par-step", "log2(1/b1b2)");
-    for (int k = 0; k < nt && k < 16; k++) {
-        size_t steps = argc > 1 ? (size_t)atol(argv[k + 1]) : (k ? 1000 : 100);
-        revl_schedule *s = NULL;
-        if ((rc = revl_schedule_create_for(&s, REVL_OPTIM_ADAM, steps, ng, off, NULL)))
-            die("schedule", rc, "");
-        revl_schedule_fill_kind(s, REVL_HYPER_ALPHA, ADAM_ALPHA);
-        revl_schedule_fill_kind(s, REVL_HYPER_BETA1, ADAM_BETA1);
-        revl_schedule_fill_kind(s, REVL_HYPER_BETA2, ADAM_BETA2);
-        revl_schedule_fill_kind(s, REVL_HYPER_EPS, ADAM_EPS);
-        revl_trainer *t = NULL;
-        if ((rc = revl_trainer_create(&t, m, s, NULL)))
-            die("trainer", rc, "");
-        plain_adam(m, 2, w0, meta, w);
-        double plain = plain_adam(m, steps, w0, meta, w);
-        double t0 = bench_now();
-        if ((rc = revl_trainer_train(t, w0, meta)))
-            die("train", rc, revl_trainer_last_error(t));
-        double exact = bench_now() - t0;
-        /* the validation gradient is part of the work (the floor counts its products) */
-        double t1 = bench_now();
-        revl_trainer_weights(t, w);
-        double loss;
-        revl_model_evaluate(m, train, w, &loss, dfdw, NULL);
-        revl_trainer_stats st = {.struct_size = sizeof st};
-        revl_trainer_get_stats(t, &st);
-        double *d = malloc(4 * steps * ng * 8), *dk[REVL_HYPER_COUNT] = {0};
-        dk[REVL_HYPER_ALPHA] = d;
-        dk[REVL_HYPER_BETA1] = d + steps * ng;
-        dk[REVL_HYPER_BETA2] = d + 2 * steps * ng;
-        dk[REVL_HYPER_EPS] = d + 3 * steps * ng;
-        if ((rc = revl_trainer_hypergrad_kinds(t, dfdw, NULL, d_w0, dk, d_meta)))
-            die("hypergrad", rc, revl_trainer_last_error(t));
-        revl_model_init_scales_grad(m, w0, d_w0, d_scales);
-        double both = exact + (bench_now() - t1);
-        free(d);
-        double info = -log2(revl_hyper_applied(REVL_HYPER_BETA1, ADAM_BETA1)) -
-                      log2(revl_hyper_applied(REVL_HYPER_BETA2, ADAM_BETA2));
-        /* Adam's reverse step is one gradient + H (a + b g) call (revl_model_set_hvp_affine),
-         * whose products are the fused call's: the same floor as momentum's */
-        double fl_fwd = run_floor(mlp_floor_grad, &fb, steps);
-        double fl_both = fl_fwd + run_floor(mlp_floor_fused, &fb, steps) +
-                         run_floor(mlp_floor_grad, &fe, 10);
-        printf("%6zu | %10.3f %10.3f %12.3f | %9.2f %14.2f | %9.2f %12.2f | %13.5f %13.5f\n",
-               steps, plain, exact, both, exact / plain, both / mom_both[k], exact / fl_fwd,
-               both / fl_both, st.buffer_bits / ((double)p * (double)steps), info);
-        worst_ex = fmax(worst_ex, exact / plain);
-        worst_fl = fmax(worst_fl, both / fl_both);
-        revl_trainer_free(t);
-        revl_schedule_free(s);
+     * beta2, eps, init scales, meta) against momentum's on the same model, buffer bits; then
+     * AdamW the same way (and weight_decay's hypergradient), its exact forward against plain
+     * AdamW and against Adam's exact forward at the same T (issue 23's target) */
+    double adam_exact[16] = {0};
+    for (int wd = 0; wd < 2; wd++) {
+        const revl_optimizer opt = wd ? REVL_OPTIM_ADAMW : REVL_OPTIM_ADAM;
+        if (wd)
+            printf("\nAdamW (as Adam, weight_decay %g: alpha lambda = %g); each reverse pass also "
+                   "d weight_decay (T x %zu), reversal verified\n",
+                   ADAMW_LAMBDA, ADAM_ALPHA * ADAMW_LAMBDA, ng);
+        else
+            printf("\nAdam (alpha %g, beta1 %g, beta2 %g, eps %g); each reverse pass: d alpha, "
+                   "d beta1, d beta2, d eps (T x %zu), init scales, 4 L2 meta, reversal verified\n",
+                   ADAM_ALPHA, ADAM_BETA1, ADAM_BETA2, ADAM_EPS, ng);
+        printf("%6s | %10s %10s %12s | %9s %14s | %9s %12s | %13s %13s\n", "T", "plain s",
+               "exact s", "fwd+hyper s", "exact/pl", wd ? "exact/Adam's" : "fwd+hyp/mom's",
+               "exact/fl", "fwd+hyp/fl", "bits/par-step", wd ? "log2(1/b1b2r)" : "log2(1/b1b2)");
+        double worst_vs_adam = 0;
+        for (int k = 0; k < nt && k < 16; k++) {
+            size_t steps = argc > 1 ? (size_t)atol(argv[k + 1]) : (k ? 1000 : 100);
+            revl_schedule *s = NULL;
+            if ((rc = revl_schedule_create_for(&s, opt, steps, ng, off, NULL)))
+                die("schedule", rc, "");
+            revl_schedule_fill_kind(s, REVL_HYPER_ALPHA, ADAM_ALPHA);
+            revl_schedule_fill_kind(s, REVL_HYPER_BETA1, ADAM_BETA1);
+            revl_schedule_fill_kind(s, REVL_HYPER_BETA2, ADAM_BETA2);
+            revl_schedule_fill_kind(s, REVL_HYPER_EPS, ADAM_EPS);
+            if (wd)
+                revl_schedule_fill_kind(s, REVL_HYPER_WEIGHT_DECAY, ADAMW_LAMBDA);
+            revl_trainer *t = NULL;
+            if ((rc = revl_trainer_create(&t, m, s, NULL)))
+                die("trainer", rc, "");
+            double (*plain_fn)(revl_model *, size_t, const double *, const double *, double *) =
+                wd ? plain_adamw : plain_adam;
+            plain_fn(m, 2, w0, meta, w);
+            double plain = plain_fn(m, steps, w0, meta, w);
+            double t0 = bench_now();
+            if ((rc = revl_trainer_train(t, w0, meta)))
+                die("train", rc, revl_trainer_last_error(t));
+            double exact = bench_now() - t0;
+            /* the validation gradient is part of the work (the floor counts its products) */
+            double t1 = bench_now();
+            revl_trainer_weights(t, w);
+            double loss;
+            revl_model_evaluate(m, train, w, &loss, dfdw, NULL);
+            revl_trainer_stats st = {.struct_size = sizeof st};
+            revl_trainer_get_stats(t, &st);
+            double *d = malloc(5 * steps * ng * 8), *dk[REVL_HYPER_COUNT] = {0};
+            dk[REVL_HYPER_ALPHA] = d;
+            dk[REVL_HYPER_BETA1] = d + steps * ng;
+            dk[REVL_HYPER_BETA2] = d + 2 * steps * ng;
+            dk[REVL_HYPER_EPS] = d + 3 * steps * ng;
+            if (wd)
+                dk[REVL_HYPER_WEIGHT_DECAY] = d + 4 * steps * ng;
+            if ((rc = revl_trainer_hypergrad_kinds(t, dfdw, NULL, d_w0, dk, d_meta)))
+                die("hypergrad", rc, revl_trainer_last_error(t));
+            revl_model_init_scales_grad(m, w0, d_w0, d_scales);
+            double both = exact + (bench_now() - t1);
+            free(d);
+            double info = -log2(revl_hyper_applied(REVL_HYPER_BETA1, ADAM_BETA1)) -
+                          log2(revl_hyper_applied(REVL_HYPER_BETA2, ADAM_BETA2)) -
+                          (wd ? log2(1 - ADAM_ALPHA * ADAMW_LAMBDA) : 0);
+            /* Adam's reverse step is one gradient + H (a + b g) call (revl_model_set_hvp_affine),
+             * whose products are the fused call's: the same floor as momentum's */
+            double fl_fwd = run_floor(mlp_floor_grad, &fb, steps);
+            double fl_both = fl_fwd + run_floor(mlp_floor_fused, &fb, steps) +
+                             run_floor(mlp_floor_grad, &fe, 10);
+            printf("%6zu | %10.3f %10.3f %12.3f | %9.2f %14.2f | %9.2f %12.2f | %13.5f %13.5f\n",
+                   steps, plain, exact, both, exact / plain,
+                   wd ? exact / adam_exact[k] : both / mom_both[k], exact / fl_fwd, both / fl_both,
+                   st.buffer_bits / ((double)p * (double)steps), info);
+            worst_ex = fmax(worst_ex, exact / plain);
+            worst_fl = fmax(worst_fl, both / fl_both);
+            if (wd)
+                worst_vs_adam = fmax(worst_vs_adam, exact / adam_exact[k]);
+            else
+                adam_exact[k] = exact;
+            revl_trainer_free(t);
+            revl_schedule_free(s);
+        }
+        if (wd) {
+            bench_target("AdamW: exact forward / plain AdamW", worst_ex, "<=", 1.05);
+            bench_target("AdamW: exact forward / Adam's exact forward", worst_vs_adam, "<=", 1.1);
+            bench_target("AdamW: train + hypergradient / floor", worst_fl, "<=", 1.25);
+        } else {
+            bench_target("Adam: exact forward / plain Adam", worst_ex, "<=", 1.05);
+            bench_target("Adam: train + hypergradient / floor", worst_fl, "<=", 1.25);
+        }
+        worst_ex = worst_fl = 0;
     }
-    bench_target("Adam: exact forward / plain Adam", worst_ex, "<=", 1.05);
-    bench_target("Adam: train + hypergradient / floor", worst_fl, "<=", 1.25);
     size_t steps_of[16];
     for (int k = 0; k < nt && k < 16; k++)
         steps_of[k] = argc > 1 ? (size_t)atol(argv[k + 1]) : (k ? 1000 : 100);

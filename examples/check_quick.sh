@@ -5,6 +5,8 @@
 # table of finite numbers, a saved hyperparameter file has the documented layout and sizes
 # (docs/file-formats.md), when gnuplot is installed the PNGs are there and are PNGs, and
 # lr_schedule and adam_schedule, killed with SIGKILL and resumed, end on the same bytes.
+# Variants run too: adam_schedule --optimizer adamw (AdamW, which must learn its weight decay:
+# weight_decay.dat differs from the start).
 set -u
 build=${1:-build}
 out=$build/examples-quick
@@ -45,7 +47,8 @@ check_hyperparams() {
         NR == 2 && /^# optimizer / {
             o = $3
             want_kinds = o == "momentum" ? "alpha gamma" : o == "adam" ? "alpha beta1 beta2 eps" \
-                : o == "rmsprop" ? "alpha gamma beta2 eps" : ""
+                : o == "rmsprop" ? "alpha gamma beta2 eps" \
+                : o == "adamw" ? "alpha beta1 beta2 eps weight_decay" : ""
             if (want_kinds == "") fail("unknown optimizer " o)
             next
         }
@@ -64,6 +67,7 @@ check_hyperparams() {
             for (i = 2; i <= NF; i++) {
                 if ((t == "alpha" || t == "eps") && !($i > 0)) fail("line " NR ": " t " " $i " is not positive")
                 if ((t == "gamma" || t == "beta1" || t == "beta2") && !($i > 0 && $i <= 1)) fail("line " NR ": " t " " $i " outside (0, 1]")
+                if (t == "weight_decay" && !($i >= 0)) fail("line " NR ": weight_decay " $i " is negative")
             }
             n[sec]++
         }
@@ -135,24 +139,40 @@ check_resume() {
     return 0
 }
 
+# adam_schedule --optimizer adamw: the learned weight decay (weight_decay.dat, as applied) must
+# differ from the start the log printed ("weight_decay = 0.01"), somewhere in steps and groups.
+check_weight_decay_learned() {
+    local dir=$1 log=$2 start
+    start=$(grep -o 'weight_decay = [-+0-9.eE]*' "$log" | head -n 1 | awk '{ print $3 }')
+    [ -n "$start" ] || { echo "the log prints no start weight_decay"; return 1; }
+    [ -e "$dir/weight_decay.dat" ] || { echo "no weight_decay.dat"; return 1; }
+    awk -v s="$start" '/^#/ || NF == 0 { next }
+        { for (i = 2; i <= NF; i++) { d = $i / s - 1; if (d > 1e-3 || d < -1e-3) moved = 1 } }
+        END { if (!moved) { print "weight_decay.dat: every value is the start " s; exit 1 } }' \
+        "$dir/weight_decay.dat"
+}
+
 failed=()
 n=0
 t_all=$(date +%s%N)
-for src in examples/*.c examples/*.cpp; do
-    [ -e "$src" ] || continue
+# run_c SRC LABEL [EXTRA ARGS]: one C/C++ example, run and checked, reported as LABEL
+run_c() {
+    local src=$1 label=$2
+    shift 2
+    local name bin log args run rc secs why files last
     name=$(basename "${src%.*}")
     bin=$build/examples/$name
-    log=$out/$name.log
+    log=$out/$label.log
     n=$((n + 1))
     if [ ! -x "$bin" ]; then
-        echo "FAIL  $name: $bin not built"
-        failed+=("$name")
-        continue
+        echo "FAIL  $label: $bin not built"
+        failed+=("$label")
+        return
     fi
     args=()
     # C examples other than quickstart take --quick and --out; quickstart and C++ run as they are
     if [ "${src##*.}" = c ] && [ "$name" != quickstart ]; then
-        args=(--quick --out "$out/$name")
+        args=(--quick --out "$out/$label" "$@")
     fi
     # MPI examples run on 2 ranks; rank 1 writes its copy of the files into rank1/, which must
     # be the same bytes as rank 0's (the timings of learning_curve.dat aside)
@@ -162,9 +182,9 @@ for src in examples/*.c examples/*.cpp; do
     "${run[@]}" "$bin" "${args[@]}" >"$log" 2>&1
     rc=$?
     if [ $rc -eq 0 ] && [ ${#run[@]} -gt 0 ]; then
-        for f in "$out/$name"/hyperparams.txt "$out/$name"/*.dat; do
+        for f in "$out/$label"/hyperparams.txt "$out/$label"/*.dat; do
             case $f in */learning_curve.dat) continue ;; esac
-            cmp -s "$f" "$out/$name/rank1/$(basename "$f")" || { echo "$name: rank 1's $(basename "$f") differs"; rc=1; }
+            cmp -s "$f" "$out/$label/rank1/$(basename "$f")" || { echo "$name: rank 1's $(basename "$f") differs"; rc=1; }
         done
     fi
     secs=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
@@ -177,22 +197,31 @@ for src in examples/*.c examples/*.cpp; do
         why="last line is not 'RESULT: ok ...'"
     fi
     if [ -z "$why" ] && [ ${#args[@]} -gt 0 ]; then
-        files=$(check_outputs "$out/$name") || why="output files: $files"
+        files=$(check_outputs "$out/$label") || why="output files: $files"
     fi
-    if [ -z "$why" ] && { [ "$name" = lr_schedule ] || [ "$name" = adam_schedule ]; }; then
-        r=$(check_resume "$name" "$bin" "$out/$name") || why="kill -9 and --resume: $r"
+    if [ -z "$why" ] && [ "$label" = adam_schedule-adamw ]; then
+        r=$(check_weight_decay_learned "$out/$label" "$log") || why="weight decay not learned: $r"
+    fi
+    if [ -z "$why" ] && { [ "$label" = lr_schedule ] || [ "$label" = adam_schedule ]; }; then
+        r=$(check_resume "$name" "$bin" "$out/$label") || why="kill -9 and --resume: $r"
     fi
     if [ -z "$why" ]; then
         last=$(tail -n 1 "$log")
         [ "$name" = quickstart ] && last="reversed exactly to w0"
-        printf 'ok    %-14s %6ss  %s\n' "$name" "$secs" "${last#RESULT: ok }"
+        printf 'ok    %-14s %6ss  %s\n' "$label" "$secs" "${last#RESULT: ok }"
     else
-        printf 'FAIL  %-14s %6ss  %s\n' "$name" "$secs" "$why"
+        printf 'FAIL  %-14s %6ss  %s\n' "$label" "$secs" "$why"
         echo "---- last lines of $log:"
         tail -n 15 "$log" | sed 's/^/    /'
-        failed+=("$name")
+        failed+=("$label")
     fi
+}
+for src in examples/*.c examples/*.cpp; do
+    [ -e "$src" ] || continue
+    run_c "$src" "$(basename "${src%.*}")"
 done
+# the examples' variants: AdamW inside adam_schedule, learning its weight decay too
+run_c examples/adam_schedule.c adam_schedule-adamw --optimizer adamw
 # The PyTorch examples (python/examples/torch_*.py): --quick, checked like the C ones (exit
 # status, last line "RESULT: ok", .dat files, PNGs), with PYTHON (make: /usr/bin/python3) and the
 # library in lib/.

@@ -9,7 +9,10 @@
  * hyperparameters, retrained from the saved file, give a lower validation loss than the start.
  *
  *   <name> [--quick] [--out DIR] [--data DIR] [--iterations N] [--threads N] [--resume]
+ *          [--optimizer adam|adamw]   (adam_schedule only)
  *
+ * --optimizer adamw (adam_schedule): AdamW inside, which also learns its decoupled weight decay
+ * lambda per step and per group (log lambda, from torch's 0.01); output in out/<name>_adamw/.
  * --quick: 1,000 + 1,000 examples, T = 20, 5 meta-iterations (seconds; for CI).
  * After every meta-iteration the hyper-optimiser's checkpoint (out/<name>/checkpoint.bin) and
  * the curve so far (curve-checkpoint.txt) are written; --resume continues a killed run from
@@ -62,8 +65,7 @@ typedef struct progress {
 static int parse_args(int argc, char **argv, config *c, const char *name, revl_optimizer opt)
 {
     static char out[256];
-    snprintf(out, sizeof out, "out/%s", name);
-    *c = (config){.name = name, .optimizer = opt, .out = out, .data = EXAMPLE_FASHION_DIR,
+    *c = (config){.name = name, .optimizer = opt, .data = EXAMPLE_FASHION_DIR,
                   .n_train = 10000, .n_valid = 10000, .n_test = 10000, .n_steps = 100,
                   .iterations = 50};
     long iterations = -1;
@@ -81,12 +83,20 @@ static int parse_args(int argc, char **argv, config *c, const char *name, revl_o
             c->threads = (int)strtol(argv[++i], NULL, 10);
         else if (!strcmp(a, "--resume"))
             c->resume = 1;
+        else if (!strcmp(a, "--optimizer") && i + 1 < argc && opt == REVL_OPTIM_ADAM &&
+                 (!strcmp(argv[i + 1], "adam") || !strcmp(argv[i + 1], "adamw")))
+            c->optimizer = strcmp(argv[++i], "adam") ? REVL_OPTIM_ADAMW : REVL_OPTIM_ADAM;
         else {
             fprintf(stderr, "usage: %s [--quick] [--out DIR] [--data DIR] [--iterations N] "
-                            "[--threads N] [--resume]\n", argv[0]);
+                            "[--threads N] [--resume]%s\n",
+                    argv[0], opt == REVL_OPTIM_ADAM ? " [--optimizer adam|adamw]" : "");
             return 1;
         }
     }
+    /* adamw writes next to adam's results, not over them */
+    snprintf(out, sizeof out, "out/%s%s", name, c->optimizer == REVL_OPTIM_ADAMW ? "_adamw" : "");
+    if (c->out == NULL)
+        c->out = out;
     if (c->quick) {
         c->n_train = c->n_valid = c->n_test = 1000;
         c->n_steps = 20;
@@ -283,13 +293,22 @@ static int write_plot_script(FILE *f, size_t n_kinds, const revl_hyper *kinds,
                "L4 = 'layer 4 (50-10)'\n");
     for (size_t k = 0; k < n_kinds; k++) {
         const char *kn = revl_hyper_name(kinds[k]);
+        /* the label: '_' escaped, as gnuplot's enhanced text would make it a subscript */
+        char label[64];
+        size_t n = 0;
+        for (const char *q = kn; *q && n + 3 < sizeof label; q++) {
+            if (*q == '_')
+                label[n++] = '\\';
+            label[n++] = *q;
+        }
+        label[n] = 0;
         fprintf(f, "set terminal @term size 1000,460\n"
                    "set xlabel 'training step'\n"
                    "set output '%s.png'\n"
                    "set multiplot layout 1,2 title 'Learned %s per step (%s; Fashion-MNIST, "
                    "784-50-50-50-10 tanh)'\n"
                    "set ylabel '%s'\n",
-                kn, kn, optimizer, kn);
+                kn, label, optimizer, label);
         if (kinds[k] != REVL_HYPER_ALPHA && kinds[k] != REVL_HYPER_EPS)
             fprintf(f, "set autoscale y\n");
         for (int part = 0; part < 2; part++)
@@ -327,12 +346,14 @@ static int plot(const char *dir, const char *script_name, size_t n_kinds, const 
 }
 
 /* The whole experiment for one inner optimiser: momentum learns alpha and gamma (lr_schedule),
- * Adam alpha, beta1 and beta2 (adam_schedule); both learn the 8 init scales. */
+ * Adam alpha, beta1 and beta2 (adam_schedule), AdamW also its weight decay (adam_schedule
+ * --optimizer adamw); all learn the 8 init scales. */
 static int schedule_experiment(int argc, char **argv, const char *name, revl_optimizer optimizer)
 {
     config c;
     if (parse_args(argc, argv, &c, name, optimizer))
         return 2;
+    optimizer = c.optimizer;
     double t_start = now();
     const size_t T = c.n_steps, G = N_GROUPS, TG = c.n_steps * N_GROUPS;
     const char *on = revl_optimizer_name(optimizer);
@@ -395,6 +416,8 @@ static int schedule_experiment(int argc, char **argv, const char *name, revl_opt
     /* every kind but Adam's eps (kept at 1e-8), and the init scales */
     ho.learn = REVL_LEARN_ALPHA | REVL_LEARN_GAMMA | REVL_LEARN_BETA1 | REVL_LEARN_BETA2 |
                REVL_LEARN_INIT_SCALE;
+    if (optimizer == REVL_OPTIM_ADAMW)
+        ho.learn |= REVL_LEARN_WEIGHT_DECAY;
     ho.method = REVL_META_ADAM;
     ho.step_size = 0.04;
     ho.iterations = c.iterations;
@@ -567,6 +590,25 @@ static int schedule_experiment(int argc, char **argv, const char *name, revl_opt
         }
         printf("\n");
     }
+    /* AdamW: lambda is learned when it moved from its start (log scale, any step or group) */
+    double wd_moved = 0;
+    int wd_ok = 1;
+    for (size_t k = 0; k < nk; k++) {
+        if (kinds[k] != REVL_HYPER_WEIGHT_DECAY)
+            continue;
+        printf("  %-6s", "(biases)");
+        for (size_t l = 0; l < N_LAYERS; l++) {
+            double sum = 0;
+            for (size_t t = 0; t < T; t++)
+                sum += learned[k][t * G + 2 * l + 1];
+            printf("  %.4g", sum / (double)T);
+        }
+        for (size_t i = 0; i < TG; i++)
+            wd_moved = fmax(wd_moved, fabs(log(learned[k][i] / start[k][i])));
+        printf("\n  weight_decay moved from its start %.4g by up to %.3f in log\n", start[k][0],
+               wd_moved);
+        wd_ok = wd_moved > 1e-3;
+    }
     printf("\n                           validation loss   test loss   test accuracy\n");
     printf("start hyperparameters           %.4f          %.4f        %.3f\n", v0, te0, acc0);
     printf("learned hyperparameters         %.4f          %.4f        %.3f\n", v1, te1, acc1);
@@ -586,13 +628,17 @@ static int schedule_experiment(int argc, char **argv, const char *name, revl_opt
     printf("total time %.1f s\n", now() - t_start);
 
     ok = v1 < v0 && back_err < 1e-12 && done_iters == c.iterations &&
-         repro <= 1e-12 * p.best_valid;
-    if (ok)
+         repro <= 1e-12 * p.best_valid && wd_ok;
+    if (ok && wd_moved > 0)
+        printf("RESULT: ok %s (%s) validation loss %.4f -> %.4f, weight_decay learned (moved "
+               "%.3f in log)\n", name, on, v0, v1, wd_moved);
+    else if (ok)
         printf("RESULT: ok %s validation loss %.4f -> %.4f\n", name, v0, v1);
     else
         printf("RESULT: FAIL %s validation loss %.4f -> %.4f, %zu/%zu meta-iterations, "
-               "file read-back difference %.1e, retrained loss off by %.1e\n",
-               name, v0, v1, done_iters, c.iterations, back_err, repro);
+               "file read-back difference %.1e, retrained loss off by %.1e%s\n",
+               name, v0, v1, done_iters, c.iterations, back_err, repro,
+               wd_ok ? "" : ", weight_decay not learned");
 done:
     revl_hyperopt_free(h2);
     revl_hyperopt_free(h);

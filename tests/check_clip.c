@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "revl.h"
 #include "testutil.h"
@@ -361,6 +362,41 @@ START_TEST(test_clip_inf_same_bits)
 }
 END_TEST
 
+/* A checkpoint taken mid-reverse (with clip's hypergradient asked for) resumed by another
+ * trainer: the uninterrupted pass's bits. */
+START_TEST(test_clip_reverse_resume)
+{
+    revl_optimizer opt = (revl_optimizer)_i;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/revl-check-clip-%d-%ld.ckpt", (int)opt, (long)getpid());
+    revl_model *m = make_model();
+    revl_schedule *s = make_schedule(opt);
+    double w0[P], meta[1] = {-1.0}, w[P], store[2][REVL_HYPER_COUNT * STEPS * NG];
+    double *d[2][REVL_HYPER_COUNT], d_w0[2][P], d_meta[2][1];
+    w0_of(w0);
+    revl_trainer *t = NULL, *u = NULL;
+    ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+    ck_assert_int_eq(revl_trainer_set_checkpoint(t, path, 4), REVL_OK);
+    memset(store, 0, sizeof store);
+    kind_arrays(s, store[0], d[0]);
+    kind_arrays(s, store[1], d[1]);
+    hypergrad_all(t, w0, meta, d_w0[0], d_meta[0], d[0], w); /* the last file: at step 4 */
+    ck_assert_int_eq(revl_trainer_create(&u, m, s, NULL), REVL_OK);
+    ck_assert_msg(revl_trainer_load(u, path) == REVL_OK, "%s", revl_trainer_last_error(u));
+    ck_assert_msg(revl_trainer_hypergrad_resume(u, d_w0[1], REVL_HYPER_COUNT, d[1], d_meta[1]) ==
+                      REVL_OK,
+                  "%s", revl_trainer_last_error(u));
+    ck_assert(memcmp(d_w0[0], d_w0[1], sizeof d_w0[0]) == 0);
+    ck_assert(memcmp(d_meta[0], d_meta[1], sizeof d_meta[0]) == 0);
+    ck_assert(memcmp(store[0], store[1], sizeof store[0]) == 0);
+    remove(path);
+    revl_trainer_free(u);
+    revl_trainer_free(t);
+    revl_schedule_free(s);
+    revl_model_free(m);
+}
+END_TEST
+
 START_TEST(test_clip_bad_values)
 {
     revl_schedule *s = NULL;
@@ -401,6 +437,7 @@ static Suite *clip_suite(void)
     tcase_add_loop_test(tc, test_clip_reverse_and_double_loop, 0, REVL_OPTIM_COUNT);
     tcase_add_loop_test(tc, test_clip_fd, 0, REVL_OPTIM_COUNT);
     tcase_add_loop_test(tc, test_clip_inf_same_bits, 0, REVL_OPTIM_COUNT);
+    tcase_add_loop_test(tc, test_clip_reverse_resume, 0, REVL_OPTIM_COUNT);
     tcase_add_loop_test(tc, test_clip_bad_values, 0, REVL_OPTIM_COUNT);
     suite_add_tcase(s, tc);
     return s;

@@ -591,6 +591,10 @@ MUTANTS = [
     ("src/core/clip.c", "    const double *tau = t->clip_tau + step * t->n_groups;",
      "    const double *tau = rv_schedule_values(t->sched, REVL_HYPER_CLIP) + step * t->n_groups;",
      ["check_clip"]),  # the schedule as it is now, not as trained
+    ("python/revl/core.py", "        kinds = self.schedule.kinds + self.schedule._active_driver_kinds()",
+     "        kinds = self.schedule.kinds", [PY]),
+    ("python/revl/torch/unrolled.py", "torch.where(finite & (ratio < 1), ratio,",
+     "torch.where(finite, ratio,", [PY]),  # the oracle clips up too
 ]
 
 
@@ -609,10 +613,11 @@ PY_TESTS = {
     "python/revl/hyperopt.py": "test_hyperopt.py,test_hyperopt_optim.py,test_threads.py",
     "python/revl/data.py": "test_dataset.py",
     "python/revl/_base.py": "test_hardening.py,test_errors.py",
-    "python/revl/core.py": "test_hypergrad.py,test_optimizers.py,test_checkpoint.py,"
+    "python/revl/core.py": "test_clip.py,test_hypergrad.py,test_optimizers.py,test_checkpoint.py,"
                            "test_forward.py,test_threads.py,test_hardening.py",
     "python/revl/torch/bridge.py": "test_torch.py,test_torch_bn.py,test_torch_adamw.py",
-    "python/revl/torch/unrolled.py": "test_torch.py,test_torch_bn.py,test_torch_adamw.py",
+    "python/revl/torch/unrolled.py": "test_torch.py,test_torch_bn.py,test_torch_adamw.py,"
+                                     "test_torch_clip.py",
 }
 
 

@@ -407,6 +407,86 @@ START_TEST(test_clip_reverse_resume)
 }
 END_TEST
 
+/* The built-in MLP (fused gradient + product, which a clipped step does not use) with a
+ * per-layer L2 penalty, every optimiser, a clip at half the steps: reversal exact, and d clip,
+ * d alpha and d meta along all their entries against central differences of the whole run
+ * (f: the training set's loss at w_T). */
+static double mlp_f(revl_model *m, const revl_dataset *d, revl_trainer *t, const double *w0,
+                    const double *meta, double *dfdw)
+{
+    double w[64], f;
+    ck_assert_msg(revl_trainer_train(t, w0, meta) == REVL_OK, "%s", revl_trainer_last_error(t));
+    revl_trainer_weights(t, w);
+    ck_assert_int_eq(revl_model_evaluate(m, d, w, &f, dfdw, NULL), REVL_OK);
+    return f;
+}
+
+START_TEST(test_clip_mlp)
+{
+    revl_optimizer opt = (revl_optimizer)_i;
+    revl_dataset *d = test_dataset(60, 4, 3, 5);
+    const size_t widths[] = {4, 5, 3}, T = 10;
+    revl_mlp_options o;
+    revl_mlp_options_init(&o);
+    o.batch_size = 20;
+    o.penalty = REVL_PENALTY_PER_LAYER;
+    revl_model *m = NULL;
+    ck_assert_int_eq(revl_mlp_create(&m, 3, widths, d, &o), REVL_OK);
+    size_t p = revl_model_n_params(m), moff[5];
+    ck_assert_uint_eq(p, 43);
+    moff[0] = 0, moff[1] = 20, moff[2] = 25, moff[3] = 40, moff[4] = 43;
+    revl_schedule *s = NULL;
+    ck_assert_int_eq(revl_schedule_create_for(&s, opt, T, 4, moff, NULL), REVL_OK);
+    double alpha[40], tau[40], w0[64], meta[2] = {-3.0, -2.5}, dfdw[64];
+    for (size_t j = 0; j < 40; j++) {
+        alpha[j] = opt == REVL_OPTIM_MOMENTUM ? 0.5 : 0.03;
+        tau[j] = j / 4 % 2 ? INFINITY : 0.1 + 0.02 * (double)(j % 4);
+    }
+    ck_assert_int_eq(revl_schedule_set_kind(s, REVL_HYPER_ALPHA, alpha), REVL_OK);
+    ck_assert_int_eq(revl_schedule_set_kind(s, REVL_HYPER_CLIP, tau), REVL_OK);
+    for (size_t i = 0; i < p; i++)
+        w0[i] = 0.4 * sin(2.0 + 1.7 * (double)i);
+    revl_trainer *t = NULL;
+    ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+    double d_alpha[40], d_tau[40], d_meta[2], *dk[REVL_HYPER_COUNT] = {0};
+    dk[REVL_HYPER_ALPHA] = d_alpha, dk[REVL_HYPER_CLIP] = d_tau;
+    mlp_f(m, d, t, w0, meta, dfdw);
+    ck_assert_msg(revl_trainer_hypergrad_kinds_n(t, dfdw, NULL, NULL, REVL_HYPER_COUNT, dk,
+                                                 d_meta) == REVL_OK,
+                  "%s", revl_trainer_last_error(t));
+    int clipped = 0;
+    for (size_t j = 0; j < 40; j++)
+        clipped += d_tau[j] != 0;
+    ck_assert_msg(clipped >= 10, "%s: %d (step, group) clipped", revl_optimizer_name(opt),
+                  clipped);
+    /* directional differences: every finite clip (alpha) scaled by 1 +- h */
+    const double h = 1e-6;
+    for (int k = 0; k < 3; k++) {
+        double fpm[2], rev = 0, v[40], mv[2];
+        for (int sgn = 0; sgn < 2; sgn++) {
+            double sc = sgn ? 1 - h : 1 + h;
+            for (size_t j = 0; j < 40; j++)
+                v[j] = (k == 0 ? tau : alpha)[j] * (k < 2 ? sc : 1);
+            mv[0] = meta[0] + (k == 2 ? (sgn ? -h : h) : 0), mv[1] = meta[1];
+            ck_assert_int_eq(revl_schedule_set_kind(s, k == 0 ? REVL_HYPER_CLIP : REVL_HYPER_ALPHA, v), REVL_OK);
+            fpm[sgn] = mlp_f(m, d, t, w0, mv, NULL);
+        }
+        ck_assert_int_eq(revl_schedule_set_kind(s, REVL_HYPER_CLIP, tau), REVL_OK);
+        ck_assert_int_eq(revl_schedule_set_kind(s, REVL_HYPER_ALPHA, alpha), REVL_OK);
+        for (size_t j = 0; j < 40 && k < 2; j++)
+            rev += k == 0 ? (isinf(tau[j]) ? 0 : d_tau[j] * tau[j]) : d_alpha[j] * alpha[j];
+        if (k == 2)
+            rev = d_meta[0];
+        fd_check((fpm[0] - fpm[1]) / (2 * h), rev, k == 0 ? "clip" : k == 1 ? "alpha" : "meta",
+                 0, opt);
+    }
+    revl_trainer_free(t);
+    revl_schedule_free(s);
+    revl_model_free(m);
+    revl_dataset_free(d);
+}
+END_TEST
+
 START_TEST(test_clip_bad_values)
 {
     revl_schedule *s = NULL;
@@ -448,6 +528,7 @@ static Suite *clip_suite(void)
     tcase_add_loop_test(tc, test_clip_fd, 0, REVL_OPTIM_COUNT);
     tcase_add_loop_test(tc, test_clip_inf_same_bits, 0, REVL_OPTIM_COUNT);
     tcase_add_loop_test(tc, test_clip_reverse_resume, 0, REVL_OPTIM_COUNT);
+    tcase_add_loop_test(tc, test_clip_mlp, 0, REVL_OPTIM_COUNT);
     tcase_add_loop_test(tc, test_clip_bad_values, 0, REVL_OPTIM_COUNT);
     suite_add_tcase(s, tc);
     return s;

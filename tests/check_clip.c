@@ -487,6 +487,37 @@ START_TEST(test_clip_mlp)
 }
 END_TEST
 
+/* Each of the clip's allocations (made at the first train with a finite clip) failing: NOMEM
+ * with a message, nothing leaked, and the trainer trains and reverses on the next call. */
+START_TEST(test_clip_no_memory)
+{
+    revl_model *m = make_model();
+    revl_schedule *s = make_schedule(REVL_OPTIM_ADAM);
+    double w0[P], meta[1] = {-1.0}, w[P], d_w0[P], d_meta[1], store[REVL_HYPER_COUNT * STEPS * NG];
+    double *d[REVL_HYPER_COUNT];
+    w0_of(w0);
+    kind_arrays(s, store, d);
+    for (long k = 0; k < 4; k++) {
+        failing f = {.fail_at = -1};
+        revl_allocator a = failing_allocator(&f);
+        revl_trainer_options o;
+        revl_trainer_options_init(&o);
+        o.allocator = &a;
+        revl_trainer *t = NULL;
+        ck_assert_int_eq(revl_trainer_create(&t, m, s, &o), REVL_OK);
+        f.fail_at = f.calls + k; /* the k-th allocation of train: the clip's come first */
+        ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_ERR_NOMEM);
+        expect_msg(revl_trainer_last_error(t), "gradient clipping");
+        f.fail_at = -1;
+        hypergrad_all(t, w0, meta, d_w0, d_meta, d, w);
+        revl_trainer_free(t);
+        ck_assert_int_eq(f.live, 0);
+    }
+    revl_schedule_free(s);
+    revl_model_free(m);
+}
+END_TEST
+
 START_TEST(test_clip_bad_values)
 {
     revl_schedule *s = NULL;
@@ -529,6 +560,7 @@ static Suite *clip_suite(void)
     tcase_add_loop_test(tc, test_clip_inf_same_bits, 0, REVL_OPTIM_COUNT);
     tcase_add_loop_test(tc, test_clip_reverse_resume, 0, REVL_OPTIM_COUNT);
     tcase_add_loop_test(tc, test_clip_mlp, 0, REVL_OPTIM_COUNT);
+    tcase_add_test(tc, test_clip_no_memory);
     tcase_add_loop_test(tc, test_clip_bad_values, 0, REVL_OPTIM_COUNT);
     suite_add_tcase(s, tc);
     return s;

@@ -65,6 +65,8 @@ int rv_clip_check(revl_trainer *t)
             t->clip_raw = t->clip_dir = t->clip_c = t->clip_tau = NULL;
             return rv_fail(t->err, REVL_ERR_NOMEM, "no memory for gradient clipping");
         }
+        t->fixed_bytes += (2 * t->n_params + t->n_groups + t->n_steps * t->n_groups) *
+                          sizeof(double); /* in the stats' peak from now on */
     }
     /* the values trained with, as the optimiser's constants: a later change of the schedule
      * does not reach the reverse pass */

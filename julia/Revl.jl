@@ -86,9 +86,8 @@ last_create_error() = unsafe_string(ccall((:revl_last_create_error, librevl), Cs
 # ------------------------------------------------------------------ optimisers and kinds
 const OPTIMIZERS = Dict(:momentum => 0, :adam => 1, :rmsprop => 2, :adamw => 3)  # revl_optimizer
 const KINDS = Dict(:alpha => 0, :gamma => 1, :beta1 => 2, :beta2 => 3, :eps => 4,
-                   :weight_decay => 5, :clip => 6)  # revl_hyper (clip: every schedule's, the driver's;
-                                                    # setkind!/fillkind! only, getkind checks s.kinds)
-const HYPER_COUNT = 7
+                   :weight_decay => 5)  # revl_hyper
+const HYPER_COUNT = 6
 
 optimizer_name(o::Integer) = Symbol(unsafe_string(ccall((:revl_optimizer_name, librevl), Cstring, (Cint,), o)))
 hyper_name(k::Integer) = Symbol(unsafe_string(ccall((:revl_hyper_name, librevl), Cstring, (Cint,), k)))

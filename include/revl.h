@@ -566,7 +566,9 @@ enum {
     REVL_LEARN_BETA1 = 16,     /* logit beta1 per step and group (Adam) */
     REVL_LEARN_BETA2 = 32,     /* logit beta2 per step and group (Adam, RMSprop) */
     REVL_LEARN_EPS = 64,       /* log eps per step and group (Adam, RMSprop) */
-    REVL_LEARN_WEIGHT_DECAY = 128 /* log weight_decay per step and group (AdamW) */
+    REVL_LEARN_WEIGHT_DECAY = 128, /* log weight_decay per step and group (AdamW) */
+    REVL_LEARN_CLIP = 256 /* log clip per step and group: reserved, refused by revl_hyperopt_create
+                             for now (the hyper-optimiser trains without clipping) */
 };
 /* Bits of kinds the hyper-optimiser's optimiser does not have are ignored. */
 typedef enum revl_meta_method { REVL_META_ADAM = 0, REVL_META_SGD = 1 } revl_meta_method;

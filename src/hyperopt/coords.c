@@ -30,7 +30,7 @@ unsigned rv_kind_learn_bit(revl_hyper kind)
     case REVL_HYPER_BETA2: return REVL_LEARN_BETA2;
     case REVL_HYPER_EPS: return REVL_LEARN_EPS;
     case REVL_HYPER_WEIGHT_DECAY: return REVL_LEARN_WEIGHT_DECAY;
-    case REVL_HYPER_CLIP: return 0; /* the driver's kind: not learned by the hyper-optimiser yet */
+    case REVL_HYPER_CLIP: return REVL_LEARN_CLIP; /* reserved: refused by the hyper-optimiser */
     }
     return 0;
 }

@@ -595,6 +595,8 @@ MUTANTS = [
      "        kinds = self.schedule.kinds", [PY]),
     ("python/revl/torch/unrolled.py", "torch.where(finite & (ratio < 1), ratio,",
      "torch.where(finite, ratio,", [PY]),  # the oracle clips up too
+    ("src/hyperopt/hyperopt.c", "    if (o->learn & REVL_LEARN_CLIP)\n", "    if (0)\n",
+     ["check_clip"]),
 ]
 
 

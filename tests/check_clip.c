@@ -518,6 +518,29 @@ START_TEST(test_clip_no_memory)
 }
 END_TEST
 
+/* A sharded trainer refuses a finite clip at train, naming why, and trains once it is gone. */
+START_TEST(test_clip_sharded_refused)
+{
+    revl_model *m = make_model();
+    revl_schedule *s = make_schedule(REVL_OPTIM_MOMENTUM);
+    revl_comm comm;
+    revl_comm_init_local(&comm);
+    revl_trainer *t = NULL;
+    ck_assert_int_eq(revl_trainer_create_sharded(&t, m, s, NULL, &comm), REVL_OK);
+    double w0[P], meta[1] = {-1.0};
+    w0_of(w0);
+    ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_ERR_INVALID);
+    expect_msg(revl_trainer_last_error(t), "revl_trainer_train: gradient clipping (a finite "
+                                           "clip) is not supported on a sharded trainer");
+    ck_assert_int_eq(revl_trainer_train_forward(t, w0, meta), REVL_ERR_INVALID);
+    ck_assert_int_eq(revl_schedule_fill_kind(s, REVL_HYPER_CLIP, INFINITY), REVL_OK);
+    ck_assert_msg(revl_trainer_train(t, w0, meta) == REVL_OK, "%s", revl_trainer_last_error(t));
+    revl_trainer_free(t);
+    revl_schedule_free(s);
+    revl_model_free(m);
+}
+END_TEST
+
 START_TEST(test_clip_bad_values)
 {
     revl_schedule *s = NULL;
@@ -573,6 +596,7 @@ static Suite *clip_suite(void)
     tcase_add_loop_test(tc, test_clip_reverse_resume, 0, REVL_OPTIM_COUNT);
     tcase_add_loop_test(tc, test_clip_mlp, 0, REVL_OPTIM_COUNT);
     tcase_add_test(tc, test_clip_no_memory);
+    tcase_add_test(tc, test_clip_sharded_refused);
     tcase_add_loop_test(tc, test_clip_bad_values, 0, REVL_OPTIM_COUNT);
     suite_add_tcase(s, tc);
     return s;

@@ -597,6 +597,7 @@ MUTANTS = [
      "torch.where(finite, ratio,", [PY]),  # the oracle clips up too
     ("src/hyperopt/hyperopt.c", "    if (o->learn & REVL_LEARN_CLIP)\n", "    if (0)\n",
      ["check_clip"]),
+    ("src/core/clip.c", "    if (t->sharded)\n", "    if (0)\n", ["check_clip"]),
 ]
 
 

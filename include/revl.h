@@ -216,7 +216,7 @@ typedef enum revl_optimizer {
 /* Hyperparameter kinds; each schedule has a subset (revl_schedule_kinds). Ranges: alpha finite;
  * gamma in [2^-16, 1], applied as round(gamma 2^16) / 2^16; beta1, beta2 in [2^-24, 1 - 2^-24],
  * applied as round(beta 2^24) / 2^24 (1 - beta within 0.03% of the request at 0.9999); eps
- * finite and > 0; weight_decay finite and >= 0 (AdamW: alpha * weight_decay must also be in
+ * finite and > 0; clip > 0 (+inf allowed); weight_decay finite and >= 0 (AdamW: alpha * weight_decay must also be in
  * [0, 1 - 2^-18] at every step and group, checked by revl_trainer_train; the factor
  * 1 - alpha weight_decay is applied as a fraction within 2^-51 of the request). Hypergradients
  * are taken at the applied values.
@@ -227,12 +227,19 @@ typedef enum revl_hyper {
     REVL_HYPER_BETA1 = 2,
     REVL_HYPER_BETA2 = 3,
     REVL_HYPER_EPS = 4,
-    REVL_HYPER_WEIGHT_DECAY = 5 /* AdamW's decoupled weight decay lambda */
+    REVL_HYPER_WEIGHT_DECAY = 5, /* AdamW's decoupled weight decay lambda */
+    REVL_HYPER_CLIP = 6 /* gradient clipping by global norm, as torch.nn.utils.clip_grad_norm_:
+                           group k's gradient is multiplied by min(1, clip / (||g||_2 + 1e-6)),
+                           ||g|| over all parameters; > 0, default +inf (no clipping, today's
+                           bits). Every schedule has it (the driver's, not the optimiser's), so
+                           it is not listed by revl_schedule_kinds; set and read it with
+                           revl_schedule_set_kind / fill_kind / get_kind, its hypergradient
+                           through revl_trainer_hypergrad_kinds_n. Not on a sharded trainer. */
 } revl_hyper;
-#define REVL_HYPER_COUNT 6
+#define REVL_HYPER_COUNT 7
 
 /* "momentum", "adam", "rmsprop", "adamw" / "alpha", "gamma", "beta1", "beta2", "eps",
- * "weight_decay"; NULL when unknown (so a binding can list them: name(k) for k = 0, 1, ...
+ * "weight_decay", "clip"; NULL when unknown (so a binding can list them: name(k) for k = 0, 1, ...
  * until NULL). */
 REVL_API const char *revl_optimizer_name(revl_optimizer opt);
 REVL_API const char *revl_hyper_name(revl_hyper kind);
@@ -559,7 +566,9 @@ enum {
     REVL_LEARN_BETA1 = 16,     /* logit beta1 per step and group (Adam) */
     REVL_LEARN_BETA2 = 32,     /* logit beta2 per step and group (Adam, RMSprop) */
     REVL_LEARN_EPS = 64,       /* log eps per step and group (Adam, RMSprop) */
-    REVL_LEARN_WEIGHT_DECAY = 128 /* log weight_decay per step and group (AdamW) */
+    REVL_LEARN_WEIGHT_DECAY = 128, /* log weight_decay per step and group (AdamW) */
+    REVL_LEARN_CLIP = 256 /* log clip per step and group: reserved, refused by revl_hyperopt_create
+                             for now (the hyper-optimiser trains without clipping) */
 };
 /* Bits of kinds the hyper-optimiser's optimiser does not have are ignored. */
 /* The REVL_LEARN_* bit of a kind (REVL_HYPER_ALPHA -> REVL_LEARN_ALPHA, ...), 0 for a value that

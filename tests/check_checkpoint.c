@@ -1478,7 +1478,8 @@ START_TEST(test_reverse_files)
         uint64_t x;
         const char *want;
     } cases[] = {
-        {off_rev, 4, "hypergradients of kinds 0x4; a momentum schedule has 2 kinds"},
+        /* bit 2 is clip's (the driver's kind after the optimiser's) */
+        {off_rev, 8, "hypergradients of kinds 0x8; a momentum schedule has 2 kinds and clip"},
         {off_rev, 0, "144 bytes of unknown data after the body"},
         {off_rev, 3, "cut short in the reverse pass's adjoints"},
         {off_rev + 16, f64_bits(NAN), "invalid largest |dfdw|"},

@@ -368,7 +368,8 @@ END_TEST
 START_TEST(test_learn_bit_of_each_kind)
 {
     const unsigned expect[] = {REVL_LEARN_ALPHA, REVL_LEARN_GAMMA, REVL_LEARN_BETA1,
-                               REVL_LEARN_BETA2, REVL_LEARN_EPS, REVL_LEARN_WEIGHT_DECAY};
+                               REVL_LEARN_BETA2, REVL_LEARN_EPS, REVL_LEARN_WEIGHT_DECAY,
+                               REVL_LEARN_CLIP};
     ck_assert_uint_eq(sizeof expect / sizeof expect[0], REVL_HYPER_COUNT);
     unsigned seen = REVL_LEARN_INIT_SCALE | REVL_LEARN_META;
     for (int k = 0; k < REVL_HYPER_COUNT; k++) {

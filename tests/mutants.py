@@ -29,7 +29,7 @@ TREE = WORK / "tree"
 C_ALL = ["check_hardening", "check_errors", "check_mlp", "check_hyperopt", "check_dataset",
          "check_trainer", "check_infobuf", "check_update", "check_threads", "check_optim",
          "check_pinned", "check_wide", "check_adam_dir", "check_coder_vec", "check_family",
-         "check_tuner", "check_forward", "check_ratio"]
+         "check_tuner", "check_forward", "check_ratio", "check_clip"]
 PY = "python"
 
 # (file, original, mutated, suites to try first); every suite runs if those let it through.
@@ -558,7 +558,8 @@ MUTANTS = [
      ["check_checkpoint"]),
     ("src/core/checkpoint.c", "    take_f64s(r, apply ? t->dmeta : NULL, t->n_meta);",
      "    take_f64s(r, NULL, t->n_meta);", ["check_checkpoint"]),
-    ("src/core/checkpoint.c", "    if (kinds >> opt->n_kinds)", "    if (0)", ["check_checkpoint"]),
+    ("src/core/checkpoint.c", "    if (kinds >> (opt->n_kinds + 1))", "    if (0)",
+     ["check_checkpoint"]),
     ("src/core/checkpoint.c", "    if (!(dfdw_max >= 0) || !isfinite(dfdw_max))",
      "    if (!isfinite(dfdw_max))", ["check_checkpoint"]),
     ("src/core/checkpoint.c", "    int reversing = *state == RV_REVERSING && r->version >= 2;",
@@ -596,6 +597,33 @@ MUTANTS = [
      "    if all(KINDS[k] < 5 for k in s.kinds)", [PY]),
     ("julia/Revl.jl", "    _learn_registry!()      # the optimisers", "    nothing      # the optimisers",
      [PY]),
+    # ---- gradient clipping by global norm (src/core/clip.c, the driver's REVL_HYPER_CLIP)
+    ("src/core/clip.c", "    if (f != 0)\n", "    if (0)\n", ["check_clip"]),  # rank-one term
+    ("src/core/clip.c", "    for (size_t i = 0; i < t->n_params; i++)\n        sq +=",
+     "    for (size_t i = t->offsets_all[1]; i < t->n_params; i++)\n        sq +=",
+     ["check_clip"]),  # one group's norm instead of the global one
+    ("src/core/clip.c", "                d_tau[k] -= s / ne;", "                d_tau[k] -= c * s / ne;",
+     ["check_clip"]),
+    ("src/core/clip.c", "            t->clip_dir[i] = c < 1 ? c * v[i] : v[i];",
+     "            t->clip_dir[i] = v[i];", ["check_clip"]),
+    ("src/core/clip.c", "#define RV_CLIP_EPS 1e-6", "#define RV_CLIP_EPS 0.0", ["check_clip"]),
+    ("src/core/reverse.c", "    rv_clip_grad(t, step);\n", "\n", ["check_clip"]),  # not in reverse
+    ("src/core/trainer.c", "        if (rv_clip_active(t, step))\n            rv_clip_grad",
+     "        if (0)\n            rv_clip_grad", ["check_clip"]),
+    ("src/optim/optim.c", "        return value > 0 ? value : NAN; /* +inf",
+     "        return value >= 0 ? value : NAN; /* +inf", ["check_clip"]),
+    ("src/core/checkpoint.c", "    for (size_t k = 0; k <= t->opt->n_kinds; k++) /* and the clip's",
+     "    for (size_t k = 0; k < t->opt->n_kinds; k++) /* and the clip's", ["check_clip"]),
+    ("src/core/clip.c", "    const double *tau = t->clip_tau + step * t->n_groups;",
+     "    const double *tau = rv_schedule_values(t->sched, REVL_HYPER_CLIP) + step * t->n_groups;",
+     ["check_clip"]),  # the schedule as it is now, not as trained
+    ("python/revl/core.py", "        kinds = self.schedule.kinds + self.schedule._active_driver_kinds()",
+     "        kinds = self.schedule.kinds", [PY]),
+    ("python/revl/torch/unrolled.py", "torch.where(finite & (ratio < 1), ratio,",
+     "torch.where(finite, ratio,", [PY]),  # the oracle clips up too
+    ("src/hyperopt/hyperopt.c", "    if (o->learn & REVL_LEARN_CLIP)\n", "    if (0)\n",
+     ["check_clip"]),
+    ("src/core/clip.c", "    if (t->sharded)\n", "    if (0)\n", ["check_clip"]),
 ]
 
 
@@ -617,10 +645,11 @@ PY_TESTS = {
     "python/revl/_lib.py": "test_library_lookup.py,test_install.py",
     "julia/Revl.jl": "test_julia_signatures.py",
     "python/revl/_base.py": "test_hardening.py,test_errors.py",
-    "python/revl/core.py": "test_hypergrad.py,test_optimizers.py,test_checkpoint.py,"
+    "python/revl/core.py": "test_clip.py,test_hypergrad.py,test_optimizers.py,test_checkpoint.py,"
                            "test_forward.py,test_threads.py,test_hardening.py",
     "python/revl/torch/bridge.py": "test_torch.py,test_torch_bn.py,test_torch_adamw.py",
-    "python/revl/torch/unrolled.py": "test_torch.py,test_torch_bn.py,test_torch_adamw.py",
+    "python/revl/torch/unrolled.py": "test_torch.py,test_torch_bn.py,test_torch_adamw.py,"
+                                     "test_torch_clip.py",
 }
 
 

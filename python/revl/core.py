@@ -442,6 +442,11 @@ class Schedule(Wrapper):
         codes = (ctypes.c_int * n)()
         lib.schedule_kinds(out.value, ctypes.addressof(codes))
         self.kinds = tuple(KIND_NAMES[c] for c in codes)
+        # the driver's kinds every schedule has besides the optimiser's (clip): the library
+        # reads them but revl_schedule_kinds does not list them
+        probe = np.empty(self.shape)
+        self.driver_kinds = tuple(k for k in KINDS if k not in self.kinds and
+                                  lib.schedule_get_kind(out.value, KINDS[k], ptr(probe)) == 0)
         self.optimizer = OPTIMIZER_NAMES[lib.schedule_optimizer(out.value)]
         for k in kinds:                 # kinds added to the library later (weight_decay, ...)
             kind_code(k, "Schedule")
@@ -455,6 +460,11 @@ class Schedule(Wrapper):
     def for_model(cls, model, n_steps, alpha=None, gamma=None, **kw):
         """A schedule over the model's parameter groups (keywords as the constructor's)."""
         return cls(n_steps, model.offsets, alpha, gamma, **kw)
+
+    def _active_driver_kinds(self):
+        """The driver's kinds that do something in this schedule (clip: a finite value): the
+        hypergradient has them too."""
+        return tuple(k for k in self.driver_kinds if np.isfinite(self.get_kind(k)).any())
 
     def _describe(self):
         return f"{self.optimizer} n_steps={self.n_steps} n_groups={self.n_groups}"
@@ -473,7 +483,7 @@ class Schedule(Wrapper):
         """One kind's values, a read-only (n_steps, n_groups) copy."""
         h = self._handle()
         code = kind_code(kind, "Schedule")
-        if KIND_NAMES[code] not in self.kinds:
+        if KIND_NAMES[code] not in self.kinds + self.driver_kinds:
             # the C getter takes a const handle and so cannot keep a message: say it here
             raise InvalidError(_errors.ERR_INVALID, f"this {self.optimizer} schedule has no "
                                f"{KIND_NAMES[code]} (its kinds: {', '.join(self.kinds)})",
@@ -505,7 +515,8 @@ class Schedule(Wrapper):
     def _set_kinds(self, h, arrays, set_one, function):
         # each C call is all-or-nothing for its kind; put back the kinds already set when a
         # later one fails, so the whole call changes nothing
-        old = [(k, self.get_kind(k) if k in self.kinds else None) for k, _ in arrays]
+        old = [(k, self.get_kind(k) if k in self.kinds + self.driver_kinds else None)
+               for k, _ in arrays]
         for i, (k, a) in enumerate(arrays):
             rc = set_one(k, a)
             if rc != 0:
@@ -733,7 +744,7 @@ class Trainer(Wrapper):
         if dfdmeta is not None:
             dm = as_f64(dfdmeta, (self.n_meta,), "dfdmeta", "Trainer.hypergrad")
         shape = (self.n_steps, self.n_groups)
-        kinds = self.schedule.kinds
+        kinds = self.schedule.kinds + self.schedule._active_driver_kinds()
         arrays = {k: np.empty(shape) for k in kinds}
         r = Hypergrad(np.empty(self.n_params), meta=np.zeros(self.n_meta), **arrays)
         dmeta = ptr(r.meta) if self.n_meta else None
@@ -758,9 +769,10 @@ class Trainer(Wrapper):
         the Hypergrad the uninterrupted pass returns, bit for bit.  kinds: the names wanted
         (default every kind of the schedule); the interrupted pass must have computed them."""
         h = self._handle()
-        names = self.schedule.kinds if kinds is None else tuple(kinds)
+        sk = self.schedule.kinds + self.schedule._active_driver_kinds()
+        names = sk if kinds is None else tuple(kinds)
         for k in names:
-            if k not in self.schedule.kinds:
+            if k not in sk:
                 raise InvalidError(_errors.ERR_INVALID, f"kinds: {k!r} is not a kind of this "
                                    f"schedule {self.schedule.kinds}", "Trainer.hypergrad_resume")
         shape = (self.n_steps, self.n_groups)

@@ -40,6 +40,10 @@ uint64_t rv_trainer_schedule_hash(const revl_trainer *t)
         h = rv_hash_f64s(h, rv_schedule_values(t->sched, t->opt->kinds[k]),
                          t->n_steps * t->n_groups);
     }
+    /* the clip only when one is finite: a run without clipping hashes as before it existed */
+    if (rv_clip_in_schedule(t))
+        h = rv_hash_f64s(rv_hash_u64(h, REVL_HYPER_CLIP),
+                         rv_schedule_values(t->sched, REVL_HYPER_CLIP), t->n_steps * t->n_groups);
     return h;
 }
 
@@ -69,7 +73,7 @@ static void put_reverse(rv_ckpt_writer *w, revl_trainer *t)
         rv_ckpt_put_f64s(w, a, n);
     }
     size_t n_sg = t->n_steps * t->n_groups;
-    for (size_t k = 0; k < t->opt->n_kinds; k++)
+    for (size_t k = 0; k <= t->opt->n_kinds; k++) /* and the clip's, at n_kinds */
         if (t->rev_kinds >> k & 1)
             rv_ckpt_put_f64s(w, t->d_kinds + k * n_sg, n_sg);
 }
@@ -345,8 +349,8 @@ static int read_reverse(revl_trainer *t, rv_ckpt_reader *r, int apply)
     const rv_optim *opt = t->opt;
     uint64_t kinds = rv_ckpt_get_u64(r), inputs = rv_ckpt_get_u64(r);
     double dfdw_max = rv_ckpt_get_f64(r);
-    if (kinds >> opt->n_kinds)
-        return bad(t, path, "hypergradients of kinds %#llx; a %s schedule has %zu kinds",
+    if (kinds >> (opt->n_kinds + 1)) /* its kinds and the clip */
+        return bad(t, path, "hypergradients of kinds %#llx; a %s schedule has %zu kinds and clip",
                    (unsigned long long)kinds, opt->name, opt->n_kinds);
     if (!(dfdw_max >= 0) || !isfinite(dfdw_max))
         return bad(t, path, "invalid largest |dfdw| %g", dfdw_max);
@@ -367,7 +371,7 @@ static int read_reverse(revl_trainer *t, rv_ckpt_reader *r, int apply)
         take_f64s(r, apply ? a : NULL, n);
     }
     size_t n_sg = t->n_steps * t->n_groups;
-    for (size_t k = 0; k < opt->n_kinds; k++)
+    for (size_t k = 0; k <= opt->n_kinds; k++)
         if (kinds >> k & 1)
             take_f64s(r, apply ? t->d_kinds + k * n_sg : NULL, n_sg);
     if (r->short_read)
@@ -441,6 +445,10 @@ static int load(revl_trainer *t, const char *path)
         rc = read_all(t, &r, state, NULL, words, 1); /* checked above: cannot fail */
         t->state = (int)state;
         t->steps_done = (size_t)steps;
+        if ((rc = rv_clip_check(t)) != REVL_OK)
+            t->state = RV_FRESH;
+    }
+    if (!rc) {
         rv_trainer_prepare(t);
         rv_trainer_note_peak(t);
     }

@@ -148,9 +148,60 @@ static int gather_position(revl_trainer *t)
     return rc;
 }
 
-/* The gradient at the undone w_t and the Hessian-vector products along the direction. */
-static int model_step(revl_trainer *t, size_t step, int nt)
+/* The recomputed gradient must be the forward's, bit for bit: a difference would go unseen by
+ * the end-of-run check wherever it changes no state (gamma = 1, say). */
+static int check_fingerprint(revl_trainer *t, size_t step)
 {
+    uint64_t fp = rv_fingerprint(t->grad, t->n_params);
+    if (fp != t->fingerprint[step])
+        return rv_fail(t->err, REVL_ERR_INEXACT,
+                       "the gradient at step %zu differs from the forward pass's (fingerprint "
+                       "%016llx, forward %016llx): the model is not deterministic", step,
+                       (unsigned long long)fp, (unsigned long long)t->fingerprint[step]);
+    return REVL_OK;
+}
+
+/* A step with a finite clip (clip.c): the gradient first, clipped as in the forward pass (the
+ * optimiser undoes its states with the clipped one), the optimiser's direction v, then the
+ * product along the clip's adjoint of v (which needs the raw gradient); d_tau (NULL: not
+ * wanted) += d f / d clip. Two model calls, never fused. */
+static int model_step_clipped(revl_trainer *t, size_t step, int nt, double *d_tau)
+{
+    const double *meta = t->n_meta ? t->meta : NULL;
+    int rc = revl_model_grad(t->model, step, t->wd, meta, t->grad, NULL);
+    if (rc)
+        return rv_fail(t->err, rc, "%s (reverse)", revl_model_last_error(t->model));
+    if ((rc = check_fingerprint(t, step)) != REVL_OK)
+        return rc;
+    memcpy(t->clip_raw, t->grad, t->n_params * sizeof *t->grad);
+    rv_clip_grad(t, step);
+    if (t->opt->dir_mode == RV_DIR_AFTER_GRAD &&
+        (rc = over_blocks(t, t->opt->direction, step, nt)) != REVL_OK)
+        return rc;
+    const double *v = t->dir_a;
+    if (t->opt->dir_mode == RV_DIR_AFFINE) { /* v = a + b g at the clipped g */
+        for (size_t i = 0; i < t->n_params; i++)
+            t->clip_dir[i] = rv_affine_dir(t->dir_a[i], t->dir_b[i], t->grad[i]);
+        v = t->clip_dir;
+    }
+    if (!finite_all(v, t->n_params))
+        return adjoint_overflow(t, step, "the Hessian-vector direction");
+    if (v == t->clip_dir) { /* rv_clip_adjoint writes clip_dir: v must be elsewhere */
+        memcpy(t->hv, v, t->n_params * sizeof *t->hv);
+        v = t->hv;
+    }
+    rv_clip_adjoint(t, v, t->clip_raw, d_tau);
+    rc = rv_model_hvp_grad(t->model, step, t->wd, meta, t->clip_dir, NULL, t->hv, t->hv_meta);
+    if (rc)
+        return rv_fail(t->err, rc, "%s (reverse)", revl_model_last_error(t->model));
+    return check_hv_meta_finite(t, step);
+}
+
+/* The gradient at the undone w_t and the Hessian-vector products along the direction. */
+static int model_step(revl_trainer *t, size_t step, int nt, double *d_tau)
+{
+    if (rv_clip_active(t, step))
+        return model_step_clipped(t, step, nt, d_tau);
     const double *meta = t->n_meta ? t->meta : NULL;
     int rc;
     /* an overflowing direction would make the model's product Inf and the message blame it */
@@ -181,14 +232,8 @@ static int model_step(revl_trainer *t, size_t step, int nt)
     }
     if (rc)
         return rv_fail(t->err, rc, "%s (reverse)", revl_model_last_error(t->model));
-    /* the recomputed gradient must be the forward's, bit for bit: a difference would go unseen
-     * by the end-of-run check wherever it changes no state (gamma = 1, say) */
-    uint64_t fp = rv_fingerprint(t->grad, t->n_params);
-    if (fp != t->fingerprint[step])
-        return rv_fail(t->err, REVL_ERR_INEXACT,
-                       "the gradient at step %zu differs from the forward pass's (fingerprint "
-                       "%016llx, forward %016llx): the model is not deterministic", step,
-                       (unsigned long long)fp, (unsigned long long)t->fingerprint[step]);
+    if ((rc = check_fingerprint(t, step)) != REVL_OK)
+        return rc;
     return check_hv_meta_finite(t, step);
 }
 
@@ -243,7 +288,8 @@ static int kinds_wanted(revl_trainer *t, const char *call, size_t n_kinds,
             return rv_fail(t->err, REVL_ERR_INVALID,
                            "%s: d_kinds[%zu] is not NULL, but this library knows %d kinds",
                            call, k, REVL_HYPER_COUNT);
-        int j = rv_optim_kind_index(opt, (revl_hyper)k);
+        /* the driver's clip goes after the optimiser's kinds */
+        int j = k == REVL_HYPER_CLIP ? (int)opt->n_kinds : rv_optim_kind_index(opt, (revl_hyper)k);
         if (j < 0)
             return rv_fail(t->err, REVL_ERR_INVALID,
                            "%s: this %s schedule has no %s (its entry must be NULL)",
@@ -307,7 +353,7 @@ static int hypergrad(revl_trainer *t, const double *dfdw, const double *dfdmeta,
     /* the hypergradients go to the trainer's own arrays, the caller's only on success */
     size_t n_sg = t->n_steps * t->n_groups;
     t->rev_kinds = 0;
-    for (size_t k = 0; k < opt->n_kinds; k++)
+    for (size_t k = 0; k <= opt->n_kinds; k++) /* and the clip at n_kinds */
         if (user_out[k]) {
             t->rev_kinds |= 1ull << k;
             memset(t->d_kinds + k * n_sg, 0, n_sg * sizeof *t->d_kinds);
@@ -326,9 +372,10 @@ static int walk_back(revl_trainer *t, double *const user_out[REVL_HYPER_COUNT], 
     const rv_optim *opt = t->opt;
     size_t ng = t->n_groups, nm = t->n_meta, n_sg = t->n_steps * ng;
     double *out[REVL_HYPER_COUNT] = {0};
-    for (size_t k = 0; k < opt->n_kinds; k++)
+    for (size_t k = 0; k <= opt->n_kinds; k++) /* and the clip at n_kinds */
         if (t->rev_kinds >> k & 1)
             out[k] = t->d_kinds + k * n_sg;
+    double *d_tau = out[opt->n_kinds];
     int nt = rv_trainer_threads(t), rc;
     for (size_t step = t->steps_done; step-- > t->first_kept;) {
         rc = over_blocks(t, opt->undo_position, step, nt);
@@ -336,7 +383,7 @@ static int walk_back(revl_trainer *t, double *const user_out[REVL_HYPER_COUNT], 
             rc = gather_position(t);
         if (!rc) {
             t->model->agree = t->agree[step];
-            rc = model_step(t, step, nt);
+            rc = model_step(t, step, nt, d_tau ? d_tau + step * ng : NULL);
             t->model->agree = 0;
         }
         if (!rc)
@@ -362,11 +409,11 @@ static int walk_back(revl_trainer *t, double *const user_out[REVL_HYPER_COUNT], 
     if (rc)
         return reverse_fail(t, rc);
     int finite = finite_all(t->dw, t->n_params) && finite_all(t->dmeta, nm);
-    for (size_t k = 0; k < opt->n_kinds; k++)
+    for (size_t k = 0; k <= opt->n_kinds; k++)
         finite &= !out[k] || finite_all(out[k], n_sg);
     if (!finite)
         return reverse_fail(t, adjoint_overflow(t, t->first_kept, "a hypergradient"));
-    for (size_t k = 0; k < opt->n_kinds; k++)
+    for (size_t k = 0; k <= opt->n_kinds; k++)
         if (user_out[k])
             memcpy(user_out[k], out[k], n_sg * sizeof *out[k]);
     if (d_w0)
@@ -409,11 +456,12 @@ static int hypergrad_resume(revl_trainer *t, double *d_w0, size_t n_kinds,
     int rc = kinds_wanted(t, call, n_kinds, d_kinds, user_out);
     if (rc)
         return rc;
-    for (size_t k = 0; k < t->opt->n_kinds; k++)
+    for (size_t k = 0; k <= t->opt->n_kinds; k++)
         if (user_out[k] && !(t->rev_kinds >> k & 1))
             return rv_fail(t->err, REVL_ERR_INVALID,
                            "%s: the interrupted pass did not accumulate %s (it was not asked for); "
-                           "its entry must be NULL", call, revl_hyper_name(t->opt->kinds[k]));
+                           "its entry must be NULL", call,
+                           k < t->opt->n_kinds ? revl_hyper_name(t->opt->kinds[k]) : "clip");
     rv_clear(t->err);
     t->state = RV_FRESH; /* a failed step leaves a trainer that must be trained again */
     return walk_back(t, user_out, d_w0, d_meta);

@@ -84,6 +84,9 @@ static int schedule_create(revl_schedule **out, revl_optimizer optimizer, size_t
     for (size_t k = 0; k < opt->n_kinds && !rc; k++)
         if (!(s->values[opt->kinds[k]] = rv_calloc(&a, n, sizeof(double))))
             rc = REVL_ERR_NOMEM;
+    /* the driver's kind, in every schedule (trainer.h: rv_clip_*) */
+    if (!rc && !(s->values[REVL_HYPER_CLIP] = rv_calloc(&a, n, sizeof(double))))
+        rc = REVL_ERR_NOMEM;
     if (rc) {
         revl_schedule_free(s);
         return rc;
@@ -91,6 +94,7 @@ static int schedule_create(revl_schedule **out, revl_optimizer optimizer, size_t
     memcpy(s->offsets, offsets, (n_groups + 1) * sizeof *offsets);
     for (size_t k = 0; k < opt->n_kinds; k++)
         revl_schedule_fill_kind(s, opt->kinds[k], opt->defaults[k]);
+    revl_schedule_fill_kind(s, REVL_HYPER_CLIP, INFINITY);
     *out = s;
     return REVL_OK;
 }

@@ -79,7 +79,8 @@ static void trainer_free_arrays(revl_trainer *t)
     void *arrays[] = {t->offsets, t->w, t->w_start, t->wd, t->grad, t->meta, t->dw,
                       t->dir_a, t->dir_b, t->hv, t->hv_meta, t->dmeta, t->hyper_values,
                       t->partial, t->sums, t->bits_per_block, t->blocks, t->d_kinds,
-                      t->fingerprint, t->agree, t->vote,
+                      t->fingerprint, t->agree, t->vote, t->clip_raw, t->clip_dir, t->clip_c,
+                      t->clip_tau,
                       t->offsets_all != t->offsets ? t->offsets_all : NULL,
                       t->blocks_all != t->blocks ? t->blocks_all : NULL,
                       t->partial_all != t->partial ? t->partial_all : NULL};
@@ -267,7 +268,8 @@ static int trainer_create(revl_trainer **out, revl_model *model, const revl_sche
     if (t->sharded)
         t->vote = rv_calloc(a, 2 * (size_t)t->comm.size, sizeof *t->vote);
     int ok_kinds = 1;
-    size_t n_kind_values = rv_mul_size(opt->n_kinds, rv_mul_size(t->n_steps, n_groups, &ok_kinds),
+    /* the optimiser's kinds, then the driver's clip (at index opt->n_kinds) */
+    size_t n_kind_values = rv_mul_size(opt->n_kinds + 1, rv_mul_size(t->n_steps, n_groups, &ok_kinds),
                                        &ok_kinds);
     if (ok_kinds)
         t->d_kinds = rv_calloc(a, n_kind_values, sizeof *t->d_kinds);
@@ -411,6 +413,7 @@ void rv_trainer_prepare(revl_trainer *t)
     const double *values[REVL_HYPER_COUNT];
     for (size_t k = 0; k < opt->n_kinds; k++)
         values[k] = rv_schedule_values(t->sched, opt->kinds[k]);
+    const double *clip = rv_schedule_values(t->sched, REVL_HYPER_CLIP);
     t->sched_hash = rv_trainer_schedule_hash(t);
     memset(t->bits_per_block, 0, t->n_blocks * sizeof *t->bits_per_block);
     /* what decides the bits besides the model's point: every rank of a data-parallel or
@@ -428,6 +431,8 @@ void rv_trainer_prepare(revl_trainer *t)
             for (size_t j = 0; j < opt->n_kinds; j++)
                 t->hyper_values[j] = values[j][k];
             t->agree[step] = rv_hash_f64s(t->agree[step], t->hyper_values, opt->n_kinds);
+            if (clip[k] != INFINITY) /* no clip: the hash of the runs before clipping */
+                t->agree[step] = rv_hash_f64s(t->agree[step], &clip[k], 1);
             double bits = opt->prepare(t->opt_self, step, g, t->hyper_values);
             if (step < t->first_kept)
                 continue;
@@ -466,6 +471,9 @@ static int prepare_steps(revl_trainer *t)
             return rv_fail(t->err, REVL_ERR_INVALID, "revl_trainer_train: %s at step %zu, group %zu",
                            why, k / t->n_groups, k % t->n_groups);
     }
+    int rc = rv_clip_check(t);
+    if (rc)
+        return rc;
     rv_trainer_prepare(t);
     if (t->forward_only)
         reserve_sink(t);
@@ -617,6 +625,8 @@ int rv_trainer_forward(revl_trainer *t, size_t from)
             return rv_fail(t->err, rc, "%s (forward)", revl_model_last_error(t->model));
         if (!fwd_only)
             t->fingerprint[step] = rv_fingerprint(t->grad, t->n_params);
+        if (rv_clip_active(t, step))
+            rv_clip_grad(t, step);
         /* overlapped, the update stays on this thread: splitting it between two (OpenMP, or
          * the worker again) measured no faster at these sizes (bench_overlap) */
         int phases = ov ? RV_FWD_UPDATE : RV_FWD_MUL | RV_FWD_UPDATE, ntu = ov ? 1 : nt;

@@ -64,6 +64,12 @@ struct revl_trainer {
     uint64_t *fingerprint; /* n_steps: a hash of each step's gradient bits in the forward pass,
                               compared when the reverse pass recomputes it */
     double *sums;         /* their per-group totals for one step */
+    /* gradient clipping (clip.c), made at the first train with a finite clip: the raw
+     * gradient, the Hessian direction through the clip's adjoint (n_params each), c_k
+     * (n_groups) and ||g|| of the step being taken or undone */
+    double *clip_raw, *clip_dir, *clip_c, clip_norm;
+    double *clip_tau; /* n_steps * n_groups: the clip values trained with */
+    int clip_on;      /* the run trained last has a finite clip */
     double *bits_per_block;
     rv_block *blocks;
     size_t n_blocks, n_parts;
@@ -128,6 +134,19 @@ RV_HIDDEN int rv_trainer_save_now(revl_trainer *t, const char *path);
 /* The same in the reverse pass, w standing at steps_done: adds the adjoints, the
  * hypergradients so far and what identifies the pass (rev_kinds, rev_inputs, dfdw_max). */
 RV_HIDDEN int rv_trainer_save_reverse(revl_trainer *t, const char *path);
+
+/* Gradient clipping (clip.c). rv_clip_active: a finite clip at step of the run trained.
+ * rv_clip_check: at train (and checkpoint load), refuses clipping on a sharded trainer, makes the
+ * arrays and copies the schedule's clip values. rv_clip_grad: t->grad clipped in
+ * place (clip_c, clip_norm set). rv_clip_adjoint: clip_dir = the adjoint through the clip of
+ * the direction v (= -d f / d clipped g) at the raw gradient g; d_tau (n_groups, may be NULL)
+ * += d f / d tau. */
+RV_HIDDEN int rv_clip_active(const revl_trainer *t, size_t step);
+RV_HIDDEN int rv_clip_check(revl_trainer *t);
+/* A finite clip anywhere in the schedule as it is now. */
+RV_HIDDEN int rv_clip_in_schedule(const revl_trainer *t);
+RV_HIDDEN void rv_clip_grad(revl_trainer *t, size_t step);
+RV_HIDDEN void rv_clip_adjoint(revl_trainer *t, const double *v, const double *g, double *d_tau);
 
 /* The schedule's own arrays (read-only, NULL for kinds it lacks) and optimiser. */
 RV_HIDDEN const double *rv_schedule_values(const revl_schedule *s, revl_hyper kind);

@@ -10,6 +10,7 @@ rv_coord rv_kind_coord(revl_hyper kind)
     case REVL_HYPER_ALPHA:
     case REVL_HYPER_EPS:
     case REVL_HYPER_WEIGHT_DECAY:
+    case REVL_HYPER_CLIP:
         return RV_COORD_LOG;
     case REVL_HYPER_GAMMA:
         return RV_COORD_LOGIT16;
@@ -29,6 +30,7 @@ unsigned rv_kind_learn_bit(revl_hyper kind)
     case REVL_HYPER_BETA2: return REVL_LEARN_BETA2;
     case REVL_HYPER_EPS: return REVL_LEARN_EPS;
     case REVL_HYPER_WEIGHT_DECAY: return REVL_LEARN_WEIGHT_DECAY;
+    case REVL_HYPER_CLIP: return REVL_LEARN_CLIP; /* reserved: refused by the hyper-optimiser */
     }
     return 0;
 }
@@ -47,6 +49,7 @@ const char *rv_kind_coord_name(revl_hyper kind)
     case REVL_HYPER_BETA2: return "logit beta2";
     case REVL_HYPER_EPS: return "log eps";
     case REVL_HYPER_WEIGHT_DECAY: return "log weight_decay";
+    case REVL_HYPER_CLIP: return "log clip";
     }
     return "?";
 }

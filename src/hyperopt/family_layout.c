@@ -191,6 +191,9 @@ static void kind_box(const revl_family *f, revl_hyper kind, double *lo, double *
     case REVL_HYPER_WEIGHT_DECAY: /* AdamW's decoupled decay, [1e-5, 0.3] */
         *lo = log(1e-5), *hi = log(0.3);
         return;
+    case REVL_HYPER_CLIP: /* not a family kind yet (the driver's); a box for completeness */
+        *lo = log(0.1), *hi = log(10.0);
+        return;
     }
     *lo = -1.0, *hi = 1.0;
 }

@@ -45,6 +45,9 @@ static int check_options(const revl_hyperopt_options *o)
     const unsigned all = REVL_LEARN_ALPHA | REVL_LEARN_GAMMA | REVL_LEARN_INIT_SCALE |
                          REVL_LEARN_META | REVL_LEARN_BETA1 | REVL_LEARN_BETA2 | REVL_LEARN_EPS |
                          REVL_LEARN_WEIGHT_DECAY;
+    if (o->learn & REVL_LEARN_CLIP)
+        return OPTION_FAIL("learn has REVL_LEARN_CLIP: log clip is not learned yet (the "
+                           "hyper-optimiser trains without gradient clipping)");
     if (o->learn & ~all)
         return OPTION_FAIL("learn = %u has unknown bits (known: %u)", o->learn, all);
     if (o->method != REVL_META_ADAM && o->method != REVL_META_SGD)

@@ -28,7 +28,7 @@ const char *revl_optimizer_name(revl_optimizer opt)
 }
 
 static const char *const hyper_names[REVL_HYPER_COUNT] = {"alpha", "gamma", "beta1", "beta2",
-                                                          "eps",   "weight_decay"};
+                                                          "eps",   "weight_decay", "clip"};
 
 const char *revl_hyper_name(revl_hyper kind)
 {
@@ -49,6 +49,8 @@ double revl_hyper_applied(revl_hyper kind, double value)
         return isfinite(value) && value > 0 ? value : NAN;
     case REVL_HYPER_WEIGHT_DECAY:
         return isfinite(value) && value >= 0 ? value : NAN;
+    case REVL_HYPER_CLIP:
+        return value > 0 ? value : NAN; /* +inf: no clipping */
     }
     return NAN;
 }
@@ -88,6 +90,9 @@ const char *rv_hyper_problem(revl_hyper kind, double value, char *buf, size_t le
         break;
     case REVL_HYPER_WEIGHT_DECAY:
         snprintf(buf, len, "weight_decay = %g must be finite and >= 0", value);
+        break;
+    case REVL_HYPER_CLIP:
+        snprintf(buf, len, "clip = %g must be > 0 (+inf: no clipping)", value);
         break;
     default:
         snprintf(buf, len, "unknown hyperparameter kind %d", (int)kind);

@@ -57,9 +57,21 @@ def _adamw(alpha, beta1, beta2, eps, weight_decay, reps):
 _STEPS = {"momentum": _momentum, "adam": _adam, "adamw": _adamw}
 
 
+def _clipped(step, tau, reps):
+    """step with torch.nn.utils.clip_grad_norm_'s clip of g first, a threshold per group."""
+    def clipped(t, w, g):
+        finite = torch.isfinite(tau[t])
+        # +inf (no clip) is kept off the tape's arithmetic, whose 0 * inf would be NaN
+        ratio = torch.where(finite, tau[t], torch.zeros_like(tau[t])) / (torch.linalg.norm(g)
+                                                                          + 1e-6)
+        c = torch.where(finite & (ratio < 1), ratio, torch.ones_like(ratio))
+        return step(t, w, c.repeat_interleave(reps) * g)
+    return clipped
+
+
 def unrolled_hypergrad(tm, alpha, gamma=None, w0=None, meta=None, objective=None, *,
                        optimizer="momentum", beta1=None, beta2=None, eps=None,
-                       weight_decay=None):
+                       weight_decay=None, clip=None):
     """Train ``tm`` (a TorchModel) for T = len(alpha) steps in float64 on the tape and return
     the gradients of ``objective(w_T)`` (a torch function of the flat float64 vector) with
     respect to w0, meta and every (step, group) hyperparameter, as a namespace with .w0, .meta,
@@ -78,7 +90,11 @@ def unrolled_hypergrad(tm, alpha, gamma=None, w0=None, meta=None, objective=None
         w_{t+1} = w'_t - (alpha_t / c1_t) m_{t+1} / (sqrt(s_{t+1}) / sqrt(c2_t) + eps_t)
     The rates are taken as revl applies them (revl.gamma_applied, revl.beta_applied) and the
     gradients are with respect to the applied values, as revl's are; AdamW's factor
-    1 - alpha weight_decay is taken as requested (revl applies it within 2^-51 of that)."""
+    1 - alpha weight_decay is taken as requested (revl applies it within 2^-51 of that).
+    ``clip`` (any optimiser; (T, n_groups), +inf = no clipping): gradient clipping by global
+    norm before the step, as torch.nn.utils.clip_grad_norm_ and revl's clip:
+        g <- c_k g in group k,  c_k = min(1, clip_{t,k} / (||g_t||_2 + 1e-6))
+    with .clip, the gradient with respect to it, among the kinds."""
     if optimizer not in _KINDS:
         raise ValueError(f"optimizer must be one of {sorted(_KINDS)}, got {optimizer!r}")
     given = {"alpha": alpha, "gamma": gamma, "beta1": beta1, "beta2": beta2, "eps": eps,
@@ -97,6 +113,12 @@ def unrolled_hypergrad(tm, alpha, gamma=None, w0=None, meta=None, objective=None
                       .reshape(tm.n_meta), requires_grad=tm.n_meta > 0)
     reps = torch.tensor(np.diff(tm.offsets))
     step = _STEPS[optimizer](*hyper.values(), reps)
+    if clip is not None:
+        tau = torch.tensor(np.broadcast_to(np.asarray(clip, dtype=np.float64),
+                                           np.shape(alpha)).copy(), requires_grad=True)
+        step = _clipped(step, tau, reps)
+        hyper["clip"] = tau
+        kinds = kinds + ("clip",)
     w = w0t
     # the running statistics (batch norm): updated in place by each training call, outside the
     # tape (held, not differentiated), as torch updates them in an unrolled training loop

@@ -461,10 +461,19 @@ class Schedule(Wrapper):
         """A schedule over the model's parameter groups (keywords as the constructor's)."""
         return cls(n_steps, model.offsets, alpha, gamma, **kw)
 
-    def _active_driver_kinds(self):
+    def _active_driver_kinds(self, h=None):
         """The driver's kinds that do something in this schedule (clip: a finite value): the
-        hypergradient has them too."""
-        return tuple(k for k in self.driver_kinds if np.isfinite(self.get_kind(k)).any())
+        hypergradient has them too. h: the schedule's handle as a trainer keeps it (the
+        Schedule object may be closed while the trainer lives)."""
+        h = h or self._handle()
+        out = np.empty(self.shape)
+        active = []
+        for k in self.driver_kinds:
+            self._check(lib.schedule_get_kind(h.ptr, KINDS[k], ptr(out)),
+                        "revl_schedule_get_kind", h)
+            if np.isfinite(out).any():
+                active.append(k)
+        return tuple(active)
 
     def _describe(self):
         return f"{self.optimizer} n_steps={self.n_steps} n_groups={self.n_groups}"
@@ -744,7 +753,7 @@ class Trainer(Wrapper):
         if dfdmeta is not None:
             dm = as_f64(dfdmeta, (self.n_meta,), "dfdmeta", "Trainer.hypergrad")
         shape = (self.n_steps, self.n_groups)
-        kinds = self.schedule.kinds + self.schedule._active_driver_kinds()
+        kinds = self.schedule.kinds + self.schedule._active_driver_kinds(h.deps[1])
         arrays = {k: np.empty(shape) for k in kinds}
         r = Hypergrad(np.empty(self.n_params), meta=np.zeros(self.n_meta), **arrays)
         dmeta = ptr(r.meta) if self.n_meta else None
@@ -769,7 +778,7 @@ class Trainer(Wrapper):
         the Hypergrad the uninterrupted pass returns, bit for bit.  kinds: the names wanted
         (default every kind of the schedule); the interrupted pass must have computed them."""
         h = self._handle()
-        sk = self.schedule.kinds + self.schedule._active_driver_kinds()
+        sk = self.schedule.kinds + self.schedule._active_driver_kinds(h.deps[1])
         names = sk if kinds is None else tuple(kinds)
         for k in names:
             if k not in sk:

@@ -570,6 +570,16 @@ MUTANTS = [
     ("src/core/reverse.c", "    if (t->state != RV_REVERSING)\n", "    if (0)\n", ["check_checkpoint"]),
     ("python/revl/core.py", "                                              ptr(r.meta) if self.n_meta else None)",
      "                                              None)", [PY]),
+    # ---- one trainer, two threads (issue 24 item 2): every call takes the in-use guard
+    ("src/core/trainer.c", '    int rc = rv_trainer_enter(t, "revl_trainer_weights");',
+     "    int rc = REVL_OK;", ["check_threads"]),
+    ("src/core/trainer.c", '    int rc = rv_trainer_enter(t, "revl_trainer_get_stats");',
+     "    int rc = REVL_OK;", ["check_threads"]),
+    ("src/core/progress.c", '    int rc = rv_trainer_enter(t, "revl_trainer_set_progress");',
+     "    int rc = REVL_OK;", ["check_threads"]),
+    ("python/revl/core.py",
+     "        with _Busy((h,)):   # another thread's train: refused, not read mid-step",
+     "        if 1:", [PY]),
 ]
 
 

@@ -719,7 +719,9 @@ class Trainer(Wrapper):
         """w as it stands now (a copy): w_T after train, w0 again after hypergrad."""
         h = self._handle()
         w = np.empty(self.n_params)
-        self._check(lib.trainer_weights(h.ptr, ptr(w)), "revl_trainer_weights", h)
+        with _Busy((h,)):   # another thread's train: refused, not read mid-step
+            rc = lib.trainer_weights(h.ptr, ptr(w))
+        self._check(rc, "revl_trainer_weights", h)
         return w
 
     def hypergrad(self, dfdw, dfdmeta=None):
@@ -781,5 +783,7 @@ class Trainer(Wrapper):
         h = self._handle()
         s = TrainerStats()
         s.struct_size = ctypes.sizeof(s)
-        self._check(lib.trainer_get_stats(h.ptr, ctypes.byref(s)), "revl_trainer_get_stats", h)
+        with _Busy((h,)):
+            rc = lib.trainer_get_stats(h.ptr, ctypes.byref(s))
+        self._check(rc, "revl_trainer_get_stats", h)
         return {name: getattr(s, name) for name, _ in TrainerStats._fields_[1:]}

@@ -21,9 +21,14 @@ int revl_trainer_set_progress(revl_trainer *t, revl_progress_fn fn, size_t every
     if (fn && every == 0)
         return rv_fail(t->err, REVL_ERR_INVALID,
                        "revl_trainer_set_progress: every must be at least 1");
+    /* a running call reads these between its steps: not changed under it */
+    int rc = rv_trainer_enter(t, "revl_trainer_set_progress");
+    if (rc)
+        return rc;
     t->progress = fn;
     t->progress_every = fn ? every : 0;
     t->progress_user = fn ? user : NULL;
+    t->busy = NULL;
     return REVL_OK;
 }
 

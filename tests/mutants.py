@@ -513,9 +513,9 @@ MUTANTS = [
     ("src/core/reverse.c", "(t->dir_b && !finite_all(t->dir_b, t->n_params))))", "0))",
      ["check_optim"]),    # a gradient below s's resolution still increments s by one unit
     ("src/optim/adam.c", "    if (*gs == 0 && g != 0)\n        *gs = 1;",
-     "    if (*gs == 0 && g != 0)\n        *gs = 0;", ["check_optim", "check_hardening"]),
+     "    if (*gs == 0 && g != 0)\n        *gs = 0;", ["check_optim", "check_hardening", PY]),
     ("src/optim/rmsprop.c", "    if (*gs == 0 && g != 0)\n        *gs = 1;",
-     "    if (*gs == 0 && g != 0)\n        *gs = 0;", ["check_optim", "check_hardening"]),
+     "    if (*gs == 0 && g != 0)\n        *gs = 0;", ["check_optim", "check_hardening", PY]),
     ("src/optim/adam_dir.c", "_mm512_cmp_pd_mask(y2, one, _CMP_LT_OQ));",
      "_mm512_cmp_pd_mask(y2, zero, _CMP_LT_OQ));", ["check_adam_dir"]),
     # ---- the Python tuner binding (python/revl/tuner.py, mlp.py)

@@ -15,7 +15,6 @@
 #include "fuzz_util.h"
 
 #include <stdint.h>
-#include <zlib.h>
 
 static long fail_at = -1; /* the step whose gradient fails (setup's reverse pass only) */
 
@@ -91,15 +90,6 @@ static void setup(void)
     }
 }
 
-static void fix_crc(unsigned char *b, size_t n)
-{
-    if (n < 4)
-        return;
-    uLong c = crc32(crc32(0L, Z_NULL, 0), b, (uInt)(n - 4));
-    for (int i = 0; i < 4; i++)
-        b[n - 4 + i] = (unsigned char)(c >> (8 * i));
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -116,18 +106,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         len = good_len[k][rev];
         file = malloc(len);
         memcpy(file, good[k][rev], len);
-        size_t i = 1;
-        for (; i + 3 <= size; i += 3)
-            file[((size_t)data[i] << 8 | data[i + 1]) % len] = data[i + 2];
-        if (i < size && data[i] < 128) /* a trailing byte below 128 truncates the file */
-            len = len * data[i] / 128;
+        fuzz_edit(file, &len, data, size);
     } else {
         len = size - 1;
         file = malloc(len + 1);
         memcpy(file, data + 1, len);
     }
     if (data[0] & 4)
-        fix_crc(file, len);
+        fuzz_fix_crc(file, len);
     fuzz_write(in, file, len);
 
     int rc = revl_trainer_load(t, in);

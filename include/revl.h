@@ -27,7 +27,8 @@
  * must not run at the same time. revl_strerror and the version functions may be called from any
  * thread at any time. A trainer refuses a call made while another of its calls runs (from one
  * of its callbacks or another thread) with REVL_ERR_STATE, changing nothing: every
- * revl_trainer_* call but _last_error and _free (which stays the caller's to order).
+ * revl_trainer_* call but _last_error and _free (which stays the caller's to order);
+ * _weights and _get_stats answer in the running call's own progress callback.
  */
 #ifndef REVL_H
 #define REVL_H

@@ -616,12 +616,16 @@ END_TEST
 
 /* A handle is for one thread at a time (revl.h), but a second thread using a trainer while it
  * trains or reverses is refused, never obeyed: every call but last_error and free takes the
- * in-use guard. The running call's progress callback parks it at a step (phase `phase`) until
- * the main thread has made every call; no timing is involved. */
+ * in-use guard, but for the reading calls made from the running call's own progress callback
+ * (on its thread, where the trainer stands between steps). The running call's progress
+ * callback parks it at a step (phase `phase`) until the main thread has made every call; no
+ * timing is involved. */
 typedef struct parked {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int phase, parked, go;
+    int read_rc[2];      /* weights and get_stats from the parked callback itself */
+    size_t read_steps;   /* ... and the steps_done it read */
     revl_trainer *t;
     const double *w0, *meta, *dfdw;
     double d_w0[6], d_alpha[8], d_gamma[8], d_meta[1];
@@ -635,6 +639,13 @@ static int park_at_step_3(size_t step, int phase, double seconds, double loss, v
     parked *k = user;
     if (phase != k->phase || step != 3)
         return 0;
+    /* the running call's own progress callback may read: the trainer stands at step 3 */
+    double w[6];
+    revl_trainer_stats st;
+    revl_trainer_stats_init(&st);
+    k->read_rc[0] = revl_trainer_weights(k->t, w);
+    k->read_rc[1] = revl_trainer_get_stats(k->t, &st);
+    k->read_steps = st.steps_done;
     pthread_mutex_lock(&k->mu);
     k->parked = 1;
     pthread_cond_broadcast(&k->cv);
@@ -755,6 +766,9 @@ START_TEST(test_second_thread_refused)
         ck_assert_int_eq(pthread_join(th, NULL), 0);
         /* the running call went on unharmed: the same bits as the undisturbed trainer */
         ck_assert_msg(k.rc == REVL_OK, "%s", revl_trainer_last_error(t));
+        ck_assert_int_eq(k.read_rc[0], REVL_OK);
+        ck_assert_int_eq(k.read_rc[1], REVL_OK);
+        ck_assert_uint_eq(k.read_steps, 3);
         if (phase == 0) {
             ck_assert_int_eq(revl_trainer_weights(t, wT), REVL_OK);
             ck_assert_mem_eq(wT, ref_wT, sizeof wT);

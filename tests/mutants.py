@@ -571,15 +571,19 @@ MUTANTS = [
     ("python/revl/core.py", "                                              ptr(r.meta) if self.n_meta else None)",
      "                                              None)", [PY]),
     # ---- one trainer, two threads (issue 24 item 2): every call takes the in-use guard
-    ("src/core/trainer.c", '    int rc = rv_trainer_enter(t, "revl_trainer_weights");',
-     "    int rc = REVL_OK;", ["check_threads"]),
-    ("src/core/trainer.c", '    int rc = rv_trainer_enter(t, "revl_trainer_get_stats");',
-     "    int rc = REVL_OK;", ["check_threads"]),
+    ("src/core/progress.c", "    return rv_trainer_enter(t, call) == REVL_OK ? 0 : -1;",
+     "    return rv_trainer_enter(t, call) == REVL_OK ? 0 : 1;", ["check_threads"]),
+    ("src/core/trainer.c", "    if (held < 0)\n        return REVL_ERR_STATE;\n    out->steps_done",
+     "    out->steps_done", ["check_threads"]),
     ("src/core/progress.c", '    int rc = rv_trainer_enter(t, "revl_trainer_set_progress");',
      "    int rc = REVL_OK;", ["check_threads"]),
     ("python/revl/core.py",
      "        with _Busy((h,)):   # another thread's train: refused, not read mid-step",
      "        if 1:", [PY]),
+    # ... but the running call's own progress callback may read (C and Python)
+    ("src/core/progress.c", "    if (in_progress_of == t)\n        return 1;", "", ["check_forward"]),
+    ("python/revl/core.py", '        if getattr(self._progress_here, "active", False):',
+     "        if False:", [PY]),
 ]
 
 

@@ -152,3 +152,22 @@ def test_every_trainer_call_is_refused_to_another_thread(tmp_path, phase):
     else:
         for k in ("w0", "alpha", "gamma"):
             assert getattr(out["hg"], k).tobytes() == getattr(ref_hg, k).tobytes(), k
+
+
+def test_the_progress_callback_reads_its_own_trainer():
+    """weights and stats from the running call's own progress callback answer (the trainer
+    stands at the step the callback is told), in train and in hypergrad."""
+    seen = []
+    t = revl.Trainer(revl.Model(3, grad=lambda k, w, m: (0.5 * float(w @ w), w)),
+                     revl.Schedule(3, [0, 3], alpha=0.1, gamma=0.5))
+
+    def watch(p):
+        seen.append((p.phase, p.step, t.stats["steps_done"], t.weights.copy()))
+
+    t.set_progress(watch)
+    t.train(np.ones(3))
+    wT = t.weights
+    t.hypergrad(np.ones(3))
+    assert [s[:3] for s in seen] == [("forward", k, k) for k in (1, 2, 3)] + \
+        [("reverse", k, k) for k in (2, 1, 0)]
+    assert np.array_equal(seen[2][3], wT) and np.array_equal(seen[-1][3], np.ones(3))

@@ -341,18 +341,21 @@ const char *revl_trainer_last_error(const revl_trainer *t)
 
 /* The two reading calls take a const handle (their shipped signature) but still take the in-use
  * guard: a second thread reading w or the counters while a step writes them would get a torn
- * mix. The trainer was allocated non-const, so writing its guard and message is defined. */
+ * mix. From the running call's own progress callback they answer (the trainer stands at the
+ * step the callback is told). The trainer was allocated non-const, so writing its guard and
+ * message is defined. */
 int revl_trainer_weights(const revl_trainer *ct, double *w)
 {
     if (!ct || !w)
         return REVL_ERR_INVALID;
     revl_trainer *t = (revl_trainer *)ct;
-    int rc = rv_trainer_enter(t, "revl_trainer_weights");
-    if (rc)
-        return rc;
+    int held = rv_trainer_enter_read(t, "revl_trainer_weights");
+    if (held < 0)
+        return REVL_ERR_STATE;
     for (size_t i = 0; i < t->n_params; i++)
         w[i] = rv_to_double(t->fx, t->w[i]);
-    t->busy = NULL;
+    if (!held)
+        t->busy = NULL;
     return REVL_OK;
 }
 
@@ -362,15 +365,16 @@ int revl_trainer_get_stats(const revl_trainer *ct, revl_trainer_stats *out)
     if (!ct || !out || rv_struct_size_check(NULL, RV_STRUCT_TRAINER_STATS, out->struct_size))
         return REVL_ERR_INVALID;
     revl_trainer *t = (revl_trainer *)ct;
-    int rc = rv_trainer_enter(t, "revl_trainer_get_stats");
-    if (rc)
-        return rc;
+    int held = rv_trainer_enter_read(t, "revl_trainer_get_stats");
+    if (held < 0)
+        return REVL_ERR_STATE;
     out->steps_done = t->steps_done;
     out->buffer_bits = rv_infobuf_bits(&t->buf);
     out->buffer_bytes = rv_infobuf_bytes(&t->buf);
     out->peak_bytes = t->peak_bytes;
     out->last_loss = t->last_loss;
-    t->busy = NULL;
+    if (!held)
+        t->busy = NULL;
     return REVL_OK;
 }
 

@@ -105,6 +105,11 @@ RV_HIDDEN uint64_t rv_fingerprint(const double *x, size_t n);
  * sets t->busy back to NULL. Every revl_trainer_* call on a live handle but last_error and free
  * takes it. */
 RV_HIDDEN int rv_trainer_enter(revl_trainer *t, const char *call);
+/* The guard of the reading calls (weights, get_stats): 1 when this thread is in t's progress
+ * callback (t stands between two steps, and the running call waits for the callback: a read
+ * there is safe and takes nothing), 0 when it took the guard (set t->busy back to NULL after),
+ * -1 when refused as rv_trainer_enter refuses (message in t->err). */
+RV_HIDDEN int rv_trainer_enter_read(revl_trainer *t, const char *call);
 
 /* The progress callback, if set, after the trainer came to stand at `step` (phase 0: forward,
  * `step` steps done; 1: reverse, stepping back to `step`) when the steps this phase has taken

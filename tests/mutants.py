@@ -402,6 +402,7 @@ MUTANTS = [
     ("src/dist/shard.c", "            if (vote[R + r] != vote[R])", "            if (0)", ["check_dp"]),
     ("src/dist/dp.c", "        memset(d->hm, 0, nm * sizeof *d->hm);\n", "", ["check_dp"]),
     ("src/dist/dp.c", "        memset(d->g, 0, n * sizeof *d->g);\n", "", ["check_dp"]),
+    ("src/dist/dp.c", "        memset(d->hv, 0, n * sizeof *d->hv);\n", "", ["check_dp"]),
     ("src/core/checkpoint.c", 'int rc = rv_trainer_enter(t, "revl_trainer_set_checkpoint");',
      "int rc = REVL_OK;", ["check_optim"]),
     ("python/revl/core.py", "        with _Busy((h,)):\n            rc = lib.trainer_set_checkpoint(",

@@ -25,7 +25,10 @@
  * at a time; distinct handles may be used from different threads at once, and give the same
  * bits as when used one after another. A trainer uses its model: two trainers sharing one model
  * must not run at the same time. revl_strerror and the version functions may be called from any
- * thread at any time.
+ * thread at any time. A trainer refuses a call made while another of its calls runs (from one
+ * of its callbacks or another thread) with REVL_ERR_STATE, changing nothing: every
+ * revl_trainer_* call but _last_error and _free (which stays the caller's to order);
+ * _weights and _get_stats answer in the running call's own progress callback.
  */
 #ifndef REVL_H
 #define REVL_H

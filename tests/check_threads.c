@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "revl.h"
 
@@ -611,6 +612,187 @@ START_TEST(test_hyperopt_per_thread)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ one trainer, two threads */
+
+/* A handle is for one thread at a time (revl.h), but a second thread using a trainer while it
+ * trains or reverses is refused, never obeyed: every call but last_error and free takes the
+ * in-use guard, but for the reading calls made from the running call's own progress callback
+ * (on its thread, where the trainer stands between steps). The running call's progress
+ * callback parks it at a step (phase `phase`) until the main thread has made every call; no
+ * timing is involved. */
+typedef struct parked {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int phase, parked, go;
+    int read_rc[2];      /* weights and get_stats from the parked callback itself */
+    size_t read_steps;   /* ... and the steps_done it read */
+    revl_trainer *t;
+    const double *w0, *meta, *dfdw;
+    double d_w0[6], d_alpha[8], d_gamma[8], d_meta[1];
+    int rc;
+} parked;
+
+static int park_at_step_3(size_t step, int phase, double seconds, double loss, void *user)
+{
+    (void)seconds;
+    (void)loss;
+    parked *k = user;
+    if (phase != k->phase || step != 3)
+        return 0;
+    /* the running call's own progress callback may read: the trainer stands at step 3 */
+    double w[6];
+    revl_trainer_stats st;
+    revl_trainer_stats_init(&st);
+    k->read_rc[0] = revl_trainer_weights(k->t, w);
+    k->read_rc[1] = revl_trainer_get_stats(k->t, &st);
+    k->read_steps = st.steps_done;
+    pthread_mutex_lock(&k->mu);
+    k->parked = 1;
+    pthread_cond_broadcast(&k->cv);
+    while (!k->go)
+        pthread_cond_wait(&k->cv, &k->mu);
+    pthread_mutex_unlock(&k->mu);
+    return 0;
+}
+
+static void *parked_run(void *arg)
+{
+    parked *k = arg;
+    k->rc = k->phase == 0 ? revl_trainer_train(k->t, k->w0, k->meta)
+                          : revl_trainer_hypergrad(k->t, k->dfdw, NULL, k->d_w0, k->d_alpha,
+                                                   k->d_gamma, k->d_meta);
+    return NULL;
+}
+
+/* Every revl_trainer_* call on t from this thread: each REVL_ERR_STATE naming itself and
+ * `running`, its outputs untouched, no file written. */
+static void expect_all_refused(revl_trainer *t, const char *running, const double *w0,
+                               const double *meta, const char *path)
+{
+    double out[6], d_a[8], d_g[8], d_m[1], *kinds[REVL_HYPER_COUNT] = {d_a, d_g};
+    for (int i = 0; i < 6; i++)
+        out[i] = 7.0;
+    revl_trainer_stats st;
+    revl_trainer_stats_init(&st);
+    st.steps_done = 12345;
+    int rcs[13];
+    const char *names[13] = {
+        "revl_trainer_train", "revl_trainer_train_forward", "revl_trainer_train_resume",
+        "revl_trainer_hypergrad", "revl_trainer_hypergrad_kinds", "revl_trainer_hypergrad_kinds_n",
+        "revl_trainer_hypergrad_resume", "revl_trainer_save", "revl_trainer_load",
+        "revl_trainer_set_checkpoint", "revl_trainer_set_progress", "revl_trainer_weights",
+        "revl_trainer_get_stats"};
+    char msg[13][400];
+    int n = 0;
+#define CALL(expr) (rcs[n] = (expr), snprintf(msg[n], sizeof msg[n], "%s", \
+                    revl_trainer_last_error(t)), n++)
+    CALL(revl_trainer_train(t, w0, meta));
+    CALL(revl_trainer_train_forward(t, w0, meta));
+    CALL(revl_trainer_train_resume(t));
+    CALL(revl_trainer_hypergrad(t, w0, NULL, out, d_a, d_g, d_m));
+    CALL(revl_trainer_hypergrad_kinds(t, w0, NULL, out, kinds, d_m));
+    CALL(revl_trainer_hypergrad_kinds_n(t, w0, NULL, out, REVL_HYPER_COUNT, kinds, d_m));
+    CALL(revl_trainer_hypergrad_resume(t, out, REVL_HYPER_COUNT, kinds, d_m));
+    CALL(revl_trainer_save(t, path));
+    CALL(revl_trainer_load(t, path));
+    CALL(revl_trainer_set_checkpoint(t, path, 1));
+    CALL(revl_trainer_set_progress(t, NULL, 0, NULL));
+    CALL(revl_trainer_weights(t, out));
+    CALL(revl_trainer_get_stats(t, &st));
+#undef CALL
+    for (int i = 0; i < n; i++) {
+        ck_assert_msg(rcs[i] == REVL_ERR_STATE, "%s during %s: %d (%s)", names[i], running,
+                      rcs[i], msg[i]);
+        ck_assert_msg(strncmp(msg[i], names[i], strlen(names[i])) == 0 &&
+                          msg[i][strlen(names[i])] == ' ' && strstr(msg[i], running) &&
+                          strstr(msg[i], "another thread"),
+                      "%s: %s", names[i], msg[i]);
+    }
+    for (int i = 0; i < 6; i++)
+        ck_assert(out[i] == 7.0);
+    ck_assert_uint_eq(st.steps_done, 12345);
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(!f, "a refused save wrote %s", path);
+}
+
+START_TEST(test_second_thread_refused)
+{
+    double w0[6] = {0.5, -1, 0.25, 2, -0.75, 1}, meta[1] = {-1.0}, dfdw[6];
+    size_t off[2] = {0, 6};
+    double alpha[8], gamma[8];
+    for (int i = 0; i < 8; i++) {
+        alpha[i] = 0.05 + 0.01 * i;
+        gamma[i] = 0.9;
+    }
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/revl_threads_%ld.ckpt", (long)getpid());
+    remove(path);
+    for (int phase = 0; phase < 2; phase++) {
+        revl_model *m = wavy_model(6, 3, 1);
+        revl_schedule *s = NULL;
+        revl_trainer *t = NULL, *ref = NULL;
+        ck_assert(m);
+        ck_assert_int_eq(revl_schedule_create(&s, 8, 1, off), REVL_OK);
+        ck_assert_int_eq(revl_schedule_set_all(s, alpha, gamma), REVL_OK);
+        ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+        ck_assert_int_eq(revl_trainer_create(&ref, m, s, NULL), REVL_OK);
+        /* the uninterrupted answers, from a trainer nobody disturbs */
+        double ref_wT[6], ref_dw0[6], ref_da[8], ref_dg[8], ref_dm[1], wT[6];
+        ck_assert_int_eq(revl_trainer_train(ref, w0, meta), REVL_OK);
+        ck_assert_int_eq(revl_trainer_weights(ref, ref_wT), REVL_OK);
+        for (int i = 0; i < 6; i++)
+            dfdw[i] = ref_wT[i] - 0.5;
+        ck_assert_int_eq(revl_trainer_hypergrad(ref, dfdw, NULL, ref_dw0, ref_da, ref_dg, ref_dm),
+                         REVL_OK);
+
+        parked k = {.phase = phase, .t = t, .w0 = w0, .meta = meta, .dfdw = dfdw};
+        pthread_mutex_init(&k.mu, NULL);
+        pthread_cond_init(&k.cv, NULL);
+        ck_assert_int_eq(revl_trainer_set_progress(t, park_at_step_3, 1, &k), REVL_OK);
+        if (phase == 1)
+            ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
+        pthread_t th;
+        ck_assert_int_eq(pthread_create(&th, NULL, parked_run, &k), 0);
+        pthread_mutex_lock(&k.mu);
+        while (!k.parked)
+            pthread_cond_wait(&k.cv, &k.mu);
+        pthread_mutex_unlock(&k.mu);
+        expect_all_refused(t, phase ? "revl_trainer_hypergrad" : "revl_trainer_train", w0, meta,
+                           path);
+        pthread_mutex_lock(&k.mu);
+        k.go = 1;
+        pthread_cond_broadcast(&k.cv);
+        pthread_mutex_unlock(&k.mu);
+        ck_assert_int_eq(pthread_join(th, NULL), 0);
+        /* the running call went on unharmed: the same bits as the undisturbed trainer */
+        ck_assert_msg(k.rc == REVL_OK, "%s", revl_trainer_last_error(t));
+        ck_assert_int_eq(k.read_rc[0], REVL_OK);
+        ck_assert_int_eq(k.read_rc[1], REVL_OK);
+        ck_assert_uint_eq(k.read_steps, 3);
+        if (phase == 0) {
+            ck_assert_int_eq(revl_trainer_weights(t, wT), REVL_OK);
+            ck_assert_mem_eq(wT, ref_wT, sizeof wT);
+        } else {
+            ck_assert_mem_eq(k.d_w0, ref_dw0, sizeof ref_dw0);
+            ck_assert_mem_eq(k.d_alpha, ref_da, sizeof ref_da);
+            ck_assert_mem_eq(k.d_gamma, ref_dg, sizeof ref_dg);
+            ck_assert_mem_eq(k.d_meta, ref_dm, sizeof ref_dm);
+        }
+        /* and the guard was given back: the trainer is usable again from this thread */
+        revl_trainer_stats st;
+        revl_trainer_stats_init(&st);
+        ck_assert_int_eq(revl_trainer_get_stats(t, &st), REVL_OK);
+        ck_assert_int_eq(revl_trainer_set_progress(t, NULL, 0, NULL), REVL_OK);
+        pthread_cond_destroy(&k.cv);
+        pthread_mutex_destroy(&k.mu);
+        revl_trainer_free(t);
+        revl_trainer_free(ref);
+        revl_schedule_free(s);
+        revl_model_free(m);
+    }
+}
+END_TEST
+
 static Suite *threads_suite(void)
 {
     Suite *s = suite_create("threads");
@@ -620,6 +802,7 @@ static Suite *threads_suite(void)
     tcase_add_test(tc, test_trainers_identical_jobs);
     tcase_add_test(tc, test_shared_data_sets);
     tcase_add_test(tc, test_hyperopt_per_thread);
+    tcase_add_test(tc, test_second_thread_refused);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -402,6 +402,10 @@ MUTANTS = [
     ("src/core/shard.c", "            if (vote[R + r] != vote[R])", "            if (0)", ["check_dp"]),
     ("src/parallel/dp.c", "        memset(d->hm, 0, nm * sizeof *d->hm);\n", "", ["check_dp"]),
     ("src/parallel/dp.c", "        memset(d->g, 0, n * sizeof *d->g);\n", "", ["check_dp"]),
+    ("src/core/shard.c", "            if (vote[R + r] != vote[R])", "            if (0)", ["check_dp"]),
+    ("src/parallel/dp.c", "        memset(d->hm, 0, nm * sizeof *d->hm);\n", "", ["check_dp"]),
+    ("src/parallel/dp.c", "        memset(d->g, 0, n * sizeof *d->g);\n", "", ["check_dp"]),
+    ("src/parallel/dp.c", "        memset(d->hv, 0, n * sizeof *d->hv);\n", "", ["check_dp"]),
     ("src/core/checkpoint.c", 'int rc = rv_trainer_enter(t, "revl_trainer_set_checkpoint");',
      "int rc = REVL_OK;", ["check_optim"]),
     ("python/revl/core.py", "        with _Busy((h,)):\n            rc = lib.trainer_set_checkpoint(",
@@ -513,9 +517,9 @@ MUTANTS = [
     ("src/core/reverse.c", "(t->dir_b && !finite_all(t->dir_b, t->n_params))))", "0))",
      ["check_optim"]),    # a gradient below s's resolution still increments s by one unit
     ("src/optim/adam.c", "    if (*gs == 0 && g != 0)\n        *gs = 1;",
-     "    if (*gs == 0 && g != 0)\n        *gs = 0;", ["check_optim", "check_hardening"]),
+     "    if (*gs == 0 && g != 0)\n        *gs = 0;", ["check_optim", "check_hardening", PY]),
     ("src/optim/rmsprop.c", "    if (*gs == 0 && g != 0)\n        *gs = 1;",
-     "    if (*gs == 0 && g != 0)\n        *gs = 0;", ["check_optim", "check_hardening"]),
+     "    if (*gs == 0 && g != 0)\n        *gs = 0;", ["check_optim", "check_hardening", PY]),
     ("src/optim/adam_dir.c", "_mm512_cmp_pd_mask(y2, one, _CMP_LT_OQ));",
      "_mm512_cmp_pd_mask(y2, zero, _CMP_LT_OQ));", ["check_adam_dir"]),
     # ---- the Python tuner binding (python/revl/tuner.py, mlp.py)
@@ -624,6 +628,20 @@ MUTANTS = [
     ("src/hyperopt/hyperopt.c", "    if (o->learn & REVL_LEARN_CLIP)\n", "    if (0)\n",
      ["check_clip"]),
     ("src/core/clip.c", "    if (t->sharded)\n", "    if (0)\n", ["check_clip"]),
+    # ---- one trainer, two threads (issue 24 item 2): every call takes the in-use guard
+    ("src/core/progress.c", "    return rv_trainer_enter(t, call) == REVL_OK ? 0 : -1;",
+     "    return rv_trainer_enter(t, call) == REVL_OK ? 0 : 1;", ["check_threads"]),
+    ("src/core/trainer.c", "    if (held < 0)\n        return REVL_ERR_STATE;\n    out->steps_done",
+     "    out->steps_done", ["check_threads"]),
+    ("src/core/progress.c", '    int rc = rv_trainer_enter(t, "revl_trainer_set_progress");',
+     "    int rc = REVL_OK;", ["check_threads"]),
+    ("python/revl/core.py",
+     "        with _Busy((h,)):   # another thread's train: refused, not read mid-step",
+     "        if 1:", [PY]),
+    # ... but the running call's own progress callback may read (C and Python)
+    ("src/core/progress.c", "    if (in_progress_of == t)\n        return 1;", "", ["check_forward"]),
+    ("python/revl/core.py", '        if getattr(self._progress_here, "active", False):',
+     "        if False:", [PY]),
 ]
 
 

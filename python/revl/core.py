@@ -3,6 +3,7 @@
 import collections
 import ctypes
 import sys
+import threading
 
 import numpy as np
 
@@ -594,15 +595,19 @@ def print_progress(p, file=None):
           file=file or sys.stderr, flush=True)
 
 
-def _make_progress_trampoline(fn, state, n_steps):
+def _make_progress_trampoline(fn, state, n_steps, here):
+    """``here``: a threading.local whose ``active`` is true on the thread running ``fn``."""
     def progress_trampoline(step, phase, seconds, loss, user):
         if state.pending is not None:
             return 1
+        here.active = True
         try:
             p = Progress(int(step), "reverse" if phase else "forward", seconds, loss, n_steps)
             return 1 if fn(p) else 0
         except BaseException as e:  # noqa: B902
             return state.fail(e, "progress")
+        finally:
+            here.active = False
     return PROGRESS_FN(progress_trampoline)
 
 
@@ -645,6 +650,7 @@ class Trainer(Wrapper):
         rc = lib.trainer_create(ctypes.byref(out), mh.ptr, sh.ptr, ctypes.byref(o))
         check(rc, "revl_trainer_create")
         self._progress_state = CallbackState()
+        self._progress_here = threading.local()   # .active: this thread is in set_progress's fn
         self._init_handle(_CHandle(out.value, lib.trainer_free, "trainer", deps=(mh, sh),
                                    states=(self._progress_state,)))
         self.model, self.schedule = model, schedule
@@ -689,7 +695,8 @@ class Trainer(Wrapper):
                                "Trainer.set_progress")
         every = as_int(every, "every", "Trainer.set_progress", 1)
         tramp = None if fn is None else _make_progress_trampoline(fn, self._progress_state,
-                                                                  self.n_steps)
+                                                                  self.n_steps,
+                                                                  self._progress_here)
         # not from inside a callback of this trainer: its running trampoline would be freed
         with _Busy((h,)):
             c_fn = None if tramp is None else ctypes.cast(tramp, ctypes.c_void_p)
@@ -739,8 +746,18 @@ class Trainer(Wrapper):
         """w as it stands now (a copy): w_T after train, w0 again after hypergrad."""
         h = self._handle()
         w = np.empty(self.n_params)
-        self._check(lib.trainer_weights(h.ptr, ptr(w)), "revl_trainer_weights", h)
+        rc = self._read(h, lambda: lib.trainer_weights(h.ptr, ptr(w)))
+        self._check(rc, "revl_trainer_weights", h)
         return w
+
+    def _read(self, h, call):
+        """A reading call: answered in this trainer's own progress callback (the trainer stands
+        between two steps, as in C), refused to another thread while a call runs (mid-step it
+        would read half a step)."""
+        if getattr(self._progress_here, "active", False):
+            return call()
+        with _Busy((h,)):   # another thread's train: refused, not read mid-step
+            return call()
 
     def hypergrad(self, dfdw, dfdmeta=None):
         """Reverse the training exactly from dfdw = grad f(w_T) (and df/dmeta, default 0);
@@ -802,5 +819,6 @@ class Trainer(Wrapper):
         h = self._handle()
         s = TrainerStats()
         s.struct_size = ctypes.sizeof(s)
-        self._check(lib.trainer_get_stats(h.ptr, ctypes.byref(s)), "revl_trainer_get_stats", h)
+        rc = self._read(h, lambda: lib.trainer_get_stats(h.ptr, ctypes.byref(s)))
+        self._check(rc, "revl_trainer_get_stats", h)
         return {name: getattr(s, name) for name, _ in TrainerStats._fields_[1:]}

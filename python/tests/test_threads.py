@@ -92,3 +92,82 @@ def test_a_training_trainer_refuses_checkpoint_calls_from_another_thread(tmp_pat
         th.join()
     assert t.stats["steps_done"] == 3
     assert path.exists() and not (tmp_path / "b.ckpt").exists()
+
+
+@pytest.mark.parametrize("phase", ["train", "hypergrad"])
+def test_every_trainer_call_is_refused_to_another_thread(tmp_path, phase):
+    """Every Trainer call that touches its state (issue 24 item 2), made from a second thread
+    while train() or hypergrad() runs, raises StateError and changes nothing; the running call
+    gives the same bits as an undisturbed trainer."""
+    entered, release = threading.Event(), threading.Event()
+
+    def grad(k, w, m):
+        if k == 1 and parked[0]:
+            parked[0] = False
+            entered.set()
+            release.wait(10)
+        return 0.5 * float(w @ w), 0.5 * w + 0.1 * np.sin(w)
+
+    def make():
+        return revl.Trainer(revl.Model(3, grad=grad), revl.Schedule(3, [0, 3], alpha=0.1,
+                                                                    gamma=0.9))
+
+    parked = [False]
+    w0, dfdw = np.array([1.0, -0.5, 0.25]), np.array([0.3, 0.2, -0.1])
+    ref = make()
+    ref.train(w0)
+    ref_w, ref_hg = ref.weights, ref.hypergrad(dfdw)
+    t = make()
+    if phase == "hypergrad":
+        t.train(w0)
+    out = {}
+    run = ((lambda: t.train(w0)) if phase == "train"
+           else (lambda: out.setdefault("hg", t.hypergrad(dfdw))))
+    parked[0] = True
+    th = threading.Thread(target=run)
+    th.start()
+    try:
+        assert entered.wait(10)
+        calls = {"train": lambda: t.train(w0),
+                 "train forward": lambda: t.train(w0, forward_only=True),
+                 "train_resume": t.train_resume,
+                 "hypergrad": lambda: t.hypergrad(dfdw),
+                 "hypergrad_resume": t.hypergrad_resume,
+                 "save": lambda: t.save(tmp_path / "c.ckpt"),
+                 "load": lambda: t.load(tmp_path / "c.ckpt"),
+                 "set_checkpoint": lambda: t.set_checkpoint(tmp_path / "b.ckpt", 1),
+                 "set_progress": lambda: t.set_progress(None),
+                 "weights": lambda: t.weights,
+                 "stats": lambda: t.stats}
+        for name, call in calls.items():
+            with pytest.raises(revl.StateError, match="in use") as e:
+                call()
+            assert e.value is not None, name
+    finally:
+        release.set()
+        th.join()
+    assert not list(tmp_path.iterdir())
+    if phase == "train":
+        assert t.weights.tobytes() == ref_w.tobytes()
+    else:
+        for k in ("w0", "alpha", "gamma"):
+            assert getattr(out["hg"], k).tobytes() == getattr(ref_hg, k).tobytes(), k
+
+
+def test_the_progress_callback_reads_its_own_trainer():
+    """weights and stats from the running call's own progress callback answer (the trainer
+    stands at the step the callback is told), in train and in hypergrad."""
+    seen = []
+    t = revl.Trainer(revl.Model(3, grad=lambda k, w, m: (0.5 * float(w @ w), w)),
+                     revl.Schedule(3, [0, 3], alpha=0.1, gamma=0.5))
+
+    def watch(p):
+        seen.append((p.phase, p.step, t.stats["steps_done"], t.weights.copy()))
+
+    t.set_progress(watch)
+    t.train(np.ones(3))
+    wT = t.weights
+    t.hypergrad(np.ones(3))
+    assert [s[:3] for s in seen] == [("forward", k, k) for k in (1, 2, 3)] + \
+        [("reverse", k, k) for k in (2, 1, 0)]
+    assert np.array_equal(seen[2][3], wT) and np.array_equal(seen[-1][3], np.ones(3))

@@ -9,6 +9,7 @@
 #include "core/shard.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -340,26 +341,42 @@ const char *revl_trainer_last_error(const revl_trainer *t)
     return t ? t->err : "trainer is NULL";
 }
 
-int revl_trainer_weights(const revl_trainer *t, double *w)
+/* The two reading calls take a const handle (their shipped signature) but still take the in-use
+ * guard: a second thread reading w or the counters while a step writes them would get a torn
+ * mix. From the running call's own progress callback they answer (the trainer stands at the
+ * step the callback is told). The trainer was allocated non-const, so writing its guard and
+ * message is defined. */
+int revl_trainer_weights(const revl_trainer *ct, double *w)
 {
-    if (!t || !w)
+    if (!ct || !w)
         return REVL_ERR_INVALID;
+    revl_trainer *t = (revl_trainer *)ct;
+    int held = rv_trainer_enter_read(t, "revl_trainer_weights");
+    if (held < 0)
+        return REVL_ERR_STATE;
     for (size_t i = 0; i < t->n_params; i++)
         w[i] = rv_to_double(t->fx, t->w[i]);
+    if (!held)
+        t->busy = NULL;
     return REVL_OK;
 }
 
-int revl_trainer_get_stats(const revl_trainer *t, revl_trainer_stats *out)
+int revl_trainer_get_stats(const revl_trainer *ct, revl_trainer_stats *out)
 {
-    /* a size never shipped (smaller, larger, garbage) is refused, as for every struct; the
-     * handle is const, so there is no message */
-    if (!t || !out || rv_struct_size_check(NULL, RV_STRUCT_TRAINER_STATS, out->struct_size))
+    /* a size never shipped (smaller, larger, garbage) is refused, as for every struct */
+    if (!ct || !out || rv_struct_size_check(NULL, RV_STRUCT_TRAINER_STATS, out->struct_size))
         return REVL_ERR_INVALID;
+    revl_trainer *t = (revl_trainer *)ct;
+    int held = rv_trainer_enter_read(t, "revl_trainer_get_stats");
+    if (held < 0)
+        return REVL_ERR_STATE;
     out->steps_done = t->steps_done;
     out->buffer_bits = rv_infobuf_bits(&t->buf);
     out->buffer_bytes = rv_infobuf_bytes(&t->buf);
     out->peak_bytes = t->peak_bytes;
     out->last_loss = t->last_loss;
+    if (!held)
+        t->busy = NULL;
     return REVL_OK;
 }
 
@@ -494,11 +511,11 @@ static void save_start(revl_trainer *t)
 
 int rv_trainer_enter(revl_trainer *t, const char *call)
 {
-    if (t->busy)
+    const char *running = NULL;
+    if (!atomic_compare_exchange_strong(&t->busy, &running, call))
         return rv_fail(t->err, REVL_ERR_STATE,
-                       "%s called while %s runs on the same trainer (from a model callback?): "
-                       "refused, the running call is unchanged", call, t->busy);
-    t->busy = call;
+                       "%s called while %s runs on the same trainer (from a callback, or another "
+                       "thread?): refused, the running call is unchanged", call, running);
     if (t->progress)
         t->call_start = rv_now();
     return REVL_OK;

@@ -84,8 +84,10 @@ struct revl_trainer {
     size_t progress_every;
     void *progress_user;
     double call_start;         /* when the running call began (rv_now), for the progress */
-    const char *busy;  /* the call running now (train, hypergrad), NULL between calls: a model
-                          callback that calls the trainer back is refused, not obeyed */
+    /* the call running now (train, hypergrad, weights ...), NULL between calls: a callback
+     * that calls the trainer back, or a second thread, is refused, not obeyed. Atomic so that
+     * the second thread's test-and-set is one (rv_trainer_enter), not a data race. */
+    _Atomic(const char *) busy;
     double dfdw_max;   /* the largest |dfdw| of the reverse pass running, for messages */
     uint64_t rev_kinds;  /* the reverse pass running: bit k when the optimiser's kind k is
                             accumulated in d_kinds (saved in its checkpoints) */
@@ -105,8 +107,15 @@ struct revl_trainer {
 RV_HIDDEN uint64_t rv_fingerprint(const double *x, size_t n);
 
 /* REVL_ERR_STATE naming both calls when `call` is made while another call of t runs (from one
- * of its model's callbacks); otherwise marks t busy with `call`. */
+ * of its callbacks, or from another thread); otherwise marks t busy with `call` until the call
+ * sets t->busy back to NULL. Every revl_trainer_* call on a live handle but last_error and free
+ * takes it. */
 RV_HIDDEN int rv_trainer_enter(revl_trainer *t, const char *call);
+/* The guard of the reading calls (weights, get_stats): 1 when this thread is in t's progress
+ * callback (t stands between two steps, and the running call waits for the callback: a read
+ * there is safe and takes nothing), 0 when it took the guard (set t->busy back to NULL after),
+ * -1 when refused as rv_trainer_enter refuses (message in t->err). */
+RV_HIDDEN int rv_trainer_enter_read(revl_trainer *t, const char *call);
 
 /* The progress callback, if set, after the trainer came to stand at `step` (phase 0: forward,
  * `step` steps done; 1: reverse, stepping back to `step`) when the steps this phase has taken

@@ -1,10 +1,13 @@
 /* fuzz_checkpoint.c: libFuzzer target for revl_trainer_load, the checkpoint reader.
  * FUZZ_NEEDS: revl_trainer_load
  * Two small trainers (5 parameters in 2 groups, 1 meta-parameter, 3 steps; momentum and Adam),
- * each trained once and its checkpoint kept. Input byte 0: bit 1 picks the trainer; bit 0 odd,
- * the file is that checkpoint edited by the rest (pairs of a 2-byte position and a byte, then a
- * truncation), even, the rest is the file; bit 2 recomputes the checksum, so that the checks
- * behind it are reached. A load must return REVL_OK or REVL_ERR_IO (or NOMEM) with a message;
+ * each trained once and its checkpoint kept, then reversed with a checkpoint every step until
+ * its gradient fails at step 0, which keeps a mid-reverse checkpoint (file version 2, what
+ * revl_trainer_hypergrad_resume continues). Input byte 0: bit 1 picks the trainer, bit 3 its
+ * mid-reverse file instead of the forward one; bit 0 odd, the file is that checkpoint edited
+ * by the rest (triples of a 2-byte position and a byte, then a truncation), even, the rest is
+ * the file; bit 2 recomputes the checksum, so that the checks behind it are reached (with bit
+ * 0: the library's file with fields changed and the checksum recomputed, a forged file). A load must return REVL_OK or REVL_ERR_IO (or NOMEM) with a message;
  * what it accepts must save back to the same bytes, and its reverse pass (or the rest of its
  * training) must return, whatever it returns. */
 #include "revl.h"
@@ -12,12 +15,15 @@
 #include "fuzz_util.h"
 
 #include <stdint.h>
-#include <zlib.h>
+
+static long fail_at = -1; /* the step whose gradient fails (setup's reverse pass only) */
 
 static int grad(size_t step, const double *w, const double *meta, double *g, double *loss,
                 void *user)
 {
     (void)user;
+    if ((long)step == fail_at)
+        return 1;
     double l = 0;
     for (int i = 0; i < 5; i++) {
         double d = w[i] - 0.25 * i - 0.01 * (double)step;
@@ -32,6 +38,8 @@ static int grad(size_t step, const double *w, const double *meta, double *g, dou
 static int hvp(size_t step, const double *w, const double *meta, const double *v, double *g,
                double *hv, double *hm, void *user)
 {
+    if ((long)step == fail_at)
+        return 1;
     if (g)
         grad(step, w, meta, g, NULL, user);
     double wv = 0;
@@ -46,8 +54,8 @@ static int hvp(size_t step, const double *w, const double *meta, const double *v
 static revl_model *model;
 static revl_schedule *sched[2];
 static revl_trainer *trainer[2];
-static unsigned char *good[2];
-static size_t good_len[2];
+static unsigned char *good[2][2]; /* [trainer][0: forward, 1: mid-reverse] */
+static size_t good_len[2][2];
 
 static void setup(void)
 {
@@ -68,17 +76,18 @@ static void setup(void)
             revl_trainer_train(trainer[k], w0, meta) != REVL_OK ||
             revl_trainer_save(trainer[k], fuzz_path(0)) != REVL_OK)
             abort();
-        good[k] = fuzz_read(fuzz_path(0), &good_len[k]);
+        good[k][0] = fuzz_read(fuzz_path(0), &good_len[k][0]);
+        /* reverse steps 2 and 1 save, step 0 fails: the file stands at step 1 */
+        double dfdw[5] = {1, -1, 0.5, 0, 2};
+        fail_at = 0;
+        if (revl_trainer_set_checkpoint(trainer[k], fuzz_path(0), 1) != REVL_OK ||
+            revl_trainer_hypergrad(trainer[k], dfdw, NULL, NULL, NULL, NULL, NULL) !=
+                REVL_ERR_CALLBACK ||
+            revl_trainer_set_checkpoint(trainer[k], NULL, 0) != REVL_OK)
+            abort();
+        fail_at = -1;
+        good[k][1] = fuzz_read(fuzz_path(0), &good_len[k][1]);
     }
-}
-
-static void fix_crc(unsigned char *b, size_t n)
-{
-    if (n < 4)
-        return;
-    uLong c = crc32(crc32(0L, Z_NULL, 0), b, (uInt)(n - 4));
-    for (int i = 0; i < 4; i++)
-        b[n - 4 + i] = (unsigned char)(c >> (8 * i));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -88,27 +97,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         setup();
     if (size < 1)
         return 0;
-    int k = (data[0] >> 1) & 1;
+    int k = (data[0] >> 1) & 1, rev = (data[0] >> 3) & 1;
     revl_trainer *t = trainer[k];
     const char *in = fuzz_path(1), *out = fuzz_path(2);
     unsigned char *file;
     size_t len;
     if (data[0] & 1) {
-        len = good_len[k];
+        len = good_len[k][rev];
         file = malloc(len);
-        memcpy(file, good[k], len);
-        size_t i = 1;
-        for (; i + 3 <= size; i += 3)
-            file[((size_t)data[i] << 8 | data[i + 1]) % len] = data[i + 2];
-        if (i < size && data[i] < 128) /* a trailing byte below 128 truncates the file */
-            len = len * data[i] / 128;
+        memcpy(file, good[k][rev], len);
+        fuzz_edit(file, &len, data, size);
     } else {
         len = size - 1;
         file = malloc(len + 1);
         memcpy(file, data + 1, len);
     }
     if (data[0] & 4)
-        fix_crc(file, len);
+        fuzz_fix_crc(file, len);
     fuzz_write(in, file, len);
 
     int rc = revl_trainer_load(t, in);

@@ -2,10 +2,15 @@
  * FUZZ_NEEDS: revl_hyperopt_load
  * The hyper-optimiser is a small fixed one (3 parameters in 2 groups, 1 meta-parameter,
  * 3 steps). Input byte 0 picks the mode: even, the rest is the file; odd, the file is one that
- * revl_hyperopt_save just wrote, edited by the rest (pairs of a 2-byte position and a byte,
+ * revl_hyperopt_save just wrote, edited by the rest (triples of a 2-byte position and a byte,
  * then a truncation), which keeps the fuzzer near the format whatever it is.
  * A load must return REVL_OK or REVL_ERR_IO (or NOMEM) with a message, and whatever it
- * accepts must survive save -> load -> save unchanged. */
+ * accepts must survive save -> load -> save unchanged.
+ * Bit 1 of byte 0 fuzzes revl_hyperopt_checkpoint_load instead, the same way: the file is the
+ * checkpoint setup saved after one meta-iteration (odd) or the rest (even); bit 2 recomputes the
+ * checksum, so that with bit 0 the file is forged (the library's file, fields changed, checksum
+ * valid) and reaches the loader's structural checks. What it accepts must survive checkpoint
+ * save -> load -> save unchanged, and the next meta-iteration must return. */
 #include "revl.h"
 
 #include "fuzz_util.h"
@@ -44,6 +49,8 @@ static int objective(const double *w, const double *meta, double *f, double *dfd
 
 static revl_model *model;
 static revl_hyperopt *hyper;
+static unsigned char *ckpt; /* the checkpoint after one meta-iteration */
+static size_t ckpt_len;
 
 static void setup(void)
 {
@@ -61,8 +68,11 @@ static void setup(void)
     o.objective = objective;
     o.learn = REVL_LEARN_ALPHA | REVL_LEARN_GAMMA | REVL_LEARN_INIT_SCALE | REVL_LEARN_META;
     o.threads = 1;
-    if (revl_hyperopt_create(&hyper, model, NULL, 3, &o) != REVL_OK)
+    if (revl_hyperopt_create(&hyper, model, NULL, 3, &o) != REVL_OK ||
+        revl_hyperopt_step(hyper, NULL) != REVL_OK ||
+        revl_hyperopt_checkpoint_save(hyper, fuzz_path(0)) != REVL_OK)
         abort();
+    ckpt = fuzz_read(fuzz_path(0), &ckpt_len);
 }
 
 static void check_failure(int rc)
@@ -74,6 +84,41 @@ static void check_failure(int rc)
         __builtin_trap();
 }
 
+static int same_files(const char *a, const char *b)
+{
+    size_t la, lb;
+    unsigned char *fa = fuzz_read(a, &la), *fb = fuzz_read(b, &lb);
+    int same = la == lb && memcmp(fa, fb, la) == 0;
+    free(fa);
+    free(fb);
+    return same;
+}
+
+static int checkpoint_input(const uint8_t *data, size_t size, const char *in, const char *a,
+                            const char *b)
+{
+    size_t len = data[0] & 1 ? ckpt_len : size - 1;
+    unsigned char *file = malloc(len + 1);
+    memcpy(file, data[0] & 1 ? ckpt : data + 1, len);
+    if (data[0] & 1)
+        fuzz_edit(file, &len, data, size);
+    if (data[0] & 4)
+        fuzz_fix_crc(file, len);
+    fuzz_write(in, file, len);
+    free(file);
+    int rc = revl_hyperopt_checkpoint_load(hyper, in);
+    if (rc != REVL_OK) {
+        check_failure(rc);
+        return 0;
+    }
+    if (revl_hyperopt_checkpoint_save(hyper, a) != REVL_OK ||
+        revl_hyperopt_checkpoint_load(hyper, a) != REVL_OK ||
+        revl_hyperopt_checkpoint_save(hyper, b) != REVL_OK || !same_files(a, b))
+        __builtin_trap();
+    revl_hyperopt_step(hyper, NULL); /* whatever it returns, it returns */
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -82,16 +127,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     const char *in = fuzz_path(0), *a = fuzz_path(1), *b = fuzz_path(2);
+    if (data[0] & 2)
+        return checkpoint_input(data, size, in, a, b);
     if (data[0] & 1) {
         if (revl_hyperopt_save(hyper, 0, in) != REVL_OK)
             __builtin_trap();
         size_t len;
         unsigned char *file = fuzz_read(in, &len);
-        size_t i = 1;
-        for (; i + 3 <= size && len; i += 3)
-            file[((size_t)data[i] << 8 | data[i + 1]) % len] = data[i + 2];
-        if (i < size && data[i] < 128) /* a trailing byte below 128 truncates the file */
-            len = len * data[i] / 128;
+        fuzz_edit(file, &len, data, size);
         fuzz_write(in, file, len);
         free(file);
     } else {
@@ -107,11 +150,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (revl_hyperopt_save(hyper, 0, a) != REVL_OK || revl_hyperopt_load(hyper, a) != REVL_OK ||
         revl_hyperopt_save(hyper, 0, b) != REVL_OK)
         __builtin_trap();
-    size_t la, lb;
-    unsigned char *fa = fuzz_read(a, &la), *fb = fuzz_read(b, &lb);
-    if (la != lb || memcmp(fa, fb, la) != 0)
+    if (!same_files(a, b))
         __builtin_trap();
-    free(fa);
-    free(fb);
     return 0;
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define FUZZ_N_FILES 3
 static char fuzz_paths[FUZZ_N_FILES][256];
@@ -71,6 +72,29 @@ static inline unsigned char *fuzz_read(const char *path, size_t *len)
     b[n] = 0;
     *len = n;
     return b;
+}
+
+/* Recompute a checkpoint container's trailing CRC-32 (docs/file-formats.md), so that an edited
+ * file reaches the checks behind the checksum: a forged file. */
+static inline void fuzz_fix_crc(unsigned char *b, size_t n)
+{
+    if (n < 4)
+        return;
+    uLong c = crc32(crc32(0L, Z_NULL, 0), b, (uInt)(n - 4));
+    for (int i = 0; i < 4; i++)
+        b[n - 4 + i] = (unsigned char)(c >> (8 * i));
+}
+
+/* Apply the edits of data[1..size): triples of a 2-byte position (mod *len) and a byte, then a
+ * trailing byte below 128 truncating the file to that many 128ths. */
+static inline void fuzz_edit(unsigned char *file, size_t *len, const unsigned char *data,
+                             size_t size)
+{
+    size_t i = 1;
+    for (; i + 3 <= size && *len; i += 3)
+        file[((size_t)data[i] << 8 | data[i + 1]) % *len] = data[i + 2];
+    if (i < size && data[i] < 128)
+        *len = *len * data[i] / 128;
 }
 
 #endif

@@ -201,8 +201,9 @@ static double random_value(revl_optimizer opt, revl_hyper kind)
         return 0.9 + 0.099 * u;
     case REVL_HYPER_EPS:
         return 1e-3 + 1e-2 * u;
-    case REVL_HYPER_WEIGHT_DECAY: /* alpha lambda from 1.5e-3 to 2.6e-2 */
-        return 0.5 + 1.5 * u;
+    case REVL_HYPER_WEIGHT_DECAY: /* AdamW: alpha lambda from 1.5e-3 to 2.6e-2; coupled (momentum,
+                                   * RMSprop): lambda beside the loss's curvature 1 */
+        return opt == REVL_OPTIM_ADAMW ? 0.5 + 1.5 * u : 0.05 + 0.45 * u;
     }
     ck_abort_msg("no random value for kind %d: a new kind must be tested", (int)kind);
     return 0;
@@ -330,7 +331,19 @@ static double expected_bits(const revl_schedule *s, const model *q)
     revl_hyper kinds[REVL_HYPER_COUNT];
     size_t nk = revl_schedule_kinds(s, kinds);
     double *v = malloc(steps * ng * sizeof *v), bits = 0;
-    if (has_kind(s, REVL_HYPER_WEIGHT_DECAY)) { /* AdamW's decay: every weight (w != 0) */
+    /* RMSprop's coupled decay makes a dead weight's gradient lambda w != 0: its states live from
+     * the step after the first lambda != 0 of its group */
+    size_t *decay_from = malloc(ng * sizeof *decay_from);
+    for (size_t g = 0; g < ng; g++)
+        decay_from[g] = SIZE_MAX;
+    if (revl_schedule_optimizer(s) == REVL_OPTIM_RMSPROP) {
+        revl_schedule_get_kind(s, REVL_HYPER_WEIGHT_DECAY, v);
+        for (size_t j = steps * ng; j-- > 0;)
+            if (v[j] != 0)
+                decay_from[j % ng] = j / ng + 1;
+    }
+    if (revl_schedule_optimizer(s) == REVL_OPTIM_ADAMW) { /* its decay: every weight (w != 0);
+                                                            * coupled decay keeps no bits */
         double *al = malloc(steps * ng * sizeof *al);
         revl_schedule_get_kind(s, REVL_HYPER_ALPHA, al);
         revl_schedule_get_kind(s, REVL_HYPER_WEIGHT_DECAY, v);
@@ -349,12 +362,13 @@ static double expected_bits(const revl_schedule *s, const model *q)
                 continue;
             size_t live = 0;
             for (size_t i = off[j % ng]; i < off[j % ng + 1]; i++)
-                live += !wide || q->sc[i] != 0;
+                live += !wide || q->sc[i] != 0 || j / ng >= decay_from[j % ng];
             bits -= log2(revl_hyper_applied(kind, v[j])) * (double)live;
         }
     }
     free(v);
     free(off);
+    free(decay_from);
     return bits;
 }
 
@@ -531,7 +545,7 @@ START_TEST(test_coder_lanes_same_bits)
             ck_assert_mem_eq(h[0].kind[kind], h[1].kind[kind], n * sizeof(double));
             kinds++;
         }
-    ck_assert_int_eq(kinds, opt == REVL_OPTIM_ADAM ? 4 : 2);
+    ck_assert_int_eq(kinds, (int)revl_schedule_kinds(s, NULL));
     for (int k = 0; k < 2; k++) {
         free(w[k]);
         hg_free(&h[k]);
@@ -714,16 +728,18 @@ static void double_loop(revl_optimizer opt, revl_model *mdl, const revl_schedule
                 }
             } else if (opt == REVL_OPTIM_RMSPROP) {
                 double mu = val[REVL_HYPER_GAMMA][k], b2 = val[REVL_HYPER_BETA2][k];
-                double eps = val[REVL_HYPER_EPS][k];
+                double eps = val[REVL_HYPER_EPS][k], lam = val[REVL_HYPER_WEIGHT_DECAY][k];
                 for (size_t i = off[gr]; i < off[gr + 1]; i++) {
-                    st2[i] = b2 * st2[i] + (1 - b2) * g[i] * g[i];
-                    st1[i] = mu * st1[i] + g[i] / (sqrt(st2[i]) + eps);
+                    double gi = g[i] + lam * w[i]; /* torch.optim.RMSprop(weight_decay=) */
+                    st2[i] = b2 * st2[i] + (1 - b2) * gi * gi;
+                    st1[i] = mu * st1[i] + gi / (sqrt(st2[i]) + eps);
                     w[i] -= al * st1[i];
                 }
             } else {
-                double ga = val[REVL_HYPER_GAMMA][k];
+                double ga = val[REVL_HYPER_GAMMA][k], lam = val[REVL_HYPER_WEIGHT_DECAY][k];
                 for (size_t i = off[gr]; i < off[gr + 1]; i++) {
-                    st1[i] = ga * st1[i] - (1 - ga) * g[i];
+                    double gi = g[i] + lam * w[i]; /* torch.optim.SGD(weight_decay=) */
+                    st1[i] = ga * st1[i] - (1 - ga) * gi;
                     w[i] += al * st1[i];
                 }
             }
@@ -1320,6 +1336,8 @@ START_TEST(test_verify_catches_corruption)
     const size_t p = 8;
     revl_model *m = make_model(p, 4, NULL); /* weights 3 and 7 are dead */
     revl_schedule *s = random_schedule(opt, 6, 1, p);
+    if (opt != REVL_OPTIM_ADAMW && has_kind(s, REVL_HYPER_WEIGHT_DECAY)) /* coupled decay: the */
+        revl_schedule_fill_kind(s, REVL_HYPER_WEIGHT_DECAY, 0); /* update of a dead w sees w */
     revl_trainer *t = NULL;
     ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
     double w0[8], meta[1] = {-1}, dfdw[8] = {1, 1, 1, 1, 1, 1, 1, 1};

@@ -208,10 +208,9 @@ static void mom_undo_position(void *self, rv_pass *p, size_t step, rv_block *blk
                 continue;
             o->dv[i] += sg->alpha * p->dw[i];
             u[i] = sg->one_minus_gamma * o->dv[i];
-            if (sg->lambda != 0) {
-                decay += u[i] * p->wd[i];
+            decay += u[i] * p->wd[i]; /* at lambda = 0 too: d lambda there is not 0 */
+            if (sg->lambda != 0)      /* dw -= 0 u could turn a -0 into +0 */
                 p->dw[i] -= sg->lambda * u[i];
-            }
         }
         double *partial = &p->partial[(blk->part + (g - blk->g_first)) * N_SLOTS];
         partial[SLOT_ALPHA] = part;
@@ -230,7 +229,7 @@ static void mom_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
     rv_stack stack = *stack_home;
     const revl_allocator *a = p->alloc;
     int64_t *restrict v = o->v;
-    const double *restrict grad = p->grad, *restrict hv = p->hv;
+    const double *restrict grad = p->grad, *restrict hv = p->hv, *restrict wd = p->wd;
     double *restrict dw = p->dw, *restrict dv = o->dv;
     uint64_t *restrict state = p->buf->state;
     blk->err = RV_OK;
@@ -243,7 +242,8 @@ static void mom_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
             size_t c0 = c1 - i0 > RV_CHUNK ? c1 - RV_CHUNK : i0;
             for (size_t i = c0; i < c1; i++) {
                 int64_t step_g;
-                if (!rv_round_fixed(sg.omg_fixed * grad[i], &step_g) ||
+                if (!rv_round_fixed(sg.omg_fixed * rv_coupled_grad(grad[i], sg.lambda, wd[i]),
+                                    &step_g) ||
                     __builtin_add_overflow(v[i], step_g, &v[i])) {
                     if (isfinite(grad[i]))
                         rv_block_fail_named(blk, RV_STATE_RANGE, i, grad[i], "velocity", "v",
@@ -256,7 +256,7 @@ static void mom_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
             o->coder.div(a, &stack, state + c0, &sg.code, v + c0, c1 - c0);
             int hv_finite = 1; /* checked here, where hv is read anyway, not in a pass of its own */
             for (size_t i = c0; i < c1; i++) {
-                part += dv[i] * (rv_to_double(fx, v[i]) + grad[i]);
+                part += dv[i] * (rv_to_double(fx, v[i]) + rv_coupled_grad(grad[i], sg.lambda, wd[i]));
                 hv_finite &= isfinite(hv[i]) != 0;
                 dw[i] -= hv[i];
                 dv[i] *= sg.gamma;

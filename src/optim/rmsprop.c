@@ -253,10 +253,9 @@ static void rms_direction(void *self, rv_pass *p, size_t step, rv_block *blk)
             s_eps += o->db[i] * (d2 > 0 ? -gi / d2 : 0.0);
             o->ds[i] += o->db[i] * db_ds;
             p->dir_a[i] = -(o->db[i] / d + 2.0 * sg->omb2 * gi * o->ds[i]);
-            if (sg->lambda != 0) {
-                s_decay += p->dir_a[i] * p->wd[i];
+            s_decay += p->dir_a[i] * p->wd[i]; /* at lambda = 0 too: d lambda there is not 0 */
+            if (sg->lambda != 0)                /* dw -= 0 u could turn a -0 into +0 */
                 p->dw[i] -= sg->lambda * p->dir_a[i];
-            }
         }
         double *part = &p->partial[(blk->part + (g - blk->g_first)) * N_SLOTS];
         part[SLOT_EPS] = s_eps;

@@ -1065,6 +1065,85 @@ END_TEST
 
 /* A bad weight decay is INVALID naming step and group: negative or NaN when set (nothing
  * changed), alpha lambda outside [0, 1 - 2^-18] when training (the trainer usable again). */
+/* Coupled weight decay (momentum, RMSprop; _i 0, 1) near and at 0: d_weight_decay against
+ * differences of the whole run at lambda = 0 (one-sided: lambda < 0 is refused; f is linear in
+ * lambda to O(h^2) there) and at lambda = 1e-7 (central); d_alpha beside it. */
+START_TEST(test_coupled_decay_near_0)
+{
+    revl_optimizer opt = _i ? REVL_OPTIM_RMSPROP : REVL_OPTIM_MOMENTUM;
+    const size_t p = 12, steps = 8, ng = 2;
+    revl_model *m = make_model(p, 0, NULL);
+    revl_schedule *s = random_schedule(opt, steps, ng, p);
+    double wd[16];
+    for (size_t j = 0; j < steps * ng; j++)
+        wd[j] = j % 2 ? 1e-7 : 0.0;
+    ck_assert_int_eq(revl_schedule_set_kind(s, REVL_HYPER_WEIGHT_DECAY, wd), REVL_OK);
+    revl_trainer *t = NULL;
+    ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+    double w0[12], meta[1] = {-1};
+    init_w0(w0, p);
+    hg h;
+    hypergrad_ok(t, s, w0, meta, p, &h);
+    for (size_t j = 0; j < steps * ng; j++) {
+        double v0 = wd[j], hh = v0 ? 0.5 * v0 : 1e-7, fp, fm;
+        wd[j] = v0 + hh;
+        ck_assert_int_eq(revl_schedule_set_kind(s, REVL_HYPER_WEIGHT_DECAY, wd), REVL_OK);
+        fp = train_f(t, w0, meta, p);
+        wd[j] = v0 ? v0 - hh : v0;
+        ck_assert_int_eq(revl_schedule_set_kind(s, REVL_HYPER_WEIGHT_DECAY, wd), REVL_OK);
+        fm = train_f(t, w0, meta, p);
+        wd[j] = v0;
+        double fd = (fp - fm) / (v0 ? 2 * hh : hh), rev = h.kind[REVL_HYPER_WEIGHT_DECAY][j];
+        ck_assert_msg(rev != 0, "%s: d_weight_decay at step %zu is 0", revl_optimizer_name(opt),
+                      j / ng);
+        ck_assert_msg(fabs(fd - rev) <= 1e-4 * fabs(rev) + 1e-9,
+                      "%s: d_weight_decay at step %zu group %zu (lambda %g): finite difference "
+                      "%.12g, reverse %.12g", revl_optimizer_name(opt), j / ng, j % ng, v0, fd, rev);
+    }
+    ck_assert_int_eq(revl_schedule_set_kind(s, REVL_HYPER_WEIGHT_DECAY, wd), REVL_OK);
+    hg_free(&h);
+    revl_trainer_free(t);
+    revl_schedule_free(s);
+    revl_model_free(m);
+}
+END_TEST
+
+/* A bad coupled weight decay (negative, NaN, Inf) is refused by the schedule, naming the step
+ * and group, the values unchanged; the same check as AdamW's (no cross-kind condition: the
+ * coupled decay has no 1 - alpha lambda). */
+START_TEST(test_coupled_decay_bad)
+{
+    revl_optimizer opt = _i ? REVL_OPTIM_RMSPROP : REVL_OPTIM_MOMENTUM;
+    size_t off[3] = {0, 2, 4};
+    revl_schedule *s = NULL;
+    ck_assert_int_eq(revl_schedule_create_for(&s, opt, 3, 2, off, NULL), REVL_OK);
+    double v[6], got[6];
+    revl_schedule_get_kind(s, REVL_HYPER_WEIGHT_DECAY, got);
+    for (int k = 0; k < 6; k++)
+        ck_assert(got[k] == 0.0 && !signbit(got[k])); /* the default: no decay */
+    const double bad[] = {-1e-300, NAN, INFINITY, -INFINITY};
+    const char *msg[] = {"weight_decay = -1e-300 must be finite and >= 0 at step 2, group 1",
+                         "weight_decay = nan must be finite and >= 0 at step 2, group 1",
+                         "weight_decay = inf must be finite and >= 0 at step 2, group 1",
+                         "weight_decay = -inf must be finite and >= 0 at step 2, group 1"};
+    for (int b = 0; b < 4; b++) {
+        for (int k = 0; k < 6; k++)
+            v[k] = 0.25;
+        v[5] = bad[b];
+        ck_assert_int_eq(revl_schedule_set_kind(s, REVL_HYPER_WEIGHT_DECAY, v), REVL_ERR_INVALID);
+        expect_msg(revl_schedule_last_error(s), msg[b]);
+        ck_assert_int_eq(revl_schedule_fill_kind(s, REVL_HYPER_WEIGHT_DECAY, bad[b]),
+                         REVL_ERR_INVALID);
+        revl_schedule_get_kind(s, REVL_HYPER_WEIGHT_DECAY, got);
+        for (int k = 0; k < 6; k++)
+            ck_assert(got[k] == 0.0);
+    }
+    /* large is fine (no cross-kind condition): 1e3 with alpha 1 trains */
+    ck_assert_int_eq(revl_schedule_fill_kind(s, REVL_HYPER_WEIGHT_DECAY, 1e3), REVL_OK);
+    revl_schedule_free(s);
+}
+END_TEST
+
 START_TEST(test_adamw_bad_lambda)
 {
     revl_model *m = make_model(4, 0, NULL);
@@ -1601,6 +1680,8 @@ static Suite *optim_suite(void)
     tcase_add_test(tc, test_hypergrad_kinds_shipped_count);
     tcase_add_test(tc, test_adamw_lambda0_is_adam);
     tcase_add_test(tc, test_adamw_bad_lambda);
+    tcase_add_loop_test(tc, test_coupled_decay_near_0, 0, 2);
+    tcase_add_loop_test(tc, test_coupled_decay_bad, 0, 2);
     tcase_add_loop_test(tc, test_gradient_errors, 0, N_OPT);
     tcase_add_test(tc, test_adam_singular);
     tcase_add_test(tc, test_adam_failure_order);

@@ -570,6 +570,20 @@ MUTANTS = [
     ("src/core/reverse.c", "    if (t->state != RV_REVERSING)\n", "    if (0)\n", ["check_checkpoint"]),
     ("python/revl/core.py", "                                              ptr(r.meta) if self.n_meta else None)",
      "                                              None)", [PY]),
+    # ---- coupled weight decay of momentum and RMSprop (optim.h's rv_coupled_grad, momentum.c,
+    # rmsprop.c): the lambda w term dropped, its adjoint dropped, decoupled instead, d lambda's sign
+    ("src/optim/optim.h", "    return lambda != 0 ? g + lambda * wd : g;", "    return g;",
+     ["check_optim"]),
+    ("src/optim/momentum.c", "                p->dw[i] -= sg->lambda * u[i];", "                ;",
+     ["check_optim"]),
+    ("src/optim/rmsprop.c", "                p->dw[i] -= sg->lambda * p->dir_a[i];", "                ;",
+     ["check_optim"]),
+    ("src/optim/momentum.c",
+     "                    decayed[i - c0] = rv_coupled_grad(grad[i], sg.lambda, wd[i]);",
+     "                    decayed[i - c0] = grad[i], w[i] -= (int64_t)(sg.alpha * sg.lambda * (double)w[i]);",
+     ["check_optim"]),
+    ("src/optim/rmsprop.c", "            d_kinds[K_LAMBDA][k] = -sum[SLOT_DECAY];",
+     "            d_kinds[K_LAMBDA][k] = sum[SLOT_DECAY];", ["check_optim"]),
 ]
 
 

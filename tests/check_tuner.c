@@ -21,6 +21,9 @@
 #define DIM 6
 #define CLASSES 3
 #define T_STEPS 12
+/* momentum's z: log alpha, logit gamma, log weight_decay (T_STEPS x 4 groups each), then the 4
+ * log init scales */
+#define NZ_MOMENTUM (3 * T_STEPS * 4 + 4)
 
 /* n examples of DIM features: class means apart on the first coordinates, noise from a fixed
  * generator, so that a network can learn them in a few steps */
@@ -206,8 +209,8 @@ START_TEST(test_deterministic_and_resumes_bit_for_bit)
 {
     fixture f;
     setup(&f);
-    const size_t nz = 2 * T_STEPS * 4 + 4;
-    double z0[2 * T_STEPS * 4 + 4], z1[2 * T_STEPS * 4 + 4], loss0, loss1;
+    const size_t nz = NZ_MOMENTUM;
+    double z0[NZ_MOMENTUM], z1[NZ_MOMENTUM], loss0, loss1;
     size_t runs0, runs1;
     revl_tuner_options o = opts_runs(36);
     run_cut(&f, &o, 0, z0, &loss0, &runs0);
@@ -410,15 +413,17 @@ static double loss_at(fixture *f, const double *z, revl_trainer **trp, revl_sche
 {
     const size_t n = T_STEPS * 4;
     revl_schedule *s = schedule_for(f, REVL_OPTIM_MOMENTUM);
-    double a[T_STEPS * 4], g[T_STEPS * 4];
+    double a[T_STEPS * 4], g[T_STEPS * 4], wd[T_STEPS * 4];
     for (size_t k = 0; k < n; k++) {
         a[k] = exp(z[k]);
         g[k] = 1.0 / (1.0 + exp(-z[n + k]));
+        wd[k] = z[2 * n + k] > -700 ? exp(z[2 * n + k]) : 0.0; /* log weight_decay: -700 is 0 */
     }
     ck_assert_int_eq(revl_schedule_set_all(s, a, g), REVL_OK);
+    ck_assert_int_eq(revl_schedule_set_kind(s, REVL_HYPER_WEIGHT_DECAY, wd), REVL_OK);
     revl_trainer *tr = NULL;
     ck_assert_int_eq(revl_trainer_create(&tr, f->m, s, NULL), REVL_OK);
-    ck_assert_int_eq(revl_model_init_weights(f->m, z + 2 * n, 0, w), REVL_OK);
+    ck_assert_int_eq(revl_model_init_weights(f->m, z + 3 * n, 0, w), REVL_OK);
     ck_assert_int_eq(revl_trainer_train(tr, w, NULL), REVL_OK);
     double *wT = malloc(revl_model_n_params(f->m) * sizeof *wT);
     revl_trainer_weights(tr, wT);
@@ -439,11 +444,11 @@ START_TEST(test_hypergradient_is_the_chain_rule)
 {
     fixture f;
     setup(&f);
-    const size_t n = T_STEPS * 4, nt = 2 * n + 4, P = revl_model_n_params(f.m);
+    const size_t n = T_STEPS * 4, nt = NZ_MOMENTUM, P = revl_model_n_params(f.m);
     revl_tuner_options o = opts_runs(10);
     o.strategy = REVL_TUNE_REFINE;
     revl_tuner *t = make(&f, REVL_OPTIM_MOMENTUM, &o);
-    double theta[2 * T_STEPS * 4 + 4], grad[2 * T_STEPS * 4 + 4], loss;
+    double theta[NZ_MOMENTUM], grad[NZ_MOMENTUM], loss;
     ck_assert_int_eq(revl_tuner_refine_point(t, theta, grad, &loss), REVL_ERR_STATE);
     ck_assert_int_eq(revl_tuner_step(t, NULL), REVL_OK);
     ck_assert_int_eq(revl_tuner_refine_point(t, theta, grad, &loss), REVL_OK);
@@ -457,22 +462,33 @@ START_TEST(test_hypergradient_is_the_chain_rule)
     ck_assert(l0 == loss);
     revl_trainer_weights(tr, wT);
     ck_assert_int_eq(revl_model_evaluate(f.m, f.valid, wT, &l0, dfdw, NULL), REVL_OK);
-    double da[T_STEPS * 4], dg[T_STEPS * 4], want[2 * T_STEPS * 4 + 4];
-    ck_assert_int_eq(revl_trainer_hypergrad(tr, dfdw, NULL, dw0, da, dg, NULL), REVL_OK);
+    double da[T_STEPS * 4], dg[T_STEPS * 4], dwd[T_STEPS * 4], want[NZ_MOMENTUM];
+    double *dk[REVL_HYPER_COUNT] = {[REVL_HYPER_ALPHA] = da, [REVL_HYPER_GAMMA] = dg,
+                                    [REVL_HYPER_WEIGHT_DECAY] = dwd};
+    ck_assert_int_eq(revl_trainer_hypergrad_kinds_n(tr, dfdw, NULL, dw0, REVL_HYPER_COUNT, dk, NULL),
+                     REVL_OK);
     for (size_t k = 0; k < n; k++) {
         double a = exp(theta[k]), g = revl_gamma_applied(1.0 / (1.0 + exp(-theta[n + k])));
+        double lam = theta[2 * n + k] > -700 ? exp(theta[2 * n + k]) : 0.0;
+        ck_assert(lam == 0.0); /* not learned: the default, no decay */
         want[k] = da[k] * a;
         want[n + k] = dg[k] * (g * (1.0 - g));
+        want[2 * n + k] = dwd[k] * lam;
     }
-    ck_assert_int_eq(revl_model_init_scales_grad(f.m, w0, dw0, want + 2 * n), REVL_OK);
-    ck_assert_mem_eq(grad, want, nt * sizeof *grad);
+    ck_assert_int_eq(revl_model_init_scales_grad(f.m, w0, dw0, want + 3 * n), REVL_OK);
+    /* bit for bit; the decay's block (0: d z = d lambda * lambda) as numbers, its zeros' signs
+     * aside (the tuner need not ask for a kind it does not learn) */
+    for (size_t k = 0; k < nt; k++)
+        ck_assert_msg(k / n == 2 ? grad[k] == want[k]
+                                 : memcmp(&grad[k], &want[k], sizeof *grad) == 0,
+                      "z[%zu]: %.17g, by hand %.17g", k, grad[k], want[k]);
 
     /* central differences of the whole training along log alpha and the log init scales
      * (gamma is applied on its 2^-16 grid, where a small difference is a step function) */
-    size_t coords[] = {0, 5, n - 1, 2 * n, 2 * n + 3};
+    size_t coords[] = {0, 5, n - 1, 3 * n, 3 * n + 3};
     for (size_t c = 0; c < sizeof coords / sizeof coords[0]; c++) {
         size_t k = coords[c];
-        double h = 1e-5, zp[2 * T_STEPS * 4 + 4], zm[2 * T_STEPS * 4 + 4];
+        double h = 1e-5, zp[NZ_MOMENTUM], zm[NZ_MOMENTUM];
         memcpy(zp, theta, sizeof zp);
         memcpy(zm, theta, sizeof zm);
         zp[k] += h;
@@ -509,7 +525,7 @@ START_TEST(test_orders_are_averaged)
 {
     fixture f;
     setup(&f);
-    enum { NT = 2 * T_STEPS * 4 + 4 };
+    enum { NT = NZ_MOMENTUM };
     double th[NT], g2[NT], g0[NT], g1[NT], l2, l0, l1;
     refine_start(&f, 2, th, g2, &l2);
     refine_start(&f, 1, th, g0, &l0);
@@ -590,9 +606,9 @@ static int quad_obj(const double *w, const double *meta, double *f, double *dfdw
 static int fam_map_fail(const double *theta, double *z, void *user)
 {
     int *mode = user;
-    size_t nz = 2 * T_STEPS + 1;
+    size_t nz = 3 * T_STEPS + 1; /* alpha, gamma, weight_decay (-700: 0), init scale */
     for (size_t i = 0; i < nz; i++)
-        z[i] = i < T_STEPS ? theta[0] : i < 2 * T_STEPS ? 2.0 : -1.0;
+        z[i] = i < T_STEPS ? theta[0] : i < 2 * T_STEPS ? 2.0 : i < 3 * T_STEPS ? -700.0 : -1.0;
     if (*mode == 1)
         return 7;
     if (*mode == 2)

@@ -584,6 +584,17 @@ MUTANTS = [
      ["check_optim"]),
     ("src/optim/rmsprop.c", "            d_kinds[K_LAMBDA][k] = -sum[SLOT_DECAY];",
      "            d_kinds[K_LAMBDA][k] = sum[SLOT_DECAY];", ["check_optim"]),
+    # the files and coordinates of the decay (old files load, no decay has a finite z)
+    ("src/core/checkpoint.c", "        if (shipped && k >= shipped && zero)", "        if (0)",
+     ["check_checkpoint"]),
+    ("src/hyperopt/hyperopt_io.c",
+     "    if (h->opt->id == REVL_OPTIM_MOMENTUM && later_kinds_zero(h, src)) {",
+     "    if (h->opt->id == REVL_OPTIM_MOMENTUM) {", ["check_hyperopt"]),
+    ("src/hyperopt/hyperopt_io.c", "        if (fseek(lx->f, pos, SEEK_SET) != 0)",
+     "        if (0)", ["check_hyperopt"]),
+    ("src/hyperopt/coords.c",
+     "        return x > 0 ? fmax(log(x), -RV_LOG_ALPHA_MAX) : -RV_LOG_ALPHA_MAX;",
+     "        return log(x);", ["check_family", "check_tuner"]),
 ]
 
 

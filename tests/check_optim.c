@@ -6,6 +6,7 @@
  * plain double-precision loop of the same optimiser; Adam's zero-gradient weights and its
  * singular case; and the optimiser-specific error rows with status and message. */
 #include <check.h>
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1138,8 +1139,18 @@ START_TEST(test_coupled_decay_bad)
         for (int k = 0; k < 6; k++)
             ck_assert(got[k] == 0.0);
     }
-    /* large is fine (no cross-kind condition): 1e3 with alpha 1 trains */
-    ck_assert_int_eq(revl_schedule_fill_kind(s, REVL_HYPER_WEIGHT_DECAY, 1e3), REVL_OK);
+    /* large is allowed (no cross-kind condition); lambda w overflowing a double is a range
+     * error that names the decay, not the model's gradient */
+    ck_assert_int_eq(revl_schedule_fill_kind(s, REVL_HYPER_WEIGHT_DECAY, DBL_MAX), REVL_OK);
+    revl_model *m = make_model(4, 0, NULL);
+    revl_trainer *t = NULL;
+    ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+    double w0[4] = {0, 3.0, 0, 0}, meta[1] = {-1}; /* lambda w: 0, inf, 0, 0 */
+    ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_ERR_RANGE);
+    expect_msg(revl_trainer_last_error(t), "gradient+weight_decay*w = inf outside the fixed-point "
+                                           "range (|x| < 2^1024) at step 0, parameter 1 (forward)");
+    revl_trainer_free(t);
+    revl_model_free(m);
     revl_schedule_free(s);
 }
 END_TEST

@@ -227,7 +227,7 @@ typedef enum revl_hyper {
     REVL_HYPER_BETA1 = 2,
     REVL_HYPER_BETA2 = 3,
     REVL_HYPER_EPS = 4,
-    REVL_HYPER_WEIGHT_DECAY = 5 /* AdamW's decoupled weight decay lambda */
+    REVL_HYPER_WEIGHT_DECAY = 5 /* lambda: coupled (momentum, RMSprop), decoupled (AdamW) */
 } revl_hyper;
 #define REVL_HYPER_COUNT 6
 

@@ -1035,8 +1035,9 @@ mutable struct HyperOpt
 end
 optimizer(h::HyperOpt) = h.optimizer
 kinds(h::HyperOpt) = copy(h.kinds)
-const OPT_KINDS = Dict(:momentum => [:alpha, :gamma], :adam => [:alpha, :beta1, :beta2, :eps],
-                       :rmsprop => [:alpha, :gamma, :beta2, :eps],
+const OPT_KINDS = Dict(:momentum => [:alpha, :gamma, :weight_decay],
+                       :adam => [:alpha, :beta1, :beta2, :eps],
+                       :rmsprop => [:alpha, :gamma, :beta2, :eps, :weight_decay],
                        :adamw => [:alpha, :beta1, :beta2, :eps, :weight_decay])
 
 function _free!(h::HyperOpt)

@@ -595,6 +595,8 @@ MUTANTS = [
     ("src/hyperopt/coords.c",
      "        return x > 0 ? fmax(log(x), -RV_LOG_ALPHA_MAX) : -RV_LOG_ALPHA_MAX;",
      "        return log(x);", ["check_family", "check_tuner"]),
+    ("src/hyperopt/tuner.c", "           (opt->id == REVL_OPTIM_ADAMW ? REVL_LEARN_WEIGHT_DECAY : 0) |",
+     "           REVL_LEARN_WEIGHT_DECAY |", ["check_tuner"]),
 ]
 
 

@@ -119,9 +119,9 @@ START_TEST(test_momentum_pinned)
 }
 END_TEST
 
-/* Momentum and RMSprop on the same problem, pinned to the bits of the code before weight decay became a kind
- * of momentum and RMSprop (commit 7c04af6); the hashes of w_T, the buffer, d_w0, d_meta and every
- * hypergradient (kind order: alpha, gamma, beta2, eps). weight_decay = 0, by default or set, must
+/* Momentum and RMSprop on the same problem (other rates), pinned to the bits of the code before
+ * weight decay became their kind (commit 7c04af6): the hashes of w_T, the buffer, d_w0, d_meta
+ * and the hypergradients of the kinds they had then. weight_decay = 0, by default or set, must
  * give these bits. */
 static const struct {
     revl_optimizer opt;

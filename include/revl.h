@@ -230,7 +230,7 @@ typedef enum revl_hyper {
     REVL_HYPER_BETA1 = 2,
     REVL_HYPER_BETA2 = 3,
     REVL_HYPER_EPS = 4,
-    REVL_HYPER_WEIGHT_DECAY = 5, /* AdamW's decoupled weight decay lambda */
+    REVL_HYPER_WEIGHT_DECAY = 5, /* lambda: coupled (momentum, RMSprop), decoupled (AdamW) */
     REVL_HYPER_CLIP = 6 /* gradient clipping by global norm, as torch.nn.utils.clip_grad_norm_:
                            group k's gradient is multiplied by min(1, clip / (||g||_2 + 1e-6)),
                            ||g|| over all parameters; > 0, default +inf (no clipping, today's
@@ -569,7 +569,7 @@ enum {
     REVL_LEARN_BETA1 = 16,     /* logit beta1 per step and group (Adam) */
     REVL_LEARN_BETA2 = 32,     /* logit beta2 per step and group (Adam, RMSprop) */
     REVL_LEARN_EPS = 64,       /* log eps per step and group (Adam, RMSprop) */
-    REVL_LEARN_WEIGHT_DECAY = 128, /* log weight_decay per step and group (AdamW) */
+    REVL_LEARN_WEIGHT_DECAY = 128, /* log weight_decay per step and group (every optimiser; z = -700 is exactly 0 for momentum and RMSprop) */
     REVL_LEARN_CLIP = 256 /* log clip per step and group: reserved, refused by revl_hyperopt_create
                              for now (the hyper-optimiser trains without clipping) */
 };

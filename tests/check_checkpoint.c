@@ -1452,6 +1452,35 @@ static void small_reverse(const char *path, size_t truncate)
     run_free(&r);
 }
 
+/* Momentum's and RMSprop's weight_decay came after their checkpoints shipped: with it 0 (the
+ * default) the schedule hash a checkpoint stores is the one of the kinds they shipped with, so
+ * their old files still load; any decay changes it. */
+START_TEST(test_schedule_hash_without_decay)
+{
+    revl_optimizer opt = _i ? REVL_OPTIM_RMSPROP : REVL_OPTIM_MOMENTUM;
+    run r;
+    run_make(&r, opt, P_SMALL, STEPS_SMALL, 0, 52, 1.0);
+    ck_assert_int_eq(revl_schedule_fill_kind(r.s, REVL_HYPER_WEIGHT_DECAY, 0.0), REVL_OK);
+    revl_hyper kinds[REVL_HYPER_COUNT];
+    size_t nk = revl_schedule_kinds(r.s, kinds), n = STEPS_SMALL * NG;
+    ck_assert(kinds[nk - 1] == REVL_HYPER_WEIGHT_DECAY);
+    uint64_t old = rv_hash_u64(rv_hash_u64(RV_HASH_INIT, STEPS_SMALL), NG);
+    double *v = malloc(n * sizeof *v);
+    for (size_t k = 0; k + 1 < nk; k++) { /* the hash as the library computed it before */
+        revl_schedule_get_kind(r.s, kinds[k], v);
+        old = rv_hash_f64s(rv_hash_u64(old, (uint64_t)kinds[k]), v, n);
+    }
+    ck_assert_uint_eq(rv_trainer_schedule_hash(r.t), old);
+    v[0] = 0.5;
+    for (size_t j = 1; j < n; j++)
+        v[j] = 0;
+    ck_assert_int_eq(revl_schedule_set_kind(r.s, REVL_HYPER_WEIGHT_DECAY, v), REVL_OK);
+    ck_assert_uint_ne(rv_trainer_schedule_hash(r.t), old);
+    free(v);
+    run_free(&r);
+}
+END_TEST
+
 /* Damaged, forged and foreign mid-reverse checkpoints: REVL_ERR_IO with a message, the trainer
  * (trained) as it was; a version 1 file (the forward format, unchanged) still loads; resume
  * asks only for kinds the interrupted pass accumulated. */
@@ -1478,8 +1507,9 @@ START_TEST(test_reverse_files)
         uint64_t x;
         const char *want;
     } cases[] = {
-        /* bit 2 is clip's (the driver's kind after the optimiser's) */
-        {off_rev, 8, "hypergradients of kinds 0x8; a momentum schedule has 2 kinds and clip"},
+        /* bits 0-2 are momentum's kinds (alpha, gamma, weight_decay), bit 3 clip's (the driver's
+         * kind after the optimiser's) */
+        {off_rev, 16, "hypergradients of kinds 0x10; a momentum schedule has 3 kinds and clip"},
         {off_rev, 0, "144 bytes of unknown data after the body"},
         {off_rev, 3, "cut short in the reverse pass's adjoints"},
         {off_rev + 16, f64_bits(NAN), "invalid largest |dfdw|"},
@@ -1652,6 +1682,7 @@ static Suite *checkpoint_suite(void)
     tcase_add_loop_test(tc, test_reverse_resume, 0, N_REV_VARIANTS);
     tcase_add_loop_test(tc, test_reverse_kill_resume, 0, N_VARIANTS);
     tcase_add_test(tc, test_reverse_files);
+    tcase_add_loop_test(tc, test_schedule_hash_without_decay, 0, 2);
     suite_add_tcase(s, tc);
     tc = tcase_create("hyperopt");
     tcase_set_timeout(tc, 300);

@@ -163,12 +163,15 @@ static void double_loop(revl_optimizer opt, revl_model *m, const revl_schedule *
                     double mh = st1[i] / (1 - p1[gr]), sh = st2[i] / (1 - p2[gr]);
                     w[i] -= al * mh / (sqrt(sh) + val[REVL_HYPER_EPS][k]);
                 } else if (opt == REVL_OPTIM_RMSPROP) {
+                    /* coupled decay after the clip, as torch: clip_grad_norm_, then the step */
+                    g[i] += val[REVL_HYPER_WEIGHT_DECAY][k] * w[i];
                     double b2 = val[REVL_HYPER_BETA2][k];
                     st2[i] = b2 * st2[i] + (1 - b2) * g[i] * g[i];
                     st1[i] = val[REVL_HYPER_GAMMA][k] * st1[i] +
                              g[i] / (sqrt(st2[i]) + val[REVL_HYPER_EPS][k]);
                     w[i] -= al * st1[i];
                 } else {
+                    g[i] += val[REVL_HYPER_WEIGHT_DECAY][k] * w[i];
                     double ga = val[REVL_HYPER_GAMMA][k];
                     st1[i] = ga * st1[i] - (1 - ga) * g[i];
                     w[i] += al * st1[i];

@@ -381,15 +381,17 @@ START_TEST(test_defaults_and_names)
     ck_assert_uint_eq(o.learn, REVL_LEARN_ALPHA | REVL_LEARN_GAMMA | REVL_LEARN_INIT_SCALE);
     revl_family_options_init(NULL);
 
-    /* momentum, default options: theta = log alpha (T x G), logit gamma, log init scales */
+    /* momentum, default options: theta = log alpha (T x G), logit gamma, log init scales; z
+     * has log weight_decay too, at its default 0 (-700: exactly 0, coords.h) */
     revl_family *f = NULL;
     ck_assert_int_eq(revl_family_create(&f, REVL_OPTIM_MOMENTUM, 4, 2, 1, NULL), REVL_OK);
-    ck_assert_uint_eq(revl_family_n_z(f), 2 * 8 + 2 + 1);
+    ck_assert_uint_eq(revl_family_n_z(f), 3 * 8 + 2 + 1);
     ck_assert_uint_eq(revl_family_n_theta(f), 2 * 8 + 2);
-    double z0[19], lo[18], hi[18];
+    double z0[27], lo[18], hi[18];
     ck_assert_int_eq(revl_family_get_base(f, z0), REVL_OK);
     ck_assert(fabs(z0[0] - log(0.1)) < 1e-15 && fabs(z0[8] - log(9.0)) < 1e-14);
-    ck_assert(z0[16] == -3 && z0[17] == -3 && z0[18] == 0);
+    ck_assert(z0[16] == -700 && z0[23] == -700);
+    ck_assert(z0[24] == -3 && z0[25] == -3 && z0[26] == 0);
     ck_assert_int_eq(revl_family_get_bounds(f, lo, hi), REVL_OK);
     ck_assert(fabs(lo[0] - log(0.01)) < 1e-15 && fabs(hi[7] - log(10.0)) < 1e-15);
     ck_assert(lo[8] == 0 && fabs(hi[15] - log(99.0)) < 1e-14);
@@ -426,21 +428,22 @@ START_TEST(test_defaults_and_names)
     ck_assert_str_eq(buf, "meta 0");
     revl_family_free(f);
 
-    /* RMSprop SHAPE (LINEAR, 2 layers): a, log f, c0, c1, gamma, beta2, eps, init, meta */
+    /* RMSprop SHAPE (LINEAR, 2 layers): a, log f, c0, c1, gamma, beta2, eps, weight_decay,
+     * init, meta */
     const size_t gl[3] = {1, 1, 0};
     revl_family_options_init(&o);
     o.type = REVL_FAMILY_SHAPE, o.n_layers = 2, o.group_layer = gl, o.learn = ALL_LEARN;
     ck_assert_int_eq(revl_family_create(&f, REVL_OPTIM_RMSPROP, 5, 3, 2, &o), REVL_OK);
-    ck_assert_uint_eq(revl_family_n_theta(f), 9);
-    const char *names[9] = {"log alpha", "alpha decay log final fraction",
-                            "log alpha multiplier of layer 0", "log alpha multiplier of layer 1",
-                            "logit gamma", "logit beta2", "log eps", "log init scale of every group",
-                            "meta offset"};
-    double lo3[9], hi3[9];
-    const double want_lo[9] = {log(1e-4), log(0.01), -log(10.0), -log(10.0), 0, log(9.0),
-                               log(1e-10), log(1e-3), -10};
+    ck_assert_uint_eq(revl_family_n_theta(f), 10);
+    const char *names[10] = {"log alpha", "alpha decay log final fraction",
+                             "log alpha multiplier of layer 0", "log alpha multiplier of layer 1",
+                             "logit gamma", "logit beta2", "log eps", "log weight_decay",
+                             "log init scale of every group", "meta offset"};
+    double lo3[10], hi3[10];
+    const double want_lo[10] = {log(1e-4), log(0.01), -log(10.0), -log(10.0), 0, log(9.0),
+                                log(1e-10), log(1e-5), log(1e-3), -10};
     ck_assert_int_eq(revl_family_get_bounds(f, lo3, hi3), REVL_OK);
-    for (size_t i = 0; i < 9; i++) {
+    for (size_t i = 0; i < 10; i++) {
         ck_assert_int_eq(revl_family_coord_name(f, i, buf, sizeof buf), REVL_OK);
         ck_assert_str_eq(buf, names[i]);
         ck_assert_msg(fabs(lo3[i] - want_lo[i]) < 1e-14, "lo[%zu] = %g", i, lo3[i]);
@@ -461,7 +464,7 @@ START_TEST(test_defaults_and_names)
     o.learn = REVL_LEARN_ALPHA;
     ck_assert_int_eq(revl_family_create(&f, REVL_OPTIM_MOMENTUM, 1, 4, 0, &o), REVL_OK);
     const double th[3] = {-1, 0.25, 0.5};
-    double z[2 * 4 + 4];
+    double z[3 * 4 + 4];
     ck_assert_int_eq(revl_family_map(f, th, z), REVL_OK);
     ck_assert(z[0] == -0.75 && z[1] == -0.75 && z[2] == -0.5 && z[3] == -0.5);
     ck_assert(rv_family_options(f)->group_layer == NULL);

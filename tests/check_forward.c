@@ -233,7 +233,8 @@ static void put_hypergrad(run *r, revl_trainer *t, const revl_schedule *s, size_
     for (size_t k = 0; k < nk; k++)
         kinds[ks[k]] = malloc(n * sizeof(double));
     ck_assert_int_eq(revl_trainer_weights(t, w), REVL_OK);
-    int rc = revl_trainer_hypergrad_kinds(t, w, NULL, dw0, kinds, dmeta);
+    /* _n: the shipped 5-entry call never fills weight_decay (kind 5) */
+    int rc = revl_trainer_hypergrad_kinds_n(t, w, NULL, dw0, REVL_HYPER_COUNT, kinds, dmeta);
     ck_assert_msg(rc == REVL_OK, "hypergrad: %s", revl_trainer_last_error(t));
     put(r, dw0, p);
     put(r, dmeta, nm);

@@ -916,7 +916,8 @@ static char *read_text(const char *path)
  * at the applied value. */
 START_TEST(test_other_optimizers_chain_rule)
 {
-    const revl_optimizer opts[] = {REVL_OPTIM_ADAM, REVL_OPTIM_RMSPROP, REVL_OPTIM_ADAMW};
+    const revl_optimizer opts[] = {REVL_OPTIM_ADAM, REVL_OPTIM_RMSPROP, REVL_OPTIM_ADAMW,
+                                   REVL_OPTIM_MOMENTUM}; /* momentum, RMSprop: coupled decay */
     revl_optimizer opt = opts[_i];
     size_t steps = 10, n = steps * 2;
     linreg *r = linreg_new(0);
@@ -1021,6 +1022,74 @@ START_TEST(test_adamw_learns_log_weight_decay)
     ck_assert_int_eq(revl_hyperopt_get_kind(h, 0, REVL_HYPER_WEIGHT_DECAY, after), REVL_OK);
     ck_assert(memcmp(after, wd, sizeof wd) != 0);
     revl_hyperopt_free(h);
+    revl_model_free(m);
+}
+END_TEST
+
+/* Momentum's and RMSprop's weight_decay (added after their files' formats shipped): momentum
+ * without decay still writes version 1 (revl 0.1's), with decay version 2 and a weight_decay
+ * section, read back bit for bit; a file without the section (version 1, or an RMSprop file
+ * written before the kind) loads with weight_decay 0. */
+START_TEST(test_coupled_decay_files)
+{
+    linreg *r = linreg_new(0);
+    revl_model *m = linreg_model(r);
+    revl_hyperopt_options o;
+    revl_hyperopt_options_init(&o);
+    o.objective = linreg_objective;
+    o.objective_user = r;
+    revl_hyperopt *h = NULL, *h2 = NULL;
+    ck_assert_int_eq(revl_hyperopt_create_for(&h, m, NULL, 2, REVL_OPTIM_MOMENTUM, &o), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_create_for(&h2, m, NULL, 2, REVL_OPTIM_MOMENTUM, &o), REVL_OK);
+    char *path = tmp_path("wd");
+    double wd[4] = {0.25, 0, 1e-300, 3}, got[4];
+    ck_assert_int_eq(revl_hyperopt_set_kind(h, REVL_HYPER_WEIGHT_DECAY, wd), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_save(h, 0, path), REVL_OK);
+    char *text = read_text(path);
+    ck_assert_msg(strncmp(text, "# revl hyperparameters 2\n# optimizer momentum\n", 46) == 0, "%s",
+                  text);
+    ck_assert_ptr_nonnull(strstr(text, "\n\n\n# weight_decay\n0 0.25 0\n1 1e-300 3\n\n\n"));
+    free(text);
+    ck_assert_int_eq(revl_hyperopt_load(h2, path), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_get_kind(h2, 0, REVL_HYPER_WEIGHT_DECAY, got), REVL_OK);
+    ck_assert(memcmp(got, wd, sizeof wd) == 0);
+    /* no decay: version 1, which loads with weight_decay 0 */
+    memset(wd, 0, sizeof wd);
+    ck_assert_int_eq(revl_hyperopt_set_kind(h, REVL_HYPER_WEIGHT_DECAY, wd), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_save(h, 0, path), REVL_OK);
+    text = read_text(path);
+    ck_assert_msg(strncmp(text, "# revl hyperparameters 1\n", 25) == 0 && !strstr(text, "decay"),
+                  "%s", text);
+    free(text);
+    ck_assert_int_eq(revl_hyperopt_load(h2, path), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_get_kind(h2, 0, REVL_HYPER_WEIGHT_DECAY, got), REVL_OK);
+    ck_assert(memcmp(got, wd, sizeof wd) == 0);
+    revl_hyperopt_free(h);
+    revl_hyperopt_free(h2);
+    /* RMSprop's file as written before weight_decay; then with a broken weight_decay section */
+    ck_assert_int_eq(revl_hyperopt_create_for(&h, m, NULL, 1, REVL_OPTIM_RMSPROP, &o), REVL_OK);
+    double one[2] = {0.5, 0.5};
+    ck_assert_int_eq(revl_hyperopt_set_kind(h, REVL_HYPER_WEIGHT_DECAY, one), REVL_OK);
+    const char *old = "# revl hyperparameters 2\n# optimizer rmsprop\n# n_steps 1\n# n_groups 2\n"
+                      "# n_meta 0\n# alpha\n0 0.01 0.02\n\n\n# gamma\n0 0.5 0.5\n\n\n"
+                      "# beta2\n0 0.99 0.99\n\n\n# eps\n0 1e-08 1e-08\n\n\n"
+                      "# log_init_scale\n0 -3\n1 -3\n\n\n# meta\n";
+    write_text(path, old);
+    ck_assert_msg(revl_hyperopt_load(h, path) == REVL_OK, "%s", revl_hyperopt_last_error(h));
+    ck_assert_int_eq(revl_hyperopt_get_kind(h, 0, REVL_HYPER_WEIGHT_DECAY, got), REVL_OK);
+    ck_assert(got[0] == 0 && got[1] == 0);
+    ck_assert_int_eq(revl_hyperopt_get_kind(h, 0, REVL_HYPER_ALPHA, got), REVL_OK);
+    ck_assert(got[0] == 0.01 && got[1] == 0.02);
+    write_text(path, "# revl hyperparameters 2\n# optimizer rmsprop\n# n_steps 1\n# n_groups 2\n"
+                     "# n_meta 0\n# alpha\n0 0.01 0.02\n\n\n# gamma\n0 0.5 0.5\n\n\n"
+                     "# beta2\n0 0.99 0.99\n\n\n# eps\n0 1e-08 1e-08\n\n\n"
+                     "# weight_decay\n0 -1 0\n\n\n# log_init_scale\n0 -3\n1 -3\n\n\n# meta\n");
+    ck_assert_int_eq(revl_hyperopt_load(h, path), REVL_ERR_IO);
+    expect_msg(revl_hyperopt_last_error(h), "weight_decay line 0, column 1: weight_decay = -1 must "
+                                            "be finite and >= 0");
+    revl_hyperopt_free(h);
+    unlink(path);
+    free(path);
     revl_model_free(m);
 }
 END_TEST
@@ -1636,7 +1705,8 @@ static Suite *hyperopt_suite(void)
     tcase_add_test(op, test_learn_bit_of_each_kind);
     tcase_add_test(op, test_learn_mask);
     tcase_add_test(op, test_chain_rule_against_trainer_and_fd);
-    tcase_add_loop_test(op, test_other_optimizers_chain_rule, 0, 3);
+    tcase_add_loop_test(op, test_other_optimizers_chain_rule, 0, 4);
+    tcase_add_test(op, test_coupled_decay_files);
     tcase_add_test(op, test_adamw_learns_log_weight_decay);
     tcase_add_test(op, test_other_optimizers_errors_and_files);
     tcase_add_test(op, test_norm_counts_learned_only);

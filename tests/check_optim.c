@@ -6,6 +6,7 @@
  * plain double-precision loop of the same optimiser; Adam's zero-gradient weights and its
  * singular case; and the optimiser-specific error rows with status and message. */
 #include <check.h>
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -201,8 +202,9 @@ static double random_value(revl_optimizer opt, revl_hyper kind)
         return 0.9 + 0.099 * u;
     case REVL_HYPER_EPS:
         return 1e-3 + 1e-2 * u;
-    case REVL_HYPER_WEIGHT_DECAY: /* alpha lambda from 1.5e-3 to 2.6e-2 */
-        return 0.5 + 1.5 * u;
+    case REVL_HYPER_WEIGHT_DECAY: /* AdamW: alpha lambda from 1.5e-3 to 2.6e-2; coupled (momentum,
+                                   * RMSprop): lambda beside the loss's curvature 1 */
+        return opt == REVL_OPTIM_ADAMW ? 0.5 + 1.5 * u : 0.05 + 0.45 * u;
     case REVL_HYPER_CLIP: /* the driver's kind, in no optimiser's list: check_clip tests it */
         break;
     }
@@ -332,7 +334,19 @@ static double expected_bits(const revl_schedule *s, const model *q)
     revl_hyper kinds[REVL_HYPER_COUNT];
     size_t nk = revl_schedule_kinds(s, kinds);
     double *v = malloc(steps * ng * sizeof *v), bits = 0;
-    if (has_kind(s, REVL_HYPER_WEIGHT_DECAY)) { /* AdamW's decay: every weight (w != 0) */
+    /* RMSprop's coupled decay makes a dead weight's gradient lambda w != 0: its states live from
+     * the step after the first lambda != 0 of its group */
+    size_t *decay_from = malloc(ng * sizeof *decay_from);
+    for (size_t g = 0; g < ng; g++)
+        decay_from[g] = SIZE_MAX;
+    if (revl_schedule_optimizer(s) == REVL_OPTIM_RMSPROP) {
+        revl_schedule_get_kind(s, REVL_HYPER_WEIGHT_DECAY, v);
+        for (size_t j = steps * ng; j-- > 0;)
+            if (v[j] != 0)
+                decay_from[j % ng] = j / ng + 1;
+    }
+    if (revl_schedule_optimizer(s) == REVL_OPTIM_ADAMW) { /* its decay: every weight (w != 0);
+                                                            * coupled decay keeps no bits */
         double *al = malloc(steps * ng * sizeof *al);
         revl_schedule_get_kind(s, REVL_HYPER_ALPHA, al);
         revl_schedule_get_kind(s, REVL_HYPER_WEIGHT_DECAY, v);
@@ -351,12 +365,13 @@ static double expected_bits(const revl_schedule *s, const model *q)
                 continue;
             size_t live = 0;
             for (size_t i = off[j % ng]; i < off[j % ng + 1]; i++)
-                live += !wide || q->sc[i] != 0;
+                live += !wide || q->sc[i] != 0 || j / ng >= decay_from[j % ng];
             bits -= log2(revl_hyper_applied(kind, v[j])) * (double)live;
         }
     }
     free(v);
     free(off);
+    free(decay_from);
     return bits;
 }
 
@@ -533,7 +548,7 @@ START_TEST(test_coder_lanes_same_bits)
             ck_assert_mem_eq(h[0].kind[kind], h[1].kind[kind], n * sizeof(double));
             kinds++;
         }
-    ck_assert_int_eq(kinds, opt == REVL_OPTIM_ADAM ? 4 : 2);
+    ck_assert_int_eq(kinds, (int)revl_schedule_kinds(s, NULL));
     for (int k = 0; k < 2; k++) {
         free(w[k]);
         hg_free(&h[k]);
@@ -716,16 +731,18 @@ static void double_loop(revl_optimizer opt, revl_model *mdl, const revl_schedule
                 }
             } else if (opt == REVL_OPTIM_RMSPROP) {
                 double mu = val[REVL_HYPER_GAMMA][k], b2 = val[REVL_HYPER_BETA2][k];
-                double eps = val[REVL_HYPER_EPS][k];
+                double eps = val[REVL_HYPER_EPS][k], lam = val[REVL_HYPER_WEIGHT_DECAY][k];
                 for (size_t i = off[gr]; i < off[gr + 1]; i++) {
-                    st2[i] = b2 * st2[i] + (1 - b2) * g[i] * g[i];
-                    st1[i] = mu * st1[i] + g[i] / (sqrt(st2[i]) + eps);
+                    double gi = g[i] + lam * w[i]; /* torch.optim.RMSprop(weight_decay=) */
+                    st2[i] = b2 * st2[i] + (1 - b2) * gi * gi;
+                    st1[i] = mu * st1[i] + gi / (sqrt(st2[i]) + eps);
                     w[i] -= al * st1[i];
                 }
             } else {
-                double ga = val[REVL_HYPER_GAMMA][k];
+                double ga = val[REVL_HYPER_GAMMA][k], lam = val[REVL_HYPER_WEIGHT_DECAY][k];
                 for (size_t i = off[gr]; i < off[gr + 1]; i++) {
-                    st1[i] = ga * st1[i] - (1 - ga) * g[i];
+                    double gi = g[i] + lam * w[i]; /* torch.optim.SGD(weight_decay=) */
+                    st1[i] = ga * st1[i] - (1 - ga) * gi;
                     w[i] += al * st1[i];
                 }
             }
@@ -1051,6 +1068,95 @@ END_TEST
 
 /* A bad weight decay is INVALID naming step and group: negative or NaN when set (nothing
  * changed), alpha lambda outside [0, 1 - 2^-18] when training (the trainer usable again). */
+/* Coupled weight decay (momentum, RMSprop; _i 0, 1) near and at 0: d_weight_decay against
+ * differences of the whole run at lambda = 0 (one-sided: lambda < 0 is refused; f is linear in
+ * lambda to O(h^2) there) and at lambda = 1e-7 (central); d_alpha beside it. */
+START_TEST(test_coupled_decay_near_0)
+{
+    revl_optimizer opt = _i ? REVL_OPTIM_RMSPROP : REVL_OPTIM_MOMENTUM;
+    const size_t p = 12, steps = 8, ng = 2;
+    revl_model *m = make_model(p, 0, NULL);
+    revl_schedule *s = random_schedule(opt, steps, ng, p);
+    double wd[16];
+    for (size_t j = 0; j < steps * ng; j++)
+        wd[j] = j % 2 ? 1e-7 : 0.0;
+    ck_assert_int_eq(revl_schedule_set_kind(s, REVL_HYPER_WEIGHT_DECAY, wd), REVL_OK);
+    revl_trainer *t = NULL;
+    ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+    double w0[12], meta[1] = {-1};
+    init_w0(w0, p);
+    hg h;
+    hypergrad_ok(t, s, w0, meta, p, &h);
+    for (size_t j = 0; j < steps * ng; j++) {
+        double v0 = wd[j], hh = v0 ? 0.5 * v0 : 1e-7, fp, fm;
+        wd[j] = v0 + hh;
+        ck_assert_int_eq(revl_schedule_set_kind(s, REVL_HYPER_WEIGHT_DECAY, wd), REVL_OK);
+        fp = train_f(t, w0, meta, p);
+        wd[j] = v0 ? v0 - hh : v0;
+        ck_assert_int_eq(revl_schedule_set_kind(s, REVL_HYPER_WEIGHT_DECAY, wd), REVL_OK);
+        fm = train_f(t, w0, meta, p);
+        wd[j] = v0;
+        double fd = (fp - fm) / (v0 ? 2 * hh : hh), rev = h.kind[REVL_HYPER_WEIGHT_DECAY][j];
+        ck_assert_msg(rev != 0, "%s: d_weight_decay at step %zu is 0", revl_optimizer_name(opt),
+                      j / ng);
+        ck_assert_msg(fabs(fd - rev) <= 1e-4 * fabs(rev) + 1e-9,
+                      "%s: d_weight_decay at step %zu group %zu (lambda %g): finite difference "
+                      "%.12g, reverse %.12g", revl_optimizer_name(opt), j / ng, j % ng, v0, fd, rev);
+    }
+    ck_assert_int_eq(revl_schedule_set_kind(s, REVL_HYPER_WEIGHT_DECAY, wd), REVL_OK);
+    hg_free(&h);
+    revl_trainer_free(t);
+    revl_schedule_free(s);
+    revl_model_free(m);
+}
+END_TEST
+
+/* A bad coupled weight decay (negative, NaN, Inf) is refused by the schedule, naming the step
+ * and group, the values unchanged; the same check as AdamW's (no cross-kind condition: the
+ * coupled decay has no 1 - alpha lambda). */
+START_TEST(test_coupled_decay_bad)
+{
+    revl_optimizer opt = _i ? REVL_OPTIM_RMSPROP : REVL_OPTIM_MOMENTUM;
+    size_t off[3] = {0, 2, 4};
+    revl_schedule *s = NULL;
+    ck_assert_int_eq(revl_schedule_create_for(&s, opt, 3, 2, off, NULL), REVL_OK);
+    double v[6], got[6];
+    revl_schedule_get_kind(s, REVL_HYPER_WEIGHT_DECAY, got);
+    for (int k = 0; k < 6; k++)
+        ck_assert(got[k] == 0.0 && !signbit(got[k])); /* the default: no decay */
+    const double bad[] = {-1e-300, NAN, INFINITY, -INFINITY};
+    const char *msg[] = {"weight_decay = -1e-300 must be finite and >= 0 at step 2, group 1",
+                         "weight_decay = nan must be finite and >= 0 at step 2, group 1",
+                         "weight_decay = inf must be finite and >= 0 at step 2, group 1",
+                         "weight_decay = -inf must be finite and >= 0 at step 2, group 1"};
+    for (int b = 0; b < 4; b++) {
+        for (int k = 0; k < 6; k++)
+            v[k] = 0.25;
+        v[5] = bad[b];
+        ck_assert_int_eq(revl_schedule_set_kind(s, REVL_HYPER_WEIGHT_DECAY, v), REVL_ERR_INVALID);
+        expect_msg(revl_schedule_last_error(s), msg[b]);
+        ck_assert_int_eq(revl_schedule_fill_kind(s, REVL_HYPER_WEIGHT_DECAY, bad[b]),
+                         REVL_ERR_INVALID);
+        revl_schedule_get_kind(s, REVL_HYPER_WEIGHT_DECAY, got);
+        for (int k = 0; k < 6; k++)
+            ck_assert(got[k] == 0.0);
+    }
+    /* large is allowed (no cross-kind condition); lambda w overflowing a double is a range
+     * error that names the decay, not the model's gradient */
+    ck_assert_int_eq(revl_schedule_fill_kind(s, REVL_HYPER_WEIGHT_DECAY, DBL_MAX), REVL_OK);
+    revl_model *m = make_model(4, 0, NULL);
+    revl_trainer *t = NULL;
+    ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+    double w0[4] = {0, 3.0, 0, 0}, meta[1] = {-1}; /* lambda w: 0, inf, 0, 0 */
+    ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_ERR_RANGE);
+    expect_msg(revl_trainer_last_error(t), "gradient+weight_decay*w = inf outside the fixed-point "
+                                           "range (|x| < 2^1024) at step 0, parameter 1 (forward)");
+    revl_trainer_free(t);
+    revl_model_free(m);
+    revl_schedule_free(s);
+}
+END_TEST
+
 START_TEST(test_adamw_bad_lambda)
 {
     revl_model *m = make_model(4, 0, NULL);
@@ -1322,6 +1428,8 @@ START_TEST(test_verify_catches_corruption)
     const size_t p = 8;
     revl_model *m = make_model(p, 4, NULL); /* weights 3 and 7 are dead */
     revl_schedule *s = random_schedule(opt, 6, 1, p);
+    if (opt != REVL_OPTIM_ADAMW && has_kind(s, REVL_HYPER_WEIGHT_DECAY)) /* coupled decay: the */
+        revl_schedule_fill_kind(s, REVL_HYPER_WEIGHT_DECAY, 0); /* update of a dead w sees w */
     revl_trainer *t = NULL;
     ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
     double w0[8], meta[1] = {-1}, dfdw[8] = {1, 1, 1, 1, 1, 1, 1, 1};
@@ -1585,6 +1693,8 @@ static Suite *optim_suite(void)
     tcase_add_test(tc, test_hypergrad_kinds_shipped_count);
     tcase_add_test(tc, test_adamw_lambda0_is_adam);
     tcase_add_test(tc, test_adamw_bad_lambda);
+    tcase_add_loop_test(tc, test_coupled_decay_near_0, 0, 2);
+    tcase_add_loop_test(tc, test_coupled_decay_bad, 0, 2);
     tcase_add_loop_test(tc, test_gradient_errors, 0, N_OPT);
     tcase_add_test(tc, test_adam_singular);
     tcase_add_test(tc, test_adam_failure_order);

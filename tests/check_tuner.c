@@ -21,6 +21,9 @@
 #define DIM 6
 #define CLASSES 3
 #define T_STEPS 12
+/* momentum's z: log alpha, logit gamma, log weight_decay (T_STEPS x 4 groups each), then the 4
+ * log init scales */
+#define NZ_MOMENTUM (3 * T_STEPS * 4 + 4)
 
 /* n examples of DIM features: class means apart on the first coordinates, noise from a fixed
  * generator, so that a network can learn them in a few steps */
@@ -206,8 +209,8 @@ START_TEST(test_deterministic_and_resumes_bit_for_bit)
 {
     fixture f;
     setup(&f);
-    const size_t nz = 2 * T_STEPS * 4 + 4;
-    double z0[2 * T_STEPS * 4 + 4], z1[2 * T_STEPS * 4 + 4], loss0, loss1;
+    const size_t nz = NZ_MOMENTUM;
+    double z0[NZ_MOMENTUM], z1[NZ_MOMENTUM], loss0, loss1;
     size_t runs0, runs1;
     revl_tuner_options o = opts_runs(36);
     run_cut(&f, &o, 0, z0, &loss0, &runs0);
@@ -404,7 +407,9 @@ START_TEST(test_orders_and_strategies)
 END_TEST
 
 /* The refinement's hypergradient in the identity family is the chain rule of the trainer's
- * per-step one, bit for bit, and agrees with central differences of the whole training. */
+ * per-step one, bit for bit, and agrees with central differences of the whole training. Its
+ * theta is log alpha, logit gamma and the log init scales (momentum's weight decay is not
+ * learned by default: 0, no decay, as the schedule's default here). */
 static double loss_at(fixture *f, const double *z, revl_trainer **trp, revl_schedule **sp,
                       double *w)
 {
@@ -524,6 +529,38 @@ START_TEST(test_orders_are_averaged)
 }
 END_TEST
 
+/* Momentum's coupled weight decay learned when asked for: a SHAPE search family and a PER_STEP
+ * refinement family with REVL_LEARN_WEIGHT_DECAY run, and the best schedule has a decay in the
+ * family's box [1e-5, 0.3] at every step and group (by default it stays 0: above). */
+START_TEST(test_momentum_learns_weight_decay)
+{
+    fixture f;
+    setup(&f);
+    revl_family_options so, ro;
+    revl_family_options_init(&so);
+    so.type = REVL_FAMILY_SHAPE;
+    so.learn = REVL_LEARN_ALPHA | REVL_LEARN_GAMMA | REVL_LEARN_WEIGHT_DECAY | REVL_LEARN_INIT_SCALE;
+    revl_family_options_init(&ro);
+    ro.learn = so.learn;
+    revl_family *search = NULL, *refine = NULL;
+    ck_assert_int_eq(revl_family_create(&search, REVL_OPTIM_MOMENTUM, T_STEPS, 4, 0, &so), REVL_OK);
+    ck_assert_int_eq(revl_family_create(&refine, REVL_OPTIM_MOMENTUM, T_STEPS, 4, 0, &ro), REVL_OK);
+    revl_tuner_options o = opts_runs(16);
+    revl_tuner *t = NULL;
+    int rc = revl_tuner_create(&t, f.m, f.valid, T_STEPS, REVL_OPTIM_MOMENTUM, search, refine, &o);
+    ck_assert_msg(rc == REVL_OK, "create: %s", revl_last_create_error());
+    run_ok(t);
+    double wd[T_STEPS * 4];
+    ck_assert_int_eq(revl_tuner_best_kind(t, REVL_HYPER_WEIGHT_DECAY, wd), REVL_OK);
+    for (size_t k = 0; k < T_STEPS * 4; k++)
+        ck_assert_msg(wd[k] > 0.9e-5 && wd[k] < 0.31, "weight_decay[%zu] = %g", k, wd[k]);
+    revl_tuner_free(t);
+    revl_family_free(search);
+    revl_family_free(refine);
+    teardown(&f);
+}
+END_TEST
+
 START_TEST(test_mlp_order)
 {
     fixture f;
@@ -590,9 +627,9 @@ static int quad_obj(const double *w, const double *meta, double *f, double *dfdw
 static int fam_map_fail(const double *theta, double *z, void *user)
 {
     int *mode = user;
-    size_t nz = 2 * T_STEPS + 1;
+    size_t nz = 3 * T_STEPS + 1; /* alpha, gamma, weight_decay (-700: 0), init scale */
     for (size_t i = 0; i < nz; i++)
-        z[i] = i < T_STEPS ? theta[0] : i < 2 * T_STEPS ? 2.0 : -1.0;
+        z[i] = i < T_STEPS ? theta[0] : i < 2 * T_STEPS ? 2.0 : i < 3 * T_STEPS ? -700.0 : -1.0;
     if (*mode == 1)
         return 7;
     if (*mode == 2)
@@ -1017,6 +1054,7 @@ static Suite *tuner_suite(void)
     tcase_add_test(tc, test_mlp_order);
     tcase_add_test(tc, test_hypergradient_is_the_chain_rule);
     tcase_add_test(tc, test_orders_are_averaged);
+    tcase_add_test(tc, test_momentum_learns_weight_decay);
     suite_add_tcase(s, tc);
     TCase *er = tcase_create("errors");
     tcase_set_timeout(er, 300);

@@ -642,6 +642,33 @@ MUTANTS = [
     ("src/core/progress.c", "    if (in_progress_of == t)\n        return 1;", "", ["check_forward"]),
     ("python/revl/core.py", '        if getattr(self._progress_here, "active", False):',
      "        if False:", [PY]),
+    # ---- coupled weight decay of momentum and RMSprop (optim.h's rv_coupled_grad, momentum.c,
+    # rmsprop.c): the lambda w term dropped, its adjoint dropped, decoupled instead, d lambda's sign
+    ("src/optim/optim.h", "    return lambda != 0 ? g + lambda * wd : g;", "    return g;",
+     ["check_optim"]),
+    ("src/optim/momentum.c", "                p->dw[i] -= sg->lambda * u[i];", "                ;",
+     ["check_optim"]),
+    ("src/optim/rmsprop.c", "                p->dw[i] -= sg->lambda * p->dir_a[i];", "                ;",
+     ["check_optim"]),
+    ("src/optim/momentum.c",
+     "                    decayed[i - c0] = rv_coupled_grad(grad[i], sg.lambda, wd[i]);",
+     "                    decayed[i - c0] = grad[i], w[i] -= (int64_t)(sg.alpha * sg.lambda * (double)w[i]);",
+     ["check_optim"]),
+    ("src/optim/rmsprop.c", "            d_kinds[K_LAMBDA][k] = -sum[SLOT_DECAY];",
+     "            d_kinds[K_LAMBDA][k] = sum[SLOT_DECAY];", ["check_optim"]),
+    # the files and coordinates of the decay (old files load, no decay has a finite z)
+    ("src/core/checkpoint.c", "        if (shipped && k >= shipped && zero)", "        if (0)",
+     ["check_checkpoint"]),
+    ("src/hyperopt/hyperopt_io.c",
+     "    if (h->opt->id == REVL_OPTIM_MOMENTUM && later_kinds_zero(h, src)) {",
+     "    if (h->opt->id == REVL_OPTIM_MOMENTUM) {", ["check_hyperopt"]),
+    ("src/hyperopt/hyperopt_io.c", "        if (fseek(lx->f, pos, SEEK_SET) != 0)",
+     "        if (0)", ["check_hyperopt"]),
+    ("src/hyperopt/coords.c",
+     "        return x > 0 ? fmax(log(x), -RV_LOG_ALPHA_MAX) : -RV_LOG_ALPHA_MAX;",
+     "        return log(x);", ["check_family", "check_tuner"]),
+    ("src/hyperopt/tuner.c", "           (opt->id == REVL_OPTIM_ADAMW ? REVL_LEARN_WEIGHT_DECAY : 0) |",
+     "           REVL_LEARN_WEIGHT_DECAY |", ["check_tuner"]),
 ]
 
 

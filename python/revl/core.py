@@ -407,8 +407,9 @@ def _applied_property(kind):
 class Schedule(Wrapper):
     """The hyperparameters of an optimiser per step and per parameter group.
 
-    ``optimizer``: 'momentum' (default; alpha, gamma), 'adam' (alpha, beta1, beta2, eps),
-    'rmsprop' (alpha, gamma, beta2, eps) or 'adamw' (alpha, beta1, beta2, eps, weight_decay: as
+    ``optimizer``: 'momentum' (default; alpha, gamma, weight_decay: as torch.optim.SGD's,
+    coupled, default 0), 'adam' (alpha, beta1, beta2, eps), 'rmsprop' (alpha, gamma, beta2, eps,
+    weight_decay: coupled, default 0) or 'adamw' (alpha, beta1, beta2, eps, weight_decay: as
     torch.optim.AdamW), or any optimiser the loaded library has (``revl.OPTIMIZERS``);
     ``kinds`` lists the schedule's hyperparameters, as the library reports them.
     ``offsets``: n_groups+1 group boundaries as in C.  Each kind reads as a read-only

@@ -29,10 +29,14 @@ def test_starts_at_the_optimisers_defaults():
         np.testing.assert_allclose(getattr(p, k), v, rtol=1e-12)
         np.testing.assert_allclose(h.get_kind(k), v, rtol=1e-12)
     np.testing.assert_allclose(p.log_init_scales, -3)
-    assert make(4, optimizer="momentum").kinds == ("alpha", "gamma")
+    hm = make(4, optimizer="momentum")
+    assert hm.kinds == ("alpha", "gamma", "weight_decay")
+    np.testing.assert_array_equal(hm.get_kind("weight_decay"), 0.0)    # coupled decay: off
     r = make(4, optimizer="rmsprop")
     assert r.optimizer == "rmsprop" and r.get().beta1 is None
+    assert r.kinds == ("alpha", "gamma", "beta2", "eps", "weight_decay")
     np.testing.assert_allclose(r.get().beta2, 0.99)
+    np.testing.assert_array_equal(r.get_kind("weight_decay"), 0.0)
 
 
 def test_set_and_get_each_kind():

@@ -11,8 +11,8 @@ from tanh_model import SpreadModel, TanhNet
 
 T = 20
 OPTIMIZERS = list(revl.OPTIMIZERS)     # read from the library: a new optimiser is tested too
-KINDS = {"momentum": ("alpha", "gamma"), "adam": ("alpha", "beta1", "beta2", "eps"),
-         "rmsprop": ("alpha", "gamma", "beta2", "eps"),
+KINDS = {"momentum": ("alpha", "gamma", "weight_decay"), "adam": ("alpha", "beta1", "beta2", "eps"),
+         "rmsprop": ("alpha", "gamma", "beta2", "eps", "weight_decay"),
          "adamw": ("alpha", "beta1", "beta2", "eps", "weight_decay")}
 GRID = {"gamma": 2.0**-16, "beta1": 2.0**-24, "beta2": 2.0**-24}
 
@@ -33,7 +33,10 @@ def random_schedule(s, rng):
               "beta1": on_grid(0.7 + 0.25 * rng.random(shape), "beta1"),
               "beta2": on_grid(0.9 + 0.09 * rng.random(shape), "beta2"),
               "eps": 0.01 + 0.02 * rng.random(shape),
-              "weight_decay": 0.5 + rng.random(shape)}
+              # AdamW's decoupled decay is scaled by alpha; the coupled one (momentum,
+              # RMSprop) is added to the gradient as it is
+              "weight_decay": (0.5 if s.optimizer == "adamw" else 0.02) + rng.random(shape)
+              * (1.0 if s.optimizer == "adamw" else 0.05)}
     s.set(**{k: values[k] for k in s.kinds})
 
 
@@ -80,6 +83,7 @@ def test_schedules_have_their_optimisers_kinds_and_defaults():
     assert s.optimizer == "momentum"
     np.testing.assert_array_equal(s.alpha, 0.1)
     np.testing.assert_array_equal(s.gamma, 0.9)
+    np.testing.assert_array_equal(s.weight_decay, 0.0)      # coupled decay: off by default
     a = revl.Schedule(3, [0, 2, 5], optimizer="adam")
     for k, v in (("alpha", 1e-3), ("beta1", 0.9), ("beta2", 0.999), ("eps", 1e-8)):
         np.testing.assert_array_equal(getattr(a, k), v)
@@ -87,7 +91,8 @@ def test_schedules_have_their_optimisers_kinds_and_defaults():
     np.testing.assert_array_equal(aw.weight_decay, 0.05)
     np.testing.assert_array_equal(revl.Schedule(3, [0, 2, 5], optimizer="adamw").weight_decay, 0.01)
     r = revl.Schedule(3, [0, 5], optimizer="RMSprop")
-    for k, v in (("alpha", 1e-2), ("gamma", 0.9), ("beta2", 0.99), ("eps", 1e-8)):
+    for k, v in (("alpha", 1e-2), ("gamma", 0.9), ("beta2", 0.99), ("eps", 1e-8),
+                 ("weight_decay", 0.0)):
         np.testing.assert_array_equal(getattr(r, k), v)
     m = revl.Model(5, grad=lambda step, w, meta: (0.0, w), groups=[0, 1, 5])
     f = revl.Schedule.for_model(m, 4, optimizer="adam", beta2=0.99)
@@ -184,8 +189,8 @@ def test_w0_and_meta_against_finite_differences(trained):
 
 def numpy_run(model, s, w0):
     """The optimiser of the schedule as a plain double-precision loop (the formulas of the
-    header: torch.optim.Adam, torch.optim.RMSprop with momentum, heavy-ball momentum), at the
-    applied rates."""
+    header: torch.optim.Adam, torch.optim.RMSprop with momentum, heavy-ball momentum, the last two
+    with torch's coupled weight_decay), at the applied rates."""
     w = np.round(w0 * 2.0**52) / 2.0**52
     off = s.offsets
     per = {k: np.repeat(getattr(s, k + "_applied"), np.diff(off), axis=1) for k in s.kinds}
@@ -196,6 +201,8 @@ def numpy_run(model, s, w0):
     for step in range(s.n_steps):
         g = model.grad(step, w, None)[1]
         a = per["alpha"][step]
+        if "weight_decay" in s.kinds and s.optimizer != "adamw":
+            g = g + per["weight_decay"][step] * w       # coupled: torch.optim.SGD / RMSprop
         if s.optimizer == "momentum":
             gam = per["gamma"][step]
             m = gam * m - (1 - gam) * g
@@ -229,6 +236,8 @@ def test_forward_against_a_numpy_loop(optimizer):
         s.eps = 1e-8
     if "beta2" in s.kinds:
         s.beta2 = 0.999
+    if "weight_decay" in s.kinds and optimizer != "adamw":
+        s.weight_decay = 0.1 * (1 + np.random.default_rng(6).random(s.shape))
     t = revl.Trainer(m, s)
     w0 = rng.normal(size=model.n_params)
     t.train(w0)

@@ -133,7 +133,7 @@ def fd_check(f, theta, rng, h=1e-6):
 def test_family_transpose_matches_finite_differences(kw):
     rng = np.random.default_rng(1)
     f = revl.Family("momentum", 7, 4, 1, learn=["alpha", "gamma", "init_scale", "meta"], **kw)
-    assert f.n_z == 2 * 7 * 4 + 4 + 1
+    assert f.n_z == 3 * 7 * 4 + 4 + 1          # alpha, gamma, weight_decay; scales; meta
     assert len(f.coord_names) == f.n_theta and all(f.coord_names)
     lo, hi = f.bounds
     theta = lo + (hi - lo) * rng.uniform(0.2, 0.8, f.n_theta)
@@ -152,7 +152,7 @@ def test_adam_shape_family_is_the_8_parameter_family():
 @family_only
 def test_user_family_calls_back_and_reraises():
     rng = np.random.default_rng(3)
-    n_z = 2 * 5 * 2 + 2
+    n_z = 3 * 5 * 2 + 2                            # momentum: alpha, gamma, weight_decay
     a = rng.normal(size=(n_z, 3))
     f = revl.Family("momentum", 5, 2, type="user", n_theta=3, map=lambda t: a @ t,
                     vjp=lambda t, dz: a.T @ dz)
@@ -244,7 +244,8 @@ def test_tune_returns_the_tuners_result():
     lines = []
     res = revl.tune(m, valid, 8, budget_runs=12, threads=1, seed=4, report=lines.append)
     assert res.history == lines and len(lines) >= 2
-    assert set(res.best) == {"alpha", "gamma"}
+    assert set(res.best) == {"alpha", "gamma", "weight_decay"}
+    assert np.all(res.best["weight_decay"] == 0)   # not learned: the default, no decay
     assert res.valid_loss == res.summary.valid_loss == lines[-1].best_loss
     assert m.evaluate(valid, res.weights).loss == pytest.approx(res.valid_loss, rel=1e-12)
     assert res.log_init_scales.shape == (m.n_groups,)

@@ -35,10 +35,16 @@ uint64_t rv_trainer_schedule_hash(const revl_trainer *t)
 {
     uint64_t h = rv_hash_u64(RV_HASH_INIT, t->n_steps);
     h = rv_hash_u64(h, t->n_groups);
+    size_t n = t->n_steps * t->n_groups, shipped = t->opt->n_kinds_shipped;
     for (size_t k = 0; k < t->opt->n_kinds; k++) {
+        const double *v = rv_schedule_values(t->sched, t->opt->kinds[k]);
+        int zero = 1; /* a kind added later, all 0: the file of the optimiser without it */
+        for (size_t j = 0; shipped && k >= shipped && j < n && zero; j++)
+            zero = v[j] == 0;
+        if (shipped && k >= shipped && zero)
+            continue;
         h = rv_hash_u64(h, (uint64_t)t->opt->kinds[k]);
-        h = rv_hash_f64s(h, rv_schedule_values(t->sched, t->opt->kinds[k]),
-                         t->n_steps * t->n_groups);
+        h = rv_hash_f64s(h, v, n);
     }
     /* the clip only when one is finite: a run without clipping hashes as before it existed */
     if (rv_clip_in_schedule(t))

@@ -9,9 +9,10 @@ rv_coord rv_kind_coord(revl_hyper kind)
     switch (kind) {
     case REVL_HYPER_ALPHA:
     case REVL_HYPER_EPS:
-    case REVL_HYPER_WEIGHT_DECAY:
     case REVL_HYPER_CLIP:
         return RV_COORD_LOG;
+    case REVL_HYPER_WEIGHT_DECAY:
+        return RV_COORD_LOG0;
     case REVL_HYPER_GAMMA:
         return RV_COORD_LOGIT16;
     case REVL_HYPER_BETA1:
@@ -58,6 +59,8 @@ double rv_to_unconstrained(rv_coord c, double x)
 {
     if (c == RV_COORD_LOG)
         return log(x);
+    if (c == RV_COORD_LOG0)
+        return x > 0 ? fmax(log(x), -RV_LOG_ALPHA_MAX) : -RV_LOG_ALPHA_MAX;
     if (c == RV_COORD_LOGIT16 || c == RV_COORD_LOGIT24) {
         /* logit(1 - 2^-b) = log(2^b - 1) */
         const double lim = log(c == RV_COORD_LOGIT16 ? 65535.0 : 16777215.0);
@@ -71,6 +74,8 @@ double rv_from_unconstrained(rv_coord c, double z)
 {
     if (c == RV_COORD_LOG)
         return exp(fmin(fmax(z, -RV_LOG_ALPHA_MAX), RV_LOG_ALPHA_MAX));
+    if (c == RV_COORD_LOG0)
+        return z > -RV_LOG_ALPHA_MAX ? exp(fmin(z, RV_LOG_ALPHA_MAX)) : 0.0;
     if (c == RV_COORD_LOGIT16 || c == RV_COORD_LOGIT24) {
         double lo = c == RV_COORD_LOGIT16 ? 0x1p-16 : 0x1p-24;
         double x = 1.0 / (1.0 + exp(-z));
@@ -82,7 +87,7 @@ double rv_from_unconstrained(rv_coord c, double z)
 
 double rv_coord_dnatural(rv_coord c, double x)
 {
-    if (c == RV_COORD_LOG)
+    if (c == RV_COORD_LOG || c == RV_COORD_LOG0)
         return x;
     if (c == RV_COORD_LOGIT16 || c == RV_COORD_LOGIT24)
         return x * (1.0 - x);

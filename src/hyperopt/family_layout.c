@@ -188,7 +188,7 @@ static void kind_box(const revl_family *f, revl_hyper kind, double *lo, double *
     case REVL_HYPER_EPS:
         *lo = log(1e-10), *hi = log(1e-4);
         return;
-    case REVL_HYPER_WEIGHT_DECAY: /* AdamW's decoupled decay, [1e-5, 0.3] */
+    case REVL_HYPER_WEIGHT_DECAY: /* [1e-5, 0.3], coupled or decoupled */
         *lo = log(1e-5), *hi = log(0.3);
         return;
     case REVL_HYPER_CLIP: /* not a family kind yet (the driver's); a box for completeness */

@@ -25,6 +25,17 @@ static void write_table(FILE *f, const char *title, const double *x, size_t rows
     }
 }
 
+/* Are the kinds the optimiser gained after it shipped (optim.h) all 0 in x, as in the files of
+ * the optimiser without them? */
+static int later_kinds_zero(const revl_hyperopt *h, const double *x)
+{
+    size_t shipped = h->opt->n_kinds_shipped;
+    for (size_t k = shipped ? shipped * h->n_sg : SIZE_MAX; k < h->n_kinds * h->n_sg; k++)
+        if (x[k] != 0)
+            return 0;
+    return 1;
+}
+
 int revl_hyperopt_save(const revl_hyperopt *hc, int best, const char *path)
 {
     if (!hc)
@@ -42,15 +53,18 @@ int revl_hyperopt_save(const revl_hyperopt *hc, int best, const char *path)
         return rv_fail(h->err, REVL_ERR_IO, RV_PATH_FMT ": cannot open for writing: %s",
                        RV_PATH_ARG(path), why);
     }
-    /* momentum keeps version 1, byte for byte what revl 0.1 wrote and reads */
-    if (h->opt->id == REVL_OPTIM_MOMENTUM)
+    /* momentum without weight decay keeps version 1, byte for byte what revl 0.1 wrote and
+     * reads (alpha and gamma only) */
+    size_t n_kinds = h->n_kinds;
+    if (h->opt->id == REVL_OPTIM_MOMENTUM && later_kinds_zero(h, src)) {
         fputs("# revl hyperparameters 1\n", f);
-    else
+        n_kinds = h->opt->n_kinds_shipped;
+    } else
         fprintf(f, "# revl hyperparameters 2\n# optimizer %s\n", h->opt->name);
     fprintf(f, "# n_steps %zu\n# n_groups %zu\n# n_meta %zu\n", h->n_steps, g, h->n_meta);
     /* a section per kind; sections are separated by two blank lines: gnuplot's `index`
      * counts them */
-    for (size_t j = 0; j < h->n_kinds; j++) {
+    for (size_t j = 0; j < n_kinds; j++) {
         write_table(f, revl_hyper_name(h->opt->kinds[j]), src + j * n, h->n_steps, g);
         fputs("\n\n", f);
     }
@@ -260,6 +274,8 @@ static int expect_size(lexer *lx, const char *name, size_t want)
     return lx_end_line(lx);
 }
 
+static int read_rows(lexer *lx, const char *title, double *x, size_t rows, size_t cols, int kind);
+
 /* A section: "# title", then `rows` lines "r x_0 ... x_{cols-1}" with r = 0, 1, ... */
 static int read_table(lexer *lx, const char *title, double *x, size_t rows, size_t cols,
                       int kind /* revl_hyper to check the values against, or -1 */)
@@ -267,8 +283,32 @@ static int read_table(lexer *lx, const char *title, double *x, size_t rows, size
     char head[32];
     snprintf(head, sizeof head, "# %s", title);
     int rc = expect_line(lx, head);
-    if (rc)
-        return rc;
+    return rc ? rc : read_rows(lx, title, x, rows, cols, kind);
+}
+
+/* A kind the optimiser gained after it shipped, in a version 2 file: its section (two blank
+ * lines, "# name", the rows), or, in a file written before it, nothing (x stays 0, the value
+ * that gives the optimiser without it): the reader goes back to where it was. */
+static int read_later_kind(lexer *lx, const char *name, double *x, size_t rows, size_t cols,
+                           int kind)
+{
+    long pos = ftell(lx->f);
+    size_t line = lx->line;
+    char head[32];
+    snprintf(head, sizeof head, "# %s", name);
+    if (pos >= 0 && (expect_blank(lx, name) || expect_blank(lx, name) || expect_line(lx, head))) {
+        if (fseek(lx->f, pos, SEEK_SET) != 0)
+            return lx_fail(lx, "cannot seek back in the file");
+        lx->line = line;
+        return REVL_OK;
+    }
+    return read_rows(lx, name, x, rows, cols, kind);
+}
+
+/* The rows of a section whose title line is read. */
+static int read_rows(lexer *lx, const char *title, double *x, size_t rows, size_t cols, int kind)
+{
+    int rc;
     char tok[TOKEN_MAX], what[80];
     for (size_t r = 0; r < rows; r++) {
         if (lx_at_eof(lx))
@@ -298,7 +338,7 @@ static int read_table(lexer *lx, const char *title, double *x, size_t rows, size
 
 /* Version 2 names the optimiser and has a section per kind; version 1 (revl 0.1) is momentum's
  * alpha and gamma. */
-static int parse_header(revl_hyperopt *h, lexer *lx)
+static int parse_header(revl_hyperopt *h, lexer *lx, int *version)
 {
     char tok[TOKEN_MAX];
     int rc = expect_token(lx, "#");
@@ -317,11 +357,13 @@ static int parse_header(revl_hyperopt *h, lexer *lx)
         if (h->opt->id != REVL_OPTIM_MOMENTUM)
             return lx_fail(lx, "a version 1 file holds momentum's alpha and gamma; this "
                                "hyper-optimiser is %s", h->opt->name);
+        *version = 1;
         return lx_end_line(lx);
     }
     if (strcmp(tok, "2") != 0)
         return lx_fail(lx, "expected '# revl hyperparameters %s', found version '%s'",
                        h->opt->id == REVL_OPTIM_MOMENTUM ? "1" : "2", tok);
+    *version = 2;
     if ((rc = lx_end_line(lx)) || (rc = expect_token(lx, "#")) ||
         (rc = expect_token(lx, "optimizer")))
         return rc;
@@ -338,13 +380,19 @@ static int parse_header(revl_hyperopt *h, lexer *lx)
 static int parse_file(revl_hyperopt *h, lexer *lx, double *x)
 {
     size_t n = h->n_sg, g = h->n_groups, off = h->n_kinds * n;
-    int rc;
-    if ((rc = parse_header(h, lx)) || (rc = expect_size(lx, "n_steps", h->n_steps)) ||
+    int rc, version = 0;
+    if ((rc = parse_header(h, lx, &version)) || (rc = expect_size(lx, "n_steps", h->n_steps)) ||
         (rc = expect_size(lx, "n_groups", g)) || (rc = expect_size(lx, "n_meta", h->n_meta)))
         return rc;
+    size_t shipped = h->opt->n_kinds_shipped ? h->opt->n_kinds_shipped : h->n_kinds;
     for (size_t j = 0; j < h->n_kinds; j++) {
         revl_hyper kind = h->opt->kinds[j];
         const char *name = revl_hyper_name(kind);
+        if (j >= shipped) { /* version 1: never there; version 2: there or not (0) */
+            if (version == 2 && (rc = read_later_kind(lx, name, x + j * n, h->n_steps, g, (int)kind)))
+                return rc;
+            continue;
+        }
         if (j > 0 && ((rc = expect_blank(lx, name)) || (rc = expect_blank(lx, name))))
             return rc;
         if ((rc = read_table(lx, name, x + j * n, h->n_steps, g, (int)kind)))

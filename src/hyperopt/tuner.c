@@ -123,11 +123,14 @@ static int check_family(const revl_family *f, const char *which, revl_optimizer 
 }
 
 /* What the defaults learn: the rate, the optimiser's momentum-like rate, AdamW's weight decay,
- * the init scales and, when the model has them, the meta-parameters. */
-static unsigned default_learn(size_t n_meta)
+ * the init scales and, when the model has them, the meta-parameters. Momentum's and RMSprop's
+ * coupled decay (default 0, off) is learned only when asked for: it is the L2 penalty a model's
+ * meta-parameter may already be, and the defaults then tune what they tuned before it. */
+static unsigned default_learn(const rv_optim *opt, size_t n_meta)
 {
-    return REVL_LEARN_ALPHA | REVL_LEARN_GAMMA | REVL_LEARN_BETA1 | REVL_LEARN_WEIGHT_DECAY |
-           REVL_LEARN_INIT_SCALE | (n_meta ? REVL_LEARN_META : 0);
+    return REVL_LEARN_ALPHA | REVL_LEARN_GAMMA | REVL_LEARN_BETA1 | REVL_LEARN_INIT_SCALE |
+           (opt->id == REVL_OPTIM_ADAMW ? REVL_LEARN_WEIGHT_DECAY : 0) |
+           (n_meta ? REVL_LEARN_META : 0);
 }
 
 /* The tuner's copies of the families (defaults where NULL), with the base point's meta at the
@@ -143,7 +146,7 @@ static int make_families(revl_tuner *t, const revl_family *search, const revl_fa
         revl_family_options_init(&fo);
         fo.type = REVL_FAMILY_SHAPE;
         fo.shape = REVL_SHAPE_LINEAR;
-        fo.learn = default_learn(t->n_meta);
+        fo.learn = default_learn(t->opt, t->n_meta);
         size_t layers = t->model->builtin.n_layers;
         fo.n_layers = layers && t->n_groups % layers == 0 ? layers : 0;
         rc = revl_family_create(&t->search, id, t->n_steps, t->n_groups, t->n_meta, &fo);
@@ -156,7 +159,7 @@ static int make_families(revl_tuner *t, const revl_family *search, const revl_fa
         revl_family_options fo;
         revl_family_options_init(&fo);
         fo.type = REVL_FAMILY_PER_STEP;
-        fo.learn = default_learn(t->n_meta);
+        fo.learn = default_learn(t->opt, t->n_meta);
         rc = revl_family_create(&t->refine, id, t->n_steps, t->n_groups, t->n_meta, &fo);
     }
     if (rc)

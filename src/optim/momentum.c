@@ -1,5 +1,6 @@
 /* momentum.c: heavy-ball momentum SGD, the paper's optimiser, exactly reversible:
- *   v <- gamma v - (1-gamma) g   (gamma = n/2^16, the multiply exact through the buffer)
+ *   g' = g + lambda w            (coupled weight decay, torch.optim.SGD's; optim.h)
+ *   v <- gamma v - (1-gamma) g'  (gamma = n/2^16, the multiply exact through the buffer)
  *   w <- w + alpha v
  * on int64 fixed-point w and v. The exact multiply is coder_vec.h's and the forward update after
  * it update.h's, each plain or in vector lanes chosen at run time, with the same bits. */
@@ -13,6 +14,7 @@
 /* alpha and gamma of one (step, group), prepared once per train() call. */
 typedef struct mom_sg {
     double alpha;
+    double lambda;          /* weight decay, 0: none */
     double gamma;           /* applied: n / 2^16 */
     double one_minus_gamma; /* exact: 1 - n / 2^16 */
     double omg_fixed;       /* (1 - gamma) * 2^frac_bits: gradient to velocity units */
@@ -31,7 +33,8 @@ typedef struct momentum {
     rv_coder_run coder;
 } momentum;
 
-enum { SLOT_ALPHA, SLOT_GAMMA, N_SLOTS };
+enum { SLOT_ALPHA, SLOT_GAMMA, SLOT_DECAY, N_SLOTS };
+enum { K_ALPHA, K_GAMMA, K_LAMBDA, N_KINDS };
 
 static int mom_create(void **self, const revl_allocator *a, size_t n_params, size_t n_steps,
                       size_t n_groups, unsigned frac_bits)
@@ -82,8 +85,9 @@ static double mom_prepare(void *self, size_t step, size_t group, const double *v
 {
     momentum *o = self;
     mom_sg *sg = &o->sg[step * o->n_groups + group];
-    uint32_t num = rv_gamma_numerator(values[1]);
-    sg->alpha = values[0];
+    uint32_t num = rv_gamma_numerator(values[K_GAMMA]);
+    sg->alpha = values[K_ALPHA];
+    sg->lambda = values[K_LAMBDA];
     sg->gamma = num / 65536.0;
     sg->one_minus_gamma = (65536 - num) / 65536.0;
     sg->omg_fixed = sg->one_minus_gamma * o->scale;
@@ -92,12 +96,14 @@ static double mom_prepare(void *self, size_t step, size_t group, const double *v
 }
 
 /* Why the update of parameter i failed (update.h stops before it, leaving it unchanged). */
-static void update_fail(const momentum *o, rv_block *blk, const mom_sg *sg, size_t i, double g,
-                        int64_t v)
+static void update_fail(const momentum *o, rv_block *blk, const mom_sg *sg, size_t i,
+                        double grad, double g, int64_t v)
 {
     int64_t step_g, vi;
-    if (!isfinite(g))
-        rv_block_fail(blk, RV_GRAD_NOT_FINITE, i, g);
+    if (!isfinite(grad))
+        rv_block_fail(blk, RV_GRAD_NOT_FINITE, i, grad);
+    else if (!isfinite(g)) /* the decay overflowed */
+        rv_block_fail_named(blk, RV_GRAD_RANGE, i, g, "gradient+weight_decay*w", "x", 1024);
     else if (!rv_round_fixed(sg->omg_fixed * g, &step_g))
         rv_block_fail_named(blk, RV_GRAD_RANGE, i, sg->one_minus_gamma * g,
                             "(1-gamma)*gradient", "x", o->bound);
@@ -147,10 +153,17 @@ static void mom_forward_block(void *self, rv_pass *p, size_t step, rv_block *blk
             }
             if (!(flags & RV_FWD_UPDATE))
                 continue;
-            size_t k = o->update(c1 - c0, grad + c0, v + c0, w + c0, wd + c0, sg.omg_fixed,
-                                 sg.alpha, p->fx.inv_scale);
+            const double *gc = grad + c0; /* the gradient the update sees: g' */
+            double decayed[RV_CHUNK];
+            if (sg.lambda != 0) {
+                for (size_t i = c0; i < c1; i++)
+                    decayed[i - c0] = rv_coupled_grad(grad[i], sg.lambda, wd[i]);
+                gc = decayed;
+            }
+            size_t k = o->update(c1 - c0, gc, v + c0, w + c0, wd + c0, sg.omg_fixed, sg.alpha,
+                                 p->fx.inv_scale);
             if (k < c1 - c0) {
-                update_fail(o, blk, &sg, c0 + k, grad[c0 + k], v[c0 + k]);
+                update_fail(o, blk, &sg, c0 + k, grad[c0 + k], gc[k], v[c0 + k]);
                 goto done;
             }
         }
@@ -173,7 +186,9 @@ static double *mom_adjoint(void *self, size_t k, size_t *n)
 }
 
 /* Undo w <- w + alpha v, gather d alpha, and push dw into dv; u = (1-gamma) dv is the vector
- * the model's Hessian is applied to (gamma differs per group, so it goes inside the product). */
+ * the model's Hessian is applied to (gamma differs per group, so it goes inside the product).
+ * u = -d f / d g', so the decay's share of g' = g + lambda w_t is dw -= lambda u (the driver
+ * does dw -= H u) and d lambda = -sum u w_t, with w_t the weight just undone. */
 static void mom_undo_position(void *self, rv_pass *p, size_t step, rv_block *blk)
 {
     momentum *o = self;
@@ -184,7 +199,7 @@ static void mom_undo_position(void *self, rv_pass *p, size_t step, rv_block *blk
         const mom_sg *sg = &o->sg[step * o->n_groups + g];
         size_t i0, i1;
         rv_block_range(blk, p->offsets, g, &i0, &i1);
-        double part = 0;
+        double part = 0, decay = 0;
         for (size_t i = i0; i < i1; i++) {
             double vd = rv_to_double(fx, o->v[i]);
             part += p->dw[i] * vd;
@@ -193,8 +208,13 @@ static void mom_undo_position(void *self, rv_pass *p, size_t step, rv_block *blk
                 continue;
             o->dv[i] += sg->alpha * p->dw[i];
             u[i] = sg->one_minus_gamma * o->dv[i];
+            decay += u[i] * p->wd[i]; /* at lambda = 0 too: d lambda there is not 0 */
+            if (sg->lambda != 0)      /* dw -= 0 u could turn a -0 into +0 */
+                p->dw[i] -= sg->lambda * u[i];
         }
-        p->partial[(blk->part + (g - blk->g_first)) * N_SLOTS + SLOT_ALPHA] = part;
+        double *partial = &p->partial[(blk->part + (g - blk->g_first)) * N_SLOTS];
+        partial[SLOT_ALPHA] = part;
+        partial[SLOT_DECAY] = decay;
     }
 }
 
@@ -209,7 +229,7 @@ static void mom_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
     rv_stack stack = *stack_home;
     const revl_allocator *a = p->alloc;
     int64_t *restrict v = o->v;
-    const double *restrict grad = p->grad, *restrict hv = p->hv;
+    const double *restrict grad = p->grad, *restrict hv = p->hv, *restrict wd = p->wd;
     double *restrict dw = p->dw, *restrict dv = o->dv;
     uint64_t *restrict state = p->buf->state;
     blk->err = RV_OK;
@@ -222,7 +242,8 @@ static void mom_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
             size_t c0 = c1 - i0 > RV_CHUNK ? c1 - RV_CHUNK : i0;
             for (size_t i = c0; i < c1; i++) {
                 int64_t step_g;
-                if (!rv_round_fixed(sg.omg_fixed * grad[i], &step_g) ||
+                if (!rv_round_fixed(sg.omg_fixed * rv_coupled_grad(grad[i], sg.lambda, wd[i]),
+                                    &step_g) ||
                     __builtin_add_overflow(v[i], step_g, &v[i])) {
                     if (isfinite(grad[i]))
                         rv_block_fail_named(blk, RV_STATE_RANGE, i, grad[i], "velocity", "v",
@@ -235,7 +256,7 @@ static void mom_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
             o->coder.div(a, &stack, state + c0, &sg.code, v + c0, c1 - c0);
             int hv_finite = 1; /* checked here, where hv is read anyway, not in a pass of its own */
             for (size_t i = c0; i < c1; i++) {
-                part += dv[i] * (rv_to_double(fx, v[i]) + grad[i]);
+                part += dv[i] * (rv_to_double(fx, v[i]) + rv_coupled_grad(grad[i], sg.lambda, wd[i]));
                 hv_finite &= isfinite(hv[i]) != 0;
                 dw[i] -= hv[i];
                 dv[i] *= sg.gamma;
@@ -256,21 +277,25 @@ static void mom_step_hypergrad(void *self, size_t step, size_t n_groups, const d
                                double *const *d_kinds)
 {
     for (size_t g = 0; g < n_groups; g++) {
-        if (d_kinds[0])
-            d_kinds[0][step * n_groups + g] = sums[g * N_SLOTS + SLOT_ALPHA];
-        if (d_kinds[1])
-            d_kinds[1][step * n_groups + g] = sums[g * N_SLOTS + SLOT_GAMMA];
+        if (d_kinds[K_ALPHA])
+            d_kinds[K_ALPHA][step * n_groups + g] = sums[g * N_SLOTS + SLOT_ALPHA];
+        if (d_kinds[K_GAMMA])
+            d_kinds[K_GAMMA][step * n_groups + g] = sums[g * N_SLOTS + SLOT_GAMMA];
+        if (d_kinds[K_LAMBDA])
+            d_kinds[K_LAMBDA][step * n_groups + g] = -sums[g * N_SLOTS + SLOT_DECAY];
     }
 }
 
-static const revl_hyper mom_kinds[] = {REVL_HYPER_ALPHA, REVL_HYPER_GAMMA};
-static const double mom_defaults[] = {0.1, 0.9};
+static const revl_hyper mom_kinds[N_KINDS] = {REVL_HYPER_ALPHA, REVL_HYPER_GAMMA,
+                                              REVL_HYPER_WEIGHT_DECAY};
+static const double mom_defaults[N_KINDS] = {0.1, 0.9, 0.0};
 
 const rv_optim rv_optim_momentum = {
     .id = REVL_OPTIM_MOMENTUM,
     .name = "momentum",
-    .n_kinds = 2,
+    .n_kinds = N_KINDS,
     .kinds = mom_kinds,
+    .n_kinds_shipped = 2, /* weight_decay came later */
     .defaults = mom_defaults,
     .dir_mode = RV_DIR_FIXED,
     .n_slots = N_SLOTS,

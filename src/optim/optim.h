@@ -153,6 +153,11 @@ typedef struct rv_optim {
     const char *name;
     size_t n_kinds;
     const revl_hyper *kinds; /* the schedule's arrays, in this order */
+    /* The kinds it shipped with (0: all); the later ones (momentum's and RMSprop's
+     * weight_decay) have the neutral value 0 (the optimiser without them, bit for bit) and
+     * enter a trainer checkpoint's schedule hash only where not all 0, so that the files
+     * written before them still load. */
+    size_t n_kinds_shipped;
     const double *defaults;  /* a new schedule's value per kind */
     rv_dir_mode dir_mode;
     size_t n_slots;          /* reverse partial sums per (block, group) */
@@ -203,6 +208,16 @@ RV_HIDDEN const rv_optim *rv_optim_get(revl_optimizer id);
 RV_HIDDEN const char *rv_hyper_problem(revl_hyper kind, double value, char *buf, size_t len);
 /* Position of kind in o->kinds, or -1. */
 RV_HIDDEN int rv_optim_kind_index(const rv_optim *o, revl_hyper kind);
+
+/* Coupled weight decay (torch.optim.SGD / RMSprop weight_decay): the gradient the update sees,
+ * g + lambda w_t, in double from the w_t the model saw (wd), so the same bits forward and back.
+ * lambda = 0 gives g itself (not g + 0 w, which turns -0 into +0): the optimiser's bits without
+ * the kind. Its adjoint (docs/method.md): with u = -d f / d g' (the Hessian direction),
+ * dw -= lambda u besides the driver's dw -= H u, and d lambda = -sum_group u_i w_t,i. */
+static inline double rv_coupled_grad(double g, double lambda, double wd)
+{
+    return lambda != 0 ? g + lambda * wd : g;
+}
 
 /* w[i] moved by sign * round(y) (y in w's units: the same double product forward and back, so
  * the same integer), wd[i] with it; 0 with RV_W_RANGE recorded when w would leave int64. */

@@ -1,4 +1,5 @@
 /* rmsprop.c: RMSprop with momentum (torch.optim.RMSprop, momentum > 0), exactly reversible:
+ *   g <- g + lambda w                   (coupled weight decay, torch's weight_decay; optim.h)
  *   s <- beta2 s + (1-beta2) g^2        (beta2 = n / 2^24: torch's alpha)
  *   b <- gamma b + g / (sqrt(s) + eps)  (gamma = n / 2^16: torch's momentum)
  *   w <- w - alpha b
@@ -22,6 +23,7 @@ typedef struct rms_sg {
                                    b = 0 moves nothing for every finite alpha (alpha w_scale
                                    overflows above about 4e291; the same bits otherwise) */
     double gamma, beta2, omb2, omb2_fixed;
+    double lambda; /* weight decay, 0: none */
     rv_gamma_code code_gamma, code_beta2;
 } rms_sg;
 
@@ -33,8 +35,8 @@ typedef struct rmsprop {
     int w_bound;
 } rmsprop;
 
-enum { SLOT_ALPHA, SLOT_EPS, SLOT_GAMMA, SLOT_B2, N_SLOTS };
-enum { K_ALPHA, K_GAMMA, K_BETA2, K_EPS };
+enum { SLOT_ALPHA, SLOT_EPS, SLOT_GAMMA, SLOT_B2, SLOT_DECAY, N_SLOTS };
+enum { K_ALPHA, K_GAMMA, K_BETA2, K_EPS, K_LAMBDA, N_KINDS };
 
 static const double wide_unit = 0x1p-100;
 
@@ -91,6 +93,7 @@ static double rms_prepare(void *self, size_t step, size_t group, const double *v
     sg->alpha = values[K_ALPHA];
     sg->w_scale = ldexp(1.0, 63 - o->w_bound);
     sg->eps = values[K_EPS];
+    sg->lambda = values[K_LAMBDA];
     sg->gamma = ldexp((double)ng, -16);
     sg->beta2 = ldexp((double)n2, -24);
     sg->omb2 = ldexp((double)((1u << 24) - n2), -24);
@@ -150,10 +153,15 @@ static void rms_forward_block(void *self, rv_pass *p, size_t step, rv_block *blk
             if (!(flags & RV_FWD_UPDATE))
                 continue;
             for (size_t i = c0; i < c1; i++) {
-                double gi = p->grad[i], sa;
+                double gi = rv_coupled_grad(p->grad[i], sg.lambda, p->wd[i]), sa;
                 rv_wide gs, gb;
-                if (!isfinite(gi)) {
-                    rv_block_fail(blk, RV_GRAD_NOT_FINITE, i, gi);
+                if (!isfinite(p->grad[i])) {
+                    rv_block_fail(blk, RV_GRAD_NOT_FINITE, i, p->grad[i]);
+                    goto done;
+                }
+                if (!isfinite(gi)) { /* the decay overflowed */
+                    rv_block_fail_named(blk, RV_GRAD_RANGE, i, gi, "gradient+weight_decay*w", "x",
+                                        1024);
                     goto done;
                 }
                 if (!rms_s_term(&sg, gi, &gs)) {
@@ -222,7 +230,8 @@ static void rms_undo_position(void *self, rv_pass *p, size_t step, rv_block *blk
 }
 
 /* With g_t known: b's dependence on s_{t+1} and eps, and the direction
- * -d f/d g = -(db / D + 2 (1-beta2) g ds). */
+ * u = -d f/d g = -(db / D + 2 (1-beta2) g ds), g the decayed gradient; the decay's share of
+ * g = g_model + lambda w_t: dw -= lambda u (the driver does dw -= H u), d lambda = -sum u w_t. */
 static void rms_direction(void *self, rv_pass *p, size_t step, rv_block *blk)
 {
     rmsprop *o = self;
@@ -231,9 +240,10 @@ static void rms_direction(void *self, rv_pass *p, size_t step, rv_block *blk)
         const rms_sg *sg = &o->sg[step * o->n_groups + g];
         size_t i0, i1;
         rv_block_range(blk, p->offsets, g, &i0, &i1);
-        double s_eps = 0;
+        double s_eps = 0, s_decay = 0;
         for (size_t i = i0; i < i1; i++) {
-            double gi = p->grad[i], sa, d = rms_denominator(sg, o->s[i], &sa), d2 = d * d;
+            double gi = rv_coupled_grad(p->grad[i], sg->lambda, p->wd[i]), sa,
+                   d = rms_denominator(sg, o->s[i], &sa), d2 = d * d;
             /* at s = 0 the gradient is 0 (the forward pass refused anything else) and b does not
              * depend on s; a gradient that differs from the forward's (NaN included) fails in
              * undo_state */
@@ -243,8 +253,13 @@ static void rms_direction(void *self, rv_pass *p, size_t step, rv_block *blk)
             s_eps += o->db[i] * (d2 > 0 ? -gi / d2 : 0.0);
             o->ds[i] += o->db[i] * db_ds;
             p->dir_a[i] = -(o->db[i] / d + 2.0 * sg->omb2 * gi * o->ds[i]);
+            s_decay += p->dir_a[i] * p->wd[i]; /* at lambda = 0 too: d lambda there is not 0 */
+            if (sg->lambda != 0)                /* dw -= 0 u could turn a -0 into +0 */
+                p->dw[i] -= sg->lambda * p->dir_a[i];
         }
-        p->partial[(blk->part + (g - blk->g_first)) * N_SLOTS + SLOT_EPS] = s_eps;
+        double *part = &p->partial[(blk->part + (g - blk->g_first)) * N_SLOTS];
+        part[SLOT_EPS] = s_eps;
+        part[SLOT_DECAY] = s_decay;
     }
 }
 
@@ -257,7 +272,7 @@ static void rms_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
     rv_stack stack = *stack_home;
     const revl_allocator *a = p->alloc;
     rv_wide *restrict s = o->s, *restrict b = o->b;
-    const double *restrict grad = p->grad, *restrict hv = p->hv;
+    const double *restrict grad = p->grad, *restrict hv = p->hv, *restrict wd = p->wd;
     double *restrict ds = o->ds, *restrict db = o->db, *restrict dw = p->dw;
     uint64_t *restrict state = p->buf->state;
     blk->err = RV_OK;
@@ -269,7 +284,8 @@ static void rms_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
         for (size_t c1 = i1; c1 > i0;) {
             size_t c0 = c1 - i0 > RV_CHUNK ? c1 - RV_CHUNK : i0;
             for (size_t i = c0; i < c1; i++) {
-                double gi = grad[i], sa, d = rms_denominator(&sg, s[i], &sa);
+                double gi = rv_coupled_grad(grad[i], sg.lambda, wd[i]), sa,
+                       d = rms_denominator(&sg, s[i], &sa);
                 rv_wide gs, gb;
                 if (!rv_wide_round(gi / d * 0x1p100 /* 2^RMS_FRAC */, &gb) ||
                     !rms_s_term(&sg, gi, &gs) ||
@@ -284,7 +300,7 @@ static void rms_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
             }
             int hv_finite = 1;
             for (size_t i = c0; i < c1; i++) {
-                double gi = grad[i];
+                double gi = rv_coupled_grad(grad[i], sg.lambda, wd[i]);
                 s_gamma += db[i] * (rv_wide_to_double(b[i]) * wide_unit);
                 s_b2 += ds[i] * (rv_wide_to_double(s[i]) * wide_unit - gi * gi);
                 hv_finite &= isfinite(hv[i]) != 0;
@@ -321,19 +337,23 @@ static void rms_step_hypergrad(void *self, size_t step, size_t n_groups, const d
             d_kinds[K_BETA2][k] = sum[SLOT_B2];
         if (d_kinds[K_EPS])
             d_kinds[K_EPS][k] = sum[SLOT_EPS];
+        if (d_kinds[K_LAMBDA])
+            d_kinds[K_LAMBDA][k] = -sum[SLOT_DECAY];
     }
     (void)o;
 }
 
-static const revl_hyper rms_kinds[] = {REVL_HYPER_ALPHA, REVL_HYPER_GAMMA, REVL_HYPER_BETA2,
-                                       REVL_HYPER_EPS};
-static const double rms_defaults[] = {1e-2, 0.9, 0.99, 1e-8};
+static const revl_hyper rms_kinds[N_KINDS] = {REVL_HYPER_ALPHA, REVL_HYPER_GAMMA,
+                                              REVL_HYPER_BETA2, REVL_HYPER_EPS,
+                                              REVL_HYPER_WEIGHT_DECAY};
+static const double rms_defaults[N_KINDS] = {1e-2, 0.9, 0.99, 1e-8, 0.0};
 
 const rv_optim rv_optim_rmsprop = {
     .id = REVL_OPTIM_RMSPROP,
     .name = "rmsprop",
-    .n_kinds = 4,
+    .n_kinds = N_KINDS,
     .kinds = rms_kinds,
+    .n_kinds_shipped = 4, /* weight_decay came later */
     .defaults = rms_defaults,
     .dir_mode = RV_DIR_AFTER_GRAD,
     .n_slots = N_SLOTS,

@@ -1,7 +1,8 @@
 """PyTorch's own hypergradient of a revl run: the same optimiser unrolled on the autograd tape
 and differentiated in reverse mode (memory grows with every step).  The reference the bridge is
 tested against and benchmarked with; written from the method (docs/method.md, s. 1, "Adam,
-exactly" and "AdamW, exactly") and torch.optim.Adam's and AdamW's documented updates.
+exactly", "AdamW, exactly" and "Coupled weight decay") and torch.optim.Adam's, AdamW's, SGD's and
+RMSprop's documented updates.
 """
 
 import types
@@ -11,19 +12,38 @@ import torch
 
 from .._base import beta_applied, gamma_applied
 
-_KINDS = {"momentum": ("alpha", "gamma"), "adam": ("alpha", "beta1", "beta2", "eps"),
+_KINDS = {"momentum": ("alpha", "gamma", "weight_decay"),
+          "adam": ("alpha", "beta1", "beta2", "eps"),
+          "rmsprop": ("alpha", "gamma", "beta2", "eps", "weight_decay"),
           "adamw": ("alpha", "beta1", "beta2", "eps", "weight_decay")}
+# coupled weight decay (torch.optim.SGD's and RMSprop's): optional, 0 when not given
+_OPTIONAL_ZERO = {("momentum", "weight_decay"), ("rmsprop", "weight_decay")}
 
 
-def _momentum(alpha, gamma, reps):
+def _momentum(alpha, gamma, weight_decay, reps):
     v = 0
 
     def step(t, w, g):
         nonlocal v
         a = alpha[t].repeat_interleave(reps)
         c = gamma[t].repeat_interleave(reps)
+        g = g + weight_decay[t].repeat_interleave(reps) * w    # coupled: g and w at w_t
         v = c * v - (1 - c) * g
         return w + a * v
+    return step
+
+
+def _rmsprop(alpha, gamma, beta2, eps, weight_decay, reps):
+    s = b = 0
+
+    def step(t, w, g):
+        nonlocal s, b
+        g = g + weight_decay[t].repeat_interleave(reps) * w    # coupled, as torch.optim.RMSprop
+        b2 = beta2[t].repeat_interleave(reps)
+        s = b2 * s + (1 - b2) * g * g
+        denom = torch.sqrt(s) + eps[t].repeat_interleave(reps)
+        b = gamma[t].repeat_interleave(reps) * b + g / denom
+        return w - alpha[t].repeat_interleave(reps) * b
     return step
 
 
@@ -54,7 +74,7 @@ def _adamw(alpha, beta1, beta2, eps, weight_decay, reps):
     return step
 
 
-_STEPS = {"momentum": _momentum, "adam": _adam, "adamw": _adamw}
+_STEPS = {"momentum": _momentum, "adam": _adam, "rmsprop": _rmsprop, "adamw": _adamw}
 
 
 def _clipped(step, tau, reps):
@@ -78,8 +98,13 @@ def unrolled_hypergrad(tm, alpha, gamma=None, w0=None, meta=None, objective=None
     one (T, n_groups) array per kind, .kinds, .f (the objective), .w (w_T) and .stats (the
     running statistics after the last step; the objective runs with them).
 
-    ``optimizer="momentum"`` (alpha, gamma):
-        v_{t+1} = gamma_t v_t - (1 - gamma_t) g_t,   w_{t+1} = w_t + alpha_t v_{t+1}
+    ``optimizer="momentum"`` (alpha, gamma, weight_decay: 0 when not given):
+        g'_t = g_t + weight_decay_t w_t   (coupled, as torch.optim.SGD(weight_decay=))
+        v_{t+1} = gamma_t v_t - (1 - gamma_t) g'_t,   w_{t+1} = w_t + alpha_t v_{t+1}
+    ``optimizer="rmsprop"`` (alpha, gamma, beta2, eps, weight_decay: 0 when not given;
+    torch.optim.RMSprop with momentum gamma and smoothing constant beta2):
+        g'_t = g_t + weight_decay_t w_t,  s_{t+1} = beta2_t s_t + (1 - beta2_t) g'_t^2
+        b_{t+1} = gamma_t b_t + g'_t / (sqrt(s_{t+1}) + eps_t),  w_{t+1} = w_t - alpha_t b_{t+1}
     ``optimizer="adam"`` (alpha, beta1, beta2, eps; torch.optim.Adam with per-step betas):
         m_{t+1} = beta1_t m_t + (1 - beta1_t) g_t,  s_{t+1} = beta2_t s_t + (1 - beta2_t) g_t^2
         c1_t = 1 - prod_{k<=t} beta1_k,  c2_t = 1 - prod_{k<=t} beta2_k
@@ -103,6 +128,8 @@ def unrolled_hypergrad(tm, alpha, gamma=None, w0=None, meta=None, objective=None
     kinds = _KINDS[optimizer]
     hyper = {}
     for k in kinds:
+        if given[k] is None and (optimizer, k) in _OPTIONAL_ZERO:
+            given[k] = 0.0
         if given[k] is None:
             raise ValueError(f"optimizer {optimizer!r} needs {k}")
         x = np.asarray(given[k], dtype=np.float64)

@@ -569,7 +569,8 @@ enum {
     REVL_LEARN_BETA1 = 16,     /* logit beta1 per step and group (Adam) */
     REVL_LEARN_BETA2 = 32,     /* logit beta2 per step and group (Adam, RMSprop) */
     REVL_LEARN_EPS = 64,       /* log eps per step and group (Adam, RMSprop) */
-    REVL_LEARN_WEIGHT_DECAY = 128, /* log weight_decay per step and group (every optimiser; z = -700 is exactly 0 for momentum and RMSprop) */
+    REVL_LEARN_WEIGHT_DECAY = 128, /* log weight_decay per step and group (every optimiser;
+                                      z = -700 is exactly 0 for momentum and RMSprop) */
     REVL_LEARN_CLIP = 256 /* log clip per step and group: reserved, refused by revl_hyperopt_create
                              for now (the hyper-optimiser trains without clipping) */
 };

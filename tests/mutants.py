@@ -621,8 +621,6 @@ MUTANTS = [
      "        kinds = self.schedule.kinds", [PY]),
     ("python/revl/torch/unrolled.py", "torch.where(finite & (ratio < 1), ratio,",
      "torch.where(finite, ratio,", [PY]),  # the oracle clips up too
-    ("src/hyperopt/hyperopt.c", "    if (o->learn & REVL_LEARN_CLIP)\n", "    if (0)\n",
-     ["check_clip"]),
     ("src/core/clip.c", "    if (t->sharded)\n", "    if (0)\n", ["check_clip"]),
 ]
 

@@ -57,6 +57,10 @@ int revl_hyperopt_save(const revl_hyperopt *hc, int best, const char *path)
     write_table(f, "log_init_scale", src + off, g, 1);
     fputs("\n\n", f);
     write_table(f, "meta", src + off + g, h->n_meta, 1);
+    if (h->clip_off != SIZE_MAX) { /* learned only: without it the file is as before the clip */
+        fputs("\n\n", f);
+        write_table(f, revl_hyper_name(REVL_HYPER_CLIP), src + h->clip_off, h->n_steps, g);
+    }
     int bad = ferror(f);
     int eno = errno;
     if (fclose(f) != 0 && !bad) {
@@ -355,6 +359,14 @@ static int parse_file(revl_hyperopt *h, lexer *lx, double *x)
         (rc = expect_blank(lx, "meta")) || (rc = expect_blank(lx, "meta")) ||
         (rc = read_table(lx, "meta", x + off + g, h->n_meta, 1, -1)))
         return rc;
+    /* a learned clip's section is optional: a file written without one keeps the current clip */
+    if (h->clip_off != SIZE_MAX) {
+        memcpy(x + h->clip_off, h->cur + h->clip_off, n * sizeof *x);
+        if (!lx_at_eof(lx) &&
+            ((rc = expect_blank(lx, "clip")) || (rc = expect_blank(lx, "clip")) ||
+             (rc = read_table(lx, "clip", x + h->clip_off, h->n_steps, g, REVL_HYPER_CLIP))))
+            return rc;
+    }
     /* blank lines may follow; anything else is garbage */
     char tok[TOKEN_MAX];
     while (!lx_at_eof(lx)) {

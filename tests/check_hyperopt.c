@@ -1180,6 +1180,39 @@ START_TEST(test_learned_clip_refuses_inf_and_round_trips)
 }
 END_TEST
 
+/* Learning only log clip on a run whose tight clip (0.02, gradient norms about 1) keeps it from
+ * fitting: the validation loss falls well below the starting one. */
+START_TEST(test_learned_clip_lowers_loss)
+{
+    linreg *r = linreg_new(0);
+    revl_model *m = linreg_model(r);
+    revl_hyperopt_options o;
+    revl_hyperopt_options_init(&o);
+    o.learn = REVL_LEARN_CLIP;
+    o.step_size = 0.3;
+    o.chaos_factor = 0;
+    o.objective = linreg_objective;
+    o.objective_user = r;
+    revl_hyperopt *h = NULL;
+    ck_assert_int_eq(revl_hyperopt_create_for(&h, m, NULL, 12, REVL_OPTIM_ADAM, &o), REVL_OK);
+    double alpha[24], clip[24];
+    for (size_t k = 0; k < 24; k++)
+        alpha[k] = 0.1, clip[k] = 0.02;
+    ck_assert_int_eq(revl_hyperopt_set_kind(h, REVL_HYPER_ALPHA, alpha), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_set_kind(h, REVL_HYPER_CLIP, clip), REVL_OK);
+    revl_hyperopt_report rep = {.struct_size = sizeof rep};
+    ck_assert_int_eq(revl_hyperopt_step(h, &rep), REVL_OK);
+    double first = rep.valid_loss, best = first;
+    for (int i = 0; i < 25; i++) {
+        ck_assert_int_eq(revl_hyperopt_step(h, &rep), REVL_OK);
+        best = fmin(best, rep.valid_loss);
+    }
+    ck_assert_msg(best < 0.3 * first, "best %g, first %g", best, first);
+    revl_hyperopt_free(h);
+    revl_model_free(m);
+}
+END_TEST
+
 /* Kinds the optimiser lacks, bad values, and the file format's optimiser line. */
 START_TEST(test_other_optimizers_errors_and_files)
 {
@@ -1795,6 +1828,7 @@ static Suite *hyperopt_suite(void)
     tcase_add_test(op, test_adamw_learns_log_weight_decay);
     tcase_add_loop_test(op, test_learns_log_clip_chain_rule, 0, REVL_OPTIM_COUNT);
     tcase_add_test(op, test_learned_clip_refuses_inf_and_round_trips);
+    tcase_add_test(op, test_learned_clip_lowers_loss);
     tcase_add_test(op, test_other_optimizers_errors_and_files);
     tcase_add_test(op, test_norm_counts_learned_only);
     tcase_add_test(op, test_gamma_clamped_alpha_finite);

@@ -575,7 +575,25 @@ START_TEST(test_learns_log_clip)
         ck_assert_msg(fabs(fd - grad[k]) <= 1e-5 * fmax(fabs(fd), 1e-4),
                       "log clip[%zu]: hypergradient %.10g, differences %.10g", k, grad[k], fd);
     }
+    /* a checkpoint carries the clip block of z: a tuner loaded from it ends where this one does */
+    char path[128];
+    snprintf(path, sizeof path, "%s/revl_tuner_clip_%d.ckpt",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+    ck_assert_int_eq(revl_tuner_checkpoint_save(t, path), REVL_OK);
+    revl_tuner *t2 = NULL;
+    ck_assert_int_eq(revl_tuner_create(&t2, f.m, f.valid, T_STEPS, REVL_OPTIM_MOMENTUM, NULL, fam,
+                                       &o), REVL_OK);
+    ck_assert_int_eq(revl_tuner_checkpoint_load(t2, path), REVL_OK);
+    remove(path);
     run_ok(t);
+    run_ok(t2);
+    double *za = malloc(nz * sizeof *za), *zb = malloc(nz * sizeof *zb);
+    ck_assert_int_eq(revl_tuner_best_z(t, za), REVL_OK);
+    ck_assert_int_eq(revl_tuner_best_z(t2, zb), REVL_OK);
+    ck_assert(memcmp(za, zb, nz * sizeof *za) == 0);
+    free(za);
+    free(zb);
+    revl_tuner_free(t2);
     revl_schedule *s = schedule_for(&f, REVL_OPTIM_MOMENTUM);
     double c[T_STEPS * 4];
     ck_assert_int_eq(revl_tuner_best_schedule(t, s), REVL_OK);

@@ -638,6 +638,8 @@ MUTANTS = [
      "        t->dz[t->z_clip + k] *= 1.0;", ["check_tuner"]),
     ("src/hyperopt/tuner.c", "    if (t->z_clip != SIZE_MAX) {\n        double *x = t->dz;",
      "    if (0) {\n        double *x = t->dz;", ["check_tuner"]),
+    ("python/revl/hyperopt.py", "        if kind not in self.kinds + self.driver_kinds:",
+     "        if kind not in self.kinds:", [PY]),  # HyperOpt cannot read or set the clip
 ]
 
 

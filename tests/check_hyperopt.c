@@ -1146,6 +1146,10 @@ START_TEST(test_learned_clip_refuses_inf_and_round_trips)
     ck_assert_uint_eq(revl_hyperopt_iterations_done(h), 0);
     char *ck = tmp_path("clipck"), *txt = tmp_path("cliptxt");
     ck_assert_int_eq(revl_hyperopt_checkpoint_save(h, ck), REVL_OK); /* +inf kept as it is */
+    ck_assert_int_eq(revl_hyperopt_save(h, 0, txt), REVL_OK);          /* and written as inf */
+    ck_assert_int_eq(revl_hyperopt_load(h, txt), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_get_kind(h, 0, REVL_HYPER_CLIP, got), REVL_OK);
+    ck_assert(memcmp(got, clip, sizeof got) == 0);
     clip[5] = 0.25;
     ck_assert_int_eq(revl_hyperopt_set_kind(h, REVL_HYPER_CLIP, clip), REVL_OK);
     ck_assert_int_eq(revl_hyperopt_step(h, &rep), REVL_OK);

@@ -221,7 +221,8 @@ static int parse_index(const char *tok, size_t *out)
 
 /* A finite number, all of the token. strtod accepts what %.17g writes (subnormals included,
  * whatever errno says about them). */
-static int read_number(lexer *lx, const char *what, double *out)
+/* clip_ok: +inf is a value (a clip's "no clipping", as save writes a learned clip not yet set) */
+static int read_number(lexer *lx, const char *what, int clip_ok, double *out)
 {
     char tok[TOKEN_MAX];
     int rc = lx_token(lx, tok);
@@ -233,7 +234,7 @@ static int read_number(lexer *lx, const char *what, double *out)
     double x = strtod(tok, &end);
     if (end == tok || *end)
         return lx_fail(lx, "%s: '%s' is not a number", what, tok);
-    if (!isfinite(x))
+    if (!isfinite(x) && !(clip_ok && x == INFINITY))
         return lx_fail(lx, "%s: '%s' is not finite", what, tok);
     *out = x;
     return REVL_OK;
@@ -288,7 +289,7 @@ static int read_table(lexer *lx, const char *title, double *x, size_t rows, size
         for (size_t c = 0; c < cols; c++) {
             double *v = &x[r * cols + c];
             snprintf(what, sizeof what, "%s line %zu, column %zu", title, r, c + 1);
-            if ((rc = read_number(lx, what, v)))
+            if ((rc = read_number(lx, what, kind == REVL_HYPER_CLIP, v)))
                 return rc;
             char why[128];
             if (kind >= 0 && rv_hyper_problem((revl_hyper)kind, *v, why, sizeof why))

@@ -571,8 +571,9 @@ enum {
     REVL_LEARN_EPS = 64,       /* log eps per step and group (Adam, RMSprop) */
     REVL_LEARN_WEIGHT_DECAY = 128, /* log weight_decay per step and group (every optimiser;
                                       z = -700 is exactly 0 for momentum and RMSprop) */
-    REVL_LEARN_CLIP = 256 /* log clip per step and group: reserved, refused by revl_hyperopt_create
-                             for now (the hyper-optimiser trains without clipping) */
+    REVL_LEARN_CLIP = 256 /* log clip per step and group (every optimiser: the driver's kind);
+                             its start must be finite (revl_hyperopt_set_kind), the +inf default
+                             is refused at step; its block comes last (docs/hyperopt.md) */
 };
 /* Bits of kinds the hyper-optimiser's optimiser does not have are ignored. */
 /* The REVL_LEARN_* bit of a kind (REVL_HYPER_ALPHA -> REVL_LEARN_ALPHA, ...), 0 for a value that

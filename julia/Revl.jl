@@ -1218,10 +1218,12 @@ function hyperparams(h::HyperOpt; best::Bool=false)
 end
 
 function getkind(h::HyperOpt, kind::Symbol; best::Bool=false)
-    code = _need_kind(h.kinds, "$(h.optimizer) hyper-optimiser", kind, "revl_hyperopt_get_kind")
+    # the optimiser's kinds and the driver's (:clip), which the library reads for every one
+    code = _code(KINDS, kind, "kind")
     v = Vector{Float64}(undef, h.n_steps * h.n_groups)
     rc = ccall((:revl_hyperopt_get_kind, librevl), Cint, (Ptr{Cvoid}, Cint, Cint, Ptr{Cdouble}),
                _live(h), best ? 1 : 0, code, v)
+    rc == 0 || _need_kind(h.kinds, "$(h.optimizer) hyper-optimiser", kind, "revl_hyperopt_get_kind")
     _check(rc, "revl_hyperopt_get_kind", _lasterr(h))
     return _hshape(h, v)
 end

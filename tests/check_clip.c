@@ -573,18 +573,6 @@ START_TEST(test_clip_bad_values)
         ck_assert(kinds[k] != REVL_HYPER_CLIP);
     ck_assert_str_eq(revl_hyper_name(REVL_HYPER_CLIP), "clip");
     revl_schedule_free(s);
-    /* its learn bit is reserved: the hyper-optimiser refuses it, naming why */
-    revl_model *m = make_model();
-    revl_hyperopt_options o;
-    revl_hyperopt_options_init(&o);
-    o.learn = REVL_LEARN_ALPHA | REVL_LEARN_CLIP;
-    o.objective = NULL;
-    revl_hyperopt *h = NULL;
-    ck_assert_int_eq(revl_hyperopt_create_for(&h, m, NULL, STEPS, (revl_optimizer)_i, &o),
-                     REVL_ERR_INVALID);
-    ck_assert_ptr_null(h);
-    expect_msg(revl_last_create_error(), "log clip is not learned yet");
-    revl_model_free(m);
 }
 END_TEST
 

@@ -234,6 +234,61 @@ START_TEST(identical_for_any_rank_count)
 }
 END_TEST
 
+/* Gradient clipping by global norm through the data-parallel model: the norm the driver takes
+ * is of the gradient already summed over every rank's micro-batches, so 1..3 thread ranks give
+ * the clipped trajectory and every hypergradient, d clip included, of the single-process run
+ * bit for bit; the reverse pass ends on w0 with an empty buffer (the library's own end check,
+ * or hypergrad fails), the clip is active (d clip nonzero, w_T moved), and the run is within
+ * rounding of the ordinary model's. */
+START_TEST(clipped_identical_for_any_rank_count)
+{
+    dp_case c = {.mlp = problems[_i].mlp, .optimizer = problems[_i].opt, .n_micro = 6,
+                 .clip = 0.05};
+    if (c.mlp)
+        c.n_micro = 5;
+    size_t T = c.mlp ? DP_MLP_STEPS : DP_LR_STEPS, P = c.mlp ? 51 : 5, G = c.mlp ? 4 : 1;
+    double *ref, *plain, *free_run;
+    size_t n, np, nf;
+    char msg[256];
+    ck_assert_msg(dp_run(&c, &ref, &n, msg) == REVL_OK, "%s", msg);
+    dp_case p = c;
+    p.plain = 1;
+    ck_assert_msg(dp_run(&p, &plain, &np, msg) == REVL_OK, "%s", msg);
+    ck_assert_uint_eq(n, np);
+    expect_close(ref, plain, n - 1, 1e-8);
+    dp_case u = c;
+    u.clip = 0;
+    ck_assert_msg(dp_run(&u, &free_run, &nf, msg) == REVL_OK, "%s", msg);
+    ck_assert_uint_eq(nf + T * G, n);
+    ck_assert(memcmp(ref, free_run, P * sizeof *ref) != 0); /* the clip changed w_T */
+    /* d clip: the block after the schedule's kinds, before d_w0 */
+    revl_schedule *probe = NULL;
+    size_t off[2] = {0, 1};
+    revl_hyper kinds[REVL_HYPER_COUNT];
+    ck_assert_int_eq(revl_schedule_create_for(&probe, c.optimizer, 1, 1, off, NULL), REVL_OK);
+    const double *d_clip = ref + P + revl_schedule_kinds(probe, kinds) * T * G;
+    revl_schedule_free(probe);
+    size_t active = 0;
+    for (size_t k = 0; k < T * G; k++)
+        active += d_clip[k] != 0;
+    ck_assert_msg(active > 0, "the clip is never active");
+    rank_run runs[3];
+    for (int R = 1; R <= 3; R++) {
+        run_ranks(&c, R, runs, &the_shared);
+        for (int r = 0; r < R; r++) {
+            ck_assert_msg(runs[r].rc == REVL_OK, "R=%d rank %d: %s", R, r, runs[r].msg);
+            ck_assert_uint_eq(runs[r].n, n);
+            ck_assert_msg(memcmp(runs[r].out, ref, n * sizeof *ref) == 0,
+                          "R=%d rank %d differs from the single-process run", R, r);
+            free(runs[r].out);
+        }
+    }
+    free(ref);
+    free(plain);
+    free(free_run);
+}
+END_TEST
+
 /* The number of micro-batches is what fixes the bits: another number rounds differently. */
 START_TEST(micro_batches_fix_the_bits)
 {
@@ -663,6 +718,7 @@ static Suite *dp_suite(void)
     tcase_add_test(tc, micro_range);
     tcase_add_test(tc, bad_definitions);
     tcase_add_loop_test(tc, identical_for_any_rank_count, 0, 4);
+    tcase_add_loop_test(tc, clipped_identical_for_any_rank_count, 0, 4);
     tcase_add_test(tc, micro_batches_fix_the_bits);
     tcase_add_loop_test(tc, alpha_hypergrad_matches_finite_differences, 0, 2);
     tcase_add_test(tc, callback_failure_on_one_rank);

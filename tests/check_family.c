@@ -21,6 +21,8 @@
 #define ALL_LEARN                                                                              \
     (REVL_LEARN_ALPHA | REVL_LEARN_GAMMA | REVL_LEARN_INIT_SCALE | REVL_LEARN_META |           \
      REVL_LEARN_BETA1 | REVL_LEARN_BETA2 | REVL_LEARN_EPS | REVL_LEARN_WEIGHT_DECAY)
+/* and the driver's clip, whose learned block is z's last */
+#define ALL_LEARN_CLIP (ALL_LEARN | REVL_LEARN_CLIP)
 
 /* every registered optimiser (REVL_OPTIM_COUNT): a new one is tested without an edit here */
 static const revl_optimizer OPTS[REVL_OPTIM_COUNT] = {REVL_OPTIM_MOMENTUM, REVL_OPTIM_ADAM,
@@ -149,7 +151,7 @@ static double *random_vec(size_t n)
 START_TEST(test_vjp_matches_differences)
 {
     for (int v = 0; v < N_VARIANT; v++) {
-        revl_family *f = make(OPTS[_i], v, ALL_LEARN);
+        revl_family *f = make(OPTS[_i], v, ALL_LEARN_CLIP);
         size_t n = revl_family_n_theta(f), nz = revl_family_n_z(f);
         double *th = random_theta(f), *dz = random_vec(nz), *dth = malloc(n * sizeof *dth);
         double *zp = malloc(nz * sizeof *zp), *zm = malloc(nz * sizeof *zm);
@@ -189,7 +191,7 @@ static double *random_base(revl_family *f)
 
 START_TEST(test_per_step_is_exact)
 {
-    revl_family *f = make(OPTS[_i], 0, ALL_LEARN);
+    revl_family *f = make(OPTS[_i], 0, ALL_LEARN_CLIP);
     size_t n = revl_family_n_theta(f), nz = revl_family_n_z(f);
     /* every z learned: theta is z */
     ck_assert_uint_eq(n, nz);
@@ -321,7 +323,7 @@ START_TEST(test_learn_masks)
 {
     const unsigned bits[] = {0, REVL_LEARN_ALPHA, REVL_LEARN_GAMMA, REVL_LEARN_BETA1,
                              REVL_LEARN_BETA2, REVL_LEARN_EPS, REVL_LEARN_WEIGHT_DECAY,
-                             REVL_LEARN_INIT_SCALE, REVL_LEARN_META};
+                             REVL_LEARN_INIT_SCALE, REVL_LEARN_META, REVL_LEARN_CLIP};
     /* the optimiser's kinds as the library lists them */
     revl_hyper kinds_of[REVL_OPTIM_COUNT][REVL_HYPER_COUNT];
     {
@@ -338,8 +340,10 @@ START_TEST(test_learn_masks)
         for (size_t b = 0; b < sizeof bits / sizeof bits[0]; b++) {
             revl_family *f = make(OPTS[_i], v, bits[b]);
             size_t n = revl_family_n_theta(f), nz = revl_family_n_z(f);
-            size_t nk = (nz - G_ - NM) / (T_ * G_);
-            int has = bits[b] == REVL_LEARN_INIT_SCALE || bits[b] == REVL_LEARN_META;
+            /* a learned clip is z's last block, every optimiser's */
+            size_t nclip = bits[b] == REVL_LEARN_CLIP ? T_ * G_ : 0;
+            size_t nk = (nz - G_ - NM - nclip) / (T_ * G_);
+            int has = bits[b] == REVL_LEARN_INIT_SCALE || bits[b] == REVL_LEARN_META || nclip;
             for (size_t k = 0; k < nk; k++)
                 has |= bit_of[kinds_of[_i][k]] == bits[b];
             ck_assert_msg((n > 0) == has, "variant %d bit %u: n_theta %zu", v, bits[b], n);
@@ -348,7 +352,8 @@ START_TEST(test_learn_masks)
             double *dz = random_vec(nz), *dz2 = malloc(nz * sizeof *dz2);
             memcpy(dz2, dz, nz * sizeof *dz);
             for (size_t i = 0; i < nz; i++) {
-                unsigned owner = i < nk * T_ * G_   ? bit_of[kinds_of[_i][i / (T_ * G_)]]
+                unsigned owner = i >= nz - nclip    ? REVL_LEARN_CLIP
+                                 : i < nk * T_ * G_   ? bit_of[kinds_of[_i][i / (T_ * G_)]]
                                  : i < nk * T_ * G_ + G_ ? REVL_LEARN_INIT_SCALE
                                                        : REVL_LEARN_META;
                 if (owner != bits[b]) {
@@ -367,6 +372,39 @@ START_TEST(test_learn_masks)
             free(base), free(th), free(z), free(dz), free(dz2), free(d1), free(d2);
             revl_family_free(f);
         }
+}
+END_TEST
+
+/* A learned clip: z's last block (the hyper-optimiser's layout), at base clip 1 (its default
+ * +inf has no finite log) in the box [0.1, 10]; SHAPE learns one constant log clip. */
+START_TEST(test_clip_block)
+{
+    revl_family_options o;
+    revl_family_options_init(&o);
+    o.learn = REVL_LEARN_CLIP;
+    revl_family *f = NULL;
+    ck_assert_int_eq(revl_family_create(&f, REVL_OPTIM_MOMENTUM, 2, 1, 0, &o), REVL_OK);
+    /* momentum's 3 kinds (alpha, gamma, weight_decay) x 2 steps, 1 init scale, then clip's 2 */
+    ck_assert_uint_eq(revl_family_n_z(f), 3 * 2 + 1 + 2);
+    ck_assert_uint_eq(revl_family_n_theta(f), 2);
+    double z[9], lo[2], hi[2], th[2] = {0.25, -0.5};
+    ck_assert_int_eq(revl_family_get_base(f, z), REVL_OK);
+    ck_assert(z[7] == 0 && z[8] == 0 && z[6] == -3);
+    ck_assert_int_eq(revl_family_get_bounds(f, lo, hi), REVL_OK);
+    ck_assert(lo[0] == log(0.1) && hi[1] == log(10.0));
+    ck_assert_int_eq(revl_family_map(f, th, z), REVL_OK);
+    ck_assert(z[7] == 0.25 && z[8] == -0.5 && z[0] == log(0.1));
+    char buf[96];
+    ck_assert_int_eq(revl_family_coord_name(f, 1, buf, sizeof buf), REVL_OK);
+    ck_assert_str_eq(buf, "log clip at step 1, group 0");
+    revl_family_free(f);
+    o.type = REVL_FAMILY_SHAPE;
+    o.learn = REVL_LEARN_ALPHA | REVL_LEARN_CLIP;
+    ck_assert_int_eq(revl_family_create(&f, REVL_OPTIM_ADAM, 2, 1, 0, &o), REVL_OK);
+    size_t n = revl_family_n_theta(f);
+    ck_assert_int_eq(revl_family_coord_name(f, n - 1, buf, sizeof buf), REVL_OK);
+    ck_assert_str_eq(buf, "log clip");
+    revl_family_free(f);
 }
 END_TEST
 
@@ -571,8 +609,8 @@ START_TEST(test_create_errors)
     expect_create_fails(REVL_OPTIM_ADAM, 0, 2, &o, "n_steps = 0, n_groups = 2: both must be > 0");
     expect_create_fails(REVL_OPTIM_ADAM, 3, 0, &o, "n_steps = 3, n_groups = 0: both must be > 0");
     expect_create_fails(REVL_OPTIM_ADAM, SIZE_MAX / 2, 4, &o, "n_steps = 9223372036854775807, n_groups = 4, n_meta = 1: too many values");
-    o.learn = 256 | REVL_LEARN_ALPHA;
-    expect_create_fails(REVL_OPTIM_ADAM, 3, 2, &o, "learn = 257 has unknown bits (known: 255)");
+    o.learn = 512 | REVL_LEARN_ALPHA;
+    expect_create_fails(REVL_OPTIM_ADAM, 3, 2, &o, "learn = 513 has unknown bits (known: 511)");
     revl_family_options_init(&o);
     o.type = (revl_family_type)4;
     expect_create_fails(REVL_OPTIM_ADAM, 3, 2, &o, "type = 4 is not a revl_family_type");
@@ -791,6 +829,7 @@ static Suite *family_suite(void)
     tcase_add_loop_test(tc, test_shape_values, 0, REVL_OPTIM_COUNT);
     tcase_add_loop_test(tc, test_learn_masks, 0, REVL_OPTIM_COUNT);
     tcase_add_test(tc, test_defaults_and_names);
+    tcase_add_test(tc, test_clip_block);
     tcase_add_loop_test(tc, test_user_callbacks, 0, REVL_OPTIM_COUNT);
     tcase_add_test(tc, test_user_starts_from_base);
     suite_add_tcase(s, tc);

@@ -1026,6 +1026,198 @@ START_TEST(test_adamw_learns_log_weight_decay)
 }
 END_TEST
 
+/* Learned log clip, every optimiser: one SGD step without momentum moves log clip by -s times
+ * the trainer's d clip (the whole run's own kinds_n, at the same point) times clip, bit for bit;
+ * that d clip against central differences of the whole run in log clip; and the hyper-optimiser
+ * trains with the clip it holds (valid_loss is the trainer's f). Clip 0.2 is active on linreg's
+ * first steps (gradient norms about 1). */
+static double clip_run(const revl_hyperopt *h, revl_model *m, linreg *r, revl_optimizer opt,
+                       size_t steps, const double *clip, const double *scales, uint64_t seed,
+                       double *d_clip)
+{
+    size_t off[3] = {0, 2, 6};
+    revl_schedule *sch = NULL;
+    revl_trainer *t = NULL;
+    ck_assert_int_eq(revl_schedule_create_for(&sch, opt, steps, 2, off, NULL), REVL_OK);
+    ck_assert_int_eq(revl_schedule_set_kind(sch, REVL_HYPER_CLIP, clip), REVL_OK);
+    revl_hyper kinds[REVL_HYPER_COUNT]; /* the optimiser's kinds where the hyper-optimiser is */
+    double v[64];
+    for (size_t j = 0, nk = revl_schedule_kinds(sch, kinds); j < nk; j++) {
+        ck_assert_int_eq(revl_hyperopt_get_kind(h, 0, kinds[j], v), REVL_OK);
+        ck_assert_int_eq(revl_schedule_set_kind(sch, kinds[j], v), REVL_OK);
+    }
+    ck_assert_int_eq(revl_trainer_create(&t, m, sch, NULL), REVL_OK);
+    double w0[6], wT[6], dfdw[6], f;
+    ck_assert_int_eq(revl_model_init_weights(m, scales, seed, w0), REVL_OK);
+    ck_assert_int_eq(revl_trainer_train(t, w0, NULL), REVL_OK);
+    revl_trainer_weights(t, wT);
+    linreg_objective(wT, NULL, &f, dfdw, NULL, r);
+    if (d_clip) {
+        double *dptr[REVL_HYPER_COUNT] = {0};
+        dptr[REVL_HYPER_CLIP] = d_clip;
+        ck_assert_int_eq(revl_trainer_hypergrad_kinds_n(t, dfdw, NULL, NULL, REVL_HYPER_COUNT,
+                                                        dptr, NULL), REVL_OK);
+    }
+    revl_trainer_free(t);
+    revl_schedule_free(sch);
+    return f;
+}
+
+START_TEST(test_learns_log_clip_chain_rule)
+{
+    revl_optimizer opt = (revl_optimizer)_i;
+    size_t steps = 6, n = steps * 2;
+    linreg *r = linreg_new(0);
+    revl_model *m = linreg_model(r);
+    revl_hyperopt_options o;
+    revl_hyperopt_options_init(&o);
+    o.method = REVL_META_SGD;
+    o.momentum = 0;
+    o.step_size = 1e-3;
+    o.seed = 3;
+    o.learn = REVL_LEARN_CLIP;
+    o.objective = linreg_objective;
+    o.objective_user = r;
+    revl_hyperopt *h = NULL;
+    ck_assert_int_eq(revl_hyperopt_create_for(&h, m, NULL, steps, opt, &o), REVL_OK);
+    double clip[12], after[12], d_clip[12], scales[2] = {-2.0, -2.5};
+    for (size_t k = 0; k < n; k++)
+        clip[k] = 0.15 + 0.01 * (double)k;
+    ck_assert_int_eq(revl_hyperopt_get_kind(h, 0, REVL_HYPER_CLIP, after), REVL_OK);
+    ck_assert(after[0] == INFINITY); /* starts from the schedule's clip */
+    ck_assert_int_eq(revl_hyperopt_set_kind(h, REVL_HYPER_CLIP, clip), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_set(h, NULL, NULL, scales, NULL), REVL_OK);
+    double f = clip_run(h, m, r, opt, steps, clip, scales, o.seed, d_clip);
+    revl_hyperopt_report rep = {.struct_size = sizeof rep};
+    ck_assert_int_eq(revl_hyperopt_step(h, &rep), REVL_OK);
+    ck_assert(rep.valid_loss == f);
+    ck_assert_int_eq(revl_hyperopt_get_kind(h, 0, REVL_HYPER_CLIP, after), REVL_OK);
+    size_t active = 0;
+    double sq = 0;
+    for (size_t k = 0; k < n; k++) {
+        double g = d_clip[k] * clip[k]; /* d f / d log clip */
+        sq += g * g;
+        ck_assert_msg(after[k] == exp(log(clip[k]) - o.step_size * g),
+                      "%s: clip[%zu] %.17g, want exp(log %.17g - s %.17g)",
+                      revl_optimizer_name(opt), k, after[k], clip[k], g);
+        active += d_clip[k] != 0;
+    }
+    ck_assert(rep.hypergrad_norm == sqrt(sq));
+    ck_assert_msg(active >= 2, "%s: the clip is active at %zu coordinates", revl_optimizer_name(opt),
+                  active);
+    /* central differences of the whole run in log clip, at each active coordinate */
+    for (size_t k = 0; k < n; k++) {
+        if (d_clip[k] == 0)
+            continue;
+        double cp[12], cm[12], e = 1e-5;
+        memcpy(cp, clip, sizeof cp);
+        memcpy(cm, clip, sizeof cm);
+        cp[k] = clip[k] * exp(e);
+        cm[k] = clip[k] * exp(-e);
+        double fd = (clip_run(h, m, r, opt, steps, cp, scales, o.seed, NULL) -
+                     clip_run(h, m, r, opt, steps, cm, scales, o.seed, NULL)) / (2 * e);
+        assert_close(d_clip[k] * clip[k], fd, 1e-5, 1e-9, "d f / d log clip", k);
+    }
+    revl_hyperopt_free(h);
+    revl_model_free(m);
+}
+END_TEST
+
+/* A learned log clip must start finite: +inf (the default, log +inf = +inf) is refused naming
+ * the step and group, and changes nothing; a fixed clip (not learned) lives in the owned
+ * schedule and may be +inf. Checkpoints and text files carry the learned block. */
+START_TEST(test_learned_clip_refuses_inf_and_round_trips)
+{
+    linreg *r = linreg_new(0);
+    revl_model *m = linreg_model(r);
+    revl_hyperopt_options o;
+    revl_hyperopt_options_init(&o);
+    o.learn = REVL_LEARN_ALPHA | REVL_LEARN_CLIP;
+    o.objective = linreg_objective;
+    o.objective_user = r;
+    revl_hyperopt *h = NULL;
+    ck_assert_int_eq(revl_hyperopt_create_for(&h, m, NULL, 4, REVL_OPTIM_ADAM, &o), REVL_OK);
+    revl_hyperopt_report rep = {.struct_size = sizeof rep};
+    ck_assert_int_eq(revl_hyperopt_step(h, &rep), REVL_ERR_INVALID);
+    expect_msg(revl_hyperopt_last_error(h), "clip = inf at step 0, group 0: log clip is learned");
+    double clip[8] = {0.3, 0.3, 0.3, 0.3, 0.3, INFINITY, 0.3, 0.3}, got[8];
+    ck_assert_int_eq(revl_hyperopt_set_kind(h, REVL_HYPER_CLIP, clip), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_step(h, &rep), REVL_ERR_INVALID);
+    expect_msg(revl_hyperopt_last_error(h), "clip = inf at step 2, group 1: log clip is learned");
+    ck_assert_uint_eq(revl_hyperopt_iterations_done(h), 0);
+    char *ck = tmp_path("clipck"), *txt = tmp_path("cliptxt");
+    ck_assert_int_eq(revl_hyperopt_checkpoint_save(h, ck), REVL_OK); /* +inf kept as it is */
+    ck_assert_int_eq(revl_hyperopt_save(h, 0, txt), REVL_OK);          /* and written as inf */
+    ck_assert_int_eq(revl_hyperopt_load(h, txt), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_get_kind(h, 0, REVL_HYPER_CLIP, got), REVL_OK);
+    ck_assert(memcmp(got, clip, sizeof got) == 0);
+    clip[5] = 0.25;
+    ck_assert_int_eq(revl_hyperopt_set_kind(h, REVL_HYPER_CLIP, clip), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_step(h, &rep), REVL_OK);
+    double moved[8];
+    ck_assert_int_eq(revl_hyperopt_get_kind(h, 0, REVL_HYPER_CLIP, moved), REVL_OK);
+    ck_assert(memcmp(moved, clip, sizeof clip) != 0);
+    ck_assert_int_eq(revl_hyperopt_save(h, 0, txt), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_checkpoint_load(h, ck), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_get_kind(h, 0, REVL_HYPER_CLIP, got), REVL_OK);
+    ck_assert(got[5] == INFINITY && got[0] == 0.3);
+    ck_assert_int_eq(revl_hyperopt_load(h, txt), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_get_kind(h, 0, REVL_HYPER_CLIP, got), REVL_OK);
+    ck_assert(memcmp(got, moved, sizeof got) == 0);
+    revl_hyperopt_free(h);
+    /* not learned: a fixed clip in the owned schedule, the files as before (no clip section) */
+    o.learn = REVL_LEARN_ALPHA;
+    ck_assert_int_eq(revl_hyperopt_create_for(&h, m, NULL, 4, REVL_OPTIM_ADAM, &o), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_set_kind(h, REVL_HYPER_CLIP, moved), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_get_kind(h, 1, REVL_HYPER_CLIP, got), REVL_OK);
+    ck_assert(memcmp(got, moved, sizeof got) == 0);
+    ck_assert_int_eq(revl_hyperopt_step(h, &rep), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_save(h, 0, txt), REVL_OK);
+    char *text = read_text(txt);
+    ck_assert_ptr_null(strstr(text, "# clip"));
+    free(text);
+    remove(ck);
+    remove(txt);
+    free(ck);
+    free(txt);
+    revl_hyperopt_free(h);
+    revl_model_free(m);
+}
+END_TEST
+
+/* Learning only log clip on a run whose tight clip (0.02, gradient norms about 1) keeps it from
+ * fitting: the validation loss falls well below the starting one. */
+START_TEST(test_learned_clip_lowers_loss)
+{
+    linreg *r = linreg_new(0);
+    revl_model *m = linreg_model(r);
+    revl_hyperopt_options o;
+    revl_hyperopt_options_init(&o);
+    o.learn = REVL_LEARN_CLIP;
+    o.step_size = 0.3;
+    o.chaos_factor = 0;
+    o.objective = linreg_objective;
+    o.objective_user = r;
+    revl_hyperopt *h = NULL;
+    ck_assert_int_eq(revl_hyperopt_create_for(&h, m, NULL, 12, REVL_OPTIM_ADAM, &o), REVL_OK);
+    double alpha[24], clip[24];
+    for (size_t k = 0; k < 24; k++)
+        alpha[k] = 0.1, clip[k] = 0.02;
+    ck_assert_int_eq(revl_hyperopt_set_kind(h, REVL_HYPER_ALPHA, alpha), REVL_OK);
+    ck_assert_int_eq(revl_hyperopt_set_kind(h, REVL_HYPER_CLIP, clip), REVL_OK);
+    revl_hyperopt_report rep = {.struct_size = sizeof rep};
+    ck_assert_int_eq(revl_hyperopt_step(h, &rep), REVL_OK);
+    double first = rep.valid_loss, best = first;
+    for (int i = 0; i < 25; i++) {
+        ck_assert_int_eq(revl_hyperopt_step(h, &rep), REVL_OK);
+        best = fmin(best, rep.valid_loss);
+    }
+    ck_assert_msg(best < 0.3 * first, "best %g, first %g", best, first);
+    revl_hyperopt_free(h);
+    revl_model_free(m);
+}
+END_TEST
+
 /* Momentum's and RMSprop's weight_decay (added after their files' formats shipped): momentum
  * without decay still writes version 1 (revl 0.1's), with decay version 2 and a weight_decay
  * section, read back bit for bit; a file without the section (version 1, or an RMSprop file
@@ -1411,7 +1603,7 @@ START_TEST(test_bad_arguments)
         revl_hyperopt_options b = o;
         switch (bad[c].field) {
         case 0: b.struct_size = sizeof b - 1; break;
-        case 1: b.learn = 256; break;
+        case 1: b.learn = 512; break;
         case 2: b.method = (revl_meta_method)2; break;
         case 3: b.step_size = bad[c].value; break;
         case 4: b.momentum = bad[c].value; break;
@@ -1708,6 +1900,9 @@ static Suite *hyperopt_suite(void)
     tcase_add_loop_test(op, test_other_optimizers_chain_rule, 0, 4);
     tcase_add_test(op, test_coupled_decay_files);
     tcase_add_test(op, test_adamw_learns_log_weight_decay);
+    tcase_add_loop_test(op, test_learns_log_clip_chain_rule, 0, REVL_OPTIM_COUNT);
+    tcase_add_test(op, test_learned_clip_refuses_inf_and_round_trips);
+    tcase_add_test(op, test_learned_clip_lowers_loss);
     tcase_add_test(op, test_other_optimizers_errors_and_files);
     tcase_add_test(op, test_norm_counts_learned_only);
     tcase_add_test(op, test_gamma_clamped_alpha_finite);

@@ -497,6 +497,135 @@ START_TEST(test_hypergradient_is_the_chain_rule)
 }
 END_TEST
 
+/* A refine family learning only log clip (PER_STEP, base clip 0.003: active on this MLP from its small init): the
+ * refinement's gradient is the chain rule of the trainer's d clip, bit for bit, and agrees with
+ * central differences; the best schedule carries the clip. A search family learning it and a
+ * refine family not are refused (one z). */
+static double clip_loss_at(fixture *f, const double *z, const double *log_clip, double *d_clip)
+{
+    const size_t n = T_STEPS * 4;
+    revl_schedule *s = schedule_for(f, REVL_OPTIM_MOMENTUM);
+    double a[T_STEPS * 4], g[T_STEPS * 4], c[T_STEPS * 4];
+    for (size_t k = 0; k < n; k++) {
+        a[k] = exp(z[k]);
+        g[k] = 1.0 / (1.0 + exp(-z[n + k]));
+        c[k] = exp(log_clip[k]);
+    }
+    ck_assert_int_eq(revl_schedule_set_all(s, a, g), REVL_OK);
+    ck_assert_int_eq(revl_schedule_set_kind(s, REVL_HYPER_CLIP, c), REVL_OK);
+    revl_trainer *tr = NULL;
+    size_t P = revl_model_n_params(f->m);
+    double *w = malloc(P * sizeof *w), *dfdw = malloc(P * sizeof *dfdw), loss;
+    ck_assert_int_eq(revl_trainer_create(&tr, f->m, s, NULL), REVL_OK);
+    for (size_t k = 0; k < n; k++) /* momentum's coupled decay: at its base, exactly 0 */
+        ck_assert(z[2 * n + k] == -700);
+    ck_assert_int_eq(revl_model_init_weights(f->m, z + 3 * n, 0, w), REVL_OK);
+    ck_assert_int_eq(revl_trainer_train(tr, w, NULL), REVL_OK);
+    revl_trainer_weights(tr, w);
+    ck_assert_int_eq(revl_model_evaluate(f->m, f->valid, w, &loss, dfdw, NULL), REVL_OK);
+    if (d_clip) {
+        double *dk[REVL_HYPER_COUNT] = {0};
+        dk[REVL_HYPER_CLIP] = d_clip;
+        ck_assert_int_eq(revl_trainer_hypergrad_kinds_n(tr, dfdw, NULL, NULL, REVL_HYPER_COUNT,
+                                                        dk, NULL), REVL_OK);
+    }
+    revl_trainer_free(tr);
+    revl_schedule_free(s);
+    free(w);
+    free(dfdw);
+    return loss;
+}
+
+START_TEST(test_learns_log_clip)
+{
+    fixture f;
+    setup(&f);
+    const size_t n = T_STEPS * 4;
+    revl_family_options fo;
+    revl_family_options_init(&fo);
+    fo.learn = REVL_LEARN_CLIP;
+    revl_family *fam = NULL;
+    ck_assert_int_eq(revl_family_create(&fam, REVL_OPTIM_MOMENTUM, T_STEPS, 4, 0, &fo), REVL_OK);
+    size_t nz = revl_family_n_z(fam);
+    ck_assert_uint_eq(nz, 4 * n + 4); /* momentum's 3 kinds, 4 init scales, clip */
+    double *z0 = malloc(nz * sizeof *z0);
+    ck_assert_int_eq(revl_family_get_base(fam, z0), REVL_OK);
+    for (size_t k = 0; k < n; k++)
+        z0[3 * n + 4 + k] = log(0.003);
+    ck_assert_int_eq(revl_family_set_base(fam, z0), REVL_OK);
+    revl_tuner_options o = opts_runs(10);
+    o.strategy = REVL_TUNE_REFINE;
+    revl_tuner *t = NULL;
+    ck_assert_int_eq(revl_tuner_create(&t, f.m, f.valid, T_STEPS, REVL_OPTIM_MOMENTUM, NULL, fam,
+                                       &o), REVL_OK);
+    ck_assert_uint_eq(revl_tuner_n_theta(t, REVL_TUNE_PHASE_REFINE), n);
+    double theta[T_STEPS * 4], grad[T_STEPS * 4], loss, d_clip[T_STEPS * 4];
+    ck_assert_int_eq(revl_tuner_step(t, NULL), REVL_OK);
+    ck_assert_int_eq(revl_tuner_refine_point(t, theta, grad, &loss), REVL_OK);
+    ck_assert(clip_loss_at(&f, z0, theta, d_clip) == loss);
+    size_t active = 0;
+    for (size_t k = 0; k < n; k++) {
+        ck_assert_msg(grad[k] == d_clip[k] * exp(theta[k]), "log clip[%zu]: %.17g vs %.17g", k,
+                      grad[k], d_clip[k] * exp(theta[k]));
+        active += grad[k] != 0;
+    }
+    ck_assert_msg(active >= 4, "the clip is active at %zu coordinates", active);
+    for (size_t k = 0; k < n; k += 7) {
+        if (grad[k] == 0)
+            continue;
+        double h = 1e-5, tp[T_STEPS * 4], tm[T_STEPS * 4];
+        memcpy(tp, theta, sizeof tp);
+        memcpy(tm, theta, sizeof tm);
+        tp[k] += h;
+        tm[k] -= h;
+        double fd = (clip_loss_at(&f, z0, tp, NULL) - clip_loss_at(&f, z0, tm, NULL)) / (2 * h);
+        ck_assert_msg(fabs(fd - grad[k]) <= 1e-5 * fmax(fabs(fd), 1e-4),
+                      "log clip[%zu]: hypergradient %.10g, differences %.10g", k, grad[k], fd);
+    }
+    /* a checkpoint carries the clip block of z: a tuner loaded from it ends where this one does */
+    char path[128];
+    snprintf(path, sizeof path, "%s/revl_tuner_clip_%d.ckpt",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+    ck_assert_int_eq(revl_tuner_checkpoint_save(t, path), REVL_OK);
+    revl_tuner *t2 = NULL;
+    ck_assert_int_eq(revl_tuner_create(&t2, f.m, f.valid, T_STEPS, REVL_OPTIM_MOMENTUM, NULL, fam,
+                                       &o), REVL_OK);
+    ck_assert_int_eq(revl_tuner_checkpoint_load(t2, path), REVL_OK);
+    remove(path);
+    run_ok(t);
+    run_ok(t2);
+    double *za = malloc(nz * sizeof *za), *zb = malloc(nz * sizeof *zb);
+    ck_assert_int_eq(revl_tuner_best_z(t, za), REVL_OK);
+    ck_assert_int_eq(revl_tuner_best_z(t2, zb), REVL_OK);
+    ck_assert(memcmp(za, zb, nz * sizeof *za) == 0);
+    free(za);
+    free(zb);
+    revl_tuner_free(t2);
+    revl_schedule *s = schedule_for(&f, REVL_OPTIM_MOMENTUM);
+    double c[T_STEPS * 4];
+    ck_assert_int_eq(revl_tuner_best_schedule(t, s), REVL_OK);
+    ck_assert_int_eq(revl_schedule_get_kind(s, REVL_HYPER_CLIP, c), REVL_OK);
+    ck_assert(isfinite(c[0]) && c[0] > 0);
+    revl_schedule_free(s);
+    revl_tuner_free(t);
+    /* a search family without the clip and this refine family: refused */
+    revl_family *plain = NULL;
+    revl_family_options_init(&fo);
+    ck_assert_int_eq(revl_family_create(&plain, REVL_OPTIM_MOMENTUM, T_STEPS, 4, 0, &fo), REVL_OK);
+    revl_tuner_options_init(&o);
+    o.budget_runs = 10;
+    ck_assert_int_eq(revl_tuner_create(&t, f.m, f.valid, T_STEPS, REVL_OPTIM_MOMENTUM, plain, fam,
+                                       &o), REVL_ERR_INVALID);
+    ck_assert_ptr_null(t);
+    ck_assert_ptr_nonnull(strstr(revl_last_create_error(),
+                                 "the refine family learns log clip and the search family does not"));
+    revl_family_free(plain);
+    revl_family_free(fam);
+    free(z0);
+    teardown(&f);
+}
+END_TEST
+
 /* With n_orders = 2 the refinement's loss and hypergradient are the means of those of the
  * model's own order (seed 0) and the next (seed 1), bit for bit. */
 static void refine_start(fixture *f, size_t n_orders, double *theta, double *grad, double *loss)
@@ -1053,6 +1182,7 @@ static Suite *tuner_suite(void)
     tcase_add_test(tc, test_orders_and_strategies);
     tcase_add_test(tc, test_mlp_order);
     tcase_add_test(tc, test_hypergradient_is_the_chain_rule);
+    tcase_add_test(tc, test_learns_log_clip);
     tcase_add_test(tc, test_orders_are_averaged);
     tcase_add_test(tc, test_momentum_learns_weight_decay);
     suite_add_tcase(s, tc);

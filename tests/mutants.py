@@ -625,8 +625,6 @@ MUTANTS = [
      "        kinds = self.schedule.kinds", [PY]),
     ("python/revl/torch/unrolled.py", "torch.where(finite & (ratio < 1), ratio,",
      "torch.where(finite, ratio,", [PY]),  # the oracle clips up too
-    ("src/hyperopt/hyperopt.c", "    if (o->learn & REVL_LEARN_CLIP)\n", "    if (0)\n",
-     ["check_clip"]),
     ("src/core/clip.c", "    if (t->sharded)\n", "    if (0)\n", ["check_clip"]),
     # ---- one trainer, two threads (issue 24 item 2): every call takes the in-use guard
     ("src/core/progress.c", "    return rv_trainer_enter(t, call) == REVL_OK ? 0 : -1;",
@@ -669,6 +667,24 @@ MUTANTS = [
      "        return log(x);", ["check_family", "check_tuner"]),
     ("src/hyperopt/tuner.c", "           (opt->id == REVL_OPTIM_ADAMW ? REVL_LEARN_WEIGHT_DECAY : 0) |",
      "           REVL_LEARN_WEIGHT_DECAY |", ["check_tuner"]),
+    # ---- learned log clip (REVL_LEARN_CLIP): hyper-optimiser, families, tuner
+    ("src/hyperopt/hyperopt.c", "        d_kinds[REVL_HYPER_CLIP] = h->grad + h->clip_off;",
+     "        d_kinds[REVL_HYPER_CLIP] = NULL;", ["check_hyperopt"]),
+    ("src/hyperopt/hyperopt.c", "        if (b[j].kind < 0)\n            continue;",
+     "        if (b[j].kind < 0 || b[j].kind == REVL_HYPER_CLIP)\n            continue;",
+     ["check_hyperopt"]),  # the log-clip chain factor dropped
+    ("src/hyperopt/hyperopt.c", "        if (!isfinite(clip[k]))\n", "        if (0)\n",
+     ["check_hyperopt"]),  # +inf check removed
+    ("src/hyperopt/hyperopt_io.c", "    if (h->clip_off != SIZE_MAX) { /* learned only",
+     "    if (0) { /* learned only", ["check_hyperopt"]),
+    ("src/hyperopt/family_layout.c", "        f->th_kind[f->n_kinds] = n;", "        f->th_kind[f->n_kinds] = 0;",
+     ["check_family"]),
+    ("src/hyperopt/tuner.c", "        t->dz[t->z_clip + k] *= rv_from_unconstrained(RV_COORD_LOG, z[t->z_clip + k]);",
+     "        t->dz[t->z_clip + k] *= 1.0;", ["check_tuner"]),
+    ("src/hyperopt/tuner.c", "    if (t->z_clip != SIZE_MAX) {\n        double *x = t->dz;",
+     "    if (0) {\n        double *x = t->dz;", ["check_tuner"]),
+    ("python/revl/hyperopt.py", "        if kind not in self.kinds + self.driver_kinds:",
+     "        if kind not in self.kinds:", [PY]),  # HyperOpt cannot read or set the clip
 ]
 
 

@@ -219,6 +219,8 @@ static int schedule(const dp_case *c, revl_model *m, size_t T, int rank, revl_sc
         if (!rc)
             rc = revl_schedule_set_kind(*s, REVL_HYPER_ALPHA, a);
     }
+    if (!rc && c->clip > 0)
+        rc = revl_schedule_fill_kind(*s, REVL_HYPER_CLIP, c->clip);
     for (size_t g = 0; !rc && c->alpha_delta != 0 && g < G; g++)
         rc = revl_schedule_set(*s, c->delta_step, g, alpha + c->alpha_delta, 0.9);
     return rc;
@@ -245,6 +247,8 @@ static int train_and_reverse(const dp_case *c, revl_model *m, lr_user *u, size_t
     }
     revl_hyper kinds[REVL_HYPER_COUNT];
     size_t nk = revl_schedule_kinds(s, kinds);
+    if (c->clip > 0) /* the driver's kind, not listed by the schedule */
+        kinds[nk++] = REVL_HYPER_CLIP;
     size_t n = P + nk * T * G + P + NM + 2;
     double *o = calloc(n, sizeof *o), *w0 = calloc(P, sizeof *w0), *meta = calloc(NM, sizeof *meta);
     double *dfdw = calloc(P, sizeof *dfdw);

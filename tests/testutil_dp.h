@@ -36,6 +36,8 @@ typedef struct dp_case {
                                 into their outputs (both rely on the outputs being 0 on entry) */
     double alpha_delta;      /* added to alpha at step delta_step, every group (finite differences) */
     size_t delta_step;
+    double clip;             /* > 0: every step and group clipped at this global norm, and d clip
+                                is in the output as a last kind; 0: no clipping */
 } dp_case;
 
 /* Steps of the logistic regression and the MLP problems. */
@@ -43,7 +45,7 @@ typedef struct dp_case {
 #define DP_MLP_STEPS 15
 
 /* Runs train + hypergrad_kinds; on success *out (malloc'd, *n_out doubles) holds w_T, every
- * kind's hypergradient, d_w0, d_meta, the last loss and the buffer size. Returns the status of
+ * kind's hypergradient (the schedule's kinds, then clip when c->clip > 0), d_w0, d_meta, the last loss and the buffer size. Returns the status of
  * the call that failed (message in msg[256]) or REVL_OK. */
 int dp_run(const dp_case *c, double **out, size_t *n_out, char *msg);
 

@@ -64,6 +64,7 @@ class Hyperparams:
     beta2: np.ndarray = None
     eps: np.ndarray = None
     weight_decay: np.ndarray = None
+    clip: np.ndarray = None          # the driver's kind every optimiser has (+inf: no clipping)
 
 
 def _option_names(opts):
@@ -161,7 +162,8 @@ class HyperOpt(Wrapper):
     ``HyperOpt(model, valid, n_steps, **options)``: the objective is the model's mean
     cross-entropy on ``valid`` (a built-in model), or ``objective(w, meta) -> (f, dfdw,
     dfdmeta or None)`` (then valid may be None).  Options, default = the library's:
-    learn ('alpha', 'gamma', 'beta1', 'beta2', 'eps', 'init_scale', 'meta' as a list, a comma-separated string or bits),
+    learn ('alpha', 'gamma', 'beta1', 'beta2', 'eps', 'weight_decay', 'clip', 'init_scale', 'meta'
+    as a list, a comma-separated string or bits; a learned clip starts from set(clip=...)),
     method ('adam' | 'sgd'), step_size, momentum, adam_beta1, adam_beta2, adam_eps, iterations,
     fresh_seed, seed, chaos_factor, chaos_action ('shrink' | 'stop'), frac_bits, threads.
     ``report(r: Report)`` is called after each meta-iteration of run(); a true return value stops
@@ -238,6 +240,10 @@ class HyperOpt(Wrapper):
         self.n_meta = model.n_meta
         self.optimizer = OPTIMIZER_NAMES[lib.hyperopt_optimizer(out.value)]
         self.kinds = _OPT_KINDS[self.optimizer]
+        # the driver's kinds (clip), which the optimiser's list lacks: those the library reads
+        probe = np.empty((self.n_steps, self.n_groups))
+        self.driver_kinds = tuple(k for k in KINDS if k not in self.kinds and
+                                  lib.hyperopt_get_kind(out.value, 0, KINDS[k], ptr(probe)) == 0)
         self.options = _option_names({name: getattr(o, name) for name, _ in HyperoptOptions._fields_
                                       if name not in ("struct_size", "report", "report_user",
                                                       "objective", "objective_user",
@@ -290,7 +296,7 @@ class HyperOpt(Wrapper):
         if kind not in KINDS:
             raise InvalidError(_errors.ERR_INVALID, f"unknown hyperparameter kind {kind!r}; "
                                f"choose from {list(KINDS)}", function)
-        if kind not in self.kinds:
+        if kind not in self.kinds + self.driver_kinds:
             # the C getter takes a const handle and so cannot keep a message: say it here
             raise InvalidError(_errors.ERR_INVALID, f"this {self.optimizer} hyper-optimiser has "
                                f"no {kind} (its kinds: {', '.join(self.kinds)})", function)
@@ -305,19 +311,23 @@ class HyperOpt(Wrapper):
                                      ptr(p.log_init_scales),
                                      ptr(p.meta) if self.n_meta else None),
                     "revl_hyperopt_get", h)
-        for k in self.kinds:
+        for k in self.kinds + self.driver_kinds:
             setattr(p, k, self.get_kind(k, best))
         return p
 
     def set(self, alpha=None, gamma=None, log_init_scales=None, meta=None, *, beta1=None,
-            beta2=None, eps=None, weight_decay=None):
-        """Set hyperparameters in natural units (None = unchanged; scalars broadcast).  On error
+            beta2=None, eps=None, weight_decay=None, **more):
+        """Set hyperparameters in natural units (None = unchanged; scalars broadcast); more: any
+        other kind by its library name, e.g. clip (a learned clip must start finite).  On error
         nothing changes."""
         h = self._handle()
         shape = (self.n_steps, self.n_groups)
+        for k in more:
+            self._need_kind(k, "revl_hyperopt_set_kind")
         kinds = [(k, as_f64_broadcast(v, shape, k, "HyperOpt.set"))
                  for k, v in (("alpha", alpha), ("gamma", gamma), ("beta1", beta1),
-                              ("beta2", beta2), ("eps", eps), ("weight_decay", weight_decay))
+                              ("beta2", beta2), ("eps", eps), ("weight_decay", weight_decay),
+                              *more.items())
                  if v is not None]
         s = None if log_init_scales is None else as_f64_broadcast(
             log_init_scales, (self.n_groups,), "log_init_scales", "HyperOpt.set")

@@ -88,7 +88,8 @@ def _make_vjp_trampoline(fn, n_theta, n_z_ref, state):
 class Family(Wrapper):
     """A schedule family: theta (n_theta numbers) -> z (n_z numbers: for each kind of the
     optimiser a step-major (n_steps, n_groups) block of log alpha / logit gamma / logit beta1 /
-    logit beta2 / log eps, then n_groups log init scales, then n_meta meta-parameters).
+    logit beta2 / log eps, then n_groups log init scales, then n_meta meta-parameters, then,
+    when learn has "clip", a (n_steps, n_groups) block of log clip).
 
     ``type``: 'per_step' (the library's default: a value per step, group and learned kind),
     'windows' (a value per ``window`` steps), 'shape' (log alpha = a + log shape(t) + c[layer];

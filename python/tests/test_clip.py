@@ -65,3 +65,20 @@ def test_clip_hypergrad_against_finite_differences(opt):
         fd = (f(**{name + "_scale": 1 + h}) - f(**{name + "_scale": 1 - h})) / (2 * h)
         rev = float(np.sum(getattr(hg, name) * direction))
         assert abs(fd - rev) <= 1e-5 * max(abs(fd), abs(rev)) + 1e-9, (name, fd, rev)
+
+
+@pytest.mark.parametrize("opt", list(revl.OPTIMIZERS))
+def test_family_learns_log_clip(opt):
+    """Family(learn=['clip']): a last (T, G) block of log clip in z (base 0, i.e. clip 1, box
+    [log 0.1, log 10]); per_step's theta is that block, copied bit for bit."""
+    plain = revl.Family(opt, T, 3)
+    f = revl.Family(opt, T, 3, learn=["clip"])
+    assert f.n_z == plain.n_z + T * 3 and f.n_theta == T * 3
+    lo, hi = f.bounds
+    np.testing.assert_allclose(lo, np.log(0.1), rtol=1e-15)
+    np.testing.assert_allclose(hi, np.log(10.0), rtol=1e-15)
+    theta = np.linspace(-1, 1, T * 3)
+    z = f.map(theta)
+    np.testing.assert_array_equal(z[-T * 3:], theta)
+    np.testing.assert_array_equal(z[:plain.n_z], f.base[:plain.n_z])
+    assert f.coord_names[0] == "log clip at step 0, group 0"

@@ -125,3 +125,41 @@ def test_adamw_learns_weight_decay():
     h.step()
     assert not np.array_equal(h.get().weight_decay, before)
     assert h.get().gamma is None
+
+
+@pytest.mark.parametrize("opt", list(revl.OPTIMIZERS))
+def test_learns_log_clip(opt, tmp_path):
+    """learn=['clip'] (its bit and the driver kind from the library, every optimiser): the clip
+    starts at the schedule's +inf, which a step refuses naming step and group; set(clip=...)
+    gives the start, a step moves only the clip, and save/load carry it."""
+    h = make(6, optimizer=opt, learn=["clip"], step_size=0.2)
+    assert h.driver_kinds == ("clip",) and "clip" not in h.kinds
+    assert h.options["learn"] == ["clip"]
+    assert np.all(h.get().clip == np.inf)
+    with pytest.raises(revl.InvalidError, match="clip = inf at step 0, group 0: log clip is learned"):
+        h.step()
+    h.set(clip=0.05)
+    start = h.get()
+    h.step()
+    p = h.get()
+    assert not np.array_equal(p.clip, start.clip) and np.all(np.isfinite(p.clip))
+    for k in h.kinds:
+        np.testing.assert_array_equal(getattr(p, k), getattr(start, k))
+    path = tmp_path / "clip.txt"
+    h.save(path, best=False)
+    assert "# clip" in path.read_text()
+    h2 = make(6, optimizer=opt, learn=["clip"])
+    h2.load(path)
+    np.testing.assert_array_equal(h2.get().clip, p.clip)
+    # not learned: a fixed clip (the owned schedule's), read back as set
+    h3 = make(6, optimizer=opt)
+    h3.set(clip=0.5)
+    np.testing.assert_array_equal(h3.get().clip, 0.5)
+
+
+def test_learning_log_clip_lowers_the_validation_loss():
+    reports = []
+    h = make(20, learn="clip", iterations=10, report=reports.append, step_size=0.3)
+    h.set(alpha=0.05, clip=0.01)
+    h.run()
+    assert min(r.valid_loss for r in reports[1:]) < reports[0].valid_loss - 1e-3

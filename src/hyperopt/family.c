@@ -80,11 +80,11 @@ static double warmup_log(const revl_family *f, size_t t)
 static void map_windows(const revl_family *f, const double *theta, double *z)
 {
     size_t T = f->T, G = f->G, w = f->window, tb;
-    for (size_t k = 0; k < f->n_kinds; k++)
+    for (size_t k = 0; k < f->n_fk; k++)
         if ((tb = f->th_kind[k]) != RV_FAMILY_NONE)
             for (size_t t = 0; t < T; t++)
                 for (size_t g = 0; g < G; g++)
-                    z[k * f->n_sg + t * G + g] = theta[tb + t / w * G + g];
+                    z[rv_family_zk(f, k) + t * G + g] = theta[tb + t / w * G + g];
     if (f->th_init != RV_FAMILY_NONE)
         memcpy(z + f->z_init, theta + f->th_init, G * sizeof *z);
     if (f->th_meta != RV_FAMILY_NONE)
@@ -96,11 +96,11 @@ static void map_windows(const revl_family *f, const double *theta, double *z)
 static void vjp_windows(const revl_family *f, const double *dz, double *dtheta)
 {
     size_t T = f->T, G = f->G, w = f->window, tb;
-    for (size_t k = 0; k < f->n_kinds; k++)
+    for (size_t k = 0; k < f->n_fk; k++)
         if ((tb = f->th_kind[k]) != RV_FAMILY_NONE)
             for (size_t t = 0; t < T; t++)
                 for (size_t g = 0; g < G; g++) {
-                    double d = dz[k * f->n_sg + t * G + g];
+                    double d = dz[rv_family_zk(f, k) + t * G + g];
                     double *out = &dtheta[tb + t / w * G + g];
                     *out = t % w ? *out + d : d;
                 }
@@ -113,10 +113,10 @@ static void vjp_windows(const revl_family *f, const double *dz, double *dtheta)
 static void map_shape(const revl_family *f, const double *theta, double *z)
 {
     size_t T = f->T, G = f->G, tb;
-    for (size_t k = 0; k < f->n_kinds; k++) {
+    for (size_t k = 0; k < f->n_fk; k++) {
         if ((tb = f->th_kind[k]) == RV_FAMILY_NONE)
             continue;
-        double *zk = z + k * f->n_sg;
+        double *zk = z + rv_family_zk(f, k);
         if (k != f->k_alpha) {
             for (size_t i = 0; i < f->n_sg; i++)
                 zk[i] = theta[tb];
@@ -141,10 +141,10 @@ static void vjp_shape(const revl_family *f, const double *theta, const double *d
 {
     size_t T = f->T, G = f->G, tb;
     memset(dtheta, 0, f->n_theta * sizeof *dtheta);
-    for (size_t k = 0; k < f->n_kinds; k++) {
+    for (size_t k = 0; k < f->n_fk; k++) {
         if ((tb = f->th_kind[k]) == RV_FAMILY_NONE)
             continue;
-        const double *dk = dz + k * f->n_sg;
+        const double *dk = dz + rv_family_zk(f, k);
         if (k != f->k_alpha) {
             for (size_t i = 0; i < f->n_sg; i++)
                 dtheta[tb] += dk[i];
@@ -287,15 +287,15 @@ int revl_family_get_base(const revl_family *f, double *z0)
 static void project_windows(const revl_family *f, const double *z, double *theta)
 {
     size_t T = f->T, G = f->G, w = f->window, tb;
-    for (size_t k = 0; k < f->n_kinds; k++) {
+    for (size_t k = 0; k < f->n_fk; k++) {
         if ((tb = f->th_kind[k]) == RV_FAMILY_NONE)
             continue;
         for (size_t t0 = 0; t0 < T; t0 += w) {
             size_t t1 = t0 + w < T ? t0 + w : T;
             for (size_t g = 0; g < G; g++) {
-                double s = z[k * f->n_sg + t0 * G + g];
+                double s = z[rv_family_zk(f, k) + t0 * G + g];
                 for (size_t t = t0 + 1; t < t1; t++)
-                    s += z[k * f->n_sg + t * G + g];
+                    s += z[rv_family_zk(f, k) + t * G + g];
                 theta[tb + t0 / w * G + g] = s / (double)(t1 - t0);
             }
         }

@@ -12,7 +12,7 @@ static int check_options(const revl_family_options *o, size_t n_groups)
 {
     const unsigned all = REVL_LEARN_ALPHA | REVL_LEARN_GAMMA | REVL_LEARN_INIT_SCALE |
                          REVL_LEARN_META | REVL_LEARN_BETA1 | REVL_LEARN_BETA2 | REVL_LEARN_EPS |
-                         REVL_LEARN_WEIGHT_DECAY;
+                         REVL_LEARN_WEIGHT_DECAY | REVL_LEARN_CLIP;
     if ((unsigned)o->type > REVL_FAMILY_USER)
         return CREATE_FAIL("type = %d is not a revl_family_type", (int)o->type);
     if (o->learn & ~all)
@@ -83,6 +83,11 @@ static void lay_out(revl_family *f)
             n += f->n_meta;
         }
     }
+    /* the clip last, as in z (PER_STEP's theta is z) */
+    if (f->z_clip != RV_FAMILY_NONE) {
+        f->th_kind[f->n_kinds] = n;
+        n += o->type == REVL_FAMILY_SHAPE ? 1 : f->n_win * f->G;
+    }
     f->n_theta = n;
 }
 
@@ -102,7 +107,7 @@ static role locate(const revl_family *f, size_t i)
         return r;
     int shape = f->o.type == REVL_FAMILY_SHAPE;
     size_t per_kind = shape ? 1 : f->n_win * f->G, per_init = shape ? 1 : f->G;
-    for (size_t k = 0; k < f->n_kinds; k++)
+    for (size_t k = 0; k < f->n_fk; k++)
         if (f->th_kind[k] != RV_FAMILY_NONE && i - f->th_kind[k] < per_kind)
             return (role){P_KIND, k, (i - f->th_kind[k]) / f->G, (i - f->th_kind[k]) % f->G};
     if (f->th_init != RV_FAMILY_NONE && i - f->th_init < per_init)
@@ -117,7 +122,7 @@ static role locate(const revl_family *f, size_t i)
 void rv_family_theta_name(const revl_family *f, size_t i, char *buf, size_t size)
 {
     role r = locate(f, i);
-    const char *kind = rv_kind_coord_name(f->opt->kinds[r.k]);
+    const char *kind = rv_kind_coord_name(rv_family_kind(f, r.k));
     int shape = f->o.type == REVL_FAMILY_SHAPE;
     switch (r.p) {
     case P_KIND:
@@ -161,8 +166,11 @@ void rv_family_z_name(const revl_family *f, size_t i, char *buf, size_t size)
                  rv_kind_coord_name(f->opt->kinds[i / f->n_sg]), i % f->n_sg / f->G, i % f->G);
     else if (i < f->z_meta)
         snprintf(buf, size, "log init scale of group %zu", i - f->z_init);
-    else
+    else if (i < f->z_meta + f->n_meta)
         snprintf(buf, size, "meta %zu", i - f->z_meta);
+    else
+        snprintf(buf, size, "log clip at step %zu, group %zu", (i - f->z_clip) / f->G,
+                 (i - f->z_clip) % f->G);
 }
 
 /* The default search box of a kind's coordinate (docs/hyperopt.md, "Families"). alpha's depends
@@ -191,7 +199,8 @@ static void kind_box(const revl_family *f, revl_hyper kind, double *lo, double *
     case REVL_HYPER_WEIGHT_DECAY: /* [1e-5, 0.3], coupled or decoupled */
         *lo = log(1e-5), *hi = log(0.3);
         return;
-    case REVL_HYPER_CLIP: /* not a family kind yet (the driver's); a box for completeness */
+    case REVL_HYPER_CLIP: /* a decade either side of the base clip 1 (the gradient norm's
+                             scale is the model's: set_bounds when it is far from 1) */
         *lo = log(0.1), *hi = log(10.0);
         return;
     }
@@ -204,7 +213,7 @@ static void default_bounds(revl_family *f)
         role r = locate(f, i);
         double *lo = &f->lo[i], *hi = &f->hi[i];
         switch (r.p) {
-        case P_KIND: kind_box(f, f->opt->kinds[r.k], lo, hi); break;
+        case P_KIND: kind_box(f, rv_family_kind(f, r.k), lo, hi); break;
         case P_INIT: *lo = log(1e-3), *hi = 0.0; break;
         case P_META: *lo = -10.0, *hi = 2.0; break;
         case P_FINAL: *lo = log(0.01), *hi = 0.0; break;
@@ -217,10 +226,13 @@ static void default_bounds(revl_family *f)
 /* The optimiser's schedule defaults in z, log init scale -3, meta 0. */
 static void default_base(revl_family *f)
 {
-    for (size_t k = 0; k < f->n_kinds; k++) {
-        double z = rv_to_unconstrained(rv_kind_coord(f->opt->kinds[k]), f->opt->defaults[k]);
+    for (size_t k = 0; k < f->n_fk; k++) {
+        /* the clip's default is +inf (no clipping), whose log no map can move: base clip 1 */
+        double z = k < f->n_kinds
+                       ? rv_to_unconstrained(rv_kind_coord(f->opt->kinds[k]), f->opt->defaults[k])
+                       : 0.0;
         for (size_t i = 0; i < f->n_sg; i++)
-            f->base[k * f->n_sg + i] = z;
+            f->base[rv_family_zk(f, k) + i] = z;
     }
     for (size_t g = 0; g < f->G; g++)
         f->base[f->z_init + g] = -3.0;
@@ -246,6 +258,13 @@ static int family_new(revl_family **out, const rv_optim *opt, size_t T, size_t G
     f->z_init = f->n_kinds * f->n_sg;
     f->z_meta = f->z_init + G;
     f->n_z = f->z_meta + nm;
+    f->n_fk = f->n_kinds;
+    f->z_clip = RV_FAMILY_NONE;
+    if (o->learn & REVL_LEARN_CLIP) {
+        f->z_clip = f->n_z;
+        f->n_z += f->n_sg;
+        f->n_fk++;
+    }
     f->window = o->type == REVL_FAMILY_WINDOWS ? o->window : 1;
     f->n_win = T / f->window + (T % f->window != 0);
     f->k_alpha = (size_t)rv_optim_kind_index(opt, REVL_HYPER_ALPHA);
@@ -299,7 +318,7 @@ static int family_create(revl_family **out, revl_optimizer optimizer, size_t n_s
     /* n_z = n_kinds T G + G + n_meta doubles must be addressable */
     size_t n_z = 0;
     if (__builtin_mul_overflow(n_steps, n_groups, &n_z) ||
-        __builtin_mul_overflow(n_z, opt->n_kinds, &n_z) ||
+        __builtin_mul_overflow(n_z, opt->n_kinds + 1, &n_z) || /* + 1: a learned clip */
         __builtin_add_overflow(n_z, n_groups, &n_z) || __builtin_add_overflow(n_z, n_meta, &n_z) ||
         n_z > SIZE_MAX / sizeof(double))
         return CREATE_FAIL("n_steps = %zu, n_groups = %zu, n_meta = %zu: too many values",

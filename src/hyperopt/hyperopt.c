@@ -44,10 +44,7 @@ static int check_options(const revl_hyperopt_options *o)
 {
     const unsigned all = REVL_LEARN_ALPHA | REVL_LEARN_GAMMA | REVL_LEARN_INIT_SCALE |
                          REVL_LEARN_META | REVL_LEARN_BETA1 | REVL_LEARN_BETA2 | REVL_LEARN_EPS |
-                         REVL_LEARN_WEIGHT_DECAY;
-    if (o->learn & REVL_LEARN_CLIP)
-        return OPTION_FAIL("learn has REVL_LEARN_CLIP: log clip is not learned yet (the "
-                           "hyper-optimiser trains without gradient clipping)");
+                         REVL_LEARN_WEIGHT_DECAY | REVL_LEARN_CLIP;
     if (o->learn & ~all)
         return OPTION_FAIL("learn = %u has unknown bits (known: %u)", o->learn, all);
     if (o->method != REVL_META_ADAM && o->method != REVL_META_SGD)
@@ -160,6 +157,9 @@ static int hyperopt_create(revl_hyperopt **out, revl_model *model, const revl_da
                __builtin_add_overflow(n_theta, g, &n_theta) ||
                __builtin_add_overflow(n_theta, nm, &n_theta)))
         ok = 0;
+    size_t clip_off = (o.learn & REVL_LEARN_CLIP) ? n_theta : SIZE_MAX;
+    if (ok && clip_off != SIZE_MAX && __builtin_add_overflow(n_theta, n_sg, &n_theta))
+        ok = 0;
     if (!ok)
         return REVL_ERR_INVALID;
 
@@ -175,6 +175,7 @@ static int hyperopt_create(revl_hyperopt **out, revl_model *model, const revl_da
     h->valid = valid;
     h->opt = opt;
     h->n_kinds = opt->n_kinds;
+    h->clip_off = clip_off;
     h->n_steps = n_steps;
     h->n_groups = g;
     h->n_params = p;
@@ -219,6 +220,9 @@ static int hyperopt_create(revl_hyperopt **out, revl_model *model, const revl_da
         h->cur[opt->n_kinds * n_sg + k] = -3.0;
     for (size_t k = 0; k < nm; k++)
         h->cur[opt->n_kinds * n_sg + g + k] = model->builtin.meta_start;
+    /* the schedule's clip (+inf): set_kind gives the finite start a learned log clip needs */
+    if (clip_off != SIZE_MAX)
+        revl_schedule_get_kind(h->sched, REVL_HYPER_CLIP, h->cur + clip_off);
     *out = h;
     return REVL_OK;
 }
@@ -232,6 +236,8 @@ const char *revl_hyperopt_last_error(const revl_hyperopt *h)
 
 size_t rv_hyperopt_kind_offset(const revl_hyperopt *h, revl_hyper kind)
 {
+    if (kind == REVL_HYPER_CLIP)
+        return h->clip_off;
     int j = rv_optim_kind_index(h->opt, kind);
     return j < 0 ? SIZE_MAX : (size_t)j * h->n_sg;
 }
@@ -263,6 +269,11 @@ int rv_hyperopt_check_theta(revl_hyperopt *h, const double *x)
 {
     for (size_t j = 0; j < h->n_kinds; j++) {
         int rc = check_kind(h, h->opt->kinds[j], x + j * h->n_sg);
+        if (rc)
+            return rc;
+    }
+    if (h->clip_off != SIZE_MAX) {
+        int rc = check_kind(h, REVL_HYPER_CLIP, x + h->clip_off);
         if (rc)
             return rc;
     }
@@ -368,14 +379,23 @@ int revl_hyperopt_set_kind(revl_hyperopt *h, revl_hyper kind, const double *valu
     int rc = rv_hyperopt_not_in_step(h, "revl_hyperopt_set_kind");
     if (rc)
         return rc;
-    double *dst = kind_block(h, h->cur, kind, "revl_hyperopt_set_kind");
-    if (!dst)
+    double *dst = kind == REVL_HYPER_CLIP && h->clip_off == SIZE_MAX
+                      ? NULL
+                      : kind_block(h, h->cur, kind, "revl_hyperopt_set_kind");
+    if (!dst && !(kind == REVL_HYPER_CLIP && h->clip_off == SIZE_MAX))
         return REVL_ERR_INVALID;
     if (!values)
         return rv_fail(h->err, REVL_ERR_INVALID, "revl_hyperopt_set_kind: values is NULL");
     rc = check_kind(h, kind, values);
     if (rc)
         return rc;
+    if (kind == REVL_HYPER_CLIP && h->clip_off == SIZE_MAX) { /* a fixed clip, not learned */
+        rc = revl_schedule_set_kind(h->sched, kind, values);
+        if (rc)
+            return rv_fail(h->err, rc, "schedule: %s", revl_schedule_last_error(h->sched));
+        rv_clear(h->err);
+        return REVL_OK;
+    }
     memcpy(dst, values, h->n_sg * sizeof *values);
     rv_hyperopt_values_replaced(h);
     rv_clear(h->err);
@@ -387,6 +407,8 @@ int revl_hyperopt_get_kind(const revl_hyperopt *hc, int best, revl_hyper kind, d
     if (!hc || !values)
         return REVL_ERR_INVALID;
     revl_hyperopt *h = (revl_hyperopt *)hc;
+    if (kind == REVL_HYPER_CLIP && h->clip_off == SIZE_MAX) /* fixed: the owned schedule's */
+        return revl_schedule_get_kind(h->sched, kind, values) ? REVL_ERR_INVALID : REVL_OK;
     const double *src = kind_block(h, (double *)values_of(h, best), kind, "revl_hyperopt_get_kind");
     if (!src)
         return REVL_ERR_INVALID;
@@ -408,8 +430,9 @@ typedef struct block {
     unsigned bit;
     rv_coord coord;
     const char *name; /* of the coordinate, for messages */
+    int kind;         /* the revl_hyper of a kind's block (chain rule), -1 for scales, meta */
 } block;
-#define MAX_BLOCKS (REVL_HYPER_COUNT + 2)
+#define MAX_BLOCKS (REVL_HYPER_COUNT + 3)
 
 static size_t blocks_of(const revl_hyperopt *h, block b[MAX_BLOCKS])
 {
@@ -417,11 +440,15 @@ static size_t blocks_of(const revl_hyperopt *h, block b[MAX_BLOCKS])
     for (size_t j = 0; j < h->n_kinds; j++) {
         revl_hyper kind = h->opt->kinds[j];
         b[nb++] = (block){j * n, (j + 1) * n, rv_kind_learn_bit(kind), rv_kind_coord(kind),
-                          rv_kind_coord_name(kind)};
+                          rv_kind_coord_name(kind), (int)kind};
     }
     size_t off = h->n_kinds * n;
-    b[nb++] = (block){off, off + g, REVL_LEARN_INIT_SCALE, RV_COORD_AS_IS, "log init scale"};
-    b[nb++] = (block){off + g, h->n_theta, REVL_LEARN_META, RV_COORD_AS_IS, "meta"};
+    b[nb++] = (block){off, off + g, REVL_LEARN_INIT_SCALE, RV_COORD_AS_IS, "log init scale", -1};
+    b[nb++] = (block){off + g, off + g + h->n_meta, REVL_LEARN_META, RV_COORD_AS_IS, "meta", -1};
+    if (h->clip_off != SIZE_MAX)
+        b[nb++] = (block){h->clip_off, h->clip_off + n, REVL_LEARN_CLIP,
+                          rv_kind_coord(REVL_HYPER_CLIP), rv_kind_coord_name(REVL_HYPER_CLIP),
+                          REVL_HYPER_CLIP};
     return nb;
 }
 
@@ -523,7 +550,14 @@ static int hypergradient(revl_hyperopt *h, double *f, double *acc, double *train
                                "weight_decay = %g at step %zu, group %zu: log weight_decay is "
                                "learned, so weight_decay must be positive",
                                h->cur[(size_t)wdk * n + k], k / g, k % g);
-    int rc = REVL_OK;
+    const double *clip = h->clip_off != SIZE_MAX ? h->cur + h->clip_off : NULL;
+    for (size_t k = 0; clip && k < n; k++) /* log(+inf) is a coordinate no step can move */
+        if (!isfinite(clip[k]))
+            return rv_fail(h->err, REVL_ERR_INVALID,
+                           "clip = %g at step %zu, group %zu: log clip is learned, so clip must "
+                           "be finite (set a starting threshold with revl_hyperopt_set_kind)",
+                           clip[k], k / g, k % g);
+    int rc = clip ? revl_schedule_set_kind(h->sched, REVL_HYPER_CLIP, clip) : REVL_OK;
     for (size_t j = 0; j < h->n_kinds && !rc; j++)
         rc = revl_schedule_set_kind(h->sched, h->opt->kinds[j], h->cur + j * n);
     if (rc)
@@ -552,6 +586,8 @@ static int hypergradient(revl_hyperopt *h, double *f, double *acc, double *train
     double *d_meta = h->n_meta ? h->grad + off + g : NULL;
     for (size_t j = 0; j < h->n_kinds; j++)
         d_kinds[h->opt->kinds[j]] = h->grad + j * n;
+    if (clip)
+        d_kinds[REVL_HYPER_CLIP] = h->grad + h->clip_off;
     rc = revl_trainer_hypergrad_kinds_n(h->trainer, h->dfdw, meta ? h->dfdmeta : NULL, h->d_w0,
                                         REVL_HYPER_COUNT, d_kinds, d_meta);
     if (rc)
@@ -564,10 +600,11 @@ static int hypergradient(revl_hyperopt *h, double *f, double *acc, double *train
      * trainer applied them */
     block b[MAX_BLOCKS];
     size_t nb = blocks_of(h, b);
-    for (size_t j = 0; j < h->n_kinds; j++) {
-        revl_hyper kind = h->opt->kinds[j];
+    for (size_t j = 0; j < nb; j++) {
+        if (b[j].kind < 0)
+            continue;
         for (size_t k = b[j].lo; k < b[j].hi; k++) {
-            double x = revl_hyper_applied(kind, h->cur[k]);
+            double x = revl_hyper_applied((revl_hyper)b[j].kind, h->cur[k]);
             h->grad[k] *= rv_coord_dnatural(b[j].coord, x);
         }
     }

@@ -12,7 +12,11 @@
  * kind of the optimiser, in its order (momentum: alpha, gamma; Adam: alpha, beta1, beta2, eps),
  * then
  *   [n_kinds n_sg, n_kinds n_sg + G)   log init scale per group
- *   [n_kinds n_sg + G, n_theta)        meta */
+ *   [n_kinds n_sg + G, + n_meta)       meta
+ * and, only when learn has REVL_LEARN_CLIP, a last step-major block of n_sg clip thresholds
+ * (the driver's kind every optimiser has; at clip_off). Without that bit the layout is the one
+ * files were written in before the clip existed, so old checkpoints and text files load
+ * unchanged; the clip then stays in the owned schedule (+inf unless set_kind changed it). */
 struct revl_hyperopt {
     revl_allocator alloc;
     revl_hyperopt_options opts; /* validated copy; opts.allocator cleared */
@@ -22,6 +26,7 @@ struct revl_hyperopt {
     revl_trainer *trainer;
     const rv_optim *opt;   /* its kinds give the layout */
     size_t n_kinds;
+    size_t clip_off;   /* where the learned clip block starts; SIZE_MAX when it is not learned */
     size_t n_steps, n_groups, n_params, n_meta, n_sg, n_theta;
 
     double *cur;       /* current hyperparameters, natural units */

@@ -76,6 +76,15 @@ static int bad(revl_hyperopt *h, const char *path, const char *why)
     return rv_fail(h->err, REVL_ERR_IO, PATH_FMT ": %s", PATH_ARG(path), why);
 }
 
+/* Value i of the 8 vectors is a learned clip not set yet (+inf, the schedule's default) in
+ * one of the value vectors (cur, best, prev): a step refuses it, a checkpoint keeps it. */
+static int unset_clip(const revl_hyperopt *h, size_t i, double v)
+{
+    size_t vec = i / h->n_theta, k = i % h->n_theta;
+    return v == INFINITY && h->clip_off != SIZE_MAX && k >= h->clip_off &&
+           (vec == 0 || vec == 1 || vec == 4);
+}
+
 /* Header and scalars checked; vectors into tmp (8 n_theta). */
 static int parse(revl_hyperopt *h, rv_ckpt_reader *r, uint64_t *counts, double *scalars,
                  double *tmp)
@@ -116,7 +125,7 @@ static int parse(revl_hyperopt *h, rv_ckpt_reader *r, uint64_t *counts, double *
         !isfinite(scalars[1]) || !(scalars[2] >= 0))
         return bad(h, path, "invalid best loss, meta step or running minimum");
     for (size_t i = 0; i < 8 * h->n_theta; i++)
-        if (!isfinite(tmp[i]))
+        if (!isfinite(tmp[i]) && !unset_clip(h, i, tmp[i]))
             return bad(h, path, "a hyperparameter or moment is not finite");
     if (rv_hyperopt_check_theta(h, tmp) != REVL_OK ||
         (counts[3] && rv_hyperopt_check_theta(h, tmp + h->n_theta) != REVL_OK) ||

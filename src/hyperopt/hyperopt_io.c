@@ -71,6 +71,10 @@ int revl_hyperopt_save(const revl_hyperopt *hc, int best, const char *path)
     write_table(f, "log_init_scale", src + off, g, 1);
     fputs("\n\n", f);
     write_table(f, "meta", src + off + g, h->n_meta, 1);
+    if (h->clip_off != SIZE_MAX) { /* learned only: without it the file is as before the clip */
+        fputs("\n\n", f);
+        write_table(f, revl_hyper_name(REVL_HYPER_CLIP), src + h->clip_off, h->n_steps, g);
+    }
     int bad = ferror(f);
     int eno = errno;
     if (fclose(f) != 0 && !bad) {
@@ -231,7 +235,8 @@ static int parse_index(const char *tok, size_t *out)
 
 /* A finite number, all of the token. strtod accepts what %.17g writes (subnormals included,
  * whatever errno says about them). */
-static int read_number(lexer *lx, const char *what, double *out)
+/* clip_ok: +inf is a value (a clip's "no clipping", as save writes a learned clip not yet set) */
+static int read_number(lexer *lx, const char *what, int clip_ok, double *out)
 {
     char tok[TOKEN_MAX];
     int rc = lx_token(lx, tok);
@@ -243,7 +248,7 @@ static int read_number(lexer *lx, const char *what, double *out)
     double x = strtod(tok, &end);
     if (end == tok || *end)
         return lx_fail(lx, "%s: '%s' is not a number", what, tok);
-    if (!isfinite(x))
+    if (!isfinite(x) && !(clip_ok && x == INFINITY))
         return lx_fail(lx, "%s: '%s' is not finite", what, tok);
     *out = x;
     return REVL_OK;
@@ -324,7 +329,7 @@ static int read_rows(lexer *lx, const char *title, double *x, size_t rows, size_
         for (size_t c = 0; c < cols; c++) {
             double *v = &x[r * cols + c];
             snprintf(what, sizeof what, "%s line %zu, column %zu", title, r, c + 1);
-            if ((rc = read_number(lx, what, v)))
+            if ((rc = read_number(lx, what, kind == REVL_HYPER_CLIP, v)))
                 return rc;
             char why[128];
             if (kind >= 0 && rv_hyper_problem((revl_hyper)kind, *v, why, sizeof why))
@@ -403,6 +408,14 @@ static int parse_file(revl_hyperopt *h, lexer *lx, double *x)
         (rc = expect_blank(lx, "meta")) || (rc = expect_blank(lx, "meta")) ||
         (rc = read_table(lx, "meta", x + off + g, h->n_meta, 1, -1)))
         return rc;
+    /* a learned clip's section is optional: a file written without one keeps the current clip */
+    if (h->clip_off != SIZE_MAX) {
+        memcpy(x + h->clip_off, h->cur + h->clip_off, n * sizeof *x);
+        if (!lx_at_eof(lx) &&
+            ((rc = expect_blank(lx, "clip")) || (rc = expect_blank(lx, "clip")) ||
+             (rc = read_table(lx, "clip", x + h->clip_off, h->n_steps, g, REVL_HYPER_CLIP))))
+            return rc;
+    }
     /* blank lines may follow; anything else is garbage */
     char tok[TOKEN_MAX];
     while (!lx_at_eof(lx)) {

@@ -126,11 +126,18 @@ static int check_family(const revl_family *f, const char *which, revl_optimizer 
  * the init scales and, when the model has them, the meta-parameters. Momentum's and RMSprop's
  * coupled decay (default 0, off) is learned only when asked for: it is the L2 penalty a model's
  * meta-parameter may already be, and the defaults then tune what they tuned before it. */
-static unsigned default_learn(const rv_optim *opt, size_t n_meta)
+static unsigned default_learn(const revl_tuner *t)
 {
     return REVL_LEARN_ALPHA | REVL_LEARN_GAMMA | REVL_LEARN_BETA1 | REVL_LEARN_INIT_SCALE |
-           (opt->id == REVL_OPTIM_ADAMW ? REVL_LEARN_WEIGHT_DECAY : 0) |
-           (n_meta ? REVL_LEARN_META : 0);
+           (t->opt->id == REVL_OPTIM_ADAMW ? REVL_LEARN_WEIGHT_DECAY : 0) |
+           (t->n_meta ? REVL_LEARN_META : 0) |
+           (t->z_clip != SIZE_MAX ? REVL_LEARN_CLIP : 0); /* z has one layout for both */
+}
+
+/* Whether a family learns log clip, which adds the clip block to z. */
+static int learns_clip(const revl_family *f)
+{
+    return f && (rv_family_options(f)->learn & REVL_LEARN_CLIP);
 }
 
 /* The tuner's copies of the families (defaults where NULL), with the base point's meta at the
@@ -146,7 +153,7 @@ static int make_families(revl_tuner *t, const revl_family *search, const revl_fa
         revl_family_options_init(&fo);
         fo.type = REVL_FAMILY_SHAPE;
         fo.shape = REVL_SHAPE_LINEAR;
-        fo.learn = default_learn(t->opt, t->n_meta);
+        fo.learn = default_learn(t);
         size_t layers = t->model->builtin.n_layers;
         fo.n_layers = layers && t->n_groups % layers == 0 ? layers : 0;
         rc = revl_family_create(&t->search, id, t->n_steps, t->n_groups, t->n_meta, &fo);
@@ -159,7 +166,7 @@ static int make_families(revl_tuner *t, const revl_family *search, const revl_fa
         revl_family_options fo;
         revl_family_options_init(&fo);
         fo.type = REVL_FAMILY_PER_STEP;
-        fo.learn = default_learn(t->opt, t->n_meta);
+        fo.learn = default_learn(t);
         rc = revl_family_create(&t->refine, id, t->n_steps, t->n_groups, t->n_meta, &fo);
     }
     if (rc)
@@ -171,7 +178,7 @@ static int make_families(revl_tuner *t, const revl_family *search, const revl_fa
                 continue;
             revl_family_get_base(fams[k], t->z);
             for (size_t j = 0; j < t->n_meta; j++)
-                t->z[t->n_z - t->n_meta + j] = t->model->builtin.meta_start;
+                t->z[t->n_kinds * t->n_sg + t->n_groups + j] = t->model->builtin.meta_start;
             if ((rc = revl_family_set_base(fams[k], t->z)))
                 return rc;
         }
@@ -275,6 +282,13 @@ static int tuner_create(revl_tuner **out, revl_model *model, const revl_dataset 
     size_t n_z = rv_mul_size(n_sg, opt->n_kinds, &ok);
     if (!ok || __builtin_add_overflow(n_z, g + nm, &n_z))
         return OPTION_FAIL("n_steps = %zu x %zu groups overflows", n_steps, g);
+    if (search && refine && learns_clip(search) != learns_clip(refine))
+        return OPTION_FAIL("the %s family learns log clip and the %s family does not: both "
+                           "share one z", learns_clip(search) ? "search" : "refine",
+                           learns_clip(search) ? "refine" : "search");
+    size_t z_clip = learns_clip(search) || learns_clip(refine) ? n_z : SIZE_MAX;
+    if (z_clip != SIZE_MAX && __builtin_add_overflow(n_z, n_sg, &n_z))
+        return OPTION_FAIL("n_steps = %zu x %zu groups overflows", n_steps, g);
 
     revl_allocator alloc;
     rv_allocator_copy(&alloc, o.allocator);
@@ -294,6 +308,7 @@ static int tuner_create(revl_tuner **out, revl_model *model, const revl_dataset 
     t->n_meta = nm;
     t->n_sg = n_sg;
     t->n_z = n_z;
+    t->z_clip = z_clip;
     t->best_loss = INFINITY;
     t->best_acc = NAN;
     t->cur_loss = INFINITY;
@@ -408,12 +423,20 @@ static int load_schedule(revl_tuner *t, const double *z)
         if (rc)
             return rv_fail(t->err, rc, "schedule: %s", revl_schedule_last_error(t->sched));
     }
+    if (t->z_clip != SIZE_MAX) {
+        double *x = t->dz;
+        for (size_t k = 0; k < t->n_sg; k++)
+            x[k] = rv_from_unconstrained(RV_COORD_LOG, z[t->z_clip + k]);
+        int rc = revl_schedule_set_kind(t->sched, REVL_HYPER_CLIP, x);
+        if (rc)
+            return rv_fail(t->err, rc, "schedule: %s", revl_schedule_last_error(t->sched));
+    }
     return REVL_OK;
 }
 
 static const double *meta_of(const revl_tuner *t, const double *z)
 {
-    return t->n_meta ? z + t->n_z - t->n_meta : NULL;
+    return t->n_meta ? z + t->n_kinds * t->n_sg + t->n_groups : NULL;
 }
 
 /* f(w_T) (and df/dw_T, df/dmeta when want_grad) from the objective or the validation set. */
@@ -516,10 +539,12 @@ static int add_hypergrad(revl_tuner *t, const double *z)
     double *d_kinds[REVL_HYPER_COUNT] = {0};
     for (size_t j = 0; j < t->n_kinds; j++)
         d_kinds[t->opt->kinds[j]] = t->dz + j * n;
+    if (t->z_clip != SIZE_MAX)
+        d_kinds[REVL_HYPER_CLIP] = t->dz + t->z_clip;
     const double *meta = meta_of(t, z);
     int rc = revl_trainer_hypergrad_kinds_n(t->trainer, t->dfdw, meta ? t->dfdmeta : NULL,
                                             t->d_w0, REVL_HYPER_COUNT, d_kinds,
-                                            meta ? t->dz + t->n_z - t->n_meta : NULL);
+                                            meta ? t->dz + off + t->n_groups : NULL);
     t->runs++;
     if (rc)
         return rv_fail(t->err, rc, "hypergradient: %s", revl_trainer_last_error(t->trainer));
@@ -535,6 +560,8 @@ static int add_hypergrad(revl_tuner *t, const double *z)
             t->dz[j * n + k] *= rv_coord_dnatural(c, x);
         }
     }
+    for (size_t k = 0; t->z_clip != SIZE_MAX && k < n; k++) /* d / d log clip = clip d / d clip */
+        t->dz[t->z_clip + k] *= rv_from_unconstrained(RV_COORD_LOG, z[t->z_clip + k]);
     for (size_t k = 0; k < t->n_z; k++) {
         if (!isfinite(t->dz[k]))
             return rv_fail(t->err, REVL_ERR_RANGE, "hypergradient is %g at z[%zu]", t->dz[k], k);
@@ -1046,6 +1073,10 @@ int revl_tuner_best_schedule(const revl_tuner *t, revl_schedule *s)
     for (size_t j = 0; j < t->n_kinds && !rc; j++) {
         revl_schedule_get_kind(t->sched, t->opt->kinds[j], tm->dz);
         rc = revl_schedule_set_kind(s, t->opt->kinds[j], tm->dz);
+    }
+    if (!rc && t->z_clip != SIZE_MAX) {
+        revl_schedule_get_kind(t->sched, REVL_HYPER_CLIP, tm->dz);
+        rc = revl_schedule_set_kind(s, REVL_HYPER_CLIP, tm->dz);
     }
     if (rc)
         return rv_fail(tm->err, rc, "revl_tuner_best_schedule: %s", revl_schedule_last_error(s));

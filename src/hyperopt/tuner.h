@@ -18,6 +18,8 @@ struct revl_tuner {
     const revl_dataset *valid;
     const rv_optim *opt;
     size_t n_kinds, n_steps, n_groups, n_params, n_meta, n_sg, n_z;
+    size_t z_clip;  /* the clip block of z when the families learn log clip (last, as in the
+                       families' z); SIZE_MAX otherwise */
     revl_family *search, *refine; /* the tuner's own copies */
     size_t ns, nr;                /* n_theta of search and refine */
     double *lo, *hi;              /* the search box (ns each) */

@@ -850,17 +850,22 @@ static void *ck_rank_main(void *arg)
             ck_damage(r, (enum ck_case)k);
         pthread_barrier_wait(&sh->barrier);
         t = ck_trainer(r, m, s, 1);
-        if (k == CK_SAVE_UNWRITABLE) { /* a partial trainer saving; rank 1's path unwritable */
+        revl_trainer_stats st = {.struct_size = sizeof st};
+        if (k == CK_SAVE_UNWRITABLE) { /* trained on to step 4; rank 1's path unwritable */
             ck_assert_int_eq(revl_trainer_load(t, r->base), REVL_OK);
+            ck_assert_int_eq(revl_trainer_train_resume(t), REVL_OK);
             r->rc[k] = revl_trainer_save(t, r->comm.rank == 1 ? "/nonexistent/dir/ck" : r->base);
             snprintf(r->msg[k], sizeof r->msg[k], "%s", revl_trainer_last_error(t));
-            /* the trainer still partial: it resumes */
-            r->unchanged[k] = revl_trainer_train_resume(t) == REVL_OK;
-        } else {
+            r->unchanged[k] = revl_trainer_get_stats(t, &st) == REVL_OK && st.steps_done == SHT;
+        } else { /* nothing loaded: the fresh trainer at step 0, w all 0 */
             r->rc[k] = revl_trainer_load(t, r->base);
             snprintf(r->msg[k], sizeof r->msg[k], "%s", revl_trainer_last_error(t));
-            /* nothing loaded: nothing to resume */
-            r->unchanged[k] = revl_trainer_train_resume(t) == REVL_ERR_STATE;
+            double *w = malloc(SHP * sizeof *w);
+            revl_trainer_weights(t, w);
+            r->unchanged[k] = revl_trainer_get_stats(t, &st) == REVL_OK && st.steps_done == 0;
+            for (size_t i = 0; i < SHP; i++)
+                r->unchanged[k] = r->unchanged[k] && w[i] == 0;
+            free(w);
         }
         revl_trainer_free(t);
         pthread_barrier_wait(&sh->barrier);

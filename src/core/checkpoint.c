@@ -176,7 +176,7 @@ static int save_sharded(revl_trainer *t, const char *path, int rc)
 static void put_body(rv_ckpt_writer *w, revl_trainer *t, int reverse)
 {
     const rv_optim *opt = t->opt;
-    size_t p = t->n_local; /* n_params unsharded */
+    size_t p = t->n_local; /* this rank's share (n_params unsharded) */
     rv_ckpt_put_name(w, opt->name);
     uint64_t sizes[] = {t->n_params, t->n_meta, t->n_steps, t->n_groups, t->frac_bits,
                         t->first_kept, opt->n_state, t->n_blocks};

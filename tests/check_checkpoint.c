@@ -784,17 +784,26 @@ START_TEST(test_state_errors)
     ck_assert_int_eq(revl_trainer_train(r.t, w0, META), REVL_OK);
     ck_assert_int_eq(revl_trainer_hypergrad(r.t, d, NULL, NULL, NULL, NULL, NULL), REVL_OK);
     ck_assert_int_eq(revl_trainer_save(r.t, path), REVL_ERR_STATE);
-    /* a sharded trainer (one rank here) holds its start copies for its share only: the writer
-     * itself refuses it, not only the public calls before it */
+    /* a sharded trainer (one rank here) writes its share to <path>.rank0-of-1, a file the
+     * unsharded trainer refuses, as the sharded one refuses an unsharded trainer's */
     revl_comm comm;
     revl_comm_init_local(&comm);
     revl_trainer *sh = NULL;
     ck_assert_int_eq(revl_trainer_create_sharded(&sh, r.m, r.s, NULL, &comm), REVL_OK);
     ck_assert_int_eq(revl_trainer_train(sh, w0, META), REVL_OK);
-    ck_assert_int_eq(revl_trainer_save(sh, path), REVL_ERR_STATE);
-    ck_assert_int_eq(rv_trainer_save_now(sh, path), REVL_ERR_STATE);
-    expect_msg(revl_trainer_last_error(sh), "sharded");
+    ck_assert_int_eq(revl_trainer_save(sh, path), REVL_OK);
     ck_assert_int_eq(access(path, F_OK), -1);
+    char share[512];
+    snprintf(share, sizeof share, "%s.rank0-of-1", path);
+    ck_assert_int_eq(access(share, F_OK), 0);
+    ck_assert_int_eq(revl_trainer_load(r.t, share), REVL_ERR_IO);
+    expect_msg(revl_trainer_last_error(r.t), "a sharded trainer's share (version 3)");
+    ck_assert_int_eq(revl_trainer_train(r.t, w0, META), REVL_OK);
+    ck_assert_int_eq(revl_trainer_save(r.t, path), REVL_OK);
+    ck_assert_int_eq(rename(path, share), 0);
+    ck_assert_int_eq(revl_trainer_load(sh, path), REVL_ERR_IO);
+    expect_msg(revl_trainer_last_error(sh), "not a sharded trainer's checkpoint (version 1)");
+    remove(share);
     revl_trainer_free(sh);
     run_free(&r);
     free(path);
@@ -1521,7 +1530,8 @@ START_TEST(test_reverse_files)
         {off_state, RV_FORWARD_ONLY, "invalid trainer state 4"},
         {SIZE_MAX, 0, "8 bytes of unknown data after the body"},
         {8, 1, "invalid trainer state 5"}, /* version 1 knows no mid-reverse state */
-        {8, 3, "revl trainer checkpoint version 3; this library reads versions 1 to 2"},
+        {8, 4, "revl trainer checkpoint version 4; this library reads versions 1 to 3"},
+        {8, 3, "a sharded trainer's share (version 3); this trainer is not sharded"},
     };
     run r, twin;
     small_pair(REVL_OPTIM_MOMENTUM, &r, bad);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "revl.h"
 #include "testutil.h"
@@ -710,6 +711,305 @@ START_TEST(lowest_failing_rank_is_blamed)
 }
 END_TEST
 
+/* ---- sharded checkpoints: each rank saves and loads its own share, all or none */
+enum ck_case {
+    CK_SAVE_UNWRITABLE, CK_CORRUPT, CK_MISSING, CK_OTHER_RUN, CK_FORGED_RANK, CK_FORGED_STEP,
+    CK_FORGED_W, CK_CASES
+};
+
+typedef struct ck_rank {
+    revl_comm comm;
+    char base[256], other[256];
+    int rc[CK_CASES], unchanged[CK_CASES];
+    char msg[CK_CASES][256];
+    double *w_resumed, *w_straight, *w_plain;
+    double d_resumed[SHT], d_straight[SHT], d_plain[SHT];
+} ck_rank;
+
+static int ck_stop_at_2(size_t step, int phase, double seconds, double loss, void *user)
+{
+    return phase == 0 && step == 2;
+}
+
+static revl_trainer *ck_trainer(ck_rank *r, revl_model *m, const revl_schedule *s, int sharded)
+{
+    revl_trainer *t = NULL;
+    if (sharded)
+        ck_assert_int_eq(revl_trainer_create_sharded(&t, m, s, NULL, &r->comm), REVL_OK);
+    else
+        ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+    return t;
+}
+
+/* Train with a checkpoint every 2 steps, stopped after step 2 (a killed run); w0 by `seed`. */
+static void ck_interrupted(ck_rank *r, revl_model *m, const revl_schedule *s, const char *path,
+                           double seed)
+{
+    double *w0 = calloc(SHP, sizeof *w0);
+    for (size_t i = 0; i < SHP; i++)
+        w0[i] = seed * cos((double)i);
+    revl_trainer *t = ck_trainer(r, m, s, 1);
+    ck_assert_int_eq(revl_trainer_set_checkpoint(t, path, 2), REVL_OK);
+    ck_assert_int_eq(revl_trainer_set_progress(t, ck_stop_at_2, 1, NULL), REVL_OK);
+    ck_assert_int_eq(revl_trainer_train(t, w0, NULL), REVL_ERR_CALLBACK);
+    revl_trainer_free(t);
+    free(w0);
+}
+
+/* Train (or resume), then w_T and the alpha hypergradient. */
+static void ck_finish(revl_trainer *t, int resume, double *w, double *d_alpha)
+{
+    double *w0 = calloc(SHP, sizeof *w0), *dfdw = calloc(SHP, sizeof *dfdw);
+    for (size_t i = 0; i < SHP; i++) {
+        w0[i] = 0.5 * cos((double)i);
+        dfdw[i] = sh_c(i + 3) - 1.5;
+    }
+    ck_assert_int_eq(resume ? revl_trainer_train_resume(t) : revl_trainer_train(t, w0, NULL),
+                     REVL_OK);
+    ck_assert_int_eq(revl_trainer_weights(t, w), REVL_OK);
+    int hrc = revl_trainer_hypergrad(t, dfdw, NULL, NULL, d_alpha, NULL, NULL);
+    ck_assert_msg(hrc == REVL_OK, "%d %s", hrc, revl_trainer_last_error(t));
+    free(w0);
+    free(dfdw);
+}
+
+static unsigned char *ck_slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc(*n);
+    ck_assert_uint_eq(fread(b, 1, *n, f), *n);
+    fclose(f);
+    return b;
+}
+
+static void ck_spill(const char *path, const unsigned char *b, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(b, 1, n, f), n);
+    fclose(f);
+}
+
+/* The library's writer, one 8-byte word at `at` xor-ed with x, the checksum recomputed. */
+static void ck_forge(const char *path, size_t at, uint64_t x)
+{
+    size_t n;
+    unsigned char *b = ck_slurp(path, &n);
+    for (int i = 0; i < 8; i++)
+        b[at + i] ^= (unsigned char)(x >> (8 * i));
+    uLong c = crc32(crc32(0L, Z_NULL, 0), b, (uInt)(n - 4));
+    for (int i = 0; i < 4; i++)
+        b[n - 4 + i] = (unsigned char)(c >> (8 * i));
+    ck_spill(path, b, n);
+    free(b);
+}
+
+static void ck_rank_file(char *out, size_t cap, const char *base, int rank, int size)
+{
+    snprintf(out, cap, "%s.rank%d-of-%d", base, rank, size);
+}
+
+/* Rank 0 damages rank 1's file in case k (between barriers: no rank reads meanwhile). */
+static void ck_damage(ck_rank *r, enum ck_case k)
+{
+    char f1[300], o1[300];
+    ck_rank_file(f1, sizeof f1, r->base, 1, r->comm.size);
+    ck_rank_file(o1, sizeof o1, r->other, 1, r->comm.size);
+    size_t n, shard = 28 + 64 + 8; /* magic, version, name, 8 sizes, momentum's 1 state */
+    unsigned char *b;
+    switch (k) {
+    case CK_CORRUPT:
+        b = ck_slurp(f1, &n);
+        b[n / 2] ^= 1;
+        ck_spill(f1, b, n);
+        free(b);
+        break;
+    case CK_MISSING:
+        ck_assert_int_eq(remove(f1), 0);
+        break;
+    case CK_OTHER_RUN: /* the same trainer's file of the same step, from a run with another w0 */
+        b = ck_slurp(o1, &n);
+        ck_spill(f1, b, n);
+        free(b);
+        break;
+    case CK_FORGED_RANK:
+        ck_forge(f1, shard, 3); /* rank 1 -> 2 */
+        break;
+    case CK_FORGED_STEP:
+        ck_forge(f1, shard + 8 * 8 + 3 * 8, 1); /* step 2 -> 3: a valid partial step */
+        break;
+    case CK_FORGED_W:
+        ck_forge(f1, shard + 8 * 8 + 6 * 8, 1); /* its share's first word of w */
+        break;
+    default:
+        break;
+    }
+}
+
+static void *ck_rank_main(void *arg)
+{
+    ck_rank *r = arg;
+    shared *sh = r->comm.user;
+    revl_model_def d;
+    revl_model_def_init(&d);
+    d.n_params = SHP;
+    d.grad = sh_grad;
+    d.hvp = sh_hvp;
+    revl_model *m = NULL;
+    revl_schedule *s = NULL;
+    size_t off[] = {0, SHP};
+    ck_assert_int_eq(revl_model_create(&m, &d), REVL_OK);
+    ck_assert_int_eq(revl_schedule_create(&s, SHT, 1, off), REVL_OK);
+    ck_assert_int_eq(revl_schedule_fill(s, 0.1, 0.9), REVL_OK);
+
+    ck_interrupted(r, m, s, r->other, 0.25);
+    ck_interrupted(r, m, s, r->base, 0.5); /* the w0 of ck_finish */
+    revl_trainer *t = ck_trainer(r, m, s, 1);
+    ck_assert_int_eq(revl_trainer_load(t, r->base), REVL_OK);
+    ck_finish(t, 1, r->w_resumed, r->d_resumed);
+    revl_trainer_free(t);
+    /* the uninterrupted run with checkpoints set: saved in training, none in the reverse pass */
+    t = ck_trainer(r, m, s, 1);
+    char fwd[300], fwd_mine[320];
+    snprintf(fwd, sizeof fwd, "%s.fwd", r->base);
+    ck_rank_file(fwd_mine, sizeof fwd_mine, fwd, r->comm.rank, r->comm.size);
+    ck_assert_int_eq(revl_trainer_set_checkpoint(t, fwd, 1), REVL_OK);
+    ck_finish(t, 0, r->w_straight, r->d_straight);
+    ck_assert_int_eq(revl_trainer_hypergrad_resume(t, NULL, 0, NULL, NULL), REVL_ERR_STATE);
+    revl_trainer_free(t);
+    t = ck_trainer(r, m, s, 1); /* the last save: trained, all steps */
+    ck_assert_int_eq(revl_trainer_load(t, fwd), REVL_OK);
+    ck_assert_int_eq(revl_trainer_train_resume(t), REVL_ERR_STATE);
+    revl_trainer_free(t);
+    ck_assert_int_eq(remove(fwd_mine), 0);
+    t = ck_trainer(r, m, s, 0);
+    ck_finish(t, 0, r->w_plain, r->d_plain);
+    revl_trainer_free(t);
+
+    char mine[300];
+    ck_rank_file(mine, sizeof mine, r->base, r->comm.rank, r->comm.size);
+    size_t n0, n1;
+    unsigned char *before = ck_slurp(mine, &n0), *saved1 = NULL;
+    if (r->comm.rank == 0) {
+        char f1[300];
+        ck_rank_file(f1, sizeof f1, r->base, 1, r->comm.size);
+        saved1 = ck_slurp(f1, &n1);
+    }
+    for (int k = 0; k < CK_CASES; k++) {
+        if (r->comm.rank == 0)
+            ck_damage(r, (enum ck_case)k);
+        pthread_barrier_wait(&sh->barrier);
+        t = ck_trainer(r, m, s, 1);
+        revl_trainer_stats st = {.struct_size = sizeof st};
+        if (k == CK_SAVE_UNWRITABLE) { /* trained on to step 4; rank 1's path unwritable */
+            ck_assert_int_eq(revl_trainer_load(t, r->base), REVL_OK);
+            ck_assert_int_eq(revl_trainer_train_resume(t), REVL_OK);
+            r->rc[k] = revl_trainer_save(t, r->comm.rank == 1 ? "/nonexistent/dir/ck" : r->base);
+            snprintf(r->msg[k], sizeof r->msg[k], "%s", revl_trainer_last_error(t));
+            r->unchanged[k] = revl_trainer_get_stats(t, &st) == REVL_OK && st.steps_done == SHT;
+        } else { /* nothing loaded: the fresh trainer at step 0, w all 0 */
+            r->rc[k] = revl_trainer_load(t, r->base);
+            snprintf(r->msg[k], sizeof r->msg[k], "%s", revl_trainer_last_error(t));
+            double *w = malloc(SHP * sizeof *w);
+            revl_trainer_weights(t, w);
+            r->unchanged[k] = revl_trainer_get_stats(t, &st) == REVL_OK && st.steps_done == 0;
+            for (size_t i = 0; i < SHP; i++)
+                r->unchanged[k] = r->unchanged[k] && w[i] == 0;
+            free(w);
+        }
+        revl_trainer_free(t);
+        pthread_barrier_wait(&sh->barrier);
+        if (r->comm.rank == 0) { /* rank 1's file as it was */
+            char f1[300];
+            ck_rank_file(f1, sizeof f1, r->base, 1, r->comm.size);
+            ck_spill(f1, saved1, n1);
+        }
+        pthread_barrier_wait(&sh->barrier);
+        size_t n;
+        unsigned char *now = ck_slurp(mine, &n);
+        r->unchanged[k] = r->unchanged[k] && now && n == n0 && memcmp(now, before, n) == 0;
+        free(now);
+        pthread_barrier_wait(&sh->barrier); /* read before rank 0 damages the next case */
+    }
+    free(before);
+    free(saved1);
+    revl_schedule_free(s);
+    revl_model_free(m);
+    return NULL;
+}
+
+START_TEST(sharded_checkpoint_resumes_bit_for_bit)
+{
+    int R = _i ? 3 : 2;
+    shared *s = &the_shared;
+    ck_rank runs[3];
+    char dir[] = "/tmp/revl_shardckpt_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    pthread_barrier_init(&s->barrier, NULL, (unsigned)R);
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_t th[3];
+    for (int r = 0; r < R; r++) {
+        memset(&runs[r], 0, sizeof runs[r]);
+        revl_comm_init_local(&runs[r].comm);
+        runs[r].comm.rank = r;
+        runs[r].comm.size = R;
+        runs[r].comm.allreduce_i64 = thread_allreduce;
+        runs[r].comm.user = s;
+        snprintf(runs[r].base, sizeof runs[r].base, "%s/ck", dir);
+        snprintf(runs[r].other, sizeof runs[r].other, "%s/other", dir);
+        runs[r].w_resumed = calloc(SHP, sizeof(double));
+        runs[r].w_straight = calloc(SHP, sizeof(double));
+        runs[r].w_plain = calloc(SHP, sizeof(double));
+        pthread_create(&th[r], NULL, ck_rank_main, &runs[r]);
+    }
+    for (int r = 0; r < R; r++)
+        pthread_join(th[r], NULL);
+    pthread_barrier_destroy(&s->barrier);
+    pthread_mutex_destroy(&s->lock);
+    static const struct {
+        int rc;
+        const char *want;
+    } expect[CK_CASES] = {
+        [CK_SAVE_UNWRITABLE] = {REVL_ERR_IO, "rank 1: /nonexistent/dir/ck.rank1-of-"},
+        [CK_CORRUPT] = {REVL_ERR_IO, "rank 1: "},
+        [CK_MISSING] = {REVL_ERR_IO, "rank 1: "},
+        [CK_OTHER_RUN] = {REVL_ERR_IO, "rank 1's file is not of the same save as rank 0's"},
+        [CK_FORGED_RANK] = {REVL_ERR_IO, "rank 1: "},
+        [CK_FORGED_STEP] = {REVL_ERR_IO, "rank 1's file is not of the same save as rank 0's"},
+        [CK_FORGED_W] = {REVL_ERR_IO, "rank 0: "},
+    };
+    for (int r = 0; r < R; r++) {
+        ck_assert(memcmp(runs[r].w_resumed, runs[r].w_straight, SHP * sizeof(double)) == 0);
+        ck_assert(memcmp(runs[r].w_resumed, runs[0].w_plain, SHP * sizeof(double)) == 0);
+        ck_assert(memcmp(runs[r].d_resumed, runs[r].d_straight, sizeof runs[r].d_resumed) == 0);
+        ck_assert(memcmp(runs[r].d_resumed, runs[0].d_plain, sizeof runs[r].d_resumed) == 0);
+        for (int k = 0; k < CK_CASES; k++) {
+            ck_assert_msg(runs[r].rc[k] == expect[k].rc && strstr(runs[r].msg[k], expect[k].want),
+                          "R=%d rank %d case %d: %d %s", R, r, k, runs[r].rc[k], runs[r].msg[k]);
+            ck_assert_str_eq(runs[r].msg[k], runs[0].msg[k]);
+            ck_assert_msg(runs[r].unchanged[k], "R=%d rank %d case %d changed", R, r, k);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        free(runs[r].w_resumed);
+        free(runs[r].w_straight);
+        free(runs[r].w_plain);
+    }
+    ck_assert_msg(strstr(runs[0].msg[CK_FORGED_RANK], "has 1 as its rank; the file 2"), "%s",
+                  runs[0].msg[CK_FORGED_RANK]);
+    ck_assert_msg(strstr(runs[0].msg[CK_FORGED_W], "shares of w are not the w"), "%s",
+                  runs[0].msg[CK_FORGED_W]);
+    char cmd[128]; /* no temporary left behind */
+    snprintf(cmd, sizeof cmd, "test -z \"$(ls %s | grep tmp)\" && rm -r %s", dir, dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 static Suite *dp_suite(void)
 {
     Suite *s = suite_create("dp");
@@ -732,6 +1032,7 @@ static Suite *dp_suite(void)
     tcase_add_test(tc, sharded_no_memory_on_one_of_nine_ranks);
     tcase_add_loop_test(tc, outputs_are_zero_on_entry, 0, 2);
     tcase_add_test(tc, sharded_ranks_that_differ_fail_alike);
+    tcase_add_loop_test(tc, sharded_checkpoint_resumes_bit_for_bit, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -473,8 +473,7 @@ MUTANTS = [
      "    t->du_deps[i] = -mhat / d2;", ["check_hardening"]),
     ("src/optim/rmsprop.c", "(d2 > 0 ? -gi / d2 : 0.0)", "(-gi / d2)", ["check_hardening"]),    ("src/core/trainer.c", "rv_struct_size_check(NULL, RV_STRUCT_TRAINER_STATS, out->struct_size))",
      "out->struct_size < sizeof *out)", ["check_errors"]),
-    ("src/core/checkpoint.c", "    if (t->sharded)\n        return refuse_sharded(t, \"a checkpoint\");",
-     "    if (0)\n        return refuse_sharded(t, \"a checkpoint\");", ["check_checkpoint"]),    # checkpoint loaders' structural checks, reached by files with a valid checksum
+    # checkpoint loaders' structural checks, reached by files with a valid checksum
     ("src/core/checkpoint.c", "if (st < RV_STATE_LOW || st >> 63)", "if (st >> 63)",
      ["check_checkpoint"]),
     ("src/core/checkpoint.c", "if (st < RV_STATE_LOW || st >> 63)", "if (st < RV_STATE_LOW)",
@@ -566,9 +565,9 @@ MUTANTS = [
      ["check_checkpoint"]),
     ("src/core/checkpoint.c", "    if (!(dfdw_max >= 0) || !isfinite(dfdw_max))",
      "    if (!isfinite(dfdw_max))", ["check_checkpoint"]),
-    ("src/core/checkpoint.c", "    int reversing = *state == RV_REVERSING && r->version >= 2;",
+    ("src/core/checkpoint.c", "    int reversing = *state == RV_REVERSING && r->version == VERSION;",
      "    int reversing = *state == RV_REVERSING;", ["check_checkpoint"]),
-    ("src/core/checkpoint.c", "    if (r->version >= 2 && !reversing)", "    if (0)",
+    ("src/core/checkpoint.c", "    if (r->version == VERSION && !reversing)", "    if (0)",
      ["check_checkpoint"]),
     ("src/core/reverse.c", "        if (user_out[k] && !(t->rev_kinds >> k & 1))", "        if (0)",
      ["check_checkpoint"]),
@@ -621,7 +620,7 @@ MUTANTS = [
     ("src/core/clip.c", "    const double *tau = t->clip_tau + step * t->n_groups;",
      "    const double *tau = rv_schedule_values(t->sched, REVL_HYPER_CLIP) + step * t->n_groups;",
      ["check_clip"]),  # the schedule as it is now, not as trained
-    ("python/revl/core.py", "        kinds = self.schedule.kinds + self.schedule._active_driver_kinds()",
+    ("python/revl/core.py", "        kinds = self.schedule.kinds + self.schedule._active_driver_kinds(h.deps[1])",
      "        kinds = self.schedule.kinds", [PY]),
     ("python/revl/torch/unrolled.py", "torch.where(finite & (ratio < 1), ratio,",
      "torch.where(finite, ratio,", [PY]),  # the oracle clips up too
@@ -685,6 +684,24 @@ MUTANTS = [
      "    if (0) {\n        double *x = t->dz;", ["check_tuner"]),
     ("python/revl/hyperopt.py", "        if kind not in self.kinds + self.driver_kinds:",
      "        if kind not in self.kinds:", [PY]),  # HyperOpt cannot read or set the clip
+    # ---- sharded checkpoints (src/core/checkpoint.c: one file per rank, all or none): the
+    # writer reading n_params entries of the share's arrays (issue 24 item 8), another share of
+    # w written, no vote before the renames, a rank applying its file before the ranks agreed,
+    # the step left out of the agreement, the share's identity and w's hash unchecked
+    ("src/core/checkpoint.c", "    size_t p = t->n_local; /* this rank's share (n_params unsharded) */",
+     "    size_t p = t->n_params;", ["check_dp"]),
+    ("src/core/checkpoint.c", "    rv_ckpt_put_ints(w, t->w + t->lo, 8, p);", "    rv_ckpt_put_ints(w, t->w, 8, p);",
+     ["check_dp"]),
+    ("src/core/checkpoint.c", "    rc = rv_shard_vote(t, rc);\n    if (written)", "    if (written)",
+     ["check_dp"]),
+    ("src/core/checkpoint.c", "        rc = agree_files(t, path, rc, v, state, steps);\n    if (!rc) {",
+     "        agree_files(t, path, rc, v, state, steps);\n    if (!rc) {", ["check_dp"]),
+    ("src/core/checkpoint.c", "    uint64_t word = rv_hash_u64(rv_hash_u64(v->alike, state), steps);",
+     "    uint64_t word = rv_hash_u64(v->alike, state);", ["check_dp"]),
+    ("src/core/checkpoint.c", "        if (x != mine[k])\n            return bad(t, r->path, \"this rank's",
+     "        if (0)\n            return bad(t, r->path, \"this rank's", ["check_dp"]),
+    ("src/core/checkpoint.c", "    if (!rc && w_hash(v->w, t->n_params) != v->w_hash)", "    if (0)",
+     ["check_dp"]),
 ]
 
 

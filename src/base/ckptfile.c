@@ -249,7 +249,19 @@ static void sync_dir(const char *path)
     }
 }
 
-int rv_ckpt_commit(rv_ckpt_writer *w, char *err)
+/* A failed write: the temporary closed and removed, path untouched. */
+static int write_failed(rv_ckpt_writer *w, char *err)
+{
+    if (w->f)
+        fclose(w->f);
+    w->f = NULL;
+    remove(w->tmp);
+    return rv_fail(err, REVL_ERR_IO, PATH_FMT ": write failed (%s); the previous file is "
+                   "unchanged", PATH_ARG(w->path),
+                   w->failed > 0 ? strerror(w->failed) : "unknown error");
+}
+
+int rv_ckpt_finish(rv_ckpt_writer *w, char *err)
 {
     flush_buf(w);
     unsigned char t[TRAILER_BYTES];
@@ -262,20 +274,27 @@ int rv_ckpt_commit(rv_ckpt_writer *w, char *err)
         w->failed = errno ? errno : -1;
     if (!w->failed && fsync(fileno(w->f)) != 0)
         w->failed = errno ? errno : -1;
+    return w->failed ? write_failed(w, err) : REVL_OK;
+}
+
+int rv_ckpt_place(rv_ckpt_writer *w, char *err)
+{
     /* renamed while still open and locked, so that no stale cleanup takes it for a dead one's;
      * the bytes are on disk (fsync), so a failing close after that loses nothing */
-    if (!w->failed && rename(w->tmp, w->path) != 0)
+    if (rename(w->tmp, w->path) != 0) {
         w->failed = errno ? errno : -1;
+        return write_failed(w, err);
+    }
     fclose(w->f);
     w->f = NULL;
-    if (w->failed) {
-        remove(w->tmp);
-        return rv_fail(err, REVL_ERR_IO, PATH_FMT ": write failed (%s); the previous file is "
-                       "unchanged", PATH_ARG(w->path),
-                       w->failed > 0 ? strerror(w->failed) : "unknown error");
-    }
     sync_dir(w->path);
     return REVL_OK;
+}
+
+int rv_ckpt_commit(rv_ckpt_writer *w, char *err)
+{
+    int rc = rv_ckpt_finish(w, err);
+    return rc ? rc : rv_ckpt_place(w, err);
 }
 
 int rv_ckpt_open(rv_ckpt_reader *r, const revl_allocator *a, const char *path,

@@ -48,6 +48,12 @@ RV_HIDDEN void rv_ckpt_put_name(rv_ckpt_writer *w, const char *name); /* 16 byte
 /* Write the trailer, flush, fsync, rename over path: REVL_OK, else REVL_ERR_IO (the temporary
  * is removed and path untouched). */
 RV_HIDDEN int rv_ckpt_commit(rv_ckpt_writer *w, char *err);
+/* rv_ckpt_commit in two halves, for writers that must all succeed or none (a sharded trainer's
+ * ranks vote between them): finish writes the trailer, flushes and fsyncs, keeping the
+ * temporary (open, locked) for place, which renames it over path; or rv_ckpt_abandon drops it.
+ * Each, failing, removes the temporary and leaves path untouched. */
+RV_HIDDEN int rv_ckpt_finish(rv_ckpt_writer *w, char *err);
+RV_HIDDEN int rv_ckpt_place(rv_ckpt_writer *w, char *err);
 /* Give up: close and remove the temporary. */
 RV_HIDDEN void rv_ckpt_abandon(rv_ckpt_writer *w);
 

@@ -7,6 +7,7 @@
  * trajectory was trained with, which the file pins by a hash (taken when they were read, so a
  * schedule changed after training does not change it), and are recomputed on load. */
 #include "base/ckptfile.h"
+#include "core/shard.h"
 #include "core/trainer.h"
 
 #include <math.h>
@@ -16,6 +17,7 @@
 
 static const char MAGIC[8] = {'R', 'E', 'V', 'L', 'C', 'K', 'P', 'T'};
 #define VERSION 2u /* 2: a checkpoint taken during the reverse pass (RV_REVERSING) */
+#define SHARDED 3u /* 3: one rank's share of a sharded trainer's forward checkpoint */
 #define OLDEST 1u  /* version 1: the forward checkpoints, still written and read as ever */
 #define WHAT "revl trainer checkpoint"
 
@@ -53,12 +55,31 @@ uint64_t rv_trainer_schedule_hash(const revl_trainer *t)
     return h;
 }
 
-/* A sharded trainer's state is spread over the ranks; its checkpoint format is not defined. */
-static int refuse_sharded(revl_trainer *t, const char *call)
+/* The hash of the whole run the ranks agreed on when training (trainer.c's run_agreement). */
+static uint64_t run_hash(const revl_trainer *t)
 {
-    return rv_fail(t->err, REVL_ERR_STATE,
-                   "%s: the trainer is sharded over %d ranks (revl_trainer_create_sharded), and "
-                   "checkpoints of a sharded trainer are not supported", call, t->comm.size);
+    return rv_hash_u64s(RV_HASH_INIT, t->agree, t->n_steps);
+}
+
+/* The int64 words of w as a hash (w full-length: every rank's, all-gathered). */
+static uint64_t w_hash(const int64_t *w, size_t n)
+{
+    return rv_hash_u64s(RV_HASH_INIT, (const uint64_t *)w, n);
+}
+
+/* A sharded trainer's rank r of R keeps its share in <path>.rank<r>-of-<R> (NULL: no memory,
+ * or the path too long). */
+static char *rank_path(revl_trainer *t, const char *path)
+{
+    char sfx[64];
+    snprintf(sfx, sizeof sfx, ".rank%d-of-%d", t->comm.rank, t->comm.size);
+    size_t n = strlen(path), k = strlen(sfx);
+    char *p = n + k <= RV_CKPT_PATH_MAX ? rv_alloc(&t->alloc, n + k + 1) : NULL;
+    if (p) {
+        memcpy(p, path, n);
+        memcpy(p + n, sfx, k + 1);
+    }
+    return p;
 }
 
 /* What the reverse pass carries besides the trajectory (read_reverse reads it back). */
@@ -93,33 +114,80 @@ int rv_trainer_save_now(revl_trainer *t, const char *path)
 
 int rv_trainer_save_reverse(revl_trainer *t, const char *path)
 {
+    if (t->sharded) /* not supported yet: its reverse pass writes none (docs/mpi.md) */
+        return REVL_OK;
     return save_file(t, path, 1);
 }
 
+static void put_body(rv_ckpt_writer *w, revl_trainer *t, int reverse);
+static int save_sharded(revl_trainer *t, const char *path, int rc);
+
 static int save_file(revl_trainer *t, const char *path, int reverse)
 {
-    /* its start copies and states hold only this rank's share, not the n_params entries
-     * written below: refused here too, whichever caller forgot */
-    if (t->sharded)
-        return refuse_sharded(t, "a checkpoint");
+    if (t->sharded) /* all its callers reach here on every rank at once */
+        return save_sharded(t, path, REVL_OK);
     rv_ckpt_writer *w = rv_alloc(&t->alloc, sizeof *w);
     if (!w)
         return rv_fail(t->err, REVL_ERR_NOMEM, "no memory to write a checkpoint");
     /* a forward checkpoint is written as version 1, byte for byte what earlier libraries
      * wrote and read; only a mid-reverse one needs version 2 */
     int rc = rv_ckpt_create(w, path, MAGIC, reverse ? VERSION : OLDEST, t->err);
-    if (rc) {
-        rv_free(&t->alloc, w);
-        return rc;
+    if (!rc) {
+        put_body(w, t, reverse);
+        rc = rv_ckpt_commit(w, t->err);
     }
+    rv_free(&t->alloc, w);
+    return rc;
+}
+
+/* Each rank writes its share to its temporary, the ranks vote, and only when every rank's is
+ * on disk does any rename its temporary into place: a failure anywhere leaves every rank's
+ * previous file, and every rank returns the lowest failing rank's status and message. rc: a
+ * failure found before (every rank still joins both votes). */
+static int save_sharded(revl_trainer *t, const char *path, int rc)
+{
+    char *rp = NULL;
+    rv_ckpt_writer *w = NULL;
+    int written = 0;
+    if (!rc && !path)
+        rc = rv_fail(t->err, REVL_ERR_INVALID, "revl_trainer_save: path is NULL");
+    if (!rc && (!(rp = rank_path(t, path)) || !(w = rv_alloc(&t->alloc, sizeof *w))))
+        rc = rv_fail(t->err, rp || strlen(path) + 32 <= RV_CKPT_PATH_MAX ? REVL_ERR_NOMEM
+                                                                          : REVL_ERR_INVALID,
+                     "no memory for, or too long a path of, this rank's checkpoint");
+    if (!rc && !(rc = rv_ckpt_create(w, rp, MAGIC, SHARDED, t->err))) {
+        put_body(w, t, 0);
+        written = !(rc = rv_ckpt_finish(w, t->err));
+    }
+    rc = rv_shard_vote(t, rc);
+    if (written)
+        rc = rc ? (rv_ckpt_abandon(w), rc) : rv_ckpt_place(w, t->err);
+    /* a rename failing after every rank wrote (almost never) leaves the ranks' files of
+     * different steps, which their loader refuses; every rank says so now */
+    rc = rv_shard_vote(t, rc);
+    rv_free(&t->alloc, w);
+    rv_free(&t->alloc, rp);
+    return rc;
+}
+
+/* Everything after the magic and version. A sharded trainer's rank writes its share of w, of
+ * the start copies, the optimiser's states and the information buffer, and after the sizes
+ * what identifies its share and the run (read_shard). */
+static void put_body(rv_ckpt_writer *w, revl_trainer *t, int reverse)
+{
     const rv_optim *opt = t->opt;
-    size_t p = t->n_params;
+    size_t p = t->n_local; /* this rank's share (n_params unsharded) */
     rv_ckpt_put_name(w, opt->name);
-    uint64_t sizes[] = {p, t->n_meta, t->n_steps, t->n_groups, t->frac_bits, t->first_kept,
-                        opt->n_state, t->n_blocks};
+    uint64_t sizes[] = {t->n_params, t->n_meta, t->n_steps, t->n_groups, t->frac_bits,
+                        t->first_kept, opt->n_state, t->n_blocks};
     rv_ckpt_put_u64s(w, sizes, sizeof sizes / sizeof sizes[0]);
     for (size_t k = 0; k < opt->n_state; k++)
         rv_ckpt_put_u64(w, opt->state(t->opt_self, k).elem);
+    if (t->sharded) {
+        uint64_t shard[] = {(uint64_t)t->comm.rank, (uint64_t)t->comm.size, t->lo, t->n_local,
+                            t->b_lo, t->n_blocks_all, run_hash(t), w_hash(t->w, t->n_params)};
+        rv_ckpt_put_u64s(w, shard, sizeof shard / sizeof shard[0]);
+    }
     rv_ckpt_put_u64(w, model_hash(t));
     rv_ckpt_put_u64(w, t->sched_hash); /* the values trained with, not the schedule's now */
     rv_ckpt_put_u64(w, reverse                          ? RV_REVERSING
@@ -128,7 +196,7 @@ static int save_file(revl_trainer *t, const char *path, int reverse)
     rv_ckpt_put_u64(w, t->steps_done);
     rv_ckpt_put_f64(w, t->last_loss);
     rv_ckpt_put_f64s(w, t->meta, t->n_meta);
-    rv_ckpt_put_ints(w, t->w, 8, p);
+    rv_ckpt_put_ints(w, t->w + t->lo, 8, p);
     rv_ckpt_put_ints(w, t->w_start, 8, p);
     for (size_t k = 0; k < opt->n_state; k++) {
         rv_state_vec sv = opt->state(t->opt_self, k);
@@ -146,9 +214,6 @@ static int save_file(revl_trainer *t, const char *path, int reverse)
     }
     if (reverse)
         put_reverse(w, t);
-    rc = rv_ckpt_commit(w, t->err);
-    rv_free(&t->alloc, w);
-    return rc;
 }
 
 static int save(revl_trainer *t, const char *path);
@@ -159,8 +224,6 @@ int revl_trainer_save(revl_trainer *t, const char *path)
 {
     if (!t)
         return REVL_ERR_INVALID;
-    if (t->sharded)
-        return refuse_sharded(t, "revl_trainer_save");
     int rc = rv_trainer_enter(t, "revl_trainer_save");
     if (rc)
         return rc;
@@ -169,7 +232,18 @@ int revl_trainer_save(revl_trainer *t, const char *path)
     return rc;
 }
 
+static int save_checks(revl_trainer *t, const char *path);
+
+/* A sharded trainer's ranks vote on the checks with the save itself (save_sharded). */
 static int save(revl_trainer *t, const char *path)
+{
+    int rc = save_checks(t, path);
+    if (t->sharded)
+        return save_sharded(t, path, rc);
+    return rc ? rc : rv_trainer_save_now(t, path);
+}
+
+static int save_checks(revl_trainer *t, const char *path)
 {
     if (!path)
         return rv_fail(t->err, REVL_ERR_INVALID, "revl_trainer_save: path is NULL");
@@ -186,7 +260,7 @@ static int save(revl_trainer *t, const char *path)
                        "revl_trainer_save: the trainer holds no trajectory (train it, or load "
                        "a checkpoint, first; a reversed trainer stands at w0 again)");
     rv_clear(t->err);
-    return rv_trainer_save_now(t, path);
+    return REVL_OK;
 }
 
 /* ---- loading: the body is walked twice over the file in memory, first only checking (into
@@ -215,8 +289,39 @@ static void take_ints(rv_ckpt_reader *r, void *dst, size_t elem, size_t n)
         r->pos += n * elem;
 }
 
-/* The header: everything that says whether the file belongs to this trainer. */
-static int read_header(revl_trainer *t, rv_ckpt_reader *r, uint64_t *state, uint64_t *steps)
+/* What a sharded trainer's ranks compare before any applies its file: the run's hash and full
+ * w's hash (from the header), and a hash of what every rank's file holds alike (meta, last
+ * loss, fingerprints, state, step; read_body's check pass adds to it); w: this rank's share of
+ * w goes to w + lo (full-length, the others' shares gathered into it before w's hash is
+ * checked). */
+typedef struct shard_seen {
+    uint64_t run, w_hash, alike;
+    int64_t *w;
+} shard_seen;
+
+/* The shard section of a sharded trainer's file: it must be this rank's share of this
+ * division of the parameters. */
+static int read_shard(revl_trainer *t, rv_ckpt_reader *r, shard_seen *v)
+{
+    static const char *const what[] = {"rank", "ranks", "first parameter", "parameters",
+                                       "first block", "blocks in all"};
+    uint64_t mine[] = {(uint64_t)t->comm.rank, (uint64_t)t->comm.size, t->lo, t->n_local,
+                       t->b_lo, t->n_blocks_all};
+    for (size_t k = 0; k < sizeof mine / sizeof mine[0]; k++) {
+        uint64_t x = rv_ckpt_get_u64(r);
+        if (x != mine[k])
+            return bad(t, r->path, "this rank's share has %llu as its %s; the file %llu",
+                       (unsigned long long)mine[k], what[k], (unsigned long long)x);
+    }
+    v->run = rv_ckpt_get_u64(r);
+    v->w_hash = rv_ckpt_get_u64(r);
+    return REVL_OK;
+}
+
+/* The header: everything that says whether the file belongs to this trainer (v: a sharded
+ * trainer's, to read its shard section into). */
+static int read_header(revl_trainer *t, rv_ckpt_reader *r, uint64_t *state, uint64_t *steps,
+                       shard_seen *seen)
 {
     const char *path = r->path;
     const rv_optim *opt = t->opt;
@@ -242,6 +347,13 @@ static int read_header(revl_trainer *t, rv_ckpt_reader *r, uint64_t *state, uint
             return bad(t, path, "state vector element of %llu bytes; this trainer's has %llu",
                        (unsigned long long)v, (unsigned long long)e);
     }
+    if ((r->version == SHARDED) != t->sharded)
+        return bad(t, path, t->sharded ? "not a sharded trainer's checkpoint (version %u); this "
+                   "trainer is sharded" : "a sharded trainer's share (version %u); this trainer "
+                   "is not sharded", (unsigned)r->version);
+    int rc = t->sharded ? read_shard(t, r, seen) : REVL_OK;
+    if (rc)
+        return rc;
     if (rv_ckpt_get_u64(r) != model_hash(t))
         return rv_fail(t->err, REVL_ERR_IO, PATH_FMT ": written for a model with other groups "
                        "(its sizes' hash differs)", PATH_ARG(path));
@@ -251,10 +363,10 @@ static int read_header(revl_trainer *t, rv_ckpt_reader *r, uint64_t *state, uint
     *state = rv_ckpt_get_u64(r);
     *steps = rv_ckpt_get_u64(r);
     /* version 1 files were written by forward passes only */
-    int reversing = *state == RV_REVERSING && r->version >= 2;
+    int reversing = *state == RV_REVERSING && r->version == VERSION;
     if (*state != RV_PARTIAL && *state != RV_TRAINED && !reversing)
         return bad(t, path, "invalid trainer state %llu", (unsigned long long)*state);
-    if (r->version >= 2 && !reversing) /* one way to write each file: forward ones are version 1 */
+    if (r->version == VERSION && !reversing) /* one way to write each file: forward ones are version 1 */
         return bad(t, path, "a version 2 file holds a checkpoint taken mid-reverse, not state %llu",
                    (unsigned long long)*state);
     if (reversing) { /* saved after a step back, never after the last one */
@@ -272,26 +384,32 @@ static int read_header(revl_trainer *t, rv_ckpt_reader *r, uint64_t *state, uint
 /* The body after the header; apply = 0 only checks and records each stack's length in len,
  * apply = 1 reads into the trainer, with words[b] the new array for stack b. */
 static int read_body(revl_trainer *t, rv_ckpt_reader *r, uint64_t *len_out, rv_word **words,
-                     int apply)
+                     int apply, shard_seen *v)
 {
     const char *path = r->path;
-    size_t p = t->n_params;
+    size_t p = t->n_local; /* n_params unsharded */
     double last_loss = rv_ckpt_get_f64(r);
+    uint64_t alike = rv_hash_f64s(v ? v->alike : 0, &last_loss, 1);
     for (size_t j = 0; j < t->n_meta; j++) {
         double m = rv_ckpt_get_f64(r);
         if (!isfinite(m))
             return bad(t, path, "meta[%zu] is not finite", j);
+        alike = rv_hash_f64s(alike, &m, 1);
         if (apply)
             t->meta[j] = m;
     }
-    take_ints(r, apply ? t->w : NULL, 8, p);
+    take_ints(r, apply ? t->w + t->lo : v ? v->w + t->lo : NULL, 8, p);
     take_ints(r, apply ? t->w_start : NULL, 8, p);
     for (size_t k = 0; k < t->opt->n_state; k++) {
         rv_state_vec sv = t->opt->state(t->opt_self, k);
         take_ints(r, apply ? sv.data : NULL, sv.elem, p);
         take_ints(r, apply ? t->state_start[k] : NULL, sv.elem, p);
     }
-    take_ints(r, apply ? t->fingerprint : NULL, 8, t->n_steps);
+    if (v) /* check pass: the same in every rank's file */
+        for (size_t s = 0; s < t->n_steps; s++)
+            alike = rv_hash_u64(alike, rv_ckpt_get_u64(r));
+    else
+        take_ints(r, apply ? t->fingerprint : NULL, 8, t->n_steps);
     if (!rv_ckpt_has(r, p, 8))
         return bad(t, path, "cut short before the information buffer");
     for (size_t i = 0; i < p; i++) {
@@ -329,9 +447,11 @@ static int read_body(revl_trainer *t, rv_ckpt_reader *r, uint64_t *len_out, rv_w
     }
     if (r->short_read)
         return bad(t, path, "cut short");
+    if (v)
+        v->alike = alike;
     if (apply) {
         t->last_loss = last_loss;
-        for (size_t i = 0; i < p; i++)
+        for (size_t i = 0; i < t->n_params; i++) /* every rank's share: w is full-length */
             t->wd[i] = rv_to_double(t->fx, t->w[i]);
     }
     return REVL_OK;
@@ -392,9 +512,9 @@ static int read_reverse(revl_trainer *t, rv_ckpt_reader *r, int apply)
 
 /* The body, the reverse section of a mid-reverse checkpoint, and nothing after them. */
 static int read_all(revl_trainer *t, rv_ckpt_reader *r, uint64_t state, uint64_t *len_out,
-                    rv_word **words, int apply)
+                    rv_word **words, int apply, shard_seen *v)
 {
-    int rc = read_body(t, r, len_out, words, apply);
+    int rc = read_body(t, r, len_out, words, apply, v);
     if (!rc && state == RV_REVERSING)
         rc = read_reverse(t, r, apply);
     if (!rc && r->pos != r->end)
@@ -409,8 +529,6 @@ int revl_trainer_load(revl_trainer *t, const char *path)
 {
     if (!t)
         return REVL_ERR_INVALID;
-    if (t->sharded)
-        return refuse_sharded(t, "revl_trainer_load");
     int rc = rv_trainer_enter(t, "revl_trainer_load");
     if (rc)
         return rc;
@@ -419,36 +537,53 @@ int revl_trainer_load(revl_trainer *t, const char *path)
     return rc;
 }
 
+static int agree_files(revl_trainer *t, const char *path, int rc, shard_seen *v,
+                       uint64_t state, uint64_t steps);
+
+/* A sharded trainer's ranks each read their own file (rank_path) and check it; they vote, agree
+ * that the files are of one save (agree_files), and only then does any rank apply its own. */
 static int load(revl_trainer *t, const char *path)
 {
-    if (!path)
-        return rv_fail(t->err, REVL_ERR_INVALID, "revl_trainer_load: path is NULL");
-    rv_clear(t->err);
-    if (revl_schedule_n_steps(t->sched) != t->n_steps ||
-        revl_schedule_n_groups(t->sched) != t->n_groups)
-        return rv_fail(t->err, REVL_ERR_STATE, "the schedule changed shape since the trainer was made");
+    shard_seen seen = {0}, *v = t->sharded ? &seen : NULL;
+    char *rp = NULL;
     rv_ckpt_reader r;
-    int rc = rv_ckpt_open_versions(&r, &t->alloc, path, MAGIC, WHAT, OLDEST, VERSION, t->err);
-    if (rc)
-        return rc;
+    int rc = REVL_OK, opened = 0;
     uint64_t state = 0, steps = 0;
     rv_word **words = rv_calloc(&t->alloc, t->n_blocks, sizeof *words);
     uint64_t *len = rv_calloc(&t->alloc, t->n_blocks, sizeof *len);
-    if (!words || !len)
+    rv_clear(t->err);
+    if (!path)
+        rc = rv_fail(t->err, REVL_ERR_INVALID, "revl_trainer_load: path is NULL");
+    else if (revl_schedule_n_steps(t->sched) != t->n_steps ||
+             revl_schedule_n_groups(t->sched) != t->n_groups)
+        rc = rv_fail(t->err, REVL_ERR_STATE, "the schedule changed shape since the trainer was made");
+    else if (!words || !len || (v && !(v->w = rv_calloc(&t->alloc, t->n_params, sizeof *v->w))))
         rc = rv_fail(t->err, REVL_ERR_NOMEM, "no memory to load " PATH_FMT, PATH_ARG(path));
+    else if (v && !(rp = rank_path(t, path)))
+        rc = rv_fail(t->err, strlen(path) + 32 > RV_CKPT_PATH_MAX ? REVL_ERR_INVALID : REVL_ERR_NOMEM,
+                     "no memory for, or too long a path of, this rank's checkpoint");
+    if (!rc) {
+        rc = rv_ckpt_open_versions(&r, &t->alloc, rp ? rp : path, MAGIC, WHAT, OLDEST,
+                                   SHARDED, t->err); /* read_header says whose a file is */
+        opened = !rc;
+    }
     if (!rc)
-        rc = read_header(t, &r, &state, &steps);
-    size_t body = r.pos;
+        rc = read_header(t, &r, &state, &steps, v);
+    size_t body = opened ? r.pos : 0;
     if (!rc)
-        rc = read_all(t, &r, state, len, NULL, 0);
+        rc = read_all(t, &r, state, len, NULL, 0, v);
     for (size_t b = 0; !rc && b < t->n_blocks; b++)
         if (!(words[b] = rv_calloc(&t->alloc, len[b] + len[b] / 4 + 64, sizeof(rv_word))))
             rc = rv_fail(t->err, REVL_ERR_NOMEM, "no memory for the information buffer of "
                          PATH_FMT, PATH_ARG(path));
+    if (v)
+        rc = agree_files(t, path, rc, v, state, steps);
     if (!rc) {
+        if (v) /* every rank's share; this rank's own written again by read_all */
+            memcpy(t->w, v->w, t->n_params * sizeof *t->w);
         r.pos = body;
         r.short_read = 0;
-        rc = read_all(t, &r, state, NULL, words, 1); /* checked above: cannot fail */
+        rc = read_all(t, &r, state, NULL, words, 1, NULL); /* checked above: cannot fail */
         t->state = (int)state;
         t->steps_done = (size_t)steps;
         if ((rc = rv_clip_check(t)) != REVL_OK)
@@ -462,8 +597,38 @@ static int load(revl_trainer *t, const char *path)
         rv_free(&t->alloc, words[b]);
     rv_free(&t->alloc, words);
     rv_free(&t->alloc, len);
-    rv_ckpt_close(&r);
+    rv_free(&t->alloc, seen.w);
+    rv_free(&t->alloc, rp);
+    if (opened)
+        rv_ckpt_close(&r);
     return rc;
+}
+
+/* Every rank joins: the vote on rc (the lowest failing rank's status and message to all); then
+ * that every rank's file is of the same save (run, step, meta, fingerprints, w's hash); then
+ * that the shares, gathered, make the w whose hash the files hold. */
+static int agree_files(revl_trainer *t, const char *path, int rc, shard_seen *v,
+                       uint64_t state, uint64_t steps)
+{
+    rc = rv_shard_vote(t, rc);
+    if (rc)
+        return rc;
+    uint64_t word = rv_hash_u64(rv_hash_u64(v->alike, state), steps);
+    word = rv_hash_u64(rv_hash_u64(word, v->run), v->w_hash);
+    rc = rv_shard_agree(t, REVL_OK, word);
+    if (rc == REVL_ERR_INVALID) { /* the words differ: t->vote holds them after the status words */
+        size_t R = (size_t)t->comm.size, q = 1;
+        while (q + 1 < R && t->vote[R + q] == t->vote[R])
+            q++;
+        return rv_fail(t->err, REVL_ERR_IO, PATH_FMT ": rank %zu's file is not of the same save "
+                       "as rank 0's (another run or step)", PATH_ARG(path), q);
+    }
+    if (!rc)
+        rc = rv_shard_gather(t, v->w);
+    if (!rc && w_hash(v->w, t->n_params) != v->w_hash)
+        rc = rv_fail(t->err, REVL_ERR_IO, PATH_FMT ": the ranks' shares of w are not the w "
+                     "their files were saved with", PATH_ARG(path));
+    return rv_shard_vote(t, rc);
 }
 
 static int train_resume(revl_trainer *t);
@@ -513,8 +678,6 @@ int revl_trainer_set_checkpoint(revl_trainer *t, const char *path, size_t every)
 
 static int set_checkpoint(revl_trainer *t, const char *path, size_t every)
 {
-    if (t->sharded && path)
-        return refuse_sharded(t, "revl_trainer_set_checkpoint");
     if (path && every == 0)
         return rv_fail(t->err, REVL_ERR_INVALID,
                        "revl_trainer_set_checkpoint: every must be at least 1");

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "revl_mpi.h"
 #include "testutil_dp.h"
@@ -204,6 +205,7 @@ typedef struct sh_case {
     revl_optimizer opt;
     const revl_comm *model_comm; /* the data-parallel model's ranks (NULL: all on this one) */
     const revl_comm *shard;      /* NULL: revl_trainer_create, else create_sharded over it */
+    const char *ckpt;            /* train stopped after step 2, resumed from its checkpoints */
 } sh_case;
 
 typedef struct sh_result {
@@ -238,6 +240,11 @@ static int sh_model(const sh_case *c, sh_user *u, revl_dataset **data, revl_mode
     int rc = revl_dp_model_create(m, &d);
     size_t off[] = {0, 5000, 5001, 20000, 33333, SH_P};
     return rc ? rc : revl_model_set_groups(*m, 5, off);
+}
+
+static int sh_stop_at_2(size_t step, int phase, double seconds, double loss, void *user)
+{
+    return phase == 0 && step == 2;
 }
 
 static void sh_run(const sh_case *c, sh_result *r)
@@ -278,7 +285,22 @@ static void sh_run(const sh_case *c, sh_result *r)
     double *w0 = calloc(P, sizeof *w0), *dfdw = calloc(P, sizeof *dfdw), meta[8] = {-3, -3, -3, -3, -3, -3, -3, -3};
     double log_scale[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
     revl_model_init_weights(m, log_scale, 5, w0);
-    r->rc = revl_trainer_train(t, w0, NM ? meta : NULL);
+    if (c->ckpt) { /* killed after step 2; every rank's share loaded into a fresh trainer */
+        revl_trainer_set_checkpoint(t, c->ckpt, 2);
+        revl_trainer_set_progress(t, sh_stop_at_2, 1, NULL);
+        r->rc = revl_trainer_train(t, w0, NM ? meta : NULL);
+        r->rc = r->rc == REVL_ERR_CALLBACK ? REVL_OK : -100 + r->rc;
+        revl_trainer_free(t);
+        t = NULL;
+        if (!r->rc)
+            r->rc = revl_trainer_create_sharded(&t, m, s, &o, c->shard);
+        if (!r->rc)
+            r->rc = revl_trainer_load(t, c->ckpt);
+        if (!r->rc)
+            r->rc = revl_trainer_train_resume(t);
+    } else {
+        r->rc = revl_trainer_train(t, w0, NM ? meta : NULL);
+    }
     u.reversing = 1;
     if (!r->rc) {
         revl_trainer_weights(t, r->out);
@@ -438,7 +460,34 @@ START_TEST(sharded_last_rank_differs_fails_every_rank)
 }
 END_TEST
 
-START_TEST(sharded_refuses_checkpoints_and_too_few_blocks)
+/* A sharded run (the data-parallel model too) stopped after step 2 and resumed from every
+ * rank's share, in fresh trainers: w_T and every hypergradient bit for bit the unsharded run's. */
+START_TEST(sharded_checkpoint_resumes_bit_for_bit)
+{
+    sh_case c = {.opt = REVL_OPTIM_ADAM};
+    sh_result ref, got;
+    sh_run(&c, &ref);
+    ck_assert_msg(ref.rc == REVL_OK, "reference: %s", ref.msg);
+    int id = (int)getpid();
+    MPI_Bcast(&id, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    char path[64], mine[96];
+    snprintf(path, sizeof path, "/tmp/revl-mpi-ckpt-%d", id);
+    snprintf(mine, sizeof mine, "%s.rank%d-of-%d", path, comm.rank, comm.size);
+    c.model_comm = &comm;
+    c.shard = &comm;
+    c.ckpt = path;
+    sh_run(&c, &got);
+    ck_assert_msg(got.rc == REVL_OK, "rank %d of %d: %d %s", comm.rank, comm.size, got.rc, got.msg);
+    ck_assert_msg(memcmp(got.out, ref.out, ref.n * sizeof *ref.out) == 0,
+                  "rank %d of %d: the resumed sharded run differs from the unsharded one",
+                  comm.rank, comm.size);
+    ck_assert_int_eq(remove(mine), 0);
+    free(ref.out);
+    free(got.out);
+}
+END_TEST
+
+START_TEST(sharded_refuses_an_untrained_save_and_too_few_blocks)
 {
     sh_user u = {0};
     sh_case c = {.opt = REVL_OPTIM_MOMENTUM, .model_comm = &comm};
@@ -451,11 +500,9 @@ START_TEST(sharded_refuses_checkpoints_and_too_few_blocks)
     ck_assert_int_eq(revl_model_set_groups(m, 1, one), REVL_OK);
     ck_assert_int_eq(revl_schedule_create(&s, SH_T, 1, one), REVL_OK);
     ck_assert_int_eq(revl_trainer_create_sharded(&t, m, s, NULL, &comm), REVL_OK);
-    ck_assert_int_eq(revl_trainer_set_checkpoint(t, "unused.ckpt", 1), REVL_ERR_STATE);
-    ck_assert_msg(strstr(revl_trainer_last_error(t), "checkpoints of a sharded trainer are not "
-                                                     "supported"), "%s", revl_trainer_last_error(t));
-    ck_assert_int_eq(revl_trainer_save(t, "unused.ckpt"), REVL_ERR_STATE);
-    ck_assert_int_eq(revl_trainer_load(t, "unused.ckpt"), REVL_ERR_STATE);
+    ck_assert_int_eq(revl_trainer_save(t, "unused.ckpt"), REVL_ERR_STATE); /* not trained */
+    ck_assert_msg(strstr(revl_trainer_last_error(t), "rank 0: revl_trainer_save: the trainer "
+                         "holds no trajectory"), "%s", revl_trainer_last_error(t));
     revl_trainer_free(t);
     revl_schedule_free(s);
     revl_model_free(m);
@@ -502,7 +549,8 @@ int main(int argc, char **argv)
     tcase_add_loop_test(tc, sharded_bit_identical_and_memory_falls, 0, 5);
     tcase_add_test(tc, sharded_error_on_last_rank_fails_every_rank);
     tcase_add_loop_test(tc, sharded_reverse_fault_fails_every_rank, 0, 3);
-    tcase_add_test(tc, sharded_refuses_checkpoints_and_too_few_blocks);
+    tcase_add_test(tc, sharded_refuses_an_untrained_save_and_too_few_blocks);
+    tcase_add_test(tc, sharded_checkpoint_resumes_bit_for_bit);
     tcase_add_loop_test(tc, last_rank_differs_fails_every_rank, 0, 5);
     tcase_add_test(tc, sharded_last_rank_differs_fails_every_rank);
     suite_add_tcase(s, tc);

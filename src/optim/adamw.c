@@ -2,14 +2,14 @@
  * decoupled weight decay lambda per step and group:
  *   w <- w (1 - alpha lambda)                 (before the Adam step, as torch)
  *   then Adam's step (adam.c, composed through its table: this file adds only the decay).
- * The decay factor rho = 1 - alpha lambda is applied as n/d with n = a 2^32 and d <= 2^50
- * (exact/ratio.h; within 2^-51 of the request), by the exact multiply with the information
- * buffer. That multiply injects up to n units of the last place, so w is multiplied as a
- * 128-bit W = w 2^60 + lo, with 60 bits below w's quantum kept here as a state vector ("w's low
- * bits"; the model sees w, W rounded down): the injection is at most 2^-10 of w's quantum per
- * step. Buffer: log2(1/rho) + ~0.0015 bits per parameter-step (ratio.h: 0.0015 bits at
- * alpha lambda = 1e-5, where the information is 1.4e-5 bits; 0.0160 bits at 1e-2).
- * rho = 1 (lambda = 0, or alpha lambda below ~2^-51) skips the multiply: Adam bit for bit.
+ * The decay factor rho = 1 - alpha lambda is applied as 1 - k 2^-64 (exact/ratio.h; within
+ * 2^-65 of the request), by the exact multiply with the information buffer, on a 128-bit
+ * W = w 2^60 + lo, with 60 bits below w's quantum kept here as a state vector ("w's low bits";
+ * the model sees w, W rounded down): the multiply is ceil(rho W), within one unit of W's last
+ * place, 2^-60 of w's quantum, per step. Buffer: the entropy of W's place among the values
+ * the multiply maps together, 2 alpha lambda bits per parameter-step for alpha lambda <= 1/2
+ * (1.39 log2(1/rho) for a small alpha lambda; 2e-5 bits at 1e-5), log2(1/rho) at rho = 2^-j.
+ * rho = 1 (lambda = 0, or alpha lambda below 2^-65) skips the multiply: Adam bit for bit.
  * Adjoint (docs/method.md, "AdamW"): with S = sum_i dw_i w_t,i over the group,
  *   d alpha += -lambda S,  d lambda = -alpha S,  dw <- rho dw  (before dw -= H dir).
  * Phase contract: the decay is a coder operation that reads w, so it runs in RV_FWD_UPDATE,
@@ -31,7 +31,7 @@ enum { K_ALPHA, K_BETA1, K_BETA2, K_EPS, K_LAMBDA, N_KINDS };
 
 typedef struct adamw_sg {
     double alpha, lambda;
-    double rho; /* applied: n / d */
+    double rho; /* applied: 1 - k 2^-64 */
     int decay;  /* 0: rho = 1, no multiply */
     rv_ratio code;
 } adamw_sg;
@@ -111,14 +111,10 @@ static double adamw_prepare(void *self, size_t step, size_t group, const double 
     sg->alpha = values[K_ALPHA];
     sg->lambda = values[K_LAMBDA];
     /* checked by adamw_check; a value it refused is never trained with */
-    sg->decay = sg->lambda != 0 && rv_ratio_make(&sg->code, 1.0 - sg->alpha * sg->lambda) &&
-                sg->code.n != sg->code.d;
-    sg->rho = sg->decay ? (double)sg->code.n / (double)sg->code.d : 1.0;
-    if (!sg->decay)
-        return bits;
-    /* log2(d/n) and the base-m margin (ratio.h) */
-    return bits + log2((double)sg->code.d / (double)sg->code.n) +
-           log2((double)sg->code.m.n * 0x1p32 / (double)sg->code.d);
+    sg->decay = sg->lambda != 0 && rv_ratio_make(&sg->code, sg->alpha * sg->lambda) &&
+                sg->code.k != 0;
+    sg->rho = sg->decay ? rv_ratio_rho(&sg->code) : 1.0;
+    return sg->decay ? bits + rv_ratio_bits(&sg->code) : bits;
 }
 
 static inline rv_wide w_wide(const int64_t *w, const int64_t *lo, size_t i)
@@ -133,8 +129,8 @@ static inline void w_split(rv_pass *p, int64_t *lo, size_t i, rv_wide W)
     p->wd[i] = rv_to_double(p->fx, p->w[i]);
 }
 
-/* W <- rho W for the block's parameters, in order (keep: exactly, through the buffer; else
- * rounded to nearest). rho <= 1: W cannot leave its range. */
+/* W <- ceil(rho W) (on |W|) for the block's parameters, in order (keep: through the buffer).
+ * rho <= 1: W cannot leave its range. */
 static void decay_forward(adamw *o, rv_pass *p, size_t step, rv_block *blk, int keep)
 {
     rv_stack *home = rv_block_stack(p->buf, blk);
@@ -148,7 +144,7 @@ static void decay_forward(adamw *o, rv_pass *p, size_t step, rv_block *blk, int 
         for (size_t i = i0; i < i1; i++) {
             rv_wide W = w_wide(p->w, o->lo, i);
             W = keep ? rv_ratio_mul(p->alloc, &stack, &p->buf->state[i], &sg->code, W)
-                     : rv_ratio_mul_rounded(W, &sg->code);
+                     : rv_ratio_mul_nokeep(W, &sg->code);
             w_split(p, o->lo, i, W);
         }
     }

@@ -162,14 +162,27 @@ static inline rv_uwide rv_ratio_div_mag(const revl_allocator *al, rv_stack *s, u
     return lo + j;
 }
 
+/* |x| and back with x's sign, without a branch on the sign (data-random in a network's
+ * weights): sign is all ones for x < 0. */
+static inline rv_uwide rv_ratio_abs(rv_wide x, rv_uwide *sign)
+{
+    *sign = (rv_uwide)(x >> 127); /* arithmetic shift (gcc/clang) */
+    return ((rv_uwide)x ^ *sign) - *sign;
+}
+
+static inline rv_wide rv_ratio_signed(rv_uwide m, rv_uwide sign)
+{
+    return (rv_wide)((m ^ sign) - sign);
+}
+
 /* x <- f(|x|) with x's sign, exactly (0 stays 0 and costs nothing; nothing else becomes 0). */
 static inline rv_wide rv_ratio_mul(const revl_allocator *al, rv_stack *s, uint64_t *st,
                                    const rv_ratio *r, rv_wide x)
 {
     if (x == 0)
         return 0;
-    rv_uwide y = rv_ratio_mul_mag(al, s, st, r, (rv_uwide)(x < 0 ? -x : x));
-    return x < 0 ? -(rv_wide)y : (rv_wide)y;
+    rv_uwide sign, m = rv_ratio_abs(x, &sign);
+    return rv_ratio_signed(rv_ratio_mul_mag(al, s, st, r, m), sign);
 }
 
 /* The exact inverse of rv_ratio_mul. */
@@ -178,8 +191,8 @@ static inline rv_wide rv_ratio_div(const revl_allocator *al, rv_stack *s, uint64
 {
     if (x == 0)
         return 0;
-    rv_uwide y = rv_ratio_div_mag(al, s, st, r, (rv_uwide)(x < 0 ? -x : x));
-    return x < 0 ? -(rv_wide)y : (rv_wide)y;
+    rv_uwide sign, m = rv_ratio_abs(x, &sign);
+    return rv_ratio_signed(rv_ratio_div_mag(al, s, st, r, m), sign);
 }
 
 /* f(|x|) with x's sign, nothing kept, for steps whose bits are not kept (truncation): the same
@@ -187,9 +200,8 @@ static inline rv_wide rv_ratio_div(const revl_allocator *al, rv_stack *s, uint64
 static inline rv_wide rv_ratio_mul_nokeep(rv_wide x, const rv_ratio *r)
 {
     uint64_t fr;
-    rv_uwide m = (rv_uwide)(x < 0 ? -x : x);
-    m -= rv_ratio_floor(r, m, &fr);
-    return x < 0 ? -(rv_wide)m : (rv_wide)m;
+    rv_uwide sign, m = rv_ratio_abs(x, &sign);
+    return rv_ratio_signed(m - rv_ratio_floor(r, m, &fr), sign);
 }
 
 #endif

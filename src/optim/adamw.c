@@ -122,11 +122,40 @@ static inline rv_wide w_wide(const int64_t *w, const int64_t *lo, size_t i)
     return (rv_wide)w[i] * ((rv_wide)1 << LOW_BITS) + lo[i];
 }
 
-static inline void w_split(rv_pass *p, int64_t *lo, size_t i, rv_wide W)
+/* Locals, not loads through p and o: the stores to w, lo and wd could alias those (a double,
+ * an int64), which made the compiler reload them for every parameter. */
+typedef struct w_view {
+    int64_t *w, *lo;
+    double *wd;
+    rv_fixed fx;
+} w_view;
+
+static inline w_view view_of(adamw *o, rv_pass *p)
 {
-    p->w[i] = (int64_t)(W >> LOW_BITS); /* floor: lo stays in [0, 2^LOW_BITS) */
-    lo[i] = (int64_t)(W - (rv_wide)p->w[i] * ((rv_wide)1 << LOW_BITS));
-    p->wd[i] = rv_to_double(p->fx, p->w[i]);
+    return (w_view){p->w, o->lo, p->wd, p->fx};
+}
+
+static inline void w_split(const w_view *v, size_t i, rv_wide W)
+{
+    int64_t w = (int64_t)(W >> LOW_BITS); /* floor: lo stays in [0, 2^LOW_BITS) */
+    v->w[i] = w;
+    v->lo[i] = (int64_t)(W - (rv_wide)w * ((rv_wide)1 << LOW_BITS));
+    v->wd[i] = rv_to_double(v->fx, w);
+}
+
+/* W <- ceil(rho W) (on |W|) for parameters i0 .. i1 - 1 (keep: through the buffer; a constant
+ * where it is called, so each loop has no branch on it). */
+static inline void decay_range(const w_view *v, const revl_allocator *al, rv_stack *stack,
+                               uint64_t *state, const rv_ratio *code, size_t i0, size_t i1,
+                               int keep)
+{
+    const rv_ratio c = *code;
+    const w_view lv = *v;
+    for (size_t i = i0; i < i1; i++) {
+        rv_wide W = w_wide(lv.w, lv.lo, i);
+        W = keep ? rv_ratio_mul(al, stack, &state[i], &c, W) : rv_ratio_mul_nokeep(W, &c);
+        w_split(&lv, i, W);
+    }
 }
 
 /* W <- ceil(rho W) (on |W|) for the block's parameters, in order (keep: through the buffer).
@@ -135,18 +164,17 @@ static void decay_forward(adamw *o, rv_pass *p, size_t step, rv_block *blk, int 
 {
     rv_stack *home = rv_block_stack(p->buf, blk);
     rv_stack stack = *home;
+    w_view v = view_of(o, p);
     for (size_t g = blk->g_first; g <= blk->g_last; g++) {
         const adamw_sg *sg = &o->sg[step * o->n_groups + g];
         if (!sg->decay)
             continue;
         size_t i0, i1;
         rv_block_range(blk, p->offsets, g, &i0, &i1);
-        for (size_t i = i0; i < i1; i++) {
-            rv_wide W = w_wide(p->w, o->lo, i);
-            W = keep ? rv_ratio_mul(p->alloc, &stack, &p->buf->state[i], &sg->code, W)
-                     : rv_ratio_mul_nokeep(W, &sg->code);
-            w_split(p, o->lo, i, W);
-        }
+        if (keep)
+            decay_range(&v, p->alloc, &stack, p->buf->state, &sg->code, i0, i1, 1);
+        else
+            decay_range(&v, p->alloc, &stack, p->buf->state, &sg->code, i0, i1, 0);
     }
     rv_block_stack_put(home, stack, blk);
 }
@@ -182,6 +210,7 @@ static void adamw_undo_position(void *self, rv_pass *p, size_t step, rv_block *b
     ADAM.undo_position(o->adam, p, step, blk);
     rv_stack *home = rv_block_stack(p->buf, blk);
     rv_stack stack = *home;
+    w_view v = view_of(o, p);
     for (size_t g = blk->g_last + 1; g-- > blk->g_first;) {
         const adamw_sg *sg = &o->sg[step * o->n_groups + g];
         size_t i0, i1;
@@ -191,7 +220,7 @@ static void adamw_undo_position(void *self, rv_pass *p, size_t step, rv_block *b
             rv_wide W = w_wide(p->w, o->lo, i);
             if (sg->decay) {
                 W = rv_ratio_div(p->alloc, &stack, &p->buf->state[i], &sg->code, W);
-                w_split(p, o->lo, i, W);
+                w_split(&v, i, W);
             }
             s += p->dw[i] * (rv_wide_to_double(W) * o->unit);
             p->dw[i] *= sg->rho;

@@ -323,6 +323,15 @@ static void hg_free(hg *h)
 
 /* ------------------------------------------------------------------ exact reversal */
 
+/* AdamW's decay W <- ceil((1 - c) W) (exact/ratio.h) keeps W's place among the n0 or n0 + 1
+ * values it maps together, n0 = floor(1/rho): the entropy of that place, 2c bits for c <= 1/2
+ * (log2(1/rho) = c / ln 2 is what the multiply destroys on average). */
+static double decay_bits(double c)
+{
+    double rho = 1 - c, n0 = floor(1 / rho), share = (n0 + 1) * (1 - n0 * rho);
+    return c == 0 ? 0 : share * log2(n0 + 1) + (1 - share) * log2(n0);
+}
+
 /* The information the schedule's kept steps put in the buffer, in bits. Adam's and RMSprop's
  * 128-bit states cost nothing while they are exactly 0: at step 0, and at dead weights (sc 0). */
 static double expected_bits(const revl_schedule *s, const model *q)
@@ -351,8 +360,7 @@ static double expected_bits(const revl_schedule *s, const model *q)
         revl_schedule_get_kind(s, REVL_HYPER_ALPHA, al);
         revl_schedule_get_kind(s, REVL_HYPER_WEIGHT_DECAY, v);
         for (size_t j = 0; j < steps * ng; j++)
-            bits -= (log2(1 - al[j] * v[j]) - log2(1 + 0x1p-10)) * /* ratio.h's margin */
-                    (double)(off[j % ng + 1] - off[j % ng]);
+            bits += decay_bits(al[j] * v[j]) * (double)(off[j % ng + 1] - off[j % ng]);
         free(al);
     }
     for (size_t k = 0; k < nk; k++) {

@@ -354,19 +354,19 @@ MUTANTS = [
      "    ADAM.forward_block(o->adam, p, step, blk, flags & ~RV_FWD_MUL);\n"
      "    decay_forward(o, p, step, blk, flags & RV_FWD_KEEP);\n", ["check_optim"]),
     # coupled-like: the decay scaled by lambda alone, not alpha lambda
-    ("src/optim/adamw.c", "rv_ratio_make(&sg->code, 1.0 - sg->alpha * sg->lambda)",
-     "rv_ratio_make(&sg->code, 1.0 - 0.01 * sg->lambda)", ["check_optim"]),
+    ("src/optim/adamw.c", "rv_ratio_make(&sg->code, sg->alpha * sg->lambda) &&",
+     "rv_ratio_make(&sg->code, 0.01 * sg->lambda) &&", ["check_optim"]),
     # wrong grid: a coarser fraction; too few bits below w's quantum
-    ("src/exact/ratio.h", "uint32_t a = (uint32_t)floor(ldexp(rho, 18));",
-     "uint32_t a = (uint32_t)floor(ldexp(rho, 8));", ["check_optim"]),
+    ("src/exact/ratio.h", "r->k = (uint64_t)nearbyint(ldexp(c, 64));",
+     "r->k = (uint64_t)nearbyint(ldexp(c, 20)) << 44;", ["check_optim"]),
     ("src/optim/adamw.c", "#define LOW_BITS 60", "#define LOW_BITS 24", ["check_optim"]),
     # the lambda = 0 fast path: taken for small lambda too; not taken for a factor of 1
     ("src/optim/adamw.c", "sg->decay = sg->lambda != 0 &&", "sg->decay = sg->lambda > 1e-3 &&",
      ["check_optim"]),
     ("src/optim/adamw.c",
-     "sg->decay = sg->lambda != 0 && rv_ratio_make(&sg->code, 1.0 - sg->alpha * sg->lambda) &&\n"
-     "                sg->code.n != sg->code.d;",
-     "sg->decay = rv_ratio_make(&sg->code, 1.0 - sg->alpha * sg->lambda);", ["check_optim"]),
+     "sg->decay = sg->lambda != 0 && rv_ratio_make(&sg->code, sg->alpha * sg->lambda) &&\n"
+     "                sg->code.k != 0;",
+     "sg->decay = rv_ratio_make(&sg->code, sg->alpha * sg->lambda);", ["check_optim"]),
     # alpha * weight_decay's range not checked
     ("src/optim/adamw.c", "if (values[K_LAMBDA] == 0 || (x >= 0 && x <= 1 - 0x1p-18))",
      "if (values[K_LAMBDA] == 0 || x <= 1)", ["check_optim"]),
@@ -377,8 +377,8 @@ MUTANTS = [
     ("src/core/reverse.c", "        if (k >= REVL_HYPER_COUNT)\n            return rv_fail(",
      "        if (0)\n            return rv_fail(", ["check_optim"]),
     # the fraction's denominator off by a little
-    ("src/exact/ratio.h", "c->d = (uint64_t)nearbyint((double)c->n / rho);",
-     "c->d = (uint64_t)nearbyint((double)c->n / rho) + 1000;", ["check_ratio", "check_optim"]),
+    ("src/exact/ratio.h", "r->d = (uint64_t)0 - r->k;", "r->d = (uint64_t)0 - r->k - 1000;",
+     ["check_ratio", "check_optim"]),
     # a learned log weight_decay of 0 not refused
     ("src/hyperopt/hyperopt.c", "if (!(h->cur[(size_t)wdk * n + k] > 0))", "if (0)",
      ["check_hyperopt"]),
@@ -702,6 +702,18 @@ MUTANTS = [
      "        if (0)\n            return bad(t, r->path, \"this rank's", ["check_dp"]),
     ("src/core/checkpoint.c", "    if (!rc && w_hash(v->w, t->n_params) != v->w_hash)", "    if (0)",
      ["check_dp"]),
+    # ---- exact/ratio.h, AdamW's decay as ceil(rho W) (adamwperf): the fast path's fiber tests
+    # (a lower member not recorded; the reverse's test without the offset), the reciprocal
+    # division's first correction, the general path's code, the offset, the cost
+    ("src/exact/ratio.h", "if (fr < r->k || fr >= r->d)", "if (fr < r->k)", ["check_ratio"]),
+    ("src/exact/ratio.h", "if ((uint64_t)(lo + 1) * r->k + r->h >= r->k)",
+     "if ((uint64_t)(lo + 1) * r->k >= r->k)", ["check_ratio"]),
+    ("src/exact/ratio.h", "        q1--;\n        rr += d;\n", "        q1--;\n", ["check_ratio"]),
+    ("src/exact/ratio.h", "*st = rv_push_base_n(al, s, *st, n == r->n0.n ? &r->n0 : &r->n1,",
+     "*st = rv_push_base_n(al, s, *st, &r->n1,", ["check_ratio"]),
+    ("src/exact/ratio.h", "    r->h = r->d >> 1;\n", "    r->h = 0;\n", ["check_optim"]),
+    ("src/exact/ratio.h", "return share * log2(n0 + 1) + (1 - share) * log2(n0);",
+     "return share * log2(n0 + 1);", ["check_ratio"]),
 ]
 
 

@@ -2,14 +2,14 @@
  * decoupled weight decay lambda per step and group:
  *   w <- w (1 - alpha lambda)                 (before the Adam step, as torch)
  *   then Adam's step (adam.c, composed through its table: this file adds only the decay).
- * The decay factor rho = 1 - alpha lambda is applied as n/d with n = a 2^32 and d <= 2^50
- * (exact/ratio.h; within 2^-51 of the request), by the exact multiply with the information
- * buffer. That multiply injects up to n units of the last place, so w is multiplied as a
- * 128-bit W = w 2^60 + lo, with 60 bits below w's quantum kept here as a state vector ("w's low
- * bits"; the model sees w, W rounded down): the injection is at most 2^-10 of w's quantum per
- * step. Buffer: log2(1/rho) + ~0.0015 bits per parameter-step (ratio.h: 0.0015 bits at
- * alpha lambda = 1e-5, where the information is 1.4e-5 bits; 0.0160 bits at 1e-2).
- * rho = 1 (lambda = 0, or alpha lambda below ~2^-51) skips the multiply: Adam bit for bit.
+ * The decay factor rho = 1 - alpha lambda is applied as 1 - k 2^-64 (exact/ratio.h; within
+ * 2^-65 of the request), by the exact multiply with the information buffer, on a 128-bit
+ * W = w 2^60 + lo, with 60 bits below w's quantum kept here as a state vector ("w's low bits";
+ * the model sees w, W rounded down): the multiply is ceil(rho W), within one unit of W's last
+ * place, 2^-60 of w's quantum, per step. Buffer: the entropy of W's place among the values
+ * the multiply maps together, 2 alpha lambda bits per parameter-step for alpha lambda <= 1/2
+ * (1.39 log2(1/rho) for a small alpha lambda; 2e-5 bits at 1e-5), log2(1/rho) at rho = 2^-j.
+ * rho = 1 (lambda = 0, or alpha lambda below 2^-65) skips the multiply: Adam bit for bit.
  * Adjoint (docs/method.md, "AdamW"): with S = sum_i dw_i w_t,i over the group,
  *   d alpha += -lambda S,  d lambda = -alpha S,  dw <- rho dw  (before dw -= H dir).
  * Phase contract: the decay is a coder operation that reads w, so it runs in RV_FWD_UPDATE,
@@ -31,7 +31,7 @@ enum { K_ALPHA, K_BETA1, K_BETA2, K_EPS, K_LAMBDA, N_KINDS };
 
 typedef struct adamw_sg {
     double alpha, lambda;
-    double rho; /* applied: n / d */
+    double rho; /* applied: 1 - k 2^-64 */
     int decay;  /* 0: rho = 1, no multiply */
     rv_ratio code;
 } adamw_sg;
@@ -111,14 +111,10 @@ static double adamw_prepare(void *self, size_t step, size_t group, const double 
     sg->alpha = values[K_ALPHA];
     sg->lambda = values[K_LAMBDA];
     /* checked by adamw_check; a value it refused is never trained with */
-    sg->decay = sg->lambda != 0 && rv_ratio_make(&sg->code, 1.0 - sg->alpha * sg->lambda) &&
-                sg->code.n != sg->code.d;
-    sg->rho = sg->decay ? (double)sg->code.n / (double)sg->code.d : 1.0;
-    if (!sg->decay)
-        return bits;
-    /* log2(d/n) and the base-m margin (ratio.h) */
-    return bits + log2((double)sg->code.d / (double)sg->code.n) +
-           log2((double)sg->code.m.n * 0x1p32 / (double)sg->code.d);
+    sg->decay = sg->lambda != 0 && rv_ratio_make(&sg->code, sg->alpha * sg->lambda) &&
+                sg->code.k != 0;
+    sg->rho = sg->decay ? rv_ratio_rho(&sg->code) : 1.0;
+    return sg->decay ? bits + rv_ratio_bits(&sg->code) : bits;
 }
 
 static inline rv_wide w_wide(const int64_t *w, const int64_t *lo, size_t i)
@@ -126,31 +122,59 @@ static inline rv_wide w_wide(const int64_t *w, const int64_t *lo, size_t i)
     return (rv_wide)w[i] * ((rv_wide)1 << LOW_BITS) + lo[i];
 }
 
-static inline void w_split(rv_pass *p, int64_t *lo, size_t i, rv_wide W)
+/* Locals, not loads through p and o: the stores to w, lo and wd could alias those (a double,
+ * an int64), which made the compiler reload them for every parameter. */
+typedef struct w_view {
+    int64_t *w, *lo;
+    double *wd;
+    rv_fixed fx;
+} w_view;
+
+static inline w_view view_of(adamw *o, rv_pass *p)
 {
-    p->w[i] = (int64_t)(W >> LOW_BITS); /* floor: lo stays in [0, 2^LOW_BITS) */
-    lo[i] = (int64_t)(W - (rv_wide)p->w[i] * ((rv_wide)1 << LOW_BITS));
-    p->wd[i] = rv_to_double(p->fx, p->w[i]);
+    return (w_view){p->w, o->lo, p->wd, p->fx};
 }
 
-/* W <- rho W for the block's parameters, in order (keep: exactly, through the buffer; else
- * rounded to nearest). rho <= 1: W cannot leave its range. */
+static inline void w_split(const w_view *v, size_t i, rv_wide W)
+{
+    int64_t w = (int64_t)(W >> LOW_BITS); /* floor: lo stays in [0, 2^LOW_BITS) */
+    v->w[i] = w;
+    v->lo[i] = (int64_t)(W - (rv_wide)w * ((rv_wide)1 << LOW_BITS));
+    v->wd[i] = rv_to_double(v->fx, w);
+}
+
+/* W <- ceil(rho W) (on |W|) for parameters i0 .. i1 - 1 (keep: through the buffer; a constant
+ * where it is called, so each loop has no branch on it). */
+static inline void decay_range(const w_view *v, const revl_allocator *al, rv_stack *stack,
+                               uint64_t *state, const rv_ratio *code, size_t i0, size_t i1,
+                               int keep)
+{
+    const rv_ratio c = *code;
+    const w_view lv = *v;
+    for (size_t i = i0; i < i1; i++) {
+        rv_wide W = w_wide(lv.w, lv.lo, i);
+        W = keep ? rv_ratio_mul(al, stack, &state[i], &c, W) : rv_ratio_mul_nokeep(W, &c);
+        w_split(&lv, i, W);
+    }
+}
+
+/* W <- ceil(rho W) (on |W|) for the block's parameters, in order (keep: through the buffer).
+ * rho <= 1: W cannot leave its range. */
 static void decay_forward(adamw *o, rv_pass *p, size_t step, rv_block *blk, int keep)
 {
     rv_stack *home = rv_block_stack(p->buf, blk);
     rv_stack stack = *home;
+    w_view v = view_of(o, p);
     for (size_t g = blk->g_first; g <= blk->g_last; g++) {
         const adamw_sg *sg = &o->sg[step * o->n_groups + g];
         if (!sg->decay)
             continue;
         size_t i0, i1;
         rv_block_range(blk, p->offsets, g, &i0, &i1);
-        for (size_t i = i0; i < i1; i++) {
-            rv_wide W = w_wide(p->w, o->lo, i);
-            W = keep ? rv_ratio_mul(p->alloc, &stack, &p->buf->state[i], &sg->code, W)
-                     : rv_ratio_mul_rounded(W, &sg->code);
-            w_split(p, o->lo, i, W);
-        }
+        if (keep)
+            decay_range(&v, p->alloc, &stack, p->buf->state, &sg->code, i0, i1, 1);
+        else
+            decay_range(&v, p->alloc, &stack, p->buf->state, &sg->code, i0, i1, 0);
     }
     rv_block_stack_put(home, stack, blk);
 }
@@ -186,6 +210,7 @@ static void adamw_undo_position(void *self, rv_pass *p, size_t step, rv_block *b
     ADAM.undo_position(o->adam, p, step, blk);
     rv_stack *home = rv_block_stack(p->buf, blk);
     rv_stack stack = *home;
+    w_view v = view_of(o, p);
     for (size_t g = blk->g_last + 1; g-- > blk->g_first;) {
         const adamw_sg *sg = &o->sg[step * o->n_groups + g];
         size_t i0, i1;
@@ -195,7 +220,7 @@ static void adamw_undo_position(void *self, rv_pass *p, size_t step, rv_block *b
             rv_wide W = w_wide(p->w, o->lo, i);
             if (sg->decay) {
                 W = rv_ratio_div(p->alloc, &stack, &p->buf->state[i], &sg->code, W);
-                w_split(p, o->lo, i, W);
+                w_split(&v, i, W);
             }
             s += p->dw[i] * (rv_wide_to_double(W) * o->unit);
             p->dw[i] *= sg->rho;

@@ -205,11 +205,8 @@ static const struct {
 
 /* 1..4 thread ranks give the bits of the single-process run; that run is within tolerance of
  * the ordinary model (floating-point batch sums). */
-START_TEST(identical_for_any_rank_count)
+static void expect_identical_for_rank_counts(dp_case c, int max_ranks)
 {
-    dp_case c = {.mlp = problems[_i].mlp, .optimizer = problems[_i].opt, .n_micro = 6};
-    if (c.mlp)
-        c.n_micro = 5;
     double *ref, *plain;
     size_t n, np;
     char msg[256];
@@ -220,18 +217,39 @@ START_TEST(identical_for_any_rank_count)
     ck_assert_uint_eq(n, np);
     expect_close(ref, plain, n - 1, 1e-8);
     rank_run runs[4];
-    for (int R = 1; R <= 4; R++) {
+    for (int R = 1; R <= max_ranks; R++) {
         run_ranks(&c, R, runs, &the_shared);
         for (int r = 0; r < R; r++) {
-            ck_assert_msg(runs[r].rc == REVL_OK, "R=%d rank %d: %s", R, r, runs[r].msg);
+            ck_assert_msg(runs[r].rc == REVL_OK, "%s R=%d rank %d: %s",
+                          revl_optimizer_name(c.optimizer), R, r, runs[r].msg);
             ck_assert_uint_eq(runs[r].n, n);
             ck_assert_msg(memcmp(runs[r].out, ref, n * sizeof *ref) == 0,
-                          "R=%d rank %d differs from the single-process run", R, r);
+                          "%s R=%d rank %d differs from the single-process run",
+                          revl_optimizer_name(c.optimizer), R, r);
             free(runs[r].out);
         }
     }
     free(ref);
     free(plain);
+}
+
+START_TEST(identical_for_any_rank_count)
+{
+    dp_case c = {.mlp = problems[_i].mlp, .optimizer = problems[_i].opt, .n_micro = 6};
+    if (c.mlp)
+        c.n_micro = 5;
+    expect_identical_for_rank_counts(c, 4);
+}
+END_TEST
+
+/* Every optimiser of the registry with its weight decay on where it has one (coupled for
+ * momentum and RMSprop, decoupled for AdamW), both models: 1..3 thread ranks give the single-process bits, weight
+ * decay's hypergradient included. */
+START_TEST(every_optimizer_with_weight_decay_identical_for_any_rank_count)
+{
+    dp_case c = {.mlp = _i % 2, .optimizer = (revl_optimizer)(_i / 2), .n_micro = _i % 2 ? 5 : 6,
+                 .weight_decay = 0.01};
+    expect_identical_for_rank_counts(c, 3);
 }
 END_TEST
 
@@ -1018,6 +1036,8 @@ static Suite *dp_suite(void)
     tcase_add_test(tc, micro_range);
     tcase_add_test(tc, bad_definitions);
     tcase_add_loop_test(tc, identical_for_any_rank_count, 0, 4);
+    tcase_add_loop_test(tc, every_optimizer_with_weight_decay_identical_for_any_rank_count, 0,
+                        2 * REVL_OPTIM_COUNT);
     tcase_add_loop_test(tc, clipped_identical_for_any_rank_count, 0, 4);
     tcase_add_test(tc, micro_batches_fix_the_bits);
     tcase_add_loop_test(tc, alpha_hypergrad_matches_finite_differences, 0, 2);

@@ -208,7 +208,7 @@ static int schedule(const dp_case *c, revl_model *m, size_t T, int rank, revl_sc
     int rc = revl_schedule_create_for(s, c->optimizer, T, G, off, NULL);
     if (rc)
         return rc;
-    double alpha = c->optimizer == REVL_OPTIM_ADAM ? 0.02 : 0.2;
+    double alpha = c->optimizer == REVL_OPTIM_MOMENTUM ? 0.2 : 0.02;
     if (c->fault == DP_FAULT_ALPHA && rank == c->fault_rank)
         alpha *= 1.01;
     rc = revl_schedule_fill_kind(*s, REVL_HYPER_ALPHA, alpha);
@@ -219,6 +219,11 @@ static int schedule(const dp_case *c, revl_model *m, size_t T, int rank, revl_sc
         if (!rc)
             rc = revl_schedule_set_kind(*s, REVL_HYPER_ALPHA, a);
     }
+    revl_hyper kinds[REVL_HYPER_COUNT];
+    size_t nk = rc ? 0 : revl_schedule_kinds(*s, kinds);
+    for (size_t k = 0; k < nk && c->weight_decay > 0; k++)
+        if (kinds[k] == REVL_HYPER_WEIGHT_DECAY) /* Adam has none */
+            rc = revl_schedule_fill_kind(*s, REVL_HYPER_WEIGHT_DECAY, c->weight_decay);
     if (!rc && c->clip > 0)
         rc = revl_schedule_fill_kind(*s, REVL_HYPER_CLIP, c->clip);
     for (size_t g = 0; !rc && c->alpha_delta != 0 && g < G; g++)

@@ -38,6 +38,8 @@ typedef struct dp_case {
     size_t delta_step;
     double clip;             /* > 0: every step and group clipped at this global norm, and d clip
                                 is in the output as a last kind; 0: no clipping */
+    double weight_decay;     /* > 0: every step and group (coupled for momentum and RMSprop,
+                                decoupled for AdamW; Adam has none); 0: the default */
 } dp_case;
 
 /* Steps of the logistic regression and the MLP problems. */

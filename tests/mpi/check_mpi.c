@@ -33,13 +33,16 @@ static const struct {
     int mlp;
     revl_optimizer opt;
     size_t n_micro;
-} problems[] = {{0, REVL_OPTIM_MOMENTUM, 6}, {0, REVL_OPTIM_ADAM, 6},
-                {1, REVL_OPTIM_MOMENTUM, 5}, {1, REVL_OPTIM_ADAM, 5}};
+    double weight_decay;
+} problems[] = {{0, REVL_OPTIM_MOMENTUM, 6, 0}, {0, REVL_OPTIM_ADAM, 6, 0},
+                {1, REVL_OPTIM_MOMENTUM, 5, 0}, {1, REVL_OPTIM_ADAM, 5, 0},
+                {0, REVL_OPTIM_MOMENTUM, 6, 0.01}, {0, REVL_OPTIM_RMSPROP, 6, 0.01},
+                {1, REVL_OPTIM_ADAMW, 5, 0.01}};
 
 START_TEST(bit_identical_to_single_process)
 {
     dp_case c = {.mlp = problems[_i].mlp, .optimizer = problems[_i].opt,
-                 .n_micro = problems[_i].n_micro};
+                 .n_micro = problems[_i].n_micro, .weight_decay = problems[_i].weight_decay};
     double *ref, *got;
     size_t n_ref, n;
     char msg[256];
@@ -542,7 +545,8 @@ int main(int argc, char **argv)
     }
     Suite *s = suite_create("mpi");
     TCase *tc = tcase_create("mpi");
-    tcase_add_loop_test(tc, bit_identical_to_single_process, 0, 4);
+    tcase_add_loop_test(tc, bit_identical_to_single_process, 0,
+                        (int)(sizeof problems / sizeof problems[0]));
     tcase_add_test(tc, callback_failure_on_last_rank);
     tcase_add_test(tc, nan_on_last_rank);
     tcase_add_test(tc, drift_on_last_rank);

@@ -891,7 +891,7 @@ static void *ck_rank_main(void *arg)
     ck_assert_int_eq(revl_trainer_load(t, r->base), REVL_OK);
     ck_finish(t, 1, r->w_resumed, r->d_resumed);
     revl_trainer_free(t);
-    /* the uninterrupted run with checkpoints set: saved in training, none in the reverse pass */
+    /* the uninterrupted run with checkpoints set: saved in training and in the reverse pass */
     t = ck_trainer(r, m, s, 1);
     char fwd[300], fwd_mine[320];
     snprintf(fwd, sizeof fwd, "%s.fwd", r->base);
@@ -900,7 +900,7 @@ static void *ck_rank_main(void *arg)
     ck_finish(t, 0, r->w_straight, r->d_straight);
     ck_assert_int_eq(revl_trainer_hypergrad_resume(t, NULL, 0, NULL, NULL), REVL_ERR_STATE);
     revl_trainer_free(t);
-    t = ck_trainer(r, m, s, 1); /* the last save: trained, all steps */
+    t = ck_trainer(r, m, s, 1); /* the last save: mid-reverse, at step 1 */
     ck_assert_int_eq(revl_trainer_load(t, fwd), REVL_OK);
     ck_assert_int_eq(revl_trainer_train_resume(t), REVL_ERR_STATE);
     revl_trainer_free(t);

@@ -1030,16 +1030,18 @@ END_TEST
 
 
 /* ---- a sharded trainer's reverse pass checkpointed (every step: at steps 3 and 2 of 4), stopped
- * after step 2, and resumed by fresh trainers from the files, all or none */
+ * after step 2, and resumed by fresh trainers from the files, all or none; 2 and 3 ranks,
+ * momentum and Adam */
 enum rk_case { RK_CORRUPT, RK_EARLIER_STEP, RK_FORGED_D_GAMMA, RK_CASES };
 
 typedef struct rk_rank {
     revl_comm comm;
+    revl_optimizer opt; /* momentum (one adjoint, dv) or Adam (dm, ds and per-group r1, r2) */
     char base[256];
     int rc[RK_CASES], unchanged[RK_CASES], kinds_rc;
     char msg[RK_CASES][256], kinds_msg[256];
     double *w[3], *d_w0[3]; /* resumed, straight (sharded, uninterrupted), plain (unsharded) */
-    double d_alpha[3][SHT], d_gamma[3][SHT];
+    double d_alpha[3][SHT], d_gamma[3][SHT]; /* d_gamma: Adam's d_beta1 */
 } rk_rank;
 
 /* Rank 1 keeps its file of step 3 (for RK_EARLIER_STEP); every rank stops after step 2. */
@@ -1067,7 +1069,8 @@ static int rk_reverse(rk_rank *r, revl_trainer *t, int resume, int k)
         w0[i] = 0.5 * cos((double)i);
         dfdw[i] = sh_c(i + 3) - 1.5;
     }
-    double *d_kinds[REVL_HYPER_COUNT] = {r->d_alpha[k], r->d_gamma[k]};
+    double *d_kinds[REVL_HYPER_COUNT] = {r->d_alpha[k]};
+    d_kinds[r->opt == REVL_OPTIM_ADAM ? REVL_HYPER_BETA1 : REVL_HYPER_GAMMA] = r->d_gamma[k];
     int rc = resume ? REVL_OK : revl_trainer_train(t, w0, NULL);
     if (!rc)
         rc = resume ? revl_trainer_hypergrad_resume(t, r->d_w0[k], REVL_HYPER_COUNT, d_kinds, NULL)
@@ -1093,7 +1096,7 @@ static void rk_damage(rk_rank *r, enum rk_case k)
         b[n / 2] ^= 1;
     if (k != RK_FORGED_D_GAMMA)
         ck_spill(f1, b, n);
-    else /* the last word before the trailer (length, CRC): d_gamma at step 3, CRC anew */
+    else /* the last word before the trailer (length, CRC): d_gamma (d_beta1) at step 3 */
         ck_forge(f1, n - 12 - 8, 1);
     free(b);
 }
@@ -1111,8 +1114,9 @@ static void *rk_rank_main(void *arg)
     revl_schedule *s = NULL;
     size_t off[] = {0, SHP};
     ck_assert_int_eq(revl_model_create(&m, &d), REVL_OK);
-    ck_assert_int_eq(revl_schedule_create(&s, SHT, 1, off), REVL_OK);
-    ck_assert_int_eq(revl_schedule_fill(s, 0.1, 0.9), REVL_OK);
+    ck_assert_int_eq(revl_schedule_create_for(&s, r->opt, SHT, 1, off, NULL), REVL_OK);
+    if (r->opt == REVL_OPTIM_MOMENTUM)
+        ck_assert_int_eq(revl_schedule_fill(s, 0.1, 0.9), REVL_OK);
     ck_rank dummy; /* ck_trainer's communicator */
     dummy.comm = r->comm;
 
@@ -1181,7 +1185,7 @@ static void *rk_rank_main(void *arg)
 
 START_TEST(sharded_reverse_checkpoint_resumes_bit_for_bit)
 {
-    int R = _i ? 3 : 2;
+    int R = _i % 2 ? 3 : 2;
     shared *s = &the_shared;
     rk_rank runs[3];
     char dir[] = "/tmp/revl_shardrev_XXXXXX";
@@ -1196,6 +1200,7 @@ START_TEST(sharded_reverse_checkpoint_resumes_bit_for_bit)
         runs[r].comm.size = R;
         runs[r].comm.allreduce_i64 = thread_allreduce;
         runs[r].comm.user = s;
+        runs[r].opt = _i / 2 ? REVL_OPTIM_ADAM : REVL_OPTIM_MOMENTUM;
         snprintf(runs[r].base, sizeof runs[r].base, "%s/ck", dir);
         for (int k = 0; k < 3; k++) {
             runs[r].w[k] = calloc(SHP, sizeof(double));
@@ -1267,7 +1272,7 @@ static Suite *dp_suite(void)
     tcase_add_loop_test(tc, outputs_are_zero_on_entry, 0, 2);
     tcase_add_test(tc, sharded_ranks_that_differ_fail_alike);
     tcase_add_loop_test(tc, sharded_checkpoint_resumes_bit_for_bit, 0, 2);
-    tcase_add_loop_test(tc, sharded_reverse_checkpoint_resumes_bit_for_bit, 0, 2);
+    tcase_add_loop_test(tc, sharded_reverse_checkpoint_resumes_bit_for_bit, 0, 4);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -505,8 +505,8 @@ REVL_API int revl_dp_micro_range(size_t n_micro, int rank, int size, size_t *fir
  * ranks, same arguments); a failure on one rank (a value out of range in its blocks, a reversal
  * that does not arrive) fails the call on every rank with the same status and a message naming
  * the rank. REVL_ERR_INVALID when there are fewer blocks than ranks. Checkpoints
- * (revl_trainer_save/load, set_checkpoint's saves in training; none in the reverse pass) are
- * collective, all or none: every rank passes the same path and rank r of R writes and reads its
+ * (revl_trainer_save/load, set_checkpoint's saves in training and in the reverse pass, which
+ * revl_trainer_hypergrad_resume on every rank continues) are collective, all or none: every rank passes the same path and rank r of R writes and reads its
  * share in <path>.rank<r>-of-<R>; a failure on any rank leaves every previous file, and every
  * trainer, as it was, with the same status on every rank. docs/mpi.md. */
 REVL_API int revl_trainer_create_sharded(revl_trainer **out, revl_model *model,

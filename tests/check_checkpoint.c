@@ -1530,7 +1530,8 @@ START_TEST(test_reverse_files)
         {off_state, RV_FORWARD_ONLY, "invalid trainer state 4"},
         {SIZE_MAX, 0, "8 bytes of unknown data after the body"},
         {8, 1, "invalid trainer state 5"}, /* version 1 knows no mid-reverse state */
-        {8, 4, "revl trainer checkpoint version 4; this library reads versions 1 to 3"},
+        {8, 5, "revl trainer checkpoint version 5; this library reads versions 1 to 4"},
+        {8, 4, "a sharded trainer's share (version 4); this trainer is not sharded"},
         {8, 3, "a sharded trainer's share (version 3); this trainer is not sharded"},
     };
     run r, twin;

@@ -891,7 +891,7 @@ static void *ck_rank_main(void *arg)
     ck_assert_int_eq(revl_trainer_load(t, r->base), REVL_OK);
     ck_finish(t, 1, r->w_resumed, r->d_resumed);
     revl_trainer_free(t);
-    /* the uninterrupted run with checkpoints set: saved in training, none in the reverse pass */
+    /* the uninterrupted run with checkpoints set: saved in training and in the reverse pass */
     t = ck_trainer(r, m, s, 1);
     char fwd[300], fwd_mine[320];
     snprintf(fwd, sizeof fwd, "%s.fwd", r->base);
@@ -900,7 +900,7 @@ static void *ck_rank_main(void *arg)
     ck_finish(t, 0, r->w_straight, r->d_straight);
     ck_assert_int_eq(revl_trainer_hypergrad_resume(t, NULL, 0, NULL, NULL), REVL_ERR_STATE);
     revl_trainer_free(t);
-    t = ck_trainer(r, m, s, 1); /* the last save: trained, all steps */
+    t = ck_trainer(r, m, s, 1); /* the last save: mid-reverse, at step 1 */
     ck_assert_int_eq(revl_trainer_load(t, fwd), REVL_OK);
     ck_assert_int_eq(revl_trainer_train_resume(t), REVL_ERR_STATE);
     revl_trainer_free(t);
@@ -1028,6 +1028,225 @@ START_TEST(sharded_checkpoint_resumes_bit_for_bit)
 }
 END_TEST
 
+
+/* ---- a sharded trainer's reverse pass checkpointed (every step: at steps 3 and 2 of 4), stopped
+ * after step 2, and resumed by fresh trainers from the files, all or none; 2 and 3 ranks,
+ * momentum and Adam */
+enum rk_case { RK_CORRUPT, RK_EARLIER_STEP, RK_FORGED_D_GAMMA, RK_CASES };
+
+typedef struct rk_rank {
+    revl_comm comm;
+    revl_optimizer opt; /* momentum (one adjoint, dv) or Adam (dm, ds and per-group r1, r2) */
+    char base[256];
+    int rc[RK_CASES], unchanged[RK_CASES], kinds_rc;
+    char msg[RK_CASES][256], kinds_msg[256];
+    double *w[3], *d_w0[3]; /* resumed, straight (sharded, uninterrupted), plain (unsharded) */
+    double d_alpha[3][SHT], d_gamma[3][SHT]; /* d_gamma: Adam's d_beta1 */
+} rk_rank;
+
+/* Rank 1 keeps its file of step 3 (for RK_EARLIER_STEP); every rank stops after step 2. */
+static int rk_progress(size_t step, int phase, double seconds, double loss, void *user)
+{
+    rk_rank *r = user;
+    if (phase == 1 && step == 3 && r->comm.rank == 1) {
+        char f1[300], early[300];
+        size_t n;
+        ck_rank_file(f1, sizeof f1, r->base, 1, r->comm.size);
+        snprintf(early, sizeof early, "%s.early", r->base);
+        unsigned char *b = ck_slurp(f1, &n);
+        ck_assert_ptr_nonnull(b);
+        ck_spill(early, b, n);
+        free(b);
+    }
+    return phase == 1 && step == 2;
+}
+
+/* Train from w0 and reverse (resume: continue the loaded pass instead) into slot k. */
+static int rk_reverse(rk_rank *r, revl_trainer *t, int resume, int k)
+{
+    double *w0 = calloc(SHP, sizeof *w0), *dfdw = calloc(SHP, sizeof *dfdw);
+    for (size_t i = 0; i < SHP; i++) {
+        w0[i] = 0.5 * cos((double)i);
+        dfdw[i] = sh_c(i + 3) - 1.5;
+    }
+    double *d_kinds[REVL_HYPER_COUNT] = {r->d_alpha[k]};
+    d_kinds[r->opt == REVL_OPTIM_ADAM ? REVL_HYPER_BETA1 : REVL_HYPER_GAMMA] = r->d_gamma[k];
+    int rc = resume ? REVL_OK : revl_trainer_train(t, w0, NULL);
+    if (!rc)
+        rc = resume ? revl_trainer_hypergrad_resume(t, r->d_w0[k], REVL_HYPER_COUNT, d_kinds, NULL)
+                    : revl_trainer_hypergrad_kinds_n(t, dfdw, NULL, r->d_w0[k],
+                                                     REVL_HYPER_COUNT, d_kinds, NULL);
+    if (!rc)
+        ck_assert_int_eq(revl_trainer_weights(t, r->w[k]), REVL_OK);
+    free(w0);
+    free(dfdw);
+    return rc;
+}
+
+/* Rank 0 damages rank 1's file in case k (between barriers). */
+static void rk_damage(rk_rank *r, enum rk_case k)
+{
+    char f1[300], early[300];
+    size_t n;
+    ck_rank_file(f1, sizeof f1, r->base, 1, r->comm.size);
+    snprintf(early, sizeof early, "%s.early", r->base);
+    unsigned char *b = ck_slurp(k == RK_EARLIER_STEP ? early : f1, &n);
+    ck_assert_ptr_nonnull(b);
+    if (k == RK_CORRUPT)
+        b[n / 2] ^= 1;
+    if (k != RK_FORGED_D_GAMMA)
+        ck_spill(f1, b, n);
+    else /* the last word before the trailer (length, CRC): d_gamma (d_beta1) at step 3 */
+        ck_forge(f1, n - 12 - 8, 1);
+    free(b);
+}
+
+static void *rk_rank_main(void *arg)
+{
+    rk_rank *r = arg;
+    shared *sh = r->comm.user;
+    revl_model_def d;
+    revl_model_def_init(&d);
+    d.n_params = SHP;
+    d.grad = sh_grad;
+    d.hvp = sh_hvp;
+    revl_model *m = NULL;
+    revl_schedule *s = NULL;
+    size_t off[] = {0, SHP};
+    ck_assert_int_eq(revl_model_create(&m, &d), REVL_OK);
+    ck_assert_int_eq(revl_schedule_create_for(&s, r->opt, SHT, 1, off, NULL), REVL_OK);
+    if (r->opt == REVL_OPTIM_MOMENTUM)
+        ck_assert_int_eq(revl_schedule_fill(s, 0.1, 0.9), REVL_OK);
+    ck_rank dummy; /* ck_trainer's communicator */
+    dummy.comm = r->comm;
+
+    revl_trainer *t = ck_trainer(&dummy, m, s, 1);
+    ck_assert_int_eq(revl_trainer_set_checkpoint(t, r->base, 1), REVL_OK);
+    ck_assert_int_eq(revl_trainer_set_progress(t, rk_progress, 1, r), REVL_OK);
+    ck_assert_int_eq(rk_reverse(r, t, 0, 0), REVL_ERR_CALLBACK);
+    revl_trainer_free(t);
+
+    char f1[300], mine[300];
+    size_t n1 = 0, n0;
+    ck_rank_file(f1, sizeof f1, r->base, 1, r->comm.size);
+    ck_rank_file(mine, sizeof mine, r->base, r->comm.rank, r->comm.size);
+    unsigned char *saved1 = r->comm.rank == 0 ? ck_slurp(f1, &n1) : NULL;
+    unsigned char *before = ck_slurp(mine, &n0);
+    pthread_barrier_wait(&sh->barrier); /* rank 0 read rank 1's file before damaging it */
+    for (int k = 0; k < RK_CASES; k++) {
+        if (r->comm.rank == 0)
+            rk_damage(r, (enum rk_case)k);
+        pthread_barrier_wait(&sh->barrier);
+        t = ck_trainer(&dummy, m, s, 1);
+        r->rc[k] = revl_trainer_load(t, r->base);
+        snprintf(r->msg[k], sizeof r->msg[k], "%s", revl_trainer_last_error(t));
+        revl_trainer_stats st = {.struct_size = sizeof st};
+        double *w = malloc(SHP * sizeof *w);
+        revl_trainer_weights(t, w);
+        r->unchanged[k] = revl_trainer_get_stats(t, &st) == REVL_OK && st.steps_done == 0 &&
+                          revl_trainer_hypergrad_resume(t, NULL, 0, NULL, NULL) == REVL_ERR_STATE;
+        for (size_t i = 0; i < SHP; i++)
+            r->unchanged[k] = r->unchanged[k] && w[i] == 0;
+        free(w);
+        revl_trainer_free(t);
+        pthread_barrier_wait(&sh->barrier);
+        if (r->comm.rank == 0)
+            ck_spill(f1, saved1, n1);
+        pthread_barrier_wait(&sh->barrier);
+        size_t n;
+        unsigned char *now = ck_slurp(mine, &n);
+        r->unchanged[k] = r->unchanged[k] && now && n == n0 && memcmp(now, before, n) == 0;
+        free(now);
+        pthread_barrier_wait(&sh->barrier);
+    }
+    free(before);
+    free(saved1);
+
+    t = ck_trainer(&dummy, m, s, 1);
+    ck_assert_int_eq(revl_trainer_load(t, r->base), REVL_OK);
+    /* rank 1 alone asks for a kind the pass did not accumulate: every rank refuses, none waits */
+    double clip[SHT], *bad_kinds[REVL_HYPER_COUNT] = {[REVL_HYPER_CLIP] = clip};
+    r->kinds_rc = revl_trainer_hypergrad_resume(t, NULL, REVL_HYPER_COUNT,
+                                                r->comm.rank == 1 ? bad_kinds : NULL, NULL);
+    snprintf(r->kinds_msg, sizeof r->kinds_msg, "%s", revl_trainer_last_error(t));
+    int rc = rk_reverse(r, t, 1, 0);
+    ck_assert_msg(rc == REVL_OK, "%d %s", rc, revl_trainer_last_error(t));
+    revl_trainer_free(t);
+    t = ck_trainer(&dummy, m, s, 1);
+    ck_assert_int_eq(rk_reverse(r, t, 0, 1), REVL_OK);
+    revl_trainer_free(t);
+    t = ck_trainer(&dummy, m, s, 0);
+    ck_assert_int_eq(rk_reverse(r, t, 0, 2), REVL_OK);
+    revl_trainer_free(t);
+    revl_schedule_free(s);
+    revl_model_free(m);
+    return NULL;
+}
+
+START_TEST(sharded_reverse_checkpoint_resumes_bit_for_bit)
+{
+    int R = _i % 2 ? 3 : 2;
+    shared *s = &the_shared;
+    rk_rank runs[3];
+    char dir[] = "/tmp/revl_shardrev_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    pthread_barrier_init(&s->barrier, NULL, (unsigned)R);
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_t th[3];
+    for (int r = 0; r < R; r++) {
+        memset(&runs[r], 0, sizeof runs[r]);
+        revl_comm_init_local(&runs[r].comm);
+        runs[r].comm.rank = r;
+        runs[r].comm.size = R;
+        runs[r].comm.allreduce_i64 = thread_allreduce;
+        runs[r].comm.user = s;
+        runs[r].opt = _i / 2 ? REVL_OPTIM_ADAM : REVL_OPTIM_MOMENTUM;
+        snprintf(runs[r].base, sizeof runs[r].base, "%s/ck", dir);
+        for (int k = 0; k < 3; k++) {
+            runs[r].w[k] = calloc(SHP, sizeof(double));
+            runs[r].d_w0[k] = calloc(SHP, sizeof(double));
+        }
+        pthread_create(&th[r], NULL, rk_rank_main, &runs[r]);
+    }
+    for (int r = 0; r < R; r++)
+        pthread_join(th[r], NULL);
+    pthread_barrier_destroy(&s->barrier);
+    pthread_mutex_destroy(&s->lock);
+    static const char *const want[RK_CASES] = {
+        [RK_CORRUPT] = "rank 1: ",
+        [RK_EARLIER_STEP] = "rank 1's file is not of the same save as rank 0's",
+        [RK_FORGED_D_GAMMA] = "rank 1's file is not of the same save as rank 0's",
+    };
+    for (int r = 0; r < R; r++) {
+        for (int k = 1; k < 3; k++) { /* resumed = straight = plain, bit for bit */
+            ck_assert_msg(memcmp(runs[r].w[0], runs[r].w[k], SHP * sizeof(double)) == 0,
+                          "R=%d rank %d: w0 differs from run %d", R, r, k);
+            ck_assert_msg(memcmp(runs[r].d_w0[0], runs[r].d_w0[k], SHP * sizeof(double)) == 0,
+                          "R=%d rank %d: d_w0 differs from run %d", R, r, k);
+            ck_assert(memcmp(runs[r].d_alpha[0], runs[r].d_alpha[k], sizeof runs[r].d_alpha[0]) == 0);
+            ck_assert(memcmp(runs[r].d_gamma[0], runs[r].d_gamma[k], sizeof runs[r].d_gamma[0]) == 0);
+        }
+        ck_assert(runs[r].w[0][1] == 0.5 * cos(1.0) && runs[r].d_alpha[0][0] != 0);
+        ck_assert_msg(runs[r].kinds_rc == REVL_ERR_INVALID &&
+                          strstr(runs[r].kinds_msg, "rank 1: revl_trainer_hypergrad_resume"),
+                      "R=%d rank %d: %d %s", R, r, runs[r].kinds_rc, runs[r].kinds_msg);
+        for (int k = 0; k < RK_CASES; k++) {
+            ck_assert_msg(runs[r].rc[k] == REVL_ERR_IO && strstr(runs[r].msg[k], want[k]),
+                          "R=%d rank %d case %d: %d %s", R, r, k, runs[r].rc[k], runs[r].msg[k]);
+            ck_assert_str_eq(runs[r].msg[k], runs[0].msg[k]);
+            ck_assert_msg(runs[r].unchanged[k], "R=%d rank %d case %d changed", R, r, k);
+        }
+        for (int k = 0; k < 3; k++) {
+            free(runs[r].w[k]);
+            free(runs[r].d_w0[k]);
+        }
+    }
+    char cmd[160]; /* no temporary left behind */
+    snprintf(cmd, sizeof cmd, "test -z \"$(ls %s | grep tmp)\" && rm -r %s", dir, dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 static Suite *dp_suite(void)
 {
     Suite *s = suite_create("dp");
@@ -1053,6 +1272,7 @@ static Suite *dp_suite(void)
     tcase_add_loop_test(tc, outputs_are_zero_on_entry, 0, 2);
     tcase_add_test(tc, sharded_ranks_that_differ_fail_alike);
     tcase_add_loop_test(tc, sharded_checkpoint_resumes_bit_for_bit, 0, 2);
+    tcase_add_loop_test(tc, sharded_reverse_checkpoint_resumes_bit_for_bit, 0, 4);
     suite_add_tcase(s, tc);
     return s;
 }

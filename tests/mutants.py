@@ -565,9 +565,9 @@ MUTANTS = [
      ["check_checkpoint"]),
     ("src/core/checkpoint.c", "    if (!(dfdw_max >= 0) || !isfinite(dfdw_max))",
      "    if (!isfinite(dfdw_max))", ["check_checkpoint"]),
-    ("src/core/checkpoint.c", "    int reversing = *state == RV_REVERSING && r->version == VERSION;",
+    ("src/core/checkpoint.c", "    int reversing = *state == RV_REVERSING && rev_file;",
      "    int reversing = *state == RV_REVERSING;", ["check_checkpoint"]),
-    ("src/core/checkpoint.c", "    if (r->version == VERSION && !reversing)", "    if (0)",
+    ("src/core/checkpoint.c", "    if (rev_file && !reversing)", "    if (0)",
      ["check_checkpoint"]),
     ("src/core/reverse.c", "        if (user_out[k] && !(t->rev_kinds >> k & 1))", "        if (0)",
      ["check_checkpoint"]),
@@ -714,6 +714,22 @@ MUTANTS = [
     ("src/exact/ratio.h", "    r->h = r->d >> 1;\n", "    r->h = 0;\n", ["check_optim"]),
     ("src/exact/ratio.h", "return share * log2(n0 + 1) + (1 - share) * log2(n0);",
      "return share * log2(n0 + 1);", ["check_ratio"]),
+    # ---- a sharded trainer's reverse-pass checkpoints (shardrev): a rank writing or reading
+    # rank 0's share of dw, the reverse pass written as version 3 or not at all, the reverse
+    # section's alike part (hypergradients so far) left out of the agreement, resume's checks
+    # not voted (one rank refuses, the others wait: check_dp times out)
+    ("src/core/checkpoint.c", "    rv_ckpt_put_f64s(w, t->dw + t->lo, t->n_local);",
+     "    rv_ckpt_put_f64s(w, t->dw, t->n_local);", ["check_dp"]),
+    ("src/core/checkpoint.c", "    take_f64s(r, apply ? t->dw + t->lo : NULL, t->n_local);",
+     "    take_f64s(r, apply ? t->dw : NULL, t->n_local);", ["check_dp"]),
+    ("src/core/checkpoint.c", "MAGIC, reverse ? SHARDED_REV : SHARDED, t->err)", "MAGIC, SHARDED, t->err)",
+     ["check_dp"]),
+    ("src/core/checkpoint.c", "    return save_file(t, path, 1);",
+     "    return t->sharded ? REVL_OK : save_file(t, path, 1);", ["check_dp"]),
+    ("src/core/checkpoint.c", "        v->alike = hash_words(r, kinds_at, (r->pos - kinds_at) / 8, h);",
+     "        v->alike = h;", ["check_dp"]),
+    ("src/core/reverse.c", "    int rc = rv_shard_vote(t, resume_checks(t, n_kinds, d_kinds, user_out));",
+     "    int rc = resume_checks(t, n_kinds, d_kinds, user_out);", ["check_dp"]),
 ]
 
 

@@ -18,6 +18,7 @@
 static const char MAGIC[8] = {'R', 'E', 'V', 'L', 'C', 'K', 'P', 'T'};
 #define VERSION 2u /* 2: a checkpoint taken during the reverse pass (RV_REVERSING) */
 #define SHARDED 3u /* 3: one rank's share of a sharded trainer's forward checkpoint */
+#define SHARDED_REV 4u /* 4: one rank's share of a sharded trainer's mid-reverse checkpoint */
 #define OLDEST 1u  /* version 1: the forward checkpoints, still written and read as ever */
 #define WHAT "revl trainer checkpoint"
 
@@ -82,13 +83,16 @@ static char *rank_path(revl_trainer *t, const char *path)
     return p;
 }
 
-/* What the reverse pass carries besides the trajectory (read_reverse reads it back). */
+/* What the reverse pass carries besides the trajectory (read_reverse reads it back). A sharded
+ * trainer's rank holds dw and the optimiser's per-parameter adjoints only for its share (the
+ * optimiser is made for n_local parameters, dw is gathered only at the end); the rest (d_meta,
+ * the per-group adjoints, the hypergradients so far) every rank holds alike. */
 static void put_reverse(rv_ckpt_writer *w, revl_trainer *t)
 {
     rv_ckpt_put_u64(w, t->rev_kinds);
     rv_ckpt_put_u64(w, t->rev_inputs);
     rv_ckpt_put_f64(w, t->dfdw_max);
-    rv_ckpt_put_f64s(w, t->dw, t->n_params);
+    rv_ckpt_put_f64s(w, t->dw + t->lo, t->n_local);
     rv_ckpt_put_f64s(w, t->dmeta, t->n_meta);
     size_t count = 0, n;
     while (t->opt->adjoint(t->opt_self, count, &n))
@@ -114,18 +118,16 @@ int rv_trainer_save_now(revl_trainer *t, const char *path)
 
 int rv_trainer_save_reverse(revl_trainer *t, const char *path)
 {
-    if (t->sharded) /* not supported yet: its reverse pass writes none (docs/mpi.md) */
-        return REVL_OK;
     return save_file(t, path, 1);
 }
 
 static void put_body(rv_ckpt_writer *w, revl_trainer *t, int reverse);
-static int save_sharded(revl_trainer *t, const char *path, int rc);
+static int save_sharded(revl_trainer *t, const char *path, int rc, int reverse);
 
 static int save_file(revl_trainer *t, const char *path, int reverse)
 {
     if (t->sharded) /* all its callers reach here on every rank at once */
-        return save_sharded(t, path, REVL_OK);
+        return save_sharded(t, path, REVL_OK, reverse);
     rv_ckpt_writer *w = rv_alloc(&t->alloc, sizeof *w);
     if (!w)
         return rv_fail(t->err, REVL_ERR_NOMEM, "no memory to write a checkpoint");
@@ -143,8 +145,8 @@ static int save_file(revl_trainer *t, const char *path, int reverse)
 /* Each rank writes its share to its temporary, the ranks vote, and only when every rank's is
  * on disk does any rename its temporary into place: a failure anywhere leaves every rank's
  * previous file, and every rank returns the lowest failing rank's status and message. rc: a
- * failure found before (every rank still joins both votes). */
-static int save_sharded(revl_trainer *t, const char *path, int rc)
+ * failure found before (every rank still joins both votes); reverse: a mid-reverse share. */
+static int save_sharded(revl_trainer *t, const char *path, int rc, int reverse)
 {
     char *rp = NULL;
     rv_ckpt_writer *w = NULL;
@@ -155,8 +157,8 @@ static int save_sharded(revl_trainer *t, const char *path, int rc)
         rc = rv_fail(t->err, rp || strlen(path) + 32 <= RV_CKPT_PATH_MAX ? REVL_ERR_NOMEM
                                                                           : REVL_ERR_INVALID,
                      "no memory for, or too long a path of, this rank's checkpoint");
-    if (!rc && !(rc = rv_ckpt_create(w, rp, MAGIC, SHARDED, t->err))) {
-        put_body(w, t, 0);
+    if (!rc && !(rc = rv_ckpt_create(w, rp, MAGIC, reverse ? SHARDED_REV : SHARDED, t->err))) {
+        put_body(w, t, reverse);
         written = !(rc = rv_ckpt_finish(w, t->err));
     }
     rc = rv_shard_vote(t, rc);
@@ -239,7 +241,7 @@ static int save(revl_trainer *t, const char *path)
 {
     int rc = save_checks(t, path);
     if (t->sharded)
-        return save_sharded(t, path, rc);
+        return save_sharded(t, path, rc, 0);
     return rc ? rc : rv_trainer_save_now(t, path);
 }
 
@@ -347,7 +349,7 @@ static int read_header(revl_trainer *t, rv_ckpt_reader *r, uint64_t *state, uint
             return bad(t, path, "state vector element of %llu bytes; this trainer's has %llu",
                        (unsigned long long)v, (unsigned long long)e);
     }
-    if ((r->version == SHARDED) != t->sharded)
+    if ((r->version >= SHARDED) != t->sharded)
         return bad(t, path, t->sharded ? "not a sharded trainer's checkpoint (version %u); this "
                    "trainer is sharded" : "a sharded trainer's share (version %u); this trainer "
                    "is not sharded", (unsigned)r->version);
@@ -362,13 +364,14 @@ static int read_header(revl_trainer *t, rv_ckpt_reader *r, uint64_t *state, uint
                        "than this trainer's schedule now holds", PATH_ARG(path));
     *state = rv_ckpt_get_u64(r);
     *steps = rv_ckpt_get_u64(r);
-    /* version 1 files were written by forward passes only */
-    int reversing = *state == RV_REVERSING && r->version == VERSION;
+    /* versions 1 and 3 were written by forward passes only, 2 and 4 by reverse passes only */
+    int rev_file = r->version == VERSION || r->version == SHARDED_REV;
+    int reversing = *state == RV_REVERSING && rev_file;
     if (*state != RV_PARTIAL && *state != RV_TRAINED && !reversing)
         return bad(t, path, "invalid trainer state %llu", (unsigned long long)*state);
-    if (r->version == VERSION && !reversing) /* one way to write each file: forward ones are version 1 */
-        return bad(t, path, "a version 2 file holds a checkpoint taken mid-reverse, not state %llu",
-                   (unsigned long long)*state);
+    if (rev_file && !reversing) /* one way to write each file */
+        return bad(t, path, "a version %u file holds a checkpoint taken mid-reverse, not state %llu",
+                   (unsigned)r->version, (unsigned long long)*state);
     if (reversing) { /* saved after a step back, never after the last one */
         if (*steps <= t->first_kept || *steps >= t->n_steps)
             return bad(t, path, "invalid step count %llu of %zu in the reverse pass",
@@ -468,8 +471,19 @@ static void take_f64s(rv_ckpt_reader *r, double *dst, size_t n)
         r->pos += n * 8;
 }
 
-/* A mid-reverse checkpoint's section after the body (put_reverse); apply as read_body's. */
-static int read_reverse(revl_trainer *t, rv_ckpt_reader *r, int apply)
+/* h with the n 8-byte words read at `at` (already checked to be there). */
+static uint64_t hash_words(const rv_ckpt_reader *r, size_t at, size_t n, uint64_t h)
+{
+    rv_ckpt_reader c = *r;
+    c.pos = at;
+    for (size_t i = 0; i < n; i++)
+        h = rv_hash_u64(h, rv_ckpt_get_u64(&c));
+    return h;
+}
+
+/* A mid-reverse checkpoint's section after the body (put_reverse); apply as read_body's; v (a
+ * sharded trainer's check pass): what every rank's file holds alike goes into v->alike. */
+static int read_reverse(revl_trainer *t, rv_ckpt_reader *r, int apply, shard_seen *v)
 {
     const char *path = r->path;
     const rv_optim *opt = t->opt;
@@ -480,28 +494,35 @@ static int read_reverse(revl_trainer *t, rv_ckpt_reader *r, int apply)
                    (unsigned long long)kinds, opt->name, opt->n_kinds);
     if (!(dfdw_max >= 0) || !isfinite(dfdw_max))
         return bad(t, path, "invalid largest |dfdw| %g", dfdw_max);
-    take_f64s(r, apply ? t->dw : NULL, t->n_params);
+    take_f64s(r, apply ? t->dw + t->lo : NULL, t->n_local);
+    size_t dmeta_at = r->pos;
     take_f64s(r, apply ? t->dmeta : NULL, t->n_meta);
     size_t count = 0, n;
     while (opt->adjoint(t->opt_self, count, &n))
         count++;
-    uint64_t v = rv_ckpt_get_u64(r);
-    if (!r->short_read && v != count)
+    uint64_t x = rv_ckpt_get_u64(r);
+    if (!r->short_read && x != count)
         return bad(t, path, "%llu adjoint arrays; a %s trainer's reverse pass has %zu",
-                   (unsigned long long)v, opt->name, count);
+                   (unsigned long long)x, opt->name, count);
     for (size_t k = 0; k < count && !r->short_read; k++) {
         double *a = opt->adjoint(t->opt_self, k, &n);
-        if ((v = rv_ckpt_get_u64(r)) != n && !r->short_read)
+        if ((x = rv_ckpt_get_u64(r)) != n && !r->short_read)
             return bad(t, path, "adjoint array %zu has %llu entries; this trainer's has %zu", k,
-                       (unsigned long long)v, n);
+                       (unsigned long long)x, n);
         take_f64s(r, apply ? a : NULL, n);
     }
-    size_t n_sg = t->n_steps * t->n_groups;
+    size_t n_sg = t->n_steps * t->n_groups, kinds_at = r->pos;
     for (size_t k = 0; k <= opt->n_kinds; k++)
         if (kinds >> k & 1)
             take_f64s(r, apply ? t->d_kinds + k * n_sg : NULL, n_sg);
     if (r->short_read)
         return bad(t, path, "cut short in the reverse pass's adjoints");
+    if (v) { /* the pass's inputs, d_meta and the hypergradients so far: every rank's alike */
+        uint64_t h = rv_hash_u64(rv_hash_u64(v->alike, kinds), inputs);
+        h = rv_hash_f64s(h, &dfdw_max, 1);
+        h = hash_words(r, dmeta_at, t->n_meta, h);
+        v->alike = hash_words(r, kinds_at, (r->pos - kinds_at) / 8, h);
+    }
     if (apply) {
         t->rev_kinds = kinds;
         t->rev_inputs = inputs;
@@ -516,7 +537,7 @@ static int read_all(revl_trainer *t, rv_ckpt_reader *r, uint64_t state, uint64_t
 {
     int rc = read_body(t, r, len_out, words, apply, v);
     if (!rc && state == RV_REVERSING)
-        rc = read_reverse(t, r, apply);
+        rc = read_reverse(t, r, apply, v);
     if (!rc && r->pos != r->end)
         return bad(t, r->path, "%zu bytes of unknown data after the body", r->end - r->pos);
     return rc;
@@ -564,7 +585,7 @@ static int load(revl_trainer *t, const char *path)
                      "no memory for, or too long a path of, this rank's checkpoint");
     if (!rc) {
         rc = rv_ckpt_open_versions(&r, &t->alloc, rp ? rp : path, MAGIC, WHAT, OLDEST,
-                                   SHARDED, t->err); /* read_header says whose a file is */
+                                   SHARDED_REV, t->err); /* read_header says whose a file is */
         opened = !rc;
     }
     if (!rc)

@@ -441,8 +441,24 @@ int revl_trainer_hypergrad_resume(revl_trainer *t, double *d_w0, size_t n_kinds,
     return rc;
 }
 
+static int resume_checks(revl_trainer *t, size_t n_kinds, double *const *d_kinds,
+                         double *user_out[REVL_HYPER_COUNT]);
+
+/* Voted: a sharded trainer's rank whose arguments fail must not leave the others waiting. */
 static int hypergrad_resume(revl_trainer *t, double *d_w0, size_t n_kinds,
                             double *const *d_kinds, double *d_meta)
+{
+    double *user_out[REVL_HYPER_COUNT] = {0};
+    int rc = rv_shard_vote(t, resume_checks(t, n_kinds, d_kinds, user_out));
+    if (rc)
+        return rc;
+    rv_clear(t->err);
+    t->state = RV_FRESH; /* a failed step leaves a trainer that must be trained again */
+    return walk_back(t, user_out, d_w0, d_meta);
+}
+
+static int resume_checks(revl_trainer *t, size_t n_kinds, double *const *d_kinds,
+                         double *user_out[REVL_HYPER_COUNT])
 {
     static const char call[] = "revl_trainer_hypergrad_resume";
     if (t->state != RV_REVERSING)
@@ -452,7 +468,6 @@ static int hypergrad_resume(revl_trainer *t, double *d_w0, size_t n_kinds,
     if (revl_schedule_n_steps(t->sched) != t->n_steps ||
         revl_schedule_n_groups(t->sched) != t->n_groups)
         return rv_fail(t->err, REVL_ERR_STATE, "the schedule changed shape since the trainer was made");
-    double *user_out[REVL_HYPER_COUNT] = {0};
     int rc = kinds_wanted(t, call, n_kinds, d_kinds, user_out);
     if (rc)
         return rc;
@@ -462,9 +477,7 @@ static int hypergrad_resume(revl_trainer *t, double *d_w0, size_t n_kinds,
                            "%s: the interrupted pass did not accumulate %s (it was not asked for); "
                            "its entry must be NULL", call,
                            k < t->opt->n_kinds ? revl_hyper_name(t->opt->kinds[k]) : "clip");
-    rv_clear(t->err);
-    t->state = RV_FRESH; /* a failed step leaves a trainer that must be trained again */
-    return walk_back(t, user_out, d_w0, d_meta);
+    return REVL_OK;
 }
 
 int revl_trainer_hypergrad(revl_trainer *t, const double *dfdw, const double *dfdmeta,

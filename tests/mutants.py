@@ -497,7 +497,8 @@ MUTANTS = [
      " || counts[2] > counts[1])", ["check_checkpoint"]),
     ("src/hyperopt/hyperopt_checkpoint.c", "        !isfinite(scalars[1]) || !(scalars[2] >= 0))",
      "        !isfinite(scalars[1]))", ["check_checkpoint"]),
-    ("src/hyperopt/hyperopt_checkpoint.c", "        if (!isfinite(tmp[i]))", "        if (0)",
+    ("src/hyperopt/hyperopt_checkpoint.c", "        if (!isfinite(tmp[i]) && !unset_clip(h, i, tmp[i]))",
+     "        if (0)",
      ["check_checkpoint"]),
     ("src/hyperopt/hyperopt_checkpoint.c",
      "        (counts[3] && rv_hyperopt_check_theta(h, tmp + h->n_theta) != REVL_OK) ||\n", "",
@@ -664,7 +665,7 @@ MUTANTS = [
     ("src/hyperopt/coords.c",
      "        return x > 0 ? fmax(log(x), -RV_LOG_ALPHA_MAX) : -RV_LOG_ALPHA_MAX;",
      "        return log(x);", ["check_family", "check_tuner"]),
-    ("src/hyperopt/tuner.c", "           (opt->id == REVL_OPTIM_ADAMW ? REVL_LEARN_WEIGHT_DECAY : 0) |",
+    ("src/hyperopt/tuner.c", "           (t->opt->id == REVL_OPTIM_ADAMW ? REVL_LEARN_WEIGHT_DECAY : 0) |",
      "           REVL_LEARN_WEIGHT_DECAY |", ["check_tuner"]),
     # ---- learned log clip (REVL_LEARN_CLIP): hyper-optimiser, families, tuner
     ("src/hyperopt/hyperopt.c", "        d_kinds[REVL_HYPER_CLIP] = h->grad + h->clip_off;",

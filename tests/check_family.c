@@ -580,7 +580,9 @@ START_TEST(test_user_starts_from_base)
     o.type = REVL_FAMILY_USER, o.n_theta = 1, o.map = user_map_one, o.vjp = user_vjp_one;
     revl_family *f = NULL;
     ck_assert_int_eq(revl_family_create(&f, REVL_OPTIM_MOMENTUM, 2, 1, 0, &o), REVL_OK);
-    double base[5] = {1, 2, 3, 4, 5}, z[5], th = 7;
+    /* n_z: momentum's 3 kinds x 2 steps and 1 init scale */
+    ck_assert_uint_eq(revl_family_n_z(f), 7);
+    double base[7] = {1, 2, 3, 4, 5, 6, 7}, z[7], th = 7;
     ck_assert_int_eq(revl_family_set_base(f, base), REVL_OK);
     ck_assert_int_eq(revl_family_map(f, &th, z), REVL_OK);
     ck_assert(z[0] == 7 && z[1] == 2 && z[4] == 5);

@@ -712,7 +712,7 @@ MUTANTS = [
     ("src/exact/ratio.h", "        q1--;\n        rr += d;\n", "        q1--;\n", ["check_ratio"]),
     ("src/exact/ratio.h", "*st = rv_push_base_n(al, s, *st, n == r->n0.n ? &r->n0 : &r->n1,",
      "*st = rv_push_base_n(al, s, *st, &r->n1,", ["check_ratio"]),
-    ("src/exact/ratio.h", "    r->h = r->d >> 1;\n", "    r->h = 0;\n", ["check_optim"]),
+    ("src/exact/ratio.h", "    r->h = r->d >> 1;\n", "    r->h = 0;\n", ["check_ratio", "check_optim"]),
     ("src/exact/ratio.h", "return share * log2(n0 + 1) + (1 - share) * log2(n0);",
      "return share * log2(n0 + 1);", ["check_ratio"]),
     # ---- a sharded trainer's reverse-pass checkpoints (shardrev): a rank writing or reading

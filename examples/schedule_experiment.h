@@ -443,7 +443,9 @@ static int schedule_experiment(int argc, char **argv, const char *name, revl_opt
     revl_hyper shown[MAX_KINDS];
     size_t ns = 0, shown_at[MAX_KINDS];
     for (size_t k = 0; k < nk; k++)
-        if (kinds[k] != REVL_HYPER_EPS) {
+        if (kinds[k] != REVL_HYPER_EPS && (kinds[k] != REVL_HYPER_WEIGHT_DECAY ||
+                                           (ho.learn & REVL_LEARN_WEIGHT_DECAY))) {
+            /* eps is fixed; momentum's coupled decay stays at its default 0 here */
             shown_at[ns] = k;
             shown[ns++] = kinds[k];
         }
@@ -594,7 +596,7 @@ static int schedule_experiment(int argc, char **argv, const char *name, revl_opt
     double wd_moved = 0;
     int wd_ok = 1;
     for (size_t k = 0; k < nk; k++) {
-        if (kinds[k] != REVL_HYPER_WEIGHT_DECAY)
+        if (kinds[k] != REVL_HYPER_WEIGHT_DECAY || !(ho.learn & REVL_LEARN_WEIGHT_DECAY))
             continue;
         printf("  %-6s", "(biases)");
         for (size_t l = 0; l < N_LAYERS; l++) {

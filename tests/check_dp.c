@@ -39,6 +39,16 @@ static int thread_allreduce(int64_t *data, size_t n, void *user)
     return 0;
 }
 
+/* Rank r of R thread ranks on s's barrier and sum. */
+static void thread_comm(revl_comm *c, int r, int R, shared *s)
+{
+    revl_comm_init_local(c);
+    c->rank = r;
+    c->size = R;
+    c->allreduce_i64 = thread_allreduce;
+    c->user = s;
+}
+
 #define MAX_RANKS 12
 
 typedef struct rank_run {
@@ -67,11 +77,7 @@ static void run_ranks(const dp_case *c, int R, rank_run *runs, shared *s)
     for (int r = 0; r < R; r++) {
         memset(&runs[r], 0, sizeof runs[r]);
         runs[r].c = *c;
-        revl_comm_init_local(&runs[r].comm);
-        runs[r].comm.rank = r;
-        runs[r].comm.size = R;
-        runs[r].comm.allreduce_i64 = thread_allreduce;
-        runs[r].comm.user = s;
+        thread_comm(&runs[r].comm, r, R, s);
         pthread_create(&th[r], NULL, rank_main, &runs[r]);
     }
     for (int r = 0; r < R; r++)
@@ -648,11 +654,7 @@ static void sh_run_ranks(int R, enum sh_differ differ, int fail_alloc, sh_rank *
         memset(&runs[r], 0, sizeof runs[r]);
         runs[r].differ = differ;
         runs[r].fail_alloc = fail_alloc;
-        revl_comm_init_local(&runs[r].comm);
-        runs[r].comm.rank = r;
-        runs[r].comm.size = R;
-        runs[r].comm.allreduce_i64 = thread_allreduce;
-        runs[r].comm.user = s;
+        thread_comm(&runs[r].comm, r, R, s);
         pthread_create(&th[r], NULL, sh_rank_main, &runs[r]);
     }
     for (int r = 0; r < R; r++)
@@ -973,11 +975,7 @@ START_TEST(sharded_checkpoint_resumes_bit_for_bit)
     pthread_t th[3];
     for (int r = 0; r < R; r++) {
         memset(&runs[r], 0, sizeof runs[r]);
-        revl_comm_init_local(&runs[r].comm);
-        runs[r].comm.rank = r;
-        runs[r].comm.size = R;
-        runs[r].comm.allreduce_i64 = thread_allreduce;
-        runs[r].comm.user = s;
+        thread_comm(&runs[r].comm, r, R, s);
         snprintf(runs[r].base, sizeof runs[r].base, "%s/ck", dir);
         snprintf(runs[r].other, sizeof runs[r].other, "%s/other", dir);
         runs[r].w_resumed = calloc(SHP, sizeof(double));
@@ -1195,11 +1193,7 @@ START_TEST(sharded_reverse_checkpoint_resumes_bit_for_bit)
     pthread_t th[3];
     for (int r = 0; r < R; r++) {
         memset(&runs[r], 0, sizeof runs[r]);
-        revl_comm_init_local(&runs[r].comm);
-        runs[r].comm.rank = r;
-        runs[r].comm.size = R;
-        runs[r].comm.allreduce_i64 = thread_allreduce;
-        runs[r].comm.user = s;
+        thread_comm(&runs[r].comm, r, R, s);
         runs[r].opt = _i / 2 ? REVL_OPTIM_ADAM : REVL_OPTIM_MOMENTUM;
         snprintf(runs[r].base, sizeof runs[r].base, "%s/ck", dir);
         for (int k = 0; k < 3; k++) {

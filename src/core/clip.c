@@ -7,8 +7,9 @@
  *   a_i = c_k ubar_i - g_i / (n (n + 1e-6)) sum_{k in K} c_k S_k,   S_k = sum_{j in k} ubar_j g_j,
  *   d f / d tau_k = S_k / (n + 1e-6) for k in K, 0 otherwise.
  * The Hessian-vector product must then be taken along a, which needs the gradient first: a
- * step with a finite tau calls the model twice (gradient, then the product); a step without
- * one costs nothing more. The sums run over the parameters in index order on one thread: the
+ * step with a finite tau has the model call the driver back between the gradient and the
+ * product (rv_model_hvp_dir: one pass for the built-in MLP, two calls for other models); a
+ * step without one costs nothing more. The sums run over the parameters in index order on one thread: the
  * same bits for any thread count. */
 #include "core/trainer.h"
 

@@ -258,6 +258,27 @@ int rv_model_hvp_affine(revl_model *m, size_t step, const double *w, const doubl
     return rv_model_hvp_grad(m, step, w, meta, m->affine_work, NULL, hv_w, hv_meta);
 }
 
+int rv_model_hvp_dir(revl_model *m, size_t step, const double *w, const double *meta,
+                     rv_dir_fn dir, void *ctx, const double *v, double *grad, double *hv_w,
+                     double *hv_meta)
+{
+    if (m->builtin.hvp_dir) {
+        int rc = m->builtin.hvp_dir(m->def.user, step, w, meta, dir, ctx, v, grad, hv_w,
+                                    m->def.n_meta ? hv_meta : NULL);
+        if (rc > 0) /* the gradient's checks failed (the MLP's data check), as revl_model_grad's */
+            return rv_model_callback_failed(m, "gradient callback", rc, step);
+        if (rc == REVL_OK)
+            rv_clear(m->err);
+        return rc;
+    }
+    int rc = revl_model_grad(m, step, w, meta, grad, NULL);
+    if (!rc)
+        rc = dir(ctx, grad);
+    if (!rc)
+        rc = rv_model_hvp_grad(m, step, w, meta, v, NULL, hv_w, hv_meta);
+    return rc;
+}
+
 int revl_model_set_hvp_affine(revl_model *m, revl_hvp_affine_fn fn)
 {
     if (!m)

@@ -6,6 +6,11 @@
 #include "base/internal.h"
 
 /* ---- the model handle */
+/* The trainer's Hessian direction from the gradient the model has just computed (rv_model_hvp_dir):
+ * writes v where the caller said; REVL_OK, or a status (< 0) with its message in the caller's
+ * handle. */
+typedef int (*rv_dir_fn)(void *ctx, const double *grad);
+
 /* Hooks a built-in model adds to a callback model. */
 typedef struct rv_model_builtin {
     /* mean loss on data without penalty, optional grad w.r.t. w, optional accuracy */
@@ -19,6 +24,13 @@ typedef struct rv_model_builtin {
     /* layers the groups make up, consecutive groups per layer (the MLP: weights and biases of
      * each layer); 0 = not known. The tuner's default family has one multiplier per layer. */
     size_t n_layers;
+    /* optional: the gradient into grad, then dir(ctx, grad), which writes v, then H v into hv_w
+     * (and the mixed product into hv_meta when not NULL) from the same forward pass: one pass
+     * where a gradient call and an hvp call make two. grad and H v are the bits of those two
+     * calls. Returns 0, dir's status (< 0) as it is, or > 0 for the model's own failure (its
+     * fail_note says why). */
+    int (*hvp_dir)(void *impl, size_t step, const double *w, const double *meta, rv_dir_fn dir,
+                   void *ctx, const double *v, double *grad, double *hv_w, double *hv_meta);
 } rv_model_builtin;
 
 struct revl_model {
@@ -61,6 +73,14 @@ RV_HIDDEN int rv_model_hvp_grad(revl_model *m, size_t step, const double *w, con
 RV_HIDDEN int rv_model_hvp_affine(revl_model *m, size_t step, const double *w, const double *meta,
                                   const double *a, const double *b, double *grad, double *hv_w,
                                   double *hv_meta);
+/* The gradient g at (step, w, meta) into grad, then dir(ctx, g), which writes the direction v,
+ * then the Hessian-vector products along v: one model pass where the model has
+ * builtin.hvp_dir, else a gradient call and an hvp call (callback models, the data-parallel
+ * wrapper). dir's failure is returned as it is (its message is the caller's); the model's has
+ * its message in m->err. */
+RV_HIDDEN int rv_model_hvp_dir(revl_model *m, size_t step, const double *w, const double *meta,
+                               rv_dir_fn dir, void *ctx, const double *v, double *grad,
+                               double *hv_w, double *hv_meta);
 /* The direction's one formula, shared by the library and the built-in models so both give the
  * same bits (the library is built without floating-point contraction). */
 static inline double rv_affine_dir(double a, double b, double g)

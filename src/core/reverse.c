@@ -161,23 +161,51 @@ static int check_fingerprint(revl_trainer *t, size_t step)
     return REVL_OK;
 }
 
-/* A step with a finite clip (clip.c): the gradient first, clipped as in the forward pass (the
- * optimiser undoes its states with the clipped one), the optimiser's direction v, then the
- * product along the clip's adjoint of v (which needs the raw gradient); d_tau (NULL: not
- * wanted) += d f / d clip. Two model calls, never fused. */
-static int model_step_clipped(revl_trainer *t, size_t step, int nt, double *d_tau)
+/* What the model calls back between the gradient and the product (rv_model_hvp_dir). */
+typedef struct dir_ctx {
+    revl_trainer *t;
+    size_t step;
+    int nt;
+    double *d_tau; /* NULL: d clip not wanted */
+    int rc;        /* the direction's own failure (message in t->err), REVL_OK if none */
+} dir_ctx;
+
+/* The direction of an optimiser whose direction is any function of g (RV_DIR_AFTER_GRAD) into
+ * dir_a, from the gradient in t->grad, checked against the forward pass's first. */
+static int after_grad_dir(void *ctx, const double *grad)
 {
-    const double *meta = t->n_meta ? t->meta : NULL;
-    int rc = revl_model_grad(t->model, step, t->wd, meta, t->grad, NULL);
-    if (rc)
-        return rv_fail(t->err, rc, "%s (reverse)", revl_model_last_error(t->model));
-    if ((rc = check_fingerprint(t, step)) != REVL_OK)
-        return rc;
+    dir_ctx *c = ctx;
+    revl_trainer *t = c->t;
+    (void)grad; /* t->grad */
+    int rc = check_fingerprint(t, c->step);
+    if (!rc)
+        rc = over_blocks(t, t->opt->direction, c->step, c->nt);
+    if (!rc)
+        rc = rv_shard_gather(t, t->dir_a);
+    /* an overflowing direction would make the model's product Inf and the message blame it */
+    if (!rc && !finite_all(t->dir_a, t->n_params))
+        rc = adjoint_overflow(t, c->step, "the Hessian-vector direction");
+    return c->rc = rc;
+}
+
+/* A step with a finite clip (clip.c): the gradient clipped as in the forward pass (the
+ * optimiser undoes its states with the clipped one), the optimiser's direction v, then the
+ * clip's adjoint of v (which needs the raw gradient) into clip_dir, the product's direction;
+ * d_tau += d f / d clip. */
+static int clipped_dir(void *ctx, const double *grad)
+{
+    dir_ctx *c = ctx;
+    revl_trainer *t = c->t;
+    size_t step = c->step;
+    (void)grad; /* t->grad */
+    int rc = check_fingerprint(t, step);
+    if (rc != REVL_OK)
+        return c->rc = rc;
     memcpy(t->clip_raw, t->grad, t->n_params * sizeof *t->grad);
     rv_clip_grad(t, step);
     if (t->opt->dir_mode == RV_DIR_AFTER_GRAD &&
-        (rc = over_blocks(t, t->opt->direction, step, nt)) != REVL_OK)
-        return rc;
+        (rc = over_blocks(t, t->opt->direction, step, c->nt)) != REVL_OK)
+        return c->rc = rc;
     const double *v = t->dir_a;
     if (t->opt->dir_mode == RV_DIR_AFFINE) { /* v = a + b g at the clipped g */
         for (size_t i = 0; i < t->n_params; i++)
@@ -185,51 +213,40 @@ static int model_step_clipped(revl_trainer *t, size_t step, int nt, double *d_ta
         v = t->clip_dir;
     }
     if (!finite_all(v, t->n_params))
-        return adjoint_overflow(t, step, "the Hessian-vector direction");
+        return c->rc = adjoint_overflow(t, step, "the Hessian-vector direction");
     if (v == t->clip_dir) { /* rv_clip_adjoint writes clip_dir: v must be elsewhere */
         memcpy(t->hv, v, t->n_params * sizeof *t->hv);
         v = t->hv;
     }
-    rv_clip_adjoint(t, v, t->clip_raw, d_tau);
-    rc = rv_model_hvp_grad(t->model, step, t->wd, meta, t->clip_dir, NULL, t->hv, t->hv_meta);
-    if (rc)
-        return rv_fail(t->err, rc, "%s (reverse)", revl_model_last_error(t->model));
-    return check_hv_meta_finite(t, step);
+    rv_clip_adjoint(t, v, t->clip_raw, c->d_tau);
+    return c->rc = REVL_OK;
 }
 
-/* The gradient at the undone w_t and the Hessian-vector products along the direction. */
+/* The gradient at the undone w_t and the Hessian-vector products along the direction. A
+ * direction that needs the gradient (RV_DIR_AFTER_GRAD, or a clipped step) is computed while
+ * the model holds its forward pass: one pass for the built-in MLP, two for other models. */
 static int model_step(revl_trainer *t, size_t step, int nt, double *d_tau)
 {
-    if (rv_clip_active(t, step))
-        return model_step_clipped(t, step, nt, d_tau);
     const double *meta = t->n_meta ? t->meta : NULL;
-    int rc;
+    int clipped = rv_clip_active(t, step), rc;
+    dir_ctx c = {.t = t, .step = step, .nt = nt, .d_tau = d_tau, .rc = REVL_OK};
+    if (clipped || t->opt->dir_mode == RV_DIR_AFTER_GRAD) {
+        rc = rv_model_hvp_dir(t->model, step, t->wd, meta, clipped ? clipped_dir : after_grad_dir,
+                              &c, clipped ? t->clip_dir : t->dir_a, t->grad, t->hv, t->hv_meta);
+        if (c.rc)
+            return c.rc;
+        if (rc)
+            return rv_fail(t->err, rc, "%s (reverse)", revl_model_last_error(t->model));
+        return check_hv_meta_finite(t, step);
+    }
     /* an overflowing direction would make the model's product Inf and the message blame it */
-    if (t->opt->dir_mode != RV_DIR_AFTER_GRAD &&
-        (!finite_all(t->dir_a, t->n_params) ||
-         (t->dir_b && !finite_all(t->dir_b, t->n_params))))
+    if (!finite_all(t->dir_a, t->n_params) || (t->dir_b && !finite_all(t->dir_b, t->n_params)))
         return adjoint_overflow(t, step, "the Hessian-vector direction");
-    switch (t->opt->dir_mode) {
-    case RV_DIR_FIXED:
+    if (t->opt->dir_mode == RV_DIR_FIXED)
         rc = rv_model_hvp_grad(t->model, step, t->wd, meta, t->dir_a, t->grad, t->hv, t->hv_meta);
-        break;
-    case RV_DIR_AFFINE:
+    else
         rc = rv_model_hvp_affine(t->model, step, t->wd, meta, t->dir_a, t->dir_b, t->grad, t->hv,
                                  t->hv_meta);
-        break;
-    default:
-        rc = revl_model_grad(t->model, step, t->wd, meta, t->grad, NULL);
-        if (!rc) {
-            int brc = over_blocks(t, t->opt->direction, step, nt);
-            if (!brc)
-                brc = rv_shard_gather(t, t->dir_a);
-            if (brc)
-                return brc;
-            if (!finite_all(t->dir_a, t->n_params))
-                return adjoint_overflow(t, step, "the Hessian-vector direction");
-            rc = rv_model_hvp_grad(t->model, step, t->wd, meta, t->dir_a, NULL, t->hv, t->hv_meta);
-        }
-    }
     if (rc)
         return rv_fail(t->err, rc, "%s (reverse)", revl_model_last_error(t->model));
     if ((rc = check_fingerprint(t, step)) != REVL_OK)

@@ -1,7 +1,7 @@
 /* mlp.c: the built-in multilayer perceptron (and, with two widths, multinomial logistic
  * regression) as a model handle: argument checks, the preallocated per-step workspace, and the
- * gradient, fused gradient + Hessian-vector and fused gradient + H (a + b g) callbacks the
- * trainer calls every step. */
+ * gradient, fused gradient + Hessian-vector, fused gradient + H (a + b g) and fused gradient,
+ * direction, Hessian-vector callbacks the trainer calls every step. */
 #include "models/mlp.h"
 
 #include <limits.h>
@@ -82,6 +82,7 @@ static void gradient(rv_mlp *m, size_t step, const double *w, const double *meta
     rv_mlp_batch(m, step, &x, &y);
     double scale = 1.0 / (double)m->batch;
     double ce = rv_mlp_forward(m, w, x, y, m->batch, &m->work);
+    m->n_passes++;
     rv_mlp_backward(m, w, x, y, m->batch, scale, 0, &m->work, grad);
     rv_mlp_penalty_prepare(m, meta);
     double pen = rv_mlp_penalty_grad(m, w, grad);
@@ -130,6 +131,26 @@ static int mlp_hvp_affine(size_t step, const double *w, const double *meta, cons
     double *v = m->scratch;
     for (size_t i = 0; i < m->n_params; i++)
         v[i] = rv_affine_dir(a[i], b[i], grad[i]);
+    rv_mlp_r_pass(m, w, v, x, m->batch, 1.0 / (double)m->batch, &m->work, hv_w);
+    rv_mlp_penalty_hvp(m, w, v, hv_w, hv_meta);
+    return 0;
+}
+
+/* The gradient, the trainer's direction v from it (dir, which writes v), then H v from the same
+ * forward activations and backward dz (rv_model_builtin.hvp_dir): the bits of a gradient call
+ * then an hvp call, in one forward pass. The R-pass reads v only after dir returned. */
+static int mlp_hvp_dir(void *user, size_t step, const double *w, const double *meta,
+                       rv_dir_fn dir, void *ctx, const double *v, double *grad, double *hv_w,
+                       double *hv_meta)
+{
+    rv_mlp *m = user;
+    if (rv_mlp_check_train(m, step))
+        return 1;
+    const double *x;
+    gradient(m, step, w, meta, grad, NULL, &x);
+    int rc = dir(ctx, grad);
+    if (rc)
+        return rc;
     rv_mlp_r_pass(m, w, v, x, m->batch, 1.0 / (double)m->batch, &m->work, hv_w);
     rv_mlp_penalty_hvp(m, w, v, hv_w, hv_meta);
     return 0;
@@ -261,7 +282,8 @@ static int mlp_create(revl_model **out, size_t n_widths, const size_t *widths,
     rv_model_builtin builtin = {.evaluate = rv_mlp_evaluate,
                                 .meta_start = REVL_MLP_LOG_L2_START,
                                 .chance_loss = k > 1 ? log((double)k) : 0,
-                                .n_layers = L};
+                                .n_layers = L,
+                                .hvp_dir = mlp_hvp_dir};
     rc = rv_model_create(out, &def, 2 * L, m->offsets, &builtin);
     if (rc) {
         mlp_free(m); /* the handle was not made, so it will not call user_free */

@@ -47,6 +47,7 @@ typedef struct rv_mlp {
      * v = a + b g of the fused affine call (which returns its gradient) */
     double *scratch;
     rv_mlp_work work;  /* sized for the batch, with R buffers */
+    size_t n_passes;   /* forward passes made by the callbacks (the tests count them) */
     char note[RV_ERRLEN]; /* why a callback failed (the model's fail_note): not the caller's
                              callback, so never "callback returned 1" */
 } rv_mlp;

@@ -137,7 +137,8 @@ typedef struct rv_pass {
 typedef enum rv_dir_mode {
     RV_DIR_FIXED,     /* known before the model call (momentum) */
     RV_DIR_AFFINE,    /* a + b g_t (Adam): one fused model call where the model has it */
-    RV_DIR_AFTER_GRAD /* any function of g_t: gradient call, direction(), then the product */
+    RV_DIR_AFTER_GRAD /* any function of g_t: gradient, direction(), then the product (one
+                         pass where the model can: rv_model_hvp_dir) */
 } rv_dir_mode;
 
 /* A state vector, for the driver's start copy and end-of-reverse verification. */

@@ -2,7 +2,9 @@
  * reversal with clipping active at some steps and not at others, the trajectory against a
  * plain double loop that clips as torch.nn.utils.clip_grad_norm_, hypergradients (the
  * optimiser's kinds, clip, w0, meta) against central differences of the whole run, +inf the
- * bits of a schedule that never clips, and bad values refused. */
+ * bits of a schedule that never clips, and bad values refused. Also the built-in MLP's one-pass
+ * reverse of the steps whose direction needs the gradient (a clipped step, RMSprop's every step):
+ * the bits of the two-call fallback, one forward pass per step, and the same failures. */
 #include <check.h>
 #include <math.h>
 #include <stdint.h>
@@ -13,6 +15,8 @@
 
 #include "revl.h"
 #include "testutil.h"
+#include "core/model.h"  /* the one-pass tests switch the MLP's hvp_dir hook off */
+#include "models/mlp.h"  /* and count its forward passes */
 
 #define P 12
 #define NG 2
@@ -490,6 +494,182 @@ START_TEST(test_clip_mlp)
 }
 END_TEST
 
+/* ---- the built-in MLP's one-pass reverse (rv_model_hvp_dir) against the two-call fallback */
+enum { ONE_RMS, ONE_RMS_DECAY, ONE_RMS_CLIP, ONE_MOMENTUM_CLIP, ONE_ADAM_CLIP, N_ONE };
+#define ONE_T 10
+#define ONE_NG 4
+
+typedef struct one_out {
+    double d_w0[64], d_meta[2], kinds[REVL_HYPER_COUNT][ONE_T * ONE_NG];
+    size_t passes; /* the MLP's forward passes during the hypergradient */
+    int rc;
+    char msg[512];
+} one_out;
+
+static revl_optimizer one_opt(int c)
+{
+    return c == ONE_MOMENTUM_CLIP ? REVL_OPTIM_MOMENTUM
+           : c == ONE_ADAM_CLIP   ? REVL_OPTIM_ADAM
+                                  : REVL_OPTIM_RMSPROP;
+}
+
+/* The MLP of test_clip_mlp (43 weights, per-layer L2: two meta-parameters) on 60 examples. */
+static revl_model *one_mlp(revl_dataset *d)
+{
+    const size_t widths[] = {4, 5, 3};
+    revl_mlp_options o;
+    revl_mlp_options_init(&o);
+    o.batch_size = 20;
+    o.penalty = REVL_PENALTY_PER_LAYER;
+    revl_model *m = NULL;
+    ck_assert_int_eq(revl_mlp_create(&m, 3, widths, d, &o), REVL_OK);
+    ck_assert_ptr_nonnull(m->builtin.hvp_dir);
+    return m;
+}
+
+/* Case c's schedule; *n_two: the reverse steps the fallback takes in two passes. */
+static revl_schedule *one_schedule(int c, size_t *n_two)
+{
+    const size_t moff[ONE_NG + 1] = {0, 20, 25, 40, 43};
+    revl_optimizer opt = one_opt(c);
+    revl_schedule *s = NULL;
+    ck_assert_int_eq(revl_schedule_create_for(&s, opt, ONE_T, ONE_NG, moff, NULL), REVL_OK);
+    ck_assert_int_eq(revl_schedule_fill_kind(s, REVL_HYPER_ALPHA,
+                                             opt == REVL_OPTIM_MOMENTUM ? 0.5 : 0.03), REVL_OK);
+    if (c == ONE_RMS_DECAY)
+        ck_assert_int_eq(revl_schedule_fill_kind(s, REVL_HYPER_WEIGHT_DECAY, 0.01), REVL_OK);
+    *n_two = opt == REVL_OPTIM_RMSPROP ? ONE_T : 0;
+    if (c == ONE_RMS_CLIP || c == ONE_MOMENTUM_CLIP || c == ONE_ADAM_CLIP) {
+        double tau[ONE_T * ONE_NG]; /* every other step clips */
+        for (size_t j = 0; j < ONE_T * ONE_NG; j++)
+            tau[j] = j / ONE_NG % 2 ? INFINITY : 0.1 + 0.02 * (double)(j % ONE_NG);
+        ck_assert_int_eq(revl_schedule_set_kind(s, REVL_HYPER_CLIP, tau), REVL_OK);
+        if (opt != REVL_OPTIM_RMSPROP)
+            *n_two = ONE_T / 2;
+    }
+    return s;
+}
+
+/* Train, then every hypergradient (the optimiser's kinds, clip, w0, meta) of f = the training
+ * loss at w_T (dfdw_scale times its gradient), with the one-pass hook or without it; poke (NULL:
+ * none) is a training feature moved by 1e-3 between the two. Outputs start at -7, so a failed
+ * call shows what it wrote. */
+static void one_run(revl_model *m, revl_dataset *d, const revl_schedule *s, int fused,
+                    double dfdw_scale, double *poke, one_out *out)
+{
+    rv_mlp *mlp = m->def.user;
+    static int (*hook)(void *, size_t, const double *, const double *, rv_dir_fn, void *,
+                       const double *, double *, double *, double *);
+    if (!hook)
+        hook = m->builtin.hvp_dir;
+    m->builtin.hvp_dir = fused ? hook : NULL;
+    size_t p = revl_model_n_params(m);
+    double w0[64], meta[2] = {-3.0, -2.5}, dfdw[64];
+    for (size_t i = 0; i < p; i++)
+        w0[i] = 0.4 * sin(2.0 + 1.7 * (double)i);
+    revl_trainer *t = NULL;
+    ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+    mlp_f(m, d, t, w0, meta, dfdw);
+    for (size_t i = 0; i < p; i++)
+        dfdw[i] *= dfdw_scale;
+    double poked = poke ? *poke : 0;
+    if (poke)
+        *poke += 1e-3;
+    double *dk[REVL_HYPER_COUNT] = {0};
+    revl_hyper kinds[REVL_HYPER_COUNT];
+    size_t nk = revl_schedule_kinds(s, kinds);
+    for (size_t k = 0; k < nk; k++)
+        dk[kinds[k]] = out->kinds[kinds[k]];
+    dk[REVL_HYPER_CLIP] = out->kinds[REVL_HYPER_CLIP];
+    for (size_t k = 0; k < REVL_HYPER_COUNT; k++)
+        for (size_t j = 0; j < ONE_T * ONE_NG; j++)
+            out->kinds[k][j] = -7;
+    for (size_t i = 0; i < 64; i++)
+        out->d_w0[i] = -7;
+    out->d_meta[0] = out->d_meta[1] = -7;
+    size_t before = mlp->n_passes;
+    out->rc = revl_trainer_hypergrad_kinds_n(t, dfdw, NULL, out->d_w0, REVL_HYPER_COUNT, dk,
+                                             out->d_meta);
+    out->passes = mlp->n_passes - before;
+    snprintf(out->msg, sizeof out->msg, "%s", revl_trainer_last_error(t));
+    if (poke)
+        *poke = poked;
+    revl_trainer_free(t);
+    m->builtin.hvp_dir = hook;
+}
+
+static void one_same(const one_out *a, const one_out *b)
+{
+    ck_assert_int_eq(a->rc, b->rc);
+    ck_assert_str_eq(a->msg, b->msg);
+    ck_assert(memcmp(a->d_w0, b->d_w0, sizeof a->d_w0) == 0);
+    ck_assert(memcmp(a->d_meta, b->d_meta, sizeof a->d_meta) == 0);
+    ck_assert(memcmp(a->kinds, b->kinds, sizeof a->kinds) == 0);
+}
+
+/* RMSprop (with and without weight decay, clipped or not) and clipped momentum and Adam: the
+ * one-pass reverse gives every hypergradient's bits of the two-call fallback, in one forward
+ * pass per reverse step where the fallback takes two. */
+START_TEST(test_one_pass_same_bits)
+{
+    revl_dataset *d = test_dataset(60, 4, 3, 5);
+    revl_model *m = one_mlp(d);
+    size_t n_two;
+    revl_schedule *s = one_schedule(_i, &n_two);
+    one_out *o = calloc(2, sizeof *o);
+    ck_assert_ptr_nonnull(o);
+    for (int fused = 0; fused < 2; fused++) {
+        one_run(m, d, s, fused, 1.0, NULL, &o[fused]);
+        ck_assert_msg(o[fused].rc == REVL_OK, "%s", o[fused].msg);
+    }
+    one_same(&o[0], &o[1]);
+    ck_assert(o[1].d_meta[0] != 0 && o[1].d_meta[1] != 0 && o[1].d_w0[0] != 0);
+    ck_assert_uint_eq(o[1].passes, ONE_T);
+    ck_assert_uint_eq(o[0].passes, ONE_T + n_two);
+    ck_assert_uint_gt(n_two, 0);
+    free(o);
+    revl_schedule_free(s);
+    revl_model_free(m);
+    revl_dataset_free(d);
+}
+END_TEST
+
+/* Failures inside the direction, with and without the one-pass hook: the same status and
+ * message, the outputs untouched, and the model usable afterwards. A training example changed
+ * after training (the model is then not deterministic) is caught by the gradient's fingerprint
+ * before its direction is made; an overflowing direction is reported as such. */
+START_TEST(test_one_pass_failures)
+{
+    revl_dataset *d = test_dataset(60, 4, 3, 5);
+    revl_model *m = one_mlp(d);
+    size_t n_two;
+    revl_schedule *s = one_schedule(_i ? ONE_RMS_CLIP : ONE_RMS, &n_two);
+    one_out *o = calloc(3, sizeof *o);
+    ck_assert_ptr_nonnull(o);
+    double *x = (double *)revl_dataset_x(d); /* example 0's first feature */
+    for (int what = 0; what < 2; what++) {
+        for (int fused = 0; fused < 2; fused++)
+            one_run(m, d, s, fused, what == 0 ? 1.0 : 1e305, what == 0 ? x : NULL, &o[fused]);
+        one_same(&o[0], &o[1]);
+        ck_assert_int_eq(o[1].rc, what == 0 ? REVL_ERR_INEXACT : REVL_ERR_RANGE);
+        expect_msg(o[1].msg, what == 0 ? "differs from the forward pass's (fingerprint"
+                                       : "the Hessian-vector direction is not finite at step");
+        for (size_t i = 0; i < 64; i++)
+            ck_assert(o[1].d_w0[i] == -7);
+        ck_assert(o[1].d_meta[0] == -7 && o[1].d_meta[1] == -7);
+        for (size_t k = 0; k < REVL_HYPER_COUNT; k++)
+            for (size_t j = 0; j < ONE_T * ONE_NG; j++)
+                ck_assert(o[1].kinds[k][j] == -7);
+    }
+    one_run(m, d, s, 1, 1.0, NULL, &o[2]);
+    ck_assert_msg(o[2].rc == REVL_OK, "%s", o[2].msg);
+    free(o);
+    revl_schedule_free(s);
+    revl_model_free(m);
+    revl_dataset_free(d);
+}
+END_TEST
+
 /* Each of the clip's allocations (made at the first train with a finite clip) failing: NOMEM
  * with a message, nothing leaked, and the trainer trains and reverses on the next call. */
 START_TEST(test_clip_no_memory)
@@ -589,6 +769,8 @@ static Suite *clip_suite(void)
     tcase_add_test(tc, test_clip_no_memory);
     tcase_add_test(tc, test_clip_sharded_refused);
     tcase_add_loop_test(tc, test_clip_bad_values, 0, REVL_OPTIM_COUNT);
+    tcase_add_loop_test(tc, test_one_pass_same_bits, 0, N_ONE);
+    tcase_add_loop_test(tc, test_one_pass_failures, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }

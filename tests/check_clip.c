@@ -495,7 +495,8 @@ START_TEST(test_clip_mlp)
 END_TEST
 
 /* ---- the built-in MLP's one-pass reverse (rv_model_hvp_dir) against the two-call fallback */
-enum { ONE_RMS, ONE_RMS_DECAY, ONE_RMS_CLIP, ONE_MOMENTUM_CLIP, ONE_ADAM_CLIP, N_ONE };
+enum { ONE_RMS, ONE_RMS_DECAY, ONE_RMS_CLIP, ONE_RMS_CLIP_ALL, ONE_MOMENTUM_CLIP, ONE_ADAM_CLIP,
+       N_ONE };
 #define ONE_T 10
 #define ONE_NG 4
 
@@ -539,10 +540,11 @@ static revl_schedule *one_schedule(int c, size_t *n_two)
     if (c == ONE_RMS_DECAY)
         ck_assert_int_eq(revl_schedule_fill_kind(s, REVL_HYPER_WEIGHT_DECAY, 0.01), REVL_OK);
     *n_two = opt == REVL_OPTIM_RMSPROP ? ONE_T : 0;
-    if (c == ONE_RMS_CLIP || c == ONE_MOMENTUM_CLIP || c == ONE_ADAM_CLIP) {
-        double tau[ONE_T * ONE_NG]; /* every other step clips */
+    if (c != ONE_RMS && c != ONE_RMS_DECAY) {
+        double tau[ONE_T * ONE_NG]; /* every other step clips, or every step */
         for (size_t j = 0; j < ONE_T * ONE_NG; j++)
-            tau[j] = j / ONE_NG % 2 ? INFINITY : 0.1 + 0.02 * (double)(j % ONE_NG);
+            tau[j] = j / ONE_NG % 2 && c != ONE_RMS_CLIP_ALL ? INFINITY
+                                                             : 0.1 + 0.02 * (double)(j % ONE_NG);
         ck_assert_int_eq(revl_schedule_set_kind(s, REVL_HYPER_CLIP, tau), REVL_OK);
         if (opt != REVL_OPTIM_RMSPROP)
             *n_two = ONE_T / 2;
@@ -637,13 +639,14 @@ END_TEST
 /* Failures inside the direction, with and without the one-pass hook: the same status and
  * message, the outputs untouched, and the model usable afterwards. A training example changed
  * after training (the model is then not deterministic) is caught by the gradient's fingerprint
- * before its direction is made; an overflowing direction is reported as such. */
+ * before its direction is made (RMSprop unclipped, and clipped at every step: each direction
+ * checks it); an overflowing direction is reported as such. */
 START_TEST(test_one_pass_failures)
 {
     revl_dataset *d = test_dataset(60, 4, 3, 5);
     revl_model *m = one_mlp(d);
     size_t n_two;
-    revl_schedule *s = one_schedule(_i ? ONE_RMS_CLIP : ONE_RMS, &n_two);
+    revl_schedule *s = one_schedule(_i ? ONE_RMS_CLIP_ALL : ONE_RMS, &n_two);
     one_out *o = calloc(3, sizeof *o);
     ck_assert_ptr_nonnull(o);
     double *x = (double *)revl_dataset_x(d); /* example 0's first feature */

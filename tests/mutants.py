@@ -732,6 +732,23 @@ MUTANTS = [
      "        v->alike = h;", ["check_dp"]),
     ("src/core/reverse.c", "    int rc = rv_shard_vote(t, resume_checks(t, n_kinds, d_kinds, user_out));",
      "    int rc = resume_checks(t, n_kinds, d_kinds, user_out);", ["check_dp"]),
+    # ---- the built-in MLP's one-pass reverse (rmsfuse: rv_model_hvp_dir): the R-pass along the
+    # stale direction (before the trainer's callback), the hook gone (two passes), the mixed
+    # product dropped, the fallback's direction skipped, the fingerprint unchecked before the
+    # direction (unclipped, clipped), the clipped step's product along the unclipped direction
+    ("src/models/mlp.c", "    int rc = dir(ctx, grad);\n    if (rc)\n        return rc;\n    rv_mlp_r_pass(m, w, v, x, m->batch, 1.0 / (double)m->batch, &m->work, hv_w);\n",
+     "    rv_mlp_r_pass(m, w, v, x, m->batch, 1.0 / (double)m->batch, &m->work, hv_w);\n    int rc = dir(ctx, grad);\n    if (rc)\n        return rc;\n",
+     ["check_clip"]),
+    ("src/models/mlp.c", ".hvp_dir = mlp_hvp_dir}", ".hvp_dir = NULL}", ["check_clip"]),
+    ("src/core/model.c", "ctx, v, grad, hv_w,\n                                    m->def.n_meta ? hv_meta : NULL);",
+     "ctx, v, grad, hv_w,\n                                    NULL);", ["check_clip"]),
+    ("src/core/model.c", "    if (!rc)\n        rc = dir(ctx, grad);\n", "", ["check_clip"]),
+    ("src/core/reverse.c", "    int rc = check_fingerprint(t, c->step);\n", "    int rc = REVL_OK;\n",
+     ["check_clip"]),
+    ("src/core/reverse.c", "    int rc = check_fingerprint(t, step);\n    if (rc != REVL_OK)\n        return c->rc = rc;\n",
+     "    int rc = REVL_OK;\n", ["check_clip"]),
+    ("src/core/reverse.c", "&c, clipped ? t->clip_dir : t->dir_a,", "&c, t->dir_a,", ["check_clip"]),
+
 ]
 
 

@@ -165,17 +165,7 @@ static void built_in_table(revl_model *mlp, const double *w0, const double *meta
     static const revl_optimizer opts[2] = {REVL_OPTIM_MOMENTUM, REVL_OPTIM_ADAM};
     for (int oi = 0; oi < 2; oi++) {
         revl_optimizer opt = opts[oi];
-        revl_schedule *s = NULL;
-        bench_check(revl_schedule_create_for(&s, opt, steps, ng, off, NULL),
-                    "revl_schedule_create_for", "");
-        if (opt == REVL_OPTIM_MOMENTUM) {
-            revl_schedule_fill(s, 0.3, 0.9);
-        } else {
-            revl_schedule_fill_kind(s, REVL_HYPER_ALPHA, ADAM_ALPHA);
-            revl_schedule_fill_kind(s, REVL_HYPER_BETA1, ADAM_BETA1);
-            revl_schedule_fill_kind(s, REVL_HYPER_BETA2, ADAM_BETA2);
-            revl_schedule_fill_kind(s, REVL_HYPER_EPS, ADAM_EPS);
-        }
+        revl_schedule *s = bench_schedule(opt, steps, ng, off);
         revl_trainer *tr[2];
         for (int k = 0; k < 2; k++) {
             revl_trainer_options o;
@@ -187,8 +177,7 @@ static void built_in_table(revl_model *mlp, const double *w0, const double *meta
         }
         double t[3][99];
         for (int r = 0; r < rounds; r++) {
-            t[0][r] = opt == REVL_OPTIM_MOMENTUM ? plain_training(mlp, steps, w0, meta, w)
-                                                 : plain_adam(mlp, steps, w0, meta, w);
+            t[0][r] = plain_run(opt, mlp, steps, w0, meta, w);
             for (int k = 0; k < 2; k++) {
                 double t0 = bench_now();
                 bench_check(revl_trainer_train(tr[k], w0, meta), "revl_trainer_train",

@@ -149,8 +149,8 @@ static void table_heading(revl_optimizer opt, size_t ng, const char **mid, const
         printf("\nRMSprop (torch's lr %g, alpha %g, momentum %g, eps %g: revl's alpha, beta2, "
                "gamma, eps); each reverse pass: d alpha, d gamma, d beta2, d eps (T x %zu), init "
                "scales, 4 L2 meta, reversal verified;\nthe floor is the others' (one fused "
-               "product per reverse step): fwd+hyp/fl includes the gradient call each reverse "
-               "step makes before its fused one (its direction is not affine in g)\n",
+               "product per reverse step): the MLP hands its gradient to the trainer for the "
+               "direction (not affine in g) and then runs the R-pass, one pass per step\n",
                RMS_ALPHA, RMS_BETA2, RMS_GAMMA, RMS_EPS, ng);
         *mid = "fwd+hyp/Adam's";
         *info = "log2(1/g b2)";

@@ -4,7 +4,8 @@
  * 200, as a data-parallel model (revl_mlp_dp_create, N_MICRO micro-batches: they fix the bits)
  * with a sharded trainer (revl_trainer_create_sharded), on R = 1 and R = 2 ranks that are
  * threads, each with its own model and trainer, joined by tests/thread_comm.h. Timed per run:
- * train + validation gradient (revl_model_evaluate on the training set, done by every rank) +
+ * train + validation gradient (of the training set: the mean of its two halves' gradients,
+ * revl_model_evaluate, one half per rank on 2 ranks, so the same bits on 1 and 2) +
  * every hypergradient of the optimiser (revl_trainer_hypergrad_kinds_n, reversal verified), for
  * momentum, Adam and AdamW at each T. "same bits": w_T, d_w0, d_meta and every kind's
  * hypergradient memcmp-equal between R = 1 and R = 2 (exit 1 if not). For orientation, the
@@ -30,6 +31,7 @@ typedef struct job {
     revl_optimizer opt;
     size_t steps;
     const revl_dataset *train;
+    const revl_dataset *half[2]; /* its two halves: the validation gradient's shares */
 } job;
 
 /* One rank's run; plain: the built-in MLP and trainer, no communicator. */
@@ -59,6 +61,34 @@ static void check(int rc, const char *what, const char *msg)
         fprintf(stderr, "bench_dp_threads: %s: %s (%s)\n", what, revl_strerror(rc), msg);
         exit(1);
     }
+}
+
+/* The validation gradient (of the training set) as the mean of its two halves' gradients, each
+ * half evaluated by one rank (revl_dp_micro_range of 2) and all-gathered through the int64
+ * all-reduce (the other ranks add zeros to its bits): the same bits on 1 and 2 ranks, half the
+ * work each on 2. */
+static void valid_gradient(rank_run *r, revl_model *m, const double *w, double *dfdw)
+{
+    size_t p = revl_model_n_params(m), first, count;
+    const revl_comm *c = &r->comm;
+    int64_t *both = calloc(2 * p, sizeof *both);
+    double *g = malloc(p * sizeof *g), loss;
+    check(revl_dp_micro_range(2, c->rank, c->size, &first, &count), "range", "");
+    for (size_t h = first; h < first + count; h++) {
+        check(revl_model_evaluate(m, r->j->half[h], w, &loss, g, NULL), "evaluate",
+              revl_model_last_error(m));
+        memcpy(both + h * p, g, p * sizeof *g);
+    }
+    if (c->size > 1)
+        check(c->allreduce_i64(both, 2 * p, c->user), "all-gather", "");
+    double g0, g1;
+    for (size_t i = 0; i < p; i++) {
+        memcpy(&g0, both + i, sizeof g0);
+        memcpy(&g1, both + p + i, sizeof g1);
+        dfdw[i] = 0.5 * g0 + 0.5 * g1;
+    }
+    free(both);
+    free(g);
 }
 
 static void *rank_main(void *arg)
@@ -112,8 +142,7 @@ static void *rank_main(void *arg)
     double t0 = bench_now();
     check(revl_trainer_train(t, w0, meta), "train", revl_trainer_last_error(t));
     revl_trainer_weights(t, o);
-    check(revl_model_evaluate(m, j->train, o, &loss, dfdw, NULL), "evaluate",
-          revl_model_last_error(m));
+    valid_gradient(r, m, o, dfdw);
     check(revl_trainer_hypergrad_kinds_n(t, dfdw, NULL, o + p, REVL_HYPER_COUNT, d_kinds,
                                          o + 2 * p),
           "hypergrad", revl_trainer_last_error(t)); /* REVL_OK: reversal verified */
@@ -132,6 +161,7 @@ static double run(const job *j, int R, rank_run *runs)
     static thread_shared sh;
     if (R == 0) {
         runs[0] = (rank_run){.j = j, .plain = 1};
+        revl_comm_init_local(&runs[0].comm);
         rank_main(&runs[0]);
         return runs[0].seconds;
     }
@@ -159,6 +189,11 @@ int main(int argc, char **argv)
     revl_dataset *all = bench_fashion_mnist("bench_dp_threads", 10000), *train = NULL;
     revl_dataset_create(&train, NULL);
     revl_dataset_subset(train, all, 0, 10000);
+    revl_dataset *half[2] = {NULL, NULL};
+    for (int h = 0; h < 2; h++) {
+        revl_dataset_create(&half[h], NULL);
+        revl_dataset_subset(half[h], all, (size_t)h * 5000, 5000);
+    }
     const char *omp = getenv("OMP_NUM_THREADS"), *ob = getenv("OPENBLAS_NUM_THREADS");
     printf("MLP 784-50-50-50-10 + L2 per layer, 10,000 examples, batch 200, %d micro-batches; "
            "OMP_NUM_THREADS=%s OPENBLAS_NUM_THREADS=%s\n",
@@ -174,7 +209,7 @@ int main(int argc, char **argv)
     for (int o = 0; o < 3; o++)
         for (int k = 0; k < nt; k++) {
             job j = {opts[o], argc > 1 ? strtoul(argv[k + 1], NULL, 10) : (k ? 1000 : 100),
-                     train};
+                     train, {half[0], half[1]}};
             rank_run plain[1], one[1], two[MAX_R];
             double tp = run(&j, 0, plain), t1 = run(&j, 1, one), t2 = run(&j, 2, two);
             int same = 1;
@@ -193,6 +228,8 @@ int main(int argc, char **argv)
         }
     bench_target("two thread ranks: train + hypergradient speed-up over one (same bits)", worst,
                  ">=", 1.5);
+    revl_dataset_free(half[0]);
+    revl_dataset_free(half[1]);
     revl_dataset_free(train);
     revl_dataset_free(all);
     return all_same ? 0 : 1;

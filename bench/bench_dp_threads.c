@@ -12,8 +12,8 @@
  * plain built-in MLP (revl_mlp_create + revl_trainer_create, one thread) doing the same work:
  * its bits differ from the data-parallel model's (floating-point batch sums, not rounded
  * integer sums of micro-batches). "comm" is the time rank 0 spends in the all-reduce per
- * training step (forward and reverse, waiting for the other rank included) and the int64 words
- * it sums per step (gradients, Hessian-vector products, the sharded trainer's all-gathers).
+ * training step (forward and reverse, waiting for the other rank included), the int64 words
+ * and the calls per step (gradients, Hessian-vector products, the sharded trainer's all-gathers).
  * Usage: bench_dp_threads [T ...] (default 100 1000). Run with OMP_NUM_THREADS=1
  * OPENBLAS_NUM_THREADS=1 so that the rank threads are the only parallelism (make bench does). */
 #include <math.h>
@@ -43,6 +43,7 @@ typedef struct rank_run {
     revl_comm inner;     /* thread_comm's */
     double comm_seconds; /* in the all-reduce */
     double comm_words;   /* summed by it */
+    double comm_calls;
     double seconds;      /* train + validation gradient + hypergradient */
     double *out;         /* w_T, d_w0, d_meta, each kind's hypergradient */
     size_t n_out;
@@ -55,6 +56,7 @@ static int timed_allreduce(int64_t *data, size_t n, void *user)
     int rc = r->inner.allreduce_i64(data, n, r->inner.user);
     r->comm_seconds += bench_now() - t0;
     r->comm_words += (double)n;
+    r->comm_calls++;
     return rc;
 }
 
@@ -141,7 +143,7 @@ static void *rank_main(void *arg)
     check(revl_model_grad(m, 0, w0, meta, dfdw, &loss), "warm-up", revl_model_last_error(m));
     if (!r->plain)
         pthread_barrier_wait(&((thread_slot *)r->inner.user)->s->barrier);
-    r->comm_seconds = r->comm_words = 0;
+    r->comm_seconds = r->comm_words = r->comm_calls = 0;
     double t0 = bench_now();
     check(revl_trainer_train(t, w0, meta), "train", revl_trainer_last_error(t));
     revl_trainer_weights(t, o);
@@ -204,9 +206,9 @@ int main(int argc, char **argv)
     printf("each run: train + validation gradient + every hypergradient (reversal verified); "
            "dp = revl_mlp_dp_create + sharded trainer on R thread ranks; plain = revl_mlp_create "
            "+ revl_trainer_create, one thread (other bits)\n");
-    printf("%9s %6s | %9s %9s %9s | %9s %9s | %12s %12s | %s\n", "optimiser", "T", "plain s",
-           "dp R=1 s", "dp R=2 s", "R1/R2", "plain/R2", "comm ms/step", "words/step",
-           "same bits R=1, R=2");
+    printf("%9s %6s | %9s %9s %9s | %9s %9s | %12s %10s %10s | %s\n", "optimiser", "T",
+           "plain s", "dp R=1 s", "dp R=2 s", "R1/R2", "plain/R2", "comm ms/step", "words/step",
+           "calls/step", "same bits R=1, R=2");
     const revl_optimizer opts[3] = {REVL_OPTIM_MOMENTUM, REVL_OPTIM_ADAM, REVL_OPTIM_ADAMW};
     int nt = argc > 1 ? argc - 1 : 2, all_same = 1;
     double worst = INFINITY;
@@ -220,10 +222,11 @@ int main(int argc, char **argv)
             for (int r = 0; r < 2; r++)
                 same &= two[r].n_out == one[0].n_out &&
                         memcmp(two[r].out, one[0].out, one[0].n_out * sizeof(double)) == 0;
-            printf("%9s %6zu | %9.3f %9.3f %9.3f | %9.2f %9.2f | %12.3f %12.0f | %s\n",
+            double steps = (double)j.steps;
+            printf("%9s %6zu | %9.3f %9.3f %9.3f | %9.2f %9.2f | %12.3f %10.0f %10.1f | %s\n",
                    revl_optimizer_name(j.opt), j.steps, tp, t1, t2, t1 / t2, tp / t2,
-                   1e3 * two[0].comm_seconds / (double)j.steps,
-                   two[0].comm_words / (double)j.steps, same ? "yes" : "NO");
+                   1e3 * two[0].comm_seconds / steps, two[0].comm_words / steps,
+                   two[0].comm_calls / steps, same ? "yes" : "NO");
             all_same &= same;
             worst = fmin(worst, same ? t1 / t2 : 0);
             free(plain[0].out);

@@ -139,6 +139,8 @@ $(BUILD)/bench/%: bench/%.c $(wildcard bench/*.h) $(STLIB)
 	@mkdir -p $(dir $@)
 	@$(call SAY,CC)
 	$(Q)$(CC) $(ALL_CFLAGS) -O3 -march=native -Ibench -o $@ $< $(STLIB) $(LDLIBS)
+# bench_dp_threads' ranks are threads joined by the tests' communicator.
+$(BUILD)/bench/bench_dp_threads: tests/thread_comm.h
 
 tests: $(TEST_BIN)
 examples: $(EXAMPLE_BIN)
@@ -317,6 +319,8 @@ bench: $(BENCH_BIN)
 	  OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1 $(BUILD)/bench/bench_overlap 100 7
 	@for n in 1 2; do echo "== MLP end to end, $$n thread(s)"; \
 	  OMP_NUM_THREADS=$$n OPENBLAS_NUM_THREADS=$$n $(BUILD)/bench/bench_mlp 100 1000 || exit 1; done
+	@echo "== two cores by exact data parallelism: the MLP on 1 and 2 thread ranks, same bits"; \
+	  OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BUILD)/bench/bench_dp_threads 100 1000 || exit 1
 	@if [ -f bench/python_callback_overhead.py ]; then echo "== Python callback overhead"; \
 	  REVL_LIBRARY=$(CURDIR)/$(SHLIB) $(PYTHON) bench/python_callback_overhead.py; fi
 	@$(MAKE) --no-print-directory bench-torch

@@ -1,5 +1,5 @@
 /* check_dp.c: exact data-parallel training without MPI. The ranks are threads joined by a
- * communicator made of a barrier and a shared sum (the same contract librevl_mpi implements),
+ * communicator of tests/thread_comm.h (the same contract librevl_mpi implements),
  * so that the bit-identity for any number of ranks and the failure vote are tested here too,
  * under the sanitizers and valgrind; tests/mpi/check_mpi.c repeats them over real MPI ranks. */
 #include <check.h>
@@ -13,41 +13,7 @@
 #include "revl.h"
 #include "testutil.h"
 #include "testutil_dp.h"
-
-/* ---- the thread communicator */
-typedef struct shared {
-    pthread_barrier_t barrier;
-    pthread_mutex_t lock;
-    int64_t sum[1 << 16];
-} shared;
-
-static int thread_allreduce(int64_t *data, size_t n, void *user)
-{
-    shared *s = user;
-    if (n > sizeof s->sum / sizeof s->sum[0])
-        return 1;
-    if (pthread_barrier_wait(&s->barrier) == PTHREAD_BARRIER_SERIAL_THREAD)
-        memset(s->sum, 0, n * sizeof *s->sum);
-    pthread_barrier_wait(&s->barrier);
-    pthread_mutex_lock(&s->lock);
-    for (size_t i = 0; i < n; i++)
-        s->sum[i] += data[i];
-    pthread_mutex_unlock(&s->lock);
-    pthread_barrier_wait(&s->barrier);
-    memcpy(data, s->sum, n * sizeof *data);
-    pthread_barrier_wait(&s->barrier);
-    return 0;
-}
-
-/* Rank r of R thread ranks on s's barrier and sum. */
-static void thread_comm(revl_comm *c, int r, int R, shared *s)
-{
-    revl_comm_init_local(c);
-    c->rank = r;
-    c->size = R;
-    c->allreduce_i64 = thread_allreduce;
-    c->user = s;
-}
+#include "thread_comm.h"
 
 #define MAX_RANKS 12
 
@@ -69,24 +35,22 @@ static void *rank_main(void *arg)
 }
 
 /* The case on R thread ranks; runs[r] holds rank r's result. */
-static void run_ranks(const dp_case *c, int R, rank_run *runs, shared *s)
+static void run_ranks(const dp_case *c, int R, rank_run *runs, thread_shared *s)
 {
-    pthread_barrier_init(&s->barrier, NULL, (unsigned)R);
-    pthread_mutex_init(&s->lock, NULL);
+    thread_shared_init(s, R);
     pthread_t th[MAX_RANKS];
     for (int r = 0; r < R; r++) {
         memset(&runs[r], 0, sizeof runs[r]);
         runs[r].c = *c;
-        thread_comm(&runs[r].comm, r, R, s);
+        thread_comm(&runs[r].comm, r, s);
         pthread_create(&th[r], NULL, rank_main, &runs[r]);
     }
     for (int r = 0; r < R; r++)
         pthread_join(th[r], NULL);
-    pthread_barrier_destroy(&s->barrier);
-    pthread_mutex_destroy(&s->lock);
+    thread_shared_destroy(s);
 }
 
-static shared the_shared;
+static thread_shared the_shared;
 
 /* ---- the tests */
 START_TEST(micro_range)
@@ -646,21 +610,19 @@ static void *sh_rank_main(void *arg)
  * message of every other. */
 static void sh_run_ranks(int R, enum sh_differ differ, int fail_alloc, sh_rank *runs)
 {
-    shared *s = &the_shared;
-    pthread_barrier_init(&s->barrier, NULL, (unsigned)R);
-    pthread_mutex_init(&s->lock, NULL);
+    thread_shared *s = &the_shared;
+    thread_shared_init(s, R);
     pthread_t th[MAX_RANKS];
     for (int r = 0; r < R; r++) {
         memset(&runs[r], 0, sizeof runs[r]);
         runs[r].differ = differ;
         runs[r].fail_alloc = fail_alloc;
-        thread_comm(&runs[r].comm, r, R, s);
+        thread_comm(&runs[r].comm, r, s);
         pthread_create(&th[r], NULL, sh_rank_main, &runs[r]);
     }
     for (int r = 0; r < R; r++)
         pthread_join(th[r], NULL);
-    pthread_barrier_destroy(&s->barrier);
-    pthread_mutex_destroy(&s->lock);
+    thread_shared_destroy(s);
     for (int r = 0; r < R; r++) {
         ck_assert_msg(runs[r].rc == runs[0].rc, "R=%d rank %d: %d %s, rank 0: %d %s", R, r,
                       runs[r].rc, runs[r].msg, runs[0].rc, runs[0].msg);
@@ -874,7 +836,7 @@ static void ck_damage(ck_rank *r, enum ck_case k)
 static void *ck_rank_main(void *arg)
 {
     ck_rank *r = arg;
-    shared *sh = r->comm.user;
+    thread_shared *sh = &the_shared;
     revl_model_def d;
     revl_model_def_init(&d);
     d.n_params = SHP;
@@ -966,16 +928,15 @@ static void *ck_rank_main(void *arg)
 START_TEST(sharded_checkpoint_resumes_bit_for_bit)
 {
     int R = _i ? 3 : 2;
-    shared *s = &the_shared;
+    thread_shared *s = &the_shared;
     ck_rank runs[3];
     char dir[] = "/tmp/revl_shardckpt_XXXXXX";
     ck_assert_ptr_nonnull(mkdtemp(dir));
-    pthread_barrier_init(&s->barrier, NULL, (unsigned)R);
-    pthread_mutex_init(&s->lock, NULL);
+    thread_shared_init(s, R);
     pthread_t th[3];
     for (int r = 0; r < R; r++) {
         memset(&runs[r], 0, sizeof runs[r]);
-        thread_comm(&runs[r].comm, r, R, s);
+        thread_comm(&runs[r].comm, r, s);
         snprintf(runs[r].base, sizeof runs[r].base, "%s/ck", dir);
         snprintf(runs[r].other, sizeof runs[r].other, "%s/other", dir);
         runs[r].w_resumed = calloc(SHP, sizeof(double));
@@ -985,8 +946,7 @@ START_TEST(sharded_checkpoint_resumes_bit_for_bit)
     }
     for (int r = 0; r < R; r++)
         pthread_join(th[r], NULL);
-    pthread_barrier_destroy(&s->barrier);
-    pthread_mutex_destroy(&s->lock);
+    thread_shared_destroy(s);
     static const struct {
         int rc;
         const char *want;
@@ -1102,7 +1062,7 @@ static void rk_damage(rk_rank *r, enum rk_case k)
 static void *rk_rank_main(void *arg)
 {
     rk_rank *r = arg;
-    shared *sh = r->comm.user;
+    thread_shared *sh = &the_shared;
     revl_model_def d;
     revl_model_def_init(&d);
     d.n_params = SHP;
@@ -1184,16 +1144,15 @@ static void *rk_rank_main(void *arg)
 START_TEST(sharded_reverse_checkpoint_resumes_bit_for_bit)
 {
     int R = _i % 2 ? 3 : 2;
-    shared *s = &the_shared;
+    thread_shared *s = &the_shared;
     rk_rank runs[3];
     char dir[] = "/tmp/revl_shardrev_XXXXXX";
     ck_assert_ptr_nonnull(mkdtemp(dir));
-    pthread_barrier_init(&s->barrier, NULL, (unsigned)R);
-    pthread_mutex_init(&s->lock, NULL);
+    thread_shared_init(s, R);
     pthread_t th[3];
     for (int r = 0; r < R; r++) {
         memset(&runs[r], 0, sizeof runs[r]);
-        thread_comm(&runs[r].comm, r, R, s);
+        thread_comm(&runs[r].comm, r, s);
         runs[r].opt = _i / 2 ? REVL_OPTIM_ADAM : REVL_OPTIM_MOMENTUM;
         snprintf(runs[r].base, sizeof runs[r].base, "%s/ck", dir);
         for (int k = 0; k < 3; k++) {
@@ -1204,8 +1163,7 @@ START_TEST(sharded_reverse_checkpoint_resumes_bit_for_bit)
     }
     for (int r = 0; r < R; r++)
         pthread_join(th[r], NULL);
-    pthread_barrier_destroy(&s->barrier);
-    pthread_mutex_destroy(&s->lock);
+    thread_shared_destroy(s);
     static const char *const want[RK_CASES] = {
         [RK_CORRUPT] = "rank 1: ",
         [RK_EARLIER_STEP] = "rank 1's file is not of the same save as rank 0's",

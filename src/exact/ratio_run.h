@@ -35,21 +35,29 @@ static inline void rv_ratio_run_mul(const revl_allocator *al, rv_stack *s, uint6
                                     double *restrict wd, double inv_scale, unsigned low, size_t n,
                                     int keep)
 {
-    const uint64_t k = r->k, d = r->d, h = r->h;
+    const uint64_t k = r->k, d = r->d, h = r->h, mask = (1ull << low) - 1;
     for (size_t c0 = 0; c0 < n; c0 += RV_RATIO_RUN) {
         size_t m = n - c0 < RV_RATIO_RUN ? n - c0 : RV_RATIO_RUN;
         uint64_t ends = 0, upper = 0;
         for (size_t j = 0; j < m; j++) {
             size_t i = c0 + j;
-            rv_wide W = rv_ratio_run_join(w[i], lo[i], low);
-            rv_uwide sign, x = rv_ratio_abs(W, &sign);
-            rv_uwide a = (rv_uwide)(uint64_t)x * k + h;
-            rv_uwide y = x - ((rv_uwide)(uint64_t)(x >> 64) * k + (a >> 64));
+            /* on 64-bit words (the compiler's 128-bit code spilled): with sg = 0 or -1 (W's
+             * sign, w's), |W| = (W ^ sg) - sg, so k |W| + h = k (W ^ sg) + (h + (k & sg)), the
+             * addend < 2^64; then W - sgn(W) P, P = pw 2^low + pl, in w's and lo's words */
+            int64_t wi = w[i];
+            uint64_t li = (uint64_t)lo[i], sg = (uint64_t)(wi >> 63);
+            uint64_t xl = (((uint64_t)wi << low) | li) ^ sg;
+            uint64_t xh = (uint64_t)(wi >> (64 - low)) ^ sg;
+            rv_uwide a = (rv_uwide)xl * k + (h + (k & sg));
+            rv_uwide P = (rv_uwide)xh * k + (uint64_t)(a >> 64);
             uint64_t fr = (uint64_t)a;
             /* W = 0 maps to 0 and pushes nothing (rv_ratio_mul) */
-            ends |= (uint64_t)(((fr < k) | (fr >= d)) & (x != 0)) << j;
+            ends |= (uint64_t)(((fr < k) | (fr >= d)) & ((wi | (int64_t)li) != 0)) << j;
             upper |= (uint64_t)(fr < k) << j;
-            rv_ratio_run_split(rv_ratio_signed(y, sign), low, &w[i], &lo[i]);
+            uint64_t pw = (uint64_t)(P >> low), pl = (uint64_t)P & mask; /* P < 2^123 */
+            uint64_t t = li - ((pl ^ sg) - sg); /* lo -+ pl, in (-2^low, 2^(low+1)) */
+            w[i] = (int64_t)((uint64_t)wi - ((pw ^ sg) - sg) + (uint64_t)((int64_t)t >> low));
+            lo[i] = (int64_t)(t & mask);
             wd[i] = (double)w[i] * inv_scale;
         }
         for (; keep && ends; ends &= ends - 1) {
@@ -68,31 +76,50 @@ static inline double rv_ratio_run_div(const revl_allocator *al, rv_stack *s, uin
                                       double rho)
 {
     (void)al;
-    const uint64_t k = r->k, h = r->h;
+    const uint64_t k = r->k, d = r->d, h = r->h, v = r->v, mask = (1ull << low) - 1;
     double sum = 0;
-    rv_uwide least[RV_RATIO_RUN];
+    uint64_t q1[RV_RATIO_RUN], q0[RV_RATIO_RUN];
     for (size_t c1 = n; c1 > 0;) {
         size_t c0 = c1 > RV_RATIO_RUN ? c1 - RV_RATIO_RUN : 0;
-        uint64_t pops = 0;
+        uint64_t pops = 0, ones = 0;
         for (size_t i = c0; i < c1; i++) {
-            rv_uwide sign, y = rv_ratio_abs(rv_ratio_run_join(w[i], lo[i], low), &sign);
-            rv_uwide L = rv_ratio_least(r, y); /* y = 0: wraps, masked below */
-            /* a pop when L + 1 is in L's fiber (rv_ratio_div_mag) */
-            pops |= (uint64_t)(((uint64_t)(L + 1) * k + h < k) & (y != 0)) << (i - c0);
-            least[i - c0] = y != 0 ? L : 0;
+            /* z = |W| - 1 on words: W - 1 for W > 0, ~W for W < 0 (sg = -1) */
+            int64_t wi = w[i];
+            uint64_t sg = (uint64_t)(wi >> 63), t = (uint64_t)lo[i] - (sg + 1);
+            uint64_t w2 = (uint64_t)wi + (uint64_t)((int64_t)t >> low);
+            uint64_t zl = ((w2 << low) | (t & mask)) ^ sg;
+            uint64_t zh = (uint64_t)((int64_t)w2 >> (64 - low)) ^ sg;
+            /* L(|W|) - 1 = q = floor((z 2^64 + h) / d) (rv_ratio_least), two 2-by-1 divisions */
+            uint64_t rem, hi = rv_ratio_div21(zh, zl, d, v, &rem);
+            uint64_t qlo = rv_ratio_div21(rem, h, d, v, &rem);
+            /* W = 0: q = -1, so that q + 1 = 0, and no pop */
+            uint64_t nz = (uint64_t)0 - (uint64_t)((wi | lo[i]) != 0);
+            q1[i - c0] = hi | ~nz;
+            q0[i - c0] = qlo | ~nz;
+            /* a pop when L + 1 = q + 2 is in L's fiber (rv_ratio_div_mag) */
+            pops |= (uint64_t)(((qlo + 2) * k + h < k) & nz) << (i - c0);
         }
         for (; pops; pops &= ~(1ull << (63 - __builtin_clzll(pops)))) {
             unsigned j = 63u - (unsigned)__builtin_clzll(pops);
             uint32_t bit;
             state[c0 + j] = rv_pop_bits(s, state[c0 + j], 1, &bit);
-            least[j] += bit;
+            ones |= (uint64_t)bit << j;
         }
         for (size_t i = c1; i-- > c0;) {
-            rv_uwide sign = (rv_uwide)(rv_wide)(w[i] >> 63); /* W's sign is w's */
-            rv_wide W = rv_ratio_signed(least[i - c0], sign);
-            rv_ratio_run_split(W, low, &w[i], &lo[i]);
-            wd[i] = (double)w[i] * inv_scale;
-            sum += g[i] * (rv_wide_to_double(W) * unit);
+            /* x = q + 1 + bit with W's sign: (q ^ sg) + a, a = 1 + bit, or -bit for sg = -1 */
+            uint64_t sg = (uint64_t)(w[i] >> 63), bit = (ones >> (i - c0)) & 1;
+            uint64_t a = (1 + bit) - (sg & (1 + 2 * bit));
+            uint64_t ql = q0[i - c0] ^ sg, qh = q1[i - c0] ^ sg;
+            uint64_t t = (ql & mask) + a; /* in [-1, 2^low + 1] */
+            int64_t wn = (int64_t)(((qh << (64 - low)) | (ql >> low)) +
+                                   (uint64_t)((int64_t)t >> low));
+            w[i] = wn;
+            lo[i] = (int64_t)(t & mask);
+            wd[i] = (double)wn * inv_scale;
+            /* the sum's term from the 128-bit value, as the scalar path (the same as w 2^low + lo
+             * when the value is in range, which only a wrong buffer breaks) */
+            rv_uwide W = (((rv_uwide)qh << 64) | ql) + (rv_uwide)(rv_wide)(int64_t)a;
+            sum += g[i] * (rv_wide_to_double((rv_wide)W) * unit);
             g[i] *= rho;
         }
         c1 = c0;

@@ -344,7 +344,7 @@ MUTANTS = [
      "lib.trainer_train_forward, \"revl_trainer_train_forward\") if False", [PY]),
     # ---- AdamW, weight decay and the open set of kinds (adamw branch)
     # the decay's adjoint: dw not scaled by rho; d alpha without its decay term
-    ("src/optim/adamw.c", "            p->dw[i] *= sg->rho;\n", "", ["check_optim"]),
+    ("src/exact/ratio_run.h", "            g[i] *= rho;\n", "", ["check_optim"]),
     ("src/optim/adamw.c", "d_kinds[K_ALPHA][k] += -sg->lambda * s;",
      "d_kinds[K_ALPHA][k] += 0 * s;", ["check_optim"]),
     # the decay after Adam's step instead of before it (not torch's AdamW)
@@ -710,7 +710,7 @@ MUTANTS = [
     ("src/exact/ratio.h", "if (fr < r->k || fr >= r->d)", "if (fr < r->k)", ["check_ratio"]),
     ("src/exact/ratio.h", "if ((uint64_t)(lo + 1) * r->k + r->h >= r->k)",
      "if ((uint64_t)(lo + 1) * r->k >= r->k)", ["check_ratio"]),
-    ("src/exact/ratio.h", "        q1--;\n        rr += d;\n", "        q1--;\n", ["check_ratio"]),
+    ("src/exact/ratio.h", "    q1 += over;\n    rr += over & d;\n", "    q1 += over;\n", ["check_ratio"]),
     ("src/exact/ratio.h", "*st = rv_push_base_n(al, s, *st, n == r->n0.n ? &r->n0 : &r->n1,",
      "*st = rv_push_base_n(al, s, *st, &r->n1,", ["check_ratio"]),
     ("src/exact/ratio.h", "    r->h = r->d >> 1;\n", "    r->h = 0;\n", ["check_ratio", "check_optim"]),
@@ -732,6 +732,29 @@ MUTANTS = [
      "        v->alike = h;", ["check_dp"]),
     ("src/core/reverse.c", "    int rc = rv_shard_vote(t, resume_checks(t, n_kinds, d_kinds, user_out));",
      "    int rc = resume_checks(t, n_kinds, d_kinds, user_out);", ["check_dp"]),
+    # ---- exact/ratio_run.h, AdamW's decay over a run (adamwfast): W = 0 pushing at c > 1/3, the
+    # pushed bit, pushes when nothing is kept, the sign's subtraction and offset, W = 0's
+    # result and pop test in the reverse, the reverse's pop test, its addend for W < 0, its pop
+    # order, its sum's term for W < 0; adamw.c's reverse taking the run without a decay
+    ("src/exact/ratio_run.h", "ends |= (uint64_t)(((fr < k) | (fr >= d)) & ((wi | (int64_t)li) != 0)) << j;",
+     "ends |= (uint64_t)((fr < k) | (fr >= d)) << j;", ["check_ratio"]),
+    ("src/exact/ratio_run.h", "(uint32_t)(upper >> j) & 1", "(uint32_t)1", ["check_ratio"]),
+    ("src/exact/ratio_run.h", "for (; keep && ends;", "for (; ends;", ["check_ratio"]),
+    ("src/exact/ratio_run.h", "uint64_t t = li - ((pl ^ sg) - sg);", "uint64_t t = li - (pl ^ sg);",
+     ["check_ratio"]),
+    ("src/exact/ratio_run.h", "(rv_uwide)xl * k + (h + (k & sg));", "(rv_uwide)xl * k + h;",
+     ["check_ratio"]),
+    ("src/exact/ratio_run.h", "q1[i - c0] = hi | ~nz;", "q1[i - c0] = hi;", ["check_ratio"]),
+    ("src/exact/ratio_run.h", "(((qlo + 2) * k + h < k) & nz)", "(((qlo + 1) * k + h < k) & nz)",
+     ["check_ratio"]),
+    ("src/exact/ratio_run.h", "uint64_t a = (1 + bit) - (sg & (1 + 2 * bit));",
+     "uint64_t a = (1 + bit) - (sg & 1);", ["check_ratio"]),
+    ("src/exact/ratio_run.h", "unsigned j = 63u - (unsigned)__builtin_clzll(pops);",
+     "unsigned j = (unsigned)__builtin_ctzll(pops);", ["check_ratio"]),
+    ("src/exact/ratio_run.h", "ql) + (rv_uwide)(rv_wide)(int64_t)a;", "ql) + (rv_uwide)a;",
+     ["check_ratio"]),
+    ("src/optim/adamw.c", "if (sg->decay && sg->code.fast) /* the usual",
+     "if (sg->code.fast) /* the usual", ["check_optim"]),
 ]
 
 

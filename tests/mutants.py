@@ -735,7 +735,8 @@ MUTANTS = [
     # ---- exact/ratio_run.h, AdamW's decay over a run (adamwfast): W = 0 pushing at c > 1/3, the
     # pushed bit, pushes when nothing is kept, the sign's subtraction and offset, W = 0's
     # result and pop test in the reverse, the reverse's pop test, its addend for W < 0, its pop
-    # order, its sum's term for W < 0; adamw.c's reverse given the block's dw, not the group's
+    # order, its sum's term for W < 0; adamw.c's reverse given the block's dw, not the group's,
+    # and taking the run for alpha lambda below 2^-65 (k = 0)
     ("src/exact/ratio_run.h", "ends |= (uint64_t)(((fr < k) | (fr >= d)) & ((wi | (int64_t)li) != 0)) << j;",
      "ends |= (uint64_t)((fr < k) | (fr >= d)) << j;", ["check_ratio"]),
     ("src/exact/ratio_run.h", "(uint32_t)(upper >> j) & 1", "(uint32_t)1", ["check_ratio"]),
@@ -755,6 +756,8 @@ MUTANTS = [
      ["check_ratio"]),
     ("src/optim/adamw.c", "p->dw + i0, o->unit, sg->rho);", "p->dw, o->unit, sg->rho);",
      ["check_optim"]),
+    ("src/optim/adamw.c", "if (sg->decay && sg->code.fast) /* the usual",
+     "if (sg->code.fast) /* the usual", ["check_optim"]),
 ]
 
 

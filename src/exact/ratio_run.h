@@ -1,31 +1,20 @@
 /* ratio_run.h: ratio.h's fast path (rho >= 1/2) over a run of values kept split as
  * W_i = w_i 2^low + lo_i (lo_i in [0, 2^low), |W_i| < 2^123; AdamW's weights and their low bits),
  * giving exactly rv_ratio_mul / rv_ratio_div applied to each W_i in turn (forward in index order,
- * back in reverse), the coder's words in the same order. Why a separate path: the per-value
- * calls spent most of their time outside the two products (a branch on W = 0, the 128-bit shifts
- * and multiply-subtract of the split, a divide's data-random correction branch). Here each chunk
- * of 64 values is computed branch-free, the rare fiber ends (a share 2c of the values) marked in
- * a bit mask, and only then are their bits pushed (popped) in the scalar order: a push touches only
- * its own coder state and the stack, so doing it after its chunk's arithmetic changes no bit. */
+ * back in reverse), the coder's words in the same order. Why a separate path: gcc compiled the
+ * per-value calls' 128-bit |W|, sign and split through the stack (104 instructions a forward
+ * multiply; 70 here, on w's and lo's 64-bit words, measured with callgrind). Each chunk of 64
+ * values is computed branch-free, the rare fiber ends (a share 2c of the values) marked in a
+ * bit mask, and only then are their bits pushed (popped) in the scalar order: a push touches only
+ * its own coder state and the stack, so doing it after its chunk's arithmetic changes no bit.
+ * The reverse stays ~150 instructions a value (two reciprocal divisions, the pop test, the
+ * 128-bit value's double for S): this layout gains it little. */
 #ifndef REVL_EXACT_RATIO_RUN_H
 #define REVL_EXACT_RATIO_RUN_H
 
 #include "exact/ratio.h"
 
 #define RV_RATIO_RUN 64 /* values per mask word */
-
-static inline rv_wide rv_ratio_run_join(int64_t w, int64_t lo, unsigned low)
-{
-    /* w 2^low + lo with lo < 2^low: the high word is w >> (64 - low), the low one an OR */
-    uint64_t l = ((uint64_t)w << low) | (uint64_t)lo;
-    return (rv_wide)(((rv_uwide)(uint64_t)(w >> (64 - low)) << 64) | l);
-}
-
-static inline void rv_ratio_run_split(rv_wide W, unsigned low, int64_t *w, int64_t *lo)
-{
-    *w = (int64_t)(W >> low); /* floor: lo stays in [0, 2^low) */
-    *lo = (int64_t)((uint64_t)W & ((1ull << low) - 1));
-}
 
 /* W_i <- f(|W_i|) with W_i's sign for i < n, wd_i = w_i inv_scale; keep: the fiber places
  * pushed (state[i] is value i's coder state), else nothing kept (rv_ratio_mul_nokeep). r->fast,

@@ -249,9 +249,10 @@ END_TEST
 
 /* ratio_run.h's runs against rv_ratio_mul / rv_ratio_div one value at a time (adamw.c's scalar
  * path), bit for bit: w, lo, wd, the coder states, the stack's words, length and deficit, and
- * the reverse's sum and scaled g. Values split as adamw.c keeps them (W = w 2^60 + lo), runs of
- * 200 (three full mask words and a part), the bounds +-(2^123 - 1), 0, +-1 among them. */
-enum { RUN_P = 200, RUN_LOW = 60 };
+ * the reverse's sum and scaled g; the forward in both versions, plain and (where the processor
+ * has them) IFMA lanes. Values split as adamw.c keeps them (W = w 2^60 + lo), runs of 203 (three
+ * full mask words and a part that ends in a part of eight lanes), the bounds +-(2^123 - 1), 0, +-1 among them. */
+enum { RUN_P = 203, RUN_LOW = 60 };
 
 typedef struct run_side {
     rv_infobuf b;
@@ -295,10 +296,13 @@ static void run_scalar(run_side *v, const rv_ratio *r, int back, int keep, doubl
         *sum += part;
 }
 
-static void run_fast(run_side *v, const rv_ratio *r, int back, int keep, double *sum)
+static void run_fast(run_side *v, const rv_ratio *r, int back, int keep, double *sum, int lanes)
 {
     rv_stack *s = &v->b.stacks[0];
-    if (back)
+    if (!back && lanes)
+        rv_ratio_run_mul_fast(v->b.alloc, s, v->b.state, r, v->w, v->lo, v->wd, 0x1p-20,
+                              RUN_LOW, RUN_P, keep);
+    else if (back)
         *sum += rv_ratio_run_div(v->b.alloc, s, v->b.state, r, v->w, v->lo, v->wd, 0x1p-20,
                                  RUN_LOW, RUN_P, v->g, 0x1p-80, rv_ratio_rho(r));
     else
@@ -309,6 +313,8 @@ static void run_fast(run_side *v, const rv_ratio *r, int back, int keep, double 
 START_TEST(test_run_as_scalar)
 {
     static const double more[] = {0.25, 1.0 / 3, 0.5 - 0x1p-30}; /* rho = 2^-2, c near 1/2 */
+    printf("check_ratio: the decay's forward run compared in %s\n",
+           rv_ratio_run_lanes() ? "plain and IFMA lanes" : "plain (no IFMA lanes here)");
     enum { T = 40 }; /* at c >= 0.3, 24-40 bits a value: words spill to the stack */
     static run_side v[2];
     for (size_t j = 0; j < N_C + 3; j++) {
@@ -320,7 +326,8 @@ START_TEST(test_run_as_scalar)
         rv_ratio r;
         rv_ratio_make(&r, c);
         ck_assert(r.fast);
-        for (int deficit = 0; deficit < 2; deficit++) {
+        for (int mode = 0; mode < 3; mode++) { /* plain run, lanes' run, reverse on a dry stack */
+            int lanes = mode == 1, deficit = mode == 2;
             for (int s = 0; s < 2; s++)
                 ck_assert_int_eq(rv_infobuf_init(&v[s].b, &alloc, RUN_P), REVL_OK);
             for (size_t i = 0; i < RUN_P; i++) {
@@ -340,13 +347,13 @@ START_TEST(test_run_as_scalar)
             double sum[2] = {0, 0};
             for (int t = 0; t < T && !deficit; t++) { /* forward, bits kept except at t = 5 */
                 run_scalar(&v[0], &r, 0, t != 5, NULL);
-                run_fast(&v[1], &r, 0, t != 5, NULL);
+                run_fast(&v[1], &r, 0, t != 5, NULL, lanes);
                 run_same(&v[0], &v[1]);
             }
             ck_assert(deficit || c < 0.3 || v[0].b.stacks[0].len > RUN_P / 2);
             for (int t = 0; t < T; t++) {
                 run_scalar(&v[0], &r, 1, 1, &sum[0]);
-                run_fast(&v[1], &r, 1, 1, &sum[1]);
+                run_fast(&v[1], &r, 1, 1, &sum[1], 0);
                 run_same(&v[0], &v[1]);
                 ck_assert(memcmp(&sum[0], &sum[1], sizeof sum[0]) == 0);
             }

@@ -16,6 +16,43 @@
 
 #define RV_RATIO_RUN 64 /* values per mask word */
 
+/* Value i of a run, forward: W_i <- f(|W_i|) with W_i's sign, wd_i = w_i inv_scale; returns bit 0
+ * set when W_i is at a fiber's end (a bit to push), bit 1 when it is the fiber's upper member. */
+static inline unsigned rv_ratio_run_one(const rv_ratio *r, int64_t *restrict w,
+                                        int64_t *restrict lo, double *restrict wd,
+                                        double inv_scale, unsigned low, size_t i)
+{
+    const uint64_t k = r->k, mask = (1ull << low) - 1;
+    /* on 64-bit words (the compiler's 128-bit code spilled): with sg = 0 or -1 (W's sign,
+     * w's), |W| = (W ^ sg) - sg, so k |W| + h = k (W ^ sg) + (h + (k & sg)), the addend
+     * < 2^64; then W - sgn(W) P, P = pw 2^low + pl, in w's and lo's words */
+    int64_t wi = w[i];
+    uint64_t li = (uint64_t)lo[i], sg = (uint64_t)(wi >> 63);
+    uint64_t xl = (((uint64_t)wi << low) | li) ^ sg;
+    uint64_t xh = (uint64_t)(wi >> (64 - low)) ^ sg;
+    rv_uwide a = (rv_uwide)xl * k + (r->h + (k & sg));
+    rv_uwide P = (rv_uwide)xh * k + (uint64_t)(a >> 64);
+    uint64_t fr = (uint64_t)a;
+    uint64_t pw = (uint64_t)(P >> low), pl = (uint64_t)P & mask; /* P < 2^123 */
+    uint64_t t = li - ((pl ^ sg) - sg); /* lo -+ pl, in (-2^low, 2^(low+1)) */
+    w[i] = (int64_t)((uint64_t)wi - ((pw ^ sg) - sg) + (uint64_t)((int64_t)t >> low));
+    lo[i] = (int64_t)(t & mask);
+    wd[i] = (double)w[i] * inv_scale;
+    /* W = 0 maps to 0 and pushes nothing (rv_ratio_mul) */
+    return (((fr < k) | (fr >= r->d)) & ((wi | (int64_t)li) != 0)) | (unsigned)(fr < k) << 1;
+}
+
+/* A chunk's pushes, in index order: ends marks the values at a fiber's end, upper the upper
+ * members (state: the chunk's first value's coder state). */
+static inline void rv_ratio_run_push(const revl_allocator *al, rv_stack *s, uint64_t *state,
+                                     uint64_t ends, uint64_t upper)
+{
+    for (; ends; ends &= ends - 1) {
+        unsigned j = (unsigned)__builtin_ctzll(ends);
+        state[j] = rv_push_bits(al, s, state[j], (uint32_t)(upper >> j) & 1, 1);
+    }
+}
+
 /* W_i <- f(|W_i|) with W_i's sign for i < n, wd_i = w_i inv_scale; keep: the fiber places
  * pushed (state[i] is value i's coder state), else nothing kept (rv_ratio_mul_nokeep). r->fast,
  * r->k != 0. */
@@ -24,37 +61,27 @@ static inline void rv_ratio_run_mul(const revl_allocator *al, rv_stack *s, uint6
                                     double *restrict wd, double inv_scale, unsigned low, size_t n,
                                     int keep)
 {
-    const uint64_t k = r->k, d = r->d, h = r->h, mask = (1ull << low) - 1;
     for (size_t c0 = 0; c0 < n; c0 += RV_RATIO_RUN) {
         size_t m = n - c0 < RV_RATIO_RUN ? n - c0 : RV_RATIO_RUN;
         uint64_t ends = 0, upper = 0;
         for (size_t j = 0; j < m; j++) {
-            size_t i = c0 + j;
-            /* on 64-bit words (the compiler's 128-bit code spilled): with sg = 0 or -1 (W's
-             * sign, w's), |W| = (W ^ sg) - sg, so k |W| + h = k (W ^ sg) + (h + (k & sg)), the
-             * addend < 2^64; then W - sgn(W) P, P = pw 2^low + pl, in w's and lo's words */
-            int64_t wi = w[i];
-            uint64_t li = (uint64_t)lo[i], sg = (uint64_t)(wi >> 63);
-            uint64_t xl = (((uint64_t)wi << low) | li) ^ sg;
-            uint64_t xh = (uint64_t)(wi >> (64 - low)) ^ sg;
-            rv_uwide a = (rv_uwide)xl * k + (h + (k & sg));
-            rv_uwide P = (rv_uwide)xh * k + (uint64_t)(a >> 64);
-            uint64_t fr = (uint64_t)a;
-            /* W = 0 maps to 0 and pushes nothing (rv_ratio_mul) */
-            ends |= (uint64_t)(((fr < k) | (fr >= d)) & ((wi | (int64_t)li) != 0)) << j;
-            upper |= (uint64_t)(fr < k) << j;
-            uint64_t pw = (uint64_t)(P >> low), pl = (uint64_t)P & mask; /* P < 2^123 */
-            uint64_t t = li - ((pl ^ sg) - sg); /* lo -+ pl, in (-2^low, 2^(low+1)) */
-            w[i] = (int64_t)((uint64_t)wi - ((pw ^ sg) - sg) + (uint64_t)((int64_t)t >> low));
-            lo[i] = (int64_t)(t & mask);
-            wd[i] = (double)w[i] * inv_scale;
+            unsigned f = rv_ratio_run_one(r, w, lo, wd, inv_scale, low, c0 + j);
+            ends |= (uint64_t)(f & 1) << j;
+            upper |= (uint64_t)(f >> 1) << j;
         }
-        for (; keep && ends; ends &= ends - 1) {
-            unsigned j = (unsigned)__builtin_ctzll(ends);
-            state[c0 + j] = rv_push_bits(al, s, state[c0 + j], (uint32_t)(upper >> j) & 1, 1);
-        }
+        if (keep)
+            rv_ratio_run_push(al, s, state + c0, ends, upper);
     }
 }
+
+/* The same with the arithmetic in AVX-512 IFMA lanes (ratio_lanes.c) where the processor has
+ * them and low is 60; otherwise rv_ratio_run_mul. */
+RV_HIDDEN void rv_ratio_run_mul_fast(const revl_allocator *al, rv_stack *s, uint64_t *state,
+                                     const rv_ratio *r, int64_t *restrict w,
+                                     int64_t *restrict lo, double *restrict wd, double inv_scale,
+                                     unsigned low, size_t n, int keep);
+/* 1 when rv_ratio_run_mul_fast takes the lanes on this processor (tests, benchmarks) */
+RV_HIDDEN int rv_ratio_run_lanes(void);
 
 /* The exact inverse of rv_ratio_run_mul with keep, values n - 1 down to 0; sum_i g[i] W_i unit
  * (the restored W_i, summed from i = n - 1 down) returned, and g[i] *= rho after its term. */

@@ -172,8 +172,8 @@ static void decay_forward(adamw *o, rv_pass *p, size_t step, rv_block *blk, int 
         size_t i0, i1;
         rv_block_range(blk, p->offsets, g, &i0, &i1);
         if (sg->code.fast) /* the usual alpha lambda <= 1/2 */
-            rv_ratio_run_mul(p->alloc, &stack, p->buf->state + i0, &sg->code, v.w + i0,
-                             v.lo + i0, v.wd + i0, v.fx.inv_scale, LOW_BITS, i1 - i0, keep);
+            rv_ratio_run_mul_fast(p->alloc, &stack, p->buf->state + i0, &sg->code, v.w + i0,
+                                  v.lo + i0, v.wd + i0, v.fx.inv_scale, LOW_BITS, i1 - i0, keep);
         else if (keep)
             decay_range(&v, p->alloc, &stack, p->buf->state, &sg->code, i0, i1, 1);
         else

@@ -1,0 +1,117 @@
+/* ratio_lanes.c: ratio_run.h's forward run with its arithmetic in eight AVX-512 IFMA lanes (no
+ * 64 x 64 -> 128-bit multiply in lanes: the 123 x 64-bit product k (W ^ sg) + h' is built from
+ * 52-bit limbs with vpmadd52luq/huq), for W = w 2^60 + lo. The lanes compute exactly what
+ * rv_ratio_run_one computes, value by value (the same integers, the same wd), and return its
+ * two flags as masks; the pushes then run as in rv_ratio_run_mul, in index order, so the buffer
+ * is bit for bit the scalar one (tests/check_ratio.c compares them). */
+#include "exact/ratio_run.h"
+
+#include "exact/coder_vec.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+#define LOW 60
+
+__attribute__((target("avx512f,avx512dq,avx512ifma"))) static void
+run_mul_ifma(const revl_allocator *al, rv_stack *s, uint64_t *state, const rv_ratio *r,
+             int64_t *restrict w, int64_t *restrict lo, double *restrict wd, double inv_scale,
+             size_t n, int keep)
+{
+    const __m512i m52 = _mm512_set1_epi64((1ll << 52) - 1), m60 = _mm512_set1_epi64((1ll << 60) - 1);
+    const __m512i m20 = _mm512_set1_epi64((1ll << 20) - 1), zero = _mm512_setzero_si512();
+    const __m512i K = _mm512_set1_epi64((long long)r->k), D = _mm512_set1_epi64((long long)r->d);
+    const __m512i H = _mm512_set1_epi64((long long)r->h);
+    const __m512i k0 = _mm512_set1_epi64((long long)(r->k & ((1ull << 52) - 1)));
+    const __m512i k1 = _mm512_set1_epi64((long long)(r->k >> 52));
+    const __m512d inv = _mm512_set1_pd(inv_scale);
+    for (size_t c0 = 0; c0 < n; c0 += RV_RATIO_RUN) {
+        size_t m = n - c0 < RV_RATIO_RUN ? n - c0 : RV_RATIO_RUN, j = 0;
+        uint64_t ends = 0, upper = 0;
+        for (; j + 8 <= m; j += 8) {
+            size_t i = c0 + j;
+            __m512i wv = _mm512_loadu_si512(w + i), lv = _mm512_loadu_si512(lo + i);
+            __m512i sg = _mm512_srai_epi64(wv, 63);
+            __m512i xl = _mm512_xor_si512(_mm512_or_si512(_mm512_slli_epi64(wv, LOW), lv), sg);
+            __m512i xh = _mm512_xor_si512(_mm512_srai_epi64(wv, 64 - LOW), sg); /* < 2^59 */
+            __m512i hh = _mm512_add_epi64(H, _mm512_and_si512(K, sg));        /* < 2^64 */
+            /* x = xh 2^64 + xl in limbs x0 + x1 2^52 + x2 2^104 (x2 < 2^19), k = k0 + k1 2^52 */
+            __m512i x0 = _mm512_and_si512(xl, m52);
+            __m512i x1 = _mm512_and_si512(
+                _mm512_or_si512(_mm512_srli_epi64(xl, 52), _mm512_slli_epi64(xh, 12)), m52);
+            __m512i x2 = _mm512_srli_epi64(xh, 40);
+            /* columns of 2^(52 c), each a sum of at most four terms < 2^52 */
+            __m512i c0v = _mm512_and_si512(hh, m52), c1 = _mm512_srli_epi64(hh, 52);
+            __m512i c2 = zero, c3 = zero;
+            c0v = _mm512_madd52lo_epu64(c0v, x0, k0);
+            c1 = _mm512_madd52hi_epu64(c1, x0, k0);
+            c1 = _mm512_madd52lo_epu64(c1, x0, k1);
+            c1 = _mm512_madd52lo_epu64(c1, x1, k0);
+            c2 = _mm512_madd52hi_epu64(c2, x0, k1);
+            c2 = _mm512_madd52hi_epu64(c2, x1, k0);
+            c2 = _mm512_madd52lo_epu64(c2, x1, k1);
+            c2 = _mm512_madd52lo_epu64(c2, x2, k0);
+            c3 = _mm512_madd52hi_epu64(c3, x1, k1);
+            c3 = _mm512_madd52hi_epu64(c3, x2, k0);
+            c3 = _mm512_madd52lo_epu64(c3, x2, k1); /* x2 k1 < 2^31: no high part */
+            c1 = _mm512_add_epi64(c1, _mm512_srli_epi64(c0v, 52));
+            c0v = _mm512_and_si512(c0v, m52);
+            c2 = _mm512_add_epi64(c2, _mm512_srli_epi64(c1, 52));
+            c1 = _mm512_and_si512(c1, m52);
+            c3 = _mm512_add_epi64(c3, _mm512_srli_epi64(c2, 52));
+            c2 = _mm512_and_si512(c2, m52);
+            /* the product's bits: fr = 0..63, pl = 64..123, pw = 124.. */
+            __m512i fr = _mm512_or_si512(c0v, _mm512_slli_epi64(c1, 52));
+            __m512i pl = _mm512_or_si512(_mm512_srli_epi64(c1, 12),
+                                         _mm512_slli_epi64(_mm512_and_si512(c2, m20), 40));
+            __m512i pw = _mm512_or_si512(_mm512_srli_epi64(c2, 20), _mm512_slli_epi64(c3, 32));
+            __mmask8 up = _mm512_cmplt_epu64_mask(fr, K);
+            __mmask8 end = (__mmask8)((up | _mm512_cmpge_epu64_mask(fr, D)) &
+                                      _mm512_test_epi64_mask(_mm512_or_si512(wv, lv),
+                                                             _mm512_or_si512(wv, lv)));
+            __m512i t = _mm512_sub_epi64(lv, _mm512_sub_epi64(_mm512_xor_si512(pl, sg), sg));
+            __m512i wn = _mm512_add_epi64(
+                _mm512_sub_epi64(wv, _mm512_sub_epi64(_mm512_xor_si512(pw, sg), sg)),
+                _mm512_srai_epi64(t, LOW));
+            _mm512_storeu_si512(w + i, wn);
+            _mm512_storeu_si512(lo + i, _mm512_and_si512(t, m60));
+            _mm512_storeu_pd(wd + i, _mm512_mul_pd(_mm512_cvtepi64_pd(wn), inv));
+            ends |= (uint64_t)end << j;
+            upper |= (uint64_t)up << j;
+        }
+        for (; j < m; j++) {
+            unsigned f = rv_ratio_run_one(r, w, lo, wd, inv_scale, LOW, c0 + j);
+            ends |= (uint64_t)(f & 1) << j;
+            upper |= (uint64_t)(f >> 1) << j;
+        }
+        if (keep)
+            rv_ratio_run_push(al, s, state + c0, ends, upper);
+    }
+}
+
+int rv_ratio_run_lanes(void)
+{
+    static int has = -1;
+    if (has < 0) {
+        __builtin_cpu_init();
+        has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+              __builtin_cpu_supports("avx512ifma");
+    }
+    return has && rv_lanes_selected() == 2; /* honours rv_coder_plain_only */
+}
+#else
+int rv_ratio_run_lanes(void) { return 0; }
+#endif
+
+void rv_ratio_run_mul_fast(const revl_allocator *al, rv_stack *s, uint64_t *state,
+                           const rv_ratio *r, int64_t *restrict w, int64_t *restrict lo,
+                           double *restrict wd, double inv_scale, unsigned low, size_t n, int keep)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (low == LOW && rv_ratio_run_lanes()) {
+        run_mul_ifma(al, s, state, r, w, lo, wd, inv_scale, n, keep);
+        return;
+    }
+#endif
+    rv_ratio_run_mul(al, s, state, r, w, lo, wd, inv_scale, low, n, keep);
+}

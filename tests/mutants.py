@@ -737,13 +737,14 @@ MUTANTS = [
     # result and pop test in the reverse, the reverse's pop test, its addend for W < 0, its pop
     # order, its sum's term for W < 0; adamw.c's reverse given the block's dw, not the group's,
     # and taking the run for alpha lambda below 2^-65 (k = 0)
-    ("src/exact/ratio_run.h", "ends |= (uint64_t)(((fr < k) | (fr >= d)) & ((wi | (int64_t)li) != 0)) << j;",
-     "ends |= (uint64_t)((fr < k) | (fr >= d)) << j;", ["check_ratio"]),
+    ("src/exact/ratio_run.h", "return (((fr < k) | (fr >= r->d)) & ((wi | (int64_t)li) != 0)) |",
+     "return ((fr < k) | (fr >= r->d)) |", ["check_ratio"]),
     ("src/exact/ratio_run.h", "(uint32_t)(upper >> j) & 1", "(uint32_t)1", ["check_ratio"]),
-    ("src/exact/ratio_run.h", "for (; keep && ends;", "for (; ends;", ["check_ratio"]),
+    ("src/exact/ratio_run.h", "if (keep)\n            rv_ratio_run_push",
+     "if (1)\n            rv_ratio_run_push", ["check_ratio"]),
     ("src/exact/ratio_run.h", "uint64_t t = li - ((pl ^ sg) - sg);", "uint64_t t = li - (pl ^ sg);",
      ["check_ratio"]),
-    ("src/exact/ratio_run.h", "(rv_uwide)xl * k + (h + (k & sg));", "(rv_uwide)xl * k + h;",
+    ("src/exact/ratio_run.h", "(rv_uwide)xl * k + (r->h + (k & sg));", "(rv_uwide)xl * k + r->h;",
      ["check_ratio"]),
     ("src/exact/ratio_run.h", "q1[i - c0] = hi | ~nz;", "q1[i - c0] = hi;", ["check_ratio"]),
     ("src/exact/ratio_run.h", "(((qlo + 2) * k + h < k) & nz)", "(((qlo + 1) * k + h < k) & nz)",
@@ -758,6 +759,22 @@ MUTANTS = [
      ["check_optim"]),
     ("src/optim/adamw.c", "if (sg->decay && sg->code.fast) /* the usual",
      "if (sg->code.fast) /* the usual", ["check_optim"]),
+    # ratio_lanes.c's IFMA forward: a partial product, the negative W's offset, pl's mask, the
+    # lower members, W = 0, pushes without keep, lo's borrow, a carry
+    ("src/exact/ratio_lanes.c", "            c3 = _mm512_madd52hi_epu64(c3, x2, k0);\n", "",
+     ["check_ratio"]),
+    ("src/exact/ratio_lanes.c", "__m512i hh = _mm512_add_epi64(H, _mm512_and_si512(K, sg));",
+     "__m512i hh = H;", ["check_ratio"]),
+    ("src/exact/ratio_lanes.c", "_mm512_and_si512(c2, m20), 40)", "c2, 40)", ["check_ratio"]),
+    ("src/exact/ratio_lanes.c", "(up | _mm512_cmpge_epu64_mask(fr, D))", "(up)", ["check_ratio"]),
+    ("src/exact/ratio_lanes.c", "_mm512_test_epi64_mask(_mm512_or_si512(wv, lv),\n                                                             _mm512_or_si512(wv, lv))",
+     "(__mmask8)0xff", ["check_ratio"]),
+    ("src/exact/ratio_lanes.c", "if (keep)\n            rv_ratio_run_push",
+     "if (1)\n            rv_ratio_run_push", ["check_ratio"]),
+    ("src/exact/ratio_lanes.c", "_mm512_srai_epi64(t, LOW));", "_mm512_srli_epi64(t, LOW));",
+     ["check_ratio"]),
+    ("src/exact/ratio_lanes.c", "            c1 = _mm512_add_epi64(c1, _mm512_srli_epi64(c0v, 52));\n",
+     "", ["check_ratio"]),
 ]
 
 

@@ -302,6 +302,9 @@ static void run_fast(run_side *v, const rv_ratio *r, int back, int keep, double 
     if (!back && lanes)
         rv_ratio_run_mul_fast(v->b.alloc, s, v->b.state, r, v->w, v->lo, v->wd, 0x1p-20,
                               RUN_LOW, RUN_P, keep);
+    else if (back && lanes)
+        *sum += rv_ratio_run_div_fast(v->b.alloc, s, v->b.state, r, v->w, v->lo, v->wd, 0x1p-20,
+                                      RUN_LOW, RUN_P, v->g, 0x1p-80, rv_ratio_rho(r));
     else if (back)
         *sum += rv_ratio_run_div(v->b.alloc, s, v->b.state, r, v->w, v->lo, v->wd, 0x1p-20,
                                  RUN_LOW, RUN_P, v->g, 0x1p-80, rv_ratio_rho(r));
@@ -313,7 +316,7 @@ static void run_fast(run_side *v, const rv_ratio *r, int back, int keep, double 
 START_TEST(test_run_as_scalar)
 {
     static const double more[] = {0.25, 1.0 / 3, 0.5 - 0x1p-30}; /* rho = 2^-2, c near 1/2 */
-    printf("check_ratio: the decay's forward run compared in %s\n",
+    printf("check_ratio: the decay's runs compared in %s\n",
            rv_ratio_run_lanes() ? "plain and IFMA lanes" : "plain (no IFMA lanes here)");
     enum { T = 40 }; /* at c >= 0.3, 24-40 bits a value: words spill to the stack */
     static run_side v[2];
@@ -326,8 +329,9 @@ START_TEST(test_run_as_scalar)
         rv_ratio r;
         rv_ratio_make(&r, c);
         ck_assert(r.fast);
-        for (int mode = 0; mode < 3; mode++) { /* plain run, lanes' run, reverse on a dry stack */
-            int lanes = mode == 1, deficit = mode == 2;
+        /* plain runs, lanes' runs, the reverse on a dry stack in both */
+        for (int mode = 0; mode < 4; mode++) {
+            int lanes = mode & 1, deficit = mode >> 1;
             for (int s = 0; s < 2; s++)
                 ck_assert_int_eq(rv_infobuf_init(&v[s].b, &alloc, RUN_P), REVL_OK);
             for (size_t i = 0; i < RUN_P; i++) {
@@ -353,7 +357,7 @@ START_TEST(test_run_as_scalar)
             ck_assert(deficit || c < 0.3 || v[0].b.stacks[0].len > RUN_P / 2);
             for (int t = 0; t < T; t++) {
                 run_scalar(&v[0], &r, 1, 1, &sum[0]);
-                run_fast(&v[1], &r, 1, 1, &sum[1], 0);
+                run_fast(&v[1], &r, 1, 1, &sum[1], lanes);
                 run_same(&v[0], &v[1]);
                 ck_assert(memcmp(&sum[0], &sum[1], sizeof sum[0]) == 0);
             }

@@ -238,9 +238,9 @@ static void adamw_undo_position(void *self, rv_pass *p, size_t step, rv_block *b
         rv_block_range(blk, p->offsets, g, &i0, &i1);
         double s;
         if (sg->decay && sg->code.fast) /* the usual alpha lambda <= 1/2 */
-            s = rv_ratio_run_div(p->alloc, &stack, p->buf->state + i0, &sg->code, v.w + i0,
-                                 v.lo + i0, v.wd + i0, v.fx.inv_scale, LOW_BITS, i1 - i0,
-                                 p->dw + i0, o->unit, sg->rho);
+            s = rv_ratio_run_div_fast(p->alloc, &stack, p->buf->state + i0, &sg->code,
+                                      v.w + i0, v.lo + i0, v.wd + i0, v.fx.inv_scale, LOW_BITS,
+                                      i1 - i0, p->dw + i0, o->unit, sg->rho);
         else
             s = undo_range(&v, o, p, &stack, sg, i0, i1);
         p->partial[(blk->part + (g - blk->g_first)) * p->n_slots + SLOT_DECAY] = s;

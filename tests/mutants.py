@@ -775,6 +775,25 @@ MUTANTS = [
      ["check_ratio"]),
     ("src/exact/ratio_lanes.c", "            c1 = _mm512_add_epi64(c1, _mm512_srli_epi64(c0v, 52));\n",
      "", ["check_ratio"]),
+    # its reverse: a partial product of the high word, the low word's carry, the first
+    # correction's remainder, W = 0's q, the pop test, the addend for W < 0, the sum term's
+    # carry, S's order, g not scaled
+    ("src/exact/ratio_lanes.c", "    c1 = _mm512_madd52lo_epu64(c1, a1, b0);\n", "", ["check_ratio"]),
+    ("src/exact/ratio_lanes.c", "q1 = _mm512_mask_add_epi64(q1, _mm512_cmplt_epu64_mask(q0, u0), q1, one);",
+     "q1 = q1;", ["check_ratio"]),
+    ("src/exact/ratio_lanes.c", "    rr = _mm512_mask_add_epi64(rr, over, rr, d);\n", "", ["check_ratio"]),
+    ("src/exact/ratio_lanes.c", "_mm512_storeu_si512(q1 + j, _mm512_mask_mov_epi64(ones64, nz, hi));",
+     "_mm512_storeu_si512(q1 + j, hi);", ["check_ratio"]),
+    ("src/exact/ratio_lanes.c", "_mm512_add_epi64(qlo, _mm512_set1_epi64(2))",
+     "_mm512_add_epi64(qlo, _mm512_set1_epi64(1))", ["check_ratio"]),
+    ("src/exact/ratio_lanes.c", "_mm512_and_si512(sg, _mm512_add_epi64(one, _mm512_slli_epi64(bit, 1))));",
+     "_mm512_and_si512(sg, one));", ["check_ratio"]),
+    ("src/exact/ratio_lanes.c", "wh = _mm512_mask_add_epi64(wh, _mm512_cmplt_epu64_mask(wl, ql), wh, one);",
+     "", ["check_ratio"]),
+    ("src/exact/ratio_lanes.c", "for (j = m; j-- > 0;) /* S in the scalar order */",
+     "for (j = 0; j < m; j++)", ["check_ratio"]),
+    ("src/exact/ratio_lanes.c", "_mm512_storeu_pd(g + i, _mm512_mul_pd(gv, rh));", "",
+     ["check_ratio"]),
 ]
 
 

@@ -344,7 +344,8 @@ MUTANTS = [
      "lib.trainer_train_forward, \"revl_trainer_train_forward\") if False", [PY]),
     # ---- AdamW, weight decay and the open set of kinds (adamw branch)
     # the decay's adjoint: dw not scaled by rho; d alpha without its decay term
-    ("src/exact/ratio_run.h", "            g[i] *= rho;\n", "", ["check_optim"]),
+    ("src/exact/ratio_run.h", "    g[i] *= rho;\n    return term;", "    return term;",
+     ["check_ratio", "check_optim"]),
     ("src/optim/adamw.c", "d_kinds[K_ALPHA][k] += -sg->lambda * s;",
      "d_kinds[K_ALPHA][k] += 0 * s;", ["check_optim"]),
     # the decay after Adam's step instead of before it (not torch's AdamW)
@@ -746,8 +747,8 @@ MUTANTS = [
      ["check_ratio"]),
     ("src/exact/ratio_run.h", "(rv_uwide)xl * k + (r->h + (k & sg));", "(rv_uwide)xl * k + r->h;",
      ["check_ratio"]),
-    ("src/exact/ratio_run.h", "q1[i - c0] = hi | ~nz;", "q1[i - c0] = hi;", ["check_ratio"]),
-    ("src/exact/ratio_run.h", "(((qlo + 2) * k + h < k) & nz)", "(((qlo + 1) * k + h < k) & nz)",
+    ("src/exact/ratio_run.h", "*q1 = hi | ~nz;", "*q1 = hi;", ["check_ratio"]),
+    ("src/exact/ratio_run.h", "((qlo + 2) * k + r->h < k)", "((qlo + 1) * k + r->h < k)",
      ["check_ratio"]),
     ("src/exact/ratio_run.h", "uint64_t a = (1 + bit) - (sg & (1 + 2 * bit));",
      "uint64_t a = (1 + bit) - (sg & 1);", ["check_ratio"]),
@@ -771,7 +772,8 @@ MUTANTS = [
      "(__mmask8)0xff", ["check_ratio"]),
     ("src/exact/ratio_lanes.c", "if (keep)\n            rv_ratio_run_push",
      "if (1)\n            rv_ratio_run_push", ["check_ratio"]),
-    ("src/exact/ratio_lanes.c", "_mm512_srai_epi64(t, LOW));", "_mm512_srli_epi64(t, LOW));",
+    ("src/exact/ratio_lanes.c", "sg), sg)),\n                _mm512_srai_epi64(t, LOW));",
+     "sg), sg)),\n                _mm512_srli_epi64(t, LOW));",
      ["check_ratio"]),
     ("src/exact/ratio_lanes.c", "            c1 = _mm512_add_epi64(c1, _mm512_srli_epi64(c0v, 52));\n",
      "", ["check_ratio"]),

@@ -1,9 +1,12 @@
-/* ratio_lanes.c: ratio_run.h's forward run with its arithmetic in eight AVX-512 IFMA lanes (no
- * 64 x 64 -> 128-bit multiply in lanes: the 123 x 64-bit product k (W ^ sg) + h' is built from
- * 52-bit limbs with vpmadd52luq/huq), for W = w 2^60 + lo. The lanes compute exactly what
- * rv_ratio_run_one computes, value by value (the same integers, the same wd), and return its
- * two flags as masks; the pushes then run as in rv_ratio_run_mul, in index order, so the buffer
- * is bit for bit the scalar one (tests/check_ratio.c compares them). */
+/* ratio_lanes.c: ratio_run.h's runs with their arithmetic in eight AVX-512 IFMA lanes, for
+ * W = w 2^60 + lo. Lanes have no 64 x 64 -> 128-bit multiply: the forward's 123 x 64-bit product
+ * k (W ^ sg) + h' and the reverse's high words v u1 (Moller-Granlund's reciprocal division) are
+ * built from 52-bit limbs with vpmadd52luq/huq. The lanes compute exactly what
+ * rv_ratio_run_one, rv_ratio_run_least_one and rv_ratio_run_restore_one compute, value by value
+ * (the same integers, the same doubles), and hand the flags back as masks; the pushes and pops
+ * then run as in the plain runs, in index order (reverse order back), and S is summed from the
+ * lanes' terms in the plain order, so the buffer and every bit are the plain ones
+ * (tests/check_ratio.c compares them). The selection honours rv_coder_plain_only. */
 #include "exact/ratio_run.h"
 
 #include "exact/coder_vec.h"
@@ -203,13 +206,9 @@ LATTR static double run_div_ifma(rv_stack *s, uint64_t *state, const rv_ratio *r
 
 int rv_ratio_run_lanes(void)
 {
-    static int has = -1;
-    if (has < 0) {
-        __builtin_cpu_init();
-        has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-              __builtin_cpu_supports("avx512ifma");
-    }
-    return has && rv_lanes_selected() == 2; /* honours rv_coder_plain_only */
+    __builtin_cpu_init(); /* no cached flag: threads call this */
+    return __builtin_cpu_supports("avx512ifma") &&
+           rv_lanes_selected() == 2; /* avx512f and dq; honours rv_coder_plain_only */
 }
 #else
 int rv_ratio_run_lanes(void) { return 0; }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "exact/ratio.h"
+#include "exact/ratio_run.h"
 
 /* c = alpha lambda: rho from 1 - 2^-51 down to 2^-18 */
 static const double cs[] = {0x1p-51, 1e-14, 1e-8, 1e-5, 3e-3, 0.03, 0.3, 0.5, 0.5 + 0x1p-40,
@@ -246,6 +247,128 @@ START_TEST(test_by_hand)
 }
 END_TEST
 
+/* ratio_run.h's runs against rv_ratio_mul / rv_ratio_div one value at a time (adamw.c's scalar
+ * path), bit for bit: w, lo, wd, the coder states, the stack's words, length and deficit, and
+ * the reverse's sum and scaled g; the forward in both versions, plain and (where the processor
+ * has them) IFMA lanes. Values split as adamw.c keeps them (W = w 2^60 + lo), runs of 203 (three
+ * full mask words and a part that ends in a part of eight lanes), the bounds +-(2^123 - 1), 0, +-1 among them. */
+enum { RUN_P = 203, RUN_LOW = 60 };
+
+typedef struct run_side {
+    rv_infobuf b;
+    int64_t w[RUN_P], lo[RUN_P];
+    double wd[RUN_P], g[RUN_P];
+} run_side;
+
+static void run_same(const run_side *a, const run_side *b)
+{
+    ck_assert(memcmp(a->w, b->w, sizeof a->w) == 0 && memcmp(a->lo, b->lo, sizeof a->lo) == 0);
+    ck_assert(memcmp(a->wd, b->wd, sizeof a->wd) == 0 && memcmp(a->g, b->g, sizeof a->g) == 0);
+    ck_assert(memcmp(a->b.state, b->b.state, RUN_P * sizeof *a->b.state) == 0);
+    const rv_stack *x = &a->b.stacks[0], *y = &b->b.stacks[0];
+    ck_assert(x->len == y->len && x->deficit == y->deficit);
+    ck_assert(x->len == 0 || memcmp(x->words, y->words, x->len * sizeof(rv_word)) == 0);
+}
+
+/* the reference: one value at a time, as adamw.c's decay_range and undo_range */
+static void run_scalar(run_side *v, const rv_ratio *r, int back, int keep, double *sum)
+{
+    const double inv = 0x1p-20, unit = 0x1p-80;
+    double part = 0; /* a group's sum, as adamw.c's */
+    for (size_t n = 0; n < RUN_P; n++) {
+        size_t i = back ? RUN_P - 1 - n : n;
+        rv_wide W = (rv_wide)v->w[i] * ((rv_wide)1 << RUN_LOW) + v->lo[i];
+        rv_stack *s = &v->b.stacks[0];
+        if (back)
+            W = rv_ratio_div(v->b.alloc, s, &v->b.state[i], r, W);
+        else
+            W = keep ? rv_ratio_mul(v->b.alloc, s, &v->b.state[i], r, W)
+                     : rv_ratio_mul_nokeep(W, r);
+        v->w[i] = (int64_t)(W >> RUN_LOW);
+        v->lo[i] = (int64_t)(W - (rv_wide)v->w[i] * ((rv_wide)1 << RUN_LOW));
+        v->wd[i] = (double)v->w[i] * inv;
+        if (back) {
+            part += v->g[i] * (rv_wide_to_double(W) * unit);
+            v->g[i] *= rv_ratio_rho(r);
+        }
+    }
+    if (back)
+        *sum += part;
+}
+
+static void run_fast(run_side *v, const rv_ratio *r, int back, int keep, double *sum, int lanes)
+{
+    rv_stack *s = &v->b.stacks[0];
+    if (!back && lanes)
+        rv_ratio_run_mul_fast(v->b.alloc, s, v->b.state, r, v->w, v->lo, v->wd, 0x1p-20,
+                              RUN_LOW, RUN_P, keep);
+    else if (back && lanes)
+        *sum += rv_ratio_run_div_fast(v->b.alloc, s, v->b.state, r, v->w, v->lo, v->wd, 0x1p-20,
+                                      RUN_LOW, RUN_P, v->g, 0x1p-80, rv_ratio_rho(r));
+    else if (back)
+        *sum += rv_ratio_run_div(v->b.alloc, s, v->b.state, r, v->w, v->lo, v->wd, 0x1p-20,
+                                 RUN_LOW, RUN_P, v->g, 0x1p-80, rv_ratio_rho(r));
+    else
+        rv_ratio_run_mul(v->b.alloc, s, v->b.state, r, v->w, v->lo, v->wd, 0x1p-20, RUN_LOW,
+                         RUN_P, keep);
+}
+
+START_TEST(test_run_as_scalar)
+{
+    static const double more[] = {0.25, 1.0 / 3, 0.5 - 0x1p-30}; /* rho = 2^-2, c near 1/2 */
+    printf("check_ratio: the decay's runs compared in %s\n",
+           rv_ratio_run_lanes() ? "plain and IFMA lanes" : "plain (no IFMA lanes here)");
+    enum { T = 40 }; /* at c >= 0.3, 24-40 bits a value: words spill to the stack */
+    static run_side v[2];
+    for (size_t j = 0; j < N_C + 3; j++) {
+        double c = j < N_C ? cs[j] : more[j - N_C];
+        if (!(c <= 0.5))
+            continue;
+        revl_allocator alloc;
+        rv_allocator_copy(&alloc, NULL);
+        rv_ratio r;
+        rv_ratio_make(&r, c);
+        ck_assert(r.fast);
+        /* plain runs, lanes' runs, the reverse on a dry stack in both */
+        for (int mode = 0; mode < 4; mode++) {
+            int lanes = mode & 1, deficit = mode >> 1;
+            for (int s = 0; s < 2; s++)
+                ck_assert_int_eq(rv_infobuf_init(&v[s].b, &alloc, RUN_P), REVL_OK);
+            for (size_t i = 0; i < RUN_P; i++) {
+                rv_wide W = random_w(i);
+                v[0].w[i] = (int64_t)(W >> RUN_LOW);
+                v[0].lo[i] = (int64_t)(W - (rv_wide)v[0].w[i] * ((rv_wide)1 << RUN_LOW));
+                v[0].g[i] = (double)(int64_t)(next() >> 11) * 0x1p-40 - 1;
+                v[0].wd[i] = 0;
+                if (deficit) /* arbitrary coder states over an empty stack: pops run dry */
+                    v[0].b.state[i] = RV_STATE_LOW + (next() >> 18);
+            }
+            memcpy(v[1].w, v[0].w, sizeof v[0].w);
+            memcpy(v[1].lo, v[0].lo, sizeof v[0].lo);
+            memcpy(v[1].g, v[0].g, sizeof v[0].g);
+            memcpy(v[1].wd, v[0].wd, sizeof v[0].wd);
+            memcpy(v[1].b.state, v[0].b.state, RUN_P * sizeof *v[0].b.state);
+            double sum[2] = {0, 0};
+            for (int t = 0; t < T && !deficit; t++) { /* forward, bits kept except at t = 5 */
+                run_scalar(&v[0], &r, 0, t != 5, NULL);
+                run_fast(&v[1], &r, 0, t != 5, NULL, lanes);
+                run_same(&v[0], &v[1]);
+            }
+            ck_assert(deficit || c < 0.3 || v[0].b.stacks[0].len > RUN_P / 2);
+            for (int t = 0; t < T; t++) {
+                run_scalar(&v[0], &r, 1, 1, &sum[0]);
+                run_fast(&v[1], &r, 1, 1, &sum[1], lanes);
+                run_same(&v[0], &v[1]);
+                ck_assert(memcmp(&sum[0], &sum[1], sizeof sum[0]) == 0);
+            }
+            ck_assert(!deficit || c < 3e-3 || v[0].b.stacks[0].deficit > 0); /* ran dry */
+            for (int s = 0; s < 2; s++)
+                rv_infobuf_destroy(&v[s].b);
+        }
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ratio");
@@ -256,6 +379,7 @@ int main(void)
     tcase_add_test(tc, test_fast_as_general);
     tcase_add_test(tc, test_round_trip_from_fresh_states);
     tcase_add_test(tc, test_by_hand);
+    tcase_add_test(tc, test_run_as_scalar);
     tcase_add_test(tc, test_whole_weights_keep_nothing);
     suite_add_tcase(s, tc);
     SRunner *r = srunner_create(s);

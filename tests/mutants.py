@@ -344,7 +344,8 @@ MUTANTS = [
      "lib.trainer_train_forward, \"revl_trainer_train_forward\") if False", [PY]),
     # ---- AdamW, weight decay and the open set of kinds (adamw branch)
     # the decay's adjoint: dw not scaled by rho; d alpha without its decay term
-    ("src/optim/adamw.c", "            p->dw[i] *= sg->rho;\n", "", ["check_optim"]),
+    ("src/exact/ratio_run.h", "    g[i] *= rho;\n    return term;", "    return term;",
+     ["check_ratio", "check_optim"]),
     ("src/optim/adamw.c", "d_kinds[K_ALPHA][k] += -sg->lambda * s;",
      "d_kinds[K_ALPHA][k] += 0 * s;", ["check_optim"]),
     # the decay after Adam's step instead of before it (not torch's AdamW)
@@ -710,7 +711,7 @@ MUTANTS = [
     ("src/exact/ratio.h", "if (fr < r->k || fr >= r->d)", "if (fr < r->k)", ["check_ratio"]),
     ("src/exact/ratio.h", "if ((uint64_t)(lo + 1) * r->k + r->h >= r->k)",
      "if ((uint64_t)(lo + 1) * r->k >= r->k)", ["check_ratio"]),
-    ("src/exact/ratio.h", "        q1--;\n        rr += d;\n", "        q1--;\n", ["check_ratio"]),
+    ("src/exact/ratio.h", "    q1 += over;\n    rr += over & d;\n", "    q1 += over;\n", ["check_ratio"]),
     ("src/exact/ratio.h", "*st = rv_push_base_n(al, s, *st, n == r->n0.n ? &r->n0 : &r->n1,",
      "*st = rv_push_base_n(al, s, *st, &r->n1,", ["check_ratio"]),
     ("src/exact/ratio.h", "    r->h = r->d >> 1;\n", "    r->h = 0;\n", ["check_ratio", "check_optim"]),
@@ -749,6 +750,69 @@ MUTANTS = [
      "    int rc = REVL_OK;\n", ["check_clip"]),
     ("src/core/reverse.c", "&c, clipped ? t->clip_dir : t->dir_a,", "&c, t->dir_a,", ["check_clip"]),
 
+    # ---- exact/ratio_run.h, AdamW's decay over a run (adamwfast): W = 0 pushing at c > 1/3, the
+    # pushed bit, pushes when nothing is kept, the sign's subtraction and offset, W = 0's
+    # result and pop test in the reverse, the reverse's pop test, its addend for W < 0, its pop
+    # order, its sum's term for W < 0; adamw.c's reverse given the block's dw, not the group's,
+    # and taking the run for alpha lambda below 2^-65 (k = 0)
+    ("src/exact/ratio_run.h", "return (((fr < k) | (fr >= r->d)) & ((wi | (int64_t)li) != 0)) |",
+     "return ((fr < k) | (fr >= r->d)) |", ["check_ratio"]),
+    ("src/exact/ratio_run.h", "(uint32_t)(upper >> j) & 1", "(uint32_t)1", ["check_ratio"]),
+    ("src/exact/ratio_run.h", "if (keep)\n            rv_ratio_run_push",
+     "if (1)\n            rv_ratio_run_push", ["check_ratio"]),
+    ("src/exact/ratio_run.h", "uint64_t t = li - ((pl ^ sg) - sg);", "uint64_t t = li - (pl ^ sg);",
+     ["check_ratio"]),
+    ("src/exact/ratio_run.h", "(rv_uwide)xl * k + (r->h + (k & sg));", "(rv_uwide)xl * k + r->h;",
+     ["check_ratio"]),
+    ("src/exact/ratio_run.h", "*q1 = hi | ~nz;", "*q1 = hi;", ["check_ratio"]),
+    ("src/exact/ratio_run.h", "((qlo + 2) * k + r->h < k)", "((qlo + 1) * k + r->h < k)",
+     ["check_ratio"]),
+    ("src/exact/ratio_run.h", "uint64_t a = (1 + bit) - (sg & (1 + 2 * bit));",
+     "uint64_t a = (1 + bit) - (sg & 1);", ["check_ratio"]),
+    ("src/exact/ratio_run.h", "unsigned j = 63u - (unsigned)__builtin_clzll(pops);",
+     "unsigned j = (unsigned)__builtin_ctzll(pops);", ["check_ratio"]),
+    ("src/exact/ratio_run.h", "ql) + (rv_uwide)(rv_wide)(int64_t)a;", "ql) + (rv_uwide)a;",
+     ["check_ratio"]),
+    ("src/optim/adamw.c", "p->dw + i0, o->unit, sg->rho);", "p->dw, o->unit, sg->rho);",
+     ["check_optim"]),
+    ("src/optim/adamw.c", "if (sg->decay && sg->code.fast) /* the usual",
+     "if (sg->code.fast) /* the usual", ["check_optim"]),
+    # ratio_lanes.c's IFMA forward: a partial product, the negative W's offset, pl's mask, the
+    # lower members, W = 0, pushes without keep, lo's borrow, a carry
+    ("src/exact/ratio_lanes.c", "            c3 = _mm512_madd52hi_epu64(c3, x2, k0);\n", "",
+     ["check_ratio"]),
+    ("src/exact/ratio_lanes.c", "__m512i hh = _mm512_add_epi64(H, _mm512_and_si512(K, sg));",
+     "__m512i hh = H;", ["check_ratio"]),
+    ("src/exact/ratio_lanes.c", "_mm512_and_si512(c2, m20), 40)", "c2, 40)", ["check_ratio"]),
+    ("src/exact/ratio_lanes.c", "(up | _mm512_cmpge_epu64_mask(fr, D))", "(up)", ["check_ratio"]),
+    ("src/exact/ratio_lanes.c", "_mm512_test_epi64_mask(_mm512_or_si512(wv, lv),\n                                                             _mm512_or_si512(wv, lv))",
+     "(__mmask8)0xff", ["check_ratio"]),
+    ("src/exact/ratio_lanes.c", "if (keep)\n            rv_ratio_run_push",
+     "if (1)\n            rv_ratio_run_push", ["check_ratio"]),
+    ("src/exact/ratio_lanes.c", "sg), sg)),\n                _mm512_srai_epi64(t, LOW));",
+     "sg), sg)),\n                _mm512_srli_epi64(t, LOW));",
+     ["check_ratio"]),
+    ("src/exact/ratio_lanes.c", "            c1 = _mm512_add_epi64(c1, _mm512_srli_epi64(c0v, 52));\n",
+     "", ["check_ratio"]),
+    # its reverse: a partial product of the high word, the low word's carry, the first
+    # correction's remainder, W = 0's q, the pop test, the addend for W < 0, the sum term's
+    # carry, S's order, g not scaled
+    ("src/exact/ratio_lanes.c", "    c1 = _mm512_madd52lo_epu64(c1, a1, b0);\n", "", ["check_ratio"]),
+    ("src/exact/ratio_lanes.c", "q1 = _mm512_mask_add_epi64(q1, _mm512_cmplt_epu64_mask(q0, u0), q1, one);",
+     "q1 = q1;", ["check_ratio"]),
+    ("src/exact/ratio_lanes.c", "    rr = _mm512_mask_add_epi64(rr, over, rr, d);\n", "", ["check_ratio"]),
+    ("src/exact/ratio_lanes.c", "_mm512_storeu_si512(q1 + j, _mm512_mask_mov_epi64(ones64, nz, hi));",
+     "_mm512_storeu_si512(q1 + j, hi);", ["check_ratio"]),
+    ("src/exact/ratio_lanes.c", "_mm512_add_epi64(qlo, _mm512_set1_epi64(2))",
+     "_mm512_add_epi64(qlo, _mm512_set1_epi64(1))", ["check_ratio"]),
+    ("src/exact/ratio_lanes.c", "_mm512_and_si512(sg, _mm512_add_epi64(one, _mm512_slli_epi64(bit, 1))));",
+     "_mm512_and_si512(sg, one));", ["check_ratio"]),
+    ("src/exact/ratio_lanes.c", "wh = _mm512_mask_add_epi64(wh, _mm512_cmplt_epu64_mask(wl, ql), wh, one);",
+     "", ["check_ratio"]),
+    ("src/exact/ratio_lanes.c", "for (j = m; j-- > 0;) /* S in the scalar order */",
+     "for (j = 0; j < m; j++)", ["check_ratio"]),
+    ("src/exact/ratio_lanes.c", "_mm512_storeu_pd(g + i, _mm512_mul_pd(gv, rh));", "",
+     ["check_ratio"]),
 ]
 
 

@@ -100,10 +100,9 @@ static inline uint64_t rv_ratio_div21(uint64_t u1, uint64_t u0, uint64_t d, uint
     rv_uwide q = (rv_uwide)v * u1 + (((rv_uwide)u1 << 64) | u0);
     uint64_t q1 = (uint64_t)(q >> 64) + 1, q0 = (uint64_t)q;
     uint64_t rr = u0 - q1 * d;
-    if (rr > q0) {
-        q1--;
-        rr += d;
-    }
+    uint64_t over = (uint64_t)0 - (rr > q0); /* data-random: masks, not a branch */
+    q1 += over;
+    rr += over & d;
     if (rr >= d) {
         q1++;
         rr -= d;

@@ -18,7 +18,7 @@
  * block's last parameter down, before Adam's undo_state undoes the betas. */
 #include "optim/optim.h"
 
-#include "exact/ratio.h"
+#include "exact/ratio_run.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -171,7 +171,10 @@ static void decay_forward(adamw *o, rv_pass *p, size_t step, rv_block *blk, int 
             continue;
         size_t i0, i1;
         rv_block_range(blk, p->offsets, g, &i0, &i1);
-        if (keep)
+        if (sg->code.fast) /* the usual alpha lambda <= 1/2 */
+            rv_ratio_run_mul_fast(p->alloc, &stack, p->buf->state + i0, &sg->code, v.w + i0,
+                                  v.lo + i0, v.wd + i0, v.fx.inv_scale, LOW_BITS, i1 - i0, keep);
+        else if (keep)
             decay_range(&v, p->alloc, &stack, p->buf->state, &sg->code, i0, i1, 1);
         else
             decay_range(&v, p->alloc, &stack, p->buf->state, &sg->code, i0, i1, 0);
@@ -202,6 +205,24 @@ static double *adamw_adjoint(void *self, size_t k, size_t *n)
     return ADAM.adjoint(o->adam, k, n); /* the decay carries nothing back */
 }
 
+/* The decay's undo for parameters i1 - 1 down to i0, one at a time (rho < 1/2, or none): S's
+ * terms, dw <- rho dw. */
+static double undo_range(const w_view *v, const adamw *o, rv_pass *p, rv_stack *stack,
+                         const adamw_sg *sg, size_t i0, size_t i1)
+{
+    double s = 0;
+    for (size_t i = i1; i-- > i0;) {
+        rv_wide W = w_wide(v->w, v->lo, i);
+        if (sg->decay) {
+            W = rv_ratio_div(p->alloc, stack, &p->buf->state[i], &sg->code, W);
+            w_split(v, i, W);
+        }
+        s += p->dw[i] * (rv_wide_to_double(W) * o->unit);
+        p->dw[i] *= sg->rho;
+    }
+    return s;
+}
+
 /* Adam's undo (w_{t+1} + alpha u: the decayed w_t), then the decay's, from the last parameter
  * down; S = sum dw_i w_t,i with dw = d f / d w_{t+1}; then dw <- rho dw. */
 static void adamw_undo_position(void *self, rv_pass *p, size_t step, rv_block *blk)
@@ -215,16 +236,13 @@ static void adamw_undo_position(void *self, rv_pass *p, size_t step, rv_block *b
         const adamw_sg *sg = &o->sg[step * o->n_groups + g];
         size_t i0, i1;
         rv_block_range(blk, p->offsets, g, &i0, &i1);
-        double s = 0;
-        for (size_t i = i1; i-- > i0;) {
-            rv_wide W = w_wide(p->w, o->lo, i);
-            if (sg->decay) {
-                W = rv_ratio_div(p->alloc, &stack, &p->buf->state[i], &sg->code, W);
-                w_split(&v, i, W);
-            }
-            s += p->dw[i] * (rv_wide_to_double(W) * o->unit);
-            p->dw[i] *= sg->rho;
-        }
+        double s;
+        if (sg->decay && sg->code.fast) /* the usual alpha lambda <= 1/2 */
+            s = rv_ratio_run_div_fast(p->alloc, &stack, p->buf->state + i0, &sg->code,
+                                      v.w + i0, v.lo + i0, v.wd + i0, v.fx.inv_scale, LOW_BITS,
+                                      i1 - i0, p->dw + i0, o->unit, sg->rho);
+        else
+            s = undo_range(&v, o, p, &stack, sg, i0, i1);
         p->partial[(blk->part + (g - blk->g_first)) * p->n_slots + SLOT_DECAY] = s;
     }
     rv_block_stack_put(home, stack, blk);

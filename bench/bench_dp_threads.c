@@ -113,19 +113,9 @@ static void *rank_main(void *arg)
     if (ng > 8)
         check(REVL_ERR_INVALID, "groups", "more than 8");
     revl_model_group_offsets(m, off);
-    revl_schedule *s = NULL;
-    check(revl_schedule_create_for(&s, j->opt, j->steps, ng, off, NULL), "schedule", "");
-    int adam = j->opt != REVL_OPTIM_MOMENTUM;
-    revl_schedule_fill_kind(s, REVL_HYPER_ALPHA, adam ? ADAM_ALPHA : 0.3);
-    if (adam) {
-        revl_schedule_fill_kind(s, REVL_HYPER_BETA1, ADAM_BETA1);
-        revl_schedule_fill_kind(s, REVL_HYPER_BETA2, ADAM_BETA2);
-        revl_schedule_fill_kind(s, REVL_HYPER_EPS, ADAM_EPS);
-    } else {
-        revl_schedule_fill_kind(s, REVL_HYPER_GAMMA, 0.9);
-    }
-    if (j->opt == REVL_OPTIM_ADAMW)
-        revl_schedule_fill_kind(s, REVL_HYPER_WEIGHT_DECAY, ADAMW_LAMBDA);
+    revl_schedule *s = bench_schedule(j->opt, j->steps, ng, off);
+    if (!s)
+        check(REVL_ERR_NOMEM, "schedule", "");
     revl_trainer *t = NULL;
     check(r->plain ? revl_trainer_create(&t, m, s, NULL)
                    : revl_trainer_create_sharded(&t, m, s, NULL, &r->comm),

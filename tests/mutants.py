@@ -516,7 +516,7 @@ MUTANTS = [
      "    for (size_t i = 0; i < t->n_local; i++)\n        if (w[i] != t->w_start[i])",
      "    for (size_t i = 0; i + 1 < t->n_local; i++)\n        if (w[i] != t->w_start[i])",
      ["check_optim"]),
-    ("src/core/reverse.c", "(t->dir_b && !finite_all(t->dir_b, t->n_params))))", "0))",
+    ("src/core/reverse.c", "(t->dir_b && !finite_all(t->dir_b, t->n_params)))", "0)",
      ["check_optim"]),    # a gradient below s's resolution still increments s by one unit
     ("src/optim/adam.c", "    if (*gs == 0 && g != 0)\n        *gs = 1;",
      "    if (*gs == 0 && g != 0)\n        *gs = 0;", ["check_optim", "check_hardening", PY]),

@@ -737,8 +737,8 @@ MUTANTS = [
     # stale direction (before the trainer's callback), the hook gone (two passes), the mixed
     # product dropped, the fallback's direction skipped, the fingerprint unchecked before the
     # direction (unclipped, clipped), the clipped step's product along the unclipped direction
-    ("src/models/mlp.c", "    int rc = dir(ctx, grad);\n    if (rc)\n        return rc;\n    rv_mlp_r_pass(m, w, v, x, m->batch, 1.0 / (double)m->batch, &m->work, hv_w);\n",
-     "    rv_mlp_r_pass(m, w, v, x, m->batch, 1.0 / (double)m->batch, &m->work, hv_w);\n    int rc = dir(ctx, grad);\n    if (rc)\n        return rc;\n",
+    ("src/models/mlp.c", "    int rc = dir(ctx, grad);\n    if (rc)\n        return rc;\n    return hv_after_gradient(m, w, v, x, hv_w, hv_meta);\n",
+     "    hv_after_gradient(m, w, v, x, hv_w, hv_meta);\n    int rc = dir(ctx, grad);\n    if (rc)\n        return rc;\n    return 0;\n",
      ["check_clip"]),
     ("src/models/mlp.c", ".hvp_dir = mlp_hvp_dir}", ".hvp_dir = NULL}", ["check_clip"]),
     ("src/core/model.c", "ctx, v, grad, hv_w,\n                                    m->def.n_meta ? hv_meta : NULL);",

@@ -102,6 +102,16 @@ static int mlp_grad(size_t step, const double *w, const double *meta, double *gr
     return 0;
 }
 
+/* H v and the mixed product along v, from the activations and backward dz that gradient() just
+ * left in m->work for minibatch x: the tail of every fused call below. */
+static int hv_after_gradient(rv_mlp *m, const double *w, const double *v, const double *x,
+                             double *hv_w, double *hv_meta)
+{
+    rv_mlp_r_pass(m, w, v, x, m->batch, 1.0 / (double)m->batch, &m->work, hv_w);
+    rv_mlp_penalty_hvp(m, w, v, hv_w, hv_meta);
+    return 0;
+}
+
 static int mlp_hvp(size_t step, const double *w, const double *meta, const double *v,
                    double *grad, double *hv_w, double *hv_meta, void *user)
 {
@@ -111,9 +121,7 @@ static int mlp_hvp(size_t step, const double *w, const double *meta, const doubl
     const double *x;
     /* the R-pass needs the forward activations and the backward dz of this very point */
     gradient(m, step, w, meta, grad ? grad : m->scratch, NULL, &x);
-    rv_mlp_r_pass(m, w, v, x, m->batch, 1.0 / (double)m->batch, &m->work, hv_w);
-    rv_mlp_penalty_hvp(m, w, v, hv_w, hv_meta);
-    return 0;
+    return hv_after_gradient(m, w, v, x, hv_w, hv_meta);
 }
 
 /* The gradient, then H v along v = a + b g from the same forward activations and backward dz:
@@ -131,9 +139,7 @@ static int mlp_hvp_affine(size_t step, const double *w, const double *meta, cons
     double *v = m->scratch;
     for (size_t i = 0; i < m->n_params; i++)
         v[i] = rv_affine_dir(a[i], b[i], grad[i]);
-    rv_mlp_r_pass(m, w, v, x, m->batch, 1.0 / (double)m->batch, &m->work, hv_w);
-    rv_mlp_penalty_hvp(m, w, v, hv_w, hv_meta);
-    return 0;
+    return hv_after_gradient(m, w, v, x, hv_w, hv_meta);
 }
 
 /* The gradient, the trainer's direction v from it (dir, which writes v), then H v from the same
@@ -151,9 +157,7 @@ static int mlp_hvp_dir(void *user, size_t step, const double *w, const double *m
     int rc = dir(ctx, grad);
     if (rc)
         return rc;
-    rv_mlp_r_pass(m, w, v, x, m->batch, 1.0 / (double)m->batch, &m->work, hv_w);
-    rv_mlp_penalty_hvp(m, w, v, hv_w, hv_meta);
-    return 0;
+    return hv_after_gradient(m, w, v, x, hv_w, hv_meta);
 }
 
 /* Every check that needs no memory, so that a bad call allocates nothing. */

@@ -397,7 +397,7 @@ asan:
 # ---- valgrind memcheck over a representative subset (those of the list that exist).
 VALGRIND_SUITES ?= check_infobuf check_fixed check_model check_schedule check_trainer check_errors check_update check_optim check_pinned check_grid \
 	check_reverse check_dataset check_idx check_mlp check_hyperopt check_hardening check_dp check_checkpoint \
-	check_coder_vec
+	check_coder_vec check_round_vec
 VALGRIND_BIN = $(filter $(addprefix $(BUILD)/tests/,$(VALGRIND_SUITES)),$(TEST_BIN))
 VALGRIND_OPTS ?= --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,possible \
 	--suppressions=$(CURDIR)/tests/valgrind.supp --quiet

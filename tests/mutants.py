@@ -509,7 +509,7 @@ MUTANTS = [
      "        if (w > 1)\n            s->broken = 1;", ["check_infobuf"]),
     ("src/exact/infobuf.c", "        s->broken = s->nomem = 0;", "        s->nomem = 0;",
      ["check_infobuf"]),    # truncation: the multiplies of the steps whose bits are not kept round to nearest
-    ("src/optim/momentum.c", "((r * n + 0x8000) >> 16)", "((r * n) >> 16)", ["check_trainer"]),
+    ("src/exact/round_vec.h", "((r * n + 0x8000) >> 16)", "((r * n) >> 16)", ["check_round_vec", "check_trainer"]),
     ("src/exact/wide.h", "((r * n + (1ull << (bits - 1))) >> bits)", "((r * n) >> bits)",
      ["check_wide"]),    # verification at the end of the reverse pass and of its directions
     ("src/core/reverse.c",
@@ -813,6 +813,21 @@ MUTANTS = [
      "for (j = 0; j < m; j++)", ["check_ratio"]),
     ("src/exact/ratio_lanes.c", "_mm512_storeu_pd(g + i, _mm512_mul_pd(gv, rh));", "",
      ["check_ratio"]),
+    # ---- the rounded multiplies of steps whose bits are not kept, in lanes (round_vec.h): the
+    # 64-bit shift made logical, the 128-bit carry dropped, the high word's shift off by one, the
+    # rounding's half dropped; momentum's and Adam's calls given the wrong run or rate
+    ("src/exact/round_lanes.h", "VU q = (VU)((VI)x >> 16), r = x & 0xffff;",
+     "VU q = x >> 16, r = x & 0xffff;", ["check_round_vec"]),
+    ("src/exact/round_lanes.h", "    yh -= (VU)((VI)(yl2 < t)); /* the carry: the comparison's mask is -1 */",
+     "    ;", ["check_round_vec"]),
+    ("src/exact/round_lanes.h", "VU ql = (lo >> bits) | (hi << (64 - bits))",
+     "VU ql = (lo >> bits) | (hi << (63 - bits))", ["check_round_vec"]),
+    ("src/exact/round_lanes.h", "VU t = (MULU(lo & low_mask, vn) + half) >> bits;",
+     "VU t = (MULU(lo & low_mask, vn)) >> bits;", ["check_round_vec"]),
+    ("src/optim/adam.c", "                    o->rounded.mul128(s + c0, c1 - c0, sg.code2.n, 24);",
+     "                    o->rounded.mul128(s + c0, c1 - c0, sg.code1.n, 24);", ["check_optim"]),
+    ("src/optim/momentum.c", "                    o->rounded.mul64(v + c0, c1 - c0, sg.code.n);",
+     "                    o->rounded.mul64(v + c0, c1 - c0 - 1, sg.code.n);", ["check_optim"]),
 ]
 
 

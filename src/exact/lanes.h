@@ -1,12 +1,15 @@
 /* lanes.h: the vector lanes shared by the exact run-level coders (coder_lanes.h for momentum's
- * 64-bit multiply, wide_lanes.h for Adam's 128-bit one). Included once per width, with NL
+ * 64-bit multiply, wide_lanes.h for Adam's 128-bit one) and the rounded multiplies of steps
+ * whose bits are not kept (round_lanes.h). Included once per width, with NL
  * defined as 4 (AVX2) or 8 (AVX-512 F and DQ, the masks as bits); it defines VU (NL unsigned
  * 64-bit integers), VI (NL signed ones, also the comparison masks), L(name) (the name with the
  * width's suffix), LATTR (the width's target attribute), MULU(a, b) (the 64-bit products of the
  * low 32 bits of each lane), MULLO(a, b) (a b modulo 2^64 for b < 2^32: one instruction with
  * AVX-512 DQ, two 32-bit products with AVX2), MASK(m) (a comparison's lanes as the bits of an
- * int) and the helpers below; exact/lanes_end.h undefines the macros again. The library is
+ * int) and the helpers below (load_wide / store_wide: 128-bit values as two vectors); exact/lanes_end.h undefines the macros again. The library is
  * built without -march: these functions run only behind a run-time check of the processor. */
+#include "exact/wide.h"
+
 #include <immintrin.h>
 
 #if NL == 4
@@ -75,3 +78,39 @@ static inline LATTR VU L(divmod)(VU y, VU d, VU inv, VU *rem)
     *rem = r - (over & d);
     return q - over; /* over is all ones: q + 1 */
 }
+
+/* NL consecutive rv_wide (wide.h) as their low and high halves, lane j = element j */
+#if NL == 4
+static inline LATTR void L(load_wide)(const rv_wide *p, VU *lo, VU *hi)
+{
+    __m256i a = _mm256_loadu_si256((const __m256i *)p);
+    __m256i b = _mm256_loadu_si256((const __m256i *)p + 1);
+    /* unpack gives the order 0, 2, 1, 3; the permute puts 1 and 2 back */
+    *lo = (VU)_mm256_permute4x64_epi64(_mm256_unpacklo_epi64(a, b), 0xd8);
+    *hi = (VU)_mm256_permute4x64_epi64(_mm256_unpackhi_epi64(a, b), 0xd8);
+}
+
+static inline LATTR void L(store_wide)(rv_wide *p, VU lo, VU hi)
+{
+    __m256i l = _mm256_permute4x64_epi64((__m256i)lo, 0xd8);
+    __m256i h = _mm256_permute4x64_epi64((__m256i)hi, 0xd8);
+    _mm256_storeu_si256((__m256i *)p, _mm256_unpacklo_epi64(l, h));
+    _mm256_storeu_si256((__m256i *)p + 1, _mm256_unpackhi_epi64(l, h));
+}
+#else
+static inline LATTR void L(load_wide)(const rv_wide *p, VU *lo, VU *hi)
+{
+    __m512i a = _mm512_loadu_si512(p), b = _mm512_loadu_si512((const __m512i *)p + 1);
+    *lo = (VU)_mm512_permutex2var_epi64(a, _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), b);
+    *hi = (VU)_mm512_permutex2var_epi64(a, _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15), b);
+}
+
+static inline LATTR void L(store_wide)(rv_wide *p, VU lo, VU hi)
+{
+    __m512i l = (__m512i)lo, h = (__m512i)hi;
+    __m512i first = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11);
+    __m512i second = _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15);
+    _mm512_storeu_si512(p, _mm512_permutex2var_epi64(l, first, h));
+    _mm512_storeu_si512((__m512i *)p + 1, _mm512_permutex2var_epi64(l, second, h));
+}
+#endif

@@ -20,42 +20,6 @@
  * through memory (measured: the reverse ran ~1.5 times slower). */
 #define LINLINE static inline __attribute__((always_inline)) LATTR
 
-/* NL consecutive rv_wide as their low and high halves, lane j = element j */
-#if NL == 4
-static inline LATTR void L(load_wide)(const rv_wide *p, VU *lo, VU *hi)
-{
-    __m256i a = _mm256_loadu_si256((const __m256i *)p);
-    __m256i b = _mm256_loadu_si256((const __m256i *)p + 1);
-    /* unpack gives the order 0, 2, 1, 3; the permute puts 1 and 2 back */
-    *lo = (VU)_mm256_permute4x64_epi64(_mm256_unpacklo_epi64(a, b), 0xd8);
-    *hi = (VU)_mm256_permute4x64_epi64(_mm256_unpackhi_epi64(a, b), 0xd8);
-}
-
-static inline LATTR void L(store_wide)(rv_wide *p, VU lo, VU hi)
-{
-    __m256i l = _mm256_permute4x64_epi64((__m256i)lo, 0xd8);
-    __m256i h = _mm256_permute4x64_epi64((__m256i)hi, 0xd8);
-    _mm256_storeu_si256((__m256i *)p, _mm256_unpacklo_epi64(l, h));
-    _mm256_storeu_si256((__m256i *)p + 1, _mm256_unpackhi_epi64(l, h));
-}
-#else
-static inline LATTR void L(load_wide)(const rv_wide *p, VU *lo, VU *hi)
-{
-    __m512i a = _mm512_loadu_si512(p), b = _mm512_loadu_si512((const __m512i *)p + 1);
-    *lo = (VU)_mm512_permutex2var_epi64(a, _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), b);
-    *hi = (VU)_mm512_permutex2var_epi64(a, _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15), b);
-}
-
-static inline LATTR void L(store_wide)(rv_wide *p, VU lo, VU hi)
-{
-    __m512i l = (__m512i)lo, h = (__m512i)hi;
-    __m512i first = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11);
-    __m512i second = _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15);
-    _mm512_storeu_si512(p, _mm512_permutex2var_epi64(l, first, h));
-    _mm512_storeu_si512((__m512i *)p + 1, _mm512_permutex2var_epi64(l, second, h));
-}
-#endif
-
 /* A code's constants in every lane. */
 typedef struct L(code) {
     VU n, f, k, boundary, rcp_wide, rcp_f, inv_n, inv_wide, inv_f;

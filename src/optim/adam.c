@@ -13,6 +13,7 @@
 
 #include "exact/rate.h"
 #include "exact/wide.h"
+#include "exact/round_vec.h"
 #include "exact/wide_vec.h"
 
 #include <math.h>
@@ -42,6 +43,7 @@ typedef struct adam {
     adam_sg *sg;
     int w_bound;
     rv_moments_run moments; /* the betas' exact multiply: lanes where the processor has them */
+    rv_round_run rounded;   /* and their rounded one, in steps whose bits are not kept */
 } adam;
 
 enum { SLOT_ALPHA, SLOT_EPS, SLOT_C1, SLOT_C2, SLOT_B1, SLOT_B2, N_SLOTS };
@@ -61,6 +63,7 @@ static int adam_create(void **self, const revl_allocator *a, size_t n_params, si
     o->n_sg = n_steps * n_groups;
     o->w_bound = 63 - (int)frac_bits;
     o->moments = rv_moments_run_select();
+    o->rounded = rv_round_run_select();
     o->m = rv_calloc(a, n_params, sizeof *o->m);
     o->s = rv_calloc(a, n_params, sizeof *o->s);
     o->dm = rv_calloc(a, n_params, sizeof *o->dm);
@@ -244,11 +247,10 @@ static void adam_forward_block(void *self, rv_pass *p, size_t step, rv_block *bl
                     o->moments.mul(a, &stack, state + c0, &sg.code1, &sg.code2, m + c0, s + c0,
                                    c1 - c0);
                     rv_stack_sink(&stack, flags);
-                } else
-                    for (size_t i = c0; i < c1; i++) {
-                        m[i] = rv_wide_mul_rounded(m[i], sg.code1.n, 24);
-                        s[i] = rv_wide_mul_rounded(s[i], sg.code2.n, 24);
-                    }
+                } else { /* steps whose bits are not kept: rounded (round_vec.h) */
+                    o->rounded.mul128(m + c0, c1 - c0, sg.code1.n, 24);
+                    o->rounded.mul128(s + c0, c1 - c0, sg.code2.n, 24);
+                }
             }
             if (!(flags & RV_FWD_UPDATE))
                 continue;

@@ -5,6 +5,7 @@
  * on int64 fixed-point w and v. The exact multiply is coder_vec.h's and the forward update after
  * it update.h's, each plain or in vector lanes chosen at run time, with the same bits. */
 #include "exact/coder_vec.h"
+#include "exact/round_vec.h"
 #include "optim/optim.h"
 #include "optim/update.h"
 
@@ -31,6 +32,7 @@ typedef struct momentum {
     int bound; /* |v| < 2^bound */
     rv_update_fn update;
     rv_coder_run coder;
+    rv_round_run rounded; /* gamma's rounded multiply, in steps whose bits are not kept */
 } momentum;
 
 enum { SLOT_ALPHA, SLOT_GAMMA, SLOT_DECAY, N_SLOTS };
@@ -54,6 +56,7 @@ static int mom_create(void **self, const revl_allocator *a, size_t n_params, siz
     o->bound = 63 - (int)frac_bits;
     o->update = rv_update_select();
     o->coder = rv_coder_run_select();
+    o->rounded = rv_round_run_select();
     *self = o;
     return o->v && o->dv && o->sg ? REVL_OK : REVL_ERR_NOMEM;
 }
@@ -113,14 +116,6 @@ static void update_fail(const momentum *o, rv_block *blk, const mom_sg *sg, size
         rv_block_fail(blk, RV_W_RANGE, i, 0);
 }
 
-/* Multiply by n/2^16 rounding to nearest, for steps whose bits are not kept (truncation). */
-static inline int64_t rounded_mul(int64_t x, uint32_t n)
-{
-    int64_t q = x >> 16;
-    uint64_t r = (uint64_t)x & 0xffff;
-    return (int64_t)((uint64_t)q * n + ((r * n + 0x8000) >> 16));
-}
-
 /* One forward step on one block: v <- gamma v - (1-gamma) g exactly, w <- w + alpha v.
  * Done in chunks (RV_CHUNK) of two short loops, the coder (RV_FWD_MUL) then the rest
  * (RV_FWD_UPDATE), rather than one long one. The stack lives in a local copy so stores to the
@@ -147,9 +142,8 @@ static void mom_forward_block(void *self, rv_pass *p, size_t step, rv_block *blk
                 if (flags & RV_FWD_KEEP) {
                     o->coder.mul(a, &stack, state + c0, &sg.code, v + c0, c1 - c0);
                     rv_stack_sink(&stack, flags);
-                } else
-                    for (size_t i = c0; i < c1; i++)
-                        v[i] = rounded_mul(v[i], sg.code.n);
+                } else /* steps whose bits are not kept: rounded (round_vec.h) */
+                    o->rounded.mul64(v + c0, c1 - c0, sg.code.n);
             }
             if (!(flags & RV_FWD_UPDATE))
                 continue;

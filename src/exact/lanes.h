@@ -1,7 +1,7 @@
 /* lanes.h: the vector lanes shared by the exact run-level coders (coder_lanes.h for momentum's
- * 64-bit multiply, wide_lanes.h for Adam's 128-bit one). Included once per width, with NL
- * defined as 4 (AVX2) or 8 (AVX-512 F and DQ, the masks as bits); it defines VU (NL unsigned
- * 64-bit integers), VI (NL signed ones, also the comparison masks), L(name) (the name with the
+ * 64-bit multiply, wide_lanes.h for Adam's and RMSprop's 128-bit ones). Included once per
+ * width, with NL defined as 4 (AVX2) or 8 (AVX-512 F and DQ, the masks as bits); it defines VU
+ * (NL unsigned 64-bit integers), VI (NL signed ones, also the comparison masks), L(name) (the name with the
  * width's suffix), LATTR (the width's target attribute), MULU(a, b) (the 64-bit products of the
  * low 32 bits of each lane), MULLO(a, b) (a b modulo 2^64 for b < 2^32: one instruction with
  * AVX-512 DQ, two 32-bit products with AVX2), MASK(m) (a comparison's lanes as the bits of an

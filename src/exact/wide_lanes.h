@@ -177,21 +177,19 @@ LINLINE void L(wide_div)(const L(code) *c, unsigned bits, VU *lo, VU *hi, VU *st
     VU freq = c->f - (VU)wide;
     VU start = MULU(r, c->f) + L(sel)(wide, r, c->k);
     VU t0 = *st, v1 = t0 & 0xffff;
-    VI sp1 = (VI)(t0 >> 32) >= (VI)freq, sp2 = (VI){0}, pa = (VI){0};
-    VU t = L(sel)(sp1, t0 >> RV_WORD_BITS, t0), v2 = t & 0xffff, d_hi = (VU){0};
-    if (bits == 24) {
-        sp2 = (VI)(t >> 32) >= (VI)freq;
-        t = L(sel)(sp2, t >> RV_WORD_BITS, t);
-    }
+    VI sp1 = (VI)(t0 >> 32) >= (VI)freq;
+    VU t = L(sel)(sp1, t0 >> RV_WORD_BITS, t0), v2 = t & 0xffff;
+    VI sp2 = bits == 24 ? (VI)((VI)(t >> 32) >= (VI)freq) : (VI){0};
+    t = L(sel)(sp2, t >> RV_WORD_BITS, t);
     VU rem, u = L(divmod)(t, freq, L(sel)(wide, c->inv_wide, c->inv_f), &rem);
     u = (u << RV_SCALE_BITS) + rem + start;
-    VU slot, top = L(sel)(sp2, v2, v1);
-    if (bits == 24) { /* rv_pop_bits(8): reads the last word pushed, if it reads */
-        slot = u & m31, d_hi = slot >> 23;
+    /* rv_pop_bits(8) (bits 24): reads the last word pushed, if it reads */
+    VU slot = u & m31, d_hi = bits == 24 ? slot >> 23 : (VU){0};
+    if (bits == 24)
         u = ((u >> RV_SCALE_BITS) << 23) + (slot & ((1u << 23) - 1));
-        pa = (VI)u < (VI)low;
-        u = L(sel)(pa, (u << RV_WORD_BITS) | top, u);
-    }
+    VI pa = bits == 24 ? (VI)((VI)u < (VI)low) : (VI){0};
+    VU top = L(sel)(sp2, v2, v1);
+    u = L(sel)(pa, (u << RV_WORD_BITS) | top, u);
     /* rv_pop_bits(16): always reads, the first word pushed if the 8-bit pop read the second */
     slot = u & m31;
     VU d_lo = slot >> 15;
@@ -207,110 +205,20 @@ LINLINE void L(wide_div)(const L(code) *c, unsigned bits, VU *lo, VU *hi, VU *st
                hi);
 }
 
-/* The stack's words and length are held in locals between the plain calls that redo a group. */
-#define STACK_OUT() (stk.len = len)
-#define STACK_IN() (len = stk.len, words = stk.words)
+/* The run functions, once per second moment's bits (a direct function each: the same body as
+ * an always-inline helper behind two thin wrappers ran Adam's reverse 15% slower, measured) */
+#define BITS2 24
+#define RUN_MUL L(moments_mul)
+#define RUN_DIV L(moments_div)
+#define PLAIN_MUL rv_moments_mul_plain
+#define PLAIN_DIV rv_moments_div_plain
+#include "exact/wide_runs.h"
 
-/* The runs for a second moment of bits2 = 24 (Adam) or 16 (RMSprop), a constant; plain is the
- * matching plain run, which redoes the groups the lanes cannot. */
-LINLINE void L(moments_mul_bits)(unsigned bits2, rv_moments_run_fn plain, const revl_allocator *a,
-                                 rv_stack *s, uint64_t *restrict state,
-                                 const rv_gamma_code *c1p, const rv_gamma_code *c2p,
-                                 rv_wide *restrict m, rv_wide *restrict v, size_t n)
-{
-    rv_stack stk = *s;
-    rv_word *words = stk.words;
-    size_t len = stk.len;
-    const L(code) c1 = L(code_of)(c1p), c2 = L(code_of)(c2p);
-    const VU low = L(splat)(RV_STATE_LOW);
-    size_t i = 0;
-    for (; c1p->n <= (1u << 24) && c2p->n <= (1u << bits2) && i + NL <= n; i += NL) {
-        VU mlo, mhi, vlo, vhi, st = L(load)(state + i), left_m, left_v, wm1, wm2, wv1, wv2;
-        VI ok = (VI)st >= (VI)low;
-        L(load_wide)(m + i, &mlo, &mhi);
-        L(load_wide)(v + i, &vlo, &vhi);
-        L(wide_mul)(&c1, 24, &mlo, &mhi, &st, &left_m, &wm1, &wm2);
-        L(wide_mul)(&c2, bits2, &vlo, &vhi, &st, &left_v, &wv1, &wv2);
-        /* at most four words stay per parameter */
-        if (MASK(ok) != (1 << NL) - 1 || stk.deficit || stk.cap - len < 4 * NL) {
-            _mm256_zeroupper(); /* see update.c: no dirty upper state into the plain code */
-            STACK_OUT();
-            plain(a, &stk, state + i, c1p, c2p, m + i, v + i, NL);
-            STACK_IN();
-            continue;
-        }
-        L(store_wide)(m + i, mlo, mhi);
-        L(store_wide)(v + i, vlo, vhi);
-        L(store)(state + i, st);
-        /* the words that stay, in parameter order, m's before s's: at about 1 in 100
-         * parameter-steps a whole group of none is common, and then nothing to do */
-        if (MASK((left_m | left_v) != 0) == 0)
-            continue;
-        for (int j = 0; j < NL; j++) {
-            words[len] = (rv_word)wm1[j];
-            len += left_m[j] >= 1;
-            words[len] = (rv_word)wm2[j];
-            len += left_m[j] >= 2;
-            words[len] = (rv_word)wv1[j];
-            len += left_v[j] >= 1;
-            if (bits2 == 24) {
-                words[len] = (rv_word)wv2[j];
-                len += left_v[j] >= 2;
-            }
-        }
-    }
-    _mm256_zeroupper();
-    STACK_OUT();
-    plain(a, &stk, state + i, c1p, c2p, m + i, v + i, n - i);
-    *s = stk;
-}
+#define BITS2 16
+#define RUN_MUL L(moments16_mul)
+#define RUN_DIV L(moments16_div)
+#define PLAIN_MUL rv_moments16_mul_plain
+#define PLAIN_DIV rv_moments16_div_plain
+#include "exact/wide_runs.h"
 
-LINLINE void L(moments_div_bits)(unsigned bits2, rv_moments_run_fn plain, const revl_allocator *a,
-                                 rv_stack *s, uint64_t *restrict state,
-                                 const rv_gamma_code *c1p, const rv_gamma_code *c2p,
-                                 rv_wide *restrict m, rv_wide *restrict v, size_t n)
-{
-    rv_stack stk = *s;
-    const L(code) c1 = L(code_of)(c1p), c2 = L(code_of)(c2p);
-    const VU low = L(splat)(RV_STATE_LOW);
-    size_t i = n; /* parameters [i - NL, i) next, the highest first */
-    for (; c1p->n <= (1u << 24) && c2p->n <= (1u << bits2) && i >= NL; i -= NL) {
-        size_t i0 = i - NL;
-        VU mlo, mhi, vlo, vhi, st = L(load)(state + i0);
-        VI ok = (VI)st >= (VI)low, ext_v, ext_m, push_v, push_m;
-        L(load_wide)(m + i0, &mlo, &mhi);
-        L(load_wide)(v + i0, &vlo, &vhi);
-        L(wide_div)(&c2, bits2, &vlo, &vhi, &st, &ext_v, &push_v);
-        L(wide_div)(&c1, 24, &mlo, &mhi, &st, &ext_m, &push_m);
-        /* a parameter's pushes stay below two words above the stack's length */
-        if (MASK(ok) != (1 << NL) - 1 || MASK(ext_v | ext_m) || stk.deficit ||
-            (MASK(push_v | push_m) && stk.cap - stk.len < 2)) {
-            _mm256_zeroupper();
-            plain(a, &stk, state + i0, c1p, c2p, m + i0, v + i0, NL);
-            continue;
-        }
-        L(store_wide)(m + i0, mlo, mhi);
-        L(store_wide)(v + i0, vlo, vhi);
-        L(store)(state + i0, st);
-    }
-    _mm256_zeroupper();
-    plain(a, &stk, state, c1p, c2p, m, v, i);
-    *s = stk;
-}
-
-#define RUN(name, op, bits2, plain)                                                             \
-    static LATTR void L(name)(const revl_allocator *a, rv_stack *s, uint64_t *restrict state,     \
-                              const rv_gamma_code *c1, const rv_gamma_code *c2,                 \
-                              rv_wide *restrict m, rv_wide *restrict v, size_t n)               \
-    {                                                                                           \
-        L(op)(bits2, plain, a, s, state, c1, c2, m, v, n);                                      \
-    }
-RUN(moments_mul, moments_mul_bits, 24, rv_moments_mul_plain)
-RUN(moments_div, moments_div_bits, 24, rv_moments_div_plain)
-RUN(moments16_mul, moments_mul_bits, 16, rv_moments16_mul_plain)
-RUN(moments16_div, moments_div_bits, 16, rv_moments16_div_plain)
-#undef RUN
-
-#undef STACK_OUT
-#undef STACK_IN
 #undef LINLINE

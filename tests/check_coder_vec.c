@@ -190,7 +190,11 @@ static void compare_from_start(int kind, size_t p, int corrupt)
     size_t steps = 1 + rnd() % MAX_T;
     for (size_t t = 0; t < steps; t++) {
         rv_gamma_code_make(&codes[0][t], kind ? some_beta() : some_n());
-        rv_gamma_code_make(&codes[1][t], kind == 2 ? some_n() : some_beta());
+        /* RMSprop's gamma: on its grid, and now and then a numerator beyond 2^16, which the
+         * lanes must leave to the plain loop (a symbol can then need two words; a rate above 1
+         * can take a value out of 128 bits: no round trip then) */
+        rv_gamma_code_make(&codes[1][t], kind != 2 || rnd() % 16 == 0 ? some_beta() : some_n());
+        corrupt |= kind == 2 && codes[1][t].n > (1u << 16);
     }
     /* the reverse first too: it meets the start's full or short stacks directly (no round trip
      * then: dividing a large value by the rate can leave the range, the multiply cannot bring

@@ -24,7 +24,7 @@ static LATTR void RUN_MUL(const revl_allocator *a, rv_stack *s, uint64_t *restri
         L(load_wide)(v + i, &vlo, &vhi);
         L(wide_mul)(&c1, 24, &mlo, &mhi, &st, &left_m, &wm1, &wm2);
         L(wide_mul)(&c2, BITS2, &vlo, &vhi, &st, &left_v, &wv1, &wv2);
-        /* at most four words stay per parameter */
+        /* at most four words stay per parameter (three for BITS2 16) */
         if (MASK(ok) != (1 << NL) - 1 || stk.deficit || stk.cap - len < 4 * NL) {
             _mm256_zeroupper(); /* see update.c: no dirty upper state into the plain code */
             STACK_OUT();

@@ -10,30 +10,22 @@
 #include "exact/wide.h"
 
 /* mul: for i = 0, 1, ..., n-1: m[i] <- m[i] beta1 then s[i] <- s[i] beta2 exactly (pushing to
- * st); div: its inverse, for i = n-1, ..., 0, s[i] first (popping st last in, first out). */
-typedef void (*rv_moments_run_fn)(const revl_allocator *a, rv_stack *st, uint64_t *state,
-                                  const rv_gamma_code *c1, const rv_gamma_code *c2, rv_wide *m,
-                                  rv_wide *s, size_t n);
+ * st; RMSprop's pair: s by beta2, then b by gamma); div: its inverse, for i = n-1, ..., 0, s[i]
+ * first (popping st last in, first out). */
+typedef void rv_moments_run_op(const revl_allocator *a, rv_stack *st, uint64_t *state,
+                               const rv_gamma_code *c1, const rv_gamma_code *c2, rv_wide *m,
+                               rv_wide *s, size_t n);
+typedef rv_moments_run_op *rv_moments_run_fn;
 
 typedef struct rv_moments_run {
     rv_moments_run_fn mul, div;
     const char *name;
 } rv_moments_run;
 
-RV_HIDDEN void rv_moments_mul_plain(const revl_allocator *a, rv_stack *st, uint64_t *state,
-                                    const rv_gamma_code *c1, const rv_gamma_code *c2,
-                                    rv_wide *m, rv_wide *s, size_t n);
-RV_HIDDEN void rv_moments_div_plain(const revl_allocator *a, rv_stack *st, uint64_t *state,
-                                    const rv_gamma_code *c1, const rv_gamma_code *c2,
-                                    rv_wide *m, rv_wide *s, size_t n);
-
-/* The same for RMSprop's pair: m[i] by c1 (bits 24) then s[i] by c2 (bits 16). */
-RV_HIDDEN void rv_moments16_mul_plain(const revl_allocator *a, rv_stack *st, uint64_t *state,
-                                      const rv_gamma_code *c1, const rv_gamma_code *c2,
-                                      rv_wide *m, rv_wide *s, size_t n);
-RV_HIDDEN void rv_moments16_div_plain(const revl_allocator *a, rv_stack *st, uint64_t *state,
-                                      const rv_gamma_code *c1, const rv_gamma_code *c2,
-                                      rv_wide *m, rv_wide *s, size_t n);
+/* The plain versions: Adam's pair, and RMSprop's (m[i] by c1 with bits 24, then s[i] by c2 with
+ * bits 16). */
+RV_HIDDEN rv_moments_run_op rv_moments_mul_plain, rv_moments_div_plain;
+RV_HIDDEN rv_moments_run_op rv_moments16_mul_plain, rv_moments16_div_plain;
 
 /* The fastest version this processor runs (the plain one under rv_coder_plain_only). */
 RV_HIDDEN rv_moments_run rv_moments_run_select(void);

@@ -3,8 +3,10 @@
  * nomem / capacity, forward and in reverse, on random and edge input (states at the coder's
  * bounds and corrupt ones, values 0, negative and extreme, runs of every length against the lane
  * width, stacks full, empty or in deficit). Momentum's 64-bit multiply by n/2^16 (coder_vec.h,
- * n from 1 to 2^16) and Adam's two 128-bit moments by beta1, beta2 = n/2^24 (wide_vec.h, the
- * betas at 0.5, 0.9, 0.999, near 1 and the grid's edges, moments up to 2^126 and beyond). */
+ * n from 1 to 2^16), Adam's two 128-bit moments by beta1, beta2 = n/2^24 (wide_vec.h, the
+ * betas at 0.5, 0.9, 0.999, near 1 and the grid's edges, moments up to 2^126 and beyond) and
+ * RMSprop's pair (wide_vec.h's moments16: s by beta2 = n/2^24, then b by gamma = n/2^16, gamma at
+ * the grid's edges 1/2^16, 1 - 1/2^16 and 1 too). */
 #include <check.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -22,14 +24,14 @@ static uint64_t rnd(void) { return rv_rand_u64(&rng); }
 
 static revl_allocator alloc;
 static rv_coder_run runs[3];
-static rv_moments_run mruns[3];
+static rv_moments_run mruns[2][3]; /* [0]: Adam's pair, [1]: RMSprop's (moments16) */
 static int n_runs, n_mruns;
-static long n_compared[3], n_mcompared[3];
+static long n_compared[3], n_mcompared[2][3];
 
 typedef struct world {
     uint64_t state[MAX_P];
     int64_t v[MAX_P];
-    rv_wide m[MAX_P], ms[MAX_P]; /* Adam's moments */
+    rv_wide m[MAX_P], ms[MAX_P]; /* Adam's moments, or RMSprop's s and b */
     rv_stack s;
 } world;
 
@@ -162,9 +164,9 @@ static void make_start(size_t p, int corrupt)
         start.s.deficit = 1 + (u >> 40) % 20;
 }
 
-/* One run-level multiply (kind 0: momentum's, 1: Adam's moments) with version r (0: plain) of
- * step t's rates, forward (mul) or reverse. */
-static rv_gamma_code codes[2][MAX_T]; /* gamma, or beta1 and beta2 */
+/* One run-level multiply (kind 0: momentum's, 1: Adam's moments, 2: RMSprop's) with version r
+ * (0: plain) of step t's rates, forward (mul) or reverse. */
+static rv_gamma_code codes[2][MAX_T]; /* gamma, or beta1 and beta2, or beta2 and gamma */
 
 static void run_step(int kind, int r, world *w, size_t t, int fwd, size_t p)
 {
@@ -173,9 +175,11 @@ static void run_step(int kind, int r, world *w, size_t t, int fwd, size_t p)
     else if (kind == 0)
         runs[r].div(&alloc, &w->s, w->state, &codes[0][t], w->v, p);
     else if (fwd)
-        mruns[r].mul(&alloc, &w->s, w->state, &codes[0][t], &codes[1][t], w->m, w->ms, p);
+        mruns[kind - 1][r].mul(&alloc, &w->s, w->state, &codes[0][t], &codes[1][t], w->m, w->ms,
+                               p);
     else
-        mruns[r].div(&alloc, &w->s, w->state, &codes[0][t], &codes[1][t], w->m, w->ms, p);
+        mruns[kind - 1][r].div(&alloc, &w->s, w->state, &codes[0][t], &codes[1][t], w->m, w->ms,
+                               p);
 }
 
 /* T forward runs then T reverse runs from `start` (or the reverse first), every lane version
@@ -186,7 +190,11 @@ static void compare_from_start(int kind, size_t p, int corrupt)
     size_t steps = 1 + rnd() % MAX_T;
     for (size_t t = 0; t < steps; t++) {
         rv_gamma_code_make(&codes[0][t], kind ? some_beta() : some_n());
-        rv_gamma_code_make(&codes[1][t], some_beta());
+        /* RMSprop's gamma: on its grid, and now and then a numerator beyond 2^16, which the
+         * lanes must leave to the plain loop (a symbol can then need two words; a rate above 1
+         * can take a value out of 128 bits: no round trip then) */
+        rv_gamma_code_make(&codes[1][t], kind != 2 || rnd() % 16 == 0 ? some_beta() : some_n());
+        corrupt |= kind == 2 && codes[1][t].n > (1u << 16);
     }
     /* the reverse first too: it meets the start's full or short stacks directly (no round trip
      * then: dividing a large value by the rate can leave the range, the multiply cannot bring
@@ -218,11 +226,11 @@ static void compare_from_start(int kind, size_t p, int corrupt)
                 ck_assert_mem_eq(vec.s.words, start.s.words, start.s.len * sizeof(rv_word));
             ck_assert(!vec.s.deficit && !vec.s.broken && !vec.s.nomem);
         }
-        (kind ? n_mcompared : n_compared)[r] += (long)(2 * steps * p);
+        (kind ? n_mcompared[kind - 1] : n_compared)[r] += (long)(2 * steps * p);
     }
 }
 
-/* _i: 0 momentum, 1 Adam's moments */
+/* _i: 0 momentum, 1 Adam's moments, 2 RMSprop's */
 START_TEST(test_random_clean)
 {
     for (int rep = 0; rep < (_i ? 2000 : 3000); rep++) {
@@ -281,20 +289,23 @@ START_TEST(test_long_training_like)
 }
 END_TEST
 
-/* Adam on one block as training runs it: moments from 0 and gradient terms added between the
- * multiplies (subtracted again in reverse), default and extreme betas; the stack grows from
- * empty forward and is unwound to empty in reverse. */
+/* Adam (_i 0) or RMSprop (_i 1) on one block as training runs it: moments from 0 and gradient
+ * terms added between the multiplies (subtracted again in reverse), default and extreme rates;
+ * the stack grows from empty forward and is unwound to empty in reverse. */
 START_TEST(test_moments_training_like)
 {
     static const uint32_t b1s[] = {15099494, 15099494, 1u << 23, (1u << 24) - 1, 1, 16760438};
-    static const uint32_t b2s[] = {16760438, 16775538, 15099494, (1u << 24) - 1, 65536, 1};
+    static const uint32_t b2s[2][6] = {{16760438, 16775538, 15099494, (1u << 24) - 1, 65536, 1},
+                                       {58982, 65535, 32768, 65536, 1, 64880}}; /* gamma */
+    const rv_moments_run *runs_i = mruns[_i];
+    rv_moments_run_fn mul_plain = runs_i[0].mul, div_plain = runs_i[0].div;
     enum { STEPS = 30 };
     static rv_wide gm[STEPS][RV_BLOCK], gs[STEPS][RV_BLOCK];
     for (int b = 0; b < 6; b++) {
         size_t p = RV_BLOCK - (size_t)b;
         rv_gamma_code c1, c2;
         rv_gamma_code_make(&c1, b1s[b]);
-        rv_gamma_code_make(&c2, b2s[b]);
+        rv_gamma_code_make(&c2, b2s[_i][b]);
         for (size_t i = 0; i < p; i++) {
             start.state[i] = RV_STATE_LOW;
             start.m[i] = start.ms[i] = 0;
@@ -314,8 +325,8 @@ START_TEST(test_moments_training_like)
             world_copy(&ref, &start, p);
             world_copy(&vec, &start, p);
             for (int t = 0; t < STEPS; t++) {
-                rv_moments_mul_plain(&alloc, &ref.s, ref.state, &c1, &c2, ref.m, ref.ms, p);
-                mruns[r].mul(&alloc, &vec.s, vec.state, &c1, &c2, vec.m, vec.ms, p);
+                mul_plain(&alloc, &ref.s, ref.state, &c1, &c2, ref.m, ref.ms, p);
+                runs_i[r].mul(&alloc, &vec.s, vec.state, &c1, &c2, vec.m, vec.ms, p);
                 for (size_t i = 0; i < p; i++) {
                     ref.m[i] += gm[t][i], vec.m[i] += gm[t][i];
                     ref.ms[i] += gs[t][i], vec.ms[i] += gs[t][i];
@@ -327,8 +338,8 @@ START_TEST(test_moments_training_like)
                     ref.m[i] -= gm[t][i], vec.m[i] -= gm[t][i];
                     ref.ms[i] -= gs[t][i], vec.ms[i] -= gs[t][i];
                 }
-                rv_moments_div_plain(&alloc, &ref.s, ref.state, &c1, &c2, ref.m, ref.ms, p);
-                mruns[r].div(&alloc, &vec.s, vec.state, &c1, &c2, vec.m, vec.ms, p);
+                div_plain(&alloc, &ref.s, ref.state, &c1, &c2, ref.m, ref.ms, p);
+                runs_i[r].div(&alloc, &vec.s, vec.state, &c1, &c2, vec.m, vec.ms, p);
                 world_same(&ref, &vec, p);
             }
             ck_assert_uint_eq(vec.s.len, 0);
@@ -336,14 +347,15 @@ START_TEST(test_moments_training_like)
                 ck_assert(vec.m[i] == 0 && vec.ms[i] == 0);
                 ck_assert_uint_eq(vec.state[i], RV_STATE_LOW);
             }
-            n_mcompared[r] += 2L * STEPS * (long)p;
+            n_mcompared[_i][r] += 2L * STEPS * (long)p;
         }
     }
 }
 END_TEST
 
-/* The plain runs are the per-parameter operations in order (what momentum.c and adam.c did
- * before): _i 0 momentum's, 1 Adam's moments. */
+/* The plain runs are the per-parameter operations in order (what momentum.c, adam.c and
+ * rmsprop.c did before): _i 0 momentum's, 1 Adam's moments, 2 RMSprop's (s by beta2 with bits
+ * 24, then b by gamma with bits 16; in reverse b first). */
 START_TEST(test_plain_is_the_inline_op)
 {
     size_t p = 1000;
@@ -351,18 +363,20 @@ START_TEST(test_plain_is_the_inline_op)
     world_copy(&ref, &start, p);
     world_copy(&vec, &start, p);
     rv_gamma_code c, c1, c2;
+    unsigned bits2 = _i == 2 ? 16 : 24;
     rv_gamma_code_make(&c, 58982);
-    rv_gamma_code_make(&c1, 15099494);
-    rv_gamma_code_make(&c2, 16760438);
+    rv_gamma_code_make(&c1, _i == 2 ? 16760438 : 15099494);
+    rv_gamma_code_make(&c2, _i == 2 ? 58982 : 16760438);
     if (_i == 0) {
         rv_mul_run_plain(&alloc, &ref.s, ref.state, &c, ref.v, p);
         for (size_t i = 0; i < p; i++)
             vec.v[i] = rv_exact_mul(&alloc, &vec.s, &vec.state[i], &c, vec.v[i]);
     } else {
-        rv_moments_mul_plain(&alloc, &ref.s, ref.state, &c1, &c2, ref.m, ref.ms, p);
+        (_i == 2 ? rv_moments16_mul_plain : rv_moments_mul_plain)(&alloc, &ref.s, ref.state, &c1,
+                                                                  &c2, ref.m, ref.ms, p);
         for (size_t i = 0; i < p; i++) {
             vec.m[i] = rv_wide_mul(&alloc, &vec.s, &vec.state[i], &c1, 24, vec.m[i]);
-            vec.ms[i] = rv_wide_mul(&alloc, &vec.s, &vec.state[i], &c2, 24, vec.ms[i]);
+            vec.ms[i] = rv_wide_mul(&alloc, &vec.s, &vec.state[i], &c2, bits2, vec.ms[i]);
         }
     }
     world_same(&ref, &vec, p);
@@ -371,9 +385,10 @@ START_TEST(test_plain_is_the_inline_op)
         for (size_t i = p; i-- > 0;)
             vec.v[i] = rv_exact_div(&alloc, &vec.s, &vec.state[i], &c, vec.v[i]);
     } else {
-        rv_moments_div_plain(&alloc, &ref.s, ref.state, &c1, &c2, ref.m, ref.ms, p);
+        (_i == 2 ? rv_moments16_div_plain : rv_moments_div_plain)(&alloc, &ref.s, ref.state, &c1,
+                                                                  &c2, ref.m, ref.ms, p);
         for (size_t i = p; i-- > 0;) {
-            vec.ms[i] = rv_wide_div(&alloc, &vec.s, &vec.state[i], &c2, 24, vec.ms[i]);
+            vec.ms[i] = rv_wide_div(&alloc, &vec.s, &vec.state[i], &c2, bits2, vec.ms[i]);
             vec.m[i] = rv_wide_div(&alloc, &vec.s, &vec.state[i], &c1, 24, vec.m[i]);
         }
     }
@@ -386,11 +401,11 @@ static Suite *coder_vec_suite(void)
     Suite *s = suite_create("coder_vec");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 300);
-    tcase_add_loop_test(tc, test_plain_is_the_inline_op, 0, 2);
-    tcase_add_loop_test(tc, test_random_clean, 0, 2);
-    tcase_add_loop_test(tc, test_corrupt_states, 0, 2);
+    tcase_add_loop_test(tc, test_plain_is_the_inline_op, 0, 3);
+    tcase_add_loop_test(tc, test_random_clean, 0, 3);
+    tcase_add_loop_test(tc, test_corrupt_states, 0, 3);
     tcase_add_test(tc, test_long_training_like);
-    tcase_add_test(tc, test_moments_training_like);
+    tcase_add_loop_test(tc, test_moments_training_like, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }
@@ -400,7 +415,9 @@ int main(void)
     revl_allocator_init(&alloc);
     const char *skipped = "";
     n_runs = rv_coder_runs(runs, &skipped);
-    n_mruns = rv_moments_runs(mruns, NULL); /* the same processor check: the same skips */
+    n_mruns = rv_moments_runs(mruns[0], NULL); /* the same processor check: the same skips */
+    if (rv_moments16_runs(mruns[1], NULL) != n_mruns)
+        return EXIT_FAILURE;
     SRunner *sr = srunner_create(coder_vec_suite());
     srunner_set_fork_status(sr, CK_NOFORK); /* the counts below are gathered in this process */
     srunner_run_all(sr, CK_NORMAL);
@@ -410,10 +427,13 @@ int main(void)
     for (int r = 1; r < n_runs; r++)
         printf(" %s (%ld parameter-steps)", runs[r].name, n_compared[r]);
     printf("%s\n", n_runs == 1 ? " NOTHING (no lane version runs here)" : "");
-    printf("check_coder_vec: Adam's moments compared against %s:", mruns[0].name);
-    for (int r = 1; r < n_mruns; r++)
-        printf(" %s (%ld parameter-steps)", mruns[r].name, n_mcompared[r]);
-    printf("%s\n", n_mruns == 1 ? " NOTHING (no lane version runs here)" : "");
+    for (int k = 0; k < 2; k++) {
+        printf("check_coder_vec: %s compared against %s:", k ? "RMSprop's s, b" : "Adam's moments",
+               mruns[k][0].name);
+        for (int r = 1; r < n_mruns; r++)
+            printf(" %s (%ld parameter-steps)", mruns[k][r].name, n_mcompared[k][r]);
+        printf("%s\n", n_mruns == 1 ? " NOTHING (no lane version runs here)" : "");
+    }
     if (*skipped)
         printf("check_coder_vec: *** NOT TESTED on this CPU: %s ***\n", skipped);
     if (n_runs == 1)

@@ -111,15 +111,15 @@ MUTANTS = [
     ("src/exact/wide_lanes.h", "(u << RV_WORD_BITS) | L(sel)(spill, *w2, *w1), u);",
      "(u << RV_WORD_BITS) | L(sel)(spill, *w1, *w2), u);", ["check_coder_vec"]),
     # the reverse keeps a group whose m pops a word an earlier parameter left
-    ("src/exact/wide_lanes.h", "MASK(ext_v | ext_m)", "MASK(ext_v)", ["check_coder_vec"]),
-    # q = y >> 24 split one bit off between the high and low halves
-    ("src/exact/wide_lanes.h", "VU ql = (x.yl >> 24) | (x.yh << 40)", "VU ql = (x.yl >> 24) | (x.yh << 41)",
-     ["check_coder_vec"]),
+    ("src/exact/wide_runs.h", "MASK(ext_v | ext_m)", "MASK(ext_v)", ["check_coder_vec"]),
+    # q = y >> bits split one bit off between the high and low halves
+    ("src/exact/wide_lanes.h", "VU ql = (x.yl >> bits) | (x.yh << (64 - bits))",
+     "VU ql = (x.yl >> bits) | (x.yh << (65 - bits))", ["check_coder_vec"]),
     # the carry of sign (1 + y') into the high half goes the wrong way
     ("src/exact/wide_lanes.h", "VU rh = yh + ((VU)(rl == 0) & m->pos);",
      "VU rh = yh - ((VU)(rl == 0) & m->pos);", ["check_coder_vec"]),
     # the second of a moment's two words is dropped from the stack
-    ("src/exact/wide_lanes.h", "len += left_m[j] >= 2;", "len += left_m[j] > 2;",
+    ("src/exact/wide_runs.h", "len += left_m[j] >= 2;", "len += left_m[j] > 2;",
      ["check_coder_vec", "check_optim"]),
     # ---- core/: fingerprints, outputs only on success, the end-of-run checks
     ("src/core/reverse.c", "if (fp != t->fingerprint[step])", "if (0)",
@@ -828,6 +828,22 @@ MUTANTS = [
      "                    o->rounded.mul128(s + c0, c1 - c0, sg.code1.n, 24);", ["check_optim"]),
     ("src/optim/momentum.c", "                    o->rounded.mul64(v + c0, c1 - c0, sg.code.n);",
      "                    o->rounded.mul64(v + c0, c1 - c0 - 1, sg.code.n);", ["check_optim"]),
+    ("src/optim/rmsprop.c", "                    o->rounded.mul128(b + c0, c1 - c0, sg.code_gamma.n, 16);",
+     "                    o->rounded.mul128(b + c0, c1 - c0, sg.code_gamma.n, 24);", ["check_optim"]),
+    # ---- RMSprop's s and b in lanes (wide_lanes.h with the second moment's bits 16, wide_runs.h,
+    # rmsprop.c; check_coder_vec compares them with the plain loop): the forward pushes a second
+    # digit for bits 16 too
+    ("src/exact/wide_lanes.h", "    if (bits == 24) { /* rv_push_bits(8) */",
+     "    if (bits >= 16) { /* rv_push_bits(8) */", ["check_coder_vec"]),
+    # the reverse pops an 8-bit digit for bits 16 too
+    ("src/exact/wide_lanes.h", "    if (bits == 24)\n        u = ((u >> RV_SCALE_BITS) << 23)",
+     "    if (bits >= 16)\n        u = ((u >> RV_SCALE_BITS) << 23)", ["check_coder_vec"]),
+    # gamma's numerator allowed up to 2^24 in the lanes (frequency below 2^15: two words a symbol)
+    ("src/exact/wide_runs.h", "c2p->n <= (1u << BITS2) && i + NL <= n;",
+     "c2p->n <= (1u << 24) && i + NL <= n;", ["check_coder_vec"]),
+    # RMSprop multiplies b by gamma as a beta (bits 24)
+    ("src/optim/rmsprop.c", "o->moments = rv_moments16_run_select();",
+     "o->moments = rv_moments_run_select();", ["check_pinned", "check_optim"]),
 ]
 
 

@@ -1,13 +1,14 @@
 /* lanes.h: the vector lanes shared by the exact run-level coders (coder_lanes.h for momentum's
- * 64-bit multiply, wide_lanes.h for Adam's 128-bit one) and the rounded multiplies of steps
- * whose bits are not kept (round_lanes.h). Included once per width, with NL
+ * 64-bit multiply, wide_lanes.h for Adam's and RMSprop's 128-bit ones) and the rounded
+ * multiplies of steps whose bits are not kept (round_lanes.h). Included once per width, with NL
  * defined as 4 (AVX2) or 8 (AVX-512 F and DQ, the masks as bits); it defines VU (NL unsigned
  * 64-bit integers), VI (NL signed ones, also the comparison masks), L(name) (the name with the
  * width's suffix), LATTR (the width's target attribute), MULU(a, b) (the 64-bit products of the
  * low 32 bits of each lane), MULLO(a, b) (a b modulo 2^64 for b < 2^32: one instruction with
  * AVX-512 DQ, two 32-bit products with AVX2), MASK(m) (a comparison's lanes as the bits of an
- * int) and the helpers below (load_wide / store_wide: 128-bit values as two vectors); exact/lanes_end.h undefines the macros again. The library is
- * built without -march: these functions run only behind a run-time check of the processor. */
+ * int) and the helpers below (load_wide / store_wide: 128-bit values as two vectors);
+ * exact/lanes_end.h undefines the macros again. The library is built without -march: these
+ * functions run only behind a run-time check of the processor. */
 #include "exact/wide.h"
 
 #include <immintrin.h>

@@ -14,7 +14,20 @@
  *    straight back, and one popped beyond them (a word an earlier forward parameter left, about
  *    1 in 100 parameter-steps at beta1 = 0.9) would have to come from the stack while the lanes
  *    compute. The group is then redone by the plain loop, as are the rare groups with a corrupt
- *    state, a stack in deficit or one that a push could make grow. */
+ *    state, a stack in deficit or one that a push could make grow.
+ * The second moment may instead have bits = 16 (RMSprop's b, gamma = n/2^16, n <= 2^16, so
+ * every symbol has frequency >= 2^15), a constant in the helpers below (always inlined: the
+ * branches on it fold away):
+ *  - forward: the one 16-bit push always spills one word w1 and leaves a state of at least
+ *    2^16 2^31 = 2^47; the base-n pop then starts from at least 2^16 f >= 2^31, so one word
+ *    read takes it to 2^47 or more: it reads at most one word, w1. So 0 or 1 word stays.
+ *  - reverse: push base n from a state below 2^63 spills at most one word (after one, the state
+ *    is below 2^47 <= 2^32 f); the state it leaves is below 2^63, so the 16-bit pop's state
+ *    before its read is below 2^32 2^15 = 2^47: it always reads a word, the one just pushed when
+ *    the push spilled, else a word from the stack (ext: the group is redone by the plain loop;
+ *    the push spills nothing only when the state is below 2^32 f, about 1 in 100 at gamma = 0.9
+ *    for states spread over [2^47, 2^63): the mirror of a forward pop that left w1 on the
+ *    stack). */
 
 /* The per-moment steps are inlined into the run loops: as calls, gcc passes their vectors
  * through memory (measured: the reverse ran ~1.5 times slower). */
@@ -60,24 +73,29 @@ LINLINE void L(mag_out)(const L(mag) *m, VU yl, VU yh, VU *lo, VU *hi)
     *hi = L(sel)(m->nz, rh ^ m->sign, *hi);
 }
 
-/* rv_wide_mul (bits 24) of the lanes x = (hi, lo) from states *st: the words that stay on the
- * stack are w1, then w2, *nleft (0, 1 or 2) of them; lanes with x = 0 leave their state alone. */
-LINLINE void L(wide_mul)(const L(code) *c, VU *lo, VU *hi, VU *st, VU *nleft, VU *w1, VU *w2)
+/* rv_wide_mul (bits 24 or 16, a constant) of the lanes x = (hi, lo) from states *st: the words
+ * that stay on the stack are w1, then w2, *nleft (0, 1 or 2; at most 1 for bits 16) of them;
+ * lanes with x = 0 leave their state alone. */
+LINLINE void L(wide_mul)(const L(code) *c, unsigned bits, VU *lo, VU *hi, VU *st, VU *nleft,
+                         VU *w1, VU *w2)
 {
     const VU low = L(splat)(RV_STATE_LOW), m31 = L(splat)((1ULL << RV_SCALE_BITS) - 1);
     const VU m32 = L(splat)(0xffffffffu);
     L(mag) x = L(mag_of)(*lo, *hi);
-    VU r = x.yl & 0xffffff;
-    VU ql = (x.yl >> 24) | (x.yh << 40), qh = x.yh >> 24;
+    VU r = x.yl & ((1u << bits) - 1);
+    VU ql = (x.yl >> bits) | (x.yh << (64 - bits)), qh = x.yh >> bits;
     /* rv_push_bits(16): always spills */
     VU t0 = *st, s1 = t0 >> RV_WORD_BITS;
     *w1 = t0 & 0xffff;
     VU t = ((s1 >> 15) << RV_SCALE_BITS) + (s1 & 0x7fff) + ((r & 0xffff) << 15);
-    /* rv_push_bits(8) */
-    VI spill = (VI)t >= (VI)L(splat)(1ULL << 55);
-    *w2 = t & 0xffff;
-    t = L(sel)(spill, t >> RV_WORD_BITS, t);
-    t = ((t >> 23) << RV_SCALE_BITS) + (t & ((1u << 23) - 1)) + ((r >> 16) << 23);
+    VI spill = (VI){0}, pop2 = (VI){0};
+    *w2 = *w1;
+    if (bits == 24) { /* rv_push_bits(8) */
+        spill = (VI)t >= (VI)L(splat)(1ULL << 55);
+        *w2 = t & 0xffff;
+        t = L(sel)(spill, t >> RV_WORD_BITS, t);
+        t = ((t >> 23) << RV_SCALE_BITS) + (t & ((1u << 23) - 1)) + ((r >> 16) << 23);
+    }
     /* rv_pop_base_n */
     VU slot = t & m31, th = t >> RV_SCALE_BITS;
     VU sym_wide = L(mulhi_small)(slot, c->rcp_wide);
@@ -88,11 +106,14 @@ LINLINE void L(wide_mul)(const L(code) *c, VU *lo, VU *hi, VU *st, VU *nleft, VU
     VU u = MULU(c->f - (VU)wide, th) + slot - start;
     VI pop1 = (VI)u < (VI)low;
     u = L(sel)(pop1, (u << RV_WORD_BITS) | L(sel)(spill, *w2, *w1), u);
-    VI pop2 = (VI)u < (VI)low; /* only after two pushes: reads w1 */
-    u = L(sel)(pop2, (u << RV_WORD_BITS) | *w1, u);
+    if (bits == 24) {
+        pop2 = (VI)u < (VI)low; /* only after two pushes: reads w1 */
+        u = L(sel)(pop2, (u << RV_WORD_BITS) | *w1, u);
+    }
     *st = L(sel)(x.nz, u, t0);
     *nleft = (VU)x.nz & (1 - (VU)spill + (VU)pop1 + (VU)pop2); /* the masks are -1 */
-    /* y' = q n + sym: q = (qh, ql) < 2^104 times n < 2^25 from 32-bit products, modulo 2^128 */
+    /* y' = q n + sym: q = (qh, ql) < 2^(128-bits) times n <= 2^bits from 32-bit products,
+     * modulo 2^128 */
     VU a0 = MULU(ql, c->n), a1 = MULU(ql >> 32, c->n);
     VU yl = a0 + (a1 << 32);
     VU yh = MULLO(qh, c->n) + (a1 >> 32) + (((a0 >> 32) + (a1 & m32)) >> 32);
@@ -101,10 +122,11 @@ LINLINE void L(wide_mul)(const L(code) *c, VU *lo, VU *hi, VU *st, VU *nleft, VU
     L(mag_out)(&x, yl2, yh, lo, hi);
 }
 
-/* rv_wide_div (bits 24) of the lanes x = (hi, lo) from states *st; *ext: lanes that would pop
- * a word they did not push (their result is then wrong and the group must be redone); *pushed:
- * lanes that pushed. */
-LINLINE void L(wide_div)(const L(code) *c, VU *lo, VU *hi, VU *st, VI *ext, VI *pushed)
+/* rv_wide_div (bits 24 or 16, a constant) of the lanes x = (hi, lo) from states *st; *ext:
+ * lanes that would pop a word they did not push (their result is then wrong and the group must
+ * be redone); *pushed: lanes that pushed. */
+LINLINE void L(wide_div)(const L(code) *c, unsigned bits, VU *lo, VU *hi, VU *st, VI *ext,
+                         VI *pushed)
 {
     const VU low = L(splat)(RV_STATE_LOW), m31 = L(splat)((1ULL << RV_SCALE_BITS) - 1);
     const VU m32 = L(splat)(0xffffffffu);
@@ -113,21 +135,23 @@ LINLINE void L(wide_div)(const L(code) *c, VU *lo, VU *hi, VU *st, VI *ext, VI *
     VU r, qh = L(divmod)(x.yh, c->n, c->inv_n, &r);
     VU qm = L(divmod)((r << 32) | (x.yl >> 32), c->n, c->inv_n, &r);
     VU ql = L(divmod)((r << 32) | (x.yl & m32), c->n, c->inv_n, &r);
-    /* rv_push_base_n: at most two words leave (freq >= 2^7, the state is below 2^63) */
+    /* rv_push_base_n: at most two words leave (freq >= 2^7, the state is below 2^63), at most
+     * one for bits 16 (freq >= 2^15) */
     VI wide = (VI)r < (VI)c->k;
     VU freq = c->f - (VU)wide;
     VU start = MULU(r, c->f) + L(sel)(wide, r, c->k);
     VU t0 = *st, v1 = t0 & 0xffff;
     VI sp1 = (VI)(t0 >> 32) >= (VI)freq;
     VU t = L(sel)(sp1, t0 >> RV_WORD_BITS, t0), v2 = t & 0xffff;
-    VI sp2 = (VI)(t >> 32) >= (VI)freq;
+    VI sp2 = bits == 24 ? (VI)((VI)(t >> 32) >= (VI)freq) : (VI){0};
     t = L(sel)(sp2, t >> RV_WORD_BITS, t);
     VU rem, u = L(divmod)(t, freq, L(sel)(wide, c->inv_wide, c->inv_f), &rem);
     u = (u << RV_SCALE_BITS) + rem + start;
-    /* rv_pop_bits(8): reads the last word pushed, if it reads */
-    VU slot = u & m31, d_hi = slot >> 23;
-    u = ((u >> RV_SCALE_BITS) << 23) + (slot & ((1u << 23) - 1));
-    VI pa = (VI)u < (VI)low;
+    /* rv_pop_bits(8) (bits 24): reads the last word pushed, if it reads */
+    VU slot = u & m31, d_hi = bits == 24 ? slot >> 23 : (VU){0};
+    if (bits == 24)
+        u = ((u >> RV_SCALE_BITS) << 23) + (slot & ((1u << 23) - 1));
+    VI pa = bits == 24 ? (VI)((VI)u < (VI)low) : (VI){0};
     VU top = L(sel)(sp2, v2, v1);
     u = L(sel)(pa, (u << RV_WORD_BITS) | top, u);
     /* rv_pop_bits(16): always reads, the first word pushed if the 8-bit pop read the second */
@@ -139,96 +163,26 @@ LINLINE void L(wide_div)(const L(code) *c, VU *lo, VU *hi, VU *st, VI *ext, VI *
     /* pops (1 or 2) beyond pushes (0, 1 or 2): 1 - pa + sp1 + sp2 with the masks -1 */
     *ext = x.nz & ((1 - (VU)pa + (VU)sp1 + (VU)sp2) != 0);
     *pushed = x.nz & sp1;
-    /* y' = q 2^24 + d_hi 2^16 + d_lo, q = (qh, qm 2^32 + ql) */
+    /* y' = q 2^bits + d_hi 2^16 + d_lo, q = (qh, qm 2^32 + ql) */
     VU qlo = (qm << 32) | ql;
-    L(mag_out)(&x, (qlo << 24) | (d_hi << 16) | d_lo, (qh << 24) | (qlo >> 40), lo, hi);
+    L(mag_out)(&x, (qlo << bits) | (d_hi << 16) | d_lo, (qh << bits) | (qlo >> (64 - bits)), lo,
+               hi);
 }
 
-/* The stack's words and length are held in locals between the plain calls that redo a group. */
-#define STACK_OUT() (stk.len = len)
-#define STACK_IN() (len = stk.len, words = stk.words)
+/* The run functions, once per second moment's bits (a direct function each: the same body as
+ * an always-inline helper behind two thin wrappers ran Adam's reverse 15% slower, measured) */
+#define BITS2 24
+#define RUN_MUL L(moments_mul)
+#define RUN_DIV L(moments_div)
+#define PLAIN_MUL rv_moments_mul_plain
+#define PLAIN_DIV rv_moments_div_plain
+#include "exact/wide_runs.h"
 
-static LATTR void L(moments_mul)(const revl_allocator *a, rv_stack *s, uint64_t *restrict state,
-                                 const rv_gamma_code *c1p, const rv_gamma_code *c2p,
-                                 rv_wide *restrict m, rv_wide *restrict v, size_t n)
-{
-    rv_stack stk = *s;
-    rv_word *words = stk.words;
-    size_t len = stk.len;
-    const L(code) c1 = L(code_of)(c1p), c2 = L(code_of)(c2p);
-    const VU low = L(splat)(RV_STATE_LOW);
-    size_t i = 0;
-    for (; c1p->n <= (1u << 24) && c2p->n <= (1u << 24) && i + NL <= n; i += NL) {
-        VU mlo, mhi, vlo, vhi, st = L(load)(state + i), left_m, left_v, wm1, wm2, wv1, wv2;
-        VI ok = (VI)st >= (VI)low;
-        L(load_wide)(m + i, &mlo, &mhi);
-        L(load_wide)(v + i, &vlo, &vhi);
-        L(wide_mul)(&c1, &mlo, &mhi, &st, &left_m, &wm1, &wm2);
-        L(wide_mul)(&c2, &vlo, &vhi, &st, &left_v, &wv1, &wv2);
-        /* at most four words stay per parameter */
-        if (MASK(ok) != (1 << NL) - 1 || stk.deficit || stk.cap - len < 4 * NL) {
-            _mm256_zeroupper(); /* see update.c: no dirty upper state into the plain code */
-            STACK_OUT();
-            rv_moments_mul_plain(a, &stk, state + i, c1p, c2p, m + i, v + i, NL);
-            STACK_IN();
-            continue;
-        }
-        L(store_wide)(m + i, mlo, mhi);
-        L(store_wide)(v + i, vlo, vhi);
-        L(store)(state + i, st);
-        /* the words that stay, in parameter order, m's before s's: at about 1 in 100
-         * parameter-steps a whole group of none is common, and then nothing to do */
-        if (MASK((left_m | left_v) != 0) == 0)
-            continue;
-        for (int j = 0; j < NL; j++) {
-            words[len] = (rv_word)wm1[j];
-            len += left_m[j] >= 1;
-            words[len] = (rv_word)wm2[j];
-            len += left_m[j] >= 2;
-            words[len] = (rv_word)wv1[j];
-            len += left_v[j] >= 1;
-            words[len] = (rv_word)wv2[j];
-            len += left_v[j] >= 2;
-        }
-    }
-    _mm256_zeroupper();
-    STACK_OUT();
-    rv_moments_mul_plain(a, &stk, state + i, c1p, c2p, m + i, v + i, n - i);
-    *s = stk;
-}
+#define BITS2 16
+#define RUN_MUL L(moments16_mul)
+#define RUN_DIV L(moments16_div)
+#define PLAIN_MUL rv_moments16_mul_plain
+#define PLAIN_DIV rv_moments16_div_plain
+#include "exact/wide_runs.h"
 
-static LATTR void L(moments_div)(const revl_allocator *a, rv_stack *s, uint64_t *restrict state,
-                                 const rv_gamma_code *c1p, const rv_gamma_code *c2p,
-                                 rv_wide *restrict m, rv_wide *restrict v, size_t n)
-{
-    rv_stack stk = *s;
-    const L(code) c1 = L(code_of)(c1p), c2 = L(code_of)(c2p);
-    const VU low = L(splat)(RV_STATE_LOW);
-    size_t i = n; /* parameters [i - NL, i) next, the highest first */
-    for (; c1p->n <= (1u << 24) && c2p->n <= (1u << 24) && i >= NL; i -= NL) {
-        size_t i0 = i - NL;
-        VU mlo, mhi, vlo, vhi, st = L(load)(state + i0);
-        VI ok = (VI)st >= (VI)low, ext_v, ext_m, push_v, push_m;
-        L(load_wide)(m + i0, &mlo, &mhi);
-        L(load_wide)(v + i0, &vlo, &vhi);
-        L(wide_div)(&c2, &vlo, &vhi, &st, &ext_v, &push_v);
-        L(wide_div)(&c1, &mlo, &mhi, &st, &ext_m, &push_m);
-        /* a parameter's pushes stay below two words above the stack's length */
-        if (MASK(ok) != (1 << NL) - 1 || MASK(ext_v | ext_m) || stk.deficit ||
-            (MASK(push_v | push_m) && stk.cap - stk.len < 2)) {
-            _mm256_zeroupper();
-            rv_moments_div_plain(a, &stk, state + i0, c1p, c2p, m + i0, v + i0, NL);
-            continue;
-        }
-        L(store_wide)(m + i0, mlo, mhi);
-        L(store_wide)(v + i0, vlo, vhi);
-        L(store)(state + i0, st);
-    }
-    _mm256_zeroupper();
-    rv_moments_div_plain(a, &stk, state, c1p, c2p, m, v, i);
-    *s = stk;
-}
-
-#undef STACK_OUT
-#undef STACK_IN
 #undef LINLINE

@@ -10,7 +10,8 @@
 #include "optim/optim.h"
 
 #include "exact/rate.h"
-#include "exact/wide.h"
+#include "exact/round_vec.h"
+#include "exact/wide_vec.h"
 
 #include <math.h>
 #include <string.h>
@@ -33,6 +34,8 @@ typedef struct rmsprop {
     double *ds, *db;
     rms_sg *sg;
     int w_bound;
+    rv_moments_run moments; /* s's and b's exact multiply: lanes where the processor has them */
+    rv_round_run rounded;   /* and their rounded one, in steps whose bits are not kept */
 } rmsprop;
 
 enum { SLOT_ALPHA, SLOT_EPS, SLOT_GAMMA, SLOT_B2, SLOT_DECAY, N_SLOTS };
@@ -51,6 +54,8 @@ static int rms_create(void **self, const revl_allocator *a, size_t n_params, siz
     o->n_groups = n_groups;
     o->n_sg = n_steps * n_groups;
     o->w_bound = 63 - (int)frac_bits;
+    o->moments = rv_moments16_run_select();
+    o->rounded = rv_round_run_select();
     o->s = rv_calloc(a, n_params, sizeof *o->s);
     o->b = rv_calloc(a, n_params, sizeof *o->b);
     o->ds = rv_calloc(a, n_params, sizeof *o->ds);
@@ -139,16 +144,14 @@ static void rms_forward_block(void *self, rv_pass *p, size_t step, rv_block *blk
             size_t c1 = c0 + RV_CHUNK < i1 ? c0 + RV_CHUNK : i1;
             if (flags & RV_FWD_MUL) {
                 if (flags & RV_FWD_KEEP) {
-                    for (size_t i = c0; i < c1; i++) {
-                        s[i] = rv_wide_mul(a, &stack, &state[i], &sg.code_beta2, 24, s[i]);
-                        b[i] = rv_wide_mul(a, &stack, &state[i], &sg.code_gamma, 16, b[i]);
-                    }
+                    /* s by beta2 then b by gamma, parameter by parameter */
+                    o->moments.mul(a, &stack, state + c0, &sg.code_beta2, &sg.code_gamma, s + c0,
+                                   b + c0, c1 - c0);
                     rv_stack_sink(&stack, flags);
-                } else
-                    for (size_t i = c0; i < c1; i++) {
-                        s[i] = rv_wide_mul_rounded(s[i], sg.code_beta2.n, 24);
-                        b[i] = rv_wide_mul_rounded(b[i], sg.code_gamma.n, 16);
-                    }
+                } else { /* steps whose bits are not kept: rounded (round_vec.h) */
+                    o->rounded.mul128(s + c0, c1 - c0, sg.code_beta2.n, 24);
+                    o->rounded.mul128(b + c0, c1 - c0, sg.code_gamma.n, 16);
+                }
             }
             if (!(flags & RV_FWD_UPDATE))
                 continue;
@@ -294,10 +297,9 @@ static void rms_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
                     goto done;
                 }
             }
-            for (size_t i = c1; i-- > c0;) {
-                b[i] = rv_wide_div(a, &stack, &state[i], &sg.code_gamma, 16, b[i]);
-                s[i] = rv_wide_div(a, &stack, &state[i], &sg.code_beta2, 24, s[i]);
-            }
+            /* for i = c1-1 down to c0: b, then s */
+            o->moments.div(a, &stack, state + c0, &sg.code_beta2, &sg.code_gamma, s + c0, b + c0,
+                           c1 - c0);
             int hv_finite = 1;
             for (size_t i = c0; i < c1; i++) {
                 double gi = rv_coupled_grad(grad[i], sg.lambda, wd[i]);

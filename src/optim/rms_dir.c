@@ -1,0 +1,107 @@
+/* rms_dir.c: RMSprop's per-parameter runs (see rms_dir.h), the AVX-512 version on lanes.h's
+ * primitives. */
+#include "optim/rms_dir.h"
+#include "optim/adam_dir.h"
+#include "optim/lanes.h"
+
+#if RV_LANES
+/* rv_rms_add1 (sub: rv_rms_sub1) on eight lanes, for i from 0 on while each lane takes the common
+ * path: every check of the scalar function passes, the terms are not the legacy rounding (a
+ * negative gb above -2^64: wide.h), and (adding) g and gi are finite and the new s is not singular.
+ * Stores the lanes before the first that does not and returns its index (n, or where fewer than
+ * eight remain). */
+__attribute__((target("avx512f,avx512dq"))) static size_t
+run_avx512(const rv_rms_dir *c, int sub, size_t n, const double *restrict g,
+           const double *restrict wd, rv_wide *restrict s, rv_wide *restrict b, double *restrict y)
+{
+    const __m512d o2 = _mm512_set1_pd(c->omb2_fixed), eps = _mm512_set1_pd(c->eps);
+    const __m512d lam = _mm512_set1_pd(c->lambda), al = _mm512_set1_pd(c->alpha);
+    const __m512d ws = _mm512_set1_pd(c->w_scale), unit = _mm512_set1_pd(0x1p-100);
+    const __m512d fixed = _mm512_set1_pd(0x1p100), inf = _mm512_set1_pd(INFINITY);
+    const __m512d big = _mm512_set1_pd(0x1p126), m64 = _mm512_set1_pd(-0x1p64);
+    const __m512d zero = _mm512_setzero_pd();
+    const __m512i one = _mm512_set1_epi64(1);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m512d gv = _mm512_loadu_pd(g + i), gi = gv;
+        if (c->lambda != 0)
+            gi = _mm512_add_pd(gv, _mm512_mul_pd(lam, _mm512_loadu_pd(wd + i)));
+        __mmask8 ok = 0xff, nonzero = _mm512_cmp_pd_mask(gi, zero, _CMP_NEQ_OQ);
+        if (!sub)
+            ok = _mm512_cmp_pd_mask(_mm512_abs_pd(gv), inf, _CMP_LT_OQ) &
+                 _mm512_cmp_pd_mask(_mm512_abs_pd(gi), inf, _CMP_LT_OQ);
+        /* gs: (1-beta2) 2^100 gi^2 >= 0 is never the legacy rounding; one unit at least */
+        __m512d y2 = _mm512_mul_pd(o2, _mm512_mul_pd(gi, gi));
+        ok &= _mm512_cmp_pd_mask(y2, big, _CMP_LT_OQ);
+        __m512i gsl, gsh, sl, sh, bl, bh, gbl, gbh;
+        round8(y2, &gsl, &gsh);
+        gsl = _mm512_mask_mov_epi64(
+            gsl, nonzero & _mm512_testn_epi64_mask(_mm512_or_si512(gsl, gsh), _mm512_or_si512(gsl, gsh)),
+            one);
+        wide8_load(s + i, &sl, &sh);
+        wide8_load(b + i, &bl, &bh);
+        if (!sub)
+            ok &= add8(0, sl, sh, gsl, gsh, &sl, &sh);
+        /* gb from the new s forward, from the s there is back (the same one) */
+        __m512d sa = _mm512_sqrt_pd(_mm512_mul_pd(wide8_double(sl, sh), unit));
+        __m512d d = _mm512_add_pd(sa, eps);
+        if (!sub) /* sqrt(s) = 0 with gi != 0 */
+            ok &= ~(_mm512_cmp_pd_mask(sa, zero, _CMP_EQ_OQ) & nonzero);
+        __m512d yb = _mm512_mul_pd(_mm512_div_pd(gi, d), fixed);
+        ok &= _mm512_cmp_pd_mask(_mm512_abs_pd(yb), big, _CMP_LT_OQ) &
+              ~(_mm512_cmp_pd_mask(yb, zero, _CMP_LT_OQ) & _mm512_cmp_pd_mask(yb, m64, _CMP_GT_OQ));
+        round8(yb, &gbl, &gbh);
+        ok &= add8(sub, bl, bh, gbl, gbh, &bl, &bh);
+        if (sub)
+            ok &= add8(1, sl, sh, gsl, gsh, &sl, &sh);
+        unsigned k = (unsigned)__builtin_ctz(~(unsigned)ok); /* 0..8 */
+        wide8_store(s + i, k, sl, sh);
+        wide8_store(b + i, k, bl, bh);
+        if (y) /* rv_rms_step1 */
+            _mm512_mask_storeu_pd(
+                y + i, (__mmask8)((1u << k) - 1),
+                _mm512_mul_pd(_mm512_mul_pd(al, _mm512_mul_pd(wide8_double(bl, bh), unit)), ws));
+        if (k < 8) {
+            i += k;
+            break;
+        }
+    }
+    /* no dirty upper state for the baseline SSE code that runs next (see update.c) */
+    _mm256_zeroupper();
+    return i;
+}
+
+int rv_rms_lanes(void)
+{
+    return rv_adam_sums_lanes();
+}
+#else
+static size_t run_avx512(const rv_rms_dir *c, int sub, size_t n, const double *g, const double *wd,
+                         rv_wide *s, rv_wide *b, double *y)
+{
+    (void)c, (void)sub, (void)n, (void)g, (void)wd, (void)s, (void)b, (void)y;
+    return 0;
+}
+
+int rv_rms_lanes(void)
+{
+    return 0;
+}
+#endif
+
+size_t rv_rms_run(const rv_rms_dir *c, int sub, size_t n, const double *g, const double *wd,
+                  rv_wide *s, rv_wide *b, double *y)
+{
+    const int lanes = rv_rms_lanes(); /* cheap: once per chunk */
+    size_t i = 0;
+    for (;; i++) {
+        if (lanes) /* the two directions as constants, so that the branches on sub go */
+            i += sub ? run_avx512(c, 1, n - i, g + i, wd + i, s + i, b + i, NULL)
+                     : run_avx512(c, 0, n - i, g + i, wd + i, s + i, b + i, y ? y + i : NULL);
+        if (i == n)
+            return n;
+        if (sub ? !rv_rms_sub1(c, g[i], wd[i], &s[i], &b[i], 0)
+                : rv_rms_add1(c, g[i], wd[i], &s[i], &b[i], y ? &y[i] : NULL, 0) != RV_RMS_OK)
+            return i;
+    }
+}

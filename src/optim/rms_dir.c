@@ -75,16 +75,25 @@ int rv_rms_lanes(void)
 {
     return rv_adam_sums_lanes();
 }
-#else
-static size_t run_avx512(const rv_rms_dir *c, int sub, size_t n, const double *g, const double *wd,
-                         rv_wide *s, rv_wide *b, double *y)
+
+size_t rv_rms_sums(const rv_rms_dir *c, int sub, size_t n, const double *g, const double *wd,
+                   rv_wide *s, rv_wide *b, double *y)
 {
-    (void)c, (void)sub, (void)n, (void)g, (void)wd, (void)s, (void)b, (void)y;
+    if (!rv_rms_lanes())
+        return 0;
+    /* the two directions as constants, so that the branches on sub go */
+    return sub ? run_avx512(c, 1, n, g, wd, s, b, NULL) : run_avx512(c, 0, n, g, wd, s, b, y);
+}
+#else
+int rv_rms_lanes(void)
+{
     return 0;
 }
 
-int rv_rms_lanes(void)
+size_t rv_rms_sums(const rv_rms_dir *c, int sub, size_t n, const double *g, const double *wd,
+                   rv_wide *s, rv_wide *b, double *y)
 {
+    (void)c, (void)sub, (void)n, (void)g, (void)wd, (void)s, (void)b, (void)y;
     return 0;
 }
 #endif
@@ -95,9 +104,8 @@ size_t rv_rms_run(const rv_rms_dir *c, int sub, size_t n, const double *g, const
     const int lanes = rv_rms_lanes(); /* cheap: once per chunk */
     size_t i = 0;
     for (;; i++) {
-        if (lanes) /* the two directions as constants, so that the branches on sub go */
-            i += sub ? run_avx512(c, 1, n - i, g + i, wd + i, s + i, b + i, NULL)
-                     : run_avx512(c, 0, n - i, g + i, wd + i, s + i, b + i, y ? y + i : NULL);
+        if (lanes)
+            i += rv_rms_sums(c, sub, n - i, g + i, wd + i, s + i, b + i, y ? y + i : NULL);
         if (i == n)
             return n;
         if (sub ? !rv_rms_sub1(c, g[i], wd[i], &s[i], &b[i], 0)

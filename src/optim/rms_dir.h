@@ -112,6 +112,13 @@ static inline int rv_rms_sub1(const rv_rms_dir *c, double g, double wd, rv_wide 
     return 1;
 }
 
+/* The lanes alone: rv_rms_add1 (sub: rv_rms_sub1) for i from 0 on while parameter i takes the
+ * common path (every check passes, gb is not the legacy rounding: a negative gb above -2^64,
+ * wide.h) and fewer than eight do not remain; returns the first i that does not, with nothing
+ * of it or after it written. 0 without the lanes (rv_rms_lanes()). */
+RV_HIDDEN size_t rv_rms_sums(const rv_rms_dir *c, int sub, size_t n, const double *g,
+                             const double *wd, rv_wide *s, rv_wide *b, double *y);
+
 /* rv_rms_add1 (sub: rv_rms_sub1) for parameters [0, n) of the arrays, y[i] the step (forward only),
  * in lanes (when rv_rms_lanes()) up to each parameter they leave to the scalar function; returns
  * the first i that fails (n when none), with nothing of it written (the caller redoes it with keep

@@ -1254,16 +1254,18 @@ START_TEST(test_gradient_errors)
 }
 END_TEST
 
-/* Adam's forward pass sums a chunk's moments before it moves the chunk's weights; the failure
- * reported is still the first parameter's in order: a weight out of range at parameter 0 (alpha
- * 1e4 moves it past 2^11) before the NaN gradient at parameter 5 of the same step. */
+/* Adam's and RMSprop's forward passes sum a chunk's states before they move the chunk's weights;
+ * the failure reported is still the first parameter's in order: a weight out of range at
+ * parameter 0 (alpha 1e4 moves it past 2^11) before the NaN gradient at parameter 5 of the same
+ * step. */
 START_TEST(test_adam_failure_order)
 {
     model *q;
     revl_model *m = make_model(10, 0, &q);
     size_t off[2] = {0, 10};
     revl_schedule *s = NULL;
-    ck_assert_int_eq(revl_schedule_create_for(&s, REVL_OPTIM_ADAM, 4, 1, off, NULL), REVL_OK);
+    revl_optimizer opt = _i ? REVL_OPTIM_RMSPROP : REVL_OPTIM_ADAM;
+    ck_assert_int_eq(revl_schedule_create_for(&s, opt, 4, 1, off, NULL), REVL_OK);
     ck_assert_int_eq(revl_schedule_fill_kind(s, REVL_HYPER_ALPHA, 1e4), REVL_OK);
     revl_trainer *t = NULL;
     ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
@@ -1717,7 +1719,7 @@ static Suite *optim_suite(void)
     tcase_add_loop_test(tc, test_coupled_decay_bad, 0, 2);
     tcase_add_loop_test(tc, test_gradient_errors, 0, N_OPT);
     tcase_add_test(tc, test_adam_singular);
-    tcase_add_test(tc, test_adam_failure_order);
+    tcase_add_loop_test(tc, test_adam_failure_order, 0, 2);
     tcase_add_loop_test(tc, test_tiny_gradient_singular, 0, 2);
     tcase_add_loop_test(tc, test_fused_callback_same_bits, 0, N_OPT);
     tcase_add_loop_test(tc, test_fingerprint_and_outputs_untouched, 0, N_OPT);

@@ -131,7 +131,8 @@ START_TEST(test_adversarial)
         int sub = rep & 1, kind = (rep / 2) % 8;
         double lambda = rep % 3 == 0 ? 0.0 : rep % 3 == 1 ? 0.5 : 1e300;
         double eps = rep % 5 == 0 ? 0.0 : rep % 5 == 1 ? 0x1p-1074 : 1e-8;
-        rv_rms_dir c = make_dir(16609444, eps, lambda, 1e-3, 0x1p40);
+        /* alpha huge too: alpha 2^frac_bits overflows, and b = 0 must still step 0 */
+        rv_rms_dir c = make_dir(16609444, eps, lambda, rep % 7 == 0 ? 1e300 : 1e-3, 0x1p40);
         for (size_t i = 0; i < N; i++) {
             gr[i] = rand_grad(-30, 4);
             wd[i] = rand_grad(-10, 4);
@@ -183,17 +184,17 @@ START_TEST(test_adversarial)
                 gr[i] = rand_grad(-10, 14);
             }
             break;
-        default: /* zero gradients and weights */
+        default: /* zero gradients, weights and momentum buffers */
             for (size_t i = 0; i < N; i++)
                 if (rv_rand_u64(&rng) % 2)
-                    gr[i] = rv_rand_u64(&rng) % 2 ? 0.0 : -0.0, wd[i] = 0.0;
+                    gr[i] = rv_rand_u64(&rng) % 2 ? 0.0 : -0.0, wd[i] = 0.0, b[0][i] = 0;
             break;
         }
         bad += compare(&c, sub, N - (size_t)(rv_rand_u64(&rng) % 300));
     }
     printf("check_rms_dir: adversarial inputs (non-finite gradients and weights, an overflowing "
            "decay, tiny and legacy-rounded terms, states at the bound, a singular s, eps 0 and "
-           "2^-1074): %ld runs, %ld stopped early, %ld parameters in lanes, %ld scalar between them, "
+           "2^-1074, alpha 1e300 with b = 0): %ld runs, %ld stopped early, %ld parameters in lanes, %ld scalar between them, "
            "%ld differ\n",
            n_runs - runs0, n_stops - stops0, n_lanes - lanes0, n_scalar - scalar0, bad);
     ck_assert_int_eq(bad, 0);

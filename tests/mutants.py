@@ -29,7 +29,7 @@ TREE = WORK / "tree"
 C_ALL = ["check_hardening", "check_errors", "check_mlp", "check_hyperopt", "check_dataset",
          "check_trainer", "check_infobuf", "check_update", "check_threads", "check_optim",
          "check_pinned", "check_wide", "check_adam_dir", "check_coder_vec", "check_family",
-         "check_tuner", "check_forward", "check_ratio", "check_clip"]
+         "check_tuner", "check_forward", "check_ratio", "check_clip", "check_rms_dir"]
 PY = "python"
 
 # (file, original, mutated, suites to try first); every suite runs if those let it through.
@@ -64,7 +64,7 @@ MUTANTS = [
      ["check_adam_dir"]),
     ("src/optim/adam_dir.c", "_mm512_abs_pd(yv), lim, _CMP_LT_OQ)", "_mm512_abs_pd(yv), lim, _CMP_LE_OQ)",
      ["check_adam_dir"]),
-    ("src/optim/adam.c", "k += rv_adam_moves(sign,", "k += rv_adam_moves(-sign,",
+    ("src/optim/optim.h", "k += rv_adam_moves(sign,", "k += rv_adam_moves(-sign,",
      ["check_optim", "check_pinned"]),
     # adam_dir.c's vector kernels: one operation changed, the bits differ from the scalar's
     ("src/optim/adam_dir.c", "_mm512_add_pd(_mm512_sqrt_pd", "_mm512_sub_pd(_mm512_sqrt_pd",
@@ -469,8 +469,8 @@ MUTANTS = [
      "        double big = fmax(ldexp(hi, -e) - mean[j], mean[j] - ldexp(lo, -e)), ss = 0.0;",
      "        double big = fmax(hi - mean[j], mean[j] - lo), ss = 0.0;", ["check_dataset"]),    ("src/optim/adam_dir.h", "    return c->alpha * (mhat / d) * c->w_scale;",
      "    return c->alpha * c->w_scale * (mhat / d);", ["check_hardening"]),
-    ("src/optim/rmsprop.c", "sg.alpha * (rv_wide_to_double(b[i]) * wide_unit) * sg.w_scale,",
-     "sg.alpha * sg.w_scale * (rv_wide_to_double(b[i]) * wide_unit),", ["check_hardening"]),
+    ("src/optim/rms_dir.h", "    return c->alpha * (rv_wide_to_double(b) * 0x1p-100) * c->w_scale;",
+     "    return c->alpha * c->w_scale * (rv_wide_to_double(b) * 0x1p-100);", ["check_hardening"]),
     ("src/optim/adam_dir.h", "    t->du_deps[i] = d2 > 0 ? -mhat / d2 : 0.0;",
      "    t->du_deps[i] = -mhat / d2;", ["check_hardening"]),
     ("src/optim/rmsprop.c", "(d2 > 0 ? -gi / d2 : 0.0)", "(-gi / d2)", ["check_hardening"]),    ("src/core/trainer.c", "rv_struct_size_check(NULL, RV_STRUCT_TRAINER_STATS, out->struct_size))",
@@ -520,7 +520,7 @@ MUTANTS = [
      ["check_optim"]),    # a gradient below s's resolution still increments s by one unit
     ("src/optim/adam.c", "    if (*gs == 0 && g != 0)\n        *gs = 1;",
      "    if (*gs == 0 && g != 0)\n        *gs = 0;", ["check_optim", "check_hardening", PY]),
-    ("src/optim/rmsprop.c", "    if (*gs == 0 && g != 0)\n        *gs = 1;",
+    ("src/optim/rms_dir.h", "    if (*gs == 0 && g != 0)\n        *gs = 1;",
      "    if (*gs == 0 && g != 0)\n        *gs = 0;", ["check_optim", "check_hardening", PY]),
     ("src/optim/adam_dir.c", "_mm512_cmp_pd_mask(y2, one, _CMP_LT_OQ));",
      "_mm512_cmp_pd_mask(y2, zero, _CMP_LT_OQ));", ["check_adam_dir"]),
@@ -813,6 +813,29 @@ MUTANTS = [
      "for (j = 0; j < m; j++)", ["check_ratio"]),
     ("src/exact/ratio_lanes.c", "_mm512_storeu_pd(g + i, _mm512_mul_pd(gv, rh));", "",
      ["check_ratio"]),
+    # ---- RMSprop's state updates in lanes (rms_dir.c): the singular-s guard dropped, gb's legacy
+    # rounding taken in lanes, the one-unit minimum of gs dropped, the decay's sign, alpha times
+    # 2^frac_bits first (NaN for b = 0 at a huge alpha)
+    ("src/optim/rms_dir.c", "            ok &= ~(_mm512_cmp_pd_mask(sa, zero, _CMP_EQ_OQ) & nonzero);",
+     "            ok &= 0xff;", ["check_rms_dir"]),
+    ("src/optim/rms_dir.c", "_mm512_cmp_pd_mask(yb, m64, _CMP_GT_OQ)",
+     "_mm512_cmp_pd_mask(yb, m64, _CMP_LT_OQ)", ["check_rms_dir"]),
+    ("src/optim/rms_dir.c", "gsl, nonzero & _mm512_testn_epi64_mask(",
+     "gsl, 0 & _mm512_testn_epi64_mask(", ["check_rms_dir"]),
+    ("src/optim/rms_dir.c", "gi = _mm512_add_pd(gv, _mm512_mul_pd(lam,",
+     "gi = _mm512_sub_pd(gv, _mm512_mul_pd(lam,", ["check_rms_dir", "check_optim"]),
+    ("src/optim/rms_dir.c",
+     "_mm512_mul_pd(_mm512_mul_pd(al, _mm512_mul_pd(wide8_double(bl, bh), unit)), ws));",
+     "_mm512_mul_pd(_mm512_mul_pd(al, ws), _mm512_mul_pd(wide8_double(bl, bh), unit)));",
+     ["check_rms_dir"]),
+    # rmsprop.c: a failure recorded before the chunk's moves: reported before an earlier weight
+    # failure of its chunk
+    ("src/optim/rmsprop.c",
+     "            size_t i = c0 + rv_pass_move_w_run(p, blk, lanes, -1, c0, j - c0, y);",
+     "            if (j < c1) rms_forward_fail(blk, &sg, rv_rms_add1(&c, p->grad[j], p->wd[j], "
+     "&s[j], &b[j], NULL, 1), j, p->grad[j], p->wd[j]);\n"
+     "            size_t i = c0 + rv_pass_move_w_run(p, blk, lanes, -1, c0, j - c0, y);",
+     ["check_optim"]),
 ]
 
 

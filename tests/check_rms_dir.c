@@ -4,7 +4,8 @@
  * on random states and gradients of every size and on adversarial ones (NaN and infinite
  * gradients, a decay that overflows, gradients below s's resolution, the legacy rounding of small
  * negative terms, states at the bound, a singular s, eps tiny and zero, lambda zero and not), at
- * every position of a group of eight; and the lanes do take the common parameters. Says loudly
+ * every position of a group of eight; and the lanes do take the common parameters; and the same
+ * for the reverse pass's direction run (rv_rms_back_run). Says loudly
  * when the lanes cannot run here. */
 #include <check.h>
 #include <float.h>
@@ -239,6 +240,60 @@ START_TEST(test_lanes_take_common)
 }
 END_TEST
 
+/* The reverse pass's direction run (rv_rms_back_run): lanes against the plain loop, on random
+ * and edge inputs (s = 0, gi = 0, eps 0 and tiny, lambda 0 and not, non-finite adjoints). */
+#define RUN 256
+static double db_[RUN], ds_[2][RUN], u_[2][RUN], dw_[2][RUN], te_[2][RUN], td_[2][RUN];
+
+START_TEST(test_back_same_bits)
+{
+    lanes_banner();
+    const double specials[] = {NAN, INFINITY, -INFINITY, 0.0, -0.0, 0x1p-1074, 1e300, -1e-300};
+    const double epss[] = {1e-8, 0x1p-1074, 0.0, 1e-300, 1.0};
+    long bad = 0;
+    for (int rep = 0; rep < 2000; rep++) {
+        rv_rms_dir c = make_dir(16609444, epss[rep % 5], rep % 3 == 0 ? 0.0 : rep % 3 == 1 ? 1e-2 : -7.0,
+                                1e-3, 0x1p40);
+        for (size_t i = 0; i < RUN; i++) {
+            gr[i] = rand_grad(-80, 20);
+            wd[i] = rand_grad(-30, 10);
+            s[0][i] = rand_wide(1 + (unsigned)(rv_rand_u64(&rng) % 126), 0);
+            db_[i] = rand_grad(-100, 100);
+            ds_[0][i] = ds_[1][i] = rand_grad(-100, 100);
+            dw_[0][i] = dw_[1][i] = rv_rand_u64(&rng) % 4 ? rand_grad(-100, 100) : -0.0;
+        }
+        if (rep % 2) /* zeros and specials at positions walking through the run */
+            for (int k = 0; k < 6; k++) {
+                size_t at = (size_t)(rep + 37 * k) % RUN;
+                double v = specials[(size_t)(rep / 2 + k) % 8];
+                if (k % 3 == 0)
+                    s[0][at] = 0, gr[at] = k % 2 ? 0.0 : v;
+                else if (k % 3 == 1)
+                    db_[at] = v;
+                else
+                    ds_[0][at] = ds_[1][at] = v;
+            }
+        size_t n = RUN - (size_t)(rv_rand_u64(&rng) % 20);
+        for (int v = 0; v < 2; v++) {
+            rv_adam_steps_narrow = v;
+            memset(u_[v], 0x55, sizeof u_[v]);
+            const rv_rms_back r = {0.01, gr, wd, s[0], db_, ds_[v], u_[v], dw_[v]};
+            rv_rms_back_run(&c, &r, n, te_[v], td_[v]);
+        }
+        bad += memcmp(ds_[0], ds_[1], sizeof ds_[0]) != 0 || memcmp(u_[0], u_[1], sizeof u_[0]) != 0 ||
+               memcmp(dw_[0], dw_[1], sizeof dw_[0]) != 0 ||
+               memcmp(te_[0], te_[1], n * sizeof te_[0][0]) != 0 ||
+               memcmp(td_[0], td_[1], n * sizeof td_[0][0]) != 0;
+    }
+    rv_adam_steps_narrow = 0;
+    printf("check_rms_dir: the direction run (ds, u, dw and the eps and decay terms) on 2000 runs "
+           "(s = 0, gi = 0, eps 0 and 2^-1074, lambda 0 and not, non-finite adjoints): %ld differ; "
+           "lanes %s\n",
+           bad, rv_rms_lanes() ? "AVX-512 (8 lanes)" : "NOT RUN (plain only)");
+    ck_assert_int_eq(bad, 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("rms_dir");
@@ -247,6 +302,7 @@ int main(void)
     tcase_add_test(tc, test_random);
     tcase_add_test(tc, test_adversarial);
     tcase_add_test(tc, test_lanes_take_common);
+    tcase_add_test(tc, test_back_same_bits);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_set_fork_status(sr, CK_NOFORK);

@@ -473,7 +473,7 @@ MUTANTS = [
      "    return c->alpha * c->w_scale * (rv_wide_to_double(b) * 0x1p-100);", ["check_hardening"]),
     ("src/optim/adam_dir.h", "    t->du_deps[i] = d2 > 0 ? -mhat / d2 : 0.0;",
      "    t->du_deps[i] = -mhat / d2;", ["check_hardening"]),
-    ("src/optim/rmsprop.c", "(d2 > 0 ? -gi / d2 : 0.0)", "(-gi / d2)", ["check_hardening"]),    ("src/core/trainer.c", "rv_struct_size_check(NULL, RV_STRUCT_TRAINER_STATS, out->struct_size))",
+    ("src/optim/rms_dir.h", "(d2 > 0 ? -gi / d2 : 0.0)", "(-gi / d2)", ["check_hardening"]),    ("src/core/trainer.c", "rv_struct_size_check(NULL, RV_STRUCT_TRAINER_STATS, out->struct_size))",
      "out->struct_size < sizeof *out)", ["check_errors"]),
     # checkpoint loaders' structural checks, reached by files with a valid checksum
     ("src/core/checkpoint.c", "if (st < RV_STATE_LOW || st >> 63)", "if (st >> 63)",
@@ -648,7 +648,7 @@ MUTANTS = [
      ["check_optim"]),
     ("src/optim/momentum.c", "                p->dw[i] -= sg->lambda * u[i];", "                ;",
      ["check_optim"]),
-    ("src/optim/rmsprop.c", "                p->dw[i] -= sg->lambda * p->dir_a[i];", "                ;",
+    ("src/optim/rms_dir.h", "        r->dw[i] -= c->lambda * r->u[i];", "        ;",
      ["check_optim"]),
     ("src/optim/momentum.c",
      "                    decayed[i - c0] = rv_coupled_grad(grad[i], sg.lambda, wd[i]);",
@@ -836,6 +836,14 @@ MUTANTS = [
      "&s[j], &b[j], NULL, 1), j, p->grad[j], p->wd[j]);\n"
      "            size_t i = c0 + rv_pass_move_w_run(p, blk, lanes, -1, c0, j - c0, y);",
      ["check_optim"]),
+    # rms_dir.c's direction run in lanes: the decay's adjoint dropped, the d^2 = 0 guard let through
+    ("src/optim/rms_dir.c",
+     "_mm512_sub_pd(_mm512_loadu_pd(r->dw + i), _mm512_mul_pd(lam, u)));",
+     "_mm512_loadu_pd(r->dw + i));", ["check_optim", "check_rms_dir"]),
+    ("src/optim/rms_dir.c",
+     "__m512d de = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(d2, zero, _CMP_GT_OQ), zero,",
+     "__m512d de = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(d2, zero, _CMP_GE_OQ), zero,",
+     ["check_rms_dir"]),
 ]
 
 

@@ -71,9 +71,59 @@ run_avx512(const rv_rms_dir *c, int sub, size_t n, const double *restrict g,
     return i;
 }
 
+/* rv_rms_back1 on eight lanes, operation for operation (sa > 0 ? x : 0 and d2 > 0 ? x : 0 as
+ * masked blends; the divisions are done on every lane, their results discarded there). */
+__attribute__((target("avx512f,avx512dq"))) static void
+back_avx512(const rv_rms_dir *c, const rv_rms_back *r, size_t n, double *restrict t_eps,
+            double *restrict t_decay)
+{
+    const __m512d eps = _mm512_set1_pd(c->eps), lam = _mm512_set1_pd(c->lambda);
+    const __m512d omb2 = _mm512_set1_pd(r->omb2), unit = _mm512_set1_pd(0x1p-100);
+    const __m512d two = _mm512_set1_pd(2.0), zero = _mm512_setzero_pd(), sign = _mm512_set1_pd(-0.0);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m512d wd = _mm512_loadu_pd(r->wd + i), gi = _mm512_loadu_pd(r->g + i);
+        if (c->lambda != 0)
+            gi = _mm512_add_pd(gi, _mm512_mul_pd(lam, wd));
+        __m512d sa = _mm512_sqrt_pd(_mm512_mul_pd(wide8_to_double(r->s + i), unit));
+        __m512d d = _mm512_add_pd(sa, eps), d2 = _mm512_mul_pd(d, d);
+        __m512d neg_gi = _mm512_xor_pd(gi, sign), db = _mm512_loadu_pd(r->db + i);
+        __m512d db_ds = _mm512_mask_blend_pd(
+            _mm512_cmp_pd_mask(sa, zero, _CMP_GT_OQ), zero,
+            _mm512_div_pd(neg_gi, _mm512_mul_pd(_mm512_mul_pd(two, sa), d2)));
+        __m512d de = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(d2, zero, _CMP_GT_OQ), zero,
+                                          _mm512_div_pd(neg_gi, d2));
+        _mm512_storeu_pd(t_eps + i, _mm512_mul_pd(db, de));
+        __m512d ds = _mm512_add_pd(_mm512_loadu_pd(r->ds + i), _mm512_mul_pd(db, db_ds));
+        _mm512_storeu_pd(r->ds + i, ds);
+        __m512d u = _mm512_xor_pd(
+            _mm512_add_pd(_mm512_div_pd(db, d),
+                          _mm512_mul_pd(_mm512_mul_pd(_mm512_mul_pd(two, omb2), gi), ds)),
+            sign);
+        _mm512_storeu_pd(r->u + i, u);
+        _mm512_storeu_pd(t_decay + i, _mm512_mul_pd(u, wd));
+        if (c->lambda != 0)
+            _mm512_storeu_pd(r->dw + i,
+                             _mm512_sub_pd(_mm512_loadu_pd(r->dw + i), _mm512_mul_pd(lam, u)));
+    }
+    _mm256_zeroupper();
+    for (; i < n; i++)
+        rv_rms_back1(c, r, i, t_eps, t_decay);
+}
+
 int rv_rms_lanes(void)
 {
     return rv_adam_sums_lanes();
+}
+
+void rv_rms_back_run(const rv_rms_dir *c, const rv_rms_back *r, size_t n, double *t_eps,
+                     double *t_decay)
+{
+    if (rv_rms_lanes())
+        back_avx512(c, r, n, t_eps, t_decay);
+    else
+        for (size_t i = 0; i < n; i++)
+            rv_rms_back1(c, r, i, t_eps, t_decay);
 }
 
 size_t rv_rms_sums(const rv_rms_dir *c, int sub, size_t n, const double *g, const double *wd,
@@ -88,6 +138,13 @@ size_t rv_rms_sums(const rv_rms_dir *c, int sub, size_t n, const double *g, cons
 int rv_rms_lanes(void)
 {
     return 0;
+}
+
+void rv_rms_back_run(const rv_rms_dir *c, const rv_rms_back *r, size_t n, double *t_eps,
+                     double *t_decay)
+{
+    for (size_t i = 0; i < n; i++)
+        rv_rms_back1(c, r, i, t_eps, t_decay);
 }
 
 size_t rv_rms_sums(const rv_rms_dir *c, int sub, size_t n, const double *g, const double *wd,

@@ -126,6 +126,38 @@ RV_HIDDEN size_t rv_rms_sums(const rv_rms_dir *c, int sub, size_t n, const doubl
 RV_HIDDEN size_t rv_rms_run(const rv_rms_dir *c, int sub, size_t n, const double *g,
                             const double *wd, rv_wide *s, rv_wide *b, double *y);
 
+/* The reverse pass's direction run (rmsprop.c, rms_direction) for parameters [0, n) of the arrays:
+ * with gi the decayed gradient, a = sqrt(s 2^-100) and d = a + eps for s the new state, b's
+ * dependence on s and eps, and u = -d f/d gi:
+ *   t_eps = db (-gi / d^2)              (0 where d^2 underflows to 0: s = 0 and so gi = 0)
+ *   ds += db (-gi / (2 a d^2))          (0 where a = 0: b does not depend on s there)
+ *   u = -(db / d + 2 (1-beta2) gi ds),  t_decay = u w,  dw -= lambda u (when lambda != 0)
+ * t_eps and t_decay per parameter; their sums in order are the caller's. */
+typedef struct rv_rms_back {
+    double omb2;                 /* 1-beta2 */
+    const double *g, *wd;        /* the model's gradient, the weights (w_t) */
+    const rv_wide *s;            /* s_{t+1} */
+    double *db, *ds, *u, *dw;    /* adjoints; u the direction (dir_a) */
+} rv_rms_back;
+
+static inline void rv_rms_back1(const rv_rms_dir *c, const rv_rms_back *r, size_t i, double *t_eps,
+                                double *t_decay)
+{
+    double gi = c->lambda != 0 ? r->g[i] + c->lambda * r->wd[i] : r->g[i], sa,
+           d = rv_rms_denominator(c, r->s[i], &sa), d2 = d * d;
+    double db_ds = sa > 0 ? -gi / (2.0 * sa * d2) : 0.0;
+    t_eps[i] = r->db[i] * (d2 > 0 ? -gi / d2 : 0.0);
+    r->ds[i] += r->db[i] * db_ds;
+    r->u[i] = -(r->db[i] / d + 2.0 * r->omb2 * gi * r->ds[i]);
+    t_decay[i] = r->u[i] * r->wd[i]; /* at lambda = 0 too: d lambda there is not 0 */
+    if (c->lambda != 0)              /* dw -= 0 u could turn a -0 into +0 */
+        r->dw[i] -= c->lambda * r->u[i];
+}
+
+/* rv_rms_back1 for [0, n), in lanes when rv_rms_lanes(). */
+RV_HIDDEN void rv_rms_back_run(const rv_rms_dir *c, const rv_rms_back *r, size_t n, double *t_eps,
+                               double *t_decay);
+
 /* 1 when rv_rms_run uses the lanes: the processor has them, and adam_dir.h's
  * rv_adam_steps_narrow (the tests' switch to the plain versions) is 0. */
 RV_HIDDEN int rv_rms_lanes(void);

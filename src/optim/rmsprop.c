@@ -228,6 +228,7 @@ static void rms_undo_position(void *self, rv_pass *p, size_t step, rv_block *blk
 static void rms_direction(void *self, rv_pass *p, size_t step, rv_block *blk)
 {
     rmsprop *o = self;
+    double t_eps[RV_CHUNK], t_decay[RV_CHUNK];
     blk->err = RV_OK;
     for (size_t g = blk->g_first; g <= blk->g_last; g++) {
         const rms_sg *sg = &o->sg[step * o->n_groups + g];
@@ -235,21 +236,16 @@ static void rms_direction(void *self, rv_pass *p, size_t step, rv_block *blk)
         size_t i0, i1;
         rv_block_range(blk, p->offsets, g, &i0, &i1);
         double s_eps = 0, s_decay = 0;
-        for (size_t i = i0; i < i1; i++) {
-            double gi = rv_coupled_grad(p->grad[i], sg->lambda, p->wd[i]), sa,
-                   d = rv_rms_denominator(&c, o->s[i], &sa), d2 = d * d;
-            /* at s = 0 the gradient is 0 (the forward pass refused anything else) and b does not
-             * depend on s; a gradient that differs from the forward's (NaN included) fails in
-             * undo_state */
-            double db_ds = sa > 0 ? -gi / (2.0 * sa * d2) : 0.0;
-            /* d^2 underflows to 0 only where s = 0 (eps below about 1e-162), so g = 0 and b
-             * does not depend on eps: 0, not 0/0 */
-            s_eps += o->db[i] * (d2 > 0 ? -gi / d2 : 0.0);
-            o->ds[i] += o->db[i] * db_ds;
-            p->dir_a[i] = -(o->db[i] / d + 2.0 * sg->omb2 * gi * o->ds[i]);
-            s_decay += p->dir_a[i] * p->wd[i]; /* at lambda = 0 too: d lambda there is not 0 */
-            if (sg->lambda != 0)                /* dw -= 0 u could turn a -0 into +0 */
-                p->dw[i] -= sg->lambda * p->dir_a[i];
+        /* the terms in lanes where the processor has them (rms_dir.h), their sums in order */
+        for (size_t c0 = i0; c0 < i1; c0 += RV_CHUNK) {
+            size_t n = c0 + RV_CHUNK < i1 ? RV_CHUNK : i1 - c0;
+            const rv_rms_back r = {sg->omb2, p->grad + c0, p->wd + c0, o->s + c0,
+                                   o->db + c0, o->ds + c0, p->dir_a + c0, p->dw + c0};
+            rv_rms_back_run(&c, &r, n, t_eps, t_decay);
+            for (size_t k = 0; k < n; k++) {
+                s_eps += t_eps[k];
+                s_decay += t_decay[k];
+            }
         }
         double *part = &p->partial[(blk->part + (g - blk->g_first)) * N_SLOTS];
         part[SLOT_EPS] = s_eps;

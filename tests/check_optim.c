@@ -21,6 +21,8 @@
 #include "exact/coder_vec.h"
 #include "exact/wide_vec.h"
 #include "exact/wide.h"
+#include "optim/adam_dir.h"
+#include "optim/rms_dir.h"
 
 
 /* ------------------------------------------------------------------ the model */
@@ -523,11 +525,13 @@ START_TEST(test_overlap_same_bits)
 }
 END_TEST
 
-/* The run-level exact multiplies (momentum's coder_vec.h, Adam's wide_vec.h) in lanes against
- * the plain loops, end to end: the same weights, buffer and hypergradients. */
+/* The run-level exact multiplies (momentum's coder_vec.h, Adam's wide_vec.h) and the
+ * per-parameter arithmetic (adam_dir.h, rms_dir.h) in lanes against the plain loops, end to end:
+ * the same weights, buffer and hypergradients. */
 START_TEST(test_coder_lanes_same_bits)
 {
-    static const revl_optimizer lane_opts[] = {REVL_OPTIM_MOMENTUM, REVL_OPTIM_ADAM};
+    static const revl_optimizer lane_opts[] = {REVL_OPTIM_MOMENTUM, REVL_OPTIM_ADAM,
+                                               REVL_OPTIM_RMSPROP};
     revl_optimizer opt = lane_opts[_i];
     size_t p = 9000, steps = 30, ng = 5;
     model *q;
@@ -539,6 +543,7 @@ START_TEST(test_coder_lanes_same_bits)
     size_t n = steps * ng;
     for (int plain = 0; plain < 2; plain++) {
         rv_coder_plain_only(plain);
+        rv_adam_steps_narrow = plain;
         revl_trainer *t = NULL;
         ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
         ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
@@ -551,8 +556,13 @@ START_TEST(test_coder_lanes_same_bits)
         revl_trainer_free(t);
     }
     rv_coder_plain_only(0);
-    printf("%s end to end: %s against plain\n", opt == REVL_OPTIM_ADAM ? "adam" : "momentum",
-           opt == REVL_OPTIM_ADAM ? rv_moments_run_select().name : rv_coder_run_select().name);
+    rv_adam_steps_narrow = 0;
+    if (opt == REVL_OPTIM_RMSPROP)
+        printf("rmsprop end to end: rms_dir.h's lanes %s against plain\n",
+               rv_rms_lanes() ? "AVX-512 (8 lanes)" : "NOT RUN");
+    else
+        printf("%s end to end: %s against plain\n", opt == REVL_OPTIM_ADAM ? "adam" : "momentum",
+               opt == REVL_OPTIM_ADAM ? rv_moments_run_select().name : rv_coder_run_select().name);
     ck_assert_mem_eq(w[0], w[1], p * sizeof *w[0]);
     ck_assert(bits[0] == bits[1]);
     ck_assert_mem_eq(h[0].w0, h[1].w0, p * sizeof *h[0].w0);
@@ -1708,7 +1718,7 @@ static Suite *optim_suite(void)
     tcase_add_test(tc, test_adamw_fd_edges);
     suite_add_tcase(s, tc);
     tc = tcase_create("errors");
-    tcase_add_loop_test(tc, test_coder_lanes_same_bits, 0, 2);
+    tcase_add_loop_test(tc, test_coder_lanes_same_bits, 0, 3);
     tcase_add_loop_test(tc, test_overlap_same_bits, 0, N_OPT);
     tcase_add_test(tc, test_schedule_errors);
     tcase_add_test(tc, test_hypergrad_wrong_kind);

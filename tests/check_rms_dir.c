@@ -195,7 +195,8 @@ START_TEST(test_adversarial)
     }
     printf("check_rms_dir: adversarial inputs (non-finite gradients and weights, an overflowing "
            "decay, tiny and legacy-rounded terms, states at the bound, a singular s, eps 0 and "
-           "2^-1074, alpha 1e300 with b = 0): %ld runs, %ld stopped early, %ld parameters in lanes, %ld scalar between them, "
+           "2^-1074, alpha 1e300 with b = 0): %ld runs, %ld stopped early, %ld parameters in "
+           "lanes, %ld scalar between them, "
            "%ld differ\n",
            n_runs - runs0, n_stops - stops0, n_lanes - lanes0, n_scalar - scalar0, bad);
     ck_assert_int_eq(bad, 0);
@@ -252,8 +253,8 @@ START_TEST(test_back_same_bits)
     const double epss[] = {1e-8, 0x1p-1074, 0.0, 1e-300, 1.0};
     long bad = 0;
     for (int rep = 0; rep < 2000; rep++) {
-        rv_rms_dir c = make_dir(16609444, epss[rep % 5], rep % 3 == 0 ? 0.0 : rep % 3 == 1 ? 1e-2 : -7.0,
-                                1e-3, 0x1p40);
+        double lambda = rep % 3 == 0 ? 0.0 : rep % 3 == 1 ? 1e-2 : -7.0;
+        rv_rms_dir c = make_dir(16609444, epss[rep % 5], lambda, 1e-3, 0x1p40);
         for (size_t i = 0; i < RUN; i++) {
             gr[i] = rand_grad(-80, 20);
             wd[i] = rand_grad(-30, 10);
@@ -280,7 +281,8 @@ START_TEST(test_back_same_bits)
             const rv_rms_back r = {0.01, gr, wd, s[0], db_, ds_[v], u_[v], dw_[v]};
             rv_rms_back_run(&c, &r, n, te_[v], td_[v]);
         }
-        bad += memcmp(ds_[0], ds_[1], sizeof ds_[0]) != 0 || memcmp(u_[0], u_[1], sizeof u_[0]) != 0 ||
+        bad += memcmp(ds_[0], ds_[1], sizeof ds_[0]) != 0 ||
+               memcmp(u_[0], u_[1], sizeof u_[0]) != 0 ||
                memcmp(dw_[0], dw_[1], sizeof dw_[0]) != 0 ||
                memcmp(te_[0], te_[1], n * sizeof te_[0][0]) != 0 ||
                memcmp(td_[0], td_[1], n * sizeof td_[0][0]) != 0;

@@ -1,7 +1,7 @@
-/* adam_dir.c: Adam's weight steps (see adam_dir.h); the AVX-512 versions on lanes.h's
+/* adam_dir.c: Adam's weight steps (see adam_dir.h); the AVX-512 versions on dir_lanes.h's
  * primitives for the 128-bit moments. */
 #include "optim/adam_dir.h"
-#include "optim/lanes.h"
+#include "optim/dir_lanes.h"
 
 int rv_adam_steps_narrow;
 
@@ -29,7 +29,7 @@ static int back_plain(const rv_adam_back *b, size_t i, size_t n, double *t1, dou
     return finite;
 }
 
-#if RV_LANES
+#if RV_DIR_LANES
 
 __attribute__((target("avx512f,avx512dq"))) static void
 steps_avx512(const rv_adam_dir *c, size_t n, const rv_wide *restrict m, const rv_wide *restrict s,

@@ -1,10 +1,10 @@
-/* rms_dir.c: RMSprop's per-parameter runs (see rms_dir.h), the AVX-512 version on lanes.h's
+/* rms_dir.c: RMSprop's per-parameter runs (see rms_dir.h), the AVX-512 version on dir_lanes.h's
  * primitives. */
 #include "optim/rms_dir.h"
 #include "optim/adam_dir.h"
-#include "optim/lanes.h"
+#include "optim/dir_lanes.h"
 
-#if RV_LANES
+#if RV_DIR_LANES
 /* rv_rms_add1 (sub: rv_rms_sub1) on eight lanes, for i from 0 on while each lane takes the common
  * path: every check of the scalar function passes, the terms are not the legacy rounding (a
  * negative gb above -2^64: wide.h), and (adding) g and gi are finite and the new s is not singular.
@@ -35,9 +35,8 @@ run_avx512(const rv_rms_dir *c, int sub, size_t n, const double *restrict g,
         ok &= _mm512_cmp_pd_mask(y2, big, _CMP_LT_OQ);
         __m512i gsl, gsh, sl, sh, bl, bh, gbl, gbh;
         round8(y2, &gsl, &gsh);
-        gsl = _mm512_mask_mov_epi64(
-            gsl, nonzero & _mm512_testn_epi64_mask(_mm512_or_si512(gsl, gsh), _mm512_or_si512(gsl, gsh)),
-            one);
+        __m512i gs_or = _mm512_or_si512(gsl, gsh);
+        gsl = _mm512_mask_mov_epi64(gsl, nonzero & _mm512_testn_epi64_mask(gs_or, gs_or), one);
         wide8_load(s + i, &sl, &sh);
         wide8_load(b + i, &bl, &bh);
         if (!sub)
@@ -79,7 +78,8 @@ back_avx512(const rv_rms_dir *c, const rv_rms_back *r, size_t n, double *restric
 {
     const __m512d eps = _mm512_set1_pd(c->eps), lam = _mm512_set1_pd(c->lambda);
     const __m512d omb2 = _mm512_set1_pd(r->omb2), unit = _mm512_set1_pd(0x1p-100);
-    const __m512d two = _mm512_set1_pd(2.0), zero = _mm512_setzero_pd(), sign = _mm512_set1_pd(-0.0);
+    const __m512d two = _mm512_set1_pd(2.0), zero = _mm512_setzero_pd();
+    const __m512d sign = _mm512_set1_pd(-0.0);
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m512d wd = _mm512_loadu_pd(r->wd + i), gi = _mm512_loadu_pd(r->g + i);

@@ -1,5 +1,5 @@
 /* rms_dir.h: RMSprop's per-parameter arithmetic (rmsprop.c), for one parameter and for a run of
- * parameters in AVX-512 lanes where the processor has them (lanes.h). With the decayed gradient
+ * parameters in AVX-512 lanes where the processor has them (dir_lanes.h). With the decayed gradient
  * gi = g + lambda w (optim.h's rv_coupled_grad), gs = round((1-beta2) 2^100 gi^2) (at least one
  * unit when gi != 0) and gb = round(gi / (sqrt(s 2^-100) + eps) 2^100), the forward pass does
  * s += gs, then gb from the new s, b += gb, and the weight step y = (alpha (b 2^-100)) 2^frac_bits;

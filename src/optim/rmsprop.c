@@ -169,7 +169,8 @@ static void rms_forward_block(void *self, rv_pass *p, size_t step, rv_block *blk
              * before j is the one reported, as when each parameter was done whole in turn; a
              * weight failure at i undoes the sums of (i, j), so a failure leaves the state the
              * first version left */
-            size_t j = c0 + rv_rms_run(&c, 0, c1 - c0, p->grad + c0, p->wd + c0, s + c0, b + c0, y);
+            size_t j =
+                c0 + rv_rms_run(&c, 0, c1 - c0, p->grad + c0, p->wd + c0, s + c0, b + c0, y);
             size_t i = c0 + rv_pass_move_w_run(p, blk, lanes, -1, c0, j - c0, y);
             if (i < j) {
                 while (--j > i)
@@ -278,8 +279,9 @@ static void rms_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
             size_t j = c0 + rv_rms_run(&c, 1, c1 - c0, grad + c0, wd + c0, s + c0, b + c0, NULL);
             if (j < c1) {
                 rv_rms_sub1(&c, grad[j], wd[j], &s[j], &b[j], 1);
-                rv_block_fail_named(blk, RV_STATE_RANGE, j, rv_coupled_grad(grad[j], sg.lambda, wd[j]),
-                                    "a state", "s|b", RMS_BOUND);
+                rv_block_fail_named(blk, RV_STATE_RANGE, j,
+                                    rv_coupled_grad(grad[j], sg.lambda, wd[j]), "a state", "s|b",
+                                    RMS_BOUND);
                 goto done;
             }
             for (size_t i = c1; i-- > c0;) {

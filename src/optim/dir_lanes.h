@@ -1,20 +1,20 @@
-/* lanes.h: AVX-512 primitives on eight 128-bit fixed-point values (wide.h's rv_wide) held as two
- * vectors of words (lo, hi), shared by adam_dir.c and rms_dir.c. Each gives the bits of wide.h's
- * scalar operation on every lane it claims (the callers check which). RV_LANES is 1 where they
- * exist (x86-64 with GCC or Clang; the processor is asked at run time). */
-#ifndef REVL_LANES_H
-#define REVL_LANES_H
+/* dir_lanes.h: AVX-512 primitives on eight 128-bit fixed-point values (wide.h's rv_wide) held
+ * as two vectors of words (lo, hi), shared by adam_dir.c and rms_dir.c. Each gives the bits of
+ * wide.h's scalar operation on every lane it claims (the callers check which). RV_DIR_LANES is 1
+ * where they exist (x86-64 with GCC or Clang; the processor is asked at run time). */
+#ifndef REVL_DIR_LANES_H
+#define REVL_DIR_LANES_H
 
 #include "exact/wide.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
-#define RV_LANES 1
+#define RV_DIR_LANES 1
 #include <immintrin.h>
 
-#define RV_LANES_FN __attribute__((target("avx512f,avx512dq"))) static inline
+#define RV_DIR_LANES_FN __attribute__((target("avx512f,avx512dq"))) static inline
 
 /* Eight rv_wide at p (16 words, low word first) as their low and high words. */
-RV_LANES_FN void wide8_load(const rv_wide *p, __m512i *lo, __m512i *hi)
+RV_DIR_LANES_FN void wide8_load(const rv_wide *p, __m512i *lo, __m512i *hi)
 {
     const __m512i even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
     const __m512i odd = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
@@ -24,7 +24,7 @@ RV_LANES_FN void wide8_load(const rv_wide *p, __m512i *lo, __m512i *hi)
 }
 
 /* The first k (0..8) of eight (lo, hi) stored to p: two stores of four rv_wide each. */
-RV_LANES_FN void wide8_store(rv_wide *p, unsigned k, __m512i lo, __m512i hi)
+RV_DIR_LANES_FN void wide8_store(rv_wide *p, unsigned k, __m512i lo, __m512i hi)
 {
     const __m512i first = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11);
     const __m512i second = _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15);
@@ -37,7 +37,7 @@ RV_LANES_FN void wide8_store(rv_wide *p, unsigned k, __m512i lo, __m512i hi)
 /* Eight (lo, hi) as doubles, as rv_wide_to_double does: the high word, the low word's two 32-bit
  * halves (vcvtqq2pd rounds to nearest as cvtsi2sd does, and the halves are exact), the same two
  * rounded sums. */
-RV_LANES_FN __m512d wide8_double(__m512i lo, __m512i hi)
+RV_DIR_LANES_FN __m512d wide8_double(__m512i lo, __m512i hi)
 {
     __m512d lo_hi = _mm512_cvtepi64_pd(_mm512_srli_epi64(lo, 32));
     __m512d lo_lo = _mm512_cvtepi64_pd(_mm512_and_si512(lo, _mm512_set1_epi64(0xffffffff)));
@@ -46,7 +46,7 @@ RV_LANES_FN __m512d wide8_double(__m512i lo, __m512i hi)
 }
 
 /* Eight rv_wide at p as doubles. */
-RV_LANES_FN __m512d wide8_to_double(const rv_wide *p)
+RV_DIR_LANES_FN __m512d wide8_to_double(const rv_wide *p)
 {
     __m512i lo, hi;
     wide8_load(p, &lo, &hi);
@@ -57,7 +57,7 @@ RV_LANES_FN __m512d wide8_to_double(const rv_wide *p)
  * or y <= -2^64) and below 2^126: below 2^52 the same add and subtract of 1.5 2^52 and
  * truncation; above, the mantissa shifted by e - 1075 (in [0, 74): variable shifts by 64 or
  * more give 0) and negated as 128 bits where y < 0. */
-RV_LANES_FN void round8(__m512d y, __m512i *lo, __m512i *hi)
+RV_DIR_LANES_FN void round8(__m512d y, __m512i *lo, __m512i *hi)
 {
     const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi64(1);
     __m512d ay = _mm512_abs_pd(y);
@@ -83,7 +83,8 @@ RV_LANES_FN void round8(__m512d y, __m512i *lo, __m512i *hi)
 }
 
 /* x + y (sub: x - y) on (lo, hi) words; the lanes whose result is within (-2^126, 2^126). */
-RV_LANES_FN __mmask8 add8(int sub, __m512i xl, __m512i xh, __m512i yl, __m512i yh, __m512i *lo, __m512i *hi)
+RV_DIR_LANES_FN __mmask8 add8(int sub, __m512i xl, __m512i xh, __m512i yl, __m512i yh,
+                              __m512i *lo, __m512i *hi)
 {
     const __m512i one = _mm512_set1_epi64(1);
     __m512i l, h;
@@ -106,7 +107,7 @@ RV_LANES_FN __mmask8 add8(int sub, __m512i xl, __m512i xh, __m512i yl, __m512i y
 }
 
 #else
-#define RV_LANES 0
+#define RV_DIR_LANES 0
 #endif
 
 #endif

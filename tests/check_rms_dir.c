@@ -163,7 +163,7 @@ START_TEST(test_adversarial)
         case 3: /* a singular new s (s + gs = 0 with gi != 0), or s = 0 with g = 0 */
         {
             rv_wide gs = 0;
-            double gi = lambda != 0 ? gr[at] + lambda * wd[at] : gr[at];
+            double gi = rv_coupled_grad(gr[at], lambda, wd[at]);
             rv_rms_s_term(&c, gi, &gs);
             s[0][at] = sub ? 0 : -gs;
             if (k == 0)

@@ -13,6 +13,7 @@
 
 #include "base/internal.h"
 #include "exact/wide.h"
+#include "optim/optim.h"
 
 #include <math.h>
 
@@ -66,7 +67,7 @@ enum {
 static inline int rv_rms_add1(const rv_rms_dir *c, double g, double wd, rv_wide *s, rv_wide *b,
                               double *y, int keep)
 {
-    double gi = c->lambda != 0 ? g + c->lambda * wd : g, sa; /* optim.h's rv_coupled_grad */
+    double gi = rv_coupled_grad(g, c->lambda, wd), sa;
     rv_wide gs, gb, si, bi;
     if (!isfinite(g))
         return RV_RMS_GRAD;
@@ -98,7 +99,7 @@ static inline int rv_rms_add1(const rv_rms_dir *c, double g, double wd, rv_wide 
 static inline int rv_rms_sub1(const rv_rms_dir *c, double g, double wd, rv_wide *s, rv_wide *b,
                               int keep)
 {
-    double gi = c->lambda != 0 ? g + c->lambda * wd : g, sa, d = rv_rms_denominator(c, *s, &sa);
+    double gi = rv_coupled_grad(g, c->lambda, wd), sa, d = rv_rms_denominator(c, *s, &sa);
     rv_wide gs, gb, bi;
     if (!rv_wide_round(gi / d * 0x1p100 /* 2^RV_RMS_FRAC */, &gb) || !rv_rms_s_term(c, gi, &gs) ||
         !rv_wide_add(*b, -gb, &bi))
@@ -143,7 +144,7 @@ typedef struct rv_rms_back {
 static inline void rv_rms_back1(const rv_rms_dir *c, const rv_rms_back *r, size_t i, double *t_eps,
                                 double *t_decay)
 {
-    double gi = c->lambda != 0 ? r->g[i] + c->lambda * r->wd[i] : r->g[i], sa,
+    double gi = rv_coupled_grad(r->g[i], c->lambda, r->wd[i]), sa,
            d = rv_rms_denominator(c, r->s[i], &sa), d2 = d * d;
     double db_ds = sa > 0 ? -gi / (2.0 * sa * d2) : 0.0;
     t_eps[i] = r->db[i] * (d2 > 0 ? -gi / d2 : 0.0);

@@ -7,7 +7,7 @@
 #if RV_DIR_LANES
 /* rv_rms_add1 (sub: rv_rms_sub1) on eight lanes, for i from 0 on while each lane takes the common
  * path: every check of the scalar function passes, the terms are not the legacy rounding (a
- * negative gb above -2^64: wide.h), and (adding) g and gi are finite and the new s is not singular.
+ * negative gb above -2^64: wide.h), and (adding) the new s is not singular.
  * Stores the lanes before the first that does not and returns its index (n, or where fewer than
  * eight remain). */
 __attribute__((target("avx512f,avx512dq"))) static size_t
@@ -17,7 +17,7 @@ run_avx512(const rv_rms_dir *c, int sub, size_t n, const double *restrict g,
     const __m512d o2 = _mm512_set1_pd(c->omb2_fixed), eps = _mm512_set1_pd(c->eps);
     const __m512d lam = _mm512_set1_pd(c->lambda), al = _mm512_set1_pd(c->alpha);
     const __m512d ws = _mm512_set1_pd(c->w_scale), unit = _mm512_set1_pd(0x1p-100);
-    const __m512d fixed = _mm512_set1_pd(0x1p100), inf = _mm512_set1_pd(INFINITY);
+    const __m512d fixed = _mm512_set1_pd(0x1p100);
     const __m512d big = _mm512_set1_pd(0x1p126), m64 = _mm512_set1_pd(-0x1p64);
     const __m512d zero = _mm512_setzero_pd();
     const __m512i one = _mm512_set1_epi64(1);
@@ -26,13 +26,11 @@ run_avx512(const rv_rms_dir *c, int sub, size_t n, const double *restrict g,
         __m512d gv = _mm512_loadu_pd(g + i), gi = gv;
         if (c->lambda != 0)
             gi = _mm512_add_pd(gv, _mm512_mul_pd(lam, _mm512_loadu_pd(wd + i)));
-        __mmask8 ok = 0xff, nonzero = _mm512_cmp_pd_mask(gi, zero, _CMP_NEQ_OQ);
-        if (!sub)
-            ok = _mm512_cmp_pd_mask(_mm512_abs_pd(gv), inf, _CMP_LT_OQ) &
-                 _mm512_cmp_pd_mask(_mm512_abs_pd(gi), inf, _CMP_LT_OQ);
-        /* gs: (1-beta2) 2^100 gi^2 >= 0 is never the legacy rounding; one unit at least */
+        __mmask8 nonzero = _mm512_cmp_pd_mask(gi, zero, _CMP_NEQ_OQ);
+        /* gs: (1-beta2) 2^100 gi^2 >= 0 is never the legacy rounding; one unit at least. Its
+         * bound also refuses a non-finite g or gi (then gi^2 is Inf or NaN). */
         __m512d y2 = _mm512_mul_pd(o2, _mm512_mul_pd(gi, gi));
-        ok &= _mm512_cmp_pd_mask(y2, big, _CMP_LT_OQ);
+        __mmask8 ok = _mm512_cmp_pd_mask(y2, big, _CMP_LT_OQ);
         __m512i gsl, gsh, sl, sh, bl, bh, gbl, gbh;
         round8(y2, &gsl, &gsh);
         __m512i gs_or = _mm512_or_si512(gsl, gsh);

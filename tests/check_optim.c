@@ -21,6 +21,8 @@
 #include "exact/coder_vec.h"
 #include "exact/wide_vec.h"
 #include "exact/wide.h"
+#include "optim/adam_dir.h"
+#include "optim/rms_dir.h"
 
 
 /* ------------------------------------------------------------------ the model */
@@ -523,8 +525,9 @@ START_TEST(test_overlap_same_bits)
 }
 END_TEST
 
-/* The run-level exact multiplies (momentum's coder_vec.h, Adam's and RMSprop's wide_vec.h) in
- * lanes against the plain loops, end to end: the same weights, buffer and hypergradients. */
+/* The run-level exact multiplies (momentum's coder_vec.h, Adam's and RMSprop's wide_vec.h) and
+ * the per-parameter arithmetic (adam_dir.h, rms_dir.h) in lanes against the plain loops, end to
+ * end: the same weights, buffer and hypergradients. */
 START_TEST(test_coder_lanes_same_bits)
 {
     static const revl_optimizer lane_opts[] = {REVL_OPTIM_MOMENTUM, REVL_OPTIM_ADAM,
@@ -540,6 +543,7 @@ START_TEST(test_coder_lanes_same_bits)
     size_t n = steps * ng;
     for (int plain = 0; plain < 2; plain++) {
         rv_coder_plain_only(plain);
+        rv_adam_steps_narrow = plain;
         revl_trainer *t = NULL;
         ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
         ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
@@ -552,11 +556,15 @@ START_TEST(test_coder_lanes_same_bits)
         revl_trainer_free(t);
     }
     rv_coder_plain_only(0);
+    rv_adam_steps_narrow = 0;
     static const char *const names[] = {"momentum", "adam", "rmsprop"};
-    printf("%s end to end: %s against plain\n", names[_i],
+    printf("%s end to end: %s against plain%s\n", names[_i],
            opt == REVL_OPTIM_MOMENTUM ? rv_coder_run_select().name
            : opt == REVL_OPTIM_ADAM   ? rv_moments_run_select().name
-                                      : rv_moments16_run_select().name);
+                                      : rv_moments16_run_select().name,
+           opt != REVL_OPTIM_RMSPROP ? ""
+           : rv_rms_lanes()          ? "; rms_dir.h's lanes AVX-512 (8 lanes)"
+                                     : "; rms_dir.h's lanes NOT RUN");
     ck_assert_mem_eq(w[0], w[1], p * sizeof *w[0]);
     ck_assert(bits[0] == bits[1]);
     ck_assert_mem_eq(h[0].w0, h[1].w0, p * sizeof *h[0].w0);
@@ -1258,16 +1266,18 @@ START_TEST(test_gradient_errors)
 }
 END_TEST
 
-/* Adam's forward pass sums a chunk's moments before it moves the chunk's weights; the failure
- * reported is still the first parameter's in order: a weight out of range at parameter 0 (alpha
- * 1e4 moves it past 2^11) before the NaN gradient at parameter 5 of the same step. */
+/* Adam's and RMSprop's forward passes sum a chunk's states before they move the chunk's weights;
+ * the failure reported is still the first parameter's in order: a weight out of range at
+ * parameter 0 (alpha 1e4 moves it past 2^11) before the NaN gradient at parameter 5 of the same
+ * step. */
 START_TEST(test_adam_failure_order)
 {
     model *q;
     revl_model *m = make_model(10, 0, &q);
     size_t off[2] = {0, 10};
     revl_schedule *s = NULL;
-    ck_assert_int_eq(revl_schedule_create_for(&s, REVL_OPTIM_ADAM, 4, 1, off, NULL), REVL_OK);
+    revl_optimizer opt = _i ? REVL_OPTIM_RMSPROP : REVL_OPTIM_ADAM;
+    ck_assert_int_eq(revl_schedule_create_for(&s, opt, 4, 1, off, NULL), REVL_OK);
     ck_assert_int_eq(revl_schedule_fill_kind(s, REVL_HYPER_ALPHA, 1e4), REVL_OK);
     revl_trainer *t = NULL;
     ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
@@ -1721,7 +1731,7 @@ static Suite *optim_suite(void)
     tcase_add_loop_test(tc, test_coupled_decay_bad, 0, 2);
     tcase_add_loop_test(tc, test_gradient_errors, 0, N_OPT);
     tcase_add_test(tc, test_adam_singular);
-    tcase_add_test(tc, test_adam_failure_order);
+    tcase_add_loop_test(tc, test_adam_failure_order, 0, 2);
     tcase_add_loop_test(tc, test_tiny_gradient_singular, 0, 2);
     tcase_add_loop_test(tc, test_fused_callback_same_bits, 0, N_OPT);
     tcase_add_loop_test(tc, test_fingerprint_and_outputs_untouched, 0, N_OPT);

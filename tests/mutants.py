@@ -29,7 +29,8 @@ TREE = WORK / "tree"
 C_ALL = ["check_hardening", "check_errors", "check_mlp", "check_hyperopt", "check_dataset",
          "check_trainer", "check_infobuf", "check_update", "check_threads", "check_optim",
          "check_pinned", "check_wide", "check_adam_dir", "check_coder_vec", "check_family",
-         "check_tuner", "check_forward", "check_ratio", "check_clip"]
+         "check_tuner", "check_forward", "check_ratio", "check_clip", "check_rms_dir",
+         "check_round_vec"]
 PY = "python"
 
 # (file, original, mutated, suites to try first); every suite runs if those let it through.
@@ -51,9 +52,9 @@ MUTANTS = [
     # bound let through, the s = 0 check dropped
     ("src/optim/adam_dir.c", "_mm512_cmp_pd_mask(y1, m64, _CMP_GT_OQ)",
      "_mm512_cmp_pd_mask(y1, m64, _CMP_LT_OQ)", ["check_adam_dir"]),
-    ("src/optim/adam_dir.c", "_mm512_cmplt_epu64_mask(l, xl)", "_mm512_cmplt_epu64_mask(xl, l)",
+    ("src/optim/dir_lanes.h", "_mm512_cmplt_epu64_mask(l, xl)", "_mm512_cmplt_epu64_mask(xl, l)",
      ["check_adam_dir"]),
-    ("src/optim/adam_dir.c", "(_mm512_cmpgt_epi64_mask(h, nlim) |",
+    ("src/optim/dir_lanes.h", "(_mm512_cmpgt_epi64_mask(h, nlim) |",
      "(_mm512_cmpge_epi64_mask(h, nlim) |", ["check_adam_dir"]),
     ("src/optim/adam_dir.c", "if (!sub) /* s = 0 with m != 0 */", "if (sub) /* s = 0 with m != 0 */",
      ["check_adam_dir"]),
@@ -64,7 +65,7 @@ MUTANTS = [
      ["check_adam_dir"]),
     ("src/optim/adam_dir.c", "_mm512_abs_pd(yv), lim, _CMP_LT_OQ)", "_mm512_abs_pd(yv), lim, _CMP_LE_OQ)",
      ["check_adam_dir"]),
-    ("src/optim/adam.c", "k += rv_adam_moves(sign,", "k += rv_adam_moves(-sign,",
+    ("src/optim/optim.h", "k += rv_adam_moves(sign,", "k += rv_adam_moves(-sign,",
      ["check_optim", "check_pinned"]),
     # adam_dir.c's vector kernels: one operation changed, the bits differ from the scalar's
     ("src/optim/adam_dir.c", "_mm512_add_pd(_mm512_sqrt_pd", "_mm512_sub_pd(_mm512_sqrt_pd",
@@ -469,11 +470,11 @@ MUTANTS = [
      "        double big = fmax(ldexp(hi, -e) - mean[j], mean[j] - ldexp(lo, -e)), ss = 0.0;",
      "        double big = fmax(hi - mean[j], mean[j] - lo), ss = 0.0;", ["check_dataset"]),    ("src/optim/adam_dir.h", "    return c->alpha * (mhat / d) * c->w_scale;",
      "    return c->alpha * c->w_scale * (mhat / d);", ["check_hardening"]),
-    ("src/optim/rmsprop.c", "sg.alpha * (rv_wide_to_double(b[i]) * wide_unit) * sg.w_scale,",
-     "sg.alpha * sg.w_scale * (rv_wide_to_double(b[i]) * wide_unit),", ["check_hardening"]),
+    ("src/optim/rms_dir.h", "    return c->alpha * (rv_wide_to_double(b) * 0x1p-100) * c->w_scale;",
+     "    return c->alpha * c->w_scale * (rv_wide_to_double(b) * 0x1p-100);", ["check_hardening"]),
     ("src/optim/adam_dir.h", "    t->du_deps[i] = d2 > 0 ? -mhat / d2 : 0.0;",
      "    t->du_deps[i] = -mhat / d2;", ["check_hardening"]),
-    ("src/optim/rmsprop.c", "(d2 > 0 ? -gi / d2 : 0.0)", "(-gi / d2)", ["check_hardening"]),    ("src/core/trainer.c", "rv_struct_size_check(NULL, RV_STRUCT_TRAINER_STATS, out->struct_size))",
+    ("src/optim/rms_dir.h", "(d2 > 0 ? -gi / d2 : 0.0)", "(-gi / d2)", ["check_hardening"]),    ("src/core/trainer.c", "rv_struct_size_check(NULL, RV_STRUCT_TRAINER_STATS, out->struct_size))",
      "out->struct_size < sizeof *out)", ["check_errors"]),
     # checkpoint loaders' structural checks, reached by files with a valid checksum
     ("src/core/checkpoint.c", "if (st < RV_STATE_LOW || st >> 63)", "if (st >> 63)",
@@ -520,7 +521,7 @@ MUTANTS = [
      ["check_optim"]),    # a gradient below s's resolution still increments s by one unit
     ("src/optim/adam.c", "    if (*gs == 0 && g != 0)\n        *gs = 1;",
      "    if (*gs == 0 && g != 0)\n        *gs = 0;", ["check_optim", "check_hardening", PY]),
-    ("src/optim/rmsprop.c", "    if (*gs == 0 && g != 0)\n        *gs = 1;",
+    ("src/optim/rms_dir.h", "    if (*gs == 0 && g != 0)\n        *gs = 1;",
      "    if (*gs == 0 && g != 0)\n        *gs = 0;", ["check_optim", "check_hardening", PY]),
     ("src/optim/adam_dir.c", "_mm512_cmp_pd_mask(y2, one, _CMP_LT_OQ));",
      "_mm512_cmp_pd_mask(y2, zero, _CMP_LT_OQ));", ["check_adam_dir"]),
@@ -648,7 +649,7 @@ MUTANTS = [
      ["check_optim"]),
     ("src/optim/momentum.c", "                p->dw[i] -= sg->lambda * u[i];", "                ;",
      ["check_optim"]),
-    ("src/optim/rmsprop.c", "                p->dw[i] -= sg->lambda * p->dir_a[i];", "                ;",
+    ("src/optim/rms_dir.h", "        r->dw[i] -= c->lambda * r->u[i];", "        ;",
      ["check_optim"]),
     ("src/optim/momentum.c",
      "                    decayed[i - c0] = rv_coupled_grad(grad[i], sg.lambda, wd[i]);",
@@ -844,6 +845,40 @@ MUTANTS = [
     # RMSprop multiplies b by gamma as a beta (bits 24)
     ("src/optim/rmsprop.c", "o->moments = rv_moments16_run_select();",
      "o->moments = rv_moments_run_select();", ["check_pinned", "check_optim"]),
+    # ---- RMSprop's state updates in lanes (rms_dir.c): the singular-s guard dropped, gb's legacy
+    # rounding taken in lanes, the one-unit minimum of gs dropped, the decay's sign, alpha times
+    # 2^frac_bits first (NaN for b = 0 at a huge alpha)
+    ("src/optim/rms_dir.c", "            ok &= ~(_mm512_cmp_pd_mask(sa, zero, _CMP_EQ_OQ) & nonzero);",
+     "            ok &= 0xff;", ["check_rms_dir"]),
+    # gs's bound (it also refuses non-finite gradients) dropped
+    ("src/optim/rms_dir.c", "        __mmask8 ok = _mm512_cmp_pd_mask(y2, big, _CMP_LT_OQ);",
+     "        __mmask8 ok = 0xff;", ["check_rms_dir"]),
+    ("src/optim/rms_dir.c", "_mm512_cmp_pd_mask(yb, m64, _CMP_GT_OQ)",
+     "_mm512_cmp_pd_mask(yb, m64, _CMP_LT_OQ)", ["check_rms_dir"]),
+    ("src/optim/rms_dir.c", "gsl, nonzero & _mm512_testn_epi64_mask(gs_or, gs_or)",
+     "gsl, 0 & _mm512_testn_epi64_mask(gs_or, gs_or)", ["check_rms_dir"]),
+    ("src/optim/rms_dir.c", "gi = _mm512_add_pd(gv, _mm512_mul_pd(lam,",
+     "gi = _mm512_sub_pd(gv, _mm512_mul_pd(lam,", ["check_rms_dir", "check_optim"]),
+    ("src/optim/rms_dir.c",
+     "_mm512_mul_pd(_mm512_mul_pd(al, _mm512_mul_pd(wide8_double(bl, bh), unit)), ws));",
+     "_mm512_mul_pd(_mm512_mul_pd(al, ws), _mm512_mul_pd(wide8_double(bl, bh), unit)));",
+     ["check_rms_dir"]),
+    # rmsprop.c: a failure recorded before the chunk's moves: reported before an earlier weight
+    # failure of its chunk
+    ("src/optim/rmsprop.c",
+     "            size_t i = c0 + rv_pass_move_w_run(p, blk, lanes, -1, c0, j - c0, y);",
+     "            if (j < c1) rms_forward_fail(blk, &sg, rv_rms_add1(&c, p->grad[j], p->wd[j], "
+     "&s[j], &b[j], NULL, 1), j, p->grad[j], p->wd[j]);\n"
+     "            size_t i = c0 + rv_pass_move_w_run(p, blk, lanes, -1, c0, j - c0, y);",
+     ["check_optim"]),
+    # rms_dir.c's direction run in lanes: the decay's adjoint dropped, the d^2 = 0 guard let through
+    ("src/optim/rms_dir.c",
+     "_mm512_sub_pd(_mm512_loadu_pd(r->dw + i), _mm512_mul_pd(lam, u)));",
+     "_mm512_loadu_pd(r->dw + i));", ["check_optim", "check_rms_dir"]),
+    ("src/optim/rms_dir.c",
+     "__m512d de = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(d2, zero, _CMP_GT_OQ), zero,",
+     "__m512d de = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(d2, zero, _CMP_GE_OQ), zero,",
+     ["check_rms_dir"]),
 ]
 
 

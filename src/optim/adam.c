@@ -201,22 +201,6 @@ static inline void adam_moments_undo(const adam_sg *sg, size_t i, double g, rv_w
     *s -= gs;
 }
 
-/* Move w[i0 + k] by y[k] (rv_pass_move_w's sign) for k < n, in lanes (adam_dir.h) up to each
- * parameter they leave to rv_pass_move_w; returns the first k whose move failed (recorded in
- * blk, w written as rv_pass_move_w writes it), or n. */
-static size_t move_w_run(rv_pass *p, rv_block *blk, int lanes, int sign, size_t i0, size_t n,
-                         const double *y)
-{
-    for (size_t k = 0; k < n; k++) {
-        if (lanes)
-            k += rv_adam_moves(sign, p->fx.inv_scale, n - k, y + k, p->w + i0 + k,
-                               p->wd + i0 + k);
-        if (k < n && !rv_pass_move_w(p, blk, i0 + k, y[k], sign))
-            return k;
-    }
-    return n;
-}
-
 /* Per chunk: the betas' multiply, the moments' sums up to the first failure j, the weight steps
  * of [c0, j) (adam_dir.h, eight lanes where the processor has them) and their moves; then j's
  * failure, recorded only now so that a weight failure before j is the one reported, as when
@@ -263,7 +247,7 @@ static void adam_forward_block(void *self, rv_pass *p, size_t step, rv_block *bl
                     break;
             }
             rv_adam_steps(&dir, j - c0, m + c0, s + c0, y);
-            size_t i = c0 + move_w_run(p, blk, lanes, -1, c0, j - c0, y);
+            size_t i = c0 + rv_pass_move_w_run(p, blk, lanes, -1, c0, j - c0, y);
             if (i < j) {
                 while (--j > i)
                     adam_moments_undo(&sg, j, p->grad[j], &m[j], &s[j]);
@@ -323,7 +307,7 @@ static void adam_undo_position(void *self, rv_pass *p, size_t step, rv_block *bl
                 y[k] = sg->alpha * t.u[k] * sg->w_scale; /* as rv_adam_step1 */
             memset(moved, 1, c1 - c0);
             for (size_t k = 0; k < c1 - c0; k++) { /* a failed move is recorded; go on */
-                k += move_w_run(p, blk, lanes, +1, c0 + k, c1 - c0 - k, y + k);
+                k += rv_pass_move_w_run(p, blk, lanes, +1, c0 + k, c1 - c0 - k, y + k);
                 if (k < c1 - c0)
                     moved[k] = 0;
             }

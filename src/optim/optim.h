@@ -10,6 +10,7 @@
 #include "base/internal.h"
 #include "exact/fixed.h"
 #include "exact/infobuf.h"
+#include "optim/adam_dir.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -234,6 +235,22 @@ static inline int rv_pass_move_w(rv_pass *p, rv_block *blk, size_t i, double y, 
     }
     p->wd[i] = rv_to_double(p->fx, p->w[i]);
     return 1;
+}
+
+/* Move w[i0 + k] by y[k] (rv_pass_move_w's sign) for k < n, in lanes (adam_dir.h's
+ * rv_adam_moves, when lanes) up to each parameter they leave to rv_pass_move_w; returns the first
+ * k whose move failed (recorded in blk, w written as rv_pass_move_w writes it), or n. */
+static inline size_t rv_pass_move_w_run(rv_pass *p, rv_block *blk, int lanes, int sign, size_t i0,
+                                        size_t n, const double *y)
+{
+    for (size_t k = 0; k < n; k++) {
+        if (lanes)
+            k += rv_adam_moves(sign, p->fx.inv_scale, n - k, y + k, p->w + i0 + k,
+                               p->wd + i0 + k);
+        if (k < n && !rv_pass_move_w(p, blk, i0 + k, y[k], sign))
+            return k;
+    }
+    return n;
 }
 
 extern RV_HIDDEN const rv_optim rv_optim_momentum;

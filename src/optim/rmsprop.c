@@ -8,6 +8,7 @@
  * in g_t (b's term divides by sqrt(s_{t+1}), which holds g_t^2), so the driver asks for the
  * gradient first (RV_DIR_AFTER_GRAD). */
 #include "optim/optim.h"
+#include "optim/rms_dir.h"
 
 #include "exact/rate.h"
 #include "exact/round_vec.h"
@@ -16,7 +17,7 @@
 #include <math.h>
 #include <string.h>
 
-#define RMS_FRAC 100
+#define RMS_FRAC RV_RMS_FRAC
 #define RMS_BOUND (126 - RMS_FRAC)
 
 typedef struct rms_sg {
@@ -108,22 +109,30 @@ static double rms_prepare(void *self, size_t step, size_t group, const double *v
     return (16.0 - log2((double)ng)) + (24.0 - log2((double)n2));
 }
 
-/* (1-beta2) g^2 in s's units, at least one unit when g != 0 (its true value is > 0: a gradient
- * below s's resolution, |g| < about 9e-15, still makes s > 0), the same forward and back */
-static inline int rms_s_term(const rms_sg *sg, double g, rv_wide *gs)
+/* rms_dir.h's view of a step and group */
+static inline rv_rms_dir rms_dir(const rms_sg *sg)
 {
-    if (!rv_wide_round(sg->omb2_fixed * (g * g), gs))
-        return 0;
-    if (*gs == 0 && g != 0)
-        *gs = 1;
-    return 1;
+    return (rv_rms_dir){sg->omb2_fixed, sg->eps, sg->lambda, sg->alpha, sg->w_scale};
 }
 
-/* sqrt(s) + eps for the new s, the same double operations forward and back */
-static inline double rms_denominator(const rms_sg *sg, rv_wide s, double *a)
+/* Record why parameter i's forward update failed (rms_dir.h's rv_rms_add1). */
+static void rms_forward_fail(rv_block *blk, const rms_sg *sg, int why, size_t i, double g,
+                             double wd)
 {
-    *a = sqrt(rv_wide_to_double(s) * wide_unit);
-    return *a + sg->eps;
+    double gi = rv_coupled_grad(g, sg->lambda, wd);
+    if (why == RV_RMS_GRAD)
+        rv_block_fail(blk, RV_GRAD_NOT_FINITE, i, g);
+    else if (why == RV_RMS_DECAY)
+        rv_block_fail_named(blk, RV_GRAD_RANGE, i, gi, "gradient+weight_decay*w", "x", 1024);
+    else if (why == RV_RMS_TERM)
+        rv_block_fail_named(blk, RV_GRAD_RANGE, i, sg->omb2 * (gi * gi), "(1-beta2)*gradient^2",
+                            "x", RMS_BOUND);
+    else if (why == RV_RMS_S)
+        rv_block_fail_named(blk, RV_STATE_RANGE, i, 0, "second moment", "s", RMS_BOUND);
+    else if (why == RV_RMS_SINGULAR)
+        rv_block_fail_named(blk, RV_SINGULAR, i, gi, "the gradient", "g", 0);
+    else
+        rv_block_fail_named(blk, RV_STATE_RANGE, i, 0, "momentum buffer", "b", RMS_BOUND);
 }
 
 static void rms_forward_block(void *self, rv_pass *p, size_t step, rv_block *blk, int flags)
@@ -134,10 +143,13 @@ static void rms_forward_block(void *self, rv_pass *p, size_t step, rv_block *blk
     const revl_allocator *a = p->alloc;
     rv_wide *restrict s = o->s, *restrict b = o->b;
     uint64_t *restrict state = p->buf->state;
+    double y[RV_CHUNK];
+    const int lanes = rv_rms_lanes();
     if (flags & RV_FWD_MUL)
         blk->err = RV_OK;
     for (size_t g = blk->g_first; g <= blk->g_last; g++) {
         const rms_sg sg = o->sg[step * o->n_groups + g];
+        const rv_rms_dir c = rms_dir(&sg);
         size_t i0, i1;
         rv_block_range(blk, p->offsets, g, &i0, &i1);
         for (size_t c0 = i0; c0 < i1; c0 += RV_CHUNK) {
@@ -155,41 +167,23 @@ static void rms_forward_block(void *self, rv_pass *p, size_t step, rv_block *blk
             }
             if (!(flags & RV_FWD_UPDATE))
                 continue;
-            for (size_t i = c0; i < c1; i++) {
-                double gi = rv_coupled_grad(p->grad[i], sg.lambda, p->wd[i]), sa;
-                rv_wide gs, gb;
-                if (!isfinite(p->grad[i])) {
-                    rv_block_fail(blk, RV_GRAD_NOT_FINITE, i, p->grad[i]);
-                    goto done;
-                }
-                if (!isfinite(gi)) { /* the decay overflowed */
-                    rv_block_fail_named(blk, RV_GRAD_RANGE, i, gi, "gradient+weight_decay*w", "x",
-                                        1024);
-                    goto done;
-                }
-                if (!rms_s_term(&sg, gi, &gs)) {
-                    rv_block_fail_named(blk, RV_GRAD_RANGE, i, sg.omb2 * (gi * gi),
-                                        "(1-beta2)*gradient^2", "x", RMS_BOUND);
-                    goto done;
-                }
-                if (!rv_wide_add(s[i], gs, &s[i])) {
-                    rv_block_fail_named(blk, RV_STATE_RANGE, i, 0, "second moment", "s", RMS_BOUND);
-                    goto done;
-                }
-                double d = rms_denominator(&sg, s[i], &sa);
-                if (sa == 0 && gi != 0) {
-                    rv_block_fail_named(blk, RV_SINGULAR, i, gi, "the gradient", "g", 0);
-                    goto done;
-                }
-                if (!rv_wide_round(gi / d * 0x1p100 /* 2^RMS_FRAC */, &gb) || !rv_wide_add(b[i], gb, &b[i])) {
-                    rv_block_fail_named(blk, RV_STATE_RANGE, i, 0, "momentum buffer", "b",
-                                        RMS_BOUND);
-                    goto done;
-                }
-                if (!rv_pass_move_w(p, blk, i,
-                                    sg.alpha * (rv_wide_to_double(b[i]) * wide_unit) * sg.w_scale,
-                                    -1))
-                    goto done;
+            /* s and b of [c0, j) (in lanes where the processor has them: rms_dir.h), their
+             * weight steps' moves, then j's failure, recorded only now so that a weight failure
+             * before j is the one reported, as when each parameter was done whole in turn; a
+             * weight failure at i undoes the sums of (i, j), so a failure leaves the state the
+             * first version left */
+            size_t j =
+                c0 + rv_rms_run(&c, 0, c1 - c0, p->grad + c0, p->wd + c0, s + c0, b + c0, y);
+            size_t i = c0 + rv_pass_move_w_run(p, blk, lanes, -1, c0, j - c0, y);
+            if (i < j) {
+                while (--j > i)
+                    rv_rms_sub1(&c, p->grad[j], p->wd[j], &s[j], &b[j], 0); /* exact */
+                goto done;
+            }
+            if (j < c1) {
+                int why = rv_rms_add1(&c, p->grad[j], p->wd[j], &s[j], &b[j], NULL, 1);
+                rms_forward_fail(blk, &sg, why, j, p->grad[j], p->wd[j]);
+                goto done;
             }
         }
     }
@@ -238,27 +232,24 @@ static void rms_undo_position(void *self, rv_pass *p, size_t step, rv_block *blk
 static void rms_direction(void *self, rv_pass *p, size_t step, rv_block *blk)
 {
     rmsprop *o = self;
+    double t_eps[RV_CHUNK], t_decay[RV_CHUNK];
     blk->err = RV_OK;
     for (size_t g = blk->g_first; g <= blk->g_last; g++) {
         const rms_sg *sg = &o->sg[step * o->n_groups + g];
+        const rv_rms_dir c = rms_dir(sg);
         size_t i0, i1;
         rv_block_range(blk, p->offsets, g, &i0, &i1);
         double s_eps = 0, s_decay = 0;
-        for (size_t i = i0; i < i1; i++) {
-            double gi = rv_coupled_grad(p->grad[i], sg->lambda, p->wd[i]), sa,
-                   d = rms_denominator(sg, o->s[i], &sa), d2 = d * d;
-            /* at s = 0 the gradient is 0 (the forward pass refused anything else) and b does not
-             * depend on s; a gradient that differs from the forward's (NaN included) fails in
-             * undo_state */
-            double db_ds = sa > 0 ? -gi / (2.0 * sa * d2) : 0.0;
-            /* d^2 underflows to 0 only where s = 0 (eps below about 1e-162), so g = 0 and b
-             * does not depend on eps: 0, not 0/0 */
-            s_eps += o->db[i] * (d2 > 0 ? -gi / d2 : 0.0);
-            o->ds[i] += o->db[i] * db_ds;
-            p->dir_a[i] = -(o->db[i] / d + 2.0 * sg->omb2 * gi * o->ds[i]);
-            s_decay += p->dir_a[i] * p->wd[i]; /* at lambda = 0 too: d lambda there is not 0 */
-            if (sg->lambda != 0)                /* dw -= 0 u could turn a -0 into +0 */
-                p->dw[i] -= sg->lambda * p->dir_a[i];
+        /* the terms in lanes where the processor has them (rms_dir.h), their sums in order */
+        for (size_t c0 = i0; c0 < i1; c0 += RV_CHUNK) {
+            size_t n = c0 + RV_CHUNK < i1 ? RV_CHUNK : i1 - c0;
+            const rv_rms_back r = {sg->omb2, p->grad + c0, p->wd + c0, o->s + c0,
+                                   o->db + c0, o->ds + c0, p->dir_a + c0, p->dw + c0};
+            rv_rms_back_run(&c, &r, n, t_eps, t_decay);
+            for (size_t k = 0; k < n; k++) {
+                s_eps += t_eps[k];
+                s_decay += t_decay[k];
+            }
         }
         double *part = &p->partial[(blk->part + (g - blk->g_first)) * N_SLOTS];
         part[SLOT_EPS] = s_eps;
@@ -281,21 +272,20 @@ static void rms_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
     blk->err = RV_OK;
     for (size_t g = blk->g_last + 1; g-- > blk->g_first;) {
         const rms_sg sg = o->sg[step * o->n_groups + g];
+        const rv_rms_dir c = rms_dir(&sg);
         size_t i0, i1;
         rv_block_range(blk, p->offsets, g, &i0, &i1);
         double s_gamma = 0, s_b2 = 0;
         for (size_t c1 = i1; c1 > i0;) {
             size_t c0 = c1 - i0 > RV_CHUNK ? c1 - RV_CHUNK : i0;
-            for (size_t i = c0; i < c1; i++) {
-                double gi = rv_coupled_grad(grad[i], sg.lambda, wd[i]), sa,
-                       d = rms_denominator(&sg, s[i], &sa);
-                rv_wide gs, gb;
-                if (!rv_wide_round(gi / d * 0x1p100 /* 2^RMS_FRAC */, &gb) ||
-                    !rms_s_term(&sg, gi, &gs) ||
-                    !rv_wide_add(b[i], -gb, &b[i]) || !rv_wide_add(s[i], -gs, &s[i])) {
-                    rv_block_fail_named(blk, RV_STATE_RANGE, i, gi, "a state", "s|b", RMS_BOUND);
-                    goto done;
-                }
+            /* in lanes where the processor has them (rms_dir.h), up to a failure */
+            size_t j = c0 + rv_rms_run(&c, 1, c1 - c0, grad + c0, wd + c0, s + c0, b + c0, NULL);
+            if (j < c1) {
+                rv_rms_sub1(&c, grad[j], wd[j], &s[j], &b[j], 1);
+                rv_block_fail_named(blk, RV_STATE_RANGE, j,
+                                    rv_coupled_grad(grad[j], sg.lambda, wd[j]), "a state", "s|b",
+                                    RMS_BOUND);
+                goto done;
             }
             /* for i = c1-1 down to c0: b, then s */
             o->moments.div(a, &stack, state + c0, &sg.code_beta2, &sg.code_gamma, s + c0, b + c0,

@@ -1,7 +1,8 @@
 /* round_vec.h: the multiplies of the optimisers' states by their rates in steps whose bits are
- * not kept (the forward-only path and truncated steps: optim.h's RV_FWD_MUL without
- * RV_FWD_KEEP), over a run of parameters: momentum's 64-bit v by gamma = n / 2^16 and the
- * 128-bit moments by n / 2^bits (wide.h's rv_wide_mul_rounded), rounded to nearest, ties up.
+ * not kept (the steps before a truncated run's first kept one: optim.h's RV_FWD_MUL without
+ * RV_FWD_KEEP; the forward-only path keeps the coder, for the exact forward's bits), over a run
+ * of parameters: momentum's 64-bit v by gamma = n / 2^16 and the 128-bit moments by n / 2^bits
+ * (wide.h's rv_wide_mul_rounded), rounded to nearest, ties up.
  * A plain version, the reference (the per-parameter operations), and lane versions (AVX2 four
  * lanes, AVX-512 eight) chosen at run time as coder_vec.h's are; all give the same bits, being
  * the same integer arithmetic modulo 2^64 and 2^128. */

@@ -44,7 +44,8 @@ static rv_wide some128(unsigned bits)
     uint64_t u = rnd();
     if (u % 3 == 0)
         return edge[(u >> 8) % (sizeof edge / sizeof *edge)];
-    rv_wide x = (rv_wide)(((rv_uwide)rnd() << 64) | rnd()) >> (2 + (u >> 57)); /* |x| < 2^126 */
+    /* every magnitude below 2^126 */
+    rv_wide x = (rv_wide)(((rv_uwide)rnd() << 64) | rnd()) >> (2 + (u >> 57) % 124);
     return x;
 }
 

@@ -98,8 +98,11 @@ MUTANTS = [
     ("src/exact/infobuf.h", "    while (st < RV_STATE_LOW)\n        st = (st << RV_WORD_BITS) | rv_pop_word(s);",
      "    if (st < RV_STATE_LOW)\n        st = (st << RV_WORD_BITS) | rv_pop_word(s);",
      ["check_optim"]),
-    ("src/exact/wide.h", "    if (x == 0)\n        return 0;\n    rv_uwide y = rv_wide_mul_mag(",
-     "    rv_uwide y = rv_wide_mul_mag(", ["check_optim"]),
+    ("src/exact/wide.h",
+     "    if (x == 0)\n        return 0;\n    rv_uwide ux = (rv_uwide)x, mag = x < 0 ? -ux : ux; "
+     "/* unsigned: defined for -2^127 too */\n    rv_uwide y = rv_wide_mul_mag(",
+     "    rv_uwide ux = (rv_uwide)x, mag = x < 0 ? -ux : ux;\n    rv_uwide y = rv_wide_mul_mag(",
+     ["check_optim"]),
     # wide.h's rounding and conversion: the first version's bits (check_wide)
     ("src/exact/wide.h", "*out = r < 0 ? rv_wide_round_legacy((double)r) : (rv_wide)r;",
      "*out = (rv_wide)r;", ["check_wide"]),

@@ -116,14 +116,18 @@ static inline rv_uwide rv_wide_mul_mag(const revl_allocator *a, rv_stack *s, uin
 static inline rv_uwide rv_wide_div_mag(const revl_allocator *a, rv_stack *s, uint64_t *st,
                                        const rv_gamma_code *c, unsigned bits, rv_uwide y);
 
-/* x <- x * n / 2^bits exactly (bits 16 or 24), as sign(x) (1 + (|x| - 1) n / 2^bits). */
+/* x <- x * n / 2^bits exactly (bits 16 or 24), as sign(x) (1 + (|x| - 1) n / 2^bits). The
+ * magnitude and the sign are applied in unsigned arithmetic (modulo 2^128, the same bits): a
+ * value at -2^127, which only a rate above 1 can make (a test's out-of-grid one), is then no
+ * undefined negation. */
 static inline rv_wide rv_wide_mul(const revl_allocator *a, rv_stack *s, uint64_t *st,
                                   const rv_gamma_code *c, unsigned bits, rv_wide x)
 {
     if (x == 0)
         return 0;
-    rv_uwide y = rv_wide_mul_mag(a, s, st, c, bits, (rv_uwide)(x < 0 ? -x : x) - 1);
-    return x < 0 ? -(rv_wide)(y + 1) : (rv_wide)(y + 1);
+    rv_uwide ux = (rv_uwide)x, mag = x < 0 ? -ux : ux; /* unsigned: defined for -2^127 too */
+    rv_uwide y = rv_wide_mul_mag(a, s, st, c, bits, mag - 1) + 1;
+    return (rv_wide)(x < 0 ? -y : y);
 }
 
 /* The exact inverse of rv_wide_mul. */
@@ -132,8 +136,9 @@ static inline rv_wide rv_wide_div(const revl_allocator *a, rv_stack *s, uint64_t
 {
     if (x == 0)
         return 0;
-    rv_uwide y = rv_wide_div_mag(a, s, st, c, bits, (rv_uwide)(x < 0 ? -x : x) - 1);
-    return x < 0 ? -(rv_wide)(y + 1) : (rv_wide)(y + 1);
+    rv_uwide ux = (rv_uwide)x, mag = x < 0 ? -ux : ux; /* unsigned: defined for -2^127 too */
+    rv_uwide y = rv_wide_div_mag(a, s, st, c, bits, mag - 1) + 1;
+    return (rv_wide)(x < 0 ? -y : y);
 }
 
 /* y <- floor(y / 2^bits) n + pop(base n), pushing y mod 2^bits (16 bits, then the rest). */

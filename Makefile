@@ -77,7 +77,7 @@ SAY = echo "  $(1) $@"
 endif
 
 .PHONY: all lib tests examples bench bench-hpo bench-scale check check-c check-python deps demo examples-quick bench-torch install clean \
-	need-blas asan valgrind
+	need-blas asan valgrind forget-stale-libomp
 all: lib tests examples mpi
 
 need-blas:
@@ -421,9 +421,19 @@ check-blas-reference:
 	@$(SUB_MAKE) BUILD=build-ref LIBOUT=build-ref/lib BLAS=reference check-c
 
 # ---- clang builds the library warning-free and the tests pass
-check-clang:
+check-clang: forget-stale-libomp
 	@$(SUB_MAKE) BUILD=build-clang LIBOUT=build-clang/lib CC=clang LIB_WERROR=-Werror lib tests
 	@$(SUB_MAKE) BUILD=build-clang LIBOUT=build-clang/lib CC=clang check-c
+
+# clang's OpenMP runtime (LLVM libomp) registers each process in /dev/shm as
+# __KMP_REGISTERED_LIB_<pid>_<uid> and removes the file at exit; a process killed by a signal
+# leaves it behind, and a later process given that pid aborts in libomp 14 (SIGBUS on an empty
+# one). Before the clang-built tests, remove the files of pids that no longer run, as libomp
+# itself does when it can. check_checkpoint removes its killed children's files.
+forget-stale-libomp:
+	@for f in /dev/shm/__KMP_REGISTERED_LIB_*_*; do [ -e "$$f" ] || continue; \
+	  p=$${f#/dev/shm/__KMP_REGISTERED_LIB_}; p=$${p%_*}; \
+	  [ -d /proc/$$p ] || rm -f "$$f"; done
 
 # ---- revl.h compiles alone as C11 and as C++11, pedantic and warning-free, with gcc and clang
 HEADER_WARN := -Wall -Wextra -Werror -pedantic
@@ -504,7 +514,7 @@ fuzz-build:
 	  clang -std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer -fopenmp \
 	    -Iinclude -Isrc -o build-fuzz/bin/$$t $$src build-fuzz/lib/librevl.a $(LDLIBS) || exit 1; \
 	done
-fuzz: fuzz-build
+fuzz: fuzz-build forget-stale-libomp
 	@fail=0; for src in $(FUZZ_SRC); do t=$$(basename $$src .c); \
 	  [ -x build-fuzz/bin/$$t ] || continue; \
 	  mkdir -p build-fuzz/corpus/$$t build-fuzz/artifacts tests/fuzz/corpus/$$t; \

@@ -35,13 +35,12 @@ static inline LATTR void L(round_mul128_at)(rv_wide *p, VU vn, VU half, VU low_m
 
 static LATTR void L(round_mul128)(rv_wide *x, size_t n_x, uint32_t n, unsigned bits)
 {
+    /* bits is 16 or 24 (round_vec.h), the two that check_round_vec compares with the plain loop */
+    const VU vn = L(splat)(n), half = L(splat)(1ull << (bits - 1));
+    const VU low_mask = L(splat)((1ull << bits) - 1);
     size_t i = 0;
-    if (bits == 16 || bits == 24) {
-        const VU vn = L(splat)(n), half = L(splat)(1ull << (bits - 1));
-        const VU low_mask = L(splat)((1ull << bits) - 1);
-        for (; i + NL <= n_x; i += NL)
-            L(round_mul128_at)(x + i, vn, half, low_mask, bits);
-    }
+    for (; i + NL <= n_x; i += NL)
+        L(round_mul128_at)(x + i, vn, half, low_mask, bits);
     _mm256_zeroupper();
     rv_round_mul128_plain(x + i, n_x - i, n, bits);
 }

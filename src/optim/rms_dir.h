@@ -93,23 +93,17 @@ static inline int rv_rms_add1(const rv_rms_dir *c, double g, double wd, rv_wide 
     return RV_RMS_OK;
 }
 
-/* The reverse update of one parameter (undoes rv_rms_add1 exactly): 1, or 0 when a term or a
- * difference is out of range, with nothing written, except b's difference when keep and s's
- * fails, as the first version left it. */
-static inline int rv_rms_sub1(const rv_rms_dir *c, double g, double wd, rv_wide *s, rv_wide *b,
-                              int keep)
+/* The reverse update of one parameter (undoes rv_rms_add1 exactly): 1, or 0 when a term or b's
+ * difference is out of range, with nothing written. s - gs cannot leave the range: gs >= 0, and a
+ * negative s has a NaN root, so gb fails first. */
+static inline int rv_rms_sub1(const rv_rms_dir *c, double g, double wd, rv_wide *s, rv_wide *b)
 {
     double gi = rv_coupled_grad(g, c->lambda, wd), sa, d = rv_rms_denominator(c, *s, &sa);
-    rv_wide gs, gb, bi;
+    rv_wide gs, gb;
     if (!rv_wide_round(gi / d * 0x1p100 /* 2^RV_RMS_FRAC */, &gb) || !rv_rms_s_term(c, gi, &gs) ||
-        !rv_wide_add(*b, -gb, &bi))
+        !rv_wide_add(*b, -gb, b))
         return 0;
-    if (!rv_wide_add(*s, -gs, s)) {
-        if (keep)
-            *b = bi;
-        return 0;
-    }
-    *b = bi;
+    *s -= gs;
     return 1;
 }
 

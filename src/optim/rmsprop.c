@@ -177,7 +177,7 @@ static void rms_forward_block(void *self, rv_pass *p, size_t step, rv_block *blk
             size_t i = c0 + rv_pass_move_w_run(p, blk, lanes, -1, c0, j - c0, y);
             if (i < j) {
                 while (--j > i)
-                    rv_rms_sub1(&c, p->grad[j], p->wd[j], &s[j], &b[j], 0); /* exact */
+                    rv_rms_sub1(&c, p->grad[j], p->wd[j], &s[j], &b[j]); /* exact */
                 goto done;
             }
             if (j < c1) {
@@ -281,7 +281,6 @@ static void rms_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
             /* in lanes where the processor has them (rms_dir.h), up to a failure */
             size_t j = c0 + rv_rms_run(&c, 1, c1 - c0, grad + c0, wd + c0, s + c0, b + c0, NULL);
             if (j < c1) {
-                rv_rms_sub1(&c, grad[j], wd[j], &s[j], &b[j], 1);
                 rv_block_fail_named(blk, RV_STATE_RANGE, j,
                                     rv_coupled_grad(grad[j], sg.lambda, wd[j]), "a state", "s|b",
                                     RMS_BOUND);

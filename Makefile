@@ -428,10 +428,11 @@ check-clang: forget-stale-libomp
 # clang's OpenMP runtime (LLVM libomp) registers each process in /dev/shm as
 # __KMP_REGISTERED_LIB_<pid>_<uid> and removes the file at exit; a process killed by a signal
 # leaves it behind, and a later process given that pid aborts in libomp 14 (SIGBUS on an empty
-# one). Before the clang-built tests, remove the files of pids that no longer run, as libomp
-# itself does when it can. check_checkpoint removes its killed children's files.
+# one). Before the clang-built tests, remove this user's files of pids that no longer run, as
+# libomp itself does when it can (another user's are not ours to remove: /dev/shm is sticky).
+# check_checkpoint removes its killed children's files.
 forget-stale-libomp:
-	@for f in /dev/shm/__KMP_REGISTERED_LIB_*_*; do [ -e "$$f" ] || continue; \
+	@u=$$(id -u); for f in /dev/shm/__KMP_REGISTERED_LIB_*_$$u; do [ -e "$$f" ] || continue; \
 	  p=$${f#/dev/shm/__KMP_REGISTERED_LIB_}; p=$${p%_*}; \
 	  [ -d /proc/$$p ] || rm -f "$$f"; done
 

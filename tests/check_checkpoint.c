@@ -455,6 +455,17 @@ static void small_pair(revl_optimizer opt, run *r, const char *path)
     ck_assert_int_eq(revl_trainer_save(r->t, path), REVL_OK);
 }
 
+/* The end of a test that damaged copies of a checkpoint: both files and their buffers gone. */
+static void drop_files(char *path, char *bad, unsigned char *good, unsigned char *b)
+{
+    unlink(path);
+    unlink(bad);
+    free(good);
+    free(b);
+    free(path);
+    free(bad);
+}
+
 /* Every byte flipped, every 16-byte range zeroed, every truncation: REVL_ERR_IO with a message,
  * and the trainer (which holds another, trained state) stays as it was: its reverse pass gives
  * the same bits as one that never saw those files. With the checksum recomputed, every header
@@ -515,12 +526,7 @@ START_TEST(test_corrupt_every_byte)
     result_free(&res);
     result_free(&ref);
     run_free(&r);
-    unlink(path);
-    unlink(bad);
-    free(good);
-    free(b);
-    free(path);
-    free(bad);
+    drop_files(path, bad, good, b);
 }
 END_TEST
 
@@ -542,12 +548,7 @@ START_TEST(test_header_words_refused)
         ck_assert_msg(revl_trainer_load(src.t, bad) == REVL_ERR_IO, "byte %zu accepted", i);
     }
     run_free(&src);
-    unlink(path);
-    unlink(bad);
-    free(good);
-    free(b);
-    free(path);
-    free(bad);
+    drop_files(path, bad, good, b);
 }
 END_TEST
 
@@ -678,6 +679,85 @@ START_TEST(test_consistent_checksum_trainer)
     free(good);
     free(path);
     free(bad);
+}
+END_TEST
+
+/* A wide state read from a file must be in the range every sum keeps it in, |x| < 2^126
+ * (wide.h): beyond it the loader refuses it, naming the vector and parameter, with the trainer
+ * unchanged. At the edge (2^126 - 1 with either sign) it loads, and the reverse pass's range check
+ * on its difference (the state minus a nonzero term of unknown sign) refuses exactly one sign at
+ * the last step, in the lanes (parameter 0) and in the scalar code after them (parameter 9: of
+ * its group's ten, eight go in lanes); the other is carried out of range by the divide and
+ * refused a step earlier. Adam's first moment m
+ * and RMSprop's momentum buffer b; steps so small that w never moves (else the recomputed
+ * gradient would differ first). */
+#define P_WIDE 30 /* three groups of ten */
+
+START_TEST(test_wide_state_range)
+{
+    revl_optimizer opt = _i ? REVL_OPTIM_RMSPROP : REVL_OPTIM_ADAM;
+    const size_t k = _i ? 1 : 0; /* b, m */
+    const char *name = _i ? "b" : "m", *reverse_msg = _i ? "a state left" : "a moment left";
+    char *path = temp_path("wide"), *bad = temp_path("wide-bad");
+    run src;
+    run_make(&src, opt, P_WIDE, STEPS_SMALL, 0, 52, 1e-25);
+    double w0[P_WIDE], before[P_WIDE], after[P_WIDE];
+    start_w(P_WIDE, w0);
+    ck_assert_int_eq(revl_trainer_train(src.t, w0, META), REVL_OK);
+    ck_assert_int_eq(revl_trainer_save(src.t, path), REVL_OK);
+    revl_trainer_weights(src.t, before);
+    size_t n;
+    unsigned char *good = slurp(path, &n), *b = malloc(n);
+    /* the layout of docs/file-formats.md: 2 state vectors of 16-byte words, each then its start */
+    const size_t p = P_WIDE, ns = 2, off_state = 12 + 16 + 8 * 8 + ns * 8 + 16;
+    const size_t off_w = off_state + 8 + 16 + 8;
+    const size_t off_k = off_w + 2 * 8 * p + k * 2 * p * 16;
+    const uint64_t edge_hi = (1ull << 62) - 1, neg_hi = ~edge_hi; /* hi words of +-(2^126 - 1) */
+    struct {
+        size_t off;
+        uint64_t lo, hi;
+        const char *want;
+    } refused[] = {
+        {off_k, 0, 1ull << 62, "state %s of parameter 0 out of range"},         /* 2^126 */
+        {off_k + 16 * 9, 0, 3ull << 62, "state %s of parameter 9 out of range"}, /* -2^126 */
+        {off_k + 16 * 4, ~0ull, ~0ull >> 1, "state %s of parameter 4 out of range"},
+        {off_k + 16 * p, 0, 1ull << 62, "start state %s of parameter 0 out of range"},
+        {off_k + 16 * (p + 9), 0, 1ull << 63, "start state %s of parameter 9 out of range"},
+    };
+    char want[96];
+    for (size_t c = 0; c < sizeof refused / sizeof refused[0]; c++) {
+        memcpy(b, good, n);
+        put_le_at(b, refused[c].off + 8, refused[c].hi);
+        forge(b, n, refused[c].off, refused[c].lo, bad);
+        ck_assert_msg(revl_trainer_load(src.t, bad) == REVL_ERR_IO, "case %zu accepted", c);
+        snprintf(want, sizeof want, refused[c].want, name);
+        expect_msg(revl_trainer_last_error(src.t), want);
+    }
+    revl_trainer_weights(src.t, after);
+    ck_assert(memcmp(before, after, sizeof before) == 0);
+    for (size_t i = 0; i < 10; i += 9) {
+        int at_last = 0;
+        for (int sign = 0; sign < 2; sign++) {
+            memcpy(b, good, n);
+            put_le_at(b, off_k + 16 * i + 8, sign ? neg_hi : edge_hi);
+            forge(b, n, off_k + 16 * i, sign ? 1 : ~0ull, bad);
+            ck_assert_int_eq(revl_trainer_load(src.t, bad), REVL_OK);
+            double dfdw[P_WIDE], dw0[P_WIDE], *none[REVL_HYPER_COUNT] = {0};
+            for (size_t j = 0; j < p; j++)
+                dfdw[j] = 1.0;
+            ck_assert_int_eq(revl_trainer_hypergrad_kinds_n(src.t, dfdw, NULL, dw0,
+                                                            REVL_HYPER_COUNT, none, NULL),
+                             REVL_ERR_INEXACT);
+            const char *msg = revl_trainer_last_error(src.t);
+            snprintf(want, sizeof want, "%s the fixed-point range", reverse_msg);
+            expect_msg(msg, want);
+            snprintf(want, sizeof want, "at step %d, parameter %zu", STEPS_SMALL - 1, i);
+            at_last += strstr(msg, want) != NULL;
+        }
+        ck_assert_msg(at_last == 1, "parameter %zu: %d edges refused at the last step", i, at_last);
+    }
+    run_free(&src);
+    drop_files(path, bad, good, b);
 }
 END_TEST
 
@@ -1696,6 +1776,7 @@ static Suite *checkpoint_suite(void)
     tcase_add_loop_test(tc, test_corrupt_every_byte, 0, 2);
     tcase_add_test(tc, test_header_words_refused);
     tcase_add_test(tc, test_consistent_checksum_trainer);
+    tcase_add_loop_test(tc, test_wide_state_range, 0, 2);
     tcase_add_test(tc, test_mismatch_messages);
     tcase_add_test(tc, test_schedule_trained_with);
     tcase_add_test(tc, test_state_errors);

@@ -9,6 +9,7 @@
 #include "base/ckptfile.h"
 #include "core/shard.h"
 #include "core/trainer.h"
+#include "exact/wide.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -291,6 +292,23 @@ static void take_ints(rv_ckpt_reader *r, void *dst, size_t elem, size_t n)
         r->pos += n * elem;
 }
 
+/* The first of the n wide states at the cursor outside the range every sum keeps them in
+ * (rv_wide_in_range: beyond it a later sum could overflow), or n (also when they are cut short:
+ * take_ints says so); the cursor stays. */
+static size_t wide_outside(const rv_ckpt_reader *r, size_t n)
+{
+    if (!rv_ckpt_has(r, n, sizeof(rv_wide)))
+        return n;
+    rv_ckpt_reader peek = *r;
+    for (size_t i = 0; i < n; i++) {
+        rv_wide x;
+        rv_ckpt_get_ints(&peek, &x, sizeof x, 1);
+        if (!rv_wide_in_range(x))
+            return i;
+    }
+    return n;
+}
+
 /* What a sharded trainer's ranks compare before any applies its file: the run's hash and full
  * w's hash (from the header), and a hash of what every rank's file holds alike (meta, last
  * loss, fingerprints, state, step; read_body's check pass adds to it); w: this rank's share of
@@ -405,8 +423,13 @@ static int read_body(revl_trainer *t, rv_ckpt_reader *r, uint64_t *len_out, rv_w
     take_ints(r, apply ? t->w_start : NULL, 8, p);
     for (size_t k = 0; k < t->opt->n_state; k++) {
         rv_state_vec sv = t->opt->state(t->opt_self, k);
-        take_ints(r, apply ? sv.data : NULL, sv.elem, p);
-        take_ints(r, apply ? t->state_start[k] : NULL, sv.elem, p);
+        for (int start = 0; start < 2; start++) {
+            size_t i = sv.elem == sizeof(rv_wide) ? wide_outside(r, p) : p;
+            if (i < p)
+                return bad(t, path, "%sstate %s of parameter %zu out of range (|x| >= 2^126)",
+                           start ? "start " : "", sv.name, t->lo + i);
+            take_ints(r, apply ? (start ? t->state_start[k] : sv.data) : NULL, sv.elem, p);
+        }
     }
     if (v) /* check pass: the same in every rank's file */
         for (size_t s = 0; s < t->n_steps; s++)

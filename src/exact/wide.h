@@ -72,12 +72,21 @@ static inline double rv_wide_to_double(rv_wide x)
     return (double)(int64_t)(x >> 64) * 0x1p64 + dlo;
 }
 
+/* x in (-2^126, 2^126), the range every state is kept in: a sum of two in range cannot
+ * overflow. A state read from a file is checked too (checkpoint.c). */
+static inline int rv_wide_in_range(rv_wide x)
+{
+    const rv_wide lim = (rv_wide)1 << 126;
+    return x < lim && x > -lim;
+}
+
 /* Add, or return 0 when the sum leaves (-2^126, 2^126). */
 static inline int rv_wide_add(rv_wide x, rv_wide y, rv_wide *out)
 {
-    rv_wide s = x + y; /* both below 2^126 in magnitude: cannot overflow */
-    const rv_wide lim = (rv_wide)1 << 126;
-    if (s >= lim || s <= -lim)
+    /* in range, x + y cannot overflow; wrapping instead of undefined behaviour keeps a state
+     * a corrupt file put out of range (a reverse pass's divide) an error, never a crash */
+    rv_wide s = (rv_wide)((rv_uwide)x + (rv_uwide)y);
+    if (!rv_wide_in_range(s))
         return 0;
     *out = s;
     return 1;

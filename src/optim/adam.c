@@ -192,20 +192,11 @@ static inline int adam_moments(const adam_sg *sg, rv_block *blk, size_t i, doubl
     return 1;
 }
 
-/* Undo a successful adam_moments (its sums are exact). */
-static inline void adam_moments_undo(const adam_sg *sg, size_t i, double g, rv_wide *m, rv_wide *s)
-{
-    rv_wide gm = 0, gs = 0;
-    moment_terms(sg, NULL, i, g, &gm, &gs);
-    *m -= gm;
-    *s -= gs;
-}
-
 /* Per chunk: the betas' multiply, the moments' sums up to the first failure j, the weight steps
  * of [c0, j) (adam_dir.h, eight lanes where the processor has them) and their moves; then j's
  * failure, recorded only now so that a weight failure before j is the one reported, as when
- * each parameter was done whole in turn. A weight failure at i undoes the sums of (i, j), so a
- * failure leaves the state the first version left. */
+ * each parameter was done whole in turn. A failure leaves m and s part-updated; nothing reads
+ * them, since a failed training leaves the trainer to be trained again (trainer.c). */
 static void adam_forward_block(void *self, rv_pass *p, size_t step, rv_block *blk, int flags)
 {
     adam *o = self;
@@ -247,12 +238,8 @@ static void adam_forward_block(void *self, rv_pass *p, size_t step, rv_block *bl
                     break;
             }
             rv_adam_steps(&dir, j - c0, m + c0, s + c0, y);
-            size_t i = c0 + rv_pass_move_w_run(p, blk, lanes, -1, c0, j - c0, y);
-            if (i < j) {
-                while (--j > i)
-                    adam_moments_undo(&sg, j, p->grad[j], &m[j], &s[j]);
+            if (c0 + rv_pass_move_w_run(p, blk, lanes, -1, c0, j - c0, y) < j)
                 goto done;
-            }
             if (j < c1) {
                 adam_moments(&sg, blk, j, p->grad[j], &m[j], &s[j]);
                 goto done;

@@ -169,17 +169,13 @@ static void rms_forward_block(void *self, rv_pass *p, size_t step, rv_block *blk
                 continue;
             /* s and b of [c0, j) (in lanes where the processor has them: rms_dir.h), their
              * weight steps' moves, then j's failure, recorded only now so that a weight failure
-             * before j is the one reported, as when each parameter was done whole in turn; a
-             * weight failure at i undoes the sums of (i, j), so a failure leaves the state the
-             * first version left */
+             * before j is the one reported, as when each parameter was done whole in turn. A
+             * failure leaves s and b part-updated; nothing reads them, since a failed training
+             * leaves the trainer to be trained again (trainer.c) */
             size_t j =
                 c0 + rv_rms_run(&c, 0, c1 - c0, p->grad + c0, p->wd + c0, s + c0, b + c0, y);
-            size_t i = c0 + rv_pass_move_w_run(p, blk, lanes, -1, c0, j - c0, y);
-            if (i < j) {
-                while (--j > i)
-                    rv_rms_sub1(&c, p->grad[j], p->wd[j], &s[j], &b[j]); /* exact */
+            if (c0 + rv_pass_move_w_run(p, blk, lanes, -1, c0, j - c0, y) < j)
                 goto done;
-            }
             if (j < c1) {
                 int why = rv_rms_add1(&c, p->grad[j], p->wd[j], &s[j], &b[j], NULL, 1);
                 rms_forward_fail(blk, &sg, why, j, p->grad[j], p->wd[j]);

@@ -884,10 +884,10 @@ MUTANTS = [
     # rmsprop.c: a failure recorded before the chunk's moves: reported before an earlier weight
     # failure of its chunk
     ("src/optim/rmsprop.c",
-     "            size_t i = c0 + rv_pass_move_w_run(p, blk, lanes, -1, c0, j - c0, y);",
+     "            if (c0 + rv_pass_move_w_run(p, blk, lanes, -1, c0, j - c0, y) < j)",
      "            if (j < c1) rms_forward_fail(blk, &sg, rv_rms_add1(&c, p->grad[j], p->wd[j], "
      "&s[j], &b[j], NULL, 1), j, p->grad[j], p->wd[j]);\n"
-     "            size_t i = c0 + rv_pass_move_w_run(p, blk, lanes, -1, c0, j - c0, y);",
+     "            if (c0 + rv_pass_move_w_run(p, blk, lanes, -1, c0, j - c0, y) < j)",
      ["check_optim"]),
     # rms_dir.c's direction run in lanes: the decay's adjoint dropped, the d^2 = 0 guard let through
     ("src/optim/rms_dir.c",

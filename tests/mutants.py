@@ -886,7 +886,7 @@ MUTANTS = [
     ("src/optim/rmsprop.c",
      "            if (c0 + rv_pass_move_w_run(p, blk, lanes, -1, c0, j - c0, y) < j)",
      "            if (j < c1) rms_forward_fail(blk, &sg, rv_rms_add1(&c, p->grad[j], p->wd[j], "
-     "&s[j], &b[j], NULL, 1), j, p->grad[j], p->wd[j]);\n"
+     "&s[j], &b[j], NULL), j, p->grad[j], p->wd[j]);\n"
      "            if (c0 + rv_pass_move_w_run(p, blk, lanes, -1, c0, j - c0, y) < j)",
      ["check_optim"]),
     # rms_dir.c's direction run in lanes: the decay's adjoint dropped, the d^2 = 0 guard let through

@@ -155,11 +155,9 @@ static inline int moment_terms(const adam_sg *sg, rv_block *blk, size_t i, doubl
     return 1;
 }
 
-/* m += (1-beta1) g, s += (1-beta2) g^2 after the betas' multiply. On failure, with blk NULL (a
- * probe) nothing is changed; otherwise the failure is recorded and what was done so far kept
- * (m's sum when s's fails, both when they make s = 0 with m != 0), as the first version left
- * them. Locals rather than stores through m and s: a 128-bit value stored in halves and read
- * back whole stalls store forwarding. */
+/* m += (1-beta1) g, s += (1-beta2) g^2 after the betas' multiply. On failure nothing is changed,
+ * and the failure is recorded in blk (when not NULL: a probe). Locals rather than stores through
+ * m and s: a 128-bit value stored in halves and read back whole stalls store forwarding. */
 static inline int adam_moments(const adam_sg *sg, rv_block *blk, size_t i, double g, rv_wide *m,
                                rv_wide *s)
 {
@@ -172,19 +170,14 @@ static inline int adam_moments(const adam_sg *sg, rv_block *blk, size_t i, doubl
         return 0;
     }
     if (!rv_wide_add(*s, gs, &si)) {
-        if (blk) {
-            *m = mi;
+        if (blk)
             rv_block_fail_named(blk, RV_STATE_RANGE, i, 0, "second moment", "s", ADAM_BOUND);
-        }
         return 0;
     }
     if (si == 0 && mi != 0) {
-        if (blk) {
-            *m = mi;
-            *s = si;
+        if (blk)
             rv_block_fail_named(blk, RV_SINGULAR, i, rv_wide_to_double(mi) * wide_unit, "m",
                                 "m", 0);
-        }
         return 0;
     }
     *m = mi;

@@ -164,7 +164,7 @@ size_t rv_rms_run(const rv_rms_dir *c, int sub, size_t n, const double *g, const
         if (i == n)
             return n;
         if (sub ? !rv_rms_sub1(c, g[i], wd[i], &s[i], &b[i])
-                : rv_rms_add1(c, g[i], wd[i], &s[i], &b[i], y ? &y[i] : NULL, 0) != RV_RMS_OK)
+                : rv_rms_add1(c, g[i], wd[i], &s[i], &b[i], y ? &y[i] : NULL) != RV_RMS_OK)
             return i;
     }
 }

@@ -62,10 +62,9 @@ enum {
 };
 
 /* The forward update of one parameter: RV_RMS_OK with *s, *b and *y (when y) written, or why not
- * with nothing written, except the new s into *s when keep and the failure comes after s's sum
- * (RV_RMS_SINGULAR, RV_RMS_B), as the first version left it. */
+ * with nothing written. */
 static inline int rv_rms_add1(const rv_rms_dir *c, double g, double wd, rv_wide *s, rv_wide *b,
-                              double *y, int keep)
+                              double *y)
 {
     double gi = rv_coupled_grad(g, c->lambda, wd), sa;
     rv_wide gs, gb, si, bi;
@@ -83,10 +82,9 @@ static inline int rv_rms_add1(const rv_rms_dir *c, double g, double wd, rv_wide 
                       !rv_wide_add(*b, gb, &bi)
                   ? RV_RMS_B
                   : RV_RMS_OK;
-    if (err == RV_RMS_OK || keep)
-        *s = si;
     if (err)
         return err;
+    *s = si;
     *b = bi;
     if (y)
         *y = rv_rms_step1(c, bi);
@@ -116,8 +114,8 @@ RV_HIDDEN size_t rv_rms_sums(const rv_rms_dir *c, int sub, size_t n, const doubl
 
 /* rv_rms_add1 (sub: rv_rms_sub1) for parameters [0, n) of the arrays, y[i] the step (forward only),
  * in lanes (when rv_rms_lanes()) up to each parameter they leave to the scalar function; returns
- * the first i that fails (n when none), with nothing of it written (the caller redoes it with keep
- * to record the failure). */
+ * the first i that fails (n when none), with nothing of it written (the caller redoes it to learn
+ * why). */
 RV_HIDDEN size_t rv_rms_run(const rv_rms_dir *c, int sub, size_t n, const double *g,
                             const double *wd, rv_wide *s, rv_wide *b, double *y);
 

@@ -177,7 +177,7 @@ static void rms_forward_block(void *self, rv_pass *p, size_t step, rv_block *blk
             if (c0 + rv_pass_move_w_run(p, blk, lanes, -1, c0, j - c0, y) < j)
                 goto done;
             if (j < c1) {
-                int why = rv_rms_add1(&c, p->grad[j], p->wd[j], &s[j], &b[j], NULL, 1);
+                int why = rv_rms_add1(&c, p->grad[j], p->wd[j], &s[j], &b[j], NULL);
                 rms_forward_fail(blk, &sg, why, j, p->grad[j], p->wd[j]);
                 goto done;
             }

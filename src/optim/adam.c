@@ -156,8 +156,8 @@ static inline int moment_terms(const adam_sg *sg, rv_block *blk, size_t i, doubl
 }
 
 /* m += (1-beta1) g, s += (1-beta2) g^2 after the betas' multiply. On failure nothing is changed,
- * and the failure is recorded in blk (when not NULL: a probe). Locals rather than stores through
- * m and s: a 128-bit value stored in halves and read back whole stalls store forwarding. */
+ * and the failure is recorded in blk unless blk is NULL (a probe). Locals rather than stores
+ * through m and s: a 128-bit value stored in halves and read back whole stalls store forwarding. */
 static inline int adam_moments(const adam_sg *sg, rv_block *blk, size_t i, double g, rv_wide *m,
                                rv_wide *s)
 {

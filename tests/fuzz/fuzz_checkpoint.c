@@ -1,9 +1,11 @@
 /* fuzz_checkpoint.c: libFuzzer target for revl_trainer_load, the checkpoint reader.
  * FUZZ_NEEDS: revl_trainer_load
- * Two small trainers (5 parameters in 2 groups, 1 meta-parameter, 3 steps; momentum and Adam),
+ * Three small trainers (5 parameters in 2 groups, 1 meta-parameter, 3 steps; momentum, Adam and
+ * RMSprop),
  * each trained once and its checkpoint kept, then reversed with a checkpoint every step until
  * its gradient fails at step 0, which keeps a mid-reverse checkpoint (file version 2, what
- * revl_trainer_hypergrad_resume continues). Input byte 0: bit 1 picks the trainer, bit 3 its
+ * revl_trainer_hypergrad_resume continues). Input byte 0: bit 4 picks RMSprop, else bit 1 picks
+ * momentum or Adam (the inputs written before RMSprop keep their meaning); bit 3 the trainer's
  * mid-reverse file instead of the forward one; bit 0 odd, the file is that checkpoint edited
  * by the rest (triples of a 2-byte position and a byte, then a truncation), even, the rest is
  * the file; bit 2 recomputes the checksum, so that the checks behind it are reached (with bit
@@ -52,10 +54,11 @@ static int hvp(size_t step, const double *w, const double *meta, const double *v
 }
 
 static revl_model *model;
-static revl_schedule *sched[2];
-static revl_trainer *trainer[2];
-static unsigned char *good[2][2]; /* [trainer][0: forward, 1: mid-reverse] */
-static size_t good_len[2][2];
+#define N_TRAINERS 3
+static revl_schedule *sched[N_TRAINERS];
+static revl_trainer *trainer[N_TRAINERS];
+static unsigned char *good[N_TRAINERS][2]; /* [trainer][0: forward, 1: mid-reverse] */
+static size_t good_len[N_TRAINERS][2];
 
 static void setup(void)
 {
@@ -69,8 +72,10 @@ static void setup(void)
     if (revl_model_create(&model, &def) != REVL_OK)
         abort();
     double w0[5] = {0.5, -0.25, 1, 0, 2}, meta[1] = {0.5};
-    for (int k = 0; k < 2; k++) {
-        revl_optimizer opt = k ? REVL_OPTIM_ADAM : REVL_OPTIM_MOMENTUM;
+    static const revl_optimizer opts[N_TRAINERS] = {REVL_OPTIM_MOMENTUM, REVL_OPTIM_ADAM,
+                                                    REVL_OPTIM_RMSPROP};
+    for (int k = 0; k < N_TRAINERS; k++) {
+        revl_optimizer opt = opts[k];
         if (revl_schedule_create_for(&sched[k], opt, 3, 2, offsets, NULL) != REVL_OK ||
             revl_trainer_create(&trainer[k], model, sched[k], NULL) != REVL_OK ||
             revl_trainer_train(trainer[k], w0, meta) != REVL_OK ||
@@ -97,7 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         setup();
     if (size < 1)
         return 0;
-    int k = (data[0] >> 1) & 1, rev = (data[0] >> 3) & 1;
+    int k = data[0] & 16 ? 2 : (data[0] >> 1) & 1, rev = (data[0] >> 3) & 1;
     revl_trainer *t = trainer[k];
     const char *in = fuzz_path(1), *out = fuzz_path(2);
     unsigned char *file;

@@ -596,6 +596,19 @@ static size_t forge(const unsigned char *good, size_t n, size_t off, uint64_t x,
     return m;
 }
 
+/* Where a trainer file with ns state vectors and one meta-parameter holds its trainer state
+ * word, and its w (then w's start copy, then each state vector followed by its start copy):
+ * the layout of docs/file-formats.md. */
+static size_t off_trainer_state(size_t ns)
+{
+    return 12 + 16 + 8 * 8 + ns * 8 + 16;
+}
+
+static size_t off_weights(size_t ns)
+{
+    return off_trainer_state(ns) + 8 /* state */ + 16 /* steps, last loss */ + 8 /* meta */;
+}
+
 /* Adam over STEPS steps with beta1 = 0.01 (6.6 bits a step to keep): the stack holds words. */
 static void forge_run(run *r)
 {
@@ -619,8 +632,8 @@ START_TEST(test_consistent_checksum_trainer)
     unsigned char *good = slurp(path, &n);
     /* the layout of docs/file-formats.md: Adam (2 state vectors of 16 bytes), 1 meta, 1 block */
     const size_t p = P_SMALL, T = STEPS, ns = 2, elem = 16;
-    const size_t off_state = 12 + 16 + 8 * 8 + ns * 8 + 16, off_steps = off_state + 8;
-    const size_t off_meta = off_steps + 16, off_w = off_meta + 8;
+    const size_t off_state = off_trainer_state(ns), off_steps = off_state + 8;
+    const size_t off_meta = off_steps + 16, off_w = off_weights(ns);
     const size_t off_coder = off_w + 2 * 8 * p + ns * 2 * p * elem + 8 * T;
     const size_t off_block = off_coder + 8 * p;
     uint64_t len = get_le_at(good, off_block);
@@ -688,9 +701,8 @@ END_TEST
  * on its difference (the state minus a nonzero term of unknown sign) refuses exactly one sign at
  * the last step, in the lanes (parameter 0) and in the scalar code after them (parameter 9: of
  * its group's ten, eight go in lanes); the other is carried out of range by the divide and
- * refused a step earlier. Adam's first moment m
- * and RMSprop's momentum buffer b; steps so small that w never moves (else the recomputed
- * gradient would differ first). */
+ * refused a step earlier. Adam's first moment m and RMSprop's momentum buffer b; steps so small
+ * that w never moves (else the recomputed gradient would differ first). */
 #define P_WIDE 30 /* three groups of ten */
 
 START_TEST(test_wide_state_range)
@@ -708,10 +720,8 @@ START_TEST(test_wide_state_range)
     revl_trainer_weights(src.t, before);
     size_t n;
     unsigned char *good = slurp(path, &n), *b = malloc(n);
-    /* the layout of docs/file-formats.md: 2 state vectors of 16-byte words, each then its start */
-    const size_t p = P_WIDE, ns = 2, off_state = 12 + 16 + 8 * 8 + ns * 8 + 16;
-    const size_t off_w = off_state + 8 + 16 + 8;
-    const size_t off_k = off_w + 2 * 8 * p + k * 2 * p * 16;
+    /* 2 state vectors of 16-byte words after w and its start copy, each then its start copy */
+    const size_t p = P_WIDE, off_k = off_weights(2) + 2 * 8 * p + k * 2 * p * 16;
     const uint64_t edge_hi = (1ull << 62) - 1, neg_hi = ~edge_hi; /* hi words of +-(2^126 - 1) */
     struct {
         size_t off;

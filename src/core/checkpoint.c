@@ -293,12 +293,10 @@ static void take_ints(rv_ckpt_reader *r, void *dst, size_t elem, size_t n)
 }
 
 /* The first of the n wide states at the cursor outside the range every sum keeps them in
- * (rv_wide_in_range: beyond it a later sum could overflow), or n (also when they are cut short:
- * take_ints says so); the cursor stays. */
+ * (rv_wide_in_range: beyond it a later sum could overflow), or n; the cursor stays. Past the end
+ * of a file cut short the reader gives 0, in range: take_ints reports the cut. */
 static size_t wide_outside(const rv_ckpt_reader *r, size_t n)
 {
-    if (!rv_ckpt_has(r, n, sizeof(rv_wide)))
-        return n;
     rv_ckpt_reader peek = *r;
     for (size_t i = 0; i < n; i++) {
         rv_wide x;

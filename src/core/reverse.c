@@ -78,8 +78,9 @@ static int reverse_fail(revl_trainer *t, int rc)
 }
 
 /* A block failure of the walk back. The forward pass took every step with the values the walk
- * back recomputes, so a value out of range here means the gradient changed: not exact. A
- * Hessian-vector product that is not finite is the model's fault and stays a range error. */
+ * back recomputes, so a value out of range here means the gradient changed (or the state came
+ * from a forged checkpoint, which no training reached): not exact. A Hessian-vector product that
+ * is not finite is the model's fault and stays a range error. */
 static int reverse_block_error(revl_trainer *t, size_t step)
 {
     int kind = RV_OK;
@@ -89,8 +90,9 @@ static int reverse_block_error(revl_trainer *t, size_t step)
     if (rc == REVL_ERR_RANGE && kind != RV_HV_NOT_FINITE) {
         char why[RV_ERRLEN];
         memcpy(why, t->err, sizeof why);
-        rc = rv_fail(t->err, REVL_ERR_INEXACT, "%.150s: the gradient differs from the "
-                     "forward pass, so it is not deterministic", why);
+        rc = rv_fail(t->err, REVL_ERR_INEXACT, "%.130s: the gradient differs from the "
+                     "forward pass, so it is not deterministic (or a loaded checkpoint was "
+                     "forged)", why);
     }
     return rc;
 }

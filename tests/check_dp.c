@@ -989,8 +989,26 @@ END_TEST
 
 /* ---- a sharded trainer's reverse pass checkpointed (every step: at steps 3 and 2 of 4), stopped
  * after step 2, and resumed by fresh trainers from the files, all or none; 2 and 3 ranks,
- * momentum and Adam */
-enum rk_case { RK_CORRUPT, RK_EARLIER_STEP, RK_FORGED_D_GAMMA, RK_CASES };
+ * momentum and Adam; damaged files (rank 1's) refused on every rank, each trainer unchanged.
+ * RK_FORGED_STATE, last, is Adam's only (momentum's state is not 128-bit: no range to check) */
+enum rk_case { RK_CORRUPT, RK_EARLIER_STEP, RK_FORGED_D_GAMMA, RK_FORGED_STATE, RK_CASES };
+
+/* The cases a run of opt tries. */
+static int rk_cases(revl_optimizer opt)
+{
+    return opt == REVL_OPTIM_ADAM ? RK_CASES : RK_FORGED_STATE;
+}
+
+/* Rank 1's first parameter (the sharded loader names parameters by their global index) and,
+ * in *n, its number of parameters: its blocks of 4,096 (RV_BLOCK). */
+static size_t rk_share1(int size, size_t *n)
+{
+    size_t first, count;
+    ck_assert_int_eq(revl_dp_micro_range(SHP / 4096, 1, size, &first, &count), REVL_OK);
+    *n = count * 4096;
+    return first * 4096;
+}
+#define RK_STATE_AT 5 /* the forged parameter of rank 1's share, counted from its first */
 
 typedef struct rk_rank {
     revl_comm comm;
@@ -1052,10 +1070,21 @@ static void rk_damage(rk_rank *r, enum rk_case k)
     ck_assert_ptr_nonnull(b);
     if (k == RK_CORRUPT)
         b[n / 2] ^= 1;
-    if (k != RK_FORGED_D_GAMMA)
-        ck_spill(f1, b, n);
-    else /* the last word before the trailer (length, CRC): d_gamma (d_beta1) at step 3 */
+    if (k == RK_FORGED_D_GAMMA) { /* the last word before the trailer (length, CRC):
+                                    * d_gamma (d_beta1) at step 3 */
         ck_forge(f1, n - 12 - 8, 1);
+    } else if (k == RK_FORGED_STATE) {
+        /* Adam's m of parameter RK_STATE_AT of the share out of range: its high word's bit 62
+         * flipped makes |m| >= 2^126 whatever its sign. The layout of docs/file-formats.md:
+         * magic, version, name, 8 sizes, 2 state sizes, the shard section (8 words), 2 hashes,
+         * state, steps, last loss (no meta), then w and its start copy, then m (16 bytes each) */
+        size_t p;
+        rk_share1(r->comm.size, &p);
+        size_t off_m = 28 + 64 + 16 + 64 + 16 + 24 + 2 * 8 * p;
+        ck_forge(f1, off_m + 16 * RK_STATE_AT + 8, 1ull << 62);
+    } else {
+        ck_spill(f1, b, n);
+    }
     free(b);
 }
 
@@ -1091,7 +1120,7 @@ static void *rk_rank_main(void *arg)
     unsigned char *saved1 = r->comm.rank == 0 ? ck_slurp(f1, &n1) : NULL;
     unsigned char *before = ck_slurp(mine, &n0);
     pthread_barrier_wait(&sh->barrier); /* rank 0 read rank 1's file before damaging it */
-    for (int k = 0; k < RK_CASES; k++) {
+    for (int k = 0; k < rk_cases(r->opt); k++) {
         if (r->comm.rank == 0)
             rk_damage(r, (enum rk_case)k);
         pthread_barrier_wait(&sh->barrier);
@@ -1168,7 +1197,12 @@ START_TEST(sharded_reverse_checkpoint_resumes_bit_for_bit)
         [RK_CORRUPT] = "rank 1: ",
         [RK_EARLIER_STEP] = "rank 1's file is not of the same save as rank 0's",
         [RK_FORGED_D_GAMMA] = "rank 1's file is not of the same save as rank 0's",
+        [RK_FORGED_STATE] = "rank 1: ",
     };
+    char state_msg[96]; /* rank 1's message names the parameter by its global index */
+    size_t n1, lo1 = rk_share1(R, &n1);
+    snprintf(state_msg, sizeof state_msg, ": state m of parameter %zu out of range (|x| >= 2^126)",
+             lo1 + RK_STATE_AT);
     for (int r = 0; r < R; r++) {
         for (int k = 1; k < 3; k++) { /* resumed = straight = plain, bit for bit */
             ck_assert_msg(memcmp(runs[r].w[0], runs[r].w[k], SHP * sizeof(double)) == 0,
@@ -1182,8 +1216,9 @@ START_TEST(sharded_reverse_checkpoint_resumes_bit_for_bit)
         ck_assert_msg(runs[r].kinds_rc == REVL_ERR_INVALID &&
                           strstr(runs[r].kinds_msg, "rank 1: revl_trainer_hypergrad_resume"),
                       "R=%d rank %d: %d %s", R, r, runs[r].kinds_rc, runs[r].kinds_msg);
-        for (int k = 0; k < RK_CASES; k++) {
-            ck_assert_msg(runs[r].rc[k] == REVL_ERR_IO && strstr(runs[r].msg[k], want[k]),
+        for (int k = 0; k < rk_cases(runs[r].opt); k++) {
+            ck_assert_msg(runs[r].rc[k] == REVL_ERR_IO && strstr(runs[r].msg[k], want[k]) &&
+                              (k != RK_FORGED_STATE || strstr(runs[r].msg[k], state_msg)),
                           "R=%d rank %d case %d: %d %s", R, r, k, runs[r].rc[k], runs[r].msg[k]);
             ck_assert_str_eq(runs[r].msg[k], runs[0].msg[k]);
             ck_assert_msg(runs[r].unchanged[k], "R=%d rank %d case %d changed", R, r, k);

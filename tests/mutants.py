@@ -463,6 +463,10 @@ MUTANTS = [
     # on the state's difference, in the lanes and in the scalar code (test_wide_state_range)
     ("src/core/checkpoint.c", "size_t i = sv.elem == sizeof(rv_wide) ? wide_outside(r, p) : p;",
      "size_t i = p;", ["check_checkpoint"]),
+    # a sharded trainer's refusal names the share's index, not the parameter's (check_dp's
+    # sharded_reverse_checkpoint_resumes_bit_for_bit, case RK_FORGED_STATE)
+    ("src/core/checkpoint.c", 'start ? "start " : "", sv.name, t->lo + i);',
+     'start ? "start " : "", sv.name, i);', ["check_dp"]),
     ("src/exact/wide.h", "return x < lim && x > -lim;", "return x < lim && x >= -lim;",
      ["check_checkpoint"]),
     ("src/optim/rms_dir.h", "!rv_wide_add(*b, -gb, b))", "(*b -= gb, 0))", ["check_checkpoint"]),

@@ -331,6 +331,8 @@ bench-torch: lib
 	  REVL_LIBRARY=$(CURDIR)/$(SHLIB) $(PYTHON) bench/torch_unrolled.py
 	@echo "== PyTorch CNN through revl.torch against PyTorch unrolled"; \
 	  REVL_LIBRARY=$(CURDIR)/$(SHLIB) $(PYTHON) bench/torch_bridge.py
+	@echo "== RMSprop's reverse pass through revl.torch, fused (hvp_dir) and not"; \
+	  REVL_LIBRARY=$(CURDIR)/$(SHLIB) $(PYTHON) bench/torch_fused_dir.py
 
 # revl's default tuner against Optuna TPE and random search at equal CPU time (issue 20, 7;
 # long: 2 tasks x 3 seeds x 3 methods x budgets of 1x and 3x 50 meta-iterations). Optuna comes

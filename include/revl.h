@@ -156,6 +156,26 @@ typedef int (*revl_hvp_affine_fn)(size_t step, const double *w, const double *me
  * MLP has its own. */
 REVL_API int revl_model_set_hvp_affine(revl_model *m, revl_hvp_affine_fn fn);
 
+/* The library's half of a fused gradient + Hessian-direction callback (revl_hvp_dir_fn): from
+ * the gradient just computed it writes the direction v the callback was given. Returns 0, or
+ * nonzero when the direction failed (the trainer keeps that error): the callback then returns
+ * nonzero at once, without reading v. */
+typedef int (*revl_dir_fn)(void *dir_ctx, const double *grad);
+/* Optional, for optimisers whose Hessian direction is any function of the gradient at the same
+ * point (RMSprop; every optimiser's steps with a finite gradient clip): at (step, w, meta)
+ *   grad[n_params] = the gradient, bit-identical to grad_fn's,
+ *   then dir(dir_ctx, grad), exactly once, which writes v[n_params] (read it only after),
+ *   hv_w[n_params] = (d^2 L / dw^2) v,  hv_meta[n_meta] = d/dmeta (grad_w L . v) (NULL when
+ *   n_meta == 0),
+ * in one pass over the model. Without it the library calls grad and then hvp (two passes, the
+ * same bits). The model's own user pointer is passed. Returns 0, or nonzero to stop. */
+typedef int (*revl_hvp_dir_fn)(size_t step, const double *w, const double *meta,
+                               revl_dir_fn dir, void *dir_ctx, const double *v, double *grad,
+                               double *hv_w, double *hv_meta, void *user);
+/* Register (fn) or remove (NULL) a callback model's fused gradient + Hessian-direction callback
+ * (models of revl_model_create only: the built-in MLP has its own). */
+REVL_API int revl_model_set_hvp_dir(revl_model *m, revl_hvp_dir_fn fn);
+
 /* Parameter groups: contiguous ranges of w that share alpha and gamma in a schedule.
  * A callback model has one group [0, n_params) until revl_model_set_groups; a built-in model
  * has its own layout (MLP: per layer, its weights then its biases). offsets has n_groups+1

@@ -581,6 +581,15 @@ function set_hvp_affine!(m::Model, fn::Ptr{Cvoid})
     return m
 end
 
+"""Register (a C function pointer of the revl_hvp_dir_fn type) or remove (C_NULL) the model's
+fused gradient + Hessian-direction callback (RMSprop's reverse step, and clipped steps, in one
+model pass)."""
+function set_hvp_dir!(m::Model, fn::Ptr{Cvoid})
+    rc = ccall((:revl_model_set_hvp_dir, librevl), Cint, (Ptr{Cvoid}, Ptr{Cvoid}), _live(m), fn)
+    _check(rc, "revl_model_set_hvp_dir", _lasterr(m))
+    return m
+end
+
 Base.close(m::Model) = _free!(m)
 
 _live(x) = x.ptr == C_NULL ? throw(RevlError(ERR_STATE, "the object is closed", "Revl")) : x.ptr

@@ -455,6 +455,9 @@ START_TEST(test_fused_bit_identical)
         ck_assert_mem_eq(g1, g2, p * sizeof *g1);
         ck_assert_mem_eq(&l1, &l2, sizeof l1);
     }
+    /* its own fused path stays: a caller's revl_hvp_dir_fn would get the MLP's user pointer */
+    ck_assert_int_eq(revl_model_set_hvp_dir(m, NULL), REVL_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(revl_model_last_error(m), "not a model of revl_model_create"));
     free(w);
     free(meta);
     free(v);

@@ -40,6 +40,10 @@ typedef struct model {
     size_t active_from, active_until; /* the loss is 0 outside [from, until) (until 0: none) */
     long nan_at, huge_at; /* step with a NaN / huge gradient (-1 never) */
     long fail_affine_at;  /* step whose fused callback fails (-1 never) */
+    long misuse_dir_at;   /* step whose fused direction callback misbehaves as misuse_dir says */
+    int misuse_dir;       /* 1 never calls dir, 2 calls it twice, 3 returns 5 */
+    int own_grad;         /* m_hvp_dir hands dir its own copy of the gradient, not g */
+    size_t n_grad, n_hvp, n_hvp_dir; /* the library's calls of each callback */
     long drift_at;        /* step whose gradient changes by 1 ulp after `armed` (-1 never) */
     int armed;
     long nan_hm_at;       /* step whose mixed product (meta) is NaN (-1 never) */
@@ -62,6 +66,7 @@ static int m_grad(size_t step, const double *w, const double *meta, double *g, d
 {
     model *q = user;
     double lam = exp(meta[0]), l = 0;
+    q->n_grad++;
     for (size_t i = 0; i < q->p; i++) {
         double d = w[i] - q->c[i] - shift(step), sc = active(q, step) ? q->sc[i] : 0.0;
         g[i] = sc * (q->a[i] * d + q->b * cos(w[i]) + lam * w[i]);
@@ -109,6 +114,7 @@ static int m_hvp(size_t step, const double *w, const double *meta, const double 
 {
     model *q = user;
     double lam = exp(meta[0]), wv = 0;
+    q->n_hvp++;
     for (size_t i = 0; i < q->p; i++) {
         double sc = active(q, step) ? q->sc[i] : 0.0;
         hv[i] = sc * (q->a[i] - q->b * sin(w[i]) + lam) * v[i];
@@ -135,6 +141,30 @@ static int m_hvp_affine(size_t step, const double *w, const double *meta, const 
     return 0;
 }
 
+/* The fused gradient + H v, v from the library's direction (revl_hvp_dir_fn); misbehaves at step
+ * misuse_dir_at. Its own calls of m_grad and m_hvp are not the library's: not counted. */
+static int m_hvp_dir(size_t step, const double *w, const double *meta, revl_dir_fn dir,
+                     void *ctx, const double *v, double *g, double *hv, double *hm, void *user)
+{
+    model *q = user;
+    size_t n_grad = q->n_grad, n_hvp = q->n_hvp;
+    int misuse = (long)step == q->misuse_dir_at ? q->misuse_dir : 0;
+    q->n_hvp_dir++;
+    if (misuse == 3)
+        return 5;
+    double *own = q->own_grad ? malloc(q->p * sizeof *own) : NULL, *gw = own ? own : g;
+    m_grad(step, w, meta, gw, NULL, user);
+    int rc = misuse == 1 ? 0 : dir(ctx, gw);
+    if (!rc && misuse == 2)
+        rc = dir(ctx, gw);
+    if (!rc)
+        m_hvp(step, w, meta, v, NULL, hv, hm, user);
+    free(own);
+    q->n_grad = n_grad;
+    q->n_hvp = n_hvp;
+    return rc;
+}
+
 static void m_free(void *u)
 {
     model *q = u;
@@ -154,6 +184,7 @@ static revl_model *make_model(size_t p, size_t dead, model **out)
     q->sc = malloc(p * sizeof *q->sc);
     q->b = 0.3;
     q->nan_at = q->huge_at = q->fail_affine_at = q->drift_at = q->nan_hm_at = -1;
+    q->misuse_dir_at = -1;
     q->fail_grad_at = -1;
     for (size_t i = 0; i < p; i++) {
         q->a[i] = 0.5 + 1.5 * (double)((i * 7 + 3) % 11) / 10.0;
@@ -1401,6 +1432,89 @@ START_TEST(test_fused_callback_same_bits)
 }
 END_TEST
 
+/* A model's fused gradient + H v with v from the library's direction (revl_model_set_hvp_dir)
+ * gives the bits of the gradient-then-hvp fallback, in one callback per reverse step where the
+ * direction needs the gradient (RMSprop; the others never call it), also when the callback
+ * hands the direction its own copy of the gradient. A callback that does not call the
+ * direction once, or fails, names its step; the direction's own failure (a gradient that
+ * differs from the forward pass's) is reported as itself; the hook is refused on a built-in
+ * model. */
+START_TEST(test_fused_dir_callback)
+{
+    revl_optimizer opt = (revl_optimizer)_i;
+    const size_t p = 30, steps = 20;
+    model *q;
+    revl_model *m = make_model(p, 4, &q);
+    revl_schedule *s = random_schedule(opt, steps, 3, p);
+    double w0[30], meta[1] = {-1.0};
+    init_w0(w0, p);
+    const int uses = opt == REVL_OPTIM_RMSPROP;
+    hg h[3];
+    for (int run = 0; run < 3; run++) { /* fallback, fused, fused with its own gradient copy */
+        ck_assert_int_eq(revl_model_set_hvp_dir(m, run ? m_hvp_dir : NULL), REVL_OK);
+        q->own_grad = run == 2;
+        revl_trainer *t = NULL;
+        ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+        size_t n_fwd = q->n_grad;
+        ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
+        n_fwd = q->n_grad - n_fwd;
+        q->n_grad = q->n_hvp = q->n_hvp_dir = 0;
+        hypergrad_ok(t, s, w0, meta, p, &h[run]);
+        size_t rev_grad = q->n_grad - n_fwd; /* hypergrad_ok trains again first */
+        if (uses && run) {
+            ck_assert_uint_eq(q->n_hvp_dir, steps);
+            ck_assert_uint_eq(rev_grad, 0);
+            ck_assert_uint_eq(q->n_hvp, 0);
+        } else {
+            ck_assert_uint_eq(q->n_hvp_dir, 0);
+            if (uses)
+                ck_assert_uint_eq(rev_grad, steps);
+        }
+        revl_trainer_free(t);
+    }
+    for (int run = 1; run < 3; run++) {
+        ck_assert(memcmp(h[0].w0, h[run].w0, p * sizeof(double)) == 0);
+        ck_assert(memcmp(h[0].meta, h[run].meta, sizeof(double)) == 0);
+        for (int k = 0; k < REVL_HYPER_COUNT; k++)
+            if (h[0].kind[k])
+                ck_assert(memcmp(h[0].kind[k], h[run].kind[k], steps * 3 * sizeof(double)) == 0);
+    }
+    for (int run = 0; run < 3; run++)
+        hg_free(&h[run]);
+    q->own_grad = 0;
+    ck_assert_int_eq(revl_model_set_hvp_dir(m, m_hvp_dir), REVL_OK);
+    static const struct {
+        int misuse;
+        const char *want;
+    } bad[] = {
+        {1, "called the direction 0 times at step 9 (once per call)"},
+        {2, "called the direction 2 times at step 9 (once per call)"},
+        {3, "fused gradient and Hessian-direction callback returned 5 at step 9 (reverse)"},
+        {4, "the gradient at step 9 differs from the forward pass's"},
+    };
+    for (size_t c = 0; uses && c < sizeof bad / sizeof bad[0]; c++) {
+        q->misuse_dir_at = 9;
+        q->misuse_dir = bad[c].misuse;
+        q->drift_at = bad[c].misuse == 4 ? 9 : -1;
+        q->armed = 0;
+        revl_trainer *t = NULL;
+        ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+        double w[30], dw0[30];
+        ck_assert_int_eq(revl_trainer_train(t, w0, meta), REVL_OK);
+        revl_trainer_weights(t, w);
+        q->armed = 1;
+        int rc = revl_trainer_hypergrad(t, w, NULL, dw0, NULL, NULL, NULL);
+        ck_assert_int_eq(rc, bad[c].misuse == 4 ? REVL_ERR_INEXACT : REVL_ERR_CALLBACK);
+        expect_msg(revl_trainer_last_error(t), bad[c].want);
+        revl_trainer_free(t);
+    }
+    q->misuse_dir_at = q->drift_at = -1;
+    ck_assert_int_eq(revl_model_set_hvp_dir(NULL, m_hvp_dir), REVL_ERR_INVALID);
+    revl_schedule_free(s);
+    revl_model_free(m);
+}
+END_TEST
+
 /* A gradient that differs in the reverse pass by one ulp at one step is caught there, by its
  * fingerprint, for every optimiser, also where no state would show it (momentum with gamma = 1
  * keeps no bits); the caller's outputs are untouched by the failed call. */
@@ -1734,6 +1848,7 @@ static Suite *optim_suite(void)
     tcase_add_loop_test(tc, test_adam_failure_order, 0, 2);
     tcase_add_loop_test(tc, test_tiny_gradient_singular, 0, 2);
     tcase_add_loop_test(tc, test_fused_callback_same_bits, 0, N_OPT);
+    tcase_add_loop_test(tc, test_fused_dir_callback, 0, N_OPT);
     tcase_add_loop_test(tc, test_fingerprint_and_outputs_untouched, 0, N_OPT);
     tcase_add_loop_test(tc, test_verify_catches_corruption, 0, N_OPT);
     tcase_add_test(tc, test_verify_direction_b_overflow);

@@ -463,6 +463,16 @@ MUTANTS = [
     # on the state's difference, in the lanes and in the scalar code (test_wide_state_range)
     ("src/core/checkpoint.c", "size_t i = sv.elem == sizeof(rv_wide) ? wide_outside(r, p) : p;",
      "size_t i = p;", ["check_checkpoint"]),
+    # the fused gradient + direction callback (revl_model_set_hvp_dir): never used, the
+    # callback's own gradient copy not read, a misuse let through, set on a built-in model
+    ("src/core/model.c", "    if (m->hvp_dir)\n        return user_hvp_dir(", "    if (0)\n        return user_hvp_dir(",
+     ["check_optim"]),
+    ("src/core/model.c", "    if (grad != u->grad)\n", "    if (0)\n", ["check_optim"]),
+    ("src/core/model.c", "    if (u.calls != 1)", "    if (u.calls > 2)", ["check_optim"]),
+    ("src/core/model.c", "    if (!m->from_callbacks)", "    if (0)", ["check_mlp"]),
+    ("python/revl/core.py", "            if not calls:\n", "            if False:\n", [PY]),
+    ("python/revl/torch/bridge.py", "hvp_affine=self.hvp_affine, hvp_dir=self.hvp_dir)",
+     "hvp_affine=self.hvp_affine)", [PY]),
     # a sharded trainer's refusal names the share's index, not the parameter's (check_dp's
     # sharded_reverse_checkpoint_resumes_bit_for_bit, case RK_FORGED_STATE)
     ("src/core/checkpoint.c", 'start ? "start " : "", sv.name, t->lo + i);',

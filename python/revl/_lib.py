@@ -231,6 +231,10 @@ HVP_FN = ctypes.CFUNCTYPE(ctypes.c_int, c_size_t, ctypes.c_void_p, ctypes.c_void
 HVP_AFFINE_FN = ctypes.CFUNCTYPE(ctypes.c_int, c_size_t, ctypes.c_void_p, ctypes.c_void_p,
                                  ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
                                  ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+HVP_DIR_FN = ctypes.CFUNCTYPE(ctypes.c_int, c_size_t, ctypes.c_void_p, ctypes.c_void_p,
+                              ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                              ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+DIR_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
 REPORT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(HyperoptReport), ctypes.c_void_p)
 OBJECTIVE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
                                 ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
@@ -250,6 +254,10 @@ CALLBACK_TYPES = {
     "revl_hvp_affine_fn": ("int", ("size_t", "const double *", "const double *",
                                    "const double *", "const double *", "double *", "double *",
                                    "double *", "void *")),
+    "revl_dir_fn": ("int", ("void *", "const double *")),
+    "revl_hvp_dir_fn": ("int", ("size_t", "const double *", "const double *", "revl_dir_fn",
+                                "void *", "const double *", "double *", "double *", "double *",
+                                "void *")),
     "revl_report_fn": ("int", ("const revl_hyperopt_report *", "void *")),
     "revl_micro_grad_fn": ("int", ("size_t", "size_t", "const double *", "const double *",
                                    "double *", "double *", "void *")),
@@ -284,6 +292,7 @@ PROTOTYPES = [
     ("revl_model_hvp", "int", ("revl_model *", "size_t", "const double *", "const double *",
                                "const double *", "double *", "double *")),
     ("revl_model_set_hvp_affine", "int", ("revl_model *", "revl_hvp_affine_fn")),
+    ("revl_model_set_hvp_dir", "int", ("revl_model *", "revl_hvp_dir_fn")),
     ("revl_model_n_groups", "size_t", ("const revl_model *",)),
     ("revl_model_group_offsets", "int", ("const revl_model *", "size_t *")),
     ("revl_model_set_groups", "int", ("revl_model *", "size_t", "const size_t *")),
@@ -460,7 +469,7 @@ _SCALARS = {
     "revl_hyper": ctypes.c_int,
 }
 # typedefs of callbacks passed as arguments (addresses)
-_FN_TYPEDEFS = {"revl_hvp_affine_fn", "revl_progress_fn"}
+_FN_TYPEDEFS = {"revl_hvp_affine_fn", "revl_hvp_dir_fn", "revl_progress_fn"}
 
 
 def norm_type(t):

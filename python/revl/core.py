@@ -12,7 +12,7 @@ from ._base import (F64, INT_MAX, KIND_NAMES, KINDS, OPTIMIZER_NAMES, CallbackSt
                     _Busy, _CHandle, as_f64, as_f64_broadcast, as_int, as_offsets, as_path, check,
                     hyper_applied, kind_code, optimizer_code, ptr)
 from ._errors import InvalidError
-from ._lib import (GRAD_FN, HVP_AFFINE_FN, HVP_FN, PROGRESS_FN, ModelDef, TrainerOptions,
+from ._lib import (DIR_FN, GRAD_FN, HVP_AFFINE_FN, HVP_DIR_FN, HVP_FN, PROGRESS_FN, ModelDef, TrainerOptions,
                    TrainerStats, init_struct, lib)
 
 _EMPTY = np.empty(0, dtype=F64)
@@ -174,6 +174,68 @@ def _make_hvp_affine_trampoline(fn, n, nm, state, copy_inputs):
     return HVP_AFFINE_FN(hvp_affine_trampoline)
 
 
+class _DirectionFailed(Exception):
+    """The library's direction failed (its message stays with the trainer): the fused callback
+    stops with that status."""
+
+
+def _make_hvp_dir_trampoline(fn, n, nm, state, copy_inputs):
+    """revl_hvp_dir_fn around fn(step, w, meta, direction) -> (hv_w, hv_meta): direction(g)
+    hands the gradient g to the library and returns its direction v (read-only, valid during
+    the call), once per call."""
+    in_view, out_view = _Views(n, False), _Views(n, True)
+    m_view = _Views(nm, False) if nm else None
+    m_out = _Views(nm, True) if nm else None
+
+    def hvp_dir_trampoline(step, w_p, meta_p, dir_p, ctx, v_p, grad_p, hv_w_p, hv_meta_p, user):
+        if state.pending is not None:
+            return 1
+        calls = []
+
+        def direction(g):
+            if calls:
+                raise InvalidError(_errors.ERR_INVALID, "direction(g) called twice in one "
+                                   "hvp_dir call (once per call)", "hvp_dir")
+            calls.append(1)
+            _store(out_view(grad_p), g, "g", "hvp_dir")
+            rc = DIR_FN(dir_p)(ctx, grad_p)
+            if rc:
+                raise _DirectionFailed(rc)
+            v = in_view(v_p)
+            return v.copy() if copy_inputs else v
+
+        try:
+            w = in_view(w_p)
+            meta = m_view(meta_p) if (nm and meta_p) else _EMPTY
+            if copy_inputs:
+                w, meta = w.copy(), meta.copy()
+            res = fn(step, w, meta, direction)
+            try:
+                parts = tuple(res)
+            except TypeError:
+                parts = ()
+            if len(parts) != 2:
+                raise InvalidError(_errors.ERR_INVALID, f"the hvp_dir callback must return "
+                                   f"(hv_w, hv_meta), got {type(res).__name__}", "hvp_dir")
+            if not calls:
+                raise InvalidError(_errors.ERR_INVALID, "the hvp_dir callback returned without "
+                                   "calling direction(g)", "hvp_dir")
+            _store(out_view(hv_w_p), parts[0], "hv_w", "hvp_dir")
+            if hv_meta_p and nm:
+                out = m_out(hv_meta_p)
+                if parts[1] is None:
+                    out[...] = 0.0
+                else:
+                    _store(out, parts[1], "hv_meta", "hvp_dir")
+            return 0
+        except _DirectionFailed as e:
+            return e.args[0]
+        except BaseException as e:  # noqa: B902
+            return state.fail(e, "hvp_dir")
+
+    return HVP_DIR_FN(hvp_dir_trampoline)
+
+
 def _address(x):
     """An address from None, an int, a ctypes function pointer, c_void_p or a ctypes object."""
     if x is None or isinstance(x, int):
@@ -221,6 +283,13 @@ class Model(Wrapper):
     all from one pass over the model.  Without it the library calls grad, then hvp: the same
     bits, one more callback per reverse step.
 
+    ``hvp_dir(step, w, meta, direction) -> (hv_w, hv_meta)`` (optional, for RMSprop, whose
+    Hessian direction is not affine in g, and for any optimiser's clipped steps): compute the
+    gradient g at w (bit-identical to grad's), call ``v = direction(g)`` once (the library's
+    direction from g, a read-only view), then return hv_w = d2L/dw2 v and hv_meta = d/dmeta
+    (grad_w L . v) (or None for zeros), all from one pass over the model.  Without it the library
+    calls grad, then hvp: the same bits, one more callback per reverse step.
+
     The arrays w, meta and v handed to the callbacks are read-only views of the library's memory,
     valid only during the call: copy them (or pass ``copy_inputs=True``) to keep them.  Results
     are copied into the library's buffers.  Callbacks must be deterministic in (step, w, meta):
@@ -231,7 +300,7 @@ class Model(Wrapper):
     _kind = "model"
 
     def __init__(self, n_params, n_meta=0, grad=None, hvp=None, *, hvp_gives_grad=False,
-                 groups=None, copy_inputs=False, hvp_affine=None):
+                 groups=None, copy_inputs=False, hvp_affine=None, hvp_dir=None):
         n_params = _check_count(n_params, "n_params", 1)
         n_meta = _check_count(n_meta, "n_meta", 0)
         if not callable(grad):
@@ -246,6 +315,9 @@ class Model(Wrapper):
         if hvp_affine is not None and not callable(hvp_affine):
             raise InvalidError(_errors.ERR_INVALID, "hvp_affine must be None or a callable "
                                "hvp_affine(step, w, meta, a, b) -> (hv_w, hv_meta, g)", "Model")
+        if hvp_dir is not None and not callable(hvp_dir):
+            raise InvalidError(_errors.ERR_INVALID, "hvp_dir must be None or a callable "
+                               "hvp_dir(step, w, meta, direction) -> (hv_w, hv_meta)", "Model")
         state = CallbackState()
         keep = [state, _make_grad_trampoline(grad, n_params, n_meta, state, copy_inputs)]
         if hvp is not None:
@@ -261,19 +333,27 @@ class Model(Wrapper):
             affine = _make_hvp_affine_trampoline(hvp_affine, n_params, n_meta, state,
                                                  copy_inputs)
             keep.append(affine)
+        fused_dir = None
+        if hvp_dir is not None:
+            fused_dir = _make_hvp_dir_trampoline(hvp_dir, n_params, n_meta, state, copy_inputs)
+            keep.append(fused_dir)
         self._create(d, keep, (state,))
         self.grad_fn, self.hvp_fn, self.hvp_affine_fn = grad, hvp, hvp_affine
+        self.hvp_dir_fn = hvp_dir
         if affine is not None:
             self._set_hvp_affine(ctypes.cast(affine, ctypes.c_void_p).value)
+        if fused_dir is not None:
+            self._set_hvp_dir(ctypes.cast(fused_dir, ctypes.c_void_p).value)
         if groups is not None:
             self.set_groups(groups)
 
     @classmethod
     def from_c(cls, n_params, n_meta, grad, hvp=None, user=None, *, hvp_gives_grad=False,
-               keepalive=None, groups=None, hvp_affine=None):
-        """A model whose callbacks are C functions: ``grad``, ``hvp`` and ``hvp_affine`` are
-        addresses (ints, or ctypes function pointers) of functions with the revl_grad_fn /
-        revl_hvp_fn / revl_hvp_affine_fn signatures, ``user`` the void * they get.  ``keepalive``: any object (a loaded ctypes.CDLL, a buffer
+               keepalive=None, groups=None, hvp_affine=None, hvp_dir=None):
+        """A model whose callbacks are C functions: ``grad``, ``hvp``, ``hvp_affine`` and
+        ``hvp_dir`` are addresses (ints, or ctypes function pointers) of functions with the
+        revl_grad_fn / revl_hvp_fn / revl_hvp_affine_fn / revl_hvp_dir_fn signatures, ``user``
+        the void * they get.  ``keepalive``: any object (a loaded ctypes.CDLL, a buffer
         behind ``user``) that must live as long as the model.  No Python runs per step."""
         self = cls.__new__(cls)
         n_params = _check_count(n_params, "n_params", 1)
@@ -286,10 +366,12 @@ class Model(Wrapper):
             raise InvalidError(_errors.ERR_INVALID, "grad must be a C function address",
                                "Model.from_c")
         d.hvp_gives_grad = 1 if hvp_gives_grad else 0
-        self._create(d, (keepalive, grad, hvp, user, hvp_affine), ())
-        self.grad_fn = self.hvp_fn = self.hvp_affine_fn = None
+        self._create(d, (keepalive, grad, hvp, user, hvp_affine, hvp_dir), ())
+        self.grad_fn = self.hvp_fn = self.hvp_affine_fn = self.hvp_dir_fn = None
         if hvp_affine is not None:
             self._set_hvp_affine(_address(hvp_affine))
+        if hvp_dir is not None:
+            self._set_hvp_dir(_address(hvp_dir))
         if groups is not None:
             self.set_groups(groups)
         return self
@@ -312,6 +394,10 @@ class Model(Wrapper):
     def _set_hvp_affine(self, address):
         h = self._handle()
         self._check(lib.model_set_hvp_affine(h.ptr, address), "revl_model_set_hvp_affine", h)
+
+    def _set_hvp_dir(self, address):
+        h = self._handle()
+        self._check(lib.model_set_hvp_dir(h.ptr, address), "revl_model_set_hvp_dir", h)
 
     # ---- groups
     @property

@@ -89,6 +89,17 @@ class TanhNet:
         return hv, hm, g
 
 
+    def hvp_dir(self, step, w, meta, direction):
+        """The fused callback of RMSprop (and clipped steps): the gradient g at w, the library's
+        direction v = direction(g), then the Hessian products along v, as (hv_w, hv_meta)."""
+        self.calls["hvp_dir"] = self.calls.get("hvp_dir", 0) + 1
+        x, y = self.batch_of(step)
+        g = self.loss_grad_on(w, x, y, self._lam(meta))[1]
+        hv, hm = self.hvp(step, w, meta, direction(g))
+        self.calls["hvp"] -= 1
+        return hv, hm
+
+
 class SpreadModel:
     """Gradients spanning seven decades: L(w) = sum_i c_i log cosh(w_i - t_i) with
     c_i = 10^-5 ... 10^2, so an optimiser that divides out the gradient's scale (Adam) shows

@@ -32,7 +32,7 @@ JL_STRUCTS = {
 ENUMS = {"revl_activation", "revl_penalty", "revl_meta_method", "revl_chaos_action",
          "revl_optimizer", "revl_hyper", "revl_family_type", "revl_shape", "revl_tune_strategy",
          "revl_refine_method"}
-FN_TYPEDEFS = {"revl_hvp_affine_fn", "revl_progress_fn"}  # callback types passed as arguments
+FN_TYPEDEFS = {"revl_hvp_affine_fn", "revl_hvp_dir_fn", "revl_progress_fn"}  # callback types passed as arguments
 SCALARS = {"int": "Cint", "unsigned": "Cuint", "unsignedint": "Cuint", "size_t": "Csize_t",
            "double": "Cdouble",
            "uint64_t": "UInt64", "int32_t": "Int32", "void": "Cvoid"}

@@ -42,7 +42,8 @@ def random_schedule(s, rng):
 
 def build(net, optimizer, fused=False, **trainer_kw):
     m = revl.Model(net.n_params, net.n_meta, grad=net.grad, hvp=net.hvp, groups=net.groups,
-                   hvp_affine=net.hvp_affine if fused else None)
+                   hvp_affine=net.hvp_affine if fused else None,
+                   hvp_dir=net.hvp_dir if fused else None)
     s = revl.Schedule.for_model(m, T, optimizer=optimizer)
     random_schedule(s, np.random.default_rng(7))
     return m, s, revl.Trainer(m, s, **trainer_kw)
@@ -249,7 +250,7 @@ def test_forward_against_a_numpy_loop(optimizer):
     np.testing.assert_allclose(t.weights, want, rtol=1e-9, atol=0)
 
 
-def test_hvp_affine_gives_the_same_bits_in_one_call_per_step():
+def test_fused_callbacks_give_the_same_bits_in_one_call_per_step():
     for opt in ("adam", "rmsprop"):
         net_a, net_b = TanhNet(), TanhNet()
         w0, meta = net_a.init(), np.array([-2.0])
@@ -261,19 +262,17 @@ def test_hvp_affine_gives_the_same_bits_in_one_call_per_step():
             before = dict(net.calls)
             hg = t.hypergrad(net.valid(wT)[1])
             results.append((wT, hg, {k: net.calls.get(k, 0) - before.get(k, 0)
-                                     for k in ("grad", "hvp", "hvp_affine")}))
+                                     for k in ("grad", "hvp", "hvp_affine", "hvp_dir")}))
         (wa, ha, ca), (wb, hb, cb) = results
         assert np.array_equal(wa, wb)
         for k in ("w0", "meta") + ha.kinds:
             assert np.array_equal(getattr(ha, k), getattr(hb, k)), (opt, k)
-        # without the fused callback: a gradient and an hvp call per reverse step; with it,
-        # Adam makes only the fused one.  RMSprop's direction is not affine in g (it divides by
-        # sqrt(s_{t+1}), which holds g^2), so it never uses the fused callback.
-        assert ca == {"grad": T, "hvp": T, "hvp_affine": 0}, ca
-        if opt == "adam":
-            assert cb == {"grad": 0, "hvp": 0, "hvp_affine": T}, cb
-        else:
-            assert cb == ca, cb
+        # without the fused callbacks: a gradient and an hvp call per reverse step; with them,
+        # one call: Adam's hvp_affine, and RMSprop's hvp_dir (its direction is not affine in g:
+        # it divides by sqrt(s_{t+1}), which holds g^2)
+        assert ca == {"grad": T, "hvp": T, "hvp_affine": 0, "hvp_dir": 0}, ca
+        fused = "hvp_affine" if opt == "adam" else "hvp_dir"
+        assert cb == {"grad": 0, "hvp": 0, "hvp_affine": 0, "hvp_dir": 0, fused: T}, cb
 
 
 def test_hvp_affine_exception_is_reraised():
@@ -297,6 +296,56 @@ def test_hvp_affine_exception_is_reraised():
         t.hypergrad(np.ones(net.n_params))
     with pytest.raises(revl.InvalidError, match="hvp_affine must be None or a callable"):
         revl.Model(3, grad=net.grad, hvp_affine=3)
+
+
+def test_hvp_dir_misuse_and_exceptions():
+    """An exception in hvp_dir is re-raised; a callback that returns without calling
+    direction(g), calls it twice or returns the wrong shape fails with a clear error; a
+    gradient that differs from the forward pass's is the direction's own failure, reported as
+    itself (InexactError), not as the callback's."""
+    net = TanhNet()
+
+    def run(fused, steps=6):
+        m = revl.Model(net.n_params, 1, grad=net.grad, hvp=net.hvp, hvp_dir=fused)
+        t = revl.Trainer(m, revl.Schedule.for_model(m, steps, optimizer="rmsprop", alpha=0.01))
+        t.train(net.init(), [-2.0])
+        return t
+
+    def raising(step, w, meta, direction):
+        if step == 3:
+            raise KeyError("dir failed at step 3")
+        return net.hvp_dir(step, w, meta, direction)
+
+    with pytest.raises(KeyError, match="dir failed at step 3"):
+        run(raising).hypergrad(np.ones(net.n_params))
+    with pytest.raises(revl.InvalidError, match="returned without calling direction"):
+        run(lambda step, w, meta, direction: (np.zeros(net.n_params), None)).hypergrad(
+            np.ones(net.n_params))
+
+    def twice(step, w, meta, direction):
+        g = net.grad(step, w, meta)[1]
+        direction(g)
+        return net.hvp(step, w, meta, direction(g))
+
+    with pytest.raises(revl.InvalidError, match="called twice"):
+        run(twice).hypergrad(np.ones(net.n_params))
+    with pytest.raises(revl.InvalidError, match=r"must return \(hv_w, hv_meta\)"):
+        run(lambda step, w, meta, direction: direction(net.grad(step, w, meta)[1])).hypergrad(
+            np.ones(net.n_params))
+    armed = []
+
+    def drifting(step, w, meta, direction):  # the gradient 1 ulp off at step 2, reversing only
+        g = net.grad(step, w, meta)[1].copy()
+        if armed and step == 2:
+            g[0] = np.nextafter(g[0], np.inf)
+        return net.hvp(step, w, meta, direction(g))
+
+    t = run(drifting)
+    armed.append(1)
+    with pytest.raises(revl.InexactError, match="the gradient at step 2 differs"):
+        t.hypergrad(np.ones(net.n_params))
+    with pytest.raises(revl.InvalidError, match="hvp_dir must be None or a callable"):
+        revl.Model(3, grad=net.grad, hvp_dir=3)
 
 
 def test_errors_name_the_kind_value_and_place():

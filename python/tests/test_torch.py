@@ -323,8 +323,8 @@ def test_adam_hypergradients_equal_unrolled_pytorch(make, shape, dtype):
 def counting(tm):
     """Count the bridge's gradient and fused calls (hvp is hvp_affine with b = None) and its
     torch forward passes."""
-    calls = {"grad": 0, "hvp_affine": 0, "forward": 0}
-    for name in ("grad", "hvp_affine", "loss_at"):
+    calls = {"grad": 0, "hvp_affine": 0, "hvp_dir": 0, "forward": 0}
+    for name in ("grad", "hvp_affine", "hvp_dir", "loss_at"):
         fn = getattr(tm, name)
 
         def counted(*args, _fn=fn, _name=name):
@@ -348,8 +348,35 @@ def test_adam_fused_callback_is_one_pass_and_bit_identical():
         assert np.array_equal(getattr(fused, kind), getattr(plain, kind)), kind
     # forward: T gradients; reverse: one fused call per step (one torch pass), or a gradient
     # then an hvp (two)
-    assert c1 == {"grad": T, "hvp_affine": T, "forward": 2 * T}, c1
-    assert c2 == {"grad": 2 * T, "hvp_affine": T, "forward": 3 * T}, c2
+    assert c1 == {"grad": T, "hvp_affine": T, "hvp_dir": 0, "forward": 2 * T}, c1
+    assert c2 == {"grad": 2 * T, "hvp_affine": T, "hvp_dir": 0, "forward": 3 * T}, c2
+
+
+def test_rmsprop_fused_callback_is_one_pass_and_bit_identical():
+    """RMSprop's direction is not affine in g: the bridge's hvp_dir hands g to the library for
+    it and makes the product from the same torch pass; the bits of a gradient call and then an
+    hvp call."""
+    T, meta, valid = 6, np.array([-3.0, -2.5]), data((5,), 30, 2)
+    runs = {}
+    for fused in (True, False):
+        tm = bridge(mlp(), (5,))
+        calls = counting(tm)
+        m = tm.model() if fused else revl.Model(tm.n_params, tm.n_meta, tm.grad, tm.hvp,
+                                                hvp_gives_grad=True, groups=tm.offsets)
+        s = revl.Schedule.for_model(m, T, optimizer="rmsprop", alpha=0.01)
+        t = revl.Trainer(m, s)
+        w0 = tm.read_params()
+        t.train(w0, meta)
+        hg = t.hypergrad(tm.evaluate(t.weights, *valid)[1])
+        assert np.array_equal(t.weights, w0)
+        runs[fused] = hg, calls
+    (fused, c1), (plain, c2) = runs[True], runs[False]
+    assert fused.kinds == plain.kinds and "beta2" in fused.kinds
+    for kind in ("w0", "meta") + fused.kinds:
+        assert np.array_equal(getattr(fused, kind), getattr(plain, kind)), kind
+        assert np.any(getattr(fused, kind) != 0), kind
+    assert c1 == {"grad": T, "hvp_affine": 0, "hvp_dir": T, "forward": 2 * T}, c1
+    assert c2 == {"grad": 2 * T, "hvp_affine": T, "hvp_dir": 0, "forward": 3 * T}, c2
 
 
 def test_adam_parameter_with_zero_gradient_is_finite_where_unrolled_is_nan():

@@ -89,7 +89,10 @@ int rv_model_create(revl_model **out, const revl_model_def *def, size_t n_groups
 int revl_model_create(revl_model **out, const revl_model_def *def)
 {
     rv_create_err()[0] = '\0';
-    return rv_create_end(rv_model_create(out, def, 0, NULL, NULL), "revl_model_create");
+    int rc = rv_model_create(out, def, 0, NULL, NULL);
+    if (rc == REVL_OK)
+        (*out)->from_callbacks = 1;
+    return rv_create_end(rc, "revl_model_create");
 }
 
 void revl_model_free(revl_model *m)
@@ -258,10 +261,50 @@ int rv_model_hvp_affine(revl_model *m, size_t step, const double *w, const doubl
     return rv_model_hvp_grad(m, step, w, meta, m->affine_work, NULL, hv_w, hv_meta);
 }
 
+/* The direction as a registered revl_hvp_dir_fn calls it, from the gradient array the library
+ * reads (a callback may hand over its own copy); the calls are counted, and any number but one
+ * fails the step after the callback returns. */
+typedef struct user_dir {
+    rv_dir_fn dir;
+    void *ctx;
+    double *grad;
+    size_t n;
+    int calls;
+} user_dir;
+
+static int user_dir_call(void *ctx, const double *grad)
+{
+    user_dir *u = ctx;
+    u->calls++;
+    if (grad != u->grad)
+        memmove(u->grad, grad, u->n * sizeof *grad);
+    return u->dir(u->ctx, u->grad);
+}
+
+static int user_hvp_dir(revl_model *m, size_t step, const double *w, const double *meta,
+                        rv_dir_fn dir, void *ctx, const double *v, double *grad, double *hv_w,
+                        double *hv_meta)
+{
+    user_dir u = {dir, ctx, grad, m->def.n_params, 0};
+    int rc = m->hvp_dir(step, w, meta, user_dir_call, &u, v, grad, hv_w,
+                        m->def.n_meta ? hv_meta : NULL, m->def.user);
+    if (rc)
+        return rv_model_callback_failed(m, "fused gradient and Hessian-direction callback", rc,
+                                        step);
+    if (u.calls != 1)
+        return rv_fail(m->err, REVL_ERR_CALLBACK, "the fused gradient and Hessian-direction "
+                       "callback called the direction %d times at step %zu (once per call)",
+                       u.calls, step);
+    rv_clear(m->err);
+    return REVL_OK;
+}
+
 int rv_model_hvp_dir(revl_model *m, size_t step, const double *w, const double *meta,
                      rv_dir_fn dir, void *ctx, const double *v, double *grad, double *hv_w,
                      double *hv_meta)
 {
+    if (m->hvp_dir)
+        return user_hvp_dir(m, step, w, meta, dir, ctx, v, grad, hv_w, hv_meta);
     if (m->builtin.hvp_dir) {
         int rc = m->builtin.hvp_dir(m->def.user, step, w, meta, dir, ctx, v, grad, hv_w,
                                     m->def.n_meta ? hv_meta : NULL);
@@ -284,6 +327,17 @@ int revl_model_set_hvp_affine(revl_model *m, revl_hvp_affine_fn fn)
     if (!m)
         return REVL_ERR_INVALID;
     m->hvp_affine = fn;
+    return REVL_OK;
+}
+
+int revl_model_set_hvp_dir(revl_model *m, revl_hvp_dir_fn fn)
+{
+    if (!m)
+        return REVL_ERR_INVALID;
+    if (!m->from_callbacks) /* its user pointer is the library's, not one fn could use */
+        return rv_fail(m->err, REVL_ERR_INVALID, "revl_model_set_hvp_dir: not a model of "
+                       "revl_model_create (a built-in or data-parallel model has its own path)");
+    m->hvp_dir = fn;
     return REVL_OK;
 }
 

@@ -9,7 +9,7 @@
 /* The trainer's Hessian direction from the gradient the model has just computed (rv_model_hvp_dir):
  * writes v where the caller said; REVL_OK, or a status (< 0) with its message in the caller's
  * handle. */
-typedef int (*rv_dir_fn)(void *ctx, const double *grad);
+typedef revl_dir_fn rv_dir_fn;
 
 /* Hooks a built-in model adds to a callback model. */
 typedef struct rv_model_builtin {
@@ -44,6 +44,8 @@ struct revl_model {
     rv_model_builtin builtin; /* evaluate == NULL for callback models */
     revl_hvp_affine_fn hvp_affine; /* optional fused gradient + H (a + b g) */
     double *affine_work;      /* n_params: v = a + b g for models without hvp_affine, lazily */
+    revl_hvp_dir_fn hvp_dir;  /* optional fused gradient + H v, v from the gradient */
+    int from_callbacks;       /* made by revl_model_create: its user pointer is the caller's */
     const char *fail_note;    /* optional, built-in models: why their callback failed, with the
                                  step; when set, the whole message (no "callback returned 1"):
                                  the data-parallel wrapper names the failing rank there */
@@ -75,8 +77,8 @@ RV_HIDDEN int rv_model_hvp_affine(revl_model *m, size_t step, const double *w, c
                                   double *hv_meta);
 /* The gradient g at (step, w, meta) into grad, then dir(ctx, g), which writes the direction v,
  * then the Hessian-vector products along v: one model pass where the model has
- * builtin.hvp_dir, else a gradient call and an hvp call (callback models, the data-parallel
- * wrapper). dir's failure is returned as it is (its message is the caller's); the model's has
+ * builtin.hvp_dir or a registered revl_hvp_dir_fn, else a gradient call and an hvp call (other
+ * callback models, the data-parallel wrapper). dir's failure is returned as it is (its message is the caller's); the model's has
  * its message in m->err. */
 RV_HIDDEN int rv_model_hvp_dir(revl_model *m, size_t step, const double *w, const double *meta,
                                rv_dir_fn dir, void *ctx, const double *v, double *grad,

@@ -389,20 +389,16 @@ class TorchModel:
         self._seen[(step, key)] = _digest(g)
         return float(loss), g
 
-    def hvp_affine(self, step, w, meta, a, b):
-        """(hv_w, hv_meta, g), revl's hvp_affine callback: the gradient g at step ``step``,
-        then the Hessian-vector products along v = a + b * g (g held constant): hv_w =
-        d2L/dw2 v and hv_meta = d/dmeta (grad_w L . v); one forward and one double backward,
-        so an Adam reverse step is one torch pass."""
+    def _fused(self, step, w, meta, direction):
+        """(H v, d/dmeta (g . v), g) at step ``step`` with v = direction(g): one forward pass and
+        one double backward (g held constant in v)."""
         flat, m = self._inputs(w, meta, True)
         loss = self.loss_at(step, flat, m)
         (g,) = torch.autograd.grad(loss, flat, create_graph=True)
         gd = g.detach().numpy()
         self._check_same(step, w, meta, gd)
-        v = np.asarray(a, dtype=np.float64)
-        if b is not None:              # numpy's a + b * g: the library's v, bit for bit
-            v = v + np.asarray(b, dtype=np.float64) * gd
-        dot = torch.dot(g, torch.tensor(v))
+        v = np.array(direction(gd), dtype=np.float64)  # a copy: torch keeps it
+        dot = torch.dot(g, torch.from_numpy(v))
         inputs = [flat] + ([m] if self.n_meta else [])
         if dot.requires_grad:
             parts = torch.autograd.grad(dot, inputs, allow_unused=True)
@@ -412,7 +408,27 @@ class TorchModel:
         hm = np.zeros(self.n_meta)
         if self.n_meta and parts[1] is not None:
             hm = parts[1].numpy()
+        return hv, hm, gd
+
+    def hvp_affine(self, step, w, meta, a, b):
+        """(hv_w, hv_meta, g), revl's hvp_affine callback: the gradient g at step ``step``,
+        then the Hessian-vector products along v = a + b * g (g held constant): hv_w =
+        d2L/dw2 v and hv_meta = d/dmeta (grad_w L . v); one forward and one double backward,
+        so an Adam reverse step is one torch pass."""
+        def affine(gd):                # numpy's a + b * g: the library's v, bit for bit
+            v = np.asarray(a, dtype=np.float64)
+            return v if b is None else v + np.asarray(b, dtype=np.float64) * gd
+
+        hv, hm, gd = self._fused(step, w, meta, affine)
         return hv, hm, gd.copy()
+
+    def hvp_dir(self, step, w, meta, direction):
+        """(hv_w, hv_meta), revl's hvp_dir callback: the gradient g at step ``step``, handed to
+        the library's direction(g) for v (RMSprop's, or a clipped step's), then the
+        Hessian-vector products along v from the same forward pass: an RMSprop reverse step is
+        one torch pass instead of a gradient call and then an hvp call."""
+        hv, hm, _ = self._fused(step, w, meta, direction)
+        return hv, hm
 
     def hvp(self, step, w, meta, v):
         """(hv_w, hv_meta, g) at step ``step``: revl's hvp callback with hvp_gives_grad."""
@@ -431,12 +447,12 @@ class TorchModel:
     # ---- revl side
     def model(self):
         """The revl.Model (made once): grad, the hvp that also gives the gradient (momentum's
-        reverse step: one torch pass) and hvp_affine (Adam's: one torch pass), one group per
-        tensor (or per prefix)."""
+        reverse step: one torch pass), hvp_affine (Adam's: one torch pass) and hvp_dir
+        (RMSprop's and clipped steps': one torch pass), one group per tensor (or per prefix)."""
         if self._model is None:
             self._model = Model(self.n_params, self.n_meta, self.grad, self.hvp,
                                 hvp_gives_grad=True, groups=self.offsets,
-                                hvp_affine=self.hvp_affine)
+                                hvp_affine=self.hvp_affine, hvp_dir=self.hvp_dir)
         return self._model
 
     def _trainable(self):

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "revl.h"
+#include "data/pixels.h"
 #include "testutil.h"
 
 /* ------------------------------------------------------------------ helpers */
@@ -148,8 +149,14 @@ static void check_pair_contents(const revl_dataset *d, size_t n, size_t dim, siz
     const int32_t *y = revl_dataset_labels(d);
     ck_assert_ptr_nonnull(x);
     ck_assert_ptr_nonnull(y);
-    for (size_t k = 0; k < n * dim; k++)
+    /* the gather's bytes, kept with x (pixels.h); none only when memory was short for them
+     * (test_nomem_everywhere), which test_idx_pixels rules out otherwise */
+    const uint8_t *px = rv_dataset_pixels(d);
+    for (size_t k = 0; k < n * dim; k++) {
         ck_assert_double_eq(x[k], pixel(k) / 255.0);
+        if (px)
+            ck_assert_uint_eq(px[k], pixel(k));
+    }
     for (size_t i = 0; i < n; i++)
         ck_assert_int_eq(y[i], i == total - 1 ? (int32_t)n_classes - 1 : (int32_t)(i % n_classes));
 }
@@ -176,6 +183,36 @@ static void expect_io(const char *img, const char *lab, const char *file, const 
     ck_assert_int_eq(try_load(img, lab, 0, msg, sizeof msg), REVL_ERR_IO);
     ck_assert_msg(strstr(msg, file) != NULL, "message '%s' does not name %s", msg, file);
     ck_assert_msg(strstr(msg, what) != NULL, "message '%s' does not say '%s'", msg, what);
+}
+
+/* Every byte value, every length up to 40 and four misalignments: the lanes and the scalar tail
+ * give the loader's doubles, v / 255.0, bit for bit. */
+static void check_pixels_to_double(void)
+{
+    uint8_t in[44];
+    double out[44];
+    for (int start = 0; start < 256; start += 37)
+        for (size_t off = 0; off < 4; off++)
+            for (size_t n = 0; n <= 40; n++) {
+                for (size_t k = 0; k < sizeof in; k++)
+                    in[k] = (uint8_t)(start + 11 * k);
+                out[off + n] = -1;
+                rv_pixels_to_double(out + off, in + off, n);
+                for (size_t k = 0; k < n; k++) {
+                    double want = (double)in[off + k] / 255.0;
+                    ck_assert_msg(memcmp(&out[off + k], &want, sizeof want) == 0,
+                                  "byte %u: %.17g, not %.17g", in[off + k], out[off + k], want);
+                }
+                ck_assert(out[off + n] == -1); /* nothing written past n */
+            }
+    for (int v = 0; v < 256; v++) {
+        uint8_t b[16];
+        memset(b, v, sizeof b);
+        rv_pixels_to_double(out, b, 16);
+        double want = v / 255.0;
+        for (size_t k = 0; k < 16; k++)
+            ck_assert(memcmp(&out[k], &want, sizeof want) == 0);
+    }
 }
 
 /* ------------------------------------------------------------------ handle, set, getters */
@@ -509,6 +546,75 @@ START_TEST(test_idx_round_trip)
     ck_assert_int_eq(revl_dataset_load_idx(d, imgz, labz, 0), REVL_OK);
     check_pair_contents(d, 300, 784, 300, 10);
     revl_dataset_free(d);
+}
+END_TEST
+
+/* The bytes the minibatch gather reads: kept by a subset (from its first example), dropped by
+ * whatever changes x; the built-in MLP's gradients from them are those from x itself. */
+START_TEST(test_idx_pixels)
+{
+    check_pixels_to_double();
+    write_pair(40, 4, 5, 3);
+    char img[512], lab[512];
+    tmp_path(img, sizeof img, "img.idx");
+    tmp_path(lab, sizeof lab, "lab.idx");
+    revl_dataset *d, *part, *plain;
+    ck_assert_int_eq(revl_dataset_create(&d, NULL), REVL_OK);
+    ck_assert_int_eq(revl_dataset_create(&part, NULL), REVL_OK);
+    ck_assert_int_eq(revl_dataset_create(&plain, NULL), REVL_OK);
+    ck_assert_int_eq(revl_dataset_load_idx(d, img, lab, 0), REVL_OK);
+    ck_assert_ptr_nonnull(rv_dataset_pixels(d));
+    check_pair_contents(d, 40, 20, 40, 3);
+    ck_assert_int_eq(revl_dataset_load_idx(d, img, lab, 7), REVL_OK); /* the first 7 kept */
+    ck_assert_ptr_nonnull(rv_dataset_pixels(d));
+    check_pair_contents(d, 7, 20, 40, 3);
+    ck_assert_int_eq(revl_dataset_load_idx(d, img, lab, 0), REVL_OK);
+    ck_assert_int_eq(revl_dataset_subset(part, d, 3, 30), REVL_OK);
+    const uint8_t *px = rv_dataset_pixels(part);
+    const double *x = revl_dataset_x(part);
+    ck_assert_ptr_nonnull(px);
+    for (size_t k = 0; k < 30 * 20; k++) {
+        ck_assert_uint_eq(px[k], pixel(3 * 20 + k));
+        ck_assert_double_eq(x[k], px[k] / 255.0);
+    }
+    ck_assert_int_eq(revl_dataset_set(plain, 30, 20, 3, x, revl_dataset_labels(part)), REVL_OK);
+    ck_assert_ptr_null(rv_dataset_pixels(plain));
+    /* an MLP on each, batch 6 of 30: the gather from the bytes and from x, the same bits */
+    const size_t widths[] = {20, 7, 3};
+    revl_model *m[2];
+    revl_mlp_options o;
+    revl_mlp_options_init(&o);
+    o.batch_size = 6;
+    ck_assert_int_eq(revl_mlp_create(&m[0], 3, widths, part, &o), REVL_OK);
+    ck_assert_int_eq(revl_mlp_create(&m[1], 3, widths, plain, &o), REVL_OK);
+    size_t p = revl_model_n_params(m[0]), nm = revl_model_n_meta(m[0]);
+    double w[256], meta[8] = {-2, -2, -2, -2, -2, -2, -2, -2}, g[2][256], loss[2];
+    ck_assert_uint_le(p, 256);
+    ck_assert_uint_le(nm, 8);
+    for (size_t i = 0; i < p; i++)
+        w[i] = 0.3 * sin(1.0 + (double)i);
+    for (size_t step = 0; step < 12; step++) { /* two epochs: two permutations */
+        for (int k = 0; k < 2; k++)
+            ck_assert_int_eq(revl_model_grad(m[k], step, w, meta, g[k], &loss[k]), REVL_OK);
+        ck_assert(memcmp(g[0], g[1], p * sizeof g[0][0]) == 0);
+        ck_assert(memcmp(&loss[0], &loss[1], sizeof loss[0]) == 0);
+    }
+    /* standardised in place: the bytes go, and the MLP's gather reads the new x */
+    ck_assert_int_eq(revl_dataset_standardize(part, NULL), REVL_OK);
+    ck_assert_ptr_null(rv_dataset_pixels(part));
+    ck_assert_int_eq(revl_dataset_standardize(plain, NULL), REVL_OK);
+    for (int k = 0; k < 2; k++)
+        ck_assert_int_eq(revl_model_grad(m[k], 5, w, meta, g[k], &loss[k]), REVL_OK);
+    ck_assert(memcmp(g[0], g[1], p * sizeof g[0][0]) == 0);
+    /* replaced by revl_dataset_set: none */
+    ck_assert_int_eq(revl_dataset_set(d, 30, 20, 3, revl_dataset_x(plain),
+                                      revl_dataset_labels(plain)), REVL_OK);
+    ck_assert_ptr_null(rv_dataset_pixels(d));
+    for (int k = 0; k < 2; k++)
+        revl_model_free(m[k]);
+    revl_dataset_free(d);
+    revl_dataset_free(part);
+    revl_dataset_free(plain);
 }
 END_TEST
 
@@ -996,6 +1102,7 @@ static Suite *dataset_suite(void)
     tcase_add_checked_fixture(tc, make_tmpdir, remove_tmpdir);
     tcase_set_timeout(tc, 300); /* valgrind */
     tcase_add_test(tc, test_idx_round_trip);
+    tcase_add_test(tc, test_idx_pixels);
     tcase_add_test(tc, test_idx_failure_keeps_contents);
     tcase_add_test(tc, test_idx_missing_file);
     tcase_add_test(tc, test_idx_wrong_magic);

@@ -473,6 +473,15 @@ MUTANTS = [
     ("python/revl/core.py", "            if not calls:\n", "            if False:\n", [PY]),
     ("python/revl/torch/bridge.py", "hvp_affine=self.hvp_affine, hvp_dir=self.hvp_dir)",
      "hvp_affine=self.hvp_affine)", [PY]),
+    # the gather's bytes (data/pixels.h): the lanes' divisor, a subset's first example, kept
+    # after x was standardised, the wrong example's row
+    ("src/data/pixels.c", "_mm512_set1_pd(255.0)", "_mm512_set1_pd(256.0)", ["check_dataset"]),
+    ("src/data/dataset.c", "memcpy(np, src->pixels + first * src->dim,", "memcpy(np, src->pixels,",
+     ["check_dataset"]),
+    ("src/data/dataset.c", "    drop_pixels(d);\n    rv_free(&d->alloc, mean);",
+     "    rv_free(&d->alloc, mean);", ["check_dataset"]),
+    ("src/models/mlp_batch.c", "rv_pixels_to_double(m->xb + r * dim, pixels + i * dim, dim);",
+     "rv_pixels_to_double(m->xb + r * dim, pixels + r * dim, dim);", ["check_dataset"]),
     # a sharded trainer's refusal names the share's index, not the parameter's (check_dp's
     # sharded_reverse_checkpoint_resumes_bit_for_bit, case RK_FORGED_STATE)
     ("src/core/checkpoint.c", 'start ? "start " : "", sv.name, t->lo + i);',

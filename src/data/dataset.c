@@ -2,6 +2,7 @@
  * Every operation builds its result in new memory and swaps it in only on success, so a failed
  * call leaves the previous contents untouched. */
 #include "data/idx.h"
+#include "data/pixels.h"
 #include "base/internal.h"
 
 #include <math.h>
@@ -12,6 +13,7 @@ struct revl_dataset {
     size_t n, dim, n_classes; /* all 0 while empty */
     double *x;                /* n*dim, row-major */
     int32_t *labels;          /* n */
+    uint8_t *pixels;          /* NULL, or n*dim with x[k] == pixels[k] / 255.0 (pixels.h) */
     char err[RV_ERRLEN];
 };
 
@@ -38,13 +40,26 @@ static int dataset_create(revl_dataset **out, const revl_allocator *allocator)
     return REVL_OK;
 }
 
+/* x changes: its bytes no longer say what it holds. */
+static void drop_pixels(revl_dataset *d)
+{
+    rv_free(&d->alloc, d->pixels);
+    d->pixels = NULL;
+}
+
 static void release(revl_dataset *d)
 {
     rv_free(&d->alloc, d->x);
     rv_free(&d->alloc, d->labels);
+    drop_pixels(d);
     d->x = NULL;
     d->labels = NULL;
     d->n = d->dim = d->n_classes = 0;
+}
+
+const uint8_t *rv_dataset_pixels(const revl_dataset *d)
+{
+    return d->pixels;
 }
 
 void revl_dataset_free(revl_dataset *d)
@@ -56,9 +71,10 @@ void revl_dataset_free(revl_dataset *d)
     rv_free(&a, d);
 }
 
-/* Take over x and labels (allocated through d's allocator), dropping the old contents. */
+/* Take over x, labels and pixels (NULL: none; allocated through d's allocator), dropping the
+ * old contents. */
 static void adopt(revl_dataset *d, size_t n, size_t dim, size_t n_classes, double *x,
-                  int32_t *labels)
+                  int32_t *labels, uint8_t *pixels)
 {
     release(d);
     d->n = n;
@@ -66,6 +82,7 @@ static void adopt(revl_dataset *d, size_t n, size_t dim, size_t n_classes, doubl
     d->n_classes = n_classes;
     d->x = x;
     d->labels = labels;
+    d->pixels = pixels;
     rv_clear(d->err); /* the call succeeded: an earlier failure's message no longer applies */
 }
 
@@ -114,7 +131,7 @@ int revl_dataset_set(revl_dataset *d, size_t n, size_t dim, size_t n_classes, co
         return rc;
     memcpy(nx, x, n * dim * sizeof *x);
     memcpy(nl, labels, n * sizeof *labels);
-    adopt(d, n, dim, n_classes, nx, nl);
+    adopt(d, n, dim, n_classes, nx, nl, NULL);
     return REVL_OK;
 }
 
@@ -130,7 +147,7 @@ int revl_dataset_load_idx(revl_dataset *d, const char *images_path, const char *
     int rc = rv_idx_load(&d->alloc, images_path, labels_path, max_n, &data, d->err);
     if (rc != REVL_OK)
         return rc;
-    adopt(d, data.n, data.dim, data.n_classes, data.x, data.labels);
+    adopt(d, data.n, data.dim, data.n_classes, data.x, data.labels, data.pixels);
     return REVL_OK;
 }
 
@@ -152,7 +169,10 @@ int revl_dataset_subset(revl_dataset *dst, const revl_dataset *src, size_t first
         return rc;
     memcpy(nx, src->x + first * src->dim, count * src->dim * sizeof *nx);
     memcpy(nl, src->labels + first, count * sizeof *nl);
-    adopt(dst, count, src->dim, src->n_classes, nx, nl);
+    uint8_t *np = src->pixels ? rv_alloc_array(&dst->alloc, count * src->dim, 1) : NULL;
+    if (np) /* short of memory: none, the gather reads x */
+        memcpy(np, src->pixels + first * src->dim, count * src->dim);
+    adopt(dst, count, src->dim, src->n_classes, nx, nl, np);
     return REVL_OK;
 }
 
@@ -223,6 +243,7 @@ int revl_dataset_standardize(revl_dataset *d, const revl_dataset *reference)
     for (size_t i = 0; i < d->n; i++)
         for (size_t j = 0; j < dim; j++)
             d->x[i * dim + j] = (ldexp(d->x[i * dim + j], -(int)unit[j]) - mean[j]) / sd[j];
+    drop_pixels(d);
     rv_free(&d->alloc, mean);
     rv_clear(d->err);
     return REVL_OK;

@@ -200,6 +200,10 @@ int rv_idx_load(const revl_allocator *a, const char *images_path, const char *la
             scale[v] = v / 255.0;
         for (size_t k = 0; k < n * dim; k++)
             x[k] = scale[img[k]];
+        /* the bytes kept for the gather (pixels.h), trimmed to the n images kept */
+        out->pixels = rv_alloc_array(a, n * dim, 1);
+        if (out->pixels)
+            memcpy(out->pixels, img, n * dim);
         out->n = n;
         out->dim = dim;
         out->n_classes = (size_t)max_label + 1;

@@ -4,6 +4,8 @@
  * therefore see the same examples in the same order, whatever ran in between. */
 #include "models/mlp.h"
 
+#include "data/pixels.h"
+
 #include <string.h>
 
 /* Fisher-Yates from the stream started at seed XOR splitmix64(epoch): mixing the epoch first
@@ -46,9 +48,13 @@ void rv_mlp_batch(rv_mlp *m, size_t step, const double **x, const int32_t **y)
     }
     const size_t *idx = batch_of(m, step);
     size_t dim = m->widths[0];
+    const uint8_t *pixels = rv_dataset_pixels(m->train); /* x's bits from 1/8 of the bytes */
     for (size_t r = 0; r < m->batch; r++) {
         size_t i = idx[r];
-        memcpy(m->xb + r * dim, data_x + i * dim, dim * sizeof *data_x);
+        if (pixels)
+            rv_pixels_to_double(m->xb + r * dim, pixels + i * dim, dim);
+        else
+            memcpy(m->xb + r * dim, data_x + i * dim, dim * sizeof *data_x);
         m->yb[r] = data_y[i];
     }
     *x = m->xb;

@@ -429,7 +429,9 @@ REVL_API int revl_dataset_set(revl_dataset *d, size_t n, size_t dim, size_t n_cl
 /* Load an IDX image file and its IDX label file (MNIST / Fashion-MNIST format, gzip or plain),
  * at most max_n examples (0 = all); pixels scaled to [0, 1]; n_classes = max label + 1.
  * Checks magic numbers, sizes, agreement of the two files and truncation: REVL_ERR_IO with a
- * message naming the file and what is wrong. */
+ * message naming the file and what is wrong. The pixels' bytes are kept too (1/8 more memory;
+ * by revl_dataset_subset as well, dropped by whatever changes x): the built-in MLP gathers its
+ * minibatches from them, with the same bits as from x. */
 REVL_API int revl_dataset_load_idx(revl_dataset *d, const char *images_path,
                                    const char *labels_path, size_t max_n);
 /* Copy examples [first, first+count) of src into dst (replacing dst's contents). */
@@ -441,7 +443,8 @@ REVL_API int revl_dataset_standardize(revl_dataset *d, const revl_dataset *refer
 REVL_API size_t revl_dataset_n(const revl_dataset *d);
 REVL_API size_t revl_dataset_dim(const revl_dataset *d);
 REVL_API size_t revl_dataset_n_classes(const revl_dataset *d);
-REVL_API const double *revl_dataset_x(const revl_dataset *d);      /* n*dim, row-major */
+/* n*dim, row-major; read-only (the MLP may read the bytes x was loaded from instead) */
+REVL_API const double *revl_dataset_x(const revl_dataset *d);
 REVL_API const int32_t *revl_dataset_labels(const revl_dataset *d); /* n */
 REVL_API const char *revl_dataset_last_error(const revl_dataset *d);
 

@@ -41,7 +41,7 @@ typedef struct model {
     long nan_at, huge_at; /* step with a NaN / huge gradient (-1 never) */
     long fail_affine_at;  /* step whose fused callback fails (-1 never) */
     long misuse_dir_at;   /* step whose fused direction callback misbehaves as misuse_dir says */
-    int misuse_dir;       /* 1 never calls dir, 2 calls it twice, 3 returns 5 */
+    int misuse_dir;       /* 1 never calls dir, 2 calls it twice, 3 returns 5, 5 gives it NULL */
     int own_grad;         /* m_hvp_dir hands dir its own copy of the gradient, not g */
     size_t n_grad, n_hvp, n_hvp_dir; /* the library's calls of each callback */
     long drift_at;        /* step whose gradient changes by 1 ulp after `armed` (-1 never) */
@@ -154,7 +154,7 @@ static int m_hvp_dir(size_t step, const double *w, const double *meta, revl_dir_
         return 5;
     double *own = q->own_grad ? malloc(q->p * sizeof *own) : NULL, *gw = own ? own : g;
     m_grad(step, w, meta, gw, NULL, user);
-    int rc = misuse == 1 ? 0 : dir(ctx, gw);
+    int rc = misuse == 1 ? 0 : dir(ctx, misuse == 5 ? NULL : gw);
     if (!rc && misuse == 2)
         rc = dir(ctx, gw);
     if (!rc)
@@ -1436,7 +1436,7 @@ END_TEST
  * gives the bits of the gradient-then-hvp fallback, in one callback per reverse step where the
  * direction needs the gradient (RMSprop; the others never call it), also when the callback
  * hands the direction its own copy of the gradient. A callback that does not call the
- * direction once, or fails, names its step; the direction's own failure (a gradient that
+ * direction once, gives it no gradient (NULL) or fails, names its step; the direction's own failure (a gradient that
  * differs from the forward pass's) is reported as itself; the hook is refused on a built-in
  * model. */
 START_TEST(test_fused_dir_callback)
@@ -1491,6 +1491,7 @@ START_TEST(test_fused_dir_callback)
         {2, "called the direction 2 times at step 9 (once per call)"},
         {3, "fused gradient and Hessian-direction callback returned 5 at step 9 (reverse)"},
         {4, "the gradient at step 9 differs from the forward pass's"},
+        {5, "callback gave the direction a NULL gradient at step 9 (reverse)"},
     };
     for (size_t c = 0; uses && c < sizeof bad / sizeof bad[0]; c++) {
         q->misuse_dir_at = 9;

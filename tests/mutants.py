@@ -469,6 +469,7 @@ MUTANTS = [
      ["check_optim"]),
     ("src/core/model.c", "    if (grad != u->grad)\n", "    if (0)\n", ["check_optim"]),
     ("src/core/model.c", "    if (u.calls != 1)", "    if (u.calls > 2)", ["check_optim"]),
+    ("src/core/model.c", "    if (u.null_grad)\n", "    if (0)\n", ["check_optim"]),
     ("src/core/model.c", "    if (!m->from_callbacks)", "    if (0)", ["check_mlp"]),
     ("python/revl/core.py", "            if not calls:\n", "            if False:\n", [PY]),
     ("python/revl/torch/bridge.py", "hvp_affine=self.hvp_affine, hvp_dir=self.hvp_dir)",

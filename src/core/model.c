@@ -269,13 +269,17 @@ typedef struct user_dir {
     void *ctx;
     double *grad;
     size_t n;
-    int calls;
+    int calls, null_grad;
 } user_dir;
 
 static int user_dir_call(void *ctx, const double *grad)
 {
     user_dir *u = ctx;
     u->calls++;
+    if (!grad) { /* nothing to read: refused, and reported after the callback returns */
+        u->null_grad = 1;
+        return REVL_ERR_CALLBACK;
+    }
     if (grad != u->grad)
         memmove(u->grad, grad, u->n * sizeof *grad);
     return u->dir(u->ctx, u->grad);
@@ -285,9 +289,12 @@ static int user_hvp_dir(revl_model *m, size_t step, const double *w, const doubl
                         rv_dir_fn dir, void *ctx, const double *v, double *grad, double *hv_w,
                         double *hv_meta)
 {
-    user_dir u = {dir, ctx, grad, m->def.n_params, 0};
+    user_dir u = {dir, ctx, grad, m->def.n_params, 0, 0};
     int rc = m->hvp_dir(step, w, meta, user_dir_call, &u, v, grad, hv_w,
                         m->def.n_meta ? hv_meta : NULL, m->def.user);
+    if (u.null_grad)
+        return rv_fail(m->err, REVL_ERR_CALLBACK, "the fused gradient and Hessian-direction "
+                       "callback gave the direction a NULL gradient at step %zu", step);
     if (rc)
         return rv_model_callback_failed(m, "fused gradient and Hessian-direction callback", rc,
                                         step);

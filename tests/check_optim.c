@@ -343,6 +343,17 @@ static int run_hypergrad(revl_trainer *t, const revl_schedule *s, const double *
                       revl_trainer_last_error(t));                                             \
     } while (0)
 
+/* a and b bit for bit: d w0, d meta and every kind a has (n values each) */
+static void expect_same_hg(const hg *a, const hg *b, size_t p, size_t n)
+{
+    ck_assert(memcmp(a->w0, b->w0, p * sizeof(double)) == 0);
+    ck_assert(memcmp(a->meta, b->meta, sizeof(double)) == 0);
+    for (int k = 0; k < REVL_HYPER_COUNT; k++)
+        if (a->kind[k])
+            ck_assert_msg(memcmp(a->kind[k], b->kind[k], n * sizeof(double)) == 0, "d_%s differs",
+                          revl_hyper_name((revl_hyper)k));
+}
+
 static void hg_free(hg *h)
 {
     free(h->w0);
@@ -1408,11 +1419,7 @@ START_TEST(test_fused_callback_same_bits)
         hypergrad_ok(t, s, w0, meta, p, &h[fused]);
         revl_trainer_free(t);
     }
-    ck_assert(memcmp(h[0].w0, h[1].w0, p * sizeof(double)) == 0);
-    ck_assert(memcmp(h[0].meta, h[1].meta, sizeof(double)) == 0);
-    for (int k = 0; k < REVL_HYPER_COUNT; k++)
-        if (h[0].kind[k])
-            ck_assert(memcmp(h[0].kind[k], h[1].kind[k], steps * 3 * sizeof(double)) == 0);
+    expect_same_hg(&h[0], &h[1], p, steps * 3);
     hg_free(&h[0]);
     hg_free(&h[1]);
     if (has_kind(s, REVL_HYPER_BETA1)) { /* Adam and AdamW use the fused callback */
@@ -1436,9 +1443,9 @@ END_TEST
  * gives the bits of the gradient-then-hvp fallback, in one callback per reverse step where the
  * direction needs the gradient (RMSprop; the others never call it), also when the callback
  * hands the direction its own copy of the gradient. A callback that does not call the
- * direction once, gives it no gradient (NULL) or fails, names its step; the direction's own failure (a gradient that
- * differs from the forward pass's) is reported as itself; the hook is refused on a built-in
- * model. */
+ * direction once, gives it no gradient (NULL) or fails, names its step; the direction's own
+ * failure (a gradient that differs from the forward pass's) is reported as itself. (The hook
+ * refused on a built-in model: check_mlp's test_fused_bit_identical.) */
 START_TEST(test_fused_dir_callback)
 {
     revl_optimizer opt = (revl_optimizer)_i;
@@ -1472,13 +1479,8 @@ START_TEST(test_fused_dir_callback)
         }
         revl_trainer_free(t);
     }
-    for (int run = 1; run < 3; run++) {
-        ck_assert(memcmp(h[0].w0, h[run].w0, p * sizeof(double)) == 0);
-        ck_assert(memcmp(h[0].meta, h[run].meta, sizeof(double)) == 0);
-        for (int k = 0; k < REVL_HYPER_COUNT; k++)
-            if (h[0].kind[k])
-                ck_assert(memcmp(h[0].kind[k], h[run].kind[k], steps * 3 * sizeof(double)) == 0);
-    }
+    for (int run = 1; run < 3; run++)
+        expect_same_hg(&h[0], &h[run], p, steps * 3);
     for (int run = 0; run < 3; run++)
         hg_free(&h[run]);
     q->own_grad = 0;

@@ -93,6 +93,31 @@ def _make_grad_trampoline(fn, n, nm, state, copy_inputs):
     return GRAD_FN(grad_trampoline)
 
 
+def _parts(res, count, want, function):
+    """A callback's result as a tuple of `count` parts, or InvalidError saying what it must
+    return."""
+    try:
+        parts = tuple(res)
+    except TypeError:
+        parts = ()
+    if len(parts) != count:
+        raise InvalidError(_errors.ERR_INVALID, f"the {function} callback must return {want}, "
+                           f"got {type(res).__name__}", function)
+    return parts
+
+
+def _store_products(parts, out_view, m_out, hv_w_p, hv_meta_p, nm, function):
+    """hv_w (parts[0]) into the library's array, and hv_meta (parts[1]; None: zeros) where the
+    library asked for it."""
+    _store(out_view(hv_w_p), parts[0], "hv_w", function)
+    if hv_meta_p and nm:
+        out = m_out(hv_meta_p)
+        if parts[1] is None:
+            out[...] = 0.0
+        else:
+            _store(out, parts[1], "hv_meta", function)
+
+
 def _make_hvp_trampoline(fn, n, nm, state, copy_inputs, gives_grad):
     in_view, out_view = _Views(n, False), _Views(n, True)
     m_view = _Views(nm, False) if nm else None
@@ -108,23 +133,9 @@ def _make_hvp_trampoline(fn, n, nm, state, copy_inputs, gives_grad):
             v = in_view(v_p)
             if copy_inputs:
                 w, meta, v = w.copy(), meta.copy(), v.copy()
-            res = fn(step, w, meta, v)
-            try:
-                parts = tuple(res)
-            except TypeError:
-                parts = ()
-            if len(parts) != n_out:
-                want = "(hv_w, hv_meta, g)" if gives_grad else "(hv_w, hv_meta)"
-                raise InvalidError(_errors.ERR_INVALID,
-                                   f"the hvp callback must return {want}, got "
-                                   f"{type(res).__name__}", "hvp")
-            _store(out_view(hv_w_p), parts[0], "hv_w", "hvp")
-            if hv_meta_p and nm:
-                out = m_out(hv_meta_p)
-                if parts[1] is None:
-                    out[...] = 0.0
-                else:
-                    _store(out, parts[1], "hv_meta", "hvp")
+            parts = _parts(fn(step, w, meta, v), n_out,
+                           "(hv_w, hv_meta, g)" if gives_grad else "(hv_w, hv_meta)", "hvp")
+            _store_products(parts, out_view, m_out, hv_w_p, hv_meta_p, nm, "hvp")
             if gives_grad and grad_p:
                 _store(out_view(grad_p), parts[2], "g", "hvp")
             return 0
@@ -150,23 +161,9 @@ def _make_hvp_affine_trampoline(fn, n, nm, state, copy_inputs):
             a, b = in_view(a_p), in_view(b_p)
             if copy_inputs:
                 w, meta, a, b = w.copy(), meta.copy(), a.copy(), b.copy()
-            res = fn(step, w, meta, a, b)
-            try:
-                parts = tuple(res)
-            except TypeError:
-                parts = ()
-            if len(parts) != 3:
-                raise InvalidError(_errors.ERR_INVALID, f"the hvp_affine callback must return "
-                                   f"(hv_w, hv_meta, g), got {type(res).__name__}",
-                                   "hvp_affine")
+            parts = _parts(fn(step, w, meta, a, b), 3, "(hv_w, hv_meta, g)", "hvp_affine")
             _store(out_view(grad_p), parts[2], "g", "hvp_affine")
-            _store(out_view(hv_w_p), parts[0], "hv_w", "hvp_affine")
-            if hv_meta_p and nm:
-                out = m_out(hv_meta_p)
-                if parts[1] is None:
-                    out[...] = 0.0
-                else:
-                    _store(out, parts[1], "hv_meta", "hvp_affine")
+            _store_products(parts, out_view, m_out, hv_w_p, hv_meta_p, nm, "hvp_affine")
             return 0
         except BaseException as e:  # noqa: B902
             return state.fail(e, "hvp_affine")
@@ -209,24 +206,11 @@ def _make_hvp_dir_trampoline(fn, n, nm, state, copy_inputs):
             meta = m_view(meta_p) if (nm and meta_p) else _EMPTY
             if copy_inputs:
                 w, meta = w.copy(), meta.copy()
-            res = fn(step, w, meta, direction)
-            try:
-                parts = tuple(res)
-            except TypeError:
-                parts = ()
-            if len(parts) != 2:
-                raise InvalidError(_errors.ERR_INVALID, f"the hvp_dir callback must return "
-                                   f"(hv_w, hv_meta), got {type(res).__name__}", "hvp_dir")
+            parts = _parts(fn(step, w, meta, direction), 2, "(hv_w, hv_meta)", "hvp_dir")
             if not calls:
                 raise InvalidError(_errors.ERR_INVALID, "the hvp_dir callback returned without "
                                    "calling direction(g)", "hvp_dir")
-            _store(out_view(hv_w_p), parts[0], "hv_w", "hvp_dir")
-            if hv_meta_p and nm:
-                out = m_out(hv_meta_p)
-                if parts[1] is None:
-                    out[...] = 0.0
-                else:
-                    _store(out, parts[1], "hv_meta", "hvp_dir")
+            _store_products(parts, out_view, m_out, hv_w_p, hv_meta_p, nm, "hvp_dir")
             return 0
         except _DirectionFailed as e:
             return e.args[0]

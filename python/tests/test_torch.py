@@ -334,16 +334,23 @@ def counting(tm):
     return calls
 
 
-def test_adam_fused_callback_is_one_pass_and_bit_identical():
-    T, meta, valid = 6, np.array([-3.0, -2.5]), data((5,), 30, 2)
+def fused_and_unfused(run):
+    """run(tm, model) -> hypergradient, once with the bridge's model (its fused callbacks) and
+    once with a model of its grad and hvp alone: (fused, unfused) results and call counts."""
     runs = {}
     for fused in (True, False):
         tm = bridge(mlp(), (5,))
         calls = counting(tm)
         m = tm.model() if fused else revl.Model(tm.n_params, tm.n_meta, tm.grad, tm.hvp,
                                                 hvp_gives_grad=True, groups=tm.offsets)
-        runs[fused] = adam_run(tm, T, meta, valid, m)[3], calls
-    (fused, c1), (plain, c2) = runs[True], runs[False]
+        runs[fused] = run(tm, m), calls
+    return runs[True], runs[False]
+
+
+def test_adam_fused_callback_is_one_pass_and_bit_identical():
+    T, meta, valid = 6, np.array([-3.0, -2.5]), data((5,), 30, 2)
+    (fused, c1), (plain, c2) = fused_and_unfused(
+        lambda tm, m: adam_run(tm, T, meta, valid, m)[3])
     for kind in ADAM_KINDS:
         assert np.array_equal(getattr(fused, kind), getattr(plain, kind)), kind
     # forward: T gradients; reverse: one fused call per step (one torch pass), or a gradient
@@ -357,20 +364,16 @@ def test_rmsprop_fused_callback_is_one_pass_and_bit_identical():
     it and makes the product from the same torch pass; the bits of a gradient call and then an
     hvp call."""
     T, meta, valid = 6, np.array([-3.0, -2.5]), data((5,), 30, 2)
-    runs = {}
-    for fused in (True, False):
-        tm = bridge(mlp(), (5,))
-        calls = counting(tm)
-        m = tm.model() if fused else revl.Model(tm.n_params, tm.n_meta, tm.grad, tm.hvp,
-                                                hvp_gives_grad=True, groups=tm.offsets)
-        s = revl.Schedule.for_model(m, T, optimizer="rmsprop", alpha=0.01)
-        t = revl.Trainer(m, s)
+
+    def rmsprop_run(tm, m):
+        t = revl.Trainer(m, revl.Schedule.for_model(m, T, optimizer="rmsprop", alpha=0.01))
         w0 = tm.read_params()
         t.train(w0, meta)
         hg = t.hypergrad(tm.evaluate(t.weights, *valid)[1])
         assert np.array_equal(t.weights, w0)
-        runs[fused] = hg, calls
-    (fused, c1), (plain, c2) = runs[True], runs[False]
+        return hg
+
+    (fused, c1), (plain, c2) = fused_and_unfused(rmsprop_run)
     assert fused.kinds == plain.kinds and "beta2" in fused.kinds
     for kind in ("w0", "meta") + fused.kinds:
         assert np.array_equal(getattr(fused, kind), getattr(plain, kind)), kind

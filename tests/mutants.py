@@ -474,9 +474,13 @@ MUTANTS = [
     ("python/revl/core.py", "            if not calls:\n", "            if False:\n", [PY]),
     ("python/revl/torch/bridge.py", "hvp_affine=self.hvp_affine, hvp_dir=self.hvp_dir)",
      "hvp_affine=self.hvp_affine)", [PY]),
-    # the gather's bytes (data/pixels.h): the lanes' divisor, a subset's first example, kept
-    # after x was standardised, the wrong example's row
-    ("src/data/pixels.c", "_mm512_set1_pd(255.0)", "_mm512_set1_pd(256.0)", ["check_dataset"]),
+    # the gather's bytes (data/pixels.h): the table's divisor and its last quarter, the lanes'
+    # second eight, a subset's first example, kept after x was standardised, the wrong example's
+    # row
+    ("src/data/pixels.c", "#define PX1(v) (v) / 255.0", "#define PX1(v) (v) / 256.0",
+     ["check_dataset"]),
+    ("src/data/pixels.c", "PX64(128), PX64(192)}", "PX64(128), PX64(128)}", ["check_dataset"]),
+    ("src/data/pixels.c", "_mm512_i32gather_pd(hi,", "_mm512_i32gather_pd(lo,", ["check_dataset"]),
     ("src/data/dataset.c", "memcpy(np, src->pixels + first * src->dim,", "memcpy(np, src->pixels,",
      ["check_dataset"]),
     ("src/data/dataset.c", "    drop_pixels(d);\n    rv_free(&d->alloc, mean);",

@@ -5,6 +5,7 @@
  * before anything is allocated for it; the data is then read into a buffer that grows with
  * what actually arrives, so a short file cannot make us allocate what its header claims. */
 #include "data/idx.h"
+#include "data/pixels.h"
 #include "data/source.h"
 
 #include <string.h>
@@ -195,11 +196,7 @@ int rv_idx_load(const revl_allocator *a, const char *images_path, const char *la
                 max_label = lab[i];
         for (size_t i = 0; i < n; i++)
             labels[i] = lab[i];
-        double scale[256];
-        for (int v = 0; v < 256; v++)
-            scale[v] = v / 255.0;
-        for (size_t k = 0; k < n * dim; k++)
-            x[k] = scale[img[k]];
+        rv_pixels_to_double(x, img, n * dim);
         /* the bytes kept for the gather (pixels.h), trimmed to the n images kept */
         out->pixels = rv_alloc_array(a, n * dim, 1);
         if (out->pixels)

@@ -315,6 +315,8 @@ bench: $(BENCH_BIN)
 	@echo "== MLP against its floor (its dense products alone), one thread"; \
 	  OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BUILD)/bench/bench_mlp_floor
 	@echo "== loading Fashion-MNIST (60,000 training images, gzip)"; $(BUILD)/bench/bench_load
+	@for load in quiet busy; do echo "== BLAS threads: the count a program starts with (no environment set) against one, $$load"; \
+	  env -u OPENBLAS_NUM_THREADS -u OMP_NUM_THREADS $(BUILD)/bench/bench_blas_threads 100 5 $$load || exit 1; done
 	@echo "== two cores at the MLP's shapes: BLAS threads, core threads, overlap"; \
 	  OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1 $(BUILD)/bench/bench_overlap 100 7
 	@for n in 1 2; do echo "== MLP end to end, $$n thread(s)"; \

@@ -103,11 +103,8 @@ static void *rank_main(void *arg)
 {
     rank_run *r = arg;
     const job *j = r->j;
-    size_t widths[5] = {784, 50, 50, 50, 10};
-    revl_mlp_options mo;
-    revl_mlp_options_init(&mo);
-    mo.batch_size = 200;
-    mo.penalty = REVL_PENALTY_PER_LAYER;
+    const size_t *widths = bench_paper_widths;
+    revl_mlp_options mo = bench_paper_options();
     revl_model *m = NULL;
     check(r->plain ? revl_mlp_create(&m, 5, widths, j->train, &mo)
                    : revl_mlp_dp_create(&m, 5, widths, j->train, &mo, N_MICRO, 0, &r->comm),

@@ -248,11 +248,8 @@ int main(int argc, char **argv)
     bench_check(revl_dataset_create(&b.train, NULL), "revl_dataset_create", "");
     bench_check(revl_dataset_subset(b.train, all, 0, 10000), "revl_dataset_subset",
                 revl_dataset_last_error(b.train));
-    size_t widths[5] = {784, 50, 50, 50, 10};
-    revl_mlp_options mo;
-    revl_mlp_options_init(&mo);
-    mo.batch_size = 200;
-    mo.penalty = REVL_PENALTY_PER_LAYER;
+    const size_t *widths = bench_paper_widths;
+    revl_mlp_options mo = bench_paper_options();
     bench_check(revl_mlp_create(&b.m, 5, widths, b.train, &mo), "revl_mlp_create",
                 revl_last_create_error());
     b.p = revl_model_n_params(b.m);

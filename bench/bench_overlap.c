@@ -74,18 +74,6 @@ static double run_both(core_job *c, grad_job *g)
     return bench_now() - t0;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *x, int n)
-{
-    qsort(x, (size_t)n, sizeof *x, cmp_double);
-    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
-}
-
 static revl_trainer *core_trainer(revl_model *trivial, revl_optimizer opt, size_t steps,
                                   int threads, revl_schedule **sched)
 {
@@ -132,7 +120,7 @@ static void threads_table(size_t steps, int rounds)
                 t[0][r] = c1.seconds;
                 t[1][r] = c2.seconds;
             }
-            printf(" %8.2f", median(t[1], rounds) / median(t[0], rounds));
+            printf(" %8.2f", bench_median(t[1], rounds) / bench_median(t[0], rounds));
             revl_trainer_free(t1);
             revl_trainer_free(t2);
             revl_schedule_free(s1);
@@ -185,7 +173,7 @@ static void built_in_table(revl_model *mlp, const double *w0, const double *meta
                 t[1 + k][r] = bench_now() - t0;
             }
         }
-        double m0 = median(t[0], rounds), m1 = median(t[1], rounds), m2 = median(t[2], rounds);
+        double m0 = bench_median(t[0], rounds), m1 = bench_median(t[1], rounds), m2 = bench_median(t[2], rounds);
         printf("%-9s | %8.3f %8.3f %8.3f | %9.3f %9.3f %9.3f\n", revl_optimizer_name(opt), m0, m1,
                m2, m1 / m0, m2 / m0, m2 / m1);
         revl_trainer_free(tr[0]);
@@ -260,7 +248,7 @@ int main(int argc, char **argv)
         }
         double m[N_SIDES];
         for (int s = 0; s < N_SIDES; s++)
-            m[s] = median(times[s], rounds);
+            m[s] = bench_median(times[s], rounds);
         double serial = m[S_GRAD1] + m[S_CORE1];
         printf("%-9s | %8.3f ", revl_optimizer_name(opts[oi]), m[S_GRAD1]);
         if (have_blas_threads)

@@ -17,6 +17,19 @@ static inline double bench_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static int bench_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of x[0..n), n >= 1 (x is sorted in place). */
+static inline double bench_median(double *x, int n)
+{
+    qsort(x, (size_t)n, sizeof *x, bench_cmp_double);
+    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+}
+
 /* One line under a table: the issue's target for a figure, the worst value measured against it,
  * and whether it is met (docs/performance.md says why where it is not). */
 static inline void bench_target(const char *what, double worst, const char *cmp, double limit)

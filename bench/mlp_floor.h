@@ -11,6 +11,18 @@
 
 #include "bench_util.h"
 
+/* The paper's network as the benches train it: 784-50-50-50-10, batch 200, one log L2 penalty
+ * per layer (the rest revl_mlp_options_init's defaults). */
+static const size_t bench_paper_widths[5] = {784, 50, 50, 50, 10};
+static inline revl_mlp_options bench_paper_options(void)
+{
+    revl_mlp_options mo;
+    revl_mlp_options_init(&mo);
+    mo.batch_size = 200;
+    mo.penalty = REVL_PENALTY_PER_LAYER;
+    return mo;
+}
+
 /* The first n Fashion-MNIST training examples (Debian's dataset-fashion-mnist), or exit 1 with
  * a message naming the program. */
 static inline revl_dataset *bench_fashion_mnist(const char *prog, size_t n)

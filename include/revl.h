@@ -472,8 +472,9 @@ typedef struct revl_mlp_options {
     size_t batch_size;          /* examples per step; default 200; 0 or >= n = full batch */
     uint64_t seed;              /* minibatch order: a fixed permutation per epoch; default 0 */
     int threads;                /* reserved, must be >= 0: the dense products run on the BLAS
-                                   library's threads (OPENBLAS_NUM_THREADS), and the gradients
-                                   are reproducible for a fixed BLAS thread count */
+                                   library's threads (OPENBLAS_NUM_THREADS, or
+                                   revl_blas_threads), and the gradients are reproducible for a
+                                   fixed BLAS thread count */
     const revl_allocator *allocator; /* optional; NULL = malloc/free; copied */
 } revl_mlp_options;
 REVL_API void revl_mlp_options_init(revl_mlp_options *o);
@@ -493,6 +494,21 @@ REVL_API int revl_mlp_create(revl_model **out, size_t n_widths, const size_t *wi
  * REVL_ERR_INVALID for a callback model or a data set of the wrong dimensions. */
 REVL_API int revl_model_evaluate(revl_model *m, const revl_dataset *data, const double *w,
                                  double *loss, double *grad_w, double *accuracy);
+
+/* The BLAS library's thread count, for the whole process: the built-in MLP's dense products
+ * run on it, and their bits depend on it (the paper's MLP trained under one and under two
+ * OpenBLAS threads ends on different w_T), so a program that wants a result to reproduce fixes
+ * the count. Nor is the faster count the same everywhere: on a two-core machine two threads
+ * took 0.88-0.94 of one thread's time while the second core was free, and 3-6.5 times as long
+ * while another process kept it busy (docs/performance.md, "BLAS threads"). OpenBLAS reads OPENBLAS_NUM_THREADS once,
+ * when it is loaded; this call sets the count later. n > 0 sets it (OpenBLAS:
+ * openblas_set_num_threads, which may bound it by the cores it was built for); n == 0 only
+ * asks. Returns the count in effect before the call (>= 1), or 0 when the BLAS library offers
+ * no such control (the reference BLAS, or a CBLAS other than OpenBLAS): nothing was changed;
+ * REVL_ERR_INVALID for n < 0. Process-wide and not synchronised with BLAS calls: call it from
+ * one thread before work starts, never while another thread is inside a BLAS call, and train
+ * and reverse under one count. */
+REVL_API int revl_blas_threads(int n);
 
 /* ------------------------------------------------------------------ data parallel */
 /* Exact data-parallel training (docs/mpi.md): the minibatch of step t is split into n_micro

@@ -21,6 +21,7 @@ module Revl
 using Libdl
 
 export RevlError, Model, Schedule, Trainer, Dataset, MLP, HyperOpt, Family, Tuner, fixed_round,
+       blas_threads,
        train!, weights, hypergrad, stats, setalpha!, setgamma!, alpha, gamma, evaluate,
        init_weights, init_scales_grad, step!, run!, hyperparams, sethyperparams!, save, load!,
        optimizer, kinds, getkind, setkind!, fillkind!, hyper_applied, set_progress!,
@@ -79,6 +80,16 @@ function fixed_round(w::AbstractVector{<:Real}; frac_bits::Integer=52)
     rc == 0 || throw(RevlError(rc, "frac_bits outside 1..62, or a value not finite or out of range",
                                "revl_fixed_round"))
     return x
+end
+
+"""blas_threads(n=0): the BLAS library's thread count for the whole process (the built-in MLP's
+products run on it, and their bits depend on it); n > 0 sets it, 0 only asks. Returns the count
+before the call, or 0 when the BLAS offers no such control (docs/performance.md, "BLAS threads").
+Julia's own BLAS is a separate library with its own count (BLAS.set_num_threads)."""
+function blas_threads(n::Integer=0)
+    rc = ccall((:revl_blas_threads, librevl), Cint, (Cint,), n)
+    rc >= 0 || throw(RevlError(rc, "n must be >= 0", "revl_blas_threads"))
+    return Int(rc)
 end
 
 """Why the last revl_*_create on this thread failed ("" after a success)."""

@@ -890,6 +890,79 @@ END_TEST
 
 /* ---------------------------------------------------------------- arguments */
 
+#ifndef RV_CBLAS_NETLIB
+int openblas_get_num_threads(void); /* the count revl_blas_threads must report and set */
+#endif
+
+/* revl_blas_threads: with OpenBLAS, the count before each call returned and the one asked for
+ * in effect after it (read from OpenBLAS itself), 0 only asking; the reference BLAS build
+ * reports no control. A negative count is refused either way and changes nothing. An MLP
+ * trains and reverses exactly under one BLAS thread and under two. */
+START_TEST(test_blas_threads)
+{
+    ck_assert_int_eq(revl_blas_threads(-1), REVL_ERR_INVALID);
+#ifdef RV_CBLAS_NETLIB
+    ck_assert_int_eq(revl_blas_threads(0), 0);
+    ck_assert_int_eq(revl_blas_threads(2), 0);
+    ck_assert_int_eq(revl_blas_threads(-3), REVL_ERR_INVALID);
+#else
+    int start = openblas_get_num_threads();
+    ck_assert_int_eq(revl_blas_threads(0), start);
+    ck_assert_int_eq(revl_blas_threads(1), start);
+    ck_assert_int_eq(openblas_get_num_threads(), 1);
+    ck_assert_int_eq(revl_blas_threads(0), 1);
+    ck_assert_int_eq(openblas_get_num_threads(), 1);
+    ck_assert_int_eq(revl_blas_threads(-3), REVL_ERR_INVALID);
+    ck_assert_int_eq(openblas_get_num_threads(), 1);
+    ck_assert_int_eq(revl_blas_threads(2), 1);
+    ck_assert_int_eq(openblas_get_num_threads(), 2);
+#endif
+    /* the paper's hidden layers, products of 200 x 50 x 50: above the 2^18 multiply-adds below
+     * which OpenBLAS stays on one thread, and of a shape whose bits it changes on two */
+    revl_dataset *d = make_data(400, 50, 10, 5);
+    size_t widths[4] = {50, 50, 50, 10}, off[7], T = 4;
+    /* train under fwd threads, reverse under rev: the same count reverses exactly; with
+     * OpenBLAS a changed count changes the recomputed gradients' bits, which the reverse pass
+     * refuses (the reference BLAS has no count to change) */
+    static const int counts[3][2] = {{1, 1}, {2, 2}, {1, 2}};
+    for (int k = 0; k < 3; k++) {
+        revl_model *m = make_mlp(4, widths, d, REVL_ACT_TANH, REVL_PENALTY_NONE, 200, 1);
+        size_t p = revl_model_n_params(m);
+        revl_model_group_offsets(m, off);
+        revl_schedule *s = NULL;
+        ck_assert_int_eq(revl_schedule_create(&s, T, revl_model_n_groups(m), off), REVL_OK);
+        ck_assert_int_eq(revl_schedule_fill(s, 0.3, 0.9), REVL_OK);
+        revl_trainer *t = NULL;
+        ck_assert_int_eq(revl_trainer_create(&t, m, s, NULL), REVL_OK);
+        double *w0 = random_vec(p, 0.1, 0, 6), *dfdw = random_vec(p, 1, 0, 7);
+        double *dw0 = malloc(p * sizeof *dw0);
+        revl_blas_threads(counts[k][0]);
+        ck_assert_int_eq(revl_trainer_train(t, w0, NULL), REVL_OK);
+        revl_blas_threads(counts[k][1]);
+        int rc = revl_trainer_hypergrad(t, dfdw, NULL, dw0, NULL, NULL, NULL);
+#ifndef RV_CBLAS_NETLIB
+        if (counts[k][0] != counts[k][1]) {
+            ck_assert_int_eq(rc, REVL_ERR_INEXACT);
+            expect_msg(revl_trainer_last_error(t), "differs from the forward pass's");
+        } else
+#endif
+            ck_assert_msg(rc == REVL_OK, "BLAS threads %d, %d: %s", counts[k][0], counts[k][1],
+                          revl_trainer_last_error(t));
+        revl_trainer_free(t);
+        revl_schedule_free(s);
+        revl_model_free(m);
+        free(w0);
+        free(dfdw);
+        free(dw0);
+    }
+    revl_dataset_free(d);
+#ifndef RV_CBLAS_NETLIB
+    ck_assert_int_eq(revl_blas_threads(start), 2);
+    ck_assert_int_eq(openblas_get_num_threads(), start);
+#endif
+}
+END_TEST
+
 START_TEST(test_bad_arguments)
 {
     revl_dataset *d = make_data(10, 3, 2, 110);
@@ -1196,6 +1269,7 @@ static Suite *mlp_suite(void)
     tcase_add_test(tc, test_evaluate);
     tcase_add_test(tc, test_evaluate_bad_data);
     tcase_add_test(tc, test_bad_arguments);
+    tcase_add_test(tc, test_blas_threads);
     tcase_add_test(tc, test_alloc_failure_create);
     tcase_add_test(tc, test_alloc_failure_evaluate);
     tcase_add_test(tc, test_no_alloc_per_step);

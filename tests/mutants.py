@@ -165,7 +165,8 @@ MUTANTS = [
      ["check_dataset"]),
     ("src/data/dataset.c", "    rv_clear(d->err); /* the call succeeded", "    /* the call succeeded",
      ["check_hardening"]),
-    ("src/data/idx.c", "scale[v] = v / 255.0;", "scale[v] = v / 256.0;", ["check_dataset"]),
+    ("src/data/idx.c", "rv_pixels_to_double(x, img, n * dim);",
+     "rv_pixels_to_double(x, img, (n - 1) * dim);", ["check_dataset"]),
     ("src/data/source.c", "    if (after)\n        return rv_fail(err, REVL_ERR_IO,",
      "    if (0)\n        return rv_fail(err, REVL_ERR_IO,", ["check_dataset"]),
     # ---- models/
@@ -487,6 +488,14 @@ MUTANTS = [
      "    rv_free(&d->alloc, mean);", ["check_dataset"]),
     ("src/models/mlp_batch.c", "rv_pixels_to_double(m->xb + r * dim, pixels + i * dim, dim);",
      "rv_pixels_to_double(m->xb + r * dim, pixels + r * dim, dim);", ["check_dataset"]),
+    # revl_blas_threads: a negative count let through, 0 setting instead of asking, the count
+    # before not returned, nothing set (check_mlp's test_blas_threads; Python's as well)
+    ("src/models/blas_threads.c", "    if (n < 0)\n        return REVL_ERR_INVALID;\n", "",
+     ["check_mlp"]),
+    ("src/models/blas_threads.c", "    if (n > 0)\n", "    if (n >= 0)\n", ["check_mlp"]),
+    ("src/models/blas_threads.c", "    return before;\n", "    return n;\n", ["check_mlp"]),
+    ("src/models/blas_threads.c", "        openblas_set_num_threads(n);\n", "        (void)n;\n",
+     ["check_mlp"]),
     # a sharded trainer's refusal names the share's index, not the parameter's (check_dp's
     # sharded_reverse_checkpoint_resumes_bit_for_bit, case RK_FORGED_STATE)
     ("src/core/checkpoint.c", 'start ? "start " : "", sv.name, t->lo + i);',

@@ -14,8 +14,8 @@ See docs/python.md.  The shared library is found through REVL_LIBRARY, then the 
 lib/ directory, then the system loader (revl.library_path says which one was loaded).
 """
 
-from ._base import (GAMMA_GRID, beta_applied, fixed_round, gamma_applied, hyper_applied,
-                    version, version_number)
+from ._base import (GAMMA_GRID, beta_applied, blas_threads, fixed_round, gamma_applied,
+                    hyper_applied, version, version_number)
 from ._base import KINDS as _KINDS, OPTIMIZER_KINDS as _OPTIMIZER_KINDS
 from ._errors import (CallbackError, Error, FileError, InexactError, InvalidError,
                       NoMemoryError, RangeError, StateError, Unavailable)
@@ -46,7 +46,7 @@ def strerror(status):
 
 
 __all__ = [
-    "version", "version_number", "gamma_applied", "beta_applied", "hyper_applied", "available",
+    "version", "version_number", "blas_threads", "gamma_applied", "beta_applied", "hyper_applied", "available",
     "strerror", "library_path", "MLP_LOG_L2_START", "fixed_round", "GAMMA_GRID", "OPTIMIZERS",
     "KINDS",
     "Model", "Schedule", "Trainer", "Hypergrad", "Progress", "print_progress", "Dataset", "MLP",

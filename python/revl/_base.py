@@ -253,6 +253,17 @@ def version_number():
     return int(lib.version_number())
 
 
+def blas_threads(n=0):
+    """The BLAS library's thread count for the whole process, on which the built-in MLP's dense
+    products run: ``n > 0`` sets it, ``0`` only asks.  Returns the count before the call, or 0
+    when the BLAS library offers no such control (nothing changed).  The MLP's bits depend on the
+    count, so fix it for results that reproduce; which count is faster depends on the machine
+    and its load (docs/performance.md, "BLAS threads").  Numpy on Debian loads the same OpenBLAS,
+    so this is numpy's count too.  Call it before work starts, from one thread."""
+    n = as_int(n, "n", "revl_blas_threads", 0, INT_MAX)
+    return int(lib.blas_threads(n))
+
+
 GAMMA_GRID = 2.0 ** -16   # gamma is applied as the nearest multiple of this
 
 

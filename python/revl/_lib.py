@@ -376,6 +376,7 @@ PROTOTYPES = [
                                 "const revl_dataset *", "const revl_mlp_options *")),
     ("revl_model_evaluate", "int", ("revl_model *", "const revl_dataset *", "const double *",
                                     "double *", "double *", "double *")),
+    ("revl_blas_threads", "int", ("int",)),
     # data parallel (docs/mpi.md): declared, not wrapped in a class yet
     ("revl_comm_init_local", "void", ("revl_comm *",)),
     ("revl_dp_micro_range", "int", ("size_t", "int", "int", "size_t *", "size_t *")),

@@ -1,5 +1,6 @@
 """The built-in MLP through Python: layout, gradient and HVP against finite differences,
 evaluate, exact reversal and hypergradients, keeping its data set alive and unchanged."""
+import ctypes
 import gc
 import weakref
 
@@ -156,3 +157,23 @@ def test_bad_arguments():
     cb = revl.Model(3, grad=lambda k, w, mm: (0.0, w))
     with pytest.raises(AttributeError):
         cb.evaluate
+
+
+def test_blas_threads_sets_and_reports_openblas_count():
+    # the OpenBLAS instance librevl (and numpy) loaded: the same soname is the same library
+    openblas = ctypes.CDLL("libopenblas.so.0")
+    start = openblas.openblas_get_num_threads()
+    try:
+        assert revl.blas_threads() == start
+        assert revl.blas_threads(1) == start
+        assert openblas.openblas_get_num_threads() == 1
+        assert revl.blas_threads(0) == 1
+        assert revl.blas_threads(2) == 1
+        assert openblas.openblas_get_num_threads() == 2
+        for bad in (-1, 1.5, True):
+            with pytest.raises(revl.InvalidError):
+                revl.blas_threads(bad)
+        assert openblas.openblas_get_num_threads() == 2
+    finally:
+        revl.blas_threads(start)
+    assert openblas.openblas_get_num_threads() == start

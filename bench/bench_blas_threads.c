@@ -22,29 +22,26 @@
 
 enum { PLAIN, EXACT, BOTH, N_SIDES };
 
-/* seconds of one side: plain training, the exact forward, or forward + hypergradient; the
- * weights it ends on in w */
+/* seconds of one side: plain training, the exact forward, or forward + hypergradient (of
+ * dfdw . w_T, into d_w0); the weights it ends on in w */
 static double run_side(int side, revl_optimizer opt, revl_model *m, size_t steps,
-                       const double *w0, const double *meta, double *w, double *dfdw)
+                       const double *w0, const double *meta, double *w, const double *dfdw,
+                       double *d_w0)
 {
     if (side == PLAIN)
         return plain_run(opt, m, steps, w0, meta, w);
-    size_t p = revl_model_n_params(m), ng = revl_model_n_groups(m), off[16];
+    size_t off[16];
     revl_model_group_offsets(m, off);
-    revl_schedule *s = bench_schedule(opt, steps, ng, off);
+    revl_schedule *s = bench_schedule(opt, steps, revl_model_n_groups(m), off);
     revl_trainer *t = NULL;
     bench_check(revl_trainer_create(&t, m, s, NULL), "revl_trainer_create",
                 revl_last_create_error());
     double t0 = bench_now();
     bench_check(revl_trainer_train(t, w0, meta), "train", revl_trainer_last_error(t));
-    if (side == BOTH) {
-        double *d_w0 = malloc(p * sizeof *d_w0), d_meta[4];
-        for (size_t i = 0; i < p; i++)
-            dfdw[i] = 1e-3 * (double)(i % 7) - 3e-3;
+    double d_meta[4];
+    if (side == BOTH)
         bench_check(revl_trainer_hypergrad_kinds_n(t, dfdw, NULL, d_w0, 0, NULL, d_meta),
                     "hypergrad (reversal verified)", revl_trainer_last_error(t));
-        free(d_w0);
-    }
     double dt = bench_now() - t0;
     revl_trainer_weights(t, w); /* w_T (w_0 after the reverse pass) */
     revl_trainer_free(t);
@@ -78,7 +75,9 @@ int main(int argc, char **argv)
                 revl_last_create_error());
     size_t p = revl_model_n_params(m), ng = revl_model_n_groups(m);
     double *w0 = malloc(p * sizeof *w0), *w = malloc(p * sizeof *w), *dfdw = malloc(p * sizeof *w);
-    double *w_start = malloc(p * sizeof *w_start);
+    double *w_start = malloc(p * sizeof *w_start), *d_w0 = malloc(p * sizeof *d_w0);
+    for (size_t i = 0; i < p; i++)
+        dfdw[i] = 1e-3 * (double)(i % 7) - 3e-3;
     double log_scales[16];
     for (size_t g = 0; g < ng; g++)
         log_scales[g] = -3;
@@ -108,9 +107,9 @@ int main(int argc, char **argv)
             int same = 1;
             for (int r = 0; r < rounds; r++) {
                 revl_blas_threads(start);
-                t_start[r] = run_side(side, opts[k], m, steps, w0, meta, w_start, dfdw);
+                t_start[r] = run_side(side, opts[k], m, steps, w0, meta, w_start, dfdw, d_w0);
                 revl_blas_threads(1);
-                t_one[r] = run_side(side, opts[k], m, steps, w0, meta, w, dfdw);
+                t_one[r] = run_side(side, opts[k], m, steps, w0, meta, w, dfdw, d_w0);
                 same &= memcmp(w, w_start, p * sizeof *w) == 0;
             }
             double a = bench_median(t_start, rounds), b = bench_median(t_one, rounds);
@@ -132,6 +131,7 @@ int main(int argc, char **argv)
     free(w0);
     free(w);
     free(w_start);
+    free(d_w0);
     free(dfdw);
     return 0;
 }

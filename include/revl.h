@@ -500,10 +500,10 @@ REVL_API int revl_model_evaluate(revl_model *m, const revl_dataset *data, const 
  * OpenBLAS threads ends on different w_T), so a program that wants a result to reproduce fixes
  * the count. Nor is the faster count the same everywhere: on a two-core machine two threads
  * took 0.88-0.94 of one thread's time while the second core was free, and 3-6.5 times as long
- * while another process kept it busy (docs/performance.md, "BLAS threads"). OpenBLAS reads OPENBLAS_NUM_THREADS once,
- * when it is loaded; this call sets the count later. n > 0 sets it (OpenBLAS:
- * openblas_set_num_threads, which may bound it by the cores it was built for); n == 0 only
- * asks. Returns the count in effect before the call (>= 1), or 0 when the BLAS library offers
+ * while another process kept it busy (docs/performance.md, "BLAS threads"). OpenBLAS reads
+ * OPENBLAS_NUM_THREADS once, when it is loaded; this call sets the count later. n > 0 sets it
+ * (OpenBLAS: openblas_set_num_threads, which may bound it by the cores it was built for);
+ * n == 0 only asks. Returns the count in effect before the call (>= 1), or 0 when the BLAS library offers
  * no such control (the reference BLAS, or a CBLAS other than OpenBLAS): nothing was changed;
  * REVL_ERR_INVALID for n < 0. Process-wide and not synchronised with BLAS calls: call it from
  * one thread before work starts, never while another thread is inside a BLAS call, and train

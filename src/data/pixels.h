@@ -1,7 +1,7 @@
 /* pixels.h: a data set's images kept as their bytes too, when they came from IDX files, so that
  * the minibatch gather reads one byte per feature instead of eight (the gather of a large data
- * set runs from memory, not cache). The loader makes x[k] = rv_pixel_value[pixels[k]], and so
- * does the gather, so it gives x's bits exactly. */
+ * set runs from memory, not cache). The loader makes x from the bytes with
+ * rv_pixels_to_double, and so does the gather, so it gives x's bits exactly. */
 #ifndef REVL_PIXELS_H
 #define REVL_PIXELS_H
 
@@ -15,11 +15,8 @@
  * for the bytes was short: the bytes are a cache, never needed). */
 RV_HIDDEN const uint8_t *rv_dataset_pixels(const revl_dataset *d);
 
-/* v / 255.0, correctly rounded, for every byte v: a pixel's value */
-RV_HIDDEN extern const double rv_pixel_value[256];
-
-/* out[k] = rv_pixel_value[in[k]] for k < n: gathers of eight with AVX-512 where the processor has
- * it. */
+/* out[k] = in[k] / 255.0 (correctly rounded) for k < n, looked up in a table of the 256 values,
+ * gathers of eight with AVX-512 where the processor has it. */
 RV_HIDDEN void rv_pixels_to_double(double *out, const uint8_t *in, size_t n);
 
 #endif

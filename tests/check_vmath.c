@@ -2,8 +2,8 @@
  * on dense grids over their whole range (so that a wrong coefficient, a wrong split of ln 2 or
  * a wrong reduction shows as errors of many ulp), their special values, and the promise that a
  * value's bits depend only on the value: not on its lane, the array length, the call or the
- * vector width (two lanes, and four where the processor has AVX2). Loop index 0 runs the
- * widest code the processor has, 1 the two-lane code. Not run under valgrind (make valgrind):
+ * vector width (two lanes, four where the processor has AVX2, eight where it has AVX-512). The
+ * loop tests run at most 8, 4 and 2 lanes (lane_caps). Not run under valgrind (make valgrind):
  * valgrind computes long double in double precision, so the reference would be off there. */
 #include <check.h>
 #include <float.h>
@@ -32,6 +32,9 @@ typedef long double (*ref_fun)(long double);
 static long double ref_exp(long double x) { return expl(x); }
 static long double ref_tanh(long double x) { return tanhl(x); }
 static long double ref_logistic(long double x) { return 1.0L / (1.0L + expl(-x)); }
+
+/* the loop tests' widths: at most 8 lanes (AVX-512), 4 (AVX2), 2 */
+static const int lane_caps[3] = {8, 4, 2};
 
 /* largest error over n points evenly spaced on [lo, hi] and n log-spaced magnitudes in
  * [tiny, 1] (both signs when both_signs); vf runs on the whole array at once */
@@ -78,7 +81,7 @@ static double max_error_at_half_steps(vfun vf, ref_fun rf, double scale, int kmi
 
 START_TEST(test_exp_accuracy)
 {
-    rv_vmath_narrow(_i);
+    rv_vmath_max_lanes(lane_caps[_i]);
     double wx = 0;
     double err = max_error(rv_vexp, ref_exp, -708.3, 709.7, 1e-300, 1, 400000, &wx);
     ck_assert_msg(err <= 1.0, "exp: %.3f ulp at %.17g", err, wx);
@@ -92,7 +95,7 @@ END_TEST
 
 START_TEST(test_tanh_accuracy)
 {
-    rv_vmath_narrow(_i);
+    rv_vmath_max_lanes(lane_caps[_i]);
     double wx = 0;
     double err = max_error(rv_vtanh, ref_tanh, -25, 25, 1e-300, 1, 400000, &wx);
     ck_assert_msg(err <= 2.5, "tanh: %.3f ulp at %.17g", err, wx);
@@ -106,7 +109,7 @@ END_TEST
 
 START_TEST(test_logistic_accuracy)
 {
-    rv_vmath_narrow(_i);
+    rv_vmath_max_lanes(lane_caps[_i]);
     double wx = 0;
     double err = max_error(rv_vlogistic, ref_logistic, -708, 40, 1e-300, 1, 400000, &wx);
     ck_assert_msg(err <= 2.5, "logistic: %.3f ulp at %.17g", err, wx);
@@ -117,7 +120,7 @@ END_TEST
 
 START_TEST(test_special_values)
 {
-    rv_vmath_narrow(_i);
+    rv_vmath_max_lanes(lane_caps[_i]);
     double e[] = {0.0, -0.0, INFINITY, -INFINITY, NAN, 710, -746, 1e300, -1e300, 5e-324};
     double t[10], l[10];
     size_t n = sizeof e / sizeof *e;
@@ -145,7 +148,7 @@ END_TEST
 /* Each value alone, in bulk at even and odd positions, and in a second call: the same bits. */
 START_TEST(test_same_bits_everywhere)
 {
-    rv_vmath_narrow(_i);
+    rv_vmath_max_lanes(lane_caps[_i]);
     vfun fs[3] = {rv_vexp, rv_vtanh, rv_vlogistic};
     enum { N = 101 };
     uint64_t s = 12345;
@@ -178,13 +181,22 @@ START_TEST(test_same_bits_everywhere)
 }
 END_TEST
 
-/* The widths give the same bits: the widest code the processor has against the two-lane
- * code, over every kind of input (where there is no AVX2 both runs are the two-lane code, and
- * the test says so). */
+/* The widths give the same bits: each wider code the processor has (eight lanes with AVX-512,
+ * four with AVX2) against the two-lane code, over every kind of input (a width the processor
+ * does not have is the next narrower one, and the test says so). */
 START_TEST(test_widths_same_bits)
 {
-    if (!__builtin_cpu_supports("avx2"))
-        fprintf(stderr, "check_vmath: no AVX2 here: the two-lane code is compared with itself\n");
+    int cap = lane_caps[_i];
+    rv_vmath_max_lanes(cap);
+    int lanes = rv_vmath_lanes();
+    if (lanes != cap)
+        fprintf(stderr, "check_vmath: %d lanes asked for, %d here: compared with two\n", cap,
+                lanes);
+    /* the widest code runs where the processor has it, not a narrower one */
+    if (cap == 8 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq"))
+        ck_assert_int_eq(lanes, 8);
+    if (cap == 4 && __builtin_cpu_supports("avx2"))
+        ck_assert_int_eq(lanes, 4);
     vfun fs[3] = {rv_vexp, rv_vtanh, rv_vlogistic};
     enum { N = 200003 };
     double *x = malloc(N * sizeof *x), *a = malloc(N * sizeof *a), *b = malloc(N * sizeof *b);
@@ -200,18 +212,78 @@ START_TEST(test_widths_same_bits)
     for (int f = 0; f < 3; f++) {
         memcpy(a, x, N * sizeof *x);
         memcpy(b, x, N * sizeof *x);
-        rv_vmath_narrow(0);
+        rv_vmath_max_lanes(cap);
         fs[f](a, N);
-        rv_vmath_narrow(1);
+        rv_vmath_max_lanes(2);
         fs[f](b, N);
         for (size_t i = 0; i < N; i++)
             ck_assert_msg(memcmp(&a[i], &b[i], sizeof *a) == 0 || (isnan(a[i]) && isnan(b[i])),
-                          "function %d at %.17g: %.17g wide, %.17g narrow", f, x[i], a[i], b[i]);
+                          "function %d at %.17g: %.17g on %d lanes, %.17g on 2", f, x[i], a[i],
+                          lanes, b[i]);
     }
-    rv_vmath_narrow(0);
+    rv_vmath_max_lanes(0);
     free(x);
     free(a);
     free(b);
+}
+END_TEST
+
+/* The slopes at every width are the scalar expressions of vmath.h bit for bit (NaN for NaN),
+ * with a tail, with out = d, and nothing past the end written. */
+static int same_or_nan(double a, double b)
+{
+    return memcmp(&a, &b, sizeof a) == 0 || (isnan(a) && isnan(b));
+}
+
+START_TEST(test_slopes_same_bits)
+{
+    rv_vmath_max_lanes(lane_caps[_i]);
+    enum { N = 1003, K = 4 };
+    double *in[K], out[N + 1], ref[N];
+    uint64_t s = 7;
+    for (int k = 0; k < K; k++) {
+        in[k] = malloc(N * sizeof *in[k]);
+        for (size_t i = 0; i < N; i++) {
+            s = s * 6364136223846793005u + 1442695040888963407u;
+            double u = (double)(s >> 11) * 0x1p-53;
+            /* mostly activations' values, some of every kind of double */
+            in[k][i] = i % 17 == 0 ? (double[]){0.0, -0.0, NAN, INFINITY, -INFINITY}[i % 5]
+                                   : k == 0 ? 2 * u - 1 : 8 * u - 4;
+        }
+    }
+    const double *h = in[0], *d = in[1], *dz = in[1], *rz = in[2], *rd0 = in[3];
+    for (int f = 0; f < 6; f++) {
+        for (size_t i = 0; i < N; i++) {
+            double hi = h[i], rd = rd0[i];
+            ref[i] = f == 0   ? d[i] * (1.0 - hi * hi)
+                     : f == 1 ? d[i] * (hi * (1.0 - hi))
+                     : f == 2 ? (hi > 0 ? d[i] : 0.0)
+                     : f == 3 ? rd * (1.0 - hi * hi) - 2.0 * hi * dz[i] * rz[i]
+                     : f == 4 ? rd * (hi * (1.0 - hi)) + (1.0 - 2.0 * hi) * dz[i] * rz[i]
+                              : (hi > 0 ? rd : 0.0);
+        }
+        for (int alias = 0; alias < 2; alias++) {
+            out[N] = 12345.0;
+            memcpy(out, f < 3 ? d : rd0, N * sizeof *out);
+            const double *src = alias ? out : d;
+            switch (f) {
+            case 0: rv_vslope_tanh(h, src, out, N); break;
+            case 1: rv_vslope_logistic(h, src, out, N); break;
+            case 2: rv_vslope_relu(h, src, out, N); break;
+            case 3: rv_vr_slope_tanh(h, dz, rz, out, N); break;
+            case 4: rv_vr_slope_logistic(h, dz, rz, out, N); break;
+            default: rv_vr_slope_relu(h, dz, rz, out, N); break;
+            }
+            for (size_t i = 0; i < N; i++)
+                ck_assert_msg(same_or_nan(out[i], ref[i]),
+                              "slope %d (%d lanes, alias %d) at %zu: %.17g, scalar %.17g", f,
+                              rv_vmath_lanes(), alias, i, out[i], ref[i]);
+            ck_assert(out[N] == 12345.0);
+        }
+    }
+    rv_vmath_max_lanes(0);
+    for (int k = 0; k < K; k++)
+        free(in[k]);
 }
 END_TEST
 
@@ -220,12 +292,13 @@ static Suite *vmath_suite(void)
     Suite *s = suite_create("vmath");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 60);
-    tcase_add_loop_test(tc, test_exp_accuracy, 0, 2);
-    tcase_add_loop_test(tc, test_tanh_accuracy, 0, 2);
-    tcase_add_loop_test(tc, test_logistic_accuracy, 0, 2);
-    tcase_add_loop_test(tc, test_special_values, 0, 2);
-    tcase_add_loop_test(tc, test_same_bits_everywhere, 0, 2);
-    tcase_add_test(tc, test_widths_same_bits);
+    tcase_add_loop_test(tc, test_exp_accuracy, 0, 3);
+    tcase_add_loop_test(tc, test_tanh_accuracy, 0, 3);
+    tcase_add_loop_test(tc, test_logistic_accuracy, 0, 3);
+    tcase_add_loop_test(tc, test_special_values, 0, 3);
+    tcase_add_loop_test(tc, test_same_bits_everywhere, 0, 3);
+    tcase_add_loop_test(tc, test_widths_same_bits, 0, 2);
+    tcase_add_loop_test(tc, test_slopes_same_bits, 0, 3);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,8 +1,8 @@
 /* vmath.c: exp, tanh and logistic over arrays (vmath.h), written with the compiler's generic
  * vector types (lane code in vmath_lanes.h): two lanes per instruction on any target (SSE2 on
- * x86-64), four where the processor has AVX2, and every lane does the same IEEE operations in
- * the same order as every other: the bits do not depend on the lane, the array length or the
- * instruction set.
+ * x86-64), four where the processor has AVX2, eight where it has AVX-512, and every lane does
+ * the same IEEE operations in the same order as every other: the bits do not depend on the
+ * lane, the array length or the instruction set.
  *
  * exp(x) = 2^k (1 + p(r)) with integer k near x / ln 2, r = x - k ln 2 in [-ln 2, ln 2) (ln 2
  * split in two so that k * LN2_HI is exact) and p(r) = expm1(r) by its Taylor series. 2^k is
@@ -60,33 +60,76 @@ typedef unsigned long long v4u __attribute__((vector_size(32)));
 #undef LATTR
 #endif
 
-static int narrow_only; /* rv_vmath_narrow: tests only */
+#if defined(__x86_64__)
+/* eight lanes where the processor has AVX-512 (dq for the 64-bit compares' masks as vectors):
+ * the same operations again, so the same bits, and half the instructions of four lanes
+ * (measured: tanh over the paper's 200 x 50 activations, section "The MLP against its floor" of
+ * docs/performance.md) */
+typedef double v8d __attribute__((vector_size(64)));
+typedef long long v8i __attribute__((vector_size(64)));
+typedef unsigned long long v8u __attribute__((vector_size(64)));
+#define VD v8d
+#define VI v8i
+#define VU v8u
+#define NL 8
+#define L(name) name##_8
+#define LATTR __attribute__((target("avx512f,avx512dq")))
+#include "base/vmath_lanes.h"
+#undef VD
+#undef VI
+#undef VU
+#undef NL
+#undef L
+#undef LATTR
+#endif
 
-void rv_vmath_narrow(int on) { narrow_only = on; }
+static int max_lanes; /* rv_vmath_max_lanes: tests only; 0 = no cap */
 
-static int wide(void)
+void rv_vmath_max_lanes(int lanes) { max_lanes = lanes; }
+
+int rv_vmath_lanes(void)
 {
 #if defined(__x86_64__)
-    return !narrow_only && __builtin_cpu_supports("avx2");
-#else
-    return 0;
+    int cap = max_lanes ? max_lanes : 8;
+    if (cap >= 8 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq"))
+        return 8;
+    if (cap >= 4 && __builtin_cpu_supports("avx2"))
+        return 4;
 #endif
+    return 2;
 }
 
+/* pub(params) calls the widest fn_NL(args) there is */
 #if defined(__x86_64__)
-#define RV_DISPATCH(pub, fn)                                                                      \
-    void pub(double *x, size_t n)                                                                 \
+#define RV_DISPATCH(pub, fn, params, ...)                                                         \
+    void pub params                                                                               \
     {                                                                                             \
-        if (wide())                                                                               \
-            fn##_4(x, n);                                                                         \
-        else                                                                                      \
-            fn##_2(x, n);                                                                         \
+        switch (rv_vmath_lanes()) {                                                               \
+        case 8:                                                                                   \
+            fn##_8(__VA_ARGS__);                                                                  \
+            break;                                                                                \
+        case 4:                                                                                   \
+            fn##_4(__VA_ARGS__);                                                                  \
+            break;                                                                                \
+        default:                                                                                  \
+            fn##_2(__VA_ARGS__);                                                                  \
+        }                                                                                         \
     }
 #else
-#define RV_DISPATCH(pub, fn)                                                                      \
-    void pub(double *x, size_t n) { fn##_2(x, n); }
+#define RV_DISPATCH(pub, fn, params, ...)                                                         \
+    void pub params { fn##_2(__VA_ARGS__); }
 #endif
 
-RV_DISPATCH(rv_vexp, map_exp)
-RV_DISPATCH(rv_vtanh, map_tanh)
-RV_DISPATCH(rv_vlogistic, map_logistic)
+RV_DISPATCH(rv_vexp, map_exp, (double *x, size_t n), x, n)
+RV_DISPATCH(rv_vtanh, map_tanh, (double *x, size_t n), x, n)
+RV_DISPATCH(rv_vlogistic, map_logistic, (double *x, size_t n), x, n)
+
+#define RV_SLOPE_PARAMS (const double *h, const double *d, double *out, size_t n)
+RV_DISPATCH(rv_vslope_tanh, slope_tanh, RV_SLOPE_PARAMS, h, d, out, n)
+RV_DISPATCH(rv_vslope_logistic, slope_logistic, RV_SLOPE_PARAMS, h, d, out, n)
+RV_DISPATCH(rv_vslope_relu, slope_relu, RV_SLOPE_PARAMS, h, d, out, n)
+
+#define RV_R_SLOPE_PARAMS (const double *h, const double *dz, const double *rz, double *rd, size_t n)
+RV_DISPATCH(rv_vr_slope_tanh, r_slope_tanh, RV_R_SLOPE_PARAMS, h, dz, rz, rd, n)
+RV_DISPATCH(rv_vr_slope_logistic, r_slope_logistic, RV_R_SLOPE_PARAMS, h, dz, rz, rd, n)
+RV_DISPATCH(rv_vr_slope_relu, r_slope_relu, RV_R_SLOPE_PARAMS, h, dz, rz, rd, n)

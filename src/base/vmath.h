@@ -1,8 +1,8 @@
-/* vmath.h: exp, tanh and the logistic function over arrays, in place, four lanes at a time
- * (AVX2) or two, with only IEEE additions, multiplications and divisions (no libm, no fused
- * multiply-add: the library is built with -ffp-contract=off). The same input gives the same bits on every call, at every
- * position in the array and on every CPU with IEEE doubles, which exact reversal needs from the
- * model.
+/* vmath.h: exp, tanh and the logistic function over arrays, in place, eight lanes at a time
+ * (AVX-512), four (AVX2) or two, with only IEEE additions, multiplications and divisions (no
+ * libm, no fused multiply-add: the library is built with -ffp-contract=off). The same input
+ * gives the same bits on every call, at every position in the array and on every CPU with IEEE
+ * doubles, which exact reversal needs from the model.
  *
  * Accuracy against the exact value (tests/check_vmath.c checks it on dense grids over the whole
  * range against long-double libm): exp within 1 ulp (largest seen 0.95; subnormal results,
@@ -17,7 +17,22 @@
 RV_HIDDEN void rv_vexp(double *x, size_t n);
 RV_HIDDEN void rv_vtanh(double *x, size_t n);
 RV_HIDDEN void rv_vlogistic(double *x, size_t n);
-/* Tests only (not thread-safe): nonzero = use the two-lane code even where AVX2 is there. */
-RV_HIDDEN void rv_vmath_narrow(int on);
+/* The activations' slopes through h = act(z), in lanes, the same bits as the scalar
+ * expressions: out = d * (1 - h * h), d * (h * (1 - h)), h > 0 ? d : 0 (out may be d) ... */
+RV_HIDDEN void rv_vslope_tanh(const double *h, const double *d, double *out, size_t n);
+RV_HIDDEN void rv_vslope_logistic(const double *h, const double *d, double *out, size_t n);
+RV_HIDDEN void rv_vslope_relu(const double *h, const double *d, double *out, size_t n);
+/* ... and the R-pass's rd = rd * (1 - h * h) - 2.0 * h * dz * rz,
+ * rd * (h * (1 - h)) + (1 - 2.0 * h) * dz * rz, h > 0 ? rd : 0 */
+RV_HIDDEN void rv_vr_slope_tanh(const double *h, const double *dz, const double *rz, double *rd,
+                                size_t n);
+RV_HIDDEN void rv_vr_slope_logistic(const double *h, const double *dz, const double *rz,
+                                    double *rd, size_t n);
+RV_HIDDEN void rv_vr_slope_relu(const double *h, const double *dz, const double *rz, double *rd,
+                                size_t n);
+/* The lanes the calls above use now: 8 (AVX-512), 4 (AVX2) or 2. */
+RV_HIDDEN int rv_vmath_lanes(void);
+/* Tests only (not thread-safe): use at most this many lanes (2, 4; 0 = as many as there are). */
+RV_HIDDEN void rv_vmath_max_lanes(int lanes);
 
 #endif

@@ -108,3 +108,63 @@ RV_VMAP(L(map_exp), L(exp_lanes))
 RV_VMAP(L(map_tanh), L(tanh_lanes))
 RV_VMAP(L(map_logistic), L(logistic_lanes))
 #undef RV_VMAP
+
+/* The activations' slopes, written through the activation h = act(z) that the MLP keeps
+ * (models/mlp_pass.c says why): out = d act'(z), and the R-pass's rd <- rd act'(z) + dz rz c(h)
+ * with c = act''/act'. The same operations in the same order as the scalar expressions in the
+ * comments, so the same bits at every width (tests/check_vmath.c compares them). Inputs are read
+ * whole vectors at a time and the tail through padded vectors, as RV_VMAP. */
+static inline LATTR VD L(load)(const double *p, size_t k)
+{
+    VD v = L(splat)(0.0);
+    memcpy(&v, p, k * sizeof *p);
+    return v;
+}
+
+/* whole vectors with loads of a constant size (a variable one costs a rep movs), then the tail */
+#define RV_VZIP_LOOP(n, ...)                                                                      \
+    do {                                                                                          \
+        size_t i = 0, k = NL;                                                                     \
+        for (; i + NL <= (n); i += NL)                                                            \
+            __VA_ARGS__                                                                           \
+        k = (n) - i;                                                                              \
+        if (k)                                                                                    \
+            __VA_ARGS__                                                                           \
+    } while (0)
+
+/* out = d * (1 - h h) (tanh), d * (h (1 - h)) (logistic), h > 0 ? d : 0 (ReLU) */
+#define RV_VSLOPE(name, expr)                                                                     \
+    static LATTR void name(const double *hp, const double *dp, double *out, size_t n)             \
+    {                                                                                             \
+        RV_VZIP_LOOP(n, {                                                                         \
+            VD h = L(load)(hp + i, k), d = L(load)(dp + i, k);                                    \
+            VD y = (expr);                                                                        \
+            memcpy(out + i, &y, k * sizeof *out);                                                 \
+        });                                                                                       \
+    }
+RV_VSLOPE(L(slope_tanh), d * (L(splat)(1.0) - h * h))
+RV_VSLOPE(L(slope_logistic), d * (h * (L(splat)(1.0) - h)))
+RV_VSLOPE(L(slope_relu), L(sel)(h > L(splat)(0.0), d, L(splat)(0.0)))
+#undef RV_VSLOPE
+
+/* rd = rd * (1 - h h) - 2 h dz rz (tanh), rd * (h (1 - h)) + (1 - 2 h) dz rz (logistic),
+ * h > 0 ? rd : 0 (ReLU) */
+#define RV_VRSLOPE(name, expr)                                                                    \
+    static LATTR void name(const double *hp, const double *dzp, const double *rzp, double *rdp,  \
+                           size_t n)                                                              \
+    {                                                                                             \
+        RV_VZIP_LOOP(n, {                                                                         \
+            VD h = L(load)(hp + i, k), dz = L(load)(dzp + i, k), rz = L(load)(rzp + i, k);        \
+            VD rd = L(load)(rdp + i, k);                                                          \
+            (void)dz;                                                                             \
+            (void)rz;                                                                             \
+            rd = (expr);                                                                          \
+            memcpy(rdp + i, &rd, k * sizeof *rdp);                                                \
+        });                                                                                       \
+    }
+RV_VRSLOPE(L(r_slope_tanh), rd * (L(splat)(1.0) - h * h) - L(splat)(2.0) * h * dz * rz)
+RV_VRSLOPE(L(r_slope_logistic),
+           rd * (h * (L(splat)(1.0) - h)) + (L(splat)(1.0) - L(splat)(2.0) * h) * dz * rz)
+RV_VRSLOPE(L(r_slope_relu), L(sel)(h > L(splat)(0.0), rd, L(splat)(0.0)))
+#undef RV_VRSLOPE
+#undef RV_VZIP_LOOP

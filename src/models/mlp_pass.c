@@ -108,16 +108,13 @@ static void times_slope(revl_activation act, const double *h, const double *d, d
 {
     switch (act) {
     case REVL_ACT_TANH:
-        for (size_t i = 0; i < count; i++)
-            out[i] = d[i] * (1.0 - h[i] * h[i]);
+        rv_vslope_tanh(h, d, out, count);
         break;
     case REVL_ACT_RELU:
-        for (size_t i = 0; i < count; i++)
-            out[i] = h[i] > 0 ? d[i] : 0.0;
+        rv_vslope_relu(h, d, out, count);
         break;
     case REVL_ACT_LOGISTIC:
-        for (size_t i = 0; i < count; i++)
-            out[i] = d[i] * (h[i] * (1.0 - h[i]));
+        rv_vslope_logistic(h, d, out, count);
         break;
     }
 }
@@ -198,16 +195,13 @@ static void r_slope(revl_activation act, const double *h, const double *dz, cons
 {
     switch (act) {
     case REVL_ACT_TANH:
-        for (size_t i = 0; i < count; i++)
-            rd[i] = rd[i] * (1.0 - h[i] * h[i]) - 2.0 * h[i] * dz[i] * rz[i];
+        rv_vr_slope_tanh(h, dz, rz, rd, count);
         break;
     case REVL_ACT_RELU:
-        for (size_t i = 0; i < count; i++)
-            rd[i] = h[i] > 0 ? rd[i] : 0.0;
+        rv_vr_slope_relu(h, dz, rz, rd, count);
         break;
     case REVL_ACT_LOGISTIC:
-        for (size_t i = 0; i < count; i++)
-            rd[i] = rd[i] * (h[i] * (1.0 - h[i])) + (1.0 - 2.0 * h[i]) * dz[i] * rz[i];
+        rv_vr_slope_logistic(h, dz, rz, rd, count);
         break;
     }
 }

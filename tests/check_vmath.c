@@ -228,7 +228,7 @@ START_TEST(test_widths_same_bits)
 }
 END_TEST
 
-/* The slopes at every width are the scalar expressions of vmath.h bit for bit (NaN for NaN),
+/* The slopes and ReLU at every width are the scalar expressions of vmath.h bit for bit (NaN for NaN),
  * with a tail, with out = d, and nothing past the end written. */
 static int same_or_nan(double a, double b)
 {
@@ -252,7 +252,7 @@ START_TEST(test_slopes_same_bits)
         }
     }
     const double *h = in[0], *d = in[1], *dz = in[1], *rz = in[2], *rd0 = in[3];
-    for (int f = 0; f < 6; f++) {
+    for (int f = 0; f < 7; f++) { /* 6: ReLU itself, in place */
         for (size_t i = 0; i < N; i++) {
             double hi = h[i], rd = rd0[i];
             ref[i] = f == 0   ? d[i] * (1.0 - hi * hi)
@@ -260,11 +260,12 @@ START_TEST(test_slopes_same_bits)
                      : f == 2 ? (hi > 0 ? d[i] : 0.0)
                      : f == 3 ? rd * (1.0 - hi * hi) - 2.0 * hi * dz[i] * rz[i]
                      : f == 4 ? rd * (hi * (1.0 - hi)) + (1.0 - 2.0 * hi) * dz[i] * rz[i]
-                              : (hi > 0 ? rd : 0.0);
+                     : f == 5 ? (hi > 0 ? rd : 0.0)
+                              : (d[i] > 0 ? d[i] : 0.0);
         }
         for (int alias = 0; alias < 2; alias++) {
             out[N] = 12345.0;
-            memcpy(out, f < 3 ? d : rd0, N * sizeof *out);
+            memcpy(out, f < 3 || f == 6 ? d : rd0, N * sizeof *out);
             const double *src = alias ? out : d;
             switch (f) {
             case 0: rv_vslope_tanh(h, src, out, N); break;
@@ -272,7 +273,8 @@ START_TEST(test_slopes_same_bits)
             case 2: rv_vslope_relu(h, src, out, N); break;
             case 3: rv_vr_slope_tanh(h, dz, rz, out, N); break;
             case 4: rv_vr_slope_logistic(h, dz, rz, out, N); break;
-            default: rv_vr_slope_relu(h, dz, rz, out, N); break;
+            case 5: rv_vr_slope_relu(h, dz, rz, out, N); break;
+            default: rv_vrelu(out, N); break;
             }
             for (size_t i = 0; i < N; i++)
                 ck_assert_msg(same_or_nan(out[i], ref[i]),

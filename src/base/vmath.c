@@ -123,6 +123,7 @@ int rv_vmath_lanes(void)
 RV_DISPATCH(rv_vexp, map_exp, (double *x, size_t n), x, n)
 RV_DISPATCH(rv_vtanh, map_tanh, (double *x, size_t n), x, n)
 RV_DISPATCH(rv_vlogistic, map_logistic, (double *x, size_t n), x, n)
+RV_DISPATCH(rv_vrelu, map_relu, (double *x, size_t n), x, n)
 
 #define RV_SLOPE_PARAMS (const double *h, const double *d, double *out, size_t n)
 RV_DISPATCH(rv_vslope_tanh, slope_tanh, RV_SLOPE_PARAMS, h, d, out, n)

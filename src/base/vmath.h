@@ -17,6 +17,8 @@
 RV_HIDDEN void rv_vexp(double *x, size_t n);
 RV_HIDDEN void rv_vtanh(double *x, size_t n);
 RV_HIDDEN void rv_vlogistic(double *x, size_t n);
+/* x > 0 ? x : 0 (NaN gives 0), in lanes */
+RV_HIDDEN void rv_vrelu(double *x, size_t n);
 /* The activations' slopes through h = act(z), in lanes, the same bits as the scalar
  * expressions: out = d * (1 - h * h), d * (h * (1 - h)), h > 0 ? d : 0 (out may be d) ... */
 RV_HIDDEN void rv_vslope_tanh(const double *h, const double *d, double *out, size_t n);

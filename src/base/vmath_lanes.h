@@ -84,6 +84,9 @@ static inline LATTR VD L(logistic_lanes)(VD x)
     return L(sel)(x < L(splat)(0.0), t, L(splat)(1.0)) / (L(splat)(1.0) + t);
 }
 
+/* relu(x) = x > 0 ? x : 0 (NaN and -0 give 0) */
+static inline LATTR VD L(relu_lanes)(VD x) { return L(sel)(x > L(splat)(0.0), x, L(splat)(0.0)); }
+
 /* f over x[0..n): whole vectors, then the tail through a padded vector, so a value's bits do
  * not depend on where it sits */
 #define RV_VMAP(name, lanes_fn)                                                                   \
@@ -107,6 +110,7 @@ static inline LATTR VD L(logistic_lanes)(VD x)
 RV_VMAP(L(map_exp), L(exp_lanes))
 RV_VMAP(L(map_tanh), L(tanh_lanes))
 RV_VMAP(L(map_logistic), L(logistic_lanes))
+RV_VMAP(L(map_relu), L(relu_lanes))
 #undef RV_VMAP
 
 /* The activations' slopes, written through the activation h = act(z) that the MLP keeps

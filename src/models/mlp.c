@@ -85,7 +85,7 @@ static void gradient(rv_mlp *m, size_t step, const double *w, const double *meta
     m->n_passes++;
     rv_mlp_backward(m, w, x, y, m->batch, scale, 0, &m->work, grad);
     rv_mlp_penalty_prepare(m, meta);
-    double pen = rv_mlp_penalty_grad(m, w, grad);
+    double pen = rv_mlp_penalty_grad(m, w, grad, loss != NULL);
     if (loss)
         *loss = ce * scale + pen;
     *xb = x;

@@ -79,8 +79,10 @@ RV_HIDDEN void rv_mlp_r_pass(const rv_mlp *m, const double *w, const double *v, 
 /* ---- the penalty (mlp_penalty.c) */
 /* exp(meta) into m->lambda unless meta is the one seen last. */
 RV_HIDDEN void rv_mlp_penalty_prepare(rv_mlp *m, const double *meta);
-/* grad += d penalty / dw; returns the penalty's value. */
-RV_HIDDEN double rv_mlp_penalty_grad(const rv_mlp *m, const double *w, double *grad);
+/* grad += d penalty / dw; returns the penalty's value when with_value, else 0 (its sums are
+ * skipped). */
+RV_HIDDEN double rv_mlp_penalty_grad(const rv_mlp *m, const double *w, double *grad,
+                                     int with_value);
 /* hv += (d^2 penalty / dw^2) v; hv_meta = d/dmeta (d penalty / dw . v) when not NULL. */
 RV_HIDDEN void rv_mlp_penalty_hvp(const rv_mlp *m, const double *w, const double *v, double *hv,
                                   double *hv_meta);

@@ -84,7 +84,7 @@ static void column_sums(const double *d, size_t rows, size_t n, double *out, int
     }
 }
 
-/* tanh and logistic from vmath.h: vectorised, and the same bits on every call */
+/* from vmath.h: vectorised, and the same bits on every call */
 static void activate(revl_activation act, double *z, size_t count)
 {
     switch (act) {
@@ -92,8 +92,7 @@ static void activate(revl_activation act, double *z, size_t count)
         rv_vtanh(z, count);
         break;
     case REVL_ACT_RELU:
-        for (size_t i = 0; i < count; i++)
-            z[i] = z[i] > 0 ? z[i] : 0.0;
+        rv_vrelu(z, count);
         break;
     case REVL_ACT_LOGISTIC:
         rv_vlogistic(z, count);

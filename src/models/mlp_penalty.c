@@ -18,17 +18,32 @@ void rv_mlp_penalty_prepare(rv_mlp *m, const double *meta)
     m->lambda_valid = 1;
 }
 
-double rv_mlp_penalty_grad(const rv_mlp *m, const double *w, double *grad)
+/* sum of a[i] b[i] as eight interleaved partial sums (i mod 8) added pairwise at the end: a
+ * fixed order, so the same bits on every call, and eight independent chains of additions where
+ * one chain waits on each addition's latency (a layer of 39,250 weights: 0.05 ms a sum) */
+static double dot8(const double *a, const double *b, size_t n)
+{
+    double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++)
+            s[j] += a[i + j] * b[i + j];
+    for (int j = 0; i < n; i++, j++)
+        s[j] += a[i] * b[i];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+double rv_mlp_penalty_grad(const rv_mlp *m, const double *w, double *grad, int with_value)
 {
     double value = 0;
     if (m->penalty == REVL_PENALTY_PER_LAYER) {
         for (size_t l = 0; l < m->n_layers; l++) {
-            double lam = m->lambda[l], ss = 0;
-            for (size_t i = m->offsets[2 * l]; i < m->offsets[2 * l + 2]; i++) {
-                ss += w[i] * w[i];
+            size_t lo = m->offsets[2 * l], hi = m->offsets[2 * l + 2];
+            double lam = m->lambda[l];
+            for (size_t i = lo; i < hi; i++)
                 grad[i] += lam * w[i];
-            }
-            value += 0.5 * lam * ss;
+            if (with_value)
+                value += 0.5 * lam * dot8(w + lo, w + lo, hi - lo);
         }
     } else if (m->penalty == REVL_PENALTY_PER_WEIGHT) {
         for (size_t i = 0; i < m->n_params; i++) {
@@ -44,13 +59,12 @@ void rv_mlp_penalty_hvp(const rv_mlp *m, const double *w, const double *v, doubl
 {
     if (m->penalty == REVL_PENALTY_PER_LAYER) {
         for (size_t l = 0; l < m->n_layers; l++) {
-            double lam = m->lambda[l], wv = 0;
-            for (size_t i = m->offsets[2 * l]; i < m->offsets[2 * l + 2]; i++) {
-                wv += w[i] * v[i];
+            size_t lo = m->offsets[2 * l], hi = m->offsets[2 * l + 2];
+            double lam = m->lambda[l];
+            for (size_t i = lo; i < hi; i++)
                 hv[i] += lam * v[i];
-            }
             if (hv_meta)
-                hv_meta[l] = lam * wv;
+                hv_meta[l] = lam * dot8(w + lo, v + lo, hi - lo);
         }
     } else if (m->penalty == REVL_PENALTY_PER_WEIGHT) {
         for (size_t i = 0; i < m->n_params; i++) {

@@ -28,7 +28,7 @@ static void rv_mlp_micro(rv_mlp *m, size_t step, size_t micro, size_t n_micro, c
     double pen = 0;
     if (micro == 0) {
         rv_mlp_penalty_prepare(m, meta);
-        pen = rv_mlp_penalty_grad(m, w, grad);
+        pen = rv_mlp_penalty_grad(m, w, grad, loss != NULL);
         if (v)
             rv_mlp_penalty_hvp(m, w, v, hv_w, hv_meta);
     } else if (v && hv_meta) {

@@ -228,8 +228,8 @@ START_TEST(test_widths_same_bits)
 }
 END_TEST
 
-/* The slopes and ReLU at every width are the scalar expressions of vmath.h bit for bit (NaN for NaN),
- * with a tail, with out = d, and nothing past the end written. */
+/* The slopes, ReLU and the sums at every width are the scalar expressions of vmath.h bit for
+ * bit (NaN for NaN), with a tail, with out = d (or x = y), and nothing past the end written. */
 static int same_or_nan(double a, double b)
 {
     return memcmp(&a, &b, sizeof a) == 0 || (isnan(a) && isnan(b));
@@ -252,20 +252,28 @@ START_TEST(test_slopes_same_bits)
         }
     }
     const double *h = in[0], *d = in[1], *dz = in[1], *rz = in[2], *rd0 = in[3];
-    for (int f = 0; f < 7; f++) { /* 6: ReLU itself, in place */
-        for (size_t i = 0; i < N; i++) {
-            double hi = h[i], rd = rd0[i];
-            ref[i] = f == 0   ? d[i] * (1.0 - hi * hi)
-                     : f == 1 ? d[i] * (hi * (1.0 - hi))
-                     : f == 2 ? (hi > 0 ? d[i] : 0.0)
-                     : f == 3 ? rd * (1.0 - hi * hi) - 2.0 * hi * dz[i] * rz[i]
-                     : f == 4 ? rd * (hi * (1.0 - hi)) + (1.0 - 2.0 * hi) * dz[i] * rz[i]
-                     : f == 5 ? (hi > 0 ? rd : 0.0)
-                              : (d[i] > 0 ? d[i] : 0.0);
-        }
+    const double a = 0.3710471;
+    /* 6: ReLU itself, in place; 7, 8: y + a x and y + x */
+    for (int f = 0; f < 9; f++) {
         for (int alias = 0; alias < 2; alias++) {
+            /* the slopes' d and the sums' x are in[1], or out itself when alias */
+            const double *y0 = f < 3 || f == 6 ? d : rd0, *x = alias ? rd0 : d;
+            if (f < 3 && alias)
+                x = d; /* out = d */
+            for (size_t i = 0; i < N; i++) {
+                double hi = h[i], rd = rd0[i];
+                ref[i] = f == 0   ? d[i] * (1.0 - hi * hi)
+                         : f == 1 ? d[i] * (hi * (1.0 - hi))
+                         : f == 2 ? (hi > 0 ? d[i] : 0.0)
+                         : f == 3 ? rd * (1.0 - hi * hi) - 2.0 * hi * dz[i] * rz[i]
+                         : f == 4 ? rd * (hi * (1.0 - hi)) + (1.0 - 2.0 * hi) * dz[i] * rz[i]
+                         : f == 5 ? (hi > 0 ? rd : 0.0)
+                         : f == 6 ? (d[i] > 0 ? d[i] : 0.0)
+                         : f == 7 ? rd + a * x[i]
+                                  : rd + x[i];
+            }
             out[N] = 12345.0;
-            memcpy(out, f < 3 || f == 6 ? d : rd0, N * sizeof *out);
+            memcpy(out, y0, N * sizeof *out);
             const double *src = alias ? out : d;
             switch (f) {
             case 0: rv_vslope_tanh(h, src, out, N); break;
@@ -274,11 +282,13 @@ START_TEST(test_slopes_same_bits)
             case 3: rv_vr_slope_tanh(h, dz, rz, out, N); break;
             case 4: rv_vr_slope_logistic(h, dz, rz, out, N); break;
             case 5: rv_vr_slope_relu(h, dz, rz, out, N); break;
-            default: rv_vrelu(out, N); break;
+            case 6: rv_vrelu(out, N); break;
+            case 7: rv_vaxpy(out, a, src, N); break;
+            default: rv_vadd(out, src, N); break;
             }
             for (size_t i = 0; i < N; i++)
                 ck_assert_msg(same_or_nan(out[i], ref[i]),
-                              "slope %d (%d lanes, alias %d) at %zu: %.17g, scalar %.17g", f,
+                              "function %d (%d lanes, alias %d) at %zu: %.17g, scalar %.17g", f,
                               rv_vmath_lanes(), alias, i, out[i], ref[i]);
             ck_assert(out[N] == 12345.0);
         }

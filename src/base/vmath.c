@@ -134,3 +134,6 @@ RV_DISPATCH(rv_vslope_relu, slope_relu, RV_SLOPE_PARAMS, h, d, out, n)
 RV_DISPATCH(rv_vr_slope_tanh, r_slope_tanh, RV_R_SLOPE_PARAMS, h, dz, rz, rd, n)
 RV_DISPATCH(rv_vr_slope_logistic, r_slope_logistic, RV_R_SLOPE_PARAMS, h, dz, rz, rd, n)
 RV_DISPATCH(rv_vr_slope_relu, r_slope_relu, RV_R_SLOPE_PARAMS, h, dz, rz, rd, n)
+
+RV_DISPATCH(rv_vaxpy, axpy, (double *y, double a, const double *x, size_t n), y, a, x, n)
+RV_DISPATCH(rv_vadd, add, (double *y, const double *x, size_t n), y, x, n)

@@ -171,4 +171,24 @@ RV_VRSLOPE(L(r_slope_logistic),
            rd * (h * (L(splat)(1.0) - h)) + (L(splat)(1.0) - L(splat)(2.0) * h) * dz * rz)
 RV_VRSLOPE(L(r_slope_relu), L(sel)(h > L(splat)(0.0), rd, L(splat)(0.0)))
 #undef RV_VRSLOPE
+
+/* y = y + a x (a multiply and an add, never fused: the scalar expression's bits) */
+static LATTR void L(axpy)(double *yp, double a, const double *xp, size_t n)
+{
+    RV_VZIP_LOOP(n, {
+        VD y = L(load)(yp + i, k), x = L(load)(xp + i, k);
+        y = y + L(splat)(a) * x;
+        memcpy(yp + i, &y, k * sizeof *yp);
+    });
+}
+
+/* y = y + x */
+static LATTR void L(add)(double *yp, const double *xp, size_t n)
+{
+    RV_VZIP_LOOP(n, {
+        VD y = L(load)(yp + i, k), x = L(load)(xp + i, k);
+        y = y + x;
+        memcpy(yp + i, &y, k * sizeof *yp);
+    });
+}
 #undef RV_VZIP_LOOP

@@ -77,11 +77,8 @@ static void column_sums(const double *d, size_t rows, size_t n, double *out, int
 {
     if (!accumulate)
         memset(out, 0, n * sizeof *out);
-    for (size_t r = 0; r < rows; r++) {
-        const double *row = d + r * n;
-        for (size_t j = 0; j < n; j++)
-            out[j] += row[j];
-    }
+    for (size_t r = 0; r < rows; r++)
+        rv_vadd(out, d + r * n, n);
 }
 
 /* from vmath.h: vectorised, and the same bits on every call */

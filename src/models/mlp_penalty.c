@@ -2,6 +2,8 @@
  * parameter), their gradient, their Hessian-vector product and the mixed meta term, all exact. */
 #include "models/mlp.h"
 
+#include "base/vmath.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -40,8 +42,7 @@ double rv_mlp_penalty_grad(const rv_mlp *m, const double *w, double *grad, int w
         for (size_t l = 0; l < m->n_layers; l++) {
             size_t lo = m->offsets[2 * l], hi = m->offsets[2 * l + 2];
             double lam = m->lambda[l];
-            for (size_t i = lo; i < hi; i++)
-                grad[i] += lam * w[i];
+            rv_vaxpy(grad + lo, lam, w + lo, hi - lo);
             if (with_value)
                 value += 0.5 * lam * dot8(w + lo, w + lo, hi - lo);
         }
@@ -61,8 +62,7 @@ void rv_mlp_penalty_hvp(const rv_mlp *m, const double *w, const double *v, doubl
         for (size_t l = 0; l < m->n_layers; l++) {
             size_t lo = m->offsets[2 * l], hi = m->offsets[2 * l + 2];
             double lam = m->lambda[l];
-            for (size_t i = lo; i < hi; i++)
-                hv[i] += lam * v[i];
+            rv_vaxpy(hv + lo, lam, v + lo, hi - lo);
             if (hv_meta)
                 hv_meta[l] = lam * dot8(w + lo, v + lo, hi - lo);
         }

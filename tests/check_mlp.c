@@ -386,7 +386,7 @@ START_TEST(test_hvp_affine)
         /* by hand: grad, then hvp along v */
         ck_assert_int_eq(revl_model_grad(m, step, w, meta, g[1], NULL), REVL_OK);
         for (size_t i = 0; i < p; i++)
-            v[i] = rv_affine_dir(a[i], b[i], g[1][i]);
+            v[i] = a[i] + b[i] * g[1][i]; /* rv_affine_dir, scalar */
         ck_assert_int_eq(revl_model_hvp(m, step + 2, w, meta, a, h[1], nm ? hm[1] : NULL),
                          REVL_OK);
         ck_assert_int_eq(revl_model_hvp(m, step, w, meta, v, h[1], nm ? hm[1] : NULL), REVL_OK);
@@ -403,7 +403,7 @@ START_TEST(test_hvp_affine)
     m->hvp_affine = hook;
     ck_assert_int_eq(rv_model_hvp_affine(m, 2, w, meta, a, b, g[0], h[0], hm[0]), REVL_OK);
     for (size_t i = 0; i < p; i++)
-        v[i] = rv_affine_dir(a[i], b[i], g[0][i]);
+        v[i] = a[i] + b[i] * g[0][i]; /* rv_affine_dir, scalar */
     char what[64];
     snprintf(what, sizeof what, "affine %s %s %zu layers", act_name[act], pen_name[pen], nw - 1);
     check_hvp_fd(m, 2, w, meta, v, h[0], hm[0], what);
@@ -593,7 +593,7 @@ static int quartic_affine(size_t step, const double *w, const double *meta, cons
     quartic_grad(step, w, meta, grad, NULL, user);
     double v[Q_P];
     for (size_t i = 0; i < Q_P; i++)
-        v[i] = rv_affine_dir(a[i], b[i], grad[i]);
+        v[i] = a[i] + b[i] * grad[i]; /* rv_affine_dir, scalar */
     quartic_hv(w, meta, v, hv, hm);
     return 0;
 }
@@ -632,7 +632,7 @@ START_TEST(test_hvp_affine_callback_model)
         ck_assert_int_eq(revl_model_grad(m, 3, w, meta, g0, NULL), REVL_OK);
         ck_assert_mem_eq(g, g0, sizeof g);
         for (size_t i = 0; i < Q_P; i++)
-            v[i] = rv_affine_dir(a[i], b[i], g0[i]);
+            v[i] = a[i] + b[i] * g0[i]; /* rv_affine_dir, scalar */
         quartic_hv(w, meta, v, want, want_m);
         if (with_hvp) {
             ck_assert_mem_eq(hv, want, sizeof hv);

@@ -228,7 +228,7 @@ START_TEST(test_widths_same_bits)
 }
 END_TEST
 
-/* The slopes, ReLU and the axpy at every width are the scalar expressions of vmath.h bit for
+/* The slopes, ReLU, the axpy and the affine direction at every width are the scalar expressions of vmath.h bit for
  * bit (NaN for NaN), with a tail, with out = d (or x = y), and nothing past the end written. */
 static int same_or_nan(double a, double b)
 {
@@ -253,8 +253,8 @@ START_TEST(test_slopes_same_bits)
     }
     const double *h = in[0], *d = in[1], *dz = in[1], *rz = in[2], *rd0 = in[3];
     const double a = 0.3710471;
-    /* 6: ReLU itself, in place; 7: y + a x */
-    for (int f = 0; f < 8; f++) {
+    /* 6: ReLU itself, in place; 7: y + a x; 8: the affine direction a + b g (a: out) */
+    for (int f = 0; f < 9; f++) {
         for (int alias = 0; alias < 2; alias++) {
             /* the slopes' d and the sums' x are in[1], or out itself when alias */
             const double *y0 = f < 3 || f == 6 ? d : rd0, *x = alias ? rd0 : d;
@@ -269,7 +269,8 @@ START_TEST(test_slopes_same_bits)
                          : f == 4 ? rd * (hi * (1.0 - hi)) + (1.0 - 2.0 * hi) * dz[i] * rz[i]
                          : f == 5 ? (hi > 0 ? rd : 0.0)
                          : f == 6 ? (d[i] > 0 ? d[i] : 0.0)
-                                  : rd + a * x[i];
+                         : f == 7 ? rd + a * x[i]
+                                  : rd + x[i] * rz[i];
             }
             out[N] = 12345.0;
             memcpy(out, y0, N * sizeof *out);
@@ -282,7 +283,8 @@ START_TEST(test_slopes_same_bits)
             case 4: rv_vr_slope_logistic(h, dz, rz, out, N); break;
             case 5: rv_vr_slope_relu(h, dz, rz, out, N); break;
             case 6: rv_vrelu(out, N); break;
-            default: rv_vaxpy(out, a, src, N); break;
+            case 7: rv_vaxpy(out, a, src, N); break;
+            default: rv_vaffine(out, out, src, rz, N); break;
             }
             for (size_t i = 0; i < N; i++)
                 ck_assert_msg(same_or_nan(out[i], ref[i]),

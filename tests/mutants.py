@@ -507,6 +507,7 @@ MUTANTS = [
      ["check_vmath", "check_mlp"]),
     ("src/base/vmath_lanes.h", "y = y + L(splat)(a) * x;", "y = y - L(splat)(a) * x;",
      ["check_vmath", "check_mlp"]),
+    ("src/base/vmath_lanes.h", "VD v = a + b * g;", "VD v = a + b * a;", ["check_vmath", "check_mlp"]),
     ("src/models/mlp_penalty.c", "((s[4] + s[5]) + (s[6] + s[7]))", "((s[4] + s[5]) + s[6])",
      ["check_mlp"]),
     ("src/models/mlp.c", "rv_mlp_penalty_grad(m, w, grad, loss != NULL);",

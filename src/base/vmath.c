@@ -135,6 +135,9 @@ RV_DISPATCH(rv_vr_slope_tanh, r_slope_tanh, RV_R_SLOPE_PARAMS, h, dz, rz, rd, n)
 RV_DISPATCH(rv_vr_slope_logistic, r_slope_logistic, RV_R_SLOPE_PARAMS, h, dz, rz, rd, n)
 RV_DISPATCH(rv_vr_slope_relu, r_slope_relu, RV_R_SLOPE_PARAMS, h, dz, rz, rd, n)
 
+RV_DISPATCH(rv_vaffine, affine,
+            (double *v, const double *a, const double *b, const double *g, size_t n), v, a, b, g,
+            n)
 RV_DISPATCH(rv_vaxpy, axpy, (double *y, double a, const double *x, size_t n), y, a, x, n)
 RV_DISPATCH(rv_vcolumn_sums, column_sums,
             (const double *d, size_t rows, size_t n, double *out), d, rows, n, out)

@@ -32,6 +32,9 @@ RV_HIDDEN void rv_vr_slope_logistic(const double *h, const double *dz, const dou
                                     double *rd, size_t n);
 RV_HIDDEN void rv_vr_slope_relu(const double *h, const double *dz, const double *rz, double *rd,
                                 size_t n);
+/* v[i] = a[i] + b[i] * g[i], in lanes (the scalar expression's bits; v may be any of the
+ * inputs) */
+RV_HIDDEN void rv_vaffine(double *v, const double *a, const double *b, const double *g, size_t n);
 /* y[i] = y[i] + a * x[i], in lanes (the scalar expression's bits; x and y do not overlap
  * unless equal) */
 RV_HIDDEN void rv_vaxpy(double *y, double a, const double *x, size_t n);

@@ -182,6 +182,17 @@ static LATTR void L(axpy)(double *yp, double a, const double *xp, size_t n)
     });
 }
 
+/* v = a + b g */
+static LATTR void L(affine)(double *vp, const double *ap, const double *bp, const double *gp,
+                            size_t n)
+{
+    RV_VZIP_LOOP(n, {
+        VD a = L(load)(ap + i, k), b = L(load)(bp + i, k), g = L(load)(gp + i, k);
+        VD v = a + b * g;
+        memcpy(vp + i, &v, k * sizeof *vp);
+    });
+}
+
 /* out[j] = out[j] + d[0][j] + d[1][j] + ... (rows of n, added in row order): a whole vector of
  * columns summed in a register, the last n mod NL columns one by one (the same additions) */
 static LATTR void L(column_sums)(const double *d, size_t rows, size_t n, double *out)

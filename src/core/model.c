@@ -256,8 +256,7 @@ int rv_model_hvp_affine(revl_model *m, size_t step, const double *w, const doubl
     int rc = revl_model_grad(m, step, w, meta, grad, NULL);
     if (rc)
         return rc;
-    for (size_t i = 0; i < p; i++)
-        m->affine_work[i] = rv_affine_dir(a[i], b[i], grad[i]);
+    rv_affine_dir(m->affine_work, a, b, grad, p);
     return rv_model_hvp_grad(m, step, w, meta, m->affine_work, NULL, hv_w, hv_meta);
 }
 

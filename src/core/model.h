@@ -4,6 +4,7 @@
 #define REVL_CORE_MODEL_H
 
 #include "base/internal.h"
+#include "base/vmath.h"
 
 /* ---- the model handle */
 /* The trainer's Hessian direction from the gradient the model has just computed (rv_model_hvp_dir):
@@ -83,11 +84,13 @@ RV_HIDDEN int rv_model_hvp_affine(revl_model *m, size_t step, const double *w, c
 RV_HIDDEN int rv_model_hvp_dir(revl_model *m, size_t step, const double *w, const double *meta,
                                rv_dir_fn dir, void *ctx, const double *v, double *grad,
                                double *hv_w, double *hv_meta);
-/* The direction's one formula, shared by the library and the built-in models so both give the
- * same bits (the library is built without floating-point contraction). */
-static inline double rv_affine_dir(double a, double b, double g)
+/* The direction's one formula, v[i] = a[i] + b[i] * g[i], shared by the library and the
+ * built-in models so both give the same bits: vmath's lanes, which give the scalar
+ * expression's bits (the library is built without floating-point contraction). */
+static inline void rv_affine_dir(double *v, const double *a, const double *b, const double *g,
+                                 size_t n)
 {
-    return a + b * g;
+    rv_vaffine(v, a, b, g, n);
 }
 
 #endif

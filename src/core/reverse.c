@@ -210,8 +210,7 @@ static int clipped_dir(void *ctx, const double *grad)
         return c->rc = rc;
     const double *v = t->dir_a;
     if (t->opt->dir_mode == RV_DIR_AFFINE) { /* v = a + b g at the clipped g */
-        for (size_t i = 0; i < t->n_params; i++)
-            t->clip_dir[i] = rv_affine_dir(t->dir_a[i], t->dir_b[i], t->grad[i]);
+        rv_affine_dir(t->clip_dir, t->dir_a, t->dir_b, t->grad, t->n_params);
         v = t->clip_dir;
     }
     if (!finite_all(v, t->n_params))

@@ -137,8 +137,7 @@ static int mlp_hvp_affine(size_t step, const double *w, const double *meta, cons
     const double *x;
     gradient(m, step, w, meta, grad, NULL, &x);
     double *v = m->scratch;
-    for (size_t i = 0; i < m->n_params; i++)
-        v[i] = rv_affine_dir(a[i], b[i], grad[i]);
+    rv_affine_dir(v, a, b, grad, m->n_params);
     return hv_after_gradient(m, w, v, x, hv_w, hv_meta);
 }
 

@@ -332,6 +332,35 @@ START_TEST(test_column_sums_same_bits)
 }
 END_TEST
 
+/* rv_vdot8 at every width: the eight partial sums of its definition (vmath.h), bit for bit, for
+ * lengths with and without a tail, with products of both signs and of every size. */
+START_TEST(test_dot8_same_bits)
+{
+    rv_vmath_max_lanes(lane_caps[_i]);
+    enum { N = 1003 };
+    static double a[N], b[N];
+    uint64_t s = 5;
+    for (size_t i = 0; i < N; i++) {
+        s = s * 6364136223846793005u + 1442695040888963407u;
+        /* mostly alike magnitudes, whose sums round differently in another order */
+        a[i] = ((double)(s >> 11) * 0x1p-53 - 0.5) * (i % 50 ? 1.0 : (double)(1 << (s % 30)));
+        b[i] = i % 3 ? a[i] : -0.7 * a[(i * 7) % N];
+    }
+    size_t lens[] = {0, 1, 5, 7, 8, 9, 15, 16, 17, 250, N};
+    for (size_t l = 0; l < sizeof lens / sizeof *lens; l++) {
+        size_t n = lens[l];
+        double p[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (size_t i = 0; i < n; i++)
+            p[i % 8] += a[i] * b[i]; /* the tail's into p[0], p[1], ... as well */
+        double want = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+        double got = rv_vdot8(a, b, n);
+        ck_assert_msg(memcmp(&got, &want, sizeof got) == 0, "%d lanes, n %zu: %.17g, not %.17g",
+                      rv_vmath_lanes(), n, got, want);
+    }
+    rv_vmath_max_lanes(0);
+}
+END_TEST
+
 static Suite *vmath_suite(void)
 {
     Suite *s = suite_create("vmath");
@@ -345,6 +374,7 @@ static Suite *vmath_suite(void)
     tcase_add_loop_test(tc, test_widths_same_bits, 0, 2);
     tcase_add_loop_test(tc, test_slopes_same_bits, 0, 3);
     tcase_add_loop_test(tc, test_column_sums_same_bits, 0, 3);
+    tcase_add_loop_test(tc, test_dot8_same_bits, 0, 3);
     suite_add_tcase(s, tc);
     return s;
 }

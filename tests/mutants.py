@@ -508,8 +508,10 @@ MUTANTS = [
     ("src/base/vmath_lanes.h", "y = y + L(splat)(a) * x;", "y = y - L(splat)(a) * x;",
      ["check_vmath", "check_mlp"]),
     ("src/base/vmath_lanes.h", "VD v = a + b * g;", "VD v = a + b * a;", ["check_vmath", "check_mlp"]),
-    ("src/models/mlp_penalty.c", "((s[4] + s[5]) + (s[6] + s[7]))", "((s[4] + s[5]) + s[6])",
-     ["check_mlp"]),
+    ("src/base/vmath_lanes.h", "((p[4] + p[5]) + (p[6] + p[7]))", "((p[4] + p[5]) + p[6])",
+     ["check_vmath", "check_mlp"]),
+    ("src/base/vmath_lanes.h", "        p[j] += a[i] * b[i];", "        p[0] += a[i] * b[i];",
+     ["check_vmath"]),
     ("src/models/mlp.c", "rv_mlp_penalty_grad(m, w, grad, loss != NULL);",
      "rv_mlp_penalty_grad(m, w, grad, 0);", ["check_mlp"]),
     # revl_blas_threads: a negative count let through, 0 setting instead of asking, the count

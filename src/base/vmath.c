@@ -135,6 +135,19 @@ RV_DISPATCH(rv_vr_slope_tanh, r_slope_tanh, RV_R_SLOPE_PARAMS, h, dz, rz, rd, n)
 RV_DISPATCH(rv_vr_slope_logistic, r_slope_logistic, RV_R_SLOPE_PARAMS, h, dz, rz, rd, n)
 RV_DISPATCH(rv_vr_slope_relu, r_slope_relu, RV_R_SLOPE_PARAMS, h, dz, rz, rd, n)
 
+double rv_vdot8(const double *a, const double *b, size_t n)
+{
+#if defined(__x86_64__)
+    switch (rv_vmath_lanes()) {
+    case 8:
+        return dot8_8(a, b, n);
+    case 4:
+        return dot8_4(a, b, n);
+    }
+#endif
+    return dot8_2(a, b, n);
+}
+
 RV_DISPATCH(rv_vaffine, affine,
             (double *v, const double *a, const double *b, const double *g, size_t n), v, a, b, g,
             n)

@@ -32,6 +32,10 @@ RV_HIDDEN void rv_vr_slope_logistic(const double *h, const double *dz, const dou
                                     double *rd, size_t n);
 RV_HIDDEN void rv_vr_slope_relu(const double *h, const double *dz, const double *rz, double *rd,
                                 size_t n);
+/* sum of a[i] * b[i] in eight interleaved partial sums s[i mod 8] (each from 0, in order of i),
+ * returned as ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)): a fixed order, so the same bits
+ * at every width, and eight independent chains of additions instead of one */
+RV_HIDDEN double rv_vdot8(const double *a, const double *b, size_t n);
 /* v[i] = a[i] + b[i] * g[i], in lanes (the scalar expression's bits; v may be any of the
  * inputs) */
 RV_HIDDEN void rv_vaffine(double *v, const double *a, const double *b, const double *g, size_t n);

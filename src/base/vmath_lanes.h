@@ -182,6 +182,29 @@ static LATTR void L(axpy)(double *yp, double a, const double *xp, size_t n)
     });
 }
 
+/* sum of a[i] b[i] as eight interleaved partial sums (i mod 8) added pairwise at the end: 8 / NL
+ * vectors hold them, so every width adds the same products in the same order; the last n mod 8
+ * one by one into the first partial sums */
+static LATTR double L(dot8)(const double *a, const double *b, size_t n)
+{
+    enum { NV = 8 / NL };
+    VD s[NV], x, y;
+    for (int v = 0; v < NV; v++)
+        s[v] = L(splat)(0.0);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int v = 0; v < NV; v++) {
+            memcpy(&x, a + i + v * NL, sizeof x);
+            memcpy(&y, b + i + v * NL, sizeof y);
+            s[v] = s[v] + x * y;
+        }
+    double p[8];
+    memcpy(p, s, sizeof p);
+    for (int j = 0; i < n; i++, j++)
+        p[j] += a[i] * b[i];
+    return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+}
+
 /* v = a + b g */
 static LATTR void L(affine)(double *vp, const double *ap, const double *bp, const double *gp,
                             size_t n)

@@ -1,7 +1,8 @@
-/* vmath.h: exp, tanh and the logistic function over arrays, in place, eight lanes at a time
- * (AVX-512), four (AVX2) or two, with only IEEE additions, multiplications and divisions (no
- * libm, no fused multiply-add: the library is built with -ffp-contract=off). The same input
- * gives the same bits on every call, at every position in the array and on every CPU with IEEE
+/* vmath.h: exp, tanh, the logistic function and ReLU over arrays, in place, and the MLP's other
+ * elementwise passes (the activations' slopes, sums, axpy), eight lanes at a time (AVX-512), four
+ * (AVX2) or two, with only IEEE additions, multiplications and divisions (no libm, no fused
+ * multiply-add: the library is built with -ffp-contract=off). The same input gives the same bits
+ * on every call, at every position in the array, at every width and on every CPU with IEEE
  * doubles, which exact reversal needs from the model.
  *
  * Accuracy against the exact value (tests/check_vmath.c checks it on dense grids over the whole
@@ -47,7 +48,8 @@ RV_HIDDEN void rv_vaxpy(double *y, double a, const double *x, size_t n);
 RV_HIDDEN void rv_vcolumn_sums(const double *d, size_t rows, size_t n, double *out);
 /* The lanes the calls above use now: 8 (AVX-512), 4 (AVX2) or 2. */
 RV_HIDDEN int rv_vmath_lanes(void);
-/* Tests only (not thread-safe): use at most this many lanes (2, 4; 0 = as many as there are). */
+/* Tests only (not thread-safe): use at most this many lanes (2, 4 or 8; 0 = as many as there
+ * are). */
 RV_HIDDEN void rv_vmath_max_lanes(int lanes);
 
 #endif

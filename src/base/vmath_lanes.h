@@ -113,11 +113,10 @@ RV_VMAP(L(map_logistic), L(logistic_lanes))
 RV_VMAP(L(map_relu), L(relu_lanes))
 #undef RV_VMAP
 
-/* The activations' slopes, written through the activation h = act(z) that the MLP keeps
- * (models/mlp_pass.c says why): out = d act'(z), and the R-pass's rd <- rd act'(z) + dz rz c(h)
- * with c = act''/act'. The same operations in the same order as the scalar expressions in the
- * comments, so the same bits at every width (tests/check_vmath.c compares them). Inputs are read
- * whole vectors at a time and the tail through padded vectors, as RV_VMAP. */
+/* The elementwise passes below do the same operations in the same order as the scalar
+ * expressions in their comments, so they have the same bits at every width (tests/check_vmath.c
+ * compares them). Inputs are read whole vectors at a time and the tail through padded vectors,
+ * as RV_VMAP. */
 static inline LATTR VD L(load)(const double *p, size_t k)
 {
     VD v = L(splat)(0.0);
@@ -136,7 +135,10 @@ static inline LATTR VD L(load)(const double *p, size_t k)
             __VA_ARGS__                                                                           \
     } while (0)
 
-/* out = d * (1 - h h) (tanh), d * (h (1 - h)) (logistic), h > 0 ? d : 0 (ReLU) */
+/* The activations' slopes, written through the activation h = act(z) that the MLP keeps
+ * (models/mlp_pass.c says why): out = d act'(z), and below the R-pass's
+ * rd <- rd act'(z) + dz rz c(h) with c = act''/act'.
+ * out = d * (1 - h h) (tanh), d * (h (1 - h)) (logistic), h > 0 ? d : 0 (ReLU) */
 #define RV_VSLOPE(name, expr)                                                                     \
     static LATTR void name(const double *hp, const double *dp, double *out, size_t n)             \
     {                                                                                             \

@@ -310,7 +310,7 @@ START_TEST(test_column_sums_same_bits)
     for (size_t i = 0; i < ROWS * MAXN; i++) {
         s = s * 6364136223846793005u + 1442695040888963407u;
         d[i] = i % 97 == 5 ? (i % 2 ? NAN : -INFINITY)
-                           : ((double)(s >> 11) * 0x1p-53 - 0.5) * (double)(1 << (s % 40));
+                           : ((double)(s >> 11) * 0x1p-53 - 0.5) * ldexp(1.0, (int)(s % 40));
     }
     size_t widths[] = {1, 7, 8, 10, 16, 50, 53};
     for (size_t w = 0; w < sizeof widths / sizeof *widths; w++) {
@@ -343,7 +343,7 @@ START_TEST(test_dot8_same_bits)
     for (size_t i = 0; i < N; i++) {
         s = s * 6364136223846793005u + 1442695040888963407u;
         /* mostly alike magnitudes, whose sums round differently in another order */
-        a[i] = ((double)(s >> 11) * 0x1p-53 - 0.5) * (i % 50 ? 1.0 : (double)(1 << (s % 30)));
+        a[i] = ((double)(s >> 11) * 0x1p-53 - 0.5) * (i % 50 ? 1.0 : ldexp(1.0, (int)(s % 30)));
         b[i] = i % 3 ? a[i] : -0.7 * a[(i * 7) % N];
     }
     size_t lens[] = {0, 1, 5, 7, 8, 9, 15, 16, 17, 250, N};

@@ -1,8 +1,19 @@
 /* vmath_lanes.h: the lane code of vmath.c, included once per vector width. The includer
- * defines VD (NL doubles), VI (NL signed 64-bit masks), VU (NL unsigned 64-bit integers), NL,
- * L(name) (the name with the width's suffix) and LATTR (the width's target attribute). Every
- * width runs the same IEEE operations in the same order on every lane, so the bits are the
- * same whichever width runs. */
+ * defines NL (2, 4 or 8 doubles) and LATTR (the width's target attribute); this file makes VD
+ * (NL doubles), VI (NL signed 64-bit masks), VU (NL unsigned 64-bit integers, which wrap: NaN
+ * lanes) and L(name) (the name with the suffix _NL) of them, and undefines all of it at its
+ * end. Every width runs the same IEEE operations in the same order on every lane, so the bits
+ * are the same whichever width runs. */
+#define RV_VM_CAT2(a, b) a##_##b
+#define RV_VM_CAT(a, b) RV_VM_CAT2(a, b)
+#define L(name) RV_VM_CAT(name, NL)
+typedef double L(vd) __attribute__((vector_size(NL * sizeof(double))));
+typedef long long L(vi) __attribute__((vector_size(NL * sizeof(double))));
+typedef unsigned long long L(vu) __attribute__((vector_size(NL * sizeof(double))));
+#define VD L(vd)
+#define VI L(vi)
+#define VU L(vu)
+
 static inline LATTR VD L(splat)(double a) { return (VD){0} + a; }
 
 /* m ? a : b lane by lane, m from a comparison (all ones or all zeros) */
@@ -240,3 +251,12 @@ static LATTR void L(column_sums)(const double *d, size_t rows, size_t n, double 
     }
 }
 #undef RV_VZIP_LOOP
+
+#undef VD
+#undef VI
+#undef VU
+#undef L
+#undef RV_VM_CAT
+#undef RV_VM_CAT2
+#undef NL
+#undef LATTR

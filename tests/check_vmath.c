@@ -197,6 +197,8 @@ START_TEST(test_widths_same_bits)
         ck_assert_int_eq(lanes, 8);
     if (cap == 4 && __builtin_cpu_supports("avx2"))
         ck_assert_int_eq(lanes, 4);
+    rv_vmath_max_lanes(2); /* and the cap is kept: the reference below is the two-lane code */
+    ck_assert_int_eq(rv_vmath_lanes(), 2);
     vfun fs[3] = {rv_vexp, rv_vtanh, rv_vlogistic};
     enum { N = 200003 };
     double *x = malloc(N * sizeof *x), *a = malloc(N * sizeof *a), *b = malloc(N * sizeof *b);
@@ -256,10 +258,9 @@ START_TEST(test_slopes_same_bits)
     /* 6: ReLU itself, in place; 7: y + a x; 8: the affine direction a + b g (a: out) */
     for (int f = 0; f < 9; f++) {
         for (int alias = 0; alias < 2; alias++) {
-            /* the slopes' d and the sums' x are in[1], or out itself when alias */
-            const double *y0 = f < 3 || f == 6 ? d : rd0, *x = alias ? rd0 : d;
-            if (f < 3 && alias)
-                x = d; /* out = d */
+            /* out starts as y0; the slopes' d and the sums' x are in[1], or out itself when
+             * alias (for the slopes, out then starts as d: the same values) */
+            const double *y0 = f < 3 || f == 6 ? d : rd0, *x = alias ? y0 : d;
             for (size_t i = 0; i < N; i++) {
                 double hi = h[i], rd = rd0[i];
                 ref[i] = f == 0   ? d[i] * (1.0 - hi * hi)

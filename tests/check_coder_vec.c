@@ -396,11 +396,83 @@ START_TEST(test_plain_is_the_inline_op)
 }
 END_TEST
 
+/* The lanes' division for quotients below 2^32 (lanes.h's divmod32: a double estimate on eight
+ * lanes, rv_divmod's on four), included here at both widths and called directly: quotient and
+ * remainder against C's / and %, at the edges the reverse passes' data rarely reaches
+ * (y = d 2^32 - 1 and the multiples of d next to it, where the estimate is off by one either
+ * way), for divisors from 1 to 2^31 + 1 (the coders' n, f and f + 1). */
+#define NL 4
+#include "exact/lanes.h"
+static LATTR void divmod32_lanes_4(uint64_t d, const uint64_t *y, uint64_t *q, uint64_t *r)
+{
+    VU rem, quo = L(divmod32)(L(load)(y), L(splat)(d), L(inv32_of)(d, UINT64_MAX / d), &rem);
+    L(store)(q, quo);
+    L(store)(r, rem);
+}
+#include "exact/lanes_end.h"
+#define NL 8
+#include "exact/lanes.h"
+static LATTR void divmod32_lanes_8(uint64_t d, const uint64_t *y, uint64_t *q, uint64_t *r)
+{
+    VU rem, quo = L(divmod32)(L(load)(y), L(splat)(d), L(inv32_of)(d, UINT64_MAX / d), &rem);
+    L(store)(q, quo);
+    L(store)(r, rem);
+}
+#include "exact/lanes_end.h"
+
+START_TEST(test_divmod32)
+{
+    const int width = _i == 0 ? 4 : 8;
+    if (_i == 0 ? !__builtin_cpu_supports("avx2")
+                : !(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")))
+        return; /* nor do the runs that use it: main reports the width NOT TESTED */
+    const uint64_t fixed_d[] = {1, 2, 3, 7, 128, 32767, 32768, 65535, 65536, 65537, 9437184,
+                                15099494, 16777215, 16777216, 131072, 2147483647, 2147483648u,
+                                2147483649u};
+    long checked = 0;
+    for (size_t t = 0; t < 200 + sizeof fixed_d / sizeof *fixed_d; t++) {
+        uint64_t d = t < sizeof fixed_d / sizeof *fixed_d ? fixed_d[t]
+                                                         : 1 + rnd() % ((1ULL << 31) + 1);
+        uint64_t top = d << 32; /* y < top */
+        uint64_t ys[64];
+        size_t ny = 0;
+        ys[ny++] = 0;
+        ys[ny++] = top - 1;
+        ys[ny++] = top - d;
+        ys[ny++] = top - d - 1;
+        ys[ny++] = d - 1;
+        ys[ny++] = d;
+        for (int j = 0; j < 12; j++) { /* k d - 1, k d, k d + 1 for a random k < 2^32 */
+            uint64_t k = 1 + rnd() % 0xffffffffu;
+            ys[ny++] = k * d - 1;
+            ys[ny++] = k * d;
+            ys[ny++] = k * d + 1 < top ? k * d + 1 : top - 1;
+        }
+        while (ny % 8 || ny < 56)
+            ys[ny++] = rnd() % top;
+        for (size_t j0 = 0; j0 < ny; j0 += (size_t)width) {
+            uint64_t q[8], r[8];
+            (_i == 0 ? divmod32_lanes_4 : divmod32_lanes_8)(d, ys + j0, q, r);
+            for (int j = 0; j < width; j++) {
+                uint64_t y = ys[j0 + (size_t)j];
+                if (q[j] != y / d || r[j] != y % d)
+                    ck_abort_msg("divmod32 (%d lanes): %llu / %llu gave %llu rem %llu", width,
+                                 (unsigned long long)y, (unsigned long long)d,
+                                 (unsigned long long)q[j], (unsigned long long)r[j]);
+                checked++;
+            }
+        }
+    }
+    ck_assert_int_gt(checked, 10000);
+}
+END_TEST
+
 static Suite *coder_vec_suite(void)
 {
     Suite *s = suite_create("coder_vec");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 300);
+    tcase_add_loop_test(tc, test_divmod32, 0, 2);
     tcase_add_loop_test(tc, test_plain_is_the_inline_op, 0, 3);
     tcase_add_loop_test(tc, test_random_clean, 0, 3);
     tcase_add_loop_test(tc, test_corrupt_states, 0, 3);

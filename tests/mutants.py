@@ -38,13 +38,12 @@ MUTANTS = [
     # ---- optim/: an adjoint term dropped or mixed up, in each optimiser
     ("src/optim/adam.c", "o->r1[g] += -sg->alpha * sum[SLOT_C1] * sg->p1;",
      "o->r1[g] += -sg->alpha * sum[SLOT_C1] * sg->beta1;", ["check_optim"]),
-    ("src/optim/adam.c", "p->dir_b[i] = -2.0 * sg->omb2 * o->ds[i];",
-     "p->dir_b[i] = -sg->omb2 * o->ds[i];", ["check_optim"]),
+    ("src/optim/adam.c", "b_scale = -2.0 * sg->omb2;", "b_scale = -sg->omb2;", ["check_optim"]),
     # ds scaled by beta1 (the adjoint run takes both betas from adam.c: lanes and plain alike)
     ("src/optim/adam.c", "const rv_adam_back back = {sg.beta1, sg.beta2,",
      "const rv_adam_back back = {sg.beta1, sg.beta1,", ["check_optim"]),
-    ("src/optim/adam.c", "o->dm[i] -= sg->alpha * dw * t.du_dm[k];", "o->dm[i] -= dw * t.du_dm[k];",
-     ["check_optim"]),
+    ("src/optim/adam.c", "double m = dm[k] - alpha * dw[k] * t->du_dm[k];",
+     "double m = dm[k] - dw[k] * t->du_dm[k];", ["check_optim"]),
     # a moment failure recorded at once: reported before an earlier weight failure of its chunk
     ("src/optim/adam.c", "if (j == c1 || !adam_moments(&sg, NULL, j,",
      "if (j == c1 || !adam_moments(&sg, blk, j,", ["check_optim"]),
@@ -70,8 +69,17 @@ MUTANTS = [
     # adam_dir.c's vector kernels: one operation changed, the bits differ from the scalar's
     ("src/optim/adam_dir.c", "_mm512_add_pd(_mm512_sqrt_pd", "_mm512_sub_pd(_mm512_sqrt_pd",
      ["check_adam_dir"]),
-    ("src/optim/adam_dir.c", "_mm512_storeu_pd(t->du_ds + i, _mm512_mask_blend_pd(pos, zero, ds));",
-     "_mm512_storeu_pd(t->du_ds + i, ds);", ["check_adam_dir"]),
+    ("src/optim/adam_dir.c", "_mm512_mask_blend_pd(pos, zero, _mm512_mul_pd(neg_e, _mm512_div_pd(h, a))));",
+     "_mm512_mul_pd(neg_e, _mm512_div_pd(h, a)));", ["check_adam_dir"]),
+    # u's derivatives from three divisions (adam_dir.h): a factor lost in the lanes or in both
+    ("src/optim/adam_dir.c", "_mm512_storeu_pd(t->du_dm + i, _mm512_mul_pd(r, ic1));",
+     "_mm512_storeu_pd(t->du_dm + i, r);", ["check_adam_dir"]),
+    ("src/optim/adam_dir.h", "    t->du_dc2[i] = d2 > 0 ? e * a * h : 0.0;",
+     "    t->du_dc2[i] = d2 > 0 ? e * a : 0.0;", ["check_optim"]),
+    ("src/optim/adam_dir.c", "const double ic1s = 1.0 / c1, hs = 1.0 / (2.0 * c2);",
+     "const double ic1s = 1.0 / c1, hs = 1.0 / c2;", ["check_adam_dir"]),
+    ("src/optim/adam_dir.c", "    const double ic1 = 1.0 / c1, h = 1.0 / (2.0 * c2);",
+     "    const double ic1 = 1.0 / c1, h = 1.0 / c2;", ["check_optim"]),
     ("src/optim/rmsprop.c", "o->db[i] -= sg->alpha * p->dw[i];", "o->db[i] -= p->dw[i];",
      ["check_optim"]),
     ("src/optim/rmsprop.c", "s_gamma += db[i] * (rv_wide_to_double(b[i]) * wide_unit);",
@@ -110,6 +118,15 @@ MUTANTS = [
      ["check_wide"]),
     ("src/exact/rate.h", "static const rv_rate_grid RV_GRID_BETA = {24, 1, (1u << 24) - 1};",
      "static const rv_rate_grid RV_GRID_BETA = {24, 0, (1u << 24) - 1};", ["check_optim"]),
+    # lanes.h's divmod32 (a double estimate on eight lanes): the cap at 2^32 - 1, either
+    # correction, and rv_divmod's estimate on four lanes
+    ("src/exact/lanes.h", "VU q = (VU)_mm512_min_epu64(_mm512_cvttpd_epu64(e), (__m512i)L(splat)(0xffffffffu));",
+     "VU q = (VU)_mm512_cvttpd_epu64(e);", ["check_coder_vec"]),
+    ("src/exact/lanes.h", "*rem = r + (under & d) - (over & d);", "*rem = r - (over & d);",
+     ["check_coder_vec"]),
+    ("src/exact/lanes.h", "return q + under - over; /*", "return q - over; /*", ["check_coder_vec"]),
+    ("src/exact/lanes.h", "    VU q = L(mulhi)(y, inv32);\n    VU r = y - MULU(q, d);\n    VU over = (VU)((VI)r >= (VI)d);\n    *rem = r - (over & d);",
+     "    VU q = L(mulhi)(y, inv32);\n    VU r = y - MULU(q, d);\n    VU over = (VU)((VI)r > (VI)d);\n    *rem = r - (over & d);", ["check_coder_vec"]),
     # wide_lanes.h, Adam's moments in lanes (check_coder_vec compares them with the plain loop):
     # the first pop of a moment reads the word pushed first, not the last
     ("src/exact/wide_lanes.h", "(u << RV_WORD_BITS) | L(sel)(spill, *w2, *w1), u);",
@@ -553,8 +570,8 @@ MUTANTS = [
      "    return c->alpha * c->w_scale * (mhat / d);", ["check_hardening"]),
     ("src/optim/rms_dir.h", "    return c->alpha * (rv_wide_to_double(b) * 0x1p-100) * c->w_scale;",
      "    return c->alpha * c->w_scale * (rv_wide_to_double(b) * 0x1p-100);", ["check_hardening"]),
-    ("src/optim/adam_dir.h", "    t->du_deps[i] = d2 > 0 ? -mhat / d2 : 0.0;",
-     "    t->du_deps[i] = -mhat / d2;", ["check_hardening"]),
+    ("src/optim/adam_dir.h", "    t->du_deps[i] = d2 > 0 ? -e : 0.0;",
+     "    t->du_deps[i] = -e;", ["check_hardening"]),
     ("src/optim/rms_dir.h", "(d2 > 0 ? -gi / d2 : 0.0)", "(-gi / d2)", ["check_hardening"]),    ("src/core/trainer.c", "rv_struct_size_check(NULL, RV_STRUCT_TRAINER_STATS, out->struct_size))",
      "out->struct_size < sizeof *out)", ["check_errors"]),
     # checkpoint loaders' structural checks, reached by files with a valid checksum

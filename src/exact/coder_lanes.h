@@ -73,8 +73,8 @@ static LATTR void L(div_run)(const revl_allocator *a, rv_stack *s, uint64_t *res
     rv_word *words = stk.words;
     size_t len = stk.len;
     const VU f = L(splat)(c.f), k = L(splat)(c.k), nv = L(splat)(c.n);
-    const VU inv_n = L(splat)(c.inv_n), inv_wide = L(splat)(c.inv_wide);
-    const VU inv_f = L(splat)(c.inv_f);
+    const VU inv_n = L(splat)(c.inv_n), inv_wide = L(inv32_of)(c.f + 1ULL, c.inv_wide);
+    const VU inv_f = L(inv32_of)(c.f, c.inv_f);
     const VU low = L(splat)(RV_STATE_LOW), m31 = L(splat)((1ULL << RV_SCALE_BITS) - 1);
     size_t i = n; /* parameters [i - NL, i) next, the highest first */
     for (; c.n <= 65536 && i >= NL; i -= NL) {
@@ -92,7 +92,8 @@ static LATTR void L(div_run)(const revl_allocator *a, rv_stack *s, uint64_t *res
         VI push = (VI)(t0 >> 32) >= (VI)freq;
         VU word = t0 & 0xffff;
         VU s1 = L(sel)(push, t0 >> RV_WORD_BITS, t0), rem;
-        VU st3 = (L(divmod)(s1, freq, L(sel)(wide, inv_wide, inv_f), &rem) << RV_SCALE_BITS) +
+        /* s1 >> 32 < freq after the push: a quotient below 2^32 */
+        VU st3 = (L(divmod32)(s1, freq, L(sel)(wide, inv_wide, inv_f), &rem) << RV_SCALE_BITS) +
                  rem + start;
         /* rv_pop_base_d */
         VU slot = st3 & m31;

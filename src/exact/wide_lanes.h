@@ -35,14 +35,15 @@
 
 /* A code's constants in every lane. */
 typedef struct L(code) {
-    VU n, f, k, boundary, rcp_wide, rcp_f, inv_n, inv_wide, inv_f;
+    VU n, f, k, boundary, rcp_wide, rcp_f, inv_n, inv32_n, inv32_wide, inv32_f;
 } L(code);
 
 static inline LATTR L(code) L(code_of)(const rv_gamma_code *c)
 {
     return (L(code)){L(splat)(c->n), L(splat)(c->f), L(splat)(c->k), L(splat)(c->boundary),
                      L(splat)(c->rcp_wide), L(splat)(c->rcp_f), L(splat)(c->inv_n),
-                     L(splat)(c->inv_wide), L(splat)(c->inv_f)};
+                     L(inv32_of)(c->n, c->inv_n), L(inv32_of)(c->f + 1ULL, c->inv_wide),
+                     L(inv32_of)(c->f, c->inv_f)};
 }
 
 /* x = (hi, lo) as rv_wide_mul's sign and magnitude minus one: sign is all ones for x < 0,
@@ -131,10 +132,11 @@ LINLINE void L(wide_div)(const L(code) *c, unsigned bits, VU *lo, VU *hi, VU *st
     const VU low = L(splat)(RV_STATE_LOW), m31 = L(splat)((1ULL << RV_SCALE_BITS) - 1);
     const VU m32 = L(splat)(0xffffffffu);
     L(mag) x = L(mag_of)(*lo, *hi);
-    /* y div n and y mod n in three steps, as rv_wide_div_mag (y < 2^127: yh < 2^63) */
+    /* y div n and y mod n in three steps, as rv_wide_div_mag (y < 2^127: yh < 2^63; then
+     * r < n, so (r << 32) | 32 bits is below n 2^32) */
     VU r, qh = L(divmod)(x.yh, c->n, c->inv_n, &r);
-    VU qm = L(divmod)((r << 32) | (x.yl >> 32), c->n, c->inv_n, &r);
-    VU ql = L(divmod)((r << 32) | (x.yl & m32), c->n, c->inv_n, &r);
+    VU qm = L(divmod32)((r << 32) | (x.yl >> 32), c->n, c->inv32_n, &r);
+    VU ql = L(divmod32)((r << 32) | (x.yl & m32), c->n, c->inv32_n, &r);
     /* rv_push_base_n: at most two words leave (freq >= 2^7, the state is below 2^63), at most
      * one for bits 16 (freq >= 2^15) */
     VI wide = (VI)r < (VI)c->k;
@@ -145,7 +147,8 @@ LINLINE void L(wide_div)(const L(code) *c, unsigned bits, VU *lo, VU *hi, VU *st
     VU t = L(sel)(sp1, t0 >> RV_WORD_BITS, t0), v2 = t & 0xffff;
     VI sp2 = bits == 24 ? (VI)((VI)(t >> 32) >= (VI)freq) : (VI){0};
     t = L(sel)(sp2, t >> RV_WORD_BITS, t);
-    VU rem, u = L(divmod)(t, freq, L(sel)(wide, c->inv_wide, c->inv_f), &rem);
+    /* t >> 32 < freq after the spills: a quotient below 2^32 */
+    VU rem, u = L(divmod32)(t, freq, L(sel)(wide, c->inv32_wide, c->inv32_f), &rem);
     u = (u << RV_SCALE_BITS) + rem + start;
     /* rv_pop_bits(8) (bits 24): reads the last word pushed, if it reads */
     VU slot = u & m31, d_hi = bits == 24 ? slot >> 23 : (VU){0};

@@ -15,8 +15,9 @@ void rv_adam_steps_plain(const rv_adam_dir *c, size_t n, const rv_wide *restrict
 void rv_adam_terms_plain(const rv_adam_dir *c, double c1, double c2, size_t n,
                          const rv_wide *restrict m, const rv_wide *restrict s, rv_adam_terms *t)
 {
+    const double ic1 = 1.0 / c1, h = 1.0 / (2.0 * c2);
     for (size_t i = 0; i < n; i++)
-        rv_adam_terms1(c, c1, c2, m[i], s[i], t, i);
+        rv_adam_terms1(c, ic1, h, m[i], s[i], t, i);
 }
 
 static int back_plain(const rv_adam_back *b, size_t i, size_t n, double *t1, double *t2)
@@ -50,38 +51,37 @@ steps_avx512(const rv_adam_dir *c, size_t n, const rv_wide *restrict m, const rv
 }
 
 /* rv_adam_terms1 on eight lanes, operation for operation (a > 0 ? x : 0 and d2 > 0 ? x : 0 as
- * masked blends; the divisions are done on every lane, their results discarded there). */
+ * masked blends; the division by a is done on every lane, its result discarded where a = 0). */
 __attribute__((target("avx512f,avx512dq"))) static void
 terms_avx512(const rv_adam_dir *c, double c1, double c2, size_t n, const rv_wide *restrict m,
              const rv_wide *restrict s, rv_adam_terms *t)
 {
+    const double ic1s = 1.0 / c1, hs = 1.0 / (2.0 * c2);
     const __m512d ms = _mm512_set1_pd(c->m_scale), ss = _mm512_set1_pd(c->s_scale);
-    const __m512d eps = _mm512_set1_pd(c->eps), vc1 = _mm512_set1_pd(c1), vc2 = _mm512_set1_pd(c2);
-    const __m512d one = _mm512_set1_pd(1.0), two = _mm512_set1_pd(2.0), zero = _mm512_setzero_pd();
+    const __m512d eps = _mm512_set1_pd(c->eps), ic1 = _mm512_set1_pd(ic1s), h = _mm512_set1_pd(hs);
+    const __m512d one = _mm512_set1_pd(1.0), zero = _mm512_setzero_pd();
     const __m512d sign = _mm512_set1_pd(-0.0);
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m512d mhat = _mm512_mul_pd(wide8_to_double(m + i), ms);
         __m512d a = _mm512_sqrt_pd(_mm512_mul_pd(wide8_to_double(s + i), ss));
         __m512d d = _mm512_add_pd(a, eps), u = _mm512_div_pd(mhat, d), d2 = _mm512_mul_pd(d, d);
-        __m512d neg_mhat = _mm512_xor_pd(mhat, sign);
+        __m512d r = _mm512_div_pd(one, d), e = _mm512_mul_pd(u, r);
+        __m512d neg_e = _mm512_xor_pd(e, sign);
         _mm512_storeu_pd(t->u + i, u);
-        _mm512_storeu_pd(t->du_dm + i, _mm512_div_pd(one, _mm512_mul_pd(vc1, d)));
-        __m512d ds = _mm512_div_pd(
-            neg_mhat, _mm512_mul_pd(_mm512_mul_pd(_mm512_mul_pd(two, a), vc2), d2));
+        _mm512_storeu_pd(t->du_dm + i, _mm512_mul_pd(r, ic1));
         __mmask8 pos = _mm512_cmp_pd_mask(a, zero, _CMP_GT_OQ);
-        _mm512_storeu_pd(t->du_ds + i, _mm512_mask_blend_pd(pos, zero, ds));
+        _mm512_storeu_pd(t->du_ds + i,
+                         _mm512_mask_blend_pd(pos, zero, _mm512_mul_pd(neg_e, _mm512_div_pd(h, a))));
         __mmask8 d2pos = _mm512_cmp_pd_mask(d2, zero, _CMP_GT_OQ);
-        _mm512_storeu_pd(t->du_deps + i,
-                         _mm512_mask_blend_pd(d2pos, zero, _mm512_div_pd(neg_mhat, d2)));
-        _mm512_storeu_pd(t->du_dc1 + i, _mm512_div_pd(_mm512_xor_pd(u, sign), vc1));
-        __m512d dc2 = _mm512_div_pd(_mm512_mul_pd(mhat, a),
-                                    _mm512_mul_pd(_mm512_mul_pd(two, vc2), d2));
+        _mm512_storeu_pd(t->du_deps + i, _mm512_mask_blend_pd(d2pos, zero, neg_e));
+        _mm512_storeu_pd(t->du_dc1 + i, _mm512_mul_pd(_mm512_xor_pd(u, sign), ic1));
+        __m512d dc2 = _mm512_mul_pd(_mm512_mul_pd(e, a), h);
         _mm512_storeu_pd(t->du_dc2 + i, _mm512_mask_blend_pd(d2pos, zero, dc2));
     }
     _mm256_zeroupper();
     for (; i < n; i++)
-        rv_adam_terms1(c, c1, c2, m[i], s[i], t, i);
+        rv_adam_terms1(c, ic1s, hs, m[i], s[i], t, i);
 }
 
 

@@ -37,18 +37,23 @@ typedef struct rv_adam_terms {
         du_dc1[RV_ADAM_RUN], du_dc2[RV_ADAM_RUN];
 } rv_adam_terms;
 
-static inline void rv_adam_terms1(const rv_adam_dir *c, double c1, double c2, rv_wide m, rv_wide s,
-                                  rv_adam_terms *t, size_t i)
+/* u = mhat / d (the step's own bits: the forward pass moved w by it) and its derivatives
+ * du/dm = 1/(c1 d), du/ds = -mhat/(2 a c2 d^2), du/deps = -mhat/d^2, du/dc1 = -u/c1,
+ * du/dc2 = mhat a/(2 c2 d^2), from three divisions per parameter instead of six: r = 1/d and
+ * e = u r = mhat/d^2, and ic1 = 1/c1, h = 1/(2 c2) per run (each derivative within a few units
+ * in the last place of the direct quotient; only u must keep its bits). */
+static inline void rv_adam_terms1(const rv_adam_dir *c, double ic1, double h, rv_wide m,
+                                  rv_wide s, rv_adam_terms *t, size_t i)
 {
     double mhat = rv_wide_to_double(m) * c->m_scale;
     double a = sqrt(rv_wide_to_double(s) * c->s_scale);
-    double d = a + c->eps, u = mhat / d, d2 = d * d;
+    double d = a + c->eps, u = mhat / d, d2 = d * d, r = 1.0 / d, e = u * r;
     t->u[i] = u;
-    t->du_dm[i] = 1.0 / (c1 * d);
-    t->du_ds[i] = a > 0 ? -mhat / (2.0 * a * c2 * d2) : 0.0;
-    t->du_deps[i] = d2 > 0 ? -mhat / d2 : 0.0;
-    t->du_dc1[i] = -u / c1;
-    t->du_dc2[i] = d2 > 0 ? mhat * a / (2.0 * c2 * d2) : 0.0; /* 0 where a is */
+    t->du_dm[i] = r * ic1;
+    t->du_ds[i] = a > 0 ? -e * (h / a) : 0.0;
+    t->du_deps[i] = d2 > 0 ? -e : 0.0;
+    t->du_dc1[i] = -u * ic1;
+    t->du_dc2[i] = d2 > 0 ? e * a * h : 0.0; /* 0 where a is */
 }
 
 /* t's entries [0, n) (n <= RV_ADAM_RUN) for the moments m[0, n), s[0, n). */

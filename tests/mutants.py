@@ -80,8 +80,12 @@ MUTANTS = [
      "const double ic1s = 1.0 / c1, hs = 1.0 / c2;", ["check_adam_dir"]),
     ("src/optim/adam_dir.c", "    const double ic1 = 1.0 / c1, h = 1.0 / (2.0 * c2);",
      "    const double ic1 = 1.0 / c1, h = 1.0 / c2;", ["check_optim"]),
-    ("src/optim/rmsprop.c", "o->db[i] -= sg->alpha * p->dw[i];", "o->db[i] -= p->dw[i];",
+    ("src/optim/rmsprop.c", "db[k] -= alpha * dw[k];", "db[k] -= dw[k];",
      ["check_optim"]),
+    # RMSprop's undone move without the fixed-point scale; d alpha's terms without b
+    ("src/optim/rmsprop.c", "y[k] = alpha * bd[k] * w_scale;", "y[k] = alpha * bd[k];",
+     ["check_optim"]),
+    ("src/optim/rmsprop.c", "s_alpha += dw[k] * bd[k];", "s_alpha += dw[k];", ["check_optim"]),
     ("src/optim/rmsprop.c", "s_gamma += db[i] * (rv_wide_to_double(b[i]) * wide_unit);",
      "s_gamma += db[i];", ["check_optim"]),
     ("src/optim/momentum.c", "dv[i] *= sg.gamma;", "dv[i] *= sg.one_minus_gamma;",
@@ -745,8 +749,18 @@ MUTANTS = [
     # rmsprop.c): the lambda w term dropped, its adjoint dropped, decoupled instead, d lambda's sign
     ("src/optim/optim.h", "    return lambda != 0 ? g + lambda * wd : g;", "    return g;",
      ["check_optim"]),
-    ("src/optim/momentum.c", "                p->dw[i] -= sg->lambda * u[i];", "                ;",
+    ("src/optim/momentum.c", "            dw[k] -= lambda * u[k];", "            ;",
      ["check_optim"]),
+    # momentum's reverse: dv's adjoint without alpha; v moved the wrong way in the lanes, or
+    # without the coupled decay there (the scalar loop has it: lanes against plain must differ)
+    ("src/optim/momentum.c", "dv[k] += alpha * dw[k];", "dv[k] += dw[k];", ["check_optim"]),
+    ("src/optim/momentum.c", "j += rv_adam_moves(+1, 1.0,", "j += rv_adam_moves(-1, 1.0,",
+     ["check_optim"]),
+    ("src/optim/momentum.c",
+     "y[k] = sg.omg_fixed * rv_coupled_grad(grad[c0 + k], sg.lambda, wd[c0 + k]);",
+     "y[k] = sg.omg_fixed * grad[c0 + k];", ["check_optim"]),
+    ("src/optim/momentum.c", "y[k] = alpha * (double)o->v[c0 + k];",
+     "y[k] = alpha * (double)o->v[c0 + k] * 1.0000001;", ["check_optim"]),
     ("src/optim/rms_dir.h", "        r->dw[i] -= c->lambda * r->u[i];", "        ;",
      ["check_optim"]),
     ("src/optim/momentum.c",

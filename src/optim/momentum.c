@@ -183,32 +183,55 @@ static double *mom_adjoint(void *self, size_t k, size_t *n)
  * the model's Hessian is applied to (gamma differs per group, so it goes inside the product).
  * u = -d f / d g', so the decay's share of g' = g + lambda w_t is dw -= lambda u (the driver
  * does dw -= H u) and d lambda = -sum u w_t, with w_t the weight just undone. */
+/* One chunk's partial sums for alpha and the decay (in parameter order: their bits), dw into dv,
+ * the direction u = (1-gamma) dv and the decay's dw -= lambda u. Restrict-qualified locals: through
+ * the optimiser's and the pass's pointers every store made gcc reload them. */
+static void mom_undo_run(const mom_sg *sg, double inv_scale, size_t n, const int64_t *restrict v,
+                         const double *restrict wd, double *restrict dw, double *restrict dv,
+                         double *restrict u, double sums[2])
+{
+    double part = sums[0], decay = sums[1];
+    const double alpha = sg->alpha, omg = sg->one_minus_gamma, lambda = sg->lambda;
+    for (size_t k = 0; k < n; k++) {
+        part += dw[k] * ((double)v[k] * inv_scale); /* rv_to_double */
+        dv[k] += alpha * dw[k];
+        u[k] = omg * dv[k];
+        decay += u[k] * wd[k]; /* at lambda = 0 too: d lambda there is not 0 */
+        if (lambda != 0)       /* dw -= 0 u could turn a -0 into +0 */
+            dw[k] -= lambda * u[k];
+    }
+    sums[0] = part;
+    sums[1] = decay;
+}
+
+/* Undo w <- w + alpha v (the moves in lanes where the processor has them: Adam's mover), then the
+ * sums and adjoints of the chunk. */
 static void mom_undo_position(void *self, rv_pass *p, size_t step, rv_block *blk)
 {
     momentum *o = self;
-    const rv_fixed fx = p->fx;
-    double *u = p->dir_a;
+    const int lanes = rv_adam_sums_lanes();
+    double y[RV_CHUNK];
     blk->err = RV_OK;
     for (size_t g = blk->g_first; g <= blk->g_last; g++) {
         const mom_sg *sg = &o->sg[step * o->n_groups + g];
         size_t i0, i1;
         rv_block_range(blk, p->offsets, g, &i0, &i1);
-        double part = 0, decay = 0;
-        for (size_t i = i0; i < i1; i++) {
-            double vd = rv_to_double(fx, o->v[i]);
-            part += p->dw[i] * vd;
+        double sums[2] = {0, 0}; /* alpha, decay */
+        for (size_t c0 = i0; c0 < i1; c0 += RV_CHUNK) {
+            size_t n = i1 - c0 < RV_CHUNK ? i1 - c0 : RV_CHUNK;
             /* alpha * v in units of 2^-frac_bits is alpha times v's integer (update.h) */
-            if (!rv_pass_move_w(p, blk, i, sg->alpha * (double)o->v[i], -1))
-                continue;
-            o->dv[i] += sg->alpha * p->dw[i];
-            u[i] = sg->one_minus_gamma * o->dv[i];
-            decay += u[i] * p->wd[i]; /* at lambda = 0 too: d lambda there is not 0 */
-            if (sg->lambda != 0)      /* dw -= 0 u could turn a -0 into +0 */
-                p->dw[i] -= sg->lambda * u[i];
+            const double alpha = sg->alpha;
+            for (size_t k = 0; k < n; k++)
+                y[k] = alpha * (double)o->v[c0 + k];
+            for (size_t k = 0; k < n; k++) /* a failed move is recorded; go on */
+                k += rv_pass_move_w_run(p, blk, lanes, -1, c0 + k, n - k, y + k);
+            /* (after a failed move the pass fails: these adjoints are then never read) */
+            mom_undo_run(sg, p->fx.inv_scale, n, o->v + c0, p->wd + c0, p->dw + c0, o->dv + c0,
+                         p->dir_a + c0, sums);
         }
         double *partial = &p->partial[(blk->part + (g - blk->g_first)) * N_SLOTS];
-        partial[SLOT_ALPHA] = part;
-        partial[SLOT_DECAY] = decay;
+        partial[SLOT_ALPHA] = sums[0];
+        partial[SLOT_DECAY] = sums[1];
     }
 }
 
@@ -226,6 +249,8 @@ static void mom_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
     const double *restrict grad = p->grad, *restrict hv = p->hv, *restrict wd = p->wd;
     double *restrict dw = p->dw, *restrict dv = o->dv;
     uint64_t *restrict state = p->buf->state;
+    const int lanes = rv_adam_sums_lanes();
+    double y[RV_CHUNK], scratch[RV_CHUNK]; /* the steps; v as doubles, not needed */
     blk->err = RV_OK;
     for (size_t g = blk->g_last + 1; g-- > blk->g_first;) {
         const mom_sg sg = o->sg[step * o->n_groups + g];
@@ -233,17 +258,22 @@ static void mom_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
         rv_block_range(blk, p->offsets, g, &i0, &i1);
         double part = 0;
         for (size_t c1 = i1; c1 > i0;) {
-            size_t c0 = c1 - i0 > RV_CHUNK ? c1 - RV_CHUNK : i0;
-            for (size_t i = c0; i < c1; i++) {
+            size_t c0 = c1 - i0 > RV_CHUNK ? c1 - RV_CHUNK : i0, j = c0;
+            if (lanes) { /* v += round(y) in Adam's mover's lanes, up to a parameter they leave */
+                for (size_t k = 0; k < c1 - c0; k++)
+                    y[k] = sg.omg_fixed * rv_coupled_grad(grad[c0 + k], sg.lambda, wd[c0 + k]);
+                j += rv_adam_moves(+1, 1.0, c1 - c0, y, v + c0, scratch);
+            }
+            for (; j < c1; j++) {
                 int64_t step_g;
-                if (!rv_round_fixed(sg.omg_fixed * rv_coupled_grad(grad[i], sg.lambda, wd[i]),
+                if (!rv_round_fixed(sg.omg_fixed * rv_coupled_grad(grad[j], sg.lambda, wd[j]),
                                     &step_g) ||
-                    __builtin_add_overflow(v[i], step_g, &v[i])) {
-                    if (isfinite(grad[i]))
-                        rv_block_fail_named(blk, RV_STATE_RANGE, i, grad[i], "velocity", "v",
+                    __builtin_add_overflow(v[j], step_g, &v[j])) {
+                    if (isfinite(grad[j]))
+                        rv_block_fail_named(blk, RV_STATE_RANGE, j, grad[j], "velocity", "v",
                                             o->bound);
                     else
-                        rv_block_fail(blk, RV_GRAD_NOT_FINITE, i, grad[i]);
+                        rv_block_fail(blk, RV_GRAD_NOT_FINITE, j, grad[j]);
                     goto done;
                 }
             }

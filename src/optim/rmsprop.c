@@ -201,22 +201,36 @@ static double *rms_adjoint(void *self, size_t k, size_t *n)
     return k == 0 ? o->ds : k == 1 ? o->db : NULL;
 }
 
-/* Undo w <- w - alpha b; d alpha; dw into db. */
+/* Undo w <- w - alpha b (the moves in lanes where the processor has them: Adam's mover); d alpha
+ * (summed in parameter order: its bits) and dw into db, through restrict-qualified locals (through
+ * the optimiser's and the pass's pointers every store made gcc reload them). */
 static void rms_undo_position(void *self, rv_pass *p, size_t step, rv_block *blk)
 {
     rmsprop *o = self;
+    const int lanes = rv_adam_sums_lanes();
+    double y[RV_CHUNK], bd[RV_CHUNK];
     blk->err = RV_OK;
     for (size_t g = blk->g_first; g <= blk->g_last; g++) {
         const rms_sg *sg = &o->sg[step * o->n_groups + g];
+        const double alpha = sg->alpha, w_scale = sg->w_scale;
         size_t i0, i1;
         rv_block_range(blk, p->offsets, g, &i0, &i1);
         double s_alpha = 0;
-        for (size_t i = i0; i < i1; i++) {
-            double bd = rv_wide_to_double(o->b[i]) * wide_unit;
-            if (!rv_pass_move_w(p, blk, i, sg->alpha * bd * sg->w_scale, +1))
-                continue;
-            s_alpha += p->dw[i] * bd;
-            o->db[i] -= sg->alpha * p->dw[i];
+        for (size_t c0 = i0; c0 < i1; c0 += RV_CHUNK) {
+            size_t n = i1 - c0 < RV_CHUNK ? i1 - c0 : RV_CHUNK;
+            for (size_t k = 0; k < n; k++) {
+                bd[k] = rv_wide_to_double(o->b[c0 + k]) * wide_unit;
+                y[k] = alpha * bd[k] * w_scale;
+            }
+            for (size_t k = 0; k < n; k++) /* a failed move is recorded; go on */
+                k += rv_pass_move_w_run(p, blk, lanes, +1, c0 + k, n - k, y + k);
+            /* (after a failed move the pass fails: these adjoints are then never read) */
+            const double *restrict dw = p->dw + c0;
+            double *restrict db = o->db + c0;
+            for (size_t k = 0; k < n; k++) {
+                s_alpha += dw[k] * bd[k];
+                db[k] -= alpha * dw[k];
+            }
         }
         p->partial[(blk->part + (g - blk->g_first)) * N_SLOTS + SLOT_ALPHA] = s_alpha;
     }

@@ -574,11 +574,7 @@ static void *sh_rank_main(void *arg)
     ck_assert_int_eq(revl_schedule_fill(s, 0.1, 0.9), REVL_OK);
     if (r->differ == SH_LAST_ALPHA && last)
         ck_assert_int_eq(revl_schedule_set(s, T - 1, 0, 0.11, 0.9), REVL_OK);
-    revl_allocator a;
-    revl_allocator_init(&a);
-    a.alloc = sh_alloc;
-    a.free = sh_free;
-    a.user = r;
+    revl_allocator a = test_allocator(sh_alloc, sh_free, r);
     revl_trainer_options o;
     revl_trainer_options_init(&o);
     o.allocator = &a;

@@ -1,7 +1,10 @@
-/* testutil.c: the failing, counting allocator of testutil.h. */
+/* testutil.c: the allocators of testutil.h (failing and counting; guarded) and its data set. */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include "testutil.h"
 
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 static void *failing_alloc(size_t size, void *user)
 {
@@ -20,14 +23,77 @@ static void failing_free(void *p, void *user)
     free(p);
 }
 
-revl_allocator failing_allocator(failing *f)
+revl_allocator test_allocator(void *(*alloc)(size_t, void *), void (*release)(void *, void *),
+                              void *user)
 {
     revl_allocator a;
     revl_allocator_init(&a);
-    a.alloc = failing_alloc;
-    a.free = failing_free;
-    a.user = f;
+    a.alloc = alloc;
+    a.free = release;
+    a.user = user;
     return a;
+}
+
+revl_allocator failing_allocator(failing *f)
+{
+    return test_allocator(failing_alloc, failing_free, f);
+}
+
+struct guarded_block {
+    void *ptr, *base;
+    size_t len;
+};
+
+static void *guarded_alloc(size_t size, void *user)
+{
+    guarded *g = user;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), used = (size + 15) & ~(size_t)15;
+    size_t span = (used + page - 1) / page * page;
+    if (g->n == g->cap) {
+        size_t cap = g->cap ? 2 * g->cap : 64;
+        struct guarded_block *b = realloc(g->blocks, cap * sizeof *b);
+        if (!b)
+            return NULL;
+        g->blocks = b;
+        g->cap = cap;
+    }
+    unsigned char *base =
+        mmap(NULL, span + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED)
+        return NULL;
+    if (mprotect(base + span, page, PROT_NONE) != 0) {
+        munmap(base, span + page);
+        return NULL;
+    }
+    void *ptr = base + span - used;
+    g->blocks[g->n++] = (struct guarded_block){ptr, base, span + page};
+    g->live++;
+    return ptr;
+}
+
+static void guarded_free(void *ptr, void *user)
+{
+    guarded *g = user;
+    for (size_t i = 0; i < g->n; i++)
+        if (g->blocks[i].ptr == ptr) {
+            munmap(g->blocks[i].base, g->blocks[i].len);
+            g->blocks[i] = g->blocks[--g->n];
+            g->live--;
+            return;
+        }
+    abort(); /* not a block of this allocator */
+}
+
+revl_allocator guarded_allocator(guarded *g)
+{
+    return test_allocator(guarded_alloc, guarded_free, g);
+}
+
+void guarded_done(guarded *g)
+{
+    free(g->blocks);
+    g->blocks = NULL;
+    g->n = g->cap = 0;
 }
 
 revl_dataset *test_dataset(size_t n, size_t dim, size_t classes, uint64_t seed)

@@ -1,5 +1,6 @@
 /* testutil.h: what several test suites share: an allocator that fails a chosen allocation and
- * counts the blocks still live, for the allocation-failure tests. */
+ * counts the blocks still live, for the allocation-failure tests; one that puts an inaccessible
+ * page after every block, for reads past an array's end. */
 #ifndef REVL_TESTUTIL_H
 #define REVL_TESTUTIL_H
 
@@ -13,8 +14,25 @@ typedef struct failing {
     size_t biggest;
 } failing;
 
+/* An allocator of the given hooks and user pointer (revl_allocator_init's struct_size). */
+revl_allocator test_allocator(void *(*alloc)(size_t, void *), void (*release)(void *, void *),
+                              void *user);
+
 /* An allocator routing to malloc/free through f. */
 revl_allocator failing_allocator(failing *f);
+
+/* An allocator whose every block ends against a page that can be neither read nor written
+ * (mmap, mprotect): a read or a write past a block's end, rounded up to 16 bytes (malloc's
+ * alignment), faults at once in a plain build, where a heap over-read goes unseen without ASan.
+ * live counts the blocks not yet freed; guarded_done releases the bookkeeping. Initialize with
+ * guarded g = {0}. */
+typedef struct guarded {
+    long live;
+    size_t n, cap;
+    struct guarded_block *blocks;
+} guarded;
+revl_allocator guarded_allocator(guarded *g);
+void guarded_done(guarded *g);
 
 /* n examples of dim features in (-1, 1) from a fixed generator (seed), labels i mod classes;
  * NULL if the library refuses. */

@@ -309,12 +309,11 @@ static void adam_undo_position(void *self, rv_pass *p, size_t step, rv_block *bl
             size_t c1 = c0 + RV_CHUNK < i1 ? c0 + RV_CHUNK : i1;
             /* the forward pass refused s = 0 with m != 0 */
             rv_adam_terms_run(&dir, sg->c1, sg->c2, c1 - c0, o->m + c0, o->s + c0, &t);
-            /* the moves first (in lanes up to each failure: adam_dir.h), then the sums */
+            /* the moves first (in lanes: adam_dir.h), then the sums */
             for (size_t k = 0; k < c1 - c0; k++)
                 y[k] = sg->alpha * t.u[k] * sg->w_scale; /* as rv_adam_step1 */
-            for (size_t k = 0; k < c1 - c0; k++) /* a failed move is recorded; go on */
-                k += rv_pass_move_w_run(p, blk, lanes, +1, c0 + k, c1 - c0 - k, y + k);
-            /* (after a failed move the pass fails: these adjoints are then never read) */
+            if (rv_pass_move_w_run(p, blk, lanes, +1, c0, c1 - c0, y) < c1 - c0)
+                return; /* recorded in blk: the pass fails, nothing reads its adjoints */
             adam_undo_run(sg, c1 - c0, &t, p->dw + c0, o->dm + c0, o->ds + c0, p->dir_a + c0,
                           p->dir_b + c0, sums);
         }

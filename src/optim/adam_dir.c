@@ -71,8 +71,8 @@ terms_avx512(const rv_adam_dir *c, double c1, double c2, size_t n, const rv_wide
         _mm512_storeu_pd(t->u + i, u);
         _mm512_storeu_pd(t->du_dm + i, _mm512_mul_pd(r, ic1));
         __mmask8 pos = _mm512_cmp_pd_mask(a, zero, _CMP_GT_OQ);
-        _mm512_storeu_pd(t->du_ds + i,
-                         _mm512_mask_blend_pd(pos, zero, _mm512_mul_pd(neg_e, _mm512_div_pd(h, a))));
+        __m512d ds = _mm512_mul_pd(neg_e, _mm512_div_pd(h, a));
+        _mm512_storeu_pd(t->du_ds + i, _mm512_mask_blend_pd(pos, zero, ds));
         __mmask8 d2pos = _mm512_cmp_pd_mask(d2, zero, _CMP_GT_OQ);
         _mm512_storeu_pd(t->du_deps + i, _mm512_mask_blend_pd(d2pos, zero, neg_e));
         _mm512_storeu_pd(t->du_dc1 + i, _mm512_mul_pd(_mm512_xor_pd(u, sign), ic1));
@@ -179,7 +179,8 @@ moves_avx512(int sign, double inv_scale, size_t n, const double *restrict y, int
         unsigned k = (unsigned)__builtin_ctz(~(unsigned)ok);
         __mmask8 done = (__mmask8)((1u << k) - 1);
         _mm512_mask_storeu_epi64((void *)(w + i), done, r);
-        _mm512_mask_storeu_pd(wd + i, done, _mm512_mul_pd(_mm512_cvtepi64_pd(r), sc));
+        if (wd)
+            _mm512_mask_storeu_pd(wd + i, done, _mm512_mul_pd(_mm512_cvtepi64_pd(r), sc));
         if (k < 8) {
             i += k;
             break;

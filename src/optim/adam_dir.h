@@ -116,9 +116,10 @@ static inline void rv_adam_back1(const rv_adam_back *b, size_t i, double *t1, do
 RV_HIDDEN int rv_adam_back_run(const rv_adam_back *b, size_t n, double *t1, double *t2);
 
 /* The weights' moves (optim.h's rv_pass_move_w: w -= round(y), sign < 0, or w += round(y), and
- * wd = w inv_scale) for i from 0 on while the rounding and the sum are in range; returns the
- * first i that is not (or where fewer than eight remain), w and wd changed only before it: the
- * caller's rv_pass_move_w does that one. The plain version returns 0. */
+ * wd = w inv_scale; wd NULL: no double copy, as for momentum's velocity) for i from 0 on while
+ * the rounding and the sum are in range; returns the first i that is not (or where fewer than
+ * eight remain), w and wd changed only before it: the caller's rv_pass_move_w does that one. The
+ * plain version returns 0. */
 RV_HIDDEN size_t rv_adam_moves(int sign, double inv_scale, size_t n, const double *y, int64_t *w,
                                double *wd);
 

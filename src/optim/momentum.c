@@ -179,10 +179,6 @@ static double *mom_adjoint(void *self, size_t k, size_t *n)
     return k == 0 ? o->dv : NULL;
 }
 
-/* Undo w <- w + alpha v, gather d alpha, and push dw into dv; u = (1-gamma) dv is the vector
- * the model's Hessian is applied to (gamma differs per group, so it goes inside the product).
- * u = -d f / d g', so the decay's share of g' = g + lambda w_t is dw -= lambda u (the driver
- * does dw -= H u) and d lambda = -sum u w_t, with w_t the weight just undone. */
 /* One chunk's partial sums for alpha and the decay (in parameter order: their bits), dw into dv,
  * the direction u = (1-gamma) dv and the decay's dw -= lambda u. Restrict-qualified locals: through
  * the optimiser's and the pass's pointers every store made gcc reload them. */
@@ -204,8 +200,11 @@ static void mom_undo_run(const mom_sg *sg, double inv_scale, size_t n, const int
     sums[1] = decay;
 }
 
-/* Undo w <- w + alpha v (the moves in lanes where the processor has them: Adam's mover), then the
- * sums and adjoints of the chunk. */
+/* Undo w <- w + alpha v, gather d alpha, and push dw into dv; u = (1-gamma) dv is the vector
+ * the model's Hessian is applied to (gamma differs per group, so it goes inside the product).
+ * u = -d f / d g', so the decay's share of g' = g + lambda w_t is dw -= lambda u (the driver
+ * does dw -= H u) and d lambda = -sum u w_t, with w_t the weight just undone. The
+ * moves run in Adam's mover's lanes where the processor has them. */
 static void mom_undo_position(void *self, rv_pass *p, size_t step, rv_block *blk)
 {
     momentum *o = self;
@@ -223,9 +222,8 @@ static void mom_undo_position(void *self, rv_pass *p, size_t step, rv_block *blk
             const double alpha = sg->alpha;
             for (size_t k = 0; k < n; k++)
                 y[k] = alpha * (double)o->v[c0 + k];
-            for (size_t k = 0; k < n; k++) /* a failed move is recorded; go on */
-                k += rv_pass_move_w_run(p, blk, lanes, -1, c0 + k, n - k, y + k);
-            /* (after a failed move the pass fails: these adjoints are then never read) */
+            if (rv_pass_move_w_run(p, blk, lanes, -1, c0, n, y) < n)
+                return; /* recorded in blk: the pass fails, nothing reads its adjoints */
             mom_undo_run(sg, p->fx.inv_scale, n, o->v + c0, p->wd + c0, p->dw + c0, o->dv + c0,
                          p->dir_a + c0, sums);
         }
@@ -250,7 +248,7 @@ static void mom_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
     double *restrict dw = p->dw, *restrict dv = o->dv;
     uint64_t *restrict state = p->buf->state;
     const int lanes = rv_adam_sums_lanes();
-    double y[RV_CHUNK], scratch[RV_CHUNK]; /* the steps; v as doubles, not needed */
+    double y[RV_CHUNK]; /* the velocity's steps, in units of v */
     blk->err = RV_OK;
     for (size_t g = blk->g_last + 1; g-- > blk->g_first;) {
         const mom_sg sg = o->sg[step * o->n_groups + g];
@@ -262,7 +260,7 @@ static void mom_undo_state(void *self, rv_pass *p, size_t step, rv_block *blk)
             if (lanes) { /* v += round(y) in Adam's mover's lanes, up to a parameter they leave */
                 for (size_t k = 0; k < c1 - c0; k++)
                     y[k] = sg.omg_fixed * rv_coupled_grad(grad[c0 + k], sg.lambda, wd[c0 + k]);
-                j += rv_adam_moves(+1, 1.0, c1 - c0, y, v + c0, scratch);
+                j += rv_adam_moves(+1, 1.0, c1 - c0, y, v + c0, NULL);
             }
             for (; j < c1; j++) {
                 int64_t step_g;

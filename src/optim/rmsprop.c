@@ -222,9 +222,8 @@ static void rms_undo_position(void *self, rv_pass *p, size_t step, rv_block *blk
                 bd[k] = rv_wide_to_double(o->b[c0 + k]) * wide_unit;
                 y[k] = alpha * bd[k] * w_scale;
             }
-            for (size_t k = 0; k < n; k++) /* a failed move is recorded; go on */
-                k += rv_pass_move_w_run(p, blk, lanes, +1, c0 + k, n - k, y + k);
-            /* (after a failed move the pass fails: these adjoints are then never read) */
+            if (rv_pass_move_w_run(p, blk, lanes, +1, c0, n, y) < n)
+                return; /* recorded in blk: the pass fails, nothing reads its adjoints */
             const double *restrict dw = p->dw + c0;
             double *restrict db = o->db + c0;
             for (size_t k = 0; k < n; k++) {
